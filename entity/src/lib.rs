@@ -1,0 +1,4 @@
+//! SeaORM entities: the tables of the Migration Portal database.
+
+pub mod idempotency_record;
+pub mod workspace;

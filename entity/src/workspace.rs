@@ -1,0 +1,30 @@
+//! A workspace: one BackupAgent install base bound to one cloud tenant.
+
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "workspaces")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    /// The cloud tenant (`tuid`) that owns the workspace; every query filters on it.
+    pub tenant_id: Uuid,
+    pub name: String,
+    pub source_url: String,
+    pub source_login: String,
+    /// AES-256-GCM sealed; never leaves the process in clear except toward the source.
+    pub source_password: Vec<u8>,
+    pub target_url: String,
+    pub target_client_id: String,
+    /// AES-256-GCM sealed.
+    pub target_client_secret: Vec<u8>,
+    /// Optimistic-locking counter, exposed as the ETag.
+    pub version: i32,
+    pub created_at: DateTimeUtc,
+    pub updated_at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,18 @@
+//! Database migrations, applied by `migration-portal migrate` and at `serve` start.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261125_000001_create_workspaces;
+mod m20261125_000002_create_idempotency_records;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261125_000001_create_workspaces::Migration),
+            Box::new(m20261125_000002_create_idempotency_records::Migration),
+        ]
+    }
+}

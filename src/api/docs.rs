@@ -1,0 +1,80 @@
+//! The OpenAPI document's fixed parts: info, tags, security schemes and the
+//! reusable error responses that every operation lists.
+
+use utoipa::openapi::content::Content;
+use utoipa::openapi::response::{Response, ResponseBuilder};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{Ref, RefOr};
+use utoipa::{Modify, OpenApi, ToResponse};
+
+use crate::error::{FieldError, PROBLEM_JSON, Problem};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Migration Portal API",
+        description = "Moves a backup service provider's install base from BackupAgent to the Acronis cloud backup platform. \
+Partner endpoints take the cloud's RS256 access token as `Authorization: Bearer <jwt>`; every error is RFC 9457 problem+json."
+    ),
+    tags(
+        (name = "workspaces", description = "A BackupAgent install base bound to the caller's cloud tenant"),
+        (name = "operations", description = "Health and readiness"),
+    ),
+    components(
+        schemas(Problem, FieldError),
+        responses(BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PreconditionFailed, PayloadTooLarge, UnsupportedMediaType, Unprocessable, Internal, Unavailable)
+    ),
+    modifiers(&BearerAuth)
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer_auth",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some("The cloud's RS256 access token for a user or API client with the partner_admin role."))
+                    .build(),
+            ),
+        );
+    }
+}
+
+fn problem(description: &str) -> RefOr<Response> {
+    ResponseBuilder::new()
+        .description(description)
+        .content(PROBLEM_JSON, Content::new(Some(Ref::from_schema_name("Problem"))))
+        .build()
+        .into()
+}
+
+macro_rules! problem_responses {
+    ($($name:ident => $description:literal,)*) => {$(
+        pub struct $name;
+        impl<'r> ToResponse<'r> for $name {
+            fn response() -> (&'r str, RefOr<Response>) {
+                (stringify!($name), problem($description))
+            }
+        }
+    )*};
+}
+
+problem_responses! {
+    BadRequest => "The request cannot be read: malformed JSON, wrong types, missing or unknown fields, bad path or query parameters.",
+    Unauthorized => "No bearer token, or one that is expired, not yet valid, for another issuer or audience, or badly signed.",
+    Forbidden => "The token is valid but grants no partner administrator access.",
+    NotFound => "No such resource for the caller's tenant.",
+    Conflict => "The request clashes with the current state, e.g. an Idempotency-Key reused with another body.",
+    PreconditionFailed => "If-Match names a version that is no longer current.",
+    PayloadTooLarge => "The request body exceeds the configured limit.",
+    UnsupportedMediaType => "The request body is not application/json.",
+    Unprocessable => "The request was read, but values break the rules; `errors` lists each with a JSON Pointer.",
+    Internal => "An internal error; the cause is logged with the request id.",
+    Unavailable => "A dependency (the database) is not reachable.",
+}

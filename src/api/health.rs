@@ -1,0 +1,35 @@
+//! Liveness and readiness, for load balancers and orchestrators; no authentication.
+
+use actix_web::{HttpResponse, get, web};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::app::AppState;
+use crate::error::ApiError;
+
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    #[schema(example = "ok")]
+    pub status: &'static str,
+}
+
+/// The process is alive.
+#[utoipa::path(tag = "operations", responses((status = 200, body = Health)))]
+#[get("/healthz")]
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(Health { status: "ok" })
+}
+
+/// The database answers.
+#[utoipa::path(tag = "operations", responses(
+    (status = 200, body = Health),
+    (status = 503, response = crate::api::docs::Unavailable),
+))]
+#[get("/readyz")]
+pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    state.db.ping().await.map_err(|error| {
+        tracing::warn!(%error, "readiness check: database unreachable");
+        ApiError::Unavailable("The database is not reachable.")
+    })?;
+    Ok(HttpResponse::Ok().json(Health { status: "ready" }))
+}

@@ -1,0 +1,73 @@
+//! HTTP resources under `/api/v1`, the operations endpoints, and the OpenAPI
+//! document that is generated from the same route list.
+
+pub mod docs;
+pub mod extract;
+mod health;
+pub mod idempotency;
+pub mod paging;
+mod workspaces;
+
+use actix_web::dev::ResourceDef;
+use actix_web::http::Method;
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpRequest, HttpResponse, web};
+use utoipa::OpenApi;
+use utoipa::openapi::PathItem;
+use utoipa_actix_web::service_config::ServiceConfig;
+use utoipa_actix_web::{AppExt, scope};
+
+use crate::auth::require_partner;
+use crate::error::ApiError;
+
+/// Every documented route; the app and the spec are both built from this.
+pub fn routes(cfg: &mut ServiceConfig) {
+    cfg.service(health::healthz)
+        .service(health::readyz)
+        .service(scope("/api/v1").wrap(from_fn(require_partner)).configure(workspaces::routes));
+}
+
+/// The OpenAPI document, without starting a server.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let (_, spec) = App::new().into_utoipa_app().openapi(docs::ApiDoc::openapi()).configure(routes).split_for_parts();
+    spec
+}
+
+/// Which methods each documented path answers, for 405 + `Allow`.
+pub struct RouteTable(Vec<(ResourceDef, Vec<Method>)>);
+
+impl RouteTable {
+    pub fn from_spec(spec: &utoipa::openapi::OpenApi) -> Self {
+        Self(spec.paths.paths.iter().map(|(path, item)| (ResourceDef::new(path.as_str()), methods(item))).collect())
+    }
+
+    fn allowed(&self, path: &str) -> Vec<Method> {
+        let mut allowed: Vec<Method> =
+            self.0.iter().filter(|(def, _)| def.is_match(path)).flat_map(|(_, m)| m.iter().cloned()).collect();
+        allowed.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        allowed.dedup();
+        allowed
+    }
+}
+
+fn methods(item: &PathItem) -> Vec<Method> {
+    [
+        (&item.get, Method::GET),
+        (&item.put, Method::PUT),
+        (&item.post, Method::POST),
+        (&item.delete, Method::DELETE),
+        (&item.patch, Method::PATCH),
+        (&item.head, Method::HEAD),
+        (&item.options, Method::OPTIONS),
+    ]
+    .into_iter()
+    .filter(|(op, _)| op.is_some())
+    .map(|(_, m)| m)
+    .collect()
+}
+
+/// No route matched: 405 with `Allow` when the path exists under another method, else 404.
+pub async fn fallback(req: HttpRequest, table: web::Data<RouteTable>) -> Result<HttpResponse, ApiError> {
+    let allowed = table.allowed(req.path());
+    Err(if allowed.is_empty() { ApiError::NotFound } else { ApiError::MethodNotAllowed(allowed) })
+}

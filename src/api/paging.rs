@@ -1,0 +1,108 @@
+//! Opaque cursor paging: `limit`, `cursor` in; `items`, `next_cursor` out.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use crate::error::ApiError;
+
+pub const DEFAULT_LIMIT: u64 = 50;
+pub const MAX_LIMIT: u64 = 500;
+const CURSOR_VERSION: u8 = 1;
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct PageParams {
+    /// Items per page, 1 to 500.
+    #[param(minimum = 1, maximum = 500, default = 50)]
+    pub limit: Option<u64>,
+    /// `next_cursor` from the previous page; absent for the first page.
+    pub cursor: Option<String>,
+}
+
+/// A page position: the last id seen. Ids are UUIDv7, so id order is creation order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    pub limit: u64,
+    pub after: Option<Uuid>,
+}
+
+impl PageParams {
+    pub fn page(&self) -> Result<Page, ApiError> {
+        let limit = self.limit.unwrap_or(DEFAULT_LIMIT);
+        if !(1..=MAX_LIMIT).contains(&limit) {
+            return Err(ApiError::bad_request("invalid_query", format!("limit must be between 1 and {MAX_LIMIT}.")));
+        }
+        let after = self.cursor.as_deref().map(decode_cursor).transpose()?;
+        Ok(Page { limit, after })
+    }
+}
+
+pub fn encode_cursor(after: Uuid) -> String {
+    let mut bytes = vec![CURSOR_VERSION];
+    bytes.extend_from_slice(after.as_bytes());
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn decode_cursor(cursor: &str) -> Result<Uuid, ApiError> {
+    let invalid = || ApiError::bad_request("invalid_cursor", "The cursor is not one this API issued.");
+    let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| invalid())?;
+    match bytes.split_first() {
+        Some((&CURSOR_VERSION, id)) => Uuid::from_slice(id).map_err(|_| invalid()),
+        _ => Err(invalid()),
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Paged<T> {
+    pub items: Vec<T>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+impl<T> Paged<T> {
+    /// `rows` holds up to `limit + 1` items: one more than a page tells whether another follows.
+    pub fn from_rows<R>(mut rows: Vec<R>, page: Page, id: impl Fn(&R) -> Uuid, map: impl Fn(R) -> T) -> Self {
+        let more = rows.len() as u64 > page.limit;
+        rows.truncate(page.limit as usize);
+        let next_cursor = if more { rows.last().map(|r| encode_cursor(id(r))) } else { None };
+        Self { items: rows.into_iter().map(map).collect(), next_cursor }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_foreign_cursors_are_refused() {
+        let id = Uuid::now_v7();
+        let params = PageParams { limit: Some(10), cursor: Some(encode_cursor(id)) };
+        assert_eq!(params.page().unwrap(), Page { limit: 10, after: Some(id) });
+        for bad in ["", "!!!", "AAAA", &URL_SAFE_NO_PAD.encode([2u8; 17])] {
+            let params = PageParams { limit: None, cursor: Some(bad.to_string()) };
+            assert!(params.page().is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn limits_outside_one_to_max_are_refused() {
+        for (limit, ok) in [(Some(0), false), (Some(1), true), (Some(MAX_LIMIT), true), (Some(MAX_LIMIT + 1), false), (None, true)] {
+            assert_eq!(PageParams { limit, cursor: None }.page().is_ok(), ok, "{limit:?}");
+        }
+    }
+
+    #[test]
+    fn a_full_page_with_one_extra_row_names_the_next_cursor() {
+        let ids: Vec<Uuid> = (0..3).map(|_| Uuid::now_v7()).collect();
+        let page = Page { limit: 2, after: None };
+        let paged = Paged::from_rows(ids.clone(), page, |u| *u, |u| u);
+        assert_eq!(paged.items, ids[..2]);
+        assert_eq!(paged.next_cursor, Some(encode_cursor(ids[1])));
+        let last = Paged::from_rows(ids[..2].to_vec(), page, |u| *u, |u| u);
+        assert_eq!(last.next_cursor, None);
+    }
+}

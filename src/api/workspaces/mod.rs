@@ -1,0 +1,230 @@
+//! `/api/v1/workspaces`: connect a BackupAgent install base to the caller's tenant.
+
+mod dto;
+
+use actix_web::http::header::{self, ETag, EntityTag, Header, IfMatch};
+use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post, web};
+use utoipa_actix_web::service_config::ServiceConfig;
+use uuid::Uuid;
+
+use crate::api::docs;
+use crate::api::extract::ValidJson;
+use crate::api::idempotency::{self, Created, IdempotencyKey, canonical_json};
+use crate::api::paging::{PageParams, Paged};
+use crate::app::AppState;
+use crate::auth::Partner;
+use crate::db::workspaces::{self as store, NewWorkspace, SourceLogin, StoreError, TargetClient, WorkspaceChanges};
+use crate::error::ApiError;
+pub use dto::*;
+
+pub fn routes(cfg: &mut ServiceConfig) {
+    cfg.service(create_workspace)
+        .service(list_workspaces)
+        .service(get_workspace)
+        .service(update_workspace)
+        .service(delete_workspace);
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => ApiError::NotFound,
+            StoreError::VersionMismatch(_) => ApiError::PreconditionFailed,
+            StoreError::Db(e) => ApiError::Database(e),
+            StoreError::Crypto(e) => ApiError::Internal(e.into()),
+        }
+    }
+}
+
+fn etag(version: i32) -> ETag {
+    ETag(EntityTag::new_strong(format!("v{version}")))
+}
+
+/// No `If-Match`, `*`, or a list naming `current`; a malformed header matches nothing.
+fn if_match_allows(req: &HttpRequest, current: &EntityTag) -> bool {
+    if !req.headers().contains_key(header::IF_MATCH) {
+        return true;
+    }
+    match <IfMatch as Header>::parse(req) {
+        Ok(IfMatch::Any) => true,
+        Ok(IfMatch::Items(tags)) => tags.iter().any(|t| t.strong_eq(current)),
+        Err(_) => false,
+    }
+}
+
+fn source(s: &SourceCredentials) -> SourceLogin<'_> {
+    SourceLogin { url: &s.url, login: s.login.trim(), password: &s.password.0 }
+}
+
+fn target(t: &TargetCredentials) -> TargetClient<'_> {
+    TargetClient { url: &t.url, client_id: t.client_id.trim(), client_secret: &t.client_secret.0 }
+}
+
+/// Connect a workspace.
+///
+/// Stores the BackupAgent login and the cloud API client credentials encrypted,
+/// bound to the caller's tenant. Send an `Idempotency-Key` to retry safely: the
+/// same key with the same body answers as the first time.
+#[utoipa::path(
+    tag = "workspaces",
+    request_body = CreateWorkspace,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Retry key, 1 to 255 visible ASCII characters, remembered 24 hours")),
+    responses(
+        (status = 201, description = "Connected", body = Workspace,
+            headers(("Location" = String, description = "The new workspace"))),
+        (status = 400, response = docs::BadRequest),
+        (status = 401, response = docs::Unauthorized),
+        (status = 403, response = docs::Forbidden),
+        (status = 409, response = docs::Conflict),
+        (status = 413, response = docs::PayloadTooLarge),
+        (status = 415, response = docs::UnsupportedMediaType),
+        (status = 422, response = docs::Unprocessable),
+        (status = 500, response = docs::Internal),
+    ),
+    security(("bearer_auth" = []))
+)]
+#[post("/workspaces")]
+#[tracing::instrument(name = "create workspace", skip_all, fields(tenant = %partner.tenant_id))]
+async fn create_workspace(
+    partner: Partner,
+    state: web::Data<AppState>,
+    key: IdempotencyKey,
+    body: ValidJson<CreateWorkspace>,
+) -> Result<HttpResponse, ApiError> {
+    let parsed: serde_json::Value = serde_json::from_slice(&body.raw).map_err(anyhow::Error::from)?;
+    let fingerprint = state.secrets.fingerprint(canonical_json(&parsed).as_bytes());
+    let request = &body.value;
+    idempotency::create(&state.db, partner.tenant_id, "POST /api/v1/workspaces", key, &fingerprint, async |txn| {
+        let new = NewWorkspace {
+            tenant_id: partner.tenant_id,
+            name: request.name.trim(),
+            source: source(&request.source),
+            target: target(&request.target),
+        };
+        let workspace = store::insert(txn, &state.secrets, new).await?;
+        tracing::info!(workspace = %workspace.id, "workspace connected");
+        Ok(Created {
+            location: format!("/api/v1/workspaces/{}", workspace.id),
+            body: serde_json::to_value(Workspace::from(workspace)).map_err(anyhow::Error::from)?,
+        })
+    })
+    .await
+}
+
+/// List the caller's workspaces, oldest first.
+#[utoipa::path(
+    tag = "workspaces",
+    params(PageParams),
+    responses(
+        (status = 200, body = inline(Paged<Workspace>)),
+        (status = 400, response = docs::BadRequest),
+        (status = 401, response = docs::Unauthorized),
+        (status = 403, response = docs::Forbidden),
+        (status = 500, response = docs::Internal),
+    ),
+    security(("bearer_auth" = []))
+)]
+#[get("/workspaces")]
+async fn list_workspaces(
+    partner: Partner,
+    state: web::Data<AppState>,
+    query: web::Query<PageParams>,
+) -> Result<web::Json<Paged<Workspace>>, ApiError> {
+    let page = query.page()?;
+    let rows = store::list(&state.db, partner.tenant_id, page).await?;
+    Ok(web::Json(Paged::from_rows(rows, page, |w| w.id, Workspace::from)))
+}
+
+/// Get one workspace; credentials are never returned.
+#[utoipa::path(
+    tag = "workspaces",
+    params(("id" = Uuid, Path, description = "Workspace id")),
+    responses(
+        (status = 200, body = Workspace, headers(("ETag" = String, description = "The version, for If-Match"))),
+        (status = 400, response = docs::BadRequest),
+        (status = 401, response = docs::Unauthorized),
+        (status = 403, response = docs::Forbidden),
+        (status = 404, response = docs::NotFound),
+        (status = 500, response = docs::Internal),
+    ),
+    security(("bearer_auth" = []))
+)]
+#[get("/workspaces/{id}")]
+async fn get_workspace(partner: Partner, state: web::Data<AppState>, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+    let workspace = store::find(&state.db, partner.tenant_id, *id).await?.ok_or(ApiError::NotFound)?;
+    Ok(HttpResponse::Ok().insert_header(etag(workspace.version)).json(Workspace::from(workspace)))
+}
+
+/// Rename a workspace or replace its source or target credentials.
+///
+/// A credentials object replaces the whole set (URL, login or client id, and secret).
+/// With `If-Match`, the change applies only to that version (412 otherwise).
+#[utoipa::path(
+    tag = "workspaces",
+    request_body = UpdateWorkspace,
+    params(
+        ("id" = Uuid, Path, description = "Workspace id"),
+        ("If-Match" = Option<String>, Header, description = "The ETag of the version this change is based on"),
+    ),
+    responses(
+        (status = 200, body = Workspace, headers(("ETag" = String, description = "The new version"))),
+        (status = 400, response = docs::BadRequest),
+        (status = 401, response = docs::Unauthorized),
+        (status = 403, response = docs::Forbidden),
+        (status = 404, response = docs::NotFound),
+        (status = 412, response = docs::PreconditionFailed),
+        (status = 413, response = docs::PayloadTooLarge),
+        (status = 415, response = docs::UnsupportedMediaType),
+        (status = 422, response = docs::Unprocessable),
+        (status = 500, response = docs::Internal),
+    ),
+    security(("bearer_auth" = []))
+)]
+#[patch("/workspaces/{id}")]
+#[tracing::instrument(name = "update workspace", skip_all, fields(tenant = %partner.tenant_id, workspace = %id))]
+async fn update_workspace(
+    partner: Partner,
+    state: web::Data<AppState>,
+    id: web::Path<Uuid>,
+    req: HttpRequest,
+    body: ValidJson<UpdateWorkspace>,
+) -> Result<HttpResponse, ApiError> {
+    let current = store::find(&state.db, partner.tenant_id, *id).await?.ok_or(ApiError::NotFound)?;
+    if !if_match_allows(&req, &etag(current.version).0) {
+        return Err(ApiError::PreconditionFailed);
+    }
+    let request = &body.value;
+    let changes = WorkspaceChanges {
+        name: request.name.as_deref().map(str::trim),
+        source: request.source.as_ref().map(source),
+        target: request.target.as_ref().map(target),
+    };
+    let updated = store::update(&state.db, &state.secrets, &current, current.version, changes).await?;
+    tracing::info!(version = updated.version, "workspace updated");
+    Ok(HttpResponse::Ok().insert_header(etag(updated.version)).json(Workspace::from(updated)))
+}
+
+/// Disconnect a workspace and forget its credentials.
+#[utoipa::path(
+    tag = "workspaces",
+    params(("id" = Uuid, Path, description = "Workspace id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 400, response = docs::BadRequest),
+        (status = 401, response = docs::Unauthorized),
+        (status = 403, response = docs::Forbidden),
+        (status = 404, response = docs::NotFound),
+        (status = 500, response = docs::Internal),
+    ),
+    security(("bearer_auth" = []))
+)]
+#[delete("/workspaces/{id}")]
+#[tracing::instrument(name = "delete workspace", skip_all, fields(tenant = %partner.tenant_id, workspace = %id))]
+async fn delete_workspace(partner: Partner, state: web::Data<AppState>, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+    if !store::delete(&state.db, partner.tenant_id, *id).await? {
+        return Err(ApiError::NotFound);
+    }
+    tracing::info!("workspace deleted");
+    Ok(HttpResponse::NoContent().finish())
+}
+

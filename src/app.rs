@@ -1,0 +1,152 @@
+//! Builds the actix application; `Application::build` binds, tests use port 0.
+
+use std::net::TcpListener;
+use std::time::{Duration, Instant};
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::middleware::{ErrorHandlers, Next, from_fn};
+use actix_web::{App, HttpMessage, HttpServer, web};
+use sea_orm::DatabaseConnection;
+use tracing::Instrument;
+use utoipa::OpenApi;
+use utoipa_actix_web::AppExt;
+use utoipa_swagger_ui::SwaggerUi;
+use uuid::Uuid;
+
+use crate::api::{self, RouteTable, docs::ApiDoc, extract};
+use crate::auth::Authenticator;
+use crate::config::Config;
+use crate::crypto::SecretBox;
+use crate::db;
+use crate::error::problem_safety_net;
+
+pub struct AppState {
+    pub db: DatabaseConnection,
+    pub secrets: SecretBox,
+    pub auth: Authenticator,
+}
+
+/// Where the key that seals credentials comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyPolicy {
+    /// `secret_key` must be configured.
+    Required,
+    /// Fall back to a fixed, public development key (`--insecure-dev-key`).
+    AllowInsecureDevKey,
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+impl Application {
+    pub async fn build(config: &Config, key_policy: KeyPolicy) -> anyhow::Result<Self> {
+        let secrets = match (&config.secret_key, key_policy) {
+            (Some(key), _) => SecretBox::from_base64(key)?,
+            (None, KeyPolicy::AllowInsecureDevKey) => {
+                tracing::warn!("using the public development key to seal credentials: never do this with real credentials");
+                SecretBox::insecure_dev()
+            }
+            (None, KeyPolicy::Required) => anyhow::bail!(
+                "setting `secret_key` (MP_SECRET_KEY) is required to seal stored credentials; \
+                 create one with `migration-portal gen-key`, or pass --insecure-dev-key for local development"
+            ),
+        };
+        let issuer = config.auth_issuer()?;
+        let audience = config.auth_audience()?;
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?;
+        let auth = Authenticator::new(
+            http,
+            issuer,
+            audience,
+            config.jwks_refresh_cooldown(),
+            Duration::from_secs(config.auth.jwks_max_age_secs),
+            Duration::from_secs(config.auth.leeway_secs),
+        );
+        let db = db::connect(&config.database).await?;
+        db::migrate(&db).await?;
+        let listener = TcpListener::bind(config.bind).map_err(|e| anyhow::anyhow!("cannot listen on {} (setting `bind`, MP_BIND): {e}", config.bind))?;
+        let port = listener.local_addr()?.port();
+        let state = web::Data::new(AppState { db, secrets, auth });
+        let server = run(listener, state, config)?;
+        Ok(Self { port, server })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+fn run(listener: TcpListener, state: web::Data<AppState>, config: &Config) -> std::io::Result<Server> {
+    let spec = api::openapi();
+    let routes = web::Data::new(RouteTable::from_spec(&spec));
+    let max_body = config.http.max_body_bytes;
+    let mut server = HttpServer::new(move || {
+        App::new()
+            .wrap(ErrorHandlers::new().default_handler(problem_safety_net))
+            .wrap(from_fn(request_context))
+            .into_utoipa_app()
+            .openapi(ApiDoc::openapi())
+            .app_data(state.clone())
+            .app_data(routes.clone())
+            .app_data(extract::path_config())
+            .app_data(extract::query_config())
+            .app_data(web::PayloadConfig::new(max_body))
+            .app_data(extract::BodyLimit(max_body))
+            .configure(api::routes)
+            .openapi_service(|spec| SwaggerUi::new("/swagger-ui/{_:.*}").url("/api-docs/openapi.json", spec))
+            .default_service(web::to(api::fallback))
+            .into_app()
+    })
+    .listen(listener)?;
+    if config.http.workers > 0 {
+        server = server.workers(config.http.workers);
+    }
+    Ok(server.run())
+}
+
+/// The request id of this request (from `X-Request-Id` when it is sane, else new).
+#[derive(Clone, Debug)]
+pub struct RequestId(pub String);
+
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+fn accepted_request_id(value: &HeaderValue) -> Option<String> {
+    let id = value.to_str().ok()?;
+    let sane = (1..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
+    sane.then(|| id.to_string())
+}
+
+/// One span per request carrying the request id; one log line per response;
+/// `X-Request-Id` on every response. Paths are logged, query strings and headers are not.
+async fn request_context<B: MessageBody + 'static>(req: ServiceRequest, next: Next<B>) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let id = req.headers().get(X_REQUEST_ID).and_then(accepted_request_id).unwrap_or_else(|| Uuid::new_v4().to_string());
+    req.extensions_mut().insert(RequestId(id.clone()));
+    let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.path());
+    let started = Instant::now();
+    // Handlers' errors arrive here as responses; an Err is a middleware failure that
+    // actix renders itself, so it is only logged.
+    let mut response = match next.call(req).instrument(span.clone()).await {
+        Ok(response) => response.map_into_boxed_body(),
+        Err(error) => {
+            span.in_scope(|| tracing::error!(%error, "request failed in middleware"));
+            return Err(error);
+        }
+    };
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert(X_REQUEST_ID, value);
+    }
+    let status = response.status().as_u16();
+    span.in_scope(|| tracing::info!(status, elapsed_ms = started.elapsed().as_millis() as u64, "request completed"));
+    Ok(response)
+}

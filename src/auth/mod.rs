@@ -1,0 +1,162 @@
+//! Who is calling: partner admins with the cloud's RS256 JWT.
+
+mod jwks;
+
+use std::future::{Ready, ready};
+use std::time::Duration;
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::http::header::AUTHORIZATION;
+use actix_web::middleware::Next;
+use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
+use jsonwebtoken::{Algorithm, Validation, decode, decode_header};
+use serde::Deserialize;
+use uuid::Uuid;
+
+pub use jwks::JwksCache;
+
+use crate::app::AppState;
+use crate::error::ApiError;
+
+/// The role that lets a cloud user or API client drive migrations for its tenant.
+pub const PARTNER_ROLE: &str = "partner_admin";
+
+/// An authenticated partner admin; every query is scoped by `tenant_id`.
+#[derive(Clone, Debug)]
+pub struct Partner {
+    pub tenant_id: Uuid,
+    pub subject: String,
+}
+
+pub struct Authenticator {
+    keys: JwksCache,
+    validation: Validation,
+}
+
+/// Why a token was refused: logged, never shown to the caller.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum Rejection {
+    #[error("no bearer token")]
+    Missing,
+    #[error("token is not a well-formed JWT")]
+    Malformed,
+    #[error("algorithm {0:?} is not RS256")]
+    Algorithm(String),
+    #[error("token header has no kid")]
+    NoKeyId,
+    #[error("no issuer key with this kid")]
+    UnknownKey,
+    #[error("token refused: {0}")]
+    Invalid(String),
+    #[error("token grants no partner_admin scope")]
+    NoPartnerScope,
+}
+
+#[derive(Deserialize)]
+struct Claims {
+    sub: Option<String>,
+    #[serde(default)]
+    scope: serde_json::Value,
+}
+
+impl Authenticator {
+    pub fn new(http: reqwest::Client, issuer: &str, audience: &str, cooldown: Duration, max_age: Duration, leeway: Duration) -> Self {
+        let mut validation = Validation::new(Algorithm::RS256);
+        validation.set_issuer(&[issuer.trim_end_matches('/')]);
+        validation.set_audience(&[audience]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud"]);
+        validation.validate_nbf = true;
+        validation.leeway = leeway.as_secs();
+        Self { keys: JwksCache::new(http, issuer, cooldown, max_age), validation }
+    }
+
+    pub async fn verify(&self, token: &str) -> Result<Partner, Rejection> {
+        let header = decode_header(token).map_err(|_| Rejection::Malformed)?;
+        if header.alg != Algorithm::RS256 {
+            return Err(Rejection::Algorithm(format!("{:?}", header.alg)));
+        }
+        let kid = header.kid.ok_or(Rejection::NoKeyId)?;
+        let key = self.keys.key(&kid).await.ok_or(Rejection::UnknownKey)?;
+        let data = decode::<Claims>(token, &key, &self.validation).map_err(|e| Rejection::Invalid(format!("{:?}", e.kind())))?;
+        let tenant_id = partner_tenant(&data.claims.scope).ok_or(Rejection::NoPartnerScope)?;
+        Ok(Partner { tenant_id, subject: data.claims.sub.unwrap_or_default() })
+    }
+}
+
+/// The first `tuid` among the scope entries with the partner-admin role.
+fn partner_tenant(scope: &serde_json::Value) -> Option<Uuid> {
+    scope.as_array()?.iter().find_map(|entry| {
+        (entry.get("role")?.as_str()? == PARTNER_ROLE).then_some(())?;
+        Uuid::parse_str(entry.get("tuid")?.as_str()?).ok()
+    })
+}
+
+fn bearer_token(req: &HttpRequest) -> Option<String> {
+    let value = req.headers().get(AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_string()).filter(|t| !t.is_empty())
+}
+
+/// Authenticates every request of the scope it wraps before any extractor
+/// reads the body; handlers then take [`Partner`] from the request.
+pub async fn require_partner<B: MessageBody + 'static>(
+    req: ServiceRequest,
+    next: Next<B>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let state = req.app_data::<web::Data<AppState>>().cloned();
+    let result = match (state, bearer_token(req.request())) {
+        (None, _) => return Ok(req.error_response(ApiError::Internal(anyhow::anyhow!("application state missing")))),
+        (_, None) => Err(Rejection::Missing),
+        (Some(state), Some(token)) => state.auth.verify(&token).await,
+    };
+    match result {
+        Ok(partner) => {
+            req.extensions_mut().insert(partner);
+            Ok(next.call(req).await?.map_into_boxed_body())
+        }
+        Err(rejection) => {
+            tracing::info!(reason = %rejection, "partner request refused");
+            let error = match rejection {
+                Rejection::NoPartnerScope => ApiError::Forbidden("The token grants no partner administrator access."),
+                Rejection::Missing => ApiError::Unauthorized { credentials_present: false },
+                _ => ApiError::Unauthorized { credentials_present: true },
+            };
+            Ok(req.error_response(error))
+        }
+    }
+}
+
+impl FromRequest for Partner {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        // Absent only on a route outside the `require_partner` scope: refuse, never serve.
+        ready(req.extensions().get::<Partner>().cloned().ok_or(ApiError::Unauthorized { credentials_present: false }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_partner_tenant_is_the_tuid_of_the_partner_admin_scope() {
+        let t = "0b6e7d2a-1c1e-4d0e-9a55-7a8f6f1e2b3c";
+        let cases = [
+            (json!([{"tid": 1, "tuid": t, "rs": "", "rn": "account-server", "role": "partner_admin"}]), Some(t)),
+            (json!([{"tuid": "not-a-uuid", "role": "partner_admin"}, {"tuid": t, "role": "partner_admin"}]), Some(t)),
+            (json!([{"tuid": t, "role": "company_admin"}]), None),
+            (json!([{"tuid": t, "role": "backup_user"}]), None),
+            (json!([{"role": "partner_admin"}]), None),
+            (json!("partner_admin"), None),
+            (json!(null), None),
+            (json!([]), None),
+        ];
+        for (scope, expected) in cases {
+            assert_eq!(partner_tenant(&scope), expected.map(|s| Uuid::parse_str(s).unwrap()), "{scope}");
+        }
+    }
+}

@@ -1,0 +1,199 @@
+//! One typed configuration: defaults < optional TOML file < environment (`MP_*`).
+//!
+//! Nested keys use a double underscore in the environment: `auth.issuer` is
+//! `MP_AUTH__ISSUER`.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address the HTTP server listens on.
+    pub bind: SocketAddr,
+    pub database: DatabaseConfig,
+    pub auth: AuthConfig,
+    pub http: HttpConfig,
+    pub log_format: LogFormat,
+    /// `tracing` filter directives, e.g. `info,sqlx=warn`.
+    pub log_level: String,
+    /// Base64 of 32 random bytes: the AES-256-GCM key that seals stored credentials.
+    #[serde(skip_serializing)]
+    pub secret_key: Option<SecretString>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `sqlite://path.db` (created if missing) or `postgres://user:pass@host/db`.
+    pub url: String,
+    pub max_connections: u32,
+    /// How long a SQLite writer waits for the lock before failing.
+    pub busy_timeout_ms: u64,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// The cloud's identity provider; its `/.well-known/openid-configuration` names the JWKS.
+    pub issuer: Option<String>,
+    /// The `aud` a partner token must carry.
+    pub audience: Option<String>,
+    /// Least time between two JWKS fetches caused by unknown `kid`s.
+    pub jwks_refresh_cooldown_secs: u64,
+    /// Keys older than this are refreshed in the background of the next request.
+    pub jwks_max_age_secs: u64,
+    /// Clock skew tolerated on `exp` and `nbf`.
+    pub leeway_secs: u64,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Largest accepted request body.
+    pub max_body_bytes: usize,
+    /// Actix worker threads; 0 means one per core.
+    pub workers: usize,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            database: DatabaseConfig {
+                url: "sqlite://migration-portal.db".into(),
+                max_connections: 10,
+                busy_timeout_ms: 5_000,
+            },
+            auth: AuthConfig {
+                issuer: None,
+                audience: None,
+                jwks_refresh_cooldown_secs: 30,
+                jwks_max_age_secs: 3_600,
+                leeway_secs: 30,
+            },
+            http: HttpConfig {
+                max_body_bytes: 256 * 1024,
+                workers: 0,
+            },
+            log_format: LogFormat::Pretty,
+            log_level: "info".into(),
+            secret_key: None,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("configuration: {0}")]
+pub struct ConfigError(String);
+
+impl Config {
+    /// Defaults, then the TOML file if given, then `MP_*` variables.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = file {
+            if !path.exists() {
+                return Err(ConfigError(format!("config file {} does not exist", path.display())));
+            }
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        figment = figment.merge(Env::prefixed("MP_").split("__"));
+        figment.extract().map_err(|e| ConfigError(describe(e)))
+    }
+
+    pub fn auth_issuer(&self) -> Result<&str, ConfigError> {
+        self.auth
+            .issuer
+            .as_deref()
+            .filter(|s| !s.trim().is_empty())
+            .ok_or_else(|| ConfigError("auth.issuer (MP_AUTH__ISSUER) is required: the cloud identity provider's URL".into()))
+    }
+
+    pub fn auth_audience(&self) -> Result<&str, ConfigError> {
+        self.auth
+            .audience
+            .as_deref()
+            .filter(|s| !s.trim().is_empty())
+            .ok_or_else(|| ConfigError("auth.audience (MP_AUTH__AUDIENCE) is required: the `aud` partner tokens carry".into()))
+    }
+
+    pub fn jwks_refresh_cooldown(&self) -> Duration {
+        Duration::from_secs(self.auth.jwks_refresh_cooldown_secs)
+    }
+}
+
+/// Figment names the key and where it came from; add the variable to set.
+fn describe(error: figment::Error) -> String {
+    error
+        .into_iter()
+        .map(|e| {
+            let key = e.path.join(".");
+            let var = format!("MP_{}", e.path.join("__").to_uppercase());
+            if key.is_empty() {
+                e.to_string()
+            } else {
+                format!("setting `{key}` ({var}): {}", e.kind)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use figment::Jail;
+
+    #[test]
+    fn defaults_match_the_documentation() {
+        let c = Config::default();
+        assert_eq!(c.bind.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.database.url, "sqlite://migration-portal.db");
+        assert_eq!(c.log_format, LogFormat::Pretty);
+    }
+
+    #[test]
+    fn the_environment_overrides_the_file_which_overrides_the_defaults() {
+        Jail::expect_with(|jail| {
+            jail.create_file("mp.toml", "bind = \"0.0.0.0:9000\"\n[auth]\nissuer = \"https://file.example\"\naudience = \"file\"\n")?;
+            jail.set_env("MP_AUTH__AUDIENCE", "env");
+            jail.set_env("MP_LOG_FORMAT", "json");
+            let c = Config::load(Some(Path::new("mp.toml"))).map_err(|e| e.to_string())?;
+            assert_eq!(c.bind.to_string(), "0.0.0.0:9000");
+            assert_eq!(c.auth_issuer().map_err(|e| e.to_string())?, "https://file.example");
+            assert_eq!(c.auth_audience().map_err(|e| e.to_string())?, "env");
+            assert_eq!(c.log_format, LogFormat::Json);
+            assert_eq!(c.database.url, "sqlite://migration-portal.db");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn malformed_settings_are_named_with_their_variable() {
+        Jail::expect_with(|jail| {
+            jail.set_env("MP_HTTP__MAX_BODY_BYTES", "lots");
+            let message = Config::load(None).expect_err("malformed").to_string();
+            assert!(message.contains("http.max_body_bytes") && message.contains("MP_HTTP__MAX_BODY_BYTES"), "{message}");
+            Ok(())
+        });
+        Jail::expect_with(|jail| {
+            jail.create_file("bad.toml", "[database]\nurl = 5\nunknown = true\n")?;
+            let message = Config::load(Some(Path::new("bad.toml"))).expect_err("malformed").to_string();
+            assert!(message.contains("database"), "{message}");
+            Ok(())
+        });
+    }
+}

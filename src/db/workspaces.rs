@@ -1,0 +1,156 @@
+//! Workspace queries. Every one takes the caller's tenant: a workspace of
+//! another tenant is simply not found.
+
+use chrono::Utc;
+use entity::workspace::{self, ActiveModel, Column, Entity as Workspaces, Model};
+use sea_orm::sea_query::Expr;
+use sea_orm::ExprTrait;
+use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use secrecy::SecretString;
+use uuid::Uuid;
+
+use crate::api::paging::Page;
+use crate::crypto::{CryptoError, SecretBox};
+
+pub struct SourceLogin<'a> {
+    pub url: &'a str,
+    pub login: &'a str,
+    pub password: &'a SecretString,
+}
+
+pub struct TargetClient<'a> {
+    pub url: &'a str,
+    pub client_id: &'a str,
+    pub client_secret: &'a SecretString,
+}
+
+pub struct NewWorkspace<'a> {
+    pub tenant_id: Uuid,
+    pub name: &'a str,
+    pub source: SourceLogin<'a>,
+    pub target: TargetClient<'a>,
+}
+
+#[derive(Default)]
+pub struct WorkspaceChanges<'a> {
+    pub name: Option<&'a str>,
+    pub source: Option<SourceLogin<'a>>,
+    pub target: Option<TargetClient<'a>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(transparent)]
+    Db(#[from] DbErr),
+    #[error(transparent)]
+    Crypto(#[from] CryptoError),
+    #[error("workspace not found")]
+    NotFound,
+    #[error("workspace version is not {0}")]
+    VersionMismatch(i32),
+}
+
+/// The associated data that binds a sealed credential to its row and field.
+fn seal_context(id: Uuid, field: &str) -> String {
+    format!("workspaces:{id}:{field}")
+}
+
+pub async fn insert(db: &impl ConnectionTrait, secrets: &SecretBox, new: NewWorkspace<'_>) -> Result<Model, StoreError> {
+    let id = Uuid::now_v7();
+    let now = Utc::now();
+    let model = ActiveModel {
+        id: Set(id),
+        tenant_id: Set(new.tenant_id),
+        name: Set(new.name.to_string()),
+        source_url: Set(new.source.url.to_string()),
+        source_login: Set(new.source.login.to_string()),
+        source_password: Set(seal(secrets, id, "source_password", new.source.password)?),
+        target_url: Set(new.target.url.to_string()),
+        target_client_id: Set(new.target.client_id.to_string()),
+        target_client_secret: Set(seal(secrets, id, "target_client_secret", new.target.client_secret)?),
+        version: Set(1),
+        created_at: Set(now),
+        updated_at: Set(now),
+    };
+    Ok(Workspaces::insert(model).exec_with_returning(db).await?)
+}
+
+fn seal(secrets: &SecretBox, id: Uuid, field: &str, value: &SecretString) -> Result<Vec<u8>, CryptoError> {
+    use secrecy::ExposeSecret;
+    secrets.seal(value.expose_secret(), &seal_context(id, field))
+}
+
+pub async fn find(db: &impl ConnectionTrait, tenant_id: Uuid, id: Uuid) -> Result<Option<Model>, DbErr> {
+    Workspaces::find_by_id(id).filter(Column::TenantId.eq(tenant_id)).one(db).await
+}
+
+/// Up to `page.limit + 1` workspaces after the cursor, in creation order.
+pub async fn list(db: &impl ConnectionTrait, tenant_id: Uuid, page: Page) -> Result<Vec<Model>, DbErr> {
+    let mut query = Workspaces::find().filter(Column::TenantId.eq(tenant_id));
+    if let Some(after) = page.after {
+        query = query.filter(Column::Id.gt(after));
+    }
+    query.order_by_asc(Column::Id).limit(page.limit + 1).all(db).await
+}
+
+/// Applies `changes` if the stored version is `expected_version`; one statement,
+/// so two concurrent updates cannot both win.
+pub async fn update(
+    db: &impl ConnectionTrait,
+    secrets: &SecretBox,
+    current: &Model,
+    expected_version: i32,
+    changes: WorkspaceChanges<'_>,
+) -> Result<Model, StoreError> {
+    let id = current.id;
+    let mut update = Workspaces::update_many()
+        .col_expr(Column::Version, Expr::col(Column::Version).add(1))
+        .col_expr(Column::UpdatedAt, Expr::value(Utc::now()));
+    if let Some(name) = changes.name {
+        update = update.col_expr(Column::Name, Expr::value(name));
+    }
+    if let Some(source) = &changes.source {
+        update = update
+            .col_expr(Column::SourceUrl, Expr::value(source.url))
+            .col_expr(Column::SourceLogin, Expr::value(source.login))
+            .col_expr(Column::SourcePassword, Expr::value(seal(secrets, id, "source_password", source.password)?));
+    }
+    if let Some(target) = &changes.target {
+        update = update
+            .col_expr(Column::TargetUrl, Expr::value(target.url))
+            .col_expr(Column::TargetClientId, Expr::value(target.client_id))
+            .col_expr(Column::TargetClientSecret, Expr::value(seal(secrets, id, "target_client_secret", target.client_secret)?));
+    }
+    let result = update
+        .filter(Column::Id.eq(id))
+        .filter(Column::TenantId.eq(current.tenant_id))
+        .filter(Column::Version.eq(expected_version))
+        .exec(db)
+        .await?;
+    if result.rows_affected == 0 {
+        return match find(db, current.tenant_id, id).await? {
+            None => Err(StoreError::NotFound),
+            Some(_) => Err(StoreError::VersionMismatch(expected_version)),
+        };
+    }
+    find(db, current.tenant_id, id).await?.ok_or(StoreError::NotFound)
+}
+
+pub async fn delete(db: &impl ConnectionTrait, tenant_id: Uuid, id: Uuid) -> Result<bool, DbErr> {
+    let result = Workspaces::delete_many()
+        .filter(Column::Id.eq(id))
+        .filter(Column::TenantId.eq(tenant_id))
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected > 0)
+}
+
+/// The BackupAgent password, opened for the moment it is sent to the source.
+pub fn source_password(secrets: &SecretBox, workspace: &workspace::Model) -> Result<SecretString, CryptoError> {
+    secrets.open(&workspace.source_password, &seal_context(workspace.id, "source_password"))
+}
+
+/// The cloud API client secret, opened for the moment it is sent to the target.
+pub fn target_client_secret(secrets: &SecretBox, workspace: &workspace::Model) -> Result<SecretString, CryptoError> {
+    secrets.open(&workspace.target_client_secret, &seal_context(workspace.id, "target_client_secret"))
+}

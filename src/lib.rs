@@ -1,0 +1,12 @@
+//! Migration Portal: moves a BackupAgent install base to the Acronis cloud.
+
+pub mod api;
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod crypto;
+pub mod db;
+pub mod demo;
+pub mod error;
+pub mod sim;
+pub mod telemetry;

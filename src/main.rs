@@ -1,0 +1,112 @@
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use migration_portal::app::{Application, KeyPolicy};
+use migration_portal::config::Config;
+use migration_portal::{api, db, demo, sim, telemetry};
+
+#[derive(Parser)]
+#[command(name = "migration-portal", version, about = "Moves a BackupAgent install base to the Acronis cloud")]
+struct Cli {
+    /// TOML configuration file; `MP_*` environment variables override it.
+    #[arg(long, global = true, env = "MP_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Apply pending database migrations, then serve the API.
+    Serve {
+        /// Seal credentials with a fixed, public key when `secret_key` is not set (development only).
+        #[arg(long)]
+        insecure_dev_key: bool,
+    },
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Print the OpenAPI document.
+    Openapi,
+    /// Print a new random `secret_key` (base64 of 32 bytes).
+    GenKey,
+    /// Run a simulator of an outside system.
+    #[command(subcommand)]
+    Sim(SimCommand),
+    /// Start the identity provider simulator and the service, walk through the API, keep serving.
+    Demo {
+        /// Port of the service; the identity provider takes the next one.
+        #[arg(long, default_value_t = 8080)]
+        port: u16,
+        /// Stop after the walk-through instead of serving.
+        #[arg(long)]
+        exit: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum SimCommand {
+    /// The cloud's identity provider: discovery, JWKS, client-credentials tokens.
+    Idp {
+        #[arg(long, default_value = "127.0.0.1:8081")]
+        bind: std::net::SocketAddr,
+        #[arg(long, default_value = "migration-portal")]
+        audience: String,
+    },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::load(cli.config.as_deref()) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if !matches!(cli.command, Command::Openapi | Command::GenKey) {
+        // Ignore "already set": only one subscriber per process.
+        let _ = telemetry::init(config.log_format, &config.log_level, std::io::stdout);
+    }
+    match run(cli.command, config).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "stopped");
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command, config: Config) -> anyhow::Result<()> {
+    match command {
+        Command::Serve { insecure_dev_key } => {
+            let policy = if insecure_dev_key { KeyPolicy::AllowInsecureDevKey } else { KeyPolicy::Required };
+            let app = Application::build(&config, policy).await?;
+            tracing::info!(port = app.port(), "serving");
+            app.run_until_stopped().await?;
+        }
+        Command::Migrate => {
+            let conn = db::connect(&config.database).await?;
+            db::migrate(&conn).await?;
+            tracing::info!("migrations applied");
+        }
+        Command::Openapi => println!("{}", api::openapi().to_pretty_json()?),
+        Command::GenKey => println!("{}", migration_portal::crypto::generate_key()?),
+        Command::Sim(SimCommand::Idp { bind, audience }) => {
+            let key = sim::idp::generate_key();
+            let idp = sim::idp::IdentityProvider::start(bind, &audience, &key)?;
+            let client = idp.register_client(uuid::Uuid::new_v4());
+            println!("identity provider: {} (audience {audience})", idp.issuer());
+            println!("API client for tenant {}: id {} secret {}", client.tenant_id, client.client_id, client.client_secret);
+            println!(
+                "token: curl -s -u {}:{} -d grant_type=client_credentials {}/api/2/idp/token",
+                client.client_id, client.client_secret, idp.issuer()
+            );
+            tokio::signal::ctrl_c().await?;
+        }
+        Command::Demo { port, exit } => demo::run(config, port, exit).await?,
+    }
+    Ok(())
+}

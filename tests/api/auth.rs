@@ -1,0 +1,199 @@
+//! Partner authentication: the token matrix, JWKS caching and key rotation.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+use rsa::pkcs1::EncodeRsaPublicKey;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::helpers::{Backend, assert_problem, logs, spawn_app, spawn_app_with, test_keys};
+
+const PROTECTED: &str = "/api/v1/workspaces";
+
+/// Asserts a 401 that says no more than "invalid token", and returns the problem.
+async fn assert_invalid_token(app: &crate::helpers::TestApp, case: &str, token: &str) -> Value {
+    let response = app.get(PROTECTED, token).send().await.expect("request");
+    let www = response.headers().get("www-authenticate").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+    assert!(www.starts_with("Bearer") && www.contains(r#"error="invalid_token""#), "{case}: WWW-Authenticate {www:?}");
+    assert_problem(response, 401).await
+}
+
+fn with(mut claims: Value, edit: impl FnOnce(&mut serde_json::Map<String, Value>)) -> Value {
+    edit(claims.as_object_mut().expect("claims are an object"));
+    claims
+}
+
+#[tokio::test]
+async fn every_bad_token_is_refused_with_401_and_never_logged() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let good = app.idp.partner_claims(app.tenant, "client-1");
+    let now = chrono::Utc::now().timestamp();
+    let kid = app.idp.active_kid();
+    let rs256_with_kid = |kid: Option<&str>| {
+        let mut h = Header::new(Algorithm::RS256);
+        h.kid = kid.map(str::to_string);
+        h
+    };
+    let public_pem = test_keys()[0].to_public_key().to_pkcs1_pem(Default::default()).expect("pem");
+    let mut hs256 = Header::new(Algorithm::HS256);
+    hs256.kid = Some(kid.clone());
+    let alg_none = format!(
+        "{}.{}.",
+        URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#),
+        URL_SAFE_NO_PAD.encode(good.to_string())
+    );
+    let other_key = EncodingKey::from_rsa_der(
+        rsa::pkcs1::EncodeRsaPrivateKey::to_pkcs1_der(&test_keys()[1]).expect("der").as_bytes(),
+    );
+
+    let cases: Vec<(&str, String)> = vec![
+        ("expired", app.idp.sign(&with(good.clone(), |c| {
+            c.insert("exp".into(), json!(now - 3600));
+            c.insert("iat".into(), json!(now - 7200));
+            c.insert("nbf".into(), json!(now - 7200));
+        }))),
+        ("not yet valid", app.idp.sign(&with(good.clone(), |c| {
+            c.insert("nbf".into(), json!(now + 3600));
+        }))),
+        ("wrong issuer", app.idp.sign(&with(good.clone(), |c| {
+            c.insert("iss".into(), json!("https://evil.example.com"));
+        }))),
+        ("wrong audience", app.idp.sign(&with(good.clone(), |c| {
+            c.insert("aud".into(), json!("someone-else"));
+        }))),
+        ("no audience", app.idp.sign(&with(good.clone(), |c| {
+            c.remove("aud");
+        }))),
+        ("no expiry", app.idp.sign(&with(good.clone(), |c| {
+            c.remove("exp");
+        }))),
+        ("no issuer", app.idp.sign(&with(good.clone(), |c| {
+            c.remove("iss");
+        }))),
+        ("alg none", alg_none),
+        ("HS256 with the RSA public key as secret", encode(&hs256, &good, &EncodingKey::from_secret(public_pem.as_bytes())).expect("hs256")),
+        ("unknown kid", app.idp.sign_with_header(&rs256_with_kid(Some("no-such-key")), &good)),
+        ("no kid", app.idp.sign_with_header(&rs256_with_kid(None), &good)),
+        ("right kid, another key's signature", encode(&rs256_with_kid(Some(&kid)), &good, &other_key).expect("sign")),
+        ("garbage", "not-a-jwt".to_string()),
+        ("three garbage parts", "aaa.bbb.ccc".to_string()),
+    ];
+    let jwks_before = app.idp.jwks_requests();
+    let mut problems = Vec::new();
+    for (case, token) in &cases {
+        problems.push(assert_invalid_token(&app, case, token).await);
+    }
+    // Every refusal reads the same: the caller learns nothing about which check failed.
+    assert!(problems.windows(2).all(|w| w[0] == w[1]), "{problems:?}");
+    // Unknown kids caused at most one key-set fetch (the cooldown holds the rest).
+    assert_eq!(app.idp.jwks_requests() - jwks_before, 1, "one key-set load, then the cooldown holds");
+
+    // The good token still works, and none of the bad ones reached a log line.
+    let response = app.get(PROTECTED, &app.idp.sign(&good)).send().await.expect("request");
+    assert_eq!(response.status(), 200);
+    let log = logs().text();
+    assert!(log.contains("partner request refused"), "refusals are logged");
+    for (case, token) in &cases {
+        let signature = token.rsplit('.').next().unwrap_or(token);
+        assert!(signature.len() < 8 || !log.contains(signature), "{case}: token found in the logs");
+    }
+}
+
+#[tokio::test]
+async fn a_missing_or_non_bearer_authorization_is_401_without_an_error_code() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let response = app.http.get(app.url(PROTECTED)).send().await.expect("request");
+    let www = response.headers().get("www-authenticate").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+    assert!(www.starts_with("Bearer") && !www.contains("error="), "{www:?}");
+    assert_problem(response, 401).await;
+    let response = app.http.get(app.url(PROTECTED)).basic_auth("user", Some("pw")).send().await.expect("request");
+    assert_problem(response, 401).await;
+}
+
+#[tokio::test]
+async fn a_valid_token_without_a_partner_scope_is_forbidden() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let claims = with(app.idp.partner_claims(app.tenant, "user-1"), |c| {
+        c.insert("scope".into(), json!([{"tid": 1, "tuid": Uuid::new_v4().to_string(), "rs": "", "rn": "account-server", "role": "company_admin"}]));
+    });
+    assert_problem(app.get(PROTECTED, &app.idp.sign(&claims)).send().await.expect("request"), 403).await;
+    let claims = with(app.idp.partner_claims(app.tenant, "user-1"), |c| {
+        c.remove("scope");
+    });
+    assert_problem(app.get(PROTECTED, &app.idp.sign(&claims)).send().await.expect("request"), 403).await;
+}
+
+#[tokio::test]
+async fn tokens_keep_working_through_an_issuer_key_rotation() {
+    let app = spawn_app_with(Backend::Sqlite, |c| c.auth.jwks_refresh_cooldown_secs = 0).await;
+    let old_token = app.token.clone();
+    assert_eq!(app.get(PROTECTED, &old_token).send().await.expect("request").status(), 200);
+    let old_kid = app.idp.active_kid();
+
+    app.idp.rotate(&test_keys()[1], false);
+    let new_token = app.idp.partner_token(app.tenant);
+    assert_ne!(app.idp.active_kid(), old_kid);
+    assert_eq!(app.get(PROTECTED, &new_token).send().await.expect("request").status(), 200, "new key picked up");
+    assert_eq!(app.get(PROTECTED, &old_token).send().await.expect("request").status(), 200, "old key still published");
+
+    // Once the issuer retires the old key, tokens signed with it stop working.
+    app.idp.rotate(&test_keys()[1], true);
+    let retired = app.idp.sign_with_header(
+        &{
+            let mut h = Header::new(Algorithm::RS256);
+            h.kid = Some("retired-kid".into());
+            h
+        },
+        &app.idp.partner_claims(app.tenant, "x"),
+    );
+    assert_eq!(app.get(PROTECTED, &retired).send().await.expect("request").status(), 401);
+    assert_eq!(app.get(PROTECTED, &new_token).send().await.expect("request").status(), 200);
+}
+
+#[tokio::test]
+async fn an_unknown_kid_refreshes_the_key_set_once_then_waits_for_the_cooldown() {
+    let app = spawn_app_with(Backend::Sqlite, |c| c.auth.jwks_refresh_cooldown_secs = 3600).await;
+    assert_eq!(app.get(PROTECTED, &app.token).send().await.expect("request").status(), 200);
+    assert_eq!(app.idp.jwks_requests(), 1, "first request loads the keys");
+
+    let mut header = Header::new(Algorithm::RS256);
+    header.kid = Some("unknown".into());
+    let unknown = app.idp.sign_with_header(&header, &app.idp.partner_claims(app.tenant, "x"));
+    // The load above was the last attempt, so the cooldown already holds.
+    for _ in 0..5 {
+        assert_eq!(app.get(PROTECTED, &unknown).send().await.expect("request").status(), 401);
+    }
+    assert_eq!(app.idp.jwks_requests(), 1, "the cooldown stops a flood of unknown kids from hammering the issuer");
+    assert_eq!(app.get(PROTECTED, &app.token).send().await.expect("request").status(), 200);
+
+    let fresh = spawn_app_with(Backend::Sqlite, |c| c.auth.jwks_refresh_cooldown_secs = 3600).await;
+    let unknown = fresh.idp.sign_with_header(&header, &fresh.idp.partner_claims(fresh.tenant, "x"));
+    assert_eq!(fresh.get(PROTECTED, &unknown).send().await.expect("request").status(), 401);
+    assert_eq!(fresh.idp.jwks_requests(), 1, "an unknown kid causes exactly one refresh");
+}
+
+#[tokio::test]
+async fn concurrent_first_requests_share_one_key_set_fetch() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let requests = (0..24).map(|_| app.get(PROTECTED, &app.token).send());
+    for response in futures_util::future::join_all(requests).await {
+        assert_eq!(response.expect("request").status(), 200);
+    }
+    assert_eq!(app.idp.jwks_requests(), 1);
+}
+
+#[tokio::test]
+async fn cached_keys_keep_serving_while_the_issuer_is_down() {
+    let app = spawn_app_with(Backend::Sqlite, |c| {
+        c.auth.jwks_max_age_secs = 0;
+        c.auth.jwks_refresh_cooldown_secs = 0;
+    })
+    .await;
+    assert_eq!(app.get(PROTECTED, &app.token).send().await.expect("request").status(), 200);
+    app.idp.stop().await;
+    // Keys are "stale" at every request now, and every refresh fails.
+    for _ in 0..3 {
+        assert_eq!(app.get(PROTECTED, &app.token).send().await.expect("request").status(), 200);
+    }
+}

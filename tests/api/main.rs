@@ -1,0 +1,9 @@
+mod auth;
+mod bad_input;
+mod cli;
+mod helpers;
+mod idempotency;
+mod openapi;
+mod operations;
+mod secrets;
+mod workspaces;
