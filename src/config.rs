@@ -110,7 +110,12 @@ impl Config {
             }
             figment = figment.merge(Toml::file_exact(path));
         }
-        figment = figment.merge(Env::prefixed("MP_").split("__"));
+        // Unknown MP_* variables are errors (a typo must not pass silently), except the
+        // ones that are not settings: the config file's path and the test suite's.
+        let env = Env::prefixed("MP_")
+            .filter(|key| key != "config" && !key.as_str().to_ascii_lowercase().starts_with("test_"))
+            .split("__");
+        figment = figment.merge(env);
         figment.extract().map_err(|e| ConfigError(describe(e)))
     }
 
@@ -177,6 +182,19 @@ mod tests {
             assert_eq!(c.auth_audience().map_err(|e| e.to_string())?, "env");
             assert_eq!(c.log_format, LogFormat::Json);
             assert_eq!(c.database.url, "sqlite://migration-portal.db");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_variables_are_refused_but_the_config_path_and_test_settings_are_not_settings() {
+        Jail::expect_with(|jail| {
+            jail.set_env("MP_CONFIG", "elsewhere.toml");
+            jail.set_env("MP_TEST_POSTGRES_URL", "postgres://x");
+            assert!(Config::load(None).is_ok());
+            jail.set_env("MP_DATABSE__URL", "sqlite://typo.db");
+            let message = Config::load(None).expect_err("typo").to_string();
+            assert!(message.contains("databse"), "{message}");
             Ok(())
         });
     }
