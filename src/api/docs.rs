@@ -5,7 +5,9 @@ use utoipa::openapi::content::Content;
 use utoipa::openapi::response::{Response, ResponseBuilder};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{Ref, RefOr};
-use utoipa::{Modify, OpenApi, ToResponse};
+use std::collections::BTreeMap;
+
+use utoipa::{IntoResponses, Modify, OpenApi, ToResponse};
 
 use crate::error::{FieldError, PROBLEM_JSON, Problem};
 
@@ -77,4 +79,24 @@ problem_responses! {
     Unprocessable => "The request was read, but values break the rules; `errors` lists each with a JSON Pointer.",
     Internal => "An internal error; the cause is logged with the request id.",
     Unavailable => "A dependency (the database) is not reachable.",
+}
+
+/// A set of the responses above, listed by status, for `responses(...)` of a path.
+macro_rules! response_sets {
+    ($($(#[$doc:meta])* $set:ident { $($status:literal => $response:ident),* $(,)? })*) => {$(
+        $(#[$doc])*
+        pub struct $set;
+        impl IntoResponses for $set {
+            fn responses() -> BTreeMap<String, RefOr<Response>> {
+                BTreeMap::from([$(($status.to_string(), RefOr::Ref(Ref::from_response_name(stringify!($response))))),*])
+            }
+        }
+    )*};
+}
+
+response_sets! {
+    /// What any partner operation may answer.
+    PartnerErrors { "400" => BadRequest, "401" => Unauthorized, "403" => Forbidden, "500" => Internal }
+    /// What an operation with a JSON body may answer besides.
+    BodyErrors { "413" => PayloadTooLarge, "415" => UnsupportedMediaType, "422" => Unprocessable }
 }

@@ -12,6 +12,7 @@ use actix_web::{FromRequest, HttpRequest, HttpResponse};
 use sea_orm::{DatabaseConnection, DatabaseTransaction, TransactionTrait};
 use uuid::Uuid;
 
+use crate::crypto::SecretBox;
 use crate::db::idempotency::{self, Answer};
 use crate::db::is_unique_violation;
 use crate::error::ApiError;
@@ -62,25 +63,30 @@ fn respond(answer: &Answer, replayed: bool) -> HttpResponse {
     response.body(answer.body.clone())
 }
 
+/// A creating POST: who asks, for what operation, with which key and body.
+pub struct CreateRequest<'a> {
+    pub tenant_id: Uuid,
+    /// Method and route template, e.g. `POST /api/v1/workspaces`.
+    pub operation: &'a str,
+    pub key: IdempotencyKey,
+    /// The body as received; its fingerprint is keyed, so the stored one reveals nothing.
+    pub body: &'a [u8],
+}
+
 /// Runs `create` in a transaction and answers 201, honouring the idempotency key.
-/// `fingerprint` identifies the request body (keyed, so it reveals nothing).
-pub async fn create<F>(
-    db: &DatabaseConnection,
-    tenant_id: Uuid,
-    operation: &str,
-    key: IdempotencyKey,
-    fingerprint: &str,
-    create: F,
-) -> Result<HttpResponse, ApiError>
+pub async fn create<F>(db: &DatabaseConnection, secrets: &SecretBox, request: CreateRequest<'_>, create: F) -> Result<HttpResponse, ApiError>
 where
     F: AsyncFnOnce(&DatabaseTransaction) -> Result<Created, ApiError>,
 {
+    let CreateRequest { tenant_id, operation, key, body } = request;
     let Some(key) = key.0 else {
         let txn = db.begin().await?;
         let created = create(&txn).await?;
         txn.commit().await?;
         return Ok(respond(&created.answer(), false));
     };
+    let parsed: serde_json::Value = serde_json::from_slice(body).map_err(anyhow::Error::from)?;
+    let fingerprint = &secrets.fingerprint(canonical_json(&parsed).as_bytes());
     if let Some(response) = replay(db, tenant_id, operation, &key, fingerprint).await? {
         return Ok(response);
     }
@@ -127,9 +133,9 @@ async fn replay(
     Ok(Some(respond(&answer, true)))
 }
 
-/// A canonical text of a JSON body: object keys sorted, no insignificant spaces,
+/// The canonical text of a JSON body: object keys sorted, no insignificant spaces,
 /// so that a retry that reorders keys is still the same request.
-pub fn canonical_json(value: &serde_json::Value) -> String {
+fn canonical_json(value: &serde_json::Value) -> String {
     use serde_json::Value;
     match value {
         Value::Object(map) => {

@@ -56,3 +56,24 @@ async fn unknown_routes_are_404_and_wrong_methods_405_with_allow() {
         assert_problem(response, 405).await;
     }
 }
+
+#[tokio::test]
+async fn an_internal_error_is_a_plain_500_logged_with_the_request_id() {
+    on_each_backend(async |app: &crate::helpers::TestApp| {
+        use sea_orm::{ConnectionTrait, Database};
+        let db = Database::connect(&app.database_url).await.expect("connect");
+        db.execute_unprepared("DROP TABLE workspaces").await.expect("drop");
+        let response = app.get("/api/v1/workspaces", &app.token).header("x-request-id", format!("boom-{:?}", app.backend)).send().await.expect("get");
+        let problem = assert_problem(response, 500).await;
+        assert_eq!(problem["detail"], "An internal error occurred; it has been logged.");
+        let text = problem.to_string().to_lowercase();
+        assert!(!text.contains("workspaces") && !text.contains("table") && !text.contains("relation"), "{text}");
+        let log = logs().text();
+        let line = log
+            .lines()
+            .find(|l| l.contains(&format!("boom-{:?}", app.backend)) && l.contains("internal error"))
+            .expect("the cause is logged with the request id");
+        assert!(line.to_lowercase().contains("workspaces"), "the log names the cause: {line}");
+    })
+    .await;
+}

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use crate::api::docs;
 use crate::api::extract::ValidJson;
-use crate::api::idempotency::{self, Created, IdempotencyKey, canonical_json};
+use crate::api::idempotency::{self, CreateRequest, Created, IdempotencyKey};
 use crate::api::paging::{PageParams, Paged};
 use crate::app::AppState;
 use crate::auth::Partner;
@@ -72,14 +72,9 @@ fn target(t: &TargetCredentials) -> TargetClient<'_> {
     responses(
         (status = 201, description = "Connected", body = Workspace,
             headers(("Location" = String, description = "The new workspace"))),
-        (status = 400, response = docs::BadRequest),
-        (status = 401, response = docs::Unauthorized),
-        (status = 403, response = docs::Forbidden),
         (status = 409, response = docs::Conflict),
-        (status = 413, response = docs::PayloadTooLarge),
-        (status = 415, response = docs::UnsupportedMediaType),
-        (status = 422, response = docs::Unprocessable),
-        (status = 500, response = docs::Internal),
+        docs::PartnerErrors,
+        docs::BodyErrors,
     ),
     security(("bearer_auth" = []))
 )]
@@ -91,10 +86,9 @@ async fn create_workspace(
     key: IdempotencyKey,
     body: ValidJson<CreateWorkspace>,
 ) -> Result<HttpResponse, ApiError> {
-    let parsed: serde_json::Value = serde_json::from_slice(&body.raw).map_err(anyhow::Error::from)?;
-    let fingerprint = state.secrets.fingerprint(canonical_json(&parsed).as_bytes());
     let request = &body.value;
-    idempotency::create(&state.db, partner.tenant_id, "POST /api/v1/workspaces", key, &fingerprint, async |txn| {
+    let create = CreateRequest { tenant_id: partner.tenant_id, operation: "POST /api/v1/workspaces", key, body: &body.raw };
+    idempotency::create(&state.db, &state.secrets, create, async |txn| {
         let new = NewWorkspace {
             tenant_id: partner.tenant_id,
             name: request.name.trim(),
@@ -117,10 +111,7 @@ async fn create_workspace(
     params(PageParams),
     responses(
         (status = 200, body = inline(Paged<Workspace>)),
-        (status = 400, response = docs::BadRequest),
-        (status = 401, response = docs::Unauthorized),
-        (status = 403, response = docs::Forbidden),
-        (status = 500, response = docs::Internal),
+        docs::PartnerErrors,
     ),
     security(("bearer_auth" = []))
 )]
@@ -141,11 +132,8 @@ async fn list_workspaces(
     params(("id" = Uuid, Path, description = "Workspace id")),
     responses(
         (status = 200, body = Workspace, headers(("ETag" = String, description = "The version, for If-Match"))),
-        (status = 400, response = docs::BadRequest),
-        (status = 401, response = docs::Unauthorized),
-        (status = 403, response = docs::Forbidden),
         (status = 404, response = docs::NotFound),
-        (status = 500, response = docs::Internal),
+        docs::PartnerErrors,
     ),
     security(("bearer_auth" = []))
 )]
@@ -168,15 +156,10 @@ async fn get_workspace(partner: Partner, state: web::Data<AppState>, id: web::Pa
     ),
     responses(
         (status = 200, body = Workspace, headers(("ETag" = String, description = "The new version"))),
-        (status = 400, response = docs::BadRequest),
-        (status = 401, response = docs::Unauthorized),
-        (status = 403, response = docs::Forbidden),
         (status = 404, response = docs::NotFound),
         (status = 412, response = docs::PreconditionFailed),
-        (status = 413, response = docs::PayloadTooLarge),
-        (status = 415, response = docs::UnsupportedMediaType),
-        (status = 422, response = docs::Unprocessable),
-        (status = 500, response = docs::Internal),
+        docs::PartnerErrors,
+        docs::BodyErrors,
     ),
     security(("bearer_auth" = []))
 )]
@@ -210,11 +193,8 @@ async fn update_workspace(
     params(("id" = Uuid, Path, description = "Workspace id")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 400, response = docs::BadRequest),
-        (status = 401, response = docs::Unauthorized),
-        (status = 403, response = docs::Forbidden),
         (status = 404, response = docs::NotFound),
-        (status = 500, response = docs::Internal),
+        docs::PartnerErrors,
     ),
     security(("bearer_auth" = []))
 )]
