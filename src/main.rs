@@ -53,6 +53,10 @@ enum SimCommand {
         #[arg(long, default_value = "migration-portal")]
         audience: String,
     },
+    /// The cloud's Account Management API v2, with its identity provider and fault injection.
+    Cloud(sim::cloud::CloudArgs),
+    /// A BackupAgent server serving a generated install base.
+    Backupagent(sim::backupagent::BackupAgentArgs),
 }
 
 #[tokio::main]
@@ -106,6 +110,8 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             );
             tokio::signal::ctrl_c().await?;
         }
+        Command::Sim(SimCommand::Cloud(args)) => sim::cloud::run(args).await?,
+        Command::Sim(SimCommand::Backupagent(args)) => sim::backupagent::run(args).await?,
         Command::Demo { port, exit } => demo::run(config, port, exit).await?,
     }
     Ok(())

@@ -1,0 +1,1 @@
+//! The install-base generator (to be written).
