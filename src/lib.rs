@@ -4,6 +4,7 @@ pub mod api;
 pub mod app;
 pub mod auth;
 pub mod config;
+pub mod connectors;
 pub mod crypto;
 pub mod db;
 pub mod demo;

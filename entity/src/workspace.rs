@@ -20,6 +20,9 @@ pub struct Model {
     pub target_client_secret: Vec<u8>,
     /// Optimistic-locking counter, exposed as the ETag.
     pub version: i32,
+    /// The last connection check report (JSON), if any.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub connection_check: Option<String>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

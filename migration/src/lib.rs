@@ -4,6 +4,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261125_000001_create_workspaces;
 mod m20261125_000002_create_idempotency_records;
+mod m20261125_000003_add_workspace_connection_check;
 
 pub struct Migrator;
 
@@ -13,6 +14,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261125_000001_create_workspaces::Migration),
             Box::new(m20261125_000002_create_idempotency_records::Migration),
+            Box::new(m20261125_000003_add_workspace_connection_check::Migration),
         ]
     }
 }

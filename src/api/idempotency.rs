@@ -73,39 +73,62 @@ pub struct CreateRequest<'a> {
     pub body: &'a [u8],
 }
 
-/// Runs `create` in a transaction and answers 201, honouring the idempotency key.
-pub async fn create<F>(db: &DatabaseConnection, secrets: &SecretBox, request: CreateRequest<'_>, create: F) -> Result<HttpResponse, ApiError>
-where
-    F: AsyncFnOnce(&DatabaseTransaction) -> Result<Created, ApiError>,
-{
+/// The outcome of [`start`]: the first answer again, or a go-ahead to create.
+pub enum Start<'a> {
+    Replayed(HttpResponse),
+    Proceed(Pending<'a>),
+}
+
+/// A creating request that has not been answered before.
+pub struct Pending<'a> {
+    tenant_id: Uuid,
+    operation: &'a str,
+    /// The key and the keyed fingerprint of the body, when a key was sent.
+    key: Option<(String, String)>,
+}
+
+/// Replays the first answer when this key was used with this body; refuses the
+/// key with another body. Work that need not run on a replay (network calls)
+/// goes between this and [`Pending::create`], outside any transaction.
+pub async fn start<'a>(db: &DatabaseConnection, secrets: &SecretBox, request: CreateRequest<'a>) -> Result<Start<'a>, ApiError> {
     let CreateRequest { tenant_id, operation, key, body } = request;
     let Some(key) = key.0 else {
-        let txn = db.begin().await?;
-        let created = create(&txn).await?;
-        txn.commit().await?;
-        return Ok(respond(&created.answer(), false));
+        return Ok(Start::Proceed(Pending { tenant_id, operation, key: None }));
     };
     let parsed: serde_json::Value = serde_json::from_slice(body).map_err(anyhow::Error::from)?;
-    let fingerprint = &secrets.fingerprint(canonical_json(&parsed).as_bytes());
-    if let Some(response) = replay(db, tenant_id, operation, &key, fingerprint).await? {
-        return Ok(response);
+    let fingerprint = secrets.fingerprint(canonical_json(&parsed).as_bytes());
+    match replay(db, tenant_id, operation, &key, &fingerprint).await? {
+        Some(response) => Ok(Start::Replayed(response)),
+        None => Ok(Start::Proceed(Pending { tenant_id, operation, key: Some((key, fingerprint)) })),
     }
-    let txn = db.begin().await?;
-    let created = create(&txn).await?;
-    let answer = created.answer();
-    match idempotency::insert(&txn, tenant_id, operation, &key, fingerprint, &answer).await {
-        Ok(()) => {
+}
+
+impl Pending<'_> {
+    /// Runs `create` in a transaction that also records the answer under the key.
+    pub async fn create<F>(self, db: &DatabaseConnection, create: F) -> Result<HttpResponse, ApiError>
+    where
+        F: AsyncFnOnce(&DatabaseTransaction) -> Result<Created, ApiError>,
+    {
+        let txn = db.begin().await?;
+        let answer = create(&txn).await?.answer();
+        let Some((key, fingerprint)) = &self.key else {
             txn.commit().await?;
-            Ok(respond(&answer, false))
+            return Ok(respond(&answer, false));
+        };
+        match idempotency::insert(&txn, self.tenant_id, self.operation, key, fingerprint, &answer).await {
+            Ok(()) => {
+                txn.commit().await?;
+                Ok(respond(&answer, false))
+            }
+            Err(e) if is_unique_violation(&e) => {
+                // A concurrent request with this key committed first: answer as it did.
+                txn.rollback().await?;
+                replay(db, self.tenant_id, self.operation, key, fingerprint)
+                    .await?
+                    .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("idempotency record vanished after a key conflict")))
+            }
+            Err(e) => Err(e.into()),
         }
-        Err(e) if is_unique_violation(&e) => {
-            // A concurrent request with this key committed first: answer as it did.
-            txn.rollback().await?;
-            replay(db, tenant_id, operation, &key, fingerprint)
-                .await?
-                .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("idempotency record vanished after a key conflict")))
-        }
-        Err(e) => Err(e.into()),
     }
 }
 

@@ -10,6 +10,7 @@ use secrecy::SecretString;
 use uuid::Uuid;
 
 use crate::api::paging::Page;
+use crate::connectors::check::ConnectionCheck;
 use crate::crypto::{CryptoError, SecretBox};
 
 pub struct SourceLogin<'a> {
@@ -18,7 +19,7 @@ pub struct SourceLogin<'a> {
     pub password: &'a SecretString,
 }
 
-pub struct TargetClient<'a> {
+pub struct CloudClient<'a> {
     pub url: &'a str,
     pub client_id: &'a str,
     pub client_secret: &'a SecretString,
@@ -28,14 +29,15 @@ pub struct NewWorkspace<'a> {
     pub tenant_id: Uuid,
     pub name: &'a str,
     pub source: SourceLogin<'a>,
-    pub target: TargetClient<'a>,
+    pub target: CloudClient<'a>,
+    pub connection_check: Option<&'a ConnectionCheck>,
 }
 
 #[derive(Default)]
 pub struct WorkspaceChanges<'a> {
     pub name: Option<&'a str>,
     pub source: Option<SourceLogin<'a>>,
-    pub target: Option<TargetClient<'a>>,
+    pub target: Option<CloudClient<'a>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -69,6 +71,7 @@ pub async fn insert(db: &impl ConnectionTrait, secrets: &SecretBox, new: NewWork
         target_client_id: Set(new.target.client_id.to_string()),
         target_client_secret: Set(seal(secrets, id, "target_client_secret", new.target.client_secret)?),
         version: Set(1),
+        connection_check: Set(new.connection_check.map(check_json)),
         created_at: Set(now),
         updated_at: Set(now),
     };
@@ -134,6 +137,26 @@ pub async fn update(
         };
     }
     find(db, current.tenant_id, id).await?.ok_or(StoreError::NotFound)
+}
+
+fn check_json(check: &ConnectionCheck) -> String {
+    serde_json::to_string(check).unwrap_or_default()
+}
+
+/// The stored report, if any; one that no longer parses counts as none.
+pub fn connection_check(workspace: &Model) -> Option<ConnectionCheck> {
+    workspace.connection_check.as_deref().and_then(|json| serde_json::from_str(json).ok())
+}
+
+/// Records a check report; not a change of the workspace, so the version stays.
+pub async fn set_connection_check(db: &impl ConnectionTrait, workspace: &Model, check: &ConnectionCheck) -> Result<(), DbErr> {
+    Workspaces::update_many()
+        .col_expr(Column::ConnectionCheck, Expr::value(check_json(check)))
+        .filter(Column::Id.eq(workspace.id))
+        .filter(Column::TenantId.eq(workspace.tenant_id))
+        .exec(db)
+        .await
+        .map(drop)
 }
 
 pub async fn delete(db: &impl ConnectionTrait, tenant_id: Uuid, id: Uuid) -> Result<bool, DbErr> {

@@ -49,7 +49,7 @@ fn every_api_operation_documents_its_security_and_error_answers() {
             }
         }
     }
-    assert_eq!(operations, 5, "the five workspace operations");
+    assert!(operations >= 6, "the workspace operations were all seen ({operations})");
     for (name, response) in spec["components"]["responses"].as_object().expect("responses") {
         assert!(response["content"]["application/problem+json"].is_object(), "{name} is not problem+json");
     }

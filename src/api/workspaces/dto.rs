@@ -9,6 +9,8 @@ use validator::{Validate, ValidationError};
 
 use entity::workspace::Model;
 
+use crate::connectors::check::ConnectionCheck;
+
 /// A password or client secret: deserialized, never serialized or printed in clear.
 #[derive(Deserialize)]
 #[serde(transparent)]
@@ -98,6 +100,8 @@ pub struct Workspace {
     pub target: TargetView,
     /// Increases with every change; sent as the `ETag`, accepted in `If-Match`.
     pub version: i32,
+    /// The last connection check: run at creation and by `POST /workspaces/{id}/check`.
+    pub connection_check: Option<ConnectionCheck>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -116,7 +120,9 @@ pub struct TargetView {
 
 impl From<Model> for Workspace {
     fn from(m: Model) -> Self {
+        let connection_check = crate::db::workspaces::connection_check(&m);
         Self {
+            connection_check,
             id: m.id,
             name: m.name,
             source: SourceView { url: m.source_url, login: m.source_login },

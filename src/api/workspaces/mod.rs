@@ -1,5 +1,6 @@
 //! `/api/v1/workspaces`: connect a BackupAgent install base to the caller's tenant.
 
+mod check;
 mod dto;
 
 use actix_web::http::header::{self, ETag, EntityTag, Header, IfMatch};
@@ -9,11 +10,11 @@ use uuid::Uuid;
 
 use crate::api::docs;
 use crate::api::extract::ValidJson;
-use crate::api::idempotency::{self, CreateRequest, Created, IdempotencyKey};
+use crate::api::idempotency::{self, CreateRequest, Created, IdempotencyKey, Start};
 use crate::api::paging::{PageParams, Paged};
 use crate::app::AppState;
 use crate::auth::Partner;
-use crate::db::workspaces::{self as store, NewWorkspace, SourceLogin, StoreError, TargetClient, WorkspaceChanges};
+use crate::db::workspaces::{self as store, NewWorkspace, SourceLogin, StoreError, CloudClient, WorkspaceChanges};
 use crate::error::ApiError;
 pub use dto::*;
 
@@ -22,7 +23,8 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(list_workspaces)
         .service(get_workspace)
         .service(update_workspace)
-        .service(delete_workspace);
+        .service(delete_workspace)
+        .service(check::check_workspace);
 }
 
 impl From<StoreError> for ApiError {
@@ -56,15 +58,17 @@ fn source(s: &SourceCredentials) -> SourceLogin<'_> {
     SourceLogin { url: &s.url, login: s.login.trim(), password: &s.password.0 }
 }
 
-fn target(t: &TargetCredentials) -> TargetClient<'_> {
-    TargetClient { url: &t.url, client_id: t.client_id.trim(), client_secret: &t.client_secret.0 }
+fn target(t: &TargetCredentials) -> CloudClient<'_> {
+    CloudClient { url: &t.url, client_id: t.client_id.trim(), client_secret: &t.client_secret.0 }
 }
 
 /// Connect a workspace.
 ///
 /// Stores the BackupAgent login and the cloud API client credentials encrypted,
-/// bound to the caller's tenant. Send an `Idempotency-Key` to retry safely: the
-/// same key with the same body answers as the first time.
+/// bound to the caller's tenant, and runs the connection check (its report is in
+/// the answer; a failed check does not stop the creation, so that the credentials
+/// can be corrected). Send an `Idempotency-Key` to retry safely: the same key with
+/// the same body answers as the first time.
 #[utoipa::path(
     tag = "workspaces",
     request_body = CreateWorkspace,
@@ -88,13 +92,14 @@ async fn create_workspace(
 ) -> Result<HttpResponse, ApiError> {
     let request = &body.value;
     let create = CreateRequest { tenant_id: partner.tenant_id, operation: "POST /api/v1/workspaces", key, body: &body.raw };
-    idempotency::create(&state.db, &state.secrets, create, async |txn| {
-        let new = NewWorkspace {
-            tenant_id: partner.tenant_id,
-            name: request.name.trim(),
-            source: source(&request.source),
-            target: target(&request.target),
-        };
+    let pending = match idempotency::start(&state.db, &state.secrets, create).await? {
+        Start::Replayed(response) => return Ok(response),
+        Start::Proceed(pending) => pending,
+    };
+    let (source, target) = (source(&request.source), target(&request.target));
+    let check = check::run_check(&source, &target, partner.tenant_id).await?;
+    pending.create(&state.db, async |txn| {
+        let new = NewWorkspace { tenant_id: partner.tenant_id, name: request.name.trim(), source, target, connection_check: Some(&check) };
         let workspace = store::insert(txn, &state.secrets, new).await?;
         tracing::info!(workspace = %workspace.id, "workspace connected");
         Ok(Created {

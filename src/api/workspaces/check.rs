@@ -1,0 +1,68 @@
+//! `POST /api/v1/workspaces/{id}/check`: the prerequisite checks, run now.
+
+use std::time::Duration;
+
+use actix_web::{post, web};
+use uuid::Uuid;
+
+use crate::api::docs;
+use crate::app::AppState;
+use crate::auth::Partner;
+use crate::connectors::HttpPolicy;
+use crate::connectors::check::{ConnectionCheck, check_connection};
+use crate::connectors::source::SourceClient;
+use crate::connectors::target::TargetClient;
+use crate::db::workspaces::{self as store, CloudClient, SourceLogin};
+use crate::error::ApiError;
+
+/// A check answers within seconds: one attempt (the partner re-runs it), short timeouts.
+fn check_policy() -> HttpPolicy {
+    HttpPolicy {
+        connect_timeout: Duration::from_secs(5),
+        request_timeout: Duration::from_secs(10),
+        max_attempts: 1,
+        rate_per_sec: None,
+        concurrency: 2,
+        ..HttpPolicy::default()
+    }
+}
+
+pub async fn run_check(source: &SourceLogin<'_>, target: &CloudClient<'_>, partner_tenant: Uuid) -> Result<ConnectionCheck, ApiError> {
+    let policy = check_policy();
+    // Both URLs passed validation, so the clients build; a failure here is ours.
+    let source = SourceClient::new(source.url, source.login, source.password.clone(), policy.clone())
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("source client: {e}")))?;
+    let target = TargetClient::new(target.url, target.client_id, target.client_secret.clone(), policy)
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("target client: {e}")))?;
+    let report = check_connection(&source, &target, partner_tenant).await;
+    tracing::info!(passed = report.passed, "connection checked");
+    Ok(report)
+}
+
+/// Check the connection to the BackupAgent server and the cloud now.
+///
+/// Logs in to the BackupAgent server, gets a token for the cloud API client,
+/// checks that the client's tenant can reach the caller's tenant and that it
+/// may create tenants and users there. The report is also kept on the workspace.
+#[utoipa::path(
+    tag = "workspaces",
+    params(("id" = Uuid, Path, description = "Workspace id")),
+    responses(
+        (status = 200, description = "The checks, each passed, failed or skipped, with a reason", body = ConnectionCheck),
+        (status = 404, response = docs::NotFound),
+        docs::PartnerErrors,
+    ),
+    security(("bearer_auth" = []))
+)]
+#[post("/workspaces/{id}/check")]
+#[tracing::instrument(name = "check workspace", skip_all, fields(tenant = %partner.tenant_id, workspace = %id))]
+pub async fn check_workspace(partner: Partner, state: web::Data<AppState>, id: web::Path<Uuid>) -> Result<web::Json<ConnectionCheck>, ApiError> {
+    let workspace = store::find(&state.db, partner.tenant_id, *id).await?.ok_or(ApiError::NotFound)?;
+    let password = store::source_password(&state.secrets, &workspace).map_err(|e| ApiError::Internal(e.into()))?;
+    let secret = store::target_client_secret(&state.secrets, &workspace).map_err(|e| ApiError::Internal(e.into()))?;
+    let source = SourceLogin { url: &workspace.source_url, login: &workspace.source_login, password: &password };
+    let target = CloudClient { url: &workspace.target_url, client_id: &workspace.target_client_id, client_secret: &secret };
+    let report = run_check(&source, &target, partner.tenant_id).await?;
+    store::set_connection_check(&state.db, &workspace, &report).await?;
+    Ok(web::Json(report))
+}

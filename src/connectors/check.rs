@@ -1,0 +1,272 @@
+//! The prerequisite checks of a workspace: can the service log in to the
+//! BackupAgent server, and can its cloud API client act for the partner's tenant?
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::ConnectorError;
+use super::source::SourceApi;
+use super::target::{TargetApi, TenantKind};
+
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, ToSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckName {
+    /// The BackupAgent server accepts the top-level group's login and password.
+    SourceLogin,
+    /// The cloud issues a token to the API client.
+    TargetCredentials,
+    /// The API client's tenant is the partner's tenant, or one from which it is reachable.
+    TargetTenant,
+    /// The API client may create tenants and users under the partner's tenant.
+    TargetPermissions,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, ToSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckStatus {
+    Passed,
+    Failed,
+    /// Not run because a check it depends on failed.
+    Skipped,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, ToSchema, PartialEq)]
+pub struct Check {
+    pub name: CheckName,
+    pub status: CheckStatus,
+    /// Why, in words a partner can act on.
+    pub detail: String,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, ToSchema, PartialEq)]
+pub struct ConnectionCheck {
+    pub checked_at: DateTime<Utc>,
+    /// True when every check passed.
+    pub passed: bool,
+    pub checks: Vec<Check>,
+}
+
+fn check(name: CheckName, status: CheckStatus, detail: impl Into<String>) -> Check {
+    Check { name, status, detail: detail.into() }
+}
+
+fn unreachable_detail(system: &str, error: &ConnectorError) -> String {
+    match error {
+        ConnectorError::Unavailable { last, .. } => format!("Cannot reach the {system}: {last}."),
+        ConnectorError::Decode(..) => format!("The {system} answered something that is not its API; check the URL."),
+        ConnectorError::Remote { status, message, .. } => format!("The {system} answered {status}: {message}"),
+    }
+}
+
+pub async fn check_connection(source: &dyn SourceApi, target: &dyn TargetApi, partner_tenant: Uuid) -> ConnectionCheck {
+    let mut checks = vec![source_login(source).await];
+    checks.extend(target_checks(target, partner_tenant).await);
+    ConnectionCheck { checked_at: Utc::now(), passed: checks.iter().all(|c| c.status == CheckStatus::Passed), checks }
+}
+
+async fn source_login(source: &dyn SourceApi) -> Check {
+    match source.account().await {
+        Ok(account) => check(
+            CheckName::SourceLogin,
+            CheckStatus::Passed,
+            format!("Logged in to the BackupAgent server as the top-level group \"{}\".", account.name),
+        ),
+        Err(e) if e.is_status(401) || e.is_status(403) => check(
+            CheckName::SourceLogin,
+            CheckStatus::Failed,
+            "The BackupAgent server refused the login and password of the top-level group.",
+        ),
+        Err(e) => check(CheckName::SourceLogin, CheckStatus::Failed, unreachable_detail("BackupAgent server", &e)),
+    }
+}
+
+async fn target_checks(target: &dyn TargetApi, partner_tenant: Uuid) -> Vec<Check> {
+    use CheckName::{TargetCredentials, TargetPermissions, TargetTenant};
+    let skipped = |name| check(name, CheckStatus::Skipped, "Not checked: an earlier check failed.");
+    let info = match target.token_info().await {
+        Ok(info) => info,
+        Err(e) => {
+            let detail = if matches!(e.status(), Some(400 | 401 | 403)) {
+                "The cloud refused the API client id or secret.".to_string()
+            } else {
+                unreachable_detail("cloud", &e)
+            };
+            return vec![check(TargetCredentials, CheckStatus::Failed, detail), skipped(TargetTenant), skipped(TargetPermissions)];
+        }
+    };
+    let credentials = check(TargetCredentials, CheckStatus::Passed, format!("The cloud issued a token to the API client of tenant {}.", info.tenant_id));
+    // The client can read the partner's tenant only if it is that tenant or above it.
+    let tenant = match target.tenant(partner_tenant).await {
+        Ok(tenant) => tenant,
+        Err(e) => {
+            let detail = if matches!(e.status(), Some(403 | 404)) {
+                format!(
+                    "The API client belongs to tenant {}, from which your tenant {partner_tenant} cannot be reached; \
+                     create the API client in your own tenant.",
+                    info.tenant_id
+                )
+            } else {
+                unreachable_detail("cloud", &e)
+            };
+            return vec![credentials, check(TargetTenant, CheckStatus::Failed, detail), skipped(TargetPermissions)];
+        }
+    };
+    let tenant_check = if info.tenant_id == partner_tenant {
+        check(TargetTenant, CheckStatus::Passed, "The API client belongs to your tenant.")
+    } else {
+        check(TargetTenant, CheckStatus::Passed, format!("The API client belongs to tenant {}, above yours, and can reach it.", info.tenant_id))
+    };
+    let permissions = if !info.roles.iter().any(|r| r == "partner_admin") {
+        check(
+            TargetPermissions,
+            CheckStatus::Failed,
+            format!("The API client lacks the partner_admin role (it has: {}).", if info.roles.is_empty() { "none".into() } else { info.roles.join(", ") }),
+        )
+    } else if !matches!(tenant.kind, TenantKind::Partner | TenantKind::Folder) {
+        check(TargetPermissions, CheckStatus::Failed, format!("Your tenant \"{}\" is not a partner or folder: it cannot hold customer tenants.", tenant.name))
+    } else {
+        check(TargetPermissions, CheckStatus::Passed, format!("The API client may create tenants and users under \"{}\".", tenant.name))
+    };
+    vec![credentials, tenant_check, permissions]
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use async_trait::async_trait;
+    use secrecy::SecretString;
+    use serde_json::Value;
+
+    use super::*;
+    use crate::connectors::source::{SourceAccount, SourceGroup, SourceMachine, SourcePage, SourcePlan, SourceUser};
+    use crate::connectors::target::{LoginStatus, NewTenant, NewUser, RegistrationToken, Role, Tenant, TokenInfo, User};
+
+    fn remote(status: u16) -> ConnectorError {
+        ConnectorError::Remote { system: "test", status, code: None, message: "no".into() }
+    }
+
+    fn down() -> ConnectorError {
+        ConnectorError::Unavailable { system: "test", attempts: 2, last: "could not connect".into() }
+    }
+
+    struct Source(Result<SourceAccount, ConnectorError>);
+
+    #[async_trait]
+    impl SourceApi for Source {
+        async fn account(&self) -> Result<SourceAccount, ConnectorError> {
+            self.0.clone()
+        }
+        async fn groups(&self, _: Option<&str>, _: u32) -> Result<SourcePage<SourceGroup>, ConnectorError> {
+            Err(down())
+        }
+        async fn users(&self, _: Option<&str>, _: u32) -> Result<SourcePage<SourceUser>, ConnectorError> {
+            Err(down())
+        }
+        async fn machines(&self, _: Option<&str>, _: u32) -> Result<SourcePage<SourceMachine>, ConnectorError> {
+            Err(down())
+        }
+        async fn plans(&self, _: Option<&str>, _: u32) -> Result<SourcePage<SourcePlan>, ConnectorError> {
+            Err(down())
+        }
+        async fn user_password(&self, _: &str) -> Result<SecretString, ConnectorError> {
+            Err(down())
+        }
+    }
+
+    struct Target {
+        token: Result<TokenInfo, ConnectorError>,
+        tenant: Result<Tenant, ConnectorError>,
+    }
+
+    #[async_trait]
+    impl TargetApi for Target {
+        async fn token_info(&self) -> Result<TokenInfo, ConnectorError> {
+            self.token.clone()
+        }
+        async fn tenant(&self, _: Uuid) -> Result<Tenant, ConnectorError> {
+            self.tenant.clone()
+        }
+        async fn children(&self, _: Uuid) -> Result<Vec<Tenant>, ConnectorError> {
+            Err(down())
+        }
+        async fn find_tenant_by_tag(&self, _: Uuid, _: &str) -> Result<Option<Tenant>, ConnectorError> {
+            Err(down())
+        }
+        async fn create_tenant(&self, _: &NewTenant) -> Result<Tenant, ConnectorError> {
+            Err(down())
+        }
+        async fn ensure_tenant(&self, _: &NewTenant) -> Result<Tenant, ConnectorError> {
+            Err(down())
+        }
+        async fn check_login(&self, _: &str) -> Result<LoginStatus, ConnectorError> {
+            Err(down())
+        }
+        async fn user(&self, _: Uuid) -> Result<User, ConnectorError> {
+            Err(down())
+        }
+        async fn find_user(&self, _: Uuid, _: &str, _: &str) -> Result<Option<User>, ConnectorError> {
+            Err(down())
+        }
+        async fn create_user(&self, _: &NewUser) -> Result<User, ConnectorError> {
+            Err(down())
+        }
+        async fn ensure_user(&self, _: &NewUser) -> Result<User, ConnectorError> {
+            Err(down())
+        }
+        async fn grant_role(&self, _: &User, _: Role, _: Uuid) -> Result<(), ConnectorError> {
+            Err(down())
+        }
+        async fn send_activation_email(&self, _: Uuid) -> Result<(), ConnectorError> {
+            Err(down())
+        }
+        async fn set_password(&self, _: Uuid, _: &SecretString) -> Result<(), ConnectorError> {
+            Err(down())
+        }
+        async fn create_registration_token(&self, _: Uuid, _: Duration, _: &[String]) -> Result<RegistrationToken, ConnectorError> {
+            Err(down())
+        }
+        async fn create_protection_plan(&self, _: &Value) -> Result<Value, ConnectorError> {
+            Err(down())
+        }
+    }
+
+    fn account() -> SourceAccount {
+        SourceAccount { group_id: "g-1".into(), name: "Root".into(), login: "root".into(), server_version: None }
+    }
+
+    fn info(tenant_id: Uuid, roles: &[&str]) -> TokenInfo {
+        TokenInfo { tenant_id, roles: roles.iter().map(|r| r.to_string()).collect(), expires_at: Utc::now() }
+    }
+
+    fn tenant(id: Uuid, kind: TenantKind) -> Tenant {
+        Tenant { id, version: 1, name: "Partner".into(), kind, parent_id: None, internal_tag: None }
+    }
+
+    #[tokio::test]
+    async fn each_failure_is_reported_with_its_reason_and_dependants_skipped() {
+        use CheckStatus::{Failed as F, Passed as P, Skipped as S};
+        let me = Uuid::new_v4();
+        let above = Uuid::new_v4();
+        let cases: Vec<(&str, Source, Target, [CheckStatus; 4], &str)> = vec![
+            ("all good", Source(Ok(account())), Target { token: Ok(info(me, &["partner_admin"])), tenant: Ok(tenant(me, TenantKind::Partner)) }, [P, P, P, P], "your tenant"),
+            ("client above", Source(Ok(account())), Target { token: Ok(info(above, &["partner_admin"])), tenant: Ok(tenant(me, TenantKind::Folder)) }, [P, P, P, P], "above yours"),
+            ("source refuses", Source(Err(remote(401))), Target { token: Ok(info(me, &["partner_admin"])), tenant: Ok(tenant(me, TenantKind::Partner)) }, [F, P, P, P], "refused the login"),
+            ("source down", Source(Err(down())), Target { token: Ok(info(me, &["partner_admin"])), tenant: Ok(tenant(me, TenantKind::Partner)) }, [F, P, P, P], "Cannot reach the BackupAgent"),
+            ("bad client secret", Source(Ok(account())), Target { token: Err(remote(401)), tenant: Err(down()) }, [P, F, S, S], "refused the API client"),
+            ("cloud down", Source(Ok(account())), Target { token: Err(down()), tenant: Err(down()) }, [P, F, S, S], "Cannot reach the cloud"),
+            ("client elsewhere", Source(Ok(account())), Target { token: Ok(info(above, &["partner_admin"])), tenant: Err(remote(403)) }, [P, P, F, S], "cannot be reached"),
+            ("no partner role", Source(Ok(account())), Target { token: Ok(info(me, &["company_admin"])), tenant: Ok(tenant(me, TenantKind::Partner)) }, [P, P, P, F], "lacks the partner_admin role"),
+            ("customer tenant", Source(Ok(account())), Target { token: Ok(info(me, &["partner_admin"])), tenant: Ok(tenant(me, TenantKind::Customer)) }, [P, P, P, F], "not a partner or folder"),
+        ];
+        for (case, source, target, expected, phrase) in cases {
+            let report = check_connection(&source, &target, me).await;
+            let statuses: Vec<CheckStatus> = report.checks.iter().map(|c| c.status).collect();
+            assert_eq!(statuses, expected, "{case}");
+            assert_eq!(report.passed, expected.iter().all(|s| *s == P), "{case}");
+            assert!(report.checks.iter().any(|c| c.detail.contains(phrase)), "{case}: no detail says {phrase:?}: {:?}", report.checks);
+        }
+    }
+}

@@ -1,0 +1,428 @@
+//! The cloud's Account Management API v2 (`../shared/cloud-api.md`): tenants,
+//! users, roles, activation, passwords, registration tokens, protection plans.
+//!
+//! Creates are never retried blindly: `ensure_tenant` and `ensure_user` look up
+//! by `internal_tag` / `external_id` and login before each create, so a create
+//! whose answer was lost (a 503 after the commit) is found, not made twice.
+
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
+use reqwest::{RequestBuilder, Response};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use url::Url;
+use uuid::Uuid;
+
+use super::{ConnectorError, HttpPolicy, Replay, Throttle, decode, send};
+
+const SYSTEM: &str = "cloud";
+/// A token is renewed when less than this is left of its life.
+const TOKEN_MARGIN: Duration = Duration::from_secs(10 * 60);
+/// `GET /users?uuids=` and `GET /tenants?uuids=` take at most this many.
+const UUIDS_PER_REQUEST: usize = 100;
+
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum TenantKind {
+    Partner,
+    Folder,
+    Customer,
+    Unit,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+pub struct Tenant {
+    pub id: Uuid,
+    pub version: i64,
+    pub name: String,
+    pub kind: TenantKind,
+    pub parent_id: Option<Uuid>,
+    pub internal_tag: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct NewTenant {
+    pub name: String,
+    pub parent_id: Uuid,
+    pub kind: TenantKind,
+    /// Our mapping key: the source group id. Look-ups go by it.
+    pub internal_tag: String,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Default)]
+pub struct UserContact {
+    pub email: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub firstname: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lastname: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+pub struct User {
+    pub id: Uuid,
+    pub version: i64,
+    pub tenant_id: Uuid,
+    pub login: Option<String>,
+    #[serde(default)]
+    pub activated: bool,
+    pub personal_tenant_id: Option<Uuid>,
+    pub external_id: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct NewUser {
+    pub tenant_id: Uuid,
+    pub login: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub contact: Option<UserContact>,
+    /// Our mapping key: the source user or group id. Look-ups go by it.
+    pub external_id: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    PartnerAdmin,
+    CompanyAdmin,
+    BackupUser,
+}
+
+impl Role {
+    pub fn id(self) -> &'static str {
+        match self {
+            Role::PartnerAdmin => "partner_admin",
+            Role::CompanyAdmin => "company_admin",
+            Role::BackupUser => "backup_user",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LoginStatus {
+    Free,
+    Taken,
+}
+
+/// What the API client's token says about it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TokenInfo {
+    pub tenant_id: Uuid,
+    pub roles: Vec<String>,
+    pub expires_at: DateTime<Utc>,
+}
+
+pub struct RegistrationToken {
+    pub id: String,
+    /// Reaches only the agent of its machine.
+    pub token: SecretString,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// What the service asks of the cloud.
+#[async_trait]
+pub trait TargetApi: Send + Sync {
+    async fn token_info(&self) -> Result<TokenInfo, ConnectorError>;
+    async fn tenant(&self, id: Uuid) -> Result<Tenant, ConnectorError>;
+    /// Every child of `parent_id`, all pages.
+    async fn children(&self, parent_id: Uuid) -> Result<Vec<Tenant>, ConnectorError>;
+    async fn find_tenant_by_tag(&self, parent_id: Uuid, internal_tag: &str) -> Result<Option<Tenant>, ConnectorError>;
+    /// One create attempt; prefer [`TargetApi::ensure_tenant`].
+    async fn create_tenant(&self, new: &NewTenant) -> Result<Tenant, ConnectorError>;
+    /// The tenant tagged `new.internal_tag` under its parent, created if absent.
+    async fn ensure_tenant(&self, new: &NewTenant) -> Result<Tenant, ConnectorError>;
+    async fn check_login(&self, login: &str) -> Result<LoginStatus, ConnectorError>;
+    async fn user(&self, id: Uuid) -> Result<User, ConnectorError>;
+    /// The user of `tenant_id` with this `external_id`, or else with this login (case-insensitive).
+    async fn find_user(&self, tenant_id: Uuid, external_id: &str, login: &str) -> Result<Option<User>, ConnectorError>;
+    /// One create attempt; prefer [`TargetApi::ensure_user`].
+    async fn create_user(&self, new: &NewUser) -> Result<User, ConnectorError>;
+    /// The user with `new.external_id` in its tenant, created if absent.
+    async fn ensure_user(&self, new: &NewUser) -> Result<User, ConnectorError>;
+    async fn grant_role(&self, user: &User, role: Role, tenant_id: Uuid) -> Result<(), ConnectorError>;
+    async fn send_activation_email(&self, user_id: Uuid) -> Result<(), ConnectorError>;
+    async fn set_password(&self, user_id: Uuid, password: &SecretString) -> Result<(), ConnectorError>;
+    async fn create_registration_token(&self, tenant_id: Uuid, expires_in: Duration, scopes: &[String]) -> Result<RegistrationToken, ConnectorError>;
+    async fn create_protection_plan(&self, policy: &Value) -> Result<Value, ConnectorError>;
+}
+
+struct CachedToken {
+    value: SecretString,
+    renew_at: Instant,
+}
+
+pub struct TargetClient {
+    http: reqwest::Client,
+    base: Url,
+    client_id: String,
+    client_secret: SecretString,
+    policy: HttpPolicy,
+    throttle: Throttle,
+    token: tokio::sync::Mutex<Option<CachedToken>>,
+}
+
+impl TargetClient {
+    /// `base` is the datacenter URL; `/api/2` is added.
+    pub fn new(base: &str, client_id: &str, client_secret: SecretString, policy: HttpPolicy) -> Result<Self, ConnectorError> {
+        let base = Url::parse(base.trim_end_matches('/')).map_err(|e| ConnectorError::Decode(format!("datacenter URL: {e}"), SYSTEM))?;
+        Ok(Self {
+            http: policy.client(),
+            base,
+            client_id: client_id.to_string(),
+            client_secret,
+            throttle: Throttle::new(&policy),
+            policy,
+            token: tokio::sync::Mutex::new(None),
+        })
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base.as_str().trim_end_matches('/'))
+    }
+
+    /// A token with at least [`TOKEN_MARGIN`] to live, fetched once for concurrent callers.
+    async fn access_token(&self) -> Result<SecretString, ConnectorError> {
+        let mut cached = self.token.lock().await;
+        if let Some(token) = cached.as_ref().filter(|t| Instant::now() < t.renew_at) {
+            return Ok(token.value.clone());
+        }
+        #[derive(Deserialize)]
+        struct Answer {
+            access_token: SecretString,
+            expires_on: i64,
+        }
+        let url = self.url("/api/2/idp/token");
+        let response = send(SYSTEM, &self.policy, &self.throttle, Replay::Safe, || {
+            self.http
+                .post(&url)
+                .basic_auth(&self.client_id, Some(self.client_secret.expose_secret()))
+                .form(&[("grant_type", "client_credentials")])
+        })
+        .await?;
+        let answer: Answer = decode(SYSTEM, response).await?;
+        let lifetime = Duration::from_secs(u64::try_from(answer.expires_on - Utc::now().timestamp()).unwrap_or(0));
+        let renew_at = Instant::now() + lifetime.saturating_sub(TOKEN_MARGIN).max(lifetime / 2);
+        *cached = Some(CachedToken { value: answer.access_token.clone(), renew_at });
+        Ok(answer.access_token)
+    }
+
+    async fn forget_token(&self) {
+        *self.token.lock().await = None;
+    }
+
+    /// Sends with a bearer token; a 401 renews the token once.
+    async fn call(&self, replay: Replay, build: impl Fn() -> RequestBuilder) -> Result<Response, ConnectorError> {
+        for renewed in [false, true] {
+            let token = self.access_token().await?;
+            let result = send(SYSTEM, &self.policy, &self.throttle, replay, || build().bearer_auth(token.expose_secret())).await;
+            match result {
+                Err(e) if e.is_status(401) && !renewed => self.forget_token().await,
+                other => return other,
+            }
+        }
+        unreachable!("the loop returns on its second pass")
+    }
+
+    async fn get_json<T: serde::de::DeserializeOwned>(&self, path: &str, query: &[(&str, String)]) -> Result<T, ConnectorError> {
+        let url = self.url(path);
+        let response = self.call(Replay::Safe, || self.http.get(&url).query(query)).await?;
+        decode(SYSTEM, response).await
+    }
+
+    async fn users_by_ids(&self, ids: &[Uuid]) -> Result<Vec<User>, ConnectorError> {
+        #[derive(Deserialize)]
+        struct Items {
+            items: Vec<User>,
+        }
+        let mut users = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(UUIDS_PER_REQUEST) {
+            let uuids = chunk.iter().map(Uuid::to_string).collect::<Vec<_>>().join(",");
+            let page: Items = self.get_json("/api/2/users", &[("uuids", uuids)]).await?;
+            users.extend(page.items);
+        }
+        Ok(users)
+    }
+
+    /// Waits before the next round of a look-up-then-create loop.
+    async fn pause(&self, round: usize) {
+        let delay = self.policy.min_backoff.saturating_mul(1 << round.min(6)).min(self.policy.max_backoff);
+        tokio::time::sleep(delay).await;
+    }
+}
+
+/// The claims of our own token, read without verification: it came straight from the issuer.
+fn token_claims(token: &SecretString) -> Option<Value> {
+    let payload = token.expose_secret().split('.').nth(1)?;
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()
+}
+
+#[async_trait]
+impl TargetApi for TargetClient {
+    async fn token_info(&self) -> Result<TokenInfo, ConnectorError> {
+        let token = self.access_token().await?;
+        let claims = token_claims(&token).ok_or_else(|| ConnectorError::Decode("the access token is not a JWT".into(), SYSTEM))?;
+        let scopes = claims["scope"].as_array().cloned().unwrap_or_default();
+        let tenant_id = scopes
+            .iter()
+            .find_map(|s| s["tuid"].as_str().and_then(|t| Uuid::parse_str(t).ok()))
+            .ok_or_else(|| ConnectorError::Decode("the access token names no tenant".into(), SYSTEM))?;
+        let roles = scopes.iter().filter_map(|s| s["role"].as_str().map(str::to_string)).collect();
+        let expires_at = DateTime::from_timestamp(claims["exp"].as_i64().unwrap_or_default(), 0).unwrap_or_default();
+        Ok(TokenInfo { tenant_id, roles, expires_at })
+    }
+
+    async fn tenant(&self, id: Uuid) -> Result<Tenant, ConnectorError> {
+        self.get_json(&format!("/api/2/tenants/{id}"), &[]).await
+    }
+
+    async fn children(&self, parent_id: Uuid) -> Result<Vec<Tenant>, ConnectorError> {
+        #[derive(Deserialize)]
+        struct Page {
+            items: Vec<Tenant>,
+            #[serde(default)]
+            paging: Value,
+        }
+        let mut tenants = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let mut query = vec![("parent_id", parent_id.to_string())];
+            if let Some(after) = &after {
+                query.push(("after", after.clone()));
+            }
+            let page: Page = self.get_json("/api/2/tenants", &query).await?;
+            let empty = page.items.is_empty();
+            tenants.extend(page.items);
+            match page.paging["cursors"]["after"].as_str() {
+                Some(next) if !empty && !next.is_empty() => after = Some(next.to_string()),
+                _ => return Ok(tenants),
+            }
+        }
+    }
+
+    async fn find_tenant_by_tag(&self, parent_id: Uuid, internal_tag: &str) -> Result<Option<Tenant>, ConnectorError> {
+        Ok(self.children(parent_id).await?.into_iter().find(|t| t.internal_tag.as_deref() == Some(internal_tag)))
+    }
+
+    async fn create_tenant(&self, new: &NewTenant) -> Result<Tenant, ConnectorError> {
+        let url = self.url("/api/2/tenants");
+        let response = self.call(Replay::OnlyIfNotProcessed, || self.http.post(&url).json(new)).await?;
+        decode(SYSTEM, response).await
+    }
+
+    async fn ensure_tenant(&self, new: &NewTenant) -> Result<Tenant, ConnectorError> {
+        let mut last = None;
+        for round in 0..self.policy.max_attempts {
+            if let Some(found) = self.find_tenant_by_tag(new.parent_id, &new.internal_tag).await? {
+                return Ok(found);
+            }
+            match self.create_tenant(new).await {
+                Ok(created) => return Ok(created),
+                // The create may have happened: the next look-up tells.
+                Err(e) if e.is_transient() => {
+                    last = Some(e);
+                    self.pause(round).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last.unwrap_or(ConnectorError::Unavailable { system: SYSTEM, attempts: 0, last: "no attempt".into() }))
+    }
+
+    async fn check_login(&self, login: &str) -> Result<LoginStatus, ConnectorError> {
+        let url = self.url("/api/2/users/check_login");
+        match self.call(Replay::Safe, || self.http.get(&url).query(&[("username", login)])).await {
+            Ok(_) => Ok(LoginStatus::Free),
+            Err(e) if e.is_status(409) => Ok(LoginStatus::Taken),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn user(&self, id: Uuid) -> Result<User, ConnectorError> {
+        self.get_json(&format!("/api/2/users/{id}"), &[]).await
+    }
+
+    async fn find_user(&self, tenant_id: Uuid, external_id: &str, login: &str) -> Result<Option<User>, ConnectorError> {
+        #[derive(Deserialize)]
+        struct Ids {
+            items: Vec<Uuid>,
+        }
+        let ids: Ids = self.get_json(&format!("/api/2/tenants/{tenant_id}/users"), &[]).await?;
+        let users = self.users_by_ids(&ids.items).await?;
+        let by_external = users.iter().find(|u| u.external_id.as_deref() == Some(external_id));
+        let by_login = || users.iter().find(|u| u.login.as_deref().is_some_and(|l| l.eq_ignore_ascii_case(login)));
+        Ok(by_external.or_else(by_login).cloned())
+    }
+
+    async fn create_user(&self, new: &NewUser) -> Result<User, ConnectorError> {
+        let url = self.url("/api/2/users");
+        let response = self.call(Replay::OnlyIfNotProcessed, || self.http.post(&url).json(new)).await?;
+        decode(SYSTEM, response).await
+    }
+
+    async fn ensure_user(&self, new: &NewUser) -> Result<User, ConnectorError> {
+        let mut last = None;
+        for round in 0..self.policy.max_attempts {
+            if let Some(found) = self.find_user(new.tenant_id, &new.external_id, &new.login).await? {
+                return Ok(found);
+            }
+            match self.create_user(new).await {
+                Ok(created) => return Ok(created),
+                Err(e) if e.is_transient() => {
+                    last = Some(e);
+                    self.pause(round).await;
+                }
+                // Taken by someone else than a user of ours in this tenant (the look-up above found none).
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last.unwrap_or(ConnectorError::Unavailable { system: SYSTEM, attempts: 0, last: "no attempt".into() }))
+    }
+
+    async fn grant_role(&self, user: &User, role: Role, tenant_id: Uuid) -> Result<(), ConnectorError> {
+        let nil = Uuid::nil().to_string();
+        let body = json!({"items": [{
+            "id": nil, "issuer_id": nil, "role_id": role.id(), "tenant_id": tenant_id.to_string(),
+            "trustee_id": user.id.to_string(), "trustee_type": "user", "version": 0,
+        }]});
+        let url = self.url(&format!("/api/2/users/{}/access_policies", user.id));
+        // Setting the same policies again is harmless: PUT replaces them.
+        self.call(Replay::Safe, || self.http.put(&url).json(&body)).await.map(drop)
+    }
+
+    async fn send_activation_email(&self, user_id: Uuid) -> Result<(), ConnectorError> {
+        let url = self.url(&format!("/api/2/users/{user_id}/send-activation-email"));
+        self.call(Replay::OnlyIfNotProcessed, || self.http.post(&url).json(&json!({}))).await.map(drop)
+    }
+
+    async fn set_password(&self, user_id: Uuid, password: &SecretString) -> Result<(), ConnectorError> {
+        let url = self.url(&format!("/api/2/users/{user_id}/password"));
+        // Setting the same password twice is harmless.
+        self.call(Replay::Safe, || self.http.post(&url).json(&json!({"password": password.expose_secret()}))).await.map(drop)
+    }
+
+    async fn create_registration_token(&self, tenant_id: Uuid, expires_in: Duration, scopes: &[String]) -> Result<RegistrationToken, ConnectorError> {
+        #[derive(Deserialize)]
+        struct Answer {
+            id: Value,
+            token: SecretString,
+            expires_at: DateTime<Utc>,
+        }
+        let url = self.url(&format!("/api/2/tenants/{tenant_id}/registration_tokens"));
+        let body = json!({"expires_in": expires_in.as_secs(), "scopes": scopes});
+        // A lost answer leaves an unused token that expires: safe to ask again.
+        let response = self.call(Replay::Safe, || self.http.post(&url).json(&body)).await?;
+        let answer: Answer = decode(SYSTEM, response).await?;
+        let id = answer.id.as_str().map_or_else(|| answer.id.to_string(), str::to_string);
+        Ok(RegistrationToken { id, token: answer.token, expires_at: answer.expires_at })
+    }
+
+    async fn create_protection_plan(&self, policy: &Value) -> Result<Value, ConnectorError> {
+        let url = self.url("/api/policy_management/v4/policies");
+        let response = self.call(Replay::OnlyIfNotProcessed, || self.http.post(&url).json(policy)).await?;
+        decode(SYSTEM, response).await
+    }
+}
