@@ -247,10 +247,32 @@ impl TargetClient {
         Ok(users)
     }
 
-    /// Waits before the next round of a look-up-then-create loop.
-    async fn pause(&self, round: usize) {
-        let delay = self.policy.min_backoff.saturating_mul(1 << round.min(6)).min(self.policy.max_backoff);
-        tokio::time::sleep(delay).await;
+    /// Looks up, and creates only when the look-up finds nothing. A create that
+    /// fails transiently may still have happened, so the next round looks up again.
+    async fn look_up_then_create<T, Find, FindFut, Create, CreateFut>(&self, find: Find, create: Create) -> Result<T, ConnectorError>
+    where
+        Find: Fn() -> FindFut,
+        FindFut: Future<Output = Result<Option<T>, ConnectorError>>,
+        Create: Fn() -> CreateFut,
+        CreateFut: Future<Output = Result<T, ConnectorError>>,
+    {
+        let mut last = None;
+        for round in 0..self.policy.max_attempts.max(1) {
+            if let Some(found) = find().await? {
+                return Ok(found);
+            }
+            match create().await {
+                Ok(created) => return Ok(created),
+                Err(e) if e.is_transient() => {
+                    let delay = self.policy.min_backoff.saturating_mul(1 << round.min(6)).min(self.policy.max_backoff);
+                    tokio::time::sleep(delay).await;
+                    last = Some(e);
+                }
+                // A final refusal, e.g. a login taken by a user that is not ours (the look-up found none).
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last.unwrap_or(ConnectorError::Unavailable { system: SYSTEM, attempts: 0, last: "no attempt".into() }))
     }
 }
 
@@ -314,22 +336,7 @@ impl TargetApi for TargetClient {
     }
 
     async fn ensure_tenant(&self, new: &NewTenant) -> Result<Tenant, ConnectorError> {
-        let mut last = None;
-        for round in 0..self.policy.max_attempts {
-            if let Some(found) = self.find_tenant_by_tag(new.parent_id, &new.internal_tag).await? {
-                return Ok(found);
-            }
-            match self.create_tenant(new).await {
-                Ok(created) => return Ok(created),
-                // The create may have happened: the next look-up tells.
-                Err(e) if e.is_transient() => {
-                    last = Some(e);
-                    self.pause(round).await;
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        Err(last.unwrap_or(ConnectorError::Unavailable { system: SYSTEM, attempts: 0, last: "no attempt".into() }))
+        self.look_up_then_create(|| self.find_tenant_by_tag(new.parent_id, &new.internal_tag), || self.create_tenant(new)).await
     }
 
     async fn check_login(&self, login: &str) -> Result<LoginStatus, ConnectorError> {
@@ -364,22 +371,7 @@ impl TargetApi for TargetClient {
     }
 
     async fn ensure_user(&self, new: &NewUser) -> Result<User, ConnectorError> {
-        let mut last = None;
-        for round in 0..self.policy.max_attempts {
-            if let Some(found) = self.find_user(new.tenant_id, &new.external_id, &new.login).await? {
-                return Ok(found);
-            }
-            match self.create_user(new).await {
-                Ok(created) => return Ok(created),
-                Err(e) if e.is_transient() => {
-                    last = Some(e);
-                    self.pause(round).await;
-                }
-                // Taken by someone else than a user of ours in this tenant (the look-up above found none).
-                Err(e) => return Err(e),
-            }
-        }
-        Err(last.unwrap_or(ConnectorError::Unavailable { system: SYSTEM, attempts: 0, last: "no attempt".into() }))
+        self.look_up_then_create(|| self.find_user(new.tenant_id, &new.external_id, &new.login), || self.create_user(new)).await
     }
 
     async fn grant_role(&self, user: &User, role: Role, tenant_id: Uuid) -> Result<(), ConnectorError> {
