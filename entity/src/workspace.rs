@@ -23,6 +23,14 @@ pub struct Model {
     /// The last connection check report (JSON), if any.
     #[sea_orm(column_type = "Text", nullable)]
     pub connection_check: Option<String>,
+    /// Requests per second toward the BackupAgent server.
+    pub source_rate_per_sec: i32,
+    /// Requests in flight toward the BackupAgent server.
+    pub source_concurrency: i32,
+    /// Requests per second toward the cloud.
+    pub target_rate_per_sec: i32,
+    /// Requests in flight toward the cloud.
+    pub target_concurrency: i32,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

@@ -5,6 +5,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261125_000001_create_workspaces;
 mod m20261125_000002_create_idempotency_records;
 mod m20261125_000003_add_workspace_connection_check;
+mod m20261125_000004_add_workspace_limits;
 
 pub struct Migrator;
 
@@ -15,6 +16,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000001_create_workspaces::Migration),
             Box::new(m20261125_000002_create_idempotency_records::Migration),
             Box::new(m20261125_000003_add_workspace_connection_check::Migration),
+            Box::new(m20261125_000004_add_workspace_limits::Migration),
         ]
     }
 }

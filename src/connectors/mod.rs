@@ -18,8 +18,29 @@ use std::time::Duration;
 use backon::{BackoffBuilder, ExponentialBuilder};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use reqwest::{RequestBuilder, Response, StatusCode};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use validator::Validate;
 use tokio::sync::Semaphore;
+
+/// The pace toward one remote system, set per workspace.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Limit {
+    /// Requests per second (each instance of the service keeps to it on its own).
+    #[validate(range(min = 1, max = 10000))]
+    #[schema(minimum = 1, maximum = 10000, example = 100)]
+    pub rate_per_sec: u32,
+    /// Requests in flight at once.
+    #[validate(range(min = 1, max = 256))]
+    #[schema(minimum = 1, maximum = 256, example = 16)]
+    pub concurrency: u32,
+}
+
+impl Limit {
+    pub const SOURCE_DEFAULT: Limit = Limit { rate_per_sec: 50, concurrency: 8 };
+    pub const TARGET_DEFAULT: Limit = Limit { rate_per_sec: 100, concurrency: 16 };
+}
 
 /// How a connector talks to one remote system; per workspace.
 #[derive(Clone, Debug)]
@@ -51,6 +72,11 @@ impl Default for HttpPolicy {
 }
 
 impl HttpPolicy {
+    /// The default policy at the pace of `limit`.
+    pub fn limited(limit: Limit) -> Self {
+        Self { rate_per_sec: Some(limit.rate_per_sec), concurrency: limit.concurrency as usize, ..Self::default() }
+    }
+
     pub fn client(&self) -> reqwest::Client {
         reqwest::Client::builder()
             .connect_timeout(self.connect_timeout)

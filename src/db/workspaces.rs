@@ -10,6 +10,7 @@ use secrecy::SecretString;
 use uuid::Uuid;
 
 use crate::api::paging::Page;
+use crate::connectors::Limit;
 use crate::connectors::check::ConnectionCheck;
 use crate::crypto::{CryptoError, SecretBox};
 
@@ -31,6 +32,8 @@ pub struct NewWorkspace<'a> {
     pub source: SourceLogin<'a>,
     pub target: CloudClient<'a>,
     pub connection_check: Option<&'a ConnectionCheck>,
+    pub source_limit: Limit,
+    pub target_limit: Limit,
 }
 
 #[derive(Default)]
@@ -38,6 +41,7 @@ pub struct WorkspaceChanges<'a> {
     pub name: Option<&'a str>,
     pub source: Option<SourceLogin<'a>>,
     pub target: Option<CloudClient<'a>>,
+    pub limits: Option<(Limit, Limit)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +76,10 @@ pub async fn insert(db: &impl ConnectionTrait, secrets: &SecretBox, new: NewWork
         target_client_secret: Set(seal(secrets, id, "target_client_secret", new.target.client_secret)?),
         version: Set(1),
         connection_check: Set(new.connection_check.map(check_json)),
+        source_rate_per_sec: Set(pace(new.source_limit.rate_per_sec)),
+        source_concurrency: Set(pace(new.source_limit.concurrency)),
+        target_rate_per_sec: Set(pace(new.target_limit.rate_per_sec)),
+        target_concurrency: Set(pace(new.target_limit.concurrency)),
         created_at: Set(now),
         updated_at: Set(now),
     };
@@ -124,6 +132,13 @@ pub async fn update(
             .col_expr(Column::TargetClientId, Expr::value(target.client_id))
             .col_expr(Column::TargetClientSecret, Expr::value(seal(secrets, id, "target_client_secret", target.client_secret)?));
     }
+    if let Some((source, target)) = changes.limits {
+        update = update
+            .col_expr(Column::SourceRatePerSec, Expr::value(pace(source.rate_per_sec)))
+            .col_expr(Column::SourceConcurrency, Expr::value(pace(source.concurrency)))
+            .col_expr(Column::TargetRatePerSec, Expr::value(pace(target.rate_per_sec)))
+            .col_expr(Column::TargetConcurrency, Expr::value(pace(target.concurrency)));
+    }
     let result = update
         .filter(Column::Id.eq(id))
         .filter(Column::TenantId.eq(current.tenant_id))
@@ -137,6 +152,24 @@ pub async fn update(
         };
     }
     find(db, current.tenant_id, id).await?.ok_or(StoreError::NotFound)
+}
+
+/// Limits are validated to small positive numbers; the column is a plain integer.
+fn pace(value: u32) -> i32 {
+    i32::try_from(value).unwrap_or(i32::MAX)
+}
+
+fn limit(rate: i32, concurrency: i32) -> Limit {
+    let positive = |v: i32| u32::try_from(v).ok().filter(|v| *v > 0).unwrap_or(1);
+    Limit { rate_per_sec: positive(rate), concurrency: positive(concurrency) }
+}
+
+pub fn source_limit(workspace: &Model) -> Limit {
+    limit(workspace.source_rate_per_sec, workspace.source_concurrency)
+}
+
+pub fn target_limit(workspace: &Model) -> Limit {
+    limit(workspace.target_rate_per_sec, workspace.target_concurrency)
 }
 
 fn check_json(check: &ConnectionCheck) -> String {

@@ -49,6 +49,9 @@ async fn creating_with_bad_bodies_is_refused_and_creates_nothing() {
             ("URL with credentials", json!({"name": "x", "source": valid["source"], "target": {"url": "https://u:p@c.example", "client_id": "c", "client_secret": "s"}}), 422),
             ("empty secret", json!({"name": "x", "source": {"url": "https://a.example", "login": "l", "password": ""}, "target": valid["target"]}), 422),
             ("name too long", json!({"name": "n".repeat(201), "source": valid["source"], "target": valid["target"]}), 422),
+            ("zero rate", json!({"name": "x", "source": valid["source"], "target": valid["target"], "limits": {"source": {"rate_per_sec": 0, "concurrency": 1}, "target": {"rate_per_sec": 1, "concurrency": 1}}}), 422),
+            ("negative concurrency", json!({"name": "x", "source": valid["source"], "target": valid["target"], "limits": {"source": {"rate_per_sec": 1, "concurrency": -1}, "target": {"rate_per_sec": 1, "concurrency": 1}}}), 400),
+            ("half limits", json!({"name": "x", "source": valid["source"], "target": valid["target"], "limits": {"source": {"rate_per_sec": 1, "concurrency": 1}}}), 400),
         ];
         for (case, body, status) in rule_breakers {
             eprintln!("case: {case}");
@@ -85,6 +88,7 @@ async fn updating_with_bad_bodies_is_refused_and_changes_nothing() {
             ("blank name", json!({"name": " "}), 422),
             ("partial credentials", json!({"source": {"url": "https://a.example"}}), 400),
             ("bad URL", json!({"target": {"url": "mailto:x@y", "client_id": "c", "client_secret": "s"}}), 422),
+            ("too many in flight", json!({"limits": {"source": {"rate_per_sec": 1, "concurrency": 1}, "target": {"rate_per_sec": 1, "concurrency": 257}}}), 422),
             ("valid name, bad source", json!({"name": "Changed", "source": {"url": "https://a.example", "login": "l", "password": ""}}), 422),
         ];
         for (case, body, status) in rule_breakers {

@@ -19,6 +19,14 @@ async fn a_workspace_is_created_read_renamed_re_credentialed_and_deleted() {
         assert_eq!(created["source"], json!({"url": "https://backupagent.example.com", "login": "root-group"}));
         assert_eq!(created["target"], json!({"url": "https://eu2-cloud.example.com", "client_id": "api-client-1"}));
         assert_eq!(created["version"], 1);
+        assert_eq!(
+            created["limits"],
+            json!({"source": {"rate_per_sec": 50, "concurrency": 8}, "target": {"rate_per_sec": 100, "concurrency": 16}}),
+            "default pace"
+        );
+        let check = &created["connection_check"];
+        assert_eq!(check["passed"], false, "nothing answers at example.com");
+        assert_eq!(check["checks"][0]["name"], "source_login");
 
         let response = app.get(&location, &app.token).send().await.expect("get");
         assert_eq!(response.status(), 200);
@@ -32,19 +40,25 @@ async fn a_workspace_is_created_read_renamed_re_credentialed_and_deleted() {
         assert_eq!((renamed["name"].as_str(), renamed["version"].as_i64()), (Some("Contoso EU"), Some(2)));
         assert_eq!(renamed["source"], created["source"], "untouched credentials stay");
 
-        let new_source = json!({"source": {"url": "http://10.0.0.5:8080", "login": "new-root", "password": "p2"}});
+        let new_source = json!({"source": {"url": "http://127.0.0.1:9", "login": "new-root", "password": "p2"}});
         let response = app.patch_json(&location, &app.token, &new_source).send().await.expect("patch");
         let updated: serde_json::Value = response.json().await.expect("json");
-        assert_eq!(updated["source"], json!({"url": "http://10.0.0.5:8080", "login": "new-root"}));
+        assert_eq!(updated["source"], json!({"url": "http://127.0.0.1:9", "login": "new-root"}));
         assert_eq!(updated["name"], "Contoso EU");
+
+        let limits = json!({"source": {"rate_per_sec": 5, "concurrency": 1}, "target": {"rate_per_sec": 200, "concurrency": 32}});
+        let response = app.patch_json(&location, &app.token, &json!({"limits": limits})).send().await.expect("patch");
+        let paced: serde_json::Value = response.json().await.expect("json");
+        assert_eq!(paced["limits"], limits);
+        assert_eq!(paced["version"], 4);
 
         // If-Match: the current version applies, a stale one is refused and changes nothing.
         let stale = app.patch_json(&location, &app.token, &json!({"name": "stale"})).header("if-match", "\"v1\"").send().await.expect("patch");
         assert_problem(stale, 412).await;
-        let fresh = app.patch_json(&location, &app.token, &json!({"name": "Fresh"})).header("if-match", "\"v3\"").send().await.expect("patch");
+        let fresh = app.patch_json(&location, &app.token, &json!({"name": "Fresh"})).header("if-match", "\"v4\"").send().await.expect("patch");
         assert_eq!(fresh.status(), 200);
         let current: serde_json::Value = app.get(&location, &app.token).send().await.expect("get").json().await.expect("json");
-        assert_eq!((current["name"].as_str(), current["version"].as_i64()), (Some("Fresh"), Some(4)));
+        assert_eq!((current["name"].as_str(), current["version"].as_i64()), (Some("Fresh"), Some(5)));
 
         assert_eq!(app.delete(&location, &app.token).send().await.expect("delete").status(), 204);
         assert_problem(app.get(&location, &app.token).send().await.expect("get"), 404).await;

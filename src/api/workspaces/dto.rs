@@ -9,6 +9,7 @@ use validator::{Validate, ValidationError};
 
 use entity::workspace::Model;
 
+use crate::connectors::Limit;
 use crate::connectors::check::ConnectionCheck;
 
 /// A password or client secret: deserialized, never serialized or printed in clear.
@@ -40,6 +41,26 @@ pub struct CreateWorkspace {
     pub source: SourceCredentials,
     #[validate(nested)]
     pub target: TargetCredentials,
+    /// Pace toward each system; defaults to 50 req/s and 8 in flight toward the source,
+    /// 100 req/s and 16 in flight toward the cloud.
+    #[validate(nested)]
+    pub limits: Option<Limits>,
+}
+
+/// Requests per second and in flight, toward the BackupAgent server and the cloud.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, Validate, ToSchema, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    #[validate(nested)]
+    pub source: Limit,
+    #[validate(nested)]
+    pub target: Limit,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self { source: Limit::SOURCE_DEFAULT, target: Limit::TARGET_DEFAULT }
+    }
 }
 
 /// The BackupAgent server and its top-level group's login (A).
@@ -90,6 +111,8 @@ pub struct UpdateWorkspace {
     pub source: Option<SourceCredentials>,
     #[validate(nested)]
     pub target: Option<TargetCredentials>,
+    #[validate(nested)]
+    pub limits: Option<Limits>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -102,6 +125,7 @@ pub struct Workspace {
     pub version: i32,
     /// The last connection check: run at creation and by `POST /workspaces/{id}/check`.
     pub connection_check: Option<ConnectionCheck>,
+    pub limits: Limits,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -121,7 +145,9 @@ pub struct TargetView {
 impl From<Model> for Workspace {
     fn from(m: Model) -> Self {
         let connection_check = crate::db::workspaces::connection_check(&m);
+        let limits = Limits { source: crate::db::workspaces::source_limit(&m), target: crate::db::workspaces::target_limit(&m) };
         Self {
+            limits,
             connection_check,
             id: m.id,
             name: m.name,
@@ -188,8 +214,8 @@ fn http_url(value: &str) -> Result<(), ValidationError> {
 }
 
 fn some_change(update: &UpdateWorkspace) -> Result<(), ValidationError> {
-    if update.name.is_none() && update.source.is_none() && update.target.is_none() {
-        return Err(rule("empty_update", "name, source or target is required"));
+    if update.name.is_none() && update.source.is_none() && update.target.is_none() && update.limits.is_none() {
+        return Err(rule("empty_update", "name, source, target or limits is required"));
     }
     Ok(())
 }

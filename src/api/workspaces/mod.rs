@@ -99,7 +99,16 @@ async fn create_workspace(
     let (source, target) = (source(&request.source), target(&request.target));
     let check = check::run_check(&source, &target, partner.tenant_id).await?;
     pending.create(&state.db, async |txn| {
-        let new = NewWorkspace { tenant_id: partner.tenant_id, name: request.name.trim(), source, target, connection_check: Some(&check) };
+        let limits = request.limits.unwrap_or_default();
+        let new = NewWorkspace {
+            tenant_id: partner.tenant_id,
+            name: request.name.trim(),
+            source,
+            target,
+            connection_check: Some(&check),
+            source_limit: limits.source,
+            target_limit: limits.target,
+        };
         let workspace = store::insert(txn, &state.secrets, new).await?;
         tracing::info!(workspace = %workspace.id, "workspace connected");
         Ok(Created {
@@ -186,6 +195,7 @@ async fn update_workspace(
         name: request.name.as_deref().map(str::trim),
         source: request.source.as_ref().map(source),
         target: request.target.as_ref().map(target),
+        limits: request.limits.map(|l| (l.source, l.target)),
     };
     let updated = store::update(&state.db, &state.secrets, &current, current.version, changes).await?;
     tracing::info!(version = updated.version, "workspace updated");

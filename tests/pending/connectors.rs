@@ -1,0 +1,182 @@
+//! The connectors against the simulators, over loopback.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use migration_portal::connectors::source::{SourceApi, SourceClient, for_each_page};
+use migration_portal::connectors::target::{LoginStatus, NewTenant, NewUser, Role, TargetApi, TargetClient, TenantKind, UserContact};
+use migration_portal::connectors::{ConnectorError, HttpPolicy};
+use migration_portal::sim::backupagent::SourceSim;
+use migration_portal::sim::cloud::{CloudSim, CloudSimConfig, Faults};
+use migration_portal::sim::install_base::{GenSpec, generate};
+use secrecy::SecretString;
+use uuid::Uuid;
+
+use crate::helpers::test_keys;
+
+fn loopback() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 0))
+}
+
+fn quick_policy() -> HttpPolicy {
+    HttpPolicy {
+        min_backoff: Duration::from_millis(20),
+        max_backoff: Duration::from_millis(500),
+        max_attempts: 12,
+        rate_per_sec: None,
+        concurrency: 8,
+        ..HttpPolicy::default()
+    }
+}
+
+fn cloud(faults: Faults) -> CloudSim {
+    let config = CloudSimConfig { bind: loopback(), faults, existing_logins: vec!["taken-login".into()], ..CloudSimConfig::default() };
+    CloudSim::start(config, &test_keys()[0]).expect("cloud simulator")
+}
+
+fn target_client(sim: &CloudSim, policy: HttpPolicy) -> TargetClient {
+    let client = sim.root_client();
+    TargetClient::new(&sim.base_url(), &client.client_id, SecretString::from(client.client_secret), policy).expect("client")
+}
+
+#[tokio::test]
+async fn the_target_client_reports_the_remote_code_and_message() {
+    let sim = cloud(Faults::default());
+    let target = target_client(&sim, quick_policy());
+    let root = sim.root_tenant_id();
+    let info = target.token_info().await.expect("token");
+    assert_eq!(info.tenant_id, root);
+    assert!(info.roles.iter().any(|r| r == "partner_admin"));
+
+    let new = NewTenant { name: "Acme".into(), parent_id: root, kind: TenantKind::Customer, internal_tag: "g-1".into() };
+    target.create_tenant(&new).await.expect("created");
+    let clash = NewTenant { internal_tag: "g-2".into(), name: "ACME".into(), ..new.clone() };
+    match target.create_tenant(&clash).await {
+        Err(ConnectorError::Remote { status: 409, code: Some(code), message, .. }) => {
+            assert_eq!(code, "1004");
+            assert!(!message.is_empty());
+        }
+        other => panic!("expected a 1004 conflict, got {other:?}"),
+    }
+    let bad_kind = NewTenant { kind: TenantKind::Unit, internal_tag: "g-3".into(), name: "Unit under partner".into(), ..new.clone() };
+    assert!(target.create_tenant(&bad_kind).await.expect_err("hierarchy").is_status(422));
+
+    assert_eq!(target.check_login("taken-login").await.expect("check"), LoginStatus::Taken);
+    assert_eq!(target.check_login("TAKEN-login").await.expect("check"), LoginStatus::Taken);
+    assert_eq!(target.check_login(&format!("free-{}", Uuid::new_v4().simple())).await.expect("check"), LoginStatus::Free);
+}
+
+#[tokio::test]
+async fn a_rejected_token_is_renewed_once() {
+    let sim = cloud(Faults::default());
+    let target = target_client(&sim, quick_policy());
+    target.children(sim.root_tenant_id()).await.expect("first call");
+    // The issuer drops the key that signed the cached token: the next call gets a 401, renews, succeeds.
+    sim.idp().rotate(&test_keys()[1], true);
+    target.children(sim.root_tenant_id()).await.expect("renewed");
+}
+
+#[tokio::test]
+async fn a_rate_limited_client_waits_for_retry_after_and_succeeds() {
+    let sim = cloud(Faults { rate_limit_per_sec: Some(5), ..Faults::default() });
+    let target = target_client(&sim, quick_policy());
+    let root = sim.root_tenant_id();
+    let started = Instant::now();
+    let calls = (0..20).map(|_| target.tenant(root));
+    for result in futures_util::future::join_all(calls).await {
+        result.expect("every call eventually succeeds");
+    }
+    assert!(started.elapsed() >= Duration::from_secs(1), "the client waited for Retry-After");
+    let state = sim.inspect();
+    assert!(state["requests"]["rate_limited"].as_u64().unwrap_or(0) > 0, "the limit was hit: {}", state["requests"]);
+}
+
+#[tokio::test]
+async fn under_faults_look_up_before_create_creates_everything_exactly_once() {
+    let sim = cloud(Faults { fail_rate: 0.2, rate_limit_per_sec: Some(50), fail_after_commit_rate: 0.1, ..Faults::default() });
+    let policy = HttpPolicy { rate_per_sec: Some(45), ..quick_policy() };
+    let target = target_client(&sim, policy);
+    let root = sim.root_tenant_id();
+
+    let mut outcomes = Vec::new();
+    let partners = (0..3).map(|p| NewTenant { name: format!("Reseller {p}"), parent_id: root, kind: TenantKind::Partner, internal_tag: format!("g-p{p}") });
+    let mut created = Vec::new();
+    for new in partners {
+        created.push(target.ensure_tenant(&new).await.expect("partner"));
+    }
+    let customers: Vec<NewTenant> = created
+        .iter()
+        .flat_map(|p| (0..4).map(move |c| NewTenant { name: format!("Customer {c}"), parent_id: p.id, kind: TenantKind::Customer, internal_tag: format!("g-{}-{c}", p.id) }))
+        .collect();
+    let results = futures_util::future::join_all(customers.iter().map(|c| target.ensure_tenant(c))).await;
+    let customers: Vec<_> = results.into_iter().map(|r| r.expect("customer")).collect();
+    for (i, customer) in customers.iter().enumerate() {
+        for u in 0..3 {
+            let new = NewUser {
+                tenant_id: customer.id,
+                login: format!("user-{i}-{u}-{}", Uuid::new_v4().simple()),
+                contact: Some(UserContact { email: format!("u{i}{u}@example.com"), ..UserContact::default() }),
+                external_id: format!("u-{i}-{u}"),
+            };
+            let result = match target.ensure_user(&new).await {
+                Ok(user) => target.grant_role(&user, Role::BackupUser, customer.id).await.map(|_| user),
+                Err(e) => Err(e),
+            };
+            outcomes.push(result);
+        }
+    }
+    // Every call succeeded (or would report a final error; none is expected here).
+    for outcome in &outcomes {
+        assert!(outcome.is_ok(), "{outcome:?}");
+    }
+    let state = sim.inspect();
+    assert_eq!(state["duplicates"]["tenants"].as_array().map(Vec::len), Some(0), "{}", state["duplicates"]);
+    assert_eq!(state["duplicates"]["users"].as_array().map(Vec::len), Some(0), "{}", state["duplicates"]);
+    let tenants = state["tenants"].as_array().expect("tenants");
+    let under_root = |tag: &str| tenants.iter().filter(|t| t["internal_tag"].as_str() == Some(tag)).count();
+    assert_eq!(under_root("g-p0"), 1);
+    let users = state["users"].as_array().expect("users").iter().filter(|u| u["external_id"].as_str().is_some_and(|e| e.starts_with("u-"))).count();
+    assert_eq!(users, 36);
+    let faults = &state["requests"];
+    assert!(faults["failed"].as_u64().unwrap_or(0) > 0 && faults["failed_after_commit"].as_u64().unwrap_or(0) > 0, "faults happened: {faults}");
+}
+
+#[tokio::test]
+async fn the_source_client_pages_through_everything_exactly_once() {
+    let base = generate(&GenSpec::small(7));
+    let sim = SourceSim::start(loopback(), base).expect("source simulator");
+    let (login, password) = sim.credentials();
+    let source = SourceClient::new(&sim.base_url(), &login, SecretString::from(password), quick_policy()).expect("client");
+    let account = source.account().await.expect("account");
+    assert_eq!(account.login, login);
+
+    let stats: serde_json::Value = reqwest::get(format!("{}/sim/backupagent/stats", sim.base_url())).await.expect("stats").json().await.expect("json");
+    for limit in [1000, 37] {
+        let mut ids = std::collections::HashSet::new();
+        let mut largest_page = 0;
+        let seen = for_each_page(
+            |cursor| {
+                let source = &source;
+                async move { source.users(cursor.as_deref(), limit).await }
+            },
+            |page| {
+                largest_page = largest_page.max(page.len());
+                ids.extend(page.into_iter().map(|u| u.id));
+            },
+        )
+        .await
+        .expect("pages");
+        assert_eq!(seen as usize, ids.len(), "no user twice");
+        assert_eq!(Some(ids.len() as u64), stats["counts"]["users"].as_u64(), "every user once");
+        assert!(largest_page <= limit as usize, "pages hold at most `limit`");
+    }
+    let machines = for_each_page(|c| { let source = &source; async move { source.machines(c.as_deref(), 500).await } }, |_| {}).await.expect("machines");
+    let plans = for_each_page(|c| { let source = &source; async move { source.plans(c.as_deref(), 500).await } }, |_| {}).await.expect("plans");
+    assert_eq!(Some(machines), stats["counts"]["machines"].as_u64());
+    assert_eq!(Some(plans), stats["counts"]["plans"].as_u64());
+
+    let wrong = SourceClient::new(&sim.base_url(), &login, SecretString::from("wrong".to_string()), quick_policy()).expect("client");
+    let error = wrong.account().await.expect_err("refused");
+    assert!(error.is_status(401), "{error:?}");
+    assert_eq!(error.remote_code(), Some("unauthorized"));
+}
