@@ -141,7 +141,8 @@ pub trait TargetApi: Send + Sync {
     async fn find_user(&self, tenant_id: Uuid, external_id: &str, login: &str) -> Result<Option<User>, ConnectorError>;
     /// One create attempt; prefer [`TargetApi::ensure_user`].
     async fn create_user(&self, new: &NewUser) -> Result<User, ConnectorError>;
-    /// The user with `new.external_id` in its tenant, created if absent.
+    /// The user with `new.external_id` (or `new.login`) in its tenant, created if absent.
+    /// A login taken by a user that is not in the tenant is a final 409.
     async fn ensure_user(&self, new: &NewUser) -> Result<User, ConnectorError>;
     async fn grant_role(&self, user: &User, role: Role, tenant_id: Uuid) -> Result<(), ConnectorError>;
     async fn send_activation_email(&self, user_id: Uuid) -> Result<(), ConnectorError>;
@@ -371,7 +372,15 @@ impl TargetApi for TargetClient {
     }
 
     async fn ensure_user(&self, new: &NewUser) -> Result<User, ConnectorError> {
-        self.look_up_then_create(|| self.find_user(new.tenant_id, &new.external_id, &new.login), || self.create_user(new)).await
+        // A free login proves the user does not exist yet: one cheap call on the common
+        // path. Only a taken login needs the tenant's users listed to tell ours from another's.
+        let find = || async {
+            match self.check_login(&new.login).await? {
+                LoginStatus::Free => Ok(None),
+                LoginStatus::Taken => self.find_user(new.tenant_id, &new.external_id, &new.login).await,
+            }
+        };
+        self.look_up_then_create(find, || self.create_user(new)).await
     }
 
     async fn grant_role(&self, user: &User, role: Role, tenant_id: Uuid) -> Result<(), ConnectorError> {
