@@ -1,0 +1,9 @@
+//! The product's rules, as pure functions: no I/O, no HTTP, no SeaORM. Each is
+//! tested with a table of cases, one row per rule of the product description.
+
+pub mod logins;
+pub mod names;
+pub mod schedules;
+pub mod segments;
+pub mod support;
+pub mod tenants;
