@@ -6,6 +6,7 @@ mod m20261125_000001_create_workspaces;
 mod m20261125_000002_create_idempotency_records;
 mod m20261125_000003_add_workspace_connection_check;
 mod m20261125_000004_add_workspace_limits;
+mod m20261125_000005_create_jobs;
 
 pub struct Migrator;
 
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000002_create_idempotency_records::Migration),
             Box::new(m20261125_000003_add_workspace_connection_check::Migration),
             Box::new(m20261125_000004_add_workspace_limits::Migration),
+            Box::new(m20261125_000005_create_jobs::Migration),
         ]
     }
 }
