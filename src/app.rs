@@ -26,6 +26,8 @@ pub struct AppState {
     pub db: DatabaseConnection,
     pub secrets: SecretBox,
     pub auth: Authenticator,
+    /// `connectors.allow_private_networks`.
+    pub allow_private_networks: bool,
 }
 
 /// Where the key that seals credentials comes from.
@@ -73,7 +75,11 @@ impl Application {
         db::migrate(&db).await?;
         let listener = TcpListener::bind(config.bind).map_err(|e| anyhow::anyhow!("cannot listen on {} (setting `bind`, MP_BIND): {e}", config.bind))?;
         let port = listener.local_addr()?.port();
-        let state = web::Data::new(AppState { db, secrets, auth });
+        let allow_private_networks = config.connectors.allow_private_networks;
+        if allow_private_networks {
+            tracing::warn!("connectors may contact loopback and private addresses (connectors.allow_private_networks)");
+        }
+        let state = web::Data::new(AppState { db, secrets, auth, allow_private_networks });
         let server = run(listener, state, config)?;
         Ok(Self { port, server })
     }

@@ -20,6 +20,7 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub auth: AuthConfig,
     pub http: HttpConfig,
+    pub connectors: ConnectorsConfig,
     pub log_format: LogFormat,
     /// `tracing` filter directives, e.g. `info,sqlx=warn`.
     pub log_level: String,
@@ -47,7 +48,8 @@ pub struct AuthConfig {
     pub audience: Option<String>,
     /// Least time between two JWKS fetches caused by unknown `kid`s.
     pub jwks_refresh_cooldown_secs: u64,
-    /// Keys older than this are refreshed in the background of the next request.
+    /// Keys older than this are refreshed in the background of the next request; a key
+    /// the issuer retired stops working at most this long after.
     pub jwks_max_age_secs: u64,
     /// Clock skew tolerated on `exp` and `nbf`.
     pub leeway_secs: u64,
@@ -60,6 +62,14 @@ pub struct HttpConfig {
     pub max_body_bytes: usize,
     /// Actix worker threads; 0 means one per core.
     pub workers: usize,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectorsConfig {
+    /// Let workspaces point at loopback, private and link-local addresses. Off by
+    /// default: partners choose those URLs, and must not reach the service's own network.
+    pub allow_private_networks: bool,
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
@@ -82,13 +92,14 @@ impl Default for Config {
                 issuer: None,
                 audience: None,
                 jwks_refresh_cooldown_secs: 30,
-                jwks_max_age_secs: 3_600,
+                jwks_max_age_secs: 300,
                 leeway_secs: 30,
             },
             http: HttpConfig {
                 max_body_bytes: 256 * 1024,
                 workers: 0,
             },
+            connectors: ConnectorsConfig { allow_private_networks: false },
             log_format: LogFormat::Pretty,
             log_level: "info".into(),
             secret_key: None,

@@ -26,6 +26,7 @@ pub async fn run(mut config: Config, port: u16, exit: bool) -> anyhow::Result<()
     config.database.url = format!("sqlite://{DEMO_DB}");
     config.auth.issuer = Some(idp.issuer().to_string());
     config.auth.audience = Some(AUDIENCE.to_string());
+    config.connectors.allow_private_networks = true;
     let app = Application::build(&config, KeyPolicy::AllowInsecureDevKey).await?;
     let base = format!("http://127.0.0.1:{}", app.port());
     let server = tokio::spawn(app.run_until_stopped());

@@ -1,16 +1,22 @@
 //! The issuer's signing keys: found through OIDC discovery, cached, refreshed
 //! once on an unknown `kid` (with a cooldown), shared by concurrent requests,
-//! and kept serving when the issuer cannot be reached.
+//! and kept serving when the issuer cannot be reached. Old keys are refreshed in
+//! the background: only a request with an unknown `kid` waits for the issuer.
 
 use std::collections::HashMap;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use jsonwebtoken::DecodingKey;
 use jsonwebtoken::jwk::{AlgorithmParameters, JwkSet, KeyAlgorithm, PublicKeyUse};
 use serde::Deserialize;
 
+#[derive(Clone)]
 pub struct JwksCache {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
     http: reqwest::Client,
     issuer: String,
     cooldown: Duration,
@@ -49,31 +55,42 @@ pub enum FetchError {
 
 impl JwksCache {
     pub fn new(http: reqwest::Client, issuer: &str, cooldown: Duration, max_age: Duration) -> Self {
-        Self {
+        let inner = Inner {
             http,
             issuer: issuer.trim_end_matches('/').to_string(),
             cooldown,
             max_age,
             keys: RwLock::new(KeySnapshot::default()),
             refresh: tokio::sync::Mutex::new(RefreshState::default()),
-        }
+        };
+        Self { inner: Arc::new(inner) }
     }
 
-    /// The key for `kid`, fetching the key set when it is unknown or old.
+    /// The key for `kid`: fetched first when unknown; when old, served as it is
+    /// while a background task fetches the key set again.
     pub async fn key(&self, kid: &str) -> Option<DecodingKey> {
         let (found, generation, stale) = {
-            let snapshot = self.keys.read().unwrap_or_else(|e| e.into_inner());
-            let stale = snapshot.fetched_at.is_none_or(|t| t.elapsed() > self.max_age);
+            let snapshot = self.inner.keys.read().unwrap_or_else(|e| e.into_inner());
+            let stale = snapshot.fetched_at.is_none_or(|t| t.elapsed() > self.inner.max_age);
             (snapshot.keys.get(kid).cloned(), snapshot.generation, stale)
         };
-        if found.is_some() && !stale {
-            return found;
+        match found {
+            Some(key) => {
+                if stale {
+                    let inner = self.inner.clone();
+                    tokio::spawn(async move { inner.refresh(generation).await });
+                }
+                Some(key)
+            }
+            None => {
+                self.inner.refresh(generation).await;
+                self.inner.keys.read().unwrap_or_else(|e| e.into_inner()).keys.get(kid).cloned()
+            }
         }
-        self.refresh(generation).await;
-        let snapshot = self.keys.read().unwrap_or_else(|e| e.into_inner());
-        snapshot.keys.get(kid).cloned()
     }
+}
 
+impl Inner {
     async fn refresh(&self, seen_generation: u64) {
         let mut state = self.refresh.lock().await;
         let current = self.keys.read().unwrap_or_else(|e| e.into_inner()).generation;

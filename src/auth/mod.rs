@@ -51,6 +51,8 @@ pub enum Rejection {
     Invalid(String),
     #[error("token grants no partner_admin scope")]
     NoPartnerScope,
+    #[error("token grants partner_admin on several tenants")]
+    SeveralPartnerTenants,
 }
 
 #[derive(Deserialize)]
@@ -63,7 +65,9 @@ struct Claims {
 impl Authenticator {
     pub fn new(http: reqwest::Client, issuer: &str, audience: &str, cooldown: Duration, max_age: Duration, leeway: Duration) -> Self {
         let mut validation = Validation::new(Algorithm::RS256);
-        validation.set_issuer(&[issuer.trim_end_matches('/')]);
+        // Issuers differ on a trailing slash; either spelling of ours is ours.
+        let issuer = issuer.trim_end_matches('/');
+        validation.set_issuer(&[issuer.to_string(), format!("{issuer}/")]);
         validation.set_audience(&[audience]);
         validation.set_required_spec_claims(&["exp", "iss", "aud"]);
         validation.validate_nbf = true;
@@ -79,17 +83,33 @@ impl Authenticator {
         let kid = header.kid.ok_or(Rejection::NoKeyId)?;
         let key = self.keys.key(&kid).await.ok_or(Rejection::UnknownKey)?;
         let data = decode::<Claims>(token, &key, &self.validation).map_err(|e| Rejection::Invalid(format!("{:?}", e.kind())))?;
-        let tenant_id = partner_tenant(&data.claims.scope).ok_or(Rejection::NoPartnerScope)?;
+        let tenant_id = match partner_tenants(&data.claims.scope).as_slice() {
+            [] => return Err(Rejection::NoPartnerScope),
+            [tenant] => *tenant,
+            _ => return Err(Rejection::SeveralPartnerTenants),
+        };
         Ok(Partner { tenant_id, subject: data.claims.sub.unwrap_or_default() })
     }
 }
 
-/// The first `tuid` among the scope entries with the partner-admin role.
-fn partner_tenant(scope: &serde_json::Value) -> Option<Uuid> {
-    scope.as_array()?.iter().find_map(|entry| {
-        (entry.get("role")?.as_str()? == PARTNER_ROLE).then_some(())?;
-        Uuid::parse_str(entry.get("tuid")?.as_str()?).ok()
-    })
+/// The resource the partner role must be granted on.
+pub const ACCOUNT_SERVER: &str = "account-server";
+
+/// The distinct tenants (`tuid`) on which the token grants the partner-admin
+/// role of the account server, in order of appearance.
+fn partner_tenants(scope: &serde_json::Value) -> Vec<Uuid> {
+    let mut tenants = Vec::new();
+    for entry in scope.as_array().into_iter().flatten() {
+        let partner = entry.get("role").and_then(|r| r.as_str()) == Some(PARTNER_ROLE)
+            && entry.get("rn").and_then(|r| r.as_str()) == Some(ACCOUNT_SERVER);
+        let tenant = entry.get("tuid").and_then(|t| t.as_str()).and_then(|t| Uuid::parse_str(t).ok());
+        if let (true, Some(tenant)) = (partner, tenant) {
+            if !tenants.contains(&tenant) {
+                tenants.push(tenant);
+            }
+        }
+    }
+    tenants
 }
 
 fn bearer_token(req: &HttpRequest) -> Option<String> {
@@ -119,6 +139,9 @@ pub async fn require_partner<B: MessageBody + 'static>(
             tracing::info!(reason = %rejection, "partner request refused");
             let error = match rejection {
                 Rejection::NoPartnerScope => ApiError::Forbidden("The token grants no partner administrator access."),
+                Rejection::SeveralPartnerTenants => {
+                    ApiError::Forbidden("The token grants partner administrator access on several tenants; use a token for one tenant.")
+                }
                 Rejection::Missing => ApiError::Unauthorized { credentials_present: false },
                 _ => ApiError::Unauthorized { credentials_present: true },
             };
@@ -143,20 +166,27 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn the_partner_tenant_is_the_tuid_of_the_partner_admin_scope() {
+    fn the_partner_tenants_are_the_tuids_of_account_server_partner_admin_scopes() {
         let t = "0b6e7d2a-1c1e-4d0e-9a55-7a8f6f1e2b3c";
-        let cases = [
-            (json!([{"tid": 1, "tuid": t, "rs": "", "rn": "account-server", "role": "partner_admin"}]), Some(t)),
-            (json!([{"tuid": "not-a-uuid", "role": "partner_admin"}, {"tuid": t, "role": "partner_admin"}]), Some(t)),
-            (json!([{"tuid": t, "role": "company_admin"}]), None),
-            (json!([{"tuid": t, "role": "backup_user"}]), None),
-            (json!([{"role": "partner_admin"}]), None),
-            (json!("partner_admin"), None),
-            (json!(null), None),
-            (json!([]), None),
+        let u = "1c7f8e3b-2d2f-4e1f-8b66-8b9f7f2f3c4d";
+        let rn = "account-server";
+        let cases: Vec<(serde_json::Value, Vec<&str>)> = vec![
+            (json!([{"tid": 1, "tuid": t, "rs": "", "rn": rn, "role": "partner_admin"}]), vec![t]),
+            (json!([{"tuid": "not-a-uuid", "rn": rn, "role": "partner_admin"}, {"tuid": t, "rn": rn, "role": "partner_admin"}]), vec![t]),
+            (json!([{"tuid": t, "rn": rn, "role": "partner_admin"}, {"tuid": t, "rn": rn, "role": "partner_admin"}]), vec![t]),
+            (json!([{"tuid": t, "rn": rn, "role": "partner_admin"}, {"tuid": u, "rn": rn, "role": "partner_admin"}]), vec![t, u]),
+            (json!([{"tuid": t, "rn": "other-service", "role": "partner_admin"}]), vec![]),
+            (json!([{"tuid": t, "role": "partner_admin"}]), vec![]),
+            (json!([{"tuid": t, "rn": rn, "role": "company_admin"}]), vec![]),
+            (json!([{"tuid": t, "rn": rn, "role": "backup_user"}]), vec![]),
+            (json!([{"rn": rn, "role": "partner_admin"}]), vec![]),
+            (json!("partner_admin"), vec![]),
+            (json!(null), vec![]),
+            (json!([]), vec![]),
         ];
         for (scope, expected) in cases {
-            assert_eq!(partner_tenant(&scope), expected.map(|s| Uuid::parse_str(s).unwrap()), "{scope}");
+            let expected: Vec<Uuid> = expected.into_iter().map(|s| Uuid::parse_str(s).expect("uuid")).collect();
+            assert_eq!(partner_tenants(&scope), expected, "{scope}");
         }
     }
 }

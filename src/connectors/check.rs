@@ -57,16 +57,30 @@ fn unreachable_detail(system: &str, error: &ConnectorError) -> String {
         ConnectorError::Unavailable { last, .. } => format!("Cannot reach the {system}: {last}."),
         ConnectorError::Decode(..) => format!("The {system} answered something that is not its API; check the URL."),
         ConnectorError::Remote { status, message, .. } => format!("The {system} answered {status}: {message}"),
+        ConnectorError::NotAllowed { reason, .. } => {
+            format!("The {system} URL is refused: {reason}. This service does not contact its own network.")
+        }
     }
 }
 
-pub async fn check_connection(source: &dyn SourceApi, target: &dyn TargetApi, partner_tenant: Uuid) -> ConnectionCheck {
-    let mut checks = vec![source_login(source).await];
-    checks.extend(target_checks(target, partner_tenant).await);
+/// Runs the source and target checks side by side. A client that could not be
+/// built (e.g. a refused address) fails its first check with the reason.
+pub async fn check_connection(
+    source: Result<&dyn SourceApi, ConnectorError>,
+    target: Result<&dyn TargetApi, ConnectorError>,
+    partner_tenant: Uuid,
+) -> ConnectionCheck {
+    let (source, target) = tokio::join!(source_login(source), target_checks(target, partner_tenant));
+    let mut checks = vec![source];
+    checks.extend(target);
     ConnectionCheck { checked_at: Utc::now(), passed: checks.iter().all(|c| c.status == CheckStatus::Passed), checks }
 }
 
-async fn source_login(source: &dyn SourceApi) -> Check {
+async fn source_login(source: Result<&dyn SourceApi, ConnectorError>) -> Check {
+    let source = match source {
+        Ok(source) => source,
+        Err(e) => return check(CheckName::SourceLogin, CheckStatus::Failed, unreachable_detail("BackupAgent server", &e)),
+    };
     match source.account().await {
         Ok(account) => check(
             CheckName::SourceLogin,
@@ -82,11 +96,15 @@ async fn source_login(source: &dyn SourceApi) -> Check {
     }
 }
 
-async fn target_checks(target: &dyn TargetApi, partner_tenant: Uuid) -> Vec<Check> {
+async fn target_checks(target: Result<&dyn TargetApi, ConnectorError>, partner_tenant: Uuid) -> Vec<Check> {
     use CheckName::{TargetCredentials, TargetPermissions, TargetTenant};
     let skipped = |name| check(name, CheckStatus::Skipped, "Not checked: an earlier check failed.");
-    let info = match target.token_info().await {
-        Ok(info) => info,
+    let info = match target {
+        Ok(target) => target.token_info().await.map(|info| (target, info)),
+        Err(e) => Err(e),
+    };
+    let (target, info) = match info {
+        Ok(found) => found,
         Err(e) => {
             let detail = if matches!(e.status(), Some(400 | 401 | 403)) {
                 "The cloud refused the API client id or secret.".to_string()
@@ -260,9 +278,10 @@ mod tests {
             ("client elsewhere", Source(Ok(account())), Target { token: Ok(info(above, &["partner_admin"])), tenant: Err(remote(403)) }, [P, P, F, S], "cannot be reached"),
             ("no partner role", Source(Ok(account())), Target { token: Ok(info(me, &["company_admin"])), tenant: Ok(tenant(me, TenantKind::Partner)) }, [P, P, P, F], "lacks the partner_admin role"),
             ("customer tenant", Source(Ok(account())), Target { token: Ok(info(me, &["partner_admin"])), tenant: Ok(tenant(me, TenantKind::Customer)) }, [P, P, P, F], "not a partner or folder"),
+            ("private source address", Source(Err(ConnectorError::NotAllowed { system: "test", reason: "10.0.0.5 is private".into() })), Target { token: Ok(info(me, &["partner_admin"])), tenant: Ok(tenant(me, TenantKind::Partner)) }, [F, P, P, P], "does not contact its own network"),
         ];
         for (case, source, target, expected, phrase) in cases {
-            let report = check_connection(&source, &target, me).await;
+            let report = check_connection(Ok(&source), Ok(&target), me).await;
             let statuses: Vec<CheckStatus> = report.checks.iter().map(|c| c.status).collect();
             assert_eq!(statuses, expected, "{case}");
             assert_eq!(report.passed, expected.iter().all(|s| *s == P), "{case}");

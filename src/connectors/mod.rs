@@ -17,7 +17,9 @@ use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use bytes::Bytes;
 use reqwest::{RequestBuilder, Response, StatusCode};
+use url::Url;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use validator::Validate;
@@ -51,10 +53,17 @@ pub struct HttpPolicy {
     pub max_attempts: usize,
     pub min_backoff: Duration,
     pub max_backoff: Duration,
+    /// A `Retry-After` longer than this ends the call (the job is rescheduled instead).
+    pub max_retry_after: Duration,
     /// Requests per second toward the remote; `None` for no limit.
     pub rate_per_sec: Option<u32>,
     /// Requests in flight at once.
     pub concurrency: usize,
+    /// Largest answer body read.
+    pub max_body_bytes: usize,
+    /// Whether loopback, private and link-local addresses may be contacted. Off in
+    /// production: partners choose the URLs, and they must not reach our own network.
+    pub allow_private_networks: bool,
 }
 
 impl Default for HttpPolicy {
@@ -65,8 +74,11 @@ impl Default for HttpPolicy {
             max_attempts: 6,
             min_backoff: Duration::from_millis(200),
             max_backoff: Duration::from_secs(10),
+            max_retry_after: Duration::from_secs(60),
             rate_per_sec: Some(100),
             concurrency: 16,
+            max_body_bytes: 32 * 1024 * 1024,
+            allow_private_networks: false,
         }
     }
 }
@@ -77,17 +89,24 @@ impl HttpPolicy {
         Self { rate_per_sec: Some(limit.rate_per_sec), concurrency: limit.concurrency as usize, ..Self::default() }
     }
 
-    pub fn client(&self) -> reqwest::Client {
-        reqwest::Client::builder()
+    /// A client for `base`, refusing private addresses unless allowed.
+    pub fn client(&self, system: &'static str, base: &Url) -> Result<reqwest::Client, ConnectorError> {
+        if !self.allow_private_networks {
+            guard::check_url(system, base)?;
+        }
+        let mut builder = reqwest::Client::builder()
             .connect_timeout(self.connect_timeout)
             .timeout(self.request_timeout)
             .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("migration-portal/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .unwrap_or_default()
+            .user_agent(concat!("migration-portal/", env!("CARGO_PKG_VERSION")));
+        if !self.allow_private_networks {
+            builder = builder.dns_resolver(Arc::new(guard::PublicOnly));
+        }
+        builder.build().map_err(|e| ConnectorError::Unavailable { system, attempts: 0, last: format!("HTTP client: {e}") })
     }
 
-    fn backoff(&self) -> impl Iterator<Item = Duration> + use<> {
+    /// Exponential delays with jitter, one per retry.
+    pub fn backoff(&self) -> impl Iterator<Item = Duration> + use<> {
         ExponentialBuilder::default()
             .with_min_delay(self.min_backoff)
             .with_max_delay(self.max_backoff)
@@ -95,6 +114,11 @@ impl HttpPolicy {
             .with_jitter()
             .build()
     }
+}
+
+/// Parses a base URL given by a partner.
+pub(crate) fn base_url(system: &'static str, text: &str) -> Result<Url, ConnectorError> {
+    Url::parse(text.trim_end_matches('/')).map_err(|e| ConnectorError::Decode(format!("URL: {e}"), system))
 }
 
 /// The remote's answer or why there is none. Remote errors keep the remote's code and message.
@@ -109,6 +133,9 @@ pub enum ConnectorError {
     /// An answer that is not what the contract says.
     #[error("{system} answered something unreadable: {0}", system = .1)]
     Decode(String, &'static str),
+    /// The address is one this service does not contact (loopback, private, link-local).
+    #[error("{system} at a refused address: {reason}")]
+    NotAllowed { system: &'static str, reason: String },
 }
 
 impl ConnectorError {
@@ -135,7 +162,7 @@ impl ConnectorError {
         match self {
             Self::Remote { status, .. } => *status == 429 || *status >= 500,
             Self::Unavailable { .. } => true,
-            Self::Decode(..) => false,
+            Self::Decode(..) | Self::NotAllowed { .. } => false,
         }
     }
 }
@@ -167,20 +194,30 @@ pub enum Replay {
     OnlyIfNotProcessed,
 }
 
-/// Sends the request built by `build` under the throttle, retrying as `replay` allows.
-/// Answers the response when its status is a success; otherwise a [`ConnectorError`].
+/// One attempt's outcome, before deciding whether to retry.
+enum Attempt {
+    Success(Bytes),
+    /// The remote answered, not successfully.
+    Refused { status: StatusCode, retry_after: Option<Duration>, error: ConnectorError },
+    /// No (complete) answer.
+    Transport { not_sent: bool, error: ConnectorError },
+}
+
+/// Sends the request built by `build` under the throttle, reading the answer body
+/// (capped) while holding the slot, retrying as `replay` allows. Answers the body
+/// of a successful response; otherwise a [`ConnectorError`].
 pub(crate) async fn send(
     system: &'static str,
     policy: &HttpPolicy,
     throttle: &Throttle,
     replay: Replay,
     build: impl Fn() -> RequestBuilder,
-) -> Result<Response, ConnectorError> {
+) -> Result<Bytes, ConnectorError> {
     let mut delays = policy.backoff();
     let mut attempts = 0;
     loop {
         attempts += 1;
-        let outcome = {
+        let attempt = {
             let _slot = throttle.slots.acquire().await.map_err(|_| ConnectorError::Unavailable {
                 system,
                 attempts,
@@ -189,29 +226,27 @@ pub(crate) async fn send(
             if let Some(rate) = &throttle.rate {
                 rate.until_ready().await;
             }
-            build().send().await
+            attempt(system, policy, attempts, build()).await
         };
-        let (error, retry_after, may_replay) = match outcome {
-            Ok(response) if response.status().is_success() => return Ok(response),
-            Ok(response) => {
-                let status = response.status();
-                let retry_after = retry_after(&response);
-                let error = remote_error(system, response).await;
-                let transient = status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error();
-                if !transient {
+        let (error, retry_after, may_replay) = match attempt {
+            Attempt::Success(body) => return Ok(body),
+            Attempt::Refused { status, retry_after, error } => {
+                if status != StatusCode::TOO_MANY_REQUESTS && !status.is_server_error() {
                     return Err(error);
                 }
                 let may_replay = replay == Replay::Safe || status == StatusCode::TOO_MANY_REQUESTS;
                 (error, retry_after, may_replay)
             }
-            Err(e) => {
-                let not_sent = e.is_connect();
-                let error = ConnectorError::Unavailable { system, attempts, last: transport_reason(&e) };
-                (error, None, replay == Replay::Safe || not_sent)
+            Attempt::Transport { not_sent, error } => {
+                let may_replay = !matches!(error, ConnectorError::NotAllowed { .. }) && (replay == Replay::Safe || not_sent);
+                (error, None, may_replay)
             }
         };
         if !may_replay {
             return Err(error);
+        }
+        if let Some(wait) = retry_after.filter(|wait| *wait > policy.max_retry_after) {
+            return Err(ConnectorError::Unavailable { system, attempts, last: format!("asked to wait {} s before retrying", wait.as_secs()) });
         }
         let Some(delay) = delays.next() else {
             return Err(match error {
@@ -223,10 +258,54 @@ pub(crate) async fn send(
             });
         };
         // The server's Retry-After wins over a shorter backoff.
-        let delay = retry_after.map_or(delay, |ra| ra.max(delay));
+        let delay = retry_after.map_or(delay, |wait| wait.max(delay));
         tracing::debug!(system, attempts, delay_ms = delay.as_millis() as u64, error = %error, "retrying");
         tokio::time::sleep(delay).await;
     }
+}
+
+async fn attempt(system: &'static str, policy: &HttpPolicy, attempts: usize, request: RequestBuilder) -> Attempt {
+    let transport = |e: reqwest::Error| {
+        let not_sent = e.is_connect();
+        let error = match guard::refusal(&e) {
+            Some(reason) => ConnectorError::NotAllowed { system, reason },
+            None => ConnectorError::Unavailable { system, attempts, last: transport_reason(&e) },
+        };
+        Attempt::Transport { not_sent, error }
+    };
+    let response = match request.send().await {
+        Ok(response) => response,
+        Err(e) => return transport(e),
+    };
+    let status = response.status();
+    let retry_after = retry_after(&response);
+    let body = match read_capped(response, policy.max_body_bytes).await {
+        Ok(body) => body,
+        Err(Ok(e)) => return transport(e),
+        Err(Err(limit)) => {
+            return Attempt::Refused {
+                status: StatusCode::BAD_GATEWAY,
+                retry_after: None,
+                error: ConnectorError::Decode(format!("an answer larger than {limit} bytes"), system),
+            };
+        }
+    };
+    if status.is_success() {
+        return Attempt::Success(body);
+    }
+    Attempt::Refused { status, retry_after, error: remote_error(system, status, &body) }
+}
+
+/// The body, or a transport error, or the cap that was exceeded.
+async fn read_capped(mut response: Response, max: usize) -> Result<Bytes, Result<reqwest::Error, usize>> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(Ok)? {
+        if body.len() + chunk.len() > max {
+            return Err(Err(max));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Bytes::from(body))
 }
 
 /// `reqwest`'s error text without the URL's query (which could carry anything).
@@ -244,13 +323,18 @@ fn transport_reason(e: &reqwest::Error) -> String {
     }
 }
 
+/// `Retry-After` in seconds or as an HTTP date.
 fn retry_after(response: &Response) -> Option<Duration> {
-    let value = response.headers().get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
-    value.trim().parse::<u64>().ok().map(Duration::from_secs)
+    let value = response.headers().get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+    Some((at.with_timezone(&chrono::Utc) - chrono::Utc::now()).to_std().unwrap_or_default())
 }
 
 /// Both systems answer `{"error": {"code": …, "message": …}}`; anything else keeps the status.
-async fn remote_error(system: &'static str, response: Response) -> ConnectorError {
+fn remote_error(system: &'static str, status: StatusCode, body: &[u8]) -> ConnectorError {
     #[derive(Deserialize)]
     struct Body {
         error: Detail,
@@ -260,9 +344,7 @@ async fn remote_error(system: &'static str, response: Response) -> ConnectorErro
         code: Option<serde_json::Value>,
         message: Option<String>,
     }
-    let status = response.status();
-    let text = response.text().await.unwrap_or_default();
-    let (code, message) = match serde_json::from_str::<Body>(&text) {
+    let (code, message) = match serde_json::from_slice::<Body>(body) {
         Ok(Body { error }) => (
             error.code.map(|c| c.as_str().map_or_else(|| c.to_string(), str::to_string)),
             error.message.unwrap_or_default(),
@@ -272,7 +354,156 @@ async fn remote_error(system: &'static str, response: Response) -> ConnectorErro
     ConnectorError::Remote { system, status: status.as_u16(), code, message }
 }
 
-pub(crate) async fn decode<T: serde::de::DeserializeOwned>(system: &'static str, response: Response) -> Result<T, ConnectorError> {
-    let bytes = response.bytes().await.map_err(|e| ConnectorError::Unavailable { system, attempts: 1, last: transport_reason(&e) })?;
-    serde_json::from_slice(&bytes).map_err(|e| ConnectorError::Decode(e.to_string(), system))
+/// Parses an answer. The error names where the answer went wrong, never the
+/// value found there (it could be a password).
+pub(crate) fn decode<T: serde::de::DeserializeOwned>(system: &'static str, body: &[u8]) -> Result<T, ConnectorError> {
+    serde_json::from_slice(body).map_err(|e| {
+        let what = match e.classify() {
+            serde_json::error::Category::Syntax => "malformed JSON",
+            serde_json::error::Category::Data => "a value of the wrong shape",
+            serde_json::error::Category::Eof => "a truncated answer",
+            serde_json::error::Category::Io => "an unreadable answer",
+        };
+        ConnectorError::Decode(format!("{what} at line {} column {}", e.line(), e.column()), system)
+    })
+}
+
+/// Refuses addresses partners must not make the service contact.
+mod guard {
+    use std::net::{IpAddr, SocketAddr};
+
+    use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+    use url::{Host, Url};
+
+    use super::ConnectorError;
+
+    const REFUSED: &str = "resolves only to loopback, private, link-local or reserved addresses";
+
+    /// Globally routable unicast addresses only.
+    pub fn is_public(ip: IpAddr) -> bool {
+        match ip {
+            IpAddr::V4(a) => {
+                let [first, second, ..] = a.octets();
+                !(a.is_private()
+                    || a.is_loopback()
+                    || a.is_link_local()
+                    || a.is_unspecified()
+                    || a.is_broadcast()
+                    || a.is_multicast()
+                    || a.is_documentation()
+                    || first == 0
+                    || first >= 240
+                    || (first == 100 && (64..128).contains(&second)))
+            }
+            IpAddr::V6(a) => match a.to_ipv4_mapped() {
+                Some(v4) => is_public(IpAddr::V4(v4)),
+                None => {
+                    let head = a.segments()[0];
+                    !(a.is_loopback()
+                        || a.is_unspecified()
+                        || a.is_multicast()
+                        || (head & 0xfe00) == 0xfc00
+                        || (head & 0xffc0) == 0xfe80
+                        || head == 0x2001 && a.segments()[1] == 0x0db8)
+                }
+            },
+        }
+    }
+
+    /// A URL whose host is a literal address: checked here (the resolver never sees it).
+    pub fn check_url(system: &'static str, url: &Url) -> Result<(), ConnectorError> {
+        let ip = match url.host() {
+            Some(Host::Ipv4(a)) => IpAddr::V4(a),
+            Some(Host::Ipv6(a)) => IpAddr::V6(a),
+            _ => return Ok(()),
+        };
+        if is_public(ip) {
+            Ok(())
+        } else {
+            Err(ConnectorError::NotAllowed { system, reason: format!("{ip} is a loopback, private, link-local or reserved address") })
+        }
+    }
+
+    /// Resolves names, keeping only public addresses: a name that resolves to
+    /// our own network (or is rebound to it) is refused at connect time.
+    pub struct PublicOnly;
+
+    impl Resolve for PublicOnly {
+        fn resolve(&self, name: Name) -> Resolving {
+            let host = name.as_str().to_string();
+            Box::pin(async move {
+                let found: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+                let public: Vec<SocketAddr> = found.into_iter().filter(|a| is_public(a.ip())).collect();
+                if public.is_empty() {
+                    return Err(Box::new(std::io::Error::new(std::io::ErrorKind::PermissionDenied, format!("{host} {REFUSED}"))) as _);
+                }
+                Ok(Box::new(public.into_iter()) as Addrs)
+            })
+        }
+    }
+
+    /// The resolver's refusal, found in a transport error's causes.
+    pub fn refusal(error: &reqwest::Error) -> Option<String> {
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+        while let Some(e) = cause {
+            if let Some(io) = e.downcast_ref::<std::io::Error>().filter(|io| io.kind() == std::io::ErrorKind::PermissionDenied) {
+                return Some(io.to_string());
+            }
+            cause = e.source();
+        }
+        None
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn only_globally_routable_addresses_are_public() {
+            let cases = [
+                ("8.8.8.8", true),
+                ("93.184.216.34", true),
+                ("2606:4700::1111", true),
+                ("127.0.0.1", false),
+                ("10.1.2.3", false),
+                ("172.16.0.1", false),
+                ("192.168.1.1", false),
+                ("169.254.169.254", false),
+                ("100.64.0.1", false),
+                ("0.0.0.0", false),
+                ("255.255.255.255", false),
+                ("224.0.0.1", false),
+                ("192.0.2.1", false),
+                ("::1", false),
+                ("::", false),
+                ("fc00::1", false),
+                ("fd12:3456::1", false),
+                ("fe80::1", false),
+                ("ff02::1", false),
+                ("::ffff:127.0.0.1", false),
+                ("::ffff:8.8.8.8", true),
+                ("2001:db8::1", false),
+            ];
+            for (ip, public) in cases {
+                assert_eq!(is_public(ip.parse().expect("ip")), public, "{ip}");
+            }
+        }
+
+        #[test]
+        fn literal_private_hosts_are_refused_before_any_connection() {
+            for url in ["http://127.0.0.1:9", "http://[::1]/", "https://169.254.169.254/latest", "http://10.0.0.5:6379"] {
+                assert!(check_url("test", &Url::parse(url).expect("url")).is_err(), "{url}");
+            }
+            for url in ["https://eu2-cloud.acronis.com", "http://8.8.8.8", "http://localhost:8080"] {
+                assert!(check_url("test", &Url::parse(url).expect("url")).is_ok(), "{url}: names are the resolver's job");
+            }
+        }
+
+        #[tokio::test]
+        async fn a_name_that_resolves_to_loopback_is_refused_by_the_resolver() {
+            let result = PublicOnly.resolve("localhost".parse::<Name>().expect("name")).await;
+            let error = result.err().expect("refused");
+            assert!(error.to_string().contains(REFUSED), "{error}");
+        }
+    }
 }

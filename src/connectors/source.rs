@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use super::{ConnectorError, HttpPolicy, Replay, Throttle, decode, send};
+use super::{ConnectorError, HttpPolicy, Replay, Throttle, base_url, decode, send};
 
 const SYSTEM: &str = "BackupAgent server";
 pub const MAX_PAGE: u32 = 5000;
@@ -119,9 +119,9 @@ pub struct SourceClient {
 
 impl SourceClient {
     pub fn new(base: &str, login: &str, password: SecretString, policy: HttpPolicy) -> Result<Self, ConnectorError> {
-        let base = Url::parse(base.trim_end_matches('/'))
-            .map_err(|e| ConnectorError::Decode(format!("server URL: {e}"), SYSTEM))?;
-        Ok(Self { http: policy.client(), base, login: login.to_string(), password, throttle: Throttle::new(&policy), policy })
+        let base = base_url(SYSTEM, base)?;
+        let http = policy.client(SYSTEM, &base)?;
+        Ok(Self { http, base, login: login.to_string(), password, throttle: Throttle::new(&policy), policy })
     }
 
     fn url(&self, path: &str) -> String {
@@ -130,11 +130,11 @@ impl SourceClient {
 
     async fn get<T: DeserializeOwned>(&self, path: &str, query: &[(&str, String)]) -> Result<T, ConnectorError> {
         let url = self.url(path);
-        let response = send(SYSTEM, &self.policy, &self.throttle, Replay::Safe, || {
+        let body = send(SYSTEM, &self.policy, &self.throttle, Replay::Safe, || {
             self.http.get(&url).basic_auth(&self.login, Some(self.password.expose_secret())).query(query)
         })
         .await?;
-        decode(SYSTEM, response).await
+        decode(SYSTEM, &body)
     }
 
     async fn page<T: DeserializeOwned>(&self, kind: &str, cursor: Option<&str>, limit: u32) -> Result<SourcePage<T>, ConnectorError> {
@@ -190,13 +190,17 @@ where
     F: Fn(Option<String>) -> Fut,
     Fut: Future<Output = Result<SourcePage<T>, ConnectorError>>,
 {
-    let mut cursor = None;
+    let mut cursor: Option<String> = None;
     let mut seen = 0u64;
     loop {
-        let page = fetch(cursor.take()).await?;
+        let page = fetch(cursor.clone()).await?;
         seen += page.items.len() as u64;
         visit(page.items);
         match page.next_cursor {
+            // A server that hands back the same cursor would keep us here forever.
+            Some(next) if cursor.as_deref() == Some(next.as_str()) => {
+                return Err(ConnectorError::Decode("the same page cursor twice".into(), SYSTEM));
+            }
             Some(next) => cursor = Some(next),
             None => return Ok(seen),
         }

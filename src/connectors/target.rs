@@ -11,18 +11,21 @@ use async_trait::async_trait;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
-use reqwest::{RequestBuilder, Response};
+use bytes::Bytes;
+use reqwest::RequestBuilder;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use url::Url;
 use uuid::Uuid;
 
-use super::{ConnectorError, HttpPolicy, Replay, Throttle, decode, send};
+use super::{ConnectorError, HttpPolicy, Replay, Throttle, base_url, decode, send};
 
 const SYSTEM: &str = "cloud";
 /// A token is renewed when less than this is left of its life.
 const TOKEN_MARGIN: Duration = Duration::from_secs(10 * 60);
+/// A token is kept at least this long, whatever the clocks say.
+const MIN_TOKEN_LIFE: Duration = Duration::from_secs(60);
 /// `GET /users?uuids=` and `GET /tenants?uuids=` take at most this many.
 const UUIDS_PER_REQUEST: usize = 100;
 
@@ -169,9 +172,9 @@ pub struct TargetClient {
 impl TargetClient {
     /// `base` is the datacenter URL; `/api/2` is added.
     pub fn new(base: &str, client_id: &str, client_secret: SecretString, policy: HttpPolicy) -> Result<Self, ConnectorError> {
-        let base = Url::parse(base.trim_end_matches('/')).map_err(|e| ConnectorError::Decode(format!("datacenter URL: {e}"), SYSTEM))?;
+        let base = base_url(SYSTEM, base)?;
         Ok(Self {
-            http: policy.client(),
+            http: policy.client(SYSTEM, &base)?,
             base,
             client_id: client_id.to_string(),
             client_secret,
@@ -197,41 +200,46 @@ impl TargetClient {
             expires_on: i64,
         }
         let url = self.url("/api/2/idp/token");
-        let response = send(SYSTEM, &self.policy, &self.throttle, Replay::Safe, || {
+        let body = send(SYSTEM, &self.policy, &self.throttle, Replay::Safe, || {
             self.http
                 .post(&url)
                 .basic_auth(&self.client_id, Some(self.client_secret.expose_secret()))
                 .form(&[("grant_type", "client_credentials")])
         })
         .await?;
-        let answer: Answer = decode(SYSTEM, response).await?;
-        let lifetime = Duration::from_secs(u64::try_from(answer.expires_on - Utc::now().timestamp()).unwrap_or(0));
+        let answer: Answer = decode(SYSTEM, &body)?;
+        // `expires_on` is the issuer's clock; a skewed local clock must not make every call fetch a token.
+        let lifetime = Duration::from_secs(u64::try_from(answer.expires_on - Utc::now().timestamp()).unwrap_or(0)).max(MIN_TOKEN_LIFE);
         let renew_at = Instant::now() + lifetime.saturating_sub(TOKEN_MARGIN).max(lifetime / 2);
         *cached = Some(CachedToken { value: answer.access_token.clone(), renew_at });
         Ok(answer.access_token)
     }
 
-    async fn forget_token(&self) {
-        *self.token.lock().await = None;
+    /// Drops the cached token if it is still `refused` (another task may have renewed it).
+    async fn forget_token(&self, refused: &SecretString) {
+        let mut cached = self.token.lock().await;
+        if cached.as_ref().is_some_and(|t| t.value.expose_secret() == refused.expose_secret()) {
+            *cached = None;
+        }
     }
 
     /// Sends with a bearer token; a 401 renews the token once.
-    async fn call(&self, replay: Replay, build: impl Fn() -> RequestBuilder) -> Result<Response, ConnectorError> {
-        for renewed in [false, true] {
-            let token = self.access_token().await?;
-            let result = send(SYSTEM, &self.policy, &self.throttle, replay, || build().bearer_auth(token.expose_secret())).await;
-            match result {
-                Err(e) if e.is_status(401) && !renewed => self.forget_token().await,
-                other => return other,
+    async fn call(&self, replay: Replay, build: impl Fn() -> RequestBuilder) -> Result<Bytes, ConnectorError> {
+        let token = self.access_token().await?;
+        match send(SYSTEM, &self.policy, &self.throttle, replay, || build().bearer_auth(token.expose_secret())).await {
+            Err(e) if e.is_status(401) => {
+                self.forget_token(&token).await;
+                let token = self.access_token().await?;
+                send(SYSTEM, &self.policy, &self.throttle, replay, || build().bearer_auth(token.expose_secret())).await
             }
+            other => other,
         }
-        unreachable!("the loop returns on its second pass")
     }
 
     async fn get_json<T: serde::de::DeserializeOwned>(&self, path: &str, query: &[(&str, String)]) -> Result<T, ConnectorError> {
         let url = self.url(path);
-        let response = self.call(Replay::Safe, || self.http.get(&url).query(query)).await?;
-        decode(SYSTEM, response).await
+        let body = self.call(Replay::Safe, || self.http.get(&url).query(query)).await?;
+        decode(SYSTEM, &body)
     }
 
     async fn users_by_ids(&self, ids: &[Uuid]) -> Result<Vec<User>, ConnectorError> {
@@ -257,15 +265,18 @@ impl TargetClient {
         Create: Fn() -> CreateFut,
         CreateFut: Future<Output = Result<T, ConnectorError>>,
     {
+        let mut delays = self.policy.backoff();
         let mut last = None;
-        for round in 0..self.policy.max_attempts.max(1) {
+        loop {
             if let Some(found) = find().await? {
                 return Ok(found);
             }
             match create().await {
                 Ok(created) => return Ok(created),
                 Err(e) if e.is_transient() => {
-                    let delay = self.policy.min_backoff.saturating_mul(1 << round.min(6)).min(self.policy.max_backoff);
+                    let Some(delay) = delays.next() else {
+                        return Err(last.unwrap_or(e));
+                    };
                     tokio::time::sleep(delay).await;
                     last = Some(e);
                 }
@@ -273,7 +284,6 @@ impl TargetClient {
                 Err(e) => return Err(e),
             }
         }
-        Err(last.unwrap_or(ConnectorError::Unavailable { system: SYSTEM, attempts: 0, last: "no attempt".into() }))
     }
 }
 
@@ -320,6 +330,9 @@ impl TargetApi for TargetClient {
             let empty = page.items.is_empty();
             tenants.extend(page.items);
             match page.paging["cursors"]["after"].as_str() {
+                Some(next) if after.as_deref() == Some(next) => {
+                    return Err(ConnectorError::Decode("the same page cursor twice".into(), SYSTEM));
+                }
                 Some(next) if !empty && !next.is_empty() => after = Some(next.to_string()),
                 _ => return Ok(tenants),
             }
@@ -332,8 +345,8 @@ impl TargetApi for TargetClient {
 
     async fn create_tenant(&self, new: &NewTenant) -> Result<Tenant, ConnectorError> {
         let url = self.url("/api/2/tenants");
-        let response = self.call(Replay::OnlyIfNotProcessed, || self.http.post(&url).json(new)).await?;
-        decode(SYSTEM, response).await
+        let body = self.call(Replay::OnlyIfNotProcessed, || self.http.post(&url).json(new)).await?;
+        decode(SYSTEM, &body)
     }
 
     async fn ensure_tenant(&self, new: &NewTenant) -> Result<Tenant, ConnectorError> {
@@ -367,8 +380,8 @@ impl TargetApi for TargetClient {
 
     async fn create_user(&self, new: &NewUser) -> Result<User, ConnectorError> {
         let url = self.url("/api/2/users");
-        let response = self.call(Replay::OnlyIfNotProcessed, || self.http.post(&url).json(new)).await?;
-        decode(SYSTEM, response).await
+        let body = self.call(Replay::OnlyIfNotProcessed, || self.http.post(&url).json(new)).await?;
+        decode(SYSTEM, &body)
     }
 
     async fn ensure_user(&self, new: &NewUser) -> Result<User, ConnectorError> {
@@ -415,15 +428,15 @@ impl TargetApi for TargetClient {
         let url = self.url(&format!("/api/2/tenants/{tenant_id}/registration_tokens"));
         let body = json!({"expires_in": expires_in.as_secs(), "scopes": scopes});
         // A lost answer leaves an unused token that expires: safe to ask again.
-        let response = self.call(Replay::Safe, || self.http.post(&url).json(&body)).await?;
-        let answer: Answer = decode(SYSTEM, response).await?;
+        let reply = self.call(Replay::Safe, || self.http.post(&url).json(&body)).await?;
+        let answer: Answer = decode(SYSTEM, &reply)?;
         let id = answer.id.as_str().map_or_else(|| answer.id.to_string(), str::to_string);
         Ok(RegistrationToken { id, token: answer.token, expires_at: answer.expires_at })
     }
 
     async fn create_protection_plan(&self, policy: &Value) -> Result<Value, ConnectorError> {
         let url = self.url("/api/policy_management/v4/policies");
-        let response = self.call(Replay::OnlyIfNotProcessed, || self.http.post(&url).json(policy)).await?;
-        decode(SYSTEM, response).await
+        let body = self.call(Replay::OnlyIfNotProcessed, || self.http.post(&url).json(policy)).await?;
+        decode(SYSTEM, &body)
     }
 }

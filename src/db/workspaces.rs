@@ -105,15 +105,16 @@ pub async fn list(db: &impl ConnectionTrait, tenant_id: Uuid, page: Page) -> Res
 }
 
 /// Applies `changes` if the stored version is `expected_version`; one statement,
-/// so two concurrent updates cannot both win.
+/// so two concurrent updates cannot both win. New credentials void the last
+/// connection check: it described the old ones.
 pub async fn update(
     db: &impl ConnectionTrait,
     secrets: &SecretBox,
-    current: &Model,
+    tenant_id: Uuid,
+    id: Uuid,
     expected_version: i32,
-    changes: WorkspaceChanges<'_>,
+    changes: &WorkspaceChanges<'_>,
 ) -> Result<Model, StoreError> {
-    let id = current.id;
     let mut update = Workspaces::update_many()
         .col_expr(Column::Version, Expr::col(Column::Version).add(1))
         .col_expr(Column::UpdatedAt, Expr::value(Utc::now()));
@@ -132,6 +133,9 @@ pub async fn update(
             .col_expr(Column::TargetClientId, Expr::value(target.client_id))
             .col_expr(Column::TargetClientSecret, Expr::value(seal(secrets, id, "target_client_secret", target.client_secret)?));
     }
+    if changes.source.is_some() || changes.target.is_some() {
+        update = update.col_expr(Column::ConnectionCheck, Expr::value(Option::<String>::None));
+    }
     if let Some((source, target)) = changes.limits {
         update = update
             .col_expr(Column::SourceRatePerSec, Expr::value(pace(source.rate_per_sec)))
@@ -139,19 +143,17 @@ pub async fn update(
             .col_expr(Column::TargetRatePerSec, Expr::value(pace(target.rate_per_sec)))
             .col_expr(Column::TargetConcurrency, Expr::value(pace(target.concurrency)));
     }
-    let result = update
+    let updated = update
         .filter(Column::Id.eq(id))
-        .filter(Column::TenantId.eq(current.tenant_id))
+        .filter(Column::TenantId.eq(tenant_id))
         .filter(Column::Version.eq(expected_version))
-        .exec(db)
+        .exec_with_returning(db)
         .await?;
-    if result.rows_affected == 0 {
-        return match find(db, current.tenant_id, id).await? {
-            None => Err(StoreError::NotFound),
-            Some(_) => Err(StoreError::VersionMismatch(expected_version)),
-        };
+    match updated.into_iter().next() {
+        Some(model) => Ok(model),
+        None if find(db, tenant_id, id).await?.is_some() => Err(StoreError::VersionMismatch(expected_version)),
+        None => Err(StoreError::NotFound),
     }
-    find(db, current.tenant_id, id).await?.ok_or(StoreError::NotFound)
 }
 
 /// Limits are validated to small positive numbers; the column is a plain integer.
@@ -181,15 +183,18 @@ pub fn connection_check(workspace: &Model) -> Option<ConnectionCheck> {
     workspace.connection_check.as_deref().and_then(|json| serde_json::from_str(json).ok())
 }
 
-/// Records a check report; not a change of the workspace, so the version stays.
-pub async fn set_connection_check(db: &impl ConnectionTrait, workspace: &Model, check: &ConnectionCheck) -> Result<(), DbErr> {
-    Workspaces::update_many()
+/// Records a check report of `workspace` as it was read; if its credentials
+/// changed meanwhile the report is of the old ones and is not kept. Not a
+/// change of the workspace, so the version stays. Answers whether it was kept.
+pub async fn set_connection_check(db: &impl ConnectionTrait, workspace: &Model, check: &ConnectionCheck) -> Result<bool, DbErr> {
+    let result = Workspaces::update_many()
         .col_expr(Column::ConnectionCheck, Expr::value(check_json(check)))
         .filter(Column::Id.eq(workspace.id))
         .filter(Column::TenantId.eq(workspace.tenant_id))
+        .filter(Column::Version.eq(workspace.version))
         .exec(db)
-        .await
-        .map(drop)
+        .await?;
+    Ok(result.rows_affected > 0)
 }
 
 pub async fn delete(db: &impl ConnectionTrait, tenant_id: Uuid, id: Uuid) -> Result<bool, DbErr> {

@@ -125,6 +125,8 @@ pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Config
     config.auth.audience = Some(AUDIENCE.to_string());
     config.http.workers = 2;
     config.secret_key = Some(secret_key.clone());
+    // The simulators listen on loopback.
+    config.connectors.allow_private_networks = true;
     configure(&mut config);
     let app = Application::build(&config, KeyPolicy::Required).await.expect("application starts");
     let address = format!("http://127.0.0.1:{}", app.port());
@@ -206,14 +208,17 @@ impl TestApp {
     }
 }
 
+/// Nothing listens on the discard port: checks fail at once, without leaving the machine.
+pub const NOWHERE: &str = "http://127.0.0.1:9";
+
 /// A workspace body whose secrets are unique to the call.
 pub fn workspace_body(name: &str) -> (serde_json::Value, String, String) {
     let password = format!("src-pass-{}", Uuid::new_v4().simple());
     let client_secret = format!("client-secret-{}", Uuid::new_v4().simple());
     let body = serde_json::json!({
         "name": name,
-        "source": {"url": "https://backupagent.example.com", "login": "root-group", "password": password},
-        "target": {"url": "https://eu2-cloud.example.com", "client_id": "api-client-1", "client_secret": client_secret},
+        "source": {"url": NOWHERE, "login": "root-group", "password": password},
+        "target": {"url": format!("{NOWHERE}/cloud"), "client_id": "api-client-1", "client_secret": client_secret},
     });
     (body, password, client_secret)
 }

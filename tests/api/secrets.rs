@@ -56,8 +56,12 @@ async fn secrets_are_sealed_at_rest_and_never_returned_or_logged() {
         answers.push(app.get("/api/v1/workspaces", &app.token).send().await.expect("list").text().await.expect("text"));
         let (update, new_password, new_secret) = workspace_body("Secretive 2");
         answers.push(app.patch_json(&path, &app.token, &update).send().await.expect("patch").text().await.expect("text"));
-        let wrong_type = json!({"source": {"url": "https://a.example", "login": "l", "password": [password.clone()]}});
-        answers.push(app.patch_json(&path, &app.token, &wrong_type).send().await.expect("patch").text().await.expect("text"));
+        // Secrets sent where another type is expected: serde would quote them in its message.
+        for wrong_type in [json!({"source": password.clone()}), json!({"limits": client_secret.clone()}), json!({"name": 1, "target": new_secret.clone()})] {
+            answers.push(app.patch_json(&path, &app.token, &wrong_type).send().await.expect("patch").text().await.expect("text"));
+        }
+        let check = app.http.post(app.url(&format!("{path}/check"))).bearer_auth(&app.token).send().await.expect("check");
+        answers.push(check.text().await.expect("text"));
 
         let secrets = [&password, &client_secret, &new_password, &new_secret];
         for answer in &answers {

@@ -3,7 +3,7 @@
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::helpers::{TestApp, assert_problem, on_each_backend, workspace_body};
+use crate::helpers::{NOWHERE, TestApp, assert_problem, on_each_backend, workspace_body};
 
 #[tokio::test]
 async fn a_workspace_is_created_read_renamed_re_credentialed_and_deleted() {
@@ -16,8 +16,8 @@ async fn a_workspace_is_created_read_renamed_re_credentialed_and_deleted() {
         let id = created["id"].as_str().expect("id").to_string();
         assert_eq!(location, format!("/api/v1/workspaces/{id}"));
         assert_eq!(created["name"], "Contoso Backup", "names are trimmed");
-        assert_eq!(created["source"], json!({"url": "https://backupagent.example.com", "login": "root-group"}));
-        assert_eq!(created["target"], json!({"url": "https://eu2-cloud.example.com", "client_id": "api-client-1"}));
+        assert_eq!(created["source"], json!({"url": NOWHERE, "login": "root-group"}));
+        assert_eq!(created["target"], json!({"url": format!("{NOWHERE}/cloud"), "client_id": "api-client-1"}));
         assert_eq!(created["version"], 1);
         assert_eq!(
             created["limits"],
@@ -25,7 +25,7 @@ async fn a_workspace_is_created_read_renamed_re_credentialed_and_deleted() {
             "default pace"
         );
         let check = &created["connection_check"];
-        assert_eq!(check["passed"], false, "nothing answers at example.com");
+        assert_eq!(check["passed"], false, "nothing answers on the discard port");
         assert_eq!(check["checks"][0]["name"], "source_login");
 
         let response = app.get(&location, &app.token).send().await.expect("get");
@@ -44,6 +44,7 @@ async fn a_workspace_is_created_read_renamed_re_credentialed_and_deleted() {
         let response = app.patch_json(&location, &app.token, &new_source).send().await.expect("patch");
         let updated: serde_json::Value = response.json().await.expect("json");
         assert_eq!(updated["source"], json!({"url": "http://127.0.0.1:9", "login": "new-root"}));
+        assert_eq!(updated["connection_check"], serde_json::Value::Null, "a check of the old credentials is not kept");
         assert_eq!(updated["name"], "Contoso EU");
 
         let limits = json!({"source": {"rate_per_sec": 5, "concurrency": 1}, "target": {"rate_per_sec": 200, "concurrency": 32}});
@@ -120,6 +121,43 @@ async fn another_tenants_workspace_answers_404_to_every_operation_and_stays_unch
         let after: serde_json::Value = app.get(&path, &app.token).send().await.expect("get").json().await.expect("json");
         assert_eq!(after, created, "A's workspace is unchanged");
         assert_eq!(app.all_workspaces(&app.token).await.len(), 1);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn workspace_urls_cannot_reach_the_services_own_network() {
+    let app = crate::helpers::spawn_app_with(crate::helpers::Backend::Sqlite, |c| c.connectors.allow_private_networks = false).await;
+    // Something does listen here: a connection attempt would be accepted.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listener");
+    listener.set_nonblocking(true).expect("non-blocking");
+    let port = listener.local_addr().expect("addr").port();
+    for host in [format!("127.0.0.1:{port}"), format!("localhost:{port}"), format!("[::ffff:127.0.0.1]:{port}")] {
+        let (mut body, _, _) = workspace_body("Internal");
+        body["source"]["url"] = json!(format!("http://{host}"));
+        body["target"]["url"] = json!(format!("http://{host}"));
+        let created = app.create_workspace(&app.token, &body).await;
+        let checks = created["connection_check"]["checks"].as_array().expect("checks").clone();
+        for index in [0, 1] {
+            assert_eq!(checks[index]["status"], "failed", "{host}: {checks:?}");
+            let detail = checks[index]["detail"].as_str().unwrap_or_default();
+            assert!(detail.contains("does not contact its own network"), "{host}: {detail}");
+        }
+        assert!(listener.accept().is_err(), "{host}: the service connected to its own network");
+    }
+}
+
+#[tokio::test]
+async fn concurrent_updates_without_if_match_all_apply() {
+    on_each_backend(async |app: &TestApp| {
+        let created = app.create_workspace(&app.token, &workspace_body("Busy").0).await;
+        let path = format!("/api/v1/workspaces/{}", created["id"].as_str().expect("id"));
+        let renames = (0..8).map(|i| app.patch_json(&path, &app.token, &json!({"name": format!("Busy {i}")})).send());
+        for response in futures_util::future::join_all(renames).await {
+            assert_eq!(response.expect("patch").status(), 200, "no 412 without If-Match");
+        }
+        let current: serde_json::Value = app.get(&path, &app.token).send().await.expect("get").json().await.expect("json");
+        assert_eq!(current["version"], 9, "each rename applied once");
     })
     .await;
 }

@@ -10,8 +10,8 @@ use crate::app::AppState;
 use crate::auth::Partner;
 use crate::connectors::HttpPolicy;
 use crate::connectors::check::{ConnectionCheck, check_connection};
-use crate::connectors::source::SourceClient;
-use crate::connectors::target::TargetClient;
+use crate::connectors::source::{SourceApi, SourceClient};
+use crate::connectors::target::{TargetApi, TargetClient};
 use crate::db::workspaces::{self as store, CloudClient, SourceLogin};
 use crate::error::ApiError;
 
@@ -27,16 +27,15 @@ fn check_policy() -> HttpPolicy {
     }
 }
 
-pub async fn run_check(source: &SourceLogin<'_>, target: &CloudClient<'_>, partner_tenant: Uuid) -> Result<ConnectionCheck, ApiError> {
-    let policy = check_policy();
-    // Both URLs passed validation, so the clients build; a failure here is ours.
-    let source = SourceClient::new(source.url, source.login, source.password.clone(), policy.clone())
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("source client: {e}")))?;
-    let target = TargetClient::new(target.url, target.client_id, target.client_secret.clone(), policy)
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("target client: {e}")))?;
-    let report = check_connection(&source, &target, partner_tenant).await;
+pub async fn run_check(source: &SourceLogin<'_>, target: &CloudClient<'_>, partner_tenant: Uuid, allow_private_networks: bool) -> ConnectionCheck {
+    let policy = HttpPolicy { allow_private_networks, ..check_policy() };
+    let source = SourceClient::new(source.url, source.login, source.password.clone(), policy.clone());
+    let target = TargetClient::new(target.url, target.client_id, target.client_secret.clone(), policy);
+    let source = source.as_ref().map(|s| s as &dyn SourceApi).map_err(Clone::clone);
+    let target = target.as_ref().map(|t| t as &dyn TargetApi).map_err(Clone::clone);
+    let report = check_connection(source, target, partner_tenant).await;
     tracing::info!(passed = report.passed, "connection checked");
-    Ok(report)
+    report
 }
 
 /// Check the connection to the BackupAgent server and the cloud now.
@@ -62,7 +61,9 @@ pub async fn check_workspace(partner: Partner, state: web::Data<AppState>, id: w
     let secret = store::target_client_secret(&state.secrets, &workspace).map_err(|e| ApiError::Internal(e.into()))?;
     let source = SourceLogin { url: &workspace.source_url, login: &workspace.source_login, password: &password };
     let target = CloudClient { url: &workspace.target_url, client_id: &workspace.target_client_id, client_secret: &secret };
-    let report = run_check(&source, &target, partner.tenant_id).await?;
-    store::set_connection_check(&state.db, &workspace, &report).await?;
+    let report = run_check(&source, &target, partner.tenant_id, state.allow_private_networks).await;
+    if !store::set_connection_check(&state.db, &workspace, &report).await? {
+        tracing::info!("credentials changed during the check; its report is not kept");
+    }
     Ok(web::Json(report))
 }

@@ -97,7 +97,7 @@ async fn create_workspace(
         Start::Proceed(pending) => pending,
     };
     let (source, target) = (source(&request.source), target(&request.target));
-    let check = check::run_check(&source, &target, partner.tenant_id).await?;
+    let check = check::run_check(&source, &target, partner.tenant_id, state.allow_private_networks).await;
     pending.create(&state.db, async |txn| {
         let limits = request.limits.unwrap_or_default();
         let new = NewWorkspace {
@@ -186,10 +186,6 @@ async fn update_workspace(
     req: HttpRequest,
     body: ValidJson<UpdateWorkspace>,
 ) -> Result<HttpResponse, ApiError> {
-    let current = store::find(&state.db, partner.tenant_id, *id).await?.ok_or(ApiError::NotFound)?;
-    if !if_match_allows(&req, &etag(current.version).0) {
-        return Err(ApiError::PreconditionFailed);
-    }
     let request = &body.value;
     let changes = WorkspaceChanges {
         name: request.name.as_deref().map(str::trim),
@@ -197,7 +193,20 @@ async fn update_workspace(
         target: request.target.as_ref().map(target),
         limits: request.limits.map(|l| (l.source, l.target)),
     };
-    let updated = store::update(&state.db, &state.secrets, &current, current.version, changes).await?;
+    let conditional = req.headers().contains_key(header::IF_MATCH);
+    let mut attempts = 0;
+    let updated = loop {
+        attempts += 1;
+        let current = store::find(&state.db, partner.tenant_id, *id).await?.ok_or(ApiError::NotFound)?;
+        if !if_match_allows(&req, &etag(current.version).0) {
+            return Err(ApiError::PreconditionFailed);
+        }
+        match store::update(&state.db, &state.secrets, partner.tenant_id, *id, current.version, &changes).await {
+            // Without If-Match the caller did not name a version: apply to the newer one.
+            Err(StoreError::VersionMismatch(_)) if !conditional && attempts < 5 => continue,
+            other => break other?,
+        }
+    };
     tracing::info!(version = updated.version, "workspace updated");
     Ok(HttpResponse::Ok().insert_header(etag(updated.version)).json(Workspace::from(updated)))
 }
