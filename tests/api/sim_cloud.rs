@@ -771,3 +771,13 @@ async fn the_inspection_shows_tenants_users_tokens_plans_and_counters() {
         assert_eq!(state["duplicates"][group], json!([]), "{group}");
     }
 }
+
+#[tokio::test]
+async fn framework_errors_take_the_clouds_error_shape_too() {
+    let sim = start().await;
+    let response = sim.http.patch(sim.url(&format!("/api/2/tenants/{}", sim.root()))).bearer_auth(&sim.token).send().await.expect("request");
+    assert_error(response, 405, 1006).await;
+    let big = json!({"name": "x".repeat(300_000), "parent_id": sim.root(), "kind": "customer"});
+    assert_error(sim.post("/api/2/tenants", &big).send().await.expect("request"), 413, 1006).await;
+    assert_error(sim.get("/api/2/no/such/route").send().await.expect("request"), 404, 1007).await;
+}

@@ -16,9 +16,15 @@
 //! | 1008 | 415 | a JSON route got another content type |
 //! | 1009 | 429 | rate limit exceeded (with `Retry-After`) |
 //! | 1010 | 503 | injected unavailability |
+//!
+//! Errors the web framework answers itself (405, 413, ...) are rewritten into this
+//! shape too ([`rewrite_foreign`]), with code 1007 for a 404 and 1006 otherwise.
 
+use actix_web::body::MessageBody;
+use actix_web::dev::ServiceResponse;
 use actix_web::http::StatusCode;
 use actix_web::http::header::CONTENT_TYPE;
+use actix_web::middleware::ErrorHandlerResponse;
 use actix_web::{HttpRequest, HttpResponse, ResponseError};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -144,4 +150,18 @@ pub fn json_body<T: DeserializeOwned>(req: &HttpRequest, body: &[u8]) -> CloudRe
 /// Query strings that do not parse are 422, in the cloud's error shape.
 pub fn query_error(err: actix_web::error::QueryPayloadError, _req: &HttpRequest) -> actix_web::Error {
     CloudError::invalid(format!("Invalid query: {err}")).into()
+}
+
+/// Rewrites an error answer that is not JSON (one the framework made) into the cloud's shape.
+pub fn rewrite_foreign<B: MessageBody + 'static>(response: ServiceResponse<B>) -> actix_web::Result<ErrorHandlerResponse<B>> {
+    let content_type = response.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    if content_type.contains("json") {
+        return Ok(ErrorHandlerResponse::Response(response.map_into_left_body()));
+    }
+    let status = response.status();
+    let message = status.canonical_reason().unwrap_or("Request refused");
+    let code = if status == StatusCode::NOT_FOUND { NOT_FOUND } else { VALIDATION };
+    let (req, _) = response.into_parts();
+    let answer = CloudError::new(status, code, message).error_response();
+    Ok(ErrorHandlerResponse::Response(ServiceResponse::new(req, answer).map_into_right_body()))
 }

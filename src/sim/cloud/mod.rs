@@ -167,6 +167,7 @@ impl CloudSim {
                 .app_data(app_idp.clone())
                 .app_data(web::QueryConfig::default().error_handler(errors::query_error))
                 .wrap(middleware::from_fn(faults::inject))
+                .wrap(middleware::ErrorHandlers::new().default_handler(errors::rewrite_foreign))
                 .configure(idp::routes)
                 .configure(users::routes)
                 .configure(tenants::routes)
