@@ -781,3 +781,23 @@ async fn framework_errors_take_the_clouds_error_shape_too() {
     assert_error(sim.post("/api/2/tenants", &big).send().await.expect("request"), 413, 1006).await;
     assert_error(sim.get("/api/2/no/such/route").send().await.expect("request"), 404, 1007).await;
 }
+
+#[tokio::test]
+async fn the_same_seed_draws_the_same_ids_and_faults() {
+    let mut runs = Vec::new();
+    for _ in 0..2 {
+        let config = CloudSimConfig { seed: 7, faults: Faults { fail_rate: 0.5, ..Faults::default() }, ..Default::default() };
+        let sim = CloudSim::start(config, &test_keys()[0]).expect("cloud simulator starts");
+        let token = sim.idp().partner_token(sim.root_tenant_id());
+        let http = reqwest::Client::new();
+        let mut statuses = Vec::new();
+        for _ in 0..20 {
+            let response = http.get(format!("{}/api/2/tenants/{}", sim.base_url(), sim.root_tenant_id())).bearer_auth(&token).send().await.expect("request");
+            statuses.push(response.status().as_u16());
+        }
+        assert!(statuses.contains(&200) && statuses.contains(&503), "{statuses:?}");
+        runs.push((sim.root_tenant_id(), statuses));
+        sim.stop().await;
+    }
+    assert_eq!(runs[0], runs[1]);
+}

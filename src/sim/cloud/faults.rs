@@ -69,14 +69,14 @@ impl Exposure {
             return Exposure::None;
         }
         let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
-        let creating = match (method.as_str(), segments.as_slice()) {
-            ("POST", ["api", "2", "tenants"]) | ("POST", ["api", "2", "users"]) => true,
-            ("POST", ["api", "2", "tenants", _, "registration_tokens"]) => true,
-            ("POST", ["api", "policy_management", "v4", "policies"]) => true,
-            ("PUT", ["api", "2", "users", _, "access_policies"]) => true,
-            ("POST", ["api", "2", "users", _, "password"]) => true,
-            _ => false,
-        };
+        let creating = matches!(
+            (method.as_str(), segments.as_slice()),
+            ("POST", ["api", "2", "tenants" | "users"])
+                | ("POST", ["api", "2", "tenants", _, "registration_tokens"])
+                | ("POST", ["api", "policy_management", "v4", "policies"])
+                | ("PUT", ["api", "2", "users", _, "access_policies"])
+                | ("POST", ["api", "2", "users", _, "password"])
+        );
         Exposure::Api { creating }
     }
 }
