@@ -13,7 +13,7 @@ use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use jsonwebtoken::jwk::{Jwk, JwkSet, PublicKeyUse};
-use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, decode_header, encode};
 use rsa::RsaPrivateKey;
 use rsa::pkcs1::EncodeRsaPrivateKey;
 use rsa::traits::PublicKeyParts;
@@ -34,6 +34,7 @@ pub fn generate_key() -> RsaPrivateKey {
 struct SigningKey {
     kid: String,
     encoding: EncodingKey,
+    decoding: DecodingKey,
     jwk: Jwk,
 }
 
@@ -46,7 +47,8 @@ impl SigningKey {
         let mut jwk = Jwk::from_encoding_key(&encoding, Algorithm::RS256).expect("an RSA key has a JWK");
         jwk.common.key_id = Some(kid.clone());
         jwk.common.public_key_use = Some(PublicKeyUse::Signature);
-        Self { kid, encoding, jwk }
+        let decoding = DecodingKey::from_jwk(&jwk).expect("an RSA JWK decodes");
+        Self { kid, encoding, decoding, jwk }
     }
 }
 
@@ -66,6 +68,7 @@ pub struct IdpState {
     next_tid: AtomicU64,
 }
 
+#[derive(Clone, Debug)]
 pub struct ClientCredentials {
     pub client_id: String,
     pub client_secret: String,
@@ -155,6 +158,26 @@ impl IdpState {
             keys.clear();
         }
         keys.push(SigningKey::new(key));
+    }
+
+    /// The claims of `token` when one of the published keys signed it (RS256) and
+    /// `exp`, `iss` and `aud` hold; `None` otherwise, whatever the reason.
+    pub fn verify(&self, token: &str) -> Option<Value> {
+        let header = decode_header(token).ok()?;
+        if header.alg != Algorithm::RS256 {
+            return None;
+        }
+        let kid = header.kid?;
+        let key = {
+            let keys = self.keys.read().unwrap_or_else(|e| e.into_inner());
+            keys.iter().find(|k| k.kid == kid)?.decoding.clone()
+        };
+        let mut validation = Validation::new(Algorithm::RS256);
+        validation.set_issuer(&[&self.issuer]);
+        validation.set_audience(&[&self.audience]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud"]);
+        validation.validate_nbf = true;
+        decode::<Value>(token, &key, &validation).ok().map(|data| data.claims)
     }
 
     pub fn jwks_requests(&self) -> u64 {

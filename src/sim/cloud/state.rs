@@ -1,0 +1,342 @@
+//! The cloud's objects, in memory behind one lock: tenants, users with their
+//! access policies, agent registration tokens and protection plans.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use uuid::Uuid;
+
+use super::errors::{CloudError, CloudResult};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TenantKind {
+    Partner,
+    Folder,
+    Customer,
+    Unit,
+}
+
+impl TenantKind {
+    /// The hierarchy: partners under partners; folders and customers under partners or
+    /// folders; units under customers or units.
+    pub fn may_be_child_of(self, parent: TenantKind) -> bool {
+        use TenantKind::*;
+        match self {
+            Partner => parent == Partner,
+            Folder | Customer => matches!(parent, Partner | Folder),
+            Unit => matches!(parent, Customer | Unit),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TenantKind::Partner => "partner",
+            TenantKind::Folder => "folder",
+            TenantKind::Customer => "customer",
+            TenantKind::Unit => "unit",
+        }
+    }
+}
+
+pub fn timestamp(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+pub struct Tenant {
+    pub id: Uuid,
+    /// Creation order: the listing order and the paging cursor.
+    pub seq: u64,
+    pub version: u64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub name: String,
+    pub kind: TenantKind,
+    pub parent_id: Option<Uuid>,
+    pub contact: Value,
+    pub enabled: bool,
+    pub customer_id: Option<String>,
+    pub internal_tag: Option<String>,
+    pub language: String,
+    /// The other optional fields the API accepts, echoed as sent.
+    pub extra: Map<String, Value>,
+}
+
+impl Tenant {
+    pub fn to_json(&self, has_children: bool) -> Value {
+        let mut object = json!({
+            "id": self.id,
+            "version": self.version,
+            "created_at": timestamp(self.created_at),
+            "updated_at": timestamp(self.updated_at),
+            "deleted_at": null,
+            "name": self.name,
+            "kind": self.kind,
+            "parent_id": self.parent_id,
+            "contact": self.contact,
+            "enabled": self.enabled,
+            "customer_id": self.customer_id,
+            "internal_tag": self.internal_tag,
+            "language": self.language,
+            "has_children": has_children,
+        });
+        if let Some(map) = object.as_object_mut() {
+            for (key, value) in &self.extra {
+                map.insert(key.clone(), value.clone());
+            }
+        }
+        object
+    }
+}
+
+#[derive(Clone, Serialize)]
+pub struct AccessPolicy {
+    pub id: Uuid,
+    pub issuer_id: Uuid,
+    pub role_id: String,
+    pub tenant_id: Uuid,
+    pub trustee_id: Uuid,
+    pub trustee_type: String,
+    pub version: u64,
+}
+
+pub struct User {
+    pub id: Uuid,
+    pub seq: u64,
+    pub version: u64,
+    pub tenant_id: Uuid,
+    pub login: Option<String>,
+    pub contact: Option<Value>,
+    pub enabled: bool,
+    pub language: String,
+    pub business_types: Option<Value>,
+    pub notifications: Option<Value>,
+    pub external_id: Option<String>,
+    pub idp_id: Option<String>,
+    pub personal_tenant_id: Uuid,
+    pub created_at: DateTime<Utc>,
+    pub activated: bool,
+    pub activation_emails_sent: u32,
+    /// `salt:sha256(salt + password)` in hex; the password itself is never kept.
+    pub password_hash: Option<String>,
+    pub access_policies: Vec<AccessPolicy>,
+}
+
+impl User {
+    pub fn to_json(&self) -> Value {
+        json!({
+            "id": self.id,
+            "version": self.version,
+            "tenant_id": self.tenant_id,
+            "login": self.login,
+            "contact": self.contact.clone().unwrap_or_else(|| json!({})),
+            "activated": self.activated,
+            "enabled": self.enabled,
+            "language": self.language,
+            "business_types": self.business_types.clone().unwrap_or_else(|| json!([])),
+            "notifications": self.notifications.clone().unwrap_or_else(|| json!([])),
+            "personal_tenant_id": self.personal_tenant_id,
+            "external_id": self.external_id,
+            "idp_id": self.idp_id,
+            "created_at": timestamp(self.created_at),
+        })
+    }
+}
+
+pub struct RegistrationToken {
+    pub id: Uuid,
+    pub token: String,
+    pub tenant_id: Uuid,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub scopes: Vec<String>,
+}
+
+impl RegistrationToken {
+    pub fn to_json(&self) -> Value {
+        json!({
+            "id": self.id,
+            "token": self.token,
+            "tenant_id": self.tenant_id,
+            "tenant_uuid": self.tenant_id,
+            "created_at": timestamp(self.created_at),
+            "expires_at": timestamp(self.expires_at),
+            "scopes": self.scopes,
+        })
+    }
+}
+
+pub struct ProtectionPlan {
+    pub id: Uuid,
+    pub seq: u64,
+    /// The tenant of the caller that created it.
+    pub tenant_id: Uuid,
+    pub created_at: DateTime<Utc>,
+    pub policy: Value,
+}
+
+impl ProtectionPlan {
+    pub fn to_json(&self) -> Value {
+        json!({
+            "id": self.id,
+            "tenant_id": self.tenant_id,
+            "created_at": timestamp(self.created_at),
+            "subject": {"policy": self.policy},
+        })
+    }
+}
+
+pub struct Store {
+    pub tenants: HashMap<Uuid, Tenant>,
+    /// Children of each tenant, in creation order.
+    pub children: HashMap<Uuid, Vec<Uuid>>,
+    pub users: HashMap<Uuid, User>,
+    /// Lower-cased login -> user.
+    pub logins: HashMap<String, Uuid>,
+    pub registration_tokens: HashMap<Uuid, RegistrationToken>,
+    pub policies: HashMap<Uuid, ProtectionPlan>,
+    next_seq: u64,
+    rng: ChaCha8Rng,
+}
+
+impl Store {
+    pub fn new(seed: u64) -> Self {
+        Self {
+            tenants: HashMap::new(),
+            children: HashMap::new(),
+            users: HashMap::new(),
+            logins: HashMap::new(),
+            registration_tokens: HashMap::new(),
+            policies: HashMap::new(),
+            next_seq: 1,
+            rng: ChaCha8Rng::seed_from_u64(seed),
+        }
+    }
+
+    /// A v4 uuid from the seeded generator, so a run is reproducible.
+    pub fn new_id(&mut self) -> Uuid {
+        uuid::Builder::from_random_bytes(self.rng.random()).into_uuid()
+    }
+
+    pub fn next_seq(&mut self) -> u64 {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        seq
+    }
+
+    /// `XXXX-XXXX-XXXX` of upper-case letters and digits.
+    pub fn registration_code(&mut self) -> String {
+        const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+        let groups: Vec<String> = (0..3)
+            .map(|_| (0..4).map(|_| ALPHABET[self.rng.random_range(0..ALPHABET.len())] as char).collect())
+            .collect();
+        groups.join("-")
+    }
+
+    pub fn random_hex(&mut self, bytes: usize) -> String {
+        (0..bytes).map(|_| format!("{:02x}", self.rng.random::<u8>())).collect()
+    }
+
+    pub fn has_children(&self, id: Uuid) -> bool {
+        self.children.get(&id).is_some_and(|c| !c.is_empty())
+    }
+
+    pub fn tenant_json(&self, tenant: &Tenant) -> Value {
+        tenant.to_json(self.has_children(tenant.id))
+    }
+
+    /// Whether `id` is `root` or one of its descendants.
+    pub fn in_subtree(&self, root: Uuid, id: Uuid) -> bool {
+        let mut current = Some(id);
+        while let Some(at) = current {
+            if at == root {
+                return true;
+            }
+            current = self.tenants.get(&at).and_then(|t| t.parent_id);
+        }
+        false
+    }
+
+    /// The tenant `id` when the caller (a partner admin of `caller`) may see it.
+    pub fn visible_tenant(&self, caller: Uuid, id: Uuid) -> CloudResult<&Tenant> {
+        let tenant = self.tenants.get(&id).ok_or_else(CloudError::tenant_not_found)?;
+        if self.in_subtree(caller, id) { Ok(tenant) } else { Err(CloudError::access_denied()) }
+    }
+
+    pub fn visible_user(&self, caller: Uuid, id: Uuid) -> CloudResult<&User> {
+        let user = self.users.get(&id).ok_or_else(|| CloudError::not_found("User"))?;
+        if self.in_subtree(caller, user.tenant_id) { Ok(user) } else { Err(CloudError::access_denied()) }
+    }
+
+    /// A sibling under `parent` (other than `except`) with this name, compared trimmed
+    /// and case-insensitively.
+    pub fn sibling_named(&self, parent: Option<Uuid>, name: &str, except: Option<Uuid>) -> bool {
+        let wanted = name.trim().to_lowercase();
+        let same = |t: &Tenant| Some(t.id) != except && t.name.trim().to_lowercase() == wanted;
+        match parent {
+            Some(parent) => self
+                .children
+                .get(&parent)
+                .is_some_and(|ids| ids.iter().filter_map(|id| self.tenants.get(id)).any(same)),
+            None => self.tenants.values().filter(|t| t.parent_id.is_none()).any(same),
+        }
+    }
+
+    pub fn insert_tenant(&mut self, tenant: Tenant) {
+        if let Some(parent) = tenant.parent_id {
+            self.children.entry(parent).or_default().push(tenant.id);
+        }
+        self.tenants.insert(tenant.id, tenant);
+    }
+
+    /// Removes a tenant without children, with its users and registration tokens.
+    pub fn remove_tenant(&mut self, id: Uuid) {
+        let Some(tenant) = self.tenants.remove(&id) else { return };
+        if let Some(parent) = tenant.parent_id
+            && let Some(siblings) = self.children.get_mut(&parent)
+        {
+            siblings.retain(|c| *c != id);
+        }
+        self.children.remove(&id);
+        let users: Vec<Uuid> = self.users.values().filter(|u| u.tenant_id == id).map(|u| u.id).collect();
+        for user in users {
+            if let Some(removed) = self.users.remove(&user)
+                && let Some(login) = removed.login
+            {
+                self.logins.remove(&login.to_lowercase());
+            }
+        }
+        self.registration_tokens.retain(|_, t| t.tenant_id != id);
+    }
+
+    /// `root` and its descendants, in creation order.
+    pub fn subtree(&self, root: Uuid) -> Vec<&Tenant> {
+        let mut found = Vec::new();
+        let mut stack = vec![root];
+        while let Some(id) = stack.pop() {
+            if let Some(tenant) = self.tenants.get(&id) {
+                found.push(tenant);
+            }
+            if let Some(children) = self.children.get(&id) {
+                stack.extend(children.iter().copied());
+            }
+        }
+        found.sort_by_key(|t| t.seq);
+        found
+    }
+
+    pub fn login_taken(&self, login: &str) -> bool {
+        self.logins.contains_key(&login.to_lowercase())
+    }
+
+    pub fn insert_user(&mut self, user: User) {
+        if let Some(login) = &user.login {
+            self.logins.insert(login.to_lowercase(), user.id);
+        }
+        self.users.insert(user.id, user);
+    }
+}
