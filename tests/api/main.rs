@@ -7,4 +7,5 @@ mod openapi;
 mod operations;
 mod secrets;
 mod sim_cloud;
+mod target_client;
 mod workspaces;
