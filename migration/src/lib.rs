@@ -7,6 +7,7 @@ mod m20261125_000002_create_idempotency_records;
 mod m20261125_000003_add_workspace_connection_check;
 mod m20261125_000004_add_workspace_limits;
 mod m20261125_000005_create_jobs;
+mod m20261125_000006_index_idempotency_created_at;
 
 pub struct Migrator;
 
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000003_add_workspace_connection_check::Migration),
             Box::new(m20261125_000004_add_workspace_limits::Migration),
             Box::new(m20261125_000005_create_jobs::Migration),
+            Box::new(m20261125_000006_index_idempotency_created_at::Migration),
         ]
     }
 }

@@ -66,7 +66,13 @@ fn parse_json<T: DeserializeOwned>(raw: &[u8]) -> Result<T, ApiError> {
         let message = inner.to_string();
         let message = match inner.classify() {
             serde_json::error::Category::Data => match message.split_once(", expected ") {
-                Some((kind, expected)) => format!("{}, expected {expected}", kind.split(':').next().unwrap_or(kind)),
+                // "invalid type: string \"…\"" and "unknown variant `…`" quote the value: keep the kind only.
+                // An unknown field's name is the caller's key, not a value: it stays.
+                Some((kind, expected)) if kind.starts_with("unknown field") => format!("{kind}, expected {expected}"),
+                Some((kind, expected)) => {
+                    let kind = kind.split([':', '`']).next().unwrap_or(kind).trim_end();
+                    format!("{kind}, expected {expected}")
+                }
                 None => message,
             },
             _ => message,
@@ -155,6 +161,15 @@ mod tests {
     struct Inner {
         #[allow(dead_code)]
         secret: String,
+        #[allow(dead_code)]
+        kind: Option<Kind>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(rename_all = "lowercase")]
+    enum Kind {
+        #[allow(dead_code)]
+        Partner,
     }
 
     fn problem(raw: &str) -> (String, Vec<FieldError>, String) {
@@ -173,6 +188,9 @@ mod tests {
         let (_, errors, detail) = problem(r#"{"n": "topsecretvalue"}"#);
         assert_eq!(errors[0].pointer, "/n");
         assert!(!detail.contains("topsecretvalue"), "{detail}");
+        let (_, errors, detail) = problem(r#"{"n": 1, "inner": {"secret": "x", "kind": "hunter2secret"}}"#);
+        assert_eq!(errors[0].pointer, "/inner/kind");
+        assert!(!detail.contains("hunter2secret") && detail.contains("unknown variant"), "{detail}");
     }
 
     #[test]

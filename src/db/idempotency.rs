@@ -49,5 +49,7 @@ pub async fn insert(
         response_body: Set(answer.body.clone()),
         created_at: Set(Utc::now()),
     };
-    Records::insert(record).exec_without_returning(db).await.map(|_| ())
+    Records::insert(record).exec_without_returning(db).await?;
+    // Expired records go as new ones come: the table holds about a day of keys.
+    Records::delete_many().filter(Column::CreatedAt.lt(Utc::now() - RETENTION)).exec(db).await.map(drop)
 }

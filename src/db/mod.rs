@@ -34,12 +34,51 @@ pub async fn connect(config: &DatabaseConfig) -> Result<DatabaseConnection, DbSe
                 .busy_timeout(busy_timeout)
                 .foreign_keys(true)
         });
-    Ok(Database::connect(options).await?)
+    // Turning a new SQLite file to WAL takes a lock that `busy_timeout` does not wait
+    // for, so processes opening a new file together may be told "database is locked".
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        match Database::connect(options.clone()).await {
+            Err(e) if attempts < 10 && is_busy(&e) => tokio::time::sleep(Duration::from_millis(20 * attempts)).await,
+            other => return Ok(other?),
+        }
+    }
 }
 
-pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
-    Migrator::up(db, None).await
+fn is_busy(e: &DbErr) -> bool {
+    e.to_string().contains("database is locked")
 }
+
+/// Applies pending migrations. On PostgreSQL, instances starting together take
+/// turns under an advisory lock. On SQLite each migration is one transaction and
+/// writers queue, so a process that lost a race sees what the winner applied and
+/// carries on from there.
+pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
+    if db.get_database_backend() != sea_orm::DatabaseBackend::Postgres {
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            match Migrator::up(db, None).await {
+                Ok(()) => return Ok(()),
+                Err(_) if Migrator::get_pending_migrations(db).await?.is_empty() => return Ok(()),
+                Err(e) if attempts >= 5 => return Err(e),
+                Err(_) => tokio::time::sleep(Duration::from_millis(50 * attempts)).await,
+            }
+        }
+    }
+    // The lock is held by one pooled connection while the migrator uses others.
+    let mut holder = db.get_postgres_connection_pool().acquire().await.map_err(|e| DbErr::Conn(sea_orm::RuntimeErr::SqlxError(e.into())))?;
+    let lock = |sql: &'static str| sea_orm::sqlx::query(sql).bind(MIGRATION_LOCK);
+    lock("SELECT pg_advisory_lock($1)").execute(&mut *holder).await.map_err(|e| DbErr::Conn(sea_orm::RuntimeErr::SqlxError(e.into())))?;
+    let result = Migrator::up(db, None).await;
+    let unlocked = lock("SELECT pg_advisory_unlock($1)").execute(&mut *holder).await;
+    result?;
+    unlocked.map(drop).map_err(|e| DbErr::Conn(sea_orm::RuntimeErr::SqlxError(e.into())))
+}
+
+/// An arbitrary constant naming "schema migration" among PostgreSQL advisory locks.
+const MIGRATION_LOCK: i64 = 0x6d70_6d69_6772_6174;
 
 /// True when `err` is a unique-constraint violation, on either backend.
 pub fn is_unique_violation(err: &DbErr) -> bool {

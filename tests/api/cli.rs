@@ -97,3 +97,28 @@ fn openapi_prints_the_committed_document_and_gen_key_a_usable_key() {
     let key = secrecy::SecretString::from(key);
     assert!(migration_portal::crypto::SecretBox::from_base64(&key).is_ok());
 }
+
+/// Instances starting together each migrate; none fails and the schema is whole.
+#[tokio::test]
+async fn concurrent_migrations_all_succeed() {
+    use crate::helpers::{Backend, fresh_postgres_database};
+    for backend in Backend::enabled() {
+        let dir = tempfile::tempdir().expect("dir");
+        let url = match backend {
+            Backend::Sqlite => format!("sqlite://{}", dir.path().join("race.db").display()),
+            Backend::Postgres => fresh_postgres_database().await,
+        };
+        let config = migration_portal::config::DatabaseConfig { url, max_connections: 4, busy_timeout_ms: 30_000 };
+        let runs = (0..4).map(|_| async {
+            let db = migration_portal::db::connect(&config).await.expect("connect");
+            migration_portal::db::migrate(&db).await
+        });
+        for result in futures_util::future::join_all(runs).await {
+            result.unwrap_or_else(|e| panic!("{backend:?}: a concurrent migration failed: {e}"));
+        }
+        let db = migration_portal::db::connect(&config).await.expect("connect");
+        use migration::MigratorTrait;
+        let pending = migration::Migrator::get_pending_migrations(&db).await.expect("status");
+        assert!(pending.is_empty(), "{backend:?}: migrations left");
+    }
+}

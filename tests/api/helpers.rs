@@ -137,7 +137,7 @@ pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Config
     TestApp { address, backend, idp, http, database_url, sqlite_file, secret_key, tenant, token, _dir: dir }
 }
 
-async fn fresh_postgres_database() -> String {
+pub async fn fresh_postgres_database() -> String {
     let admin = postgres_admin_url().expect("MP_TEST_POSTGRES_URL");
     let name = format!("mp_test_{}", Uuid::new_v4().simple());
     let conn = Database::connect(&admin).await.expect("PostgreSQL at MP_TEST_POSTGRES_URL");
