@@ -23,12 +23,7 @@ pub struct PageParams {
     pub cursor: Option<String>,
 }
 
-/// A page position: the last id seen. Ids are UUIDv7, so id order is creation order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Page {
-    pub limit: u64,
-    pub after: Option<Uuid>,
-}
+pub use crate::db::Page;
 
 impl PageParams {
     pub fn page(&self) -> Result<Page, ApiError> {

@@ -85,5 +85,12 @@ pub fn is_unique_violation(err: &DbErr) -> bool {
     matches!(err.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_)))
 }
 
+/// A page position: the last id seen. Ids are UUIDv7, so id order is creation order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    pub limit: u64,
+    pub after: Option<uuid::Uuid>,
+}
+
 pub mod idempotency;
 pub mod workspaces;

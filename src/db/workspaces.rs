@@ -9,7 +9,7 @@ use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait
 use secrecy::SecretString;
 use uuid::Uuid;
 
-use crate::api::paging::Page;
+use super::Page;
 use crate::connectors::Limit;
 use crate::connectors::check::ConnectionCheck;
 use crate::crypto::{CryptoError, SecretBox};

@@ -25,7 +25,7 @@ async fn main() -> anyhow::Result<()> {
     let base = generate(&GenSpec::large(1));
     let sim = SourceSim::start(SocketAddr::from(([127, 0, 0, 1], 0)), base)?;
     let (login, password) = sim.credentials();
-    let policy = HttpPolicy { rate_per_sec: None, concurrency: 4, request_timeout: Duration::from_secs(60), ..HttpPolicy::default() };
+    let policy = HttpPolicy { rate_per_sec: None, concurrency: 4, request_timeout: Duration::from_secs(60), allow_private_networks: true, ..HttpPolicy::default() };
     let source = SourceClient::new(&sim.base_url(), &login, SecretString::from(password), policy)?;
     let rss_before = status_kib("VmRSS:");
     let hwm_before = status_kib("VmHWM:");
