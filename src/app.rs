@@ -71,8 +71,7 @@ impl Application {
             Duration::from_secs(config.auth.jwks_max_age_secs),
             Duration::from_secs(config.auth.leeway_secs),
         );
-        let db = db::connect(&config.database).await?;
-        db::migrate(&db).await?;
+        let db = db::connect_migrated(&config.database).await?;
         let listener = TcpListener::bind(config.bind).map_err(|e| anyhow::anyhow!("cannot listen on {} (setting `bind`, MP_BIND): {e}", config.bind))?;
         let port = listener.local_addr()?.port();
         let allow_private_networks = config.connectors.allow_private_networks;

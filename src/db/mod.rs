@@ -50,6 +50,16 @@ fn is_busy(e: &DbErr) -> bool {
     e.to_string().contains("database is locked")
 }
 
+/// Migrates on a pool of its own, then opens the pool to serve from. Pooled
+/// SQLite connections that lived through a schema change were seen to keep the
+/// old schema (an upsert then missed an index the migration had just created).
+pub async fn connect_migrated(config: &DatabaseConfig) -> Result<DatabaseConnection, DbSetupError> {
+    let migrating = connect(config).await?;
+    migrate(&migrating).await?;
+    migrating.close().await?;
+    connect(config).await
+}
+
 /// Applies pending migrations. On PostgreSQL, instances starting together take
 /// turns under an advisory lock. On SQLite each migration is one transaction and
 /// writers queue, so a process that lost a race sees what the winner applied and

@@ -237,3 +237,15 @@ pub async fn assert_problem(response: reqwest::Response, status: u16) -> serde_j
     }
     problem
 }
+
+/// A migrated database of its own, without an app.
+pub async fn fresh_db(backend: Backend) -> (sea_orm::DatabaseConnection, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = match backend {
+        Backend::Sqlite => format!("sqlite://{}", dir.path().join("jobs.db").display()),
+        Backend::Postgres => fresh_postgres_database().await,
+    };
+    let config = migration_portal::config::DatabaseConfig { url, max_connections: 8, busy_timeout_ms: 10_000 };
+    let db = migration_portal::db::connect_migrated(&config).await.expect("connect and migrate");
+    (db, dir)
+}

@@ -3,6 +3,7 @@ mod bad_input;
 mod cli;
 mod helpers;
 mod idempotency;
+mod jobs;
 mod openapi;
 mod operations;
 mod secrets;

@@ -1,0 +1,7 @@
+//! The database job queue and the worker (DESIGN.md, Job queue).
+
+pub mod queue;
+pub mod worker;
+
+pub use queue::{Enqueued, NewJob};
+pub use worker::{JobError, JobHandler, JobRun, Worker, WorkerConfig};

@@ -1,0 +1,249 @@
+//! The job queue's operations, each one statement (or a fenced pair).
+//!
+//! A claim is `UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED) RETURNING *`
+//! on PostgreSQL; SQLite drops the lock clause and serialises writers, so the
+//! same statement is atomic there too. Every change to a claimed job names the
+//! attempt it was claimed with: a worker whose lease lapsed and was taken over
+//! cannot complete, fail or release the newer attempt.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use entity::job::{self, ActiveModel, Column, Entity as Jobs, Model};
+use sea_orm::sea_query::{Expr, LockBehavior, LockType, OnConflict, Query};
+use sea_orm::{ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, ExprTrait, QueryFilter, QueryOrder, TryInsertResult};
+use uuid::Uuid;
+
+pub const QUEUED: &str = "queued";
+pub const RUNNING: &str = "running";
+pub const SUCCEEDED: &str = "succeeded";
+pub const DISCARDED: &str = "discarded";
+pub const CANCELLED: &str = "cancelled";
+
+/// The predicate of the `jobs_active_unique_key` partial index (see its migration).
+const ACTIVE_PREDICATE: &str = "status IN ('queued', 'running')";
+
+pub fn now_ms() -> i64 {
+    Utc::now().timestamp_millis()
+}
+
+fn ms(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
+#[derive(Clone, Debug)]
+pub struct NewJob {
+    pub kind: String,
+    pub payload: serde_json::Value,
+    /// At most one queued or running job per key; enqueueing another returns it.
+    pub unique_key: Option<String>,
+    pub max_attempts: i32,
+    pub delay: Duration,
+    pub tenant_id: Option<Uuid>,
+    pub workspace_id: Option<Uuid>,
+}
+
+impl NewJob {
+    pub fn new(kind: &str, payload: serde_json::Value) -> Self {
+        Self { kind: kind.into(), payload, unique_key: None, max_attempts: 5, delay: Duration::ZERO, tenant_id: None, workspace_id: None }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Enqueued {
+    pub id: Uuid,
+    /// False when an active job with the same key already existed.
+    pub created: bool,
+}
+
+/// Adds a job, in the caller's transaction when `db` is one.
+pub async fn enqueue(db: &impl ConnectionTrait, new: NewJob) -> Result<Enqueued, DbErr> {
+    let id = Uuid::now_v7();
+    let now = Utc::now();
+    let model = ActiveModel {
+        id: Set(id),
+        kind: Set(new.kind),
+        payload: Set(new.payload.to_string()),
+        status: Set(QUEUED.into()),
+        unique_key: Set(new.unique_key.clone()),
+        attempt: Set(0),
+        max_attempts: Set(Ord::max(new.max_attempts, 1)),
+        run_at_ms: Set(now.timestamp_millis() + ms(new.delay)),
+        locked_until_ms: Set(None),
+        locked_by: Set(None),
+        last_error: Set(None),
+        progress: Set(None),
+        result: Set(None),
+        tenant_id: Set(new.tenant_id),
+        workspace_id: Set(new.workspace_id),
+        created_at: Set(now),
+        updated_at: Set(now),
+        finished_at: Set(None),
+    };
+    // The partial unique index is the arbiter. Both backends match the conflict
+    // target to it by its predicate, written here exactly as in the migration.
+    let on_conflict = OnConflict::column(Column::UniqueKey)
+        .target_and_where(Expr::cust(ACTIVE_PREDICATE))
+        .do_nothing()
+        .to_owned();
+    let inserted = Jobs::insert(model).on_conflict(on_conflict).try_insert().exec_without_returning(db).await?;
+    if matches!(inserted, TryInsertResult::Inserted(n) if n > 0) {
+        return Ok(Enqueued { id, created: true });
+    }
+    let key = new.unique_key.unwrap_or_default();
+    let existing = Jobs::find()
+        .filter(Column::UniqueKey.eq(key))
+        .filter(Column::Status.is_in([QUEUED, RUNNING]))
+        .one(db)
+        .await?
+        .ok_or_else(|| DbErr::RecordNotFound("the job holding this unique key finished meanwhile; enqueue again".into()))?;
+    Ok(Enqueued { id: existing.id, created: false })
+}
+
+/// Claims up to `limit` jobs of `kinds` that are due, or running with a lapsed lease.
+pub async fn claim(db: &impl ConnectionTrait, worker: &str, kinds: &[&str], limit: u64, lease: Duration) -> Result<Vec<Model>, DbErr> {
+    let now = now_ms();
+    let due = Condition::any()
+        .add(Condition::all().add(Column::Status.eq(QUEUED)).add(Column::RunAtMs.lte(now)))
+        .add(Condition::all().add(Column::Status.eq(RUNNING)).add(Column::LockedUntilMs.lt(now)));
+    let eligible = Query::select()
+        .column(Column::Id)
+        .from(Jobs)
+        .cond_where(Condition::all().add(Column::Kind.is_in(kinds.iter().copied())).add(due))
+        .order_by(Column::RunAtMs, sea_orm::Order::Asc)
+        .limit(limit)
+        .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
+        .to_owned();
+    let mut claimed = Jobs::update_many()
+        .col_expr(Column::Status, Expr::value(RUNNING))
+        .col_expr(Column::Attempt, Expr::col(Column::Attempt).add(1))
+        .col_expr(Column::LockedBy, Expr::value(worker))
+        .col_expr(Column::LockedUntilMs, Expr::value(now + ms(lease)))
+        .col_expr(Column::UpdatedAt, Expr::value(Utc::now()))
+        .filter(Column::Id.in_subquery(eligible))
+        .exec_with_returning(db)
+        .await?;
+    claimed.sort_by_key(|j| j.run_at_ms);
+    Ok(claimed)
+}
+
+/// The claimed attempt of a job: what every fenced change names.
+fn fenced(job: &Model) -> Condition {
+    Condition::all().add(Column::Id.eq(job.id)).add(Column::Attempt.eq(job.attempt)).add(Column::Status.eq(RUNNING))
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lease {
+    Held,
+    /// Cancelled by someone: stop.
+    Cancelled,
+    /// Taken over after the lease lapsed, or finished elsewhere: stop, change nothing.
+    Lost,
+}
+
+/// Extends the lease of a claimed attempt.
+pub async fn heartbeat(db: &impl ConnectionTrait, job: &Model, lease: Duration) -> Result<Lease, DbErr> {
+    let result = Jobs::update_many()
+        .col_expr(Column::LockedUntilMs, Expr::value(now_ms() + ms(lease)))
+        .filter(fenced(job))
+        .exec(db)
+        .await?;
+    if result.rows_affected > 0 {
+        return Ok(Lease::Held);
+    }
+    let current = Jobs::find_by_id(job.id).one(db).await?;
+    Ok(match current {
+        Some(j) if j.status == CANCELLED => Lease::Cancelled,
+        _ => Lease::Lost,
+    })
+}
+
+/// Records progress (and extends nothing): answers whether the attempt is still ours.
+pub async fn set_progress(db: &impl ConnectionTrait, job: &Model, progress: &serde_json::Value) -> Result<bool, DbErr> {
+    let result = Jobs::update_many()
+        .col_expr(Column::Progress, Expr::value(progress.to_string()))
+        .col_expr(Column::UpdatedAt, Expr::value(Utc::now()))
+        .filter(fenced(job))
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected > 0)
+}
+
+pub async fn complete(db: &impl ConnectionTrait, job: &Model, result: &serde_json::Value) -> Result<bool, DbErr> {
+    finish(db, job, SUCCEEDED, Some(result.to_string()), None).await
+}
+
+/// A failure: queued again after `retry_in`, or discarded with the error kept when `None`.
+pub async fn fail(db: &impl ConnectionTrait, job: &Model, error: &str, retry_in: Option<Duration>) -> Result<bool, DbErr> {
+    match retry_in {
+        None => finish(db, job, DISCARDED, None, Some(error)).await,
+        Some(delay) => {
+            let result = Jobs::update_many()
+                .col_expr(Column::Status, Expr::value(QUEUED))
+                .col_expr(Column::RunAtMs, Expr::value(now_ms() + ms(delay)))
+                .col_expr(Column::LockedUntilMs, Expr::value(Option::<i64>::None))
+                .col_expr(Column::LockedBy, Expr::value(Option::<String>::None))
+                .col_expr(Column::LastError, Expr::value(error))
+                .col_expr(Column::UpdatedAt, Expr::value(Utc::now()))
+                .filter(fenced(job))
+                .exec(db)
+                .await?;
+            Ok(result.rows_affected > 0)
+        }
+    }
+}
+
+/// Gives a claimed job back untouched (shutdown): due at once, this attempt not counted.
+pub async fn release(db: &impl ConnectionTrait, job: &Model) -> Result<bool, DbErr> {
+    let result = Jobs::update_many()
+        .col_expr(Column::Status, Expr::value(QUEUED))
+        .col_expr(Column::Attempt, Expr::col(Column::Attempt).sub(1))
+        .col_expr(Column::LockedUntilMs, Expr::value(Option::<i64>::None))
+        .col_expr(Column::LockedBy, Expr::value(Option::<String>::None))
+        .col_expr(Column::UpdatedAt, Expr::value(Utc::now()))
+        .filter(fenced(job))
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected > 0)
+}
+
+async fn finish(db: &impl ConnectionTrait, job: &Model, status: &str, result: Option<String>, error: Option<&str>) -> Result<bool, DbErr> {
+    let now = Utc::now();
+    let mut update = Jobs::update_many()
+        .col_expr(Column::Status, Expr::value(status))
+        .col_expr(Column::LockedUntilMs, Expr::value(Option::<i64>::None))
+        .col_expr(Column::UpdatedAt, Expr::value(now))
+        .col_expr(Column::FinishedAt, Expr::value(Some(now)));
+    if let Some(result) = result {
+        update = update.col_expr(Column::Result, Expr::value(result));
+    }
+    if let Some(error) = error {
+        update = update.col_expr(Column::LastError, Expr::value(error));
+    }
+    Ok(update.filter(fenced(job)).exec(db).await?.rows_affected > 0)
+}
+
+/// Cancels a job that has not finished; a running one stops at its next heartbeat.
+pub async fn cancel(db: &impl ConnectionTrait, id: Uuid) -> Result<bool, DbErr> {
+    let now = Utc::now();
+    let result = Jobs::update_many()
+        .col_expr(Column::Status, Expr::value(CANCELLED))
+        .col_expr(Column::LockedUntilMs, Expr::value(Option::<i64>::None))
+        .col_expr(Column::UpdatedAt, Expr::value(now))
+        .col_expr(Column::FinishedAt, Expr::value(Some(now)))
+        .filter(Column::Id.eq(id))
+        .filter(Column::Status.is_in([QUEUED, RUNNING]))
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected > 0)
+}
+
+pub async fn get(db: &impl ConnectionTrait, id: Uuid) -> Result<Option<job::Model>, DbErr> {
+    Jobs::find_by_id(id).one(db).await
+}
+
+/// Jobs by status, for tests and operations views.
+pub async fn count_by_status(db: &impl ConnectionTrait, status: &str) -> Result<u64, DbErr> {
+    use sea_orm::PaginatorTrait;
+    Jobs::find().filter(Column::Status.eq(status)).order_by_asc(Column::Id).count(db).await
+}

@@ -1,0 +1,245 @@
+//! The worker: claims jobs, runs their handlers with a heartbeat that extends
+//! the lease, and records the outcome, fenced by the attempt. Execution is
+//! at-least-once: handlers must be idempotent.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use entity::job::Model as Job;
+use rand::Rng;
+use sea_orm::DatabaseConnection;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use super::queue::{self, Lease};
+
+/// Why a run did not succeed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum JobError {
+    /// Worth another attempt later (a remote was unavailable, …).
+    #[error("{0}")]
+    Retry(String),
+    /// Will fail again: discard now, keeping the reason.
+    #[error("{0}")]
+    Fatal(String),
+}
+
+/// One claimed attempt, as its handler sees it.
+pub struct JobRun {
+    pub job: Job,
+    db: DatabaseConnection,
+    stop: watch::Receiver<bool>,
+}
+
+impl JobRun {
+    pub fn payload(&self) -> Result<serde_json::Value, JobError> {
+        serde_json::from_str(&self.job.payload).map_err(|e| JobError::Fatal(format!("payload: {e}")))
+    }
+
+    pub fn db(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    /// Records progress; an error when the attempt is no longer ours.
+    pub async fn progress(&self, progress: serde_json::Value) -> Result<(), JobError> {
+        match queue::set_progress(&self.db, &self.job, &progress).await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(JobError::Fatal("the job was cancelled or taken over".into())),
+            Err(e) => Err(JobError::Retry(format!("database: {e}"))),
+        }
+    }
+
+    /// True once the job was cancelled or its lease lost: stop at the next safe point.
+    pub fn should_stop(&self) -> bool {
+        *self.stop.borrow()
+    }
+}
+
+#[async_trait]
+pub trait JobHandler: Send + Sync {
+    fn kind(&self) -> &'static str;
+    async fn run(&self, run: &JobRun) -> Result<serde_json::Value, JobError>;
+}
+
+#[derive(Clone, Debug)]
+pub struct WorkerConfig {
+    pub concurrency: usize,
+    pub lease: Duration,
+    pub poll_interval: Duration,
+    pub min_backoff: Duration,
+    pub max_backoff: Duration,
+    /// How long shutdown waits for running jobs before giving them back.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        Self {
+            concurrency: 4,
+            lease: Duration::from_secs(60),
+            poll_interval: Duration::from_millis(500),
+            min_backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(300),
+            shutdown_grace: Duration::from_secs(20),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Worker {
+    db: DatabaseConnection,
+    id: String,
+    config: WorkerConfig,
+    handlers: Arc<HashMap<&'static str, Arc<dyn JobHandler>>>,
+}
+
+impl Worker {
+    pub fn new(db: DatabaseConnection, config: WorkerConfig, handlers: Vec<Arc<dyn JobHandler>>) -> Self {
+        let id = format!("{}-{}", hostname(), uuid::Uuid::new_v4().simple());
+        let handlers = handlers.into_iter().map(|h| (h.kind(), h)).collect();
+        Self { db, id, config, handlers: Arc::new(handlers) }
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn kinds(&self) -> Vec<&'static str> {
+        self.handlers.keys().copied().collect()
+    }
+
+    /// Claims and runs jobs until `shutdown` turns true; then stops claiming,
+    /// lets running jobs finish within the grace period, and gives back the rest.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let mut running: JoinSet<()> = JoinSet::new();
+        let (stop_all, _) = watch::channel(false);
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            let free = self.config.concurrency.saturating_sub(running.len());
+            let claimed = if free > 0 { self.claim(free as u64).await } else { Vec::new() };
+            let idle = claimed.is_empty();
+            for job in claimed {
+                let worker = self.clone();
+                let stop = stop_all.subscribe();
+                running.spawn(async move { worker.execute(job, stop).await });
+            }
+            if idle {
+                tokio::select! {
+                    _ = tokio::time::sleep(self.config.poll_interval) => {}
+                    _ = shutdown.changed() => {}
+                    Some(_) = running.join_next(), if !running.is_empty() => {}
+                }
+            }
+            while running.try_join_next().is_some() {}
+        }
+        tracing::info!(worker = %self.id, running = running.len(), "worker stopping");
+        let drained = tokio::time::timeout(self.config.shutdown_grace, async { while running.join_next().await.is_some() {} }).await;
+        if drained.is_err() {
+            // Handlers see `should_stop`; their jobs are given back as they return.
+            let _ = stop_all.send(true);
+            while running.join_next().await.is_some() {}
+        }
+    }
+
+    /// Runs due jobs until none is left: for tests and one-off commands.
+    pub async fn run_until_idle(&self) -> usize {
+        let mut done = 0;
+        loop {
+            let claimed = self.claim(self.config.concurrency as u64).await;
+            if claimed.is_empty() {
+                return done;
+            }
+            done += claimed.len();
+            let (_, stop) = watch::channel(false);
+            let runs = claimed.into_iter().map(|job| self.execute(job, stop.clone()));
+            futures_util::future::join_all(runs).await;
+        }
+    }
+
+    async fn claim(&self, limit: u64) -> Vec<Job> {
+        match queue::claim(&self.db, &self.id, &self.kinds(), limit, self.config.lease).await {
+            Ok(jobs) => jobs,
+            Err(error) => {
+                tracing::warn!(%error, "could not claim jobs");
+                Vec::new()
+            }
+        }
+    }
+
+    #[tracing::instrument(name = "job", skip_all, fields(job = %job.id, kind = %job.kind, attempt = job.attempt))]
+    async fn execute(&self, job: Job, shutdown: watch::Receiver<bool>) {
+        let Some(handler) = self.handlers.get(job.kind.as_str()).cloned() else {
+            let _ = queue::release(&self.db, &job).await;
+            return;
+        };
+        if job.attempt > job.max_attempts {
+            // Claimed again after lapsed leases more often than it may be tried.
+            let _ = queue::fail(&self.db, &job, "attempts exhausted (the job's leases lapsed)", None).await;
+            return;
+        }
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let run = JobRun { job: job.clone(), db: self.db.clone(), stop: stop_rx };
+        let heartbeat = self.heartbeat(job.clone(), stop_tx, shutdown.clone());
+        let outcome = tokio::select! {
+            outcome = handler.run(&run) => Some(outcome),
+            lease = heartbeat => {
+                tracing::info!(?lease, "job stopped");
+                None
+            }
+        };
+        let recorded = match outcome {
+            None if *shutdown.borrow() => queue::release(&self.db, &job).await,
+            None => Ok(false),
+            Some(Ok(result)) => queue::complete(&self.db, &job, &result).await,
+            Some(Err(JobError::Fatal(reason))) => queue::fail(&self.db, &job, &reason, None).await,
+            Some(Err(JobError::Retry(reason))) => {
+                let retry = (job.attempt < job.max_attempts).then(|| self.backoff(job.attempt));
+                queue::fail(&self.db, &job, &reason, retry).await
+            }
+        };
+        match recorded {
+            Ok(true) => {}
+            Ok(false) => tracing::info!("the attempt was no longer ours; its outcome is not recorded"),
+            Err(error) => tracing::warn!(%error, "could not record the job's outcome; its lease will lapse"),
+        }
+    }
+
+    /// Extends the lease every third of it; returns when the job must stop.
+    async fn heartbeat(&self, job: Job, stop: watch::Sender<bool>, mut shutdown: watch::Receiver<bool>) -> Lease {
+        let every = self.config.lease / 3;
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = shutdown.changed() => {
+                    if *shutdown.borrow() {
+                        let _ = stop.send(true);
+                        return Lease::Lost;
+                    }
+                }
+            }
+            match queue::heartbeat(&self.db, &job, self.config.lease).await {
+                Ok(Lease::Held) => {}
+                Ok(lease) => {
+                    let _ = stop.send(true);
+                    return lease;
+                }
+                Err(error) => tracing::warn!(%error, "heartbeat failed; retrying"),
+            }
+        }
+    }
+
+    /// Exponential in the attempt, with full jitter, within the configured bounds.
+    fn backoff(&self, attempt: i32) -> Duration {
+        let exp = self.config.min_backoff.saturating_mul(1 << attempt.clamp(0, 16)).min(self.config.max_backoff);
+        let jittered = rand::rng().random_range(exp.as_millis() as u64 / 2..=exp.as_millis().max(1) as u64);
+        Duration::from_millis(jittered)
+    }
+}
+
+fn hostname() -> String {
+    std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "worker".into())
+}
