@@ -6,4 +6,5 @@ mod idempotency;
 mod openapi;
 mod operations;
 mod secrets;
+mod sim_backupagent;
 mod workspaces;
