@@ -1,10 +1,14 @@
 //! Generates the `large` install base (or the size named on the command line) and
-//! prints the time, the peak memory and the entity counts.
+//! prints the time, the peak memory and the entity counts; then serves it with
+//! `sim backupagent` and pages through every listing over loopback HTTP.
 //! `cargo bench --bench generate [-- small|medium|large]`
 
+use std::net::SocketAddr;
 use std::time::Instant;
 
-use migration_portal::sim::install_base::{GenSpec, Size, generate};
+use migration_portal::sim::backupagent::SourceSim;
+use migration_portal::sim::install_base::{GenSpec, InstallBase, Size, generate};
+use serde::Deserialize;
 
 fn main() {
     let size = match std::env::args().skip(1).find(|a| !a.starts_with('-')).as_deref() {
@@ -51,7 +55,46 @@ fn main() {
         m.client_at_or_above_threshold.len(),
         m.client_never_reported.len()
     );
-    drop(base);
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(read_all(base));
+    println!("peak memory with the server: {}", peak_memory().unwrap_or_else(|| "unknown".into()));
+}
+
+#[derive(Deserialize)]
+struct Page {
+    items: Vec<serde::de::IgnoredAny>,
+    next_cursor: Option<String>,
+}
+
+/// Pages through every listing at the maximum limit, one request at a time.
+async fn read_all(base: InstallBase) {
+    let sim = SourceSim::start(SocketAddr::from(([127, 0, 0, 1], 0)), base).expect("simulator");
+    let (login, password) = sim.credentials();
+    let http = reqwest::Client::new();
+    for listing in ["groups", "users", "machines", "plans"] {
+        let started = Instant::now();
+        let (mut entities, mut requests, mut cursor) = (0usize, 0usize, None::<String>);
+        loop {
+            let mut url = format!("{}/api/source/v1/{listing}?limit=5000", sim.base_url());
+            if let Some(c) = &cursor {
+                url.push_str(&format!("&cursor={c}"));
+            }
+            let response = http.get(url).basic_auth(&login, Some(&password)).send().await.expect("request");
+            let page: Page = response.json().await.expect("page");
+            entities += page.items.len();
+            requests += 1;
+            match page.next_cursor {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        println!(
+            "read {listing}: {entities} in {requests} pages of 5000, {seconds:.2} s, {:.0} entities/s",
+            entities as f64 / seconds
+        );
+    }
+    sim.stop().await;
 }
 
 /// `VmHWM` of this process, as `/proc/self/status` reports it.

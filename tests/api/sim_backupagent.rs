@@ -135,6 +135,17 @@ fn explicit_counts_are_honoured_in_the_large_shape() {
     assert_eq!(Size::Large.counts(), (10_000, 100_000, 150_000));
 }
 
+#[test]
+fn tiny_explicit_counts_are_honoured_as_far_as_they_go() {
+    for (groups, users, machines) in [(1, 0, 0), (1, 5, 7), (2, 1, 1), (3, 2, 1), (8, 3, 0), (10, 40, 30), (25, 25, 25)] {
+        let base = generate(&GenSpec::custom(groups, users, machines, 11));
+        assert_eq!((base.groups.len(), base.users.len(), base.machines.len()), (groups, users, machines));
+        let homes: HashSet<&str> = base.users.iter().map(|u| u.group_id.as_str()).collect();
+        assert!(homes.iter().all(|h| base.groups.iter().any(|g| g.id == *h)));
+    }
+    assert!(generate(&GenSpec::custom(1, 0, 9, 1)).machines.is_empty(), "no users, no machines");
+}
+
 #[tokio::test]
 async fn credentials_of_the_top_level_group_are_required() {
     let sim = start(&GenSpec::sized(Size::Small, 1));
@@ -513,4 +524,48 @@ async fn assert_oddities_planted(seed: u64) {
     assert!(!p.once.is_empty() && p.once.iter().all(|id| matches!(plan(id).schedule, Schedule::Once { .. })));
     let kinds = p.daily_one_time.len() + p.daily_even.len() + p.daily_uneven.len() + p.weekly.len() + p.monthly.len() + p.once.len();
     assert_eq!(kinds, plans.len(), "every plan has one schedule kind");
+}
+
+#[test]
+fn the_simulator_shares_no_code_with_the_service() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/sim");
+    let mut files = vec![root.join("backupagent"), root.join("install_base")]
+        .into_iter()
+        .flat_map(|dir| std::fs::read_dir(dir).expect("module directory").map(|e| e.expect("entry").path()))
+        .collect::<Vec<_>>();
+    files.sort();
+    assert!(files.len() >= 8, "{files:?}");
+    for file in files {
+        let text = std::fs::read_to_string(&file).expect("source");
+        for forbidden in ["crate::api", "crate::db", "crate::auth", "crate::connectors", "crate::domain", "crate::jobs", "entity::"] {
+            assert!(!text.contains(forbidden), "{} uses {forbidden}", file.display());
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_command_prints_its_url_and_credentials_and_serves() {
+    use std::io::{BufRead, BufReader};
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_migration-portal"))
+        .args(["sim", "backupagent", "--bind", "127.0.0.1:0", "--size", "small", "--seed", "3", "--users", "120"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    let stdout = child.stdout.take().expect("stdout");
+    let lines: Vec<String> = tokio::task::spawn_blocking(move || {
+        BufReader::new(stdout).lines().map_while(Result::ok).take_while(|l| !l.starts_with("ground truth:")).collect()
+    })
+    .await
+    .expect("lines");
+    let find = |prefix: &str| lines.iter().find_map(|l| l.strip_prefix(prefix)).map(str::to_string);
+    let url = find("BackupAgent server: ").expect("the URL is printed");
+    let credentials = find("top-level group login: ").expect("the credentials are printed");
+    let quoted: Vec<&str> = credentials.split('"').collect();
+    let (login, password) = (quoted[1], quoted[3]);
+    assert!(find("groups 60 users 120 machines 450 plans ").is_some(), "counts printed: {lines:?}");
+    let response = reqwest::Client::new().get(format!("{url}/api/source/v1/account")).basic_auth(login, Some(password)).send().await;
+    let _ = child.kill();
+    let _ = child.wait();
+    let account: Value = response.expect("request").json().await.expect("json");
+    assert_eq!(account["login"], login);
 }

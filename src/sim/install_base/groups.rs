@@ -97,6 +97,8 @@ fn distribute_users(g: &mut Gen, shape: &Shape, total: usize) -> Vec<usize> {
     let mut counts = vec![0usize; shape.parent.len()];
     let mut homes: Vec<usize> = shape.mixed.iter().chain(&shape.customers).copied().collect();
     if homes.is_empty() {
+        // Too few groups for customers: the top-level group holds the users.
+        counts[0] = total;
         return counts;
     }
     g.shuffle(&mut homes);

@@ -68,6 +68,9 @@ const OFFLINE_CLIENT_WEIGHTS: &[(Client, u32)] = &[(Client::Old, 50), (Client::B
 
 pub(super) fn plant(g: &mut Gen, truth: &mut Truth, planted: &PlantedUsers, total: usize) -> Vec<Machine> {
     let users = planted.users.len();
+    if users == 0 {
+        return Vec::new();
+    }
     let mut owners: Vec<usize> = if total >= users {
         let mut owners: Vec<usize> = (0..users).collect();
         let order = g.permutation(users);
