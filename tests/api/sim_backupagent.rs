@@ -524,6 +524,22 @@ async fn assert_oddities_planted(seed: u64) {
     assert!(!p.once.is_empty() && p.once.iter().all(|id| matches!(plan(id).schedule, Schedule::Once { .. })));
     let kinds = p.daily_one_time.len() + p.daily_even.len() + p.daily_uneven.len() + p.weekly.len() + p.monthly.len() + p.once.len();
     assert_eq!(kinds, plans.len(), "every plan has one schedule kind");
+
+    // Times agree with each other: nothing is created before its parent or changed before it exists.
+    for x in &groups {
+        assert!(x.created_at <= x.updated_at && x.updated_at <= as_of);
+        if let Some(parent) = &x.parent_id {
+            assert!(group(parent).created_at <= x.created_at, "{} created before its parent", x.id);
+        }
+    }
+    for x in &users {
+        assert!(group(&x.group_id).created_at <= x.created_at && x.created_at <= x.updated_at && x.updated_at <= as_of);
+    }
+    for x in &machines {
+        assert!(user(&x.user_id).created_at <= x.created_at && x.created_at <= x.updated_at && x.updated_at <= as_of);
+        assert!(x.last_seen_at.is_none_or(|t| x.created_at <= t && t <= as_of), "{}", x.id);
+    }
+    assert!(plans.iter().all(|x| machine(&x.machine_id).created_at <= x.updated_at && x.updated_at <= as_of));
 }
 
 #[test]

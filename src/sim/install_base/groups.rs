@@ -3,6 +3,8 @@
 
 use std::collections::HashSet;
 
+use chrono::Duration;
+
 use super::words::{Person, capitalize, company, domain, phone};
 use super::{Admin, Gen, Group, Truth, id, planted};
 
@@ -226,6 +228,7 @@ impl Names {
 
 fn build(g: &mut Gen, truth: &mut Truth, shape: &Shape, names: Names) -> Vec<Group> {
     let as_of = g.as_of;
+    let mut created = Vec::with_capacity(shape.parent.len());
     names
         .names
         .into_iter()
@@ -245,7 +248,10 @@ fn build(g: &mut Gen, truth: &mut Truth, shape: &Shape, names: Names) -> Vec<Gro
                 truth.groups.without_admin.push(id("g", i + 1));
                 None
             };
-            let created_at = g.days_ago(60, 3000);
+            // A group is created after its parent.
+            let oldest = shape.parent[i].map_or(as_of - Duration::days(3000), |p| created[p]);
+            let created_at = g.between(oldest, as_of - Duration::days(60));
+            created.push(created_at);
             let updated_at = g.between(created_at, as_of);
             Group { id: id("g", i + 1), parent_id: shape.parent[i].map(|p| id("g", p + 1)), name, admin, created_at, updated_at }
         })

@@ -2,7 +2,9 @@
 //! on both sides of each platform's build threshold, sizes from MB to TB.
 
 use super::users::PlantedUsers;
-use super::{Arch, Gen, Machine, Os, OsFamily, Truth, id};
+use chrono::Duration;
+
+use super::{Arch, Gen, Machine, Os, OsFamily, Truth, User, id};
 
 /// The generator's own table (not the service's support matrix).
 struct OsEntry {
@@ -103,17 +105,17 @@ pub(super) fn plant(g: &mut Gen, truth: &mut Truth, planted: &PlantedUsers, tota
                 None => g.weighted(CLIENT_WEIGHTS),
             };
             let size = sizes.pop().unwrap_or_else(|| 6.7 + g.unit() * 5.9);
-            make(g, truth, i + 1, &planted.users[owner].id, os, client, offline, size)
+            make(g, truth, i + 1, &planted.users[owner], os, client, offline, size)
         })
         .collect()
 }
 
 /// A machine for a user added at run time.
-pub(super) fn random(g: &mut Gen, truth: &mut Truth, serial: usize, user_id: &str) -> Machine {
+pub(super) fn random(g: &mut Gen, truth: &mut Truth, serial: usize, user: &User) -> Machine {
     let os = pick_os(g);
     let client = g.weighted(CLIENT_WEIGHTS);
     let size = 6.7 + g.unit() * 5.9;
-    make(g, truth, serial, user_id, os, client, false, size)
+    make(g, truth, serial, user, os, client, false, size)
 }
 
 /// A client version at or above the threshold of the machine's platform.
@@ -135,7 +137,7 @@ fn make(
     g: &mut Gen,
     truth: &mut Truth,
     serial: usize,
-    user_id: &str,
+    user: &User,
     os: &OsEntry,
     client: Client,
     offline: bool,
@@ -180,17 +182,18 @@ fn make(
     } else if data_size_bytes > 1_000_000_000_000 {
         m.data_over_1_tb.push(mid.clone());
     }
+    // Users are created 30 days or more before `as_of`, their machines after them.
+    let created_at = g.between(user.created_at, g.as_of - Duration::days(25));
     let last_seen_at = match (client, offline) {
         (Client::Never, _) => None,
-        (_, true) => Some(g.days_ago(21, 200)),
+        (_, true) => Some(g.between(created_at.max(g.as_of - Duration::days(200)), g.as_of - Duration::days(21))),
         (_, false) => Some(g.days_ago(0, 3)),
     };
-    let created_at = g.days_ago(220, 2500);
     let updated_at = g.between(created_at, last_seen_at.unwrap_or(g.as_of));
     let arch = if os.x64_only || g.chance(0.6) { Arch::X64 } else { Arch::X86 };
     Machine {
         id: mid,
-        user_id: user_id.to_string(),
+        user_id: user.id.clone(),
         hostname: hostname(g, os, serial),
         os: Os { family: os.family, name: os.name.to_string(), arch },
         client_version: version,

@@ -118,12 +118,13 @@ impl InstallBase {
             self.serials.user += 1;
             let person = Person::random(g);
             let login = users::ordinary_login(g, &person, serial, &mut taken);
-            let group = g.pick(&homes).clone();
-            let mut user = users::make(g, &person, serial, &group, login, true);
+            let home = g.pick(&homes);
+            let group = self.groups.binary_search_by(|x| x.id.cmp(home)).map_or(0, |i| i);
+            let mut user = users::make(g, &person, serial, &self.groups[group], login, true);
             (user.created_at, user.updated_at) = (report.at, report.at);
             report.added_users.push(user.id.clone());
             for _ in 0..g.range(1..3) {
-                let mut machine = machines::random(g, &mut scratch, self.serials.machine, &user.id);
+                let mut machine = machines::random(g, &mut scratch, self.serials.machine, &user);
                 self.serials.machine += 1;
                 (machine.created_at, machine.updated_at) = (report.at, report.at);
                 machine.last_seen_at = machine.last_seen_at.map(|_| report.at);

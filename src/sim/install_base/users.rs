@@ -3,6 +3,8 @@
 
 use std::collections::HashSet;
 
+use chrono::Duration;
+
 use super::words::{Person, capitalize};
 use super::{Gen, Group, Truth, User, id, planted};
 
@@ -97,7 +99,8 @@ pub(super) fn plant(g: &mut Gen, truth: &mut Truth, groups: &[Group], homes: &[u
             if offline[i] {
                 truth.users.offline.push(uid(i));
             }
-            make(g, &people[i], i + 1, &groups[homes[i]].id, login, !auto_update_off[i])
+            let home = &groups[homes[i]];
+            make(g, &people[i], i + 1, home, login, !auto_update_off[i])
         })
         .collect();
     PlantedUsers { users, offline }
@@ -129,12 +132,12 @@ pub(super) fn ordinary_login(g: &mut Gen, person: &Person, serial: usize, taken:
     login
 }
 
-pub(super) fn make(g: &mut Gen, person: &Person, serial: usize, group_id: &str, login: String, auto_update: bool) -> User {
-    let created_at = g.days_ago(30, 2900);
+pub(super) fn make(g: &mut Gen, person: &Person, serial: usize, group: &Group, login: String, auto_update: bool) -> User {
+    let created_at = g.between(group.created_at.max(g.as_of - Duration::days(2900)), g.as_of - Duration::days(30));
     let updated_at = g.between(created_at, g.as_of);
     User {
         id: id("u", serial),
-        group_id: group_id.to_string(),
+        group_id: group.id.clone(),
         login,
         email: format!("{}.{}.{serial}@{}", person.first, person.last, g.pick(MAIL_PROVIDERS)),
         first_name: person.first_name(),
