@@ -45,7 +45,8 @@ fn error(status: StatusCode, code: &str, message: &str) -> HttpResponse {
     HttpResponse::build(status).json(json!({"error": {"code": code, "message": message}}))
 }
 
-fn authorize(req: &HttpRequest, state: &SourceState) -> Result<(), HttpResponse> {
+/// The 401 answer, unless the request carries the top-level group's credentials.
+fn unauthorized(req: &HttpRequest, state: &SourceState) -> Option<HttpResponse> {
     let credentials = req
         .headers()
         .get(AUTHORIZATION)
@@ -54,18 +55,18 @@ fn authorize(req: &HttpRequest, state: &SourceState) -> Result<(), HttpResponse>
         .and_then(|b| STANDARD.decode(b.trim()).ok())
         .and_then(|b| String::from_utf8(b).ok());
     match credentials.as_deref().and_then(|c| c.split_once(':')) {
-        Some((login, password)) if login == state.login && password == state.password => Ok(()),
+        Some((login, password)) if login == state.login && password == state.password => None,
         _ => {
             state.requests.count(&state.requests.unauthorized);
             let mut response = error(StatusCode::UNAUTHORIZED, "unauthorized", "login and password of the top-level group required");
             response.headers_mut().insert(WWW_AUTHENTICATE, actix_web::http::header::HeaderValue::from_static("Basic realm=\"BackupAgent\""));
-            Err(response)
+            Some(response)
         }
     }
 }
 
 async fn account(req: HttpRequest, state: web::Data<SourceState>) -> HttpResponse {
-    if let Err(response) = authorize(&req, &state) {
+    if let Some(response) = unauthorized(&req, &state) {
         return response;
     }
     state.requests.count(&state.requests.account);
@@ -91,15 +92,14 @@ struct Page<'a, T> {
     next_cursor: Option<String>,
 }
 
-/// Limit and the id to start after, or a 400.
-fn page_params(req: &HttpRequest, listing: &str) -> Result<(usize, Option<String>), HttpResponse> {
-    let bad = |message: &str| error(StatusCode::BAD_REQUEST, "bad_request", message);
-    let params = web::Query::<PageParams>::from_query(req.query_string()).map_err(|e| bad(&e.to_string()))?;
+/// Limit and the id to start after, or why the parameters are refused.
+fn page_params(req: &HttpRequest, listing: &str) -> Result<(usize, Option<String>), String> {
+    let params = web::Query::<PageParams>::from_query(req.query_string()).map_err(|e| e.to_string())?;
     let limit = match params.limit.as_deref() {
         None => DEFAULT_LIMIT,
         Some(text) => match text.parse::<usize>() {
             Ok(n @ 1..=MAX_LIMIT) => n,
-            _ => return Err(bad("limit must be an integer from 1 to 5000")),
+            _ => return Err("limit must be an integer from 1 to 5000".to_string()),
         },
     };
     let after = match params.cursor.as_deref() {
@@ -108,7 +108,7 @@ fn page_params(req: &HttpRequest, listing: &str) -> Result<(usize, Option<String
             let decoded = URL_SAFE_NO_PAD.decode(cursor).ok().and_then(|b| String::from_utf8(b).ok());
             match decoded.as_deref().and_then(|d| d.split_once(':')) {
                 Some((kind, id)) if kind == listing => Some(id.to_string()),
-                _ => return Err(bad("cursor is not one this listing returned")),
+                _ => return Err("cursor is not one this listing returned".to_string()),
             }
         }
     };
@@ -124,7 +124,7 @@ fn page<T: Serialize>(
 ) -> HttpResponse {
     let (limit, after) = match page_params(req, listing) {
         Ok(params) => params,
-        Err(response) => return response,
+        Err(message) => return error(StatusCode::BAD_REQUEST, "bad_request", &message),
     };
     let base = state.read();
     let items = select(&base);
@@ -138,7 +138,7 @@ fn page<T: Serialize>(
 }
 
 async fn groups(req: HttpRequest, state: web::Data<SourceState>) -> HttpResponse {
-    if let Err(response) = authorize(&req, &state) {
+    if let Some(response) = unauthorized(&req, &state) {
         return response;
     }
     state.requests.count(&state.requests.groups);
@@ -146,7 +146,7 @@ async fn groups(req: HttpRequest, state: web::Data<SourceState>) -> HttpResponse
 }
 
 async fn users(req: HttpRequest, state: web::Data<SourceState>) -> HttpResponse {
-    if let Err(response) = authorize(&req, &state) {
+    if let Some(response) = unauthorized(&req, &state) {
         return response;
     }
     state.requests.count(&state.requests.users);
@@ -154,7 +154,7 @@ async fn users(req: HttpRequest, state: web::Data<SourceState>) -> HttpResponse 
 }
 
 async fn machines(req: HttpRequest, state: web::Data<SourceState>) -> HttpResponse {
-    if let Err(response) = authorize(&req, &state) {
+    if let Some(response) = unauthorized(&req, &state) {
         return response;
     }
     state.requests.count(&state.requests.machines);
@@ -162,7 +162,7 @@ async fn machines(req: HttpRequest, state: web::Data<SourceState>) -> HttpRespon
 }
 
 async fn plans(req: HttpRequest, state: web::Data<SourceState>) -> HttpResponse {
-    if let Err(response) = authorize(&req, &state) {
+    if let Some(response) = unauthorized(&req, &state) {
         return response;
     }
     state.requests.count(&state.requests.plans);
@@ -170,7 +170,7 @@ async fn plans(req: HttpRequest, state: web::Data<SourceState>) -> HttpResponse 
 }
 
 async fn password(req: HttpRequest, state: web::Data<SourceState>, id: web::Path<String>) -> HttpResponse {
-    if let Err(response) = authorize(&req, &state) {
+    if let Some(response) = unauthorized(&req, &state) {
         return response;
     }
     state.requests.count(&state.requests.passwords);

@@ -118,8 +118,8 @@ fn distribute_users(g: &mut Gen, shape: &Shape, total: usize) -> Vec<usize> {
 fn record_kinds(truth: &mut Truth, shape: &Shape, users: &[usize]) {
     truth.root_group_id = id("g", 1);
     truth.groups.deep_chain = shape.chain.iter().map(|&i| id("g", i + 1)).collect();
-    for i in 1..shape.parent.len() {
-        let list = match (shape.children[i] > 0, users[i] > 0) {
+    for (i, users) in users.iter().enumerate().skip(1) {
+        let list = match (shape.children[i] > 0, *users > 0) {
             (true, false) => &mut truth.groups.resellers,
             (false, true) => &mut truth.groups.customers,
             (true, true) => &mut truth.groups.mixed,
