@@ -250,6 +250,20 @@ async fn the_openapi_document_lists_exactly_the_served_paths() {
     }
     let response = client.get("/api/source/v1/nothing").send().await.expect("request");
     assert_eq!(response.status(), 404, "an undocumented path is not served");
+
+    // The documented entity fields are the served ones.
+    let schemas = &doc["components"]["schemas"];
+    let keys = |v: &Value| v.as_object().expect("object").keys().cloned().collect::<BTreeSet<String>>();
+    for (listing, schema) in [("groups", "Group"), ("users", "User"), ("machines", "Machine"), ("plans", "BackupPlan")] {
+        let documented = keys(&schemas[schema]["properties"]);
+        let required: BTreeSet<String> = strings(&schemas[schema]["required"]).into_iter().collect();
+        assert_eq!(documented, required, "{schema}: every field is always present");
+        for item in client.all_raw(listing, 5000).await {
+            assert_eq!(keys(&item), documented, "{listing} item {item}");
+        }
+    }
+    let account = client.json("/api/source/v1/account").await;
+    assert_eq!(keys(&account), keys(&schemas["Account"]["properties"]));
 }
 
 #[tokio::test]
