@@ -7,6 +7,7 @@ mod jobs;
 mod openapi;
 mod operations;
 mod secrets;
+mod sim_backupagent;
 mod sim_cloud;
 mod target_client;
 mod workspaces;

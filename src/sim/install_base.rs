@@ -1,1 +1,0 @@
-//! The install-base generator (to be written).
