@@ -1,5 +1,5 @@
-//! `migration-portal demo`: the identity provider simulator and the service on
-//! loopback, a walk through the API over real HTTP, then serving for Swagger UI.
+//! `migration-portal demo`: the cloud and BackupAgent simulators and the service
+//! on loopback, a walk through the API over real HTTP, then serving for Swagger UI.
 
 use std::net::SocketAddr;
 
@@ -10,45 +10,67 @@ use uuid::Uuid;
 
 use crate::app::{Application, KeyPolicy};
 use crate::config::Config;
-use crate::sim::idp::{IdentityProvider, generate_key};
+use crate::sim::backupagent::SourceSim;
+use crate::sim::cloud::{CloudSim, CloudSimConfig};
+use crate::sim::idp::generate_key;
+use crate::sim::install_base::{GenSpec, Size, generate};
 
 const DEMO_DB: &str = "migration-portal-demo.db";
 const AUDIENCE: &str = "migration-portal";
 
+fn loopback(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
 pub async fn run(mut config: Config, port: u16, exit: bool) -> anyhow::Result<()> {
-    let idp_port = port.checked_add(1).context("--port must leave room for the identity provider on the next port")?;
-    let idp = IdentityProvider::start(SocketAddr::from(([127, 0, 0, 1], idp_port)), AUDIENCE, &generate_key())
-        .with_context(|| format!("identity provider on 127.0.0.1:{idp_port}"))?;
+    let (cloud_port, source_port) = (port.checked_add(1), port.checked_add(2));
+    let (Some(cloud_port), Some(source_port)) = (cloud_port, source_port) else {
+        anyhow::bail!("--port must leave room for the simulators on the next two ports");
+    };
+    let install_base = generate(&GenSpec::sized(Size::Small, 1));
+    let existing_logins = install_base.cloud_existing_logins();
+    let source = SourceSim::start(loopback(source_port), install_base).with_context(|| format!("BackupAgent simulator on port {source_port}"))?;
+    let cloud_config = CloudSimConfig { bind: loopback(cloud_port), audience: AUDIENCE.into(), existing_logins, ..CloudSimConfig::default() };
+    let cloud = CloudSim::start(cloud_config, &generate_key()).with_context(|| format!("cloud simulator on port {cloud_port}"))?;
+
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{DEMO_DB}{suffix}"));
     }
-    config.bind = SocketAddr::from(([127, 0, 0, 1], port));
+    config.bind = loopback(port);
     config.database.url = format!("sqlite://{DEMO_DB}");
-    config.auth.issuer = Some(idp.issuer().to_string());
+    config.auth.issuer = Some(cloud.base_url());
     config.auth.audience = Some(AUDIENCE.to_string());
+    // The simulators listen on loopback.
     config.connectors.allow_private_networks = true;
     let app = Application::build(&config, KeyPolicy::AllowInsecureDevKey).await?;
     let base = format!("http://127.0.0.1:{}", app.port());
     let server = tokio::spawn(app.run_until_stopped());
 
     let http = Client::new();
-    let partner = idp.register_client(Uuid::new_v4());
-    let token = client_credentials_token(&http, idp.issuer(), &partner.client_id, &partner.client_secret).await?;
-    let other_tenant = idp.partner_token(Uuid::new_v4());
+    let partner = cloud.root_client();
+    let token = client_credentials_token(&http, &cloud.base_url(), &partner.client_id, &partner.client_secret).await?;
+    let other_tenant = cloud.idp().partner_token(Uuid::new_v4());
+    let (source_login, source_password) = source.credentials();
     let walk = Walk { http, base: base.clone() };
 
     println!("\n== Migration Portal demo ==");
-    println!("identity provider {} issued a token for tenant {}", idp.issuer(), partner.tenant_id);
+    println!("cloud simulator {} (identity provider too); partner tenant {}", cloud.base_url(), partner.tenant_id);
+    println!("BackupAgent simulator {} (top-level group login {source_login})", source.base_url());
     let body = json!({
         "name": "Contoso Backup",
-        "source": {"url": "https://backupagent.contoso.example", "login": "contoso-root", "password": "demo-source-password"},
-        "target": {"url": "https://eu2-cloud.example", "client_id": "demo-client", "client_secret": "demo-client-secret"}
+        "source": {"url": source.base_url(), "login": source_login, "password": source_password},
+        "target": {"url": cloud.base_url(), "client_id": partner.client_id, "client_secret": partner.client_secret},
     });
     let created = walk.call(Method::POST, "/api/v1/workspaces", &token, Some(&body), Some("demo-1")).await?;
     walk.call(Method::POST, "/api/v1/workspaces", &token, Some(&body), Some("demo-1")).await?;
     let id = created["id"].as_str().context("the created workspace has an id")?.to_string();
     walk.call(Method::GET, "/api/v1/workspaces?limit=10", &token, None, None).await?;
     walk.call(Method::PATCH, &format!("/api/v1/workspaces/{id}"), &token, Some(&json!({"name": "Contoso (EU)"})), None).await?;
+    let bad_password = json!({"source": {"url": source.base_url(), "login": body["source"]["login"], "password": "wrong"}});
+    walk.call(Method::PATCH, &format!("/api/v1/workspaces/{id}"), &token, Some(&bad_password), None).await?;
+    walk.call(Method::POST, &format!("/api/v1/workspaces/{id}/check"), &token, None, None).await?;
+    walk.call(Method::PATCH, &format!("/api/v1/workspaces/{id}"), &token, Some(&json!({"source": body["source"]})), None).await?;
+    walk.call(Method::POST, &format!("/api/v1/workspaces/{id}/check"), &token, None, None).await?;
     walk.call(Method::GET, &format!("/api/v1/workspaces/{id}"), &other_tenant, None, None).await?;
     walk.call(Method::POST, "/api/v1/workspaces", &token, Some(&json!({"name": "", "source": {}})), None).await?;
 
@@ -58,7 +80,12 @@ pub async fn run(mut config: Config, port: u16, exit: bool) -> anyhow::Result<()
     }
     println!("\nSwagger UI: {base}/swagger-ui/   (Authorize with the token below; it lasts 2 hours)");
     println!("token: {token}");
-    println!("more tokens: curl -s -u {}:{} -d grant_type=client_credentials {}/api/2/idp/token", partner.client_id, partner.client_secret, idp.issuer());
+    println!(
+        "more tokens: curl -s -u {}:{} -d grant_type=client_credentials {}/api/2/idp/token",
+        partner.client_id,
+        partner.client_secret,
+        cloud.base_url()
+    );
     println!("Ctrl-C stops.");
     server.await??;
     Ok(())

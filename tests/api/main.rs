@@ -1,6 +1,7 @@
 mod auth;
 mod bad_input;
 mod cli;
+mod connection_check;
 mod helpers;
 mod idempotency;
 mod jobs;
@@ -9,5 +10,6 @@ mod operations;
 mod secrets;
 mod sim_backupagent;
 mod sim_cloud;
+mod source_client;
 mod target_client;
 mod workspaces;
