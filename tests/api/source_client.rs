@@ -50,6 +50,8 @@ async fn the_source_client_pages_through_everything_exactly_once() {
         assert_eq!(Some(ids.len() as u64), stats["counts"]["users"].as_u64(), "every user once");
         assert!(largest_page <= limit as usize, "pages hold at most `limit`");
     }
+    let groups = for_each_page(|c| { let source = &source; async move { source.groups(c.as_deref(), 50).await } }, |_| {}).await.expect("groups");
+    assert_eq!(Some(groups), stats["counts"]["groups"].as_u64());
     let machines = for_each_page(|c| { let source = &source; async move { source.machines(c.as_deref(), 500).await } }, |_| {}).await.expect("machines");
     let plans = for_each_page(|c| { let source = &source; async move { source.plans(c.as_deref(), 500).await } }, |_| {}).await.expect("plans");
     assert_eq!(Some(machines), stats["counts"]["machines"].as_u64());
