@@ -52,8 +52,8 @@ pub enum StoreError {
     Crypto(#[from] CryptoError),
     #[error("workspace not found")]
     NotFound,
-    #[error("workspace version is not {0}")]
-    VersionMismatch(i32),
+    #[error("workspace version is not the expected one")]
+    VersionMismatch,
 }
 
 /// The associated data that binds a sealed credential to its row and field.
@@ -104,15 +104,15 @@ pub async fn list(db: &impl ConnectionTrait, tenant_id: Uuid, page: Page) -> Res
     query.order_by_asc(Column::Id).limit(page.limit + 1).all(db).await
 }
 
-/// Applies `changes` if the stored version is `expected_version`; one statement,
-/// so two concurrent updates cannot both win. New credentials void the last
-/// connection check: it described the old ones.
+/// Applies `changes` in one statement: to any version when `expected_versions` is
+/// `None`, else only if the stored version is one of them (optimistic locking).
+/// New credentials void the last connection check: it described the old ones.
 pub async fn update(
     db: &impl ConnectionTrait,
     secrets: &SecretBox,
     tenant_id: Uuid,
     id: Uuid,
-    expected_version: i32,
+    expected_versions: Option<&[i32]>,
     changes: &WorkspaceChanges<'_>,
 ) -> Result<Model, StoreError> {
     let mut update = Workspaces::update_many()
@@ -143,15 +143,13 @@ pub async fn update(
             .col_expr(Column::TargetRatePerSec, Expr::value(pace(target.rate_per_sec)))
             .col_expr(Column::TargetConcurrency, Expr::value(pace(target.concurrency)));
     }
-    let updated = update
-        .filter(Column::Id.eq(id))
-        .filter(Column::TenantId.eq(tenant_id))
-        .filter(Column::Version.eq(expected_version))
-        .exec_with_returning(db)
-        .await?;
-    match updated.into_iter().next() {
+    let mut update = update.filter(Column::Id.eq(id)).filter(Column::TenantId.eq(tenant_id));
+    if let Some(versions) = expected_versions {
+        update = update.filter(Column::Version.is_in(versions.iter().copied()));
+    }
+    match update.exec_with_returning(db).await?.into_iter().next() {
         Some(model) => Ok(model),
-        None if find(db, tenant_id, id).await?.is_some() => Err(StoreError::VersionMismatch(expected_version)),
+        None if expected_versions.is_some() && find(db, tenant_id, id).await?.is_some() => Err(StoreError::VersionMismatch),
         None => Err(StoreError::NotFound),
     }
 }

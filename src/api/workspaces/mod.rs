@@ -31,7 +31,7 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound => ApiError::NotFound,
-            StoreError::VersionMismatch(_) => ApiError::PreconditionFailed,
+            StoreError::VersionMismatch => ApiError::PreconditionFailed,
             StoreError::Db(e) => ApiError::Database(e),
             StoreError::Crypto(e) => ApiError::Internal(e.into()),
         }
@@ -42,16 +42,19 @@ fn etag(version: i32) -> ETag {
     ETag(EntityTag::new_strong(format!("v{version}")))
 }
 
-/// No `If-Match`, `*`, or a list naming `current`; a malformed header matches nothing.
-fn if_match_allows(req: &HttpRequest, current: &EntityTag) -> bool {
+/// The versions `If-Match` names: `None` when absent or `*` (any version will do).
+/// A header naming no version of ours matches nothing: 412.
+fn if_match_versions(req: &HttpRequest) -> Result<Option<Vec<i32>>, ApiError> {
     if !req.headers().contains_key(header::IF_MATCH) {
-        return true;
+        return Ok(None);
     }
-    match <IfMatch as Header>::parse(req) {
-        Ok(IfMatch::Any) => true,
-        Ok(IfMatch::Items(tags)) => tags.iter().any(|t| t.strong_eq(current)),
-        Err(_) => false,
-    }
+    let tags = match <IfMatch as Header>::parse(req) {
+        Ok(IfMatch::Any) => return Ok(None),
+        Ok(IfMatch::Items(tags)) => tags,
+        Err(_) => return Err(ApiError::PreconditionFailed),
+    };
+    let versions: Vec<i32> = tags.iter().filter(|t| !t.weak).filter_map(|t| t.tag().strip_prefix('v')?.parse().ok()).collect();
+    if versions.is_empty() { Err(ApiError::PreconditionFailed) } else { Ok(Some(versions)) }
 }
 
 fn source(s: &SourceCredentials) -> SourceLogin<'_> {
@@ -193,20 +196,8 @@ async fn update_workspace(
         target: request.target.as_ref().map(target),
         limits: request.limits.map(|l| (l.source, l.target)),
     };
-    let conditional = req.headers().contains_key(header::IF_MATCH);
-    let mut attempts = 0;
-    let updated = loop {
-        attempts += 1;
-        let current = store::find(&state.db, partner.tenant_id, *id).await?.ok_or(ApiError::NotFound)?;
-        if !if_match_allows(&req, &etag(current.version).0) {
-            return Err(ApiError::PreconditionFailed);
-        }
-        match store::update(&state.db, &state.secrets, partner.tenant_id, *id, current.version, &changes).await {
-            // Without If-Match the caller did not name a version: apply to the newer one.
-            Err(StoreError::VersionMismatch(_)) if !conditional && attempts < 5 => continue,
-            other => break other?,
-        }
-    };
+    let versions = if_match_versions(&req)?;
+    let updated = store::update(&state.db, &state.secrets, partner.tenant_id, *id, versions.as_deref(), &changes).await?;
     tracing::info!(version = updated.version, "workspace updated");
     Ok(HttpResponse::Ok().insert_header(etag(updated.version)).json(Workspace::from(updated)))
 }
