@@ -103,10 +103,10 @@ fn partner_tenants(scope: &serde_json::Value) -> Vec<Uuid> {
         let partner = entry.get("role").and_then(|r| r.as_str()) == Some(PARTNER_ROLE)
             && entry.get("rn").and_then(|r| r.as_str()) == Some(ACCOUNT_SERVER);
         let tenant = entry.get("tuid").and_then(|t| t.as_str()).and_then(|t| Uuid::parse_str(t).ok());
-        if let (true, Some(tenant)) = (partner, tenant) {
-            if !tenants.contains(&tenant) {
-                tenants.push(tenant);
-            }
+        if let (true, Some(tenant)) = (partner, tenant)
+            && !tenants.contains(&tenant)
+        {
+            tenants.push(tenant);
         }
     }
     tenants
