@@ -42,6 +42,87 @@ pub enum KeyPolicy {
 pub struct Application {
     port: u16,
     server: Server,
+    state: web::Data<AppState>,
+}
+
+/// What a `serve` process runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    ApiAndWorker,
+    ApiOnly,
+    WorkerOnly,
+}
+
+/// The job handlers of this build; each job kind has one.
+pub fn job_handlers() -> Vec<std::sync::Arc<dyn crate::jobs::JobHandler>> {
+    Vec::new()
+}
+
+/// Serves the API, runs the worker, or both, until SIGINT or SIGTERM; then the
+/// API drains its requests and the worker finishes or gives back its jobs.
+pub async fn serve(config: &Config, key_policy: KeyPolicy, role: Role) -> anyhow::Result<()> {
+    // Registered before anything announces readiness, so a signal never finds the default action.
+    let mut signals = ShutdownSignals::install()?;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    if role == Role::WorkerOnly {
+        let db = db::connect_migrated(&config.database).await?;
+        let worker = crate::jobs::Worker::new(db, config.worker(), job_handlers());
+        tracing::info!(worker = %worker.id(), "worker running");
+        let running = tokio::spawn(worker.run(stopped));
+        signals.wait().await;
+        let _ = stop.send(true);
+        running.await?;
+        return Ok(());
+    }
+    let app = Application::build(config, key_policy).await?;
+    let worker = (role == Role::ApiAndWorker).then(|| {
+        let worker = crate::jobs::Worker::new(app.state.db.clone(), config.worker(), job_handlers());
+        tokio::spawn(worker.run(stopped))
+    });
+    let handle = app.server.handle();
+    tracing::info!(port = app.port(), ?role, "serving");
+    let mut server = tokio::spawn(app.run_until_stopped());
+    let served = tokio::select! {
+        served = &mut server => served,
+        _ = signals.wait() => {
+            handle.stop(true).await;
+            server.await
+        }
+    };
+    let _ = stop.send(true);
+    if let Some(worker) = worker {
+        worker.await?;
+    }
+    Ok(served??)
+}
+
+struct ShutdownSignals {
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    interrupt: tokio::signal::unix::Signal,
+}
+
+impl ShutdownSignals {
+    fn install() -> std::io::Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(Self { terminate: signal(SignalKind::terminate())?, interrupt: signal(SignalKind::interrupt())? })
+        }
+        #[cfg(not(unix))]
+        Ok(Self {})
+    }
+
+    async fn wait(&mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.terminate.recv() => {}
+            _ = self.interrupt.recv() => {}
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
 
 impl Application {
@@ -79,8 +160,8 @@ impl Application {
             tracing::warn!("connectors may contact loopback and private addresses (connectors.allow_private_networks)");
         }
         let state = web::Data::new(AppState { db, secrets, auth, allow_private_networks });
-        let server = run(listener, state, config)?;
-        Ok(Self { port, server })
+        let server = run(listener, state.clone(), config)?;
+        Ok(Self { port, server, state })
     }
 
     pub fn port(&self) -> u16 {

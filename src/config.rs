@@ -21,6 +21,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub http: HttpConfig,
     pub connectors: ConnectorsConfig,
+    pub worker: WorkerSettings,
     pub log_format: LogFormat,
     /// `tracing` filter directives, e.g. `info,sqlx=warn`.
     pub log_level: String,
@@ -72,6 +73,18 @@ pub struct ConnectorsConfig {
     pub allow_private_networks: bool,
 }
 
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkerSettings {
+    /// Jobs run at once by one process.
+    pub concurrency: usize,
+    /// A claimed job is another worker's to take over when its lease lapses.
+    pub lease_secs: u64,
+    pub poll_interval_ms: u64,
+    /// On shutdown, how long running jobs may take before they are given back.
+    pub shutdown_grace_secs: u64,
+}
+
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
@@ -100,6 +113,7 @@ impl Default for Config {
                 workers: 0,
             },
             connectors: ConnectorsConfig { allow_private_networks: false },
+            worker: WorkerSettings { concurrency: 4, lease_secs: 60, poll_interval_ms: 500, shutdown_grace_secs: 20 },
             log_format: LogFormat::Pretty,
             log_level: "info".into(),
             secret_key: None,
@@ -144,6 +158,16 @@ impl Config {
             .as_deref()
             .filter(|s| !s.trim().is_empty())
             .ok_or_else(|| ConfigError("auth.audience (MP_AUTH__AUDIENCE) is required: the `aud` partner tokens carry".into()))
+    }
+
+    pub fn worker(&self) -> crate::jobs::WorkerConfig {
+        crate::jobs::WorkerConfig {
+            concurrency: self.worker.concurrency.max(1),
+            lease: Duration::from_secs(self.worker.lease_secs.max(3)),
+            poll_interval: Duration::from_millis(self.worker.poll_interval_ms.max(10)),
+            shutdown_grace: Duration::from_secs(self.worker.shutdown_grace_secs),
+            ..crate::jobs::WorkerConfig::default()
+        }
     }
 
     pub fn jwks_refresh_cooldown(&self) -> Duration {

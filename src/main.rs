@@ -2,7 +2,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use migration_portal::app::{Application, KeyPolicy};
+use migration_portal::app::{self, KeyPolicy, Role};
 use migration_portal::config::Config;
 use migration_portal::{api, db, demo, sim, telemetry};
 
@@ -23,6 +23,12 @@ enum Command {
         /// Seal credentials with a fixed, public key when `secret_key` is not set (development only).
         #[arg(long)]
         insecure_dev_key: bool,
+        /// Serve the API only; other processes run the worker.
+        #[arg(long, conflicts_with = "worker_only")]
+        api_only: bool,
+        /// Run the worker only; other processes serve the API.
+        #[arg(long)]
+        worker_only: bool,
     },
     /// Apply pending database migrations and exit.
     Migrate,
@@ -85,11 +91,14 @@ async fn main() -> ExitCode {
 
 async fn run(command: Command, config: Config) -> anyhow::Result<()> {
     match command {
-        Command::Serve { insecure_dev_key } => {
+        Command::Serve { insecure_dev_key, api_only, worker_only } => {
             let policy = if insecure_dev_key { KeyPolicy::AllowInsecureDevKey } else { KeyPolicy::Required };
-            let app = Application::build(&config, policy).await?;
-            tracing::info!(port = app.port(), "serving");
-            app.run_until_stopped().await?;
+            let role = match (api_only, worker_only) {
+                (true, _) => Role::ApiOnly,
+                (_, true) => Role::WorkerOnly,
+                _ => Role::ApiAndWorker,
+            };
+            app::serve(&config, policy, role).await?;
         }
         Command::Migrate => {
             let conn = db::connect(&config.database).await?;

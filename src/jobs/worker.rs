@@ -161,6 +161,9 @@ impl Worker {
     }
 
     async fn claim(&self, limit: u64) -> Vec<Job> {
+        if self.handlers.is_empty() {
+            return Vec::new();
+        }
         match queue::claim(&self.db, &self.id, &self.kinds(), limit, self.config.lease).await {
             Ok(jobs) => jobs,
             Err(error) => {

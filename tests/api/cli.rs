@@ -122,3 +122,40 @@ async fn concurrent_migrations_all_succeed() {
         assert!(pending.is_empty(), "{backend:?}: migrations left");
     }
 }
+
+/// `serve` and `serve --worker-only` start, then stop cleanly on SIGTERM.
+#[test]
+fn serve_stops_gracefully_on_sigterm_in_every_role() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().expect("dir");
+    for (args, ready) in [(vec!["serve"], "serving"), (vec!["serve", "--api-only"], "serving"), (vec!["serve", "--worker-only"], "worker running")] {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_migration-portal"));
+        for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("MP_")) {
+            command.env_remove(key);
+        }
+        let mut child = command
+            .args(&args)
+            .current_dir(dir.path())
+            .envs([
+                ("MP_BIND", "127.0.0.1:0"),
+                ("MP_DATABASE__URL", "sqlite://roles.db"),
+                ("MP_SECRET_KEY", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="),
+                ("MP_AUTH__ISSUER", "http://127.0.0.1:9"),
+                ("MP_AUTH__AUDIENCE", "migration-portal"),
+                ("MP_LOG_FORMAT", "json"),
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starts");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let started = lines.by_ref().map_while(Result::ok).any(|line| line.contains(ready));
+        assert!(started, "{args:?} never logged {ready:?}");
+        let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
+        assert!(killed.success());
+        let status = child.wait().expect("exits");
+        assert!(status.success(), "{args:?} exited with {status}");
+    }
+}
