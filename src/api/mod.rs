@@ -5,6 +5,7 @@ pub mod docs;
 pub mod extract;
 mod health;
 pub mod idempotency;
+mod operations;
 pub mod paging;
 mod workspaces;
 
@@ -24,7 +25,7 @@ use crate::error::ApiError;
 pub fn routes(cfg: &mut ServiceConfig) {
     cfg.service(health::healthz)
         .service(health::readyz)
-        .service(scope("/api/v1").wrap(from_fn(require_partner)).configure(workspaces::routes));
+        .service(scope("/api/v1").wrap(from_fn(require_partner)).configure(workspaces::routes).configure(operations::routes));
 }
 
 /// The OpenAPI document, without starting a server.

@@ -7,6 +7,7 @@ mod idempotency;
 mod jobs;
 mod openapi;
 mod operations;
+mod operations_resource;
 mod secrets;
 mod sim_backupagent;
 mod sim_cloud;
