@@ -1,5 +1,6 @@
 //! The database job queue and the worker (DESIGN.md, Job queue).
 
+pub mod clients;
 pub mod queue;
 pub mod worker;
 

@@ -210,3 +210,30 @@ async fn shutdown_gives_unfinished_jobs_back_to_the_queue() {
         assert_eq!((released.status.as_str(), released.attempt, released.locked_by), (QUEUED, 0, None), "{backend:?}: given back, attempt not counted");
     }
 }
+
+#[tokio::test]
+async fn jobs_of_a_workspace_share_its_clients_until_the_workspace_changes() {
+    use migration_portal::crypto::SecretBox;
+    use migration_portal::jobs::clients::ClientPool;
+    use sea_orm::EntityTrait;
+    let app = crate::helpers::spawn_app(Backend::Sqlite).await;
+    let created = app.create_workspace(&app.token, &crate::helpers::workspace_body("Pooled").0).await;
+    let id = uuid::Uuid::parse_str(created["id"].as_str().expect("id")).expect("uuid");
+    let db = sea_orm::Database::connect(&app.database_url).await.expect("connect");
+    let load = || async { entity::workspace::Entity::find_by_id(id).one(&db).await.expect("query").expect("row") };
+    let secrets = SecretBox::from_base64(&app.secret_key).expect("key");
+    let pool = ClientPool::new(true);
+
+    let first = pool.clients(&load().await, &secrets).expect("clients");
+    let again = pool.clients(&load().await, &secrets).expect("clients");
+    assert!(Arc::ptr_eq(&first.source, &again.source) && Arc::ptr_eq(&first.target, &again.target), "one set per workspace");
+
+    let limits = json!({"limits": {"source": {"rate_per_sec": 1, "concurrency": 1}, "target": {"rate_per_sec": 1, "concurrency": 1}}});
+    assert_eq!(app.patch_json(&format!("/api/v1/workspaces/{id}"), &app.token, &limits).send().await.expect("patch").status(), 200);
+    let rebuilt = pool.clients(&load().await, &secrets).expect("clients");
+    assert!(!Arc::ptr_eq(&first.source, &rebuilt.source), "a changed workspace gets new clients");
+
+    let wrong_key = SecretBox::insecure_dev();
+    assert!(matches!(ClientPool::new(true).clients(&load().await, &wrong_key), Err(JobError::Fatal(_))), "sealed with another key");
+    assert!(matches!(ClientPool::new(false).clients(&load().await, &secrets), Err(JobError::Fatal(_))), "loopback refused");
+}

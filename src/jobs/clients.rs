@@ -1,0 +1,55 @@
+//! One source and one target client per workspace in a process, so that every
+//! job of a workspace shares its rate limit, concurrency cap and cloud token.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use entity::workspace::Model as Workspace;
+use uuid::Uuid;
+
+use super::JobError;
+use crate::connectors::HttpPolicy;
+use crate::connectors::source::SourceClient;
+use crate::connectors::target::TargetClient;
+use crate::crypto::SecretBox;
+use crate::db::workspaces as store;
+
+#[derive(Clone)]
+pub struct Clients {
+    pub source: Arc<SourceClient>,
+    pub target: Arc<TargetClient>,
+}
+
+pub struct ClientPool {
+    allow_private_networks: bool,
+    /// By workspace: the version the clients were built from, and the clients.
+    entries: Mutex<HashMap<Uuid, (i32, Clients)>>,
+}
+
+impl ClientPool {
+    pub fn new(allow_private_networks: bool) -> Self {
+        Self { allow_private_networks, entries: Mutex::new(HashMap::new()) }
+    }
+
+    /// The workspace's clients; built anew when the workspace changed (credentials, URLs, limits).
+    pub fn clients(&self, workspace: &Workspace, secrets: &SecretBox) -> Result<Clients, JobError> {
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, clients)) = entries.get(&workspace.id).filter(|(version, _)| *version == workspace.version) {
+            return Ok(clients.clone());
+        }
+        let clients = self.build(workspace, secrets)?;
+        entries.insert(workspace.id, (workspace.version, clients.clone()));
+        Ok(clients)
+    }
+
+    fn build(&self, workspace: &Workspace, secrets: &SecretBox) -> Result<Clients, JobError> {
+        let sealed = |e: crate::crypto::CryptoError| JobError::Fatal(format!("workspace credentials: {e}"));
+        let policy = |limit| HttpPolicy { allow_private_networks: self.allow_private_networks, ..HttpPolicy::limited(limit) };
+        let password = store::source_password(secrets, workspace).map_err(sealed)?;
+        let secret = store::target_client_secret(secrets, workspace).map_err(sealed)?;
+        let source = SourceClient::new(&workspace.source_url, &workspace.source_login, password, policy(store::source_limit(workspace)));
+        let target = TargetClient::new(&workspace.target_url, &workspace.target_client_id, secret, policy(store::target_limit(workspace)));
+        let refused = |e: crate::connectors::ConnectorError| JobError::Fatal(e.to_string());
+        Ok(Clients { source: Arc::new(source.map_err(refused)?), target: Arc::new(target.map_err(refused)?) })
+    }
+}
