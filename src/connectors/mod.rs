@@ -491,7 +491,8 @@ mod guard {
 
         #[test]
         fn literal_private_hosts_are_refused_before_any_connection() {
-            for url in ["http://127.0.0.1:9", "http://[::1]/", "https://169.254.169.254/latest", "http://10.0.0.5:6379"] {
+            let exotic = ["http://2130706433/", "http://0x7f.1/", "http://0177.0.0.1/", "http://127.1/", "http://[::ffff:7f00:1]/", "http://[0:0:0:0:0:0:0:1]/"];
+            for url in ["http://127.0.0.1:9", "http://[::1]/", "https://169.254.169.254/latest", "http://10.0.0.5:6379"].into_iter().chain(exotic) {
                 assert!(check_url("test", &Url::parse(url).expect("url")).is_err(), "{url}");
             }
             for url in ["https://eu2-cloud.acronis.com", "http://8.8.8.8", "http://localhost:8080"] {
