@@ -94,7 +94,9 @@ impl HttpPolicy {
         if !self.allow_private_networks {
             guard::check_url(system, base)?;
         }
+        // No proxy from the environment: a proxy resolves names itself, past the guard.
         let mut builder = reqwest::Client::builder()
+            .no_proxy()
             .connect_timeout(self.connect_timeout)
             .timeout(self.request_timeout)
             .redirect(reqwest::redirect::Policy::none())
@@ -196,23 +198,31 @@ pub enum Replay {
 
 /// One attempt's outcome, before deciding whether to retry.
 enum Attempt {
-    Success(Bytes),
+    Success(Reply),
+    /// A final refusal of ours (the answer is too large): no retry.
+    Final(ConnectorError),
     /// The remote answered, not successfully.
     Refused { status: StatusCode, retry_after: Option<Duration>, error: ConnectorError },
     /// No (complete) answer.
     Transport { not_sent: bool, error: ConnectorError },
 }
 
+/// A successful answer.
+pub(crate) struct Reply {
+    pub status: StatusCode,
+    pub body: Bytes,
+}
+
 /// Sends the request built by `build` under the throttle, reading the answer body
-/// (capped) while holding the slot, retrying as `replay` allows. Answers the body
-/// of a successful response; otherwise a [`ConnectorError`].
+/// (capped) while holding the slot, retrying as `replay` allows. Answers a
+/// successful response; otherwise a [`ConnectorError`].
 pub(crate) async fn send(
     system: &'static str,
     policy: &HttpPolicy,
     throttle: &Throttle,
     replay: Replay,
     build: impl Fn() -> RequestBuilder,
-) -> Result<Bytes, ConnectorError> {
+) -> Result<Reply, ConnectorError> {
     let mut delays = policy.backoff();
     let mut attempts = 0;
     loop {
@@ -229,7 +239,8 @@ pub(crate) async fn send(
             attempt(system, policy, attempts, build()).await
         };
         let (error, retry_after, may_replay) = match attempt {
-            Attempt::Success(body) => return Ok(body),
+            Attempt::Success(reply) => return Ok(reply),
+            Attempt::Final(error) => return Err(error),
             Attempt::Refused { status, retry_after, error } => {
                 if status != StatusCode::TOO_MANY_REQUESTS && !status.is_server_error() {
                     return Err(error);
@@ -282,16 +293,10 @@ async fn attempt(system: &'static str, policy: &HttpPolicy, attempts: usize, req
     let body = match read_capped(response, policy.max_body_bytes).await {
         Ok(body) => body,
         Err(Ok(e)) => return transport(e),
-        Err(Err(limit)) => {
-            return Attempt::Refused {
-                status: StatusCode::BAD_GATEWAY,
-                retry_after: None,
-                error: ConnectorError::Decode(format!("an answer larger than {limit} bytes"), system),
-            };
-        }
+        Err(Err(limit)) => return Attempt::Final(ConnectorError::Decode(format!("an answer larger than {limit} bytes"), system)),
     };
     if status.is_success() {
-        return Attempt::Success(body);
+        return Attempt::Success(Reply { status, body });
     }
     Attempt::Refused { status, retry_after, error: remote_error(system, status, &body) }
 }
@@ -393,20 +398,33 @@ mod guard {
                     || a.is_documentation()
                     || first == 0
                     || first >= 240
-                    || (first == 100 && (64..128).contains(&second)))
+                    || (first == 100 && (64..128).contains(&second))
+                    || (first == 198 && (18..20).contains(&second))
+                    || (first == 192 && second == 0 && a.octets()[2] == 0)
+                    || (first == 192 && second == 88 && a.octets()[2] == 99))
             }
-            IpAddr::V6(a) => match a.to_ipv4_mapped() {
-                Some(v4) => is_public(IpAddr::V4(v4)),
-                None => {
-                    let head = a.segments()[0];
-                    !(a.is_loopback()
-                        || a.is_unspecified()
-                        || a.is_multicast()
-                        || (head & 0xfe00) == 0xfc00
-                        || (head & 0xffc0) == 0xfe80
-                        || head == 0x2001 && a.segments()[1] == 0x0db8)
+            IpAddr::V6(a) => {
+                let s = a.segments();
+                let embedded = |hi: u16, lo: u16| IpAddr::V4(std::net::Ipv4Addr::from((u32::from(hi) << 16) | u32::from(lo)));
+                if let Some(v4) = a.to_ipv4_mapped() {
+                    return is_public(IpAddr::V4(v4));
                 }
-            },
+                // Forms that carry an IPv4 address and can reach it: judge that address.
+                if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] || (s[..6] == [0, 0, 0, 0, 0, 0] && !a.is_loopback() && !a.is_unspecified()) {
+                    return is_public(embedded(s[6], s[7])); // NAT64, IPv4-compatible
+                }
+                if s[0] == 0x2002 {
+                    return is_public(embedded(s[1], s[2])); // 6to4
+                }
+                !(a.is_loopback()
+                    || a.is_unspecified()
+                    || a.is_multicast()
+                    || (s[0] & 0xfe00) == 0xfc00
+                    || (s[0] & 0xffc0) == 0xfe80
+                    || (s[0] & 0xffc0) == 0xfec0
+                    || (s[0] == 0x2001 && s[1] == 0x0db8)
+                    || (s[0] == 0x2001 && s[1] == 0)) // Teredo
+            }
         }
     }
 
@@ -483,6 +501,16 @@ mod guard {
                 ("::ffff:127.0.0.1", false),
                 ("::ffff:8.8.8.8", true),
                 ("2001:db8::1", false),
+                ("64:ff9b::7f00:1", false),
+                ("64:ff9b::808:808", true),
+                ("::7f00:1", false),
+                ("2002:7f00:1::1", false),
+                ("2002:808:808::1", true),
+                ("2001:0:1::1", false),
+                ("fec0::1", false),
+                ("198.18.0.1", false),
+                ("192.0.0.8", false),
+                ("192.88.99.1", false),
             ];
             for (ip, public) in cases {
                 assert_eq!(is_public(ip.parse().expect("ip")), public, "{ip}");

@@ -130,11 +130,11 @@ impl SourceClient {
 
     async fn get<T: DeserializeOwned>(&self, path: &str, query: &[(&str, String)]) -> Result<T, ConnectorError> {
         let url = self.url(path);
-        let body = send(SYSTEM, &self.policy, &self.throttle, Replay::Safe, || {
+        let reply = send(SYSTEM, &self.policy, &self.throttle, Replay::Safe, || {
             self.http.get(&url).basic_auth(&self.login, Some(self.password.expose_secret())).query(query)
         })
         .await?;
-        decode(SYSTEM, &body)
+        decode(SYSTEM, &reply.body)
     }
 
     async fn page<T: DeserializeOwned>(&self, kind: &str, cursor: Option<&str>, limit: u32) -> Result<SourcePage<T>, ConnectorError> {

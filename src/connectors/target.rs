@@ -11,7 +11,6 @@ use async_trait::async_trait;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
-use bytes::Bytes;
 use reqwest::RequestBuilder;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
@@ -19,7 +18,7 @@ use serde_json::{Value, json};
 use url::Url;
 use uuid::Uuid;
 
-use super::{ConnectorError, HttpPolicy, Replay, Throttle, base_url, decode, send};
+use super::{ConnectorError, HttpPolicy, Replay, Reply, Throttle, base_url, decode, send};
 
 const SYSTEM: &str = "cloud";
 /// A token is renewed when less than this is left of its life.
@@ -200,14 +199,14 @@ impl TargetClient {
             expires_on: i64,
         }
         let url = self.url("/api/2/idp/token");
-        let body = send(SYSTEM, &self.policy, &self.throttle, Replay::Safe, || {
+        let reply = send(SYSTEM, &self.policy, &self.throttle, Replay::Safe, || {
             self.http
                 .post(&url)
                 .basic_auth(&self.client_id, Some(self.client_secret.expose_secret()))
                 .form(&[("grant_type", "client_credentials")])
         })
         .await?;
-        let answer: Answer = decode(SYSTEM, &body)?;
+        let answer: Answer = decode(SYSTEM, &reply.body)?;
         // `expires_on` is the issuer's clock; a skewed local clock must not make every call fetch a token.
         let lifetime = Duration::from_secs(u64::try_from(answer.expires_on - Utc::now().timestamp()).unwrap_or(0)).max(MIN_TOKEN_LIFE);
         let renew_at = Instant::now() + lifetime.saturating_sub(TOKEN_MARGIN).max(lifetime / 2);
@@ -224,7 +223,7 @@ impl TargetClient {
     }
 
     /// Sends with a bearer token; a 401 renews the token once.
-    async fn call(&self, replay: Replay, build: impl Fn() -> RequestBuilder) -> Result<Bytes, ConnectorError> {
+    async fn call(&self, replay: Replay, build: impl Fn() -> RequestBuilder) -> Result<Reply, ConnectorError> {
         let token = self.access_token().await?;
         match send(SYSTEM, &self.policy, &self.throttle, replay, || build().bearer_auth(token.expose_secret())).await {
             Err(e) if e.is_status(401) => {
@@ -238,8 +237,8 @@ impl TargetClient {
 
     async fn get_json<T: serde::de::DeserializeOwned>(&self, path: &str, query: &[(&str, String)]) -> Result<T, ConnectorError> {
         let url = self.url(path);
-        let body = self.call(Replay::Safe, || self.http.get(&url).query(query)).await?;
-        decode(SYSTEM, &body)
+        let reply = self.call(Replay::Safe, || self.http.get(&url).query(query)).await?;
+        decode(SYSTEM, &reply.body)
     }
 
     async fn users_by_ids(&self, ids: &[Uuid]) -> Result<Vec<User>, ConnectorError> {
@@ -280,7 +279,10 @@ impl TargetClient {
                     tokio::time::sleep(delay).await;
                     last = Some(e);
                 }
-                // A final refusal, e.g. a login taken by a user that is not ours (the look-up found none).
+                // An earlier create of ours may have landed after its look-up (a lost answer,
+                // a timed-out request the server finished later): the conflict is ours if
+                // the look-up now finds it. Otherwise it is final (a login someone else holds).
+                Err(e) if e.is_status(409) => return find().await?.ok_or(e),
                 Err(e) => return Err(e),
             }
         }
@@ -345,8 +347,8 @@ impl TargetApi for TargetClient {
 
     async fn create_tenant(&self, new: &NewTenant) -> Result<Tenant, ConnectorError> {
         let url = self.url("/api/2/tenants");
-        let body = self.call(Replay::OnlyIfNotProcessed, || self.http.post(&url).json(new)).await?;
-        decode(SYSTEM, &body)
+        let reply = self.call(Replay::OnlyIfNotProcessed, || self.http.post(&url).json(new)).await?;
+        decode(SYSTEM, &reply.body)
     }
 
     async fn ensure_tenant(&self, new: &NewTenant) -> Result<Tenant, ConnectorError> {
@@ -355,8 +357,11 @@ impl TargetApi for TargetClient {
 
     async fn check_login(&self, login: &str) -> Result<LoginStatus, ConnectorError> {
         let url = self.url("/api/2/users/check_login");
+        // Only 204 is documented as "free"; what answers "taken" is unconfirmed, so
+        // any other success counts as taken (a changed login is safe, a conflict is not).
         match self.call(Replay::Safe, || self.http.get(&url).query(&[("username", login)])).await {
-            Ok(_) => Ok(LoginStatus::Free),
+            Ok(reply) if reply.status == reqwest::StatusCode::NO_CONTENT => Ok(LoginStatus::Free),
+            Ok(_) => Ok(LoginStatus::Taken),
             Err(e) if e.is_status(409) => Ok(LoginStatus::Taken),
             Err(e) => Err(e),
         }
@@ -380,30 +385,31 @@ impl TargetApi for TargetClient {
 
     async fn create_user(&self, new: &NewUser) -> Result<User, ConnectorError> {
         let url = self.url("/api/2/users");
-        let body = self.call(Replay::OnlyIfNotProcessed, || self.http.post(&url).json(new)).await?;
-        decode(SYSTEM, &body)
+        let reply = self.call(Replay::OnlyIfNotProcessed, || self.http.post(&url).json(new)).await?;
+        decode(SYSTEM, &reply.body)
     }
 
     async fn ensure_user(&self, new: &NewUser) -> Result<User, ConnectorError> {
-        // A free login proves the user does not exist yet: one cheap call on the common
-        // path. Only a taken login needs the tenant's users listed to tell ours from another's.
-        let find = || async {
-            match self.check_login(&new.login).await? {
-                LoginStatus::Free => Ok(None),
-                LoginStatus::Taken => self.find_user(new.tenant_id, &new.external_id, &new.login).await,
-            }
-        };
-        self.look_up_then_create(find, || self.create_user(new)).await
+        // By `external_id` in the tenant, every time: a free login does not prove the user
+        // is absent, since an earlier attempt may have created it under another login.
+        self.look_up_then_create(|| self.find_user(new.tenant_id, &new.external_id, &new.login), || self.create_user(new)).await
     }
 
     async fn grant_role(&self, user: &User, role: Role, tenant_id: Uuid) -> Result<(), ConnectorError> {
+        // PUT replaces the user's policies: read them, add ours if missing, write them all.
+        let path = format!("/api/2/users/{}/access_policies", user.id);
+        let current: Value = self.get_json(&path, &[]).await?;
+        let mut items = current["items"].as_array().cloned().unwrap_or_default();
+        if items.iter().any(|p| p["role_id"] == role.id() && p["tenant_id"] == tenant_id.to_string()) {
+            return Ok(());
+        }
         let nil = Uuid::nil().to_string();
-        let body = json!({"items": [{
+        items.push(json!({
             "id": nil, "issuer_id": nil, "role_id": role.id(), "tenant_id": tenant_id.to_string(),
             "trustee_id": user.id.to_string(), "trustee_type": "user", "version": 0,
-        }]});
-        let url = self.url(&format!("/api/2/users/{}/access_policies", user.id));
-        // Setting the same policies again is harmless: PUT replaces them.
+        }));
+        let url = self.url(&path);
+        let body = json!({ "items": items });
         self.call(Replay::Safe, || self.http.put(&url).json(&body)).await.map(drop)
     }
 
@@ -427,16 +433,16 @@ impl TargetApi for TargetClient {
         }
         let url = self.url(&format!("/api/2/tenants/{tenant_id}/registration_tokens"));
         let body = json!({"expires_in": expires_in.as_secs(), "scopes": scopes});
-        // A lost answer leaves an unused token that expires: safe to ask again.
-        let reply = self.call(Replay::Safe, || self.http.post(&url).json(&body)).await?;
-        let answer: Answer = decode(SYSTEM, &reply)?;
+        // A lost answer would leave a live token nobody knows of: never sent twice blindly.
+        let reply = self.call(Replay::OnlyIfNotProcessed, || self.http.post(&url).json(&body)).await?;
+        let answer: Answer = decode(SYSTEM, &reply.body)?;
         let id = answer.id.as_str().map_or_else(|| answer.id.to_string(), str::to_string);
         Ok(RegistrationToken { id, token: answer.token, expires_at: answer.expires_at })
     }
 
     async fn create_protection_plan(&self, policy: &Value) -> Result<Value, ConnectorError> {
         let url = self.url("/api/policy_management/v4/policies");
-        let body = self.call(Replay::OnlyIfNotProcessed, || self.http.post(&url).json(policy)).await?;
-        decode(SYSTEM, &body)
+        let reply = self.call(Replay::OnlyIfNotProcessed, || self.http.post(&url).json(policy)).await?;
+        decode(SYSTEM, &reply.body)
     }
 }

@@ -51,7 +51,8 @@ impl JobRun {
         }
     }
 
-    /// True once the job was cancelled or its lease lost: stop at the next safe point.
+    /// True once the job was cancelled, its lease lost or the worker is stopping: end at
+    /// the next safe point (within a third of the lease, or the run is dropped).
     pub fn should_stop(&self) -> bool {
         *self.stop.borrow()
     }
@@ -130,18 +131,28 @@ impl Worker {
             if idle {
                 tokio::select! {
                     _ = tokio::time::sleep(self.config.poll_interval) => {}
-                    _ = shutdown.changed() => {}
+                    // A dropped sender is no signal (and must not make this loop spin).
+                    Ok(()) = shutdown.changed() => {}
                     Some(_) = running.join_next(), if !running.is_empty() => {}
                 }
             }
-            while running.try_join_next().is_some() {}
+            while let Some(joined) = running.try_join_next() {
+                log_panic(joined);
+            }
         }
         tracing::info!(worker = %self.id, running = running.len(), "worker stopping");
-        let drained = tokio::time::timeout(self.config.shutdown_grace, async { while running.join_next().await.is_some() {} }).await;
+        let drained = tokio::time::timeout(self.config.shutdown_grace, async {
+            while let Some(joined) = running.join_next().await {
+                log_panic(joined);
+            }
+        })
+        .await;
         if drained.is_err() {
             // Handlers see `should_stop`; their jobs are given back as they return.
             let _ = stop_all.send(true);
-            while running.join_next().await.is_some() {}
+            while let Some(joined) = running.join_next().await {
+                log_panic(joined);
+            }
         }
     }
 
@@ -154,7 +165,8 @@ impl Worker {
                 return done;
             }
             done += claimed.len();
-            let (_, stop) = watch::channel(false);
+            // Kept alive to the end: a dropped sender would read as a change to every receiver.
+            let (_never, stop) = watch::channel(false);
             let runs = claimed.into_iter().map(|job| self.execute(job, stop.clone()));
             futures_util::future::join_all(runs).await;
         }
@@ -187,11 +199,17 @@ impl Worker {
         let (stop_tx, stop_rx) = watch::channel(false);
         let run = JobRun { job: job.clone(), db: self.db.clone(), stop: stop_rx };
         let heartbeat = self.heartbeat(job.clone(), stop_tx, shutdown.clone());
+        let handling = handler.run(&run);
+        tokio::pin!(handling);
         let outcome = tokio::select! {
-            outcome = handler.run(&run) => Some(outcome),
+            outcome = &mut handling => Some(outcome),
             lease = heartbeat => {
-                tracing::info!(?lease, "job stopped");
-                None
+                // The handler sees `should_stop` and may end at a safe point; past the
+                // grace it is dropped (handlers are idempotent: the next attempt redoes it).
+                tracing::info!(?lease, "job stopping");
+                // At shutdown the grace has already run out (`shutdown_grace`).
+                let grace = if *shutdown.borrow() { Duration::ZERO } else { self.config.lease / 3 };
+                tokio::time::timeout(grace, &mut handling).await.ok()
             }
         };
         let recorded = match outcome {
@@ -211,13 +229,16 @@ impl Worker {
         }
     }
 
-    /// Extends the lease every third of it; returns when the job must stop.
+    /// Extends the lease every third of it; returns when the job must stop: it
+    /// was cancelled or taken over, the worker shuts down, or the lease could not be
+    /// extended for two thirds of it (past that, another worker may take the job).
     async fn heartbeat(&self, job: Job, stop: watch::Sender<bool>, mut shutdown: watch::Receiver<bool>) -> Lease {
         let every = self.config.lease / 3;
+        let mut extended = std::time::Instant::now();
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(every) => {}
-                _ = shutdown.changed() => {
+                Ok(()) = shutdown.changed() => {
                     if *shutdown.borrow() {
                         let _ = stop.send(true);
                         return Lease::Lost;
@@ -225,10 +246,15 @@ impl Worker {
                 }
             }
             match queue::heartbeat(&self.db, &job, self.config.lease).await {
-                Ok(Lease::Held) => {}
+                Ok(Lease::Held) => extended = std::time::Instant::now(),
                 Ok(lease) => {
                     let _ = stop.send(true);
                     return lease;
+                }
+                Err(error) if extended.elapsed() >= self.config.lease - every => {
+                    tracing::warn!(%error, "the lease could not be extended in time; stopping before another worker takes over");
+                    let _ = stop.send(true);
+                    return Lease::Lost;
                 }
                 Err(error) => tracing::warn!(%error, "heartbeat failed; retrying"),
             }
@@ -240,6 +266,13 @@ impl Worker {
         let exp = self.config.min_backoff.saturating_mul(1 << attempt.clamp(0, 16)).min(self.config.max_backoff);
         let jittered = rand::rng().random_range(exp.as_millis() as u64 / 2..=exp.as_millis().max(1) as u64);
         Duration::from_millis(jittered)
+    }
+}
+
+/// A handler that panicked leaves its job to lapse and be taken over; say so.
+fn log_panic(joined: Result<(), tokio::task::JoinError>) {
+    if let Err(error) = joined {
+        tracing::error!(%error, "a job run panicked; its lease will lapse and another attempt will follow");
     }
 }
 

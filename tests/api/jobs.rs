@@ -237,3 +237,62 @@ async fn jobs_of_a_workspace_share_its_clients_until_the_workspace_changes() {
     assert!(matches!(ClientPool::new(true).clients(&load().await, &wrong_key), Err(JobError::Fatal(_))), "sealed with another key");
     assert!(matches!(ClientPool::new(false).clients(&load().await, &secrets), Err(JobError::Fatal(_))), "loopback refused");
 }
+
+/// Runs for an hour unless dropped; says when it was.
+struct Watched(Arc<std::sync::atomic::AtomicBool>);
+
+struct DropFlag(Arc<std::sync::atomic::AtomicBool>);
+
+impl Drop for DropFlag {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+#[async_trait]
+impl JobHandler for Watched {
+    fn kind(&self) -> &'static str {
+        "slow"
+    }
+
+    async fn run(&self, _: &JobRun) -> Result<serde_json::Value, JobError> {
+        let _flag = DropFlag(self.0.clone());
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+        Ok(json!({}))
+    }
+}
+
+#[tokio::test]
+async fn cancelling_a_running_job_stops_its_handler() {
+    for backend in Backend::enabled() {
+        let (db, _dir) = fresh_db(backend).await;
+        let id = queue::enqueue(&db, job("slow", 1)).await.expect("enqueue").id;
+        // Heartbeats every 100 ms; a stopped handler gets 100 ms more, then is dropped.
+        let config = WorkerConfig { lease: Duration::from_millis(300), poll_interval: Duration::from_millis(10), ..fast() };
+        let (shutdown, signal) = tokio::sync::watch::channel(false);
+        let stopped = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let running = tokio::spawn(Worker::new(db.clone(), config, vec![Arc::new(Watched(stopped.clone()))]).run(signal));
+        for _ in 0..500 {
+            if queue::get(&db, id).await.expect("get").is_some_and(|j| j.status == RUNNING) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(queue::cancel(&db, id).await.expect("cancel"), "{backend:?}");
+        for _ in 0..100 {
+            if stopped.load(Ordering::SeqCst) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(stopped.load(Ordering::SeqCst), "{backend:?}: the handler was stopped while the worker runs on");
+        // The worker notices, stops the handler and records nothing over the cancellation;
+        // its lease keeps the job from being claimed again (it is cancelled for good).
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        let job = queue::get(&db, id).await.expect("get").expect("job");
+        assert_eq!((job.status.as_str(), job.attempt), (CANCELLED, 1), "{backend:?}");
+        assert!(queue::claim(&db, "other", &["slow"], 1, LEASE).await.expect("claim").is_empty());
+        shutdown.send(true).expect("signal");
+        running.await.expect("the worker stops: the cancelled run is not holding it");
+    }
+}

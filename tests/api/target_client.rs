@@ -141,3 +141,66 @@ async fn under_faults_look_up_before_create_creates_everything_exactly_once() {
     assert!(faults["unavailable"].as_u64().unwrap_or(0) > 0 && faults["failed_after_commit"].as_u64().unwrap_or(0) > 0, "faults happened: {faults}");
 }
 
+
+#[tokio::test]
+async fn a_429_is_retried_once_after_retry_after_not_sooner() {
+    let sim = cloud(Faults { rate_limit_per_sec: Some(1), ..Faults::default() });
+    let target = target_client(&sim, quick_policy());
+    let root = sim.root_tenant_id();
+    target.tenant(root).await.expect("first call");
+    let before = sim.inspect()["counters"]["rate_limited"].as_u64().unwrap_or(0);
+    target.tenant(root).await.expect("second call waits and succeeds");
+    let limited = sim.inspect()["counters"]["rate_limited"].as_u64().unwrap_or(0) - before;
+    // Backing off 20 ms, 40 ms, … instead of waiting a second would meet several 429s.
+    assert_eq!(limited, 1, "the client waited as told");
+}
+
+#[tokio::test]
+async fn a_create_whose_answer_is_lost_is_found_not_made_again() {
+    let sim = cloud(Faults::default());
+    let target = target_client(&sim, quick_policy());
+    let root = sim.root_tenant_id();
+    // Every create commits and then answers 503.
+    sim.set_faults(Faults { fail_after_commit_rate: 1.0, ..Faults::default() });
+    let tenant = target
+        .ensure_tenant(&NewTenant { name: "Lost answer".into(), parent_id: root, kind: TenantKind::Customer, internal_tag: "g-lost".into() })
+        .await
+        .expect("found after the lost answer");
+    let login = format!("lost-{}", Uuid::new_v4().simple());
+    let new = NewUser { tenant_id: tenant.id, login: login.clone(), contact: None, external_id: "u-lost".into() };
+    let user = target.ensure_user(&new).await.expect("found after the lost answer");
+    sim.set_faults(Faults::default());
+    // A later attempt planned another login for the same source user: still the same user.
+    let renamed = NewUser { login: format!("{login}-1"), ..new };
+    assert_eq!(target.ensure_user(&renamed).await.expect("found by external_id").id, user.id);
+
+    let state = sim.inspect();
+    assert!(state["counters"]["failed_after_commit"].as_u64().unwrap_or(0) >= 2);
+    for kind in ["tenants_by_name", "tenants_by_internal_tag", "users_by_login", "users_by_external_id"] {
+        assert_eq!(state["duplicates"][kind].as_array().map(Vec::len), Some(0), "{kind}: {}", state["duplicates"]);
+    }
+    let tagged = state["tenants"].as_array().expect("tenants").iter().filter(|t| t["internal_tag"] == "g-lost").count();
+    assert_eq!(tagged, 1);
+}
+
+#[tokio::test]
+async fn granting_a_second_role_keeps_the_first() {
+    let sim = cloud(Faults::default());
+    let target = target_client(&sim, quick_policy());
+    let customer = target
+        .ensure_tenant(&NewTenant { name: "Roles".into(), parent_id: sim.root_tenant_id(), kind: TenantKind::Customer, internal_tag: "g-roles".into() })
+        .await
+        .expect("tenant");
+    let user = target
+        .ensure_user(&NewUser { tenant_id: customer.id, login: format!("roles-{}", Uuid::new_v4().simple()), contact: None, external_id: "u-roles".into() })
+        .await
+        .expect("user");
+    target.grant_role(&user, Role::BackupUser, customer.id).await.expect("backup user");
+    target.grant_role(&user, Role::CompanyAdmin, customer.id).await.expect("company admin");
+    target.grant_role(&user, Role::CompanyAdmin, customer.id).await.expect("again: no change");
+    let state = sim.inspect();
+    let stored = state["users"].as_array().expect("users").iter().find(|u| u["external_id"] == "u-roles").expect("user").clone();
+    let mut roles: Vec<&str> = stored["roles"].as_array().expect("roles").iter().filter_map(|r| r.as_str()).collect();
+    roles.sort();
+    assert_eq!(roles, ["backup_user", "company_admin"]);
+}
