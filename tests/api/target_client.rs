@@ -7,6 +7,7 @@ use migration_portal::connectors::target::{LoginStatus, NewTenant, NewUser, Role
 use migration_portal::connectors::{ConnectorError, HttpPolicy};
 use migration_portal::sim::cloud::{CloudSim, CloudSimConfig, Faults};
 use secrecy::SecretString;
+use serde_json::json;
 use uuid::Uuid;
 
 use crate::helpers::test_keys;
@@ -203,4 +204,36 @@ async fn granting_a_second_role_keeps_the_first() {
     let mut roles: Vec<&str> = stored["roles"].as_array().expect("roles").iter().filter_map(|r| r.as_str()).collect();
     roles.sort();
     assert_eq!(roles, ["backup_user", "company_admin"]);
+}
+
+#[tokio::test]
+async fn an_activation_email_whose_answer_is_lost_is_not_sent_twice() {
+    let sim = cloud(Faults::default());
+    let target = target_client(&sim, quick_policy());
+    let customer = target
+        .ensure_tenant(&NewTenant { name: "Mail".into(), parent_id: sim.root_tenant_id(), kind: TenantKind::Customer, internal_tag: "g-mail".into() })
+        .await
+        .expect("tenant");
+    let user = target
+        .ensure_user(&NewUser { tenant_id: customer.id, login: format!("mail-{}", Uuid::new_v4().simple()), contact: None, external_id: "u-mail".into() })
+        .await
+        .expect("user");
+    sim.set_faults(Faults { fail_after_commit_rate: 1.0, ..Faults::default() });
+    let error = target.send_activation_email(user.id).await.expect_err("the answer is lost");
+    assert!(error.is_status(503), "{error:?}");
+    sim.set_faults(Faults::default());
+    let state = sim.inspect();
+    let sent = state["users"].as_array().expect("users").iter().find(|u| u["external_id"] == "u-mail").map(|u| u["activation_email_sent"].clone());
+    assert_eq!(sent, Some(json!(1)), "sent once, not retried blindly");
+}
+
+#[tokio::test]
+async fn the_inspection_reports_a_tag_used_under_two_parents() {
+    let sim = cloud(Faults::default());
+    let target = target_client(&sim, quick_policy());
+    let root = sim.root_tenant_id();
+    let partner = target.create_tenant(&NewTenant { name: "P".into(), parent_id: root, kind: TenantKind::Partner, internal_tag: "g-a".into() }).await.expect("partner");
+    target.create_tenant(&NewTenant { name: "Q".into(), parent_id: partner.id, kind: TenantKind::Partner, internal_tag: "g-a".into() }).await.expect("nested");
+    let duplicates = sim.inspect()["duplicates"]["tenants_by_internal_tag"].clone();
+    assert_eq!(duplicates.as_array().map(Vec::len), Some(1), "{duplicates}");
 }

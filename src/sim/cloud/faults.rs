@@ -76,6 +76,7 @@ impl Exposure {
                 | ("POST", ["api", "policy_management", "v4", "policies"])
                 | ("PUT", ["api", "2", "users", _, "access_policies"])
                 | ("POST", ["api", "2", "users", _, "password"])
+                | ("POST", ["api", "2", "users", _, "send-activation-email"])
         );
         Exposure::Api { creating }
     }

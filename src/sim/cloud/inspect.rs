@@ -50,8 +50,9 @@ pub fn inspect(store: &Store, counters: &Counters) -> Value {
         "counters": counters.to_json(),
         "duplicates": {
             "tenants_by_name": groups(tenants.iter().map(|t| (json!({"parent_id": t.parent_id, "name": t.name.trim().to_lowercase()}), t.id))),
+            // Our tags name a source group: the same tag anywhere is a duplicate, not only among siblings.
             "tenants_by_internal_tag": groups(tenants.iter().filter_map(|t| {
-                t.internal_tag.as_ref().map(|tag| (json!({"parent_id": t.parent_id, "internal_tag": tag}), t.id))
+                t.internal_tag.as_ref().map(|tag| (json!({"internal_tag": tag}), t.id))
             })),
             "users_by_login": groups(users.iter().filter_map(|u| u.login.as_ref().map(|l| (json!({"login": l.to_lowercase()}), u.id)))),
             "users_by_external_id": groups(users.iter().filter_map(|u| u.external_id.as_ref().map(|e| (json!({"external_id": e}), u.id)))),
