@@ -54,8 +54,24 @@ pub enum Role {
 }
 
 /// The job handlers of this build; each job kind has one.
-pub fn job_handlers() -> Vec<std::sync::Arc<dyn crate::jobs::JobHandler>> {
-    Vec::new()
+pub fn job_handlers(secrets: SecretBox, allow_private_networks: bool) -> Vec<std::sync::Arc<dyn crate::jobs::JobHandler>> {
+    let pool = std::sync::Arc::new(crate::jobs::clients::ClientPool::new(allow_private_networks));
+    vec![std::sync::Arc::new(crate::jobs::sync::SyncHandler::new(secrets, pool))]
+}
+
+/// The key that seals credentials, as configuration and policy allow.
+fn secret_box(config: &Config, key_policy: KeyPolicy) -> anyhow::Result<SecretBox> {
+    match (&config.secret_key, key_policy) {
+        (Some(key), _) => Ok(SecretBox::from_base64(key)?),
+        (None, KeyPolicy::AllowInsecureDevKey) => {
+            tracing::warn!("using the public development key to seal credentials: never do this with real credentials");
+            Ok(SecretBox::insecure_dev())
+        }
+        (None, KeyPolicy::Required) => anyhow::bail!(
+            "setting `secret_key` (MP_SECRET_KEY) is required to seal stored credentials; \
+             create one with `migration-portal gen-key`, or pass --insecure-dev-key for local development"
+        ),
+    }
 }
 
 /// Serves the API, runs the worker, or both, until SIGINT or SIGTERM; then the
@@ -65,8 +81,10 @@ pub async fn serve(config: &Config, key_policy: KeyPolicy, role: Role) -> anyhow
     let mut signals = ShutdownSignals::install()?;
     let (stop, stopped) = tokio::sync::watch::channel(false);
     if role == Role::WorkerOnly {
+        let secrets = secret_box(config, key_policy)?;
         let db = db::connect_migrated(&config.database).await?;
-        let worker = crate::jobs::Worker::new(db, config.worker(), job_handlers());
+        let handlers = job_handlers(secrets, config.connectors.allow_private_networks);
+        let worker = crate::jobs::Worker::new(db, config.worker(), handlers);
         tracing::info!(worker = %worker.id(), "worker running");
         let running = tokio::spawn(worker.run(stopped));
         signals.wait().await;
@@ -76,7 +94,8 @@ pub async fn serve(config: &Config, key_policy: KeyPolicy, role: Role) -> anyhow
     }
     let app = Application::build(config, key_policy).await?;
     let worker = (role == Role::ApiAndWorker).then(|| {
-        let worker = crate::jobs::Worker::new(app.state.db.clone(), config.worker(), job_handlers());
+        let handlers = job_handlers(app.state.secrets.clone(), app.state.allow_private_networks);
+        let worker = crate::jobs::Worker::new(app.state.db.clone(), config.worker(), handlers);
         tokio::spawn(worker.run(stopped))
     });
     let handle = app.server.handle();
@@ -127,17 +146,7 @@ impl ShutdownSignals {
 
 impl Application {
     pub async fn build(config: &Config, key_policy: KeyPolicy) -> anyhow::Result<Self> {
-        let secrets = match (&config.secret_key, key_policy) {
-            (Some(key), _) => SecretBox::from_base64(key)?,
-            (None, KeyPolicy::AllowInsecureDevKey) => {
-                tracing::warn!("using the public development key to seal credentials: never do this with real credentials");
-                SecretBox::insecure_dev()
-            }
-            (None, KeyPolicy::Required) => anyhow::bail!(
-                "setting `secret_key` (MP_SECRET_KEY) is required to seal stored credentials; \
-                 create one with `migration-portal gen-key`, or pass --insecure-dev-key for local development"
-            ),
-        };
+        let secrets = secret_box(config, key_policy)?;
         let issuer = config.auth_issuer()?;
         let audience = config.auth_audience()?;
         let http = reqwest::Client::builder()

@@ -8,6 +8,7 @@ mod m20261125_000003_add_workspace_connection_check;
 mod m20261125_000004_add_workspace_limits;
 mod m20261125_000005_create_jobs;
 mod m20261125_000006_index_idempotency_created_at;
+mod m20261125_000007_create_snapshot;
 
 pub struct Migrator;
 
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000004_add_workspace_limits::Migration),
             Box::new(m20261125_000005_create_jobs::Migration),
             Box::new(m20261125_000006_index_idempotency_created_at::Migration),
+            Box::new(m20261125_000007_create_snapshot::Migration),
         ]
     }
 }

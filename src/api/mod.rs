@@ -5,7 +5,7 @@ pub mod docs;
 pub mod extract;
 mod health;
 pub mod idempotency;
-mod operations;
+pub mod operations;
 pub mod paging;
 mod workspaces;
 

@@ -2,6 +2,7 @@
 
 pub mod clients;
 pub mod queue;
+pub mod sync;
 pub mod worker;
 
 pub use queue::{Enqueued, NewJob};

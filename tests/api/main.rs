@@ -11,6 +11,7 @@ mod operations_resource;
 mod secrets;
 mod sim_backupagent;
 mod sim_cloud;
+mod sync;
 mod source_client;
 mod target_client;
 mod workspaces;

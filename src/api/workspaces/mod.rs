@@ -2,6 +2,7 @@
 
 mod check;
 mod dto;
+mod syncs;
 
 use actix_web::http::header::{self, ETag, EntityTag, Header, IfMatch};
 use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post, web};
@@ -24,7 +25,8 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(get_workspace)
         .service(update_workspace)
         .service(delete_workspace)
-        .service(check::check_workspace);
+        .service(check::check_workspace)
+        .service(syncs::start_sync);
 }
 
 impl From<StoreError> for ApiError {

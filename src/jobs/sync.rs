@@ -1,0 +1,236 @@
+//! The `sync` job: copies a workspace's source install base into the snapshot.
+//!
+//! Pages are staged first (one page in memory at a time); then, in one
+//! transaction, the snapshot takes what changed: new and changed objects are
+//! upserted, vanished ones deleted, or only flagged when their machine is in a
+//! migration. A sync that fails before that transaction leaves the previous
+//! snapshot as it was.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::Utc;
+use sea_orm::{ConnectionTrait, DatabaseBackend, DatabaseConnection, EntityTrait, Statement, TransactionTrait, Value as DbValue};
+use serde::Serialize;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::clients::ClientPool;
+use super::{JobError, JobHandler, JobRun};
+use crate::connectors::ConnectorError;
+use crate::connectors::source::{SourceApi, SourcePage};
+use crate::crypto::SecretBox;
+
+pub const KIND: &str = "sync";
+const PAGE: u32 = 1000;
+const STAGE_BATCH: usize = 500;
+
+#[derive(Clone, Copy, Debug)]
+enum Kind {
+    Groups,
+    Users,
+    Machines,
+    Plans,
+}
+
+impl Kind {
+    const ALL: [Kind; 4] = [Kind::Groups, Kind::Users, Kind::Machines, Kind::Plans];
+
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Groups => "groups",
+            Kind::Users => "users",
+            Kind::Machines => "machines",
+            Kind::Plans => "plans",
+        }
+    }
+
+    fn table(self) -> &'static str {
+        match self {
+            Kind::Groups => "source_groups",
+            Kind::Users => "source_users",
+            Kind::Machines => "source_machines",
+            Kind::Plans => "source_plans",
+        }
+    }
+}
+
+pub struct SyncHandler {
+    secrets: SecretBox,
+    pool: Arc<ClientPool>,
+}
+
+impl SyncHandler {
+    pub fn new(secrets: SecretBox, pool: Arc<ClientPool>) -> Self {
+        Self { secrets, pool }
+    }
+}
+
+#[async_trait]
+impl JobHandler for SyncHandler {
+    fn kind(&self) -> &'static str {
+        KIND
+    }
+
+    async fn run(&self, run: &JobRun) -> Result<Value, JobError> {
+        let workspace_id = run.payload()?["workspace_id"]
+            .as_str()
+            .and_then(|id| Uuid::parse_str(id).ok())
+            .ok_or_else(|| JobError::Fatal("payload names no workspace".into()))?;
+        let workspace = entity::workspace::Entity::find_by_id(workspace_id)
+            .one(run.db())
+            .await
+            .map_err(database)?
+            .filter(|w| Some(w.tenant_id) == run.job.tenant_id)
+            .ok_or_else(|| JobError::Fatal("the workspace no longer exists".into()))?;
+        let clients = self.pool.clients(&workspace, &self.secrets)?;
+        sync(run.db(), run.job.id, workspace_id, clients.source.as_ref(), |p| async move { run.progress(p).await }).await
+    }
+}
+
+fn database(e: sea_orm::DbErr) -> JobError {
+    JobError::Retry(format!("database: {e}"))
+}
+
+fn remote(e: ConnectorError) -> JobError {
+    if e.is_transient() { JobError::Retry(e.to_string()) } else { JobError::Fatal(e.to_string()) }
+}
+
+/// Stages every object of the source, then applies the difference in one transaction.
+pub async fn sync<P, PF>(db: &DatabaseConnection, job: Uuid, workspace: Uuid, source: &dyn SourceApi, progress: P) -> Result<Value, JobError>
+where
+    P: Fn(Value) -> PF,
+    PF: Future<Output = Result<(), JobError>>,
+{
+    let staged = stage_all(db, job, source, &progress).await;
+    let result = match staged {
+        Ok(()) => {
+            progress(json!({"phase": "applying"})).await?;
+            apply(db, job, workspace).await
+        }
+        Err(e) => Err(e),
+    };
+    // The staging area is this attempt's alone; a retry stages again.
+    execute(db, "DELETE FROM sync_staging WHERE job_id = $1", vec![job.into()]).await.map_err(database)?;
+    result
+}
+
+async fn stage_all<P, PF>(db: &DatabaseConnection, job: Uuid, source: &dyn SourceApi, progress: &P) -> Result<(), JobError>
+where
+    P: Fn(Value) -> PF,
+    PF: Future<Output = Result<(), JobError>>,
+{
+    execute(db, "DELETE FROM sync_staging WHERE job_id = $1", vec![job.into()]).await.map_err(database)?;
+    let mut counts = serde_json::Map::new();
+    let mut report = |kind: Kind, n: u64| {
+        counts.insert(kind.name().into(), json!(n));
+        json!({"phase": "reading", "read": counts.clone()})
+    };
+    let n = stage(db, job, Kind::Groups, |c| async move { source.groups(c.as_deref(), PAGE).await }, |g| (g.id.clone(), g.parent_id.clone())).await?;
+    progress(report(Kind::Groups, n)).await?;
+    let n = stage(db, job, Kind::Users, |c| async move { source.users(c.as_deref(), PAGE).await }, |u| (u.id.clone(), Some(u.group_id.clone()))).await?;
+    progress(report(Kind::Users, n)).await?;
+    let n = stage(db, job, Kind::Machines, |c| async move { source.machines(c.as_deref(), PAGE).await }, |m| (m.id.clone(), Some(m.user_id.clone()))).await?;
+    progress(report(Kind::Machines, n)).await?;
+    let n = stage(db, job, Kind::Plans, |c| async move { source.plans(c.as_deref(), PAGE).await }, |p| (p.id.clone(), Some(p.machine_id.clone()))).await?;
+    progress(report(Kind::Plans, n)).await?;
+    Ok(())
+}
+
+/// Pages through one kind, writing each page to the staging area.
+async fn stage<T, F, Fut>(db: &DatabaseConnection, job: Uuid, kind: Kind, fetch: F, key: impl Fn(&T) -> (String, Option<String>)) -> Result<u64, JobError>
+where
+    T: Serialize,
+    F: Fn(Option<String>) -> Fut,
+    Fut: Future<Output = Result<SourcePage<T>, ConnectorError>>,
+{
+    let mut cursor: Option<String> = None;
+    let mut seen = 0u64;
+    loop {
+        let page = fetch(cursor.clone()).await.map_err(remote)?;
+        for chunk in page.items.chunks(STAGE_BATCH) {
+            let mut values = Vec::with_capacity(chunk.len() * 5);
+            let mut rows = Vec::with_capacity(chunk.len());
+            for (i, item) in chunk.iter().enumerate() {
+                let (id, parent) = key(item);
+                let data = serde_json::to_string(item).map_err(|e| JobError::Fatal(format!("encoding: {e}")))?;
+                let at = i * 5;
+                rows.push(format!("(${}, ${}, ${}, ${}, ${})", at + 1, at + 2, at + 3, at + 4, at + 5));
+                values.extend([job.into(), kind.name().into(), id.into(), parent.into(), data.into()]);
+            }
+            let sql = format!("INSERT INTO sync_staging (job_id, kind, source_id, parent_source_id, data) VALUES {}", rows.join(", "));
+            execute(db, &sql, values).await.map_err(database)?;
+        }
+        seen += page.items.len() as u64;
+        match page.next_cursor {
+            Some(next) if cursor.as_deref() == Some(next.as_str()) => {
+                return Err(JobError::Fatal("the BackupAgent server handed back the same page cursor twice".into()));
+            }
+            Some(next) => cursor = Some(next),
+            None => return Ok(seen),
+        }
+    }
+}
+
+/// The snapshot takes the staged install base, in one transaction.
+async fn apply(db: &DatabaseConnection, job: Uuid, workspace: Uuid) -> Result<Value, JobError> {
+    let txn = db.begin().await.map_err(database)?;
+    let now = Utc::now();
+    let mut result = serde_json::Map::new();
+    for kind in Kind::ALL {
+        let table = kind.table();
+        let staged = "SELECT source_id FROM sync_staging WHERE job_id = $2 AND kind = $3";
+        let args = || -> Vec<DbValue> { vec![workspace.into(), job.into(), kind.name().into()] };
+        let added = count(&txn, &format!(
+            "SELECT COUNT(*) AS n FROM sync_staging s WHERE s.job_id = $2 AND s.kind = $3 \
+             AND NOT EXISTS (SELECT 1 FROM {table} t WHERE t.workspace_id = $1 AND t.source_id = s.source_id)"
+        ), args()).await?;
+        let changed = count(&txn, &format!(
+            "SELECT COUNT(*) AS n FROM sync_staging s JOIN {table} t ON t.workspace_id = $1 AND t.source_id = s.source_id \
+             WHERE s.job_id = $2 AND s.kind = $3 AND (t.data <> s.data OR t.removed_at IS NOT NULL)"
+        ), args()).await?;
+        let removed = count(&txn, &format!(
+            "SELECT COUNT(*) AS n FROM {table} WHERE workspace_id = $1 AND removed_at IS NULL AND source_id NOT IN ({staged})"
+        ), args()).await?;
+        let mut upsert_args = args();
+        upsert_args.push(now.into());
+        execute(&txn, &format!(
+            "INSERT INTO {table} (workspace_id, source_id, parent_source_id, data, migration_state, synced_at) \
+             SELECT $1, source_id, parent_source_id, data, 'idle', $4 FROM sync_staging WHERE job_id = $2 AND kind = $3 \
+             ON CONFLICT (workspace_id, source_id) DO UPDATE SET parent_source_id = excluded.parent_source_id, \
+             data = excluded.data, removed_at = NULL, synced_at = excluded.synced_at"
+        ), upsert_args).await.map_err(database)?;
+        // Objects gone from the source: forgotten, unless mid-migration (then flagged).
+        execute(&txn, &format!(
+            "DELETE FROM {table} WHERE workspace_id = $1 AND migration_state = 'idle' AND source_id NOT IN ({staged})"
+        ), args()).await.map_err(database)?;
+        let mut flag_args = args();
+        flag_args.push(now.into());
+        execute(&txn, &format!(
+            "UPDATE {table} SET removed_at = $4 WHERE workspace_id = $1 AND removed_at IS NULL AND source_id NOT IN ({staged})"
+        ), flag_args).await.map_err(database)?;
+        let total = count(&txn, &format!("SELECT COUNT(*) AS n FROM {table} WHERE workspace_id = $1 AND removed_at IS NULL"), vec![workspace.into()]).await?;
+        result.insert(kind.name().into(), json!({"total": total, "added": added, "changed": changed, "removed": removed}));
+    }
+    txn.commit().await.map_err(database)?;
+    Ok(Value::Object(result))
+}
+
+/// `$n` placeholders for PostgreSQL; SQLite takes the same numbers as `?n`.
+fn statement(backend: DatabaseBackend, sql: &str, values: Vec<DbValue>) -> Statement {
+    let sql = match backend {
+        DatabaseBackend::Postgres => sql.to_string(),
+        _ => sql.replace('$', "?"),
+    };
+    Statement::from_sql_and_values(backend, sql, values)
+}
+
+async fn execute(db: &impl ConnectionTrait, sql: &str, values: Vec<DbValue>) -> Result<(), sea_orm::DbErr> {
+    db.execute_raw(statement(db.get_database_backend(), sql, values)).await.map(drop)
+}
+
+async fn count(db: &impl ConnectionTrait, sql: &str, values: Vec<DbValue>) -> Result<i64, JobError> {
+    let row = db.query_one_raw(statement(db.get_database_backend(), sql, values)).await.map_err(database)?;
+    row.map(|r| r.try_get::<i64>("", "n")).transpose().map_err(database).map(Option::unwrap_or_default)
+}

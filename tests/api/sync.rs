@@ -1,0 +1,197 @@
+//! The sync job: the snapshot equals the source after a sync and after a re-sync,
+//! keeps machines mid-migration, and stays as it was when a sync fails.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use migration_portal::app::job_handlers;
+use migration_portal::connectors::ConnectorError;
+use migration_portal::connectors::source::{SourceAccount, SourceApi, SourceGroup, SourceMachine, SourcePage, SourcePlan, SourceUser};
+use migration_portal::crypto::SecretBox;
+use migration_portal::jobs::{Worker, WorkerConfig, sync};
+use migration_portal::sim::backupagent::SourceSim;
+use migration_portal::sim::cloud::{CloudSim, CloudSimConfig};
+use migration_portal::sim::install_base::{GenSpec, InstallBase, Mutations, Size, generate};
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::helpers::{AUDIENCE, Backend, TestApp, spawn_app_with, test_keys};
+
+const TABLES: [&str; 4] = ["source_groups", "source_users", "source_machines", "source_plans"];
+
+struct World {
+    app: TestApp,
+    _cloud: CloudSim,
+    source: SourceSim,
+    token: String,
+    workspace: Uuid,
+    db: DatabaseConnection,
+}
+
+async fn world(backend: Backend) -> World {
+    let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
+    let cloud = CloudSim::start(CloudSimConfig { bind: loopback, audience: AUDIENCE.into(), ..CloudSimConfig::default() }, &test_keys()[0]).expect("cloud");
+    let source = SourceSim::start(loopback, generate(&GenSpec::sized(Size::Small, 11))).expect("source");
+    let issuer = cloud.base_url();
+    let app = spawn_app_with(backend, |c| c.auth.issuer = Some(issuer)).await;
+    let partner = cloud.root_client();
+    let token = cloud.idp().partner_token(partner.tenant_id);
+    let (login, password) = source.credentials();
+    let body = json!({
+        "name": "Synced",
+        "source": {"url": source.base_url(), "login": login, "password": password},
+        "target": {"url": cloud.base_url(), "client_id": partner.client_id, "client_secret": partner.client_secret},
+    });
+    let created = app.create_workspace(&token, &body).await;
+    let workspace = Uuid::parse_str(created["id"].as_str().expect("id")).expect("uuid");
+    let db = Database::connect(&app.database_url).await.expect("connect");
+    World { app, _cloud: cloud, source, token, workspace, db }
+}
+
+impl World {
+    /// Starts a sync over HTTP, runs the worker until idle, answers the finished operation.
+    async fn sync(&self) -> Value {
+        let path = format!("/api/v1/workspaces/{}/syncs", self.workspace);
+        let response = self.app.http.post(self.app.url(&path)).bearer_auth(&self.token).send().await.expect("start");
+        assert_eq!(response.status(), 202);
+        let location = response.headers()["location"].to_str().expect("location").to_string();
+        let secrets = SecretBox::from_base64(&self.app.secret_key).expect("key");
+        let config = WorkerConfig { min_backoff: Duration::ZERO, max_backoff: Duration::from_millis(1), ..WorkerConfig::default() };
+        Worker::new(self.db.clone(), config, job_handlers(secrets, true)).run_until_idle().await;
+        let operation: Value = self.app.get(&location, &self.token).send().await.expect("operation").json().await.expect("json");
+        assert_eq!(operation["done"], true, "{operation}");
+        operation
+    }
+
+    /// Every live row of the snapshot: id -> parent, per table.
+    async fn snapshot(&self) -> BTreeMap<&'static str, BTreeMap<String, Option<String>>> {
+        let mut all = BTreeMap::new();
+        for table in TABLES {
+            let sql = format!("SELECT source_id, parent_source_id FROM {table} WHERE workspace_id = '{}' AND removed_at IS NULL", self.workspace);
+            let sql = if self.db.get_database_backend() == sea_orm::DatabaseBackend::Sqlite {
+                // SQLite keeps UUIDs as 16-byte blobs.
+                sql.replace(&format!("'{}'", self.workspace), &format!("X'{}'", self.workspace.simple()))
+            } else {
+                sql
+            };
+            let rows = self.db.query_all_raw(Statement::from_string(self.db.get_database_backend(), sql)).await.expect("query");
+            let rows = rows
+                .iter()
+                .map(|r| (r.try_get::<String>("", "source_id").expect("id"), r.try_get::<Option<String>>("", "parent_source_id").expect("parent")))
+                .collect();
+            all.insert(table, rows);
+        }
+        all
+    }
+}
+
+/// The source as the simulator holds it, in the snapshot's shape.
+fn truth(base: &InstallBase) -> BTreeMap<&'static str, BTreeMap<String, Option<String>>> {
+    BTreeMap::from([
+        ("source_groups", base.groups.iter().map(|g| (g.id.clone(), g.parent_id.clone())).collect()),
+        ("source_users", base.users.iter().map(|u| (u.id.clone(), Some(u.group_id.clone()))).collect()),
+        ("source_machines", base.machines.iter().map(|m| (m.id.clone(), Some(m.user_id.clone()))).collect()),
+        ("source_plans", base.plans.iter().map(|p| (p.id.clone(), Some(p.machine_id.clone()))).collect()),
+    ])
+}
+
+#[tokio::test]
+async fn a_sync_copies_the_source_and_a_re_sync_follows_its_changes() {
+    for backend in Backend::enabled() {
+        let world = world(backend).await;
+        let first = world.sync().await;
+        let expected = world.source.with_base(truth);
+        assert_eq!(world.snapshot().await, expected, "{backend:?}: the snapshot equals the source");
+        assert_eq!(first["response"]["users"]["added"].as_u64(), Some(expected["source_users"].len() as u64), "{first}");
+
+        // A machine of a user about to be removed is mid-migration: it must survive, flagged.
+        let removed_user = world.source.with_base(|b| b.users.iter().rev().find(|u| b.machines.iter().any(|m| m.user_id == u.id)).map(|u| u.id.clone())).expect("a user with machines");
+        let (report, migrating) = {
+            let victim_machine = world.source.with_base(|b| b.machines.iter().find(|m| m.user_id == removed_user).map(|m| m.id.clone())).expect("machine");
+            let mark = format!("UPDATE source_machines SET migration_state = 'migrating' WHERE source_id = '{victim_machine}'");
+            world.db.execute_unprepared(&mark).await.expect("mark");
+            // Remove exactly that user (the simulator removes the last ones by its own order): retry seeds until it does.
+            let mut report = None;
+            for seed in 0..200 {
+                let probe = world.source.with_base(|b| {
+                    let mut copy = b.clone();
+                    copy.mutate(&Mutations { seed, add_users: 3, move_users: 3, remove_users: 3, upgrade_clients: 3 })
+                });
+                if probe.removed_users.contains(&removed_user) {
+                    report = Some(world.source.mutate(Mutations { seed, add_users: 3, move_users: 3, remove_users: 3, upgrade_clients: 3 }));
+                    break;
+                }
+            }
+            (report, victim_machine)
+        };
+        let report = report.expect("some seed removes the chosen user");
+        assert!(report.removed_machines.contains(&migrating), "its machine goes with it");
+        let second = world.sync().await;
+        let expected = world.source.with_base(truth);
+        assert_eq!(world.snapshot().await, expected, "{backend:?}: the re-synced snapshot equals the changed source");
+        let users = &second["response"]["users"];
+        assert_eq!(users["added"].as_u64(), Some(report.added_users.len() as u64), "{second}");
+        assert_eq!(users["removed"].as_u64(), Some(report.removed_users.len() as u64), "{second}");
+        assert!(users["changed"].as_u64().unwrap_or(0) >= report.moved_users.len() as u64, "{second}");
+        {
+            let kept = world
+                .db
+                .query_one_raw(Statement::from_string(
+                    world.db.get_database_backend(),
+                    format!("SELECT migration_state, removed_at IS NOT NULL AS flagged FROM source_machines WHERE source_id = '{migrating}'"),
+                ))
+                .await
+                .expect("query")
+                .expect("the machine mid-migration is kept");
+            assert_eq!(kept.try_get::<String>("", "migration_state").expect("state"), "migrating");
+            assert!(kept.try_get::<bool>("", "flagged").expect("flag"), "{backend:?}: flagged as removed from the source");
+        }
+    }
+}
+
+/// A source that fails at the plans: the sync dies after staging most of it.
+struct FailingAtPlans<'a>(&'a dyn SourceApi);
+
+#[async_trait]
+impl SourceApi for FailingAtPlans<'_> {
+    async fn account(&self) -> Result<SourceAccount, ConnectorError> {
+        self.0.account().await
+    }
+    async fn groups(&self, c: Option<&str>, l: u32) -> Result<SourcePage<SourceGroup>, ConnectorError> {
+        self.0.groups(c, l).await
+    }
+    async fn users(&self, c: Option<&str>, l: u32) -> Result<SourcePage<SourceUser>, ConnectorError> {
+        self.0.users(c, l).await
+    }
+    async fn machines(&self, c: Option<&str>, l: u32) -> Result<SourcePage<SourceMachine>, ConnectorError> {
+        self.0.machines(c, l).await
+    }
+    async fn plans(&self, _: Option<&str>, _: u32) -> Result<SourcePage<SourcePlan>, ConnectorError> {
+        Err(ConnectorError::Remote { system: "test", status: 500, code: None, message: "disk on fire".into() })
+    }
+    async fn user_password(&self, id: &str) -> Result<SecretString, ConnectorError> {
+        self.0.user_password(id).await
+    }
+}
+
+#[tokio::test]
+async fn a_failed_sync_leaves_the_snapshot_as_it_was() {
+    for backend in Backend::enabled() {
+        let world = world(backend).await;
+        world.sync().await;
+        let before = world.snapshot().await;
+        world.source.mutate(Mutations { seed: 5, add_users: 4, move_users: 4, remove_users: 4, upgrade_clients: 4 });
+        let (login, password) = world.source.credentials();
+        let policy = migration_portal::connectors::HttpPolicy { allow_private_networks: true, max_attempts: 1, ..Default::default() };
+        let client = migration_portal::connectors::source::SourceClient::new(&world.source.base_url(), &login, SecretString::from(password), policy).expect("client");
+        let result = sync::sync(&world.db, Uuid::now_v7(), world.workspace, &FailingAtPlans(&client), |_| async { Ok(()) }).await;
+        assert!(result.is_err(), "{backend:?}: the sync failed");
+        assert_eq!(world.snapshot().await, before, "{backend:?}: nothing of the failed sync reached the snapshot");
+        let staged = world.db.query_one_raw(Statement::from_string(world.db.get_database_backend(), "SELECT COUNT(*) AS n FROM sync_staging".to_string())).await.expect("count").expect("row");
+        assert_eq!(staged.try_get::<i64>("", "n").expect("n"), 0, "{backend:?}: the staging area is cleared");
+    }
+}
