@@ -93,11 +93,7 @@ pub async fn serve(config: &Config, key_policy: KeyPolicy, role: Role) -> anyhow
         return Ok(());
     }
     let app = Application::build(config, key_policy).await?;
-    let worker = (role == Role::ApiAndWorker).then(|| {
-        let handlers = job_handlers(app.state.secrets.clone(), app.state.allow_private_networks);
-        let worker = crate::jobs::Worker::new(app.state.db.clone(), config.worker(), handlers);
-        tokio::spawn(worker.run(stopped))
-    });
+    let worker = (role == Role::ApiAndWorker).then(|| tokio::spawn(app.worker(config).run(stopped)));
     let handle = app.server.handle();
     tracing::info!(port = app.port(), ?role, "serving");
     let mut server = tokio::spawn(app.run_until_stopped());
@@ -175,6 +171,12 @@ impl Application {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// A worker over this application's database, key and connector settings.
+    pub fn worker(&self, config: &Config) -> crate::jobs::Worker {
+        let handlers = job_handlers(self.state.secrets.clone(), self.state.allow_private_networks);
+        crate::jobs::Worker::new(self.state.db.clone(), config.worker(), handlers)
     }
 
     pub async fn run_until_stopped(self) -> std::io::Result<()> {

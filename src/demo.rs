@@ -42,8 +42,11 @@ pub async fn run(mut config: Config, port: u16, exit: bool) -> anyhow::Result<()
     config.auth.audience = Some(AUDIENCE.to_string());
     // The simulators listen on loopback.
     config.connectors.allow_private_networks = true;
+    config.worker.poll_interval_ms = 100;
     let app = Application::build(&config, KeyPolicy::AllowInsecureDevKey).await?;
     let base = format!("http://127.0.0.1:{}", app.port());
+    let (stop_worker, worker_stopped) = tokio::sync::watch::channel(false);
+    let worker = tokio::spawn(app.worker(&config).run(worker_stopped));
     let server = tokio::spawn(app.run_until_stopped());
 
     let http = Client::new();
@@ -71,10 +74,15 @@ pub async fn run(mut config: Config, port: u16, exit: bool) -> anyhow::Result<()
     walk.call(Method::POST, &format!("/api/v1/workspaces/{id}/check"), &token, None, None).await?;
     walk.call(Method::PATCH, &format!("/api/v1/workspaces/{id}"), &token, Some(&json!({"source": body["source"]})), None).await?;
     walk.call(Method::POST, &format!("/api/v1/workspaces/{id}/check"), &token, None, None).await?;
+    let started = walk.call(Method::POST, &format!("/api/v1/workspaces/{id}/syncs"), &token, None, None).await?;
+    let operation = format!("/api/v1/operations/{}", started["id"].as_str().context("the sync is an operation")?);
+    walk.wait_for(&operation, &token).await?;
     walk.call(Method::GET, &format!("/api/v1/workspaces/{id}"), &other_tenant, None, None).await?;
     walk.call(Method::POST, "/api/v1/workspaces", &token, Some(&json!({"name": "", "source": {}})), None).await?;
 
     if exit {
+        let _ = stop_worker.send(true);
+        worker.await?;
         server.abort();
         return Ok(());
     }
@@ -88,6 +96,8 @@ pub async fn run(mut config: Config, port: u16, exit: bool) -> anyhow::Result<()
     );
     println!("Ctrl-C stops.");
     server.await??;
+    let _ = stop_worker.send(true);
+    worker.await?;
     Ok(())
 }
 
@@ -110,6 +120,20 @@ struct Walk {
 }
 
 impl Walk {
+    /// Polls an operation until it is done (the worker runs in this process), then shows it.
+    async fn wait_for(&self, operation: &str, token: &str) -> anyhow::Result<Value> {
+        for _ in 0..600 {
+            let value: Value = self.http.get(format!("{}{operation}", self.base)).bearer_auth(token).send().await?.json().await?;
+            if value["done"] == true {
+                println!("\nGET {operation} -> done");
+                println!("{}", serde_json::to_string_pretty(&value)?);
+                return Ok(value);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        anyhow::bail!("{operation} did not finish within a minute")
+    }
+
     async fn call(&self, method: Method, path: &str, token: &str, body: Option<&Value>, key: Option<&str>) -> anyhow::Result<Value> {
         let mut request = self.http.request(method.clone(), format!("{}{path}", self.base)).bearer_auth(token);
         if let Some(body) = body {
