@@ -5,7 +5,7 @@ use chrono::Utc;
 use entity::workspace::{self, ActiveModel, Column, Entity as Workspaces, Model};
 use sea_orm::sea_query::Expr;
 use sea_orm::ExprTrait;
-use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait};
 use secrecy::SecretString;
 use uuid::Uuid;
 
@@ -195,13 +195,26 @@ pub async fn set_connection_check(db: &impl ConnectionTrait, workspace: &Model, 
     Ok(result.rows_affected > 0)
 }
 
-pub async fn delete(db: &impl ConnectionTrait, tenant_id: Uuid, id: Uuid) -> Result<bool, DbErr> {
+/// Deletes the workspace and its snapshot, together.
+pub async fn delete(db: &DatabaseConnection, tenant_id: Uuid, id: Uuid) -> Result<bool, DbErr> {
+    let txn = db.begin().await?;
     let result = Workspaces::delete_many()
         .filter(Column::Id.eq(id))
         .filter(Column::TenantId.eq(tenant_id))
-        .exec(db)
+        .exec(&txn)
         .await?;
-    Ok(result.rows_affected > 0)
+    if result.rows_affected == 0 {
+        return Ok(false);
+    }
+    for table in ["source_groups", "source_users", "source_machines", "source_plans"] {
+        let delete = sea_orm::sea_query::Query::delete()
+            .from_table(sea_orm::sea_query::Alias::new(table))
+            .and_where(Expr::col(sea_orm::sea_query::Alias::new("workspace_id")).eq(id))
+            .to_owned();
+        txn.execute(&delete).await?;
+    }
+    txn.commit().await?;
+    Ok(true)
 }
 
 /// The BackupAgent password, opened for the moment it is sent to the source.

@@ -150,6 +150,10 @@ async fn a_sync_copies_the_source_and_a_re_sync_follows_its_changes() {
             assert_eq!(kept.try_get::<String>("", "migration_state").expect("state"), "migrating");
             assert!(kept.try_get::<bool>("", "flagged").expect("flag"), "{backend:?}: flagged as removed from the source");
         }
+        // Deleting the workspace takes its snapshot with it.
+        let path = format!("/api/v1/workspaces/{}", world.workspace);
+        assert_eq!(world.app.delete(&path, &world.token).send().await.expect("delete").status(), 204);
+        assert!(world.snapshot().await.values().all(BTreeMap::is_empty), "{backend:?}: no orphaned snapshot rows");
     }
 }
 
