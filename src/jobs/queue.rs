@@ -23,8 +23,15 @@ pub const CANCELLED: &str = "cancelled";
 /// The predicate of the `jobs_active_unique_key` partial index (see its migration).
 const ACTIVE_PREDICATE: &str = "status IN ('queued', 'running')";
 
-pub fn now_ms() -> i64 {
-    Utc::now().timestamp_millis()
+/// The database's clock, in epoch milliseconds. Every lease and due time is on
+/// it, so workers on machines whose clocks disagree still agree on leases.
+pub async fn now_ms(db: &impl ConnectionTrait) -> Result<i64, DbErr> {
+    let sql = match db.get_database_backend() {
+        sea_orm::DatabaseBackend::Postgres => "SELECT CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT) AS now_ms",
+        _ => "SELECT CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER) AS now_ms",
+    };
+    let row = db.query_one_raw(sea_orm::Statement::from_string(db.get_database_backend(), sql)).await?;
+    row.ok_or_else(|| DbErr::RecordNotFound("the database has no clock".into()))?.try_get::<i64>("", "now_ms")
 }
 
 fn ms(duration: Duration) -> i64 {
@@ -68,7 +75,7 @@ pub async fn enqueue(db: &impl ConnectionTrait, new: NewJob) -> Result<Enqueued,
         unique_key: Set(new.unique_key.clone()),
         attempt: Set(0),
         max_attempts: Set(Ord::max(new.max_attempts, 1)),
-        run_at_ms: Set(now.timestamp_millis() + ms(new.delay)),
+        run_at_ms: Set(now_ms(db).await? + ms(new.delay)),
         locked_until_ms: Set(None),
         locked_by: Set(None),
         last_error: Set(None),
@@ -102,7 +109,7 @@ pub async fn enqueue(db: &impl ConnectionTrait, new: NewJob) -> Result<Enqueued,
 
 /// Claims up to `limit` jobs of `kinds` that are due, or running with a lapsed lease.
 pub async fn claim(db: &impl ConnectionTrait, worker: &str, kinds: &[&str], limit: u64, lease: Duration) -> Result<Vec<Model>, DbErr> {
-    let now = now_ms();
+    let now = now_ms(db).await?;
     let due = Condition::any()
         .add(Condition::all().add(Column::Status.eq(QUEUED)).add(Column::RunAtMs.lte(now)))
         .add(Condition::all().add(Column::Status.eq(RUNNING)).add(Column::LockedUntilMs.lt(now)));
@@ -144,7 +151,7 @@ pub enum Lease {
 /// Extends the lease of a claimed attempt.
 pub async fn heartbeat(db: &impl ConnectionTrait, job: &Model, lease: Duration) -> Result<Lease, DbErr> {
     let result = Jobs::update_many()
-        .col_expr(Column::LockedUntilMs, Expr::value(now_ms() + ms(lease)))
+        .col_expr(Column::LockedUntilMs, Expr::value(now_ms(db).await? + ms(lease)))
         .filter(fenced(job))
         .exec(db)
         .await?;
@@ -180,7 +187,7 @@ pub async fn fail(db: &impl ConnectionTrait, job: &Model, error: &str, retry_in:
         Some(delay) => {
             let result = Jobs::update_many()
                 .col_expr(Column::Status, Expr::value(QUEUED))
-                .col_expr(Column::RunAtMs, Expr::value(now_ms() + ms(delay)))
+                .col_expr(Column::RunAtMs, Expr::value(now_ms(db).await? + ms(delay)))
                 .col_expr(Column::LockedUntilMs, Expr::value(Option::<i64>::None))
                 .col_expr(Column::LockedBy, Expr::value(Option::<String>::None))
                 .col_expr(Column::LastError, Expr::value(error))

@@ -296,3 +296,18 @@ async fn cancelling_a_running_job_stops_its_handler() {
         running.await.expect("the worker stops: the cancelled run is not holding it");
     }
 }
+
+#[tokio::test]
+async fn leases_run_on_the_databases_clock() {
+    for backend in Backend::enabled() {
+        let (db, _dir) = fresh_db(backend).await;
+        let here = chrono::Utc::now().timestamp_millis();
+        let there = queue::now_ms(&db).await.expect("clock");
+        // The same machine: the two clocks agree, which proves the expression's units.
+        assert!((there - here).abs() < 2_000, "{backend:?}: database {there}, process {here}");
+        let id = queue::enqueue(&db, NewJob { delay: Duration::from_secs(3600), ..job("work", 1) }).await.expect("enqueue").id;
+        let queued = queue::get(&db, id).await.expect("get").expect("job");
+        assert!((queued.run_at_ms - there - 3_600_000).abs() < 2_000, "{backend:?}: due in an hour by the database's clock");
+        assert!(queue::claim(&db, "w", &["work"], 1, LEASE).await.expect("claim").is_empty(), "{backend:?}: not due yet");
+    }
+}
