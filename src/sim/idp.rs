@@ -8,10 +8,7 @@ use std::sync::RwLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use actix_web::dev::ServerHandle;
-use actix_web::http::header::AUTHORIZATION;
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use jsonwebtoken::jwk::{Jwk, JwkSet, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, decode_header, encode};
 use rsa::RsaPrivateKey;
@@ -247,17 +244,10 @@ async fn token(state: web::Data<IdpState>, req: HttpRequest, form: Option<web::F
     if form.grant_type != "client_credentials" {
         return oauth_error(StatusCode::BAD_REQUEST, "unsupported_grant_type");
     }
-    let credentials = req
-        .headers()
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Basic "))
-        .and_then(|b| STANDARD.decode(b.trim()).ok())
-        .and_then(|b| String::from_utf8(b).ok());
-    let Some((client_id, secret)) = credentials.as_deref().and_then(|c| c.split_once(':')) else {
+    let Some((client_id, secret)) = super::basic_credentials(&req) else {
         return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client");
     };
-    match state.client_token(client_id, secret) {
+    match state.client_token(&client_id, &secret) {
         Some((access_token, expires_on)) => {
             HttpResponse::Ok().json(json!({ "access_token": access_token, "token_type": "bearer", "expires_on": expires_on }))
         }

@@ -2,10 +2,10 @@
 //! binary search plus `limit` items, and stays exact while the data changes.
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
+use actix_web::http::header::WWW_AUTHENTICATE;
 use actix_web::{HttpRequest, HttpResponse, web};
 use base64::Engine;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -47,14 +47,7 @@ fn error(status: StatusCode, code: &str, message: &str) -> HttpResponse {
 
 /// The 401 answer, unless the request carries the top-level group's credentials.
 fn unauthorized(req: &HttpRequest, state: &SourceState) -> Option<HttpResponse> {
-    let credentials = req
-        .headers()
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Basic "))
-        .and_then(|b| STANDARD.decode(b.trim()).ok())
-        .and_then(|b| String::from_utf8(b).ok());
-    match credentials.as_deref().and_then(|c| c.split_once(':')) {
+    match crate::sim::basic_credentials(req) {
         Some((login, password)) if login == state.login && password == state.password => None,
         _ => {
             state.requests.count(&state.requests.unauthorized);
