@@ -31,6 +31,10 @@ pub struct Model {
     pub target_rate_per_sec: i32,
     /// Requests in flight toward the cloud.
     pub target_concurrency: i32,
+    /// When the last sync replaced the snapshot (our clock).
+    pub snapshot_synced_at: Option<DateTimeUtc>,
+    /// The BackupAgent server's clock at that sync: last-seen times are measured against it.
+    pub snapshot_source_time: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

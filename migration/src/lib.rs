@@ -9,6 +9,7 @@ mod m20261125_000004_add_workspace_limits;
 mod m20261125_000005_create_jobs;
 mod m20261125_000006_index_idempotency_created_at;
 mod m20261125_000007_create_snapshot;
+mod m20261125_000008_add_snapshot_facts;
 
 pub struct Migrator;
 
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000005_create_jobs::Migration),
             Box::new(m20261125_000006_index_idempotency_created_at::Migration),
             Box::new(m20261125_000007_create_snapshot::Migration),
+            Box::new(m20261125_000008_add_snapshot_facts::Migration),
         ]
     }
 }

@@ -252,7 +252,7 @@ mod tests {
     }
 
     fn account() -> SourceAccount {
-        SourceAccount { group_id: "g-1".into(), name: "Root".into(), login: "root".into(), server_version: None }
+        SourceAccount { group_id: "g-1".into(), name: "Root".into(), login: "root".into(), server_version: None, server_time: None }
     }
 
     fn info(tenant_id: Uuid, roles: &[&str]) -> TokenInfo {

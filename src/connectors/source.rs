@@ -21,6 +21,9 @@ pub struct SourceAccount {
     pub login: String,
     #[serde(default)]
     pub server_version: Option<String>,
+    /// The server's clock: clients' last-seen times are measured against it.
+    #[serde(default)]
+    pub server_time: Option<DateTime<Utc>>,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]

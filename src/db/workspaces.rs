@@ -80,6 +80,8 @@ pub async fn insert(db: &impl ConnectionTrait, secrets: &SecretBox, new: NewWork
         source_concurrency: Set(pace(new.source_limit.concurrency)),
         target_rate_per_sec: Set(pace(new.target_limit.rate_per_sec)),
         target_concurrency: Set(pace(new.target_limit.concurrency)),
+        snapshot_synced_at: Set(None),
+        snapshot_source_time: Set(None),
         created_at: Set(now),
         updated_at: Set(now),
     };

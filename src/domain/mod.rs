@@ -2,6 +2,7 @@
 //! tested with a table of cases, one row per rule of the product description.
 
 pub mod logins;
+pub mod machines;
 pub mod names;
 pub mod schedules;
 pub mod segments;

@@ -112,7 +112,7 @@ pub enum ClientStatus {
 }
 
 /// Whether a machine can migrate unattended, and if not, what must happen first.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Readiness {
     Ready,
@@ -120,6 +120,21 @@ pub enum Readiness {
     ContactUser,
     ManualAction,
     Unsupported,
+}
+
+impl Readiness {
+    pub const ALL: [Readiness; 5] =
+        [Readiness::Ready, Readiness::ReadyAfterClientUpgrade, Readiness::ContactUser, Readiness::ManualAction, Readiness::Unsupported];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Readiness::Ready => "ready",
+            Readiness::ReadyAfterClientUpgrade => "ready_after_client_upgrade",
+            Readiness::ContactUser => "contact_user",
+            Readiness::ManualAction => "manual_action",
+            Readiness::Unsupported => "unsupported",
+        }
+    }
 }
 
 impl SupportMatrix {
@@ -221,6 +236,13 @@ mod tests {
         ];
         for (platform, version, auto_update, status) in cases {
             assert_eq!(m.client_status(platform, version, auto_update), status, "{platform:?} {version:?} {auto_update}");
+        }
+    }
+
+    #[test]
+    fn readiness_names_are_its_json_names() {
+        for readiness in Readiness::ALL {
+            assert_eq!(serde_json::to_value(readiness).ok(), Some(serde_json::Value::from(readiness.as_str())));
         }
     }
 

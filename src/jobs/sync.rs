@@ -10,7 +10,9 @@ use std::future::Future;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use chrono::Utc;
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DatabaseBackend, DatabaseConnection, EntityTrait, Statement, TransactionTrait, Value as DbValue};
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -21,6 +23,8 @@ use super::{JobError, JobHandler, JobRun};
 use crate::connectors::ConnectorError;
 use crate::connectors::source::{SourceApi, SourcePage};
 use crate::crypto::SecretBox;
+use crate::domain::machines::{Clock, MachineFacts, OFFLINE_AFTER_DAYS};
+use crate::domain::support::{Platform, SupportMatrix};
 
 pub const KIND: &str = "sync";
 const PAGE: u32 = 1000;
@@ -105,9 +109,9 @@ where
 {
     let staged = stage_all(db, job, source, &progress).await;
     let result = match staged {
-        Ok(()) => {
+        Ok(source_time) => {
             progress(json!({"phase": "applying"})).await?;
-            apply(db, job, workspace).await
+            apply(db, job, workspace, source_time).await
         }
         Err(e) => Err(e),
     };
@@ -116,30 +120,97 @@ where
     result
 }
 
-async fn stage_all<P, PF>(db: &DatabaseConnection, job: Uuid, source: &dyn SourceApi, progress: &P) -> Result<(), JobError>
+async fn stage_all<P, PF>(db: &DatabaseConnection, job: Uuid, source: &dyn SourceApi, progress: &P) -> Result<DateTime<Utc>, JobError>
 where
     P: Fn(Value) -> PF,
     PF: Future<Output = Result<(), JobError>>,
 {
     execute(db, "DELETE FROM sync_staging WHERE job_id = $1", vec![job.into()]).await.map_err(database)?;
+    // Last-seen times are judged on the server's clock, not ours.
+    let source_time = source.account().await.map_err(remote)?.server_time.unwrap_or_else(Utc::now);
+    let clock = Clock { now: source_time, offline_after: chrono::Duration::days(OFFLINE_AFTER_DAYS) };
+    let matrix = SupportMatrix::default();
     let mut counts = serde_json::Map::new();
     let mut report = |kind: Kind, n: u64| {
         counts.insert(kind.name().into(), json!(n));
         json!({"phase": "reading", "read": counts.clone()})
     };
-    let n = stage(db, job, Kind::Groups, |c| async move { source.groups(c.as_deref(), PAGE).await }, |g| (g.id.clone(), g.parent_id.clone())).await?;
+    let n = stage(db, job, Kind::Groups, |c| async move { source.groups(c.as_deref(), PAGE).await }, |g| Staged {
+        id: g.id.clone(),
+        parent: g.parent_id.clone(),
+        group: g.parent_id.clone(),
+        search: search_text([Some(&g.name), g.admin.as_ref().map(|a| &a.login), g.admin.as_ref().and_then(|a| a.email.as_ref())]),
+        size: 0,
+        readiness: None,
+    })
+    .await?;
     progress(report(Kind::Groups, n)).await?;
-    let n = stage(db, job, Kind::Users, |c| async move { source.users(c.as_deref(), PAGE).await }, |u| (u.id.clone(), Some(u.group_id.clone()))).await?;
+    // What a machine's readiness needs of its user and plans, kept until the machines are staged.
+    let mut users: HashMap<String, (String, bool)> = HashMap::new();
+    let n = stage(db, job, Kind::Users, |c| async move { source.users(c.as_deref(), PAGE).await }, |u| {
+        users.insert(u.id.clone(), (u.group_id.clone(), u.auto_update));
+        Staged {
+            id: u.id.clone(),
+            parent: Some(u.group_id.clone()),
+            group: Some(u.group_id.clone()),
+            search: search_text([Some(&u.login), u.email.as_ref()]),
+            size: 0,
+            readiness: None,
+        }
+    })
+    .await?;
     progress(report(Kind::Users, n)).await?;
-    let n = stage(db, job, Kind::Machines, |c| async move { source.machines(c.as_deref(), PAGE).await }, |m| (m.id.clone(), Some(m.user_id.clone()))).await?;
-    progress(report(Kind::Machines, n)).await?;
-    let n = stage(db, job, Kind::Plans, |c| async move { source.plans(c.as_deref(), PAGE).await }, |p| (p.id.clone(), Some(p.machine_id.clone()))).await?;
+    let mut plan_types: HashMap<String, Vec<String>> = HashMap::new();
+    let n = stage(db, job, Kind::Plans, |c| async move { source.plans(c.as_deref(), PAGE).await }, |p| {
+        plan_types.entry(p.machine_id.clone()).or_default().push(p.kind.clone());
+        Staged { id: p.id.clone(), parent: Some(p.machine_id.clone()), group: None, search: None, size: 0, readiness: None }
+    })
+    .await?;
     progress(report(Kind::Plans, n)).await?;
-    Ok(())
+    let n = stage(db, job, Kind::Machines, |c| async move { source.machines(c.as_deref(), PAGE).await }, |m| {
+        let user = users.get(&m.user_id);
+        let facts = MachineFacts {
+            platform: Platform::from_family(&m.os.family),
+            os_name: &m.os.name,
+            client_version: m.client_version.as_deref(),
+            auto_update: user.is_some_and(|u| u.1),
+            last_seen_at: m.last_seen_at,
+            plan_types: plan_types.get(&m.id).map(|t| t.iter().map(String::as_str).collect()).unwrap_or_default(),
+        };
+        Staged {
+            id: m.id.clone(),
+            parent: Some(m.user_id.clone()),
+            group: user.map(|u| u.0.clone()),
+            search: search_text([Some(&m.hostname)]),
+            size: i64::try_from(m.data_size_bytes).unwrap_or(i64::MAX),
+            readiness: Some(matrix.assess(&facts, clock).readiness.as_str()),
+        }
+    })
+    .await?;
+    progress(report(Kind::Machines, n)).await?;
+    Ok(source_time)
 }
 
+/// One staged row: the object's keys and the facts browsing reads without parsing `data`.
+struct Staged {
+    id: String,
+    parent: Option<String>,
+    group: Option<String>,
+    search: Option<String>,
+    size: i64,
+    readiness: Option<&'static str>,
+}
+
+/// Lowercase, one value per line, so a search never matches across two of them.
+fn search_text<'a>(values: impl IntoIterator<Item = Option<&'a String>>) -> Option<String> {
+    let text: Vec<String> = values.into_iter().flatten().map(|v| v.to_lowercase()).collect();
+    (!text.is_empty()).then(|| text.join("\n"))
+}
+
+const STAGE_COLUMNS: usize = 9;
+
 /// Pages through one kind, writing each page to the staging area.
-async fn stage<T, F, Fut>(db: &DatabaseConnection, job: Uuid, kind: Kind, fetch: F, key: impl Fn(&T) -> (String, Option<String>)) -> Result<u64, JobError>
+async fn stage<T, F, Fut>(db: &DatabaseConnection, job: Uuid, kind: Kind, fetch: F, mut row: impl FnMut(&T) -> Staged) -> Result<u64, JobError>
 where
     T: Serialize,
     F: Fn(Option<String>) -> Fut,
@@ -150,16 +221,29 @@ where
     loop {
         let page = fetch(cursor.clone()).await.map_err(remote)?;
         for chunk in page.items.chunks(STAGE_BATCH) {
-            let mut values = Vec::with_capacity(chunk.len() * 5);
+            let mut values = Vec::with_capacity(chunk.len() * STAGE_COLUMNS);
             let mut rows = Vec::with_capacity(chunk.len());
             for (i, item) in chunk.iter().enumerate() {
-                let (id, parent) = key(item);
+                let staged = row(item);
                 let data = serde_json::to_string(item).map_err(|e| JobError::Fatal(format!("encoding: {e}")))?;
-                let at = i * 5;
-                rows.push(format!("(${}, ${}, ${}, ${}, ${})", at + 1, at + 2, at + 3, at + 4, at + 5));
-                values.extend([job.into(), kind.name().into(), id.into(), parent.into(), data.into()]);
+                let marks: Vec<String> = (1..=STAGE_COLUMNS).map(|n| format!("${}", i * STAGE_COLUMNS + n)).collect();
+                rows.push(format!("({})", marks.join(", ")));
+                values.extend([
+                    job.into(),
+                    kind.name().into(),
+                    staged.id.into(),
+                    staged.parent.into(),
+                    data.into(),
+                    staged.group.into(),
+                    staged.search.into(),
+                    staged.size.into(),
+                    staged.readiness.map(str::to_string).into(),
+                ]);
             }
-            let sql = format!("INSERT INTO sync_staging (job_id, kind, source_id, parent_source_id, data) VALUES {}", rows.join(", "));
+            let sql = format!(
+                "INSERT INTO sync_staging (job_id, kind, source_id, parent_source_id, data, group_source_id, search, size_bytes, readiness) VALUES {}",
+                rows.join(", ")
+            );
             execute(db, &sql, values).await.map_err(database)?;
         }
         seen += page.items.len() as u64;
@@ -174,7 +258,7 @@ where
 }
 
 /// The snapshot takes the staged install base, in one transaction.
-async fn apply(db: &DatabaseConnection, job: Uuid, workspace: Uuid) -> Result<Value, JobError> {
+async fn apply(db: &DatabaseConnection, job: Uuid, workspace: Uuid, source_time: DateTime<Utc>) -> Result<Value, JobError> {
     let txn = db.begin().await.map_err(database)?;
     let now = Utc::now();
     let mut result = serde_json::Map::new();
@@ -196,10 +280,11 @@ async fn apply(db: &DatabaseConnection, job: Uuid, workspace: Uuid) -> Result<Va
         let mut upsert_args = args();
         upsert_args.push(now.into());
         execute(&txn, &format!(
-            "INSERT INTO {table} (workspace_id, source_id, parent_source_id, data, migration_state, synced_at) \
-             SELECT $1, source_id, parent_source_id, data, 'idle', $4 FROM sync_staging WHERE job_id = $2 AND kind = $3 \
+            "INSERT INTO {table} (workspace_id, source_id, parent_source_id, data, group_source_id, search, size_bytes, readiness, migration_state, synced_at) \
+             SELECT $1, source_id, parent_source_id, data, group_source_id, search, size_bytes, readiness, 'idle', $4 FROM sync_staging WHERE job_id = $2 AND kind = $3 \
              ON CONFLICT (workspace_id, source_id) DO UPDATE SET parent_source_id = excluded.parent_source_id, \
-             data = excluded.data, removed_at = NULL, synced_at = excluded.synced_at"
+             data = excluded.data, group_source_id = excluded.group_source_id, search = excluded.search, \
+             size_bytes = excluded.size_bytes, readiness = excluded.readiness, removed_at = NULL, synced_at = excluded.synced_at"
         ), upsert_args).await.map_err(database)?;
         // Objects gone from the source: forgotten, unless mid-migration (then flagged).
         execute(&txn, &format!(
@@ -213,7 +298,11 @@ async fn apply(db: &DatabaseConnection, job: Uuid, workspace: Uuid) -> Result<Va
         let total = count(&txn, &format!("SELECT COUNT(*) AS n FROM {table} WHERE workspace_id = $1 AND removed_at IS NULL"), vec![workspace.into()]).await?;
         result.insert(kind.name().into(), json!({"total": total, "added": added, "changed": changed, "removed": removed}));
     }
+    execute(&txn, "UPDATE workspaces SET snapshot_synced_at = $2, snapshot_source_time = $3 WHERE id = $1", vec![workspace.into(), now.into(), source_time.into()])
+        .await
+        .map_err(database)?;
     txn.commit().await.map_err(database)?;
+    result.insert("source_time".into(), json!(source_time));
     Ok(Value::Object(result))
 }
 

@@ -67,11 +67,11 @@ impl World {
         operation
     }
 
-    /// Every live row of the snapshot: id -> parent, per table.
+    /// Every live row of the snapshot: id -> its parent and fields, per table.
     async fn snapshot(&self) -> BTreeMap<&'static str, BTreeMap<String, Option<String>>> {
         let mut all = BTreeMap::new();
         for table in TABLES {
-            let sql = format!("SELECT source_id, parent_source_id FROM {table} WHERE workspace_id = '{}' AND removed_at IS NULL", self.workspace);
+            let sql = format!("SELECT source_id, parent_source_id, data FROM {table} WHERE workspace_id = '{}' AND removed_at IS NULL", self.workspace);
             let sql = if self.db.get_database_backend() == sea_orm::DatabaseBackend::Sqlite {
                 // SQLite keeps UUIDs as 16-byte blobs.
                 sql.replace(&format!("'{}'", self.workspace), &format!("X'{}'", self.workspace.simple()))
@@ -81,7 +81,11 @@ impl World {
             let rows = self.db.query_all_raw(Statement::from_string(self.db.get_database_backend(), sql)).await.expect("query");
             let rows = rows
                 .iter()
-                .map(|r| (r.try_get::<String>("", "source_id").expect("id"), r.try_get::<Option<String>>("", "parent_source_id").expect("parent")))
+                .map(|r| {
+                    let parent = r.try_get::<Option<String>>("", "parent_source_id").expect("parent");
+                    let data: Value = serde_json::from_str(&r.try_get::<String>("", "data").expect("data")).expect("json");
+                    (r.try_get::<String>("", "source_id").expect("id"), Some(fingerprint(table, parent, &data)))
+                })
                 .collect();
             all.insert(table, rows);
         }
@@ -89,13 +93,44 @@ impl World {
     }
 }
 
+/// The fields a sync must carry over, with the parent, as one comparable string.
+fn fingerprint(table: &str, parent: Option<String>, data: &Value) -> String {
+    let fields: &[&str] = match table {
+        "source_groups" => &["name", "admin"],
+        "source_users" => &["login", "email", "auto_update"],
+        "source_machines" => &["hostname", "os", "client_version", "last_seen_at", "data_size_bytes"],
+        _ => &["name", "type", "schedule", "inclusion_filters", "retention_days"],
+    };
+    let picked: Vec<String> = fields.iter().map(|f| format!("{f}={}", normalized(&data[*f]))).collect();
+    format!("{parent:?} {}", picked.join(" "))
+}
+
+/// Times compared as instants, objects without their null fields.
+fn normalized(value: &Value) -> Value {
+    match value {
+        Value::String(s) => chrono::DateTime::parse_from_rfc3339(s).map(|t| json!(t.timestamp())).unwrap_or_else(|_| value.clone()),
+        Value::Object(map) => Value::Object(map.iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k.clone(), normalized(v))).collect()),
+        _ => value.clone(),
+    }
+}
+
 /// The source as the simulator holds it, in the snapshot's shape.
 fn truth(base: &InstallBase) -> BTreeMap<&'static str, BTreeMap<String, Option<String>>> {
+    fn rows<T: serde::Serialize>(table: &'static str, items: &[T], key: impl Fn(&T) -> (String, Option<String>)) -> BTreeMap<String, Option<String>> {
+        items
+            .iter()
+            .map(|item| {
+                let (id, parent) = key(item);
+                let data = serde_json::to_value(item).expect("json");
+                (id, Some(fingerprint(table, parent, &data)))
+            })
+            .collect()
+    }
     BTreeMap::from([
-        ("source_groups", base.groups.iter().map(|g| (g.id.clone(), g.parent_id.clone())).collect()),
-        ("source_users", base.users.iter().map(|u| (u.id.clone(), Some(u.group_id.clone()))).collect()),
-        ("source_machines", base.machines.iter().map(|m| (m.id.clone(), Some(m.user_id.clone()))).collect()),
-        ("source_plans", base.plans.iter().map(|p| (p.id.clone(), Some(p.machine_id.clone()))).collect()),
+        ("source_groups", rows("source_groups", &base.groups, |g| (g.id.clone(), g.parent_id.clone()))),
+        ("source_users", rows("source_users", &base.users, |u| (u.id.clone(), Some(u.group_id.clone())))),
+        ("source_machines", rows("source_machines", &base.machines, |m| (m.id.clone(), Some(m.user_id.clone())))),
+        ("source_plans", rows("source_plans", &base.plans, |p| (p.id.clone(), Some(p.machine_id.clone())))),
     ])
 }
 

@@ -70,6 +70,8 @@ async fn account(req: HttpRequest, state: web::Data<SourceState>) -> HttpRespons
         "name": root.name,
         "login": base.login,
         "server_version": SERVER_VERSION,
+        // The install base's own clock: its last-seen times count back from `as_of`.
+        "server_time": base.clock.max(base.spec.as_of),
     }))
 }
 
