@@ -104,6 +104,11 @@ fn truncate(segments: &Segments, keep: usize) -> Segments {
     out
 }
 
+/// At most `chars` target characters, without a trailing space.
+pub fn fit(segments: &Segments, chars: usize) -> Segments {
+    trim_end(truncate(segments, chars))
+}
+
 fn trim_end(segments: Segments) -> Segments {
     let target = segments.target();
     let kept = target.trim_end().chars().count();
