@@ -56,7 +56,10 @@ pub enum Role {
 /// The job handlers of this build; each job kind has one.
 pub fn job_handlers(secrets: SecretBox, allow_private_networks: bool) -> Vec<std::sync::Arc<dyn crate::jobs::JobHandler>> {
     let pool = std::sync::Arc::new(crate::jobs::clients::ClientPool::new(allow_private_networks));
-    vec![std::sync::Arc::new(crate::jobs::sync::SyncHandler::new(secrets, pool))]
+    vec![
+        std::sync::Arc::new(crate::jobs::sync::SyncHandler::new(secrets.clone(), pool.clone())),
+        std::sync::Arc::new(crate::jobs::precheck::PrecheckHandler::new(secrets, pool)),
+    ]
 }
 
 /// The key that seals credentials, as configuration and policy allow.

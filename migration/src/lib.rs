@@ -10,6 +10,7 @@ mod m20261125_000005_create_jobs;
 mod m20261125_000006_index_idempotency_created_at;
 mod m20261125_000007_create_snapshot;
 mod m20261125_000008_add_snapshot_facts;
+mod m20261125_000009_create_prechecks;
 
 pub struct Migrator;
 
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000006_index_idempotency_created_at::Migration),
             Box::new(m20261125_000007_create_snapshot::Migration),
             Box::new(m20261125_000008_add_snapshot_facts::Migration),
+            Box::new(m20261125_000009_create_prechecks::Migration),
         ]
     }
 }

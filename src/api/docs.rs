@@ -20,6 +20,7 @@ Partner endpoints take the cloud's RS256 access token as `Authorization: Bearer 
     ),
     tags(
         (name = "workspaces", description = "A BackupAgent install base bound to the caller's cloud tenant"),
+        (name = "prechecks", description = "The pre-check report of a selection: the migration plan"),
         (name = "operations", description = "Long-running work (AIP-151), health and readiness"),
     ),
     components(

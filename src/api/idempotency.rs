@@ -42,11 +42,13 @@ impl FromRequest for IdempotencyKey {
 pub struct Created {
     pub location: String,
     pub body: serde_json::Value,
+    /// 201 for a resource made at once, 202 for one whose work has started.
+    pub status: StatusCode,
 }
 
 impl Created {
     fn answer(&self) -> Answer {
-        Answer { status_code: StatusCode::CREATED.as_u16(), location: Some(self.location.clone()), body: self.body.to_string() }
+        Answer { status_code: self.status.as_u16(), location: Some(self.location.clone()), body: self.body.to_string() }
     }
 }
 

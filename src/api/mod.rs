@@ -7,6 +7,7 @@ mod health;
 pub mod idempotency;
 pub mod operations;
 pub mod paging;
+mod prechecks;
 mod workspaces;
 
 use actix_web::dev::ResourceDef;
@@ -25,7 +26,7 @@ use crate::error::ApiError;
 pub fn routes(cfg: &mut ServiceConfig) {
     cfg.service(health::healthz)
         .service(health::readyz)
-        .service(scope("/api/v1").wrap(from_fn(require_partner)).configure(workspaces::routes).configure(operations::routes));
+        .service(scope("/api/v1").wrap(from_fn(require_partner)).configure(workspaces::routes).configure(prechecks::routes).configure(operations::routes));
 }
 
 /// The OpenAPI document, without starting a server.

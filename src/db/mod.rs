@@ -103,4 +103,5 @@ pub struct Page {
 }
 
 pub mod idempotency;
+pub mod prechecks;
 pub mod workspaces;

@@ -215,6 +215,7 @@ pub async fn delete(db: &DatabaseConnection, tenant_id: Uuid, id: Uuid) -> Resul
             .to_owned();
         txn.execute(&delete).await?;
     }
+    super::prechecks::delete_for_workspace(&txn, id).await?;
     txn.commit().await?;
     Ok(true)
 }

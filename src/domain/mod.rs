@@ -5,6 +5,7 @@ pub mod logins;
 pub mod machines;
 pub mod names;
 pub mod plan;
+pub mod report;
 pub mod schedules;
 pub mod segments;
 pub mod support;

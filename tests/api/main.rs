@@ -8,6 +8,7 @@ mod jobs;
 mod openapi;
 mod operations;
 mod operations_resource;
+mod prechecks;
 mod secrets;
 mod sim_backupagent;
 mod sim_cloud;

@@ -119,6 +119,7 @@ async fn create_workspace(
         Ok(Created {
             location: format!("/api/v1/workspaces/{}", workspace.id),
             body: serde_json::to_value(Workspace::from(workspace)).map_err(anyhow::Error::from)?,
+            status: actix_web::http::StatusCode::CREATED,
         })
     })
     .await

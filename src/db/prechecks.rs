@@ -1,0 +1,229 @@
+//! Pre-check reports, their entries, the snapshot they are computed from, and
+//! the target's answers on logins.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use entity::login_check;
+use entity::precheck::{self, Entity as Prechecks};
+use entity::precheck_chunk::{self, Entity as Chunks};
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, OnConflict, Order, Query};
+use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::Page;
+use crate::domain::plan::Snapshot;
+use crate::domain::report::{Entry, Report, Section};
+
+/// Entries per stored chunk: a page read decodes at most two chunks.
+const CHUNK: usize = 500;
+
+/// The live rows of a workspace's snapshot, in source-id order.
+pub async fn load_snapshot(db: &impl ConnectionTrait, workspace_id: Uuid) -> Result<Snapshot, DbErr> {
+    Ok(Snapshot {
+        groups: rows(db, "source_groups", workspace_id).await?,
+        users: rows(db, "source_users", workspace_id).await?,
+        machines: rows(db, "source_machines", workspace_id).await?,
+        plans: rows(db, "source_plans", workspace_id).await?,
+    })
+}
+
+async fn rows<T: DeserializeOwned>(db: &impl ConnectionTrait, table: &str, workspace_id: Uuid) -> Result<Vec<T>, DbErr> {
+    let query = Query::select()
+        .column(Alias::new("data"))
+        .from(Alias::new(table))
+        .and_where(Expr::col(Alias::new("workspace_id")).eq(workspace_id))
+        .and_where(Expr::col(Alias::new("removed_at")).is_null())
+        .order_by(Alias::new("source_id"), Order::Asc)
+        .to_owned();
+    let rows = db.query_all(&query).await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        let data: String = row.try_get("", "data")?;
+        out.push(serde_json::from_str(&data).map_err(|e| DbErr::Custom(format!("{table}: a snapshot row does not parse: {e}")))?);
+    }
+    Ok(out)
+}
+
+/// The target's answers younger than `since`: lowercase login -> taken.
+pub async fn login_answers(db: &impl ConnectionTrait, workspace_id: Uuid, since: DateTime<Utc>) -> Result<HashMap<String, (bool, DateTime<Utc>)>, DbErr> {
+    let rows = login_check::Entity::find()
+        .filter(login_check::Column::WorkspaceId.eq(workspace_id))
+        .filter(login_check::Column::CheckedAt.gte(since))
+        .all(db)
+        .await?;
+    Ok(rows.into_iter().map(|r| (r.login, (r.taken, r.checked_at))).collect())
+}
+
+pub async fn record_login_answers(db: &impl ConnectionTrait, workspace_id: Uuid, answers: &[(String, bool)], at: DateTime<Utc>) -> Result<(), DbErr> {
+    for batch in answers.chunks(200) {
+        let models = batch.iter().map(|(login, taken)| login_check::ActiveModel {
+            workspace_id: Set(workspace_id),
+            login: Set(login.to_lowercase()),
+            taken: Set(*taken),
+            checked_at: Set(at),
+        });
+        login_check::Entity::insert_many(models)
+            .on_conflict(
+                OnConflict::columns([login_check::Column::WorkspaceId, login_check::Column::Login])
+                    .update_columns([login_check::Column::Taken, login_check::Column::CheckedAt])
+                    .to_owned(),
+            )
+            .exec_without_returning(db)
+            .await?;
+    }
+    Ok(())
+}
+
+pub async fn insert(db: &impl ConnectionTrait, model: precheck::Model) -> Result<(), DbErr> {
+    Prechecks::insert(precheck::ActiveModel::from(model)).exec_without_returning(db).await.map(drop)
+}
+
+/// Stores the report's entries and its planning section, in one transaction.
+pub async fn store_report(db: &DatabaseConnection, id: Uuid, report: &Report, snapshot_synced_at: Option<DateTime<Utc>>) -> Result<(), DbErr> {
+    let txn = db.begin().await?;
+    Chunks::delete_many().filter(precheck_chunk::Column::PrecheckId.eq(id)).exec(&txn).await?;
+    for (section, entries) in &report.sections {
+        let mut models = Vec::new();
+        for (n, chunk) in entries.chunks(CHUNK).enumerate() {
+            let pairs: Vec<(&str, &Value)> = chunk.iter().map(|e| (e.key.as_str(), &e.value)).collect();
+            models.push(precheck_chunk::ActiveModel {
+                precheck_id: Set(id),
+                section: Set(section.as_str().to_string()),
+                chunk: Set(n as i32),
+                first_entry: Set((n * CHUNK) as i32),
+                entries: Set(chunk.len() as i32),
+                data: Set(serde_json::to_string(&pairs).map_err(|e| DbErr::Custom(e.to_string()))?),
+            });
+        }
+        for batch in models.chunks(50) {
+            Chunks::insert_many(batch.to_vec()).exec_without_returning(&txn).await?;
+        }
+    }
+    Prechecks::update_many()
+        .col_expr(precheck::Column::Planning, Expr::value(report.planning.to_string()))
+        .col_expr(precheck::Column::SnapshotSyncedAt, Expr::value(snapshot_synced_at))
+        .col_expr(precheck::Column::CompletedAt, Expr::value(Utc::now()))
+        .filter(precheck::Column::Id.eq(id))
+        .exec(&txn)
+        .await?;
+    txn.commit().await
+}
+
+pub async fn find(db: &impl ConnectionTrait, tenant_id: Uuid, workspace_id: Uuid, id: Uuid) -> Result<Option<precheck::Model>, DbErr> {
+    Prechecks::find_by_id(id)
+        .filter(precheck::Column::TenantId.eq(tenant_id))
+        .filter(precheck::Column::WorkspaceId.eq(workspace_id))
+        .one(db)
+        .await
+}
+
+/// Up to `page.limit + 1` pre-checks after the cursor, oldest first.
+pub async fn list(db: &impl ConnectionTrait, tenant_id: Uuid, workspace_id: Uuid, page: Page) -> Result<Vec<precheck::Model>, DbErr> {
+    let mut query = Prechecks::find().filter(precheck::Column::TenantId.eq(tenant_id)).filter(precheck::Column::WorkspaceId.eq(workspace_id));
+    if let Some(after) = page.after {
+        query = query.filter(precheck::Column::Id.gt(after));
+    }
+    query.order_by_asc(precheck::Column::Id).limit(page.limit + 1).all(db).await
+}
+
+/// The completed pre-check of the workspace made just before `id`.
+pub async fn previous(db: &impl ConnectionTrait, workspace_id: Uuid, id: Uuid) -> Result<Option<precheck::Model>, DbErr> {
+    Prechecks::find()
+        .filter(precheck::Column::WorkspaceId.eq(workspace_id))
+        .filter(precheck::Column::Id.lt(id))
+        .filter(precheck::Column::CompletedAt.is_not_null())
+        .order_by_desc(precheck::Column::Id)
+        .one(db)
+        .await
+}
+
+/// Up to `limit + 1` entries of a section from position `offset`.
+pub async fn entries(db: &impl ConnectionTrait, id: Uuid, section: Section, offset: u64, limit: u64) -> Result<Vec<Entry>, DbErr> {
+    let first_chunk = offset / CHUNK as u64;
+    let last_chunk = (offset + limit) / CHUNK as u64;
+    let chunks = Chunks::find()
+        .filter(precheck_chunk::Column::PrecheckId.eq(id))
+        .filter(precheck_chunk::Column::Section.eq(section.as_str()))
+        .filter(precheck_chunk::Column::Chunk.between(first_chunk as i32, last_chunk as i32))
+        .order_by_asc(precheck_chunk::Column::Chunk)
+        .all(db)
+        .await?;
+    let mut out = Vec::new();
+    for chunk in chunks {
+        for (i, entry) in decode(&chunk)?.into_iter().enumerate() {
+            let position = chunk.first_entry as u64 + i as u64;
+            if position >= offset && position <= offset + limit {
+                out.push(entry);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Every entry of a section, in order.
+pub async fn all_entries(db: &impl ConnectionTrait, id: Uuid, section: Section) -> Result<Vec<Entry>, DbErr> {
+    let chunks = Chunks::find()
+        .filter(precheck_chunk::Column::PrecheckId.eq(id))
+        .filter(precheck_chunk::Column::Section.eq(section.as_str()))
+        .order_by_asc(precheck_chunk::Column::Chunk)
+        .all(db)
+        .await?;
+    let mut out = Vec::new();
+    for chunk in chunks {
+        out.extend(decode(&chunk)?);
+    }
+    Ok(out)
+}
+
+fn decode(chunk: &precheck_chunk::Model) -> Result<Vec<Entry>, DbErr> {
+    let pairs: Vec<(String, Value)> = serde_json::from_str(&chunk.data).map_err(|e| DbErr::Custom(format!("a report chunk does not parse: {e}")))?;
+    Ok(pairs.into_iter().map(|(key, value)| Entry { key, value }).collect())
+}
+
+/// A workspace's reports and login answers go with it.
+pub async fn delete_for_workspace(db: &impl ConnectionTrait, workspace_id: Uuid) -> Result<(), DbErr> {
+    let ids = Query::select().column(precheck::Column::Id).from(Prechecks).and_where(precheck::Column::WorkspaceId.eq(workspace_id)).to_owned();
+    Chunks::delete_many().filter(precheck_chunk::Column::PrecheckId.in_subquery(ids)).exec(db).await?;
+    Prechecks::delete_many().filter(precheck::Column::WorkspaceId.eq(workspace_id)).exec(db).await?;
+    login_check::Entity::delete_many().filter(login_check::Column::WorkspaceId.eq(workspace_id)).exec(db).await?;
+    Ok(())
+}
+
+/// Positions of the selection's nodes that the workspace's live snapshot lacks.
+pub async fn missing_nodes(db: &impl ConnectionTrait, workspace_id: Uuid, nodes: &[crate::domain::plan::Node]) -> Result<Vec<usize>, DbErr> {
+    use crate::domain::plan::Node;
+    let mut present = HashSet::new();
+    for (table, kind) in [("source_groups", "group"), ("source_users", "user")] {
+        let ids: Vec<&str> = nodes
+            .iter()
+            .filter_map(|n| match (n, kind) {
+                (Node::Group(id), "group") | (Node::User(id), "user") => Some(id.as_str()),
+                _ => None,
+            })
+            .collect();
+        for batch in ids.chunks(500) {
+            let query = Query::select()
+                .column(Alias::new("source_id"))
+                .from(Alias::new(table))
+                .and_where(Expr::col(Alias::new("workspace_id")).eq(workspace_id))
+                .and_where(Expr::col(Alias::new("removed_at")).is_null())
+                .and_where(Expr::col(Alias::new("source_id")).is_in(batch.iter().copied()))
+                .to_owned();
+            for row in db.query_all(&query).await? {
+                present.insert((kind, row.try_get::<String>("", "source_id")?));
+            }
+        }
+    }
+    Ok(nodes
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| match n {
+            Node::Group(id) => !present.contains(&("group", id.clone())),
+            Node::User(id) => !present.contains(&("user", id.clone())),
+        })
+        .map(|(i, _)| i)
+        .collect())
+}

@@ -1,0 +1,198 @@
+//! The `precheck` job: plans a selection from the snapshot and keeps the report.
+//!
+//! Logins are planned against what the target said of them. Logins the plan
+//! hands out and the target has no fresh answer for are asked (with the
+//! workspace's concurrency and rate toward the target) and the plan is made
+//! again, until every planned login has an answer: a numbered login may itself
+//! be taken. Answers are kept per workspace, so the next pre-check asks only
+//! about what it has not heard of.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, Utc};
+use futures_util::StreamExt;
+use sea_orm::{DatabaseConnection, EntityTrait};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::clients::ClientPool;
+use super::{JobError, JobHandler, JobRun};
+use crate::connectors::target::{LoginStatus, TargetApi};
+use crate::crypto::SecretBox;
+use crate::db::prechecks as store;
+use crate::domain::machines::{Clock, OFFLINE_AFTER_DAYS};
+use crate::domain::names::NameRules;
+use crate::domain::plan::{Plan, Selection, Settings, plan};
+use crate::domain::report::{self, LoginAnswers};
+use crate::domain::support::SupportMatrix;
+
+pub const KIND: &str = "precheck";
+/// A target answer on a login older than this is asked again.
+pub const LOGIN_ANSWER_MAX_AGE_HOURS: i64 = 24;
+/// Each round settles the logins the previous one numbered; more would mean a runaway.
+const MAX_ROUNDS: usize = 8;
+
+pub struct PrecheckHandler {
+    secrets: SecretBox,
+    pool: Arc<ClientPool>,
+}
+
+impl PrecheckHandler {
+    pub fn new(secrets: SecretBox, pool: Arc<ClientPool>) -> Self {
+        Self { secrets, pool }
+    }
+}
+
+#[async_trait]
+impl JobHandler for PrecheckHandler {
+    fn kind(&self) -> &'static str {
+        KIND
+    }
+
+    async fn run(&self, run: &JobRun) -> Result<Value, JobError> {
+        let payload = run.payload()?;
+        let id = |field: &str| payload[field].as_str().and_then(|id| Uuid::parse_str(id).ok());
+        let (Some(workspace_id), Some(precheck_id)) = (id("workspace_id"), id("precheck_id")) else {
+            return Err(JobError::Fatal("payload names no workspace or pre-check".into()));
+        };
+        let workspace = entity::workspace::Entity::find_by_id(workspace_id)
+            .one(run.db())
+            .await
+            .map_err(database)?
+            .filter(|w| Some(w.tenant_id) == run.job.tenant_id)
+            .ok_or_else(|| JobError::Fatal("the workspace no longer exists".into()))?;
+        let precheck = store::find(run.db(), workspace.tenant_id, workspace.id, precheck_id)
+            .await
+            .map_err(database)?
+            .ok_or_else(|| JobError::Fatal("the pre-check no longer exists".into()))?;
+        let target = if precheck.check_logins { Some(self.pool.clients(&workspace, &self.secrets)?.target) } else { None };
+        let selection: Selection = serde_json::from_str(&precheck.selection).map_err(|e| JobError::Fatal(format!("selection: {e}")))?;
+        let request = PrecheckRun {
+            db: run.db(),
+            workspace_id,
+            precheck_id,
+            source_time: workspace.snapshot_source_time,
+            snapshot_synced_at: workspace.snapshot_synced_at,
+            selection,
+            target: target.as_deref().map(|t| t as &dyn TargetApi),
+            concurrency: usize::try_from(workspace.target_concurrency).unwrap_or(1).max(1),
+        };
+        precheck_run(request, |p| async move { run.progress(p).await }, || run.should_stop()).await
+    }
+}
+
+/// One pre-check, with what it needs from outside.
+pub struct PrecheckRun<'a> {
+    pub db: &'a DatabaseConnection,
+    pub workspace_id: Uuid,
+    pub precheck_id: Uuid,
+    pub source_time: Option<DateTime<Utc>>,
+    pub snapshot_synced_at: Option<DateTime<Utc>>,
+    pub selection: Selection,
+    /// Asked about logins without a fresh answer; `None` plans without asking.
+    pub target: Option<&'a dyn TargetApi>,
+    pub concurrency: usize,
+}
+
+pub async fn precheck_run<P, PF>(request: PrecheckRun<'_>, progress: P, stop: impl Fn() -> bool) -> Result<Value, JobError>
+where
+    P: Fn(Value) -> PF,
+    PF: Future<Output = Result<(), JobError>>,
+{
+    let db = request.db;
+    progress(json!({"phase": "reading"})).await?;
+    let snapshot = store::load_snapshot(db, request.workspace_id).await.map_err(database)?;
+    let settings = Settings {
+        names: NameRules::default(),
+        matrix: SupportMatrix::default(),
+        clock: Clock { now: request.source_time.unwrap_or_else(Utc::now), offline_after: Duration::days(OFFLINE_AFTER_DAYS) },
+    };
+    let since = Utc::now() - Duration::hours(LOGIN_ANSWER_MAX_AGE_HOURS);
+    let mut answers = store::login_answers(db, request.workspace_id, since).await.map_err(database)?;
+    let mut asked = 0usize;
+    let mut planned: Option<Plan> = None;
+    for _ in 0..MAX_ROUNDS {
+        progress(json!({"phase": "planning", "asked_target": asked})).await?;
+        let lookup = |login: &str| answers.get(&login.to_lowercase()).map(|(taken, _)| *taken);
+        let plan = plan(&snapshot, &request.selection, &settings, &lookup).map_err(|e| JobError::Fatal(e.to_string()))?;
+        let unknown = unknown_logins(&plan);
+        let Some(target) = request.target.filter(|_| !unknown.is_empty()) else {
+            planned = Some(plan);
+            break;
+        };
+        let total = unknown.len();
+        for batch in unknown.chunks(200) {
+            if stop() {
+                return Err(JobError::Retry("the worker is stopping".into()));
+            }
+            let replies: Vec<(String, Result<LoginStatus, _>)> = futures_util::stream::iter(batch.iter().cloned())
+                .map(|login| async move {
+                    let status = target.check_login(&login).await;
+                    (login, status)
+                })
+                .buffer_unordered(request.concurrency)
+                .collect()
+                .await;
+            let now = Utc::now();
+            let mut known = Vec::with_capacity(replies.len());
+            let mut failure = None;
+            for (login, status) in replies {
+                match status {
+                    Ok(status) => known.push((login, status == LoginStatus::Taken)),
+                    Err(e) => failure = Some(e),
+                }
+            }
+            // What was learnt is kept even when a reply failed: the retry asks only the rest.
+            store::record_login_answers(db, request.workspace_id, &known, now).await.map_err(database)?;
+            asked += known.len();
+            answers.extend(known.into_iter().map(|(login, taken)| (login.to_lowercase(), (taken, now))));
+            if let Some(e) = failure {
+                return Err(if e.is_transient() { JobError::Retry(e.to_string()) } else { JobError::Fatal(e.to_string()) });
+            }
+            progress(json!({"phase": "asking_target", "asked_target": asked, "to_ask_this_round": total})).await?;
+        }
+    }
+    let plan = planned.ok_or_else(|| JobError::Fatal("logins did not settle: the target keeps answering taken".into()))?;
+    let logins = login_answers(&plan, &answers);
+    let report = report::build(&snapshot, &plan, &logins);
+    progress(json!({"phase": "storing", "asked_target": asked})).await?;
+    store::store_report(db, request.precheck_id, &report, request.snapshot_synced_at).await.map_err(database)?;
+    Ok(json!({
+        "precheck_id": request.precheck_id,
+        "asked_target": asked,
+        "counts": report.planning["counts"],
+    }))
+}
+
+/// The logins the plan hands out that the target was not asked about.
+fn unknown_logins(plan: &Plan) -> Vec<String> {
+    let mut seen = HashSet::new();
+    plan.users
+        .iter()
+        .filter(|u| u.unverified)
+        .map(|u| &u.login.target)
+        .chain(plan.admins.iter().filter(|a| a.unverified).map(|a| &a.login.target))
+        .filter(|l| seen.insert(l.to_lowercase()))
+        .cloned()
+        .collect()
+}
+
+fn login_answers(plan: &Plan, answers: &HashMap<String, (bool, DateTime<Utc>)>) -> LoginAnswers {
+    let logins = plan.users.iter().map(|u| (&u.login.target, u.unverified)).chain(plan.admins.iter().map(|a| (&a.login.target, a.unverified)));
+    let mut out = LoginAnswers::default();
+    for (login, unverified) in logins {
+        if unverified {
+            out.unverified += 1;
+        } else if let Some((_, at)) = answers.get(&login.to_lowercase()) {
+            out.known += 1;
+            out.oldest_answer_at = Some(out.oldest_answer_at.map_or(*at, |o: DateTime<Utc>| o.min(*at)));
+        }
+    }
+    out
+}
+
+fn database(e: sea_orm::DbErr) -> JobError {
+    JobError::Retry(format!("database: {e}"))
+}
