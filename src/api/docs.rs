@@ -1,11 +1,11 @@
 //! The OpenAPI document's fixed parts: info, tags, security schemes and the
 //! reusable error responses that every operation lists.
 
+use std::collections::BTreeMap;
 use utoipa::openapi::content::Content;
 use utoipa::openapi::response::{Response, ResponseBuilder};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{Ref, RefOr};
-use std::collections::BTreeMap;
 
 use utoipa::{IntoResponses, Modify, OpenApi, ToResponse};
 
@@ -20,6 +20,7 @@ Partner endpoints take the cloud's RS256 access token as `Authorization: Bearer 
     ),
     tags(
         (name = "workspaces", description = "A BackupAgent install base bound to the caller's cloud tenant"),
+        (name = "hierarchy", description = "The synced install base: browse, search, roll up, and see each group, user and machine"),
         (name = "prechecks", description = "The pre-check report of a selection: the migration plan"),
         (name = "operations", description = "Long-running work (AIP-151), health and readiness"),
     ),
@@ -50,11 +51,7 @@ impl Modify for BearerAuth {
 }
 
 fn problem(description: &str) -> RefOr<Response> {
-    ResponseBuilder::new()
-        .description(description)
-        .content(PROBLEM_JSON, Content::new(Some(Ref::from_schema_name("Problem"))))
-        .build()
-        .into()
+    ResponseBuilder::new().description(description).content(PROBLEM_JSON, Content::new(Some(Ref::from_schema_name("Problem")))).build().into()
 }
 
 macro_rules! problem_responses {

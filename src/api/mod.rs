@@ -4,6 +4,7 @@
 pub mod docs;
 pub mod extract;
 mod health;
+mod hierarchy;
 pub mod idempotency;
 pub mod operations;
 pub mod paging;
@@ -24,9 +25,14 @@ use crate::error::ApiError;
 
 /// Every documented route; the app and the spec are both built from this.
 pub fn routes(cfg: &mut ServiceConfig) {
-    cfg.service(health::healthz)
-        .service(health::readyz)
-        .service(scope("/api/v1").wrap(from_fn(require_partner)).configure(workspaces::routes).configure(prechecks::routes).configure(operations::routes));
+    cfg.service(health::healthz).service(health::readyz).service(
+        scope("/api/v1")
+            .wrap(from_fn(require_partner))
+            .configure(workspaces::routes)
+            .configure(hierarchy::routes)
+            .configure(prechecks::routes)
+            .configure(operations::routes),
+    );
 }
 
 /// The OpenAPI document, without starting a server.
@@ -44,8 +50,7 @@ impl RouteTable {
     }
 
     fn allowed(&self, path: &str) -> Vec<Method> {
-        let mut allowed: Vec<Method> =
-            self.0.iter().filter(|(def, _)| def.is_match(path)).flat_map(|(_, m)| m.iter().cloned()).collect();
+        let mut allowed: Vec<Method> = self.0.iter().filter(|(def, _)| def.is_match(path)).flat_map(|(_, m)| m.iter().cloned()).collect();
         allowed.sort_by(|a, b| a.as_str().cmp(b.as_str()));
         allowed.dedup();
         allowed

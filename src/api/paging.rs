@@ -2,6 +2,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -27,13 +28,47 @@ pub use crate::db::Page;
 
 impl PageParams {
     pub fn page(&self) -> Result<Page, ApiError> {
+        let limit = self.limit()?;
+        let after = self.cursor.as_deref().map(decode_cursor).transpose()?;
+        Ok(Page { limit, after })
+    }
+
+    /// For listings ordered by something other than id: the cursor holds the
+    /// last entry's sort key.
+    pub fn keyed<K: DeserializeOwned>(&self) -> Result<(u64, Option<K>), ApiError> {
+        let limit = self.limit()?;
+        let after = self.cursor.as_deref().map(decode_key).transpose()?;
+        Ok((limit, after))
+    }
+
+    fn limit(&self) -> Result<u64, ApiError> {
         let limit = self.limit.unwrap_or(DEFAULT_LIMIT);
         if !(1..=MAX_LIMIT).contains(&limit) {
             return Err(ApiError::bad_request("invalid_query", format!("limit must be between 1 and {MAX_LIMIT}.")));
         }
-        let after = self.cursor.as_deref().map(decode_cursor).transpose()?;
-        Ok(Page { limit, after })
+        Ok(limit)
     }
+}
+
+const KEY_CURSOR_VERSION: u8 = 2;
+
+/// A cursor holding a sort key (see [`PageParams::keyed`]).
+pub fn encode_key<K: Serialize>(key: &K) -> String {
+    let mut bytes = vec![KEY_CURSOR_VERSION];
+    bytes.extend(serde_json::to_vec(key).unwrap_or_default());
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn decode_key<K: DeserializeOwned>(cursor: &str) -> Result<K, ApiError> {
+    let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| invalid_cursor())?;
+    match bytes.split_first() {
+        Some((&KEY_CURSOR_VERSION, key)) => serde_json::from_slice(key).map_err(|_| invalid_cursor()),
+        _ => Err(invalid_cursor()),
+    }
+}
+
+fn invalid_cursor() -> ApiError {
+    ApiError::bad_request("invalid_cursor", "The cursor is not one this API issued.")
 }
 
 pub fn encode_cursor(after: Uuid) -> String {
@@ -43,11 +78,10 @@ pub fn encode_cursor(after: Uuid) -> String {
 }
 
 fn decode_cursor(cursor: &str) -> Result<Uuid, ApiError> {
-    let invalid = || ApiError::bad_request("invalid_cursor", "The cursor is not one this API issued.");
-    let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| invalid())?;
+    let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| invalid_cursor())?;
     match bytes.split_first() {
-        Some((&CURSOR_VERSION, id)) => Uuid::from_slice(id).map_err(|_| invalid()),
-        _ => Err(invalid()),
+        Some((&CURSOR_VERSION, id)) => Uuid::from_slice(id).map_err(|_| invalid_cursor()),
+        _ => Err(invalid_cursor()),
     }
 }
 
@@ -81,6 +115,16 @@ mod tests {
             let params = PageParams { limit: None, cursor: Some(bad.to_string()) };
             assert!(params.page().is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn key_cursors_round_trip_and_id_cursors_are_not_keys() {
+        let key = ("group".to_string(), 7u32);
+        let params = PageParams { limit: None, cursor: Some(encode_key(&key)) };
+        assert_eq!(params.keyed::<(String, u32)>().unwrap(), (DEFAULT_LIMIT, Some(key)));
+        assert!(params.page().is_err());
+        let params = PageParams { limit: None, cursor: Some(encode_cursor(Uuid::now_v7())) };
+        assert!(params.keyed::<(String, u32)>().is_err());
     }
 
     #[test]

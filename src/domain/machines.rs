@@ -140,6 +140,54 @@ impl SupportMatrix {
     }
 }
 
+/// Where a machine is in its migration (DESIGN.md, Machine states).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MachineState {
+    /// Not in a migration.
+    Idle,
+    /// Released: waiting for its agent's next check-in.
+    Pending,
+    /// Its agent is installing, registering or transferring plans.
+    Migrating,
+    /// Plans transferred and restore-only confirmed.
+    Migrated,
+    /// The agent reported an error; retry returns it to `pending`.
+    Failed,
+    /// Waiting for someone's hands, with instructions.
+    ManualActionRequired,
+    /// Taken out of its migration.
+    Cancelled,
+}
+
+impl MachineState {
+    pub const ALL: [MachineState; 7] = [
+        MachineState::Idle,
+        MachineState::Pending,
+        MachineState::Migrating,
+        MachineState::Migrated,
+        MachineState::Failed,
+        MachineState::ManualActionRequired,
+        MachineState::Cancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MachineState::Idle => "idle",
+            MachineState::Pending => "pending",
+            MachineState::Migrating => "migrating",
+            MachineState::Migrated => "migrated",
+            MachineState::Failed => "failed",
+            MachineState::ManualActionRequired => "manual_action_required",
+            MachineState::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::ActionCause::*;
@@ -165,7 +213,13 @@ mod tests {
         let older = Some("5.4.3.12000");
         let cases: Vec<(&str, MachineFacts<'_>, Readiness, Vec<ActionCause>, Vec<ContactReason>)> = vec![
             ("current client, files", win("Windows 10", current, true, recent, vec!["files"]), Ready, vec![], vec![]),
-            ("every supported plan type", win("Windows Server 2012 R2", current, false, recent, vec!["files", "network_share", "system_state", "hyperv_host", "hyperv_vm"]), Ready, vec![], vec![]),
+            (
+                "every supported plan type",
+                win("Windows Server 2012 R2", current, false, recent, vec!["files", "network_share", "system_state", "hyperv_host", "hyperv_vm"]),
+                Ready,
+                vec![],
+                vec![],
+            ),
             ("old client, auto-update on", win("Windows 7", older, true, recent, vec!["files"]), ReadyAfterClientUpgrade, vec![], vec![]),
             ("old client, auto-update off", win("Windows 7", older, false, recent, vec!["files"]), ContactUser, vec![], vec![AutoUpdateOff]),
             ("current client, auto-update off", win("Windows 7", current, false, recent, vec!["files"]), Ready, vec![], vec![]),
@@ -176,10 +230,28 @@ mod tests {
             ("SQL Server", win("Windows Server 2008", current, true, recent, vec!["files", "sql_server"]), ManualAction, vec![SqlServerRegistration], vec![]),
             ("Exchange", win("Windows Server 2008", current, true, recent, vec!["exchange"]), ManualAction, vec![ExchangeRegistration], vec![]),
             ("other plan type", win("Windows 10", current, true, recent, vec!["other", "files"]), ManualAction, vec![UnsupportedPlanType], vec![]),
-            ("both manual kinds", win("Windows 10", current, true, recent, vec!["other", "exchange", "sql_server"]), ManualAction, vec![SqlServerRegistration, ExchangeRegistration, UnsupportedPlanType], vec![]),
-            ("manual action and a user to contact", win("Windows 10", older, false, recent, vec!["sql_server"]), ManualAction, vec![SqlServerRegistration], vec![AutoUpdateOff]),
+            (
+                "both manual kinds",
+                win("Windows 10", current, true, recent, vec!["other", "exchange", "sql_server"]),
+                ManualAction,
+                vec![SqlServerRegistration, ExchangeRegistration, UnsupportedPlanType],
+                vec![],
+            ),
+            (
+                "manual action and a user to contact",
+                win("Windows 10", older, false, recent, vec!["sql_server"]),
+                ManualAction,
+                vec![SqlServerRegistration],
+                vec![AutoUpdateOff],
+            ),
             ("unsupported OS", win("Windows XP", current, true, recent, vec!["files"]), Unsupported, vec![UnsupportedOs], vec![]),
-            ("unsupported OS with a SQL plan", win("Windows 11", current, true, recent, vec!["sql_server"]), Unsupported, vec![UnsupportedOs, SqlServerRegistration], vec![]),
+            (
+                "unsupported OS with a SQL plan",
+                win("Windows 11", current, true, recent, vec!["sql_server"]),
+                Unsupported,
+                vec![UnsupportedOs, SqlServerRegistration],
+                vec![],
+            ),
         ];
         for (case, facts, readiness, actions, contact) in cases {
             let assessed = SupportMatrix::default().assess(&facts, clock);

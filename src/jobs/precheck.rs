@@ -103,7 +103,9 @@ where
 {
     let db = request.db;
     progress(json!({"phase": "reading"})).await?;
+    let mut timer = Timer::default();
     let snapshot = store::load_snapshot(db, request.workspace_id).await.map_err(database)?;
+    timer.lap("read");
     let settings = Settings {
         names: NameRules::default(),
         matrix: SupportMatrix::default(),
@@ -155,15 +157,37 @@ where
         }
     }
     let plan = planned.ok_or_else(|| JobError::Fatal("logins did not settle: the target keeps answering taken".into()))?;
+    timer.lap("plan");
     let logins = login_answers(&plan, &answers);
     let report = report::build(&snapshot, &plan, &logins);
+    timer.lap("report");
     progress(json!({"phase": "storing", "asked_target": asked})).await?;
     store::store_report(db, request.precheck_id, &report, request.snapshot_synced_at).await.map_err(database)?;
+    timer.lap("store");
+    tracing::info!(precheck = %request.precheck_id, seconds = %timer.0, "pre-check done");
     Ok(json!({
         "precheck_id": request.precheck_id,
         "asked_target": asked,
         "counts": report.planning["counts"],
+        "seconds": timer.0,
     }))
+}
+
+/// Seconds per phase (planning includes asking the target).
+struct Timer(Value, std::time::Instant);
+
+impl Default for Timer {
+    fn default() -> Self {
+        Self(json!({}), std::time::Instant::now())
+    }
+}
+
+impl Timer {
+    fn lap(&mut self, phase: &str) {
+        let now = std::time::Instant::now();
+        self.0[phase] = json!(((now - self.1).as_secs_f64() * 1000.0).round() / 1000.0);
+        self.1 = now;
+    }
 }
 
 /// The logins the plan hands out that the target was not asked about.

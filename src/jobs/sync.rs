@@ -12,8 +12,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use std::collections::HashMap;
 
-use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DatabaseBackend, DatabaseConnection, EntityTrait, Statement, TransactionTrait, Value as DbValue};
+use chrono::{DateTime, SubsecRound, Utc};
+use sea_orm::{ConnectionTrait, DatabaseConnection, EntityTrait, TransactionTrait, Value as DbValue};
 use serde::Serialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -23,6 +23,7 @@ use super::{JobError, JobHandler, JobRun};
 use crate::connectors::ConnectorError;
 use crate::connectors::source::{SourceApi, SourcePage};
 use crate::crypto::SecretBox;
+use crate::db::{execute, statement};
 use crate::domain::machines::{Clock, MachineFacts, OFFLINE_AFTER_DAYS};
 use crate::domain::support::{Platform, SupportMatrix};
 
@@ -135,57 +136,81 @@ where
         counts.insert(kind.name().into(), json!(n));
         json!({"phase": "reading", "read": counts.clone()})
     };
-    let n = stage(db, job, Kind::Groups, |c| async move { source.groups(c.as_deref(), PAGE).await }, |g| Staged {
-        id: g.id.clone(),
-        parent: g.parent_id.clone(),
-        group: g.parent_id.clone(),
-        search: search_text([Some(&g.name), g.admin.as_ref().map(|a| &a.login), g.admin.as_ref().and_then(|a| a.email.as_ref())]),
-        size: 0,
-        readiness: None,
-    })
+    let n = stage(
+        db,
+        job,
+        Kind::Groups,
+        |c| async move { source.groups(c.as_deref(), PAGE).await },
+        |g| Staged {
+            id: g.id.clone(),
+            parent: g.parent_id.clone(),
+            group: g.parent_id.clone(),
+            search: search_text([Some(&g.name), g.admin.as_ref().map(|a| &a.login), g.admin.as_ref().and_then(|a| a.email.as_ref())]),
+            size: 0,
+            readiness: None,
+        },
+    )
     .await?;
     progress(report(Kind::Groups, n)).await?;
     // What a machine's readiness needs of its user and plans, kept until the machines are staged.
     let mut users: HashMap<String, (String, bool)> = HashMap::new();
-    let n = stage(db, job, Kind::Users, |c| async move { source.users(c.as_deref(), PAGE).await }, |u| {
-        users.insert(u.id.clone(), (u.group_id.clone(), u.auto_update));
-        Staged {
-            id: u.id.clone(),
-            parent: Some(u.group_id.clone()),
-            group: Some(u.group_id.clone()),
-            search: search_text([Some(&u.login), u.email.as_ref()]),
-            size: 0,
-            readiness: None,
-        }
-    })
+    let n = stage(
+        db,
+        job,
+        Kind::Users,
+        |c| async move { source.users(c.as_deref(), PAGE).await },
+        |u| {
+            users.insert(u.id.clone(), (u.group_id.clone(), u.auto_update));
+            Staged {
+                id: u.id.clone(),
+                parent: Some(u.group_id.clone()),
+                group: Some(u.group_id.clone()),
+                search: search_text([Some(&u.login), u.email.as_ref()]),
+                size: 0,
+                readiness: None,
+            }
+        },
+    )
     .await?;
     progress(report(Kind::Users, n)).await?;
     let mut plan_types: HashMap<String, Vec<String>> = HashMap::new();
-    let n = stage(db, job, Kind::Plans, |c| async move { source.plans(c.as_deref(), PAGE).await }, |p| {
-        plan_types.entry(p.machine_id.clone()).or_default().push(p.kind.clone());
-        Staged { id: p.id.clone(), parent: Some(p.machine_id.clone()), group: None, search: None, size: 0, readiness: None }
-    })
+    let n = stage(
+        db,
+        job,
+        Kind::Plans,
+        |c| async move { source.plans(c.as_deref(), PAGE).await },
+        |p| {
+            plan_types.entry(p.machine_id.clone()).or_default().push(p.kind.clone());
+            Staged { id: p.id.clone(), parent: Some(p.machine_id.clone()), group: None, search: None, size: 0, readiness: None }
+        },
+    )
     .await?;
     progress(report(Kind::Plans, n)).await?;
-    let n = stage(db, job, Kind::Machines, |c| async move { source.machines(c.as_deref(), PAGE).await }, |m| {
-        let user = users.get(&m.user_id);
-        let facts = MachineFacts {
-            platform: Platform::from_family(&m.os.family),
-            os_name: &m.os.name,
-            client_version: m.client_version.as_deref(),
-            auto_update: user.is_some_and(|u| u.1),
-            last_seen_at: m.last_seen_at,
-            plan_types: plan_types.get(&m.id).map(|t| t.iter().map(String::as_str).collect()).unwrap_or_default(),
-        };
-        Staged {
-            id: m.id.clone(),
-            parent: Some(m.user_id.clone()),
-            group: user.map(|u| u.0.clone()),
-            search: search_text([Some(&m.hostname)]),
-            size: i64::try_from(m.data_size_bytes).unwrap_or(i64::MAX),
-            readiness: Some(matrix.assess(&facts, clock).readiness.as_str()),
-        }
-    })
+    let n = stage(
+        db,
+        job,
+        Kind::Machines,
+        |c| async move { source.machines(c.as_deref(), PAGE).await },
+        |m| {
+            let user = users.get(&m.user_id);
+            let facts = MachineFacts {
+                platform: Platform::from_family(&m.os.family),
+                os_name: &m.os.name,
+                client_version: m.client_version.as_deref(),
+                auto_update: user.is_some_and(|u| u.1),
+                last_seen_at: m.last_seen_at,
+                plan_types: plan_types.get(&m.id).map(|t| t.iter().map(String::as_str).collect()).unwrap_or_default(),
+            };
+            Staged {
+                id: m.id.clone(),
+                parent: Some(m.user_id.clone()),
+                group: user.map(|u| u.0.clone()),
+                search: search_text([Some(&m.hostname)]),
+                size: i64::try_from(m.data_size_bytes).unwrap_or(i64::MAX),
+                readiness: Some(matrix.assess(&facts, clock).readiness.as_str()),
+            }
+        },
+    )
     .await?;
     progress(report(Kind::Machines, n)).await?;
     Ok(source_time)
@@ -259,24 +284,35 @@ where
 
 /// The snapshot takes the staged install base, in one transaction.
 async fn apply(db: &DatabaseConnection, job: Uuid, workspace: Uuid, source_time: DateTime<Utc>) -> Result<Value, JobError> {
+    if db.get_database_backend() == sea_orm::DatabaseBackend::Postgres {
+        // Statistics for the rows just staged, so the comparisons below join by index.
+        execute(db, "ANALYZE sync_staging", vec![]).await.map_err(database)?;
+    }
     let txn = db.begin().await.map_err(database)?;
-    let now = Utc::now();
+    // Whole microseconds: both databases store it exactly, so equality holds.
+    let now = Utc::now().trunc_subsecs(6);
     let mut result = serde_json::Map::new();
     for kind in Kind::ALL {
         let table = kind.table();
-        let staged = "SELECT source_id FROM sync_staging WHERE job_id = $2 AND kind = $3";
         let args = || -> Vec<DbValue> { vec![workspace.into(), job.into(), kind.name().into()] };
-        let added = count(&txn, &format!(
-            "SELECT COUNT(*) AS n FROM sync_staging s WHERE s.job_id = $2 AND s.kind = $3 \
+        let added = count(
+            &txn,
+            &format!(
+                "SELECT COUNT(*) AS n FROM sync_staging s WHERE s.job_id = $2 AND s.kind = $3 \
              AND NOT EXISTS (SELECT 1 FROM {table} t WHERE t.workspace_id = $1 AND t.source_id = s.source_id)"
-        ), args()).await?;
-        let changed = count(&txn, &format!(
-            "SELECT COUNT(*) AS n FROM sync_staging s JOIN {table} t ON t.workspace_id = $1 AND t.source_id = s.source_id \
+            ),
+            args(),
+        )
+        .await?;
+        let changed = count(
+            &txn,
+            &format!(
+                "SELECT COUNT(*) AS n FROM sync_staging s JOIN {table} t ON t.workspace_id = $1 AND t.source_id = s.source_id \
              WHERE s.job_id = $2 AND s.kind = $3 AND (t.data <> s.data OR t.removed_at IS NOT NULL)"
-        ), args()).await?;
-        let removed = count(&txn, &format!(
-            "SELECT COUNT(*) AS n FROM {table} WHERE workspace_id = $1 AND removed_at IS NULL AND source_id NOT IN ({staged})"
-        ), args()).await?;
+            ),
+            args(),
+        )
+        .await?;
         let mut upsert_args = args();
         upsert_args.push(now.into());
         execute(&txn, &format!(
@@ -286,37 +322,31 @@ async fn apply(db: &DatabaseConnection, job: Uuid, workspace: Uuid, source_time:
              data = excluded.data, group_source_id = excluded.group_source_id, search = excluded.search, \
              size_bytes = excluded.size_bytes, readiness = excluded.readiness, removed_at = NULL, synced_at = excluded.synced_at"
         ), upsert_args).await.map_err(database)?;
-        // Objects gone from the source: forgotten, unless mid-migration (then flagged).
-        execute(&txn, &format!(
-            "DELETE FROM {table} WHERE workspace_id = $1 AND migration_state = 'idle' AND source_id NOT IN ({staged})"
-        ), args()).await.map_err(database)?;
-        let mut flag_args = args();
-        flag_args.push(now.into());
-        execute(&txn, &format!(
-            "UPDATE {table} SET removed_at = $4 WHERE workspace_id = $1 AND removed_at IS NULL AND source_id NOT IN ({staged})"
-        ), flag_args).await.map_err(database)?;
+        // Every staged object now carries this sync's time; the others are gone from the
+        // source: forgotten, unless mid-migration (then flagged). (An anti-join against
+        // the staging area instead was seen to take minutes on PostgreSQL.)
+        let this_sync = || -> Vec<DbValue> { vec![workspace.into(), now.into()] };
+        let removed =
+            count(&txn, &format!("SELECT COUNT(*) AS n FROM {table} WHERE workspace_id = $1 AND removed_at IS NULL AND synced_at <> $2"), this_sync()).await?;
+        execute(&txn, &format!("DELETE FROM {table} WHERE workspace_id = $1 AND migration_state = 'idle' AND synced_at <> $2"), this_sync())
+            .await
+            .map_err(database)?;
+        execute(&txn, &format!("UPDATE {table} SET removed_at = $2 WHERE workspace_id = $1 AND removed_at IS NULL AND synced_at <> $2"), this_sync())
+            .await
+            .map_err(database)?;
         let total = count(&txn, &format!("SELECT COUNT(*) AS n FROM {table} WHERE workspace_id = $1 AND removed_at IS NULL"), vec![workspace.into()]).await?;
         result.insert(kind.name().into(), json!({"total": total, "added": added, "changed": changed, "removed": removed}));
     }
-    execute(&txn, "UPDATE workspaces SET snapshot_synced_at = $2, snapshot_source_time = $3 WHERE id = $1", vec![workspace.into(), now.into(), source_time.into()])
-        .await
-        .map_err(database)?;
+    execute(
+        &txn,
+        "UPDATE workspaces SET snapshot_synced_at = $2, snapshot_source_time = $3 WHERE id = $1",
+        vec![workspace.into(), now.into(), source_time.into()],
+    )
+    .await
+    .map_err(database)?;
     txn.commit().await.map_err(database)?;
     result.insert("source_time".into(), json!(source_time));
     Ok(Value::Object(result))
-}
-
-/// `$n` placeholders for PostgreSQL; SQLite takes the same numbers as `?n`.
-fn statement(backend: DatabaseBackend, sql: &str, values: Vec<DbValue>) -> Statement {
-    let sql = match backend {
-        DatabaseBackend::Postgres => sql.to_string(),
-        _ => sql.replace('$', "?"),
-    };
-    Statement::from_sql_and_values(backend, sql, values)
-}
-
-async fn execute(db: &impl ConnectionTrait, sql: &str, values: Vec<DbValue>) -> Result<(), sea_orm::DbErr> {
-    db.execute_raw(statement(db.get_database_backend(), sql, values)).await.map(drop)
 }
 
 async fn count(db: &impl ConnectionTrait, sql: &str, values: Vec<DbValue>) -> Result<i64, JobError> {

@@ -3,75 +3,15 @@
 //! are refused; reports are kept and compared.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::net::SocketAddr;
-use std::time::Duration;
 
-use migration_portal::app::job_handlers;
-use migration_portal::crypto::SecretBox;
-use migration_portal::jobs::{Worker, WorkerConfig};
-use migration_portal::sim::backupagent::SourceSim;
-use migration_portal::sim::cloud::{CloudSim, CloudSimConfig};
-use migration_portal::sim::install_base::{GenSpec, InstallBase, Mutations, Size, generate};
-use sea_orm::{Database, DatabaseConnection};
+use migration_portal::sim::install_base::{GenSpec, Mutations, Size, generate};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::helpers::{AUDIENCE, Backend, TestApp, assert_problem, spawn_app_with, test_keys};
-
-struct World {
-    app: TestApp,
-    cloud: CloudSim,
-    source: SourceSim,
-    token: String,
-    workspace: Uuid,
-    db: DatabaseConnection,
-}
-
-async fn world(backend: Backend, base: InstallBase) -> World {
-    let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
-    let existing_logins = base.cloud_existing_logins();
-    let config = CloudSimConfig { bind: loopback, audience: AUDIENCE.into(), existing_logins, ..CloudSimConfig::default() };
-    let cloud = CloudSim::start(config, &test_keys()[0]).expect("cloud");
-    let source = SourceSim::start(loopback, base).expect("source");
-    let issuer = cloud.base_url();
-    let app = spawn_app_with(backend, |c| c.auth.issuer = Some(issuer)).await;
-    let partner = cloud.root_client();
-    let token = cloud.idp().partner_token(partner.tenant_id);
-    let (login, password) = source.credentials();
-    let body = json!({
-        "name": "Pre-checked",
-        "source": {"url": source.base_url(), "login": login, "password": password},
-        "target": {"url": cloud.base_url(), "client_id": partner.client_id, "client_secret": partner.client_secret},
-    });
-    let created = app.create_workspace(&token, &body).await;
-    let workspace = Uuid::parse_str(created["id"].as_str().expect("id")).expect("uuid");
-    let db = Database::connect(&app.database_url).await.expect("connect");
-    World { app, cloud, source, token, workspace, db }
-}
+use crate::helpers::{Backend, assert_problem};
+use crate::world::{World, world};
 
 impl World {
-    fn path(&self, rest: &str) -> String {
-        format!("/api/v1/workspaces/{}{rest}", self.workspace)
-    }
-
-    async fn work(&self) {
-        let secrets = SecretBox::from_base64(&self.app.secret_key).expect("key");
-        let config = WorkerConfig { min_backoff: Duration::ZERO, max_backoff: Duration::from_millis(1), ..WorkerConfig::default() };
-        Worker::new(self.db.clone(), config, job_handlers(secrets, true)).run_until_idle().await;
-    }
-
-    async fn sync(&self) {
-        let response = self.app.http.post(self.app.url(&self.path("/syncs"))).bearer_auth(&self.token).send().await.expect("sync");
-        assert_eq!(response.status(), 202);
-        self.work().await;
-    }
-
-    async fn get(&self, path: &str) -> Value {
-        let response = self.app.get(path, &self.token).send().await.expect("get");
-        assert_eq!(response.status(), 200, "{path}");
-        response.json().await.expect("json")
-    }
-
     /// Starts a pre-check, runs it, and answers the completed pre-check.
     async fn precheck(&self, selection: Value) -> Value {
         let response = self.app.post_json(&self.path("/prechecks"), &self.token, &json!({"selection": selection})).send().await.expect("post");
@@ -140,9 +80,8 @@ async fn each_report_section_shows_exactly_what_the_generator_planted() {
             assert!(planted > 0, "small plants {what}");
         }
         let owner: HashMap<&str, &str> = base.machines.iter().map(|m| (m.id.as_str(), m.user_id.as_str())).collect();
-        let owners = |machines: &[&Vec<String>]| -> BTreeSet<String> {
-            machines.iter().flat_map(|list| list.iter()).map(|m| owner[m.as_str()].to_string()).collect()
-        };
+        let owners =
+            |machines: &[&Vec<String>]| -> BTreeSet<String> { machines.iter().flat_map(|list| list.iter()).map(|m| owner[m.as_str()].to_string()).collect() };
 
         // Migration planning.
         let planning = world.get(&world.path(&format!("/prechecks/{}/planning", precheck["id"].as_str().expect("id")))).await;
@@ -277,7 +216,11 @@ async fn bad_selections_are_refused_with_problem_details() {
         let cases = [
             (json!({"selection": []}), 422, vec!["/selection"]),
             (json!({"selection": [{"kind": "group", "id": "g-9999999"}]}), 422, vec!["/selection/0"]),
-            (json!({"selection": [{"kind": "group", "id": root}, {"kind": "user", "id": foreign}, {"kind": "user", "id": root}]}), 422, vec!["/selection/1", "/selection/2"]),
+            (
+                json!({"selection": [{"kind": "group", "id": root}, {"kind": "user", "id": foreign}, {"kind": "user", "id": root}]}),
+                422,
+                vec!["/selection/1", "/selection/2"],
+            ),
             (json!({"selection": [{"kind": "tenant", "id": root}]}), 400, vec![]),
             (json!({"selection": "everything"}), 400, vec![]),
             (json!({}), 400, vec![]),
@@ -290,7 +233,8 @@ async fn bad_selections_are_refused_with_problem_details() {
             }
         }
         let stranger = world.cloud.idp().partner_token(Uuid::now_v7());
-        let response = world.app.post_json(&world.path("/prechecks"), &stranger, &json!({"selection": [{"kind": "group", "id": root}]})).send().await.expect("post");
+        let response =
+            world.app.post_json(&world.path("/prechecks"), &stranger, &json!({"selection": [{"kind": "group", "id": root}]})).send().await.expect("post");
         assert_problem(response, 404).await;
         let listed = world.get(&world.path("/prechecks")).await;
         assert_eq!(listed["items"].as_array().map(Vec::len), Some(0), "refused pre-checks leave nothing behind");
@@ -313,19 +257,30 @@ async fn a_later_pre_check_says_what_changed_and_asks_the_target_only_about_new_
         assert_eq!(world.get(&operation(&same)).await["response"]["asked_target"], 0, "answers are kept per workspace");
         let unchanged = world.get(&world.path(&format!("/prechecks/{}/changes", same["id"].as_str().expect("id")))).await;
         assert_eq!(unchanged["since"], first["id"]);
-        assert!(unchanged["sections"].as_object().expect("sections").values().all(|s| s["added"] == 0 && s["removed"] == 0 && s["changed"] == 0), "{unchanged}");
+        assert!(
+            unchanged["sections"].as_object().expect("sections").values().all(|s| s["added"] == 0 && s["removed"] == 0 && s["changed"] == 0),
+            "{unchanged}"
+        );
 
         let report = world.source.mutate(Mutations { seed: 3, add_users: 4, move_users: 0, remove_users: 3, upgrade_clients: 0 });
         world.sync().await;
-        assert_eq!(world.get(&world.path(&format!("/prechecks/{}", same["id"].as_str().expect("id")))).await["stale"], true, "a re-sync makes older reports stale");
+        assert_eq!(
+            world.get(&world.path(&format!("/prechecks/{}", same["id"].as_str().expect("id")))).await["stale"],
+            true,
+            "a re-sync makes older reports stale"
+        );
         let later = world.precheck(json!([{"kind": "group", "id": root}])).await;
         let changes = world.get(&world.path(&format!("/prechecks/{}/changes", later["id"].as_str().expect("id")))).await;
         assert_eq!(changes["since"], same["id"]);
         let users = &changes["sections"]["users"];
         assert_eq!(users["added"], report.added_users.len(), "{changes}");
         assert_eq!(users["removed"], report.removed_users.len(), "{changes}");
-        let listed: BTreeMap<String, String> =
-            users["items"].as_array().expect("items").iter().map(|i| (i["key"].as_str().unwrap_or_default().to_string(), i["change"].as_str().unwrap_or_default().to_string())).collect();
+        let listed: BTreeMap<String, String> = users["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .map(|i| (i["key"].as_str().unwrap_or_default().to_string(), i["change"].as_str().unwrap_or_default().to_string()))
+            .collect();
         for added in &report.added_users {
             assert_eq!(listed.get(added).map(String::as_str), Some("added"), "{added}");
         }

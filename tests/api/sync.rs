@@ -2,71 +2,23 @@
 //! keeps machines mid-migration, and stays as it was when a sync fails.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
-use std::time::Duration;
 
 use async_trait::async_trait;
-use migration_portal::app::job_handlers;
 use migration_portal::connectors::ConnectorError;
 use migration_portal::connectors::source::{SourceAccount, SourceApi, SourceGroup, SourceMachine, SourcePage, SourcePlan, SourceUser};
-use migration_portal::crypto::SecretBox;
-use migration_portal::jobs::{Worker, WorkerConfig, sync};
-use migration_portal::sim::backupagent::SourceSim;
-use migration_portal::sim::cloud::{CloudSim, CloudSimConfig};
+use migration_portal::jobs::sync;
 use migration_portal::sim::install_base::{GenSpec, InstallBase, Mutations, Size, generate};
-use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
+use sea_orm::{ConnectionTrait, Statement};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::helpers::{AUDIENCE, Backend, TestApp, spawn_app_with, test_keys};
+use crate::helpers::Backend;
+use crate::world::{World, world};
 
 const TABLES: [&str; 4] = ["source_groups", "source_users", "source_machines", "source_plans"];
 
-struct World {
-    app: TestApp,
-    _cloud: CloudSim,
-    source: SourceSim,
-    token: String,
-    workspace: Uuid,
-    db: DatabaseConnection,
-}
-
-async fn world(backend: Backend) -> World {
-    let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
-    let cloud = CloudSim::start(CloudSimConfig { bind: loopback, audience: AUDIENCE.into(), ..CloudSimConfig::default() }, &test_keys()[0]).expect("cloud");
-    let source = SourceSim::start(loopback, generate(&GenSpec::sized(Size::Small, 11))).expect("source");
-    let issuer = cloud.base_url();
-    let app = spawn_app_with(backend, |c| c.auth.issuer = Some(issuer)).await;
-    let partner = cloud.root_client();
-    let token = cloud.idp().partner_token(partner.tenant_id);
-    let (login, password) = source.credentials();
-    let body = json!({
-        "name": "Synced",
-        "source": {"url": source.base_url(), "login": login, "password": password},
-        "target": {"url": cloud.base_url(), "client_id": partner.client_id, "client_secret": partner.client_secret},
-    });
-    let created = app.create_workspace(&token, &body).await;
-    let workspace = Uuid::parse_str(created["id"].as_str().expect("id")).expect("uuid");
-    let db = Database::connect(&app.database_url).await.expect("connect");
-    World { app, _cloud: cloud, source, token, workspace, db }
-}
-
 impl World {
-    /// Starts a sync over HTTP, runs the worker until idle, answers the finished operation.
-    async fn sync(&self) -> Value {
-        let path = format!("/api/v1/workspaces/{}/syncs", self.workspace);
-        let response = self.app.http.post(self.app.url(&path)).bearer_auth(&self.token).send().await.expect("start");
-        assert_eq!(response.status(), 202);
-        let location = response.headers()["location"].to_str().expect("location").to_string();
-        let secrets = SecretBox::from_base64(&self.app.secret_key).expect("key");
-        let config = WorkerConfig { min_backoff: Duration::ZERO, max_backoff: Duration::from_millis(1), ..WorkerConfig::default() };
-        Worker::new(self.db.clone(), config, job_handlers(secrets, true)).run_until_idle().await;
-        let operation: Value = self.app.get(&location, &self.token).send().await.expect("operation").json().await.expect("json");
-        assert_eq!(operation["done"], true, "{operation}");
-        operation
-    }
-
     /// Every live row of the snapshot: id -> its parent and fields, per table.
     async fn snapshot(&self) -> BTreeMap<&'static str, BTreeMap<String, Option<String>>> {
         let mut all = BTreeMap::new();
@@ -137,14 +89,17 @@ fn truth(base: &InstallBase) -> BTreeMap<&'static str, BTreeMap<String, Option<S
 #[tokio::test]
 async fn a_sync_copies_the_source_and_a_re_sync_follows_its_changes() {
     for backend in Backend::enabled() {
-        let world = world(backend).await;
+        let world = world(backend, generate(&GenSpec::sized(Size::Small, 11))).await;
         let first = world.sync().await;
         let expected = world.source.with_base(truth);
         assert_eq!(world.snapshot().await, expected, "{backend:?}: the snapshot equals the source");
         assert_eq!(first["response"]["users"]["added"].as_u64(), Some(expected["source_users"].len() as u64), "{first}");
 
         // A machine of a user about to be removed is mid-migration: it must survive, flagged.
-        let removed_user = world.source.with_base(|b| b.users.iter().rev().find(|u| b.machines.iter().any(|m| m.user_id == u.id)).map(|u| u.id.clone())).expect("a user with machines");
+        let removed_user = world
+            .source
+            .with_base(|b| b.users.iter().rev().find(|u| b.machines.iter().any(|m| m.user_id == u.id)).map(|u| u.id.clone()))
+            .expect("a user with machines");
         let (report, migrating) = {
             let victim_machine = world.source.with_base(|b| b.machines.iter().find(|m| m.user_id == removed_user).map(|m| m.id.clone())).expect("machine");
             let mark = format!("UPDATE source_machines SET migration_state = 'migrating' WHERE source_id = '{victim_machine}'");
@@ -220,17 +175,23 @@ impl SourceApi for FailingAtPlans<'_> {
 #[tokio::test]
 async fn a_failed_sync_leaves_the_snapshot_as_it_was() {
     for backend in Backend::enabled() {
-        let world = world(backend).await;
+        let world = world(backend, generate(&GenSpec::sized(Size::Small, 11))).await;
         world.sync().await;
         let before = world.snapshot().await;
         world.source.mutate(Mutations { seed: 5, add_users: 4, move_users: 4, remove_users: 4, upgrade_clients: 4 });
         let (login, password) = world.source.credentials();
         let policy = migration_portal::connectors::HttpPolicy { allow_private_networks: true, max_attempts: 1, ..Default::default() };
-        let client = migration_portal::connectors::source::SourceClient::new(&world.source.base_url(), &login, SecretString::from(password), policy).expect("client");
+        let client =
+            migration_portal::connectors::source::SourceClient::new(&world.source.base_url(), &login, SecretString::from(password), policy).expect("client");
         let result = sync::sync(&world.db, Uuid::now_v7(), world.workspace, &FailingAtPlans(&client), |_| async { Ok(()) }).await;
         assert!(result.is_err(), "{backend:?}: the sync failed");
         assert_eq!(world.snapshot().await, before, "{backend:?}: nothing of the failed sync reached the snapshot");
-        let staged = world.db.query_one_raw(Statement::from_string(world.db.get_database_backend(), "SELECT COUNT(*) AS n FROM sync_staging".to_string())).await.expect("count").expect("row");
+        let staged = world
+            .db
+            .query_one_raw(Statement::from_string(world.db.get_database_backend(), "SELECT COUNT(*) AS n FROM sync_staging".to_string()))
+            .await
+            .expect("count")
+            .expect("row");
         assert_eq!(staged.try_get::<i64>("", "n").expect("n"), 0, "{backend:?}: the staging area is cleared");
     }
 }

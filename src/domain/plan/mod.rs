@@ -22,7 +22,7 @@ use super::segments::{Segment, Segments};
 use super::support::SupportMatrix;
 use super::tenants::GroupPlan;
 pub use input::Snapshot;
-pub use machines::{PlanWarning, PlannedBackupPlan, PlannedMachine};
+pub use machines::{PlanWarning, PlannedBackupPlan, PlannedMachine, backup_plan};
 pub use selection::{Node, Selection, SelectionError};
 
 /// What the planner is told besides the snapshot.
@@ -193,7 +193,9 @@ fn plan_logins(tree: &Tree<'_>, chosen: &selection::Chosen, in_target: &dyn Fn(&
     let mut book = LoginBook::new(in_target);
     for (u, user) in snapshot.users.iter().enumerate() {
         let login = book.backup_user(&user.login);
-        let Some(g) = tree.user_group[u].filter(|_| chosen.users[u]) else { continue };
+        let Some(g) = tree.user_group[u].filter(|_| chosen.users[u]) else {
+            continue;
+        };
         let tenant_key = match tree.kind(g) {
             GroupPlan::Customer => snapshot.groups[g].id.clone(),
             _ => format!("{}#users", snapshot.groups[g].id),

@@ -1,0 +1,367 @@
+//! Reading the snapshot for browsing: children of a group, search, single
+//! objects, ancestors, and subtree rollups computed in the database (recursive
+//! CTE over the group tree, then the users and machines indexes), so nothing
+//! here parses more than the page it returns.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, Utc};
+use sea_orm::{ConnectionTrait, DbErr, QueryResult, Value};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::query;
+use crate::domain::machines::MachineState;
+use crate::domain::support::Readiness;
+
+/// A kind of snapshot object.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    Group,
+    User,
+    Machine,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 3] = [Kind::Group, Kind::User, Kind::Machine];
+
+    pub fn table(self) -> &'static str {
+        match self {
+            Kind::Group => "source_groups",
+            Kind::User => "source_users",
+            Kind::Machine => "source_machines",
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Group => "group",
+            Kind::User => "user",
+            Kind::Machine => "machine",
+        }
+    }
+
+    /// Listing order: groups, then users, then machines.
+    fn rank(self) -> i32 {
+        self as i32
+    }
+
+    fn parse(text: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.as_str() == text)
+    }
+}
+
+/// A position in a listing ordered by kind, then search text (lowercase name
+/// first), then id: the last entry of the previous page.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Key(pub Kind, pub String, pub String);
+
+/// One snapshot row, `data` as the source gave it.
+#[derive(Clone, Debug)]
+pub struct Row {
+    pub kind: Kind,
+    pub id: String,
+    pub parent_id: Option<String>,
+    pub group_id: Option<String>,
+    pub search: String,
+    pub data: String,
+    pub size_bytes: i64,
+    pub readiness: Option<String>,
+    pub migration_state: String,
+    pub removed_at: Option<DateTime<Utc>>,
+    pub synced_at: DateTime<Utc>,
+}
+
+const ROW_COLUMNS: &str =
+    "source_id, parent_source_id, group_source_id, COALESCE(search, '') AS search, data, size_bytes, readiness, migration_state, removed_at, synced_at";
+
+impl Row {
+    fn read(kind: Kind, r: &QueryResult) -> Result<Self, DbErr> {
+        Ok(Self {
+            kind,
+            id: r.try_get("", "source_id")?,
+            parent_id: r.try_get("", "parent_source_id")?,
+            group_id: r.try_get("", "group_source_id")?,
+            search: r.try_get("", "search")?,
+            data: r.try_get("", "data")?,
+            size_bytes: r.try_get("", "size_bytes")?,
+            readiness: r.try_get("", "readiness")?,
+            migration_state: r.try_get("", "migration_state")?,
+            removed_at: r.try_get("", "removed_at")?,
+            synced_at: r.try_get("", "synced_at")?,
+        })
+    }
+}
+
+/// What a subtree holds. Objects gone from the source but kept because they
+/// are mid-migration are counted, and counted again in `removed_from_source`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, ToSchema)]
+pub struct Rollup {
+    /// Groups below the node.
+    pub groups: u64,
+    pub users: u64,
+    pub machines: u64,
+    /// Backed-up data of the machines, in bytes.
+    pub data_size_bytes: u64,
+    /// Every readiness, zero included.
+    pub machines_by_readiness: BTreeMap<Readiness, u64>,
+    /// Every machine state, zero included.
+    pub machines_by_state: BTreeMap<MachineState, u64>,
+    /// Groups, users and machines no longer in the source, kept because they are in a migration.
+    pub removed_from_source: u64,
+}
+
+impl Rollup {
+    fn empty() -> Self {
+        Self {
+            machines_by_readiness: Readiness::ALL.into_iter().map(|r| (r, 0)).collect(),
+            machines_by_state: MachineState::ALL.into_iter().map(|s| (s, 0)).collect(),
+            ..Self::default()
+        }
+    }
+}
+
+fn marks(from: usize, n: usize) -> String {
+    (from..from + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+}
+
+fn count(r: &QueryResult, column: &str) -> Result<u64, DbErr> {
+    Ok(r.try_get::<Option<i64>>("", column)?.unwrap_or(0).max(0) as u64)
+}
+
+/// The rollup of each group's subtree (the group included, its own row not
+/// counted in `groups`); groups not in the snapshot are left out.
+///
+/// `CROSS JOIN` makes SQLite walk the subtree first and look up each group's
+/// users and machines by index (PostgreSQL plans it as the inner join it is);
+/// left to itself SQLite was seen to take the walk's groups as the outer loop
+/// and scan them all per step (30 s on `large` instead of a fraction of one).
+pub async fn rollups(db: &impl ConnectionTrait, workspace: Uuid, groups: &[String]) -> Result<HashMap<String, Rollup>, DbErr> {
+    if groups.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let sql = format!(
+        "WITH RECURSIVE sub(top, id) AS ( \
+           SELECT source_id, source_id FROM source_groups WHERE workspace_id = $1 AND source_id IN ({}) \
+           UNION ALL \
+           SELECT sub.top, g.source_id FROM sub CROSS JOIN source_groups g WHERE g.workspace_id = $1 AND g.parent_source_id = sub.id \
+         ) \
+         SELECT sub.top AS top, 'group' AS part, NULL AS readiness, NULL AS state, CAST(COUNT(*) AS BIGINT) AS n, \
+                CAST(0 AS BIGINT) AS size, CAST(SUM(CASE WHEN g.removed_at IS NULL THEN 0 ELSE 1 END) AS BIGINT) AS removed \
+           FROM sub CROSS JOIN source_groups g WHERE g.workspace_id = $1 AND g.source_id = sub.id GROUP BY sub.top \
+         UNION ALL \
+         SELECT sub.top, 'user', NULL, NULL, CAST(COUNT(*) AS BIGINT), CAST(0 AS BIGINT), \
+                CAST(SUM(CASE WHEN u.removed_at IS NULL THEN 0 ELSE 1 END) AS BIGINT) \
+           FROM sub CROSS JOIN source_users u WHERE u.workspace_id = $1 AND u.parent_source_id = sub.id GROUP BY sub.top \
+         UNION ALL \
+         SELECT sub.top, 'machine', m.readiness, m.migration_state, CAST(COUNT(*) AS BIGINT), CAST(SUM(m.size_bytes) AS BIGINT), \
+                CAST(SUM(CASE WHEN m.removed_at IS NULL THEN 0 ELSE 1 END) AS BIGINT) \
+           FROM sub CROSS JOIN source_machines m WHERE m.workspace_id = $1 AND m.group_source_id = sub.id \
+           GROUP BY sub.top, m.readiness, m.migration_state",
+        marks(2, groups.len())
+    );
+    let mut values: Vec<Value> = vec![workspace.into()];
+    values.extend(groups.iter().map(|g| Value::from(g.clone())));
+    let mut out: HashMap<String, Rollup> = HashMap::new();
+    for r in query(db, &sql, values).await? {
+        let top: String = r.try_get("", "top")?;
+        let part: String = r.try_get("", "part")?;
+        let (n, removed) = (count(&r, "n")?, count(&r, "removed")?);
+        let rollup = out.entry(top).or_insert_with(Rollup::empty);
+        rollup.removed_from_source += removed;
+        match part.as_str() {
+            "group" => rollup.groups += n.saturating_sub(1),
+            "user" => rollup.users += n,
+            _ => {
+                rollup.machines += n;
+                rollup.data_size_bytes += count(&r, "size")?;
+                let readiness: Option<String> = r.try_get("", "readiness")?;
+                if let Some(readiness) = readiness.as_deref().and_then(|t| Readiness::ALL.into_iter().find(|r| r.as_str() == t)) {
+                    *rollup.machines_by_readiness.entry(readiness).or_default() += n;
+                }
+                let state: Option<String> = r.try_get("", "state")?;
+                if let Some(state) = state.as_deref().and_then(MachineState::parse) {
+                    *rollup.machines_by_state.entry(state).or_default() += n;
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The root group: the one without a parent.
+pub async fn root(db: &impl ConnectionTrait, workspace: Uuid) -> Result<Option<Row>, DbErr> {
+    let sql = format!("SELECT {ROW_COLUMNS} FROM source_groups WHERE workspace_id = $1 AND parent_source_id IS NULL ORDER BY source_id LIMIT 1");
+    query(db, &sql, vec![workspace.into()]).await?.first().map(|r| Row::read(Kind::Group, r)).transpose()
+}
+
+pub async fn find(db: &impl ConnectionTrait, workspace: Uuid, kind: Kind, id: &str) -> Result<Option<Row>, DbErr> {
+    Ok(rows(db, workspace, kind, &[id.to_string()]).await?.pop())
+}
+
+/// The rows of `kind` with these ids, in no particular order.
+pub async fn rows(db: &impl ConnectionTrait, workspace: Uuid, kind: Kind, ids: &[String]) -> Result<Vec<Row>, DbErr> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!("SELECT {ROW_COLUMNS} FROM {} WHERE workspace_id = $1 AND source_id IN ({})", kind.table(), marks(2, ids.len()));
+    let mut values: Vec<Value> = vec![workspace.into()];
+    values.extend(ids.iter().map(|id| Value::from(id.clone())));
+    query(db, &sql, values).await?.iter().map(|r| Row::read(kind, r)).collect()
+}
+
+/// The rows of `kind` whose parent is `parent` (a user's machines, a machine's plans).
+pub async fn rows_under(db: &impl ConnectionTrait, workspace: Uuid, table: &str, parent: &str) -> Result<Vec<(String, String)>, DbErr> {
+    let sql = format!("SELECT source_id, data FROM {table} WHERE workspace_id = $1 AND parent_source_id = $2 ORDER BY source_id");
+    query(db, &sql, vec![workspace.into(), parent.into()]).await?.iter().map(|r| Ok((r.try_get("", "source_id")?, r.try_get("", "data")?))).collect()
+}
+
+/// A group's direct subgroups and backup users.
+pub async fn direct_counts(db: &impl ConnectionTrait, workspace: Uuid, group: &str) -> Result<(u64, u64), DbErr> {
+    let sql = "SELECT (SELECT COUNT(*) FROM source_groups WHERE workspace_id = $1 AND parent_source_id = $2) AS subgroups, \
+                      (SELECT COUNT(*) FROM source_users WHERE workspace_id = $1 AND parent_source_id = $2) AS users";
+    let rows = query(db, sql, vec![workspace.into(), group.into()]).await?;
+    let row = rows.first().ok_or_else(|| DbErr::RecordNotFound("counts".into()))?;
+    Ok((count(row, "subgroups")?, count(row, "users")?))
+}
+
+/// A group and its ancestors, root first: (id, data).
+pub async fn path(db: &impl ConnectionTrait, workspace: Uuid, group: &str) -> Result<Vec<(String, String)>, DbErr> {
+    let sql = "WITH RECURSIVE up(id, parent, depth) AS ( \
+                 SELECT source_id, parent_source_id, 0 FROM source_groups WHERE workspace_id = $1 AND source_id = $2 \
+                 UNION ALL \
+                 SELECT g.source_id, g.parent_source_id, up.depth + 1 FROM up CROSS JOIN source_groups g WHERE g.workspace_id = $1 AND g.source_id = up.parent \
+                 AND up.depth < 1000 \
+               ) \
+               SELECT up.id AS id, g.data AS data FROM up JOIN source_groups g ON g.workspace_id = $1 AND g.source_id = up.id ORDER BY up.depth DESC";
+    query(db, sql, vec![workspace.into(), group.into()]).await?.iter().map(|r| Ok((r.try_get("", "id")?, r.try_get("", "data")?))).collect()
+}
+
+/// A child in a listing, with its direct contents.
+#[derive(Clone, Debug)]
+pub struct Child {
+    pub row: Row,
+    /// Groups: subgroups. Users: 0.
+    pub subgroups: u64,
+    /// Groups: backup users. Users: 0.
+    pub users: u64,
+    /// Users: machines. Groups: 0.
+    pub machines: u64,
+}
+
+/// A page of a group's children: subgroups, then users, each by name, after `after`.
+pub async fn children(db: &impl ConnectionTrait, workspace: Uuid, group: &str, kinds: &[Kind], after: Option<&Key>, limit: u64) -> Result<Vec<Child>, DbErr> {
+    let mut branches = Vec::new();
+    if kinds.contains(&Kind::Group) {
+        branches.push(format!(
+            "SELECT {rank} AS rank, 'group' AS kind, source_id, COALESCE(search, '') AS search, \
+               (SELECT COUNT(*) FROM source_groups x WHERE x.workspace_id = $1 AND x.parent_source_id = g.source_id) AS subgroups, \
+               (SELECT COUNT(*) FROM source_users x WHERE x.workspace_id = $1 AND x.parent_source_id = g.source_id) AS users, \
+               CAST(0 AS BIGINT) AS machines \
+             FROM source_groups g WHERE g.workspace_id = $1 AND g.parent_source_id = $2",
+            rank = Kind::Group.rank()
+        ));
+    }
+    if kinds.contains(&Kind::User) {
+        branches.push(format!(
+            "SELECT {rank} AS rank, 'user' AS kind, source_id, COALESCE(search, '') AS search, CAST(0 AS BIGINT) AS subgroups, \
+               CAST(0 AS BIGINT) AS users, \
+               (SELECT COUNT(*) FROM source_machines x WHERE x.workspace_id = $1 AND x.parent_source_id = u.source_id) AS machines \
+             FROM source_users u WHERE u.workspace_id = $1 AND u.parent_source_id = $2",
+            rank = Kind::User.rank()
+        ));
+    }
+    if branches.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut values: Vec<Value> = vec![workspace.into(), group.into()];
+    let keys = page(db, &branches, after, limit, &mut values).await?;
+    let mut counts = HashMap::new();
+    for r in &keys.rows {
+        counts.insert((r.kind, r.id.clone()), (count(&r.result, "subgroups")?, count(&r.result, "users")?, count(&r.result, "machines")?));
+    }
+    let rows = keys.fetch(db, workspace).await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            let (subgroups, users, machines) = counts.get(&(row.kind, row.id.clone())).copied().unwrap_or_default();
+            Child { row, subgroups, users, machines }
+        })
+        .collect())
+}
+
+/// A page of objects whose name, login, email or hostname contains `text`
+/// (case-insensitive), groups first, then users, then machines.
+pub async fn search(db: &impl ConnectionTrait, workspace: Uuid, text: &str, kinds: &[Kind], after: Option<&Key>, limit: u64) -> Result<Vec<Row>, DbErr> {
+    let escaped: String = text.to_lowercase().chars().flat_map(|c| if matches!(c, '%' | '_' | '\\') { vec!['\\', c] } else { vec![c] }).collect();
+    let branches: Vec<String> = kinds
+        .iter()
+        .map(|k| {
+            format!(
+                "SELECT {rank} AS rank, '{kind}' AS kind, source_id, search FROM {table} \
+                 WHERE workspace_id = $1 AND search LIKE $2 ESCAPE '\\'",
+                rank = k.rank(),
+                kind = k.as_str(),
+                table = k.table()
+            )
+        })
+        .collect();
+    if branches.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut values: Vec<Value> = vec![workspace.into(), format!("%{escaped}%").into()];
+    page(db, &branches, after, limit, &mut values).await?.fetch(db, workspace).await
+}
+
+struct Keyed {
+    kind: Kind,
+    id: String,
+    result: QueryResult,
+}
+
+struct Keys {
+    rows: Vec<Keyed>,
+}
+
+impl Keys {
+    /// The full rows, in the page's order.
+    async fn fetch(&self, db: &impl ConnectionTrait, workspace: Uuid) -> Result<Vec<Row>, DbErr> {
+        let mut found: HashMap<(Kind, String), Row> = HashMap::new();
+        for kind in Kind::ALL {
+            let ids: Vec<String> = self.rows.iter().filter(|k| k.kind == kind).map(|k| k.id.clone()).collect();
+            for row in rows(db, workspace, kind, &ids).await? {
+                found.insert((kind, row.id.clone()), row);
+            }
+        }
+        Ok(self.rows.iter().filter_map(|k| found.remove(&(k.kind, k.id.clone()))).collect())
+    }
+}
+
+/// Orders the union of `branches` (each selecting `rank, kind, source_id, search`
+/// first) by (rank, search, id) and takes `limit` rows after `after`.
+async fn page(db: &impl ConnectionTrait, branches: &[String], after: Option<&Key>, limit: u64, values: &mut Vec<Value>) -> Result<Keys, DbErr> {
+    let n = values.len();
+    let (rank, search, id) = match after {
+        Some(Key(kind, search, id)) => (kind.rank(), search.clone(), id.clone()),
+        None => (-1, String::new(), String::new()),
+    };
+    values.extend([Value::from(rank), search.into(), id.into(), Value::from(i64::try_from(limit).unwrap_or(i64::MAX))]);
+    let sql = format!(
+        "SELECT * FROM ({}) c WHERE c.rank > ${a} OR (c.rank = ${a} AND (c.search > ${b} OR (c.search = ${b} AND c.source_id > ${c}))) \
+         ORDER BY c.rank, c.search, c.source_id LIMIT ${d}",
+        branches.join(" UNION ALL "),
+        a = n + 1,
+        b = n + 2,
+        c = n + 3,
+        d = n + 4
+    );
+    let mut rows = Vec::new();
+    for result in query(db, &sql, std::mem::take(values)).await? {
+        let kind: String = result.try_get("", "kind")?;
+        let kind = Kind::parse(&kind).ok_or_else(|| DbErr::Custom(format!("unknown kind {kind}")))?;
+        rows.push(Keyed { kind, id: result.try_get("", "source_id")?, result });
+    }
+    Ok(Keys { rows })
+}
