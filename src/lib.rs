@@ -1,5 +1,10 @@
 //! Migration Portal: moves a BackupAgent install base to the Acronis cloud.
 
+/// Planning a large install base makes and drops millions of small strings;
+/// mimalloc does that in a fraction of the time glibc's allocator takes.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 pub mod api;
 pub mod app;
 pub mod auth;

@@ -24,7 +24,15 @@ pub async fn connect(config: &DatabaseConfig) -> Result<DatabaseConnection, DbSe
     let busy_timeout = Duration::from_millis(config.busy_timeout_ms);
     let mut options = ConnectOptions::new(config.url.clone());
     options.max_connections(config.max_connections).acquire_timeout(Duration::from_secs(10)).sqlx_logging(false).map_sqlx_sqlite_opts(move |o| {
-        o.create_if_missing(true).journal_mode(SqliteJournalMode::Wal).synchronous(SqliteSynchronous::Normal).busy_timeout(busy_timeout).foreign_keys(true)
+        o.create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(busy_timeout)
+            .foreign_keys(true)
+            // Reads of a large snapshot go through a memory map and a bigger page
+            // cache instead of a read() per 4 KiB page.
+            .pragma("mmap_size", "1073741824")
+            .pragma("cache_size", "-32768")
     });
     // Turning a new SQLite file to WAL takes a lock that `busy_timeout` does not wait
     // for, so processes opening a new file together may be told "database is locked".

@@ -8,7 +8,8 @@ use entity::login_check;
 use entity::precheck::{self, Entity as Prechecks};
 use entity::precheck_chunk::{self, Entity as Chunks};
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, OnConflict, Order, Query};
-use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait};
+use futures_util::StreamExt;
+use sea_orm::{ActiveValue::Set, StreamTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use uuid::Uuid;
@@ -20,17 +21,25 @@ use crate::domain::report::{Entry, Report, Section};
 /// Entries per stored chunk: a page read decodes at most two chunks.
 const CHUNK: usize = 500;
 
-/// The live rows of a workspace's snapshot, in source-id order.
-pub async fn load_snapshot(db: &impl ConnectionTrait, workspace_id: Uuid) -> Result<Snapshot, DbErr> {
-    Ok(Snapshot {
-        groups: rows(db, "source_groups", workspace_id).await?,
-        users: rows(db, "source_users", workspace_id).await?,
-        machines: rows(db, "source_machines", workspace_id).await?,
-        plans: rows(db, "source_plans", workspace_id).await?,
-    })
+/// The live rows of a workspace's snapshot, in source-id order. The four
+/// tables are read and parsed at once, each on a pooled connection of its own.
+pub async fn load_snapshot(db: &DatabaseConnection, workspace_id: Uuid) -> Result<Snapshot, DbErr> {
+    fn spawn<T: DeserializeOwned + Send + 'static>(db: &DatabaseConnection, table: &'static str, workspace_id: Uuid) -> tokio::task::JoinHandle<Result<Vec<T>, DbErr>> {
+        let db = db.clone();
+        tokio::spawn(async move { rows(&db, table, workspace_id).await })
+    }
+    fn joined<T>(r: Result<Result<T, DbErr>, tokio::task::JoinError>) -> Result<T, DbErr> {
+        r.map_err(|e| DbErr::Custom(format!("reading the snapshot: {e}")))?
+    }
+    let plans = spawn(db, "source_plans", workspace_id);
+    let machines = spawn(db, "source_machines", workspace_id);
+    let users = spawn(db, "source_users", workspace_id);
+    let groups = spawn(db, "source_groups", workspace_id);
+    Ok(Snapshot { groups: joined(groups.await)?, users: joined(users.await)?, machines: joined(machines.await)?, plans: joined(plans.await)? })
 }
 
-async fn rows<T: DeserializeOwned>(db: &impl ConnectionTrait, table: &str, workspace_id: Uuid) -> Result<Vec<T>, DbErr> {
+/// Parses rows as they arrive, so reading and parsing overlap.
+async fn rows<T: DeserializeOwned>(db: &DatabaseConnection, table: &str, workspace_id: Uuid) -> Result<Vec<T>, DbErr> {
     let query = Query::select()
         .column(Alias::new("data"))
         .from(Alias::new(table))
@@ -38,10 +47,10 @@ async fn rows<T: DeserializeOwned>(db: &impl ConnectionTrait, table: &str, works
         .and_where(Expr::col(Alias::new("removed_at")).is_null())
         .order_by(Alias::new("source_id"), Order::Asc)
         .to_owned();
-    let rows = db.query_all(&query).await?;
-    let mut out = Vec::with_capacity(rows.len());
-    for row in rows {
-        let data: String = row.try_get("", "data")?;
+    let mut rows = db.stream(&query).await?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().await {
+        let data: String = row?.try_get("", "data")?;
         out.push(serde_json::from_str(&data).map_err(|e| DbErr::Custom(format!("{table}: a snapshot row does not parse: {e}")))?);
     }
     Ok(out)
@@ -57,11 +66,14 @@ pub async fn login_answers(db: &impl ConnectionTrait, workspace_id: Uuid, since:
     Ok(rows.into_iter().map(|r| (r.login, (r.taken, r.checked_at))).collect())
 }
 
+/// Keeps the target's answers, one per lowercase login (PostgreSQL refuses an
+/// upsert that names a row twice).
 pub async fn record_login_answers(db: &impl ConnectionTrait, workspace_id: Uuid, answers: &[(String, bool)], at: DateTime<Utc>) -> Result<(), DbErr> {
+    let answers: Vec<(String, bool)> = answers.iter().map(|(login, taken)| (login.to_lowercase(), *taken)).collect::<HashMap<_, _>>().into_iter().collect();
     for batch in answers.chunks(200) {
         let models = batch.iter().map(|(login, taken)| login_check::ActiveModel {
             workspace_id: Set(workspace_id),
-            login: Set(login.to_lowercase()),
+            login: Set(login.clone()),
             taken: Set(*taken),
             checked_at: Set(at),
         });
@@ -85,22 +97,32 @@ pub async fn insert(db: &impl ConnectionTrait, model: precheck::Model) -> Result
 pub async fn store_report(db: &DatabaseConnection, id: Uuid, report: &Report, snapshot_synced_at: Option<DateTime<Utc>>) -> Result<(), DbErr> {
     let txn = db.begin().await?;
     Chunks::delete_many().filter(precheck_chunk::Column::PrecheckId.eq(id)).exec(&txn).await?;
-    for (section, entries) in &report.sections {
-        let mut models = Vec::new();
-        for (n, chunk) in entries.chunks(CHUNK).enumerate() {
-            let pairs: Vec<(&str, &Value)> = chunk.iter().map(|e| (e.key.as_str(), &e.value)).collect();
-            models.push(precheck_chunk::ActiveModel {
-                precheck_id: Set(id),
-                section: Set(section.as_str().to_string()),
-                chunk: Set(n as i32),
-                first_entry: Set((n * CHUNK) as i32),
-                entries: Set(chunk.len() as i32),
-                data: Set(serde_json::to_string(&pairs).map_err(|e| DbErr::Custom(e.to_string()))?),
-            });
-        }
-        for batch in models.chunks(50) {
-            Chunks::insert_many(batch.to_vec()).exec_without_returning(&txn).await?;
-        }
+    let chunks: Vec<(Section, usize, &[Entry])> =
+        report.sections.iter().flat_map(|(section, entries)| entries.chunks(CHUNK).enumerate().map(|(n, chunk)| (*section, n, chunk))).collect();
+    // Encoding is most of the work: half the chunks on a second core.
+    let encode = |part: &[(Section, usize, &[Entry])]| -> Result<Vec<precheck_chunk::ActiveModel>, DbErr> {
+        part.iter()
+            .map(|(section, n, chunk)| {
+                let pairs: Vec<(&str, &Value)> = chunk.iter().map(|e| (e.key.as_str(), &e.value)).collect();
+                Ok(precheck_chunk::ActiveModel {
+                    precheck_id: Set(id),
+                    section: Set(section.as_str().to_string()),
+                    chunk: Set(*n as i32),
+                    first_entry: Set((n * CHUNK) as i32),
+                    entries: Set(chunk.len() as i32),
+                    data: Set(serde_json::to_string(&pairs).map_err(|e| DbErr::Custom(e.to_string()))?),
+                })
+            })
+            .collect()
+    };
+    let (first, second) = chunks.split_at(chunks.len() / 2);
+    let (first, second) = std::thread::scope(|scope| {
+        let second = scope.spawn(|| encode(second));
+        (encode(first), second.join().expect("encoding report chunks"))
+    });
+    let models: Vec<precheck_chunk::ActiveModel> = first?.into_iter().chain(second?).collect();
+    for batch in models.chunks(50) {
+        Chunks::insert_many(batch.to_vec()).exec_without_returning(&txn).await?;
     }
     Prechecks::update_many()
         .col_expr(precheck::Column::Planning, Expr::value(report.planning.to_string()))

@@ -291,3 +291,17 @@ async fn a_later_pre_check_says_what_changed_and_asks_the_target_only_about_new_
         assert_eq!(listed["items"].as_array().map(Vec::len), Some(3), "reports are kept");
     }
 }
+
+#[tokio::test]
+async fn login_answers_are_kept_once_per_login_whatever_its_case() {
+    for backend in Backend::enabled() {
+        let (db, _dir) = crate::helpers::fresh_db(backend).await;
+        let workspace = Uuid::now_v7();
+        let at = chrono::Utc::now();
+        let answers = [("Anna".to_string(), false), ("anna".to_string(), true), ("bob".to_string(), false)];
+        migration_portal::db::prechecks::record_login_answers(&db, workspace, &answers, at).await.expect("recorded");
+        let kept = migration_portal::db::prechecks::login_answers(&db, workspace, at - chrono::Duration::hours(1)).await.expect("read");
+        assert_eq!(kept.len(), 2, "{backend:?}: {kept:?}");
+        assert_eq!(kept["anna"].0, true, "{backend:?}: the last answer wins");
+    }
+}
