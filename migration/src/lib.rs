@@ -11,6 +11,7 @@ mod m20261125_000006_index_idempotency_created_at;
 mod m20261125_000007_create_snapshot;
 mod m20261125_000008_add_snapshot_facts;
 mod m20261125_000009_create_prechecks;
+mod m20261129_000010_create_migrations;
 
 pub struct Migrator;
 
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000007_create_snapshot::Migration),
             Box::new(m20261125_000008_add_snapshot_facts::Migration),
             Box::new(m20261125_000009_create_prechecks::Migration),
+            Box::new(m20261129_000010_create_migrations::Migration),
         ]
     }
 }

@@ -165,7 +165,9 @@ mod tests {
     }
 }
 
+pub mod events;
 pub mod idempotency;
+pub mod migrations;
 pub mod prechecks;
 pub mod snapshot;
 pub mod workspaces;

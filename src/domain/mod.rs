@@ -10,3 +10,4 @@ pub mod schedules;
 pub mod segments;
 pub mod support;
 pub mod tenants;
+pub mod transfer;

@@ -1,0 +1,496 @@
+//! Migrations, their items, the source -> target mapping and the machines
+//! released to their agents. Every change to an item names the states it may
+//! come from (`ItemState::reachable_from`), so a late or repeated writer
+//! changes nothing it should not.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::Utc;
+use entity::machine_assignment;
+use entity::migration::{self, Entity as Migrations};
+use entity::migration_item::{self, Column as ItemColumn, Entity as Items};
+use entity::target_mapping::{self, Entity as Mappings};
+use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::{ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, ExprTrait, QueryFilter, QueryOrder, QuerySelect};
+use serde_json::json;
+use uuid::Uuid;
+
+use super::Page;
+use crate::domain::transfer::{ItemKind, ItemSpec, ItemState};
+use crate::jobs::{NewJob, queue};
+
+/// The job kind that carries out a batch of items.
+pub const TRANSFER: &str = "transfer";
+/// Items per transfer job: tenants wait for their parents, so their batches are small.
+const TENANT_BATCH: usize = 10;
+const USER_BATCH: usize = 25;
+/// A transfer job is retried this often (the target unavailable for a while) before its items fail.
+pub const TRANSFER_ATTEMPTS: i32 = 12;
+
+/// Migration statuses.
+pub const PLANNING: &str = "planning";
+pub const RUNNING: &str = "running";
+pub const PAUSED: &str = "paused";
+pub const CANCELLED: &str = "cancelled";
+pub const COMPLETED: &str = "completed";
+pub const COMPLETED_WITH_FAILURES: &str = "completed_with_failures";
+pub const FAILED: &str = "failed";
+
+pub fn is_final(status: &str) -> bool {
+    matches!(status, CANCELLED | COMPLETED | COMPLETED_WITH_FAILURES | FAILED)
+}
+
+fn states(states: &[ItemState]) -> Vec<&'static str> {
+    states.iter().map(|s| s.as_str()).collect()
+}
+
+pub async fn insert(db: &impl ConnectionTrait, model: migration::Model) -> Result<(), DbErr> {
+    Migrations::insert(migration::ActiveModel::from(model)).exec_without_returning(db).await.map(drop)
+}
+
+pub async fn get(db: &impl ConnectionTrait, id: Uuid) -> Result<Option<migration::Model>, DbErr> {
+    Migrations::find_by_id(id).one(db).await
+}
+
+/// The migration of this tenant's workspace; another tenant's is not found.
+pub async fn find(db: &impl ConnectionTrait, tenant_id: Uuid, workspace_id: Uuid, id: Uuid) -> Result<Option<migration::Model>, DbErr> {
+    Migrations::find_by_id(id)
+        .filter(migration::Column::TenantId.eq(tenant_id))
+        .filter(migration::Column::WorkspaceId.eq(workspace_id))
+        .one(db)
+        .await
+}
+
+pub async fn list(db: &impl ConnectionTrait, tenant_id: Uuid, workspace_id: Uuid, page: Page) -> Result<Vec<migration::Model>, DbErr> {
+    let mut query = Migrations::find().filter(migration::Column::TenantId.eq(tenant_id)).filter(migration::Column::WorkspaceId.eq(workspace_id));
+    if let Some(after) = page.after {
+        query = query.filter(migration::Column::Id.gt(after));
+    }
+    query.order_by_asc(migration::Column::Id).limit(page.limit + 1).all(db).await
+}
+
+/// Moves the migration from one of `from` to `to`; false when it was in none of them.
+pub async fn set_status(db: &impl ConnectionTrait, id: Uuid, from: &[&str], to: &str, error: Option<&str>) -> Result<bool, DbErr> {
+    let now = Utc::now();
+    let mut update = Migrations::update_many()
+        .col_expr(migration::Column::Status, Expr::value(to))
+        .col_expr(migration::Column::UpdatedAt, Expr::value(now))
+        .col_expr(migration::Column::CompletedAt, Expr::value(is_final(to).then_some(now)));
+    if let Some(error) = error {
+        update = update.col_expr(migration::Column::Error, Expr::value(error));
+    }
+    let result = update.filter(migration::Column::Id.eq(id)).filter(migration::Column::Status.is_in(from.iter().copied())).exec(db).await?;
+    Ok(result.rows_affected > 0)
+}
+
+pub async fn set_replan(db: &impl ConnectionTrait, id: Uuid, replan: &serde_json::Value) -> Result<(), DbErr> {
+    Migrations::update_many()
+        .col_expr(migration::Column::Replan, Expr::value(replan.to_string()))
+        .filter(migration::Column::Id.eq(id))
+        .exec(db)
+        .await
+        .map(drop)
+}
+
+/// The target ids already known for `keys` in the workspace (from this or an earlier wave).
+pub async fn mappings(db: &impl ConnectionTrait, workspace_id: Uuid, keys: &[String]) -> Result<HashMap<String, Uuid>, DbErr> {
+    let mut out = HashMap::new();
+    for batch in keys.chunks(500) {
+        let rows = Mappings::find()
+            .filter(target_mapping::Column::WorkspaceId.eq(workspace_id))
+            .filter(target_mapping::Column::Key.is_in(batch.iter().cloned()))
+            .all(db)
+            .await?;
+        out.extend(rows.into_iter().map(|r| (r.key, r.target_id)));
+    }
+    Ok(out)
+}
+
+/// Every mapping of the workspace (tests and the planner's view of earlier waves).
+pub async fn all_mappings(db: &impl ConnectionTrait, workspace_id: Uuid) -> Result<HashMap<String, Uuid>, DbErr> {
+    let rows = Mappings::find().filter(target_mapping::Column::WorkspaceId.eq(workspace_id)).all(db).await?;
+    Ok(rows.into_iter().map(|r| (r.key, r.target_id)).collect())
+}
+
+/// Inserts a migration's items. An item already mapped by an earlier wave is done
+/// at once; an item whose tenant is known (mapped, or the workspace's own) is
+/// queued; the rest wait for their tenant. Answers the keys to schedule.
+pub async fn insert_items(db: &impl ConnectionTrait, migration: &migration::Model, specs: &[ItemSpec], known: &HashMap<String, Uuid>) -> Result<Vec<(String, ItemKind)>, DbErr> {
+    let now = Utc::now();
+    let mut ready = Vec::new();
+    let models: Vec<migration_item::ActiveModel> = specs
+        .iter()
+        .map(|spec| {
+            let mapped = known.get(&spec.key).copied();
+            let parent_known = spec.parent_key.as_ref().is_none_or(|p| known.contains_key(p));
+            let state = match (mapped, parent_known) {
+                (Some(_), _) => ItemState::Done,
+                (None, true) => {
+                    ready.push((spec.key.clone(), spec.kind));
+                    ItemState::Waiting
+                }
+                (None, false) => ItemState::Waiting,
+            };
+            migration_item::ActiveModel {
+                migration_id: Set(migration.id),
+                key: Set(spec.key.clone()),
+                workspace_id: Set(migration.workspace_id),
+                kind: Set(spec.kind.as_str().to_string()),
+                seq: Set(spec.seq),
+                source_id: Set(spec.source_id.clone()),
+                parent_key: Set(spec.parent_key.clone()),
+                state: Set(state.as_str().to_string()),
+                step: Set(mapped.map(|_| "mapped_earlier".to_string())),
+                planned: Set(spec.planned.to_string()),
+                target_id: Set(mapped),
+                job_id: Set(None),
+                attempts: Set(0),
+                error_code: Set(None),
+                error_message: Set(None),
+                updated_at: Set(now),
+            }
+        })
+        .collect();
+    for batch in models.chunks(400) {
+        Items::insert_many(batch.to_vec()).exec_without_returning(db).await?;
+    }
+    Ok(ready)
+}
+
+/// Puts items into transfer jobs (enqueued in the caller's transaction): from
+/// waiting, failed (a retry) or queued in a job that ended (an orphan).
+pub async fn schedule(db: &impl ConnectionTrait, migration: &migration::Model, keys: Vec<(String, ItemKind)>) -> Result<usize, DbErr> {
+    let (tenants, people): (Vec<_>, Vec<_>) = keys.into_iter().partition(|(_, kind)| *kind == ItemKind::Tenant);
+    let batches = tenants.chunks(TENANT_BATCH).chain(people.chunks(USER_BATCH)).map(|b| b.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>()).collect::<Vec<_>>();
+    let mut scheduled = 0;
+    for keys in batches {
+        let job = NewJob {
+            tenant_id: Some(migration.tenant_id),
+            workspace_id: Some(migration.workspace_id),
+            max_attempts: TRANSFER_ATTEMPTS,
+            ..NewJob::new(TRANSFER, json!({"migration_id": migration.id}))
+        };
+        let job_id = queue::enqueue(db, job).await?.id;
+        let result = Items::update_many()
+            .col_expr(ItemColumn::State, Expr::value(ItemState::Queued.as_str()))
+            .col_expr(ItemColumn::JobId, Expr::value(job_id))
+            .col_expr(ItemColumn::UpdatedAt, Expr::value(Utc::now()))
+            .filter(ItemColumn::MigrationId.eq(migration.id))
+            .filter(ItemColumn::Key.is_in(keys))
+            .filter(ItemColumn::State.is_in(states(&[ItemState::Waiting, ItemState::Failed, ItemState::Queued])))
+            .exec(db)
+            .await?;
+        scheduled += result.rows_affected as usize;
+    }
+    Ok(scheduled)
+}
+
+/// The items a transfer job is to carry out, in plan order.
+pub async fn items_of_job(db: &impl ConnectionTrait, migration_id: Uuid, job_id: Uuid) -> Result<Vec<migration_item::Model>, DbErr> {
+    Items::find()
+        .filter(ItemColumn::MigrationId.eq(migration_id))
+        .filter(ItemColumn::JobId.eq(job_id))
+        .filter(ItemColumn::State.eq(ItemState::Queued.as_str()))
+        .order_by_asc(ItemColumn::Seq)
+        .all(db)
+        .await
+}
+
+/// Items queued in jobs that are no longer queued or running (paused, or a job
+/// that gave up): the supervisor schedules them again.
+pub async fn orphans(db: &impl ConnectionTrait, migration_id: Uuid) -> Result<Vec<(String, ItemKind)>, DbErr> {
+    let sql = "SELECT i.key, i.kind FROM migration_items i LEFT JOIN jobs j ON j.id = i.job_id \
+               WHERE i.migration_id = $1 AND i.state = 'queued' AND (j.id IS NULL OR j.status NOT IN ('queued', 'running'))";
+    let rows = super::query(db, sql, vec![migration_id.into()]).await?;
+    rows.into_iter()
+        .map(|r| {
+            let kind: String = r.try_get("", "kind")?;
+            Ok((r.try_get("", "key")?, ItemKind::parse(&kind).unwrap_or(ItemKind::User)))
+        })
+        .collect()
+}
+
+/// An item's work, recorded with its mapping and its events in one transaction.
+pub struct ItemDone<'a> {
+    pub item: &'a migration_item::Model,
+    pub target_id: Uuid,
+    pub step: &'a str,
+    /// Whether the item is finished (else only its step and target id are kept).
+    pub finished: bool,
+}
+
+/// Records an item's target id and step; when finished, the item is done and
+/// the items waiting for it (a tenant's children) are scheduled. False when the
+/// item was no longer the caller's to change (done or failed meanwhile).
+pub async fn record_done(db: &impl ConnectionTrait, migration: &migration::Model, done: ItemDone<'_>) -> Result<bool, DbErr> {
+    let now = Utc::now();
+    Mappings::insert(target_mapping::ActiveModel {
+        workspace_id: Set(migration.workspace_id),
+        key: Set(done.item.key.clone()),
+        target_id: Set(done.target_id),
+        migration_id: Set(migration.id),
+        created_at: Set(now),
+    })
+    .on_conflict(OnConflict::columns([target_mapping::Column::WorkspaceId, target_mapping::Column::Key]).update_columns([target_mapping::Column::TargetId]).to_owned())
+    .exec_without_returning(db)
+    .await?;
+    let mut update = Items::update_many()
+        .col_expr(ItemColumn::TargetId, Expr::value(done.target_id))
+        .col_expr(ItemColumn::Step, Expr::value(done.step))
+        .col_expr(ItemColumn::UpdatedAt, Expr::value(now));
+    let from = if done.finished {
+        update = update
+            .col_expr(ItemColumn::State, Expr::value(ItemState::Done.as_str()))
+            .col_expr(ItemColumn::ErrorCode, Expr::value(Option::<String>::None))
+            .col_expr(ItemColumn::ErrorMessage, Expr::value(Option::<String>::None));
+        ItemState::Done.reachable_from()
+    } else {
+        &[ItemState::Queued, ItemState::Cancelled]
+    };
+    let result = update
+        .filter(ItemColumn::MigrationId.eq(migration.id))
+        .filter(ItemColumn::Key.eq(done.item.key.as_str()))
+        .filter(ItemColumn::State.is_in(states(from)))
+        .exec(db)
+        .await?;
+    if result.rows_affected == 0 {
+        return Ok(false);
+    }
+    if done.finished && done.item.kind == ItemKind::Tenant.as_str() {
+        let children = Items::find()
+            .select_only()
+            .columns([ItemColumn::Key, ItemColumn::Kind])
+            .filter(ItemColumn::MigrationId.eq(migration.id))
+            .filter(ItemColumn::ParentKey.eq(done.item.key.as_str()))
+            .filter(ItemColumn::State.eq(ItemState::Waiting.as_str()))
+            .into_tuple::<(String, String)>()
+            .all(db)
+            .await?;
+        let keys = children.into_iter().map(|(key, kind)| (key, ItemKind::parse(&kind).unwrap_or(ItemKind::User))).collect();
+        schedule(db, migration, keys).await?;
+    }
+    Ok(true)
+}
+
+/// Fails an item for good with the remote's code and message; the items
+/// waiting for it (and theirs) are blocked. False when it was not queued.
+pub async fn record_failed(db: &impl ConnectionTrait, migration_id: Uuid, item: &migration_item::Model, code: &str, message: &str) -> Result<bool, DbErr> {
+    let result = Items::update_many()
+        .col_expr(ItemColumn::State, Expr::value(ItemState::Failed.as_str()))
+        .col_expr(ItemColumn::ErrorCode, Expr::value(code))
+        .col_expr(ItemColumn::ErrorMessage, Expr::value(message))
+        .col_expr(ItemColumn::Attempts, Expr::col(ItemColumn::Attempts).add(1))
+        .col_expr(ItemColumn::UpdatedAt, Expr::value(Utc::now()))
+        .filter(ItemColumn::MigrationId.eq(migration_id))
+        .filter(ItemColumn::Key.eq(item.key.as_str()))
+        .filter(ItemColumn::State.is_in(states(ItemState::Failed.reachable_from())))
+        .exec(db)
+        .await?;
+    if result.rows_affected == 0 {
+        return Ok(false);
+    }
+    let mut parents = vec![item.key.clone()];
+    let reason = format!("{} failed", item.key);
+    while !parents.is_empty() {
+        let blocked = Items::find()
+            .select_only()
+            .columns([ItemColumn::Key, ItemColumn::Kind])
+            .filter(ItemColumn::MigrationId.eq(migration_id))
+            .filter(ItemColumn::ParentKey.is_in(parents.clone()))
+            .filter(ItemColumn::State.is_in(states(ItemState::Blocked.reachable_from())))
+            .into_tuple::<(String, String)>()
+            .all(db)
+            .await?;
+        if blocked.is_empty() {
+            break;
+        }
+        Items::update_many()
+            .col_expr(ItemColumn::State, Expr::value(ItemState::Blocked.as_str()))
+            .col_expr(ItemColumn::ErrorMessage, Expr::value(reason.as_str()))
+            .col_expr(ItemColumn::UpdatedAt, Expr::value(Utc::now()))
+            .filter(ItemColumn::MigrationId.eq(migration_id))
+            .filter(ItemColumn::Key.is_in(blocked.iter().map(|(k, _)| k.clone())))
+            .filter(ItemColumn::State.is_in(states(ItemState::Blocked.reachable_from())))
+            .exec(db)
+            .await?;
+        parents = blocked.into_iter().filter(|(_, kind)| kind == ItemKind::Tenant.as_str()).map(|(k, _)| k).collect();
+    }
+    Ok(true)
+}
+
+/// Counts the attempt of a queued item that met an unavailable target.
+pub async fn record_attempt(db: &impl ConnectionTrait, migration_id: Uuid, key: &str, message: &str) -> Result<(), DbErr> {
+    Items::update_many()
+        .col_expr(ItemColumn::Attempts, Expr::col(ItemColumn::Attempts).add(1))
+        .col_expr(ItemColumn::ErrorMessage, Expr::value(message))
+        .col_expr(ItemColumn::UpdatedAt, Expr::value(Utc::now()))
+        .filter(ItemColumn::MigrationId.eq(migration_id))
+        .filter(ItemColumn::Key.eq(key))
+        .filter(ItemColumn::State.eq(ItemState::Queued.as_str()))
+        .exec(db)
+        .await
+        .map(drop)
+}
+
+/// Releases a migrated user's machines to their agents: `idle` -> `pending`,
+/// with where they go and their converted plans. Machines already beyond `idle`
+/// (in another migration) keep their state.
+pub async fn release_machines(
+    db: &impl ConnectionTrait,
+    migration: &migration::Model,
+    user_id: &str,
+    target_user_id: Uuid,
+    target_tenant_id: Uuid,
+    machines: &[serde_json::Value],
+) -> Result<Vec<String>, DbErr> {
+    let now = Utc::now();
+    let mut released = Vec::new();
+    for machine in machines {
+        let Some(id) = machine["machine_id"].as_str() else { continue };
+        let sql = "UPDATE source_machines SET migration_state = 'pending' WHERE workspace_id = $1 AND source_id = $2 AND migration_state = 'idle'";
+        let result = db.execute_raw(super::statement(db.get_database_backend(), sql, vec![migration.workspace_id.into(), id.into()])).await?;
+        if result.rows_affected() == 0 {
+            continue;
+        }
+        machine_assignment::Entity::insert(machine_assignment::ActiveModel {
+            workspace_id: Set(migration.workspace_id),
+            machine_id: Set(id.to_string()),
+            migration_id: Set(migration.id),
+            user_id: Set(user_id.to_string()),
+            target_user_id: Set(target_user_id),
+            target_tenant_id: Set(target_tenant_id),
+            plans: Set(machine["plans"].to_string()),
+            released_at: Set(now),
+        })
+        .on_conflict(
+            OnConflict::columns([machine_assignment::Column::WorkspaceId, machine_assignment::Column::MachineId])
+                .update_columns([
+                    machine_assignment::Column::MigrationId,
+                    machine_assignment::Column::TargetUserId,
+                    machine_assignment::Column::TargetTenantId,
+                    machine_assignment::Column::Plans,
+                    machine_assignment::Column::ReleasedAt,
+                ])
+                .to_owned(),
+        )
+        .exec_without_returning(db)
+        .await?;
+        released.push(id.to_string());
+    }
+    Ok(released)
+}
+
+/// Items by kind and state (every pair present, zeros included).
+pub async fn counts(db: &impl ConnectionTrait, migration_id: Uuid) -> Result<BTreeMap<ItemKind, BTreeMap<ItemState, u64>>, DbErr> {
+    let rows = Items::find()
+        .select_only()
+        .column(ItemColumn::Kind)
+        .column(ItemColumn::State)
+        .column_as(Expr::cust("COUNT(*)"), "n")
+        .filter(ItemColumn::MigrationId.eq(migration_id))
+        .group_by(ItemColumn::Kind)
+        .group_by(ItemColumn::State)
+        .into_tuple::<(String, String, i64)>()
+        .all(db)
+        .await?;
+    let mut out: BTreeMap<ItemKind, BTreeMap<ItemState, u64>> =
+        ItemKind::ALL.into_iter().map(|k| (k, ItemState::ALL.into_iter().map(|s| (s, 0)).collect())).collect();
+    for (kind, state, n) in rows {
+        if let (Some(kind), Some(state)) = (ItemKind::parse(&kind), ItemState::parse(&state)) {
+            out.entry(kind).or_default().insert(state, n as u64);
+        }
+    }
+    Ok(out)
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct ItemFilter {
+    pub state: Option<ItemState>,
+    pub kind: Option<ItemKind>,
+}
+
+/// Items in plan order, keyset-paged by `seq`.
+pub async fn items(db: &impl ConnectionTrait, migration_id: Uuid, filter: &ItemFilter, limit: u64, after_seq: Option<i32>) -> Result<Vec<migration_item::Model>, DbErr> {
+    let mut query = Items::find().filter(ItemColumn::MigrationId.eq(migration_id));
+    if let Some(state) = filter.state {
+        query = query.filter(ItemColumn::State.eq(state.as_str()));
+    }
+    if let Some(kind) = filter.kind {
+        query = query.filter(ItemColumn::Kind.eq(kind.as_str()));
+    }
+    if let Some(after) = after_seq {
+        query = query.filter(ItemColumn::Seq.gt(after));
+    }
+    query.order_by_asc(ItemColumn::Seq).limit(limit + 1).all(db).await
+}
+
+pub async fn item(db: &impl ConnectionTrait, migration_id: Uuid, key: &str) -> Result<Option<migration_item::Model>, DbErr> {
+    Items::find_by_id((migration_id, key.to_string())).one(db).await
+}
+
+/// Cancels what is not done: open and blocked items, and the jobs they are queued in.
+pub async fn cancel_items(db: &impl ConnectionTrait, migration_id: Uuid) -> Result<u64, DbErr> {
+    let jobs = Items::find()
+        .select_only()
+        .column(ItemColumn::JobId)
+        .distinct()
+        .filter(ItemColumn::MigrationId.eq(migration_id))
+        .filter(ItemColumn::State.eq(ItemState::Queued.as_str()))
+        .into_tuple::<Option<Uuid>>()
+        .all(db)
+        .await?;
+    for job in jobs.into_iter().flatten() {
+        queue::cancel(db, job).await?;
+    }
+    let result = Items::update_many()
+        .col_expr(ItemColumn::State, Expr::value(ItemState::Cancelled.as_str()))
+        .col_expr(ItemColumn::UpdatedAt, Expr::value(Utc::now()))
+        .filter(ItemColumn::MigrationId.eq(migration_id))
+        .filter(ItemColumn::State.is_in(states(ItemState::Cancelled.reachable_from())))
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected)
+}
+
+/// Retries the failed items (and unblocks what waited for them); done items are
+/// never touched. Answers how many failed items were scheduled again.
+pub async fn retry_failed(db: &impl ConnectionTrait, migration: &migration::Model) -> Result<usize, DbErr> {
+    Items::update_many()
+        .col_expr(ItemColumn::State, Expr::value(ItemState::Waiting.as_str()))
+        .col_expr(ItemColumn::ErrorMessage, Expr::value(Option::<String>::None))
+        .col_expr(ItemColumn::UpdatedAt, Expr::value(Utc::now()))
+        .filter(ItemColumn::MigrationId.eq(migration.id))
+        .filter(ItemColumn::State.eq(ItemState::Blocked.as_str()))
+        .exec(db)
+        .await?;
+    let failed = Items::find()
+        .select_only()
+        .columns([ItemColumn::Key, ItemColumn::Kind])
+        .filter(ItemColumn::MigrationId.eq(migration.id))
+        .filter(ItemColumn::State.eq(ItemState::Failed.as_str()))
+        .into_tuple::<(String, String)>()
+        .all(db)
+        .await?;
+    let keys = failed.into_iter().map(|(key, kind)| (key, ItemKind::parse(&kind).unwrap_or(ItemKind::User))).collect();
+    schedule(db, migration, keys).await
+}
+
+/// Open items left: the migration is over when none is.
+pub async fn open_items(db: &impl ConnectionTrait, migration_id: Uuid) -> Result<u64, DbErr> {
+    use sea_orm::PaginatorTrait;
+    Items::find()
+        .filter(ItemColumn::MigrationId.eq(migration_id))
+        .filter(Condition::any().add(ItemColumn::State.eq(ItemState::Waiting.as_str())).add(ItemColumn::State.eq(ItemState::Queued.as_str())))
+        .count(db)
+        .await
+}
+
+/// Names a new supervising job (a migration started again by a retry).
+pub async fn set_job(db: &impl ConnectionTrait, id: Uuid, job_id: Uuid) -> Result<(), DbErr> {
+    Migrations::update_many()
+        .col_expr(migration::Column::JobId, Expr::value(job_id))
+        .filter(migration::Column::Id.eq(id))
+        .exec(db)
+        .await
+        .map(drop)
+}

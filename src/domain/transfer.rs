@@ -1,0 +1,216 @@
+//! What a migration creates, item by item, and the states an item goes through.
+//!
+//! A plan becomes items: its tenants parent first, then the admins, then the
+//! backup users. Each item waits for the tenant it goes into; the key of an item
+//! is also the key of its source -> target mapping, kept across waves.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use utoipa::ToSchema;
+
+use super::plan::{AdminRole, Plan, TenantKind};
+use super::support::Readiness;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ItemKind {
+    Tenant,
+    Admin,
+    User,
+}
+
+impl ItemKind {
+    pub const ALL: [ItemKind; 3] = [ItemKind::Tenant, ItemKind::Admin, ItemKind::User];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ItemKind::Tenant => "tenant",
+            ItemKind::Admin => "admin",
+            ItemKind::User => "user",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == text)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ItemState {
+    /// Its tenant is not created yet.
+    Waiting,
+    /// In a transfer job's batch.
+    Queued,
+    /// Created (or found) in the target and mapped.
+    Done,
+    /// The target refused it for good; the remote's code and message are kept.
+    Failed,
+    /// Its tenant failed: it waits for a retry of that tenant.
+    Blocked,
+    Cancelled,
+}
+
+impl ItemState {
+    pub const ALL: [ItemState; 6] = [ItemState::Waiting, ItemState::Queued, ItemState::Done, ItemState::Failed, ItemState::Blocked, ItemState::Cancelled];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ItemState::Waiting => "waiting",
+            ItemState::Queued => "queued",
+            ItemState::Done => "done",
+            ItemState::Failed => "failed",
+            ItemState::Blocked => "blocked",
+            ItemState::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+
+    /// Still to be worked on: the migration is not over while any item is.
+    pub fn is_open(self) -> bool {
+        matches!(self, ItemState::Waiting | ItemState::Queued)
+    }
+
+    /// The states an item may come from to reach `self`. `Done` is never left:
+    /// retrying touches failed items only.
+    pub fn reachable_from(self) -> &'static [ItemState] {
+        match self {
+            ItemState::Waiting => &[ItemState::Blocked],
+            ItemState::Queued => &[ItemState::Waiting, ItemState::Failed],
+            // A create in flight when the migration was cancelled still lands: it is recorded.
+            ItemState::Done => &[ItemState::Queued, ItemState::Cancelled],
+            ItemState::Failed => &[ItemState::Queued],
+            ItemState::Blocked => &[ItemState::Waiting],
+            ItemState::Cancelled => &[ItemState::Waiting, ItemState::Queued, ItemState::Blocked],
+        }
+    }
+
+    pub fn can_become(self, to: ItemState) -> bool {
+        to.reachable_from().contains(&self)
+    }
+}
+
+/// One thing to create, as the plan says.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ItemSpec {
+    pub key: String,
+    pub kind: ItemKind,
+    pub seq: i32,
+    pub source_id: String,
+    /// The tenant item this one goes into; `None`: the workspace's own tenant.
+    pub parent_key: Option<String>,
+    pub planned: Value,
+}
+
+pub fn tenant_key(key: &str) -> String {
+    format!("tenant:{key}")
+}
+
+/// The items of a plan: tenants parent first, then admins, then users.
+/// Machines that cannot migrate at all (unsupported) are not released to agents.
+pub fn items(plan: &Plan) -> Vec<ItemSpec> {
+    let mut out = Vec::with_capacity(plan.tenants.len() + plan.admins.len() + plan.users.len());
+    let mut seq = 0;
+    let mut next = || {
+        seq += 1;
+        seq
+    };
+    for tenant in &plan.tenants {
+        out.push(ItemSpec {
+            key: tenant_key(&tenant.key),
+            kind: ItemKind::Tenant,
+            seq: next(),
+            source_id: tenant.group_id.clone(),
+            parent_key: tenant.parent_key.as_deref().map(tenant_key),
+            planned: json!({
+                "tenant_key": tenant.key,
+                "name": tenant.name.target,
+                "kind": match tenant.kind { TenantKind::Partner => "partner", TenantKind::Customer => "customer" },
+                "direct_users": tenant.direct_users,
+            }),
+        });
+    }
+    for admin in &plan.admins {
+        out.push(ItemSpec {
+            key: format!("admin:{}", admin.group_id),
+            kind: ItemKind::Admin,
+            seq: next(),
+            source_id: admin.group_id.clone(),
+            parent_key: Some(tenant_key(&admin.tenant_key)),
+            planned: json!({
+                "login": admin.login.target,
+                "role": match admin.role { AdminRole::PartnerAdmin => "partner_admin", AdminRole::CompanyAdmin => "company_admin" },
+                "contact": admin.contact,
+            }),
+        });
+    }
+    let mut machines: std::collections::HashMap<&str, Vec<Value>> = std::collections::HashMap::new();
+    for machine in plan.machines.iter().filter(|m| m.readiness != Readiness::Unsupported) {
+        machines.entry(machine.user_id.as_str()).or_default().push(json!({
+            "machine_id": machine.machine_id,
+            "readiness": machine.readiness.as_str(),
+            "plans": machine.plans,
+        }));
+    }
+    for user in &plan.users {
+        out.push(ItemSpec {
+            key: format!("user:{}", user.user_id),
+            kind: ItemKind::User,
+            seq: next(),
+            source_id: user.user_id.clone(),
+            parent_key: Some(tenant_key(&user.tenant_key)),
+            planned: json!({
+                "login": user.login.target,
+                "contact": user.contact,
+                "machines": machines.remove(user.user_id.as_str()).unwrap_or_default(),
+            }),
+        });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ItemState::{self, *};
+
+    #[test]
+    fn item_transitions_follow_the_table() {
+        // from, to, allowed
+        let table: &[(ItemState, ItemState, bool)] = &[
+            (Waiting, Queued, true),
+            (Waiting, Blocked, true),
+            (Waiting, Cancelled, true),
+            (Waiting, Done, false),
+            (Queued, Done, true),
+            (Queued, Failed, true),
+            (Queued, Cancelled, true),
+            (Queued, Waiting, false),
+            (Failed, Queued, true),
+            (Failed, Done, false),
+            (Failed, Cancelled, false),
+            (Blocked, Waiting, true),
+            (Blocked, Cancelled, true),
+            (Blocked, Queued, false),
+            (Done, Queued, false),
+            (Done, Failed, false),
+            (Done, Cancelled, false),
+            (Cancelled, Queued, false),
+            (Cancelled, Done, true),
+        ];
+        for (from, to, allowed) in table {
+            assert_eq!(from.can_become(*to), *allowed, "{from:?} -> {to:?}");
+        }
+    }
+
+    #[test]
+    fn open_states_are_waiting_and_queued() {
+        let open: Vec<_> = ItemState::ALL.into_iter().filter(|s| s.is_open()).collect();
+        assert_eq!(open, vec![Waiting, Queued]);
+        for state in ItemState::ALL {
+            assert_eq!(ItemState::parse(state.as_str()), Some(state));
+        }
+    }
+}
