@@ -58,7 +58,9 @@ pub fn job_handlers(secrets: SecretBox, allow_private_networks: bool) -> Vec<std
     let pool = std::sync::Arc::new(crate::jobs::clients::ClientPool::new(allow_private_networks));
     vec![
         std::sync::Arc::new(crate::jobs::sync::SyncHandler::new(secrets.clone(), pool.clone())),
-        std::sync::Arc::new(crate::jobs::precheck::PrecheckHandler::new(secrets, pool)),
+        std::sync::Arc::new(crate::jobs::precheck::PrecheckHandler::new(secrets.clone(), pool.clone())),
+        std::sync::Arc::new(crate::jobs::migration::MigrationHandler::new(secrets.clone(), pool.clone())),
+        std::sync::Arc::new(crate::jobs::transfer::TransferHandler::new(secrets, pool)),
     ]
 }
 

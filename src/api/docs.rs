@@ -22,6 +22,7 @@ Partner endpoints take the cloud's RS256 access token as `Authorization: Bearer 
         (name = "workspaces", description = "A BackupAgent install base bound to the caller's cloud tenant"),
         (name = "hierarchy", description = "The synced install base: browse, search, roll up, and see each group, user and machine"),
         (name = "prechecks", description = "The pre-check report of a selection: the migration plan"),
+        (name = "migrations", description = "Waves that carry out the plan: tenants, admins and backup users created in the target, machines released to their agents; the operations log"),
         (name = "operations", description = "Long-running work (AIP-151), health and readiness"),
     ),
     components(

@@ -6,6 +6,7 @@ pub mod extract;
 mod health;
 mod hierarchy;
 pub mod idempotency;
+mod migrations;
 pub mod operations;
 pub mod paging;
 mod prechecks;
@@ -31,6 +32,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
             .configure(workspaces::routes)
             .configure(hierarchy::routes)
             .configure(prechecks::routes)
+            .configure(migrations::routes)
             .configure(operations::routes),
     );
 }

@@ -26,7 +26,7 @@ use validator::Validate;
 use tokio::sync::Semaphore;
 
 /// The pace toward one remote system, set per workspace.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Validate, ToSchema)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Limit {
     /// Requests per second (each instance of the service keeps to it on its own).

@@ -8,7 +8,7 @@ use entity::workspace::Model as Workspace;
 use uuid::Uuid;
 
 use super::JobError;
-use crate::connectors::HttpPolicy;
+use crate::connectors::{HttpPolicy, Limit};
 use crate::connectors::source::SourceClient;
 use crate::connectors::target::TargetClient;
 use crate::crypto::SecretBox;
@@ -22,8 +22,9 @@ pub struct Clients {
 
 pub struct ClientPool {
     allow_private_networks: bool,
-    /// By workspace: the version the clients were built from, and the clients.
-    entries: Mutex<HashMap<Uuid, (i32, Clients)>>,
+    /// By workspace and pace toward the target (a migration may set its own): the
+    /// version the clients were built from, and the clients.
+    entries: Mutex<HashMap<(Uuid, Option<Limit>), (i32, Clients)>>,
 }
 
 impl ClientPool {
@@ -33,22 +34,30 @@ impl ClientPool {
 
     /// The workspace's clients; built anew when the workspace changed (credentials, URLs, limits).
     pub fn clients(&self, workspace: &Workspace, secrets: &SecretBox) -> Result<Clients, JobError> {
+        self.clients_paced(workspace, secrets, None)
+    }
+
+    /// The workspace's clients with `target` as the pace toward the target (never
+    /// above the workspace's own limit); `None`: the workspace's limit.
+    pub fn clients_paced(&self, workspace: &Workspace, secrets: &SecretBox, target: Option<Limit>) -> Result<Clients, JobError> {
+        let ceiling = store::target_limit(workspace);
+        let target = target.map(|l| Limit { rate_per_sec: l.rate_per_sec.min(ceiling.rate_per_sec), concurrency: l.concurrency.min(ceiling.concurrency) });
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((_, clients)) = entries.get(&workspace.id).filter(|(version, _)| *version == workspace.version) {
+        if let Some((_, clients)) = entries.get(&(workspace.id, target)).filter(|(version, _)| *version == workspace.version) {
             return Ok(clients.clone());
         }
-        let clients = self.build(workspace, secrets)?;
-        entries.insert(workspace.id, (workspace.version, clients.clone()));
+        let clients = self.build(workspace, secrets, target.unwrap_or(ceiling))?;
+        entries.insert((workspace.id, target), (workspace.version, clients.clone()));
         Ok(clients)
     }
 
-    fn build(&self, workspace: &Workspace, secrets: &SecretBox) -> Result<Clients, JobError> {
+    fn build(&self, workspace: &Workspace, secrets: &SecretBox, target_limit: Limit) -> Result<Clients, JobError> {
         let sealed = |e: crate::crypto::CryptoError| JobError::Fatal(format!("workspace credentials: {e}"));
         let policy = |limit| HttpPolicy { allow_private_networks: self.allow_private_networks, ..HttpPolicy::limited(limit) };
         let password = store::source_password(secrets, workspace).map_err(sealed)?;
         let secret = store::target_client_secret(secrets, workspace).map_err(sealed)?;
         let source = SourceClient::new(&workspace.source_url, &workspace.source_login, password, policy(store::source_limit(workspace)));
-        let target = TargetClient::new(&workspace.target_url, &workspace.target_client_id, secret, policy(store::target_limit(workspace)));
+        let target = TargetClient::new(&workspace.target_url, &workspace.target_client_id, secret, policy(target_limit));
         let refused = |e: crate::connectors::ConnectorError| JobError::Fatal(e.to_string());
         Ok(Clients { source: Arc::new(source.map_err(refused)?), target: Arc::new(target.map_err(refused)?) })
     }

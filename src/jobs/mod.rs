@@ -1,9 +1,11 @@
 //! The database job queue and the worker (DESIGN.md, Job queue).
 
 pub mod clients;
+pub mod migration;
 pub mod precheck;
 pub mod queue;
 pub mod sync;
+pub mod transfer;
 pub mod worker;
 
 pub use queue::{Enqueued, NewJob};

@@ -24,7 +24,7 @@ use crate::crypto::SecretBox;
 use crate::db::prechecks as store;
 use crate::domain::machines::{Clock, OFFLINE_AFTER_DAYS};
 use crate::domain::names::NameRules;
-use crate::domain::plan::{Plan, Selection, Settings, plan};
+use crate::domain::plan::{Plan, Selection, Settings, Snapshot, plan};
 use crate::domain::report::{self, LoginAnswers};
 use crate::domain::support::SupportMatrix;
 
@@ -102,8 +102,63 @@ where
     PF: Future<Output = Result<(), JobError>>,
 {
     let db = request.db;
-    progress(json!({"phase": "reading"})).await?;
     let mut timer = Timer::default();
+    let planning = Planning {
+        db,
+        workspace_id: request.workspace_id,
+        source_time: request.source_time,
+        selection: &request.selection,
+        target: request.target,
+        concurrency: request.concurrency,
+    };
+    let Settled { snapshot, plan, answers, asked } = settle(planning, &progress, &stop, &mut timer).await?;
+    let logins = login_answers(&plan, &answers);
+    let report = report::build(&snapshot, &plan, &logins);
+    timer.lap("report");
+    progress(json!({"phase": "storing", "asked_target": asked})).await?;
+    store::store_report(db, request.precheck_id, &report, request.snapshot_synced_at).await.map_err(database)?;
+    timer.lap("store");
+    tracing::info!(precheck = %request.precheck_id, seconds = %timer.0, "pre-check done");
+    let counts = report.planning["counts"].clone();
+    // Freeing millions of small values takes a while: not on the job's time.
+    tokio::task::spawn_blocking(move || drop((snapshot, plan, report, answers)));
+    Ok(json!({
+        "precheck_id": request.precheck_id,
+        "asked_target": asked,
+        "counts": counts,
+        "seconds": timer.0,
+    }))
+}
+
+/// What planning a selection needs from outside.
+pub struct Planning<'a> {
+    pub db: &'a DatabaseConnection,
+    pub workspace_id: Uuid,
+    pub source_time: Option<DateTime<Utc>>,
+    pub selection: &'a Selection,
+    /// Asked about logins without a fresh answer; `None` plans without asking.
+    pub target: Option<&'a dyn TargetApi>,
+    pub concurrency: usize,
+}
+
+/// A plan whose logins all have an answer from the target (when it was asked).
+pub struct Settled {
+    pub snapshot: Snapshot,
+    pub plan: Plan,
+    pub answers: HashMap<String, (bool, DateTime<Utc>)>,
+    pub asked: usize,
+}
+
+/// Reads the snapshot and plans the selection, asking the target about the
+/// logins the plan hands out that it has no fresh answer for, until none is left.
+/// The pre-check and the migration plan through this one function.
+pub async fn settle<P, PF>(request: Planning<'_>, progress: &P, stop: &impl Fn() -> bool, timer: &mut Timer) -> Result<Settled, JobError>
+where
+    P: Fn(Value) -> PF,
+    PF: Future<Output = Result<(), JobError>>,
+{
+    let db = request.db;
+    progress(json!({"phase": "reading"})).await?;
     let since = Utc::now() - Duration::hours(LOGIN_ANSWER_MAX_AGE_HOURS);
     let (snapshot, answers) = tokio::join!(store::load_snapshot(db, request.workspace_id), store::login_answers(db, request.workspace_id, since));
     let (snapshot, mut answers) = (snapshot.map_err(database)?, answers.map_err(database)?);
@@ -118,7 +173,7 @@ where
     for _ in 0..MAX_ROUNDS {
         progress(json!({"phase": "planning", "asked_target": asked})).await?;
         let lookup = |login: &str| answers.get(&login.to_lowercase()).map(|(taken, _)| *taken);
-        let plan = plan(&snapshot, &request.selection, &settings, &lookup).map_err(|e| JobError::Fatal(e.to_string()))?;
+        let plan = plan(&snapshot, request.selection, &settings, &lookup).map_err(|e| JobError::Fatal(e.to_string()))?;
         let unknown = unknown_logins(&plan);
         let Some(target) = request.target.filter(|_| !unknown.is_empty()) else {
             planned = Some(plan);
@@ -158,26 +213,11 @@ where
     }
     let plan = planned.ok_or_else(|| JobError::Fatal("logins did not settle: the target keeps answering taken".into()))?;
     timer.lap("plan");
-    let logins = login_answers(&plan, &answers);
-    let report = report::build(&snapshot, &plan, &logins);
-    timer.lap("report");
-    progress(json!({"phase": "storing", "asked_target": asked})).await?;
-    store::store_report(db, request.precheck_id, &report, request.snapshot_synced_at).await.map_err(database)?;
-    timer.lap("store");
-    tracing::info!(precheck = %request.precheck_id, seconds = %timer.0, "pre-check done");
-    let counts = report.planning["counts"].clone();
-    // Freeing millions of small values takes a while: not on the job's time.
-    tokio::task::spawn_blocking(move || drop((snapshot, plan, report, answers)));
-    Ok(json!({
-        "precheck_id": request.precheck_id,
-        "asked_target": asked,
-        "counts": counts,
-        "seconds": timer.0,
-    }))
+    Ok(Settled { snapshot, plan, answers, asked })
 }
 
 /// Seconds per phase (planning includes asking the target).
-struct Timer(Value, std::time::Instant);
+pub struct Timer(pub Value, std::time::Instant);
 
 impl Default for Timer {
     fn default() -> Self {
@@ -186,7 +226,7 @@ impl Default for Timer {
 }
 
 impl Timer {
-    fn lap(&mut self, phase: &str) {
+    pub fn lap(&mut self, phase: &str) {
         let now = std::time::Instant::now();
         self.0[phase] = json!(((now - self.1).as_secs_f64() * 1000.0).round() / 1000.0);
         self.1 = now;
@@ -206,7 +246,7 @@ fn unknown_logins(plan: &Plan) -> Vec<String> {
         .collect()
 }
 
-fn login_answers(plan: &Plan, answers: &HashMap<String, (bool, DateTime<Utc>)>) -> LoginAnswers {
+pub fn login_answers(plan: &Plan, answers: &HashMap<String, (bool, DateTime<Utc>)>) -> LoginAnswers {
     let logins = plan.users.iter().map(|u| (&u.login.target, u.unverified)).chain(plan.admins.iter().map(|a| (&a.login.target, a.unverified)));
     let mut out = LoginAnswers::default();
     for (login, unverified) in logins {
@@ -220,6 +260,6 @@ fn login_answers(plan: &Plan, answers: &HashMap<String, (bool, DateTime<Utc>)>) 
     out
 }
 
-fn database(e: sea_orm::DbErr) -> JobError {
+pub(crate) fn database(e: sea_orm::DbErr) -> JobError {
     JobError::Retry(format!("database: {e}"))
 }

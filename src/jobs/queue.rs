@@ -214,6 +214,22 @@ pub async fn release(db: &impl ConnectionTrait, job: &Model) -> Result<bool, DbE
     Ok(result.rows_affected > 0)
 }
 
+/// Runs the job again after `delay`, this attempt not counted: a supervisor's
+/// next look, not a failure.
+pub async fn snooze(db: &impl ConnectionTrait, job: &Model, delay: Duration, progress: Option<&serde_json::Value>) -> Result<bool, DbErr> {
+    let mut update = Jobs::update_many()
+        .col_expr(Column::Status, Expr::value(QUEUED))
+        .col_expr(Column::Attempt, Expr::col(Column::Attempt).sub(1))
+        .col_expr(Column::RunAtMs, Expr::value(now_ms(db).await? + ms(delay)))
+        .col_expr(Column::LockedUntilMs, Expr::value(Option::<i64>::None))
+        .col_expr(Column::LockedBy, Expr::value(Option::<String>::None))
+        .col_expr(Column::UpdatedAt, Expr::value(Utc::now()));
+    if let Some(progress) = progress {
+        update = update.col_expr(Column::Progress, Expr::value(progress.to_string()));
+    }
+    Ok(update.filter(fenced(job)).exec(db).await?.rows_affected > 0)
+}
+
 async fn finish(db: &impl ConnectionTrait, job: &Model, status: &str, result: Option<String>, error: Option<&str>) -> Result<bool, DbErr> {
     let now = Utc::now();
     let mut update = Jobs::update_many()

@@ -24,6 +24,10 @@ pub enum JobError {
     /// Will fail again: discard now, keeping the reason.
     #[error("{0}")]
     Fatal(String),
+    /// Not finished, nothing failed: run again after this long (a supervisor
+    /// looking again), without holding a worker's slot meanwhile.
+    #[error("again in {0:?}")]
+    Again(Duration),
 }
 
 /// One claimed attempt, as its handler sees it.
@@ -217,6 +221,7 @@ impl Worker {
             None => Ok(false),
             Some(Ok(result)) => queue::complete(&self.db, &job, &result).await,
             Some(Err(JobError::Fatal(reason))) => queue::fail(&self.db, &job, &reason, None).await,
+            Some(Err(JobError::Again(delay))) => queue::snooze(&self.db, &job, delay, None).await,
             Some(Err(JobError::Retry(reason))) => {
                 let retry = (job.attempt < job.max_attempts).then(|| self.backoff(job.attempt));
                 queue::fail(&self.db, &job, &reason, retry).await

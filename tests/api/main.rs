@@ -6,6 +6,7 @@ mod helpers;
 mod hierarchy;
 mod idempotency;
 mod jobs;
+mod migrations;
 mod openapi;
 mod operations;
 mod operations_resource;

@@ -13,7 +13,7 @@ use crate::world::{World, world};
 
 impl World {
     /// Starts a pre-check, runs it, and answers the completed pre-check.
-    async fn precheck(&self, selection: Value) -> Value {
+    pub(crate) async fn precheck(&self, selection: Value) -> Value {
         let response = self.app.post_json(&self.path("/prechecks"), &self.token, &json!({"selection": selection})).send().await.expect("post");
         assert_eq!(response.status(), 202);
         let location = response.headers()["location"].to_str().expect("location").to_string();
@@ -24,7 +24,7 @@ impl World {
     }
 
     /// Every entry of a section, walking the pages.
-    async fn section(&self, precheck: &Value, section: &str) -> Vec<Value> {
+    pub(crate) async fn section(&self, precheck: &Value, section: &str) -> Vec<Value> {
         let mut items = Vec::new();
         let mut cursor: Option<String> = None;
         loop {

@@ -110,6 +110,12 @@ fn seed_store(store: &mut Store, existing_logins: &[String]) -> (Uuid, Uuid) {
     };
     let root = top_level(store, ROOT_TENANT_NAME);
     let other = top_level(store, OTHER_PARTNER_NAME);
+    take_logins(store, other, existing_logins);
+    (root, other)
+}
+
+/// Users of `tenant` (another partner's) holding `logins`, as if someone else had them.
+fn take_logins(store: &mut Store, other: Uuid, existing_logins: &[String]) {
     for login in existing_logins.iter().map(|l| l.trim()).filter(|l| !l.is_empty()) {
         if store.login_taken(login) {
             continue;
@@ -136,7 +142,6 @@ fn seed_store(store: &mut Store, existing_logins: &[String]) -> (Uuid, Uuid) {
             access_policies: Vec::new(),
         });
     }
-    (root, other)
 }
 
 /// A running cloud simulator on loopback.
@@ -146,6 +151,7 @@ pub struct CloudSim {
     handle: ServerHandle,
     addr: SocketAddr,
     root_tenant_id: Uuid,
+    other_tenant_id: Uuid,
     root_client: ClientCredentials,
 }
 
@@ -157,7 +163,7 @@ impl CloudSim {
         let addr = listener.local_addr()?;
         let idp = web::Data::new(IdpState::new(format!("http://{addr}"), config.audience.clone(), key));
         let mut store = Store::new(config.seed);
-        let (root_tenant_id, _) = seed_store(&mut store, &config.existing_logins);
+        let (root_tenant_id, other_tenant_id) = seed_store(&mut store, &config.existing_logins);
         let cloud = web::Data::new(Cloud { store: Mutex::new(store), faults: FaultState::new(config.faults, config.seed) });
         let root_client = idp.register_client(root_tenant_id);
         let (app_cloud, app_idp) = (cloud.clone(), idp.clone());
@@ -182,7 +188,7 @@ impl CloudSim {
         .run();
         let handle = server.handle();
         tokio::spawn(server);
-        Ok(CloudSim { cloud, idp, handle, addr, root_tenant_id, root_client })
+        Ok(CloudSim { cloud, idp, handle, addr, root_tenant_id, other_tenant_id, root_client })
     }
 
     /// `http://127.0.0.1:PORT`, also the token issuer.
@@ -192,6 +198,12 @@ impl CloudSim {
 
     pub fn root_tenant_id(&self) -> Uuid {
         self.root_tenant_id
+    }
+
+    /// Another partner's user takes `login` now (a conflict that appears after a pre-check).
+    pub fn take_login(&self, login: &str) {
+        let mut store = self.cloud.store.lock().unwrap_or_else(|e| e.into_inner());
+        take_logins(&mut store, self.other_tenant_id, &[login.to_string()]);
     }
 
     pub fn root_client(&self) -> ClientCredentials {

@@ -1,0 +1,362 @@
+//! `/api/v1/workspaces/{id}/migrations`: waves that carry out the plan of a
+//! selection, their items, pause / resume / cancel / retry; and
+//! `/api/v1/workspaces/{id}/events`, the operations log.
+
+mod dto;
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, get, post, web};
+use chrono::{Duration, Utc};
+use sea_orm::TransactionTrait;
+use serde_json::json;
+use utoipa_actix_web::service_config::ServiceConfig;
+use uuid::Uuid;
+
+use crate::api::docs;
+use crate::api::extract::ValidJson;
+use crate::api::idempotency::{self, CreateRequest, Created, IdempotencyKey, Start};
+use crate::api::paging::{PageParams, Paged, encode_key};
+use crate::app::AppState;
+use crate::auth::Partner;
+use crate::db::events::{self as log, EventFilter, NewEvent};
+use crate::db::migrations::{self as store, ItemFilter};
+use crate::db::{prechecks, workspaces};
+use crate::error::{ApiError, FieldError};
+use crate::jobs::{NewJob, migration, queue};
+pub use dto::*;
+
+pub fn routes(cfg: &mut ServiceConfig) {
+    cfg.service(create_migration)
+        .service(list_migrations)
+        .service(get_migration)
+        .service(list_items)
+        .service(pause_migration)
+        .service(resume_migration)
+        .service(cancel_migration)
+        .service(retry_migration)
+        .service(list_events);
+}
+
+/// A snapshot or pre-check older than this is stale: the migration refuses it unless told to re-plan.
+const MAX_PLAN_AGE_HOURS: i64 = 24;
+
+fn supervisor(partner: &Partner, workspace_id: Uuid, migration_id: Uuid) -> NewJob {
+    NewJob {
+        tenant_id: Some(partner.tenant_id),
+        workspace_id: Some(workspace_id),
+        unique_key: Some(format!("migration:{migration_id}")),
+        max_attempts: 20,
+        ..NewJob::new(migration::KIND, json!({"migration_id": migration_id}))
+    }
+}
+
+fn partner_event(partner: &Partner, migration_id: Uuid, kind: &str, message: String) -> NewEvent {
+    NewEvent {
+        actor: format!("partner:{}", partner.subject),
+        subject_kind: "migration",
+        subject_id: migration_id.to_string(),
+        migration_id: Some(migration_id),
+        kind: kind.into(),
+        message,
+        data: None,
+    }
+}
+
+/// Start a migration (a wave) of a selection.
+///
+/// Answers 202 with the migration; its `operation` shows the progress. The
+/// plan is made again from the current snapshot by the same code as the
+/// pre-check. A migration naming a pre-check older than the snapshot (or than a
+/// day), or, without one, a snapshot over a day old, is refused with 409 unless
+/// `replan` is true; what planning again changed against the pre-check is then
+/// recorded on the migration. The worker creates the tenants parent first, then
+/// admins (with activation emails) and backup users (with their source
+/// passwords), and releases each migrated user's machines to their agents.
+#[utoipa::path(
+    tag = "migrations",
+    request_body = CreateMigration,
+    params(
+        ("id" = Uuid, Path, description = "Workspace id"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Retry key, 1 to 255 visible ASCII characters, remembered 24 hours"),
+    ),
+    responses(
+        (status = 202, description = "Started", body = Migration, headers(("Location" = String, description = "The migration"))),
+        (status = 404, response = docs::NotFound),
+        (status = 409, response = docs::Conflict),
+        docs::PartnerErrors,
+        docs::BodyErrors,
+    ),
+    security(("bearer_auth" = []))
+)]
+#[post("/workspaces/{id}/migrations")]
+#[tracing::instrument(name = "create migration", skip_all, fields(tenant = %partner.tenant_id, workspace = %id))]
+async fn create_migration(
+    partner: Partner,
+    state: web::Data<AppState>,
+    id: web::Path<Uuid>,
+    key: IdempotencyKey,
+    body: ValidJson<CreateMigration>,
+) -> Result<HttpResponse, ApiError> {
+    let workspace = workspaces::find(&state.db, partner.tenant_id, *id).await?.ok_or(ApiError::NotFound)?;
+    let operation = format!("POST /api/v1/workspaces/{}/migrations", workspace.id);
+    let create = CreateRequest { tenant_id: partner.tenant_id, operation: &operation, key, body: &body.raw };
+    let pending = match idempotency::start(&state.db, &state.secrets, create).await? {
+        Start::Replayed(response) => return Ok(response),
+        Start::Proceed(pending) => pending,
+    };
+    let Some(synced_at) = workspace.snapshot_synced_at else {
+        return Err(ApiError::conflict("not_synced", "The workspace has no snapshot yet: start a sync and wait for it to finish."));
+    };
+    let request = &body.value;
+    let oldest = Utc::now() - Duration::hours(MAX_PLAN_AGE_HOURS);
+    let selection = match (request.precheck_id, &request.selection) {
+        (None, None) => return Err(ApiError::invalid_field("/selection", "Name a pre-check (precheck_id) or a selection.")),
+        (Some(precheck_id), selection) => {
+            let precheck = prechecks::find(&state.db, partner.tenant_id, workspace.id, precheck_id)
+                .await?
+                .ok_or_else(|| ApiError::invalid_field("/precheck_id", "No such pre-check in this workspace."))?;
+            if precheck.completed_at.is_none() {
+                return Err(ApiError::conflict("precheck_not_ready", "The pre-check has not completed: wait for its operation."));
+            }
+            let planned: Vec<crate::domain::plan::Node> = serde_json::from_str(&precheck.selection).map_err(|e| ApiError::Internal(e.into()))?;
+            if selection.as_ref().is_some_and(|s| *s != planned) {
+                return Err(ApiError::invalid_field("/selection", "The selection differs from the pre-check's: leave it out, or pre-check this selection."));
+            }
+            let stale = precheck.snapshot_synced_at != Some(synced_at) || precheck.created_at < oldest;
+            if stale && !request.replan {
+                return Err(ApiError::conflict(
+                    "stale_precheck",
+                    "The workspace was synced again since the pre-check (or the pre-check is over a day old): run a new pre-check, or pass \"replan\": true to plan again and record what changed.",
+                ));
+            }
+            planned
+        }
+        (None, Some(selection)) => {
+            if synced_at < oldest && !request.replan {
+                return Err(ApiError::conflict(
+                    "stale_snapshot",
+                    "The snapshot is over a day old: sync again, or pass \"replan\": true to migrate from it anyway.",
+                ));
+            }
+            selection.clone()
+        }
+    };
+    let missing = prechecks::missing_nodes(&state.db, workspace.id, &selection).await?;
+    if !missing.is_empty() {
+        return Err(ApiError::Validation(
+            missing
+                .into_iter()
+                .map(|i| FieldError { pointer: format!("/selection/{i}"), detail: "No such group or user in this workspace's snapshot.".into() })
+                .collect(),
+        ));
+    }
+    let selection_json = serde_json::to_string(&selection).map_err(anyhow::Error::from)?;
+    let options = serde_json::to_string(&request.options).map_err(anyhow::Error::from)?;
+    pending
+        .create(&state.db, async |txn| {
+            let migration_id = Uuid::now_v7();
+            let job = queue::enqueue(txn, supervisor(&partner, workspace.id, migration_id)).await?;
+            let now = Utc::now();
+            let model = entity::migration::Model {
+                id: migration_id,
+                workspace_id: workspace.id,
+                tenant_id: partner.tenant_id,
+                precheck_id: request.precheck_id,
+                selection: selection_json,
+                options,
+                status: store::PLANNING.into(),
+                replan: None,
+                snapshot_synced_at: Some(synced_at),
+                job_id: job.id,
+                error: None,
+                created_at: now,
+                updated_at: now,
+                completed_at: None,
+            };
+            store::insert(txn, model.clone()).await?;
+            let event = partner_event(&partner, migration_id, "migration.created", format!("migration of {} nodes requested", selection.len()));
+            log::record(txn, workspace.id, vec![event]).await?;
+            tracing::info!(migration = %migration_id, operation = %job.id, "migration requested");
+            Ok(Created {
+                location: format!("/api/v1/workspaces/{}/migrations/{migration_id}", workspace.id),
+                body: serde_json::to_value(Migration::new(model, store::counts(txn, migration_id).await?)).map_err(anyhow::Error::from)?,
+                status: StatusCode::ACCEPTED,
+            })
+        })
+        .await
+}
+
+/// List the workspace's migrations, oldest first.
+#[utoipa::path(
+    tag = "migrations",
+    params(("id" = Uuid, Path, description = "Workspace id"), PageParams),
+    responses((status = 200, body = Paged<Migration>), (status = 404, response = docs::NotFound), docs::PartnerErrors),
+    security(("bearer_auth" = []))
+)]
+#[get("/workspaces/{id}/migrations")]
+async fn list_migrations(partner: Partner, state: web::Data<AppState>, id: web::Path<Uuid>, params: web::Query<PageParams>) -> Result<web::Json<Paged<Migration>>, ApiError> {
+    let page = params.page()?;
+    let workspace = workspaces::find(&state.db, partner.tenant_id, *id).await?.ok_or(ApiError::NotFound)?;
+    let rows = store::list(&state.db, partner.tenant_id, workspace.id, page).await?;
+    let mut counts = std::collections::HashMap::new();
+    // One page's worth; the extra row only tells whether another page follows.
+    for row in rows.iter().take(page.limit as usize) {
+        counts.insert(row.id, store::counts(&state.db, row.id).await?);
+    }
+    Ok(web::Json(Paged::from_rows(rows, page, |r| r.id, |r| {
+        let counts = counts.get(&r.id).cloned().unwrap_or_default();
+        Migration::new(r, counts)
+    })))
+}
+
+async fn find(state: &AppState, partner: &Partner, workspace_id: Uuid, id: Uuid) -> Result<entity::migration::Model, ApiError> {
+    let workspace = workspaces::find(&state.db, partner.tenant_id, workspace_id).await?.ok_or(ApiError::NotFound)?;
+    store::find(&state.db, partner.tenant_id, workspace.id, id).await?.ok_or(ApiError::NotFound)
+}
+
+async fn answer(state: &AppState, id: Uuid) -> Result<web::Json<Migration>, ApiError> {
+    let model = store::get(&state.db, id).await?.ok_or(ApiError::NotFound)?;
+    let counts = store::counts(&state.db, id).await?;
+    Ok(web::Json(Migration::new(model, counts)))
+}
+
+/// Get a migration: its status, and its items counted by kind and state.
+#[utoipa::path(
+    tag = "migrations",
+    params(("id" = Uuid, Path, description = "Workspace id"), ("migration_id" = Uuid, Path, description = "Migration id")),
+    responses((status = 200, body = Migration), (status = 404, response = docs::NotFound), docs::PartnerErrors),
+    security(("bearer_auth" = []))
+)]
+#[get("/workspaces/{id}/migrations/{migration_id}")]
+async fn get_migration(partner: Partner, state: web::Data<AppState>, path: web::Path<(Uuid, Uuid)>) -> Result<web::Json<Migration>, ApiError> {
+    let migration = find(&state, &partner, path.0, path.1).await?;
+    answer(&state, migration.id).await
+}
+
+/// List a migration's items in plan order (tenants parent first, admins, users),
+/// optionally by state and kind, each with the reason it is where it is.
+#[utoipa::path(
+    tag = "migrations",
+    params(("id" = Uuid, Path, description = "Workspace id"), ("migration_id" = Uuid, Path, description = "Migration id"), ItemQuery),
+    responses((status = 200, body = Paged<MigrationItem>), (status = 404, response = docs::NotFound), docs::PartnerErrors),
+    security(("bearer_auth" = []))
+)]
+#[get("/workspaces/{id}/migrations/{migration_id}/items")]
+async fn list_items(partner: Partner, state: web::Data<AppState>, path: web::Path<(Uuid, Uuid)>, query: web::Query<ItemQuery>) -> Result<web::Json<Paged<MigrationItem>>, ApiError> {
+    let query = query.into_inner();
+    let (limit, after) = PageParams { limit: query.limit, cursor: query.cursor }.keyed::<i32>()?;
+    let migration = find(&state, &partner, path.0, path.1).await?;
+    let filter = ItemFilter { state: query.state, kind: query.kind };
+    let mut rows = store::items(&state.db, migration.id, &filter, limit, after).await?;
+    let more = rows.len() as u64 > limit;
+    rows.truncate(limit as usize);
+    let next_cursor = if more { rows.last().map(|r| encode_key(&r.seq)) } else { None };
+    Ok(web::Json(Paged { items: rows.into_iter().map(MigrationItem::new).collect(), next_cursor }))
+}
+
+/// Moves a migration between statuses with an event; 409 when it is in none of `from`.
+async fn transition(
+    state: &AppState,
+    partner: &Partner,
+    path: &(Uuid, Uuid),
+    from: &[&str],
+    to: &str,
+    refusal: &'static str,
+) -> Result<web::Json<Migration>, ApiError> {
+    let migration = find(state, partner, path.0, path.1).await?;
+    let txn = state.db.begin().await?;
+    if !store::set_status(&txn, migration.id, from, to, None).await? {
+        return Err(ApiError::conflict("illegal_transition", format!("The migration is {}: {refusal}", migration.status)));
+    }
+    let mut message = format!("{} -> {to}", migration.status);
+    if to == store::CANCELLED {
+        let cancelled = store::cancel_items(&txn, migration.id).await?;
+        message.push_str(&format!("; {cancelled} items cancelled"));
+    }
+    log::record(&txn, migration.workspace_id, vec![partner_event(partner, migration.id, &format!("migration.{to}"), message)]).await?;
+    txn.commit().await?;
+    answer(state, migration.id).await
+}
+
+/// Pause a running migration: no new target call starts after about a second; items in flight finish.
+#[utoipa::path(
+    tag = "migrations",
+    params(("id" = Uuid, Path, description = "Workspace id"), ("migration_id" = Uuid, Path, description = "Migration id")),
+    responses((status = 200, body = Migration), (status = 404, response = docs::NotFound), (status = 409, response = docs::Conflict), docs::PartnerErrors),
+    security(("bearer_auth" = []))
+)]
+#[post("/workspaces/{id}/migrations/{migration_id}/pause")]
+async fn pause_migration(partner: Partner, state: web::Data<AppState>, path: web::Path<(Uuid, Uuid)>) -> Result<web::Json<Migration>, ApiError> {
+    transition(&state, &partner, &path, &[store::RUNNING], store::PAUSED, "only a running migration can be paused.").await
+}
+
+/// Resume a paused migration where it stopped.
+#[utoipa::path(
+    tag = "migrations",
+    params(("id" = Uuid, Path, description = "Workspace id"), ("migration_id" = Uuid, Path, description = "Migration id")),
+    responses((status = 200, body = Migration), (status = 404, response = docs::NotFound), (status = 409, response = docs::Conflict), docs::PartnerErrors),
+    security(("bearer_auth" = []))
+)]
+#[post("/workspaces/{id}/migrations/{migration_id}/resume")]
+async fn resume_migration(partner: Partner, state: web::Data<AppState>, path: web::Path<(Uuid, Uuid)>) -> Result<web::Json<Migration>, ApiError> {
+    transition(&state, &partner, &path, &[store::PAUSED], store::RUNNING, "only a paused migration can be resumed.").await
+}
+
+/// Cancel a migration: what is not done is cancelled, no new target call starts
+/// after about a second. What was created stays created (and mapped).
+#[utoipa::path(
+    tag = "migrations",
+    params(("id" = Uuid, Path, description = "Workspace id"), ("migration_id" = Uuid, Path, description = "Migration id")),
+    responses((status = 200, body = Migration), (status = 404, response = docs::NotFound), (status = 409, response = docs::Conflict), docs::PartnerErrors),
+    security(("bearer_auth" = []))
+)]
+#[post("/workspaces/{id}/migrations/{migration_id}/cancel")]
+async fn cancel_migration(partner: Partner, state: web::Data<AppState>, path: web::Path<(Uuid, Uuid)>) -> Result<web::Json<Migration>, ApiError> {
+    let from = [store::PLANNING, store::RUNNING, store::PAUSED];
+    transition(&state, &partner, &path, &from, store::CANCELLED, "it is over already.").await
+}
+
+/// Retry the failed items (and what waited for them). Items already done are
+/// never redone. A migration that was over runs again.
+#[utoipa::path(
+    tag = "migrations",
+    params(("id" = Uuid, Path, description = "Workspace id"), ("migration_id" = Uuid, Path, description = "Migration id")),
+    responses((status = 200, body = Migration), (status = 404, response = docs::NotFound), (status = 409, response = docs::Conflict), docs::PartnerErrors),
+    security(("bearer_auth" = []))
+)]
+#[post("/workspaces/{id}/migrations/{migration_id}/retry")]
+async fn retry_migration(partner: Partner, state: web::Data<AppState>, path: web::Path<(Uuid, Uuid)>) -> Result<web::Json<Migration>, ApiError> {
+    let migration = find(&state, &partner, path.0, path.1).await?;
+    let txn = state.db.begin().await?;
+    let restart = migration.status == store::COMPLETED_WITH_FAILURES;
+    if restart {
+        store::set_status(&txn, migration.id, &[store::COMPLETED_WITH_FAILURES], store::RUNNING, None).await?;
+        let job = queue::enqueue(&txn, supervisor(&partner, migration.workspace_id, migration.id)).await?;
+        store::set_job(&txn, migration.id, job.id).await?;
+    } else if !matches!(migration.status.as_str(), store::RUNNING | store::PAUSED) {
+        return Err(ApiError::conflict("illegal_transition", format!("The migration is {}: there is nothing to retry.", migration.status)));
+    }
+    let retried = store::retry_failed(&txn, &migration).await?;
+    let event = partner_event(&partner, migration.id, "migration.retry", format!("{retried} failed items scheduled again"));
+    log::record(&txn, migration.workspace_id, vec![event]).await?;
+    txn.commit().await?;
+    answer(&state, migration.id).await
+}
+
+/// The operations log: every item transition and target call outcome, with time,
+/// actor and cause, oldest first. Passwords and tokens never appear in it.
+#[utoipa::path(
+    tag = "migrations",
+    params(("id" = Uuid, Path, description = "Workspace id"), EventQuery),
+    responses((status = 200, body = Paged<Event>), (status = 404, response = docs::NotFound), docs::PartnerErrors),
+    security(("bearer_auth" = []))
+)]
+#[get("/workspaces/{id}/events")]
+async fn list_events(partner: Partner, state: web::Data<AppState>, id: web::Path<Uuid>, query: web::Query<EventQuery>) -> Result<web::Json<Paged<Event>>, ApiError> {
+    let query = query.into_inner();
+    let page = PageParams { limit: query.limit, cursor: query.cursor }.page()?;
+    let workspace = workspaces::find(&state.db, partner.tenant_id, *id).await?.ok_or(ApiError::NotFound)?;
+    let filter = EventFilter { subject_id: query.subject, subject_kind: query.subject_kind, kind: query.kind, migration_id: query.migration_id };
+    let rows = log::list(&state.db, workspace.id, &filter, page).await?;
+    Ok(web::Json(Paged::from_rows(rows, page, |e| e.id, Event::from)))
+}

@@ -1,0 +1,259 @@
+//! The `migration` job supervises a wave: it plans the selection (the same
+//! planning code as the pre-check), records what re-planning changed against
+//! the pre-check, writes the items and schedules those whose tenant is known.
+//! Then it looks again every second, without holding a worker's slot: it
+//! schedules again items whose job ended without them (a pause, a job that gave
+//! up), reports progress, and ends the migration when no item is open.
+//!
+//! The `transfer` job carries out a batch of items (`transfer.rs`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sea_orm::{DatabaseConnection, EntityTrait, TransactionTrait};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use utoipa::ToSchema;
+use uuid::Uuid;
+use validator::Validate;
+
+use super::clients::ClientPool;
+use super::precheck::{self, Planning, Settled, Timer, database};
+use super::{JobError, JobHandler, JobRun};
+use crate::connectors::Limit;
+use crate::connectors::target::TargetApi;
+use crate::crypto::SecretBox;
+use crate::db::events::{self, NewEvent};
+use crate::db::migrations as store;
+use crate::db::prechecks;
+use crate::domain::plan::Selection;
+use crate::domain::report::{self, Section, compare_entries};
+use crate::domain::transfer::{self, ItemKind, ItemState};
+
+pub const KIND: &str = "migration";
+/// How often the supervisor looks at its migration.
+const LOOK_EVERY: Duration = Duration::from_secs(1);
+/// Changed entries per section that re-planning lists.
+const REPLAN_LISTED: usize = 50;
+
+/// How a migration is carried out.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MigrationOptions {
+    /// Send admins their activation email (backup users get their source password instead).
+    #[serde(default = "yes")]
+    pub send_activation_emails: bool,
+    /// Pace toward the target for this migration; never above the workspace's own limit.
+    #[validate(nested)]
+    pub target: Option<Limit>,
+    /// Record the data sent to the target in the operations log (secrets redacted).
+    #[serde(default)]
+    pub verbose: bool,
+}
+
+impl Default for MigrationOptions {
+    fn default() -> Self {
+        Self { send_activation_emails: true, target: None, verbose: false }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+pub struct MigrationHandler {
+    secrets: SecretBox,
+    pool: Arc<ClientPool>,
+}
+
+impl MigrationHandler {
+    pub fn new(secrets: SecretBox, pool: Arc<ClientPool>) -> Self {
+        Self { secrets, pool }
+    }
+}
+
+pub(crate) fn migration_id(run: &JobRun) -> Result<Uuid, JobError> {
+    let payload = run.payload()?;
+    payload["migration_id"].as_str().and_then(|id| Uuid::parse_str(id).ok()).ok_or_else(|| JobError::Fatal("payload names no migration".into()))
+}
+
+pub(crate) fn worker_actor(run: &JobRun) -> String {
+    format!("worker:{}", run.job.locked_by.as_deref().unwrap_or("unknown"))
+}
+
+#[async_trait]
+impl JobHandler for MigrationHandler {
+    fn kind(&self) -> &'static str {
+        KIND
+    }
+
+    async fn run(&self, run: &JobRun) -> Result<Value, JobError> {
+        let id = migration_id(run)?;
+        let db = run.db();
+        let migration = store::get(db, id).await.map_err(database)?.ok_or_else(|| JobError::Fatal("the migration no longer exists".into()))?;
+        if migration.job_id != run.job.id {
+            return Ok(json!({"superseded_by": migration.job_id}));
+        }
+        match migration.status.as_str() {
+            store::PLANNING => {
+                self.plan(run, &migration).await?;
+                Err(JobError::Again(Duration::ZERO))
+            }
+            store::RUNNING => {
+                let orphans = store::orphans(db, id).await.map_err(database)?;
+                if !orphans.is_empty() {
+                    let txn = db.begin().await.map_err(database)?;
+                    let scheduled = store::schedule(&txn, &migration, orphans).await.map_err(database)?;
+                    txn.commit().await.map_err(database)?;
+                    tracing::info!(migration = %id, scheduled, "items whose job ended without them scheduled again");
+                }
+                let counts = store::counts(db, id).await.map_err(database)?;
+                let open: u64 = counts.values().flat_map(|by_state| by_state.iter().filter(|(s, _)| s.is_open()).map(|(_, n)| *n)).sum();
+                if open == 0 {
+                    return self.finish(run, &migration, &counts).await;
+                }
+                run.progress(progress(&migration.status, &counts)).await?;
+                Err(JobError::Again(LOOK_EVERY))
+            }
+            store::PAUSED => {
+                let counts = store::counts(db, id).await.map_err(database)?;
+                run.progress(progress(&migration.status, &counts)).await?;
+                Err(JobError::Again(LOOK_EVERY))
+            }
+            _ => {
+                let counts = store::counts(db, id).await.map_err(database)?;
+                Ok(progress(&migration.status, &counts))
+            }
+        }
+    }
+}
+
+fn progress(status: &str, counts: &std::collections::BTreeMap<ItemKind, std::collections::BTreeMap<ItemState, u64>>) -> Value {
+    let total: u64 = counts.values().flat_map(|s| s.values()).sum();
+    let finished: u64 = counts.values().flat_map(|s| s.iter().filter(|(s, _)| !s.is_open()).map(|(_, n)| *n)).sum();
+    json!({"status": status, "items": total, "finished": finished, "counts": counts_json(counts)})
+}
+
+pub fn counts_json(counts: &std::collections::BTreeMap<ItemKind, std::collections::BTreeMap<ItemState, u64>>) -> Value {
+    let mut out = serde_json::Map::new();
+    for (kind, states) in counts {
+        let states: serde_json::Map<String, Value> = states.iter().map(|(s, n)| (s.as_str().to_string(), json!(n))).collect();
+        out.insert(kind.as_str().to_string(), Value::Object(states));
+    }
+    Value::Object(out)
+}
+
+impl MigrationHandler {
+    async fn plan(&self, run: &JobRun, migration: &entity::migration::Model) -> Result<(), JobError> {
+        let db = run.db();
+        let workspace = entity::workspace::Entity::find_by_id(migration.workspace_id)
+            .one(db)
+            .await
+            .map_err(database)?
+            .ok_or_else(|| JobError::Fatal("the workspace no longer exists".into()))?;
+        let selection: Selection = serde_json::from_str(&migration.selection).map_err(|e| JobError::Fatal(format!("selection: {e}")))?;
+        let target = self.pool.clients(&workspace, &self.secrets)?.target;
+        let mut timer = Timer::default();
+        let planning = Planning {
+            db,
+            workspace_id: workspace.id,
+            source_time: workspace.snapshot_source_time,
+            selection: &selection,
+            target: Some(target.as_ref() as &dyn TargetApi),
+            concurrency: usize::try_from(workspace.target_concurrency).unwrap_or(1).max(1),
+        };
+        let progress = |p: Value| async move { run.progress(p).await };
+        let planned = precheck::settle(planning, &progress, &|| run.should_stop(), &mut timer).await;
+        let Settled { snapshot, plan, answers, .. } = match planned {
+            Ok(settled) => settled,
+            Err(JobError::Fatal(reason)) => {
+                store::set_status(db, migration.id, &[store::PLANNING], store::FAILED, Some(&reason)).await.map_err(database)?;
+                return Err(JobError::Fatal(reason));
+            }
+            Err(other) => return Err(other),
+        };
+        let replan = match migration.precheck_id {
+            Some(precheck_id) => {
+                let logins = precheck::login_answers(&plan, &answers);
+                let report = report::build(&snapshot, &plan, &logins);
+                Some(replan_changes(db, precheck_id, report).await?)
+            }
+            None => None,
+        };
+        let specs = transfer::items(&plan);
+        let known = store::all_mappings(db, workspace.id).await.map_err(database)?;
+        let actor = worker_actor(run);
+        let txn = db.begin().await.map_err(database)?;
+        let ready = store::insert_items(&txn, migration, &specs, &known).await.map_err(database)?;
+        let scheduled = store::schedule(&txn, migration, ready).await.map_err(database)?;
+        if let Some(replan) = &replan {
+            store::set_replan(&txn, migration.id, replan).await.map_err(database)?;
+        }
+        if !store::set_status(&txn, migration.id, &[store::PLANNING], store::RUNNING, None).await.map_err(database)? {
+            // Cancelled while planning: nothing is written.
+            return Ok(());
+        }
+        let count = |kind: ItemKind| specs.iter().filter(|s| s.kind == kind).count();
+        let message = format!(
+            "planned {} tenants, {} admins, {} backup users; {} already mapped by an earlier wave; {scheduled} ready to start",
+            count(ItemKind::Tenant),
+            count(ItemKind::Admin),
+            count(ItemKind::User),
+            specs.iter().filter(|s| known.contains_key(&s.key)).count()
+        );
+        let event = NewEvent {
+            actor,
+            subject_kind: "migration",
+            subject_id: migration.id.to_string(),
+            migration_id: Some(migration.id),
+            kind: "migration.planned".into(),
+            message,
+            data: replan.clone(),
+        };
+        events::record(&txn, workspace.id, vec![event]).await.map_err(database)?;
+        txn.commit().await.map_err(database)?;
+        timer.lap("items");
+        tracing::info!(migration = %migration.id, seconds = %timer.0, "migration planned");
+        tokio::task::spawn_blocking(move || drop((snapshot, plan, answers, specs)));
+        Ok(())
+    }
+
+    async fn finish(&self, run: &JobRun, migration: &entity::migration::Model, counts: &std::collections::BTreeMap<ItemKind, std::collections::BTreeMap<ItemState, u64>>) -> Result<Value, JobError> {
+        let db = run.db();
+        let failed: u64 = counts.values().map(|s| s[&ItemState::Failed] + s[&ItemState::Blocked]).sum();
+        let status = if failed == 0 { store::COMPLETED } else { store::COMPLETED_WITH_FAILURES };
+        let txn = db.begin().await.map_err(database)?;
+        if store::set_status(&txn, migration.id, &[store::RUNNING], status, None).await.map_err(database)? {
+            let event = NewEvent {
+                actor: worker_actor(run),
+                subject_kind: "migration",
+                subject_id: migration.id.to_string(),
+                migration_id: Some(migration.id),
+                kind: format!("migration.{status}"),
+                message: format!("migration {status}: {failed} items failed or blocked"),
+                data: Some(counts_json(counts)),
+            };
+            events::record(&txn, migration.workspace_id, vec![event]).await.map_err(database)?;
+        }
+        txn.commit().await.map_err(database)?;
+        Ok(progress(status, counts))
+    }
+}
+
+/// What planning again changed against the pre-check, for the sections a
+/// migration acts on (the target tree, admin and user logins).
+async fn replan_changes(db: &DatabaseConnection, precheck_id: Uuid, report: report::Report) -> Result<Value, JobError> {
+    let mut sections = serde_json::Map::new();
+    let mut changed = false;
+    for (section, entries) in report.sections {
+        if !matches!(section, Section::Hierarchy | Section::Groups | Section::Users) {
+            continue;
+        }
+        let before = prechecks::all_entries(db, precheck_id, section).await.map_err(database)?;
+        let changes = compare_entries(before, entries, REPLAN_LISTED);
+        changed |= changes.added + changes.removed + changes.changed > 0;
+        sections.insert(section.as_str().to_string(), serde_json::to_value(changes).map_err(|e| JobError::Fatal(e.to_string()))?);
+    }
+    Ok(json!({"precheck_id": precheck_id, "changed": changed, "sections": sections}))
+}

@@ -1,0 +1,408 @@
+//! The `transfer` job: carries out a batch of a migration's items against the
+//! target. Every create looks up first (`ensure_tenant` by `internal_tag`,
+//! `ensure_user` by `external_id` and login), and its outcome is recorded with
+//! the source -> target mapping and the events in one transaction, so a crash at
+//! any point leaves either nothing or the whole step, and the next attempt finds
+//! what the target already holds.
+//!
+//! A watcher reads the migration's status every 200 ms: a pause or cancel stops
+//! new target calls within that. A target that stays unavailable makes the job
+//! retry later; on its last attempt the items still open fail with the error.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use entity::migration::Model as Migration;
+use entity::migration_item::Model as Item;
+use futures_util::StreamExt;
+use sea_orm::{DatabaseConnection, EntityTrait, TransactionTrait};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::clients::{ClientPool, Clients};
+use super::migration::{MigrationOptions, migration_id, worker_actor};
+use super::precheck::database;
+use super::{JobError, JobHandler, JobRun};
+use crate::connectors::ConnectorError;
+use crate::connectors::source::SourceApi;
+use crate::connectors::target::{NewTenant, NewUser, Role, TargetApi, TenantKind, UserContact};
+use crate::crypto::SecretBox;
+use crate::db::events::{self, NewEvent};
+use crate::db::migrations::{self as store, ItemDone};
+use crate::domain::transfer::ItemKind;
+
+pub const KIND: &str = store::TRANSFER;
+const WATCH_EVERY: Duration = Duration::from_millis(200);
+
+pub struct TransferHandler {
+    secrets: SecretBox,
+    pool: Arc<ClientPool>,
+}
+
+impl TransferHandler {
+    pub fn new(secrets: SecretBox, pool: Arc<ClientPool>) -> Self {
+        Self { secrets, pool }
+    }
+}
+
+/// How one item ended in this attempt.
+enum Outcome {
+    Done,
+    Failed,
+    /// The target (or the database) was unavailable: the item stays queued.
+    Unavailable(String),
+    /// The migration was paused or cancelled, or the worker is stopping.
+    Stopped,
+}
+
+#[async_trait]
+impl JobHandler for TransferHandler {
+    fn kind(&self) -> &'static str {
+        KIND
+    }
+
+    async fn run(&self, run: &JobRun) -> Result<Value, JobError> {
+        let id = migration_id(run)?;
+        let db = run.db();
+        let migration = store::get(db, id).await.map_err(database)?.ok_or_else(|| JobError::Fatal("the migration no longer exists".into()))?;
+        if migration.status != store::RUNNING {
+            // Its items stay queued: the supervisor schedules them again on resume.
+            return Ok(json!({"skipped": migration.status}));
+        }
+        let items = store::items_of_job(db, id, run.job.id).await.map_err(database)?;
+        if items.is_empty() {
+            return Ok(json!({"items": 0}));
+        }
+        let workspace = entity::workspace::Entity::find_by_id(migration.workspace_id)
+            .one(db)
+            .await
+            .map_err(database)?
+            .ok_or_else(|| JobError::Fatal("the workspace no longer exists".into()))?;
+        let options: MigrationOptions = serde_json::from_str(&migration.options).unwrap_or_default();
+        let clients = self.pool.clients_paced(&workspace, &self.secrets, options.target)?;
+        let parent_keys: Vec<String> = items.iter().filter_map(|i| i.parent_key.clone()).collect();
+        let parents = store::mappings(db, workspace.id, &parent_keys).await.map_err(database)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let watcher = tokio::spawn(watch(db.clone(), id, stop.clone()));
+        let concurrency = options.target.map_or(workspace.target_concurrency as usize, |l| l.concurrency as usize).max(1);
+        let context = Context {
+            db,
+            migration: &migration,
+            clients: &clients,
+            parents: &parents,
+            root: workspace.tenant_id,
+            options: &options,
+            actor: worker_actor(run),
+            stop: &stop,
+            run,
+        };
+        let context = &context;
+        let attempts: Vec<_> = items.iter().map(|item| context.carry_out(item)).collect();
+        let outcomes: Vec<Outcome> = futures_util::stream::iter(attempts).buffer_unordered(concurrency).collect().await;
+        watcher.abort();
+        let mut tally: HashMap<&str, usize> = HashMap::new();
+        let mut unavailable = None;
+        for outcome in &outcomes {
+            let name = match outcome {
+                Outcome::Done => "done",
+                Outcome::Failed => "failed",
+                Outcome::Unavailable(reason) => {
+                    unavailable = Some(reason.clone());
+                    "unavailable"
+                }
+                Outcome::Stopped => "stopped",
+            };
+            *tally.entry(name).or_default() += 1;
+        }
+        if let Some(reason) = unavailable {
+            if run.job.attempt < run.job.max_attempts {
+                return Err(JobError::Retry(reason));
+            }
+            // The last attempt: what is still open fails with the error, and can be retried.
+            let left = store::items_of_job(db, id, run.job.id).await.map_err(database)?;
+            for item in &left {
+                let txn = db.begin().await.map_err(database)?;
+                store::record_failed(&txn, id, item, "target_unavailable", &reason).await.map_err(database)?;
+                txn.commit().await.map_err(database)?;
+            }
+        }
+        Ok(json!({"items": items.len(), "outcomes": tally}))
+    }
+}
+
+/// Sets `stop` once the migration is no longer running.
+async fn watch(db: DatabaseConnection, id: Uuid, stop: Arc<AtomicBool>) {
+    loop {
+        tokio::time::sleep(WATCH_EVERY).await;
+        match store::get(&db, id).await {
+            Ok(Some(m)) if m.status == store::RUNNING => {}
+            Ok(_) => {
+                stop.store(true, Ordering::SeqCst);
+                return;
+            }
+            Err(error) => tracing::warn!(%error, "could not read the migration's status"),
+        }
+    }
+}
+
+struct Context<'a> {
+    db: &'a DatabaseConnection,
+    migration: &'a Migration,
+    clients: &'a Clients,
+    parents: &'a HashMap<String, Uuid>,
+    /// The workspace's own tenant: the parent of top-level tenants.
+    root: Uuid,
+    options: &'a MigrationOptions,
+    actor: String,
+    stop: &'a AtomicBool,
+    run: &'a JobRun,
+}
+
+/// The events of one item's attempt, recorded with its outcome.
+struct Log<'a> {
+    context: &'a Context<'a>,
+    item: &'a Item,
+    events: Vec<NewEvent>,
+}
+
+impl Log<'_> {
+    fn push(&mut self, kind: &str, message: String, data: Option<Value>) {
+        self.events.push(NewEvent {
+            actor: self.context.actor.clone(),
+            subject_kind: match self.item.kind.as_str() {
+                "tenant" => "tenant",
+                "admin" => "admin",
+                _ => "user",
+            },
+            subject_id: self.item.source_id.clone(),
+            migration_id: Some(self.context.migration.id),
+            kind: kind.to_string(),
+            message,
+            data: data.filter(|_| self.context.options.verbose),
+        });
+    }
+
+    /// Records a call's outcome; `data` is what was sent (no secret in it).
+    fn call<T>(&mut self, call: &str, result: &Result<T, ConnectorError>, data: Option<Value>) {
+        let message = match result {
+            Ok(_) => "ok".to_string(),
+            Err(e) => e.to_string(),
+        };
+        self.push(&format!("target.{call}"), message, data);
+    }
+}
+
+/// Why an item's attempt ended early.
+enum Stop {
+    Final(ConnectorError),
+    Unavailable(String),
+    Stopped,
+}
+
+impl From<ConnectorError> for Stop {
+    fn from(e: ConnectorError) -> Self {
+        if e.is_transient() { Stop::Unavailable(e.to_string()) } else { Stop::Final(e) }
+    }
+}
+
+impl Context<'_> {
+    fn stopping(&self) -> bool {
+        self.stop.load(Ordering::SeqCst) || self.run.should_stop()
+    }
+
+    async fn stopped(&self) {
+        while !self.stopping() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn check(&self) -> Result<(), Stop> {
+        if self.stopping() { Err(Stop::Stopped) } else { Ok(()) }
+    }
+
+    async fn carry_out(&self, item: &Item) -> Outcome {
+        if self.stopping() {
+            return Outcome::Stopped;
+        }
+        let mut log = Log { context: self, item, events: Vec::new() };
+        let planned: Value = serde_json::from_str(&item.planned).unwrap_or_default();
+        let work = async {
+            match ItemKind::parse(&item.kind) {
+                Some(ItemKind::Tenant) => self.tenant(item, &planned, &mut log).await,
+                Some(ItemKind::Admin) => self.admin(item, &planned, &mut log).await,
+                Some(ItemKind::User) => self.user(item, &planned, &mut log).await,
+                None => Err(Stop::Final(ConnectorError::Decode(format!("unknown item kind {}", item.kind), "migration"))),
+            }
+        };
+        // A pause or cancel drops the call in flight too (with its retries): the
+        // next attempt looks up before it creates, so nothing is made twice.
+        let result = tokio::select! {
+            result = work => result,
+            () = self.stopped() => Err(Stop::Stopped),
+        };
+        let outcome = match result {
+            Ok(()) => return Outcome::Done,
+            Err(Stop::Stopped) => return Outcome::Stopped,
+            Err(Stop::Unavailable(reason)) => {
+                log.push("item.retry", format!("the target is unavailable; the item will be tried again: {reason}"), None);
+                Outcome::Unavailable(reason)
+            }
+            Err(Stop::Final(error)) => {
+                let code = error.remote_code().map(str::to_string).or_else(|| error.status().map(|s| s.to_string())).unwrap_or_else(|| "error".into());
+                log.push("item.failed", format!("failed: {error}"), None);
+                let events = std::mem::take(&mut log.events);
+                let recorded = async {
+                    let txn = self.db.begin().await?;
+                    store::record_failed(&txn, item.migration_id, item, &code, &error.to_string()).await?;
+                    events::record(&txn, self.migration.workspace_id, events).await?;
+                    txn.commit().await
+                };
+                if let Err(e) = recorded.await {
+                    return Outcome::Unavailable(format!("database: {e}"));
+                }
+                return Outcome::Failed;
+            }
+        };
+        let events = std::mem::take(&mut log.events);
+        let noted = async {
+            let txn = self.db.begin().await?;
+            if let Outcome::Unavailable(reason) = &outcome {
+                store::record_attempt(&txn, item.migration_id, &item.key, reason).await?;
+            }
+            events::record(&txn, self.migration.workspace_id, events).await?;
+            txn.commit().await
+        };
+        if let Err(e) = noted.await {
+            tracing::warn!(error = %e, "could not record an item's attempt");
+        }
+        outcome
+    }
+
+    /// Records the item's step (and, when finished, its end) with its mapping and
+    /// events in one transaction; a user's machines are released in it too.
+    async fn commit(&self, log: &mut Log<'_>, done: ItemDone<'_>, release: Option<(Uuid, &[Value])>) -> Result<(), Stop> {
+        let migration = self.migration;
+        let target_user_id = done.target_id;
+        let txn = self.db.begin().await.map_err(db_stop)?;
+        if store::record_done(&txn, migration, done).await.map_err(db_stop)?
+            && let Some((tenant_id, machines)) = release
+        {
+            let user_id = log.item.source_id.as_str();
+            let released = store::release_machines(&txn, migration, user_id, target_user_id, tenant_id, machines).await.map_err(db_stop)?;
+            for machine in released {
+                log.events.push(NewEvent {
+                    actor: self.actor.clone(),
+                    subject_kind: "machine",
+                    subject_id: machine,
+                    migration_id: Some(migration.id),
+                    kind: "machine.released".into(),
+                    message: format!("released to its agent: idle -> pending (user {user_id})"),
+                    data: None,
+                });
+            }
+        }
+        events::record(&txn, migration.workspace_id, std::mem::take(&mut log.events)).await.map_err(db_stop)?;
+        txn.commit().await.map_err(db_stop)
+    }
+
+    fn parent(&self, item: &Item) -> Result<Uuid, Stop> {
+        match &item.parent_key {
+            None => Ok(self.root),
+            Some(key) => self.parents.get(key).copied().ok_or_else(|| Stop::Unavailable(format!("{key} is not mapped yet"))),
+        }
+    }
+
+    async fn tenant(&self, item: &Item, planned: &Value, log: &mut Log<'_>) -> Result<(), Stop> {
+        let parent_id = self.parent(item)?;
+        let kind = if planned["kind"] == "customer" { TenantKind::Customer } else { TenantKind::Partner };
+        let new = NewTenant {
+            name: planned["name"].as_str().unwrap_or_default().to_string(),
+            parent_id,
+            kind,
+            internal_tag: planned["tenant_key"].as_str().unwrap_or_default().to_string(),
+        };
+        self.check()?;
+        let result = self.clients.target.ensure_tenant(&new).await;
+        log.call("ensure_tenant", &result, serde_json::to_value(&new).ok());
+        let tenant = result?;
+        log.push("item.done", format!("tenant {} ({:?}) is {}", new.name, new.kind, tenant.id), None);
+        self.commit(log, ItemDone { item, target_id: tenant.id, step: "created", finished: true }, None).await
+    }
+
+    fn new_user(&self, tenant_id: Uuid, login: &str, external_id: &str, contact: &Value) -> NewUser {
+        let contact = contact["email"].as_str().filter(|e| !e.is_empty()).map(|email| UserContact {
+            email: email.to_string(),
+            firstname: contact["first_name"].as_str().map(str::to_string),
+            lastname: contact["last_name"].as_str().map(str::to_string),
+        });
+        NewUser { tenant_id, login: login.to_string(), contact, external_id: external_id.to_string() }
+    }
+
+    async fn admin(&self, item: &Item, planned: &Value, log: &mut Log<'_>) -> Result<(), Stop> {
+        let tenant_id = self.parent(item)?;
+        let new = self.new_user(tenant_id, planned["login"].as_str().unwrap_or_default(), &item.source_id, &planned["contact"]);
+        let role = if planned["role"] == "partner_admin" { Role::PartnerAdmin } else { Role::CompanyAdmin };
+        self.check()?;
+        let result = self.clients.target.ensure_user(&new).await;
+        log.call("ensure_user", &result, serde_json::to_value(&new).ok());
+        let user = result?;
+        self.check()?;
+        let result = self.clients.target.grant_role(&user, role, tenant_id).await;
+        log.call("grant_role", &result, Some(json!({"user_id": user.id, "role": role.id(), "tenant_id": tenant_id})));
+        result?;
+        if !self.options.send_activation_emails || user.activated || item.step.as_deref() == Some("activation_email_sent") {
+            log.push("item.done", format!("admin {} is {} with role {}", new.login, user.id, role.id()), None);
+            return self.commit(log, ItemDone { item, target_id: user.id, step: "role_granted", finished: true }, None).await;
+        }
+        // Kept before the email goes out: a retry after a crash finds the user and
+        // its role done; only the email may go twice, never the user.
+        self.commit(log, ItemDone { item, target_id: user.id, step: "role_granted", finished: false }, None).await?;
+        self.check()?;
+        let result = self.clients.target.send_activation_email(user.id).await;
+        log.call("send_activation_email", &result, Some(json!({"user_id": user.id})));
+        result?;
+        log.push("item.done", format!("admin {} is {} with role {}; activation email sent", new.login, user.id, role.id()), None);
+        self.commit(log, ItemDone { item, target_id: user.id, step: "activation_email_sent", finished: true }, None).await
+    }
+
+    async fn user(&self, item: &Item, planned: &Value, log: &mut Log<'_>) -> Result<(), Stop> {
+        let tenant_id = self.parent(item)?;
+        let new = self.new_user(tenant_id, planned["login"].as_str().unwrap_or_default(), &item.source_id, &planned["contact"]);
+        self.check()?;
+        let result = self.clients.target.ensure_user(&new).await;
+        log.call("ensure_user", &result, serde_json::to_value(&new).ok());
+        let user = result?;
+        self.check()?;
+        let result = self.clients.target.grant_role(&user, Role::BackupUser, tenant_id).await;
+        log.call("grant_role", &result, Some(json!({"user_id": user.id, "role": Role::BackupUser.id(), "tenant_id": tenant_id})));
+        result?;
+        self.check()?;
+        // Read at this moment, sent on, never kept or logged.
+        let password = self.clients.source.user_password(&item.source_id).await;
+        log.push(
+            "source.user_password",
+            match &password {
+                Ok(_) => "ok".into(),
+                Err(e) => e.to_string(),
+            },
+            None,
+        );
+        let password = password?;
+        self.check()?;
+        let result = self.clients.target.set_password(user.id, &password).await;
+        log.call("set_password", &result, Some(json!({"user_id": user.id, "password": "[redacted]"})));
+        result?;
+        drop(password);
+        let machines = planned["machines"].as_array().cloned().unwrap_or_default();
+        log.push("item.done", format!("backup user {} is {}; password set", new.login, user.id), None);
+        let done = ItemDone { item, target_id: user.id, step: "password_set", finished: true };
+        self.commit(log, done, Some((tenant_id, &machines))).await
+    }
+}
+
+fn db_stop(e: sea_orm::DbErr) -> Stop {
+    Stop::Unavailable(format!("database: {e}"))
+}
