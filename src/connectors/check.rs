@@ -228,10 +228,16 @@ mod tests {
         async fn find_user(&self, _: Uuid, _: &str, _: &str) -> Result<Option<User>, ConnectorError> {
             Err(down())
         }
+        async fn tenant_users(&self, _: Uuid) -> Result<Vec<User>, ConnectorError> {
+            Err(down())
+        }
         async fn create_user(&self, _: &NewUser) -> Result<User, ConnectorError> {
             Err(down())
         }
         async fn ensure_user(&self, _: &NewUser) -> Result<User, ConnectorError> {
+            Err(down())
+        }
+        async fn ensure_user_listed(&self, _: &NewUser, _: &[User]) -> Result<User, ConnectorError> {
             Err(down())
         }
         async fn grant_role(&self, _: &User, _: Role, _: Uuid) -> Result<(), ConnectorError> {

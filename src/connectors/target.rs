@@ -141,11 +141,17 @@ pub trait TargetApi: Send + Sync {
     async fn user(&self, id: Uuid) -> Result<User, ConnectorError>;
     /// The user of `tenant_id` with this `external_id`, or else with this login (case-insensitive).
     async fn find_user(&self, tenant_id: Uuid, external_id: &str, login: &str) -> Result<Option<User>, ConnectorError>;
+    /// Every user of a tenant (its own, not its sub-tenants').
+    async fn tenant_users(&self, tenant_id: Uuid) -> Result<Vec<User>, ConnectorError>;
     /// One create attempt; prefer [`TargetApi::ensure_user`].
     async fn create_user(&self, new: &NewUser) -> Result<User, ConnectorError>;
     /// The user with `new.external_id` (or `new.login`) in its tenant, created if absent.
     /// A login taken by a user that is not in the tenant is a final 409.
     async fn ensure_user(&self, new: &NewUser) -> Result<User, ConnectorError>;
+    /// [`TargetApi::ensure_user`] whose first look-up is `listed`, the tenant's users
+    /// listed once for a batch of creates in it (this attempt's own listing). Later
+    /// look-ups, after a lost answer or a conflict, ask the target again.
+    async fn ensure_user_listed(&self, new: &NewUser, listed: &[User]) -> Result<User, ConnectorError>;
     async fn grant_role(&self, user: &User, role: Role, tenant_id: Uuid) -> Result<(), ConnectorError>;
     async fn send_activation_email(&self, user_id: Uuid) -> Result<(), ConnectorError>;
     async fn set_password(&self, user_id: Uuid, password: &SecretString) -> Result<(), ConnectorError>;
@@ -289,6 +295,13 @@ impl TargetClient {
     }
 }
 
+/// The user with this `external_id`, or else with this login (case-insensitive).
+fn matching_user(users: &[User], external_id: &str, login: &str) -> Option<User> {
+    let by_external = users.iter().find(|u| u.external_id.as_deref() == Some(external_id));
+    let by_login = || users.iter().find(|u| u.login.as_deref().is_some_and(|l| l.eq_ignore_ascii_case(login)));
+    by_external.or_else(by_login).cloned()
+}
+
 /// The claims of our own token, read without verification: it came straight from the issuer.
 fn token_claims(token: &SecretString) -> Option<Value> {
     let payload = token.expose_secret().split('.').nth(1)?;
@@ -372,15 +385,16 @@ impl TargetApi for TargetClient {
     }
 
     async fn find_user(&self, tenant_id: Uuid, external_id: &str, login: &str) -> Result<Option<User>, ConnectorError> {
+        Ok(matching_user(&self.tenant_users(tenant_id).await?, external_id, login))
+    }
+
+    async fn tenant_users(&self, tenant_id: Uuid) -> Result<Vec<User>, ConnectorError> {
         #[derive(Deserialize)]
         struct Ids {
             items: Vec<Uuid>,
         }
         let ids: Ids = self.get_json(&format!("/api/2/tenants/{tenant_id}/users"), &[]).await?;
-        let users = self.users_by_ids(&ids.items).await?;
-        let by_external = users.iter().find(|u| u.external_id.as_deref() == Some(external_id));
-        let by_login = || users.iter().find(|u| u.login.as_deref().is_some_and(|l| l.eq_ignore_ascii_case(login)));
-        Ok(by_external.or_else(by_login).cloned())
+        self.users_by_ids(&ids.items).await
     }
 
     async fn create_user(&self, new: &NewUser) -> Result<User, ConnectorError> {
@@ -393,6 +407,20 @@ impl TargetApi for TargetClient {
         // By `external_id` in the tenant, every time: a free login does not prove the user
         // is absent, since an earlier attempt may have created it under another login.
         self.look_up_then_create(|| self.find_user(new.tenant_id, &new.external_id, &new.login), || self.create_user(new)).await
+    }
+
+    async fn ensure_user_listed(&self, new: &NewUser, listed: &[User]) -> Result<User, ConnectorError> {
+        let first = std::sync::atomic::AtomicBool::new(true);
+        let find = || {
+            let listed = first.swap(false, std::sync::atomic::Ordering::SeqCst).then(|| matching_user(listed, &new.external_id, &new.login));
+            async move {
+                match listed {
+                    Some(found) => Ok(found),
+                    None => self.find_user(new.tenant_id, &new.external_id, &new.login).await,
+                }
+            }
+        };
+        self.look_up_then_create(find, || self.create_user(new)).await
     }
 
     async fn grant_role(&self, user: &User, role: Role, tenant_id: Uuid) -> Result<(), ConnectorError> {

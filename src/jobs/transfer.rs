@@ -85,6 +85,19 @@ impl JobHandler for TransferHandler {
         let clients = self.pool.clients_paced(&workspace, &self.secrets, options.target)?;
         let parent_keys: Vec<String> = items.iter().filter_map(|i| i.parent_key.clone()).collect();
         let parents = store::mappings(db, workspace.id, &parent_keys).await.map_err(database)?;
+        // The users of each tenant this batch creates users in, listed once: the first
+        // look-up of every create in it (later ones, after a lost answer, ask again).
+        let people_tenants: std::collections::BTreeSet<Uuid> =
+            items.iter().filter(|i| i.kind != ItemKind::Tenant.as_str()).filter_map(|i| i.parent_key.as_ref().and_then(|k| parents.get(k)).copied()).collect();
+        let mut listed = HashMap::new();
+        for tenant_id in people_tenants {
+            match clients.target.tenant_users(tenant_id).await {
+                Ok(users) => {
+                    listed.insert(tenant_id, users);
+                }
+                Err(e) => tracing::info!(error = %e, %tenant_id, "could not list the tenant's users; each create looks up on its own"),
+            }
+        }
         let stop = Arc::new(AtomicBool::new(false));
         let watcher = tokio::spawn(watch(db.clone(), id, stop.clone()));
         let concurrency = options.target.map_or(workspace.target_concurrency as usize, |l| l.concurrency as usize).max(1);
@@ -93,6 +106,7 @@ impl JobHandler for TransferHandler {
             migration: &migration,
             clients: &clients,
             parents: &parents,
+            listed: &listed,
             root: workspace.tenant_id,
             options: &options,
             actor: worker_actor(run),
@@ -153,6 +167,8 @@ struct Context<'a> {
     migration: &'a Migration,
     clients: &'a Clients,
     parents: &'a HashMap<String, Uuid>,
+    /// Users of the tenants this batch creates users in, listed at its start.
+    listed: &'a HashMap<Uuid, Vec<crate::connectors::target::User>>,
     /// The workspace's own tenant: the parent of top-level tenants.
     root: Uuid,
     options: &'a MigrationOptions,
@@ -332,6 +348,13 @@ impl Context<'_> {
         self.commit(log, ItemDone { item, target_id: tenant.id, step: "created", finished: true }, None).await
     }
 
+    async fn ensure_user(&self, new: &NewUser) -> Result<crate::connectors::target::User, ConnectorError> {
+        match self.listed.get(&new.tenant_id) {
+            Some(listed) => self.clients.target.ensure_user_listed(new, listed).await,
+            None => self.clients.target.ensure_user(new).await,
+        }
+    }
+
     fn new_user(&self, tenant_id: Uuid, login: &str, external_id: &str, contact: &Value) -> NewUser {
         let contact = contact["email"].as_str().filter(|e| !e.is_empty()).map(|email| UserContact {
             email: email.to_string(),
@@ -346,7 +369,7 @@ impl Context<'_> {
         let new = self.new_user(tenant_id, planned["login"].as_str().unwrap_or_default(), &item.source_id, &planned["contact"]);
         let role = if planned["role"] == "partner_admin" { Role::PartnerAdmin } else { Role::CompanyAdmin };
         self.check()?;
-        let result = self.clients.target.ensure_user(&new).await;
+        let result = self.ensure_user(&new).await;
         log.call("ensure_user", &result, serde_json::to_value(&new).ok());
         let user = result?;
         self.check()?;
@@ -372,7 +395,7 @@ impl Context<'_> {
         let tenant_id = self.parent(item)?;
         let new = self.new_user(tenant_id, planned["login"].as_str().unwrap_or_default(), &item.source_id, &planned["contact"]);
         self.check()?;
-        let result = self.clients.target.ensure_user(&new).await;
+        let result = self.ensure_user(&new).await;
         log.call("ensure_user", &result, serde_json::to_value(&new).ok());
         let user = result?;
         self.check()?;
