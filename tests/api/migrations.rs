@@ -414,3 +414,35 @@ async fn two_worker_processes_on_postgresql_share_one_wave() {
     let actors: BTreeSet<&str> = events.iter().map(|e| e["actor"].as_str().expect("actor")).collect();
     assert_eq!(actors.len(), 2, "both workers did work: {actors:?}");
 }
+
+#[tokio::test]
+async fn a_migration_told_to_replan_after_the_source_changed_records_what_changed_and_migrates_the_new_plan() {
+    use migration_portal::sim::install_base::Mutations;
+    for backend in Backend::enabled() {
+        let base = small();
+        let world = fast_world(backend, base.clone()).await;
+        world.sync().await;
+        let precheck = world.whole_precheck(&base).await;
+        let changes = world.source.mutate(Mutations { seed: 11, add_users: 2, move_users: 0, remove_users: 2, upgrade_clients: 0 });
+        world.sync().await;
+        let worker = world.run_worker();
+        let location = world.start_migration(json!({"precheck_id": precheck["id"], "replan": true})).await;
+        let migration = world.wait_over(&location).await;
+        assert_eq!(migration["status"], "completed", "{backend:?}: {migration}");
+        let users = &migration["replan"]["sections"]["users"];
+        assert_eq!(migration["replan"]["changed"], true, "{migration}");
+        let listed = |change: &str| -> BTreeSet<String> {
+            users["items"].as_array().expect("items").iter().filter(|i| i["change"] == change).map(|i| i["key"].as_str().expect("key").to_string()).collect()
+        };
+        assert_eq!(listed("added"), changes.added_users.iter().cloned().collect(), "{users}");
+        assert_eq!(listed("removed"), changes.removed_users.iter().cloned().collect(), "{users}");
+        let cloud = world.cloud.inspect();
+        let external: BTreeSet<&str> = cloud["users"].as_array().expect("users").iter().filter_map(|u| u["external_id"].as_str()).collect();
+        assert!(changes.added_users.iter().all(|u| external.contains(u.as_str())), "users added at the source are migrated");
+        assert!(changes.removed_users.iter().all(|u| !external.contains(u.as_str())), "users removed at the source are not");
+        let events = world.all(&world.path(&format!("/events?subject={}", migration["id"].as_str().expect("id")))).await;
+        let kinds: Vec<&str> = events.iter().map(|e| e["kind"].as_str().expect("kind")).collect();
+        assert_eq!(kinds, vec!["migration.created", "migration.planned", "migration.completed"], "the migration's own history");
+        worker.stop().await;
+    }
+}

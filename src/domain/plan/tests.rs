@@ -230,3 +230,42 @@ fn plans_need_the_current_client_for_filters_and_one_time_schedules() {
         assert_eq!(planned.warnings, expected, "current client: {current}");
     }
 }
+
+#[test]
+fn transfer_items_are_tenants_parent_first_then_admins_then_users_each_waiting_for_its_tenant() {
+    use crate::domain::transfer::{ItemKind, items};
+    let plan = plan(&snapshot(), &whole(), &settings(), &free).expect("plan");
+    let items = items(&plan);
+    let position = |key: &str| items.iter().position(|i| i.key == key).unwrap_or_else(|| panic!("{key}"));
+    let kinds: Vec<ItemKind> = items.iter().map(|i| i.kind).collect();
+    let mut sorted = kinds.clone();
+    sorted.sort();
+    assert_eq!(kinds, sorted, "tenants, then admins, then users");
+    for item in &items {
+        if let Some(parent) = &item.parent_key {
+            assert!(position(parent) < position(&item.key), "{} after its tenant {parent}", item.key);
+            assert!(parent.starts_with("tenant:"));
+        }
+    }
+    let parent_of = |key: &str| items[position(key)].parent_key.clone();
+    let cases: &[(&str, Option<&str>)] = &[
+        ("tenant:g1", None),
+        ("tenant:g2", Some("tenant:g1")),
+        ("tenant:g5#users", Some("tenant:g5")),
+        ("admin:g1", Some("tenant:g1")),
+        ("admin:g2", Some("tenant:g2")),
+        ("user:u1", Some("tenant:g0#users")),
+        ("user:u4", Some("tenant:g5#users")),
+        ("user:u5", Some("tenant:g6")),
+    ];
+    for (key, parent) in cases {
+        assert_eq!(parent_of(key).as_deref(), *parent, "{key}");
+    }
+    assert!(!items.iter().any(|i| i.key == "admin:g3" || i.key == "admin:g0" || i.key.contains("g4")), "no admin without one, none for the root, nothing for an empty group");
+    let machines = |key: &str| items[position(key)].planned["machines"].as_array().map(|m| m.iter().map(|m| m["machine_id"].clone()).collect::<Vec<_>>());
+    assert_eq!(machines("user:u2"), Some(vec![json!("m1")]), "released with its converted plans");
+    assert_eq!(machines("user:u4"), Some(vec![]), "an unsupported machine is not released to an agent");
+    assert_eq!(items[position("user:u2")].planned["machines"][0]["plans"].as_array().map(Vec::len), Some(2));
+    assert_eq!(items[position("admin:g2")].planned["role"], "company_admin");
+    assert_eq!(items[position("admin:g1")].planned["role"], "partner_admin");
+}
