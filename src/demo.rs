@@ -1,5 +1,6 @@
 //! `migration-portal demo`: the cloud and BackupAgent simulators and the service
-//! on loopback, a walk through the API over real HTTP, then serving for Swagger UI.
+//! on loopback, a walk through the API over real HTTP (connect, sync, pre-check,
+//! migrate), then serving for Swagger UI.
 
 use std::net::SocketAddr;
 
@@ -77,6 +78,22 @@ pub async fn run(mut config: Config, port: u16, exit: bool) -> anyhow::Result<()
     let started = walk.call(Method::POST, &format!("/api/v1/workspaces/{id}/syncs"), &token, None, None).await?;
     let operation = format!("/api/v1/operations/{}", started["id"].as_str().context("the sync is an operation")?);
     walk.wait_for(&operation, &token).await?;
+    // The pre-check of the whole install base is the plan; the migration carries it out.
+    let hierarchy = walk.call(Method::GET, &format!("/api/v1/workspaces/{id}/hierarchy"), &token, None, None).await?;
+    let root = hierarchy["root"]["id"].as_str().context("the hierarchy has a root")?.to_string();
+    let selection = json!({"selection": [{"kind": "group", "id": root}]});
+    let precheck = walk.call(Method::POST, &format!("/api/v1/workspaces/{id}/prechecks"), &token, Some(&selection), Some("demo-precheck")).await?;
+    walk.wait_for(precheck["operation"].as_str().context("the pre-check has an operation")?, &token).await?;
+    let precheck_id = precheck["id"].as_str().context("the pre-check has an id")?;
+    walk.call(Method::GET, &format!("/api/v1/workspaces/{id}/prechecks/{precheck_id}/planning"), &token, None, None).await?;
+    walk.call(Method::GET, &format!("/api/v1/workspaces/{id}/prechecks/{precheck_id}/sections/users?limit=3"), &token, None, None).await?;
+    let body = json!({"precheck_id": precheck_id});
+    let migration = walk.call(Method::POST, &format!("/api/v1/workspaces/{id}/migrations"), &token, Some(&body), Some("demo-migration")).await?;
+    walk.wait_for(migration["operation"].as_str().context("the migration has an operation")?, &token).await?;
+    let migration_id = migration["id"].as_str().context("the migration has an id")?;
+    walk.call(Method::GET, &format!("/api/v1/workspaces/{id}/migrations/{migration_id}"), &token, None, None).await?;
+    walk.call(Method::GET, &format!("/api/v1/workspaces/{id}/migrations/{migration_id}/items?kind=admin&limit=2"), &token, None, None).await?;
+    walk.call(Method::GET, &format!("/api/v1/workspaces/{id}/events?kind=target.&limit=3"), &token, None, None).await?;
     walk.call(Method::GET, &format!("/api/v1/workspaces/{id}"), &other_tenant, None, None).await?;
     walk.call(Method::POST, "/api/v1/workspaces", &token, Some(&json!({"name": "", "source": {}})), None).await?;
 
@@ -122,7 +139,7 @@ struct Walk {
 impl Walk {
     /// Polls an operation until it is done (the worker runs in this process), then shows it.
     async fn wait_for(&self, operation: &str, token: &str) -> anyhow::Result<Value> {
-        for _ in 0..600 {
+        for _ in 0..3000 {
             let value: Value = self.http.get(format!("{}{operation}", self.base)).bearer_auth(token).send().await?.json().await?;
             if value["done"] == true {
                 println!("\nGET {operation} -> done");
@@ -131,7 +148,7 @@ impl Walk {
             }
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
-        anyhow::bail!("{operation} did not finish within a minute")
+        anyhow::bail!("{operation} did not finish within five minutes")
     }
 
     async fn call(&self, method: Method, path: &str, token: &str, body: Option<&Value>, key: Option<&str>) -> anyhow::Result<Value> {
