@@ -62,6 +62,8 @@ impl MigrationTrait for Migration {
         for (name, cols) in [
             ("migration_items_state", vec![MigrationItems::MigrationId, MigrationItems::State, MigrationItems::Seq]),
             ("migration_items_parent", vec![MigrationItems::MigrationId, MigrationItems::ParentKey]),
+            // Listing items in plan order without a state filter.
+            ("migration_items_seq", vec![MigrationItems::MigrationId, MigrationItems::Seq]),
             ("migration_items_job", vec![MigrationItems::JobId]),
         ] {
             let mut index = Index::create().name(name).table(MigrationItems::Table).if_not_exists().to_owned();
@@ -122,11 +124,13 @@ impl MigrationTrait for Migration {
         manager
             .create_index(Index::create().name("events_workspace").table(Events::Table).col(Events::WorkspaceId).col(Events::Id).if_not_exists().to_owned())
             .await?;
-        manager
-            .create_index(
-                Index::create().name("events_subject").table(Events::Table).col(Events::WorkspaceId).col(Events::SubjectId).col(Events::Id).if_not_exists().to_owned(),
-            )
-            .await
+        // The log is read by workspace, and filtered by subject, migration or kind, in id order.
+        for (name, filter) in [("events_subject", Events::SubjectId), ("events_migration", Events::MigrationId), ("events_kind", Events::Kind)] {
+            manager
+                .create_index(Index::create().name(name).table(Events::Table).col(Events::WorkspaceId).col(filter).col(Events::Id).if_not_exists().to_owned())
+                .await?;
+        }
+        Ok(())
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
@@ -201,7 +205,7 @@ enum MachineAssignments {
     ReleasedAt,
 }
 
-#[derive(DeriveIden)]
+#[derive(DeriveIden, Clone, Copy)]
 enum Events {
     Table,
     Id,

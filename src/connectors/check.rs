@@ -225,7 +225,7 @@ mod tests {
         async fn user(&self, _: Uuid) -> Result<User, ConnectorError> {
             Err(down())
         }
-        async fn find_user(&self, _: Uuid, _: &str, _: &str) -> Result<Option<User>, ConnectorError> {
+        async fn find_user(&self, _: Uuid, _: &str) -> Result<Option<User>, ConnectorError> {
             Err(down())
         }
         async fn tenant_users(&self, _: Uuid) -> Result<Vec<User>, ConnectorError> {

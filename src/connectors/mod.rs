@@ -169,11 +169,13 @@ impl ConnectorError {
     }
 }
 
-/// The per-workspace rate limit and concurrency cap toward one remote.
+/// The per-workspace rate limit and concurrency cap toward one remote; a pace
+/// set `within` another keeps to both (a migration's pace inside its workspace's).
 #[derive(Clone)]
 pub struct Throttle {
     rate: Option<Arc<DefaultDirectRateLimiter>>,
     slots: Arc<Semaphore>,
+    outer: Option<Arc<Throttle>>,
 }
 
 impl Throttle {
@@ -183,7 +185,26 @@ impl Throttle {
             let burst = NonZeroU32::new((per_sec.get() / 10).max(1)).unwrap_or(NonZeroU32::MIN);
             Arc::new(RateLimiter::direct(Quota::per_second(per_sec).allow_burst(burst)))
         });
-        Self { rate, slots: Arc::new(Semaphore::new(policy.concurrency.max(1))) }
+        Self { rate, slots: Arc::new(Semaphore::new(policy.concurrency.max(1))), outer: None }
+    }
+
+    /// This pace inside `outer`: every request waits for both.
+    pub fn within(self, outer: &Throttle) -> Self {
+        Self { outer: Some(Arc::new(outer.clone())), ..self }
+    }
+
+    /// Waits for a slot and the rate of every layer; the slots are held while the permits live.
+    async fn admit(&self) -> Option<Vec<tokio::sync::OwnedSemaphorePermit>> {
+        let mut permits = Vec::new();
+        let mut layer = Some(self);
+        while let Some(throttle) = layer {
+            permits.push(throttle.slots.clone().acquire_owned().await.ok()?);
+            if let Some(rate) = &throttle.rate {
+                rate.until_ready().await;
+            }
+            layer = throttle.outer.as_deref();
+        }
+        Some(permits)
     }
 }
 
@@ -228,14 +249,7 @@ pub(crate) async fn send(
     loop {
         attempts += 1;
         let attempt = {
-            let _slot = throttle.slots.acquire().await.map_err(|_| ConnectorError::Unavailable {
-                system,
-                attempts,
-                last: "connector closed".into(),
-            })?;
-            if let Some(rate) = &throttle.rate {
-                rate.until_ready().await;
-            }
+            let _slots = throttle.admit().await.ok_or_else(|| ConnectorError::Unavailable { system, attempts, last: "connector closed".into() })?;
             attempt(system, policy, attempts, build()).await
         };
         let (error, retry_after, may_replay) = match attempt {

@@ -139,14 +139,15 @@ pub trait TargetApi: Send + Sync {
     async fn ensure_tenant(&self, new: &NewTenant) -> Result<Tenant, ConnectorError>;
     async fn check_login(&self, login: &str) -> Result<LoginStatus, ConnectorError>;
     async fn user(&self, id: Uuid) -> Result<User, ConnectorError>;
-    /// The user of `tenant_id` with this `external_id`, or else with this login (case-insensitive).
-    async fn find_user(&self, tenant_id: Uuid, external_id: &str, login: &str) -> Result<Option<User>, ConnectorError>;
+    /// The user of `tenant_id` with this `external_id`. (Not by login: a user someone
+    /// else made with our planned login is a conflict, never ours to take over.)
+    async fn find_user(&self, tenant_id: Uuid, external_id: &str) -> Result<Option<User>, ConnectorError>;
     /// Every user of a tenant (its own, not its sub-tenants').
     async fn tenant_users(&self, tenant_id: Uuid) -> Result<Vec<User>, ConnectorError>;
     /// One create attempt; prefer [`TargetApi::ensure_user`].
     async fn create_user(&self, new: &NewUser) -> Result<User, ConnectorError>;
-    /// The user with `new.external_id` (or `new.login`) in its tenant, created if absent.
-    /// A login taken by a user that is not in the tenant is a final 409.
+    /// The user with `new.external_id` in its tenant, created if absent. A login
+    /// taken by any other user is a final 409.
     async fn ensure_user(&self, new: &NewUser) -> Result<User, ConnectorError>;
     /// [`TargetApi::ensure_user`] whose first look-up is `listed`, the tenant's users
     /// listed once for a batch of creates in it (this attempt's own listing). Later
@@ -177,16 +178,23 @@ pub struct TargetClient {
 impl TargetClient {
     /// `base` is the datacenter URL; `/api/2` is added.
     pub fn new(base: &str, client_id: &str, client_secret: SecretString, policy: HttpPolicy) -> Result<Self, ConnectorError> {
+        let throttle = Throttle::new(&policy);
+        Self::throttled(base, client_id, client_secret, policy, throttle)
+    }
+
+    /// A client whose pace (`policy`'s rate and concurrency) applies inside `outer`'s.
+    pub fn paced_within(base: &str, client_id: &str, client_secret: SecretString, policy: HttpPolicy, outer: &Throttle) -> Result<Self, ConnectorError> {
+        let throttle = Throttle::new(&policy).within(outer);
+        Self::throttled(base, client_id, client_secret, policy, throttle)
+    }
+
+    fn throttled(base: &str, client_id: &str, client_secret: SecretString, policy: HttpPolicy, throttle: Throttle) -> Result<Self, ConnectorError> {
         let base = base_url(SYSTEM, base)?;
-        Ok(Self {
-            http: policy.client(SYSTEM, &base)?,
-            base,
-            client_id: client_id.to_string(),
-            client_secret,
-            throttle: Throttle::new(&policy),
-            policy,
-            token: tokio::sync::Mutex::new(None),
-        })
+        Ok(Self { http: policy.client(SYSTEM, &base)?, base, client_id: client_id.to_string(), client_secret, throttle, policy, token: tokio::sync::Mutex::new(None) })
+    }
+
+    pub fn throttle(&self) -> &Throttle {
+        &self.throttle
     }
 
     fn url(&self, path: &str) -> String {
@@ -295,11 +303,9 @@ impl TargetClient {
     }
 }
 
-/// The user with this `external_id`, or else with this login (case-insensitive).
-fn matching_user(users: &[User], external_id: &str, login: &str) -> Option<User> {
-    let by_external = users.iter().find(|u| u.external_id.as_deref() == Some(external_id));
-    let by_login = || users.iter().find(|u| u.login.as_deref().is_some_and(|l| l.eq_ignore_ascii_case(login)));
-    by_external.or_else(by_login).cloned()
+/// The user with this `external_id`.
+fn matching_user(users: &[User], external_id: &str) -> Option<User> {
+    users.iter().find(|u| u.external_id.as_deref() == Some(external_id)).cloned()
 }
 
 /// The claims of our own token, read without verification: it came straight from the issuer.
@@ -384,8 +390,8 @@ impl TargetApi for TargetClient {
         self.get_json(&format!("/api/2/users/{id}"), &[]).await
     }
 
-    async fn find_user(&self, tenant_id: Uuid, external_id: &str, login: &str) -> Result<Option<User>, ConnectorError> {
-        Ok(matching_user(&self.tenant_users(tenant_id).await?, external_id, login))
+    async fn find_user(&self, tenant_id: Uuid, external_id: &str) -> Result<Option<User>, ConnectorError> {
+        Ok(matching_user(&self.tenant_users(tenant_id).await?, external_id))
     }
 
     async fn tenant_users(&self, tenant_id: Uuid) -> Result<Vec<User>, ConnectorError> {
@@ -406,17 +412,17 @@ impl TargetApi for TargetClient {
     async fn ensure_user(&self, new: &NewUser) -> Result<User, ConnectorError> {
         // By `external_id` in the tenant, every time: a free login does not prove the user
         // is absent, since an earlier attempt may have created it under another login.
-        self.look_up_then_create(|| self.find_user(new.tenant_id, &new.external_id, &new.login), || self.create_user(new)).await
+        self.look_up_then_create(|| self.find_user(new.tenant_id, &new.external_id), || self.create_user(new)).await
     }
 
     async fn ensure_user_listed(&self, new: &NewUser, listed: &[User]) -> Result<User, ConnectorError> {
         let first = std::sync::atomic::AtomicBool::new(true);
         let find = || {
-            let listed = first.swap(false, std::sync::atomic::Ordering::SeqCst).then(|| matching_user(listed, &new.external_id, &new.login));
+            let listed = first.swap(false, std::sync::atomic::Ordering::SeqCst).then(|| matching_user(listed, &new.external_id));
             async move {
                 match listed {
                     Some(found) => Ok(found),
-                    None => self.find_user(new.tenant_id, &new.external_id, &new.login).await,
+                    None => self.find_user(new.tenant_id, &new.external_id).await,
                 }
             }
         };

@@ -10,7 +10,7 @@ use entity::machine_assignment;
 use entity::migration::{self, Entity as Migrations};
 use entity::migration_item::{self, Column as ItemColumn, Entity as Items};
 use entity::target_mapping::{self, Entity as Mappings};
-use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::sea_query::{Expr, OnConflict, Query};
 use sea_orm::{ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, ExprTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde_json::json;
 use uuid::Uuid;
@@ -81,6 +81,18 @@ pub async fn set_status(db: &impl ConnectionTrait, id: Uuid, from: &[&str], to: 
     }
     let result = update.filter(migration::Column::Id.eq(id)).filter(migration::Column::Status.is_in(from.iter().copied())).exec(db).await?;
     Ok(result.rows_affected > 0)
+}
+
+/// Takes the migration's row lock for the rest of the transaction (PostgreSQL;
+/// SQLite serialises writers anyway), so that finishing and retrying a migration
+/// see each other's changes instead of interleaving.
+pub async fn lock(db: &impl ConnectionTrait, id: Uuid) -> Result<(), DbErr> {
+    Migrations::update_many()
+        .col_expr(migration::Column::UpdatedAt, Expr::value(Utc::now()))
+        .filter(migration::Column::Id.eq(id))
+        .exec(db)
+        .await
+        .map(drop)
 }
 
 pub async fn set_replan(db: &impl ConnectionTrait, id: Uuid, replan: &serde_json::Value) -> Result<(), DbErr> {
@@ -177,12 +189,24 @@ pub async fn schedule(db: &impl ConnectionTrait, migration: &migration::Model, k
             .col_expr(ItemColumn::UpdatedAt, Expr::value(Utc::now()))
             .filter(ItemColumn::MigrationId.eq(migration.id))
             .filter(ItemColumn::Key.is_in(keys))
-            .filter(ItemColumn::State.is_in(states(&[ItemState::Waiting, ItemState::Failed, ItemState::Queued])))
+            .filter(schedulable())
             .exec(db)
             .await?;
         scheduled += result.rows_affected as usize;
     }
     Ok(scheduled)
+}
+
+/// Waiting or failed items, or queued ones whose job is over (never one a live job holds).
+fn schedulable() -> Condition {
+    let live_jobs = Query::select()
+        .column(entity::job::Column::Id)
+        .from(entity::job::Entity)
+        .and_where(entity::job::Column::Status.is_in([queue::QUEUED, queue::RUNNING]))
+        .to_owned();
+    Condition::any()
+        .add(ItemColumn::State.is_in(states(&[ItemState::Waiting, ItemState::Failed])))
+        .add(Condition::all().add(ItemColumn::State.eq(ItemState::Queued.as_str())).add(ItemColumn::JobId.not_in_subquery(live_jobs)))
 }
 
 /// The items a transfer job is to carry out, in plan order.
@@ -196,16 +220,28 @@ pub async fn items_of_job(db: &impl ConnectionTrait, migration_id: Uuid, job_id:
         .await
 }
 
-/// Items queued in jobs that are no longer queued or running (paused, or a job
-/// that gave up): the supervisor schedules them again.
-pub async fn orphans(db: &impl ConnectionTrait, migration_id: Uuid) -> Result<Vec<(String, ItemKind)>, DbErr> {
-    let sql = "SELECT i.key, i.kind FROM migration_items i LEFT JOIN jobs j ON j.id = i.job_id \
+/// An item queued in a job that is over without it.
+pub struct Orphan {
+    pub key: String,
+    pub kind: ItemKind,
+    /// The job's error when it gave up (attempts exhausted): the item fails with it
+    /// instead of going round again. `None`: the job ended cleanly (a pause).
+    pub gave_up: Option<String>,
+}
+
+/// Items queued in jobs that are no longer queued or running: the supervisor
+/// schedules them again, or fails them when their job gave up.
+pub async fn orphans(db: &impl ConnectionTrait, migration_id: Uuid) -> Result<Vec<Orphan>, DbErr> {
+    let sql = "SELECT i.key, i.kind, j.status, j.last_error FROM migration_items i LEFT JOIN jobs j ON j.id = i.job_id \
                WHERE i.migration_id = $1 AND i.state = 'queued' AND (j.id IS NULL OR j.status NOT IN ('queued', 'running'))";
     let rows = super::query(db, sql, vec![migration_id.into()]).await?;
     rows.into_iter()
         .map(|r| {
             let kind: String = r.try_get("", "kind")?;
-            Ok((r.try_get("", "key")?, ItemKind::parse(&kind).unwrap_or(ItemKind::User)))
+            let status: Option<String> = r.try_get("", "status")?;
+            let error: Option<String> = r.try_get("", "last_error")?;
+            let gave_up = (status.as_deref() == Some(queue::DISCARDED)).then(|| error.unwrap_or_else(|| "the transfer job gave up".into()));
+            Ok(Orphan { key: r.try_get("", "key")?, kind: ItemKind::parse(&kind).unwrap_or(ItemKind::User), gave_up })
         })
         .collect()
 }
@@ -224,16 +260,6 @@ pub struct ItemDone<'a> {
 /// item was no longer the caller's to change (done or failed meanwhile).
 pub async fn record_done(db: &impl ConnectionTrait, migration: &migration::Model, done: ItemDone<'_>) -> Result<bool, DbErr> {
     let now = Utc::now();
-    Mappings::insert(target_mapping::ActiveModel {
-        workspace_id: Set(migration.workspace_id),
-        key: Set(done.item.key.clone()),
-        target_id: Set(done.target_id),
-        migration_id: Set(migration.id),
-        created_at: Set(now),
-    })
-    .on_conflict(OnConflict::columns([target_mapping::Column::WorkspaceId, target_mapping::Column::Key]).update_columns([target_mapping::Column::TargetId]).to_owned())
-    .exec_without_returning(db)
-    .await?;
     let mut update = Items::update_many()
         .col_expr(ItemColumn::TargetId, Expr::value(done.target_id))
         .col_expr(ItemColumn::Step, Expr::value(done.step))
@@ -256,7 +282,22 @@ pub async fn record_done(db: &impl ConnectionTrait, migration: &migration::Model
     if result.rows_affected == 0 {
         return Ok(false);
     }
-    if done.finished && done.item.kind == ItemKind::Tenant.as_str() {
+    if !done.finished {
+        // Only a finished item is mapped: a later wave skips what is mapped, so an
+        // admin mapped before its activation email went out would never get one.
+        return Ok(true);
+    }
+    Mappings::insert(target_mapping::ActiveModel {
+        workspace_id: Set(migration.workspace_id),
+        key: Set(done.item.key.clone()),
+        target_id: Set(done.target_id),
+        migration_id: Set(migration.id),
+        created_at: Set(now),
+    })
+    .on_conflict(OnConflict::columns([target_mapping::Column::WorkspaceId, target_mapping::Column::Key]).update_columns([target_mapping::Column::TargetId]).to_owned())
+    .exec_without_returning(db)
+    .await?;
+    if done.item.kind == ItemKind::Tenant.as_str() {
         let children = Items::find()
             .select_only()
             .columns([ItemColumn::Key, ItemColumn::Kind])
@@ -439,8 +480,8 @@ pub async fn cancel_items(db: &impl ConnectionTrait, migration_id: Uuid) -> Resu
         .into_tuple::<Option<Uuid>>()
         .all(db)
         .await?;
-    for job in jobs.into_iter().flatten() {
-        queue::cancel(db, job).await?;
+    for batch in jobs.into_iter().flatten().collect::<Vec<_>>().chunks(500) {
+        queue::cancel_many(db, batch).await?;
     }
     let result = Items::update_many()
         .col_expr(ItemColumn::State, Expr::value(ItemState::Cancelled.as_str()))

@@ -37,27 +37,39 @@ impl ClientPool {
         self.clients_paced(workspace, secrets, None)
     }
 
-    /// The workspace's clients with `target` as the pace toward the target (never
-    /// above the workspace's own limit); `None`: the workspace's limit.
+    /// The workspace's clients with `target` as a pace toward the target that
+    /// applies inside the workspace's own limit (a migration's option): requests
+    /// wait for both, so migrations with paces of their own never pass the
+    /// workspace's limit together. `None`: the workspace's clients.
     pub fn clients_paced(&self, workspace: &Workspace, secrets: &SecretBox, target: Option<Limit>) -> Result<Clients, JobError> {
-        let ceiling = store::target_limit(workspace);
-        let target = target.map(|l| Limit { rate_per_sec: l.rate_per_sec.min(ceiling.rate_per_sec), concurrency: l.concurrency.min(ceiling.concurrency) });
+        let base = self.cached(workspace, None, || self.build(workspace, secrets))?;
+        let Some(pace) = target else { return Ok(base) };
+        self.cached(workspace, Some(pace), || {
+            let secret = store::target_client_secret(secrets, workspace).map_err(|e| JobError::Fatal(format!("workspace credentials: {e}")))?;
+            let policy = HttpPolicy { allow_private_networks: self.allow_private_networks, ..HttpPolicy::limited(pace) };
+            let target = TargetClient::paced_within(&workspace.target_url, &workspace.target_client_id, secret, policy, base.target.throttle())
+                .map_err(|e| JobError::Fatal(e.to_string()))?;
+            Ok(Clients { source: base.source.clone(), target: Arc::new(target) })
+        })
+    }
+
+    fn cached(&self, workspace: &Workspace, pace: Option<Limit>, build: impl FnOnce() -> Result<Clients, JobError>) -> Result<Clients, JobError> {
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((_, clients)) = entries.get(&(workspace.id, target)).filter(|(version, _)| *version == workspace.version) {
+        if let Some((_, clients)) = entries.get(&(workspace.id, pace)).filter(|(version, _)| *version == workspace.version) {
             return Ok(clients.clone());
         }
-        let clients = self.build(workspace, secrets, target.unwrap_or(ceiling))?;
-        entries.insert((workspace.id, target), (workspace.version, clients.clone()));
+        let clients = build()?;
+        entries.insert((workspace.id, pace), (workspace.version, clients.clone()));
         Ok(clients)
     }
 
-    fn build(&self, workspace: &Workspace, secrets: &SecretBox, target_limit: Limit) -> Result<Clients, JobError> {
+    fn build(&self, workspace: &Workspace, secrets: &SecretBox) -> Result<Clients, JobError> {
         let sealed = |e: crate::crypto::CryptoError| JobError::Fatal(format!("workspace credentials: {e}"));
         let policy = |limit| HttpPolicy { allow_private_networks: self.allow_private_networks, ..HttpPolicy::limited(limit) };
         let password = store::source_password(secrets, workspace).map_err(sealed)?;
         let secret = store::target_client_secret(secrets, workspace).map_err(sealed)?;
         let source = SourceClient::new(&workspace.source_url, &workspace.source_login, password, policy(store::source_limit(workspace)));
-        let target = TargetClient::new(&workspace.target_url, &workspace.target_client_id, secret, policy(target_limit));
+        let target = TargetClient::new(&workspace.target_url, &workspace.target_client_id, secret, policy(store::target_limit(workspace)));
         let refused = |e: crate::connectors::ConnectorError| JobError::Fatal(e.to_string());
         Ok(Clients { source: Arc::new(source.map_err(refused)?), target: Arc::new(target.map_err(refused)?) })
     }

@@ -96,22 +96,25 @@ impl JobHandler for MigrationHandler {
             return Ok(json!({"superseded_by": migration.job_id}));
         }
         match migration.status.as_str() {
-            store::PLANNING => {
-                self.plan(run, &migration).await?;
-                Err(JobError::Again(Duration::ZERO))
-            }
-            store::RUNNING => {
-                let orphans = store::orphans(db, id).await.map_err(database)?;
-                if !orphans.is_empty() {
-                    let txn = db.begin().await.map_err(database)?;
-                    let scheduled = store::schedule(&txn, &migration, orphans).await.map_err(database)?;
-                    txn.commit().await.map_err(database)?;
-                    tracing::info!(migration = %id, scheduled, "items whose job ended without them scheduled again");
+            store::PLANNING => match self.plan(run, &migration).await {
+                Ok(()) => Err(JobError::Again(Duration::ZERO)),
+                Err(JobError::Fatal(reason)) => {
+                    // Whatever made planning impossible, the migration says so instead of planning forever.
+                    store::set_status(db, id, &[store::PLANNING], store::FAILED, Some(&reason)).await.map_err(database)?;
+                    Err(JobError::Fatal(reason))
                 }
+                Err(other) => Err(other),
+            },
+            store::RUNNING => {
+                self.adopt_orphans(run, &migration).await?;
                 let counts = store::counts(db, id).await.map_err(database)?;
                 let open: u64 = counts.values().flat_map(|by_state| by_state.iter().filter(|(s, _)| s.is_open()).map(|(_, n)| *n)).sum();
                 if open == 0 {
-                    return self.finish(run, &migration, &counts).await;
+                    return match self.finish(run, &migration).await? {
+                        Some(result) => Ok(result),
+                        // Paused, retried or cancelled meanwhile: look again.
+                        None => Err(JobError::Again(Duration::ZERO)),
+                    };
                 }
                 run.progress(progress(&migration.status, &counts)).await?;
                 Err(JobError::Again(LOOK_EVERY))
@@ -164,15 +167,7 @@ impl MigrationHandler {
             concurrency: usize::try_from(workspace.target_concurrency).unwrap_or(1).max(1),
         };
         let progress = |p: Value| async move { run.progress(p).await };
-        let planned = precheck::settle(planning, &progress, &|| run.should_stop(), &mut timer).await;
-        let Settled { snapshot, plan, answers, .. } = match planned {
-            Ok(settled) => settled,
-            Err(JobError::Fatal(reason)) => {
-                store::set_status(db, migration.id, &[store::PLANNING], store::FAILED, Some(&reason)).await.map_err(database)?;
-                return Err(JobError::Fatal(reason));
-            }
-            Err(other) => return Err(other),
-        };
+        let Settled { snapshot, plan, answers, .. } = precheck::settle(planning, &progress, &|| run.should_stop(), &mut timer).await?;
         let replan = match migration.precheck_id {
             Some(precheck_id) => {
                 let logins = precheck::login_answers(&plan, &answers);
@@ -186,6 +181,12 @@ impl MigrationHandler {
         let actor = worker_actor(run);
         let txn = db.begin().await.map_err(database)?;
         let ready = store::insert_items(&txn, migration, &specs, &known).await.map_err(database)?;
+        // Users an earlier wave migrated may have new machines since: released now.
+        for spec in specs.iter().filter(|s| s.kind == ItemKind::User) {
+            let (Some(user), Some(tenant)) = (known.get(&spec.key), spec.parent_key.as_ref().and_then(|p| known.get(p))) else { continue };
+            let machines = spec.planned["machines"].as_array().map(Vec::as_slice).unwrap_or_default();
+            store::release_machines(&txn, migration, &spec.source_id, *user, *tenant, machines).await.map_err(database)?;
+        }
         let scheduled = store::schedule(&txn, migration, ready).await.map_err(database)?;
         if let Some(replan) = &replan {
             store::set_replan(&txn, migration.id, replan).await.map_err(database)?;
@@ -219,25 +220,57 @@ impl MigrationHandler {
         Ok(())
     }
 
-    async fn finish(&self, run: &JobRun, migration: &entity::migration::Model, counts: &std::collections::BTreeMap<ItemKind, std::collections::BTreeMap<ItemState, u64>>) -> Result<Value, JobError> {
+    /// Items queued in a job that ended without them: scheduled again, or failed
+    /// with the job's error when it gave up (so they do not go round for ever).
+    async fn adopt_orphans(&self, run: &JobRun, migration: &entity::migration::Model) -> Result<(), JobError> {
         let db = run.db();
+        let orphans = store::orphans(db, migration.id).await.map_err(database)?;
+        if orphans.is_empty() {
+            return Ok(());
+        }
+        let txn = db.begin().await.map_err(database)?;
+        let mut again = Vec::new();
+        for orphan in orphans {
+            match orphan.gave_up {
+                None => again.push((orphan.key, orphan.kind)),
+                Some(error) => {
+                    if let Some(item) = store::item(&txn, migration.id, &orphan.key).await.map_err(database)? {
+                        store::record_failed(&txn, migration.id, &item, "job_failed", &error).await.map_err(database)?;
+                    }
+                }
+            }
+        }
+        let scheduled = store::schedule(&txn, migration, again).await.map_err(database)?;
+        txn.commit().await.map_err(database)?;
+        tracing::info!(migration = %migration.id, scheduled, "items whose job ended without them scheduled again");
+        Ok(())
+    }
+
+    /// Ends a migration with no open item; `None` when, under its row lock, it turns
+    /// out not to be over (a retry or a pause came in between).
+    async fn finish(&self, run: &JobRun, migration: &entity::migration::Model) -> Result<Option<Value>, JobError> {
+        let db = run.db();
+        let txn = db.begin().await.map_err(database)?;
+        store::lock(&txn, migration.id).await.map_err(database)?;
+        let counts = store::counts(&txn, migration.id).await.map_err(database)?;
+        let open: u64 = counts.values().flat_map(|by_state| by_state.iter().filter(|(s, _)| s.is_open()).map(|(_, n)| *n)).sum();
         let failed: u64 = counts.values().map(|s| s[&ItemState::Failed] + s[&ItemState::Blocked]).sum();
         let status = if failed == 0 { store::COMPLETED } else { store::COMPLETED_WITH_FAILURES };
-        let txn = db.begin().await.map_err(database)?;
-        if store::set_status(&txn, migration.id, &[store::RUNNING], status, None).await.map_err(database)? {
-            let event = NewEvent {
-                actor: worker_actor(run),
-                subject_kind: "migration",
-                subject_id: migration.id.to_string(),
-                migration_id: Some(migration.id),
-                kind: format!("migration.{status}"),
-                message: format!("migration {status}: {failed} items failed or blocked"),
-                data: Some(counts_json(counts)),
-            };
-            events::record(&txn, migration.workspace_id, vec![event]).await.map_err(database)?;
+        if open > 0 || !store::set_status(&txn, migration.id, &[store::RUNNING], status, None).await.map_err(database)? {
+            return Ok(None);
         }
+        let event = NewEvent {
+            actor: worker_actor(run),
+            subject_kind: "migration",
+            subject_id: migration.id.to_string(),
+            migration_id: Some(migration.id),
+            kind: format!("migration.{status}"),
+            message: format!("migration {status}: {failed} items failed or blocked"),
+            data: Some(counts_json(&counts)),
+        };
+        events::record(&txn, migration.workspace_id, vec![event]).await.map_err(database)?;
         txn.commit().await.map_err(database)?;
-        Ok(progress(status, counts))
+        Ok(Some(progress(status, &counts)))
     }
 }
 

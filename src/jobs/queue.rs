@@ -273,6 +273,21 @@ pub async fn cancel(db: &impl ConnectionTrait, id: Uuid) -> Result<bool, DbErr> 
     Ok(result.rows_affected > 0)
 }
 
+/// Cancels the jobs of `ids` that have not finished, in one statement.
+pub async fn cancel_many(db: &impl ConnectionTrait, ids: &[Uuid]) -> Result<u64, DbErr> {
+    let now = Utc::now();
+    let result = Jobs::update_many()
+        .col_expr(Column::Status, Expr::value(CANCELLED))
+        .col_expr(Column::LockedUntilMs, Expr::value(Option::<i64>::None))
+        .col_expr(Column::UpdatedAt, Expr::value(now))
+        .col_expr(Column::FinishedAt, Expr::value(Some(now)))
+        .filter(Column::Id.is_in(ids.iter().copied()))
+        .filter(Column::Status.is_in([QUEUED, RUNNING]))
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected)
+}
+
 pub async fn get(db: &impl ConnectionTrait, id: Uuid) -> Result<Option<job::Model>, DbErr> {
     Jobs::find_by_id(id).one(db).await
 }

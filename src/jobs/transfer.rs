@@ -28,7 +28,7 @@ use super::precheck::database;
 use super::{JobError, JobHandler, JobRun};
 use crate::connectors::ConnectorError;
 use crate::connectors::source::SourceApi;
-use crate::connectors::target::{NewTenant, NewUser, Role, TargetApi, TenantKind, UserContact};
+use crate::connectors::target::{NewTenant, NewUser, Role, TargetApi, TenantKind, User, UserContact};
 use crate::crypto::SecretBox;
 use crate::db::events::{self, NewEvent};
 use crate::db::migrations::{self as store, ItemDone};
@@ -37,14 +37,56 @@ use crate::domain::transfer::ItemKind;
 pub const KIND: &str = store::TRANSFER;
 const WATCH_EVERY: Duration = Duration::from_millis(200);
 
+/// A tenant's users listed by this process is trusted this long as the first
+/// look-up of a create. Stale is safe: a user created meanwhile elsewhere makes
+/// the create answer 409, and the fresh look-up after it finds the user.
+const LISTING_MAX_AGE: Duration = Duration::from_secs(600);
+
 pub struct TransferHandler {
     secrets: SecretBox,
     pool: Arc<ClientPool>,
+    /// By target tenant: when listed, and its users (with those created since added).
+    listings: std::sync::Mutex<HashMap<Uuid, (std::time::Instant, Vec<User>)>>,
 }
 
 impl TransferHandler {
     pub fn new(secrets: SecretBox, pool: Arc<ClientPool>) -> Self {
-        Self { secrets, pool }
+        Self { secrets, pool, listings: std::sync::Mutex::new(HashMap::new()) }
+    }
+
+    fn listings(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, (std::time::Instant, Vec<User>)>> {
+        self.listings.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The users of `tenant_id`, from this process's listing when it is fresh.
+    async fn tenant_users(&self, target: &dyn TargetApi, tenant_id: Uuid) -> Option<Vec<User>> {
+        if let Some((_, users)) = self.listings().get(&tenant_id).filter(|(at, _)| at.elapsed() < LISTING_MAX_AGE) {
+            return Some(users.clone());
+        }
+        match target.tenant_users(tenant_id).await {
+            Ok(users) => {
+                let mut listings = self.listings();
+                listings.retain(|_, (at, _)| at.elapsed() < LISTING_MAX_AGE);
+                listings.insert(tenant_id, (std::time::Instant::now(), users.clone()));
+                Some(users)
+            }
+            Err(e) => {
+                tracing::info!(error = %e, %tenant_id, "could not list the tenant's users; each create looks up on its own");
+                None
+            }
+        }
+    }
+
+    /// Adds users this batch ensured to their tenants' listings.
+    fn remember(&self, ensured: Vec<User>) {
+        let mut listings = self.listings();
+        for user in ensured {
+            if let Some((_, users)) = listings.get_mut(&user.tenant_id)
+                && !users.iter().any(|u| u.id == user.id)
+            {
+                users.push(user);
+            }
+        }
     }
 }
 
@@ -65,6 +107,27 @@ impl JobHandler for TransferHandler {
     }
 
     async fn run(&self, run: &JobRun) -> Result<Value, JobError> {
+        match self.transfer(run).await {
+            // Items of a job that cannot run (credentials that no longer open, a deleted
+            // workspace) fail with the reason, instead of being scheduled again for ever.
+            Err(JobError::Fatal(reason)) => {
+                let id = migration_id(run)?;
+                let db = run.db();
+                let left = store::items_of_job(db, id, run.job.id).await.map_err(database)?;
+                let txn = db.begin().await.map_err(database)?;
+                for item in &left {
+                    store::record_failed(&txn, id, item, "job_failed", &reason).await.map_err(database)?;
+                }
+                txn.commit().await.map_err(database)?;
+                Err(JobError::Fatal(reason))
+            }
+            other => other,
+        }
+    }
+}
+
+impl TransferHandler {
+    async fn transfer(&self, run: &JobRun) -> Result<Value, JobError> {
         let id = migration_id(run)?;
         let db = run.db();
         let migration = store::get(db, id).await.map_err(database)?.ok_or_else(|| JobError::Fatal("the migration no longer exists".into()))?;
@@ -91,11 +154,8 @@ impl JobHandler for TransferHandler {
             items.iter().filter(|i| i.kind != ItemKind::Tenant.as_str()).filter_map(|i| i.parent_key.as_ref().and_then(|k| parents.get(k)).copied()).collect();
         let mut listed = HashMap::new();
         for tenant_id in people_tenants {
-            match clients.target.tenant_users(tenant_id).await {
-                Ok(users) => {
-                    listed.insert(tenant_id, users);
-                }
-                Err(e) => tracing::info!(error = %e, %tenant_id, "could not list the tenant's users; each create looks up on its own"),
+            if let Some(users) = self.tenant_users(clients.target.as_ref(), tenant_id).await {
+                listed.insert(tenant_id, users);
             }
         }
         let stop = Arc::new(AtomicBool::new(false));
@@ -107,6 +167,7 @@ impl JobHandler for TransferHandler {
             clients: &clients,
             parents: &parents,
             listed: &listed,
+            ensured: std::sync::Mutex::new(Vec::new()),
             root: workspace.tenant_id,
             options: &options,
             actor: worker_actor(run),
@@ -117,6 +178,7 @@ impl JobHandler for TransferHandler {
         let attempts: Vec<_> = items.iter().map(|item| context.carry_out(item)).collect();
         let outcomes: Vec<Outcome> = futures_util::stream::iter(attempts).buffer_unordered(concurrency).collect().await;
         watcher.abort();
+        self.remember(std::mem::take(&mut *context.ensured.lock().unwrap_or_else(|e| e.into_inner())));
         let mut tally: HashMap<&str, usize> = HashMap::new();
         let mut unavailable = None;
         for outcome in &outcomes {
@@ -137,11 +199,11 @@ impl JobHandler for TransferHandler {
             }
             // The last attempt: what is still open fails with the error, and can be retried.
             let left = store::items_of_job(db, id, run.job.id).await.map_err(database)?;
+            let txn = db.begin().await.map_err(database)?;
             for item in &left {
-                let txn = db.begin().await.map_err(database)?;
                 store::record_failed(&txn, id, item, "target_unavailable", &reason).await.map_err(database)?;
-                txn.commit().await.map_err(database)?;
             }
+            txn.commit().await.map_err(database)?;
         }
         Ok(json!({"items": items.len(), "outcomes": tally}))
     }
@@ -168,7 +230,9 @@ struct Context<'a> {
     clients: &'a Clients,
     parents: &'a HashMap<String, Uuid>,
     /// Users of the tenants this batch creates users in, listed at its start.
-    listed: &'a HashMap<Uuid, Vec<crate::connectors::target::User>>,
+    listed: &'a HashMap<Uuid, Vec<User>>,
+    /// Users ensured by this batch, for the process's listings.
+    ensured: std::sync::Mutex<Vec<User>>,
     /// The workspace's own tenant: the parent of top-level tenants.
     root: Uuid,
     options: &'a MigrationOptions,
@@ -348,11 +412,13 @@ impl Context<'_> {
         self.commit(log, ItemDone { item, target_id: tenant.id, step: "created", finished: true }, None).await
     }
 
-    async fn ensure_user(&self, new: &NewUser) -> Result<crate::connectors::target::User, ConnectorError> {
-        match self.listed.get(&new.tenant_id) {
+    async fn ensure_user(&self, new: &NewUser) -> Result<User, ConnectorError> {
+        let user = match self.listed.get(&new.tenant_id) {
             Some(listed) => self.clients.target.ensure_user_listed(new, listed).await,
             None => self.clients.target.ensure_user(new).await,
-        }
+        }?;
+        self.ensured.lock().unwrap_or_else(|e| e.into_inner()).push(user.clone());
+        Ok(user)
     }
 
     fn new_user(&self, tenant_id: Uuid, login: &str, external_id: &str, contact: &Value) -> NewUser {

@@ -446,3 +446,32 @@ async fn a_migration_told_to_replan_after_the_source_changed_records_what_change
         worker.stop().await;
     }
 }
+
+#[tokio::test]
+async fn a_second_wave_reuses_what_the_first_created_and_the_cloud_ends_as_one_plan() {
+    for backend in Backend::enabled() {
+        let base = small();
+        let world = fast_world(backend, base.clone()).await;
+        world.sync().await;
+        let customer = base.truth.groups.customers.iter().find(|g| base.users.iter().any(|u| &u.group_id == *g)).expect("a customer").clone();
+        let worker = world.run_worker();
+        let first = world.start_migration(json!({"selection": [{"kind": "group", "id": customer}]})).await;
+        let wave = world.wait_over(&first).await;
+        assert_eq!(wave["status"], "completed", "{backend:?}: {wave}");
+        let precheck = world.whole_precheck(&base).await;
+        let second = world.start_migration(json!({"precheck_id": precheck["id"]})).await;
+        let whole = world.wait_over(&second).await;
+        assert_eq!(whole["status"], "completed", "{whole}");
+        assert_cloud_is_the_plan(&world, &precheck, &second, true).await;
+        let reused: BTreeSet<String> = world
+            .all(&format!("{second}/items?state=done"))
+            .await
+            .iter()
+            .filter(|i| i["step"] == "mapped_earlier")
+            .map(|i| i["key"].as_str().expect("key").to_string())
+            .collect();
+        let first_items: BTreeSet<String> = world.all(&format!("{first}/items")).await.iter().map(|i| i["key"].as_str().expect("key").to_string()).collect();
+        assert_eq!(reused, first_items, "the second wave takes what the first created as done, and only that");
+        worker.stop().await;
+    }
+}

@@ -40,14 +40,27 @@ pub fn routes(cfg: &mut ServiceConfig) {
 /// A snapshot or pre-check older than this is stale: the migration refuses it unless told to re-plan.
 const MAX_PLAN_AGE_HOURS: i64 = 24;
 
+/// The job supervising a migration. It looks every second for days, so a few
+/// database hiccups (each a failed attempt) must not use its attempts up.
 fn supervisor(partner: &Partner, workspace_id: Uuid, migration_id: Uuid) -> NewJob {
     NewJob {
         tenant_id: Some(partner.tenant_id),
         workspace_id: Some(workspace_id),
-        unique_key: Some(format!("migration:{migration_id}")),
-        max_attempts: 20,
+        max_attempts: 10_000,
         ..NewJob::new(migration::KIND, json!({"migration_id": migration_id}))
     }
+}
+
+/// Makes sure a supervisor will look at the migration: a new one when its job is
+/// over (or, `restart`, about to be: it just finished the migration). The old
+/// one, if it still runs, sees it was superseded and stops.
+async fn ensure_supervisor(txn: &impl sea_orm::ConnectionTrait, partner: &Partner, migration: &entity::migration::Model, restart: bool) -> Result<(), ApiError> {
+    let live = queue::get(txn, migration.job_id).await?.is_some_and(|j| matches!(j.status.as_str(), queue::QUEUED | queue::RUNNING));
+    if restart || !live {
+        let job = queue::enqueue(txn, supervisor(partner, migration.workspace_id, migration.id)).await?;
+        store::set_job(txn, migration.id, job.id).await?;
+    }
+    Ok(())
 }
 
 fn partner_event(partner: &Partner, migration_id: Uuid, kind: &str, message: String) -> NewEvent {
@@ -265,8 +278,13 @@ async fn transition(
 ) -> Result<web::Json<Migration>, ApiError> {
     let migration = find(state, partner, path.0, path.1).await?;
     let txn = state.db.begin().await?;
+    store::lock(&txn, migration.id).await?;
+    let migration = store::get(&txn, migration.id).await?.ok_or(ApiError::NotFound)?;
     if !store::set_status(&txn, migration.id, from, to, None).await? {
         return Err(ApiError::conflict("illegal_transition", format!("The migration is {}: {refusal}", migration.status)));
+    }
+    if to == store::RUNNING {
+        ensure_supervisor(&txn, partner, &migration, false).await?;
     }
     let mut message = format!("{} -> {to}", migration.status);
     if to == store::CANCELLED {
@@ -328,14 +346,16 @@ async fn cancel_migration(partner: Partner, state: web::Data<AppState>, path: we
 async fn retry_migration(partner: Partner, state: web::Data<AppState>, path: web::Path<(Uuid, Uuid)>) -> Result<web::Json<Migration>, ApiError> {
     let migration = find(&state, &partner, path.0, path.1).await?;
     let txn = state.db.begin().await?;
+    // Under the row lock a finishing supervisor either saw this retry or finished before it.
+    store::lock(&txn, migration.id).await?;
+    let migration = store::get(&txn, migration.id).await?.ok_or(ApiError::NotFound)?;
     let restart = migration.status == store::COMPLETED_WITH_FAILURES;
     if restart {
         store::set_status(&txn, migration.id, &[store::COMPLETED_WITH_FAILURES], store::RUNNING, None).await?;
-        let job = queue::enqueue(&txn, supervisor(&partner, migration.workspace_id, migration.id)).await?;
-        store::set_job(&txn, migration.id, job.id).await?;
     } else if !matches!(migration.status.as_str(), store::RUNNING | store::PAUSED) {
         return Err(ApiError::conflict("illegal_transition", format!("The migration is {}: there is nothing to retry.", migration.status)));
     }
+    ensure_supervisor(&txn, &partner, &migration, restart).await?;
     let retried = store::retry_failed(&txn, &migration).await?;
     let event = partner_event(&partner, migration.id, "migration.retry", format!("{retried} failed items scheduled again"));
     log::record(&txn, migration.workspace_id, vec![event]).await?;
