@@ -1,5 +1,6 @@
 //! SeaORM entities: the tables of the Migration Portal database.
 
+pub mod agent;
 pub mod event;
 pub mod idempotency_record;
 pub mod job;

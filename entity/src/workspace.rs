@@ -35,6 +35,8 @@ pub struct Model {
     pub snapshot_synced_at: Option<DateTimeUtc>,
     /// The BackupAgent server's clock at that sync: last-seen times are measured against it.
     pub snapshot_source_time: Option<DateTimeUtc>,
+    /// SHA-256 (hex) of the secret agents enroll with; shown once when set.
+    pub enrollment_secret_hash: Option<String>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

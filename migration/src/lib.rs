@@ -12,6 +12,7 @@ mod m20261125_000007_create_snapshot;
 mod m20261125_000008_add_snapshot_facts;
 mod m20261125_000009_create_prechecks;
 mod m20261129_000010_create_migrations;
+mod m20261129_000011_create_agents;
 
 pub struct Migrator;
 
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000008_add_snapshot_facts::Migration),
             Box::new(m20261125_000009_create_prechecks::Migration),
             Box::new(m20261129_000010_create_migrations::Migration),
+            Box::new(m20261129_000011_create_agents::Migration),
         ]
     }
 }

@@ -24,6 +24,7 @@ Partner endpoints take the cloud's RS256 access token as `Authorization: Bearer 
         (name = "prechecks", description = "The pre-check report of a selection: the migration plan"),
         (name = "migrations", description = "Waves that carry out the plan: tenants, admins and backup users created in the target, machines released to their agents; the operations log"),
         (name = "operations", description = "Long-running work (AIP-151), health and readiness"),
+        (name = "agents", description = "What the BackupAgent clients on end-user machines call: enroll, instructions, step reports (agent token)"),
     ),
     components(
         schemas(Problem, FieldError),
@@ -45,6 +46,15 @@ impl Modify for BearerAuth {
                     .scheme(HttpAuthScheme::Bearer)
                     .bearer_format("JWT")
                     .description(Some("The cloud's RS256 access token for a user or API client with the partner_admin role."))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "agent_token",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("The token an agent got when it enrolled; it reaches its own machine only."))
                     .build(),
             ),
         );

@@ -1,6 +1,7 @@
 //! HTTP resources under `/api/v1`, the operations endpoints, and the OpenAPI
 //! document that is generated from the same route list.
 
+mod agents;
 pub mod docs;
 pub mod extract;
 mod health;
@@ -26,13 +27,14 @@ use crate::error::ApiError;
 
 /// Every documented route; the app and the spec are both built from this.
 pub fn routes(cfg: &mut ServiceConfig) {
-    cfg.service(health::healthz).service(health::readyz).service(
+    cfg.service(health::healthz).service(health::readyz).service(scope("/agent/v1").configure(agents::routes)).service(
         scope("/api/v1")
             .wrap(from_fn(require_partner))
             .configure(workspaces::routes)
             .configure(hierarchy::routes)
             .configure(prechecks::routes)
             .configure(migrations::routes)
+            .configure(agents::partner_routes)
             .configure(operations::routes),
     );
 }

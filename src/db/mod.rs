@@ -165,6 +165,7 @@ mod tests {
     }
 }
 
+pub mod agents;
 pub mod events;
 pub mod idempotency;
 pub mod migrations;

@@ -82,6 +82,7 @@ pub async fn insert(db: &impl ConnectionTrait, secrets: &SecretBox, new: NewWork
         target_concurrency: Set(pace(new.target_limit.concurrency)),
         snapshot_synced_at: Set(None),
         snapshot_source_time: Set(None),
+        enrollment_secret_hash: Set(None),
         created_at: Set(now),
         updated_at: Set(now),
     };

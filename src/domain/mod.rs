@@ -1,6 +1,7 @@
 //! The product's rules, as pure functions: no I/O, no HTTP, no SeaORM. Each is
 //! tested with a table of cases, one row per rule of the product description.
 
+pub mod agent;
 pub mod logins;
 pub mod machines;
 pub mod names;

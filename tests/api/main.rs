@@ -1,3 +1,4 @@
+mod agents;
 mod auth;
 mod bad_input;
 mod cli;

@@ -16,12 +16,12 @@ use tokio::sync::watch;
 use crate::helpers::{AUDIENCE, Backend, assert_problem};
 use crate::world::{World, world};
 
-fn small() -> InstallBase {
+pub(crate) fn small() -> InstallBase {
     generate(&GenSpec::sized(Size::Small, 7))
 }
 
 /// A world whose workspace may call the simulators at 1,000 requests per second.
-async fn fast_world(backend: Backend, base: InstallBase) -> World {
+pub(crate) async fn fast_world(backend: Backend, base: InstallBase) -> World {
     let world = world(backend, base).await;
     let fast = json!({"rate_per_sec": 1000, "concurrency": 16});
     let body = json!({"limits": {"source": fast, "target": fast}});
@@ -31,13 +31,13 @@ async fn fast_world(backend: Backend, base: InstallBase) -> World {
 }
 
 /// A worker running in the background until dropped.
-struct Running {
+pub(crate) struct Running {
     stop: watch::Sender<bool>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Running {
-    async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         let _ = self.stop.send(true);
         if let Some(task) = self.task.take() {
             let _ = task.await;
@@ -52,7 +52,7 @@ impl Drop for Running {
 }
 
 impl World {
-    fn worker(&self, concurrency: usize) -> Worker {
+    pub(crate) fn worker(&self, concurrency: usize) -> Worker {
         let secrets = SecretBox::from_base64(&self.app.secret_key).expect("key");
         let config = WorkerConfig {
             concurrency,
@@ -64,24 +64,24 @@ impl World {
         Worker::new(self.db.clone(), config, job_handlers(secrets, true))
     }
 
-    fn run_worker(&self) -> Running {
+    pub(crate) fn run_worker(&self) -> Running {
         let (stop, stopped) = watch::channel(false);
         let task = tokio::spawn(self.worker(8).run(stopped));
         Running { stop, task: Some(task) }
     }
 
-    async fn whole_precheck(&self, base: &InstallBase) -> Value {
+    pub(crate) async fn whole_precheck(&self, base: &InstallBase) -> Value {
         self.precheck(json!([{"kind": "group", "id": base.truth.root_group_id}])).await
     }
 
-    async fn start_migration(&self, body: Value) -> String {
+    pub(crate) async fn start_migration(&self, body: Value) -> String {
         let response = self.app.post_json(&self.path("/migrations"), &self.token, &body).send().await.expect("post");
         assert_eq!(response.status(), 202, "{}", response.text().await.unwrap_or_default());
         response.headers()["location"].to_str().expect("location").to_string()
     }
 
     /// Polls the migration until `until` holds of it (at most two minutes).
-    async fn wait_for(&self, location: &str, until: impl Fn(&Value) -> bool) -> Value {
+    pub(crate) async fn wait_for(&self, location: &str, until: impl Fn(&Value) -> bool) -> Value {
         let started = Instant::now();
         loop {
             let migration = self.get(location).await;
@@ -93,12 +93,12 @@ impl World {
         }
     }
 
-    async fn wait_over(&self, location: &str) -> Value {
+    pub(crate) async fn wait_over(&self, location: &str) -> Value {
         self.wait_for(location, |m| matches!(m["status"].as_str(), Some("completed" | "completed_with_failures" | "cancelled" | "failed"))).await
     }
 
     /// Every page of a listing.
-    async fn all(&self, path: &str) -> Vec<Value> {
+    pub(crate) async fn all(&self, path: &str) -> Vec<Value> {
         let mut items = Vec::new();
         let mut cursor: Option<String> = None;
         loop {

@@ -1,0 +1,344 @@
+//! `/agent/v1`: what the BackupAgent clients on end-user machines call. An agent
+//! enrolls with its workspace's enrollment secret and gets a token of its own
+//! (random, stored hashed, replaced on re-enrollment) that reaches its machine
+//! only; it polls for instructions (cheap: ETag / 304, `poll_after` with
+//! jitter) and reports each step, idempotently by sequence number.
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::Utc;
+use rand::Rng;
+use sea_orm::EntityTrait;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use utoipa::ToSchema;
+use utoipa_actix_web::service_config::ServiceConfig;
+use uuid::Uuid;
+use validator::Validate;
+
+use crate::api::docs;
+use crate::api::extract::ValidJson;
+use crate::app::AppState;
+use crate::db::agents as store;
+use crate::db::events::{self, NewEvent};
+use crate::domain::agent::{Outcome, Report, Status, report};
+use crate::domain::machines::MachineState;
+use crate::error::ApiError;
+
+pub fn routes(cfg: &mut ServiceConfig) {
+    cfg.service(enroll).service(instructions).service(report_event);
+}
+
+/// Agents check in about every 30 minutes; each is told when, with jitter so
+/// that a fleet started together spreads out.
+const POLL_SECS: u64 = 30 * 60;
+const JITTER_SECS: u64 = 5 * 60;
+
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Enrollment {
+    pub workspace_id: Uuid,
+    /// The workspace's enrollment secret, as the partner set it.
+    #[validate(length(min = 1, max = 200))]
+    pub enrollment_secret: String,
+    /// The machine's id in BackupAgent.
+    #[validate(length(min = 1, max = 200))]
+    pub machine_id: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Enrolled {
+    pub machine_id: String,
+    /// The agent's token for every later call (`Authorization: Bearer`). Shown once;
+    /// enrolling again replaces it.
+    pub token: String,
+    pub poll_after_secs: u64,
+}
+
+/// Enroll a machine's agent.
+#[utoipa::path(
+    tag = "agents",
+    request_body = Enrollment,
+    responses(
+        (status = 201, description = "Enrolled", body = Enrolled),
+        (status = 401, response = docs::Unauthorized),
+        (status = 404, response = docs::NotFound),
+        docs::BodyErrors,
+    )
+)]
+#[post("/enroll")]
+async fn enroll(state: web::Data<AppState>, body: ValidJson<Enrollment>) -> Result<HttpResponse, ApiError> {
+    let request = &body.value;
+    let workspace = entity::workspace::Entity::find_by_id(request.workspace_id).one(&state.db).await?;
+    let expected = workspace.as_ref().and_then(|w| w.enrollment_secret_hash.clone());
+    let presented = store::digest(&request.enrollment_secret);
+    // The same answer for an unknown workspace and a wrong secret.
+    let (Some(workspace), Some(expected)) = (workspace, expected) else {
+        return Err(ApiError::Unauthorized { credentials_present: true });
+    };
+    if !constant_time_eq(expected.as_bytes(), presented.as_bytes()) {
+        tracing::info!(workspace = %request.workspace_id, "enrollment refused: wrong secret");
+        return Err(ApiError::Unauthorized { credentials_present: true });
+    }
+    if store::machine(&state.db, workspace.id, &request.machine_id).await?.is_none() {
+        return Err(ApiError::NotFound);
+    }
+    let mut bytes = [0u8; 32];
+    rand::rng().fill(&mut bytes);
+    let token = format!("mpa_{}", URL_SAFE_NO_PAD.encode(bytes));
+    store::enroll(&state.db, workspace.id, &request.machine_id, &store::digest(&token)).await?;
+    let event = NewEvent {
+        actor: format!("agent:{}", request.machine_id),
+        subject_kind: "machine",
+        subject_id: request.machine_id.clone(),
+        migration_id: None,
+        kind: "agent.enrolled".into(),
+        message: "the agent enrolled; an earlier token of this machine no longer works".into(),
+        data: None,
+    };
+    events::record(&state.db, workspace.id, vec![event]).await?;
+    Ok(HttpResponse::Created().json(Enrolled { machine_id: request.machine_id.clone(), token, poll_after_secs: poll_after() }))
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn poll_after() -> u64 {
+    POLL_SECS - JITTER_SECS + rand::rng().random_range(0..=2 * JITTER_SECS)
+}
+
+/// The machine an agent token reaches.
+struct Agent {
+    workspace_id: Uuid,
+    machine_id: String,
+}
+
+async fn agent(state: &AppState, req: &HttpRequest) -> Result<Agent, ApiError> {
+    let token = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or(ApiError::Unauthorized { credentials_present: false })?;
+    let (workspace_id, machine_id) = store::authenticate(&state.db, &store::digest(token.trim())).await?.ok_or(ApiError::Unauthorized { credentials_present: true })?;
+    Ok(Agent { workspace_id, machine_id })
+}
+
+/// What the agent is to do now.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Instructions {
+    /// `none` (check in again later), `migrate` (install, register, transfer the plans,
+    /// switch to restore-only, reporting each step) or `stop` (the migration is over
+    /// for this machine: migrated, failed or waiting for someone).
+    pub action: String,
+    pub machine_id: String,
+    /// The machine's migration state as the portal sees it.
+    pub state: MachineState,
+    /// The install for this machine's platform (`migrate` only).
+    #[schema(value_type = Option<Object>)]
+    pub package: Option<Value>,
+    /// The converted backup plans to apply (`migrate` only).
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub plans: Option<Value>,
+    /// The next report's sequence number must be above this.
+    pub last_seq: i64,
+    /// When to check in again, in seconds (jittered).
+    pub poll_after_secs: u64,
+}
+
+/// The silent install for a platform: no password on a command line; the agent
+/// registers with a one-time token it receives separately.
+fn package(data: &Value) -> Value {
+    match data["os"]["family"].as_str().unwrap_or_default() {
+        "windows" => json!({"platform": "windows", "file": "AcronisCyberProtect_AgentForWindows_web.exe", "command": "msiexec /i AB.msi /qn /l*v install.log"}),
+        "macos" => json!({"platform": "macos", "file": "AcronisCyberProtect_AgentForMac.dmg", "command": "installer -pkg AcronisAgent.pkg -target /"}),
+        _ => json!({"platform": "linux", "file": "Backup_Agent_for_Linux_x86_64.bin", "command": "./Backup_Agent_for_Linux_x86_64.bin -a --skip-registration"}),
+    }
+}
+
+/// Get the agent's instructions.
+///
+/// Cheap to poll: the answer's `ETag` changes only when the instructions do, and
+/// `If-None-Match` with it answers 304 without a body.
+#[utoipa::path(
+    tag = "agents",
+    responses(
+        (status = 200, description = "What to do now", body = Instructions, headers(("ETag" = String, description = "Changes when the instructions do"))),
+        (status = 304, description = "Unchanged since the ETag sent in If-None-Match"),
+        (status = 401, response = docs::Unauthorized),
+        (status = 404, response = docs::NotFound),
+    ),
+    security(("agent_token" = []))
+)]
+#[get("/instructions")]
+async fn instructions(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let agent = agent(&state, &req).await?;
+    let machine = store::machine(&state.db, agent.workspace_id, &agent.machine_id).await?.ok_or(ApiError::NotFound)?;
+    store::checked_in(&state.db, agent.workspace_id, &agent.machine_id, Utc::now()).await?;
+    let action = match machine.status.state {
+        MachineState::Pending | MachineState::Migrating => "migrate",
+        MachineState::Idle | MachineState::Cancelled => "none",
+        MachineState::Migrated | MachineState::Failed | MachineState::ManualActionRequired => "stop",
+    };
+    let migrate = action == "migrate";
+    let body = Instructions {
+        action: action.into(),
+        machine_id: machine.machine_id.clone(),
+        state: machine.status.state,
+        package: migrate.then(|| package(&machine.data)),
+        plans: if migrate { machine.plans.clone() } else { None },
+        last_seq: machine.status.last_seq,
+        poll_after_secs: 0,
+    };
+    let etag = etag(&body)?;
+    let poll = poll_after();
+    let matches = req.headers().get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()).is_some_and(|v| v.split(',').any(|t| t.trim() == etag));
+    let mut response = if matches { HttpResponse::NotModified() } else { HttpResponse::Ok() };
+    response.insert_header((header::ETAG, HeaderValue::from_str(&etag).map_err(|e| ApiError::Internal(e.into()))?));
+    response.insert_header(("Poll-After", poll.to_string()));
+    if matches {
+        return Ok(response.finish());
+    }
+    Ok(response.json(Instructions { poll_after_secs: poll, ..body }))
+}
+
+/// A strong ETag over what the instructions say (the jittered poll time left out).
+fn etag(body: &Instructions) -> Result<String, ApiError> {
+    let bytes = serde_json::to_vec(body).map_err(|e| ApiError::Internal(e.into()))?;
+    Ok(format!("\"{}\"", &store::digest(&String::from_utf8_lossy(&bytes))[..32]))
+}
+
+/// (Flattened: serde cannot deny unknown fields here; an unknown `kind` is still refused.)
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+pub struct AgentEvent {
+    /// Increases with every report of this agent; a repeated or older one is acknowledged and ignored.
+    #[validate(range(min = 1))]
+    pub seq: i64,
+    #[serde(flatten)]
+    pub report: Report,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Reported {
+    /// Whether this report changed the machine (false for a repeated or older one).
+    pub applied: bool,
+    pub state: MachineState,
+    pub phase: Option<crate::domain::agent::Phase>,
+    pub last_seq: i64,
+}
+
+/// Report a step: downloading, installing, registering, plans transferred,
+/// restore-only, registration needs manual action, or failed (code, message).
+///
+/// Idempotent by `seq`; a report the machine's state does not allow is refused
+/// with 409 and logged, never applied.
+#[utoipa::path(
+    tag = "agents",
+    request_body = AgentEvent,
+    responses(
+        (status = 200, description = "Recorded (or already seen)", body = Reported),
+        (status = 401, response = docs::Unauthorized),
+        (status = 404, response = docs::NotFound),
+        (status = 409, response = docs::Conflict),
+        docs::BodyErrors,
+    ),
+    security(("agent_token" = []))
+)]
+#[post("/events")]
+async fn report_event(state: web::Data<AppState>, req: HttpRequest, body: ValidJson<AgentEvent>) -> Result<HttpResponse, ApiError> {
+    let agent = agent(&state, &req).await?;
+    let event = &body.value;
+    // A lost race with another report of the same agent: read again and decide again.
+    for _ in 0..3 {
+        let machine = store::machine(&state.db, agent.workspace_id, &agent.machine_id).await?.ok_or(ApiError::NotFound)?;
+        let from = machine.status;
+        let log = |kind: &str, message: String| NewEvent {
+            actor: format!("agent:{}", agent.machine_id),
+            subject_kind: "machine",
+            subject_id: agent.machine_id.clone(),
+            migration_id: None,
+            kind: kind.into(),
+            message,
+            data: None,
+        };
+        match report(from, event.seq, &event.report) {
+            Outcome::AlreadySeen => return Ok(HttpResponse::Ok().json(reported(false, from))),
+            Outcome::Refused(reason) => {
+                events::record(&state.db, agent.workspace_id, vec![log("machine.report_refused", format!("report {} refused: {reason}", event.seq))]).await?;
+                return Err(ApiError::conflict("illegal_transition", reason));
+            }
+            Outcome::Moved(to) => {
+                let error = match &event.report {
+                    Report::Failed { code, message } => Some((code.as_str(), message.as_str())),
+                    Report::RegistrationManual { message } => Some(("registration_manual", message.as_str())),
+                    _ => None,
+                };
+                let txn = sea_orm::TransactionTrait::begin(&state.db).await?;
+                if !store::transition(&txn, agent.workspace_id, &agent.machine_id, from, to, error).await? {
+                    continue;
+                }
+                let message = match to.phase {
+                    Some(phase) if to.state == MachineState::Migrating => format!("{} -> migrating ({})", from.state.as_str(), phase.as_str()),
+                    _ => format!("{} -> {}", from.state.as_str(), to.state.as_str()),
+                };
+                let detail = error.map(|(code, text)| format!(": {code}: {text}")).unwrap_or_default();
+                events::record(&txn, agent.workspace_id, vec![log(&format!("machine.{}", event.report.name()), format!("{message}{detail}"))]).await?;
+                txn.commit().await?;
+                return Ok(HttpResponse::Ok().json(reported(true, to)));
+            }
+        }
+    }
+    Err(ApiError::conflict("concurrent_reports", "Other reports of this machine keep arriving at the same time: send this one again."))
+}
+
+fn reported(applied: bool, status: Status) -> Reported {
+    Reported { applied, state: status.state, phase: status.phase, last_seq: status.last_seq }
+}
+
+/// Partner routes about agents, under `/api/v1`.
+pub fn partner_routes(cfg: &mut ServiceConfig) {
+    cfg.service(rotate_enrollment_secret);
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EnrollmentSecret {
+    pub workspace_id: Uuid,
+    /// Give it to the agents (e.g. through the RMM tool). Shown once: only its hash is kept.
+    pub enrollment_secret: String,
+}
+
+/// Set a new enrollment secret for the workspace's agents.
+///
+/// The previous secret stops working; agents enrolled with it keep their tokens.
+#[utoipa::path(
+    tag = "agents",
+    params(("id" = Uuid, Path, description = "Workspace id")),
+    responses(
+        (status = 201, description = "The new secret, shown once", body = EnrollmentSecret),
+        (status = 404, response = docs::NotFound),
+        docs::PartnerErrors,
+    ),
+    security(("bearer_auth" = []))
+)]
+#[post("/workspaces/{id}/enrollment-secret")]
+async fn rotate_enrollment_secret(partner: crate::auth::Partner, state: web::Data<AppState>, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+    let workspace = crate::db::workspaces::find(&state.db, partner.tenant_id, *id).await?.ok_or(ApiError::NotFound)?;
+    let mut bytes = [0u8; 24];
+    rand::rng().fill(&mut bytes);
+    let secret = format!("mpe_{}", URL_SAFE_NO_PAD.encode(bytes));
+    store::set_enrollment_secret(&state.db, workspace.id, &store::digest(&secret)).await?;
+    let event = NewEvent {
+        actor: format!("partner:{}", partner.subject),
+        subject_kind: "workspace",
+        subject_id: workspace.id.to_string(),
+        migration_id: None,
+        kind: "workspace.enrollment_secret_rotated".into(),
+        message: "a new enrollment secret was set; the previous one no longer enrolls agents".into(),
+        data: None,
+    };
+    events::record(&state.db, workspace.id, vec![event]).await?;
+    Ok(HttpResponse::Created().json(EnrollmentSecret { workspace_id: workspace.id, enrollment_secret: secret }))
+}

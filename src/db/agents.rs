@@ -1,0 +1,113 @@
+//! Agents: enrollment, token look-up, and a machine's migration status as its
+//! agent reports it. Status changes are compare-and-set on (state, last
+//! sequence number), so two reports racing cannot both apply.
+
+use chrono::{DateTime, Utc};
+use entity::agent::{self, Entity as Agents};
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use super::{execute, query, statement};
+use crate::domain::agent::{Phase, Status};
+use crate::domain::machines::MachineState;
+
+/// SHA-256 of a secret or token, hex: what is stored and compared.
+pub fn digest(secret: &str) -> String {
+    Sha256::digest(secret.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+pub async fn set_enrollment_secret(db: &impl ConnectionTrait, workspace_id: Uuid, hash: &str) -> Result<(), DbErr> {
+    execute(db, "UPDATE workspaces SET enrollment_secret_hash = $1 WHERE id = $2", vec![hash.into(), workspace_id.into()]).await
+}
+
+/// Enrolls (or re-enrolls, replacing the token) the agent of a machine.
+pub async fn enroll(db: &impl ConnectionTrait, workspace_id: Uuid, machine_id: &str, token_hash: &str) -> Result<(), DbErr> {
+    Agents::insert(agent::ActiveModel {
+        workspace_id: Set(workspace_id),
+        machine_id: Set(machine_id.to_string()),
+        token_hash: Set(token_hash.to_string()),
+        enrolled_at: Set(Utc::now()),
+    })
+    .on_conflict(OnConflict::columns([agent::Column::WorkspaceId, agent::Column::MachineId]).update_columns([agent::Column::TokenHash, agent::Column::EnrolledAt]).to_owned())
+    .exec_without_returning(db)
+    .await
+    .map(drop)
+}
+
+/// The machine an agent token belongs to.
+pub async fn authenticate(db: &impl ConnectionTrait, token_hash: &str) -> Result<Option<(Uuid, String)>, DbErr> {
+    Ok(Agents::find().filter(agent::Column::TokenHash.eq(token_hash)).one(db).await?.map(|a| (a.workspace_id, a.machine_id)))
+}
+
+/// What the agent API needs of a machine.
+#[derive(Clone, Debug)]
+pub struct MachineRow {
+    pub machine_id: String,
+    pub user_id: Option<String>,
+    pub data: serde_json::Value,
+    pub readiness: Option<String>,
+    pub status: Status,
+    pub error_code: Option<String>,
+    pub error_message: Option<String>,
+    pub state_changed_at: Option<DateTime<Utc>>,
+    pub last_check_in_at: Option<DateTime<Utc>>,
+    /// The converted backup plans, once the machine was released.
+    pub plans: Option<serde_json::Value>,
+}
+
+pub async fn machine(db: &impl ConnectionTrait, workspace_id: Uuid, machine_id: &str) -> Result<Option<MachineRow>, DbErr> {
+    let sql = "SELECT m.source_id, m.parent_source_id, m.data, m.readiness, m.migration_state, m.migration_phase, m.last_report_seq, \
+               m.error_code, m.error_message, m.state_changed_at, m.last_check_in_at, a.plans \
+               FROM source_machines m LEFT JOIN machine_assignments a ON a.workspace_id = m.workspace_id AND a.machine_id = m.source_id \
+               WHERE m.workspace_id = $1 AND m.source_id = $2";
+    let rows = query(db, sql, vec![workspace_id.into(), machine_id.into()]).await?;
+    let Some(row) = rows.into_iter().next() else { return Ok(None) };
+    let state: String = row.try_get("", "migration_state")?;
+    let phase: Option<String> = row.try_get("", "migration_phase")?;
+    let data: String = row.try_get("", "data")?;
+    let plans: Option<String> = row.try_get("", "plans")?;
+    Ok(Some(MachineRow {
+        machine_id: row.try_get("", "source_id")?,
+        user_id: row.try_get("", "parent_source_id")?,
+        data: serde_json::from_str(&data).unwrap_or_default(),
+        readiness: row.try_get("", "readiness")?,
+        status: Status {
+            state: MachineState::parse(&state).unwrap_or(MachineState::Idle),
+            phase: phase.as_deref().and_then(Phase::parse),
+            last_seq: row.try_get("", "last_report_seq")?,
+        },
+        error_code: row.try_get("", "error_code")?,
+        error_message: row.try_get("", "error_message")?,
+        state_changed_at: row.try_get("", "state_changed_at")?,
+        last_check_in_at: row.try_get("", "last_check_in_at")?,
+        plans: plans.and_then(|p| serde_json::from_str(&p).ok()),
+    }))
+}
+
+pub async fn checked_in(db: &impl ConnectionTrait, workspace_id: Uuid, machine_id: &str, at: DateTime<Utc>) -> Result<(), DbErr> {
+    execute(db, "UPDATE source_machines SET last_check_in_at = $1 WHERE workspace_id = $2 AND source_id = $3", vec![at.into(), workspace_id.into(), machine_id.into()]).await
+}
+
+/// Moves a machine from `from` to `to` if it is still at `from`; false when
+/// something else moved it first. `error` is kept for a failure, cleared otherwise.
+pub async fn transition(db: &impl ConnectionTrait, workspace_id: Uuid, machine_id: &str, from: Status, to: Status, error: Option<(&str, &str)>) -> Result<bool, DbErr> {
+    let sql = "UPDATE source_machines SET migration_state = $1, migration_phase = $2, last_report_seq = $3, error_code = $4, error_message = $5, \
+               state_changed_at = CASE WHEN migration_state = $1 THEN state_changed_at ELSE $6 END \
+               WHERE workspace_id = $7 AND source_id = $8 AND migration_state = $9 AND last_report_seq = $10";
+    let values = vec![
+        to.state.as_str().into(),
+        to.phase.map(|p| p.as_str().to_string()).into(),
+        to.last_seq.into(),
+        error.map(|(code, _)| code.to_string()).into(),
+        error.map(|(_, message)| message.to_string()).into(),
+        Utc::now().into(),
+        workspace_id.into(),
+        machine_id.into(),
+        from.state.as_str().into(),
+        from.last_seq.into(),
+    ];
+    let result = db.execute_raw(statement(db.get_database_backend(), sql, values)).await?;
+    Ok(result.rows_affected() > 0)
+}

@@ -1,0 +1,238 @@
+//! A machine's migration as its agent reports it, and as the partner steers it
+//! (DESIGN.md, Machine states). Reports carry the agent's sequence number: a
+//! repeated or older one changes nothing, so replays and reordering on the way
+//! cannot move a machine backwards. Anything the table does not allow is refused
+//! (and logged by the caller), never applied.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::machines::MachineState;
+
+/// Where a migrating machine is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    Downloading,
+    Installing,
+    Registering,
+    TransferringPlans,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Downloading => "downloading",
+            Phase::Installing => "installing",
+            Phase::Registering => "registering",
+            Phase::TransferringPlans => "transferring_plans",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [Phase::Downloading, Phase::Installing, Phase::Registering, Phase::TransferringPlans].into_iter().find(|p| p.as_str() == text)
+    }
+}
+
+/// What an agent reports.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Report {
+    Downloading,
+    Installing,
+    Registering,
+    /// The converted backup plans are applied in the cloud agent.
+    PlansTransferred,
+    /// The BackupAgent client switched to restore-only: the machine is migrated.
+    RestoreOnly,
+    /// The cloud agent is installed; registration needs someone's hands (SQL Server, Exchange).
+    RegistrationManual { message: String },
+    Failed { code: String, message: String },
+}
+
+impl Report {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Report::Downloading => "downloading",
+            Report::Installing => "installing",
+            Report::Registering => "registering",
+            Report::PlansTransferred => "plans_transferred",
+            Report::RestoreOnly => "restore_only",
+            Report::RegistrationManual { .. } => "registration_manual",
+            Report::Failed { .. } => "failed",
+        }
+    }
+
+    /// The phase a report puts a migrating machine in.
+    fn phase(&self) -> Option<Phase> {
+        match self {
+            Report::Downloading => Some(Phase::Downloading),
+            Report::Installing => Some(Phase::Installing),
+            Report::Registering => Some(Phase::Registering),
+            Report::PlansTransferred => Some(Phase::TransferringPlans),
+            _ => None,
+        }
+    }
+}
+
+/// A machine's migration state as kept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Status {
+    pub state: MachineState,
+    pub phase: Option<Phase>,
+    /// The highest report sequence number applied.
+    pub last_seq: i64,
+}
+
+/// What applying a report or an operation does.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The new status (the same state with a later phase counts as a move).
+    Moved(Status),
+    /// Seen before (same or lower sequence number): nothing changes.
+    AlreadySeen,
+    /// Not allowed from here: nothing changes; the reason is logged.
+    Refused(String),
+}
+
+/// Applies an agent's report numbered `seq`.
+pub fn report(status: Status, seq: i64, report: &Report) -> Outcome {
+    use MachineState::*;
+    if seq <= status.last_seq {
+        return Outcome::AlreadySeen;
+    }
+    let moved = |state, phase| Outcome::Moved(Status { state, phase, last_seq: seq });
+    match (status.state, report) {
+        (Pending | Migrating, Report::RestoreOnly) => moved(Migrated, None),
+        (Pending | Migrating, Report::Failed { .. }) => moved(Failed, status.phase),
+        (Pending | Migrating, Report::RegistrationManual { .. }) => moved(ManualActionRequired, status.phase),
+        (Pending, r) => moved(Migrating, r.phase()),
+        // A later phase moves on (a report lost on the way is skipped); an earlier one
+        // that arrives late with a higher number is only counted.
+        (Migrating, r) => match (status.phase, r.phase()) {
+            (Some(now), Some(next)) if next < now => Outcome::Moved(Status { last_seq: seq, ..status }),
+            (_, next) => moved(Migrating, next),
+        },
+        (state, r) => Outcome::Refused(format!("a {} report does not apply to a {} machine", r.name(), state.as_str())),
+    }
+}
+
+/// What the partner (or the engine) does to a machine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Operation {
+    /// Its user's account exists in the target: the agent may start.
+    Release,
+    /// After the cause of a failure is fixed: the agent starts again at its next check-in.
+    Retry,
+    /// The manual steps are done.
+    MarkManualDone,
+    Cancel,
+}
+
+impl Operation {
+    pub fn name(self) -> &'static str {
+        match self {
+            Operation::Release => "release",
+            Operation::Retry => "retry",
+            Operation::MarkManualDone => "mark_manual_done",
+            Operation::Cancel => "cancel",
+        }
+    }
+}
+
+/// Applies an operation; sequence numbers are the agent's and stay as they are.
+pub fn operate(status: Status, operation: Operation) -> Outcome {
+    use MachineState::*;
+    let moved = |state| Outcome::Moved(Status { state, phase: None, last_seq: status.last_seq });
+    match (status.state, operation) {
+        (Idle | Cancelled, Operation::Release) => moved(Pending),
+        (Failed, Operation::Retry) => moved(Pending),
+        (ManualActionRequired, Operation::MarkManualDone) => moved(Migrated),
+        (Idle | Pending | Migrating | Failed | ManualActionRequired, Operation::Cancel) => moved(Cancelled),
+        (state, op) => Outcome::Refused(format!("{} is not possible for a {} machine", op.name(), state.as_str())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::MachineState::*;
+    use super::Phase::*;
+    use super::*;
+
+    fn at(state: MachineState, phase: Option<Phase>, last_seq: i64) -> Status {
+        Status { state, phase, last_seq }
+    }
+
+    fn failed() -> Report {
+        Report::Failed { code: "install_error".into(), message: "msiexec exited with 1603".into() }
+    }
+
+    #[test]
+    fn reports_move_a_machine_as_the_table_says() {
+        let manual = Report::RegistrationManual { message: "SQL Server: register by hand".into() };
+        // from, seq, report, expected (None: refused)
+        let table: Vec<(Status, i64, Report, Option<(MachineState, Option<Phase>)>)> = vec![
+            (at(Pending, None, 0), 1, Report::Downloading, Some((Migrating, Some(Downloading)))),
+            (at(Migrating, Some(Downloading), 1), 2, Report::Installing, Some((Migrating, Some(Installing)))),
+            (at(Migrating, Some(Installing), 2), 3, Report::Registering, Some((Migrating, Some(Registering)))),
+            (at(Migrating, Some(Registering), 3), 4, Report::PlansTransferred, Some((Migrating, Some(TransferringPlans)))),
+            (at(Migrating, Some(TransferringPlans), 4), 5, Report::RestoreOnly, Some((Migrated, None))),
+            // A lost report is skipped; a late earlier phase does not go back.
+            (at(Pending, None, 0), 3, Report::Registering, Some((Migrating, Some(Registering)))),
+            (at(Migrating, Some(Registering), 3), 4, Report::Installing, Some((Migrating, Some(Registering)))),
+            (at(Migrating, Some(Downloading), 1), 9, Report::RestoreOnly, Some((Migrated, None))),
+            (at(Migrating, Some(Installing), 2), 3, failed(), Some((Failed, Some(Installing)))),
+            (at(Pending, None, 0), 1, failed(), Some((Failed, None))),
+            (at(Migrating, Some(Installing), 2), 3, manual.clone(), Some((ManualActionRequired, Some(Installing)))),
+            // Illegal: refused, never applied.
+            (at(Idle, None, 0), 1, Report::Downloading, None),
+            (at(Migrated, None, 5), 6, Report::Downloading, None),
+            (at(Migrated, None, 5), 6, failed(), None),
+            (at(Failed, Some(Installing), 3), 4, Report::Registering, None),
+            (at(Cancelled, None, 2), 3, Report::RestoreOnly, None),
+            (at(ManualActionRequired, None, 3), 4, Report::RestoreOnly, None),
+        ];
+        for (from, seq, report_, expected) in table {
+            let outcome = report(from, seq, &report_);
+            match expected {
+                Some((state, phase)) => assert_eq!(outcome, Outcome::Moved(Status { state, phase, last_seq: seq }), "{from:?} + {report_:?}"),
+                None => assert!(matches!(outcome, Outcome::Refused(_)), "{from:?} + {report_:?}: {outcome:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_replayed_or_older_report_changes_nothing() {
+        for seq in [3, 2, 0, -1] {
+            assert_eq!(report(at(Migrating, Some(Registering), 3), seq, &failed()), Outcome::AlreadySeen, "seq {seq}");
+        }
+        assert_eq!(report(at(Migrated, None, 7), 7, &Report::RestoreOnly), Outcome::AlreadySeen);
+    }
+
+    #[test]
+    fn operations_move_a_machine_as_the_table_says() {
+        use Operation::*;
+        let table: Vec<(MachineState, Operation, Option<MachineState>)> = vec![
+            (Idle, Release, Some(Pending)),
+            (Cancelled, Release, Some(Pending)),
+            (Pending, Release, None),
+            (Migrated, Release, None),
+            (Failed, Retry, Some(Pending)),
+            (Pending, Retry, None),
+            (Migrated, Retry, None),
+            (ManualActionRequired, MarkManualDone, Some(Migrated)),
+            (Failed, MarkManualDone, None),
+            (Pending, Cancel, Some(Cancelled)),
+            (Migrating, Cancel, Some(Cancelled)),
+            (Migrated, Cancel, None),
+            (Cancelled, Cancel, None),
+        ];
+        for (from, op, expected) in table {
+            let outcome = operate(at(from, Some(Installing), 4), op);
+            match expected {
+                Some(state) => assert_eq!(outcome, Outcome::Moved(Status { state, phase: None, last_seq: 4 }), "{from:?} {op:?}"),
+                None => assert!(matches!(outcome, Outcome::Refused(_)), "{from:?} {op:?}: {outcome:?}"),
+            }
+        }
+    }
+}

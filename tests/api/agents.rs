@@ -1,0 +1,161 @@
+//! The agent API: enrollment, instructions, step reports; agent security.
+
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::helpers::{Backend, assert_problem};
+use crate::migrations::{fast_world, small};
+use crate::world::World;
+
+impl World {
+    async fn enrollment_secret(&self) -> String {
+        let response = self.app.post_json(&self.path("/enrollment-secret"), &self.token, &json!({})).send().await.expect("post");
+        assert_eq!(response.status(), 201);
+        let body: Value = response.json().await.expect("json");
+        body["enrollment_secret"].as_str().expect("secret").to_string()
+    }
+
+    fn enroll(&self, secret: &str, machine: &str) -> reqwest::RequestBuilder {
+        let body = json!({"workspace_id": self.workspace, "enrollment_secret": secret, "machine_id": machine});
+        self.app.http.post(self.app.url("/agent/v1/enroll")).json(&body)
+    }
+
+    async fn agent_token(&self, secret: &str, machine: &str) -> String {
+        let response = self.enroll(secret, machine).send().await.expect("enroll");
+        assert_eq!(response.status(), 201);
+        let body: Value = response.json().await.expect("json");
+        body["token"].as_str().expect("token").to_string()
+    }
+
+    fn instructions(&self, token: &str) -> reqwest::RequestBuilder {
+        self.app.http.get(self.app.url("/agent/v1/instructions")).bearer_auth(token)
+    }
+
+    async fn report(&self, token: &str, seq: i64, report: Value) -> reqwest::Response {
+        let mut body = report;
+        body["seq"] = json!(seq);
+        self.app.http.post(self.app.url("/agent/v1/events")).bearer_auth(token).json(&body).send().await.expect("report")
+    }
+}
+
+async fn machine_state(world: &World, machine: &str) -> (String, Option<String>) {
+    let row = migration_portal::db::agents::machine(&world.db, world.workspace, machine).await.expect("read").expect("machine");
+    (row.status.state.as_str().to_string(), row.status.phase.map(|p| p.as_str().to_string()))
+}
+
+#[tokio::test]
+async fn agents_enroll_with_the_workspace_secret_and_reach_only_their_own_machine() {
+    for backend in Backend::enabled() {
+        let base = small();
+        let world = fast_world(backend, base.clone()).await;
+        world.sync().await;
+        let (x, y) = (base.machines[0].id.clone(), base.machines[1].id.clone());
+        // No secret set yet, a wrong one, another workspace's id: all refused alike.
+        assert_problem(world.enroll("anything", &x).send().await.expect("enroll"), 401).await;
+        let secret = world.enrollment_secret().await;
+        assert_problem(world.enroll("wrong", &x).send().await.expect("enroll"), 401).await;
+        let elsewhere = json!({"workspace_id": Uuid::now_v7(), "enrollment_secret": secret, "machine_id": x});
+        assert_problem(world.app.http.post(world.app.url("/agent/v1/enroll")).json(&elsewhere).send().await.expect("enroll"), 401).await;
+        assert_problem(world.enroll(&secret, "no-such-machine").send().await.expect("enroll"), 404).await;
+        let token_x = world.agent_token(&secret, &x).await;
+        let token_y = world.agent_token(&secret, &y).await;
+        for (token, machine) in [(&token_x, &x), (&token_y, &y)] {
+            let body: Value = world.instructions(token).send().await.expect("get").json().await.expect("json");
+            assert_eq!(body["machine_id"], machine.as_str(), "a token reaches its own machine");
+        }
+        // An idle machine is told to do nothing and cannot report steps.
+        let body: Value = world.instructions(&token_x).send().await.expect("get").json().await.expect("json");
+        assert_eq!(body["action"], "none");
+        assert_problem(world.report(&token_x, 1, json!({"kind": "downloading"})).await, 409).await;
+        assert_eq!(machine_state(&world, &x).await, ("idle".to_string(), None), "a refused report changes nothing");
+        // Re-enrolling replaces the token; unknown and missing tokens are refused.
+        let renewed = world.agent_token(&secret, &x).await;
+        assert_problem(world.instructions(&token_x).send().await.expect("get"), 401).await;
+        assert_eq!(world.instructions(&renewed).send().await.expect("get").status(), 200);
+        assert_problem(world.instructions("mpa_forged").send().await.expect("get"), 401).await;
+        assert_problem(world.app.http.get(world.app.url("/agent/v1/instructions")).send().await.expect("get"), 401).await;
+        // A partner token is not an agent token, and an agent token is not a partner token.
+        assert_problem(world.instructions(&world.token).send().await.expect("get"), 401).await;
+        assert_problem(world.app.get(&world.path(""), &renewed).send().await.expect("get"), 401).await;
+        // Rotating the secret stops new enrollments with the old one; enrolled agents keep working.
+        world.enrollment_secret().await;
+        assert_problem(world.enroll(&secret, &y).send().await.expect("enroll"), 401).await;
+        assert_eq!(world.instructions(&token_y).send().await.expect("get").status(), 200);
+        let events = world.all(&world.path(&format!("/events?subject={x}"))).await;
+        assert!(events.iter().any(|e| e["kind"] == "machine.report_refused"), "the refused report is logged");
+        let text = serde_json::to_string(&events).expect("text");
+        assert!(!text.contains(&renewed) && !text.contains(&secret), "no token or secret in the log");
+    }
+}
+
+#[tokio::test]
+async fn a_released_machine_migrates_step_by_step_and_replayed_or_late_reports_do_not_corrupt_it() {
+    for backend in Backend::enabled() {
+        let base = small();
+        let world = fast_world(backend, base.clone()).await;
+        world.sync().await;
+        let worker = world.run_worker();
+        let precheck = world.whole_precheck(&base).await;
+        let location = world.start_migration(json!({"precheck_id": precheck["id"]})).await;
+        assert_eq!(world.wait_over(&location).await["status"], "completed");
+        worker.stop().await;
+        let pending = migration_portal::db::query(
+            &world.db,
+            "SELECT source_id FROM source_machines WHERE workspace_id = $1 AND migration_state = 'pending' ORDER BY source_id",
+            vec![world.workspace.into()],
+        )
+        .await
+        .expect("query");
+        let machine: String = pending[0].try_get("", "source_id").expect("id");
+        let secret = world.enrollment_secret().await;
+        let token = world.agent_token(&secret, &machine).await;
+        let response = world.instructions(&token).send().await.expect("get");
+        assert_eq!(response.status(), 200);
+        let etag = response.headers()["etag"].to_str().expect("etag").to_string();
+        let body: Value = response.json().await.expect("json");
+        assert_eq!(body["action"], "migrate", "{body}");
+        assert!(body["package"]["command"].as_str().is_some_and(|c| !c.contains("password")), "{body}");
+        assert!(body["plans"].is_array(), "its converted plans: {body}");
+        assert!(body["poll_after_secs"].as_u64().is_some_and(|s| (25 * 60..=35 * 60).contains(&s)), "{body}");
+        let unchanged = world.instructions(&token).header("If-None-Match", &etag).send().await.expect("get");
+        assert_eq!(unchanged.status(), 304, "polling without a change costs no body");
+        // Steps, with a replay and a late earlier step on the way.
+        let steps: Vec<(i64, Value, bool, (&str, Option<&str>))> = vec![
+            (1, json!({"kind": "downloading"}), true, ("migrating", Some("downloading"))),
+            (1, json!({"kind": "downloading"}), false, ("migrating", Some("downloading"))),
+            (3, json!({"kind": "registering"}), true, ("migrating", Some("registering"))),
+            (2, json!({"kind": "installing"}), false, ("migrating", Some("registering"))),
+            (4, json!({"kind": "plans_transferred"}), true, ("migrating", Some("transferring_plans"))),
+            (5, json!({"kind": "restore_only"}), true, ("migrated", None)),
+            (5, json!({"kind": "restore_only"}), false, ("migrated", None)),
+        ];
+        for (seq, report, applied, (state, phase)) in steps {
+            let response = world.report(&token, seq, report.clone()).await;
+            assert_eq!(response.status(), 200, "{seq} {report}");
+            let body: Value = response.json().await.expect("json");
+            assert_eq!(body["applied"], applied, "{seq} {report}: {body}");
+            assert_eq!(machine_state(&world, &machine).await, (state.to_string(), phase.map(str::to_string)), "{seq} {report}");
+        }
+        let changed = world.instructions(&token).header("If-None-Match", &etag).send().await.expect("get");
+        assert_eq!(changed.status(), 200, "the instructions changed");
+        let body: Value = changed.json().await.expect("json");
+        assert_eq!(body["action"], "stop");
+        assert_problem(world.report(&token, 6, json!({"kind": "failed", "code": "x", "message": "late"})).await, 409).await;
+        assert_problem(world.report(&token, 7, json!({"kind": "teleported"})).await, 400).await;
+        let history = world.all(&world.path(&format!("/events?subject={machine}"))).await;
+        let kinds: Vec<&str> = history.iter().map(|e| e["kind"].as_str().expect("kind")).collect();
+        assert_eq!(
+            kinds,
+            vec!["machine.released", "agent.enrolled", "machine.downloading", "machine.registering", "machine.plans_transferred", "machine.restore_only", "machine.report_refused"],
+            "the machine's history, each transition once"
+        );
+        // A failure keeps its code and message.
+        let other: String = pending[1].try_get("", "source_id").expect("id");
+        let token = world.agent_token(&secret, &other).await;
+        world.report(&token, 1, json!({"kind": "downloading"})).await;
+        let failed = world.report(&token, 2, json!({"kind": "failed", "code": "download_error", "message": "connection reset"})).await;
+        assert_eq!(failed.status(), 200);
+        let row = migration_portal::db::agents::machine(&world.db, world.workspace, &other).await.expect("read").expect("machine");
+        assert_eq!((row.status.state.as_str(), row.error_code.as_deref()), ("failed", Some("download_error")));
+    }
+}
