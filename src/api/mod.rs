@@ -7,6 +7,7 @@ pub mod extract;
 mod health;
 mod hierarchy;
 pub mod idempotency;
+mod machines;
 mod migrations;
 pub mod operations;
 pub mod paging;
@@ -35,6 +36,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
             .configure(prechecks::routes)
             .configure(migrations::routes)
             .configure(agents::partner_routes)
+            .configure(machines::routes)
             .configure(operations::routes),
     );
 }

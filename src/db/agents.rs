@@ -57,18 +57,16 @@ pub struct MachineRow {
     pub plans: Option<serde_json::Value>,
 }
 
-pub async fn machine(db: &impl ConnectionTrait, workspace_id: Uuid, machine_id: &str) -> Result<Option<MachineRow>, DbErr> {
-    let sql = "SELECT m.source_id, m.parent_source_id, m.data, m.readiness, m.migration_state, m.migration_phase, m.last_report_seq, \
-               m.error_code, m.error_message, m.state_changed_at, m.last_check_in_at, a.plans \
-               FROM source_machines m LEFT JOIN machine_assignments a ON a.workspace_id = m.workspace_id AND a.machine_id = m.source_id \
-               WHERE m.workspace_id = $1 AND m.source_id = $2";
-    let rows = query(db, sql, vec![workspace_id.into(), machine_id.into()]).await?;
-    let Some(row) = rows.into_iter().next() else { return Ok(None) };
+const MACHINE_COLUMNS: &str = "SELECT m.source_id, m.parent_source_id, m.data, m.readiness, m.migration_state, m.migration_phase, m.last_report_seq, \
+     m.error_code, m.error_message, m.state_changed_at, m.last_check_in_at, a.plans \
+     FROM source_machines m LEFT JOIN machine_assignments a ON a.workspace_id = m.workspace_id AND a.machine_id = m.source_id";
+
+fn parse(row: sea_orm::QueryResult) -> Result<MachineRow, DbErr> {
     let state: String = row.try_get("", "migration_state")?;
     let phase: Option<String> = row.try_get("", "migration_phase")?;
     let data: String = row.try_get("", "data")?;
     let plans: Option<String> = row.try_get("", "plans")?;
-    Ok(Some(MachineRow {
+    Ok(MachineRow {
         machine_id: row.try_get("", "source_id")?,
         user_id: row.try_get("", "parent_source_id")?,
         data: serde_json::from_str(&data).unwrap_or_default(),
@@ -83,7 +81,29 @@ pub async fn machine(db: &impl ConnectionTrait, workspace_id: Uuid, machine_id: 
         state_changed_at: row.try_get("", "state_changed_at")?,
         last_check_in_at: row.try_get("", "last_check_in_at")?,
         plans: plans.and_then(|p| serde_json::from_str(&p).ok()),
-    }))
+    })
+}
+
+pub async fn machine(db: &impl ConnectionTrait, workspace_id: Uuid, machine_id: &str) -> Result<Option<MachineRow>, DbErr> {
+    let sql = format!("{MACHINE_COLUMNS} WHERE m.workspace_id = $1 AND m.source_id = $2");
+    let rows = query(db, &sql, vec![workspace_id.into(), machine_id.into()]).await?;
+    rows.into_iter().next().map(parse).transpose()
+}
+
+/// The workspace's machines by id, optionally in one state; `limit + 1` rows.
+pub async fn machines(db: &impl ConnectionTrait, workspace_id: Uuid, state: Option<MachineState>, after: Option<&str>, limit: u64) -> Result<Vec<MachineRow>, DbErr> {
+    let mut sql = format!("{MACHINE_COLUMNS} WHERE m.workspace_id = $1");
+    let mut values: Vec<sea_orm::Value> = vec![workspace_id.into()];
+    if let Some(state) = state {
+        values.push(state.as_str().into());
+        sql.push_str(&format!(" AND m.migration_state = ${}", values.len()));
+    }
+    if let Some(after) = after {
+        values.push(after.into());
+        sql.push_str(&format!(" AND m.source_id > ${}", values.len()));
+    }
+    sql.push_str(&format!(" ORDER BY m.source_id LIMIT {}", limit + 1));
+    query(db, &sql, values).await?.into_iter().map(parse).collect()
 }
 
 pub async fn checked_in(db: &impl ConnectionTrait, workspace_id: Uuid, machine_id: &str, at: DateTime<Utc>) -> Result<(), DbErr> {

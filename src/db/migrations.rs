@@ -388,8 +388,8 @@ pub async fn release_machines(
     let mut released = Vec::new();
     for machine in machines {
         let Some(id) = machine["machine_id"].as_str() else { continue };
-        let sql = "UPDATE source_machines SET migration_state = 'pending' WHERE workspace_id = $1 AND source_id = $2 AND migration_state = 'idle'";
-        let result = db.execute_raw(super::statement(db.get_database_backend(), sql, vec![migration.workspace_id.into(), id.into()])).await?;
+        let sql = "UPDATE source_machines SET migration_state = 'pending', state_changed_at = $1 WHERE workspace_id = $2 AND source_id = $3 AND migration_state = 'idle'";
+        let result = db.execute_raw(super::statement(db.get_database_backend(), sql, vec![now.into(), migration.workspace_id.into(), id.into()])).await?;
         if result.rows_affected() == 0 {
             continue;
         }

@@ -4,6 +4,7 @@
 //! cannot move a machine backwards. Anything the table does not allow is refused
 //! (and logged by the caller), never applied.
 
+use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -153,6 +154,51 @@ pub fn operate(status: Status, operation: Operation) -> Outcome {
     }
 }
 
+/// How long an agent waits between check-ins; a machine not seen for two of
+/// these is flagged.
+pub const CHECK_IN_INTERVAL_MINUTES: i64 = 30;
+
+/// What a machine's waiting reason is built from.
+#[derive(Clone, Copy, Debug)]
+pub struct Waiting<'a> {
+    pub state: MachineState,
+    /// The planner's readiness (`ready`, `ready_after_client_upgrade`, `contact_user`, ...).
+    pub readiness: Option<&'a str>,
+    pub client_version: Option<&'a str>,
+    pub last_check_in_at: Option<DateTime<Utc>>,
+    /// When the machine entered its state (for a pending one: when it was released).
+    pub since: Option<DateTime<Utc>>,
+    pub now: DateTime<Utc>,
+}
+
+/// Why a pending or migrating machine waits, and whether it is overdue (not
+/// seen for more than two check-in intervals).
+pub fn waiting_reason(w: Waiting<'_>) -> (Option<String>, bool) {
+    let interval = Duration::minutes(CHECK_IN_INTERVAL_MINUTES);
+    if !matches!(w.state, MachineState::Pending | MachineState::Migrating) {
+        return (None, false);
+    }
+    let seen = w.last_check_in_at.or(w.since);
+    let overdue = seen.is_some_and(|t| w.now - t > interval * 2);
+    let time = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let reason = match (w.state, w.readiness, w.last_check_in_at) {
+        (MachineState::Migrating, _, Some(t)) if overdue => format!("the agent stopped reporting mid-migration; not seen since {}", time(t)),
+        (MachineState::Migrating, _, _) => "the agent is migrating the machine".to_string(),
+        (_, Some("contact_user"), _) => "automatic updates are off on this client: contact the user to update it".to_string(),
+        (_, Some("ready_after_client_upgrade"), _) => {
+            format!("client {} waits for its automatic update at a next check-in", w.client_version.unwrap_or("of unknown version"))
+        }
+        (_, _, Some(t)) if overdue => format!("the agent has not been seen since {}", time(t)),
+        (_, _, Some(t)) => format!("next check-in expected by {}", time(t + interval)),
+        (_, _, None) if overdue => format!("the agent has not checked in since the machine was released at {}", w.since.map(time).unwrap_or_default()),
+        (_, _, None) => match w.since {
+            Some(t) => format!("waiting for the agent's first check-in, expected by {}", time(t + interval)),
+            None => "waiting for the agent's first check-in".to_string(),
+        },
+    };
+    (Some(reason), overdue)
+}
+
 #[cfg(test)]
 mod tests {
     use super::MachineState::*;
@@ -232,6 +278,33 @@ mod tests {
             match expected {
                 Some(state) => assert_eq!(outcome, Outcome::Moved(Status { state, phase: None, last_seq: 4 }), "{from:?} {op:?}"),
                 None => assert!(matches!(outcome, Outcome::Refused(_)), "{from:?} {op:?}: {outcome:?}"),
+            }
+        }
+    }
+    #[test]
+    fn a_waiting_machine_says_why_and_is_flagged_after_two_missed_check_ins() {
+        let now = DateTime::from_timestamp(1_800_000_000, 0).unwrap_or_default();
+        let ago = |minutes: i64| Some(now - Duration::minutes(minutes));
+        let w = |state, readiness, last_check_in_at, since| Waiting { state, readiness, client_version: Some("5.4.1"), last_check_in_at, since, now };
+        // state, readiness, last check-in, since, reason starts with, flagged
+        let table = [
+            (w(Pending, Some("ready"), ago(10), ago(100)), Some("next check-in expected by"), false),
+            (w(Pending, Some("ready"), ago(61), ago(100)), Some("the agent has not been seen since"), true),
+            (w(Pending, Some("ready"), None, ago(20)), Some("waiting for the agent's first check-in"), false),
+            (w(Pending, Some("ready"), None, ago(90)), Some("the agent has not checked in since the machine was released"), true),
+            (w(Pending, Some("ready_after_client_upgrade"), ago(10), ago(100)), Some("client 5.4.1 waits for its automatic update"), false),
+            (w(Pending, Some("contact_user"), ago(10), ago(100)), Some("automatic updates are off"), false),
+            (w(Migrating, Some("ready"), ago(5), ago(5)), Some("the agent is migrating"), false),
+            (w(Migrating, Some("ready"), ago(70), ago(70)), Some("the agent stopped reporting mid-migration"), true),
+            (w(Migrated, Some("ready"), ago(500), ago(500)), None, false),
+            (w(Idle, Some("ready"), None, None), None, false),
+        ];
+        for (waiting, reason, flagged) in table {
+            let (got, overdue) = waiting_reason(waiting);
+            assert_eq!(overdue, flagged, "{waiting:?}");
+            match reason {
+                Some(prefix) => assert!(got.as_deref().is_some_and(|g| g.starts_with(prefix)), "{waiting:?}: {got:?}"),
+                None => assert_eq!(got, None, "{waiting:?}"),
             }
         }
     }

@@ -159,3 +159,53 @@ async fn a_released_machine_migrates_step_by_step_and_replayed_or_late_reports_d
         assert_eq!((row.status.state.as_str(), row.error_code.as_deref()), ("failed", Some("download_error")));
     }
 }
+
+#[tokio::test]
+async fn the_partner_sees_each_machine_and_why_it_waits_retries_failed_ones_and_marks_manual_steps_done() {
+    for backend in Backend::enabled() {
+        let base = small();
+        let world = fast_world(backend, base.clone()).await;
+        world.sync().await;
+        let worker = world.run_worker();
+        let precheck = world.whole_precheck(&base).await;
+        let location = world.start_migration(json!({"precheck_id": precheck["id"]})).await;
+        assert_eq!(world.wait_over(&location).await["status"], "completed");
+        worker.stop().await;
+        let pending = world.all(&world.path("/machines?state=pending")).await;
+        assert!(pending.len() >= 3, "{pending:?}");
+        assert!(pending.iter().all(|m| m["state"] == "pending" && m["waiting_reason"].is_string() && m["not_seen"] == false), "{:?}", pending[0]);
+        let idle = world.all(&world.path("/machines?state=idle")).await;
+        let all = world.all(&world.path("/machines")).await;
+        assert_eq!(all.len(), base.machines.len(), "every machine listed once across pages");
+        assert!(idle.iter().all(|m| m["waiting_reason"].is_null()));
+        let (failing, manual) = (pending[0]["machine_id"].as_str().expect("id").to_string(), pending[1]["machine_id"].as_str().expect("id").to_string());
+        let secret = world.enrollment_secret().await;
+        let token = world.agent_token(&secret, &failing).await;
+        world.report(&token, 1, json!({"kind": "downloading"})).await;
+        world.report(&token, 2, json!({"kind": "failed", "code": "download_error", "message": "connection reset"})).await;
+        let failed = world.all(&world.path("/machines?state=failed")).await;
+        assert_eq!(failed.len(), 1);
+        assert_eq!((failed[0]["machine_id"].as_str(), failed[0]["error_code"].as_str()), (Some(failing.as_str()), Some("download_error")));
+        let retry = |m: &str| world.app.post_json(&world.path(&format!("/machines/{m}/retry")), &world.token, &json!({})).send();
+        let retried: Value = retry(&failing).await.expect("retry").json().await.expect("json");
+        assert_eq!(retried["state"], "pending", "{retried}");
+        assert_problem(retry(&failing).await.expect("retry"), 409).await;
+        let body: Value = world.instructions(&token).send().await.expect("get").json().await.expect("json");
+        assert_eq!(body["action"], "migrate", "a retried machine migrates again at its next check-in");
+        let applied: Value = world.report(&token, 3, json!({"kind": "downloading"})).await.json().await.expect("json");
+        assert_eq!(applied["state"], "migrating");
+        // SQL Server / Exchange: installed, registration by hand, then marked done.
+        let token = world.agent_token(&secret, &manual).await;
+        world.report(&token, 1, json!({"kind": "registration_manual", "message": "register the SQL Server agent by hand"})).await;
+        let done = |m: &str| world.app.post_json(&world.path(&format!("/machines/{m}/manual-done")), &world.token, &json!({})).send();
+        assert_problem(done(&failing).await.expect("done"), 409).await;
+        let marked: Value = done(&manual).await.expect("done").json().await.expect("json");
+        assert_eq!(marked["state"], "migrated", "{marked}");
+        let other = world.cloud.idp().partner_token(Uuid::new_v4());
+        let foreign = world.app.post_json(&world.path(&format!("/machines/{failing}/retry")), &other, &json!({})).send().await.expect("post");
+        assert_eq!(foreign.status(), 404);
+        assert_eq!(world.app.get(&world.path("/machines"), &other).send().await.expect("get").status(), 404);
+        let history = world.all(&world.path(&format!("/events?subject={failing}"))).await;
+        assert!(history.iter().any(|e| e["kind"] == "machine.retry" && e["actor"].as_str().is_some_and(|a| a.starts_with("partner:"))));
+    }
+}
