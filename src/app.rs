@@ -28,6 +28,10 @@ pub struct AppState {
     pub auth: Authenticator,
     /// `connectors.allow_private_networks`.
     pub allow_private_networks: bool,
+    /// Agent requests in flight (`http.agent_max_in_flight`): past it, 429.
+    pub agent_slots: std::sync::Arc<tokio::sync::Semaphore>,
+    /// `http.agent_max_log_bytes`.
+    pub agent_max_log_bytes: usize,
 }
 
 /// Where the key that seals credentials comes from.
@@ -169,7 +173,9 @@ impl Application {
         if allow_private_networks {
             tracing::warn!("connectors may contact loopback and private addresses (connectors.allow_private_networks)");
         }
-        let state = web::Data::new(AppState { db, secrets, auth, allow_private_networks });
+        let agent_slots = std::sync::Arc::new(tokio::sync::Semaphore::new(config.http.agent_max_in_flight.max(1)));
+        let agent_max_log_bytes = config.http.agent_max_log_bytes;
+        let state = web::Data::new(AppState { db, secrets, auth, allow_private_networks, agent_slots, agent_max_log_bytes });
         let server = run(listener, state.clone(), config)?;
         Ok(Self { port, server, state })
     }

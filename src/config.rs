@@ -63,6 +63,10 @@ pub struct HttpConfig {
     pub max_body_bytes: usize,
     /// Actix worker threads; 0 means one per core.
     pub workers: usize,
+    /// Agent requests handled at once; more answer 429 with `Retry-After`.
+    pub agent_max_in_flight: usize,
+    /// Largest client log an agent may upload.
+    pub agent_max_log_bytes: usize,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -111,6 +115,8 @@ impl Default for Config {
             http: HttpConfig {
                 max_body_bytes: 256 * 1024,
                 workers: 0,
+                agent_max_in_flight: 512,
+                agent_max_log_bytes: 1 << 20,
             },
             connectors: ConnectorsConfig { allow_private_networks: false },
             worker: WorkerSettings { concurrency: 4, lease_secs: 60, poll_interval_ms: 500, shutdown_grace_secs: 20 },

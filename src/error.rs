@@ -74,6 +74,9 @@ pub enum ApiError {
     UnsupportedMediaType,
     #[error("service unavailable: {0}")]
     Unavailable(&'static str),
+    /// Overloaded: come back after this many seconds.
+    #[error("too many requests")]
+    TooManyRequests { retry_after_secs: u64 },
     #[error("database: {0}")]
     Database(#[from] DbErr),
     #[error(transparent)]
@@ -106,6 +109,7 @@ impl ApiError {
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::Unavailable(_) => "unavailable",
+            Self::TooManyRequests { .. } => "too_many_requests",
             Self::Database(_) | Self::Internal(_) => "internal",
         }
     }
@@ -127,6 +131,7 @@ impl ApiError {
             Self::PayloadTooLarge { limit } => format!("The request body is larger than {limit} bytes."),
             Self::UnsupportedMediaType => "The request body must be application/json.".into(),
             Self::Unavailable(why) => (*why).into(),
+            Self::TooManyRequests { retry_after_secs } => format!("The service is busy: try again in {retry_after_secs} seconds."),
             Self::Database(_) | Self::Internal(_) => "An internal error occurred; it has been logged.".into(),
         }
     }
@@ -151,6 +156,7 @@ impl ResponseError for ApiError {
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Database(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -180,6 +186,9 @@ impl ResponseError for ApiError {
                 if let Ok(value) = HeaderValue::from_str(&join_methods(allowed)) {
                     headers.insert(header::ALLOW, value);
                 }
+            }
+            Self::TooManyRequests { retry_after_secs } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
             }
             _ => {}
         }

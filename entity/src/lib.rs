@@ -6,6 +6,7 @@ pub mod idempotency_record;
 pub mod job;
 pub mod login_check;
 pub mod machine_assignment;
+pub mod machine_log;
 pub mod migration;
 pub mod migration_item;
 pub mod precheck;

@@ -13,6 +13,7 @@ mod m20261125_000008_add_snapshot_facts;
 mod m20261125_000009_create_prechecks;
 mod m20261129_000010_create_migrations;
 mod m20261129_000011_create_agents;
+mod m20261129_000012_create_machine_logs;
 
 pub struct Migrator;
 
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000009_create_prechecks::Migration),
             Box::new(m20261129_000010_create_migrations::Migration),
             Box::new(m20261129_000011_create_agents::Migration),
+            Box::new(m20261129_000012_create_machine_logs::Migration),
         ]
     }
 }

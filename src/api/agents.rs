@@ -28,7 +28,12 @@ use crate::domain::machines::MachineState;
 use crate::error::ApiError;
 
 pub fn routes(cfg: &mut ServiceConfig) {
-    cfg.service(enroll).service(instructions).service(report_event);
+    cfg.service(enroll).service(instructions).service(report_event).service(upload_log);
+}
+
+/// A slot among the agent requests handled at once, or 429 with a jittered `Retry-After`.
+fn admit(state: &AppState) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
+    state.agent_slots.clone().try_acquire_owned().map_err(|_| ApiError::TooManyRequests { retry_after_secs: rand::rng().random_range(30..=90) })
 }
 
 /// Agents check in about every 30 minutes; each is told when, with jitter so
@@ -170,11 +175,13 @@ fn package(data: &Value) -> Value {
         (status = 304, description = "Unchanged since the ETag sent in If-None-Match"),
         (status = 401, response = docs::Unauthorized),
         (status = 404, response = docs::NotFound),
+        (status = 429, description = "Overloaded: check in again after `Retry-After` seconds"),
     ),
     security(("agent_token" = []))
 )]
 #[get("/instructions")]
 async fn instructions(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let _slot = admit(&state)?;
     let agent = agent(&state, &req).await?;
     let machine = store::machine(&state.db, agent.workspace_id, &agent.machine_id).await?.ok_or(ApiError::NotFound)?;
     store::checked_in(&state.db, agent.workspace_id, &agent.machine_id, Utc::now()).await?;
@@ -243,12 +250,14 @@ pub struct Reported {
         (status = 401, response = docs::Unauthorized),
         (status = 404, response = docs::NotFound),
         (status = 409, response = docs::Conflict),
+        (status = 429, description = "Overloaded: send again after `Retry-After` seconds"),
         docs::BodyErrors,
     ),
     security(("agent_token" = []))
 )]
 #[post("/events")]
 async fn report_event(state: web::Data<AppState>, req: HttpRequest, body: ValidJson<AgentEvent>) -> Result<HttpResponse, ApiError> {
+    let _slot = admit(&state)?;
     let agent = agent(&state, &req).await?;
     let event = &body.value;
     // A lost race with another report of the same agent: read again and decide again.
@@ -341,4 +350,56 @@ async fn rotate_enrollment_secret(partner: crate::auth::Partner, state: web::Dat
     };
     events::record(&state.db, workspace.id, vec![event]).await?;
     Ok(HttpResponse::Created().json(EnrollmentSecret { workspace_id: workspace.id, enrollment_secret: secret }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LogUploaded {
+    pub log_id: Uuid,
+    pub size_bytes: usize,
+    pub stored_bytes: usize,
+}
+
+/// Upload the client log (plain text, up to `http.agent_max_log_bytes`, 1 MiB by
+/// default); it is stored compressed and listed on the machine.
+#[utoipa::path(
+    tag = "agents",
+    request_body(content = String, content_type = "text/plain"),
+    responses(
+        (status = 201, description = "Stored", body = LogUploaded),
+        (status = 401, response = docs::Unauthorized),
+        (status = 413, response = docs::PayloadTooLarge),
+        (status = 429, description = "Overloaded: send again after `Retry-After` seconds"),
+    ),
+    security(("agent_token" = []))
+)]
+#[post("/logs")]
+async fn upload_log(state: web::Data<AppState>, req: HttpRequest, mut payload: web::Payload) -> Result<HttpResponse, ApiError> {
+    use futures_util::StreamExt;
+    use std::io::Write;
+    let _slot = admit(&state)?;
+    let agent = agent(&state, &req).await?;
+    let limit = state.agent_max_log_bytes;
+    let mut size = 0usize;
+    let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| ApiError::bad_request("invalid_body", format!("The log could not be read: {e}")))?;
+        size += chunk.len();
+        if size > limit {
+            return Err(ApiError::PayloadTooLarge { limit });
+        }
+        gzip.write_all(&chunk).map_err(|e| ApiError::Internal(e.into()))?;
+    }
+    let data = gzip.finish().map_err(|e| ApiError::Internal(e.into()))?;
+    let stored = data.len();
+    let log_id = Uuid::now_v7();
+    let model = entity::machine_log::ActiveModel {
+        id: sea_orm::ActiveValue::Set(log_id),
+        workspace_id: sea_orm::ActiveValue::Set(agent.workspace_id),
+        machine_id: sea_orm::ActiveValue::Set(agent.machine_id.clone()),
+        uploaded_at: sea_orm::ActiveValue::Set(Utc::now()),
+        size_bytes: sea_orm::ActiveValue::Set(size as i64),
+        data: sea_orm::ActiveValue::Set(data),
+    };
+    entity::machine_log::Entity::insert(model).exec_without_returning(&state.db).await?;
+    Ok(HttpResponse::Created().json(LogUploaded { log_id, size_bytes: size, stored_bytes: stored }))
 }

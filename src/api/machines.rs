@@ -22,7 +22,7 @@ use crate::domain::machines::MachineState;
 use crate::error::ApiError;
 
 pub fn routes(cfg: &mut ServiceConfig) {
-    cfg.service(list_machines).service(retry_machine).service(manual_done);
+    cfg.service(list_machines).service(retry_machine).service(manual_done).service(list_logs).service(get_log);
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -154,4 +154,61 @@ async fn retry_machine(partner: Partner, state: web::Data<AppState>, path: web::
 #[post("/workspaces/{id}/machines/{machine_id}/manual-done")]
 async fn manual_done(partner: Partner, state: web::Data<AppState>, path: web::Path<(Uuid, String)>) -> Result<web::Json<MachineStatus>, ApiError> {
     operate_on(&state, &partner, path.0, &path.1, Operation::MarkManualDone).await
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MachineLog {
+    pub id: Uuid,
+    pub uploaded_at: DateTime<Utc>,
+    pub size_bytes: i64,
+}
+
+/// List the client logs the machine's agent uploaded, oldest first.
+#[utoipa::path(
+    tag = "machines",
+    params(("id" = Uuid, Path, description = "Workspace id"), ("machine_id" = String, Path, description = "Machine id")),
+    responses((status = 200, body = Vec<MachineLog>), (status = 404, response = docs::NotFound), docs::PartnerErrors),
+    security(("bearer_auth" = []))
+)]
+#[get("/workspaces/{id}/machines/{machine_id}/logs")]
+async fn list_logs(partner: Partner, state: web::Data<AppState>, path: web::Path<(Uuid, String)>) -> Result<web::Json<Vec<MachineLog>>, ApiError> {
+    use entity::machine_log::{Column, Entity};
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+    let workspace = workspaces::find(&state.db, partner.tenant_id, path.0).await?.ok_or(ApiError::NotFound)?;
+    store::machine(&state.db, workspace.id, &path.1).await?.ok_or(ApiError::NotFound)?;
+    let rows: Vec<(Uuid, DateTime<Utc>, i64)> = Entity::find()
+        .select_only()
+        .columns([Column::Id, Column::UploadedAt, Column::SizeBytes])
+        .filter(Column::WorkspaceId.eq(workspace.id))
+        .filter(Column::MachineId.eq(path.1.as_str()))
+        .order_by_asc(Column::Id)
+        .limit(500)
+        .into_tuple()
+        .all(&state.db)
+        .await?;
+    Ok(web::Json(rows.into_iter().map(|(id, uploaded_at, size_bytes)| MachineLog { id, uploaded_at, size_bytes }).collect()))
+}
+
+/// Get one client log, as text.
+#[utoipa::path(
+    tag = "machines",
+    params(("id" = Uuid, Path, description = "Workspace id"), ("machine_id" = String, Path, description = "Machine id"), ("log_id" = Uuid, Path, description = "Log id")),
+    responses((status = 200, description = "The log", content_type = "text/plain", body = String), (status = 404, response = docs::NotFound), docs::PartnerErrors),
+    security(("bearer_auth" = []))
+)]
+#[get("/workspaces/{id}/machines/{machine_id}/logs/{log_id}")]
+async fn get_log(partner: Partner, state: web::Data<AppState>, path: web::Path<(Uuid, String, Uuid)>) -> Result<actix_web::HttpResponse, ApiError> {
+    use entity::machine_log::{Column, Entity};
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    use std::io::Read;
+    let workspace = workspaces::find(&state.db, partner.tenant_id, path.0).await?.ok_or(ApiError::NotFound)?;
+    let log = Entity::find_by_id(path.2)
+        .filter(Column::WorkspaceId.eq(workspace.id))
+        .filter(Column::MachineId.eq(path.1.as_str()))
+        .one(&state.db)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let mut text = Vec::with_capacity(log.size_bytes.max(0) as usize);
+    flate2::read::GzDecoder::new(log.data.as_slice()).read_to_end(&mut text).map_err(|e| ApiError::Internal(e.into()))?;
+    Ok(actix_web::HttpResponse::Ok().content_type("text/plain; charset=utf-8").body(text))
 }

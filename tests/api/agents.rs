@@ -94,8 +94,8 @@ async fn a_released_machine_migrates_step_by_step_and_replayed_or_late_reports_d
         let base = small();
         let world = fast_world(backend, base.clone()).await;
         world.sync().await;
-        let worker = world.run_worker();
         let precheck = world.whole_precheck(&base).await;
+        let worker = world.run_worker();
         let location = world.start_migration(json!({"precheck_id": precheck["id"]})).await;
         assert_eq!(world.wait_over(&location).await["status"], "completed");
         worker.stop().await;
@@ -166,8 +166,8 @@ async fn the_partner_sees_each_machine_and_why_it_waits_retries_failed_ones_and_
         let base = small();
         let world = fast_world(backend, base.clone()).await;
         world.sync().await;
-        let worker = world.run_worker();
         let precheck = world.whole_precheck(&base).await;
+        let worker = world.run_worker();
         let location = world.start_migration(json!({"precheck_id": precheck["id"]})).await;
         assert_eq!(world.wait_over(&location).await["status"], "completed");
         worker.stop().await;
@@ -207,5 +207,60 @@ async fn the_partner_sees_each_machine_and_why_it_waits_retries_failed_ones_and_
         assert_eq!(world.app.get(&world.path("/machines"), &other).send().await.expect("get").status(), 404);
         let history = world.all(&world.path(&format!("/events?subject={failing}"))).await;
         assert!(history.iter().any(|e| e["kind"] == "machine.retry" && e["actor"].as_str().is_some_and(|a| a.starts_with("partner:"))));
+    }
+}
+
+#[tokio::test]
+async fn client_logs_are_stored_compressed_and_listed_on_the_machine_and_an_overloaded_service_answers_429() {
+    for backend in Backend::enabled() {
+        let base = small();
+        let world = crate::world::world_with(backend, base.clone(), |c| {
+            c.http.agent_max_in_flight = 1;
+            c.http.agent_max_log_bytes = 64 * 1024;
+        })
+        .await;
+        world.sync().await;
+        let machine = base.machines[0].id.clone();
+        let secret = world.enrollment_secret().await;
+        let token = world.agent_token(&secret, &machine).await;
+        let log: String = (0..500).map(|i| format!("2026-11-29T10:00:{:02}Z msiexec: step {i} ok\n", i % 60)).collect();
+        let upload = |body: reqwest::Body| world.app.http.post(world.app.url("/agent/v1/logs")).bearer_auth(&token).header("content-type", "text/plain").body(body).send();
+        let stored: Value = upload(log.clone().into()).await.expect("upload").json().await.expect("json");
+        assert_eq!(stored["size_bytes"], log.len());
+        assert!(stored["stored_bytes"].as_u64() < Some(log.len() as u64 / 4), "stored compressed: {stored}");
+        let logs = world.get(&world.path(&format!("/machines/{machine}/logs"))).await;
+        assert_eq!(logs.as_array().map(Vec::len), Some(1), "{logs}");
+        let text = world.app.get(&world.path(&format!("/machines/{machine}/logs/{}", logs[0]["id"].as_str().expect("id"))), &world.token).send().await.expect("get");
+        assert_eq!(text.text().await.expect("text"), log);
+        let other = world.cloud.idp().partner_token(Uuid::new_v4());
+        assert_eq!(world.app.get(&world.path(&format!("/machines/{machine}/logs")), &other).send().await.expect("get").status(), 404);
+        // One upload in flight holds the only slot: a check-in meanwhile is told to come back later.
+        // (A raw connection that sends half its body and waits.)
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let address = world.app.url("").trim_start_matches("http://").trim_end_matches('/').to_string();
+        let mut slow = tokio::net::TcpStream::connect(&address).await.expect("connect");
+        let head = format!("POST /agent/v1/logs HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {token}\r\nContent-Type: text/plain\r\nContent-Length: 22\r\n\r\nfirst line\n");
+        slow.write_all(head.as_bytes()).await.expect("write");
+        // Nothing else is in flight while the upload takes the slot.
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let mut refused = None;
+        for _ in 0..100 {
+            let response = world.instructions(&token).send().await.expect("get");
+            if response.status() == 429 {
+                refused = Some(response);
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let refused = refused.expect("a check-in during the upload is refused");
+        let retry_after: u64 = refused.headers()["retry-after"].to_str().expect("header").parse().expect("seconds");
+        assert!((30..=90).contains(&retry_after), "{retry_after}");
+        slow.write_all(b"second line\n").await.expect("write");
+        let mut answer = vec![0u8; 1024];
+        let n = slow.read(&mut answer).await.expect("read");
+        assert!(String::from_utf8_lossy(&answer[..n]).starts_with("HTTP/1.1 201"), "{}", String::from_utf8_lossy(&answer[..n]));
+        assert_eq!(world.instructions(&token).send().await.expect("get").status(), 200, "served again once the slot is free");
+        assert_problem(upload(vec![b'x'; 64 * 1024 + 1].into()).await.expect("upload"), 413).await;
+        assert_eq!(world.instructions(&token).send().await.expect("get").status(), 200, "a refused upload frees its slot");
     }
 }

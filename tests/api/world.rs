@@ -27,13 +27,22 @@ pub struct World {
 
 /// The cloud simulator holds the logins the install base says it does.
 pub async fn world(backend: Backend, base: InstallBase) -> World {
+    world_with(backend, base, |_| {}).await
+}
+
+/// [`world`] with the service's configuration changed by `configure`.
+pub async fn world_with(backend: Backend, base: InstallBase, configure: impl FnOnce(&mut migration_portal::config::Config)) -> World {
     let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
     let existing_logins = base.cloud_existing_logins();
     let config = CloudSimConfig { bind: loopback, audience: AUDIENCE.into(), existing_logins, ..CloudSimConfig::default() };
     let cloud = CloudSim::start(config, &test_keys()[0]).expect("cloud");
     let source = SourceSim::start(loopback, base).expect("source");
     let issuer = cloud.base_url();
-    let app = spawn_app_with(backend, |c| c.auth.issuer = Some(issuer)).await;
+    let app = spawn_app_with(backend, |c| {
+        c.auth.issuer = Some(issuer);
+        configure(c);
+    })
+    .await;
     let partner = cloud.root_client();
     let token = cloud.idp().partner_token(partner.tenant_id);
     let (login, password) = source.credentials();
