@@ -32,6 +32,8 @@ pub struct AppState {
     pub agent_slots: std::sync::Arc<tokio::sync::Semaphore>,
     /// `http.agent_max_log_bytes`.
     pub agent_max_log_bytes: usize,
+    /// Agents' check-in times, written once a second.
+    pub check_ins: std::sync::Arc<crate::db::agents::CheckIns>,
 }
 
 /// Where the key that seals credentials comes from.
@@ -175,7 +177,9 @@ impl Application {
         }
         let agent_slots = std::sync::Arc::new(tokio::sync::Semaphore::new(config.http.agent_max_in_flight.max(1)));
         let agent_max_log_bytes = config.http.agent_max_log_bytes;
-        let state = web::Data::new(AppState { db, secrets, auth, allow_private_networks, agent_slots, agent_max_log_bytes });
+        let check_ins = std::sync::Arc::new(crate::db::agents::CheckIns::default());
+        tokio::spawn(flush_check_ins(db.clone(), std::sync::Arc::downgrade(&check_ins)));
+        let state = web::Data::new(AppState { db, secrets, auth, allow_private_networks, agent_slots, agent_max_log_bytes, check_ins });
         let server = run(listener, state.clone(), config)?;
         Ok(Self { port, server, state })
     }
@@ -221,6 +225,18 @@ fn run(listener: TcpListener, state: web::Data<AppState>, config: &Config) -> st
         server = server.workers(config.http.workers);
     }
     Ok(server.run())
+}
+
+/// Writes agents' check-in times once a second while the application lives.
+async fn flush_check_ins(db: DatabaseConnection, check_ins: std::sync::Weak<crate::db::agents::CheckIns>) {
+    let mut every = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        every.tick().await;
+        let Some(check_ins) = check_ins.upgrade() else { return };
+        if let Err(error) = check_ins.flush(&db).await {
+            tracing::warn!(%error, "could not write agents' check-in times; they are dropped");
+        }
+    }
 }
 
 /// The request id of this request (from `X-Request-Id` when it is sane, else new).

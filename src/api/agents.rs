@@ -121,14 +121,18 @@ struct Agent {
     machine_id: String,
 }
 
-async fn agent(state: &AppState, req: &HttpRequest) -> Result<Agent, ApiError> {
-    let token = req
-        .headers()
+fn bearer(req: &HttpRequest) -> Result<&str, ApiError> {
+    req.headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or(ApiError::Unauthorized { credentials_present: false })?;
-    let (workspace_id, machine_id) = store::authenticate(&state.db, &store::digest(token.trim())).await?.ok_or(ApiError::Unauthorized { credentials_present: true })?;
+        .map(str::trim)
+        .ok_or(ApiError::Unauthorized { credentials_present: false })
+}
+
+async fn agent(state: &AppState, req: &HttpRequest) -> Result<Agent, ApiError> {
+    let token = bearer(req)?;
+    let (workspace_id, machine_id) = store::authenticate(&state.db, &store::digest(token)).await?.ok_or(ApiError::Unauthorized { credentials_present: true })?;
     Ok(Agent { workspace_id, machine_id })
 }
 
@@ -182,9 +186,10 @@ fn package(data: &Value) -> Value {
 #[get("/instructions")]
 async fn instructions(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let _slot = admit(&state)?;
-    let agent = agent(&state, &req).await?;
-    let machine = store::machine(&state.db, agent.workspace_id, &agent.machine_id).await?.ok_or(ApiError::NotFound)?;
-    store::checked_in(&state.db, agent.workspace_id, &agent.machine_id, Utc::now()).await?;
+    let token = bearer(&req)?;
+    // One query: the token's machine and its status.
+    let (workspace_id, machine) = store::machine_of_token(&state.db, &store::digest(token)).await?.ok_or(ApiError::Unauthorized { credentials_present: true })?;
+    state.check_ins.record(workspace_id, &machine.machine_id);
     let action = match machine.status.state {
         MachineState::Pending | MachineState::Migrating => "migrate",
         MachineState::Idle | MachineState::Cancelled => "none",

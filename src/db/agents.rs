@@ -84,6 +84,50 @@ fn parse(row: sea_orm::QueryResult) -> Result<MachineRow, DbErr> {
     })
 }
 
+/// The machine an agent token belongs to, in one query (the check-in path).
+pub async fn machine_of_token(db: &impl ConnectionTrait, token_hash: &str) -> Result<Option<(Uuid, MachineRow)>, DbErr> {
+    let sql = format!("{MACHINE_COLUMNS} JOIN agents g ON g.workspace_id = m.workspace_id AND g.machine_id = m.source_id WHERE g.token_hash = $1");
+    let sql = sql.replace("SELECT m.source_id", "SELECT g.workspace_id AS agent_workspace_id, m.source_id");
+    let rows = query(db, &sql, vec![token_hash.into()]).await?;
+    let Some(row) = rows.into_iter().next() else { return Ok(None) };
+    let workspace_id: Uuid = row.try_get("", "agent_workspace_id")?;
+    Ok(Some((workspace_id, parse(row)?)))
+}
+
+/// Check-in times are written in batches: one statement per workspace and
+/// second instead of a write per check-in (SQLite writers queue). A crash loses
+/// at most the last second's times; nothing else depends on them.
+#[derive(Default)]
+pub struct CheckIns {
+    pending: std::sync::Mutex<std::collections::HashMap<Uuid, Vec<String>>>,
+}
+
+impl CheckIns {
+    pub fn record(&self, workspace_id: Uuid, machine_id: &str) {
+        self.pending.lock().unwrap_or_else(|e| e.into_inner()).entry(workspace_id).or_default().push(machine_id.to_string());
+    }
+
+    /// Writes what was recorded since the last flush, stamped now.
+    pub async fn flush(&self, db: &impl ConnectionTrait) -> Result<usize, DbErr> {
+        let pending = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
+        let now = Utc::now();
+        let mut written = 0;
+        for (workspace_id, mut machines) in pending {
+            machines.sort();
+            machines.dedup();
+            for batch in machines.chunks(500) {
+                let placeholders: Vec<String> = (0..batch.len()).map(|i| format!("${}", i + 3)).collect();
+                let sql = format!("UPDATE source_machines SET last_check_in_at = $1 WHERE workspace_id = $2 AND source_id IN ({})", placeholders.join(", "));
+                let mut values: Vec<sea_orm::Value> = vec![now.into(), workspace_id.into()];
+                values.extend(batch.iter().map(|m| sea_orm::Value::from(m.as_str())));
+                execute(db, &sql, values).await?;
+                written += batch.len();
+            }
+        }
+        Ok(written)
+    }
+}
+
 pub async fn machine(db: &impl ConnectionTrait, workspace_id: Uuid, machine_id: &str) -> Result<Option<MachineRow>, DbErr> {
     let sql = format!("{MACHINE_COLUMNS} WHERE m.workspace_id = $1 AND m.source_id = $2");
     let rows = query(db, &sql, vec![workspace_id.into(), machine_id.into()]).await?;
@@ -104,10 +148,6 @@ pub async fn machines(db: &impl ConnectionTrait, workspace_id: Uuid, state: Opti
     }
     sql.push_str(&format!(" ORDER BY m.source_id LIMIT {}", limit + 1));
     query(db, &sql, values).await?.into_iter().map(parse).collect()
-}
-
-pub async fn checked_in(db: &impl ConnectionTrait, workspace_id: Uuid, machine_id: &str, at: DateTime<Utc>) -> Result<(), DbErr> {
-    execute(db, "UPDATE source_machines SET last_check_in_at = $1 WHERE workspace_id = $2 AND source_id = $3", vec![at.into(), workspace_id.into(), machine_id.into()]).await
 }
 
 /// Moves a machine from `from` to `to` if it is still at `from`; false when

@@ -535,3 +535,21 @@ pub async fn set_job(db: &impl ConnectionTrait, id: Uuid, job_id: Uuid) -> Resul
         .await
         .map(drop)
 }
+
+/// The migration's released machines by their state now (every state present):
+/// counted from the machines themselves, never kept in a counter that could drift.
+pub async fn machine_counts(db: &impl ConnectionTrait, migration_id: Uuid) -> Result<BTreeMap<crate::domain::machines::MachineState, u64>, DbErr> {
+    use crate::domain::machines::MachineState;
+    let sql = "SELECT m.migration_state AS state, COUNT(*) AS n FROM machine_assignments a \
+               JOIN source_machines m ON m.workspace_id = a.workspace_id AND m.source_id = a.machine_id \
+               WHERE a.migration_id = $1 GROUP BY m.migration_state";
+    let mut out: BTreeMap<MachineState, u64> = MachineState::ALL.into_iter().map(|s| (s, 0)).collect();
+    for row in super::query(db, sql, vec![migration_id.into()]).await? {
+        let state: String = row.try_get("", "state")?;
+        let n: i64 = row.try_get("", "n")?;
+        if let Some(state) = MachineState::parse(&state) {
+            out.insert(state, n as u64);
+        }
+    }
+    Ok(out)
+}

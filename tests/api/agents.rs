@@ -207,6 +207,19 @@ async fn the_partner_sees_each_machine_and_why_it_waits_retries_failed_ones_and_
         assert_eq!(world.app.get(&world.path("/machines"), &other).send().await.expect("get").status(), 404);
         let history = world.all(&world.path(&format!("/events?subject={failing}"))).await;
         assert!(history.iter().any(|e| e["kind"] == "machine.retry" && e["actor"].as_str().is_some_and(|a| a.starts_with("partner:"))));
+        // The migration's machine counts are the machines' states now, and add up.
+        let migration = world.get(&location).await;
+        let machines = &migration["machines"];
+        let listed = world.all(&world.path("/machines")).await;
+        for state in ["pending", "migrating", "migrated", "failed", "manual_action_required"] {
+            let n = listed.iter().filter(|m| m["state"] == state).count();
+            assert_eq!(machines[state], n, "{state}: {machines}");
+        }
+        assert_eq!((machines["migrating"].as_u64(), machines["migrated"].as_u64()), (Some(1), Some(1)), "{machines}");
+        // Check-ins are written within about a second.
+        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+        let seen = world.all(&world.path("/machines?state=migrating")).await;
+        assert!(seen[0]["last_check_in_at"].is_string(), "{:?}", seen[0]);
     }
 }
 

@@ -73,6 +73,9 @@ pub struct Migration {
     /// Items by kind and state; every kind and state is present.
     #[schema(value_type = Object, example = json!({"tenant": {"waiting": 0, "queued": 2, "done": 5, "failed": 0, "blocked": 0, "cancelled": 0}}))]
     pub counts: BTreeMap<ItemKind, BTreeMap<ItemState, u64>>,
+    /// The machines this migration released, by their state now (every state present).
+    #[schema(value_type = Object, example = json!({"idle": 0, "pending": 10, "migrating": 2, "migrated": 30, "failed": 1, "manual_action_required": 0, "cancelled": 0}))]
+    pub machines: BTreeMap<crate::domain::machines::MachineState, u64>,
     /// All items, and those no longer waiting or queued.
     pub items: u64,
     pub finished: u64,
@@ -88,7 +91,7 @@ pub struct Migration {
 }
 
 impl Migration {
-    pub fn new(model: entity::migration::Model, counts: BTreeMap<ItemKind, BTreeMap<ItemState, u64>>) -> Self {
+    pub fn new(model: entity::migration::Model, counts: BTreeMap<ItemKind, BTreeMap<ItemState, u64>>, machines: BTreeMap<crate::domain::machines::MachineState, u64>) -> Self {
         let items = counts.values().flat_map(|s| s.values()).sum();
         let finished = counts.values().flat_map(|s| s.iter().filter(|(s, _)| !s.is_open()).map(|(_, n)| *n)).sum();
         Self {
@@ -100,6 +103,7 @@ impl Migration {
             selection: serde_json::from_str(&model.selection).unwrap_or_default(),
             options: serde_json::from_str(&model.options).unwrap_or_default(),
             counts,
+            machines,
             items,
             finished,
             replan: model.replan.as_deref().and_then(|r| serde_json::from_str(r).ok()),

@@ -192,7 +192,8 @@ async fn create_migration(
             tracing::info!(migration = %migration_id, operation = %job.id, "migration requested");
             Ok(Created {
                 location: format!("/api/v1/workspaces/{}/migrations/{migration_id}", workspace.id),
-                body: serde_json::to_value(Migration::new(model, store::counts(txn, migration_id).await?)).map_err(anyhow::Error::from)?,
+                body: serde_json::to_value(Migration::new(model, store::counts(txn, migration_id).await?, store::machine_counts(txn, migration_id).await?))
+                    .map_err(anyhow::Error::from)?,
                 status: StatusCode::ACCEPTED,
             })
         })
@@ -214,11 +215,11 @@ async fn list_migrations(partner: Partner, state: web::Data<AppState>, id: web::
     let mut counts = std::collections::HashMap::new();
     // One page's worth; the extra row only tells whether another page follows.
     for row in rows.iter().take(page.limit as usize) {
-        counts.insert(row.id, store::counts(&state.db, row.id).await?);
+        counts.insert(row.id, (store::counts(&state.db, row.id).await?, store::machine_counts(&state.db, row.id).await?));
     }
     Ok(web::Json(Paged::from_rows(rows, page, |r| r.id, |r| {
-        let counts = counts.get(&r.id).cloned().unwrap_or_default();
-        Migration::new(r, counts)
+        let (items, machines) = counts.get(&r.id).cloned().unwrap_or_default();
+        Migration::new(r, items, machines)
     })))
 }
 
@@ -230,7 +231,8 @@ async fn find(state: &AppState, partner: &Partner, workspace_id: Uuid, id: Uuid)
 async fn answer(state: &AppState, id: Uuid) -> Result<web::Json<Migration>, ApiError> {
     let model = store::get(&state.db, id).await?.ok_or(ApiError::NotFound)?;
     let counts = store::counts(&state.db, id).await?;
-    Ok(web::Json(Migration::new(model, counts)))
+    let machines = store::machine_counts(&state.db, id).await?;
+    Ok(web::Json(Migration::new(model, counts, machines)))
 }
 
 /// Get a migration: its status, and its items counted by kind and state.
