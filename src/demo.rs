@@ -13,6 +13,7 @@ use crate::app::{Application, KeyPolicy};
 use crate::config::Config;
 use crate::sim::backupagent::SourceSim;
 use crate::sim::cloud::{CloudSim, CloudSimConfig};
+use crate::sim::fleet::{Fleet, FleetConfig};
 use crate::sim::idp::generate_key;
 use crate::sim::install_base::{GenSpec, Size, generate};
 
@@ -29,6 +30,7 @@ pub async fn run(mut config: Config, port: u16, exit: bool) -> anyhow::Result<()
         anyhow::bail!("--port must leave room for the simulators on the next two ports");
     };
     let install_base = generate(&GenSpec::sized(Size::Small, 1));
+    let machines: Vec<String> = install_base.machines.iter().map(|m| m.id.clone()).collect();
     let existing_logins = install_base.cloud_existing_logins();
     let source = SourceSim::start(loopback(source_port), install_base).with_context(|| format!("BackupAgent simulator on port {source_port}"))?;
     let cloud_config = CloudSimConfig { bind: loopback(cloud_port), audience: AUDIENCE.into(), existing_logins, ..CloudSimConfig::default() };
@@ -94,6 +96,36 @@ pub async fn run(mut config: Config, port: u16, exit: bool) -> anyhow::Result<()
     walk.call(Method::GET, &format!("/api/v1/workspaces/{id}/migrations/{migration_id}"), &token, None, None).await?;
     walk.call(Method::GET, &format!("/api/v1/workspaces/{id}/migrations/{migration_id}/items?kind=admin&limit=2"), &token, None, None).await?;
     walk.call(Method::GET, &format!("/api/v1/workspaces/{id}/events?kind=target.&limit=3"), &token, None, None).await?;
+
+    // The agents: every machine's simulated client enrolls and checks in (every
+    // half second here instead of every 30 minutes) and migrates its machine.
+    let secret = walk.call(Method::POST, &format!("/api/v1/workspaces/{id}/enrollment-secret"), &token, None, None).await?;
+    let workspace_id: Uuid = id.parse()?;
+    let fleet = Fleet::start(FleetConfig {
+        base_url: base.clone(),
+        workspace_id,
+        enrollment_secret: secret["enrollment_secret"].as_str().context("an enrollment secret")?.to_string(),
+        machines: machines.clone(),
+        interval: std::time::Duration::from_millis(500),
+        seed: 1,
+    });
+    let summary = walk.settle(&format!("/api/v1/workspaces/{id}/migrations/{migration_id}"), &token).await?;
+    let failed = walk.call(Method::GET, &format!("/api/v1/workspaces/{id}/machines?state=failed&limit=500"), &token, None, None).await?;
+    // (The list is printed above; each retry below is not.)
+    let mut retried = 0;
+    for machine in failed["items"].as_array().into_iter().flatten() {
+        let machine_id = machine["machine_id"].as_str().unwrap_or_default();
+        let url = format!("{base}/api/v1/workspaces/{id}/machines/{machine_id}/retry");
+        retried += usize::from(walk.http.post(url).bearer_auth(&token).send().await?.status().is_success());
+    }
+    println!("\nPOST …/machines/{{machine_id}}/retry for each failed machine: {retried} back to pending");
+    let summary = if failed["items"].as_array().is_some_and(|f| !f.is_empty()) { walk.settle(&format!("/api/v1/workspaces/{id}/migrations/{migration_id}"), &token).await? } else { summary };
+    fleet.stop().await;
+    println!("\n== Summary: machines of the migration ==");
+    for state in ["migrated", "failed", "manual_action_required", "pending", "migrating"] {
+        println!("{state:>24}: {}", summary["machines"][state]);
+    }
+    println!("(pending: agents that never came online; manual_action_required: SQL Server or Exchange agents to register by hand)");
     walk.call(Method::GET, &format!("/api/v1/workspaces/{id}"), &other_tenant, None, None).await?;
     walk.call(Method::POST, "/api/v1/workspaces", &token, Some(&json!({"name": "", "source": {}})), None).await?;
 
@@ -149,6 +181,24 @@ impl Walk {
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
         anyhow::bail!("{operation} did not finish within five minutes")
+    }
+
+    /// Polls the migration until its machine counts stop changing for three seconds,
+    /// showing the counts as they move; answers the migration.
+    async fn settle(&self, migration: &str, token: &str) -> anyhow::Result<Value> {
+        let (mut last, mut still_since) = (Value::Null, std::time::Instant::now());
+        for _ in 0..1200 {
+            let value: Value = self.http.get(format!("{}{migration}", self.base)).bearer_auth(token).send().await?.json().await?;
+            if value["machines"] != last {
+                println!("machines: {}", value["machines"]);
+                last = value["machines"].clone();
+                still_since = std::time::Instant::now();
+            } else if still_since.elapsed() > std::time::Duration::from_secs(3) {
+                return Ok(value);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        }
+        anyhow::bail!("the machines did not settle within five minutes")
     }
 
     async fn call(&self, method: Method, path: &str, token: &str, body: Option<&Value>, key: Option<&str>) -> anyhow::Result<Value> {

@@ -63,6 +63,25 @@ enum SimCommand {
     Cloud(sim::cloud::CloudArgs),
     /// A BackupAgent server serving a generated install base.
     Backupagent(sim::backupagent::BackupAgentArgs),
+    /// Simulated BackupAgent clients that enroll with a workspace, check in and migrate their machines.
+    Fleet {
+        /// The service, e.g. http://127.0.0.1:8080.
+        #[arg(long)]
+        service: String,
+        #[arg(long)]
+        workspace: uuid::Uuid,
+        /// The workspace's enrollment secret (POST /api/v1/workspaces/{id}/enrollment-secret).
+        #[arg(long, env = "MP_FLEET_ENROLLMENT_SECRET")]
+        enrollment_secret: String,
+        /// A file with one machine id per line.
+        #[arg(long)]
+        machines: PathBuf,
+        /// Between check-ins (30 minutes for real clients).
+        #[arg(long, default_value_t = 1000)]
+        interval_ms: u64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
 }
 
 #[tokio::main]
@@ -76,8 +95,12 @@ async fn main() -> ExitCode {
         }
     };
     if !matches!(cli.command, Command::Openapi | Command::GenKey) {
+        // The demo's thousands of agent requests would bury its walk-through: warnings
+        // only, unless a level is asked for.
+        let quiet = matches!(cli.command, Command::Demo { .. }) && std::env::var_os("MP_LOG_LEVEL").is_none();
+        let level = if quiet { "warn" } else { config.log_level.as_str() };
         // Ignore "already set": only one subscriber per process.
-        let _ = telemetry::init(config.log_format, &config.log_level, std::io::stdout);
+        let _ = telemetry::init(config.log_format, level, std::io::stdout);
     }
     match run(cli.command, config).await {
         Ok(()) => ExitCode::SUCCESS,
@@ -121,6 +144,23 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         }
         Command::Sim(SimCommand::Cloud(args)) => sim::cloud::run(args).await?,
         Command::Sim(SimCommand::Backupagent(args)) => sim::backupagent::run(args).await?,
+        Command::Sim(SimCommand::Fleet { service, workspace, enrollment_secret, machines, interval_ms, seed }) => {
+            let machines: Vec<String> = std::fs::read_to_string(&machines)?.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string).collect();
+            let count = machines.len();
+            let config = sim::fleet::FleetConfig {
+                base_url: service,
+                workspace_id: workspace,
+                enrollment_secret,
+                machines,
+                interval: std::time::Duration::from_millis(interval_ms),
+                seed,
+            };
+            let fleet = sim::fleet::Fleet::start(config);
+            println!("{count} simulated agents checking in every {interval_ms} ms; Ctrl-C stops and prints their ground truth");
+            tokio::signal::ctrl_c().await?;
+            println!("{}", serde_json::to_string_pretty(&fleet.truth())?);
+            fleet.stop().await;
+        }
         Command::Demo { port, exit } => demo::run(config, port, exit).await?,
     }
     Ok(())

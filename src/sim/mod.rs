@@ -3,6 +3,7 @@
 
 pub mod backupagent;
 pub mod cloud;
+pub mod fleet;
 pub mod idp;
 pub mod install_base;
 

@@ -3,6 +3,7 @@ mod auth;
 mod bad_input;
 mod cli;
 mod connection_check;
+mod fleet;
 mod helpers;
 mod hierarchy;
 mod idempotency;

@@ -1,0 +1,261 @@
+//! `sim fleet`: simulated BackupAgent clients, one per machine, that enroll
+//! with a workspace, check in at an interval that can be sped up, follow their
+//! instructions and report each step over HTTP, like the real clients. Each
+//! machine has a behaviour drawn from a seed (healthy, a download or install
+//! error on the first attempt, offline for a while, never online), and the fleet
+//! records what happened to it, so a test can tell what state the portal must
+//! show for every machine.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+use serde_json::{Value, json};
+use tokio::sync::watch;
+use uuid::Uuid;
+
+/// How a simulated machine behaves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Behaviour {
+    Healthy,
+    /// The first download fails; after a retry it works.
+    DownloadErrorOnce,
+    /// The first install fails; after a retry it works.
+    InstallErrorOnce,
+    /// Misses this many check-ins before it comes online.
+    OfflineFor(u32),
+    /// Never checks in.
+    NeverOnline,
+}
+
+/// The behaviour of the `index`-th machine for `seed`: about 70% healthy, 8%
+/// download errors, 7% install errors, 10% offline for a while, 5% never online.
+pub fn behaviour(seed: u64, index: usize) -> Behaviour {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ (index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    match rng.random_range(0..100) {
+        0..70 => Behaviour::Healthy,
+        70..78 => Behaviour::DownloadErrorOnce,
+        78..85 => Behaviour::InstallErrorOnce,
+        85..95 => Behaviour::OfflineFor(rng.random_range(1..=3)),
+        _ => Behaviour::NeverOnline,
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct FleetConfig {
+    /// The service, e.g. `http://127.0.0.1:8080`.
+    pub base_url: String,
+    pub workspace_id: Uuid,
+    pub enrollment_secret: String,
+    pub machines: Vec<String>,
+    /// Between check-ins (30 minutes for real; sped up in tests and the demo).
+    pub interval: Duration,
+    pub seed: u64,
+}
+
+/// What happened to one machine, as the fleet saw it.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Observed {
+    pub enrolled: bool,
+    pub check_ins: u32,
+    /// Told to migrate at least once.
+    pub told_to_migrate: bool,
+    /// Its plans need a manual registration (SQL Server, Exchange).
+    pub manual: bool,
+    pub failures: u32,
+    pub migrated: bool,
+    pub logs_uploaded: u32,
+}
+
+/// The machine's ground truth: its behaviour and what happened.
+#[derive(Clone, Debug, Serialize)]
+pub struct Truth {
+    pub behaviour: Behaviour,
+    pub observed: Observed,
+}
+
+impl Truth {
+    /// The state the portal must show now, or `None` when the fleet cannot tell
+    /// (a machine it never heard of being released).
+    pub fn expected_state(&self) -> Option<&'static str> {
+        let o = &self.observed;
+        match self.behaviour {
+            Behaviour::NeverOnline => None,
+            _ if !o.told_to_migrate => None,
+            _ if o.migrated => Some("migrated"),
+            _ if o.manual => Some("manual_action_required"),
+            _ if o.failures > 0 => Some("failed"),
+            _ => Some("migrating"),
+        }
+    }
+}
+
+pub struct Fleet {
+    truth: Arc<Mutex<BTreeMap<String, Truth>>>,
+    stop: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Fleet {
+    /// Starts one agent per machine on the current runtime.
+    pub fn start(config: FleetConfig) -> Fleet {
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap_or_default();
+        let truth: BTreeMap<String, Truth> =
+            config.machines.iter().enumerate().map(|(i, m)| (m.clone(), Truth { behaviour: behaviour(config.seed, i), observed: Observed::default() })).collect();
+        let truth = Arc::new(Mutex::new(truth));
+        let (stop, stopped) = watch::channel(false);
+        let config = Arc::new(config);
+        let tasks = config
+            .machines
+            .iter()
+            .enumerate()
+            .map(|(i, machine)| {
+                let agent = Agent {
+                    http: http.clone(),
+                    config: config.clone(),
+                    machine: machine.clone(),
+                    behaviour: behaviour(config.seed, i),
+                    truth: truth.clone(),
+                    rng: ChaCha8Rng::seed_from_u64(config.seed.wrapping_add(i as u64)),
+                };
+                tokio::spawn(agent.run(stopped.clone()))
+            })
+            .collect();
+        Fleet { truth, stop, tasks }
+    }
+
+    /// Every machine's ground truth now.
+    pub fn truth(&self) -> BTreeMap<String, Truth> {
+        self.truth.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        for task in self.tasks {
+            let _ = task.await;
+        }
+    }
+}
+
+struct Agent {
+    http: reqwest::Client,
+    config: Arc<FleetConfig>,
+    machine: String,
+    behaviour: Behaviour,
+    truth: Arc<Mutex<BTreeMap<String, Truth>>>,
+    rng: ChaCha8Rng,
+}
+
+impl Agent {
+    fn observe(&self, change: impl FnOnce(&mut Observed)) {
+        if let Some(truth) = self.truth.lock().unwrap_or_else(|e| e.into_inner()).get_mut(&self.machine) {
+            change(&mut truth.observed);
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.config.base_url.trim_end_matches('/'))
+    }
+
+    async fn run(mut self, mut stopped: watch::Receiver<bool>) {
+        if self.behaviour == Behaviour::NeverOnline {
+            return;
+        }
+        let mut token = None;
+        let mut etag = String::new();
+        let mut seq = 0i64;
+        let mut check_ins = 0u32;
+        let mut failed_once = false;
+        loop {
+            // A check-in every interval, with jitter so the fleet spreads out.
+            let jitter = self.rng.random_range(0.5..1.5);
+            tokio::select! {
+                _ = tokio::time::sleep(self.config.interval.mul_f64(jitter)) => {}
+                _ = stopped.changed() => return,
+            }
+            check_ins += 1;
+            if let Behaviour::OfflineFor(missed) = self.behaviour
+                && check_ins <= missed
+            {
+                continue;
+            }
+            let Some(current) = token.clone() else {
+                token = self.enroll().await;
+                continue;
+            };
+            self.observe(|o| o.check_ins += 1);
+            let response = match self.http.get(self.url("/agent/v1/instructions")).bearer_auth(&current).header("If-None-Match", &etag).send().await {
+                Ok(response) => response,
+                Err(_) => continue,
+            };
+            if response.status() != reqwest::StatusCode::OK {
+                continue;
+            }
+            etag = response.headers().get("etag").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+            let Ok(instructions) = response.json::<Value>().await else { continue };
+            if instructions["action"] != "migrate" {
+                continue;
+            }
+            self.observe(|o| o.told_to_migrate = true);
+            seq = seq.max(instructions["last_seq"].as_i64().unwrap_or(0));
+            let manual = instructions["plans"].as_array().is_some_and(|plans| plans.iter().any(|p| matches!(p["type"].as_str(), Some("sql_server" | "exchange"))));
+            let mut steps = vec![json!({"kind": "downloading"})];
+            match self.behaviour {
+                Behaviour::DownloadErrorOnce if !failed_once => {
+                    steps.push(json!({"kind": "failed", "code": "download_error", "message": "the download was cut off"}));
+                }
+                Behaviour::InstallErrorOnce if !failed_once => {
+                    steps.push(json!({"kind": "installing"}));
+                    steps.push(json!({"kind": "failed", "code": "install_error", "message": "msiexec exited with 1603"}));
+                }
+                _ if manual => {
+                    steps.push(json!({"kind": "installing"}));
+                    steps.push(json!({"kind": "registration_manual", "message": "SQL Server or Exchange: register the agent by hand"}));
+                }
+                _ => {
+                    for kind in ["installing", "registering", "plans_transferred", "restore_only"] {
+                        steps.push(json!({"kind": kind}));
+                    }
+                }
+            }
+            for mut step in steps {
+                seq += 1;
+                step["seq"] = json!(seq);
+                let kind = step["kind"].as_str().unwrap_or_default().to_string();
+                let sent = self.http.post(self.url("/agent/v1/events")).bearer_auth(&current).json(&step).send().await;
+                if !sent.is_ok_and(|r| r.status().is_success()) {
+                    break;
+                }
+                match kind.as_str() {
+                    "failed" => {
+                        failed_once = true;
+                        self.observe(|o| o.failures += 1);
+                        let log = format!("{} failed at step {seq}: {}\n", self.machine, step["message"].as_str().unwrap_or_default());
+                        let uploaded = self.http.post(self.url("/agent/v1/logs")).bearer_auth(&current).header("content-type", "text/plain").body(log).send().await;
+                        if uploaded.is_ok_and(|r| r.status().is_success()) {
+                            self.observe(|o| o.logs_uploaded += 1);
+                        }
+                    }
+                    "registration_manual" => self.observe(|o| o.manual = true),
+                    "restore_only" => self.observe(|o| o.migrated = true),
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    async fn enroll(&self) -> Option<String> {
+        let body = json!({"workspace_id": self.config.workspace_id, "enrollment_secret": self.config.enrollment_secret, "machine_id": self.machine});
+        let response = self.http.post(self.url("/agent/v1/enroll")).json(&body).send().await.ok()?;
+        if !response.status().is_success() {
+            return None;
+        }
+        let enrolled: Value = response.json().await.ok()?;
+        self.observe(|o| o.enrolled = true);
+        enrolled["token"].as_str().map(str::to_string)
+    }
+}
