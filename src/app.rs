@@ -34,6 +34,8 @@ pub struct AppState {
     pub agent_max_log_bytes: usize,
     /// Agents' check-in times, written once a second.
     pub check_ins: std::sync::Arc<crate::db::agents::CheckIns>,
+    /// Clients toward the workspaces' cloud (registration tokens for agents).
+    pub clients: std::sync::Arc<crate::jobs::clients::ClientPool>,
 }
 
 /// Where the key that seals credentials comes from.
@@ -179,7 +181,8 @@ impl Application {
         let agent_max_log_bytes = config.http.agent_max_log_bytes;
         let check_ins = std::sync::Arc::new(crate::db::agents::CheckIns::default());
         tokio::spawn(flush_check_ins(db.clone(), std::sync::Arc::downgrade(&check_ins)));
-        let state = web::Data::new(AppState { db, secrets, auth, allow_private_networks, agent_slots, agent_max_log_bytes, check_ins });
+        let clients = std::sync::Arc::new(crate::jobs::clients::ClientPool::new(allow_private_networks));
+        let state = web::Data::new(AppState { db, secrets, auth, allow_private_networks, agent_slots, agent_max_log_bytes, check_ins, clients });
         let server = run(listener, state.clone(), config)?;
         Ok(Self { port, server, state })
     }

@@ -17,6 +17,9 @@ pub struct Model {
     #[sea_orm(column_type = "Text")]
     pub plans: String,
     pub released_at: DateTimeUtc,
+    /// The agent's one-time registration token, sealed; made at its first `migrate` instructions.
+    pub registration_token: Option<Vec<u8>>,
+    pub registration_expires_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

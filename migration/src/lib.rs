@@ -14,6 +14,7 @@ mod m20261125_000009_create_prechecks;
 mod m20261129_000010_create_migrations;
 mod m20261129_000011_create_agents;
 mod m20261129_000012_create_machine_logs;
+mod m20261129_000013_add_registration_tokens;
 
 pub struct Migrator;
 
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000010_create_migrations::Migration),
             Box::new(m20261129_000011_create_agents::Migration),
             Box::new(m20261129_000012_create_machine_logs::Migration),
+            Box::new(m20261129_000013_add_registration_tokens::Migration),
         ]
     }
 }

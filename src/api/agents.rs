@@ -21,6 +21,7 @@ use validator::Validate;
 use crate::api::docs;
 use crate::api::extract::ValidJson;
 use crate::app::AppState;
+use crate::connectors::target::TargetApi;
 use crate::db::agents as store;
 use crate::db::events::{self, NewEvent};
 use crate::domain::agent::{Outcome, Report, Status, report};
@@ -152,6 +153,11 @@ pub struct Instructions {
     /// The converted backup plans to apply (`migrate` only).
     #[schema(value_type = Option<Vec<Object>>)]
     pub plans: Option<Value>,
+    /// Where and how the cloud agent registers (`migrate` only): the cloud's address
+    /// and a one-time registration token bound to the machine's user, to pass in a
+    /// file or the environment, never on a command line.
+    #[schema(value_type = Option<Object>)]
+    pub registration: Option<Value>,
     /// The next report's sequence number must be above this.
     pub last_seq: i64,
     /// When to check in again, in seconds (jittered).
@@ -196,7 +202,9 @@ async fn instructions(state: web::Data<AppState>, req: HttpRequest) -> Result<Ht
         MachineState::Migrated | MachineState::Failed | MachineState::ManualActionRequired => "stop",
     };
     let migrate = action == "migrate";
+    let registration = if migrate { registration(&state, workspace_id, &machine).await? } else { None };
     let body = Instructions {
+        registration,
         action: action.into(),
         machine_id: machine.machine_id.clone(),
         state: machine.status.state,
@@ -215,6 +223,43 @@ async fn instructions(state: web::Data<AppState>, req: HttpRequest) -> Result<Ht
         return Ok(response.finish());
     }
     Ok(response.json(Instructions { poll_after_secs: poll, ..body }))
+}
+
+/// How long a registration token lives; a new one is made when less than a day is left.
+const REGISTRATION_DAYS: i64 = 7;
+
+/// The machine's registration: the cloud's address and its one-time token, made
+/// (through the workspace's cloud client) at its first `migrate` instructions and
+/// kept sealed. `None` for a machine with no target yet.
+async fn registration(state: &AppState, workspace_id: Uuid, machine: &store::MachineRow) -> Result<Option<Value>, ApiError> {
+    let Some((target_user, target_tenant)) = machine.target else { return Ok(None) };
+    let context = format!("machine_assignments:{workspace_id}:{}:registration_token", machine.machine_id);
+    let workspace = entity::workspace::Entity::find_by_id(workspace_id).one(&state.db).await?.ok_or(ApiError::NotFound)?;
+    let fresh = |expires: &chrono::DateTime<Utc>| *expires > Utc::now() + chrono::Duration::days(1);
+    let mut kept = machine.registration.clone().filter(|(_, expires)| fresh(expires));
+    if kept.is_none() {
+        let unavailable = |e: &dyn std::fmt::Display| {
+            tracing::warn!(error = %e, machine = %machine.machine_id, "no registration token from the cloud");
+            ApiError::Unavailable("The cloud did not issue a registration token: check in again later.")
+        };
+        let clients = state.clients.clients(&workspace, &state.secrets).map_err(|e| unavailable(&e))?;
+        let user = clients.target.user(target_user).await.map_err(|e| unavailable(&e))?;
+        let bound_to = user.personal_tenant_id.unwrap_or(target_tenant);
+        let scopes = vec![format!("urn:acronis.com:tenant-id:{bound_to}:backup_agent_admin")];
+        let lifetime = std::time::Duration::from_secs(REGISTRATION_DAYS as u64 * 86_400);
+        let token = clients.target.create_registration_token(target_tenant, lifetime, &scopes).await.map_err(|e| unavailable(&e))?;
+        let sealed = {
+            use secrecy::ExposeSecret;
+            state.secrets.seal(token.token.expose_secret(), &context).map_err(|e| ApiError::Internal(e.into()))?
+        };
+        store::keep_registration(&state.db, workspace_id, &machine.machine_id, sealed, token.expires_at).await?;
+        // Another check-in may have stored its token first: hand out the one kept.
+        kept = store::machine(&state.db, workspace_id, &machine.machine_id).await?.and_then(|m| m.registration);
+    }
+    let Some((sealed, expires_at)) = kept else { return Ok(None) };
+    let token = state.secrets.open(&sealed, &context).map_err(|e| ApiError::Internal(e.into()))?;
+    use secrecy::ExposeSecret;
+    Ok(Some(json!({"address": workspace.target_url, "token": token.expose_secret(), "expires_at": expires_at})))
 }
 
 /// A strong ETag over what the instructions say (the jittered poll time left out).

@@ -55,10 +55,15 @@ pub struct MachineRow {
     pub last_check_in_at: Option<DateTime<Utc>>,
     /// The converted backup plans, once the machine was released.
     pub plans: Option<serde_json::Value>,
+    /// Where the machine goes in the target, once released.
+    pub target: Option<(Uuid, Uuid)>,
+    /// The sealed one-time registration token and its expiry.
+    pub registration: Option<(Vec<u8>, DateTime<Utc>)>,
 }
 
 const MACHINE_COLUMNS: &str = "SELECT m.source_id, m.parent_source_id, m.data, m.readiness, m.migration_state, m.migration_phase, m.last_report_seq, \
-     m.error_code, m.error_message, m.state_changed_at, m.last_check_in_at, a.plans \
+     m.error_code, m.error_message, m.state_changed_at, m.last_check_in_at, a.plans, \
+     a.target_user_id, a.target_tenant_id, a.registration_token, a.registration_expires_at \
      FROM source_machines m LEFT JOIN machine_assignments a ON a.workspace_id = m.workspace_id AND a.machine_id = m.source_id";
 
 fn parse(row: sea_orm::QueryResult) -> Result<MachineRow, DbErr> {
@@ -81,7 +86,21 @@ fn parse(row: sea_orm::QueryResult) -> Result<MachineRow, DbErr> {
         state_changed_at: row.try_get("", "state_changed_at")?,
         last_check_in_at: row.try_get("", "last_check_in_at")?,
         plans: plans.and_then(|p| serde_json::from_str(&p).ok()),
+        target: row.try_get::<Option<Uuid>>("", "target_user_id")?.zip(row.try_get::<Option<Uuid>>("", "target_tenant_id")?),
+        registration: row.try_get::<Option<Vec<u8>>>("", "registration_token")?.zip(row.try_get::<Option<DateTime<Utc>>>("", "registration_expires_at")?),
     })
+}
+
+/// Keeps a machine's sealed registration token unless another request stored a
+/// valid one first (read the machine again for the one kept).
+pub async fn keep_registration(db: &impl ConnectionTrait, workspace_id: Uuid, machine_id: &str, sealed: Vec<u8>, expires_at: DateTime<Utc>) -> Result<(), DbErr> {
+    execute(
+        db,
+        "UPDATE machine_assignments SET registration_token = $1, registration_expires_at = $2 \
+         WHERE workspace_id = $3 AND machine_id = $4 AND (registration_token IS NULL OR registration_expires_at < $5)",
+        vec![sealed.into(), expires_at.into(), workspace_id.into(), machine_id.into(), Utc::now().into()],
+    )
+    .await
 }
 
 /// The machine an agent token belongs to, in one query (the check-in path).

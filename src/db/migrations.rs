@@ -402,6 +402,8 @@ pub async fn release_machines(
             target_tenant_id: Set(target_tenant_id),
             plans: Set(machine["plans"].to_string()),
             released_at: Set(now),
+            registration_token: Set(None),
+            registration_expires_at: Set(None),
         })
         .on_conflict(
             OnConflict::columns([machine_assignment::Column::WorkspaceId, machine_assignment::Column::MachineId])

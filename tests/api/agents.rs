@@ -117,8 +117,22 @@ async fn a_released_machine_migrates_step_by_step_and_replayed_or_late_reports_d
         assert!(body["package"]["command"].as_str().is_some_and(|c| !c.contains("password")), "{body}");
         assert!(body["plans"].is_array(), "its converted plans: {body}");
         assert!(body["poll_after_secs"].as_u64().is_some_and(|s| (25 * 60..=35 * 60).contains(&s)), "{body}");
+        // A one-time registration token from the cloud, bound to the machine's user, kept for later check-ins.
+        let registration = &body["registration"];
+        assert_eq!(registration["address"], world.cloud.base_url(), "{body}");
+        let issued = world.cloud.inspect()["registration_tokens"].as_array().expect("tokens").clone();
+        assert_eq!(issued.len(), 1, "{issued:?}");
+        assert_eq!(issued[0]["token"], registration["token"]);
+        let user = migration_portal::db::agents::machine(&world.db, world.workspace, &machine).await.expect("read").expect("machine").target.expect("target").0;
+        let personal = world.cloud.inspect()["users"].as_array().expect("users").iter().find(|u| u["id"] == user.to_string()).expect("user")["personal_tenant_id"].clone();
+        assert!(issued[0]["scopes"].to_string().contains(&format!("tenant-id:{}:backup_agent_admin", personal.as_str().expect("personal tenant"))), "{issued:?}");
+        assert!(!body["package"]["command"].as_str().unwrap_or_default().contains(registration["token"].as_str().expect("token")), "not on a command line");
         let unchanged = world.instructions(&token).header("If-None-Match", &etag).send().await.expect("get");
         assert_eq!(unchanged.status(), 304, "polling without a change costs no body");
+        assert_eq!(world.cloud.inspect()["registration_tokens"].as_array().map(Vec::len), Some(1), "the token is made once");
+        let stored = migration_portal::db::query(&world.db, "SELECT registration_token FROM machine_assignments WHERE machine_id = $1", vec![machine.clone().into()]).await.expect("row");
+        let sealed: Vec<u8> = stored[0].try_get("", "registration_token").expect("sealed");
+        assert!(!String::from_utf8_lossy(&sealed).contains(registration["token"].as_str().expect("token")), "kept sealed");
         // Steps, with a replay and a late earlier step on the way.
         let steps: Vec<(i64, Value, bool, (&str, Option<&str>))> = vec![
             (1, json!({"kind": "downloading"}), true, ("migrating", Some("downloading"))),
