@@ -163,6 +163,23 @@ async fn client_credentials_token(http: &Client, issuer: &str, id: &str, secret:
     answer["access_token"].as_str().map(str::to_string).context("the token endpoint answered no access_token")
 }
 
+/// `[#####+++!!......] 120 migrated, 30 migrating, 4 failed, 2 manual, 240 waiting` over the
+/// migration's machines: `#` migrated, `+` migrating, `!` failed or manual, `.` waiting.
+fn progress_bar(machines: &Value) -> String {
+    let n = |state: &str| machines[state].as_u64().unwrap_or(0);
+    let (done, moving, stuck, waiting) = (n("migrated"), n("migrating"), n("failed") + n("manual_action_required"), n("pending"));
+    let total = (done + moving + stuck + waiting).max(1);
+    let width = 40;
+    let cells = |count: u64| (count * width / total) as usize;
+    let (d, m, s) = (cells(done), cells(moving), cells(stuck));
+    let bar = format!("{}{}{}", "#".repeat(d), "+".repeat(m), "!".repeat(s));
+    format!(
+        "[{bar:.<40}] {done} migrated, {moving} migrating, {} failed, {} manual, {waiting} waiting",
+        n("failed"),
+        n("manual_action_required"),
+    )
+}
+
 struct Walk {
     http: Client,
     base: String,
@@ -190,7 +207,7 @@ impl Walk {
         for _ in 0..1200 {
             let value: Value = self.http.get(format!("{}{migration}", self.base)).bearer_auth(token).send().await?.json().await?;
             if value["machines"] != last {
-                println!("machines: {}", value["machines"]);
+                println!("{}", progress_bar(&value["machines"]));
                 last = value["machines"].clone();
                 still_since = std::time::Instant::now();
             } else if still_since.elapsed() > std::time::Duration::from_secs(3) {
