@@ -555,3 +555,14 @@ pub async fn machine_counts(db: &impl ConnectionTrait, migration_id: Uuid) -> Re
     }
     Ok(out)
 }
+
+/// A cancelled migration takes back the machines it released whose agents have
+/// not started: `pending` -> `cancelled` (their agents are told to do nothing).
+/// Machines already migrating finish what they started.
+pub async fn cancel_machines(db: &impl ConnectionTrait, migration: &migration::Model) -> Result<u64, DbErr> {
+    let sql = "UPDATE source_machines SET migration_state = 'cancelled', state_changed_at = $1 \
+               WHERE workspace_id = $2 AND migration_state = 'pending' \
+               AND source_id IN (SELECT machine_id FROM machine_assignments WHERE workspace_id = $2 AND migration_id = $3)";
+    let result = db.execute_raw(super::statement(db.get_database_backend(), sql, vec![Utc::now().into(), migration.workspace_id.into(), migration.id.into()])).await?;
+    Ok(result.rows_affected())
+}

@@ -291,3 +291,31 @@ async fn client_logs_are_stored_compressed_and_listed_on_the_machine_and_an_over
         assert_eq!(world.instructions(&token).send().await.expect("get").status(), 200, "a refused upload frees its slot");
     }
 }
+
+#[tokio::test]
+async fn cancelling_a_migration_takes_back_the_machines_whose_agents_have_not_started() {
+    for backend in Backend::enabled() {
+        let base = small();
+        let world = fast_world(backend, base.clone()).await;
+        world.sync().await;
+        let precheck = world.whole_precheck(&base).await;
+        world.cloud.set_faults(migration_portal::sim::cloud::Faults { latency_ms: 30, rate_limit_per_sec: Some(60), ..Default::default() });
+        let worker = world.run_worker();
+        let location = world.start_migration(json!({"precheck_id": precheck["id"]})).await;
+        let running = world.wait_for(&location, |m| m["status"] == "running" && m["machines"]["pending"].as_u64() >= Some(3)).await;
+        let cancelled = world.app.post_json(&format!("{location}/cancel"), &world.token, &json!({})).send().await.expect("cancel");
+        assert_eq!(cancelled.status(), 200);
+        let over = world.wait_over(&location).await;
+        assert_eq!(over["status"], "cancelled");
+        worker.stop().await;
+        let machines = &over["machines"];
+        assert_eq!(machines["pending"], 0, "{machines}");
+        assert!(machines["cancelled"].as_u64() >= running["machines"]["pending"].as_u64(), "{machines} after {}", running["machines"]);
+        let taken_back = world.all(&world.path("/machines?state=cancelled")).await;
+        let machine = taken_back[0]["machine_id"].as_str().expect("id").to_string();
+        let secret = world.enrollment_secret().await;
+        let token = world.agent_token(&secret, &machine).await;
+        let body: Value = world.instructions(&token).send().await.expect("get").json().await.expect("json");
+        assert_eq!(body["action"], "none", "a cancelled machine's agent does nothing");
+    }
+}

@@ -291,7 +291,8 @@ async fn transition(
     let mut message = format!("{} -> {to}", migration.status);
     if to == store::CANCELLED {
         let cancelled = store::cancel_items(&txn, migration.id).await?;
-        message.push_str(&format!("; {cancelled} items cancelled"));
+        let machines = store::cancel_machines(&txn, &migration).await?;
+        message.push_str(&format!("; {cancelled} items and {machines} machines not started cancelled"));
     }
     log::record(&txn, migration.workspace_id, vec![partner_event(partner, migration.id, &format!("migration.{to}"), message)]).await?;
     txn.commit().await?;
@@ -323,7 +324,8 @@ async fn resume_migration(partner: Partner, state: web::Data<AppState>, path: we
 }
 
 /// Cancel a migration: what is not done is cancelled, no new target call starts
-/// after about a second. What was created stays created (and mapped).
+/// after about a second. What was created stays created (and mapped); released
+/// machines whose agents have not started are cancelled, migrating ones finish.
 #[utoipa::path(
     tag = "migrations",
     params(("id" = Uuid, Path, description = "Workspace id"), ("migration_id" = Uuid, Path, description = "Migration id")),
