@@ -125,7 +125,7 @@ pub async fn run(mut config: Config, port: u16, exit: bool) -> anyhow::Result<()
     for state in ["migrated", "failed", "manual_action_required", "pending", "migrating"] {
         println!("{state:>24}: {}", summary["machines"][state]);
     }
-    println!("(pending: agents that never came online; manual_action_required: SQL Server or Exchange agents to register by hand)");
+    println!("(pending: outdated clients waiting for their update, and agents that never came online; manual_action_required: SQL Server or Exchange agents to register by hand)");
     walk.call(Method::GET, &format!("/api/v1/workspaces/{id}"), &other_tenant, None, None).await?;
     walk.call(Method::POST, "/api/v1/workspaces", &token, Some(&json!({"name": "", "source": {}})), None).await?;
 

@@ -144,6 +144,8 @@ pub struct Instructions {
     /// switch to restore-only, reporting each step) or `stop` (the migration is over
     /// for this machine: migrated, failed or waiting for someone).
     pub action: String,
+    /// Why a released machine is told to do nothing yet (`update_pending: …`, `update_required: …`).
+    pub reason: Option<String>,
     pub machine_id: String,
     /// The machine's migration state as the portal sees it.
     pub state: MachineState,
@@ -196,15 +198,25 @@ async fn instructions(state: web::Data<AppState>, req: HttpRequest) -> Result<Ht
     // One query: the token's machine and its status.
     let (workspace_id, machine) = store::machine_of_token(&state.db, &store::digest(token)).await?.ok_or(ApiError::Unauthorized { credentials_present: true })?;
     state.check_ins.record(workspace_id, &machine.machine_id);
-    let action = match machine.status.state {
-        MachineState::Pending | MachineState::Migrating => "migrate",
-        MachineState::Idle | MachineState::Cancelled => "none",
-        MachineState::Migrated | MachineState::Failed | MachineState::ManualActionRequired => "stop",
+    // A released client too old to migrate unattended waits for its update (the next
+    // sync sees the new version and makes it ready); one that does not update itself
+    // waits for the partner to reach its user.
+    let waits_for_update = match machine.readiness.as_deref() {
+        Some("ready_after_client_upgrade") => Some("update_pending: the client updates itself at a next check-in; it migrates once updated"),
+        Some("contact_user") => Some("update_required: automatic updates are off; the client migrates once its user updates it"),
+        _ => None,
+    };
+    let (action, reason) = match machine.status.state {
+        MachineState::Pending if waits_for_update.is_some() => ("none", waits_for_update),
+        MachineState::Pending | MachineState::Migrating => ("migrate", None),
+        MachineState::Idle | MachineState::Cancelled => ("none", None),
+        MachineState::Migrated | MachineState::Failed | MachineState::ManualActionRequired => ("stop", None),
     };
     let migrate = action == "migrate";
     let registration = if migrate { registration(&state, workspace_id, &machine).await? } else { None };
     let body = Instructions {
         registration,
+        reason: reason.map(str::to_string),
         action: action.into(),
         machine_id: machine.machine_id.clone(),
         state: machine.status.state,

@@ -64,6 +64,8 @@ pub struct Observed {
     pub check_ins: u32,
     /// Told to migrate at least once.
     pub told_to_migrate: bool,
+    /// Told to wait for a client update instead (an outdated client).
+    pub told_to_update: bool,
     /// Its plans need a manual registration (SQL Server, Exchange).
     pub manual: bool,
     pub failures: u32,
@@ -85,6 +87,7 @@ impl Truth {
         let o = &self.observed;
         match self.behaviour {
             Behaviour::NeverOnline => None,
+            _ if o.told_to_update && !o.told_to_migrate => Some("pending"),
             _ if !o.told_to_migrate => None,
             _ if o.migrated => Some("migrated"),
             _ if o.manual => Some("manual_action_required"),
@@ -197,6 +200,9 @@ impl Agent {
             }
             etag = response.headers().get("etag").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
             let Ok(instructions) = response.json::<Value>().await else { continue };
+            if instructions["reason"].as_str().is_some_and(|r| r.starts_with("update_")) {
+                self.observe(|o| o.told_to_update = true);
+            }
             if instructions["action"] != "migrate" {
                 continue;
             }

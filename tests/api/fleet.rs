@@ -81,6 +81,12 @@ async fn with_sim_fleet_every_machine_ends_as_the_fleet_says_and_retried_failure
                 assert!(logs.as_array().is_some_and(|l| !l.is_empty()), "{machine}: a failed machine carries its log");
             }
         }
+        let told_to_update: Vec<&String> = released.iter().filter(|m| truth[*m].observed.told_to_update).collect();
+        assert!(!told_to_update.is_empty(), "outdated clients are told to wait for their update");
+        for machine in told_to_update {
+            assert_eq!(shown[machine]["state"], "pending", "{machine}: waits for its client update");
+            assert!(shown[machine]["waiting_reason"].as_str().is_some_and(|r| r.contains("update")), "{:?}", shown[machine]);
+        }
         for machine in &idle {
             assert_eq!(shown[machine]["state"], "idle", "{machine}: a machine not released stays idle");
         }
