@@ -367,7 +367,18 @@ impl Context<'_> {
         let migration = self.migration;
         let target_user_id = done.target_id;
         let txn = self.db.begin().await.map_err(db_stop)?;
+        // A user created while the migration was being cancelled is kept, but its
+        // machines are not released: under the migration's row lock, either the cancel
+        // came first (seen here) or it takes back what this releases.
+        let cancelled = match release {
+            Some(_) => {
+                store::lock(&txn, migration.id).await.map_err(db_stop)?;
+                store::get(&txn, migration.id).await.map_err(db_stop)?.is_none_or(|m| m.status == store::CANCELLED)
+            }
+            None => false,
+        };
         if store::record_done(&txn, migration, done).await.map_err(db_stop)?
+            && !cancelled
             && let Some((tenant_id, machines)) = release
         {
             let user_id = log.item.source_id.as_str();
