@@ -196,7 +196,8 @@ async fn instructions(state: web::Data<AppState>, req: HttpRequest) -> Result<Ht
     let _slot = admit(&state)?;
     let token = bearer(&req)?;
     // One query: the token's machine and its status.
-    let (workspace_id, machine) = store::machine_of_token(&state.db, &store::digest(token)).await?.ok_or(ApiError::Unauthorized { credentials_present: true })?;
+    let machine = store::machine_of_token(&state.db, &store::digest(token)).await?.ok_or(ApiError::Unauthorized { credentials_present: true })?;
+    let workspace_id = machine.workspace_id;
     state.check_ins.record(workspace_id, &machine.machine_id);
     // A released client too old to migrate unattended waits for its update (the next
     // sync sees the new version and makes it ready); one that does not update itself
@@ -246,7 +247,6 @@ const REGISTRATION_DAYS: i64 = 7;
 async fn registration(state: &AppState, workspace_id: Uuid, machine: &store::MachineRow) -> Result<Option<Value>, ApiError> {
     let Some((target_user, target_tenant)) = machine.target else { return Ok(None) };
     let context = format!("machine_assignments:{workspace_id}:{}:registration_token", machine.machine_id);
-    let workspace = entity::workspace::Entity::find_by_id(workspace_id).one(&state.db).await?.ok_or(ApiError::NotFound)?;
     let fresh = |expires: &chrono::DateTime<Utc>| *expires > Utc::now() + chrono::Duration::days(1);
     let mut kept = machine.registration.clone().filter(|(_, expires)| fresh(expires));
     if kept.is_none() {
@@ -254,6 +254,8 @@ async fn registration(state: &AppState, workspace_id: Uuid, machine: &store::Mac
             tracing::warn!(error = %e, machine = %machine.machine_id, "no registration token from the cloud");
             ApiError::Unavailable("The cloud did not issue a registration token: check in again later.")
         };
+        // The workspace is read only to make a token, not on every poll.
+        let workspace = entity::workspace::Entity::find_by_id(workspace_id).one(&state.db).await?.ok_or(ApiError::NotFound)?;
         let clients = state.clients.clients(&workspace, &state.secrets).map_err(|e| unavailable(&e))?;
         let user = clients.target.user(target_user).await.map_err(|e| unavailable(&e))?;
         let bound_to = user.personal_tenant_id.unwrap_or(target_tenant);
@@ -271,7 +273,7 @@ async fn registration(state: &AppState, workspace_id: Uuid, machine: &store::Mac
     let Some((sealed, expires_at)) = kept else { return Ok(None) };
     let token = state.secrets.open(&sealed, &context).map_err(|e| ApiError::Internal(e.into()))?;
     use secrecy::ExposeSecret;
-    Ok(Some(json!({"address": workspace.target_url, "token": token.expose_secret(), "expires_at": expires_at})))
+    Ok(Some(json!({"address": machine.target_url, "token": token.expose_secret(), "expires_at": expires_at})))
 }
 
 /// A strong ETag over what the instructions say (the jittered poll time left out).
@@ -320,11 +322,15 @@ pub struct Reported {
 #[post("/events")]
 async fn report_event(state: web::Data<AppState>, req: HttpRequest, body: ValidJson<AgentEvent>) -> Result<HttpResponse, ApiError> {
     let _slot = admit(&state)?;
-    let agent = agent(&state, &req).await?;
+    // The token's machine and its status in one query.
+    let mut machine = store::machine_of_token(&state.db, &store::digest(bearer(&req)?)).await?.ok_or(ApiError::Unauthorized { credentials_present: true })?;
+    let agent = Agent { workspace_id: machine.workspace_id, machine_id: machine.machine_id.clone() };
     let event = &body.value;
     // A lost race with another report of the same agent: read again and decide again.
-    for _ in 0..3 {
-        let machine = store::machine(&state.db, agent.workspace_id, &agent.machine_id).await?.ok_or(ApiError::NotFound)?;
+    for attempt in 0..3 {
+        if attempt > 0 {
+            machine = store::machine(&state.db, agent.workspace_id, &agent.machine_id).await?.ok_or(ApiError::NotFound)?;
+        }
         let from = machine.status;
         let log = |kind: &str, message: String| NewEvent {
             actor: format!("agent:{}", agent.machine_id),

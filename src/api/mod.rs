@@ -11,7 +11,7 @@ mod machines;
 mod migrations;
 pub mod operations;
 pub mod paging;
-mod prechecks;
+pub(crate) mod prechecks;
 mod workspaces;
 
 use actix_web::dev::ResourceDef;

@@ -44,6 +44,9 @@ pub async fn authenticate(db: &impl ConnectionTrait, token_hash: &str) -> Result
 /// What the agent API needs of a machine.
 #[derive(Clone, Debug)]
 pub struct MachineRow {
+    pub workspace_id: Uuid,
+    /// The workspace's cloud: where the machine's agent registers.
+    pub target_url: String,
     pub machine_id: String,
     pub user_id: Option<String>,
     pub data: serde_json::Value,
@@ -61,10 +64,11 @@ pub struct MachineRow {
     pub registration: Option<(Vec<u8>, DateTime<Utc>)>,
 }
 
-const MACHINE_COLUMNS: &str = "SELECT m.source_id, m.parent_source_id, m.data, m.readiness, m.migration_state, m.migration_phase, m.last_report_seq, \
+const MACHINE_COLUMNS: &str = "SELECT m.workspace_id, w.target_url, m.source_id, m.parent_source_id, m.data, m.readiness, m.migration_state, m.migration_phase, m.last_report_seq, \
      m.error_code, m.error_message, m.state_changed_at, m.last_check_in_at, a.plans, \
      a.target_user_id, a.target_tenant_id, a.registration_token, a.registration_expires_at \
-     FROM source_machines m LEFT JOIN machine_assignments a ON a.workspace_id = m.workspace_id AND a.machine_id = m.source_id";
+     FROM source_machines m JOIN workspaces w ON w.id = m.workspace_id \
+     LEFT JOIN machine_assignments a ON a.workspace_id = m.workspace_id AND a.machine_id = m.source_id";
 
 fn parse(row: sea_orm::QueryResult) -> Result<MachineRow, DbErr> {
     let state: String = row.try_get("", "migration_state")?;
@@ -72,6 +76,8 @@ fn parse(row: sea_orm::QueryResult) -> Result<MachineRow, DbErr> {
     let data: String = row.try_get("", "data")?;
     let plans: Option<String> = row.try_get("", "plans")?;
     Ok(MachineRow {
+        workspace_id: row.try_get("", "workspace_id")?,
+        target_url: row.try_get("", "target_url")?,
         machine_id: row.try_get("", "source_id")?,
         user_id: row.try_get("", "parent_source_id")?,
         data: serde_json::from_str(&data).unwrap_or_default(),
@@ -104,13 +110,9 @@ pub async fn keep_registration(db: &impl ConnectionTrait, workspace_id: Uuid, ma
 }
 
 /// The machine an agent token belongs to, in one query (the check-in path).
-pub async fn machine_of_token(db: &impl ConnectionTrait, token_hash: &str) -> Result<Option<(Uuid, MachineRow)>, DbErr> {
+pub async fn machine_of_token(db: &impl ConnectionTrait, token_hash: &str) -> Result<Option<MachineRow>, DbErr> {
     let sql = format!("{MACHINE_COLUMNS} JOIN agents g ON g.workspace_id = m.workspace_id AND g.machine_id = m.source_id WHERE g.token_hash = $1");
-    let sql = sql.replace("SELECT m.source_id", "SELECT g.workspace_id AS agent_workspace_id, m.source_id");
-    let rows = query(db, &sql, vec![token_hash.into()]).await?;
-    let Some(row) = rows.into_iter().next() else { return Ok(None) };
-    let workspace_id: Uuid = row.try_get("", "agent_workspace_id")?;
-    Ok(Some((workspace_id, parse(row)?)))
+    query(db, &sql, vec![token_hash.into()]).await?.into_iter().next().map(parse).transpose()
 }
 
 /// Check-in times are written in batches: one statement per workspace and

@@ -518,16 +518,6 @@ pub async fn retry_failed(db: &impl ConnectionTrait, migration: &migration::Mode
     schedule(db, migration, keys).await
 }
 
-/// Open items left: the migration is over when none is.
-pub async fn open_items(db: &impl ConnectionTrait, migration_id: Uuid) -> Result<u64, DbErr> {
-    use sea_orm::PaginatorTrait;
-    Items::find()
-        .filter(ItemColumn::MigrationId.eq(migration_id))
-        .filter(Condition::any().add(ItemColumn::State.eq(ItemState::Waiting.as_str())).add(ItemColumn::State.eq(ItemState::Queued.as_str())))
-        .count(db)
-        .await
-}
-
 /// Names a new supervising job (a migration started again by a retry).
 pub async fn set_job(db: &impl ConnectionTrait, id: Uuid, job_id: Uuid) -> Result<(), DbErr> {
     Migrations::update_many()

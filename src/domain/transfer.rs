@@ -93,6 +93,11 @@ impl ItemState {
     }
 }
 
+/// Items still waiting or queued, from counts by kind and state.
+pub fn open_items(counts: &std::collections::BTreeMap<ItemKind, std::collections::BTreeMap<ItemState, u64>>) -> u64 {
+    counts.values().flat_map(|by_state| by_state.iter().filter(|(s, _)| s.is_open()).map(|(_, n)| *n)).sum()
+}
+
 /// One thing to create, as the plan says.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ItemSpec {

@@ -108,8 +108,7 @@ impl JobHandler for MigrationHandler {
             store::RUNNING => {
                 self.adopt_orphans(run, &migration).await?;
                 let counts = store::counts(db, id).await.map_err(database)?;
-                let open: u64 = counts.values().flat_map(|by_state| by_state.iter().filter(|(s, _)| s.is_open()).map(|(_, n)| *n)).sum();
-                if open == 0 {
+                if transfer::open_items(&counts) == 0 {
                     return match self.finish(run, &migration).await? {
                         Some(result) => Ok(result),
                         // Paused, retried or cancelled meanwhile: look again.
@@ -134,7 +133,7 @@ impl JobHandler for MigrationHandler {
 
 fn progress(status: &str, counts: &std::collections::BTreeMap<ItemKind, std::collections::BTreeMap<ItemState, u64>>) -> Value {
     let total: u64 = counts.values().flat_map(|s| s.values()).sum();
-    let finished: u64 = counts.values().flat_map(|s| s.iter().filter(|(s, _)| !s.is_open()).map(|(_, n)| *n)).sum();
+    let finished = total - transfer::open_items(counts);
     json!({"status": status, "items": total, "finished": finished, "counts": counts_json(counts)})
 }
 
@@ -253,7 +252,7 @@ impl MigrationHandler {
         let txn = db.begin().await.map_err(database)?;
         store::lock(&txn, migration.id).await.map_err(database)?;
         let counts = store::counts(&txn, migration.id).await.map_err(database)?;
-        let open: u64 = counts.values().flat_map(|by_state| by_state.iter().filter(|(s, _)| s.is_open()).map(|(_, n)| *n)).sum();
+        let open = transfer::open_items(&counts);
         let failed: u64 = counts.values().map(|s| s[&ItemState::Failed] + s[&ItemState::Blocked]).sum();
         let status = if failed == 0 { store::COMPLETED } else { store::COMPLETED_WITH_FAILURES };
         if open > 0 || !store::set_status(&txn, migration.id, &[store::RUNNING], status, None).await.map_err(database)? {

@@ -92,8 +92,8 @@ pub struct Migration {
 
 impl Migration {
     pub fn new(model: entity::migration::Model, counts: BTreeMap<ItemKind, BTreeMap<ItemState, u64>>, machines: BTreeMap<crate::domain::machines::MachineState, u64>) -> Self {
-        let items = counts.values().flat_map(|s| s.values()).sum();
-        let finished = counts.values().flat_map(|s| s.iter().filter(|(s, _)| !s.is_open()).map(|(_, n)| *n)).sum();
+        let items: u64 = counts.values().flat_map(|s| s.values()).sum();
+        let finished = items - crate::domain::transfer::open_items(&counts);
         Self {
             id: model.id,
             workspace_id: model.workspace_id,

@@ -21,7 +21,7 @@ use crate::auth::Partner;
 use crate::db::events::{self as log, EventFilter, NewEvent};
 use crate::db::migrations::{self as store, ItemFilter};
 use crate::db::{prechecks, workspaces};
-use crate::error::{ApiError, FieldError};
+use crate::error::ApiError;
 use crate::jobs::{NewJob, migration, queue};
 pub use dto::*;
 
@@ -154,15 +154,7 @@ async fn create_migration(
             selection.clone()
         }
     };
-    let missing = prechecks::missing_nodes(&state.db, workspace.id, &selection).await?;
-    if !missing.is_empty() {
-        return Err(ApiError::Validation(
-            missing
-                .into_iter()
-                .map(|i| FieldError { pointer: format!("/selection/{i}"), detail: "No such group or user in this workspace's snapshot.".into() })
-                .collect(),
-        ));
-    }
+    crate::api::prechecks::check_selection(&state.db, workspace.id, &selection).await?;
     let selection_json = serde_json::to_string(&selection).map_err(anyhow::Error::from)?;
     let options = serde_json::to_string(&request.options).map_err(anyhow::Error::from)?;
     pending

@@ -82,15 +82,7 @@ async fn create_precheck(
         return Err(ApiError::conflict("not_synced", "The workspace has no snapshot yet: start a sync and wait for it to finish."));
     }
     let request = &body.value;
-    let missing = store::missing_nodes(&state.db, workspace.id, &request.selection).await?;
-    if !missing.is_empty() {
-        return Err(ApiError::Validation(
-            missing
-                .into_iter()
-                .map(|i| FieldError { pointer: format!("/selection/{i}"), detail: "No such group or user in this workspace's snapshot.".into() })
-                .collect(),
-        ));
-    }
+    check_selection(&state.db, workspace.id, &request.selection).await?;
     let selection = serde_json::to_string(&request.selection).map_err(anyhow::Error::from)?;
     pending
         .create(&state.db, async |txn| {
@@ -122,6 +114,20 @@ async fn create_precheck(
             })
         })
         .await
+}
+
+/// 422 naming each node of `selection` that is not in the workspace's snapshot.
+pub(crate) async fn check_selection(db: &sea_orm::DatabaseConnection, workspace_id: Uuid, selection: &[crate::domain::plan::Node]) -> Result<(), ApiError> {
+    let missing = store::missing_nodes(db, workspace_id, selection).await?;
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(ApiError::Validation(
+        missing
+            .into_iter()
+            .map(|i| FieldError { pointer: format!("/selection/{i}"), detail: "No such group or user in this workspace's snapshot.".into() })
+            .collect(),
+    ))
 }
 
 /// List the workspace's pre-checks, oldest first.
