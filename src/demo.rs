@@ -13,7 +13,7 @@ use crate::app::{Application, KeyPolicy};
 use crate::config::Config;
 use crate::sim::backupagent::SourceSim;
 use crate::sim::cloud::{CloudSim, CloudSimConfig};
-use crate::sim::fleet::{Fleet, FleetConfig};
+use crate::sim::fleet::{Fleet, FleetConfig, FleetMachine};
 use crate::sim::idp::generate_key;
 use crate::sim::install_base::{GenSpec, Size, generate};
 
@@ -30,7 +30,7 @@ pub async fn run(mut config: Config, port: u16, exit: bool) -> anyhow::Result<()
         anyhow::bail!("--port must leave room for the simulators on the next two ports");
     };
     let install_base = generate(&GenSpec::sized(Size::Small, 1));
-    let machines: Vec<String> = install_base.machines.iter().map(|m| m.id.clone()).collect();
+    let machines = FleetMachine::from_install_base(&install_base);
     let existing_logins = install_base.cloud_existing_logins();
     let source = SourceSim::start(loopback(source_port), install_base).with_context(|| format!("BackupAgent simulator on port {source_port}"))?;
     let cloud_config = CloudSimConfig { bind: loopback(cloud_port), audience: AUDIENCE.into(), existing_logins, ..CloudSimConfig::default() };

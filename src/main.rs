@@ -73,7 +73,8 @@ enum SimCommand {
         /// The workspace's enrollment secret (POST /api/v1/workspaces/{id}/enrollment-secret).
         #[arg(long, env = "MP_FLEET_ENROLLMENT_SECRET")]
         enrollment_secret: String,
-        /// A file with one machine id per line.
+        /// A file with one machine per line: `id[,client_version[,auto_update]]`
+        /// (auto-update `true` when left out).
         #[arg(long)]
         machines: PathBuf,
         /// Between check-ins (30 minutes for real clients).
@@ -145,7 +146,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Sim(SimCommand::Cloud(args)) => sim::cloud::run(args).await?,
         Command::Sim(SimCommand::Backupagent(args)) => sim::backupagent::run(args).await?,
         Command::Sim(SimCommand::Fleet { service, workspace, enrollment_secret, machines, interval_ms, seed }) => {
-            let machines: Vec<String> = std::fs::read_to_string(&machines)?.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string).collect();
+            let machines: Vec<sim::fleet::FleetMachine> = std::fs::read_to_string(&machines)?.lines().filter_map(sim::fleet::FleetMachine::parse).collect();
             let count = machines.len();
             let config = sim::fleet::FleetConfig {
                 base_url: service,

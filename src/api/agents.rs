@@ -10,7 +10,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::Utc;
 use rand::Rng;
-use sea_orm::EntityTrait;
+use sea_orm::{EntityTrait, TransactionTrait};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use utoipa::ToSchema;
@@ -24,8 +24,9 @@ use crate::app::AppState;
 use crate::connectors::target::TargetApi;
 use crate::db::agents as store;
 use crate::db::events::{self, NewEvent};
-use crate::domain::agent::{Outcome, Report, Status, report};
+use crate::domain::agent::{Outcome, Report, Status, readiness_on_check_in, report};
 use crate::domain::machines::MachineState;
+use crate::domain::support::{ClientStatus, ClientVersion, Platform, SupportMatrix};
 use crate::error::ApiError;
 
 pub fn routes(cfg: &mut ServiceConfig) {
@@ -176,12 +177,21 @@ fn package(data: &Value) -> Value {
     }
 }
 
+/// The header an agent states its BackupAgent client version in.
+const CLIENT_VERSION: &str = "x-client-version";
+
 /// Get the agent's instructions.
 ///
 /// Cheap to poll: the answer's `ETag` changes only when the instructions do, and
-/// `If-None-Match` with it answers 304 without a body.
+/// `If-None-Match` with it answers 304 without a body. An agent states its client
+/// version in `X-Client-Version`: a released machine that waited for its client's
+/// update migrates at the check-in that reports a recent enough version, without
+/// waiting for the next sync.
 #[utoipa::path(
     tag = "agents",
+    params(
+        ("X-Client-Version" = Option<String>, Header, description = "The BackupAgent client's version, `major.minor.patch.build` (another form is ignored)", example = "5.5.0.15908"),
+    ),
     responses(
         (status = 200, description = "What to do now", body = Instructions, headers(("ETag" = String, description = "Changes when the instructions do"))),
         (status = 304, description = "Unchanged since the ETag sent in If-None-Match"),
@@ -196,9 +206,12 @@ async fn instructions(state: web::Data<AppState>, req: HttpRequest) -> Result<Ht
     let _slot = admit(&state)?;
     let token = bearer(&req)?;
     // One query: the token's machine and its status.
-    let machine = store::machine_of_token(&state.db, &store::digest(token)).await?.ok_or(ApiError::Unauthorized { credentials_present: true })?;
+    let mut machine = store::machine_of_token(&state.db, &store::digest(token)).await?.ok_or(ApiError::Unauthorized { credentials_present: true })?;
     let workspace_id = machine.workspace_id;
     state.check_ins.record(workspace_id, &machine.machine_id);
+    if let Some(version) = req.headers().get(CLIENT_VERSION).and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| v.len() <= 64 && ClientVersion::parse(v).is_some()) {
+        client_reported(&state, &mut machine, version).await?;
+    }
     // A released client too old to migrate unattended waits for its update (the next
     // sync sees the new version and makes it ready); one that does not update itself
     // waits for the partner to reach its user.
@@ -236,6 +249,35 @@ async fn instructions(state: web::Data<AppState>, req: HttpRequest) -> Result<Ht
         return Ok(response.finish());
     }
     Ok(response.json(Instructions { poll_after_secs: poll, ..body }))
+}
+
+/// Keeps the client version an agent reports, and the readiness it makes (a
+/// write only when either changes: a check-in is otherwise read-only).
+async fn client_reported(state: &AppState, machine: &mut store::MachineRow, version: &str) -> Result<(), ApiError> {
+    let platform = Platform::from_family(machine.data["os"]["family"].as_str().unwrap_or_default());
+    let current = SupportMatrix::default().client_status(platform, Some(version), true) == ClientStatus::Current;
+    let readiness = readiness_on_check_in(machine.readiness.as_deref(), current).map(str::to_string);
+    if machine.reported_client_version.as_deref() == Some(version) && readiness == machine.readiness {
+        return Ok(());
+    }
+    let tx = state.db.begin().await?;
+    store::client_reported(&tx, machine.workspace_id, &machine.machine_id, version, readiness.as_deref()).await?;
+    if readiness != machine.readiness {
+        let event = NewEvent {
+            actor: format!("agent:{}", machine.machine_id),
+            subject_kind: "machine",
+            subject_id: machine.machine_id.clone(),
+            migration_id: None,
+            kind: "machine.client_updated".into(),
+            message: format!("the agent reports client {version}: the machine can migrate unattended"),
+            data: Some(json!({"client_version": version, "readiness": readiness, "was": machine.readiness})),
+        };
+        events::record(&tx, machine.workspace_id, vec![event]).await?;
+    }
+    tx.commit().await?;
+    machine.reported_client_version = Some(version.to_string());
+    machine.readiness = readiness;
+    Ok(())
 }
 
 /// How long a registration token lives; a new one is made when less than a day is left.

@@ -62,7 +62,7 @@ impl MachineStatus {
         let (waiting_reason, not_seen) = waiting_reason(Waiting {
             state: row.status.state,
             readiness: row.readiness.as_deref(),
-            client_version: row.data["client_version"].as_str(),
+            client_version: row.reported_client_version.as_deref().or(row.data["client_version"].as_str()),
             last_check_in_at: row.last_check_in_at,
             since: row.state_changed_at,
             now,

@@ -9,6 +9,7 @@ use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use super::events::{self, NewEvent};
 use super::{execute, query, statement};
 use crate::domain::agent::{Phase, Status};
 use crate::domain::machines::MachineState;
@@ -56,6 +57,10 @@ pub struct MachineRow {
     pub error_message: Option<String>,
     pub state_changed_at: Option<DateTime<Utc>>,
     pub last_check_in_at: Option<DateTime<Utc>>,
+    /// The client version its agent last reported at check-in.
+    pub reported_client_version: Option<String>,
+    /// Since when it is flagged as not seen (see [`flag_not_seen`]).
+    pub not_seen_at: Option<DateTime<Utc>>,
     /// The converted backup plans, once the machine was released.
     pub plans: Option<serde_json::Value>,
     /// Where the machine goes in the target, once released.
@@ -65,7 +70,7 @@ pub struct MachineRow {
 }
 
 const MACHINE_COLUMNS: &str = "SELECT m.workspace_id, w.target_url, m.source_id, m.parent_source_id, m.data, m.readiness, m.migration_state, m.migration_phase, m.last_report_seq, \
-     m.error_code, m.error_message, m.state_changed_at, m.last_check_in_at, a.plans, \
+     m.error_code, m.error_message, m.state_changed_at, m.last_check_in_at, m.reported_client_version, m.not_seen_at, a.plans, \
      a.target_user_id, a.target_tenant_id, a.registration_token, a.registration_expires_at \
      FROM source_machines m JOIN workspaces w ON w.id = m.workspace_id \
      LEFT JOIN machine_assignments a ON a.workspace_id = m.workspace_id AND a.machine_id = m.source_id";
@@ -91,10 +96,22 @@ fn parse(row: sea_orm::QueryResult) -> Result<MachineRow, DbErr> {
         error_message: row.try_get("", "error_message")?,
         state_changed_at: row.try_get("", "state_changed_at")?,
         last_check_in_at: row.try_get("", "last_check_in_at")?,
+        reported_client_version: row.try_get("", "reported_client_version")?,
+        not_seen_at: row.try_get("", "not_seen_at")?,
         plans: plans.and_then(|p| serde_json::from_str(&p).ok()),
         target: row.try_get::<Option<Uuid>>("", "target_user_id")?.zip(row.try_get::<Option<Uuid>>("", "target_tenant_id")?),
         registration: row.try_get::<Option<Vec<u8>>>("", "registration_token")?.zip(row.try_get::<Option<DateTime<Utc>>>("", "registration_expires_at")?),
     })
+}
+
+/// Keeps the client version a machine's agent reported and the readiness it makes.
+pub async fn client_reported(db: &impl ConnectionTrait, workspace_id: Uuid, machine_id: &str, version: &str, readiness: Option<&str>) -> Result<(), DbErr> {
+    execute(
+        db,
+        "UPDATE source_machines SET reported_client_version = $1, readiness = $2 WHERE workspace_id = $3 AND source_id = $4",
+        vec![version.into(), readiness.map(str::to_string).into(), workspace_id.into(), machine_id.into()],
+    )
+    .await
 }
 
 /// Keeps a machine's sealed registration token unless another request stored a
@@ -142,6 +159,28 @@ impl CheckIns {
                 let mut values: Vec<sea_orm::Value> = vec![now.into(), workspace_id.into()];
                 values.extend(batch.iter().map(|m| sea_orm::Value::from(m.as_str())));
                 execute(db, &sql, values).await?;
+                // A machine flagged as not seen is back: clear the flag (so a next absence is told again) and say so.
+                let sql = format!(
+                    "UPDATE source_machines SET not_seen_at = NULL WHERE workspace_id = $1 AND not_seen_at IS NOT NULL AND source_id IN ({}) RETURNING source_id",
+                    (0..batch.len()).map(|i| format!("${}", i + 2)).collect::<Vec<_>>().join(", ")
+                );
+                let mut values: Vec<sea_orm::Value> = vec![workspace_id.into()];
+                values.extend(batch.iter().map(|m| sea_orm::Value::from(m.as_str())));
+                let back = query(db, &sql, values).await?;
+                let back: Vec<NewEvent> = back
+                    .into_iter()
+                    .filter_map(|row| row.try_get::<String>("", "source_id").ok())
+                    .map(|machine_id| NewEvent {
+                        actor: format!("agent:{machine_id}"),
+                        subject_kind: "machine",
+                        subject_id: machine_id,
+                        migration_id: None,
+                        kind: "machine.seen_again".into(),
+                        message: "the agent checked in again after it had not been seen".into(),
+                        data: None,
+                    })
+                    .collect();
+                events::record(db, workspace_id, back).await?;
                 written += batch.len();
             }
         }
@@ -175,7 +214,8 @@ pub async fn machines(db: &impl ConnectionTrait, workspace_id: Uuid, state: Opti
 /// something else moved it first. `error` is kept for a failure, cleared otherwise.
 pub async fn transition(db: &impl ConnectionTrait, workspace_id: Uuid, machine_id: &str, from: Status, to: Status, error: Option<(&str, &str)>) -> Result<bool, DbErr> {
     let sql = "UPDATE source_machines SET migration_state = $1, migration_phase = $2, last_report_seq = $3, error_code = $4, error_message = $5, \
-               state_changed_at = CASE WHEN migration_state = $1 THEN state_changed_at ELSE $6 END \
+               state_changed_at = CASE WHEN migration_state = $1 THEN state_changed_at ELSE $6 END, \
+               not_seen_at = CASE WHEN migration_state = $1 THEN not_seen_at ELSE NULL END \
                WHERE workspace_id = $7 AND source_id = $8 AND migration_state = $9 AND last_report_seq = $10";
     let values = vec![
         to.state.as_str().into(),
@@ -191,4 +231,52 @@ pub async fn transition(db: &impl ConnectionTrait, workspace_id: Uuid, machine_i
     ];
     let result = db.execute_raw(statement(db.get_database_backend(), sql, values)).await?;
     Ok(result.rows_affected() > 0)
+}
+
+/// A pending or migrating machine just flagged as not seen.
+#[derive(Clone, Debug)]
+pub struct NotSeen {
+    pub workspace_id: Uuid,
+    pub machine_id: String,
+    pub state: String,
+    /// When its agent last checked in (`None`: never since it was released).
+    pub last_check_in_at: Option<DateTime<Utc>>,
+    pub state_changed_at: Option<DateTime<Utc>>,
+}
+
+/// Flags the pending and migrating machines not seen since `cutoff` (their last
+/// check-in, or when they entered their state), once per absence: a machine
+/// already flagged is not returned again until it checks in. Two workers
+/// sweeping at once flag each machine once.
+pub async fn flag_not_seen(db: &impl ConnectionTrait, now: DateTime<Utc>, cutoff: DateTime<Utc>) -> Result<Vec<NotSeen>, DbErr> {
+    let sql = "UPDATE source_machines SET not_seen_at = $1 \
+               WHERE migration_state IN ('pending', 'migrating') AND not_seen_at IS NULL AND COALESCE(last_check_in_at, state_changed_at) < $2 \
+               RETURNING workspace_id, source_id, migration_state, last_check_in_at, state_changed_at";
+    let rows = query(db, sql, vec![now.into(), cutoff.into()]).await?;
+    rows.into_iter()
+        .map(|row| {
+            Ok(NotSeen {
+                workspace_id: row.try_get("", "workspace_id")?,
+                machine_id: row.try_get("", "source_id")?,
+                state: row.try_get("", "migration_state")?,
+                last_check_in_at: row.try_get("", "last_check_in_at")?,
+                state_changed_at: row.try_get("", "state_changed_at")?,
+            })
+        })
+        .collect()
+}
+
+/// The migrations that released these machines, by machine id.
+pub async fn releasing_migrations(db: &impl ConnectionTrait, workspace_id: Uuid, machines: &[&str]) -> Result<std::collections::HashMap<String, Uuid>, DbErr> {
+    let mut found = std::collections::HashMap::new();
+    for batch in machines.chunks(500) {
+        let placeholders: Vec<String> = (0..batch.len()).map(|i| format!("${}", i + 2)).collect();
+        let sql = format!("SELECT machine_id, migration_id FROM machine_assignments WHERE workspace_id = $1 AND machine_id IN ({})", placeholders.join(", "));
+        let mut values: Vec<sea_orm::Value> = vec![workspace_id.into()];
+        values.extend(batch.iter().map(|m| sea_orm::Value::from(*m)));
+        for row in query(db, &sql, values).await? {
+            found.insert(row.try_get("", "machine_id")?, row.try_get("", "migration_id")?);
+        }
+    }
+    Ok(found)
 }

@@ -154,6 +154,20 @@ pub fn operate(status: Status, operation: Operation) -> Outcome {
     }
 }
 
+/// A released machine's readiness once its agent reports its client version at
+/// check-in. Only the client can have changed since the sync assessed the machine
+/// (its OS and plans do not change with it), and a machine whose agent checks in
+/// is online: a client recent enough makes a machine that waited for its update,
+/// or for its user, ready. Anything else keeps the sync's assessment.
+pub fn readiness_on_check_in(readiness: Option<&str>, client_current: bool) -> Option<&str> {
+    use super::support::Readiness;
+    let waits_for_client = [Readiness::ReadyAfterClientUpgrade.as_str(), Readiness::ContactUser.as_str()];
+    match readiness {
+        Some(r) if client_current && waits_for_client.contains(&r) => Some(Readiness::Ready.as_str()),
+        other => other,
+    }
+}
+
 /// How long an agent waits between check-ins; a machine not seen for two of
 /// these is flagged.
 pub const CHECK_IN_INTERVAL_MINUTES: i64 = 30;
@@ -211,6 +225,24 @@ mod tests {
 
     fn failed() -> Report {
         Report::Failed { code: "install_error".into(), message: "msiexec exited with 1603".into() }
+    }
+
+    #[test]
+    fn a_reported_current_client_makes_a_machine_waiting_for_it_ready() {
+        // readiness kept by the sync, reported client current, readiness now
+        let table = [
+            (Some("ready_after_client_upgrade"), true, Some("ready")),
+            (Some("ready_after_client_upgrade"), false, Some("ready_after_client_upgrade")),
+            (Some("contact_user"), true, Some("ready")),
+            (Some("contact_user"), false, Some("contact_user")),
+            (Some("ready"), false, Some("ready")),
+            (Some("manual_action"), true, Some("manual_action")),
+            (Some("unsupported"), true, Some("unsupported")),
+            (None, true, None),
+        ];
+        for (kept, current, expected) in table {
+            assert_eq!(readiness_on_check_in(kept, current), expected, "{kept:?} {current}");
+        }
     }
 
     #[test]

@@ -6,6 +6,7 @@ pub mod precheck;
 pub mod queue;
 pub mod sync;
 pub mod transfer;
+pub mod watch;
 pub mod worker;
 
 pub use queue::{Enqueued, NewJob};

@@ -120,6 +120,7 @@ impl Worker {
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let mut running: JoinSet<()> = JoinSet::new();
         let (stop_all, _) = watch::channel(false);
+        let watching = tokio::spawn(super::watch::run(self.db.clone(), shutdown.clone()));
         loop {
             if *shutdown.borrow() {
                 break;
@@ -145,6 +146,7 @@ impl Worker {
             }
         }
         tracing::info!(worker = %self.id, running = running.len(), "worker stopping");
+        let _ = watching.await;
         let drained = tokio::time::timeout(self.config.shutdown_grace, async {
             while let Some(joined) = running.join_next().await {
                 log_panic(joined);

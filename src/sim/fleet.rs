@@ -4,7 +4,9 @@
 //! machine has a behaviour drawn from a seed (healthy, a download or install
 //! error on the first attempt, offline for a while, never online), and the fleet
 //! records what happened to it, so a test can tell what state the portal must
-//! show for every machine.
+//! show for every machine. Each client states its version at check-in; an
+//! outdated one whose user has automatic updates on updates itself a few
+//! check-ins after it is told to wait for its update, one with them off never does.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -45,13 +47,49 @@ pub fn behaviour(seed: u64, index: usize) -> Behaviour {
     }
 }
 
+/// A machine's client as the fleet runs it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FleetMachine {
+    pub id: String,
+    /// The BackupAgent client's version (`None`: a client that does not state it).
+    pub client_version: Option<String>,
+    /// Whether the client updates itself when it is outdated (its user's setting).
+    pub auto_update: bool,
+}
+
+impl FleetMachine {
+    /// Every machine of an install base, with its client's version and its user's auto-update setting.
+    pub fn from_install_base(base: &crate::sim::install_base::InstallBase) -> Vec<FleetMachine> {
+        let auto_update: std::collections::HashMap<&str, bool> = base.users.iter().map(|u| (u.id.as_str(), u.auto_update)).collect();
+        base.machines
+            .iter()
+            .map(|m| FleetMachine { id: m.id.clone(), client_version: m.client_version.clone(), auto_update: auto_update.get(m.user_id.as_str()).copied().unwrap_or(false) })
+            .collect()
+    }
+
+    /// `id[,client_version[,auto_update]]` (a line of `sim fleet --machines`).
+    pub fn parse(line: &str) -> Option<FleetMachine> {
+        let mut fields = line.split(',').map(str::trim);
+        let id = fields.next().filter(|id| !id.is_empty())?.to_string();
+        let client_version = fields.next().filter(|v| !v.is_empty()).map(str::to_string);
+        let auto_update = fields.next().is_none_or(|a| matches!(a, "true" | "1" | "yes"));
+        Some(FleetMachine { id, client_version, auto_update })
+    }
+}
+
+/// The version an outdated client updates itself to.
+pub const UPDATED_CLIENT_VERSION: &str = "5.6.0.100";
+
+/// Check-ins between being told to wait for its update and updating itself.
+const UPDATE_AFTER_CHECK_INS: u32 = 2;
+
 #[derive(Clone, Debug)]
 pub struct FleetConfig {
     /// The service, e.g. `http://127.0.0.1:8080`.
     pub base_url: String,
     pub workspace_id: Uuid,
     pub enrollment_secret: String,
-    pub machines: Vec<String>,
+    pub machines: Vec<FleetMachine>,
     /// Between check-ins (30 minutes for real; sped up in tests and the demo).
     pub interval: Duration,
     pub seed: u64,
@@ -66,6 +104,8 @@ pub struct Observed {
     pub told_to_migrate: bool,
     /// Told to wait for a client update instead (an outdated client).
     pub told_to_update: bool,
+    /// The client updated itself (automatic updates on) after it was told to wait.
+    pub updated: bool,
     /// Its plans need a manual registration (SQL Server, Exchange).
     pub manual: bool,
     pub failures: u32,
@@ -77,6 +117,7 @@ pub struct Observed {
 #[derive(Clone, Debug, Serialize)]
 pub struct Truth {
     pub behaviour: Behaviour,
+    pub auto_update: bool,
     pub observed: Observed,
 }
 
@@ -87,6 +128,8 @@ impl Truth {
         let o = &self.observed;
         match self.behaviour {
             Behaviour::NeverOnline => None,
+            // An outdated client that updates itself has not settled until it did.
+            _ if o.told_to_update && !o.told_to_migrate && self.auto_update => None,
             _ if o.told_to_update && !o.told_to_migrate => Some("pending"),
             _ if !o.told_to_migrate => None,
             _ if o.migrated => Some("migrated"),
@@ -107,8 +150,12 @@ impl Fleet {
     /// Starts one agent per machine on the current runtime.
     pub fn start(config: FleetConfig) -> Fleet {
         let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap_or_default();
-        let truth: BTreeMap<String, Truth> =
-            config.machines.iter().enumerate().map(|(i, m)| (m.clone(), Truth { behaviour: behaviour(config.seed, i), observed: Observed::default() })).collect();
+        let truth: BTreeMap<String, Truth> = config
+            .machines
+            .iter()
+            .enumerate()
+            .map(|(i, m)| (m.id.clone(), Truth { behaviour: behaviour(config.seed, i), auto_update: m.auto_update, observed: Observed::default() }))
+            .collect();
         let truth = Arc::new(Mutex::new(truth));
         let (stop, stopped) = watch::channel(false);
         let config = Arc::new(config);
@@ -120,7 +167,9 @@ impl Fleet {
                 let agent = Agent {
                     http: http.clone(),
                     config: config.clone(),
-                    machine: machine.clone(),
+                    machine: machine.id.clone(),
+                    client_version: machine.client_version.clone(),
+                    auto_update: machine.auto_update,
                     behaviour: behaviour(config.seed, i),
                     truth: truth.clone(),
                     rng: ChaCha8Rng::seed_from_u64(config.seed.wrapping_add(i as u64)),
@@ -148,6 +197,8 @@ struct Agent {
     http: reqwest::Client,
     config: Arc<FleetConfig>,
     machine: String,
+    client_version: Option<String>,
+    auto_update: bool,
     behaviour: Behaviour,
     truth: Arc<Mutex<BTreeMap<String, Truth>>>,
     rng: ChaCha8Rng,
@@ -173,6 +224,8 @@ impl Agent {
         let mut seq = 0i64;
         let mut check_ins = 0u32;
         let mut failed_once = false;
+        // Check-ins since it was first told to wait for its update.
+        let mut waiting_for_update: Option<u32> = None;
         loop {
             // A check-in every interval, with jitter so the fleet spreads out.
             let jitter = self.rng.random_range(0.5..1.5);
@@ -191,7 +244,19 @@ impl Agent {
                 continue;
             };
             self.observe(|o| o.check_ins += 1);
-            let response = match self.http.get(self.url("/agent/v1/instructions")).bearer_auth(&current).header("If-None-Match", &etag).send().await {
+            if let Some(waited) = waiting_for_update.as_mut() {
+                *waited += 1;
+                if self.auto_update && *waited > UPDATE_AFTER_CHECK_INS {
+                    self.client_version = Some(UPDATED_CLIENT_VERSION.to_string());
+                    waiting_for_update = None;
+                    self.observe(|o| o.updated = true);
+                }
+            }
+            let mut request = self.http.get(self.url("/agent/v1/instructions")).bearer_auth(&current).header("If-None-Match", &etag);
+            if let Some(version) = &self.client_version {
+                request = request.header("X-Client-Version", version);
+            }
+            let response = match request.send().await {
                 Ok(response) => response,
                 Err(_) => continue,
             };
@@ -202,6 +267,9 @@ impl Agent {
             let Ok(instructions) = response.json::<Value>().await else { continue };
             if instructions["reason"].as_str().is_some_and(|r| r.starts_with("update_")) {
                 self.observe(|o| o.told_to_update = true);
+                if waiting_for_update.is_none() && self.client_version.as_deref() != Some(UPDATED_CLIENT_VERSION) {
+                    waiting_for_update = Some(0);
+                }
             }
             if instructions["action"] != "migrate" {
                 continue;

@@ -338,3 +338,67 @@ async fn cancelling_a_migration_takes_back_the_machines_whose_agents_have_not_st
         assert_eq!(body["action"], "none", "a cancelled machine's agent does nothing");
     }
 }
+
+#[tokio::test]
+async fn an_outdated_client_migrates_at_the_check_in_that_states_its_update_and_a_silent_agent_is_told_once() {
+    for backend in Backend::enabled() {
+        let base = small();
+        let world = fast_world(backend, base.clone()).await;
+        world.sync().await;
+        let precheck = world.whole_precheck(&base).await;
+        let worker = world.run_worker();
+        let location = world.start_migration(json!({"precheck_id": precheck["id"]})).await;
+        assert_eq!(world.wait_over(&location).await["status"], "completed");
+        worker.stop().await;
+        let migration_id = world.get(&location).await["id"].as_str().expect("id").to_string();
+        let outdated = migration_portal::db::query(
+            &world.db,
+            "SELECT source_id FROM source_machines WHERE workspace_id = $1 AND migration_state = 'pending' AND readiness = 'ready_after_client_upgrade' ORDER BY source_id",
+            vec![world.workspace.into()],
+        )
+        .await
+        .expect("query");
+        let machine: String = outdated.first().expect("small has auto-updating outdated clients").try_get("", "source_id").expect("id");
+        let old_version = base.machines.iter().find(|m| m.id == machine).and_then(|m| m.client_version.clone()).expect("a version");
+        let secret = world.enrollment_secret().await;
+        let token = world.agent_token(&secret, &machine).await;
+        let check_in = |version: &str| world.instructions(&token).header("X-Client-Version", version).send();
+        let updated_path = world.path(&format!("/events?subject={machine}&kind=machine.client_updated"));
+        let updated_events = || world.all(&updated_path);
+        for version in [old_version.as_str(), "not a version", ""] {
+            let body: Value = check_in(version).await.expect("get").json().await.expect("json");
+            assert_eq!(body["action"], "none", "{version:?}: {body}");
+            assert!(body["reason"].as_str().is_some_and(|r| r.starts_with("update_pending")), "{body}");
+        }
+        assert!(updated_events().await.is_empty());
+        // The client updated itself: the check-in that says so gets the migration.
+        for _ in 0..2 {
+            let body: Value = check_in("5.6.0.100").await.expect("get").json().await.expect("json");
+            assert_eq!(body["action"], "migrate", "{body}");
+        }
+        let told = updated_events().await;
+        assert_eq!(told.len(), 1, "told once: {told:?}");
+        assert_eq!(told[0]["data"]["client_version"], "5.6.0.100");
+        let listed = world.all(&world.path("/machines?state=pending")).await;
+        let shown = listed.iter().find(|m| m["machine_id"] == machine.as_str()).expect("still pending until it reports");
+        assert!(!shown["waiting_reason"].as_str().unwrap_or_default().contains("update"), "{shown}");
+
+        // Two check-in intervals without a word: each pending machine is flagged once.
+        let later = chrono::Utc::now() + chrono::Duration::hours(2);
+        let flagged = migration_portal::jobs::watch::not_seen(&world.db, later).await.expect("watch");
+        let waiting = listed.len();
+        assert_eq!(flagged, waiting, "every pending machine");
+        assert_eq!(migration_portal::jobs::watch::not_seen(&world.db, later).await.expect("watch"), 0, "once per absence");
+        let told = world.all(&world.path("/events?kind=machine.not_seen")).await;
+        assert_eq!(told.len(), waiting);
+        let about = told.iter().find(|e| e["subject_id"] == machine.as_str()).expect("the machine");
+        assert_eq!(about["migration_id"], migration_id.as_str(), "{about}");
+        // Its agent checks in again: the flag clears, which is told too, and a next absence is told again.
+        check_in("5.6.0.100").await.expect("get");
+        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+        let back = world.all(&world.path("/events?kind=machine.seen_again")).await;
+        assert_eq!(back.iter().map(|e| e["subject_id"].as_str().unwrap_or_default()).collect::<Vec<_>>(), vec![machine.as_str()]);
+        let much_later = later + chrono::Duration::hours(2);
+        assert_eq!(migration_portal::jobs::watch::not_seen(&world.db, much_later).await.expect("watch"), 1, "only the machine that came back");
+    }
+}

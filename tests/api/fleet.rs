@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use migration_portal::sim::fleet::{Behaviour, Fleet, FleetConfig};
+use migration_portal::sim::fleet::{Behaviour, Fleet, FleetConfig, FleetMachine};
 use serde_json::{Value, json};
 
 use crate::helpers::Backend;
@@ -60,7 +60,7 @@ async fn with_sim_fleet_every_machine_ends_as_the_fleet_says_and_retried_failure
             base_url: world.app.url(""),
             workspace_id: world.workspace,
             enrollment_secret: secret["enrollment_secret"].as_str().expect("secret").to_string(),
-            machines: base.machines.iter().map(|m| m.id.clone()).collect(),
+            machines: FleetMachine::from_install_base(&base),
             interval: Duration::from_millis(700),
             seed: 3,
         });
@@ -81,11 +81,22 @@ async fn with_sim_fleet_every_machine_ends_as_the_fleet_says_and_retried_failure
                 assert!(logs.as_array().is_some_and(|l| !l.is_empty()), "{machine}: a failed machine carries its log");
             }
         }
+        // Outdated clients are told to wait for their update: those that update
+        // themselves then migrate at the check-in that states the new version; those
+        // with automatic updates off wait for their user.
         let told_to_update: Vec<&String> = released.iter().filter(|m| truth[*m].observed.told_to_update).collect();
-        assert!(!told_to_update.is_empty(), "outdated clients are told to wait for their update");
-        for machine in told_to_update {
-            assert_eq!(shown[machine]["state"], "pending", "{machine}: waits for its client update");
-            assert!(shown[machine]["waiting_reason"].as_str().is_some_and(|r| r.contains("update")), "{:?}", shown[machine]);
+        let (updated, not_updated): (Vec<&String>, Vec<&String>) = told_to_update.iter().partition(|m| truth[**m].observed.updated);
+        assert!(!updated.is_empty() && !not_updated.is_empty(), "both kinds of outdated client: {} updated, {} not", updated.len(), not_updated.len());
+        for machine in updated {
+            assert!(truth[machine].auto_update && truth[machine].observed.told_to_migrate, "{machine}: {:?}", truth[machine]);
+            assert_ne!(shown[machine]["state"], "pending", "{machine}: migrates once its client updated itself");
+            let events = world.get(&world.path(&format!("/events?subject={machine}&kind=machine.client_updated"))).await;
+            assert_eq!(events["items"].as_array().map(Vec::len), Some(1), "{machine}: {events}");
+        }
+        for machine in not_updated {
+            assert!(!truth[machine].auto_update, "{machine}: only a client with automatic updates off stays outdated");
+            assert_eq!(shown[machine]["state"], "pending", "{machine}: waits for its user to update the client");
+            assert!(shown[machine]["waiting_reason"].as_str().is_some_and(|r| r.contains("contact the user")), "{:?}", shown[machine]);
         }
         for machine in &idle {
             assert_eq!(shown[machine]["state"], "idle", "{machine}: a machine not released stays idle");
