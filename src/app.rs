@@ -36,6 +36,8 @@ pub struct AppState {
     pub check_ins: std::sync::Arc<crate::db::agents::CheckIns>,
     /// Clients toward the workspaces' cloud (registration tokens for agents).
     pub clients: std::sync::Arc<crate::jobs::clients::ClientPool>,
+    /// Sends test webhook deliveries (the worker sends the others).
+    pub webhooks: std::sync::Arc<crate::jobs::webhook::Sender>,
 }
 
 /// Where the key that seals credentials comes from.
@@ -63,12 +65,23 @@ pub enum Role {
 
 /// The job handlers of this build; each job kind has one.
 pub fn job_handlers(secrets: SecretBox, allow_private_networks: bool) -> Vec<std::sync::Arc<dyn crate::jobs::JobHandler>> {
+    job_handlers_with(secrets, allow_private_networks, &crate::config::WebhookSettings::default())
+}
+
+/// Every job's handler; webhook deliveries as `webhooks` says.
+pub fn job_handlers_with(
+    secrets: SecretBox,
+    allow_private_networks: bool,
+    webhooks: &crate::config::WebhookSettings,
+) -> Vec<std::sync::Arc<dyn crate::jobs::JobHandler>> {
     let pool = std::sync::Arc::new(crate::jobs::clients::ClientPool::new(allow_private_networks));
+    let sender = std::sync::Arc::new(crate::jobs::webhook::Sender::new(secrets.clone(), webhooks, allow_private_networks));
     vec![
         std::sync::Arc::new(crate::jobs::sync::SyncHandler::new(secrets.clone(), pool.clone())),
         std::sync::Arc::new(crate::jobs::precheck::PrecheckHandler::new(secrets.clone(), pool.clone())),
         std::sync::Arc::new(crate::jobs::migration::MigrationHandler::new(secrets.clone(), pool.clone())),
         std::sync::Arc::new(crate::jobs::transfer::TransferHandler::new(secrets, pool)),
+        std::sync::Arc::new(crate::jobs::webhook::WebhookHandler::new(sender, webhooks)),
     ]
 }
 
@@ -96,7 +109,7 @@ pub async fn serve(config: &Config, key_policy: KeyPolicy, role: Role) -> anyhow
     if role == Role::WorkerOnly {
         let secrets = secret_box(config, key_policy)?;
         let db = db::connect_migrated(&config.database).await?;
-        let handlers = job_handlers(secrets, config.connectors.allow_private_networks);
+        let handlers = job_handlers_with(secrets, config.connectors.allow_private_networks, &config.webhooks);
         let worker = crate::jobs::Worker::new(db, config.worker(), handlers);
         tracing::info!(worker = %worker.id(), "worker running");
         let running = tokio::spawn(worker.run(stopped));
@@ -182,7 +195,8 @@ impl Application {
         let check_ins = std::sync::Arc::new(crate::db::agents::CheckIns::default());
         tokio::spawn(flush_check_ins(db.clone(), std::sync::Arc::downgrade(&check_ins)));
         let clients = std::sync::Arc::new(crate::jobs::clients::ClientPool::new(allow_private_networks));
-        let state = web::Data::new(AppState { db, secrets, auth, allow_private_networks, agent_slots, agent_max_log_bytes, check_ins, clients });
+        let webhooks = std::sync::Arc::new(crate::jobs::webhook::Sender::new(secrets.clone(), &config.webhooks, allow_private_networks));
+        let state = web::Data::new(AppState { db, secrets, auth, allow_private_networks, agent_slots, agent_max_log_bytes, check_ins, clients, webhooks });
         let server = run(listener, state.clone(), config)?;
         Ok(Self { port, server, state })
     }
@@ -193,7 +207,7 @@ impl Application {
 
     /// A worker over this application's database, key and connector settings.
     pub fn worker(&self, config: &Config) -> crate::jobs::Worker {
-        let handlers = job_handlers(self.state.secrets.clone(), self.state.allow_private_networks);
+        let handlers = job_handlers_with(self.state.secrets.clone(), self.state.allow_private_networks, &config.webhooks);
         crate::jobs::Worker::new(self.state.db.clone(), config.worker(), handlers)
     }
 

@@ -22,6 +22,7 @@ pub struct Config {
     pub http: HttpConfig,
     pub connectors: ConnectorsConfig,
     pub worker: WorkerSettings,
+    pub webhooks: WebhookSettings,
     pub log_format: LogFormat,
     /// `tracing` filter directives, e.g. `info,sqlx=warn`.
     pub log_level: String,
@@ -89,6 +90,49 @@ pub struct WorkerSettings {
     pub shutdown_grace_secs: u64,
 }
 
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSettings {
+    /// How long a receiver has to answer.
+    pub timeout_ms: u64,
+    /// Deliveries one process sends at once, in a lane of their own: slow
+    /// receivers never hold up the other jobs.
+    pub concurrency: usize,
+    /// Deliveries to one subscription at once in one process, so that one slow
+    /// receiver cannot take the whole lane.
+    pub per_subscription: usize,
+    /// The wait before each retry of a failed delivery, in seconds.
+    pub retry_schedule_secs: Vec<f64>,
+    /// A subscription whose deliveries failed this many times in a row…
+    pub disable_after_failures: u32,
+    /// …for at least this long is disabled.
+    pub disable_after_secs: u64,
+}
+
+impl WebhookSettings {
+    pub fn retry_policy(&self) -> crate::domain::webhooks::RetryPolicy {
+        crate::domain::webhooks::RetryPolicy {
+            schedule: self.retry_schedule_secs.iter().map(|s| Duration::from_secs_f64(s.clamp(0.0, 7.0 * 86_400.0))).collect(),
+            disable_after_failures: self.disable_after_failures.max(1),
+            disable_after: Duration::from_secs(self.disable_after_secs),
+        }
+    }
+}
+
+impl Default for WebhookSettings {
+    fn default() -> Self {
+        let policy = crate::domain::webhooks::RetryPolicy::default();
+        Self {
+            timeout_ms: 10_000,
+            concurrency: 16,
+            per_subscription: 4,
+            retry_schedule_secs: policy.schedule.iter().map(Duration::as_secs_f64).collect(),
+            disable_after_failures: policy.disable_after_failures,
+            disable_after_secs: policy.disable_after.as_secs(),
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
@@ -120,6 +164,7 @@ impl Default for Config {
             },
             connectors: ConnectorsConfig { allow_private_networks: false },
             worker: WorkerSettings { concurrency: 4, lease_secs: 60, poll_interval_ms: 500, shutdown_grace_secs: 20 },
+            webhooks: WebhookSettings::default(),
             log_format: LogFormat::Pretty,
             log_level: "info".into(),
             secret_key: None,

@@ -13,3 +13,5 @@ pub mod precheck;
 pub mod precheck_chunk;
 pub mod target_mapping;
 pub mod workspace;
+pub mod webhook_delivery;
+pub mod webhook_subscription;

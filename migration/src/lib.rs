@@ -16,6 +16,7 @@ mod m20261129_000011_create_agents;
 mod m20261129_000012_create_machine_logs;
 mod m20261129_000013_add_registration_tokens;
 mod m20261129_000014_add_machine_watch;
+mod m20261129_000015_create_webhooks;
 
 pub struct Migrator;
 
@@ -37,6 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000012_create_machine_logs::Migration),
             Box::new(m20261129_000013_add_registration_tokens::Migration),
             Box::new(m20261129_000014_add_machine_watch::Migration),
+            Box::new(m20261129_000015_create_webhooks::Migration),
         ]
     }
 }

@@ -12,6 +12,7 @@ mod migrations;
 pub mod operations;
 pub mod paging;
 pub(crate) mod prechecks;
+mod webhooks;
 mod workspaces;
 
 use actix_web::dev::ResourceDef;
@@ -37,6 +38,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
             .configure(migrations::routes)
             .configure(agents::partner_routes)
             .configure(machines::routes)
+            .configure(webhooks::routes)
             .configure(operations::routes),
     );
 }

@@ -91,9 +91,18 @@ impl HttpPolicy {
 
     /// A client for `base`, refusing private addresses unless allowed.
     pub fn client(&self, system: &'static str, base: &Url) -> Result<reqwest::Client, ConnectorError> {
-        if !self.allow_private_networks {
-            guard::check_url(system, base)?;
-        }
+        self.check_url(system, base)?;
+        self.any_client(system)
+    }
+
+    /// Refuses a URL whose host is a loopback, private or reserved address, unless
+    /// allowed (a name is judged when it resolves, by the client's resolver).
+    pub fn check_url(&self, system: &'static str, url: &Url) -> Result<(), ConnectorError> {
+        if self.allow_private_networks { Ok(()) } else { guard::check_url(system, url) }
+    }
+
+    /// A client for URLs each checked with [`HttpPolicy::check_url`] before use.
+    pub fn any_client(&self, system: &'static str) -> Result<reqwest::Client, ConnectorError> {
         // No proxy from the environment: a proxy resolves names itself, past the guard.
         let mut builder = reqwest::Client::builder()
             .no_proxy()

@@ -3,7 +3,7 @@
 
 use chrono::Utc;
 use entity::event::{self, Column, Entity as Events};
-use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use uuid::Uuid;
 
 use super::Page;
@@ -26,25 +26,27 @@ pub async fn record(db: &impl ConnectionTrait, workspace_id: Uuid, events: Vec<N
         return Ok(());
     }
     let at = Utc::now();
-    let models: Vec<event::ActiveModel> = events
+    let recorded: Vec<event::Model> = events
         .into_iter()
-        .map(|e| event::ActiveModel {
-            id: Set(Uuid::now_v7()),
-            workspace_id: Set(workspace_id),
-            at: Set(at),
-            actor: Set(e.actor),
-            subject_kind: Set(e.subject_kind.to_string()),
-            subject_id: Set(e.subject_id),
-            migration_id: Set(e.migration_id),
-            kind: Set(e.kind),
-            message: Set(e.message),
-            data: Set(e.data.map(|d| d.to_string())),
+        .map(|e| event::Model {
+            id: Uuid::now_v7(),
+            workspace_id,
+            at,
+            actor: e.actor,
+            subject_kind: e.subject_kind.to_string(),
+            subject_id: e.subject_id,
+            migration_id: e.migration_id,
+            kind: e.kind,
+            message: e.message,
+            data: e.data.map(|d| d.to_string()),
         })
         .collect();
-    for batch in models.chunks(500) {
-        Events::insert_many(batch.to_vec()).exec_without_returning(db).await?;
+    for batch in recorded.chunks(500) {
+        let models = batch.iter().cloned().map(|m| event::ActiveModel::from(m).reset_all());
+        Events::insert_many(models).exec_without_returning(db).await?;
     }
-    Ok(())
+    // Webhooks of these events are queued with them, or not at all.
+    super::webhooks::fan_out(db, workspace_id, &recorded).await
 }
 
 #[derive(Clone, Debug, Default)]

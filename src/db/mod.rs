@@ -171,4 +171,5 @@ pub mod idempotency;
 pub mod migrations;
 pub mod prechecks;
 pub mod snapshot;
+pub mod webhooks;
 pub mod workspaces;

@@ -11,4 +11,5 @@ pub mod schedules;
 pub mod segments;
 pub mod support;
 pub mod tenants;
+pub mod webhooks;
 pub mod transfer;

@@ -7,6 +7,7 @@ pub mod queue;
 pub mod sync;
 pub mod transfer;
 pub mod watch;
+pub mod webhook;
 pub mod worker;
 
 pub use queue::{Enqueued, NewJob};

@@ -120,6 +120,16 @@ where
     timer.lap("store");
     tracing::info!(precheck = %request.precheck_id, seconds = %timer.0, "pre-check done");
     let counts = report.planning["counts"].clone();
+    let event = crate::db::events::NewEvent {
+        actor: "portal:precheck".into(),
+        subject_kind: "precheck",
+        subject_id: request.precheck_id.to_string(),
+        migration_id: None,
+        kind: "precheck.completed".into(),
+        message: "the pre-check report is ready".into(),
+        data: Some(json!({"precheck_id": request.precheck_id, "counts": counts})),
+    };
+    crate::db::events::record(db, request.workspace_id, vec![event]).await.map_err(database)?;
     // Freeing millions of small values takes a while: not on the job's time.
     tokio::task::spawn_blocking(move || drop((snapshot, plan, report, answers)));
     Ok(json!({

@@ -344,8 +344,18 @@ async fn apply(db: &DatabaseConnection, job: Uuid, workspace: Uuid, source_time:
     )
     .await
     .map_err(database)?;
-    txn.commit().await.map_err(database)?;
     result.insert("source_time".into(), json!(source_time));
+    let event = crate::db::events::NewEvent {
+        actor: "portal:sync".into(),
+        subject_kind: "workspace",
+        subject_id: workspace.to_string(),
+        migration_id: None,
+        kind: "sync.completed".into(),
+        message: "the snapshot now matches the source".into(),
+        data: Some(Value::Object(result.clone())),
+    };
+    crate::db::events::record(&txn, workspace, vec![event]).await.map_err(database)?;
+    txn.commit().await.map_err(database)?;
     Ok(Value::Object(result))
 }
 

@@ -65,6 +65,12 @@ impl JobRun {
 #[async_trait]
 pub trait JobHandler: Send + Sync {
     fn kind(&self) -> &'static str;
+    /// Jobs of this kind run in a lane of their own with this many at once, so
+    /// that they never take the slots of other jobs (webhook deliveries waiting
+    /// on slow receivers); `None` shares the worker's slots.
+    fn lane(&self) -> Option<usize> {
+        None
+    }
     async fn run(&self, run: &JobRun) -> Result<serde_json::Value, JobError>;
 }
 
@@ -117,10 +123,29 @@ impl Worker {
 
     /// Claims and runs jobs until `shutdown` turns true; then stops claiming,
     /// lets running jobs finish within the grace period, and gives back the rest.
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+    /// Kinds with a lane of their own run beside, each in a worker of its own.
+    pub async fn run(self, shutdown: watch::Receiver<bool>) {
+        let watching = tokio::spawn(super::watch::run(self.db.clone(), shutdown.clone()));
+        let (shared, laned): (Vec<_>, Vec<_>) = self.handlers.values().cloned().partition(|h| h.lane().is_none());
+        let lanes: Vec<_> = laned
+            .into_iter()
+            .map(|handler| {
+                let config = WorkerConfig { concurrency: handler.lane().unwrap_or(1).max(1), ..self.config.clone() };
+                let lane = Worker { db: self.db.clone(), id: format!("{}/{}", self.id, handler.kind()), config, handlers: Arc::new(HashMap::from([(handler.kind(), handler)])) };
+                tokio::spawn(lane.run_lane(shutdown.clone()))
+            })
+            .collect();
+        let main = Worker { handlers: Arc::new(shared.into_iter().map(|h| (h.kind(), h)).collect()), ..self };
+        main.run_lane(shutdown).await;
+        for lane in lanes {
+            let _ = lane.await;
+        }
+        let _ = watching.await;
+    }
+
+    async fn run_lane(self, mut shutdown: watch::Receiver<bool>) {
         let mut running: JoinSet<()> = JoinSet::new();
         let (stop_all, _) = watch::channel(false);
-        let watching = tokio::spawn(super::watch::run(self.db.clone(), shutdown.clone()));
         loop {
             if *shutdown.borrow() {
                 break;
@@ -146,7 +171,6 @@ impl Worker {
             }
         }
         tracing::info!(worker = %self.id, running = running.len(), "worker stopping");
-        let _ = watching.await;
         let drained = tokio::time::timeout(self.config.shutdown_grace, async {
             while let Some(joined) = running.join_next().await {
                 log_panic(joined);

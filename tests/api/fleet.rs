@@ -2,7 +2,7 @@
 //! fleet's ground truth says; failed machines carry their log; retried after the
 //! fault clears, they migrate (or wait for manual registration, as the fleet says).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use migration_portal::sim::fleet::{Behaviour, Fleet, FleetConfig, FleetMachine};
@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::Backend;
 use crate::migrations::{fast_world, small};
+use crate::webhooks::Receiver;
 use crate::world::World;
 
 async fn states(world: &World) -> BTreeMap<String, Value> {
@@ -47,6 +48,9 @@ async fn with_sim_fleet_every_machine_ends_as_the_fleet_says_and_retried_failure
         let world = fast_world(backend, base.clone()).await;
         world.sync().await;
         let precheck = world.whole_precheck(&base).await;
+        // A partner's tool listens to what happens to the machines.
+        let receiver = Receiver::start();
+        world.subscribe(&receiver.url("/ok"), &["migration.completed", "machine.migrated", "machine.failed", "machine.manual_action_required"]).await;
         let worker = world.run_worker();
         let location = world.start_migration(json!({"precheck_id": precheck["id"]})).await;
         assert_eq!(world.wait_over(&location).await["status"], "completed");
@@ -117,6 +121,24 @@ async fn with_sim_fleet_every_machine_ends_as_the_fleet_says_and_retried_failure
         assert!(failed.iter().any(|m| shown[m]["state"] == "migrated"));
         let migration = world.get(&location).await;
         assert_eq!(migration["machines"]["migrated"], released.iter().filter(|m| shown[*m]["state"] == "migrated").count(), "{}", migration["machines"]);
+        // Webhooks: told once (one webhook-id) of each machine that migrated, failed
+        // or waits for manual steps, and of the migration's completion.
+        let told = |kind: &str, machine: &str| {
+            let got = receiver.at("/ok");
+            let ids: BTreeSet<String> = got.iter().filter(|r| r.json()["type"] == kind && r.json()["data"]["subject"]["id"] == machine).map(|r| r.id().to_string()).collect();
+            ids.len()
+        };
+        let expected_migrated: usize = released.iter().filter(|m| shown[*m]["state"] == "migrated").count();
+        receiver.wait("/ok", |r| r.iter().filter(|x| x.json()["type"] == "machine.migrated").count() >= expected_migrated).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        for machine in &released {
+            let state = shown[machine]["state"].as_str().unwrap_or_default();
+            assert_eq!(told("machine.migrated", machine), usize::from(state == "migrated"), "{machine} is {state}");
+            assert_eq!(told("machine.failed", machine), usize::from(failed.contains(machine)), "{machine}: failed once before its retry");
+            assert_eq!(told("machine.manual_action_required", machine), usize::from(state == "manual_action_required"), "{machine} is {state}");
+        }
+        assert_eq!(told("migration.completed", &migration["id"].as_str().expect("id").to_string()), 1);
+        receiver.stop().await;
         fleet.stop().await;
         worker.stop().await;
     }

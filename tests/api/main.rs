@@ -19,5 +19,6 @@ mod sim_cloud;
 mod source_client;
 mod sync;
 mod target_client;
+mod webhooks;
 mod workspaces;
 mod world;

@@ -37,6 +37,10 @@ pub(crate) struct Running {
 }
 
 impl Running {
+    pub(crate) fn new(stop: watch::Sender<bool>, task: tokio::task::JoinHandle<()>) -> Self {
+        Running { stop, task: Some(task) }
+    }
+
     pub(crate) async fn stop(mut self) {
         let _ = self.stop.send(true);
         if let Some(task) = self.task.take() {

@@ -1,0 +1,248 @@
+//! Sends webhook deliveries: one job per delivery, in the worker's webhook
+//! lane. Each attempt is signed anew (Standard Webhooks) under the delivery's
+//! stable id; a failure is tried again on the retry schedule, and a
+//! subscription that keeps failing is disabled, saying why. Redirects are not
+//! followed; receivers at private addresses are refused unless allowed.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::Utc;
+use entity::webhook_delivery;
+use entity::webhook_subscription;
+use sea_orm::TransactionTrait;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::worker::{JobError, JobHandler, JobRun};
+use crate::config::WebhookSettings;
+use crate::connectors::HttpPolicy;
+use crate::crypto::SecretBox;
+use crate::db::webhooks::{self as store, Attempt};
+use crate::domain::webhooks::{AfterFailure, RetryPolicy, Secret, signature_header};
+
+/// Signs and sends deliveries; shared by the job and the API's test delivery.
+pub struct Sender {
+    http: Result<reqwest::Client, String>,
+    policy: HttpPolicy,
+    secrets: SecretBox,
+}
+
+/// The sealing context of a subscription's secret.
+pub fn secret_context(subscription_id: Uuid) -> String {
+    format!("webhook_subscriptions:{subscription_id}:secret")
+}
+
+impl Sender {
+    /// (Without an HTTP client, which only a broken TLS set-up denies, every attempt fails and says so.)
+    pub fn new(secrets: SecretBox, settings: &WebhookSettings, allow_private_networks: bool) -> Sender {
+        let timeout = Duration::from_millis(settings.timeout_ms.max(1));
+        let policy = HttpPolicy { request_timeout: timeout, connect_timeout: timeout.min(Duration::from_secs(5)), allow_private_networks, ..HttpPolicy::default() };
+        let http = policy.any_client("webhook receiver").map_err(|e| {
+            tracing::error!(error = %e, "no HTTP client for webhook receivers");
+            e.to_string()
+        });
+        Sender { http, policy, secrets }
+    }
+
+    /// What receivers' addresses must satisfy.
+    pub fn policy(&self) -> &HttpPolicy {
+        &self.policy
+    }
+
+    /// The secrets that sign now: the current one, and the previous one during its grace.
+    fn signing_secrets(&self, subscription: &webhook_subscription::Model) -> Result<Vec<Secret>, String> {
+        let context = secret_context(subscription.id);
+        let open = |sealed: &[u8]| -> Result<Secret, String> {
+            use secrecy::ExposeSecret;
+            let text = self.secrets.open(sealed, &context).map_err(|e| format!("the subscription's secret cannot be opened: {e}"))?;
+            Secret::parse(text.expose_secret()).ok_or_else(|| "the subscription's secret is not a whsec_ secret".to_string())
+        };
+        let mut secrets = vec![open(&subscription.secret)?];
+        if let (Some(previous), Some(until)) = (&subscription.previous_secret, subscription.previous_secret_expires_at)
+            && until > Utc::now()
+        {
+            secrets.push(open(previous)?);
+        }
+        Ok(secrets)
+    }
+
+    /// One attempt: POST the body with the Standard Webhooks headers.
+    pub async fn send(&self, subscription: &webhook_subscription::Model, id: Uuid, body: &str) -> Attempt {
+        let at = Utc::now();
+        let failed = |error: String| Attempt { at, status_code: None, error: Some(error) };
+        let url = match url::Url::parse(&subscription.url) {
+            Ok(url) => url,
+            Err(e) => return failed(format!("the URL cannot be parsed: {e}")),
+        };
+        if let Err(e) = self.policy.check_url("webhook receiver", &url) {
+            return failed(e.to_string());
+        }
+        let secrets = match self.signing_secrets(subscription) {
+            Ok(secrets) => secrets,
+            Err(e) => return failed(e),
+        };
+        let message_id = message_id(id);
+        let timestamp = at.timestamp();
+        let signature = signature_header(&secrets.iter().collect::<Vec<_>>(), &message_id, timestamp, body);
+        let http = match &self.http {
+            Ok(http) => http,
+            Err(e) => return failed(e.clone()),
+        };
+        let sent = http
+            .post(url)
+            .header("content-type", "application/json")
+            .header("webhook-id", &message_id)
+            .header("webhook-timestamp", timestamp.to_string())
+            .header("webhook-signature", signature)
+            .body(body.to_string())
+            .send()
+            .await;
+        match sent {
+            Ok(response) => {
+                let code = response.status().as_u16();
+                let error = (!response.status().is_success()).then(|| match response.status() {
+                    s if s.is_redirection() => format!("answered {code} (redirects are not followed)"),
+                    _ => format!("answered {code}"),
+                });
+                Attempt { at, status_code: Some(code), error }
+            }
+            Err(e) if e.is_timeout() => failed(format!("no answer within {} ms", self.policy.request_timeout.as_millis())),
+            Err(e) => failed(format!("not delivered: {}", std::error::Error::source(&e).map(ToString::to_string).unwrap_or_else(|| e.to_string()))),
+        }
+    }
+}
+
+/// The `webhook-id` of a delivery: the same at every attempt.
+pub fn message_id(delivery_id: Uuid) -> String {
+    format!("msg_{}", delivery_id.simple())
+}
+
+pub struct WebhookHandler {
+    sender: Arc<Sender>,
+    retry: RetryPolicy,
+    concurrency: usize,
+    per_subscription: usize,
+    in_flight: Mutex<HashMap<Uuid, usize>>,
+}
+
+impl WebhookHandler {
+    pub fn new(sender: Arc<Sender>, settings: &WebhookSettings) -> Self {
+        Self {
+            sender,
+            retry: settings.retry_policy(),
+            concurrency: settings.concurrency.max(1),
+            per_subscription: settings.per_subscription.max(1),
+            in_flight: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Takes a slot of the subscription's share of the lane, if one is free.
+    fn slot(&self, subscription: Uuid) -> Option<Slot<'_>> {
+        let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        let taken = in_flight.entry(subscription).or_default();
+        if *taken >= self.per_subscription {
+            return None;
+        }
+        *taken += 1;
+        Some(Slot { handler: self, subscription })
+    }
+}
+
+struct Slot<'a> {
+    handler: &'a WebhookHandler,
+    subscription: Uuid,
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        let mut in_flight = self.handler.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(taken) = in_flight.get_mut(&self.subscription) {
+            *taken = taken.saturating_sub(1);
+            if *taken == 0 {
+                in_flight.remove(&self.subscription);
+            }
+        }
+    }
+}
+
+fn database(e: sea_orm::DbErr) -> JobError {
+    JobError::Retry(format!("database: {e}"))
+}
+
+#[async_trait::async_trait]
+impl JobHandler for WebhookHandler {
+    fn kind(&self) -> &'static str {
+        store::JOB_KIND
+    }
+
+    fn lane(&self) -> Option<usize> {
+        Some(self.concurrency)
+    }
+
+    async fn run(&self, run: &JobRun) -> Result<Value, JobError> {
+        let delivery_id = run.payload()?["delivery_id"]
+            .as_str()
+            .and_then(|id| Uuid::parse_str(id).ok())
+            .ok_or_else(|| JobError::Fatal("payload names no delivery".into()))?;
+        let Some(delivery) = store::delivery(run.db(), delivery_id).await.map_err(database)? else {
+            return Ok(json!({"skipped": "the delivery no longer exists"}));
+        };
+        if delivery.status != store::PENDING {
+            return Ok(json!({"skipped": format!("the delivery is {}", delivery.status)}));
+        }
+        let Some(subscription) = store::subscription(run.db(), delivery.workspace_id, delivery.subscription_id).await.map_err(database)? else {
+            store::cancel_pending(run.db(), delivery.subscription_id).await.map_err(database)?;
+            return Ok(json!({"skipped": "the subscription was deleted"}));
+        };
+        if !subscription.enabled {
+            // Sent when the subscription is enabled again.
+            return Ok(json!({"waiting": "the subscription is disabled"}));
+        }
+        let Some(_slot) = self.slot(subscription.id) else {
+            return Err(JobError::Again(Duration::from_millis(250)));
+        };
+        let attempt = self.sender.send(&subscription, delivery.id, &delivery.payload).await;
+        self.record(run, &delivery, &subscription, &attempt).await
+    }
+}
+
+impl WebhookHandler {
+    /// Records the attempt; a retry is the job snoozed until the schedule says.
+    async fn record(&self, run: &JobRun, delivery: &webhook_delivery::Model, subscription: &webhook_subscription::Model, attempt: &Attempt) -> Result<Value, JobError> {
+        let attempts = u32::try_from(delivery.attempts).unwrap_or(0) + 1;
+        let txn = run.db().begin().await.map_err(database)?;
+        if attempt.succeeded() {
+            store::record_attempt(&txn, delivery, attempt, store::DELIVERED, None).await.map_err(database)?;
+            store::record_outcome(&txn, subscription.id, true, attempt.at).await.map_err(database)?;
+            txn.commit().await.map_err(database)?;
+            return Ok(json!({"delivered": true, "attempts": attempts, "status_code": attempt.status_code}));
+        }
+        let next = self.retry.after_failure(attempts);
+        let (status, next_at) = match next {
+            AfterFailure::RetryIn(wait) => (store::PENDING, Some(attempt.at + chrono::Duration::from_std(wait).unwrap_or_default())),
+            AfterFailure::GiveUp => (store::FAILED, None),
+        };
+        store::record_attempt(&txn, delivery, attempt, status, next_at).await.map_err(database)?;
+        let failing = store::record_outcome(&txn, subscription.id, false, attempt.at).await.map_err(database)?;
+        if let Some(failing) = failing
+            && let Some(since) = failing.failing_since
+            && self.retry.disables(u32::try_from(failing.consecutive_failures).unwrap_or(0), since, attempt.at)
+        {
+            let reason = format!(
+                "disabled after {} failed deliveries in a row since {}; the last: {}",
+                failing.consecutive_failures,
+                since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                attempt.error.as_deref().unwrap_or("failed")
+            );
+            tracing::warn!(subscription = %subscription.id, %reason, "webhook subscription disabled");
+            store::disable(&txn, subscription.id, &reason, attempt.at).await.map_err(database)?;
+        }
+        txn.commit().await.map_err(database)?;
+        match next {
+            AfterFailure::RetryIn(wait) => Err(JobError::Again(wait)),
+            AfterFailure::GiveUp => Ok(json!({"delivered": false, "attempts": attempts, "error": attempt.error})),
+        }
+    }
+}
