@@ -43,6 +43,19 @@ async fn machine_state(world: &World, machine: &str) -> (String, Option<String>)
     (row.status.state.as_str().to_string(), row.status.phase.map(|p| p.as_str().to_string()))
 }
 
+/// `base` synced and migrated whole: its machines are released to their agents.
+/// Answers the world and the migration's location.
+async fn migrated(backend: Backend, base: &migration_portal::sim::install_base::InstallBase) -> (World, String) {
+    let world = fast_world(backend, base.clone()).await;
+    world.sync().await;
+    let precheck = world.whole_precheck(base).await;
+    let worker = world.run_worker();
+    let location = world.start_migration(json!({"precheck_id": precheck["id"]})).await;
+    assert_eq!(world.wait_over(&location).await["status"], "completed");
+    worker.stop().await;
+    (world, location)
+}
+
 #[tokio::test]
 async fn agents_enroll_with_the_workspace_secret_and_reach_only_their_own_machine() {
     for backend in Backend::enabled() {
@@ -92,13 +105,7 @@ async fn agents_enroll_with_the_workspace_secret_and_reach_only_their_own_machin
 async fn a_released_machine_migrates_step_by_step_and_replayed_or_late_reports_do_not_corrupt_it() {
     for backend in Backend::enabled() {
         let base = small();
-        let world = fast_world(backend, base.clone()).await;
-        world.sync().await;
-        let precheck = world.whole_precheck(&base).await;
-        let worker = world.run_worker();
-        let location = world.start_migration(json!({"precheck_id": precheck["id"]})).await;
-        assert_eq!(world.wait_over(&location).await["status"], "completed");
-        worker.stop().await;
+        let (world, _) = migrated(backend, &base).await;
         let pending = migration_portal::db::query(
             &world.db,
             "SELECT source_id FROM source_machines WHERE workspace_id = $1 AND migration_state = 'pending' AND readiness NOT IN ('ready_after_client_upgrade', 'contact_user') ORDER BY source_id",
@@ -195,13 +202,7 @@ async fn a_released_machine_migrates_step_by_step_and_replayed_or_late_reports_d
 async fn the_partner_sees_each_machine_and_why_it_waits_retries_failed_ones_and_marks_manual_steps_done() {
     for backend in Backend::enabled() {
         let base = small();
-        let world = fast_world(backend, base.clone()).await;
-        world.sync().await;
-        let precheck = world.whole_precheck(&base).await;
-        let worker = world.run_worker();
-        let location = world.start_migration(json!({"precheck_id": precheck["id"]})).await;
-        assert_eq!(world.wait_over(&location).await["status"], "completed");
-        worker.stop().await;
+        let (world, location) = migrated(backend, &base).await;
         let pending = world.all(&world.path("/machines?state=pending")).await;
         // Outdated clients wait for their update; these tests need clients that migrate.
         let pending: Vec<Value> = pending.into_iter().filter(|m| !m["waiting_reason"].as_str().unwrap_or_default().contains("update")).collect();
@@ -343,13 +344,7 @@ async fn cancelling_a_migration_takes_back_the_machines_whose_agents_have_not_st
 async fn an_outdated_client_migrates_at_the_check_in_that_states_its_update_and_a_silent_agent_is_told_once() {
     for backend in Backend::enabled() {
         let base = small();
-        let world = fast_world(backend, base.clone()).await;
-        world.sync().await;
-        let precheck = world.whole_precheck(&base).await;
-        let worker = world.run_worker();
-        let location = world.start_migration(json!({"precheck_id": precheck["id"]})).await;
-        assert_eq!(world.wait_over(&location).await["status"], "completed");
-        worker.stop().await;
+        let (world, location) = migrated(backend, &base).await;
         let migration_id = world.get(&location).await["id"].as_str().expect("id").to_string();
         let outdated = migration_portal::db::query(
             &world.db,
