@@ -120,12 +120,20 @@ pub async fn run(mut config: Config, port: u16, exit: bool) -> anyhow::Result<()
     }
     println!("\nPOST …/machines/{{machine_id}}/retry for each failed machine: {retried} back to pending");
     let summary = if failed["items"].as_array().is_some_and(|f| !f.is_empty()) { walk.settle(&format!("/api/v1/workspaces/{id}/migrations/{migration_id}"), &token).await? } else { summary };
+    let truth = fleet.truth();
     fleet.stop().await;
+    let shown = walk.all_machines(&id, &token).await?;
+    let (checked, mismatched) = compare_with_truth(&shown, &truth);
     println!("\n== Summary: machines of the migration ==");
     for state in ["migrated", "failed", "manual_action_required", "pending", "migrating"] {
         println!("{state:>24}: {}", summary["machines"][state]);
     }
     println!("(pending: outdated clients waiting for their update, and agents that never came online; manual_action_required: SQL Server or Exchange agents to register by hand)");
+    if mismatched.is_empty() {
+        println!("all {checked} machines the fleet can tell about show the state its ground truth says");
+    } else {
+        println!("{} of {checked} machines differ from the fleet's ground truth: {}", mismatched.len(), mismatched.join("; "));
+    }
     walk.call(Method::GET, &format!("/api/v1/workspaces/{id}"), &other_tenant, None, None).await?;
     walk.call(Method::POST, "/api/v1/workspaces", &token, Some(&json!({"name": "", "source": {}})), None).await?;
 
@@ -218,6 +226,24 @@ impl Walk {
         anyhow::bail!("the machines did not settle within five minutes")
     }
 
+    /// Every machine of the workspace, page by page (not printed).
+    async fn all_machines(&self, workspace: &str, token: &str) -> anyhow::Result<Vec<Value>> {
+        let mut machines = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut url = format!("{}/api/v1/workspaces/{workspace}/machines?limit=500", self.base);
+            if let Some(cursor) = &cursor {
+                url.push_str(&format!("&cursor={cursor}"));
+            }
+            let page: Value = self.http.get(url).bearer_auth(token).send().await?.error_for_status()?.json().await?;
+            machines.extend(page["items"].as_array().cloned().unwrap_or_default());
+            match page["next_cursor"].as_str() {
+                Some(next) => cursor = Some(next.to_string()),
+                None => return Ok(machines),
+            }
+        }
+    }
+
     async fn call(&self, method: Method, path: &str, token: &str, body: Option<&Value>, key: Option<&str>) -> anyhow::Result<Value> {
         let mut request = self.http.request(method.clone(), format!("{}{path}", self.base)).bearer_auth(token);
         if let Some(body) = body {
@@ -234,4 +260,22 @@ impl Walk {
         println!("{}", serde_json::to_string_pretty(&value)?);
         Ok(value)
     }
+}
+
+/// The machines whose state differs from what the fleet's ground truth says
+/// (only those the fleet can tell about: it never hears of a machine whose
+/// agent never came online, or that was never released), and how many were checked.
+fn compare_with_truth(shown: &[Value], truth: &std::collections::BTreeMap<String, crate::sim::fleet::Truth>) -> (usize, Vec<String>) {
+    let mut checked = 0;
+    let mut mismatched = Vec::new();
+    for machine in shown {
+        let id = machine["machine_id"].as_str().unwrap_or_default();
+        let Some(expected) = truth.get(id).and_then(|t| t.expected_state()) else { continue };
+        checked += 1;
+        let state = machine["state"].as_str().unwrap_or_default();
+        if state != expected {
+            mismatched.push(format!("{id} is {state}, expected {expected}"));
+        }
+    }
+    (checked, mismatched)
 }
