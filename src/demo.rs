@@ -108,6 +108,7 @@ pub async fn run(mut config: Config, port: u16, exit: bool) -> anyhow::Result<()
         machines: machines.clone(),
         interval: std::time::Duration::from_millis(500),
         seed: 1,
+        mix: Default::default(),
     });
     let summary = walk.settle(&format!("/api/v1/workspaces/{id}/migrations/{migration_id}"), &token).await?;
     let failed = walk.call(Method::GET, &format!("/api/v1/workspaces/{id}/machines?state=failed&limit=500"), &token, None, None).await?;

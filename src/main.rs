@@ -82,6 +82,18 @@ enum SimCommand {
         interval_ms: u64,
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Machines in a hundred whose first download fails.
+        #[arg(long, default_value_t = 8)]
+        download_errors: u32,
+        /// Machines in a hundred whose first install fails.
+        #[arg(long, default_value_t = 7)]
+        install_errors: u32,
+        /// Machines in a hundred that miss one to three check-ins first.
+        #[arg(long, default_value_t = 10)]
+        offline: u32,
+        /// Machines in a hundred whose agent never checks in.
+        #[arg(long, default_value_t = 5)]
+        never_online: u32,
     },
 }
 
@@ -145,7 +157,9 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         }
         Command::Sim(SimCommand::Cloud(args)) => sim::cloud::run(args).await?,
         Command::Sim(SimCommand::Backupagent(args)) => sim::backupagent::run(args).await?,
-        Command::Sim(SimCommand::Fleet { service, workspace, enrollment_secret, machines, interval_ms, seed }) => {
+        Command::Sim(SimCommand::Fleet { service, workspace, enrollment_secret, machines, interval_ms, seed, download_errors, install_errors, offline, never_online }) => {
+            let mix = sim::fleet::Mix { download_error: download_errors, install_error: install_errors, offline_for_a_while: offline, never_online };
+            anyhow::ensure!(mix.is_valid(), "--download-errors, --install-errors, --offline and --never-online are shares of a hundred: together at most 100");
             let machines: Vec<sim::fleet::FleetMachine> = std::fs::read_to_string(&machines)?.lines().filter_map(sim::fleet::FleetMachine::parse).collect();
             let count = machines.len();
             let config = sim::fleet::FleetConfig {
@@ -155,6 +169,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 machines,
                 interval: std::time::Duration::from_millis(interval_ms),
                 seed,
+                mix,
             };
             let fleet = sim::fleet::Fleet::start(config);
             println!("{count} simulated agents checking in every {interval_ms} ms; Ctrl-C stops and prints their ground truth");

@@ -34,16 +34,44 @@ pub enum Behaviour {
     NeverOnline,
 }
 
-/// The behaviour of the `index`-th machine for `seed`: about 70% healthy, 8%
-/// download errors, 7% install errors, 10% offline for a while, 5% never online.
-pub fn behaviour(seed: u64, index: usize) -> Behaviour {
+/// How many machines in a hundred fail in each way (the rest are healthy).
+/// Outdated clients, and whether they update themselves, come from the install
+/// base (each machine's client version and its user's auto-update setting).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Mix {
+    pub download_error: u32,
+    pub install_error: u32,
+    pub offline_for_a_while: u32,
+    pub never_online: u32,
+}
+
+impl Default for Mix {
+    fn default() -> Self {
+        Self { download_error: 8, install_error: 7, offline_for_a_while: 10, never_online: 5 }
+    }
+}
+
+impl Mix {
+    /// The shares are percentages: together at most 100.
+    pub fn is_valid(&self) -> bool {
+        self.download_error + self.install_error + self.offline_for_a_while + self.never_online <= 100
+    }
+}
+
+/// The behaviour of the `index`-th machine for `seed` and `mix`.
+pub fn behaviour(seed: u64, index: usize, mix: Mix) -> Behaviour {
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ (index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-    match rng.random_range(0..100) {
-        0..70 => Behaviour::Healthy,
-        70..78 => Behaviour::DownloadErrorOnce,
-        78..85 => Behaviour::InstallErrorOnce,
-        85..95 => Behaviour::OfflineFor(rng.random_range(1..=3)),
-        _ => Behaviour::NeverOnline,
+    let roll = rng.random_range(0..100);
+    let download = mix.download_error;
+    let install = download + mix.install_error;
+    let offline = install + mix.offline_for_a_while;
+    let never = offline + mix.never_online;
+    match roll {
+        r if r < download => Behaviour::DownloadErrorOnce,
+        r if r < install => Behaviour::InstallErrorOnce,
+        r if r < offline => Behaviour::OfflineFor(rng.random_range(1..=3)),
+        r if r < never => Behaviour::NeverOnline,
+        _ => Behaviour::Healthy,
     }
 }
 
@@ -93,6 +121,7 @@ pub struct FleetConfig {
     /// Between check-ins (30 minutes for real; sped up in tests and the demo).
     pub interval: Duration,
     pub seed: u64,
+    pub mix: Mix,
 }
 
 /// What happened to one machine, as the fleet saw it.
@@ -154,7 +183,7 @@ impl Fleet {
             .machines
             .iter()
             .enumerate()
-            .map(|(i, m)| (m.id.clone(), Truth { behaviour: behaviour(config.seed, i), auto_update: m.auto_update, observed: Observed::default() }))
+            .map(|(i, m)| (m.id.clone(), Truth { behaviour: behaviour(config.seed, i, config.mix), auto_update: m.auto_update, observed: Observed::default() }))
             .collect();
         let truth = Arc::new(Mutex::new(truth));
         let (stop, stopped) = watch::channel(false);
@@ -170,7 +199,7 @@ impl Fleet {
                     machine: machine.id.clone(),
                     client_version: machine.client_version.clone(),
                     auto_update: machine.auto_update,
-                    behaviour: behaviour(config.seed, i),
+                    behaviour: behaviour(config.seed, i, config.mix),
                     truth: truth.clone(),
                     rng: ChaCha8Rng::seed_from_u64(config.seed.wrapping_add(i as u64)),
                 };
@@ -331,5 +360,23 @@ impl Agent {
         let enrolled: Value = response.json().await.ok()?;
         self.observe(|o| o.enrolled = true);
         enrolled["token"].as_str().map(str::to_string)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_mix_sets_the_share_of_each_failure() {
+        let count = |mix: Mix, wanted: fn(&Behaviour) -> bool| (0..10_000).filter(|i| wanted(&behaviour(7, *i, mix))).count();
+        let mix = Mix { download_error: 20, install_error: 0, offline_for_a_while: 30, never_online: 10 };
+        assert!((1_800..2_200).contains(&count(mix, |b| *b == Behaviour::DownloadErrorOnce)));
+        assert_eq!(count(mix, |b| *b == Behaviour::InstallErrorOnce), 0);
+        assert!((2_700..3_300).contains(&count(mix, |b| matches!(b, Behaviour::OfflineFor(1..=3)))));
+        assert!((850..1_150).contains(&count(mix, |b| *b == Behaviour::NeverOnline)));
+        let none = Mix { download_error: 0, install_error: 0, offline_for_a_while: 0, never_online: 0 };
+        assert_eq!(count(none, |b| *b == Behaviour::Healthy), 10_000);
+        assert!(!Mix { never_online: 90, ..Mix::default() }.is_valid());
     }
 }

@@ -67,6 +67,7 @@ async fn with_sim_fleet_every_machine_ends_as_the_fleet_says_and_retried_failure
             machines: FleetMachine::from_install_base(&base),
             interval: Duration::from_millis(700),
             seed: 3,
+            mix: Default::default(),
         });
         let shown = settle(&world, &fleet, &released).await;
         let truth = fleet.truth();
