@@ -15,6 +15,7 @@ mod m20261129_000010_create_migrations;
 mod m20261129_000011_create_agents;
 mod m20261129_000012_create_machine_logs;
 mod m20261129_000013_add_registration_tokens;
+mod m20261129_000014_add_precheck_options;
 
 pub struct Migrator;
 
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000011_create_agents::Migration),
             Box::new(m20261129_000012_create_machine_logs::Migration),
             Box::new(m20261129_000013_add_registration_tokens::Migration),
+            Box::new(m20261129_000014_add_precheck_options::Migration),
         ]
     }
 }

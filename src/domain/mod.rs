@@ -3,6 +3,7 @@
 
 pub mod agent;
 pub mod decommission;
+pub mod initial_backup;
 pub mod logins;
 pub mod machines;
 pub mod names;
