@@ -25,6 +25,7 @@ Partner endpoints take the cloud's RS256 access token as `Authorization: Bearer 
         (name = "migrations", description = "Waves that carry out the plan: tenants, admins and backup users created in the target, machines released to their agents; the operations log"),
         (name = "operations", description = "Long-running work (AIP-151), health and readiness"),
         (name = "machines", description = "Every machine's migration state, why it waits, retry and manual steps done"),
+        (name = "decommission", description = "When each customer's BackupAgent can be switched off: machines migrated and the longest retention run out"),
         (name = "agents", description = "What the BackupAgent clients on end-user machines call: enroll, instructions, step reports (agent token)"),
     ),
     components(

@@ -2,6 +2,7 @@
 //! document that is generated from the same route list.
 
 mod agents;
+mod decommission;
 pub mod docs;
 pub mod extract;
 mod health;
@@ -37,6 +38,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
             .configure(migrations::routes)
             .configure(agents::partner_routes)
             .configure(machines::routes)
+            .configure(decommission::routes)
             .configure(operations::routes),
     );
 }

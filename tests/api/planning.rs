@@ -5,11 +5,13 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
+use chrono::{DateTime, Duration, Utc};
 use migration_portal::sim::install_base::InstallBase;
 use serde_json::{Value, json};
+use uuid::Uuid;
 
 use crate::helpers::{Backend, assert_problem};
-use crate::migrations::small;
+use crate::migrations::{fast_world, small};
 use crate::world::{World, world};
 
 /// What the generator's data says of one customer.
@@ -154,5 +156,136 @@ async fn bad_initial_backup_options_are_refused_with_problem_details() {
         }
         let listed = world.get(&world.path("/prechecks")).await;
         assert_eq!(listed["items"].as_array().map(Vec::len), Some(0), "refused pre-checks leave nothing behind");
+    }
+}
+
+/// Every item of a listing, `limit` per page.
+async fn pages(world: &World, path: &str, limit: u32) -> Vec<Value> {
+    let mut items = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut url = format!("{path}?limit={limit}");
+        if let Some(c) = &cursor {
+            url.push_str(&format!("&cursor={c}"));
+        }
+        let page = world.get(&url).await;
+        let got = page["items"].as_array().expect("items");
+        assert!(got.len() <= limit as usize);
+        items.extend(got.iter().cloned());
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_string()),
+            None => return items,
+        }
+    }
+}
+
+fn time(value: &Value) -> Option<DateTime<Utc>> {
+    value.as_str().and_then(|t| DateTime::parse_from_rfc3339(t).ok()).map(|t| t.with_timezone(&Utc))
+}
+
+/// Reports a released machine's steps as its agent would, up to `migrated`.
+async fn migrate_machine(world: &World, secret: &str, machine: &str) {
+    let token = world.agent_token(secret, machine).await;
+    for (seq, kind) in ["downloading", "installing", "registering", "plans_transferred", "restore_only"].into_iter().enumerate() {
+        let response = world.report(&token, seq as i64 + 1, json!({"kind": kind})).await;
+        assert_eq!(response.status(), 200, "{machine}: {kind}");
+    }
+}
+
+#[tokio::test]
+async fn each_customer_can_be_decommissioned_once_its_machines_migrated_and_its_longest_retention_ran_out() {
+    for backend in Backend::enabled() {
+        let base = small();
+        let expected = customers(&base);
+        let world = fast_world(backend, base.clone()).await;
+        let path = world.path("/decommission");
+        assert_eq!(assert_problem(world.app.get(&path, &world.token).send().await.expect("get"), 409).await["code"], "not_synced");
+        world.sync().await;
+
+        // Before any migration every customer with machines waits for all of them.
+        let before = pages(&world, &path, 7).await;
+        assert_eq!(before.len(), expected.len(), "{backend:?}: one row per customer across pages");
+        for row in &before {
+            let key = row["customer_key"].as_str().expect("key");
+            let customer = &expected[key];
+            let status = if customer.machines.is_empty() { "no_machines" } else { "waiting_for_machines" };
+            assert_eq!(row["status"], status, "{key}");
+            assert_eq!(row["machines_remaining"], customer.machines.len(), "{key}");
+            assert_eq!((row["machines"].as_u64(), row["backup_plans"].as_u64()), (Some(customer.machines.len() as u64), Some(customer.plans as u64)), "{key}");
+            assert_eq!(row["machines_without_plans"], customer.machines_without_plans, "{key}");
+            assert_eq!(row["longest_retention_days"], json!(customer.longest_retention_days), "{key}");
+            assert_eq!(row["long_retention"], customer.longest_retention_days.is_some_and(|d| d > 365), "{key}: default threshold 365 days");
+            assert!(row["decommission_after"].is_null() && row["last_migrated_at"].is_null(), "{key}");
+            assert_eq!(row["group_id"], customer.group_id.as_str());
+        }
+        assert!(expected.values().any(|c| c.machines_without_plans > 0), "small has machines without plans");
+        let flagged = |threshold: u32| expected.values().filter(|c| c.longest_retention_days.is_some_and(|d| d > threshold)).count();
+        assert!(flagged(365) > 0 && flagged(365) < expected.len(), "small has long and short retention");
+        for threshold in [1u32, 365, 730, 2555] {
+            let page = world.get(&format!("{path}?long_retention_days={threshold}&limit=1")).await;
+            assert_eq!(page["long_retention_days"], threshold);
+            assert_eq!(page["summary"]["long_retention"], flagged(threshold), "threshold {threshold}");
+        }
+
+        // Migrate the whole install base; agents then migrate one customer's machines, and one machine of another.
+        let precheck = world.whole_precheck(&base).await;
+        let worker = world.run_worker();
+        let location = world.start_migration(json!({"precheck_id": precheck["id"]})).await;
+        assert_eq!(world.wait_over(&location).await["status"], "completed");
+        worker.stop().await;
+        let pending: HashSet<String> = world.all(&world.path("/machines?state=pending")).await.iter().map(|m| m["machine_id"].as_str().expect("id").to_string()).collect();
+        let all_pending = |c: &Expected| c.machines.iter().all(|m| pending.contains(m));
+        let (done_key, done) = expected.iter().filter(|(_, c)| !c.machines.is_empty() && all_pending(c)).max_by_key(|(_, c)| c.machines.len()).expect("a customer whose machines were released");
+        let (partial_key, partial) = expected.iter().find(|(k, c)| *k != done_key && c.machines.len() >= 2 && all_pending(c)).expect("another customer with two machines");
+        let secret = world.enrollment_secret().await;
+        for machine in done.machines.iter().chain(partial.machines.first()) {
+            migrate_machine(&world, &secret, machine).await;
+        }
+        let machines: HashMap<String, Value> = world.all(&world.path("/machines")).await.into_iter().map(|m| (m["machine_id"].as_str().expect("id").to_string(), m)).collect();
+        let migrated_at = |m: &String| -> DateTime<Utc> {
+            assert_eq!(machines[m]["state"], "migrated", "{m}");
+            time(&machines[m]["state_changed_at"]).expect("migration time")
+        };
+
+        let after = world.all(&format!("{path}?long_retention_days=730")).await;
+        let rows: HashMap<&str, &Value> = after.iter().map(|r| (r["customer_key"].as_str().expect("key"), r)).collect();
+        let last = done.machines.iter().map(migrated_at).max().expect("machines");
+        let done_row = rows[done_key.as_str()];
+        assert_eq!(done_row["status"], "scheduled", "{done_row}");
+        assert_eq!(time(&done_row["last_migrated_at"]), Some(last));
+        let longest = done.longest_retention_days.unwrap_or(0);
+        assert_eq!(time(&done_row["decommission_after"]), Some(last + Duration::days(i64::from(longest))), "{done_row}");
+        assert_eq!(done_row["long_retention"], longest > 730);
+        let partial_row = rows[partial_key.as_str()];
+        assert_eq!(partial_row["status"], "waiting_for_machines", "{partial_row}");
+        assert_eq!(partial_row["machines_remaining"], partial.machines.len() - 1, "how many remain");
+        assert_eq!(time(&partial_row["last_migrated_at"]), partial.machines.first().map(migrated_at));
+        assert!(partial_row["decommission_after"].is_null());
+        for (key, customer) in expected.iter().filter(|(k, _)| *k != done_key && *k != partial_key) {
+            assert_eq!(rows[key.as_str()]["machines_remaining"], customer.machines.len(), "{key}: untouched");
+        }
+        let page = world.get(&format!("{path}?limit=500")).await;
+        let summary = &page["summary"];
+        let with_machines = expected.values().filter(|c| !c.machines.is_empty()).count();
+        assert_eq!(summary["customers"], expected.len());
+        assert_eq!(summary["scheduled"], 1);
+        assert_eq!(summary["waiting_for_machines"], with_machines - 1);
+        assert_eq!(summary["no_machines"], expected.len() - with_machines);
+        assert_eq!(summary["machines_remaining"], base.machines.len() - done.machines.len() - 1);
+        assert!(summary["server_decommission_after"].is_null(), "the server waits for every customer");
+
+        let csv = csv_rows(&world, &world.path("/exports/decommission?long_retention_days=730")).await;
+        assert_eq!(csv.len(), expected.len());
+        let done_csv = csv.iter().find(|r| r["customer_key"] == *done_key).expect("row");
+        assert_eq!((done_csv["status"].as_str(), done_csv["longest_retention_days"].as_str()), ("scheduled", longest.to_string().as_str()));
+        assert_eq!(done_csv["decommission_after"], done_row["decommission_after"].as_str().expect("date"));
+
+        // Bad thresholds, another tenant.
+        for bad in ["0", "36501", "soon"] {
+            assert_problem(world.app.get(&format!("{path}?long_retention_days={bad}"), &world.token).send().await.expect("get"), 400).await;
+        }
+        let stranger = world.cloud.idp().partner_token(Uuid::now_v7());
+        assert_problem(world.app.get(&path, &stranger).send().await.expect("get"), 404).await;
+        assert_problem(world.app.get(&world.path("/exports/decommission"), &stranger).send().await.expect("get"), 404).await;
     }
 }
