@@ -133,6 +133,7 @@ async fn main() -> anyhow::Result<()> {
                 selection: Selection(vec![Node::Group(root.clone())]),
                 target: None,
                 concurrency: 1,
+                options: Default::default(),
             };
             let report = precheck_run(request, |_| async { Ok(()) }, || false).await.map_err(|e| anyhow::anyhow!("{e}"))?;
             let seconds = started.elapsed().as_secs_f64();

@@ -16,6 +16,9 @@ pub struct Model {
     #[sea_orm(column_type = "Text")]
     pub selection: String,
     pub check_logins: bool,
+    /// The request's options as JSON (`None` before they existed: the defaults).
+    #[sea_orm(column_type = "Text", nullable)]
+    pub options: Option<String>,
     /// The planning section as JSON, once computed.
     #[sea_orm(column_type = "Text", nullable)]
     pub planning: Option<String>,

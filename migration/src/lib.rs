@@ -17,6 +17,7 @@ mod m20261129_000012_create_machine_logs;
 mod m20261129_000013_add_registration_tokens;
 mod m20261129_000014_add_machine_watch;
 mod m20261129_000015_create_webhooks;
+mod m20261129_000016_add_precheck_options;
 
 pub struct Migrator;
 
@@ -39,6 +40,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000013_add_registration_tokens::Migration),
             Box::new(m20261129_000014_add_machine_watch::Migration),
             Box::new(m20261129_000015_create_webhooks::Migration),
+            Box::new(m20261129_000016_add_precheck_options::Migration),
         ]
     }
 }

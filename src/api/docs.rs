@@ -26,6 +26,7 @@ Partner endpoints take the cloud's RS256 access token as `Authorization: Bearer 
         (name = "operations", description = "Long-running work (AIP-151), health and readiness"),
         (name = "machines", description = "Every machine's migration state, why it waits, retry and manual steps done"),
         (name = "webhooks", description = "Subscriptions to the workspace's events, delivered as Standard Webhooks (HMAC-SHA256 signed), at least once, with a delivery log"),
+        (name = "decommission", description = "When each customer's BackupAgent can be switched off: machines migrated and the longest retention run out"),
         (name = "agents", description = "What the BackupAgent clients on end-user machines call: enroll, instructions, step reports (agent token)"),
     ),
     components(

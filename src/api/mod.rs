@@ -2,6 +2,7 @@
 //! document that is generated from the same route list.
 
 mod agents;
+mod decommission;
 pub mod docs;
 pub mod extract;
 mod health;
@@ -39,6 +40,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
             .configure(agents::partner_routes)
             .configure(machines::routes)
             .configure(webhooks::routes)
+            .configure(decommission::routes)
             .configure(operations::routes),
     );
 }

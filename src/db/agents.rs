@@ -280,3 +280,18 @@ pub async fn releasing_migrations(db: &impl ConnectionTrait, workspace_id: Uuid,
     }
     Ok(found)
 }
+
+/// When each migrated machine of the workspace's live snapshot migrated (the
+/// time it entered `migrated`, which it never leaves).
+pub async fn migrated_machines(db: &impl ConnectionTrait, workspace_id: Uuid) -> Result<std::collections::HashMap<String, DateTime<Utc>>, DbErr> {
+    let sql = "SELECT source_id, state_changed_at FROM source_machines WHERE workspace_id = $1 AND migration_state = $2 AND removed_at IS NULL";
+    let rows = query(db, sql, vec![workspace_id.into(), MachineState::Migrated.as_str().into()]).await?;
+    let mut out = std::collections::HashMap::with_capacity(rows.len());
+    for row in rows {
+        // Every move into a state stamps it; a migrated machine without a time counts as not migrated.
+        if let Some(at) = row.try_get::<Option<DateTime<Utc>>>("", "state_changed_at")? {
+            out.insert(row.try_get("", "source_id")?, at);
+        }
+    }
+    Ok(out)
+}

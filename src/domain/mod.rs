@@ -2,6 +2,8 @@
 //! tested with a table of cases, one row per rule of the product description.
 
 pub mod agent;
+pub mod decommission;
+pub mod initial_backup;
 pub mod logins;
 pub mod machines;
 pub mod names;

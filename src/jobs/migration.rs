@@ -170,7 +170,8 @@ impl MigrationHandler {
         let replan = match migration.precheck_id {
             Some(precheck_id) => {
                 let logins = precheck::login_answers(&plan, &answers);
-                let report = report::build(&snapshot, &plan, &logins);
+                // Only the target tree and the logins are compared: the estimates' options do not matter.
+                let report = report::build(&snapshot, &plan, &logins, &Default::default());
                 Some(replan_changes(db, precheck_id, report).await?)
             }
             None => None,

@@ -16,12 +16,14 @@ use futures_util::StreamExt;
 use sea_orm::{DatabaseConnection, EntityTrait};
 use serde_json::{Value, json};
 use uuid::Uuid;
+use validator::Validate;
 
 use super::clients::ClientPool;
 use super::{JobError, JobHandler, JobRun};
 use crate::connectors::target::{LoginStatus, TargetApi};
 use crate::crypto::SecretBox;
 use crate::db::prechecks as store;
+use crate::domain::initial_backup::InitialBackupOptions;
 use crate::domain::machines::{Clock, OFFLINE_AFTER_DAYS};
 use crate::domain::names::NameRules;
 use crate::domain::plan::{Plan, Selection, Settings, Snapshot, plan};
@@ -33,6 +35,23 @@ pub const KIND: &str = "precheck";
 pub const LOGIN_ANSWER_MAX_AGE_HOURS: i64 = 24;
 /// Each round settles the logins the previous one numbered; more would mean a runaway.
 const MAX_ROUNDS: usize = 8;
+
+/// What a pre-check request may set besides its selection; kept with the pre-check.
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize, Validate, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PrecheckOptions {
+    /// How the customers' initial backups are estimated.
+    #[serde(default)]
+    #[validate(nested)]
+    pub initial_backup: InitialBackupOptions,
+}
+
+impl PrecheckOptions {
+    /// As kept with a pre-check: none kept (an older pre-check) means the defaults.
+    pub fn from_kept(kept: Option<&str>) -> Result<Self, serde_json::Error> {
+        kept.map_or(Ok(Self::default()), serde_json::from_str)
+    }
+}
 
 pub struct PrecheckHandler {
     secrets: SecretBox,
@@ -69,6 +88,7 @@ impl JobHandler for PrecheckHandler {
             .ok_or_else(|| JobError::Fatal("the pre-check no longer exists".into()))?;
         let target = if precheck.check_logins { Some(self.pool.clients(&workspace, &self.secrets)?.target) } else { None };
         let selection: Selection = serde_json::from_str(&precheck.selection).map_err(|e| JobError::Fatal(format!("selection: {e}")))?;
+        let options = PrecheckOptions::from_kept(precheck.options.as_deref()).map_err(|e| JobError::Fatal(format!("options: {e}")))?;
         let request = PrecheckRun {
             db: run.db(),
             workspace_id,
@@ -78,6 +98,7 @@ impl JobHandler for PrecheckHandler {
             selection,
             target: target.as_deref().map(|t| t as &dyn TargetApi),
             concurrency: usize::try_from(workspace.target_concurrency).unwrap_or(1).max(1),
+            options,
         };
         precheck_run(request, |p| async move { run.progress(p).await }, || run.should_stop()).await
     }
@@ -94,6 +115,7 @@ pub struct PrecheckRun<'a> {
     /// Asked about logins without a fresh answer; `None` plans without asking.
     pub target: Option<&'a dyn TargetApi>,
     pub concurrency: usize,
+    pub options: PrecheckOptions,
 }
 
 pub async fn precheck_run<P, PF>(request: PrecheckRun<'_>, progress: P, stop: impl Fn() -> bool) -> Result<Value, JobError>
@@ -113,7 +135,7 @@ where
     };
     let Settled { snapshot, plan, answers, asked } = settle(planning, &progress, &stop, &mut timer).await?;
     let logins = login_answers(&plan, &answers);
-    let report = report::build(&snapshot, &plan, &logins);
+    let report = report::build(&snapshot, &plan, &logins, &request.options.initial_backup);
     timer.lap("report");
     progress(json!({"phase": "storing", "asked_target": asked})).await?;
     store::store_report(db, request.precheck_id, &report, request.snapshot_synced_at).await.map_err(database)?;

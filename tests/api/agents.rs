@@ -8,7 +8,7 @@ use crate::migrations::{fast_world, small};
 use crate::world::World;
 
 impl World {
-    async fn enrollment_secret(&self) -> String {
+    pub(crate) async fn enrollment_secret(&self) -> String {
         let response = self.app.post_json(&self.path("/enrollment-secret"), &self.token, &json!({})).send().await.expect("post");
         assert_eq!(response.status(), 201);
         let body: Value = response.json().await.expect("json");
@@ -20,7 +20,7 @@ impl World {
         self.app.http.post(self.app.url("/agent/v1/enroll")).json(&body)
     }
 
-    async fn agent_token(&self, secret: &str, machine: &str) -> String {
+    pub(crate) async fn agent_token(&self, secret: &str, machine: &str) -> String {
         let response = self.enroll(secret, machine).send().await.expect("enroll");
         assert_eq!(response.status(), 201);
         let body: Value = response.json().await.expect("json");
@@ -31,7 +31,7 @@ impl World {
         self.app.http.get(self.app.url("/agent/v1/instructions")).bearer_auth(token)
     }
 
-    async fn report(&self, token: &str, seq: i64, report: Value) -> reqwest::Response {
+    pub(crate) async fn report(&self, token: &str, seq: i64, report: Value) -> reqwest::Response {
         let mut body = report;
         body["seq"] = json!(seq);
         self.app.http.post(self.app.url("/agent/v1/events")).bearer_auth(token).json(&body).send().await.expect("report")

@@ -12,6 +12,7 @@ mod migrations;
 mod openapi;
 mod operations;
 mod operations_resource;
+mod planning;
 mod prechecks;
 mod secrets;
 mod sim_backupagent;

@@ -14,7 +14,12 @@ use crate::world::{World, world};
 impl World {
     /// Starts a pre-check, runs it, and answers the completed pre-check.
     pub(crate) async fn precheck(&self, selection: Value) -> Value {
-        let response = self.app.post_json(&self.path("/prechecks"), &self.token, &json!({"selection": selection})).send().await.expect("post");
+        self.precheck_with(json!({"selection": selection})).await
+    }
+
+    /// [`World::precheck`] with a whole request body.
+    pub(crate) async fn precheck_with(&self, body: Value) -> Value {
+        let response = self.app.post_json(&self.path("/prechecks"), &self.token, &body).send().await.expect("post");
         assert_eq!(response.status(), 202);
         let location = response.headers()["location"].to_str().expect("location").to_string();
         // A worker running in the background may have taken the job: wait for it too.

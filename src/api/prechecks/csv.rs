@@ -1,11 +1,12 @@
-//! CSV exports of a report's contact lists and mappings, safe to open in a spreadsheet.
+//! CSV exports of a report's contact lists, mappings and estimates (and of the
+//! decommission plan), safe to open in a spreadsheet.
 
 use serde_json::Value;
 
 use crate::domain::report::{Entry, Section};
 
 /// A column: its header and the JSON Pointer of its value in an entry.
-pub struct Column(&'static str, &'static str);
+pub struct Column(pub &'static str, pub &'static str);
 
 pub fn columns(section: Section) -> Option<&'static [Column]> {
     Some(match section {
@@ -52,6 +53,17 @@ pub fn columns(section: Section) -> Option<&'static [Column]> {
             Column("email", "/contact/email"),
             Column("first_name", "/contact/first_name"),
             Column("last_name", "/contact/last_name"),
+        ],
+        Section::InitialBackup => &[
+            Column("tenant_key", "/tenant_key"),
+            Column("tenant_name", "/tenant_name"),
+            Column("group_id", "/group_id"),
+            Column("group", "/group_name"),
+            Column("machines", "/machines"),
+            Column("data_size_bytes", "/data_size_bytes"),
+            Column("duration_seconds", "/duration_seconds"),
+            Column("duration_days", "/duration_days"),
+            Column("physical_data_shipping", "/physical_data_shipping"),
         ],
         Section::Hierarchy => return None,
     })

@@ -8,6 +8,7 @@ use uuid::Uuid;
 use validator::Validate;
 
 use crate::domain::plan::Node;
+use crate::jobs::precheck::PrecheckOptions;
 
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -21,6 +22,11 @@ pub struct CreatePrecheck {
     /// it, logins the target was never asked about are marked unverified.
     #[serde(default = "yes")]
     pub check_logins: bool,
+    /// How the report estimates; every field has a default.
+    #[serde(default)]
+    #[validate(nested)]
+    #[schema(example = json!({"initial_backup": {"bandwidth_mbps": 100.0, "physical_shipping_after_days": 7.0}}))]
+    pub options: PrecheckOptions,
 }
 
 fn yes() -> bool {
@@ -44,6 +50,7 @@ pub struct Precheck {
     pub operation: String,
     pub selection: Vec<Node>,
     pub check_logins: bool,
+    pub options: PrecheckOptions,
     /// Entries per section, once completed.
     #[schema(value_type = Option<Object>)]
     pub sections: Option<serde_json::Value>,
@@ -70,6 +77,8 @@ impl Precheck {
             operation: format!("/api/v1/operations/{}", model.job_id),
             selection: serde_json::from_str(&model.selection).unwrap_or_default(),
             check_logins: model.check_logins,
+            // Kept options were validated on the way in; none kept means the defaults.
+            options: PrecheckOptions::from_kept(model.options.as_deref()).unwrap_or_default(),
             sections: planning.map(|p| p["sections"].clone()),
             snapshot_synced_at: model.snapshot_synced_at,
             stale: model.completed_at.is_some() && model.snapshot_synced_at != workspace_synced_at,

@@ -2,7 +2,7 @@
 //! which is the migration plan; kept, listed, read by section, exported as CSV
 //! and compared with an earlier one.
 
-mod csv;
+pub(crate) mod csv;
 mod dto;
 
 use actix_web::http::StatusCode;
@@ -46,6 +46,8 @@ const MAX_CHANGES_LISTED: usize = 200;
 /// `completed` (its `operation` shows the progress). The report is computed from
 /// the workspace's snapshot: sync first. Planned logins are checked with the
 /// target unless `check_logins` is false; answers are kept a day per workspace.
+/// `options.initial_backup` sets the upload bandwidth and the duration above
+/// which Physical Data Shipping is advised (defaults 100 Mbit/s and 7 days).
 #[utoipa::path(
     tag = "prechecks",
     request_body = CreatePrecheck,
@@ -84,6 +86,7 @@ async fn create_precheck(
     let request = &body.value;
     check_selection(&state.db, workspace.id, &request.selection).await?;
     let selection = serde_json::to_string(&request.selection).map_err(anyhow::Error::from)?;
+    let options = serde_json::to_string(&request.options).map_err(anyhow::Error::from)?;
     pending
         .create(&state.db, async |txn| {
             let precheck_id = Uuid::now_v7();
@@ -100,6 +103,7 @@ async fn create_precheck(
                 job_id: enqueued.id,
                 selection,
                 check_logins: request.check_logins,
+                options: Some(options),
                 planning: None,
                 snapshot_synced_at: None,
                 created_at: Utc::now(),
@@ -195,7 +199,10 @@ async fn get_precheck(partner: Partner, state: web::Data<AppState>, path: web::P
 /// client versions by platform; clients that will update by themselves; users to
 /// contact by reason (their contacts are the `contacts` section); machines that
 /// need additional actions by cause, with the steps; how fresh the target's
-/// answers on logins are.
+/// answers on logins are; initial backups (`initial_backup`): the bandwidth and
+/// threshold used, the customers' data volume, the longest duration and the
+/// customers for whom Physical Data Shipping is advised (each customer is in
+/// the `initial_backup` section).
 #[utoipa::path(
     tag = "prechecks",
     params(("id" = Uuid, Path, description = "Workspace id"), ("precheck_id" = Uuid, Path, description = "Pre-check id")),
@@ -225,6 +232,9 @@ async fn get_planning(partner: Partner, state: web::Data<AppState>, path: web::P
 /// tenant it becomes, names as segments (kept, removed, substituted, added).
 /// `groups`: each group's admin, source login -> target login. `users`: each
 /// backup user, source login -> target login, with the reasons for any change.
+/// `initial_backup`: each customer tenant's data volume, the estimated duration
+/// of its initial backup and whether Physical Data Shipping is advised, the
+/// largest volume first.
 #[utoipa::path(
     tag = "prechecks",
     params(
@@ -265,7 +275,7 @@ async fn get_section(
     }))
 }
 
-/// Export a section as CSV: `contacts`, `actions`, `groups` or `users`.
+/// Export a section as CSV: `contacts`, `actions`, `groups`, `users` or `initial_backup`.
 ///
 /// Cells that a spreadsheet would run as a formula (starting with `=`, `+`, `-`,
 /// `@`, tab or carriage return) are prefixed with `'`.

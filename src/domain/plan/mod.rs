@@ -133,17 +133,13 @@ pub const DIRECT_USERS_SUFFIX: &str = " (users)";
 pub fn plan(snapshot: &Snapshot, selection: &Selection, settings: &Settings, in_target: &dyn Fn(&str) -> Option<bool>) -> Result<Plan, SelectionError> {
     let tree = Tree::new(snapshot);
     let chosen = selection.expand(&tree)?;
-    let names = tenant_names(&tree, settings);
+    let names = tenant_names(&tree, &settings.names);
     let mut plan = Plan::default();
     for &g in &tree.parent_first {
         let group = &snapshot.groups[g];
         let kind = tree.kind(g);
         let tenant_key = matches!(kind, GroupPlan::Partner | GroupPlan::Customer | GroupPlan::PartnerWithCustomer).then(|| group.id.clone());
-        let users_tenant_key = match kind {
-            GroupPlan::Customer => Some(group.id.clone()),
-            GroupPlan::Root | GroupPlan::PartnerWithCustomer if !tree.users_of[g].is_empty() => Some(format!("{}#users", group.id)),
-            _ => None,
-        };
+        let users_tenant_key = tree.customer_key(g);
         if !chosen.groups[g] {
             continue;
         }
@@ -186,6 +182,45 @@ pub fn plan(snapshot: &Snapshot, selection: &Selection, settings: &Settings, in_
     Ok(plan)
 }
 
+/// A customer tenant of the whole install base, as [`plan`] makes it: the
+/// tenant that holds backup users and their machines.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Customer {
+    /// The planned tenant's key: the group's id, or `"{group id}#users"`.
+    pub key: String,
+    pub group_id: String,
+    /// The source group's name.
+    pub group_name: String,
+    /// The tenant's planned name.
+    pub name: String,
+    /// Its backup users, in source-id order.
+    pub user_ids: Vec<String>,
+}
+
+/// Every customer of the install base (whatever a selection would cover), in key order.
+pub fn customers(snapshot: &Snapshot, rules: &NameRules) -> Vec<Customer> {
+    let tree = Tree::new(snapshot);
+    let names = tenant_names(&tree, rules);
+    let mut out: Vec<Customer> = tree
+        .by_id
+        .iter()
+        .filter_map(|&g| {
+            let key = tree.customer_key(g)?;
+            let group = &snapshot.groups[g];
+            let name = if key == group.id { &names.groups[g] } else { &names.direct_users[g] };
+            Some(Customer {
+                group_id: group.id.clone(),
+                group_name: group.name.clone(),
+                name: name.as_ref().map(PlannedName::target).unwrap_or_default(),
+                user_ids: tree.users_of[g].iter().map(|&u| snapshot.users[u].id.clone()).collect(),
+                key,
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| a.key.cmp(&b.key));
+    out
+}
+
 /// Backup users claim their logins before admins: their logins are kept where
 /// they can be, while admins get new logins and an activation email anyway.
 fn plan_logins(tree: &Tree<'_>, chosen: &selection::Chosen, in_target: &dyn Fn(&str) -> Option<bool>, plan: &mut Plan) {
@@ -193,12 +228,9 @@ fn plan_logins(tree: &Tree<'_>, chosen: &selection::Chosen, in_target: &dyn Fn(&
     let mut book = LoginBook::new(in_target);
     for (u, user) in snapshot.users.iter().enumerate() {
         let login = book.backup_user(&user.login);
-        let Some(g) = tree.user_group[u].filter(|_| chosen.users[u]) else {
+        // A user's group has users, so it always has a customer key.
+        let Some(tenant_key) = tree.user_group[u].filter(|_| chosen.users[u]).and_then(|g| tree.customer_key(g)) else {
             continue;
-        };
-        let tenant_key = match tree.kind(g) {
-            GroupPlan::Customer => snapshot.groups[g].id.clone(),
-            _ => format!("{}#users", snapshot.groups[g].id),
         };
         let PlannedLogin { segments, changes, unverified } = login;
         plan.users.push(PlannedUser {
@@ -241,7 +273,7 @@ struct TenantNames {
     direct_users: Vec<Option<PlannedName>>,
 }
 
-fn tenant_names(tree: &Tree<'_>, settings: &Settings) -> TenantNames {
+fn tenant_names(tree: &Tree<'_>, rules: &NameRules) -> TenantNames {
     let n = tree.snapshot.groups.len();
     let mut names = TenantNames { groups: vec![None; n], direct_users: vec![None; n] };
     // Siblings share a parent tenant: the root's children share the workspace's tenant.
@@ -252,8 +284,8 @@ fn tenant_names(tree: &Tree<'_>, settings: &Settings) -> TenantNames {
             continue;
         }
         let parent = tree.parent[g].filter(|&p| tree.kind(p) != GroupPlan::Root);
-        let name = clean(&tree.snapshot.groups[g].name, &settings.names);
-        names.groups[g] = Some(siblings.entry(parent).or_default().claim(name, settings.names.max_chars));
+        let name = clean(&tree.snapshot.groups[g].name, rules);
+        names.groups[g] = Some(siblings.entry(parent).or_default().claim(name, rules.max_chars));
     }
     // Direct-users customers come after the subgroups, so a subgroup keeps its own name.
     for &g in &tree.by_id {
@@ -262,11 +294,11 @@ fn tenant_names(tree: &Tree<'_>, settings: &Settings) -> TenantNames {
             continue;
         }
         let parent = (kind != GroupPlan::Root).then_some(g);
-        let mut name = clean(&tree.snapshot.groups[g].name, &settings.names).segments;
-        let room = settings.names.max_chars.saturating_sub(DIRECT_USERS_SUFFIX.chars().count());
+        let mut name = clean(&tree.snapshot.groups[g].name, rules).segments;
+        let room = rules.max_chars.saturating_sub(DIRECT_USERS_SUFFIX.chars().count());
         name = super::names::fit(&name, room);
         name.added(DIRECT_USERS_SUFFIX);
-        let planned = siblings.entry(parent).or_default().claim(PlannedName { segments: name }, settings.names.max_chars);
+        let planned = siblings.entry(parent).or_default().claim(PlannedName { segments: name }, rules.max_chars);
         names.direct_users[g] = Some(planned);
     }
     names
@@ -341,5 +373,17 @@ impl<'a> Tree<'a> {
 
     pub fn kind(&self, g: usize) -> GroupPlan {
         GroupPlan::of(Some(g) == self.root, !self.children[g].is_empty(), !self.users_of[g].is_empty())
+    }
+
+    /// The customer tenant that holds the group's direct users: the group's own
+    /// tenant for a customer, `"{group id}#users"` for the root or a partner with
+    /// users; `None` for a group without users.
+    pub fn customer_key(&self, g: usize) -> Option<String> {
+        let id = &self.snapshot.groups[g].id;
+        match self.kind(g) {
+            GroupPlan::Customer => Some(id.clone()),
+            kind if kind.needs_customer_child(!self.users_of[g].is_empty()) => Some(format!("{id}#users")),
+            _ => None,
+        }
     }
 }

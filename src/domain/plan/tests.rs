@@ -269,3 +269,21 @@ fn transfer_items_are_tenants_parent_first_then_admins_then_users_each_waiting_f
     assert_eq!(items[position("admin:g2")].planned["role"], "company_admin");
     assert_eq!(items[position("admin:g1")].planned["role"], "partner_admin");
 }
+
+#[test]
+fn the_customers_of_the_install_base_are_the_customer_tenants_a_whole_plan_makes() {
+    let snapshot = snapshot();
+    let plan = plan(&snapshot, &whole(), &settings(), &free).expect("plan");
+    let mut planned: Vec<(String, String, String)> =
+        plan.tenants.iter().filter(|t| t.kind == TenantKind::Customer).map(|t| (t.key.clone(), t.group_id.clone(), t.name.target.clone())).collect();
+    planned.sort();
+    let customers = customers(&snapshot, &NameRules::default());
+    let listed: Vec<(String, String, String)> = customers.iter().map(|c| (c.key.clone(), c.group_id.clone(), c.name.clone())).collect();
+    assert_eq!(listed, planned);
+    for user in &plan.users {
+        let holder: Vec<&str> = customers.iter().filter(|c| c.user_ids.contains(&user.user_id)).map(|c| c.key.as_str()).collect();
+        assert_eq!(holder, vec![user.tenant_key.as_str()], "{}: in its planned customer, and only there", user.user_id);
+    }
+    let g5 = customers.iter().find(|c| c.key == "g5#users").expect("the mixed group's users");
+    assert_eq!((g5.group_name.as_str(), g5.user_ids.as_slice()), ("Mixed", ["u4".to_string()].as_slice()));
+}

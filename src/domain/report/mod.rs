@@ -1,8 +1,9 @@
 //! The pre-check report (the seed's Pre-Check Migration report), built from a
-//! plan: a planning summary and five lists of entries, each entry keyed so that
+//! plan: a planning summary and six lists of entries, each entry keyed so that
 //! two reports can be compared.
 
 mod compare;
+mod initial_backup;
 #[cfg(test)]
 mod tests;
 
@@ -12,6 +13,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use utoipa::ToSchema;
 
+use super::initial_backup::InitialBackupOptions;
 use super::machines::{ActionCause, ContactReason};
 use super::plan::{Plan, PlannedMachine, PlannedTenant, Snapshot, TenantKind};
 use super::support::{ClientStatus, Readiness};
@@ -32,10 +34,13 @@ pub enum Section {
     Groups,
     /// Users mapping: each backup user, source login -> target login.
     Users,
+    /// Each customer's initial backup: data volume, duration at the bandwidth,
+    /// whether Physical Data Shipping is advised.
+    InitialBackup,
 }
 
 impl Section {
-    pub const ALL: [Section; 5] = [Section::Contacts, Section::Actions, Section::Hierarchy, Section::Groups, Section::Users];
+    pub const ALL: [Section; 6] = [Section::Contacts, Section::Actions, Section::Hierarchy, Section::Groups, Section::Users, Section::InitialBackup];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -44,6 +49,7 @@ impl Section {
             Section::Hierarchy => "hierarchy",
             Section::Groups => "groups",
             Section::Users => "users",
+            Section::InitialBackup => "initial_backup",
         }
     }
 
@@ -80,7 +86,7 @@ pub struct LoginAnswers {
     pub oldest_answer_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
-pub fn build(snapshot: &Snapshot, plan: &Plan, logins: &LoginAnswers) -> Report {
+pub fn build(snapshot: &Snapshot, plan: &Plan, logins: &LoginAnswers, initial_backup: &InitialBackupOptions) -> Report {
     let names: HashMap<&str, &str> = snapshot.groups.iter().map(|g| (g.id.as_str(), g.name.as_str())).collect();
     let group_name = |id: &str| names.get(id).copied().unwrap_or_default().to_string();
     let users: HashMap<&str, &super::plan::input::User> = snapshot.users.iter().map(|u| (u.id.as_str(), u)).collect();
@@ -129,12 +135,13 @@ pub fn build(snapshot: &Snapshot, plan: &Plan, logins: &LoginAnswers) -> Report 
             (Section::Actions, actions(plan, &users, &group_name)),
             (Section::Hierarchy, hierarchy(plan, &group_name)),
             (Section::Groups, groups()),
+            (Section::InitialBackup, initial_backup::entries(plan, initial_backup, &group_name)),
         ];
         (users_entries.join().expect("building the users section"), others)
     });
     let mut sections: BTreeMap<Section, Vec<Entry>> = others.into_iter().collect();
     sections.insert(Section::Users, users_entries);
-    let planning = planning(plan, &sections, logins);
+    let planning = planning(plan, &sections, logins, initial_backup);
     Report { planning, sections }
 }
 
@@ -222,7 +229,7 @@ fn hierarchy(plan: &Plan, group_name: &dyn Fn(&str) -> String) -> Vec<Entry> {
         .collect()
 }
 
-fn planning(plan: &Plan, sections: &BTreeMap<Section, Vec<Entry>>, logins: &LoginAnswers) -> Value {
+fn planning(plan: &Plan, sections: &BTreeMap<Section, Vec<Entry>>, logins: &LoginAnswers, initial_backup: &InitialBackupOptions) -> Value {
     let count_tenants = |kind| plan.tenants.iter().filter(|t| t.kind == kind).count();
     let selected = plan.groups.iter().filter(|g| g.selected && g.plan != GroupPlan::Root);
     let mut readiness: BTreeMap<Readiness, usize> = Readiness::ALL.into_iter().map(|r| (r, 0)).collect();
@@ -275,6 +282,7 @@ fn planning(plan: &Plan, sections: &BTreeMap<Section, Vec<Entry>>, logins: &Logi
         "users_to_contact": {"total": contacts.len(), "by_reason": to_contact},
         "actions": actions,
         "logins": logins,
+        "initial_backup": initial_backup::summary(&sections[&Section::InitialBackup], initial_backup),
         "sections": Section::ALL.iter().map(|s| (s.as_str().to_string(), json!(sections[s].len()))).collect::<serde_json::Map<_, _>>(),
     })
 }

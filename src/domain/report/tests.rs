@@ -27,3 +27,76 @@ fn sections_have_stable_names() {
     }
     assert_eq!(Section::parse("planning"), None);
 }
+
+mod initial_backup {
+    use super::*;
+    use crate::domain::machines::Clock;
+    use crate::domain::names::NameRules;
+    use crate::domain::plan::input::{Group, Machine, Os, User};
+    use crate::domain::plan::{Node, Selection, Settings, plan};
+    use crate::domain::support::SupportMatrix;
+
+    const TB: u64 = 1_000_000_000_000;
+
+    fn host(id: &str, user: &str, data_size_bytes: u64) -> Machine {
+        let os = Os { family: "windows".into(), name: "Windows 10".into() };
+        Machine { id: id.into(), user_id: user.into(), hostname: id.into(), os, client_version: None, last_seen_at: None, data_size_bytes }
+    }
+
+    fn user(id: &str, group: &str) -> User {
+        User { id: id.into(), group_id: group.into(), login: format!("login-{id}"), email: None, first_name: None, last_name: None, auto_update: true }
+    }
+
+    /// The root's direct users (2 TB), a customer of two users (1.5 TB + 0.5 TB + 10 GB), a customer without machines.
+    fn report_at(options: &InitialBackupOptions) -> Report {
+        let group = |id: &str, parent: Option<&str>| Group { id: id.into(), parent_id: parent.map(str::to_string), name: format!("Group {id}"), admin: None };
+        let snapshot = Snapshot {
+            groups: vec![group("g0", None), group("g1", Some("g0")), group("g2", Some("g0"))],
+            users: vec![user("u0", "g0"), user("u1", "g1"), user("u2", "g1"), user("u3", "g2")],
+            machines: vec![host("m0", "u0", 2 * TB), host("m1", "u1", 1_500_000_000_000), host("m2", "u2", 500_000_000_000), host("m3", "u2", 10_000_000_000)],
+            plans: vec![],
+        };
+        let settings = Settings {
+            names: NameRules::default(),
+            matrix: SupportMatrix::default(),
+            clock: Clock { now: chrono::Utc::now(), offline_after: chrono::Duration::days(14) },
+        };
+        let plan = plan(&snapshot, &Selection(vec![Node::Group("g0".into())]), &settings, &|_| Some(false)).expect("plan");
+        build(&snapshot, &plan, &LoginAnswers::default(), options)
+    }
+
+    #[test]
+    fn each_customer_sends_its_machines_data_at_the_bandwidth() {
+        let options = InitialBackupOptions { bandwidth_mbps: 100.0, physical_shipping_after_days: 1.0 };
+        let report = report_at(&options);
+        let rows: Vec<(&str, u64, u64, u64, f64, bool)> = report.sections[&Section::InitialBackup]
+            .iter()
+            .map(|e| {
+                let v = &e.value;
+                let n = |k: &str| v[k].as_u64().unwrap_or(u64::MAX);
+                (e.key.as_str(), n("machines"), n("data_size_bytes"), n("duration_seconds"), v["duration_days"].as_f64().unwrap_or(-1.0), v["physical_data_shipping"] == true)
+            })
+            .collect();
+        assert_eq!(
+            rows,
+            vec![
+                // 2.01e12 B x 8 / 1e8 bit/s = 160,800 s = 1.86 days: over one day.
+                ("g1", 3, 2_010_000_000_000, 160_800, 1.86, true),
+                // 2e12 B x 8 / 1e8 bit/s = 160,000 s = 1.85 days.
+                ("g0#users", 1, 2 * TB, 160_000, 1.85, true),
+                ("g2", 0, 0, 0, 0.0, false),
+            ]
+        );
+        assert_eq!(
+            report.planning["initial_backup"],
+            json!({
+                "bandwidth_mbps": 100.0, "physical_shipping_after_days": 1.0, "customers": 3, "data_size_bytes": 4_010_000_000_000u64,
+                "longest_duration_days": 1.86, "physical_data_shipping": {"customers": 2, "data_size_bytes": 4_010_000_000_000u64},
+            })
+        );
+        assert_eq!(report.planning["sections"]["initial_backup"], 3);
+        let week = report_at(&InitialBackupOptions::default());
+        assert_eq!(week.planning["initial_backup"]["physical_data_shipping"], json!({"customers": 0, "data_size_bytes": 0}), "under a week at 100 Mbit/s");
+        assert_eq!(week.planning["counts"]["data_size_bytes"], 4_010_000_000_000u64, "the existing figures stay");
+    }
+}
