@@ -9,4 +9,7 @@ pub mod transfer;
 pub mod worker;
 
 pub use queue::{Enqueued, NewJob};
+
+/// The job kinds this build runs.
+pub const KINDS: [&str; 4] = [sync::KIND, precheck::KIND, migration::KIND, transfer::KIND];
 pub use worker::{JobError, JobHandler, JobRun, Worker, WorkerConfig};
