@@ -140,7 +140,7 @@ async fn main() -> anyhow::Result<()> {
         .await?;
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let config = WorkerConfig { concurrency: 8, poll_interval: Duration::from_millis(20), ..WorkerConfig::default() };
-        let worker = tokio::spawn(Worker::new(database.clone(), config, job_handlers(secrets.clone(), true)).run(stopped));
+        let worker = tokio::spawn(Worker::new(database.clone(), config, job_handlers(secrets.clone(), true, None)).run(stopped));
         let started = Instant::now();
         // Planning ends when the first items are queued; the transfer is timed from there.
         let mut planned_at = None;

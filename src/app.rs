@@ -21,6 +21,7 @@ use crate::config::Config;
 use crate::crypto::SecretBox;
 use crate::db;
 use crate::error::problem_safety_net;
+use crate::metrics::Metrics;
 
 pub struct AppState {
     pub db: DatabaseConnection,
@@ -38,6 +39,10 @@ pub struct AppState {
     pub clients: std::sync::Arc<crate::jobs::clients::ClientPool>,
     /// Sends test webhook deliveries (the worker sends the others).
     pub webhooks: std::sync::Arc<crate::jobs::webhook::Sender>,
+    /// What this process counts, served at `/metrics`.
+    pub metrics: std::sync::Arc<Metrics>,
+    /// `metrics.bearer_token`: `/metrics` requires it when set.
+    pub metrics_token: Option<secrecy::SecretString>,
 }
 
 /// Where the key that seals credentials comes from.
@@ -63,18 +68,20 @@ pub enum Role {
     WorkerOnly,
 }
 
-/// The job handlers of this build; each job kind has one.
-pub fn job_handlers(secrets: SecretBox, allow_private_networks: bool) -> Vec<std::sync::Arc<dyn crate::jobs::JobHandler>> {
-    job_handlers_with(secrets, allow_private_networks, &crate::config::WebhookSettings::default())
+/// The job handlers of this build; each job kind has one. Their requests to the
+/// cloud are counted in `metrics` when given.
+pub fn job_handlers(secrets: SecretBox, allow_private_networks: bool, metrics: Option<std::sync::Arc<Metrics>>) -> Vec<std::sync::Arc<dyn crate::jobs::JobHandler>> {
+    job_handlers_with(secrets, allow_private_networks, metrics, &crate::config::WebhookSettings::default())
 }
 
 /// Every job's handler; webhook deliveries as `webhooks` says.
 pub fn job_handlers_with(
     secrets: SecretBox,
     allow_private_networks: bool,
+    metrics: Option<std::sync::Arc<Metrics>>,
     webhooks: &crate::config::WebhookSettings,
 ) -> Vec<std::sync::Arc<dyn crate::jobs::JobHandler>> {
-    let pool = std::sync::Arc::new(crate::jobs::clients::ClientPool::new(allow_private_networks));
+    let pool = std::sync::Arc::new(crate::jobs::clients::ClientPool::new(allow_private_networks).observed_by(metrics));
     let sender = std::sync::Arc::new(crate::jobs::webhook::Sender::new(secrets.clone(), webhooks, allow_private_networks));
     vec![
         std::sync::Arc::new(crate::jobs::sync::SyncHandler::new(secrets.clone(), pool.clone())),
@@ -109,7 +116,8 @@ pub async fn serve(config: &Config, key_policy: KeyPolicy, role: Role) -> anyhow
     if role == Role::WorkerOnly {
         let secrets = secret_box(config, key_policy)?;
         let db = db::connect_migrated(&config.database).await?;
-        let handlers = job_handlers_with(secrets, config.connectors.allow_private_networks, &config.webhooks);
+        // No HTTP server here, so nothing to serve metrics from (see README, Metrics).
+        let handlers = job_handlers_with(secrets, config.connectors.allow_private_networks, None, &config.webhooks);
         let worker = crate::jobs::Worker::new(db, config.worker(), handlers);
         tracing::info!(worker = %worker.id(), "worker running");
         let running = tokio::spawn(worker.run(stopped));
@@ -169,6 +177,7 @@ impl ShutdownSignals {
 impl Application {
     pub async fn build(config: &Config, key_policy: KeyPolicy) -> anyhow::Result<Self> {
         let secrets = secret_box(config, key_policy)?;
+        let metrics_token = config.metrics_token()?;
         let issuer = config.auth_issuer()?;
         let audience = config.auth_audience()?;
         let http = reqwest::Client::builder()
@@ -194,10 +203,24 @@ impl Application {
         let agent_max_log_bytes = config.http.agent_max_log_bytes;
         let check_ins = std::sync::Arc::new(crate::db::agents::CheckIns::default());
         tokio::spawn(flush_check_ins(db.clone(), std::sync::Arc::downgrade(&check_ins)));
-        let clients = std::sync::Arc::new(crate::jobs::clients::ClientPool::new(allow_private_networks));
+        let spec = api::openapi();
+        let metrics = Metrics::new(api::documented_routes(&spec))?;
+        let clients = std::sync::Arc::new(crate::jobs::clients::ClientPool::new(allow_private_networks).observed_by(Some(metrics.clone())));
         let webhooks = std::sync::Arc::new(crate::jobs::webhook::Sender::new(secrets.clone(), &config.webhooks, allow_private_networks));
-        let state = web::Data::new(AppState { db, secrets, auth, allow_private_networks, agent_slots, agent_max_log_bytes, check_ins, clients, webhooks });
-        let server = run(listener, state.clone(), config)?;
+        let state = web::Data::new(AppState {
+            db,
+            secrets,
+            auth,
+            allow_private_networks,
+            agent_slots,
+            agent_max_log_bytes,
+            check_ins,
+            clients,
+            metrics,
+            metrics_token,
+            webhooks,
+        });
+        let server = run(listener, state.clone(), config, &spec)?;
         Ok(Self { port, server, state })
     }
 
@@ -205,10 +228,15 @@ impl Application {
         self.port
     }
 
-    /// A worker over this application's database, key and connector settings.
+    /// What this application counts; its worker and tests' workers record into it.
+    pub fn metrics(&self) -> std::sync::Arc<Metrics> {
+        self.state.metrics.clone()
+    }
+
+    /// A worker over this application's database, key, connector settings and metrics.
     pub fn worker(&self, config: &Config) -> crate::jobs::Worker {
-        let handlers = job_handlers_with(self.state.secrets.clone(), self.state.allow_private_networks, &config.webhooks);
-        crate::jobs::Worker::new(self.state.db.clone(), config.worker(), handlers)
+        let handlers = job_handlers_with(self.state.secrets.clone(), self.state.allow_private_networks, Some(self.metrics()), &config.webhooks);
+        crate::jobs::Worker::new(self.state.db.clone(), config.worker(), handlers).with_metrics(self.metrics())
     }
 
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
@@ -216,9 +244,8 @@ impl Application {
     }
 }
 
-fn run(listener: TcpListener, state: web::Data<AppState>, config: &Config) -> std::io::Result<Server> {
-    let spec = api::openapi();
-    let routes = web::Data::new(RouteTable::from_spec(&spec));
+fn run(listener: TcpListener, state: web::Data<AppState>, config: &Config, spec: &utoipa::openapi::OpenApi) -> std::io::Result<Server> {
+    let routes = web::Data::new(RouteTable::from_spec(spec));
     let max_body = config.http.max_body_bytes;
     let mut server = HttpServer::new(move || {
         App::new()
@@ -269,7 +296,8 @@ fn accepted_request_id(value: &HeaderValue) -> Option<String> {
 }
 
 /// One span per request carrying the request id; one log line per response;
-/// `X-Request-Id` on every response. Paths are logged, query strings and headers are not.
+/// `X-Request-Id` on every response; the request counted by its route pattern.
+/// Paths are logged, query strings and headers are not.
 async fn request_context<B: MessageBody + 'static>(req: ServiceRequest, next: Next<B>) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let id = req.headers().get(X_REQUEST_ID).and_then(accepted_request_id).unwrap_or_else(|| Uuid::new_v4().to_string());
     req.extensions_mut().insert(RequestId(id.clone()));
@@ -288,6 +316,10 @@ async fn request_context<B: MessageBody + 'static>(req: ServiceRequest, next: Ne
         response.headers_mut().insert(X_REQUEST_ID, value);
     }
     let status = response.status().as_u16();
-    span.in_scope(|| tracing::info!(status, elapsed_ms = started.elapsed().as_millis() as u64, "request completed"));
+    let elapsed = started.elapsed();
+    if let Some(state) = response.request().app_data::<web::Data<AppState>>() {
+        state.metrics.http_request(response.request().match_pattern(), response.request().method(), status, elapsed);
+    }
+    span.in_scope(|| tracing::info!(status, elapsed_ms = elapsed.as_millis() as u64, "request completed"));
     Ok(response)
 }

@@ -23,6 +23,7 @@ pub struct Config {
     pub connectors: ConnectorsConfig,
     pub worker: WorkerSettings,
     pub webhooks: WebhookSettings,
+    pub metrics: MetricsConfig,
     pub log_format: LogFormat,
     /// `tracing` filter directives, e.g. `info,sqlx=warn`.
     pub log_level: String,
@@ -133,6 +134,15 @@ impl Default for WebhookSettings {
     }
 }
 
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// When set, `GET /metrics` requires `Authorization: Bearer <token>`; unset, it is
+    /// open to anyone who reaches the port (keep it off the internet then).
+    #[serde(skip_serializing)]
+    pub bearer_token: Option<SecretString>,
+}
+
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
@@ -165,6 +175,7 @@ impl Default for Config {
             connectors: ConnectorsConfig { allow_private_networks: false },
             worker: WorkerSettings { concurrency: 4, lease_secs: 60, poll_interval_ms: 500, shutdown_grace_secs: 20 },
             webhooks: WebhookSettings::default(),
+            metrics: MetricsConfig::default(),
             log_format: LogFormat::Pretty,
             log_level: "info".into(),
             secret_key: None,
@@ -218,6 +229,17 @@ impl Config {
             poll_interval: Duration::from_millis(self.worker.poll_interval_ms.max(10)),
             shutdown_grace: Duration::from_secs(self.worker.shutdown_grace_secs),
             ..crate::jobs::WorkerConfig::default()
+        }
+    }
+
+    /// The token `GET /metrics` requires, if any; a blank one is refused rather than read as "open".
+    pub fn metrics_token(&self) -> Result<Option<SecretString>, ConfigError> {
+        use secrecy::ExposeSecret;
+        match &self.metrics.bearer_token {
+            Some(token) if token.expose_secret().trim().is_empty() => {
+                Err(ConfigError("metrics.bearer_token (MP_METRICS__BEARER_TOKEN) is empty: set a token, or leave it unset for an open /metrics".into()))
+            }
+            token => Ok(token.clone()),
         }
     }
 
@@ -281,6 +303,21 @@ mod tests {
             jail.set_env("MP_DATABSE__URL", "sqlite://typo.db");
             let message = Config::load(None).expect_err("typo").to_string();
             assert!(message.contains("databse"), "{message}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_metrics_token_comes_from_the_environment_and_a_blank_one_is_refused() {
+        use secrecy::ExposeSecret;
+        Jail::expect_with(|jail| {
+            assert!(Config::load(None).map_err(|e| e.to_string())?.metrics_token().map_err(|e| e.to_string())?.is_none(), "open by default");
+            jail.set_env("MP_METRICS__BEARER_TOKEN", "scrape-me");
+            let token = Config::load(None).map_err(|e| e.to_string())?.metrics_token().map_err(|e| e.to_string())?;
+            assert_eq!(token.as_ref().map(|t| t.expose_secret().to_string()).as_deref(), Some("scrape-me"));
+            jail.set_env("MP_METRICS__BEARER_TOKEN", " ");
+            let message = Config::load(None).map_err(|e| e.to_string())?.metrics_token().expect_err("blank").to_string();
+            assert!(message.contains("MP_METRICS__BEARER_TOKEN"), "{message}");
             Ok(())
         });
     }

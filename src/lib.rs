@@ -16,5 +16,6 @@ pub mod demo;
 pub mod domain;
 pub mod error;
 pub mod jobs;
+pub mod metrics;
 pub mod sim;
 pub mod telemetry;

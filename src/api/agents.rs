@@ -109,7 +109,7 @@ async fn enroll(state: web::Data<AppState>, body: ValidJson<Enrollment>) -> Resu
     Ok(HttpResponse::Created().json(Enrolled { machine_id: request.machine_id.clone(), token, poll_after_secs: poll_after() }))
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(super) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
@@ -123,7 +123,7 @@ struct Agent {
     machine_id: String,
 }
 
-fn bearer(req: &HttpRequest) -> Result<&str, ApiError> {
+pub(super) fn bearer(req: &HttpRequest) -> Result<&str, ApiError> {
     req.headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -242,6 +242,7 @@ async fn instructions(state: web::Data<AppState>, req: HttpRequest) -> Result<Ht
     let etag = etag(&body)?;
     let poll = poll_after();
     let matches = req.headers().get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()).is_some_and(|v| v.split(',').any(|t| t.trim() == etag));
+    state.metrics.check_in(matches);
     let mut response = if matches { HttpResponse::NotModified() } else { HttpResponse::Ok() };
     response.insert_header((header::ETAG, HeaderValue::from_str(&etag).map_err(|e| ApiError::Internal(e.into()))?));
     response.insert_header(("Poll-After", poll.to_string()));

@@ -23,7 +23,7 @@ Partner endpoints take the cloud's RS256 access token as `Authorization: Bearer 
         (name = "hierarchy", description = "The synced install base: browse, search, roll up, and see each group, user and machine"),
         (name = "prechecks", description = "The pre-check report of a selection: the migration plan"),
         (name = "migrations", description = "Waves that carry out the plan: tenants, admins and backup users created in the target, machines released to their agents; the operations log"),
-        (name = "operations", description = "Long-running work (AIP-151), health and readiness"),
+        (name = "operations", description = "Long-running work (AIP-151), health, readiness and metrics"),
         (name = "machines", description = "Every machine's migration state, why it waits, retry and manual steps done"),
         (name = "webhooks", description = "Subscriptions to the workspace's events, delivered as Standard Webhooks (HMAC-SHA256 signed), at least once, with a delivery log"),
         (name = "decommission", description = "When each customer's BackupAgent can be switched off: machines migrated and the longest retention run out"),
@@ -58,6 +58,15 @@ impl Modify for BearerAuth {
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
                     .description(Some("The token an agent got when it enrolled; it reaches its own machine only."))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "metrics_token",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("The token set as `metrics.bearer_token` (MP_METRICS__BEARER_TOKEN); without one, /metrics is open."))
                     .build(),
             ),
         );

@@ -9,6 +9,7 @@ mod health;
 mod hierarchy;
 pub mod idempotency;
 mod machines;
+mod metrics;
 mod migrations;
 pub mod operations;
 pub mod paging;
@@ -30,7 +31,7 @@ use crate::error::ApiError;
 
 /// Every documented route; the app and the spec are both built from this.
 pub fn routes(cfg: &mut ServiceConfig) {
-    cfg.service(health::healthz).service(health::readyz).service(scope("/agent/v1").configure(agents::routes)).service(
+    cfg.service(health::healthz).service(health::readyz).service(metrics::metrics).service(scope("/agent/v1").configure(agents::routes)).service(
         scope("/api/v1")
             .wrap(from_fn(require_partner))
             .configure(workspaces::routes)
@@ -49,6 +50,11 @@ pub fn routes(cfg: &mut ServiceConfig) {
 pub fn openapi() -> utoipa::openapi::OpenApi {
     let (_, spec) = App::new().into_utoipa_app().openapi(docs::ApiDoc::openapi()).configure(routes).split_for_parts();
     spec
+}
+
+/// Every documented path pattern with each method it answers.
+pub fn documented_routes(spec: &utoipa::openapi::OpenApi) -> Vec<(String, Method)> {
+    spec.paths.paths.iter().flat_map(|(path, item)| methods(item).into_iter().map(move |m| (path.clone(), m))).collect()
 }
 
 /// Which methods each documented path answers, for 405 + `Allow`.

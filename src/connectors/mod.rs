@@ -13,7 +13,7 @@ pub mod target;
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use backon::{BackoffBuilder, ExponentialBuilder};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
@@ -64,6 +64,71 @@ pub struct HttpPolicy {
     /// Whether loopback, private and link-local addresses may be contacted. Off in
     /// production: partners choose the URLs, and they must not reach our own network.
     pub allow_private_networks: bool,
+    /// Told of every request sent (metrics); `None` for nobody.
+    pub observer: Option<Arc<dyn RequestObserver>>,
+}
+
+/// What became of one HTTP request to a remote (one attempt of a call).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RequestOutcome {
+    /// A 2xx answer.
+    Ok,
+    /// A 4xx answer other than 429.
+    ClientError,
+    /// 429.
+    RateLimited,
+    /// A 5xx answer.
+    ServerError,
+    /// Any other status (redirects are not followed).
+    UnexpectedStatus,
+    /// No (complete) answer: refused connection, timeout, reset.
+    TransportError,
+    /// Not sent: the address is one this service does not contact.
+    RefusedAddress,
+    /// An answer larger than the policy reads.
+    TooLarge,
+}
+
+impl RequestOutcome {
+    pub const ALL: [RequestOutcome; 8] = [
+        RequestOutcome::Ok,
+        RequestOutcome::ClientError,
+        RequestOutcome::RateLimited,
+        RequestOutcome::ServerError,
+        RequestOutcome::UnexpectedStatus,
+        RequestOutcome::TransportError,
+        RequestOutcome::RefusedAddress,
+        RequestOutcome::TooLarge,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RequestOutcome::Ok => "ok",
+            RequestOutcome::ClientError => "client_error",
+            RequestOutcome::RateLimited => "rate_limited",
+            RequestOutcome::ServerError => "server_error",
+            RequestOutcome::UnexpectedStatus => "unexpected_status",
+            RequestOutcome::TransportError => "transport_error",
+            RequestOutcome::RefusedAddress => "refused_address",
+            RequestOutcome::TooLarge => "too_large",
+        }
+    }
+
+    fn of_status(status: StatusCode) -> Self {
+        match status {
+            s if s.is_success() => RequestOutcome::Ok,
+            StatusCode::TOO_MANY_REQUESTS => RequestOutcome::RateLimited,
+            s if s.is_client_error() => RequestOutcome::ClientError,
+            s if s.is_server_error() => RequestOutcome::ServerError,
+            _ => RequestOutcome::UnexpectedStatus,
+        }
+    }
+}
+
+/// Told of each request a connector sends, retries included: `operation` names
+/// the call (`create_tenant`, …), `elapsed` the request itself, not its wait for the throttle.
+pub trait RequestObserver: Send + Sync + std::fmt::Debug {
+    fn observe(&self, operation: &'static str, outcome: RequestOutcome, elapsed: Duration);
 }
 
 impl Default for HttpPolicy {
@@ -79,6 +144,7 @@ impl Default for HttpPolicy {
             concurrency: 16,
             max_body_bytes: 32 * 1024 * 1024,
             allow_private_networks: false,
+            observer: None,
         }
     }
 }
@@ -237,6 +303,18 @@ enum Attempt {
     Transport { not_sent: bool, error: ConnectorError },
 }
 
+impl Attempt {
+    fn outcome(&self) -> RequestOutcome {
+        match self {
+            Attempt::Success(reply) => RequestOutcome::of_status(reply.status),
+            Attempt::Final(_) => RequestOutcome::TooLarge,
+            Attempt::Refused { status, .. } => RequestOutcome::of_status(*status),
+            Attempt::Transport { error: ConnectorError::NotAllowed { .. }, .. } => RequestOutcome::RefusedAddress,
+            Attempt::Transport { .. } => RequestOutcome::TransportError,
+        }
+    }
+}
+
 /// A successful answer.
 pub(crate) struct Reply {
     pub status: StatusCode,
@@ -248,6 +326,7 @@ pub(crate) struct Reply {
 /// successful response; otherwise a [`ConnectorError`].
 pub(crate) async fn send(
     system: &'static str,
+    operation: &'static str,
     policy: &HttpPolicy,
     throttle: &Throttle,
     replay: Replay,
@@ -259,7 +338,12 @@ pub(crate) async fn send(
         attempts += 1;
         let attempt = {
             let _slots = throttle.admit().await.ok_or_else(|| ConnectorError::Unavailable { system, attempts, last: "connector closed".into() })?;
-            attempt(system, policy, attempts, build()).await
+            let started = Instant::now();
+            let attempt = attempt(system, policy, attempts, build()).await;
+            if let Some(observer) = &policy.observer {
+                observer.observe(operation, attempt.outcome(), started.elapsed());
+            }
+            attempt
         };
         let (error, retry_after, may_replay) = match attempt {
             Attempt::Success(reply) => return Ok(reply),

@@ -131,28 +131,28 @@ impl SourceClient {
         format!("{}{path}", self.base.as_str().trim_end_matches('/'))
     }
 
-    async fn get<T: DeserializeOwned>(&self, path: &str, query: &[(&str, String)]) -> Result<T, ConnectorError> {
+    async fn get<T: DeserializeOwned>(&self, operation: &'static str, path: &str, query: &[(&str, String)]) -> Result<T, ConnectorError> {
         let url = self.url(path);
-        let reply = send(SYSTEM, &self.policy, &self.throttle, Replay::Safe, || {
+        let reply = send(SYSTEM, operation, &self.policy, &self.throttle, Replay::Safe, || {
             self.http.get(&url).basic_auth(&self.login, Some(self.password.expose_secret())).query(query)
         })
         .await?;
         decode(SYSTEM, &reply.body)
     }
 
-    async fn page<T: DeserializeOwned>(&self, kind: &str, cursor: Option<&str>, limit: u32) -> Result<SourcePage<T>, ConnectorError> {
+    async fn page<T: DeserializeOwned>(&self, kind: &'static str, cursor: Option<&str>, limit: u32) -> Result<SourcePage<T>, ConnectorError> {
         let mut query = vec![("limit", limit.clamp(1, MAX_PAGE).to_string())];
         if let Some(cursor) = cursor {
             query.push(("cursor", cursor.to_string()));
         }
-        self.get(&format!("/api/source/v1/{kind}"), &query).await
+        self.get(kind, &format!("/api/source/v1/{kind}"), &query).await
     }
 }
 
 #[async_trait]
 impl SourceApi for SourceClient {
     async fn account(&self) -> Result<SourceAccount, ConnectorError> {
-        self.get("/api/source/v1/account", &[]).await
+        self.get("account", "/api/source/v1/account", &[]).await
     }
 
     async fn groups(&self, cursor: Option<&str>, limit: u32) -> Result<SourcePage<SourceGroup>, ConnectorError> {
@@ -177,7 +177,7 @@ impl SourceApi for SourceClient {
             password: SecretString,
         }
         let path = format!("/api/source/v1/users/{}/password", urlencode(user_id));
-        let answer: Answer = self.get(&path, &[]).await?;
+        let answer: Answer = self.get("user_password", &path, &[]).await?;
         Ok(answer.password)
     }
 }

@@ -213,7 +213,7 @@ impl TargetClient {
             expires_on: i64,
         }
         let url = self.url("/api/2/idp/token");
-        let reply = send(SYSTEM, &self.policy, &self.throttle, Replay::Safe, || {
+        let reply = send(SYSTEM, "get_token", &self.policy, &self.throttle, Replay::Safe, || {
             self.http
                 .post(&url)
                 .basic_auth(&self.client_id, Some(self.client_secret.expose_secret()))
@@ -236,22 +236,22 @@ impl TargetClient {
         }
     }
 
-    /// Sends with a bearer token; a 401 renews the token once.
-    async fn call(&self, replay: Replay, build: impl Fn() -> RequestBuilder) -> Result<Reply, ConnectorError> {
+    /// Sends with a bearer token; a 401 renews the token once. `operation` names the call in metrics.
+    async fn call(&self, operation: &'static str, replay: Replay, build: impl Fn() -> RequestBuilder) -> Result<Reply, ConnectorError> {
         let token = self.access_token().await?;
-        match send(SYSTEM, &self.policy, &self.throttle, replay, || build().bearer_auth(token.expose_secret())).await {
+        match send(SYSTEM, operation, &self.policy, &self.throttle, replay, || build().bearer_auth(token.expose_secret())).await {
             Err(e) if e.is_status(401) => {
                 self.forget_token(&token).await;
                 let token = self.access_token().await?;
-                send(SYSTEM, &self.policy, &self.throttle, replay, || build().bearer_auth(token.expose_secret())).await
+                send(SYSTEM, operation, &self.policy, &self.throttle, replay, || build().bearer_auth(token.expose_secret())).await
             }
             other => other,
         }
     }
 
-    async fn get_json<T: serde::de::DeserializeOwned>(&self, path: &str, query: &[(&str, String)]) -> Result<T, ConnectorError> {
+    async fn get_json<T: serde::de::DeserializeOwned>(&self, operation: &'static str, path: &str, query: &[(&str, String)]) -> Result<T, ConnectorError> {
         let url = self.url(path);
-        let reply = self.call(Replay::Safe, || self.http.get(&url).query(query)).await?;
+        let reply = self.call(operation, Replay::Safe, || self.http.get(&url).query(query)).await?;
         decode(SYSTEM, &reply.body)
     }
 
@@ -263,7 +263,7 @@ impl TargetClient {
         let mut users = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(UUIDS_PER_REQUEST) {
             let uuids = chunk.iter().map(Uuid::to_string).collect::<Vec<_>>().join(",");
-            let page: Items = self.get_json("/api/2/users", &[("uuids", uuids)]).await?;
+            let page: Items = self.get_json("get_users", "/api/2/users", &[("uuids", uuids)]).await?;
             users.extend(page.items);
         }
         Ok(users)
@@ -330,7 +330,7 @@ impl TargetApi for TargetClient {
     }
 
     async fn tenant(&self, id: Uuid) -> Result<Tenant, ConnectorError> {
-        self.get_json(&format!("/api/2/tenants/{id}"), &[]).await
+        self.get_json("get_tenant", &format!("/api/2/tenants/{id}"), &[]).await
     }
 
     async fn children(&self, parent_id: Uuid) -> Result<Vec<Tenant>, ConnectorError> {
@@ -347,7 +347,7 @@ impl TargetApi for TargetClient {
             if let Some(after) = &after {
                 query.push(("after", after.clone()));
             }
-            let page: Page = self.get_json("/api/2/tenants", &query).await?;
+            let page: Page = self.get_json("list_tenants", "/api/2/tenants", &query).await?;
             let empty = page.items.is_empty();
             tenants.extend(page.items);
             match page.paging["cursors"]["after"].as_str() {
@@ -366,7 +366,7 @@ impl TargetApi for TargetClient {
 
     async fn create_tenant(&self, new: &NewTenant) -> Result<Tenant, ConnectorError> {
         let url = self.url("/api/2/tenants");
-        let reply = self.call(Replay::OnlyIfNotProcessed, || self.http.post(&url).json(new)).await?;
+        let reply = self.call("create_tenant", Replay::OnlyIfNotProcessed, || self.http.post(&url).json(new)).await?;
         decode(SYSTEM, &reply.body)
     }
 
@@ -378,7 +378,7 @@ impl TargetApi for TargetClient {
         let url = self.url("/api/2/users/check_login");
         // Only 204 is documented as "free"; what answers "taken" is unconfirmed, so
         // any other success counts as taken (a changed login is safe, a conflict is not).
-        match self.call(Replay::Safe, || self.http.get(&url).query(&[("username", login)])).await {
+        match self.call("check_login", Replay::Safe, || self.http.get(&url).query(&[("username", login)])).await {
             Ok(reply) if reply.status == reqwest::StatusCode::NO_CONTENT => Ok(LoginStatus::Free),
             Ok(_) => Ok(LoginStatus::Taken),
             Err(e) if e.is_status(409) => Ok(LoginStatus::Taken),
@@ -387,7 +387,7 @@ impl TargetApi for TargetClient {
     }
 
     async fn user(&self, id: Uuid) -> Result<User, ConnectorError> {
-        self.get_json(&format!("/api/2/users/{id}"), &[]).await
+        self.get_json("get_user", &format!("/api/2/users/{id}"), &[]).await
     }
 
     async fn find_user(&self, tenant_id: Uuid, external_id: &str) -> Result<Option<User>, ConnectorError> {
@@ -399,13 +399,13 @@ impl TargetApi for TargetClient {
         struct Ids {
             items: Vec<Uuid>,
         }
-        let ids: Ids = self.get_json(&format!("/api/2/tenants/{tenant_id}/users"), &[]).await?;
+        let ids: Ids = self.get_json("list_tenant_users", &format!("/api/2/tenants/{tenant_id}/users"), &[]).await?;
         self.users_by_ids(&ids.items).await
     }
 
     async fn create_user(&self, new: &NewUser) -> Result<User, ConnectorError> {
         let url = self.url("/api/2/users");
-        let reply = self.call(Replay::OnlyIfNotProcessed, || self.http.post(&url).json(new)).await?;
+        let reply = self.call("create_user", Replay::OnlyIfNotProcessed, || self.http.post(&url).json(new)).await?;
         decode(SYSTEM, &reply.body)
     }
 
@@ -432,7 +432,7 @@ impl TargetApi for TargetClient {
     async fn grant_role(&self, user: &User, role: Role, tenant_id: Uuid) -> Result<(), ConnectorError> {
         // PUT replaces the user's policies: read them, add ours if missing, write them all.
         let path = format!("/api/2/users/{}/access_policies", user.id);
-        let current: Value = self.get_json(&path, &[]).await?;
+        let current: Value = self.get_json("get_access_policies", &path, &[]).await?;
         let mut items = current["items"].as_array().cloned().unwrap_or_default();
         if items.iter().any(|p| p["role_id"] == role.id() && p["tenant_id"] == tenant_id.to_string()) {
             return Ok(());
@@ -444,18 +444,18 @@ impl TargetApi for TargetClient {
         }));
         let url = self.url(&path);
         let body = json!({ "items": items });
-        self.call(Replay::Safe, || self.http.put(&url).json(&body)).await.map(drop)
+        self.call("set_access_policies", Replay::Safe, || self.http.put(&url).json(&body)).await.map(drop)
     }
 
     async fn send_activation_email(&self, user_id: Uuid) -> Result<(), ConnectorError> {
         let url = self.url(&format!("/api/2/users/{user_id}/send-activation-email"));
-        self.call(Replay::OnlyIfNotProcessed, || self.http.post(&url).json(&json!({}))).await.map(drop)
+        self.call("send_activation_email", Replay::OnlyIfNotProcessed, || self.http.post(&url).json(&json!({}))).await.map(drop)
     }
 
     async fn set_password(&self, user_id: Uuid, password: &SecretString) -> Result<(), ConnectorError> {
         let url = self.url(&format!("/api/2/users/{user_id}/password"));
         // Setting the same password twice is harmless.
-        self.call(Replay::Safe, || self.http.post(&url).json(&json!({"password": password.expose_secret()}))).await.map(drop)
+        self.call("set_password", Replay::Safe, || self.http.post(&url).json(&json!({"password": password.expose_secret()}))).await.map(drop)
     }
 
     async fn create_registration_token(&self, tenant_id: Uuid, expires_in: Duration, scopes: &[String]) -> Result<RegistrationToken, ConnectorError> {
@@ -468,7 +468,7 @@ impl TargetApi for TargetClient {
         let url = self.url(&format!("/api/2/tenants/{tenant_id}/registration_tokens"));
         let body = json!({"expires_in": expires_in.as_secs(), "scopes": scopes});
         // A lost answer would leave a live token nobody knows of: never sent twice blindly.
-        let reply = self.call(Replay::OnlyIfNotProcessed, || self.http.post(&url).json(&body)).await?;
+        let reply = self.call("create_registration_token", Replay::OnlyIfNotProcessed, || self.http.post(&url).json(&body)).await?;
         let answer: Answer = decode(SYSTEM, &reply.body)?;
         let id = answer.id.as_str().map_or_else(|| answer.id.to_string(), str::to_string);
         Ok(RegistrationToken { id, token: answer.token, expires_at: answer.expires_at })
@@ -476,7 +476,7 @@ impl TargetApi for TargetClient {
 
     async fn create_protection_plan(&self, policy: &Value) -> Result<Value, ConnectorError> {
         let url = self.url("/api/policy_management/v4/policies");
-        let reply = self.call(Replay::OnlyIfNotProcessed, || self.http.post(&url).json(policy)).await?;
+        let reply = self.call("create_protection_plan", Replay::OnlyIfNotProcessed, || self.http.post(&url).json(policy)).await?;
         decode(SYSTEM, &reply.body)
     }
 }

@@ -210,6 +210,14 @@ pub async fn machines(db: &impl ConnectionTrait, workspace_id: Uuid, state: Opti
     query(db, &sql, values).await?.into_iter().map(parse).collect()
 }
 
+/// Every workspace's machines by migration state, as the machine listing counts
+/// them (removed ones included): one scan of the `source_machines_state` index.
+pub async fn machine_counts(db: &impl ConnectionTrait) -> Result<Vec<(Uuid, String, i64)>, DbErr> {
+    let sql = "SELECT workspace_id, migration_state, COUNT(*) AS n FROM source_machines GROUP BY workspace_id, migration_state";
+    let rows = query(db, sql, vec![]).await?;
+    rows.into_iter().map(|r| Ok((r.try_get("", "workspace_id")?, r.try_get("", "migration_state")?, r.try_get("", "n")?))).collect()
+}
+
 /// Moves a machine from `from` to `to` if it is still at `from`; false when
 /// something else moved it first. `error` is kept for a failure, cleared otherwise.
 pub async fn transition(db: &impl ConnectionTrait, workspace_id: Uuid, machine_id: &str, from: Status, to: Status, error: Option<(&str, &str)>) -> Result<bool, DbErr> {

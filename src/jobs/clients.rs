@@ -8,7 +8,7 @@ use entity::workspace::Model as Workspace;
 use uuid::Uuid;
 
 use super::JobError;
-use crate::connectors::{HttpPolicy, Limit};
+use crate::connectors::{HttpPolicy, Limit, RequestObserver};
 use crate::connectors::source::SourceClient;
 use crate::connectors::target::TargetClient;
 use crate::crypto::SecretBox;
@@ -22,6 +22,8 @@ pub struct Clients {
 
 pub struct ClientPool {
     allow_private_networks: bool,
+    /// Told of every request to the cloud (metrics).
+    observer: Option<Arc<dyn RequestObserver>>,
     /// By workspace and pace toward the target (a migration may set its own): the
     /// version the clients were built from, and the clients.
     entries: Mutex<HashMap<(Uuid, Option<Limit>), (i32, Clients)>>,
@@ -29,7 +31,16 @@ pub struct ClientPool {
 
 impl ClientPool {
     pub fn new(allow_private_networks: bool) -> Self {
-        Self { allow_private_networks, entries: Mutex::new(HashMap::new()) }
+        Self { allow_private_networks, observer: None, entries: Mutex::new(HashMap::new()) }
+    }
+
+    /// Requests to the cloud are told to `observer` (the source's are not).
+    pub fn observed_by(self, observer: Option<Arc<impl RequestObserver + 'static>>) -> Self {
+        Self { observer: observer.map(|o| o as Arc<dyn RequestObserver>), ..self }
+    }
+
+    fn target_policy(&self, limit: Limit) -> HttpPolicy {
+        HttpPolicy { allow_private_networks: self.allow_private_networks, observer: self.observer.clone(), ..HttpPolicy::limited(limit) }
     }
 
     /// The workspace's clients; built anew when the workspace changed (credentials, URLs, limits).
@@ -46,8 +57,7 @@ impl ClientPool {
         let Some(pace) = target else { return Ok(base) };
         self.cached(workspace, Some(pace), || {
             let secret = store::target_client_secret(secrets, workspace).map_err(|e| JobError::Fatal(format!("workspace credentials: {e}")))?;
-            let policy = HttpPolicy { allow_private_networks: self.allow_private_networks, ..HttpPolicy::limited(pace) };
-            let target = TargetClient::paced_within(&workspace.target_url, &workspace.target_client_id, secret, policy, base.target.throttle())
+            let target = TargetClient::paced_within(&workspace.target_url, &workspace.target_client_id, secret, self.target_policy(pace), base.target.throttle())
                 .map_err(|e| JobError::Fatal(e.to_string()))?;
             Ok(Clients { source: base.source.clone(), target: Arc::new(target) })
         })
@@ -65,11 +75,11 @@ impl ClientPool {
 
     fn build(&self, workspace: &Workspace, secrets: &SecretBox) -> Result<Clients, JobError> {
         let sealed = |e: crate::crypto::CryptoError| JobError::Fatal(format!("workspace credentials: {e}"));
-        let policy = |limit| HttpPolicy { allow_private_networks: self.allow_private_networks, ..HttpPolicy::limited(limit) };
         let password = store::source_password(secrets, workspace).map_err(sealed)?;
         let secret = store::target_client_secret(secrets, workspace).map_err(sealed)?;
-        let source = SourceClient::new(&workspace.source_url, &workspace.source_login, password, policy(store::source_limit(workspace)));
-        let target = TargetClient::new(&workspace.target_url, &workspace.target_client_id, secret, policy(store::target_limit(workspace)));
+        let source_policy = HttpPolicy { allow_private_networks: self.allow_private_networks, ..HttpPolicy::limited(store::source_limit(workspace)) };
+        let source = SourceClient::new(&workspace.source_url, &workspace.source_login, password, source_policy);
+        let target = TargetClient::new(&workspace.target_url, &workspace.target_client_id, secret, self.target_policy(store::target_limit(workspace)));
         let refused = |e: crate::connectors::ConnectorError| JobError::Fatal(e.to_string());
         Ok(Clients { source: Arc::new(source.map_err(refused)?), target: Arc::new(target.map_err(refused)?) })
     }

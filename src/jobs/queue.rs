@@ -297,3 +297,20 @@ pub async fn count_by_status(db: &impl ConnectionTrait, status: &str) -> Result<
     use sea_orm::PaginatorTrait;
     Jobs::find().filter(Column::Status.eq(status)).order_by_asc(Column::Id).count(db).await
 }
+
+/// Unfinished jobs by kind and status (`queued`, `running`): one scan of the
+/// `(status, run_at_ms)` index's active part.
+pub async fn active_counts(db: &impl ConnectionTrait) -> Result<Vec<(String, String, i64)>, DbErr> {
+    let sql = "SELECT kind, status, COUNT(*) AS n FROM jobs WHERE status IN ('queued', 'running') GROUP BY kind, status";
+    let rows = crate::db::query(db, sql, vec![]).await?;
+    rows.into_iter().map(|r| Ok((r.try_get("", "kind")?, r.try_get("", "status")?, r.try_get("", "n")?))).collect()
+}
+
+/// How long the oldest due job of each kind has waited to be claimed, in
+/// milliseconds on the database's clock; kinds with nothing due are absent.
+pub async fn oldest_due_waits(db: &impl ConnectionTrait) -> Result<Vec<(String, i64)>, DbErr> {
+    let now = now_ms(db).await?;
+    let sql = "SELECT kind, MIN(run_at_ms) AS due FROM jobs WHERE status = 'queued' AND run_at_ms <= $1 GROUP BY kind";
+    let rows = crate::db::query(db, sql, vec![now.into()]).await?;
+    rows.into_iter().map(|r| Ok((r.try_get("", "kind")?, now - r.try_get::<i64>("", "due")?))).collect()
+}

@@ -14,6 +14,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use super::queue::{self, Lease};
+use crate::metrics::Metrics;
 
 /// Why a run did not succeed.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -104,13 +105,19 @@ pub struct Worker {
     id: String,
     config: WorkerConfig,
     handlers: Arc<HashMap<&'static str, Arc<dyn JobHandler>>>,
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl Worker {
     pub fn new(db: DatabaseConnection, config: WorkerConfig, handlers: Vec<Arc<dyn JobHandler>>) -> Self {
         let id = format!("{}-{}", hostname(), uuid::Uuid::new_v4().simple());
         let handlers = handlers.into_iter().map(|h| (h.kind(), h)).collect();
-        Self { db, id, config, handlers: Arc::new(handlers) }
+        Self { db, id, config, handlers: Arc::new(handlers), metrics: None }
+    }
+
+    /// Counts each attempt's outcome and run time in `metrics`.
+    pub fn with_metrics(self, metrics: Arc<Metrics>) -> Self {
+        Self { metrics: Some(metrics), ..self }
     }
 
     pub fn id(&self) -> &str {
@@ -131,7 +138,13 @@ impl Worker {
             .into_iter()
             .map(|handler| {
                 let config = WorkerConfig { concurrency: handler.lane().unwrap_or(1).max(1), ..self.config.clone() };
-                let lane = Worker { db: self.db.clone(), id: format!("{}/{}", self.id, handler.kind()), config, handlers: Arc::new(HashMap::from([(handler.kind(), handler)])) };
+                let lane = Worker {
+                    db: self.db.clone(),
+                    id: format!("{}/{}", self.id, handler.kind()),
+                    config,
+                    handlers: Arc::new(HashMap::from([(handler.kind(), handler)])),
+                    metrics: self.metrics.clone(),
+                };
                 tokio::spawn(lane.run_lane(shutdown.clone()))
             })
             .collect();
@@ -221,9 +234,12 @@ impl Worker {
             let _ = queue::release(&self.db, &job).await;
             return;
         };
+        let started = std::time::Instant::now();
         if job.attempt > job.max_attempts {
             // Claimed again after lapsed leases more often than it may be tried.
-            let _ = queue::fail(&self.db, &job, "attempts exhausted (the job's leases lapsed)", None).await;
+            if let Ok(true) = queue::fail(&self.db, &job, "attempts exhausted (the job's leases lapsed)", None).await {
+                self.count(&job, "failed", started);
+            }
             return;
         }
         let (stop_tx, stop_rx) = watch::channel(false);
@@ -242,20 +258,23 @@ impl Worker {
                 tokio::time::timeout(grace, &mut handling).await.ok()
             }
         };
-        let recorded = match outcome {
-            None if *shutdown.borrow() => queue::release(&self.db, &job).await,
-            None => Ok(false),
-            Some(Ok(result)) => queue::complete(&self.db, &job, &result).await,
-            Some(Err(JobError::Fatal(reason))) => queue::fail(&self.db, &job, &reason, None).await,
-            Some(Err(JobError::Again(delay))) => queue::snooze(&self.db, &job, delay, None).await,
+        let (counted_as, recorded) = match outcome {
+            None if *shutdown.borrow() => ("released", queue::release(&self.db, &job).await),
+            None => ("lost", Ok(false)),
+            Some(Ok(result)) => ("succeeded", queue::complete(&self.db, &job, &result).await),
+            Some(Err(JobError::Fatal(reason))) => ("failed", queue::fail(&self.db, &job, &reason, None).await),
+            Some(Err(JobError::Again(delay))) => ("snoozed", queue::snooze(&self.db, &job, delay, None).await),
             Some(Err(JobError::Retry(reason))) => {
                 let retry = (job.attempt < job.max_attempts).then(|| self.backoff(job.attempt));
-                queue::fail(&self.db, &job, &reason, retry).await
+                (if retry.is_some() { "retried" } else { "failed" }, queue::fail(&self.db, &job, &reason, retry).await)
             }
         };
         match recorded {
-            Ok(true) => {}
-            Ok(false) => tracing::info!("the attempt was no longer ours; its outcome is not recorded"),
+            Ok(true) => self.count(&job, counted_as, started),
+            Ok(false) => {
+                self.count(&job, "lost", started);
+                tracing::info!("the attempt was no longer ours; its outcome is not recorded");
+            }
             Err(error) => tracing::warn!(%error, "could not record the job's outcome; its lease will lapse"),
         }
     }
@@ -289,6 +308,12 @@ impl Worker {
                 }
                 Err(error) => tracing::warn!(%error, "heartbeat failed; retrying"),
             }
+        }
+    }
+
+    fn count(&self, job: &Job, outcome: &'static str, started: std::time::Instant) {
+        if let Some(metrics) = &self.metrics {
+            metrics.job_outcome(&job.kind, outcome, started.elapsed());
         }
     }
 

@@ -214,11 +214,13 @@ impl Fleet {
         self.truth.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    pub async fn stop(self) {
+    /// Stops every agent once its current check-in is over; answers the final truth.
+    pub async fn stop(self) -> BTreeMap<String, Truth> {
         let _ = self.stop.send(true);
         for task in self.tasks {
             let _ = task.await;
         }
+        self.truth.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 }
 

@@ -19,7 +19,7 @@ async fn states(world: &World) -> BTreeMap<String, Value> {
 
 /// Waits until every machine the fleet can tell about shows the state it must, and
 /// every released machine that comes online was told to migrate and got somewhere final.
-async fn settle(world: &World, fleet: &Fleet, released: &[String]) -> BTreeMap<String, Value> {
+pub(crate) async fn settle(world: &World, fleet: &Fleet, released: &[String]) -> BTreeMap<String, Value> {
     let started = Instant::now();
     loop {
         let shown = states(world).await;

@@ -98,6 +98,8 @@ pub struct TestApp {
     /// A partner admin of `tenant`.
     pub tenant: Uuid,
     pub token: String,
+    /// What the app counts; workers a test runs record into it, as the app's own would.
+    pub metrics: std::sync::Arc<migration_portal::metrics::Metrics>,
     _dir: tempfile::TempDir,
 }
 
@@ -130,11 +132,12 @@ pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Config
     configure(&mut config);
     let app = Application::build(&config, KeyPolicy::Required).await.expect("application starts");
     let address = format!("http://127.0.0.1:{}", app.port());
+    let metrics = app.metrics();
     tokio::spawn(app.run_until_stopped());
     let tenant = Uuid::new_v4();
     let token = idp.partner_token(tenant);
     let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
-    TestApp { address, backend, idp, http, database_url, sqlite_file, secret_key, tenant, token, _dir: dir }
+    TestApp { address, backend, idp, http, database_url, sqlite_file, secret_key, tenant, token, metrics, _dir: dir }
 }
 
 pub async fn fresh_postgres_database() -> String {

@@ -8,6 +8,7 @@ mod helpers;
 mod hierarchy;
 mod idempotency;
 mod jobs;
+mod metrics;
 mod migrations;
 mod openapi;
 mod operations;

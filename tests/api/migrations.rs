@@ -65,7 +65,8 @@ impl World {
             max_backoff: Duration::from_millis(200),
             ..WorkerConfig::default()
         };
-        Worker::new(self.db.clone(), config, job_handlers(secrets, true))
+        let metrics = self.app.metrics.clone();
+        Worker::new(self.db.clone(), config, job_handlers(secrets, true, Some(metrics.clone()))).with_metrics(metrics)
     }
 
     pub(crate) fn run_worker(&self) -> Running {

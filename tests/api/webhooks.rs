@@ -130,7 +130,7 @@ impl World {
         let secrets = SecretBox::from_base64(&self.app.secret_key).expect("key");
         let config = WorkerConfig { concurrency: 8, poll_interval: Duration::from_millis(20), min_backoff: Duration::from_millis(10), max_backoff: Duration::from_millis(200), ..WorkerConfig::default() };
         let (stop, stopped) = watch::channel(false);
-        let task = tokio::spawn(Worker::new(self.db.clone(), config, job_handlers_with(secrets, true, webhooks)).run(stopped));
+        let task = tokio::spawn(Worker::new(self.db.clone(), config, job_handlers_with(secrets, true, None, webhooks)).run(stopped));
         Running::new(stop, task)
     }
 

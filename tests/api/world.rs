@@ -67,7 +67,8 @@ impl World {
     pub async fn work(&self) {
         let secrets = SecretBox::from_base64(&self.app.secret_key).expect("key");
         let config = WorkerConfig { min_backoff: Duration::ZERO, max_backoff: Duration::from_millis(1), ..WorkerConfig::default() };
-        Worker::new(self.db.clone(), config, job_handlers(secrets, true)).run_until_idle().await;
+        let metrics = self.app.metrics.clone();
+        Worker::new(self.db.clone(), config, job_handlers(secrets, true, Some(metrics.clone()))).with_metrics(metrics).run_until_idle().await;
     }
 
     /// Starts a sync over HTTP, runs the worker until idle, answers the finished operation.

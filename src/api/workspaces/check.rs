@@ -1,5 +1,6 @@
 //! `POST /api/v1/workspaces/{id}/check`: the prerequisite checks, run now.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::{post, web};
@@ -14,6 +15,7 @@ use crate::connectors::source::{SourceApi, SourceClient};
 use crate::connectors::target::{TargetApi, TargetClient};
 use crate::db::workspaces::{self as store, CloudClient, SourceLogin};
 use crate::error::ApiError;
+use crate::metrics::Metrics;
 
 /// A check answers within seconds: one attempt (the partner re-runs it), short timeouts.
 fn check_policy() -> HttpPolicy {
@@ -27,10 +29,12 @@ fn check_policy() -> HttpPolicy {
     }
 }
 
-pub async fn run_check(source: &SourceLogin<'_>, target: &CloudClient<'_>, partner_tenant: Uuid, allow_private_networks: bool) -> ConnectionCheck {
+/// Runs the checks; the requests to the cloud are counted in `metrics`.
+pub async fn run_check(source: &SourceLogin<'_>, target: &CloudClient<'_>, partner_tenant: Uuid, allow_private_networks: bool, metrics: &Arc<Metrics>) -> ConnectionCheck {
     let policy = HttpPolicy { allow_private_networks, ..check_policy() };
     let source = SourceClient::new(source.url, source.login, source.password.clone(), policy.clone());
-    let target = TargetClient::new(target.url, target.client_id, target.client_secret.clone(), policy);
+    let observed = HttpPolicy { observer: Some(metrics.clone()), ..policy };
+    let target = TargetClient::new(target.url, target.client_id, target.client_secret.clone(), observed);
     let source = source.as_ref().map(|s| s as &dyn SourceApi).map_err(Clone::clone);
     let target = target.as_ref().map(|t| t as &dyn TargetApi).map_err(Clone::clone);
     let report = check_connection(source, target, partner_tenant).await;
@@ -61,7 +65,7 @@ pub async fn check_workspace(partner: Partner, state: web::Data<AppState>, id: w
     let secret = store::target_client_secret(&state.secrets, &workspace).map_err(|e| ApiError::Internal(e.into()))?;
     let source = SourceLogin { url: &workspace.source_url, login: &workspace.source_login, password: &password };
     let target = CloudClient { url: &workspace.target_url, client_id: &workspace.target_client_id, client_secret: &secret };
-    let report = run_check(&source, &target, partner.tenant_id, state.allow_private_networks).await;
+    let report = run_check(&source, &target, partner.tenant_id, state.allow_private_networks, &state.metrics).await;
     if !store::set_connection_check(&state.db, &workspace, &report).await? {
         tracing::info!("credentials changed during the check; its report is not kept");
     }

@@ -102,7 +102,7 @@ async fn create_workspace(
         Start::Proceed(pending) => pending,
     };
     let (source, target) = (source(&request.source), target(&request.target));
-    let check = check::run_check(&source, &target, partner.tenant_id, state.allow_private_networks).await;
+    let check = check::run_check(&source, &target, partner.tenant_id, state.allow_private_networks, &state.metrics).await;
     pending.create(&state.db, async |txn| {
         let limits = request.limits.unwrap_or_default();
         let new = NewWorkspace {
