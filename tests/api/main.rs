@@ -10,6 +10,7 @@ mod idempotency;
 mod jobs;
 mod migrations;
 mod openapi;
+mod postman;
 mod operations;
 mod operations_resource;
 mod prechecks;
