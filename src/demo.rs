@@ -3,6 +3,7 @@
 //! migrate), then serving for Swagger UI.
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use reqwest::{Client, Method, StatusCode};
@@ -24,8 +25,23 @@ fn loopback(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
 }
 
-pub async fn run(mut config: Config, port: u16, exit: bool) -> anyhow::Result<()> {
-    let (cloud_port, source_port) = (port.checked_add(1), port.checked_add(2));
+/// How the demo runs.
+pub struct DemoOptions {
+    /// The service's port; the simulators take the next two. 0: any free ports.
+    pub port: u16,
+    /// Stop after the walk-through instead of serving.
+    pub exit: bool,
+    /// Once the walk-through is over, write a Postman environment for `postman/` here.
+    pub postman_env: Option<PathBuf>,
+}
+
+pub async fn run(mut config: Config, options: DemoOptions) -> anyhow::Result<()> {
+    let DemoOptions { port, exit, postman_env } = options;
+    // Whoever waits for the environment must not find an earlier run's.
+    if let Some(path) = &postman_env {
+        let _ = std::fs::remove_file(path);
+    }
+    let (cloud_port, source_port) = if port == 0 { (Some(0), Some(0)) } else { (port.checked_add(1), port.checked_add(2)) };
     let (Some(cloud_port), Some(source_port)) = (cloud_port, source_port) else {
         anyhow::bail!("--port must leave room for the simulators on the next two ports");
     };
@@ -46,6 +62,8 @@ pub async fn run(mut config: Config, port: u16, exit: bool) -> anyhow::Result<()
     // The simulators listen on loopback.
     config.connectors.allow_private_networks = true;
     config.worker.poll_interval_ms = 100;
+    // Sped up like the agents: a failing webhook delivery is retried once, a second later.
+    config.webhooks.retry_schedule_secs = vec![1.0];
     let app = Application::build(&config, KeyPolicy::AllowInsecureDevKey).await?;
     let base = format!("http://127.0.0.1:{}", app.port());
     let (stop_worker, worker_stopped) = tokio::sync::watch::channel(false);
@@ -144,6 +162,24 @@ pub async fn run(mut config: Config, port: u16, exit: bool) -> anyhow::Result<()
         server.abort();
         return Ok(());
     }
+    if let Some(path) = &postman_env {
+        let values = PostmanValues {
+            base_url: &base,
+            partner_token: &token,
+            other_tenant_token: &other_tenant,
+            workspace_id: &id,
+            precheck_id,
+            migration_id,
+            cloud_url: &cloud.base_url(),
+            cloud_client_id: &partner.client_id,
+            cloud_client_secret: &partner.client_secret,
+            source_url: &source.base_url(),
+            source_login: &source_login,
+            source_password: &source_password,
+        };
+        write_postman_env(path, &values)?;
+        println!("\nPostman environment: {} (run postman/ against it)", path.display());
+    }
     println!("\nSwagger UI: {base}/swagger-ui/   (Authorize with the token below; it lasts 2 hours)");
     println!("token: {token}");
     println!(
@@ -156,6 +192,58 @@ pub async fn run(mut config: Config, port: u16, exit: bool) -> anyhow::Result<()
     server.await??;
     let _ = stop_worker.send(true);
     worker.await?;
+    Ok(())
+}
+
+/// What the Postman collection (`postman/`) needs of a running demo: the service,
+/// its tokens, the demo workspace with its pre-check and migration, and the
+/// simulators' credentials (made at start-up) to connect a second workspace.
+pub struct PostmanValues<'a> {
+    pub base_url: &'a str,
+    pub partner_token: &'a str,
+    pub other_tenant_token: &'a str,
+    pub workspace_id: &'a str,
+    pub precheck_id: &'a str,
+    pub migration_id: &'a str,
+    pub cloud_url: &'a str,
+    pub cloud_client_id: &'a str,
+    pub cloud_client_secret: &'a str,
+    pub source_url: &'a str,
+    pub source_login: &'a str,
+    pub source_password: &'a str,
+}
+
+/// A Postman environment with these values (`postman/migration-portal.postman_environment.json`
+/// is the same with the values left empty).
+pub fn postman_environment(v: &PostmanValues) -> Value {
+    let plain = |key: &str, value: &str| json!({"key": key, "value": value, "type": "default", "enabled": true});
+    let secret = |key: &str, value: &str| json!({"key": key, "value": value, "type": "secret", "enabled": true});
+    json!({
+        "id": Uuid::new_v4(),
+        "name": "Migration Portal demo",
+        "values": [
+            plain("baseUrl", v.base_url),
+            secret("partnerToken", v.partner_token),
+            secret("otherTenantToken", v.other_tenant_token),
+            plain("workspaceId", v.workspace_id),
+            plain("demoPrecheckId", v.precheck_id),
+            plain("demoMigrationId", v.migration_id),
+            plain("cloudUrl", v.cloud_url),
+            plain("cloudClientId", v.cloud_client_id),
+            secret("cloudClientSecret", v.cloud_client_secret),
+            plain("sourceUrl", v.source_url),
+            plain("sourceLogin", v.source_login),
+            secret("sourcePassword", v.source_password),
+        ],
+        "_postman_variable_scope": "environment",
+    })
+}
+
+/// Written whole, then renamed: whoever waits for the file never reads half of it.
+fn write_postman_env(path: &Path, values: &PostmanValues) -> anyhow::Result<()> {
+    let partial = path.with_extension("partial");
+    std::fs::write(&partial, serde_json::to_string_pretty(&postman_environment(values))?).with_context(|| format!("writing {}", partial.display()))?;
+    std::fs::rename(&partial, path).with_context(|| format!("writing {}", path.display()))?;
     Ok(())
 }
 

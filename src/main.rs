@@ -41,12 +41,15 @@ enum Command {
     Sim(SimCommand),
     /// Start the identity provider simulator and the service, walk through the API, keep serving.
     Demo {
-        /// Port of the service; the identity provider takes the next one.
+        /// Port of the service; the cloud and BackupAgent simulators take the next two (0: any free ports).
         #[arg(long, default_value_t = 8080)]
         port: u16,
         /// Stop after the walk-through instead of serving.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "postman_env")]
         exit: bool,
+        /// Write a Postman environment for the collection in `postman/` to this file once the demo is ready.
+        #[arg(long, value_name = "PATH")]
+        postman_env: Option<PathBuf>,
     },
 }
 
@@ -177,7 +180,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&fleet.truth())?);
             fleet.stop().await;
         }
-        Command::Demo { port, exit } => demo::run(config, port, exit).await?,
+        Command::Demo { port, exit, postman_env } => demo::run(config, demo::DemoOptions { port, exit, postman_env }).await?,
     }
     Ok(())
 }

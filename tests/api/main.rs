@@ -11,6 +11,7 @@ mod jobs;
 mod metrics;
 mod migrations;
 mod openapi;
+mod postman;
 mod operations;
 mod operations_resource;
 mod planning;
