@@ -140,6 +140,31 @@ async fn main() -> anyhow::Result<()> {
         tokio::spawn(app.run_until_stopped());
         let database = db::connect(&config.database).await?;
         let workspace = Uuid::now_v7();
+        // The workspace the agents belong to (its cloud address goes into the instructions).
+        let now = chrono::Utc::now();
+        let row = entity::workspace::Model {
+            id: workspace,
+            tenant_id: Uuid::now_v7(),
+            name: "bench".into(),
+            source_url: sim.base_url(),
+            source_login: login.clone(),
+            source_password: Vec::new(),
+            target_url: "https://cloud.example.com".into(),
+            target_client_id: "bench".into(),
+            target_client_secret: Vec::new(),
+            version: 1,
+            connection_check: None,
+            source_rate_per_sec: 100,
+            source_concurrency: 8,
+            target_rate_per_sec: 100,
+            target_concurrency: 8,
+            snapshot_synced_at: None,
+            snapshot_source_time: None,
+            enrollment_secret_hash: None,
+            created_at: now,
+            updated_at: now,
+        };
+        sea_orm::EntityTrait::insert(sea_orm::ActiveModelTrait::reset_all(entity::workspace::ActiveModel::from(row))).exec_without_returning(&database).await?;
         sync::sync(&database, Uuid::now_v7(), workspace, &source, |_| async { Ok(()) }).await.map_err(|e| anyhow::anyhow!("{e}"))?;
         // Every machine released and enrolled (tokens made here, stored hashed as enrollment does).
         db::execute(&database, "UPDATE source_machines SET migration_state = 'pending', state_changed_at = $1 WHERE workspace_id = $2", vec![chrono::Utc::now().into(), workspace.into()]).await?;
@@ -181,6 +206,9 @@ async fn main() -> anyhow::Result<()> {
         })
         .await;
         print(backend, "instructions (304, If-None-Match)", &cached);
+        // Figures of refused check-ins would measure nothing: stop instead.
+        anyhow::ensure!(full.statuses.keys().all(|s| *s == 200), "{backend}: check-ins not answered 200: {:?}", full.statuses);
+        anyhow::ensure!(cached.statuses.keys().all(|s| *s == 304), "{backend}: check-ins with If-None-Match not answered 304: {:?}", cached.statuses);
         let bare_url = format!("http://127.0.0.1:{bare_port}/bare");
         let floor = load(move |client, _| client.get(&bare_url)).await;
         print(backend, "bare actix JSON endpoint", &floor);
