@@ -11,6 +11,8 @@
 //!
 //! cargo bench --bench checkin
 
+mod common;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,7 +27,6 @@ use migration_portal::jobs::sync;
 use migration_portal::sim::backupagent::SourceSim;
 use migration_portal::sim::install_base::{GenSpec, Size, generate};
 use rand::Rng;
-use sea_orm::ConnectionTrait;
 use secrecy::SecretString;
 use uuid::Uuid;
 
@@ -101,18 +102,7 @@ async fn main() -> anyhow::Result<()> {
     let policy = HttpPolicy { rate_per_sec: None, allow_private_networks: true, ..HttpPolicy::default() };
     let source = SourceClient::new(&sim.base_url(), &login, SecretString::from(password), policy)?;
     let dir = tempfile::tempdir()?;
-    let mut targets = vec![("sqlite", format!("sqlite://{}", dir.path().join("checkin.db").display()))];
-    if let Ok(admin) = std::env::var("MP_TEST_POSTGRES_URL") {
-        let conn = sea_orm::Database::connect(&admin).await?;
-        let name = format!("mp_bench_{}", Uuid::new_v4().simple());
-        conn.execute_unprepared(&format!("CREATE DATABASE {name}")).await?;
-        let mut url = url::Url::parse(&admin)?;
-        url.set_path(&name);
-        targets.push(("postgres", url.to_string()));
-    }
-    if let Ok(only) = std::env::var("MP_BENCH_BACKENDS") {
-        targets.retain(|(b, _)| only.split(',').any(|o| o == *b));
-    }
+    let targets = common::backends(&dir.path().join("checkin.db")).await?;
     // The framework's floor: the same JSON shape from a bare handler.
     let bare = HttpServer::new(|| {
         App::new().route(

@@ -7,6 +7,8 @@
 //!
 //! cargo bench --bench migrate_large
 
+mod common;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -25,7 +27,6 @@ use migration_portal::sim::backupagent::SourceSim;
 use migration_portal::sim::cloud::{CloudSim, CloudSimConfig, Faults};
 use migration_portal::sim::idp::generate_key;
 use migration_portal::sim::install_base::{GenSpec, InstallBase, Size, generate};
-use sea_orm::ConnectionTrait;
 use secrecy::SecretString;
 use serde_json::json;
 use uuid::Uuid;
@@ -68,18 +69,7 @@ async fn main() -> anyhow::Result<()> {
     let (login, password) = source_sim.credentials();
     let secrets = SecretBox::from_base64(&SecretString::from(migration_portal::crypto::generate_key()?))?;
     let dir = tempfile::tempdir()?;
-    let mut targets = vec![("sqlite", format!("sqlite://{}", dir.path().join("migrate.db").display()))];
-    if let Ok(admin) = std::env::var("MP_TEST_POSTGRES_URL") {
-        let conn = sea_orm::Database::connect(&admin).await?;
-        let name = format!("mp_bench_{}", Uuid::new_v4().simple());
-        conn.execute_unprepared(&format!("CREATE DATABASE {name}")).await?;
-        let mut url = url::Url::parse(&admin)?;
-        url.set_path(&name);
-        targets.push(("postgres", url.to_string()));
-    }
-    if let Ok(only) = std::env::var("MP_BENCH_BACKENDS") {
-        targets.retain(|(b, _)| only.split(',').any(|o| o == *b));
-    }
+    let targets = common::backends(&dir.path().join("migrate.db")).await?;
     let key = generate_key();
     for (backend, url) in targets {
         let faults = Faults { latency_ms: 20, rate_limit_per_sec: Some(LIMIT), ..Faults::default() };

@@ -7,6 +7,8 @@
 //!
 //! cargo bench --bench precheck_large
 
+mod common;
+
 use std::net::SocketAddr;
 use std::time::Instant;
 
@@ -65,15 +67,7 @@ async fn main() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     // MP_BENCH_KEEP_DB=1 leaves the SQLite file behind, to look at query plans.
     let dir_path = if std::env::var_os("MP_BENCH_KEEP_DB").is_some() { dir.keep() } else { dir.path().to_path_buf() };
-    let mut targets = vec![("sqlite", format!("sqlite://{}", dir_path.join("precheck.db").display()))];
-    if let Ok(admin) = std::env::var("MP_TEST_POSTGRES_URL") {
-        let conn = sea_orm::Database::connect(&admin).await?;
-        let name = format!("mp_bench_{}", Uuid::new_v4().simple());
-        conn.execute_unprepared(&format!("CREATE DATABASE {name}")).await?;
-        let mut url = url::Url::parse(&admin)?;
-        url.set_path(&name);
-        targets.push(("postgres", url.to_string()));
-    }
+    let targets = common::backends(&dir_path.join("precheck.db")).await?;
     for (backend, url) in targets {
         let database = db::connect_migrated(&DatabaseConfig { url, max_connections: 4, busy_timeout_ms: 30_000 }).await?;
         let workspace = Uuid::now_v7();

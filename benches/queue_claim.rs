@@ -5,6 +5,8 @@
 //!
 //! cargo bench --bench queue_claim
 
+mod common;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
@@ -13,9 +15,7 @@ use async_trait::async_trait;
 use migration_portal::config::DatabaseConfig;
 use migration_portal::db;
 use migration_portal::jobs::{JobError, JobHandler, JobRun, NewJob, Worker, WorkerConfig, queue};
-use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
-use uuid::Uuid;
 
 const JOBS: usize = 20_000;
 
@@ -42,13 +42,8 @@ async fn main() -> anyhow::Result<()> {
         ("sqlite", format!("sqlite://{}", dir.path().join("queue16.db").display()), 16),
         ("sqlite", format!("sqlite://{}", dir.path().join("queue4.db").display()), 4),
     ];
-    if let Ok(admin) = std::env::var("MP_TEST_POSTGRES_URL") {
-        let conn = sea_orm::Database::connect(&admin).await?;
-        let name = format!("mp_bench_{}", Uuid::new_v4().simple());
-        conn.execute_unprepared(&format!("CREATE DATABASE {name}")).await?;
-        let mut url = url::Url::parse(&admin)?;
-        url.set_path(&name);
-        targets.push(("postgres", url.to_string(), 16));
+    if let Some(url) = common::postgres_database().await? {
+        targets.push(("postgres", url, 16));
     }
     for (backend, url, connections) in targets {
         let database = db::connect_migrated(&DatabaseConfig { url, max_connections: connections, busy_timeout_ms: 30_000 }).await?;

@@ -4,6 +4,8 @@
 //!
 //! cargo bench --bench sync_large
 
+mod common;
+
 use std::net::SocketAddr;
 use std::time::Instant;
 
@@ -14,7 +16,6 @@ use migration_portal::db;
 use migration_portal::jobs::sync;
 use migration_portal::sim::backupagent::SourceSim;
 use migration_portal::sim::install_base::{GenSpec, Size, generate};
-use sea_orm::ConnectionTrait;
 use secrecy::SecretString;
 use uuid::Uuid;
 
@@ -25,15 +26,7 @@ async fn main() -> anyhow::Result<()> {
     let policy = HttpPolicy { rate_per_sec: None, allow_private_networks: true, ..HttpPolicy::default() };
     let source = SourceClient::new(&sim.base_url(), &login, SecretString::from(password), policy)?;
     let dir = tempfile::tempdir()?;
-    let mut targets = vec![("sqlite", format!("sqlite://{}", dir.path().join("sync.db").display()))];
-    if let Ok(admin) = std::env::var("MP_TEST_POSTGRES_URL") {
-        let conn = sea_orm::Database::connect(&admin).await?;
-        let name = format!("mp_bench_{}", Uuid::new_v4().simple());
-        conn.execute_unprepared(&format!("CREATE DATABASE {name}")).await?;
-        let mut url = url::Url::parse(&admin)?;
-        url.set_path(&name);
-        targets.push(("postgres", url.to_string()));
-    }
+    let targets = common::backends(&dir.path().join("sync.db")).await?;
     for (backend, url) in targets {
         let database = db::connect_migrated(&DatabaseConfig { url, max_connections: 4, busy_timeout_ms: 30_000 }).await?;
         let workspace = Uuid::now_v7();

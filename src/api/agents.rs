@@ -255,12 +255,15 @@ async fn instructions(state: web::Data<AppState>, req: HttpRequest) -> Result<Ht
 /// Keeps the client version an agent reports, and the readiness it makes (a
 /// write only when either changes: a check-in is otherwise read-only).
 async fn client_reported(state: &AppState, machine: &mut store::MachineRow, version: &str) -> Result<(), ApiError> {
+    static MATRIX: std::sync::LazyLock<SupportMatrix> = std::sync::LazyLock::new(SupportMatrix::default);
     let platform = Platform::from_family(machine.data["os"]["family"].as_str().unwrap_or_default());
-    let current = SupportMatrix::default().client_status(platform, Some(version), true) == ClientStatus::Current;
-    let readiness = readiness_on_check_in(machine.readiness.as_deref(), current).map(str::to_string);
-    if machine.reported_client_version.as_deref() == Some(version) && readiness == machine.readiness {
+    let current = MATRIX.client_status(platform, Some(version), true) == ClientStatus::Current;
+    let kept = machine.readiness.as_deref();
+    let now = readiness_on_check_in(kept, current);
+    if machine.reported_client_version.as_deref() == Some(version) && now == kept {
         return Ok(());
     }
+    let readiness = now.map(str::to_string);
     let tx = state.db.begin().await?;
     store::client_reported(&tx, machine.workspace_id, &machine.machine_id, version, readiness.as_deref()).await?;
     if readiness != machine.readiness {

@@ -19,7 +19,8 @@ use uuid::Uuid;
 use validator::Validate;
 
 use super::clients::ClientPool;
-use super::precheck::{self, Planning, Settled, Timer, database};
+use super::precheck::{self, Planning, Settled, Timer};
+use super::worker::database;
 use super::{JobError, JobHandler, JobRun};
 use crate::connectors::Limit;
 use crate::connectors::target::TargetApi;

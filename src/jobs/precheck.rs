@@ -19,6 +19,7 @@ use uuid::Uuid;
 use validator::Validate;
 
 use super::clients::ClientPool;
+use super::worker::database;
 use super::{JobError, JobHandler, JobRun};
 use crate::connectors::target::{LoginStatus, TargetApi};
 use crate::crypto::SecretBox;
@@ -292,6 +293,3 @@ pub fn login_answers(plan: &Plan, answers: &HashMap<String, (bool, DateTime<Utc>
     out
 }
 
-pub(crate) fn database(e: sea_orm::DbErr) -> JobError {
-    JobError::Retry(format!("database: {e}"))
-}

@@ -260,17 +260,7 @@ async fn finish(db: &impl ConnectionTrait, job: &Model, status: &str, result: Op
 
 /// Cancels a job that has not finished; a running one stops at its next heartbeat.
 pub async fn cancel(db: &impl ConnectionTrait, id: Uuid) -> Result<bool, DbErr> {
-    let now = Utc::now();
-    let result = Jobs::update_many()
-        .col_expr(Column::Status, Expr::value(CANCELLED))
-        .col_expr(Column::LockedUntilMs, Expr::value(Option::<i64>::None))
-        .col_expr(Column::UpdatedAt, Expr::value(now))
-        .col_expr(Column::FinishedAt, Expr::value(Some(now)))
-        .filter(Column::Id.eq(id))
-        .filter(Column::Status.is_in([QUEUED, RUNNING]))
-        .exec(db)
-        .await?;
-    Ok(result.rows_affected > 0)
+    Ok(cancel_many(db, &[id]).await? > 0)
 }
 
 /// Cancels the jobs of `ids` that have not finished, in one statement.

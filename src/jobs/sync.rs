@@ -19,6 +19,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::clients::ClientPool;
+use super::worker::database;
 use super::{JobError, JobHandler, JobRun};
 use crate::connectors::ConnectorError;
 use crate::connectors::source::{SourceApi, SourcePage};
@@ -94,9 +95,6 @@ impl JobHandler for SyncHandler {
     }
 }
 
-fn database(e: sea_orm::DbErr) -> JobError {
-    JobError::Retry(format!("database: {e}"))
-}
 
 fn remote(e: ConnectorError) -> JobError {
     if e.is_transient() { JobError::Retry(e.to_string()) } else { JobError::Fatal(e.to_string()) }

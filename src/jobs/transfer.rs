@@ -24,7 +24,7 @@ use uuid::Uuid;
 
 use super::clients::{ClientPool, Clients};
 use super::migration::{MigrationOptions, migration_id, worker_actor};
-use super::precheck::database;
+use super::worker::database;
 use super::{JobError, JobHandler, JobRun};
 use crate::connectors::ConnectorError;
 use crate::connectors::source::SourceApi;

@@ -15,7 +15,7 @@ use sea_orm::TransactionTrait;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::worker::{JobError, JobHandler, JobRun};
+use super::worker::{JobError, JobHandler, JobRun, database};
 use crate::config::WebhookSettings;
 use crate::connectors::HttpPolicy;
 use crate::crypto::SecretBox;
@@ -167,9 +167,6 @@ impl Drop for Slot<'_> {
     }
 }
 
-fn database(e: sea_orm::DbErr) -> JobError {
-    JobError::Retry(format!("database: {e}"))
-}
 
 #[async_trait::async_trait]
 impl JobHandler for WebhookHandler {

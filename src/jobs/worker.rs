@@ -31,6 +31,11 @@ pub enum JobError {
     Again(Duration),
 }
 
+/// A database error in a job: worth another attempt.
+pub(crate) fn database(e: sea_orm::DbErr) -> JobError {
+    JobError::Retry(format!("database: {e}"))
+}
+
 /// One claimed attempt, as its handler sees it.
 pub struct JobRun {
     pub job: Job,
@@ -52,7 +57,7 @@ impl JobRun {
         match queue::set_progress(&self.db, &self.job, &progress).await {
             Ok(true) => Ok(()),
             Ok(false) => Err(JobError::Fatal("the job was cancelled or taken over".into())),
-            Err(e) => Err(JobError::Retry(format!("database: {e}"))),
+            Err(e) => Err(database(e)),
         }
     }
 

@@ -6,12 +6,31 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use migration_portal::sim::fleet::{Behaviour, Fleet, FleetConfig, FleetMachine};
+use migration_portal::sim::install_base::InstallBase;
 use serde_json::{Value, json};
 
 use crate::helpers::Backend;
 use crate::migrations::{fast_world, small};
 use crate::webhooks::Receiver;
 use crate::world::World;
+
+impl World {
+    /// `sim fleet` over every machine of `base` (seed 3, the default mix of
+    /// failures), enrolling with a new enrollment secret of the workspace.
+    pub(crate) async fn start_fleet(&self, base: &InstallBase, interval: Duration) -> Fleet {
+        let response = self.app.post_json(&self.path("/enrollment-secret"), &self.token, &json!({})).send().await.expect("secret");
+        let secret: Value = response.json().await.expect("json");
+        Fleet::start(FleetConfig {
+            base_url: self.app.url(""),
+            workspace_id: self.workspace,
+            enrollment_secret: secret["enrollment_secret"].as_str().expect("secret").to_string(),
+            machines: FleetMachine::from_install_base(base),
+            interval,
+            seed: 3,
+            mix: Default::default(),
+        })
+    }
+}
 
 async fn states(world: &World) -> BTreeMap<String, Value> {
     world.all(&world.path("/machines")).await.into_iter().map(|m| (m["machine_id"].as_str().expect("id").to_string(), m)).collect()
@@ -58,17 +77,7 @@ async fn with_sim_fleet_every_machine_ends_as_the_fleet_says_and_retried_failure
         let released: Vec<String> = before.iter().filter(|(_, m)| m["state"] == "pending").map(|(id, _)| id.clone()).collect();
         let idle: Vec<String> = before.iter().filter(|(_, m)| m["state"] == "idle").map(|(id, _)| id.clone()).collect();
         assert!(!released.is_empty());
-        let response = world.app.post_json(&world.path("/enrollment-secret"), &world.token, &json!({})).send().await.expect("secret");
-        let secret: Value = response.json().await.expect("json");
-        let fleet = Fleet::start(FleetConfig {
-            base_url: world.app.url(""),
-            workspace_id: world.workspace,
-            enrollment_secret: secret["enrollment_secret"].as_str().expect("secret").to_string(),
-            machines: FleetMachine::from_install_base(&base),
-            interval: Duration::from_millis(700),
-            seed: 3,
-            mix: Default::default(),
-        });
+        let fleet = world.start_fleet(&base, Duration::from_millis(700)).await;
         let shown = settle(&world, &fleet, &released).await;
         let truth = fleet.truth();
         let count = |state: &str| released.iter().filter(|m| shown[*m]["state"] == state).count();

@@ -8,11 +8,10 @@ use std::time::Duration;
 
 use migration_portal::domain::machines::MachineState;
 use migration_portal::sim::cloud::Faults;
-use migration_portal::sim::fleet::{Fleet, FleetConfig, FleetMachine};
 use openmetrics_parser::prometheus::parse_prometheus;
 use openmetrics_parser::{MetricFamily, PrometheusType, PrometheusValue};
 use secrecy::SecretString;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::fleet::settle;
 use crate::helpers::{Backend, TestApp, assert_problem, spawn_app, spawn_app_with, workspace_body};
@@ -187,17 +186,7 @@ async fn after_a_migration_with_agents_the_metrics_equal_the_api_and_the_simulat
         assert_eq!(world.wait_over(&location).await["status"], "completed");
         world.cloud.set_faults(Faults::default());
         let released: Vec<String> = world.all(&world.path("/machines?state=pending")).await.iter().map(|m| m["machine_id"].as_str().expect("id").to_string()).collect();
-        let response = world.app.post_json(&world.path("/enrollment-secret"), &world.token, &json!({})).send().await.expect("secret");
-        let secret: Value = response.json().await.expect("json");
-        let fleet = Fleet::start(FleetConfig {
-            base_url: world.app.url(""),
-            workspace_id: world.workspace,
-            enrollment_secret: secret["enrollment_secret"].as_str().expect("secret").to_string(),
-            machines: FleetMachine::from_install_base(&base),
-            interval: Duration::from_millis(500),
-            seed: 3,
-            mix: Default::default(),
-        });
+        let fleet = world.start_fleet(&base, Duration::from_millis(500)).await;
         settle(&world, &fleet, &released).await;
         let truth = fleet.stop().await;
         worker.stop().await;
