@@ -195,7 +195,7 @@ pub struct User {
 }
 
 impl User {
-    /// The document's `user` object, which is also the full variant of a `userBatch` item.
+    /// The document's `user` object (a single user's answer).
     pub fn to_json(&self) -> Value {
         let mut object = json!({
             "id": self.id,
@@ -211,9 +211,6 @@ impl User {
             "notifications": self.notifications.clone().unwrap_or_else(|| json!([])),
             "personal_tenant_id": self.personal_tenant_id,
             "access_policies": self.access_policies.iter().map(AccessPolicy::to_json).collect::<Vec<_>>(),
-            "origin_id": null,
-            "origin_external_id": null,
-            "disable_after": null,
             "mfa_status": "disabled",
             "created_at": timestamp(self.created_at),
             "updated_at": timestamp(self.updated_at),
@@ -226,6 +223,19 @@ impl User {
             }
             if let Some(idp_id) = self.idp_id {
                 map.insert("idp_id".into(), json!(idp_id));
+            }
+        }
+        object
+    }
+
+    /// The full variant of a `userBatch` item (lod=full): the `user` object with the
+    /// origin fields it requires (null here; a single user's answer leaves them out,
+    /// since there they may not be null).
+    pub fn to_batch_json(&self) -> Value {
+        let mut object = self.to_json();
+        if let Some(map) = object.as_object_mut() {
+            for key in ["origin_id", "origin_external_id", "disable_after"] {
+                map.insert(key.into(), Value::Null);
             }
         }
         object

@@ -167,7 +167,7 @@ async fn list(cloud: web::Data<Cloud>, caller: Caller, query: web::Query<ListQue
     let mut items = Vec::new();
     for id in ids {
         if store.users.contains_key(&id) {
-            items.push(store.visible_user(caller.tenant_id, id)?.to_json());
+            items.push(store.visible_user(caller.tenant_id, id)?.to_batch_json());
         }
     }
     Ok(HttpResponse::Ok().json(json!({ "timestamp": timestamp(Utc::now()), "items": items, "paging": { "cursors": {} } })))
