@@ -835,3 +835,49 @@ async fn the_same_seed_draws_the_same_ids_and_faults() {
     }
     assert_eq!(runs[0], runs[1]);
 }
+
+#[tokio::test]
+async fn the_exchange_log_keeps_every_api_exchange_with_its_secrets_masked() {
+    let sim = start().await;
+    let log = sim.url("/sim/cloud/exchanges");
+    let off: Value = sim.http.get(&log).send().await.expect("request").json().await.expect("json");
+    assert_eq!(off, json!({"recording": false, "exchanges": []}));
+    let on = sim.http.put(&log).json(&json!({"recording": true})).send().await.expect("request");
+    assert_eq!(on.status(), 200);
+    let customer = sim.create_tenant(sim.root(), "Logged", "customer").await;
+    let user = sim.create_user(&customer, "logged.user").await;
+    let password = "Secret-Passw0rd-42";
+    sim.post(&format!("/api/2/users/{}/password", id(&user)), &json!({"password": password})).send().await.expect("request");
+    let client = sim.sim.root_client();
+    let token: Value = sim
+        .http
+        .post(sim.url("/api/2/idp/token"))
+        .basic_auth(&client.client_id, Some(&client.client_secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("json");
+    let kept: Value = sim.http.get(&log).send().await.expect("request").json().await.expect("json");
+    let exchanges = kept["exchanges"].as_array().expect("exchanges");
+    let summary: Vec<(String, String, u64)> =
+        exchanges.iter().map(|e| (e["method"].as_str().unwrap_or_default().into(), e["path"].as_str().unwrap_or_default().into(), e["status"].as_u64().unwrap_or_default())).collect();
+    let password_path = format!("/api/2/users/{}/password", id(&user));
+    assert_eq!(
+        summary,
+        [("POST".into(), "/api/2/tenants".into(), 201), ("POST".into(), "/api/2/users".into(), 200), ("POST".into(), password_path, 204), ("POST".into(), "/api/2/idp/token".into(), 200)],
+        "the simulator's own routes are not kept"
+    );
+    let text = kept.to_string();
+    for secret in [password, token["access_token"].as_str().expect("token"), client.client_secret.as_str()] {
+        assert!(!text.contains(secret), "a secret in the log");
+    }
+    let masked: Value = serde_json::from_str(exchanges[2]["request_body"].as_str().expect("body")).expect("json");
+    assert_eq!(masked["password"], "Xxxxxx-Xxxxx0xx-00", "masked: same length and character classes");
+    assert_eq!((exchanges[2]["auth"].as_str(), exchanges[3]["auth"].as_str()), (Some("Bearer"), Some("Basic")));
+    assert_eq!(sim.sim.exchanges().len(), 4);
+    assert_eq!(sim.http.delete(&log).send().await.expect("request").status(), 204);
+    assert!(sim.sim.exchanges().is_empty());
+}
