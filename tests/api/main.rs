@@ -1,8 +1,10 @@
 mod agents;
 mod auth;
 mod bad_input;
+mod bounds;
 mod cli;
 mod connection_check;
+mod control_characters;
 mod fleet;
 mod helpers;
 mod hierarchy;
