@@ -249,6 +249,7 @@ fn run(listener: TcpListener, state: web::Data<AppState>, config: &Config, spec:
     let max_body = config.http.max_body_bytes;
     let mut server = HttpServer::new(move || {
         App::new()
+            .wrap(from_fn(api::input::refuse_control_characters))
             .wrap(ErrorHandlers::new().default_handler(problem_safety_net))
             .wrap(from_fn(request_context))
             .into_utoipa_app()
@@ -260,7 +261,10 @@ fn run(listener: TcpListener, state: web::Data<AppState>, config: &Config, spec:
             .app_data(web::PayloadConfig::new(max_body))
             .app_data(extract::BodyLimit(max_body))
             .configure(api::routes)
-            .openapi_service(|spec| SwaggerUi::new("/swagger-ui/{_:.*}").url("/api-docs/openapi.json", spec))
+            .openapi_service(|mut spec| {
+                api::input::declare::declare_input_rules(&mut spec);
+                SwaggerUi::new("/swagger-ui/{_:.*}").url("/api-docs/openapi.json", spec)
+            })
             .default_service(web::to(api::fallback))
             .into_app()
     })

@@ -51,6 +51,7 @@ pub struct Enrollment {
     pub enrollment_secret: String,
     /// The machine's id in BackupAgent.
     #[validate(length(min = 1, max = 200))]
+    #[schema(min_length = 1, max_length = 200)]
     pub machine_id: String,
 }
 
@@ -189,7 +190,7 @@ const CLIENT_VERSION: &str = "x-client-version";
 #[utoipa::path(
     tag = "agents",
     params(
-        ("X-Client-Version" = Option<String>, Header, description = "The BackupAgent client's version, `major.minor.patch.build` (another form is ignored)", example = "5.5.0.15908"),
+        ("X-Client-Version" = Option<String>, Header, description = "The BackupAgent client's version, `major.minor.patch.build`, at most 64 characters (another form is ignored)", example = "5.5.0.15908"),
     ),
     responses(
         (status = 200, description = "What to do now", body = Instructions, headers(("ETag" = String, description = "Changes when the instructions do"))),
@@ -298,13 +299,27 @@ fn etag(body: &Instructions) -> Result<String, ApiError> {
 }
 
 /// (Flattened: serde cannot deny unknown fields here; an unknown `kind` is still refused.)
-#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct AgentEvent {
     /// Increases with every report of this agent; a repeated or older one is acknowledged and ignored.
-    #[validate(range(min = 1))]
+    /// At most 2^53 - 1, so that every client reads it exactly.
+    #[schema(minimum = 1, maximum = 9007199254740991_i64)]
     pub seq: i64,
     #[serde(flatten)]
     pub report: Report,
+}
+
+const MAX_SEQ: i64 = (1 << 53) - 1;
+
+/// The report is flattened into the event, so its fields' errors are the event's.
+impl Validate for AgentEvent {
+    fn validate(&self) -> Result<(), validator::ValidationErrors> {
+        let mut errors = self.report.validate().err().unwrap_or_default();
+        if !(1..=MAX_SEQ).contains(&self.seq) {
+            errors.add("seq", validator::ValidationError::new("range").with_message(format!("must be between 1 and {MAX_SEQ}").into()));
+        }
+        if errors.is_empty() { Ok(()) } else { Err(errors) }
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]

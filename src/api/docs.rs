@@ -16,7 +16,10 @@ use crate::error::{FieldError, PROBLEM_JSON, Problem};
     info(
         title = "Migration Portal API",
         description = "Moves a backup service provider's install base from BackupAgent to the Acronis cloud backup platform. \
-Partner endpoints take the cloud's RS256 access token as `Authorization: Bearer <jwt>`; every error is RFC 9457 problem+json."
+Partner endpoints take the cloud's RS256 access token as `Authorization: Bearer <jwt>`; every error is RFC 9457 problem+json. \
+Strings in paths, query strings and JSON bodies must not hold control characters (U+0000 to U+001F and U+007F to U+009F; \
+tab, line feed and carriage return are allowed in body strings): they are refused with 400 (parameters) or 422 (bodies), \
+and every such string declares the matching `pattern`."
     ),
     tags(
         (name = "workspaces", description = "A BackupAgent install base bound to the caller's cloud tenant"),

@@ -13,6 +13,7 @@ use actix_web::{FromRequest, HttpRequest, mime};
 use serde::de::DeserializeOwned;
 use validator::{Validate, ValidationErrors, ValidationErrorsKind};
 
+use crate::api::input::json::control_character_in_json;
 use crate::error::{ApiError, FieldError};
 
 /// The largest accepted body, as configured (`http.max_body_bytes`).
@@ -49,6 +50,9 @@ impl<T: DeserializeOwned + Validate + 'static> FromRequest for ValidJson<T> {
                 Some(PayloadError::Overflow) => ApiError::PayloadTooLarge { limit },
                 _ => ApiError::bad_request("unreadable_body", "The request body could not be read."),
             })?;
+            if let Some(problem) = control_character_in_json(&raw) {
+                return Err(problem);
+            }
             let value = parse_json::<T>(&raw)?;
             value.validate().map_err(|errors| ApiError::Validation(field_errors(&errors)))?;
             Ok(Self { value, raw })

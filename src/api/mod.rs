@@ -8,6 +8,7 @@ pub mod extract;
 mod health;
 mod hierarchy;
 pub mod idempotency;
+pub mod input;
 mod machines;
 mod metrics;
 mod migrations;
@@ -49,7 +50,8 @@ pub fn routes(cfg: &mut ServiceConfig) {
 
 /// The OpenAPI document, without starting a server.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    let (_, spec) = App::new().into_utoipa_app().openapi(docs::ApiDoc::openapi()).configure(routes).split_for_parts();
+    let (_, mut spec) = App::new().into_utoipa_app().openapi(docs::ApiDoc::openapi()).configure(routes).split_for_parts();
+    input::declare::declare_input_rules(&mut spec);
     spec
 }
 
@@ -64,6 +66,12 @@ pub struct RouteTable(Vec<(ResourceDef, Vec<Method>)>);
 impl RouteTable {
     pub fn from_spec(spec: &utoipa::openapi::OpenApi) -> Self {
         Self(spec.paths.paths.iter().map(|(path, item)| (ResourceDef::new(path.as_str()), methods(item))).collect())
+    }
+
+    /// The name of the parameter in segment `index` of `path`, by the documented route it matches.
+    pub fn parameter_at(&self, path: &str, index: usize) -> Option<&str> {
+        let (route, _) = self.0.iter().find(|(route, _)| route.is_match(path))?;
+        route.pattern()?.split('/').nth(index)?.strip_prefix('{')?.strip_suffix('}')
     }
 
     fn allowed(&self, path: &str) -> Vec<Method> {

@@ -62,7 +62,10 @@ pub fn encode_key<K: Serialize>(key: &K) -> String {
 fn decode_key<K: DeserializeOwned>(cursor: &str) -> Result<K, ApiError> {
     let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| invalid_cursor())?;
     match bytes.split_first() {
-        Some((&KEY_CURSOR_VERSION, key)) => serde_json::from_slice(key).map_err(|_| invalid_cursor()),
+        // No stored text holds U+0000 (PostgreSQL cannot), so no cursor this API issued does.
+        Some((&KEY_CURSOR_VERSION, key)) if crate::api::input::json::first_string_holding(key, |c| c == '\0').is_none() => {
+            serde_json::from_slice(key).map_err(|_| invalid_cursor())
+        }
         _ => Err(invalid_cursor()),
     }
 }
@@ -125,6 +128,11 @@ mod tests {
         assert!(params.page().is_err());
         let params = PageParams { limit: None, cursor: Some(encode_cursor(Uuid::now_v7())) };
         assert!(params.keyed::<(String, u32)>().is_err());
+        // A crafted key holding U+0000 would reach the database (a 500 on PostgreSQL).
+        let params = PageParams { limit: None, cursor: Some(encode_key(&("a\0b".to_string(), 7u32))) };
+        assert!(params.keyed::<(String, u32)>().is_err());
+        let params = PageParams { limit: None, cursor: Some(encode_key(&("a\tb \\u0000".to_string(), 7u32))) };
+        assert!(params.keyed::<(String, u32)>().is_ok());
     }
 
     #[test]

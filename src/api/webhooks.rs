@@ -46,14 +46,16 @@ const DEFAULT_GRACE_SECS: u64 = 86_400;
 pub struct CreateWebhook {
     /// Where deliveries are POSTed: `http` or `https`, no credentials in it; redirects are not followed.
     #[validate(length(min = 1, max = 2048))]
-    #[schema(example = "https://psa.example.com/hooks/migration")]
+    #[schema(example = "https://psa.example.com/hooks/migration", max_length = 2048)]
     pub url: String,
     /// The events to deliver (at least one).
     #[validate(length(min = 1, max = 8, message = "name 1 to 8 event types"))]
     pub event_types: Vec<EventType>,
     #[validate(length(max = 500))]
+    #[schema(max_length = 500)]
     pub description: Option<String>,
     /// Your own `whsec_…` secret (base64 of 24 to 64 bytes); one is made when left out.
+    #[schema(max_length = 94, pattern = r"^whsec_(?:(?:[A-Za-z0-9+/]{4}){8,20}(?:[A-Za-z0-9+/][AQgw]==|[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048]=)?|(?:[A-Za-z0-9+/]{4}){21}(?:[A-Za-z0-9+/][AQgw]==)?)$")]
     pub secret: Option<String>,
 }
 
@@ -61,10 +63,12 @@ pub struct CreateWebhook {
 #[serde(deny_unknown_fields)]
 pub struct UpdateWebhook {
     #[validate(length(min = 1, max = 2048))]
+    #[schema(max_length = 2048)]
     pub url: Option<String>,
     #[validate(length(min = 1, max = 8, message = "name 1 to 8 event types"))]
     pub event_types: Option<Vec<EventType>>,
     #[validate(length(max = 500))]
+    #[schema(max_length = 500)]
     pub description: Option<String>,
     /// `true` enables a disabled subscription again (its pending deliveries are sent); `false` pauses it.
     pub enabled: Option<bool>,

@@ -3,6 +3,7 @@
 
 use chrono::Utc;
 use entity::event::{self, Column, Entity as Events};
+use sea_orm::sea_query::LikeExpr;
 use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use uuid::Uuid;
 
@@ -68,7 +69,7 @@ pub async fn list(db: &impl ConnectionTrait, workspace_id: Uuid, filter: &EventF
     }
     if let Some(kind) = &filter.kind {
         query = match kind.strip_suffix('.') {
-            Some(prefix) => query.filter(Column::Kind.starts_with(format!("{prefix}."))),
+            Some(prefix) => query.filter(Column::Kind.like(LikeExpr::new(format!("{}.%", super::like_literal(prefix))).escape('\\'))),
             None => query.filter(Column::Kind.eq(kind.as_str())),
         };
     }

@@ -95,6 +95,11 @@ pub fn is_unique_violation(err: &DbErr) -> bool {
     matches!(err.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_)))
 }
 
+/// `text` for a `LIKE … ESCAPE '\\'` pattern: its wildcards and backslashes match themselves.
+pub fn like_literal(text: &str) -> String {
+    text.chars().flat_map(|c| if matches!(c, '%' | '_' | '\\') { vec!['\\', c] } else { vec![c] }).collect()
+}
+
 /// A page position: the last id seen. Ids are UUIDv7, so id order is creation order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Page {

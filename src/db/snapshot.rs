@@ -295,7 +295,7 @@ pub async fn children(db: &impl ConnectionTrait, workspace: Uuid, group: &str, k
 /// A page of objects whose name, login, email or hostname contains `text`
 /// (case-insensitive), groups first, then users, then machines.
 pub async fn search(db: &impl ConnectionTrait, workspace: Uuid, text: &str, kinds: &[Kind], after: Option<&Key>, limit: u64) -> Result<Vec<Row>, DbErr> {
-    let escaped: String = text.to_lowercase().chars().flat_map(|c| if matches!(c, '%' | '_' | '\\') { vec!['\\', c] } else { vec![c] }).collect();
+    let escaped = super::like_literal(&text.to_lowercase());
     let branches: Vec<String> = kinds
         .iter()
         .map(|k| {

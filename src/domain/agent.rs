@@ -7,6 +7,7 @@
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use validator::{Validate, ValidationError, ValidationErrors};
 
 use super::machines::MachineState;
 
@@ -47,8 +48,41 @@ pub enum Report {
     /// The BackupAgent client switched to restore-only: the machine is migrated.
     RestoreOnly,
     /// The cloud agent is installed; registration needs someone's hands (SQL Server, Exchange).
-    RegistrationManual { message: String },
-    Failed { code: String, message: String },
+    RegistrationManual {
+        #[schema(max_length = 2000)]
+        message: String,
+    },
+    Failed {
+        #[schema(max_length = 100)]
+        code: String,
+        #[schema(max_length = 2000)]
+        message: String,
+    },
+}
+
+/// The longest error code and message a report may carry: both are kept on the
+/// machine and written into its events.
+pub const MAX_CODE_CHARS: usize = 100;
+pub const MAX_MESSAGE_CHARS: usize = 2000;
+
+impl Validate for Report {
+    fn validate(&self) -> Result<(), ValidationErrors> {
+        let mut errors = ValidationErrors::new();
+        let mut at_most = |field: &'static str, text: &str, max: usize| {
+            if text.chars().count() > max {
+                errors.add(field, ValidationError::new("length").with_message(format!("must be at most {max} characters").into()));
+            }
+        };
+        match self {
+            Report::Failed { code, message } => {
+                at_most("code", code, MAX_CODE_CHARS);
+                at_most("message", message, MAX_MESSAGE_CHARS);
+            }
+            Report::RegistrationManual { message } => at_most("message", message, MAX_MESSAGE_CHARS),
+            _ => {}
+        }
+        if errors.is_empty() { Ok(()) } else { Err(errors) }
+    }
 }
 
 impl Report {
@@ -338,6 +372,25 @@ mod tests {
                 Some(prefix) => assert!(got.as_deref().is_some_and(|g| g.starts_with(prefix)), "{waiting:?}: {got:?}"),
                 None => assert_eq!(got, None, "{waiting:?}"),
             }
+        }
+    }
+
+    #[test]
+    fn an_error_code_and_message_are_capped_in_characters() {
+        use validator::Validate;
+        let failed = |code: usize, message: usize| Report::Failed { code: "c".repeat(code), message: "é".repeat(message) };
+        let cases = [
+            (failed(MAX_CODE_CHARS, MAX_MESSAGE_CHARS), vec![]),
+            (failed(MAX_CODE_CHARS + 1, 0), vec!["code"]),
+            (failed(1, MAX_MESSAGE_CHARS + 1), vec!["message"]),
+            (failed(MAX_CODE_CHARS + 1, MAX_MESSAGE_CHARS + 1), vec!["code", "message"]),
+            (Report::RegistrationManual { message: "m".repeat(MAX_MESSAGE_CHARS + 1) }, vec!["message"]),
+            (Report::Downloading, vec![]),
+        ];
+        for (report, fields) in cases {
+            let mut refused: Vec<String> = report.validate().err().map(|e| e.field_errors().keys().map(ToString::to_string).collect()).unwrap_or_default();
+            refused.sort();
+            assert_eq!(refused, fields, "{}", report.name());
         }
     }
 }

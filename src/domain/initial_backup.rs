@@ -8,6 +8,9 @@ use utoipa::ToSchema;
 use validator::Validate;
 
 pub const DEFAULT_BANDWIDTH_MBPS: f64 = 100.0;
+/// 1 kbit/s: the largest volume (u64::MAX bytes) takes 1.5e17 s, which fits the
+/// whole seconds (u64) and stays finite in days; a smaller bandwidth would not.
+pub const MIN_BANDWIDTH_MBPS: f64 = 0.001;
 pub const DEFAULT_PHYSICAL_SHIPPING_AFTER_DAYS: f64 = 7.0;
 const SECONDS_PER_DAY: f64 = 86_400.0;
 
@@ -16,10 +19,10 @@ const SECONDS_PER_DAY: f64 = 86_400.0;
 #[serde(deny_unknown_fields)]
 pub struct InitialBackupOptions {
     /// A customer's upload bandwidth to the cloud, in Mbit/s (10^6 bits per second),
-    /// shared by its machines.
+    /// shared by its machines; at least 0.001 (1 kbit/s), so that every duration fits in whole seconds.
     #[serde(default = "default_bandwidth")]
-    #[schema(default = 100.0, exclusive_minimum = 0.0, maximum = 1000000.0)]
-    #[validate(range(exclusive_min = 0.0, max = 1_000_000.0, message = "bandwidth_mbps is more than 0 and at most 1000000"))]
+    #[schema(default = 100.0, minimum = 0.001, maximum = 1000000.0)]
+    #[validate(range(min = MIN_BANDWIDTH_MBPS, max = 1_000_000.0, message = "bandwidth_mbps is at least 0.001 and at most 1000000"))]
     pub bandwidth_mbps: f64,
     /// Physical Data Shipping is advised for a customer whose initial backup
     /// would take longer than this many days.
@@ -97,10 +100,31 @@ mod tests {
     }
 
     #[test]
+    fn every_accepted_bandwidth_keeps_the_largest_volume_representable() {
+        for bandwidth in [MIN_BANDWIDTH_MBPS, 1.0, 1_000_000.0] {
+            let e = estimate(u64::MAX, &at(bandwidth, 7.0));
+            let seconds = u64::MAX as f64 * 8.0 / (bandwidth * 1e6);
+            assert!(seconds < u64::MAX as f64 && e.duration_seconds == seconds.ceil() as u64, "{bandwidth}: {e:?}");
+            assert!(e.duration_days.is_finite() && e.duration_days > 0.0, "{bandwidth}: {e:?}");
+        }
+    }
+
+    #[test]
     fn options_default_and_refuse_what_cannot_be_a_bandwidth_or_a_threshold() {
         let defaults: InitialBackupOptions = serde_json::from_str("{}").expect("defaults");
         assert_eq!(defaults, at(100.0, 7.0));
-        let cases = [(at(100.0, 7.0), true), (at(0.0, 7.0), false), (at(-1.0, 7.0), false), (at(2e6, 7.0), false), (at(1.0, 0.0), false), (at(1.0, 3651.0), false), (at(0.001, 3650.0), true)];
+        let cases = [
+            (at(100.0, 7.0), true),
+            (at(0.0, 7.0), false),
+            (at(-1.0, 7.0), false),
+            (at(2e6, 7.0), false),
+            (at(1e6, 7.0), true),
+            (at(1.0, 0.0), false),
+            (at(1.0, 3651.0), false),
+            (at(0.001, 3650.0), true),
+            (at(0.000_999, 7.0), false),
+            (at(1e-300, 7.0), false),
+        ];
         for (options, valid) in cases {
             assert_eq!(options.validate().is_ok(), valid, "{options:?}");
         }

@@ -256,6 +256,10 @@ async fn with_503s_429s_and_lost_answers_the_end_state_is_the_same_without_dupli
         assert_cloud_is_the_plan(&world, &precheck, &location, false).await;
         let calls = world.all(&world.path("/events?kind=target.")).await;
         assert!(calls.iter().any(|e| e["data"].is_object()), "verbose mode records what was sent");
+        // A kind prefix is text, not a LIKE pattern.
+        for pattern in ["%25.", "targe_."] {
+            assert!(world.all(&world.path(&format!("/events?kind={pattern}"))).await.is_empty(), "kind={pattern}");
+        }
         let redacted = calls.iter().filter(|e| e["kind"] == "target.set_password").all(|e| e["data"]["password"] == "[redacted]");
         assert!(redacted, "passwords are redacted");
         worker.stop().await;

@@ -160,7 +160,9 @@ pub struct ChildrenParams {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct SearchParams {
-    /// Text to find in group names, logins, emails and hostnames (case-insensitive, 1 to 200 characters).
+    /// Text to find in group names, logins, emails and hostnames (case-insensitive, 1 to 200 characters,
+    /// not only blanks; leading and trailing blanks are ignored).
+    #[param(min_length = 1, max_length = 200, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\u0000-\u0020\u007F-\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\u0000-\u001F\u007F-\u009F]*$")]
     pub q: String,
     /// Only this kind.
     pub kind: Option<Kind>,

@@ -160,8 +160,8 @@ async fn search(
     let params = params.into_inner();
     let (limit, after) = PageParams { limit: params.limit, cursor: params.cursor }.keyed::<Key>()?;
     let text = params.q.trim();
-    let chars = text.chars().count();
-    if chars == 0 || chars > MAX_QUERY_CHARS {
+    // Counted as sent, as `maxLength` counts it.
+    if text.is_empty() || params.q.chars().count() > MAX_QUERY_CHARS {
         return Err(ApiError::bad_request("invalid_query", format!("q must hold 1 to {MAX_QUERY_CHARS} characters.")));
     }
     let kinds = params.kind.map_or_else(|| Kind::ALL.to_vec(), |k| vec![k]);

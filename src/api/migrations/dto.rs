@@ -19,7 +19,7 @@ pub struct CreateMigration {
     pub precheck_id: Option<Uuid>,
     /// Groups (each with its subtree) and single users, when no pre-check is named.
     #[schema(example = json!([{"kind": "group", "id": "g-0000001"}]), max_items = 10000)]
-    #[validate(length(min = 1, max = 10000, message = "a selection names 1 to 10000 nodes"))]
+    #[validate(length(min = 1, max = 10000, message = "a selection names 1 to 10000 nodes"), nested)]
     pub selection: Option<Vec<Node>>,
     /// Plan again from the current snapshot even though the pre-check is older than it
     /// (or, without a pre-check, the snapshot is over a day old). What planning again
@@ -193,10 +193,13 @@ impl MigrationItem {
 #[into_params(parameter_in = Query)]
 pub struct EventQuery {
     /// Only events about this subject: a group, user or machine id, or a migration id.
+    #[param(max_length = 200)]
     pub subject: Option<String>,
     /// Only events about this kind of subject: `migration`, `tenant`, `admin`, `user` or `machine`.
+    #[param(max_length = 200)]
     pub subject_kind: Option<String>,
     /// Only events of this kind (`item.done`), or of kinds starting with it when it ends with `.` (`target.`).
+    #[param(max_length = 200)]
     pub kind: Option<String>,
     /// Only events of this migration.
     pub migration_id: Option<Uuid>,
@@ -205,6 +208,21 @@ pub struct EventQuery {
     pub limit: Option<u64>,
     /// `next_cursor` from the previous page.
     pub cursor: Option<String>,
+}
+
+/// The longest `subject`, `subject_kind` or `kind` filter.
+const MAX_FILTER_CHARS: usize = 200;
+
+impl EventQuery {
+    /// Its filters, each at most [`MAX_FILTER_CHARS`] characters.
+    pub fn filter(self) -> Result<crate::db::events::EventFilter, crate::error::ApiError> {
+        for (name, value) in [("subject", &self.subject), ("subject_kind", &self.subject_kind), ("kind", &self.kind)] {
+            if value.as_ref().is_some_and(|v| v.chars().count() > MAX_FILTER_CHARS) {
+                return Err(crate::error::ApiError::bad_request("invalid_query", format!("{name} must be at most {MAX_FILTER_CHARS} characters.")));
+            }
+        }
+        Ok(crate::db::events::EventFilter { subject_id: self.subject, subject_kind: self.subject_kind, kind: self.kind, migration_id: self.migration_id })
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -18,7 +18,7 @@ use crate::api::idempotency::{self, CreateRequest, Created, IdempotencyKey, Star
 use crate::api::paging::{PageParams, Paged, encode_key};
 use crate::app::AppState;
 use crate::auth::Partner;
-use crate::db::events::{self as log, EventFilter, NewEvent};
+use crate::db::events::{self as log, NewEvent};
 use crate::db::migrations::{self as store, ItemFilter};
 use crate::db::{prechecks, workspaces};
 use crate::error::ApiError;
@@ -369,10 +369,10 @@ async fn retry_migration(partner: Partner, state: web::Data<AppState>, path: web
 )]
 #[get("/workspaces/{id}/events")]
 async fn list_events(partner: Partner, state: web::Data<AppState>, id: web::Path<Uuid>, query: web::Query<EventQuery>) -> Result<web::Json<Paged<Event>>, ApiError> {
-    let query = query.into_inner();
-    let page = PageParams { limit: query.limit, cursor: query.cursor }.page()?;
+    let mut query = query.into_inner();
+    let page = PageParams { limit: query.limit, cursor: query.cursor.take() }.page()?;
+    let filter = query.filter()?;
     let workspace = workspaces::find(&state.db, partner.tenant_id, *id).await?.ok_or(ApiError::NotFound)?;
-    let filter = EventFilter { subject_id: query.subject, subject_kind: query.subject_kind, kind: query.kind, migration_id: query.migration_id };
     let rows = log::list(&state.db, workspace.id, &filter, page).await?;
     Ok(web::Json(Paged::from_rows(rows, page, |e| e.id, Event::from)))
 }

@@ -16,7 +16,7 @@ pub struct CreatePrecheck {
     /// Groups (each with its whole subtree) and single users; overlaps are fine.
     /// The whole hierarchy is the root group.
     #[schema(example = json!([{"kind": "group", "id": "g-0000001"}]), min_items = 1, max_items = 10000)]
-    #[validate(length(min = 1, max = 10000, message = "a selection names 1 to 10000 nodes"))]
+    #[validate(length(min = 1, max = 10000, message = "a selection names 1 to 10000 nodes"), nested)]
     pub selection: Vec<Node>,
     /// Ask the target whether planned logins are taken (default true). Without
     /// it, logins the target was never asked about are marked unverified.

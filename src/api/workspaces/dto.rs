@@ -69,7 +69,7 @@ impl Default for Limits {
 pub struct SourceCredentials {
     /// The BackupAgent server, http or https.
     #[validate(custom(function = "http_url"))]
-    #[schema(example = "https://backup.contoso.example")]
+    #[schema(example = "https://backup.contoso.example", max_length = 2048)]
     pub url: String,
     /// The top-level group's login.
     #[validate(custom(function = "login"))]
@@ -88,7 +88,7 @@ pub struct SourceCredentials {
 pub struct TargetCredentials {
     /// The cloud datacenter, http or https (`/api/2` is added).
     #[validate(custom(function = "http_url"))]
-    #[schema(example = "https://eu2-cloud.acronis.com")]
+    #[schema(example = "https://eu2-cloud.acronis.com", max_length = 2048)]
     pub url: String,
     #[validate(custom(function = "login"))]
     #[schema(example = "0b6e7d2a-1c1e-4d0e-9a55-7a8f6f1e2b3c", min_length = 1, max_length = 256)]
@@ -199,7 +199,13 @@ fn secret(value: &Secret) -> Result<(), ValidationError> {
     }
 }
 
+/// The longest workspace URL, as browsers and proxies commonly allow.
+const MAX_URL_CHARS: usize = 2048;
+
 fn http_url(value: &str) -> Result<(), ValidationError> {
+    if value.chars().count() > MAX_URL_CHARS {
+        return Err(rule("too_long", "must be at most 2048 characters"));
+    }
     let url = url::Url::parse(value).map_err(|_| rule("url", "must be an absolute http or https URL"))?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
         return Err(rule("url", "must be an absolute http or https URL"));
@@ -236,6 +242,8 @@ mod tests {
             ("https://user:pw@backup.example.com", false),
             ("https://backup.example.com/?token=x", false),
             ("", false),
+            (&format!("https://a.example/{}", "x".repeat(2048 - 18)), true),
+            (&format!("https://a.example/{}", "x".repeat(2048 - 17)), false),
         ];
         for (url, ok) in cases {
             assert_eq!(http_url(url).is_ok(), ok, "{url}");

@@ -9,8 +9,30 @@ use super::Tree;
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "kind", content = "id", rename_all = "snake_case")]
 pub enum Node {
+    #[schema(value_type = NodeId)]
     Group(String),
+    #[schema(value_type = NodeId)]
     User(String),
+}
+
+/// A group's or a backup user's id in BackupAgent.
+#[derive(ToSchema)]
+#[schema(max_length = 200)]
+pub struct NodeId(#[allow(dead_code)] String);
+
+/// The longest node id a selection may name (a selection is kept with its pre-check and migration).
+pub const MAX_NODE_ID_CHARS: usize = 200;
+
+impl validator::Validate for Node {
+    fn validate(&self) -> Result<(), validator::ValidationErrors> {
+        let (Node::Group(id) | Node::User(id)) = self;
+        if id.chars().count() <= MAX_NODE_ID_CHARS {
+            return Ok(());
+        }
+        let mut errors = validator::ValidationErrors::new();
+        errors.add("id", validator::ValidationError::new("length").with_message(format!("must be at most {MAX_NODE_ID_CHARS} characters").into()));
+        Err(errors)
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -99,6 +121,21 @@ fn mark_ancestors(tree: &Tree<'_>, groups: &mut [bool], mut g: usize) {
         match tree.parent[g] {
             Some(p) => g = p,
             None => return,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use validator::Validate;
+
+    use super::*;
+
+    #[test]
+    fn node_ids_are_capped_in_characters() {
+        let cases = [(Node::Group("g".repeat(MAX_NODE_ID_CHARS)), true), (Node::User("ü".repeat(MAX_NODE_ID_CHARS)), true), (Node::User("u".repeat(MAX_NODE_ID_CHARS + 1)), false)];
+        for (node, valid) in cases {
+            assert_eq!(node.validate().is_ok(), valid, "{node:?}");
         }
     }
 }

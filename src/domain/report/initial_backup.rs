@@ -19,7 +19,8 @@ pub(super) fn entries(plan: &Plan, options: &InitialBackupOptions, group_name: &
         if let Some(key) = customer_of.get(m.user_id.as_str()) {
             let v = volume.entry(key).or_default();
             v.0 += 1;
-            v.1 += m.data_size_bytes;
+            // Sizes are the source's figures: a sum past u64 stays at its maximum rather than wrap.
+            v.1 = v.1.saturating_add(m.data_size_bytes);
         }
     }
     let mut customers: Vec<(u64, &str, Value)> = plan
@@ -44,7 +45,7 @@ pub(super) fn entries(plan: &Plan, options: &InitialBackupOptions, group_name: &
 /// The options it was computed with and its totals.
 pub(super) fn summary(entries: &[Entry], options: &InitialBackupOptions) -> Value {
     let shipped: Vec<&Entry> = entries.iter().filter(|e| e.value["physical_data_shipping"] == true).collect();
-    let bytes = |list: &mut dyn Iterator<Item = &Entry>| -> u64 { list.map(|e| e.value["data_size_bytes"].as_u64().unwrap_or_default()).sum() };
+    let bytes = |list: &mut dyn Iterator<Item = &Entry>| -> u64 { list.map(|e| e.value["data_size_bytes"].as_u64().unwrap_or_default()).fold(0, u64::saturating_add) };
     let longest = entries.iter().filter_map(|e| e.value["duration_days"].as_f64()).fold(0.0, f64::max);
     json!({
         "bandwidth_mbps": options.bandwidth_mbps,
