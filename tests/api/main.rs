@@ -16,6 +16,7 @@ mod operations;
 mod operations_resource;
 mod planning;
 mod prechecks;
+mod python;
 mod secrets;
 mod sim_backupagent;
 mod sim_cloud;
