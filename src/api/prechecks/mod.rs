@@ -120,18 +120,15 @@ async fn create_precheck(
         .await
 }
 
-/// 422 naming each node of `selection` that is not in the workspace's snapshot.
+/// 409 naming each node of `selection` that is not in the workspace's snapshot
+/// (a state, not a malformed request: a later sync may bring it).
 pub(crate) async fn check_selection(db: &sea_orm::DatabaseConnection, workspace_id: Uuid, selection: &[crate::domain::plan::Node]) -> Result<(), ApiError> {
     let missing = store::missing_nodes(db, workspace_id, selection).await?;
     if missing.is_empty() {
         return Ok(());
     }
-    Err(ApiError::Validation(
-        missing
-            .into_iter()
-            .map(|i| FieldError { pointer: format!("/selection/{i}"), detail: "No such group or user in this workspace's snapshot.".into() })
-            .collect(),
-    ))
+    let errors = missing.into_iter().map(|i| FieldError { pointer: format!("/selection/{i}"), detail: "No such group or user in this workspace's snapshot.".into() }).collect();
+    Err(ApiError::conflict_at("unknown_nodes", "The selection names groups or users that the workspace's snapshot does not have.", errors))
 }
 
 /// List the workspace's pre-checks, oldest first.
