@@ -67,7 +67,7 @@ fn decode_key<K: DeserializeOwned>(cursor: &str) -> Result<K, ApiError> {
     }
 }
 
-fn invalid_cursor() -> ApiError {
+pub fn invalid_cursor() -> ApiError {
     ApiError::bad_request("invalid_cursor", "The cursor is not one this API issued.")
 }
 

@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
+use migration_portal::api::paging::encode_cursor;
 use migration_portal::sim::install_base::{GenSpec, Mutations, Size, generate};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -180,6 +181,13 @@ async fn each_report_section_shows_exactly_what_the_generator_planted() {
         // Users mapping: each login changes exactly for its planted reason.
         let users = world.section(&precheck, "users").await;
         assert_eq!(users.len(), base.users.len());
+        // A cursor is a position: one past the end is an empty page; one no report reaches was not issued here.
+        let users_path = world.path(&format!("/prechecks/{}/sections/users", precheck["id"].as_str().expect("id")));
+        let past_end = encode_cursor(Uuid::from_u128(users.len() as u128));
+        assert_eq!(world.get(&format!("{users_path}?cursor={past_end}")).await["items"], json!([]));
+        let beyond = encode_cursor(Uuid::from_u128(u128::from(u64::MAX)));
+        let refused = assert_problem(world.app.get(&format!("{users_path}?cursor={beyond}"), &world.token).send().await.expect("get"), 400).await;
+        assert_eq!(refused["code"], "invalid_cursor");
         let changed = |reason: &str| ids_where(&users, "user_id", |u| has(&u["changes"], reason));
         assert_eq!(changed("characters"), set(&t.users.bad_character_logins));
         assert_eq!(changed("too_short"), set(&t.users.short_logins));

@@ -17,7 +17,7 @@ use uuid::Uuid;
 use crate::api::docs;
 use crate::api::extract::ValidJson;
 use crate::api::idempotency::{self, CreateRequest, Created, IdempotencyKey, Start};
-use crate::api::paging::{PageParams, Paged, encode_cursor};
+use crate::api::paging::{PageParams, Paged, encode_cursor, invalid_cursor};
 use crate::app::AppState;
 use crate::auth::Partner;
 use crate::db::prechecks as store;
@@ -259,8 +259,12 @@ async fn get_section(
     let page = params.page()?;
     let (_, precheck) = find(&state, &partner, workspace_id, id).await?;
     completed(&precheck)?;
-    // The cursor holds the position of the next entry.
-    let offset = page.after.map_or(0, |c| c.as_u128() as u64);
+    // The cursor holds the position of the next entry: far below 2^32 in any report, so a
+    // larger one was not issued here (and would overflow the arithmetic below).
+    let offset = match page.after {
+        None => 0,
+        Some(position) => u32::try_from(position.as_u128()).map(u64::from).map_err(|_| invalid_cursor())?,
+    };
     let mut entries = store::entries(&state.db, precheck.id, section, offset, page.limit).await?;
     let more = entries.len() as u64 > page.limit;
     entries.truncate(page.limit as usize);
