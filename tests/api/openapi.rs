@@ -3,6 +3,7 @@
 use serde_json::Value;
 
 use crate::helpers::{Backend, spawn_app};
+use crate::python::PythonPackages;
 
 const COMMITTED: &str = include_str!("../../openapi/openapi.json");
 const REGENERATE: &str = "run `cargo run -- openapi > openapi/openapi.json` and commit it";
@@ -20,15 +21,37 @@ async fn the_served_document_equals_the_committed_one() {
     assert!(swagger.text().await.expect("text").contains("swagger"), "Swagger UI is served");
 }
 
+/// openapi-spec-validator (pinned in tests/openapi/requirements.txt) holds the
+/// committed document against the OpenAPI 3.1 schema; any error fails.
+#[test]
+fn an_independent_validator_finds_no_error_in_the_committed_document() {
+    let validator = PythonPackages::install(include_str!("../openapi/requirements.txt"));
+    let document = concat!(env!("CARGO_MANIFEST_DIR"), "/openapi/openapi.json");
+    let out = validator.python(&["-m", "openapi_spec_validator", "--schema", "3.1", "--validation-errors", "all", document]);
+    let printed = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && printed.trim_end().ends_with(": OK"), "openapi-spec-validator:\n{printed}");
+}
+
 #[test]
 fn every_api_operation_documents_its_security_and_error_answers() {
     let spec = serde_json::to_value(migration_portal::api::openapi()).expect("spec");
     assert!(spec["components"]["securitySchemes"]["bearer_auth"]["scheme"] == "bearer");
     let mut operations = 0;
+    let mut public = Vec::new();
     for (path, item) in spec["paths"].as_object().expect("paths") {
         for (method, operation) in item.as_object().expect("path item") {
             let responses = operation["responses"].as_object().expect("responses");
             assert!(operation["summary"].as_str().is_some_and(|s| !s.is_empty()), "{method} {path} has no summary");
+            assert!(responses.keys().any(|status| status.starts_with('4')), "{method} {path} documents no client error");
+            if operation["security"] == serde_json::json!([]) {
+                public.push(format!("{method} {path}"));
+            }
+            if path.starts_with("/agent/v1/") && path != "/agent/v1/enroll" {
+                assert_eq!(operation["security"], serde_json::json!([{"agent_token": []}]), "{method} {path} security");
+                for status in ["401", "429", "500"] {
+                    assert!(responses.contains_key(status), "{method} {path} does not document {status}");
+                }
+            }
             if !path.starts_with("/api/v1/") {
                 continue;
             }
@@ -43,14 +66,66 @@ fn every_api_operation_documents_its_security_and_error_answers() {
                 assert!(responses.contains_key("404"), "{method} {path} does not document 404");
             }
             if operation.get("requestBody").is_some() {
-                for status in ["413", "415", "422"] {
+                for status in ["400", "413", "415", "422"] {
                     assert!(responses.contains_key(status), "{method} {path} does not document {status}");
                 }
             }
         }
     }
     assert!(operations >= 6, "the workspace operations were all seen ({operations})");
+    // Public means `security: []`, said on purpose; an operation that names no scheme is not public by accident.
+    assert_eq!(public, ["post /agent/v1/enroll", "get /healthz", "get /readyz"], "the public operations");
     for (name, response) in spec["components"]["responses"].as_object().expect("responses") {
         assert!(response["content"]["application/problem+json"].is_object(), "{name} is not problem+json");
     }
+}
+
+/// Every reusable part of the document is used: a schema or response that nothing
+/// refers to is dead weight for clients (and redocly's `no-unused-components`).
+#[test]
+fn every_component_is_referred_to() {
+    let spec = serde_json::to_value(migration_portal::api::openapi()).expect("spec");
+    let text = spec.to_string();
+    for kind in ["schemas", "responses"] {
+        for name in spec["components"][kind].as_object().expect("components").keys() {
+            let reference = format!("\"#/components/{kind}/{name}\"");
+            assert!(text.contains(&reference), "components/{kind}/{name} is never used");
+        }
+    }
+}
+
+/// A pattern the document declares is what schemathesis draws values from, so it
+/// must accept exactly what the service does: the webhook secret (`whsec_` and the
+/// canonical base64 of 24 to 64 bytes) against the service's own parser.
+#[test]
+fn the_webhook_secret_pattern_accepts_exactly_what_the_service_does() {
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
+    use migration_portal::domain::webhooks::Secret;
+
+    let spec = serde_json::to_value(migration_portal::api::openapi()).expect("spec");
+    let pattern = spec["components"]["schemas"]["CreateWebhook"]["properties"]["secret"]["pattern"].as_str().expect("a pattern");
+    let pattern = regex::Regex::new(pattern).expect("the pattern is a regex");
+    let mut cases = std::collections::BTreeSet::new();
+    for len in 0..=80usize {
+        let encoded = STANDARD.encode((0..len).map(|i| (i * 37 + 11) as u8).collect::<Vec<u8>>());
+        cases.insert(format!("whsec_{encoded}"));
+        cases.insert(format!("whsec_{}", encoded.trim_end_matches('=')));
+        cases.insert(format!("whsec_{encoded}="));
+        cases.insert(format!("whsec_{encoded}").replace('A', "-"));
+        cases.insert(encoded.clone());
+        // The last character before the padding with bits the encoding leaves zero set.
+        if let Some(at) = encoded.find('=') {
+            let mut bytes = encoded.clone().into_bytes();
+            bytes[at - 1] = if bytes[at - 1] == b'/' { b'+' } else { b'/' };
+            cases.insert(format!("whsec_{}", String::from_utf8(bytes).expect("ascii")));
+        }
+    }
+    let mut accepted = 0;
+    for case in &cases {
+        let parsed = Secret::parse(case).is_some();
+        accepted += usize::from(parsed);
+        assert_eq!(pattern.is_match(case), parsed, "{case}");
+    }
+    assert_eq!(accepted, 41, "24 to 64 bytes, each once");
 }

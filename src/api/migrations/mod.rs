@@ -90,7 +90,7 @@ fn partner_event(partner: &Partner, migration_id: Uuid, kind: &str, message: Str
     request_body = CreateMigration,
     params(
         ("id" = Uuid, Path, description = "Workspace id"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Retry key, 1 to 255 visible ASCII characters, remembered 24 hours"),
+        IdempotencyKey,
     ),
     responses(
         (status = 202, description = "Started", body = Migration, headers(("Location" = String, description = "The migration"))),

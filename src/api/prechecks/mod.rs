@@ -53,7 +53,7 @@ const MAX_CHANGES_LISTED: usize = 200;
     request_body = CreatePrecheck,
     params(
         ("id" = Uuid, Path, description = "Workspace id"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Retry key, 1 to 255 visible ASCII characters, remembered 24 hours"),
+        IdempotencyKey,
     ),
     responses(
         (status = 202, description = "Started", body = Precheck, headers(("Location" = String, description = "The pre-check"))),
