@@ -131,6 +131,8 @@ fn every_variable_the_collection_uses_is_defined_and_the_demo_writes_the_environ
         source_url: "",
         source_login: "",
         source_password: "",
+        agent_token: "",
+        agent_machine_id: "",
     };
     assert_eq!(keys(&postman_environment(&values)["values"]), template, "the demo writes the environment that postman/ holds");
     let defined: BTreeSet<String> = template.union(&keys(&collection["variable"])).cloned().collect();
