@@ -18,7 +18,6 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::helpers::{Backend, assert_problem};
-use crate::python::PythonPackages;
 use crate::migrations::{Running, fast_world, small};
 use crate::world::World;
 
@@ -175,11 +174,10 @@ fn case(secret: &str, request: &Received, valid: bool) -> Value {
 /// Runs `tests/webhooks/verify.py` with `standardwebhooks` from PyPI (installed
 /// into the target directory on first use).
 fn verify_independently(cases: &[Value]) {
-    let standardwebhooks = PythonPackages::install("standardwebhooks==1.1.0");
     let file = tempfile::NamedTempFile::new().expect("temp file");
     std::fs::write(file.path(), serde_json::to_vec(cases).expect("json")).expect("write");
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/webhooks/verify.py");
-    let out = standardwebhooks.python(&[script, file.path().to_str().expect("path")]);
+    let out = crate::helpers::python_with("pydeps", "standardwebhooks", &["standardwebhooks==1.1.0"], &[script, file.path().to_str().expect("path")]);
     let printed = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "the standardwebhooks package disagrees:\n{printed}{}", String::from_utf8_lossy(&out.stderr));
     assert!(printed.contains(&format!("{} cases, 0 mismatches", cases.len())), "{printed}");
