@@ -182,8 +182,8 @@ pub async fn run(mut config: Config, options: DemoOptions) -> anyhow::Result<()>
             source_url: &source.base_url(),
             source_login: &source_login,
             source_password: &source_password,
-            agent_token: &agent.token,
-            agent_machine_id: &agent.machine_id,
+            spare_agent_token: &agent.token,
+            spare_agent_machine_id: &agent.machine_id,
         };
         write_postman_env(path, &values)?;
         println!("\nPostman environment: {} (run postman/ against it)", path.display());
@@ -221,8 +221,8 @@ pub struct PostmanValues<'a> {
     pub source_password: &'a str,
     /// An enrolled agent of the demo workspace that the collection leaves alone, for
     /// API testers (schemathesis in `.ci/run`).
-    pub agent_token: &'a str,
-    pub agent_machine_id: &'a str,
+    pub spare_agent_token: &'a str,
+    pub spare_agent_machine_id: &'a str,
 }
 
 /// A Postman environment with these values (`postman/migration-portal.postman_environment.json`
@@ -246,8 +246,8 @@ pub fn postman_environment(v: &PostmanValues) -> Value {
             plain("sourceUrl", v.source_url),
             plain("sourceLogin", v.source_login),
             secret("sourcePassword", v.source_password),
-            secret("agentToken", v.agent_token),
-            plain("agentMachineId", v.agent_machine_id),
+            secret("spareAgentToken", v.spare_agent_token),
+            plain("spareAgentMachineId", v.spare_agent_machine_id),
         ],
         "_postman_variable_scope": "environment",
     })
