@@ -153,7 +153,8 @@ pub fn operations_mut(spec: &mut utoipa::openapi::OpenApi) -> impl Iterator<Item
 /// document (an annotation cannot state them once for all): a response written
 /// without a description gets its status's reason phrase (OpenAPI requires one);
 /// an operation that names no security scheme is public (`security: []`, not
-/// "unspecified"); and the paging rules ([`crate::api::paging::declare`]).
+/// "unspecified"); the paging rules ([`crate::api::paging::declare`]); and rules
+/// across fields.
 pub fn complete(spec: &mut utoipa::openapi::OpenApi) {
     for operation in operations_mut(spec) {
         for (status, response) in &mut operation.responses.responses {
@@ -176,7 +177,8 @@ pub fn complete(spec: &mut utoipa::openapi::OpenApi) {
 /// derived, and any of "has this field, of this type".
 fn at_least_one(spec: &mut utoipa::openapi::OpenApi, schema: &str, fields: &[(&str, Type)]) {
     let Some(schemas) = spec.components.as_mut().map(|c| &mut c.schemas) else { return };
-    let Some(RefOr::T(Schema::Object(mut object))) = schemas.remove(schema) else { return };
+    let Some(RefOr::T(Schema::Object(object))) = schemas.get_mut(schema) else { return };
+    let mut object = std::mem::take(object);
     let description = object.description.take();
     let any = fields.iter().fold(AnyOfBuilder::new(), |any, (name, kind)| {
         any.item(ObjectBuilder::new().required(*name).property(*name, ObjectBuilder::new().schema_type(kind.clone())))

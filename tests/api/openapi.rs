@@ -80,6 +80,26 @@ fn every_api_operation_documents_its_security_and_error_answers() {
     }
 }
 
+/// What the derive cannot say is added to the whole document: every cursor's
+/// alphabet, and the rules across fields (at least one of them, not null).
+#[test]
+fn paging_and_cross_field_rules_are_declared() {
+    let spec = serde_json::to_value(migration_portal::api::openapi()).expect("spec");
+    let mut cursors = 0;
+    for operation in spec["paths"].as_object().expect("paths").values().flat_map(|item| item.as_object().expect("item").values()) {
+        for parameter in operation["parameters"].as_array().into_iter().flatten().filter(|p| p["name"] == "cursor") {
+            assert_eq!(parameter["schema"]["pattern"], "^[A-Za-z0-9_-]+$", "{parameter}");
+            cursors += 1;
+        }
+    }
+    assert!(cursors >= 12, "every listing pages ({cursors} cursors)");
+    for (schema, fields) in [("UpdateWorkspace", ["name", "source", "target", "limits"].as_slice()), ("CreateMigration", &["precheck_id", "selection"])] {
+        let any = spec["components"]["schemas"][schema]["allOf"][1]["anyOf"].as_array().expect("an anyOf");
+        let required: Vec<&str> = any.iter().filter_map(|a| a["required"][0].as_str()).collect();
+        assert_eq!(required, fields, "{schema}");
+    }
+}
+
 /// Every reusable part of the document is used: a schema or response that nothing
 /// refers to is dead weight for clients (and redocly's `no-unused-components`).
 #[test]
