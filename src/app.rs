@@ -246,6 +246,8 @@ impl Application {
 
 fn run(listener: TcpListener, state: web::Data<AppState>, config: &Config, spec: &utoipa::openapi::OpenApi) -> std::io::Result<Server> {
     let routes = web::Data::new(RouteTable::from_spec(spec));
+    // The document as `api::openapi` completes it, not the app's partial one.
+    let served = spec.clone();
     let max_body = config.http.max_body_bytes;
     let mut server = HttpServer::new(move || {
         App::new()
@@ -261,10 +263,7 @@ fn run(listener: TcpListener, state: web::Data<AppState>, config: &Config, spec:
             .app_data(web::PayloadConfig::new(max_body))
             .app_data(extract::BodyLimit(max_body))
             .configure(api::routes)
-            .openapi_service(|mut spec| {
-                api::input::declare::declare_input_rules(&mut spec);
-                SwaggerUi::new("/swagger-ui/{_:.*}").url("/api-docs/openapi.json", spec)
-            })
+            .openapi_service(|_| SwaggerUi::new("/swagger-ui/{_:.*}").url("/api-docs/openapi.json", served.clone()))
             .default_service(web::to(api::fallback))
             .into_app()
     })

@@ -168,6 +168,7 @@ pub async fn run(mut config: Config, options: DemoOptions) -> anyhow::Result<()>
         return Ok(());
     }
     if let Some(path) = &postman_env {
+        let agent = walk.enroll_tester(&id, &secret, &shown).await?;
         let values = PostmanValues {
             base_url: &base,
             partner_token: &token,
@@ -181,6 +182,8 @@ pub async fn run(mut config: Config, options: DemoOptions) -> anyhow::Result<()>
             source_url: &source.base_url(),
             source_login: &source_login,
             source_password: &source_password,
+            spare_agent_token: &agent.token,
+            spare_agent_machine_id: &agent.machine_id,
         };
         write_postman_env(path, &values)?;
         println!("\nPostman environment: {} (run postman/ against it)", path.display());
@@ -216,6 +219,10 @@ pub struct PostmanValues<'a> {
     pub source_url: &'a str,
     pub source_login: &'a str,
     pub source_password: &'a str,
+    /// An enrolled agent of the demo workspace that the collection leaves alone, for
+    /// API testers (schemathesis in `.ci/run`).
+    pub spare_agent_token: &'a str,
+    pub spare_agent_machine_id: &'a str,
 }
 
 /// A Postman environment with these values (`postman/migration-portal.postman_environment.json`
@@ -239,6 +246,8 @@ pub fn postman_environment(v: &PostmanValues) -> Value {
             plain("sourceUrl", v.source_url),
             plain("sourceLogin", v.source_login),
             secret("sourcePassword", v.source_password),
+            secret("spareAgentToken", v.spare_agent_token),
+            plain("spareAgentMachineId", v.spare_agent_machine_id),
         ],
         "_postman_variable_scope": "environment",
     })
@@ -280,6 +289,12 @@ fn progress_bar(machines: &Value) -> String {
         n("failed"),
         n("manual_action_required"),
     )
+}
+
+/// An agent the demo enrolled.
+struct Enrolled {
+    machine_id: String,
+    token: String,
 }
 
 struct Walk {
@@ -354,6 +369,19 @@ impl Walk {
                 None => return Ok(machines),
             }
         }
+    }
+
+    /// Enrolls, once the fleet has stopped, the agent of a pending machine whose
+    /// client has checked in: the collection enrolls one that never did, so the two
+    /// tokens do not replace each other. Not printed.
+    async fn enroll_tester(&self, workspace: &str, secret: &Value, machines: &[Value]) -> anyhow::Result<Enrolled> {
+        let pending = |m: &&Value| m["state"] == "pending";
+        let machine = machines.iter().filter(pending).find(|m| !m["last_check_in_at"].is_null()).or_else(|| machines.iter().find(pending)).or(machines.first());
+        let machine_id = machine.and_then(|m| m["machine_id"].as_str()).context("the demo workspace has machines")?;
+        let body = json!({"workspace_id": workspace, "enrollment_secret": secret["enrollment_secret"], "machine_id": machine_id});
+        let answer: Value = self.http.post(format!("{}/agent/v1/enroll", self.base)).json(&body).send().await?.error_for_status()?.json().await?;
+        let token = answer["token"].as_str().context("an enrolled agent has a token")?.to_string();
+        Ok(Enrolled { machine_id: machine_id.to_string(), token })
     }
 
     async fn call(&self, method: Method, path: &str, token: &str, body: Option<&Value>, key: Option<&str>) -> anyhow::Result<Value> {

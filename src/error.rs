@@ -4,7 +4,8 @@
 //! - [`ApiError::bad_request`]: the request cannot be read (syntax, types, path, query, cursor).
 //! - [`ApiError::Validation`]: it was read but a value breaks a rule; one entry per field.
 //! - [`ApiError::NotFound`]: missing, or belonging to another tenant (never say which).
-//! - [`ApiError::conflict`]: the request clashes with the current state.
+//! - [`ApiError::conflict`]: the request clashes with the current state, e.g. it names
+//!   something the workspace does not have (now); [`ApiError::conflict_at`] points at it.
 //! - `?` on a database or `anyhow` error: a plain 500; the cause is logged, never shown.
 
 use actix_web::dev::ServiceResponse;
@@ -63,7 +64,7 @@ pub enum ApiError {
     #[error("method not allowed")]
     MethodNotAllowed(Vec<Method>),
     #[error("conflict ({code}): {detail}")]
-    Conflict { code: &'static str, detail: String },
+    Conflict { code: &'static str, detail: String, errors: Vec<FieldError> },
     #[error("precondition failed")]
     PreconditionFailed,
     #[error("precondition required")]
@@ -89,7 +90,12 @@ impl ApiError {
     }
 
     pub fn conflict(code: &'static str, detail: impl Into<String>) -> Self {
-        Self::Conflict { code, detail: detail.into() }
+        Self::Conflict { code, detail: detail.into(), errors: Vec::new() }
+    }
+
+    /// A conflict caused by the values at these JSON Pointers of the body.
+    pub fn conflict_at(code: &'static str, detail: impl Into<String>, errors: Vec<FieldError>) -> Self {
+        Self::Conflict { code, detail: detail.into(), errors }
     }
 
     pub fn invalid_field(pointer: impl Into<String>, detail: impl Into<String>) -> Self {
@@ -168,7 +174,7 @@ impl ResponseError for ApiError {
         }
         let status = self.status_code();
         let errors = match self {
-            Self::Validation(errors) | Self::BadRequest { errors, .. } => errors.clone(),
+            Self::Validation(errors) | Self::BadRequest { errors, .. } | Self::Conflict { errors, .. } => errors.clone(),
             _ => Vec::new(),
         };
         let mut response = problem_response(status, self.code(), self.detail(), errors);

@@ -48,6 +48,7 @@ pub struct Enrollment {
     pub workspace_id: Uuid,
     /// The workspace's enrollment secret, as the partner set it.
     #[validate(length(min = 1, max = 200))]
+    #[schema(min_length = 1, max_length = 200)]
     pub enrollment_secret: String,
     /// The machine's id in BackupAgent.
     #[validate(length(min = 1, max = 200))]
@@ -72,6 +73,7 @@ pub struct Enrolled {
         (status = 201, description = "Enrolled", body = Enrolled),
         (status = 401, response = docs::Unauthorized),
         (status = 404, response = docs::NotFound),
+        (status = 500, response = docs::Internal),
         docs::BodyErrors,
     )
 )]
@@ -195,10 +197,9 @@ const CLIENT_VERSION: &str = "x-client-version";
     responses(
         (status = 200, description = "What to do now", body = Instructions, headers(("ETag" = String, description = "Changes when the instructions do"))),
         (status = 304, description = "Unchanged since the ETag sent in If-None-Match"),
-        (status = 401, response = docs::Unauthorized),
         (status = 404, response = docs::NotFound),
-        (status = 429, description = "Overloaded: check in again after `Retry-After` seconds"),
         (status = 503, response = docs::Unavailable),
+        docs::AgentErrors,
     ),
     security(("agent_token" = []))
 )]
@@ -298,7 +299,8 @@ fn etag(body: &Instructions) -> Result<String, ApiError> {
     Ok(format!("\"{}\"", &store::digest(&String::from_utf8_lossy(&bytes))[..32]))
 }
 
-/// (Flattened: serde cannot deny unknown fields here; an unknown `kind` is still refused.)
+// Flattened: serde cannot deny unknown fields here; an unknown `kind` is still refused.
+/// A step report: its sequence number and what happened.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct AgentEvent {
     /// Increases with every report of this agent; a repeated or older one is acknowledged and ignored.
@@ -341,10 +343,9 @@ pub struct Reported {
     request_body = AgentEvent,
     responses(
         (status = 200, description = "Recorded (or already seen)", body = Reported),
-        (status = 401, response = docs::Unauthorized),
         (status = 404, response = docs::NotFound),
         (status = 409, response = docs::Conflict),
-        (status = 429, description = "Overloaded: send again after `Retry-After` seconds"),
+        docs::AgentErrors,
         docs::BodyErrors,
     ),
     security(("agent_token" = []))
@@ -464,9 +465,9 @@ pub struct LogUploaded {
     request_body(content = String, content_type = "text/plain"),
     responses(
         (status = 201, description = "Stored", body = LogUploaded),
-        (status = 401, response = docs::Unauthorized),
+        (status = 400, response = docs::BadRequest),
         (status = 413, response = docs::PayloadTooLarge),
-        (status = 429, description = "Overloaded: send again after `Retry-After` seconds"),
+        docs::AgentErrors,
     ),
     security(("agent_token" = []))
 )]

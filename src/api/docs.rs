@@ -1,9 +1,15 @@
-//! The OpenAPI document's fixed parts: info, tags, security schemes and the
-//! reusable error responses that every operation lists.
+//! The OpenAPI document's fixed parts: info, servers, tags, security schemes,
+//! the reusable error responses that every operation lists, and the rules that
+//! hold for every operation ([`complete`]).
 
 use std::collections::BTreeMap;
+
+use actix_web::http::StatusCode;
 use utoipa::openapi::content::Content;
+use utoipa::openapi::header::HeaderBuilder;
+use utoipa::openapi::path::Operation;
 use utoipa::openapi::response::{Response, ResponseBuilder};
+use utoipa::openapi::schema::{AllOfBuilder, AnyOfBuilder, ObjectBuilder, Schema, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{Ref, RefOr};
 
@@ -13,6 +19,7 @@ use crate::error::{FieldError, PROBLEM_JSON, Problem};
 
 #[derive(OpenApi)]
 #[openapi(
+    servers((url = "/", description = "This service (the document is served at /api-docs/openapi.json)")),
     info(
         title = "Migration Portal API",
         description = "Moves a backup service provider's install base from BackupAgent to the Acronis cloud backup platform. \
@@ -34,7 +41,7 @@ and every such string declares the matching `pattern`."
     ),
     components(
         schemas(Problem, FieldError),
-        responses(BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PreconditionFailed, PayloadTooLarge, UnsupportedMediaType, Unprocessable, Internal, Unavailable)
+        responses(BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PreconditionFailed, PayloadTooLarge, UnsupportedMediaType, Unprocessable, TooManyRequests, Internal, Unavailable)
     ),
     modifiers(&BearerAuth)
 )]
@@ -76,8 +83,8 @@ impl Modify for BearerAuth {
     }
 }
 
-fn problem(description: &str) -> RefOr<Response> {
-    ResponseBuilder::new().description(description).content(PROBLEM_JSON, Content::new(Some(Ref::from_schema_name("Problem")))).build().into()
+fn problem(description: &str) -> ResponseBuilder {
+    ResponseBuilder::new().description(description).content(PROBLEM_JSON, Content::new(Some(Ref::from_schema_name("Problem"))))
 }
 
 macro_rules! problem_responses {
@@ -85,7 +92,7 @@ macro_rules! problem_responses {
         pub struct $name;
         impl<'r> ToResponse<'r> for $name {
             fn response() -> (&'r str, RefOr<Response>) {
-                (stringify!($name), problem($description))
+                (stringify!($name), problem($description).build().into())
             }
         }
     )*};
@@ -93,16 +100,27 @@ macro_rules! problem_responses {
 
 problem_responses! {
     BadRequest => "The request cannot be read: malformed JSON, wrong types, missing or unknown fields, bad path or query parameters.",
-    Unauthorized => "No bearer token, or one that is expired, not yet valid, for another issuer or audience, or badly signed.",
+    Unauthorized => "No bearer token, or one that is not valid: expired, not yet valid, for another issuer or audience, badly signed, or an agent token that no enrolled machine holds.",
     Forbidden => "The token is valid but grants no partner administrator access.",
     NotFound => "No such resource for the caller's tenant.",
-    Conflict => "The request clashes with the current state, e.g. an Idempotency-Key reused with another body.",
+    Conflict => "The request clashes with the current state: e.g. an Idempotency-Key reused with another body, or a value naming what the workspace does not have (`errors` points at it).",
     PreconditionFailed => "If-Match names a version that is no longer current.",
     PayloadTooLarge => "The request body exceeds the configured limit.",
     UnsupportedMediaType => "The request body is not application/json.",
     Unprocessable => "The request was read, but values break the rules; `errors` lists each with a JSON Pointer.",
     Internal => "An internal error; the cause is logged with the request id.",
-    Unavailable => "A dependency (the database) is not reachable.",
+    Unavailable => "A dependency (the database, or the cloud for an agent's registration) cannot be reached now: try again later.",
+}
+
+/// Overloaded (the agent API's in-flight cap), with when to come back.
+pub struct TooManyRequests;
+
+impl<'r> ToResponse<'r> for TooManyRequests {
+    fn response() -> (&'r str, RefOr<Response>) {
+        let retry_after = HeaderBuilder::new().schema(Some(ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(0)))).description(Some("Seconds to wait"));
+        let response = problem("Overloaded: send again after `Retry-After` seconds.").header("Retry-After", retry_after.build());
+        ("TooManyRequests", response.build().into())
+    }
 }
 
 /// A set of the responses above, listed by status, for `responses(...)` of a path.
@@ -121,6 +139,53 @@ macro_rules! response_sets {
 response_sets! {
     /// What any partner operation may answer.
     PartnerErrors { "400" => BadRequest, "401" => Unauthorized, "403" => Forbidden, "500" => Internal }
-    /// What an operation with a JSON body may answer besides.
-    BodyErrors { "413" => PayloadTooLarge, "415" => UnsupportedMediaType, "422" => Unprocessable }
+    /// What any agent operation after enrollment may answer.
+    AgentErrors { "401" => Unauthorized, "429" => TooManyRequests, "500" => Internal }
+    /// What an operation with a JSON body may answer besides (400: malformed JSON, unknown fields).
+    BodyErrors { "400" => BadRequest, "413" => PayloadTooLarge, "415" => UnsupportedMediaType, "422" => Unprocessable }
+}
+
+/// Every operation of the document.
+pub fn operations_mut(spec: &mut utoipa::openapi::OpenApi) -> impl Iterator<Item = &mut Operation> {
+    spec.paths.paths.values_mut().flat_map(|item| {
+        [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.options, &mut item.head, &mut item.patch, &mut item.trace].into_iter().filter_map(Option::as_mut)
+    })
+}
+
+/// Rules that hold for every operation, applied once the routes are in the
+/// document (an annotation cannot state them once for all): a response written
+/// without a description gets its status's reason phrase (OpenAPI requires one);
+/// an operation that names no security scheme is public (`security: []`, not
+/// "unspecified"); the paging rules ([`crate::api::paging::declare`]); and rules
+/// across fields.
+pub fn complete(spec: &mut utoipa::openapi::OpenApi) {
+    for operation in operations_mut(spec) {
+        for (status, response) in &mut operation.responses.responses {
+            if let RefOr::T(response) = response
+                && response.description.is_empty()
+            {
+                let reason = StatusCode::from_bytes(status.as_bytes()).ok().and_then(|s| s.canonical_reason());
+                response.description = reason.unwrap_or("Answer").to_string();
+            }
+        }
+        operation.security.get_or_insert_with(Vec::new);
+    }
+    crate::api::paging::declare(spec);
+    // Rules across fields, each a validator's: `some_change`, and a migration names a pre-check or a selection.
+    at_least_one(spec, "UpdateWorkspace", &[("name", Type::String), ("source", Type::Object), ("target", Type::Object), ("limits", Type::Object)]);
+    at_least_one(spec, "CreateMigration", &[("precheck_id", Type::String), ("selection", Type::Array)]);
+}
+
+/// `schema` needs at least one of `fields` present and not null: the object as
+/// derived, and any of "has this field, of this type".
+fn at_least_one(spec: &mut utoipa::openapi::OpenApi, schema: &str, fields: &[(&str, Type)]) {
+    let Some(schemas) = spec.components.as_mut().map(|c| &mut c.schemas) else { return };
+    let Some(RefOr::T(Schema::Object(object))) = schemas.get_mut(schema) else { return };
+    let mut object = std::mem::take(object);
+    let description = object.description.take();
+    let any = fields.iter().fold(AnyOfBuilder::new(), |any, (name, kind)| {
+        any.item(ObjectBuilder::new().required(*name).property(*name, ObjectBuilder::new().schema_type(kind.clone())))
+    });
+    let combined = AllOfBuilder::new().item(object).item(any).description(description);
+    schemas.insert(schema.to_string(), combined.into());
 }

@@ -10,7 +10,9 @@ use actix_web::error::PayloadError;
 use actix_web::http::header::CONTENT_TYPE;
 use actix_web::web::{self, Bytes};
 use actix_web::{FromRequest, HttpRequest, mime};
+use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use serde_json::{Number, Value};
 use validator::{Validate, ValidationErrors, ValidationErrorsKind};
 
 use crate::api::input::json::control_character_in_json;
@@ -62,7 +64,10 @@ impl<T: DeserializeOwned + Validate + 'static> FromRequest for ValidJson<T> {
 
 fn parse_json<T: DeserializeOwned>(raw: &[u8]) -> Result<T, ApiError> {
     let mut de = serde_json::Deserializer::from_slice(raw);
-    let value = serde_path_to_error::deserialize::<_, T>(&mut de).map_err(|e| {
+    let mut json = Value::deserialize(&mut de).map_err(|e| ApiError::bad_request("malformed_json", format!("The request body is not valid JSON for this operation: {e}.")))?;
+    de.end().map_err(|_| ApiError::bad_request("malformed_json", "Trailing characters after the JSON body."))?;
+    integral_numbers_as_integers(&mut json);
+    serde_path_to_error::deserialize::<_, T>(json).map_err(|e| {
         let pointer = json_pointer(e.path());
         let inner = e.into_inner();
         // serde's messages quote the offending value ("invalid type: string \"…\"");
@@ -90,9 +95,29 @@ fn parse_json<T: DeserializeOwned>(raw: &[u8]) -> Result<T, ApiError> {
             },
             _ => ApiError::bad_request("malformed_json", detail),
         }
-    })?;
-    de.end().map_err(|_| ApiError::bad_request("malformed_json", "Trailing characters after the JSON body."))?;
-    Ok(value)
+    })
+}
+
+/// JSON (and JSON Schema, which the document's `integer` means) counts `5.0` as
+/// the integer 5; serde would refuse it for an integer field. Floats keep their
+/// value either way.
+fn integral_numbers_as_integers(value: &mut Value) {
+    const I64_END: f64 = 9_223_372_036_854_775_808.0;
+    const U64_END: f64 = 18_446_744_073_709_551_616.0;
+    match value {
+        Value::Number(number) => {
+            if let Some(f) = number.as_f64().filter(|f| number.is_f64() && f.fract() == 0.0) {
+                if (-I64_END..I64_END).contains(&f) {
+                    *number = Number::from(f as i64);
+                } else if (0.0..U64_END).contains(&f) {
+                    *number = Number::from(f as u64);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(integral_numbers_as_integers),
+        Value::Object(fields) => fields.values_mut().for_each(integral_numbers_as_integers),
+        _ => {}
+    }
 }
 
 fn json_pointer(path: &serde_path_to_error::Path) -> String {
@@ -155,7 +180,6 @@ mod tests {
     #[derive(Debug, Deserialize, Validate)]
     #[serde(deny_unknown_fields)]
     struct Body {
-        #[allow(dead_code)]
         n: u32,
         #[allow(dead_code)]
         inner: Option<Inner>,
@@ -200,9 +224,19 @@ mod tests {
     #[test]
     fn syntax_errors_missing_and_unknown_fields_are_bad_requests() {
         assert_eq!(problem("{\"n\": ").0, "malformed_json");
-        assert_eq!(problem("{} trailing").0, "invalid_body");
+        assert_eq!(problem("{} trailing").0, "malformed_json");
         assert!(problem("{}").2.contains("missing field `n`"));
         assert!(problem(r#"{"n": 1, "x": 2}"#).2.contains("unknown field `x`"));
         assert_eq!(problem(r#"{"n": 1} {"#).0, "malformed_json");
+    }
+
+    #[test]
+    fn an_integral_number_is_an_integer_however_it_is_written() {
+        for (raw, n) in [(r#"{"n": 5.0}"#, 5), (r#"{"n": 1e3}"#, 1000), (r#"{"n": 4294967295.0}"#, u32::MAX)] {
+            assert_eq!(parse_json::<Body>(raw.as_bytes()).map(|b| b.n).ok(), Some(n), "{raw}");
+        }
+        for raw in [r#"{"n": 5.5}"#, r#"{"n": -1.0}"#, r#"{"n": 4294967296.0}"#, r#"{"n": 1e300}"#] {
+            assert_eq!(problem(raw).1[0].pointer, "/n", "{raw}");
+        }
     }
 }

@@ -13,8 +13,11 @@ pub struct Health {
     pub status: &'static str,
 }
 
+/// What a probe can get wrong: nothing of its own, only HTTP itself.
+const UNREADABLE: &str = "The HTTP request cannot be parsed (answered by the HTTP layer before the probe runs)";
+
 /// The process is alive.
-#[utoipa::path(tag = "operations", responses((status = 200, body = Health)))]
+#[utoipa::path(tag = "operations", responses((status = 200, description = "Alive", body = Health), (status = 400, description = UNREADABLE)))]
 #[get("/healthz")]
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(Health { status: "ok" })
@@ -22,7 +25,8 @@ pub async fn healthz() -> HttpResponse {
 
 /// The database answers.
 #[utoipa::path(tag = "operations", responses(
-    (status = 200, body = Health),
+    (status = 200, description = "Ready", body = Health),
+    (status = 400, description = UNREADABLE),
     (status = 503, response = crate::api::docs::Unavailable),
 ))]
 #[get("/readyz")]

@@ -10,6 +10,9 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{FromRequest, HttpRequest, HttpResponse};
 use sea_orm::{DatabaseConnection, DatabaseTransaction, TransactionTrait};
+use utoipa::openapi::Required;
+use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
+use utoipa::openapi::schema::{ObjectBuilder, Type};
 use uuid::Uuid;
 
 use crate::crypto::SecretBox;
@@ -35,6 +38,22 @@ impl FromRequest for IdempotencyKey {
         ready(key.map(|k| Self(Some(k.to_string()))).ok_or_else(|| {
             ApiError::bad_request("invalid_idempotency_key", format!("{HEADER} must be 1 to {MAX_KEY_LEN} visible ASCII characters."))
         }))
+    }
+}
+
+/// How the header is documented on each creating POST (`params(IdempotencyKey)`).
+impl utoipa::IntoParams for IdempotencyKey {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        let schema = ObjectBuilder::new().schema_type(Type::String).min_length(Some(1)).max_length(Some(MAX_KEY_LEN)).pattern(Some("^[!-~]+$"));
+        vec![
+            ParameterBuilder::new()
+                .name(HEADER)
+                .parameter_in(ParameterIn::Header)
+                .required(Required::False)
+                .description(Some(format!("Retry key, 1 to {MAX_KEY_LEN} visible ASCII characters, remembered 24 hours")))
+                .schema(Some(schema))
+                .build(),
+        ]
     }
 }
 

@@ -51,6 +51,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
 /// The OpenAPI document, without starting a server.
 pub fn openapi() -> utoipa::openapi::OpenApi {
     let (_, mut spec) = App::new().into_utoipa_app().openapi(docs::ApiDoc::openapi()).configure(routes).split_for_parts();
+    docs::complete(&mut spec);
     input::declare::declare_input_rules(&mut spec);
     spec
 }

@@ -4,6 +4,9 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use utoipa::openapi::path::ParameterIn;
+use utoipa::openapi::schema::{ArrayItems, ObjectBuilder, Schema, Type};
+use utoipa::openapi::{OpenApi, Ref, RefOr};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
@@ -70,7 +73,7 @@ fn decode_key<K: DeserializeOwned>(cursor: &str) -> Result<K, ApiError> {
     }
 }
 
-fn invalid_cursor() -> ApiError {
+pub fn invalid_cursor() -> ApiError {
     ApiError::bad_request("invalid_cursor", "The cursor is not one this API issued.")
 }
 
@@ -102,6 +105,33 @@ impl<T> Paged<T> {
         rows.truncate(page.limit as usize);
         let next_cursor = if more { rows.last().map(|r| encode_cursor(id(r))) } else { None };
         Self { items: rows.into_iter().map(map).collect(), next_cursor }
+    }
+}
+
+/// What annotations cannot say of paging, applied to the whole document: every
+/// `cursor` query parameter is one this API issued (non-empty base64url, any other
+/// value is a 400), and `Paged<T>` lists `T` by reference (utoipa inlines generic
+/// arguments, which would leave `T`'s own schema unused).
+pub fn declare(spec: &mut OpenApi) {
+    for operation in crate::api::docs::operations_mut(spec) {
+        for parameter in operation.parameters.iter_mut().flatten() {
+            if let RefOr::T(parameter) = parameter
+                && parameter.name == "cursor"
+                && parameter.parameter_in == ParameterIn::Query
+            {
+                parameter.schema = Some(ObjectBuilder::new().schema_type(Type::String).min_length(Some(1)).pattern(Some("^[A-Za-z0-9_-]+$")).into());
+            }
+        }
+    }
+    let Some(components) = spec.components.as_mut() else { return };
+    let named: Vec<String> = components.schemas.keys().cloned().collect();
+    for (name, schema) in &mut components.schemas {
+        let Some(item) = name.strip_prefix("Paged_").filter(|item| named.iter().any(|n| n == item)) else { continue };
+        if let RefOr::T(Schema::Object(page)) = schema
+            && let Some(RefOr::T(Schema::Array(items))) = page.properties.get_mut("items")
+        {
+            items.items = ArrayItems::RefOrSchema(Box::new(Ref::from_schema_name(item).into()));
+        }
     }
 }
 

@@ -46,10 +46,11 @@ const DEFAULT_GRACE_SECS: u64 = 86_400;
 pub struct CreateWebhook {
     /// Where deliveries are POSTed: `http` or `https`, no credentials in it; redirects are not followed.
     #[validate(length(min = 1, max = 2048))]
-    #[schema(example = "https://psa.example.com/hooks/migration", max_length = 2048)]
+    #[schema(example = "https://psa.example.com/hooks/migration", format = "uri", min_length = 1, max_length = 2048)]
     pub url: String,
     /// The events to deliver (at least one).
     #[validate(length(min = 1, max = 8, message = "name 1 to 8 event types"))]
+    #[schema(min_items = 1, max_items = 8)]
     pub event_types: Vec<EventType>,
     #[validate(length(max = 500))]
     #[schema(max_length = 500)]
@@ -63,9 +64,10 @@ pub struct CreateWebhook {
 #[serde(deny_unknown_fields)]
 pub struct UpdateWebhook {
     #[validate(length(min = 1, max = 2048))]
-    #[schema(max_length = 2048)]
+    #[schema(format = "uri", min_length = 1, max_length = 2048)]
     pub url: Option<String>,
     #[validate(length(min = 1, max = 8, message = "name 1 to 8 event types"))]
+    #[schema(min_items = 1, max_items = 8)]
     pub event_types: Option<Vec<EventType>>,
     #[validate(length(max = 500))]
     #[schema(max_length = 500)]
@@ -216,11 +218,11 @@ async fn list_webhooks(partner: Partner, state: web::Data<AppState>, id: web::Pa
 /// Get a webhook subscription: whether it is enabled, and if not, why.
 #[utoipa::path(
     tag = "webhooks",
-    params(("id" = Uuid, Path, description = "Workspace id"), ("webhook_id" = Uuid, Path, description = "Subscription id")),
+    params(("id" = Uuid, Path, description = "Workspace id"), ("subscription_id" = Uuid, Path, description = "Subscription id")),
     responses((status = 200, body = Webhook), (status = 404, response = docs::NotFound), docs::PartnerErrors),
     security(("bearer_auth" = []))
 )]
-#[get("/workspaces/{id}/webhooks/{webhook_id}")]
+#[get("/workspaces/{id}/webhooks/{subscription_id}")]
 async fn get_webhook(partner: Partner, state: web::Data<AppState>, path: web::Path<(Uuid, Uuid)>) -> Result<web::Json<Webhook>, ApiError> {
     Ok(web::Json(find(&state, &partner, path.0, path.1).await?.into()))
 }
@@ -230,11 +232,11 @@ async fn get_webhook(partner: Partner, state: web::Data<AppState>, path: web::Pa
 #[utoipa::path(
     tag = "webhooks",
     request_body = UpdateWebhook,
-    params(("id" = Uuid, Path, description = "Workspace id"), ("webhook_id" = Uuid, Path, description = "Subscription id")),
+    params(("id" = Uuid, Path, description = "Workspace id"), ("subscription_id" = Uuid, Path, description = "Subscription id")),
     responses((status = 200, body = Webhook), (status = 404, response = docs::NotFound), docs::PartnerErrors, docs::BodyErrors),
     security(("bearer_auth" = []))
 )]
-#[patch("/workspaces/{id}/webhooks/{webhook_id}")]
+#[patch("/workspaces/{id}/webhooks/{subscription_id}")]
 async fn update_webhook(partner: Partner, state: web::Data<AppState>, path: web::Path<(Uuid, Uuid)>, body: ValidJson<UpdateWebhook>) -> Result<web::Json<Webhook>, ApiError> {
     let current = find(&state, &partner, path.0, path.1).await?;
     let request = body.value;
@@ -277,11 +279,11 @@ async fn update_webhook(partner: Partner, state: web::Data<AppState>, path: web:
 /// Delete a subscription; its deliveries still to send are cancelled.
 #[utoipa::path(
     tag = "webhooks",
-    params(("id" = Uuid, Path, description = "Workspace id"), ("webhook_id" = Uuid, Path, description = "Subscription id")),
+    params(("id" = Uuid, Path, description = "Workspace id"), ("subscription_id" = Uuid, Path, description = "Subscription id")),
     responses((status = 204, description = "Deleted"), (status = 404, response = docs::NotFound), docs::PartnerErrors),
     security(("bearer_auth" = []))
 )]
-#[delete("/workspaces/{id}/webhooks/{webhook_id}")]
+#[delete("/workspaces/{id}/webhooks/{subscription_id}")]
 async fn delete_webhook(partner: Partner, state: web::Data<AppState>, path: web::Path<(Uuid, Uuid)>) -> Result<HttpResponse, ApiError> {
     let current = find(&state, &partner, path.0, path.1).await?;
     let txn = state.db.begin().await?;
@@ -296,6 +298,7 @@ async fn delete_webhook(partner: Partner, state: web::Data<AppState>, path: web:
 pub struct RotateSecret {
     /// How long the old secret keeps signing beside the new one (default a day, at most 7 days; 0 ends it now).
     #[validate(range(max = 604800))]
+    #[schema(maximum = 604800)]
     pub grace_secs: Option<u64>,
 }
 
@@ -305,11 +308,11 @@ pub struct RotateSecret {
 #[utoipa::path(
     tag = "webhooks",
     request_body = RotateSecret,
-    params(("id" = Uuid, Path, description = "Workspace id"), ("webhook_id" = Uuid, Path, description = "Subscription id")),
+    params(("id" = Uuid, Path, description = "Workspace id"), ("subscription_id" = Uuid, Path, description = "Subscription id")),
     responses((status = 200, body = WebhookWithSecret), (status = 404, response = docs::NotFound), docs::PartnerErrors, docs::BodyErrors),
     security(("bearer_auth" = []))
 )]
-#[post("/workspaces/{id}/webhooks/{webhook_id}/rotate-secret")]
+#[post("/workspaces/{id}/webhooks/{subscription_id}/rotate-secret")]
 async fn rotate_secret(partner: Partner, state: web::Data<AppState>, path: web::Path<(Uuid, Uuid)>, body: ValidJson<RotateSecret>) -> Result<web::Json<WebhookWithSecret>, ApiError> {
     let current = find(&state, &partner, path.0, path.1).await?;
     let grace = body.value.grace_secs.unwrap_or(DEFAULT_GRACE_SECS).min(MAX_GRACE_SECS);
@@ -339,11 +342,11 @@ pub struct TestDelivery {
 /// (also for a disabled subscription: to check a fix before enabling it again).
 #[utoipa::path(
     tag = "webhooks",
-    params(("id" = Uuid, Path, description = "Workspace id"), ("webhook_id" = Uuid, Path, description = "Subscription id")),
+    params(("id" = Uuid, Path, description = "Workspace id"), ("subscription_id" = Uuid, Path, description = "Subscription id")),
     responses((status = 200, body = TestDelivery), (status = 404, response = docs::NotFound), docs::PartnerErrors),
     security(("bearer_auth" = []))
 )]
-#[post("/workspaces/{id}/webhooks/{webhook_id}/test")]
+#[post("/workspaces/{id}/webhooks/{subscription_id}/test")]
 async fn test_webhook(partner: Partner, state: web::Data<AppState>, path: web::Path<(Uuid, Uuid)>) -> Result<web::Json<TestDelivery>, ApiError> {
     let subscription = find(&state, &partner, path.0, path.1).await?;
     let now = Utc::now();
@@ -373,12 +376,37 @@ async fn test_webhook(partner: Partner, state: web::Data<AppState>, path: web::P
     Ok(web::Json(TestDelivery { webhook_id: message_id(id), delivered: attempt.succeeded(), status_code: attempt.status_code, error: attempt.error, duration_ms }))
 }
 
+/// Where a delivery is.
+#[derive(Clone, Copy, Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryStatus {
+    /// Retries left.
+    Pending,
+    Delivered,
+    /// Retries exhausted.
+    Failed,
+    /// Its subscription was deleted.
+    Cancelled,
+}
+
+impl DeliveryStatus {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => store::PENDING,
+            Self::Delivered => store::DELIVERED,
+            Self::Failed => store::FAILED,
+            Self::Cancelled => store::CANCELLED,
+        }
+    }
+}
+
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct DeliveryQuery {
-    /// Only deliveries in this status: `pending`, `delivered`, `failed` or `cancelled`.
-    pub status: Option<String>,
+    /// Only deliveries in this status.
+    #[param(inline)]
+    pub status: Option<DeliveryStatus>,
     #[param(minimum = 1, maximum = 500, default = 50)]
     pub limit: Option<u64>,
     pub cursor: Option<String>,
@@ -425,18 +453,14 @@ impl From<webhook_delivery::Model> for Delivery {
 /// The subscription's delivery log, newest first: each delivery's status, attempts and last answer.
 #[utoipa::path(
     tag = "webhooks",
-    params(("id" = Uuid, Path, description = "Workspace id"), ("webhook_id" = Uuid, Path, description = "Subscription id"), DeliveryQuery),
+    params(("id" = Uuid, Path, description = "Workspace id"), ("subscription_id" = Uuid, Path, description = "Subscription id"), DeliveryQuery),
     responses((status = 200, body = Paged<Delivery>), (status = 404, response = docs::NotFound), docs::PartnerErrors),
     security(("bearer_auth" = []))
 )]
-#[get("/workspaces/{id}/webhooks/{webhook_id}/deliveries")]
+#[get("/workspaces/{id}/webhooks/{subscription_id}/deliveries")]
 async fn list_deliveries(partner: Partner, state: web::Data<AppState>, path: web::Path<(Uuid, Uuid)>, query: web::Query<DeliveryQuery>) -> Result<web::Json<Paged<Delivery>>, ApiError> {
     let query = query.into_inner();
-    let status = match query.status.as_deref() {
-        None => None,
-        Some(s @ (store::PENDING | store::DELIVERED | store::FAILED | store::CANCELLED)) => Some(s),
-        Some(_) => return Err(ApiError::bad_request("invalid_query", "status is one of pending, delivered, failed, cancelled.")),
-    };
+    let status = query.status.map(DeliveryStatus::as_str);
     let page = PageParams { limit: query.limit, cursor: query.cursor }.page()?;
     let subscription = find(&state, &partner, path.0, path.1).await?;
     let rows = store::deliveries(&state.db, subscription.id, status, page).await?;
@@ -446,11 +470,11 @@ async fn list_deliveries(partner: Partner, state: web::Data<AppState>, path: web
 /// Send a failed or cancelled delivery again, under the same `webhook-id`, with a fresh retry schedule.
 #[utoipa::path(
     tag = "webhooks",
-    params(("id" = Uuid, Path, description = "Workspace id"), ("webhook_id" = Uuid, Path, description = "Subscription id"), ("delivery_id" = Uuid, Path, description = "Delivery id")),
+    params(("id" = Uuid, Path, description = "Workspace id"), ("subscription_id" = Uuid, Path, description = "Subscription id"), ("delivery_id" = Uuid, Path, description = "Delivery id")),
     responses((status = 202, body = Delivery), (status = 404, response = docs::NotFound), (status = 409, response = docs::Conflict), docs::PartnerErrors),
     security(("bearer_auth" = []))
 )]
-#[post("/workspaces/{id}/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver")]
+#[post("/workspaces/{id}/webhooks/{subscription_id}/deliveries/{delivery_id}/redeliver")]
 async fn redeliver(partner: Partner, state: web::Data<AppState>, path: web::Path<(Uuid, Uuid, Uuid)>) -> Result<HttpResponse, ApiError> {
     let subscription = find(&state, &partner, path.0, path.1).await?;
     let delivery = store::delivery(&state.db, path.2).await?.filter(|d| d.subscription_id == subscription.id).ok_or(ApiError::NotFound)?;

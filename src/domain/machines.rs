@@ -140,7 +140,7 @@ impl SupportMatrix {
     }
 }
 
-/// Where a machine is in its migration (DESIGN.md, Machine states).
+/// Where a machine is in its migration.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum MachineState {

@@ -61,7 +61,7 @@ async fn fixture(backend: Backend) -> Fixture {
         ("log_id", text(&log["log_id"])),
         ("migration_id", text(&migration["id"])),
         ("precheck_id", text(&precheck["id"])),
-        ("webhook_id", webhook_id),
+        ("subscription_id", webhook_id),
         ("delivery_id", text(&deliveries["items"][0]["id"])),
         ("section", "groups".to_string()),
     ]);
@@ -78,8 +78,8 @@ async fn fixture(backend: Backend) -> Fixture {
         (format!("post {workspace}/prechecks"), vec![json!({"selection": [{"kind": "group", "id": base.truth.root_group_id}], "check_logins": false})]),
         (format!("post {workspace}/migrations"), vec![json!({"selection": [{"kind": "user", "id": user.id}], "replan": true}), json!({"precheck_id": precheck["id"], "replan": true})]),
         (format!("post {workspace}/webhooks"), vec![json!({"url": hook, "event_types": ["sync.completed"], "description": "PSA", "secret": whsec})]),
-        (format!("patch {workspace}/webhooks/{{webhook_id}}"), vec![json!({"url": hook, "event_types": ["sync.completed"], "description": "PSA", "enabled": true})]),
-        (format!("post {workspace}/webhooks/{{webhook_id}}/rotate-secret"), vec![json!({"grace_secs": 0})]),
+        (format!("patch {workspace}/webhooks/{{subscription_id}}"), vec![json!({"url": hook, "event_types": ["sync.completed"], "description": "PSA", "enabled": true})]),
+        (format!("post {workspace}/webhooks/{{subscription_id}}/rotate-secret"), vec![json!({"grace_secs": 0})]),
         ("post /agent/v1/enroll".to_string(), vec![json!({"workspace_id": world.workspace, "enrollment_secret": secret, "machine_id": other_machine.id})]),
         ("post /agent/v1/events".to_string(), vec![json!({"seq": 1_000, "kind": "failed", "code": "install_error", "message": "msiexec exited with 1603"})]),
     ]);

@@ -341,8 +341,11 @@ async fn bad_migration_requests_are_problems() {
         world.sync().await;
         assert_problem(post(json!({})).await.expect("post"), 422).await;
         assert_problem(post(json!({"selection": []})).await.expect("post"), 422).await;
-        assert_problem(post(json!({"selection": [{"kind": "group", "id": "nope"}]})).await.expect("post"), 422).await;
-        assert_problem(post(json!({"precheck_id": uuid::Uuid::now_v7()})).await.expect("post"), 422).await;
+        // Well-formed, but naming what the workspace does not have: a conflict with its state, at the value.
+        let unknown = assert_problem(post(json!({"selection": [{"kind": "group", "id": "nope"}]})).await.expect("post"), 409).await;
+        assert_eq!((unknown["code"].as_str(), unknown["errors"][0]["pointer"].as_str()), (Some("unknown_nodes"), Some("/selection/0")), "{unknown}");
+        let unknown = assert_problem(post(json!({"precheck_id": uuid::Uuid::now_v7()})).await.expect("post"), 409).await;
+        assert_eq!((unknown["code"].as_str(), unknown["errors"][0]["pointer"].as_str()), (Some("unknown_precheck"), Some("/precheck_id")), "{unknown}");
         assert_problem(post(json!({"selection": root, "options": {"target": {"rate_per_sec": 0, "concurrency": 1}}})).await.expect("post"), 422).await;
         // A pre-check older than the snapshot is refused unless re-planning is asked for.
         let precheck = world.whole_precheck(&base).await;

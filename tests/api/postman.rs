@@ -131,6 +131,8 @@ fn every_variable_the_collection_uses_is_defined_and_the_demo_writes_the_environ
         source_url: "",
         source_login: "",
         source_password: "",
+        spare_agent_token: "",
+        spare_agent_machine_id: "",
     };
     assert_eq!(keys(&postman_environment(&values)["values"]), template, "the demo writes the environment that postman/ holds");
     let defined: BTreeSet<String> = template.union(&keys(&collection["variable"])).cloned().collect();
@@ -143,4 +145,13 @@ fn every_variable_the_collection_uses_is_defined_and_the_demo_writes_the_environ
         assert!(name.starts_with('$') || defined.contains(name), "{{{{{name}}}}} is neither a collection nor an environment variable");
         rest = &rest[end + 2..];
     }
+    // An environment value wins over the collection's own: one of the same name would shadow what a script sets.
+    let (mut rest, mut set) = (COLLECTION, 0);
+    while let Some(start) = rest.find("pm.collectionVariables.set(\\\"") {
+        rest = &rest[start + "pm.collectionVariables.set(\\\"".len()..];
+        let name = &rest[..rest.find('\\').expect("a quoted name")];
+        assert!(!template.contains(name), "the environment's {name} would shadow the one the collection sets");
+        set += 1;
+    }
+    assert!(set > 10, "the collection's scripts set their variables ({set} found)");
 }

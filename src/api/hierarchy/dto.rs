@@ -140,12 +140,30 @@ impl Hit {
     }
 }
 
+/// What a group has as children (machines are on users).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ChildKind {
+    Group,
+    User,
+}
+
+impl From<ChildKind> for Kind {
+    fn from(kind: ChildKind) -> Self {
+        match kind {
+            ChildKind::Group => Kind::Group,
+            ChildKind::User => Kind::User,
+        }
+    }
+}
+
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ChildrenParams {
     /// Only subgroups (`group`) or only users (`user`); both by default, subgroups first.
-    pub kind: Option<Kind>,
+    #[param(inline)]
+    pub kind: Option<ChildKind>,
     /// Add each subgroup's subtree rollup (one query for the page).
     #[serde(default)]
     pub rollup: bool,
@@ -189,7 +207,7 @@ pub struct GroupDetail {
     /// From the root down to this group, itself included.
     pub path: Vec<PathEntry>,
     pub admin: Option<Contact>,
-    /// What the group becomes in the target (DESIGN.md, Target tenant kind).
+    /// What the group becomes in the target, from its place in the tree (its subgroups and users).
     pub target_kind: GroupPlan,
     /// Direct subgroups.
     pub subgroups: u64,

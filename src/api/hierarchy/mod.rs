@@ -106,13 +106,7 @@ async fn get_children(
     let (id, group) = path.into_inner();
     let params = params.into_inner();
     let (limit, after) = PageParams { limit: params.limit, cursor: params.cursor }.keyed::<Key>()?;
-    let kinds = match params.kind {
-        None => vec![Kind::Group, Kind::User],
-        Some(Kind::Machine) => {
-            return Err(ApiError::bad_request("invalid_query", "A group's children are groups and users; a user's machines are on the user."));
-        }
-        Some(kind) => vec![kind],
-    };
+    let kinds = params.kind.map_or_else(|| vec![Kind::Group, Kind::User], |kind| vec![kind.into()]);
     let workspace = synced(&state, &partner, id).await?;
     snapshot::find(&state.db, workspace.id, Kind::Group, &group).await?.ok_or(ApiError::NotFound)?;
     let mut children = snapshot::children(&state.db, workspace.id, &group, &kinds, after.as_ref(), limit + 1).await?;

@@ -18,7 +18,7 @@ pub struct CreateMigration {
     /// The pre-check whose plan to carry out; its selection is the migration's.
     pub precheck_id: Option<Uuid>,
     /// Groups (each with its subtree) and single users, when no pre-check is named.
-    #[schema(example = json!([{"kind": "group", "id": "g-0000001"}]), max_items = 10000)]
+    #[schema(example = json!([{"kind": "group", "id": "g-0000001"}]), min_items = 1, max_items = 10000)]
     #[validate(length(min = 1, max = 10000, message = "a selection names 1 to 10000 nodes"), nested)]
     pub selection: Option<Vec<Node>>,
     /// Plan again from the current snapshot even though the pre-check is older than it

@@ -21,7 +21,7 @@ use crate::auth::Partner;
 use crate::db::events::{self as log, NewEvent};
 use crate::db::migrations::{self as store, ItemFilter};
 use crate::db::{prechecks, workspaces};
-use crate::error::ApiError;
+use crate::error::{ApiError, FieldError};
 use crate::jobs::{NewJob, migration, queue};
 pub use dto::*;
 
@@ -90,7 +90,7 @@ fn partner_event(partner: &Partner, migration_id: Uuid, kind: &str, message: Str
     request_body = CreateMigration,
     params(
         ("id" = Uuid, Path, description = "Workspace id"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Retry key, 1 to 255 visible ASCII characters, remembered 24 hours"),
+        IdempotencyKey,
     ),
     responses(
         (status = 202, description = "Started", body = Migration, headers(("Location" = String, description = "The migration"))),
@@ -125,15 +125,17 @@ async fn create_migration(
     let selection = match (request.precheck_id, &request.selection) {
         (None, None) => return Err(ApiError::invalid_field("/selection", "Name a pre-check (precheck_id) or a selection.")),
         (Some(precheck_id), selection) => {
+            let unknown = || FieldError { pointer: "/precheck_id".into(), detail: "No such pre-check in this workspace.".into() };
             let precheck = prechecks::find(&state.db, partner.tenant_id, workspace.id, precheck_id)
                 .await?
-                .ok_or_else(|| ApiError::invalid_field("/precheck_id", "No such pre-check in this workspace."))?;
+                .ok_or_else(|| ApiError::conflict_at("unknown_precheck", "The workspace has no such pre-check.", vec![unknown()]))?;
             if precheck.completed_at.is_none() {
                 return Err(ApiError::conflict("precheck_not_ready", "The pre-check has not completed: wait for its operation."));
             }
             let planned: Vec<crate::domain::plan::Node> = serde_json::from_str(&precheck.selection).map_err(|e| ApiError::Internal(e.into()))?;
             if selection.as_ref().is_some_and(|s| *s != planned) {
-                return Err(ApiError::invalid_field("/selection", "The selection differs from the pre-check's: leave it out, or pre-check this selection."));
+                let differs = FieldError { pointer: "/selection".into(), detail: "The selection differs from the pre-check's.".into() };
+                return Err(ApiError::conflict_at("selection_differs", "The selection differs from the pre-check's: leave it out, or pre-check this selection.", vec![differs]));
             }
             let stale = precheck.snapshot_synced_at != Some(synced_at) || precheck.created_at < oldest;
             if stale && !request.replan {

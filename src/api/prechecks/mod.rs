@@ -17,7 +17,7 @@ use uuid::Uuid;
 use crate::api::docs;
 use crate::api::extract::ValidJson;
 use crate::api::idempotency::{self, CreateRequest, Created, IdempotencyKey, Start};
-use crate::api::paging::{PageParams, Paged, encode_cursor};
+use crate::api::paging::{PageParams, Paged, encode_cursor, invalid_cursor};
 use crate::app::AppState;
 use crate::auth::Partner;
 use crate::db::prechecks as store;
@@ -53,7 +53,7 @@ const MAX_CHANGES_LISTED: usize = 200;
     request_body = CreatePrecheck,
     params(
         ("id" = Uuid, Path, description = "Workspace id"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Retry key, 1 to 255 visible ASCII characters, remembered 24 hours"),
+        IdempotencyKey,
     ),
     responses(
         (status = 202, description = "Started", body = Precheck, headers(("Location" = String, description = "The pre-check"))),
@@ -120,18 +120,15 @@ async fn create_precheck(
         .await
 }
 
-/// 422 naming each node of `selection` that is not in the workspace's snapshot.
+/// 409 naming each node of `selection` that is not in the workspace's snapshot
+/// (a state, not a malformed request: a later sync may bring it).
 pub(crate) async fn check_selection(db: &sea_orm::DatabaseConnection, workspace_id: Uuid, selection: &[crate::domain::plan::Node]) -> Result<(), ApiError> {
     let missing = store::missing_nodes(db, workspace_id, selection).await?;
     if missing.is_empty() {
         return Ok(());
     }
-    Err(ApiError::Validation(
-        missing
-            .into_iter()
-            .map(|i| FieldError { pointer: format!("/selection/{i}"), detail: "No such group or user in this workspace's snapshot.".into() })
-            .collect(),
-    ))
+    let errors = missing.into_iter().map(|i| FieldError { pointer: format!("/selection/{i}"), detail: "No such group or user in this workspace's snapshot.".into() }).collect();
+    Err(ApiError::conflict_at("unknown_nodes", "The selection names groups or users that the workspace's snapshot does not have.", errors))
 }
 
 /// List the workspace's pre-checks, oldest first.
@@ -262,8 +259,12 @@ async fn get_section(
     let page = params.page()?;
     let (_, precheck) = find(&state, &partner, workspace_id, id).await?;
     completed(&precheck)?;
-    // The cursor holds the position of the next entry.
-    let offset = page.after.map_or(0, |c| c.as_u128() as u64);
+    // The cursor holds the position of the next entry: far below 2^32 in any report, so a
+    // larger one was not issued here (and would overflow the arithmetic below).
+    let offset = match page.after {
+        None => 0,
+        Some(position) => u32::try_from(position.as_u128()).map(u64::from).map_err(|_| invalid_cursor())?,
+    };
     let mut entries = store::entries(&state.db, precheck.id, section, offset, page.limit).await?;
     let more = entries.len() as u64 > page.limit;
     entries.truncate(page.limit as usize);

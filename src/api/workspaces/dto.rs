@@ -35,7 +35,7 @@ impl std::fmt::Debug for Secret {
 pub struct CreateWorkspace {
     /// A name for people, e.g. the partner's brand.
     #[validate(custom(function = "display_name"))]
-    #[schema(example = "Contoso Backup", min_length = 1, max_length = 200)]
+    #[schema(example = "Contoso Backup", min_length = 1, max_length = 200, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\u0000-\u0020\u007F-\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\u0000-\u001F\u007F-\u009F]*$")]
     pub name: String,
     #[validate(nested)]
     pub source: SourceCredentials,
@@ -69,11 +69,11 @@ impl Default for Limits {
 pub struct SourceCredentials {
     /// The BackupAgent server, http or https.
     #[validate(custom(function = "http_url"))]
-    #[schema(example = "https://backup.contoso.example", max_length = 2048)]
+    #[schema(example = "https://backup.contoso.example", format = "uri", max_length = 2048)]
     pub url: String,
     /// The top-level group's login.
     #[validate(custom(function = "login"))]
-    #[schema(example = "contoso-root", min_length = 1, max_length = 256)]
+    #[schema(example = "contoso-root", min_length = 1, max_length = 256, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\u0000-\u0020\u007F-\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\u0000-\u001F\u007F-\u009F]*$")]
     pub login: String,
     /// Stored encrypted; never returned.
     #[validate(custom(function = "secret"))]
@@ -88,10 +88,10 @@ pub struct SourceCredentials {
 pub struct TargetCredentials {
     /// The cloud datacenter, http or https (`/api/2` is added).
     #[validate(custom(function = "http_url"))]
-    #[schema(example = "https://eu2-cloud.acronis.com", max_length = 2048)]
+    #[schema(example = "https://eu2-cloud.acronis.com", format = "uri", max_length = 2048)]
     pub url: String,
     #[validate(custom(function = "login"))]
-    #[schema(example = "0b6e7d2a-1c1e-4d0e-9a55-7a8f6f1e2b3c", min_length = 1, max_length = 256)]
+    #[schema(example = "0b6e7d2a-1c1e-4d0e-9a55-7a8f6f1e2b3c", min_length = 1, max_length = 256, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\u0000-\u0020\u007F-\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\u0000-\u001F\u007F-\u009F]*$")]
     pub client_id: String,
     /// Stored encrypted; never returned.
     #[validate(custom(function = "secret"))]
@@ -105,7 +105,7 @@ pub struct TargetCredentials {
 #[validate(schema(function = "some_change"))]
 pub struct UpdateWorkspace {
     #[validate(custom(function = "display_name"))]
-    #[schema(min_length = 1, max_length = 200)]
+    #[schema(min_length = 1, max_length = 200, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\u0000-\u0020\u007F-\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\u0000-\u001F\u007F-\u009F]*$")]
     pub name: Option<String>,
     #[validate(nested)]
     pub source: Option<SourceCredentials>,
@@ -165,11 +165,11 @@ fn rule(code: &'static str, message: &'static str) -> ValidationError {
 }
 
 fn display_name(value: &str) -> Result<(), ValidationError> {
-    let length = value.trim().chars().count();
-    if length == 0 {
+    if value.trim().is_empty() {
         return Err(rule("blank", "must not be blank"));
     }
-    if length > 200 {
+    // Counted as sent (surrounding spaces too, which are trimmed off), as the document's maxLength counts.
+    if value.chars().count() > 200 {
         return Err(rule("too_long", "must be at most 200 characters"));
     }
     if value.chars().any(char::is_control) {

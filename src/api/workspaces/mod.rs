@@ -77,7 +77,7 @@ fn target(t: &TargetCredentials) -> CloudClient<'_> {
 #[utoipa::path(
     tag = "workspaces",
     request_body = CreateWorkspace,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Retry key, 1 to 255 visible ASCII characters, remembered 24 hours")),
+    params(IdempotencyKey),
     responses(
         (status = 201, description = "Connected", body = Workspace,
             headers(("Location" = String, description = "The new workspace"))),
