@@ -182,6 +182,10 @@ impl ResponseError for ApiError {
                 };
                 headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(value));
             }
+            // RFC 6750 §3.1: a valid token that lacks the access asked for.
+            Self::Forbidden(_) => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(r#"Bearer realm="migration-portal", error="insufficient_scope""#));
+            }
             Self::MethodNotAllowed(allowed) => {
                 if let Ok(value) = HeaderValue::from_str(&join_methods(allowed)) {
                     headers.insert(header::ALLOW, value);

@@ -91,7 +91,7 @@ macro_rules! problem_responses {
 problem_responses! {
     BadRequest => "The request cannot be read: malformed JSON, wrong types, missing or unknown fields, bad path or query parameters.",
     Unauthorized => "No bearer token, or one that is expired, not yet valid, for another issuer or audience, or badly signed.",
-    Forbidden => "The token is valid but grants no partner administrator access.",
+    Forbidden => "The token is valid but grants no partner administrator access (`WWW-Authenticate: Bearer error=\"insufficient_scope\"`).",
     NotFound => "No such resource for the caller's tenant.",
     Conflict => "The request clashes with the current state, e.g. an Idempotency-Key reused with another body.",
     PreconditionFailed => "If-Match names a version that is no longer current.",

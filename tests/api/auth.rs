@@ -7,12 +7,12 @@ use rsa::pkcs1::EncodeRsaPublicKey;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::helpers::{Backend, assert_problem, logs, spawn_app, spawn_app_with, test_keys};
+use crate::helpers::{Backend, TestApp, assert_problem, logs, spawn_app, spawn_app_with, test_keys};
 
 const PROTECTED: &str = "/api/v1/workspaces";
 
 /// Asserts a 401 that says no more than "invalid token", and returns the problem.
-async fn assert_invalid_token(app: &crate::helpers::TestApp, case: &str, token: &str) -> Value {
+async fn assert_invalid_token(app: &TestApp, case: &str, token: &str) -> Value {
     let response = app.get(PROTECTED, token).send().await.expect("request");
     let www = response.headers().get("www-authenticate").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
     assert!(www.starts_with("Bearer") && www.contains(r#"error="invalid_token""#), "{case}: WWW-Authenticate {www:?}");
@@ -111,29 +111,39 @@ async fn a_missing_or_non_bearer_authorization_is_401_without_an_error_code() {
     assert_problem(response, 401).await;
 }
 
+/// Asserts a 403 that names the missing scope (RFC 6750 §3.1), and returns the problem.
+async fn assert_forbidden(app: &TestApp, token: &str) -> Value {
+    let response = app.get(PROTECTED, token).send().await.expect("request");
+    let www = response.headers().get("www-authenticate").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+    assert_eq!(www, r#"Bearer realm="migration-portal", error="insufficient_scope""#);
+    assert_problem(response, 403).await
+}
+
 #[tokio::test]
-async fn a_valid_token_without_a_partner_scope_is_forbidden() {
-    let app = spawn_app(Backend::Sqlite).await;
-    let claims = with(app.idp.partner_claims(app.tenant, "user-1"), |c| {
-        c.insert("scope".into(), json!([{"tid": 1, "tuid": Uuid::new_v4().to_string(), "rs": "", "rn": "account-server", "role": "company_admin"}]));
-    });
-    assert_problem(app.get(PROTECTED, &app.idp.sign(&claims)).send().await.expect("request"), 403).await;
-    let claims = with(app.idp.partner_claims(app.tenant, "user-1"), |c| {
-        c.remove("scope");
-    });
-    assert_problem(app.get(PROTECTED, &app.idp.sign(&claims)).send().await.expect("request"), 403).await;
-    // The partner role of another resource server is not ours.
-    let claims = with(app.idp.partner_claims(app.tenant, "user-1"), |c| {
-        c.insert("scope".into(), json!([{"tid": 1, "tuid": app.tenant.to_string(), "rs": "", "rn": "other-service", "role": "partner_admin"}]));
-    });
-    assert_problem(app.get(PROTECTED, &app.idp.sign(&claims)).send().await.expect("request"), 403).await;
-    // Partner admin of two tenants: which workspaces to show is ambiguous, so none.
-    let claims = with(app.idp.partner_claims(app.tenant, "user-1"), |c| {
-        let entry = |t: Uuid| json!({"tid": 1, "tuid": t.to_string(), "rs": "", "rn": "account-server", "role": "partner_admin"});
-        c.insert("scope".into(), json!([entry(app.tenant), entry(Uuid::new_v4())]));
-    });
-    let problem = assert_problem(app.get(PROTECTED, &app.idp.sign(&claims)).send().await.expect("request"), 403).await;
-    assert!(problem["detail"].as_str().unwrap_or_default().contains("several tenants"), "{problem}");
+async fn a_valid_token_without_a_partner_scope_is_forbidden_with_insufficient_scope() {
+    for backend in Backend::enabled() {
+        let app = spawn_app(backend).await;
+        let claims = with(app.idp.partner_claims(app.tenant, "user-1"), |c| {
+            c.insert("scope".into(), json!([{"tid": 1, "tuid": Uuid::new_v4().to_string(), "rs": "", "rn": "account-server", "role": "company_admin"}]));
+        });
+        assert_forbidden(&app, &app.idp.sign(&claims)).await;
+        let claims = with(app.idp.partner_claims(app.tenant, "user-1"), |c| {
+            c.remove("scope");
+        });
+        assert_forbidden(&app, &app.idp.sign(&claims)).await;
+        // The partner role of another resource server is not ours.
+        let claims = with(app.idp.partner_claims(app.tenant, "user-1"), |c| {
+            c.insert("scope".into(), json!([{"tid": 1, "tuid": app.tenant.to_string(), "rs": "", "rn": "other-service", "role": "partner_admin"}]));
+        });
+        assert_forbidden(&app, &app.idp.sign(&claims)).await;
+        // Partner admin of two tenants: which workspaces to show is ambiguous, so none.
+        let claims = with(app.idp.partner_claims(app.tenant, "user-1"), |c| {
+            let entry = |t: Uuid| json!({"tid": 1, "tuid": t.to_string(), "rs": "", "rn": "account-server", "role": "partner_admin"});
+            c.insert("scope".into(), json!([entry(app.tenant), entry(Uuid::new_v4())]));
+        });
+        let problem = assert_forbidden(&app, &app.idp.sign(&claims)).await;
+        assert!(problem["detail"].as_str().unwrap_or_default().contains("several tenants"), "{problem}");
+    }
 }
 
 #[tokio::test]
