@@ -226,3 +226,32 @@ async fn cached_keys_keep_serving_while_the_issuer_is_down() {
         assert_eq!(app.get(PROTECTED, &app.token).send().await.expect("request").status(), 200);
     }
 }
+
+#[tokio::test]
+async fn the_identity_provider_fails_the_next_requests_it_is_told_to_and_says_how_many_are_left() {
+    let idp = migration_portal::sim::idp::IdentityProvider::start(std::net::SocketAddr::from(([127, 0, 0, 1], 0)), "aud", &test_keys()[0]).expect("idp");
+    let http = reqwest::Client::new();
+    let faults = format!("{}/sim/idp/faults", idp.issuer());
+    let put = |body: Value| http.put(&faults).json(&body).send();
+    assert_eq!(put(json!({"fail_keys": 2, "surprise": true})).await.expect("put").status(), 400, "unknown fields are refused");
+    let set: Value = put(json!({"fail_discovery": 1, "fail_keys": 2})).await.expect("put").json().await.expect("json");
+    assert_eq!(set, json!({"fail_discovery": 1, "fail_keys": 2, "answer": "unavailable"}));
+    let discovery = format!("{}/.well-known/openid-configuration", idp.issuer());
+    let keys = format!("{}/api/2/idp/keys", idp.issuer());
+    let failed = http.get(&discovery).send().await.expect("get");
+    assert_eq!((failed.status().as_u16(), failed.headers().get("retry-after").and_then(|v| v.to_str().ok())), (503, Some("1")));
+    assert_eq!(http.get(&discovery).send().await.expect("get").status(), 200, "one failure asked, one served");
+    assert_eq!(http.get(&keys).send().await.expect("get").status(), 503);
+    let left: Value = http.get(&faults).send().await.expect("get").json().await.expect("json");
+    assert_eq!((left["fail_discovery"].as_u64(), left["fail_keys"].as_u64()), (Some(0), Some(1)));
+    assert_eq!(http.get(&keys).send().await.expect("get").status(), 503);
+    let served: Value = http.get(&keys).send().await.expect("get").json().await.expect("json");
+    assert_eq!(served["keys"].as_array().map(Vec::len), Some(1));
+    put(json!({"fail_discovery": 1, "fail_keys": 1, "answer": "no_keys"})).await.expect("put");
+    let garbage = http.get(&discovery).send().await.expect("get");
+    assert_eq!(garbage.status(), 200);
+    assert!(serde_json::from_str::<Value>(&garbage.text().await.expect("text")).is_err(), "not JSON");
+    assert_eq!(http.get(&keys).send().await.expect("get").json::<Value>().await.expect("json"), json!({"keys": []}));
+    assert_eq!((idp.discovery_requests(), idp.jwks_requests()), (3, 4), "failed requests are counted too");
+    idp.stop().await;
+}
