@@ -3,7 +3,9 @@
 
 use std::collections::BTreeMap;
 use utoipa::openapi::content::Content;
+use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::response::{Response, ResponseBuilder};
+use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{Ref, RefOr};
 
@@ -31,7 +33,7 @@ Partner endpoints take the cloud's RS256 access token as `Authorization: Bearer 
     ),
     components(
         schemas(Problem, FieldError),
-        responses(BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PreconditionFailed, PayloadTooLarge, UnsupportedMediaType, Unprocessable, Internal, Unavailable)
+        responses(BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PreconditionFailed, PayloadTooLarge, UnsupportedMediaType, Unprocessable, Internal, Unavailable, IssuerUnavailable)
     ),
     modifiers(&BearerAuth)
 )]
@@ -102,6 +104,23 @@ problem_responses! {
     Unavailable => "A dependency (the database) is not reachable.",
 }
 
+/// 503 on the partner API: the token's signing key is not cached and the
+/// issuer's key set cannot be fetched now.
+pub struct IssuerUnavailable;
+
+impl<'r> ToResponse<'r> for IssuerUnavailable {
+    fn response() -> (&'r str, RefOr<Response>) {
+        let seconds = ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(1));
+        let retry_after = HeaderBuilder::new().schema(Some(seconds)).description(Some("Seconds to wait before sending the request again")).build();
+        let response = ResponseBuilder::new()
+            .description("The identity provider cannot be reached to fetch the key that signed the token (tokens signed with a key already known keep working); send the request again after `Retry-After` seconds.")
+            .content(PROBLEM_JSON, Content::new(Some(Ref::from_schema_name("Problem"))))
+            .header("Retry-After", retry_after)
+            .build();
+        ("IssuerUnavailable", response.into())
+    }
+}
+
 /// A set of the responses above, listed by status, for `responses(...)` of a path.
 macro_rules! response_sets {
     ($($(#[$doc:meta])* $set:ident { $($status:literal => $response:ident),* $(,)? })*) => {$(
@@ -117,7 +136,7 @@ macro_rules! response_sets {
 
 response_sets! {
     /// What any partner operation may answer.
-    PartnerErrors { "400" => BadRequest, "401" => Unauthorized, "403" => Forbidden, "500" => Internal }
+    PartnerErrors { "400" => BadRequest, "401" => Unauthorized, "403" => Forbidden, "500" => Internal, "503" => IssuerUnavailable }
     /// What an operation with a JSON body may answer besides.
     BodyErrors { "413" => PayloadTooLarge, "415" => UnsupportedMediaType, "422" => Unprocessable }
 }

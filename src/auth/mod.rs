@@ -17,7 +17,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 pub use agent::{Agent, require_agent};
-pub use jwks::JwksCache;
+pub use jwks::{JwksCache, MissingKey};
 
 use crate::app::AppState;
 use crate::error::ApiError;
@@ -50,6 +50,8 @@ pub enum Rejection {
     NoKeyId,
     #[error("no issuer key with this kid")]
     UnknownKey,
+    #[error("the kid is not cached and the issuer's key set cannot be fetched now")]
+    IssuerUnavailable { retry_after_secs: u64 },
     #[error("token refused: {0}")]
     Invalid(String),
     #[error("token grants no partner_admin scope")]
@@ -84,7 +86,10 @@ impl Authenticator {
             return Err(Rejection::Algorithm(format!("{:?}", header.alg)));
         }
         let kid = header.kid.ok_or(Rejection::NoKeyId)?;
-        let key = self.keys.key(&kid).await.ok_or(Rejection::UnknownKey)?;
+        let key = self.keys.key(&kid).await.map_err(|missing| match missing {
+            MissingKey::NotPublished => Rejection::UnknownKey,
+            MissingKey::IssuerUnavailable { retry_after } => Rejection::IssuerUnavailable { retry_after_secs: retry_after.as_secs_f64().ceil().max(1.0) as u64 },
+        })?;
         let data = decode::<Claims>(token, &key, &self.validation).map_err(|e| Rejection::Invalid(format!("{:?}", e.kind())))?;
         let tenant_id = match partner_tenants(&data.claims.scope).as_slice() {
             [] => return Err(Rejection::NoPartnerScope),
@@ -149,6 +154,7 @@ pub async fn require_partner<B: MessageBody + 'static>(
                     ApiError::Forbidden("The token grants partner administrator access on several tenants; use a token for one tenant.")
                 }
                 Rejection::Missing => ApiError::Unauthorized { credentials_present: false },
+                Rejection::IssuerUnavailable { retry_after_secs } => ApiError::IssuerUnavailable { retry_after_secs },
                 _ => ApiError::Unauthorized { credentials_present: true },
             };
             Ok(req.error_response(error))
