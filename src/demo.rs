@@ -33,10 +33,12 @@ pub struct DemoOptions {
     pub exit: bool,
     /// Once the walk-through is over, write a Postman environment for `postman/` here.
     pub postman_env: Option<PathBuf>,
+    /// Print every answer's JSON body; otherwise one line per request.
+    pub verbose: bool,
 }
 
 pub async fn run(mut config: Config, options: DemoOptions) -> anyhow::Result<()> {
-    let DemoOptions { port, exit, postman_env } = options;
+    let DemoOptions { port, exit, postman_env, verbose } = options;
     // Whoever waits for the environment must not find an earlier run's.
     if let Some(path) = &postman_env {
         let _ = std::fs::remove_file(path);
@@ -75,11 +77,14 @@ pub async fn run(mut config: Config, options: DemoOptions) -> anyhow::Result<()>
     let token = client_credentials_token(&http, &cloud.base_url(), &partner.client_id, &partner.client_secret).await?;
     let other_tenant = cloud.idp().partner_token(Uuid::new_v4());
     let (source_login, source_password) = source.credentials();
-    let walk = Walk { http, base: base.clone() };
+    let walk = Walk { http, base: base.clone(), verbose };
 
     println!("\n== Migration Portal demo ==");
     println!("cloud simulator {} (identity provider too); partner tenant {}", cloud.base_url(), partner.tenant_id);
     println!("BackupAgent simulator {} (top-level group login {source_login})", source.base_url());
+    if !verbose {
+        println!("(one line per request: method, path, status and the gist of the answer; --verbose prints every JSON body)");
+    }
     let body = json!({
         "name": "Contoso Backup",
         "source": {"url": source.base_url(), "login": source_login, "password": source_password},
@@ -280,6 +285,7 @@ fn progress_bar(machines: &Value) -> String {
 struct Walk {
     http: Client,
     base: String,
+    verbose: bool,
 }
 
 impl Walk {
@@ -288,8 +294,8 @@ impl Walk {
         for _ in 0..3000 {
             let value: Value = self.http.get(format!("{}{operation}", self.base)).bearer_auth(token).send().await?.json().await?;
             if value["done"] == true {
-                println!("\nGET {operation} -> done");
-                println!("{}", serde_json::to_string_pretty(&value)?);
+                let outcome = if value["error"].is_object() { gist(&value["error"]) } else { compact(&value["response"]) };
+                self.show(&format!("GET {operation} -> done: {outcome}"), &value)?;
                 return Ok(value);
             }
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
@@ -299,15 +305,32 @@ impl Walk {
 
     /// Polls the migration until its machine counts stop changing for three seconds,
     /// showing the counts as they move; answers the migration.
+    /// Verbose, every change is a line; otherwise a terminal sees one line redrawn,
+    /// and a log a line every five seconds at most and the last.
     async fn settle(&self, migration: &str, token: &str) -> anyhow::Result<Value> {
-        let (mut last, mut still_since) = (Value::Null, std::time::Instant::now());
+        use std::io::{IsTerminal, Write};
+        let redraw = !self.verbose && std::io::stdout().is_terminal();
+        let (mut last, mut still_since, mut printed_at) = (Value::Null, std::time::Instant::now(), None::<std::time::Instant>);
         for _ in 0..1200 {
             let value: Value = self.http.get(format!("{}{migration}", self.base)).bearer_auth(token).send().await?.json().await?;
             if value["machines"] != last {
-                println!("{}", progress_bar(&value["machines"]));
+                let bar = progress_bar(&value["machines"]);
+                if redraw {
+                    print!("\r{bar}");
+                    let _ = std::io::stdout().flush();
+                } else if self.verbose || printed_at.is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(5)) {
+                    println!("{bar}");
+                    printed_at = Some(std::time::Instant::now());
+                }
                 last = value["machines"].clone();
                 still_since = std::time::Instant::now();
             } else if still_since.elapsed() > std::time::Duration::from_secs(3) {
+                let shown_last = redraw || printed_at.is_some_and(|t| t >= still_since);
+                if redraw {
+                    println!();
+                } else if !shown_last {
+                    println!("{}", progress_bar(&last));
+                }
                 return Ok(value);
             }
             tokio::time::sleep(std::time::Duration::from_millis(250)).await;
@@ -345,9 +368,53 @@ impl Walk {
         let status = response.status();
         let replayed = response.headers().contains_key("idempotent-replayed");
         let value: Value = if status == StatusCode::NO_CONTENT { Value::Null } else { response.json().await.unwrap_or(Value::Null) };
-        println!("\n{method} {path} -> {status}{}", if replayed { " (replayed)" } else { "" });
-        println!("{}", serde_json::to_string_pretty(&value)?);
+        let replayed = if replayed { " (replayed)" } else { "" };
+        self.show(&format!("{method} {path} -> {status}{replayed}: {}", gist(&value)), &value)?;
         Ok(value)
+    }
+
+    /// One line, or (verbose) the line and the whole body after a blank line.
+    fn show(&self, line: &str, body: &Value) -> anyhow::Result<()> {
+        if self.verbose {
+            println!("\n{line}\n{}", serde_json::to_string_pretty(body)?);
+        } else {
+            println!("{}", line.trim_end_matches(": "));
+        }
+        Ok(())
+    }
+}
+
+/// What an answer says, in a few words: a problem's code and detail, a page's
+/// size, an object's id and state, or the body itself when it is small.
+fn gist(value: &Value) -> String {
+    let text = |key: &str| value[key].as_str().map(str::to_string);
+    if let (Some(code), Some(detail)) = (text("code"), text("detail")) {
+        return format!("{code}: {detail}");
+    }
+    if let Some(checks) = value["checks"].as_array() {
+        let each: Vec<String> = checks.iter().map(|c| format!("{} {}", c["name"].as_str().unwrap_or("?"), c["status"].as_str().unwrap_or("?"))).collect();
+        return format!("passed: {}; {}", value["passed"], each.join(", "));
+    }
+    if let Some(items) = value["items"].as_array() {
+        let more = if value["next_cursor"].is_string() { ", more on the next page" } else { "" };
+        return format!("{} items{more}", items.len());
+    }
+    match (text("id"), text("status").or_else(|| text("state"))) {
+        (Some(id), Some(status)) => format!("id {id}, {status}"),
+        (Some(id), None) => format!("id {id}"),
+        _ => compact(value),
+    }
+}
+
+/// The body on one line, cut at 120 characters.
+fn compact(value: &Value) -> String {
+    if value.is_null() {
+        return String::new();
+    }
+    let text = value.to_string();
+    match text.char_indices().nth(120) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text,
     }
 }
 

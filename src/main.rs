@@ -50,6 +50,9 @@ enum Command {
         /// Write a Postman environment for the collection in `postman/` to this file once the demo is ready.
         #[arg(long, value_name = "PATH")]
         postman_env: Option<PathBuf>,
+        /// Print every answer's JSON body, not only its request line, status and gist.
+        #[arg(long)]
+        verbose: bool,
     },
 }
 
@@ -180,7 +183,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&fleet.truth())?);
             fleet.stop().await;
         }
-        Command::Demo { port, exit, postman_env } => demo::run(config, demo::DemoOptions { port, exit, postman_env }).await?,
+        Command::Demo { port, exit, postman_env, verbose } => demo::run(config, demo::DemoOptions { port, exit, postman_env, verbose }).await?,
     }
     Ok(())
 }

@@ -20,6 +20,8 @@ pub struct Model {
     /// The agent's one-time registration token, sealed; made at its first `migrate` instructions.
     pub registration_token: Option<Vec<u8>>,
     pub registration_expires_at: Option<DateTimeUtc>,
+    /// The cloud's id of that token (to revoke it once a renewed one is kept).
+    pub registration_token_id: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

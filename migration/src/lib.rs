@@ -18,6 +18,7 @@ mod m20261129_000013_add_registration_tokens;
 mod m20261129_000014_add_machine_watch;
 mod m20261129_000015_create_webhooks;
 mod m20261129_000016_add_precheck_options;
+mod m20261201_000017_add_registration_claims;
 
 pub struct Migrator;
 
@@ -41,6 +42,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000014_add_machine_watch::Migration),
             Box::new(m20261129_000015_create_webhooks::Migration),
             Box::new(m20261129_000016_add_precheck_options::Migration),
+            Box::new(m20261201_000017_add_registration_claims::Migration),
         ]
     }
 }

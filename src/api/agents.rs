@@ -25,7 +25,6 @@ use crate::api::docs;
 use crate::api::extract::ValidJson;
 use crate::app::AppState;
 use crate::auth::{Agent, require_agent};
-use crate::connectors::target::TargetApi;
 use crate::db::agents as store;
 use crate::db::events::{self, NewEvent};
 use crate::domain::agent::{Outcome, Report, Status, readiness_on_check_in, report};
@@ -176,7 +175,7 @@ const CLIENT_VERSION: &str = "x-client-version";
         (status = 401, response = docs::Unauthorized),
         (status = 404, response = docs::NotFound),
         (status = 429, description = "Overloaded: check in again after `Retry-After` seconds"),
-        (status = 503, description = "The cloud did not issue the machine's registration token: check in again later", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 503, response = docs::Unavailable),
     ),
     security(("agent_token" = []))
 )]
@@ -259,42 +258,11 @@ async fn client_reported(state: &AppState, machine: &mut store::MachineRow, vers
     Ok(())
 }
 
-/// How long a registration token lives; a new one is made when less than a day is left.
-const REGISTRATION_DAYS: i64 = 7;
-
-/// The machine's registration: the cloud's address and its one-time token, made
-/// (through the workspace's cloud client) at its first `migrate` instructions and
-/// kept sealed. `None` for a machine with no target yet.
+/// The machine's registration: the cloud's address and its one-time token (see
+/// [`super::registration`]: at most one live token per machine). `None` for a
+/// machine with no target yet.
 async fn registration(state: &AppState, workspace_id: Uuid, machine: &store::MachineRow) -> Result<Option<Value>, ApiError> {
-    let Some((target_user, target_tenant)) = machine.target else { return Ok(None) };
-    let context = format!("machine_assignments:{workspace_id}:{}:registration_token", machine.machine_id);
-    let fresh = |expires: &chrono::DateTime<Utc>| *expires > Utc::now() + chrono::Duration::days(1);
-    let mut kept = machine.registration.clone().filter(|(_, expires)| fresh(expires));
-    if kept.is_none() {
-        let unavailable = |e: &dyn std::fmt::Display| {
-            tracing::warn!(error = %e, machine = %machine.machine_id, "no registration token from the cloud");
-            ApiError::Unavailable("The cloud did not issue a registration token: check in again later.")
-        };
-        // The workspace is read only to make a token, not on every poll.
-        let workspace = entity::workspace::Entity::find_by_id(workspace_id).one(&state.db).await?.ok_or(ApiError::NotFound)?;
-        let clients = state.clients.clients(&workspace, &state.secrets).map_err(|e| unavailable(&e))?;
-        let user = clients.target.user(target_user).await.map_err(|e| unavailable(&e))?;
-        let bound_to = user.personal_tenant_id.unwrap_or(target_tenant);
-        let scopes = vec![format!("urn:acronis.com:tenant-id:{bound_to}:backup_agent_admin")];
-        let lifetime = std::time::Duration::from_secs(REGISTRATION_DAYS as u64 * 86_400);
-        let token = clients.target.create_registration_token(target_tenant, lifetime, &scopes).await.map_err(|e| unavailable(&e))?;
-        let sealed = {
-            use secrecy::ExposeSecret;
-            state.secrets.seal(token.token.expose_secret(), &context).map_err(|e| ApiError::Internal(e.into()))?
-        };
-        store::keep_registration(&state.db, workspace_id, &machine.machine_id, sealed, token.expires_at).await?;
-        // Another check-in may have stored its token first: hand out the one kept.
-        kept = store::machine(&state.db, workspace_id, &machine.machine_id).await?.and_then(|m| m.registration);
-    }
-    let Some((sealed, expires_at)) = kept else { return Ok(None) };
-    let token = state.secrets.open(&sealed, &context).map_err(|e| ApiError::Internal(e.into()))?;
-    use secrecy::ExposeSecret;
-    Ok(Some(json!({"address": machine.target_url, "token": token.expose_secret(), "expires_at": expires_at})))
+    super::registration::machine_registration(state, workspace_id, machine).await
 }
 
 /// A strong ETag over what the instructions say (the jittered poll time left out).

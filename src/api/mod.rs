@@ -14,6 +14,7 @@ mod migrations;
 pub mod operations;
 pub mod paging;
 pub(crate) mod prechecks;
+mod registration;
 mod webhooks;
 mod workspaces;
 

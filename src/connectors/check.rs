@@ -252,6 +252,12 @@ mod tests {
         async fn create_registration_token(&self, _: Uuid, _: Duration, _: &[String]) -> Result<RegistrationToken, ConnectorError> {
             Err(down())
         }
+        async fn registration_tokens(&self, _: Uuid) -> Result<Vec<RegistrationToken>, ConnectorError> {
+            Err(down())
+        }
+        async fn revoke_registration_token(&self, _: &str) -> Result<(), ConnectorError> {
+            Err(down())
+        }
         async fn create_protection_plan(&self, _: &Value) -> Result<Value, ConnectorError> {
             Err(down())
         }

@@ -445,11 +445,15 @@ fn retry_after(response: &Response) -> Option<Duration> {
     Some((at.with_timezone(&chrono::Utc) - chrono::Utc::now()).to_std().unwrap_or_default())
 }
 
-/// Both systems answer `{"error": {"code": …, "message": …}}`; anything else keeps the status.
+/// Both systems answer `{"error": {"code": …, "message": …}}`; the cloud's token
+/// endpoint answers `{"error": "access_denied", "error_description": …}` (its
+/// `tokenError`); anything else keeps the status.
 fn remote_error(system: &'static str, status: StatusCode, body: &[u8]) -> ConnectorError {
     #[derive(Deserialize)]
-    struct Body {
-        error: Detail,
+    #[serde(untagged)]
+    enum Body {
+        Api { error: Detail },
+        OAuth { error: String, error_description: Option<String> },
     }
     #[derive(Deserialize)]
     struct Detail {
@@ -457,10 +461,11 @@ fn remote_error(system: &'static str, status: StatusCode, body: &[u8]) -> Connec
         message: Option<String>,
     }
     let (code, message) = match serde_json::from_slice::<Body>(body) {
-        Ok(Body { error }) => (
+        Ok(Body::Api { error }) => (
             error.code.map(|c| c.as_str().map_or_else(|| c.to_string(), str::to_string)),
             error.message.unwrap_or_default(),
         ),
+        Ok(Body::OAuth { error, error_description }) => (Some(error), error_description.unwrap_or_default()),
         Err(_) => (None, status.canonical_reason().unwrap_or("error").to_string()),
     };
     ConnectorError::Remote { system, status: status.as_u16(), code, message }

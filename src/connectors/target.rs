@@ -1,5 +1,11 @@
-//! The cloud's Account Management API v2 (`../shared/cloud-api.md`): tenants,
-//! users, roles, activation, passwords, registration tokens, protection plans.
+//! The cloud's Account Management API v2, as its published document has it
+//! (`openapi/acronis-account-management-v2.json`; `docs/cloud-contract.md` says what
+//! the platform does where the document is loose): tenants, users, roles,
+//! activation, passwords, registration tokens, protection plans.
+//!
+//! Answers are read leniently: only what the document requires is required, and
+//! every value the document allows is accepted (a `root` tenant, a date without
+//! a time zone, a token answer without `expires_on`).
 //!
 //! Creates are never retried blindly: `ensure_tenant` and `ensure_user` look up
 //! by `internal_tag` / `external_id` and login before each create, so a create
@@ -28,9 +34,12 @@ const MIN_TOKEN_LIFE: Duration = Duration::from_secs(60);
 /// `GET /users?uuids=` and `GET /tenants?uuids=` take at most this many.
 const UUIDS_PER_REQUEST: usize = 100;
 
+/// The document's `tenantKind`.
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum TenantKind {
+    /// The platform's own top tenant (an API client of a root admin sees it).
+    Root,
     Partner,
     Folder,
     Customer,
@@ -43,8 +52,30 @@ pub struct Tenant {
     pub version: i64,
     pub name: String,
     pub kind: TenantKind,
+    /// A string in the document; one that is not a uuid reads as none.
+    #[serde(default, deserialize_with = "lenient_uuid")]
     pub parent_id: Option<Uuid>,
     pub internal_tag: Option<String>,
+}
+
+fn lenient_uuid<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<Uuid>, D::Error> {
+    let text: Option<String> = Option::deserialize(deserializer)?;
+    Ok(text.and_then(|t| Uuid::parse_str(&t).ok()))
+}
+
+/// A date as the document's `item1` pattern allows it: RFC 3339, or without a
+/// time zone (then UTC).
+pub fn cloud_time(text: &str) -> Option<DateTime<Utc>> {
+    let text = text.trim();
+    if let Ok(at) = DateTime::parse_from_rfc3339(text) {
+        return Some(at.with_timezone(&Utc));
+    }
+    chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f").ok().map(|at| at.and_utc())
+}
+
+fn lenient_time<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<DateTime<Utc>, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    cloud_time(&text).ok_or_else(|| serde::de::Error::custom("a date that is not RFC 3339"))
 }
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
@@ -118,11 +149,27 @@ pub struct TokenInfo {
     pub expires_at: DateTime<Utc>,
 }
 
+/// An agent registration token (the document's `registrationToken`).
+#[derive(Clone, Debug, Deserialize)]
 pub struct RegistrationToken {
+    /// An integer in the document; kept as its text.
+    #[serde(deserialize_with = "id_text")]
     pub id: String,
     /// Reaches only the agent of its machine.
     pub token: SecretString,
+    #[serde(deserialize_with = "lenient_time")]
+    pub created_at: DateTime<Utc>,
+    #[serde(deserialize_with = "lenient_time")]
     pub expires_at: DateTime<Utc>,
+    #[serde(default)]
+    pub scopes: Vec<String>,
+}
+
+fn id_text<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    Ok(match Value::deserialize(deserializer)? {
+        Value::String(text) => text,
+        other => other.to_string(),
+    })
 }
 
 /// What the service asks of the cloud.
@@ -156,7 +203,12 @@ pub trait TargetApi: Send + Sync {
     async fn grant_role(&self, user: &User, role: Role, tenant_id: Uuid) -> Result<(), ConnectorError>;
     async fn send_activation_email(&self, user_id: Uuid) -> Result<(), ConnectorError>;
     async fn set_password(&self, user_id: Uuid, password: &SecretString) -> Result<(), ConnectorError>;
+    /// One create attempt: an error after the request was sent may hide a token made.
     async fn create_registration_token(&self, tenant_id: Uuid, expires_in: Duration, scopes: &[String]) -> Result<RegistrationToken, ConnectorError>;
+    /// The live registration tokens of a tenant, codes included.
+    async fn registration_tokens(&self, tenant_id: Uuid) -> Result<Vec<RegistrationToken>, ConnectorError>;
+    /// Revokes a registration token; one already gone counts as revoked.
+    async fn revoke_registration_token(&self, id: &str) -> Result<(), ConnectorError>;
     async fn create_protection_plan(&self, policy: &Value) -> Result<Value, ConnectorError>;
 }
 
@@ -207,10 +259,12 @@ impl TargetClient {
         if let Some(token) = cached.as_ref().filter(|t| Instant::now() < t.renew_at) {
             return Ok(token.value.clone());
         }
+        /// The document's `token`: only `access_token`, `token_type` and `id_token` are required.
         #[derive(Deserialize)]
         struct Answer {
             access_token: SecretString,
-            expires_on: i64,
+            expires_on: Option<i64>,
+            expires_in: Option<i64>,
         }
         let url = self.url("/api/2/idp/token");
         let reply = send(SYSTEM, "get_token", &self.policy, &self.throttle, Replay::Safe, || {
@@ -221,8 +275,8 @@ impl TargetClient {
         })
         .await?;
         let answer: Answer = decode(SYSTEM, &reply.body)?;
-        // `expires_on` is the issuer's clock; a skewed local clock must not make every call fetch a token.
-        let lifetime = Duration::from_secs(u64::try_from(answer.expires_on - Utc::now().timestamp()).unwrap_or(0)).max(MIN_TOKEN_LIFE);
+        let exp = token_claims(&answer.access_token).and_then(|c| c["exp"].as_i64());
+        let lifetime = token_lifetime(answer.expires_in, answer.expires_on, exp, Utc::now().timestamp());
         let renew_at = Instant::now() + lifetime.saturating_sub(TOKEN_MARGIN).max(lifetime / 2);
         *cached = Some(CachedToken { value: answer.access_token.clone(), renew_at });
         Ok(answer.access_token)
@@ -303,6 +357,15 @@ impl TargetClient {
     }
 }
 
+/// How long a token answer's token lives, from the first the answer gives of
+/// `expires_in`, `expires_on` and the token's own `exp` (the last two are the
+/// issuer's clock: a skewed local clock must not make every call fetch a token).
+/// Without any, or with one already past, [`MIN_TOKEN_LIFE`].
+fn token_lifetime(expires_in: Option<i64>, expires_on: Option<i64>, exp: Option<i64>, now: i64) -> Duration {
+    let secs = expires_in.or_else(|| expires_on.or(exp).map(|at| at - now)).unwrap_or(0);
+    Duration::from_secs(u64::try_from(secs).unwrap_or(0)).max(MIN_TOKEN_LIFE)
+}
+
 /// The user with this `external_id`.
 fn matching_user(users: &[User], external_id: &str) -> Option<User> {
     users.iter().find(|u| u.external_id.as_deref() == Some(external_id)).cloned()
@@ -343,10 +406,11 @@ impl TargetApi for TargetClient {
         let mut tenants = Vec::new();
         let mut after: Option<String> = None;
         loop {
-            let mut query = vec![("parent_id", parent_id.to_string())];
-            if let Some(after) = &after {
-                query.push(("after", after.clone()));
-            }
+            // The cursor encodes the listing's filter: a next page is asked by `after` alone.
+            let query = match &after {
+                Some(after) => vec![("after", after.clone())],
+                None => vec![("parent_id", parent_id.to_string())],
+            };
             let page: Page = self.get_json("list_tenants", "/api/2/tenants", &query).await?;
             let empty = page.items.is_empty();
             tenants.extend(page.items);
@@ -438,18 +502,23 @@ impl TargetApi for TargetClient {
             return Ok(());
         }
         let nil = Uuid::nil().to_string();
+        // The document's PUT body is its read shape (`accessPoliciesList`): every item
+        // with its stamps, and the list's `timestamp`. A new item's stamps are ours.
+        let now = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         items.push(json!({
             "id": nil, "issuer_id": nil, "role_id": role.id(), "tenant_id": tenant_id.to_string(),
             "trustee_id": user.id.to_string(), "trustee_type": "user", "version": 0,
+            "created_at": now, "updated_at": now, "deleted_at": null,
         }));
         let url = self.url(&path);
-        let body = json!({ "items": items });
+        let body = json!({ "timestamp": current["timestamp"].as_str().unwrap_or(&now), "items": items });
         self.call("set_access_policies", Replay::Safe, || self.http.put(&url).json(&body)).await.map(drop)
     }
 
     async fn send_activation_email(&self, user_id: Uuid) -> Result<(), ConnectorError> {
         let url = self.url(&format!("/api/2/users/{user_id}/send-activation-email"));
-        self.call("send_activation_email", Replay::OnlyIfNotProcessed, || self.http.post(&url).json(&json!({}))).await.map(drop)
+        // The document declares no body for it.
+        self.call("send_activation_email", Replay::OnlyIfNotProcessed, || self.http.post(&url)).await.map(drop)
     }
 
     async fn set_password(&self, user_id: Uuid, password: &SecretString) -> Result<(), ConnectorError> {
@@ -459,24 +528,88 @@ impl TargetApi for TargetClient {
     }
 
     async fn create_registration_token(&self, tenant_id: Uuid, expires_in: Duration, scopes: &[String]) -> Result<RegistrationToken, ConnectorError> {
-        #[derive(Deserialize)]
-        struct Answer {
-            id: Value,
-            token: SecretString,
-            expires_at: DateTime<Utc>,
-        }
         let url = self.url(&format!("/api/2/tenants/{tenant_id}/registration_tokens"));
         let body = json!({"expires_in": expires_in.as_secs(), "scopes": scopes});
         // A lost answer would leave a live token nobody knows of: never sent twice blindly.
         let reply = self.call("create_registration_token", Replay::OnlyIfNotProcessed, || self.http.post(&url).json(&body)).await?;
-        let answer: Answer = decode(SYSTEM, &reply.body)?;
-        let id = answer.id.as_str().map_or_else(|| answer.id.to_string(), str::to_string);
-        Ok(RegistrationToken { id, token: answer.token, expires_at: answer.expires_at })
+        decode(SYSTEM, &reply.body)
+    }
+
+    async fn registration_tokens(&self, tenant_id: Uuid) -> Result<Vec<RegistrationToken>, ConnectorError> {
+        #[derive(Deserialize)]
+        struct Items {
+            items: Vec<RegistrationToken>,
+        }
+        let listed: Items = self.get_json("list_registration_tokens", &format!("/api/2/tenants/{tenant_id}/registration_tokens"), &[]).await?;
+        Ok(listed.items)
+    }
+
+    async fn revoke_registration_token(&self, id: &str) -> Result<(), ConnectorError> {
+        let url = self.url(&format!("/api/2/registration_tokens/{id}"));
+        // Revoking twice is harmless: retried on any transient failure, and a 404 means it is gone.
+        match self.call("revoke_registration_token", Replay::Safe, || self.http.delete(&url)).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_status(404) => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     async fn create_protection_plan(&self, policy: &Value) -> Result<Value, ConnectorError> {
         let url = self.url("/api/policy_management/v4/policies");
         let reply = self.call("create_protection_plan", Replay::OnlyIfNotProcessed, || self.http.post(&url).json(policy)).await?;
         decode(SYSTEM, &reply.body)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_lives_as_long_as_the_first_expiry_the_answer_gives() {
+        let now = 1_000_000;
+        let cases = [
+            ((Some(7200), Some(now + 60), None), 7200),
+            ((None, Some(now + 3600), Some(now + 60)), 3600),
+            ((None, None, Some(now + 1800)), 1800),
+            ((None, None, None), MIN_TOKEN_LIFE.as_secs()),
+            ((None, Some(now - 10), None), MIN_TOKEN_LIFE.as_secs()),
+            ((Some(5), None, None), MIN_TOKEN_LIFE.as_secs()),
+        ];
+        for ((expires_in, expires_on, exp), secs) in cases {
+            assert_eq!(token_lifetime(expires_in, expires_on, exp, now), Duration::from_secs(secs), "{expires_in:?} {expires_on:?} {exp:?}");
+        }
+    }
+
+    #[test]
+    fn dates_are_read_with_or_without_a_time_zone() {
+        let utc = |s: &str| DateTime::parse_from_rfc3339(s).expect("date").with_timezone(&Utc);
+        let cases = [
+            ("2022-04-05T18:46:45Z", Some(utc("2022-04-05T18:46:45Z"))),
+            ("2022-04-05T18:46:45", Some(utc("2022-04-05T18:46:45Z"))),
+            ("2022-04-05T18:46:45.250", Some(utc("2022-04-05T18:46:45.250Z"))),
+            ("2022-04-05T20:46:45+02:00", Some(utc("2022-04-05T18:46:45Z"))),
+            ("05/04/2022", None),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(cloud_time(text), expected, "{text}");
+        }
+    }
+
+    #[test]
+    fn answers_the_document_allows_are_read() {
+        // The document's own example of a registration token: an integer id, dates without a zone in other answers.
+        let token: RegistrationToken = serde_json::from_value(json!({
+            "id": 2, "token": "27F9-5234-41C3", "tenant_id": "11", "tenant_uuid": "4b07e4a1-a49b-4d4e-b8f2-253f1fef98ad",
+            "created_at": "2022-04-02T18:46:45", "expires_at": "2022-04-05T18:46:45Z",
+            "scopes": ["urn:acronis.com:tenant-id:734fe814-748a-41cb-8a94-60e18fb3c442:backup_agent_admin"],
+        }))
+        .expect("registration token");
+        assert_eq!((token.id.as_str(), token.expires_at - token.created_at), ("2", chrono::Duration::days(3)));
+        let root: Tenant = serde_json::from_value(json!({"id": Uuid::nil(), "version": 3, "name": "Platform", "kind": "root", "parent_id": "", "internal_tag": null}))
+            .expect("root tenant");
+        assert_eq!((root.kind, root.parent_id), (TenantKind::Root, None));
+        let refused = super::super::remote_error(SYSTEM, reqwest::StatusCode::UNAUTHORIZED, br#"{"error": "access_denied", "error_description": "wrong secret"}"#);
+        assert_eq!((refused.remote_code(), refused.to_string().contains("wrong secret")), (Some("access_denied"), true));
     }
 }

@@ -62,11 +62,13 @@ pub struct MachineRow {
     pub target: Option<(Uuid, Uuid)>,
     /// The sealed one-time registration token and its expiry.
     pub registration: Option<(Vec<u8>, DateTime<Utc>)>,
+    /// The cloud's id of that token.
+    pub registration_token_id: Option<String>,
 }
 
 const MACHINE_COLUMNS: &str = "SELECT m.workspace_id, w.target_url, m.source_id, m.parent_source_id, m.data, m.readiness, m.migration_state, m.migration_phase, m.last_report_seq, \
      m.error_code, m.error_message, m.state_changed_at, m.last_check_in_at, m.reported_client_version, m.not_seen_at, a.plans, \
-     a.target_user_id, a.target_tenant_id, a.registration_token, a.registration_expires_at \
+     a.target_user_id, a.target_tenant_id, a.registration_token, a.registration_expires_at, a.registration_token_id \
      FROM source_machines m JOIN workspaces w ON w.id = m.workspace_id \
      LEFT JOIN machine_assignments a ON a.workspace_id = m.workspace_id AND a.machine_id = m.source_id";
 
@@ -96,6 +98,7 @@ fn parse(row: sea_orm::QueryResult) -> Result<MachineRow, DbErr> {
         plans: plans.and_then(|p| serde_json::from_str(&p).ok()),
         target: row.try_get::<Option<Uuid>>("", "target_user_id")?.zip(row.try_get::<Option<Uuid>>("", "target_tenant_id")?),
         registration: row.try_get::<Option<Vec<u8>>>("", "registration_token")?.zip(row.try_get::<Option<DateTime<Utc>>>("", "registration_expires_at")?),
+        registration_token_id: row.try_get("", "registration_token_id")?,
     })
 }
 
@@ -109,16 +112,43 @@ pub async fn client_reported(db: &impl ConnectionTrait, workspace_id: Uuid, mach
     .await
 }
 
-/// Keeps a machine's sealed registration token unless another request stored a
-/// valid one first (read the machine again for the one kept).
-pub async fn keep_registration(db: &impl ConnectionTrait, workspace_id: Uuid, machine_id: &str, sealed: Vec<u8>, expires_at: DateTime<Utc>) -> Result<(), DbErr> {
+/// Keeps a machine's sealed registration token, its expiry and the cloud's id of
+/// it, replacing the one it held (made under [`claim_registration`]).
+pub async fn keep_registration(db: &impl ConnectionTrait, workspace_id: Uuid, machine_id: &str, sealed: Vec<u8>, expires_at: DateTime<Utc>, token_id: &str) -> Result<(), DbErr> {
     execute(
         db,
-        "UPDATE machine_assignments SET registration_token = $1, registration_expires_at = $2 \
-         WHERE workspace_id = $3 AND machine_id = $4 AND (registration_token IS NULL OR registration_expires_at < $5)",
-        vec![sealed.into(), expires_at.into(), workspace_id.into(), machine_id.into(), Utc::now().into()],
+        "UPDATE machine_assignments SET registration_token = $1, registration_expires_at = $2, registration_token_id = $3 WHERE workspace_id = $4 AND machine_id = $5",
+        vec![sealed.into(), expires_at.into(), token_id.into(), workspace_id.into(), machine_id.into()],
     )
     .await
+}
+
+/// Claims the making of registration tokens for a cloud user's machines: true when
+/// `claim` holds it now (no one did, or the holder's claim is older than `stale_before`).
+pub async fn claim_registration(db: &impl ConnectionTrait, workspace_id: Uuid, target_user_id: Uuid, claim: Uuid, stale_before: DateTime<Utc>) -> Result<bool, DbErr> {
+    let sql = "INSERT INTO registration_claims (workspace_id, target_user_id, claim, claimed_at) VALUES ($1, $2, $3, $4) \
+               ON CONFLICT (workspace_id, target_user_id) DO UPDATE SET claim = excluded.claim, claimed_at = excluded.claimed_at \
+               WHERE registration_claims.claimed_at < $5";
+    let values = vec![workspace_id.into(), target_user_id.into(), claim.into(), Utc::now().into(), stale_before.into()];
+    let result = db.execute_raw(statement(db.get_database_backend(), sql, values)).await?;
+    Ok(result.rows_affected() > 0)
+}
+
+/// Gives up a claim of [`claim_registration`] (one taken over meanwhile is left alone).
+pub async fn release_registration_claim(db: &impl ConnectionTrait, workspace_id: Uuid, target_user_id: Uuid, claim: Uuid) -> Result<(), DbErr> {
+    execute(
+        db,
+        "DELETE FROM registration_claims WHERE workspace_id = $1 AND target_user_id = $2 AND claim = $3",
+        vec![workspace_id.into(), target_user_id.into(), claim.into()],
+    )
+    .await
+}
+
+/// The cloud's ids of the registration tokens the machines of a cloud user hold, in any workspace.
+pub async fn held_registration_tokens(db: &impl ConnectionTrait, target_user_id: Uuid) -> Result<std::collections::HashSet<String>, DbErr> {
+    let sql = "SELECT registration_token_id FROM machine_assignments WHERE target_user_id = $1 AND registration_token_id IS NOT NULL";
+    let rows = query(db, sql, vec![target_user_id.into()]).await?;
+    rows.into_iter().map(|row| row.try_get::<String>("", "registration_token_id")).collect()
 }
 
 /// The machine an agent token belongs to, in one query (the check-in path).

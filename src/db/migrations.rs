@@ -404,6 +404,7 @@ pub async fn release_machines(
             released_at: Set(now),
             registration_token: Set(None),
             registration_expires_at: Set(None),
+            registration_token_id: Set(None),
         })
         .on_conflict(
             OnConflict::columns([machine_assignment::Column::WorkspaceId, machine_assignment::Column::MachineId])

@@ -1,4 +1,4 @@
-//! The cloud's identity provider, as `../shared/cloud-api.md` describes it:
+//! The cloud's identity provider, as `docs/cloud-contract.md` describes it:
 //! OIDC discovery, a JWKS at `/api/2/idp/keys`, a client-credentials token
 //! endpoint issuing RS256 JWTs with the cloud's claims, key rotation, and
 //! failures of discovery and the key set on demand ([`faults`]).
@@ -201,7 +201,8 @@ impl IdpState {
         JwkSet { keys: self.keys.read().unwrap_or_else(|e| e.into_inner()).iter().map(|k| k.jwk.clone()).collect() }
     }
 
-    fn client_token(&self, client_id: &str, secret: &str) -> Option<(String, i64)> {
+    /// An access token and an ID token (the document requires both in the answer) and their expiry.
+    fn client_token(&self, client_id: &str, secret: &str) -> Option<(String, String, i64)> {
         let (tenant_id, tid) = {
             let clients = self.clients.read().unwrap_or_else(|e| e.into_inner());
             let client = clients.get(client_id).filter(|c| c.secret == secret)?;
@@ -210,7 +211,8 @@ impl IdpState {
         let mut claims = self.partner_claims(tenant_id, client_id);
         claims["scope"][0]["tid"] = json!(tid);
         let expires_on = claims["exp"].as_i64().unwrap_or_default();
-        Some((self.sign(&claims), expires_on))
+        let id_claims = json!({"iss": self.issuer, "sub": client_id, "aud": client_id, "exp": expires_on, "iat": claims["iat"]});
+        Some((self.sign(&claims), self.sign(&id_claims), expires_on))
     }
 }
 
@@ -238,6 +240,10 @@ async fn discovery(state: web::Data<IdpState>) -> HttpResponse {
         "issuer": issuer,
         "jwks_uri": format!("{issuer}/api/2/idp/keys"),
         "token_endpoint": format!("{issuer}/api/2/idp/token"),
+        // Required by the document's `openidConfiguration`; only client credentials are served here.
+        "authorization_endpoint": format!("{issuer}/api/2/idp/authorize"),
+        "response_types_supported": ["code"],
+        "subject_types_supported": ["public"],
         "grant_types_supported": ["client_credentials"],
         "token_endpoint_auth_methods_supported": ["client_secret_basic"],
         "id_token_signing_alg_values_supported": ["RS256"],
@@ -257,26 +263,28 @@ struct TokenForm {
     grant_type: String,
 }
 
-fn oauth_error(status: actix_web::http::StatusCode, error: &str) -> HttpResponse {
-    HttpResponse::build(status).json(json!({ "error": error }))
+/// The document's `tokenError`: its `error` is one of a few values (`invalid_request`, `access_denied`, ...).
+fn oauth_error(status: actix_web::http::StatusCode, error: &str, description: &str) -> HttpResponse {
+    HttpResponse::build(status).json(json!({ "error": error, "error_description": description }))
 }
 
 async fn token(state: web::Data<IdpState>, req: HttpRequest, form: Option<web::Form<TokenForm>>) -> HttpResponse {
     use actix_web::http::StatusCode;
     let Some(form) = form else {
-        return oauth_error(StatusCode::BAD_REQUEST, "invalid_request");
+        return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "a form with grant_type is required");
     };
     if form.grant_type != "client_credentials" {
-        return oauth_error(StatusCode::BAD_REQUEST, "unsupported_grant_type");
+        return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "only the client_credentials grant is served");
     }
     let Some((client_id, secret)) = super::basic_credentials(&req) else {
-        return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client");
+        return oauth_error(StatusCode::UNAUTHORIZED, "access_denied", "client credentials are required in HTTP Basic auth");
     };
     match state.client_token(&client_id, &secret) {
-        Some((access_token, expires_on)) => {
-            HttpResponse::Ok().json(json!({ "access_token": access_token, "token_type": "bearer", "expires_on": expires_on }))
+        Some((access_token, id_token, expires_on)) => {
+            let expires_in = (expires_on - chrono::Utc::now().timestamp()).max(0);
+            HttpResponse::Ok().json(json!({ "access_token": access_token, "token_type": "bearer", "id_token": id_token, "expires_in": expires_in, "expires_on": expires_on }))
         }
-        None => oauth_error(StatusCode::UNAUTHORIZED, "invalid_client"),
+        None => oauth_error(StatusCode::UNAUTHORIZED, "access_denied", "unknown client or wrong secret"),
     }
 }
 

@@ -45,7 +45,7 @@ async fn machine_state(world: &World, machine: &str) -> (String, Option<String>)
 
 /// `base` synced and migrated whole: its machines are released to their agents.
 /// Answers the world and the migration's location.
-async fn migrated(backend: Backend, base: &migration_portal::sim::install_base::InstallBase) -> (World, String) {
+pub(crate) async fn migrated(backend: Backend, base: &migration_portal::sim::install_base::InstallBase) -> (World, String) {
     let world = fast_world(backend, base.clone()).await;
     world.sync().await;
     let precheck = world.whole_precheck(base).await;

@@ -252,3 +252,25 @@ pub async fn fresh_db(backend: Backend) -> (sea_orm::DatabaseConnection, tempfil
     let db = migration_portal::db::connect_migrated(&config).await.expect("connect and migrate");
     (db, dir)
 }
+
+/// Runs `python3 ARGS` able to import `module`, installing `packages` (exact pins,
+/// `pip install` arguments) into the test target dir on first use: a folder per
+/// `name`, so that tools with different dependencies do not overwrite each other.
+pub fn python_with(name: &str, module: &str, packages: &[&str], args: &[&str]) -> std::process::Output {
+    static INSTALLING: Mutex<()> = Mutex::new(());
+    let deps = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let python = |args: &[&str]| std::process::Command::new("python3").env("PYTHONPATH", &deps).args(args).output().expect("python3 runs");
+    {
+        let _one_at_a_time = INSTALLING.lock().unwrap_or_else(|e| e.into_inner());
+        if !python(&["-c", &format!("import {module}")]).status.success() {
+            let installed = std::process::Command::new("python3")
+                .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--target"])
+                .arg(&deps)
+                .args(packages)
+                .output()
+                .expect("pip runs");
+            assert!(installed.status.success(), "pip install {packages:?}: {}", String::from_utf8_lossy(&installed.stderr));
+        }
+    }
+    python(args)
+}

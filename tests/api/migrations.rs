@@ -22,7 +22,11 @@ pub(crate) fn small() -> InstallBase {
 
 /// A world whose workspace may call the simulators at 1,000 requests per second.
 pub(crate) async fn fast_world(backend: Backend, base: InstallBase) -> World {
-    let world = world(backend, base).await;
+    make_fast(world(backend, base).await).await
+}
+
+/// Lets the world's workspace call the simulators at 1,000 requests per second.
+pub(crate) async fn make_fast(world: World) -> World {
     let fast = json!({"rate_per_sec": 1000, "concurrency": 16});
     let body = json!({"limits": {"source": fast, "target": fast}});
     let response = world.app.patch_json(&world.path(""), &world.token, &body).send().await.expect("patch");

@@ -74,7 +74,8 @@ impl Sim {
     async fn create_user(&self, tenant: &Value, login: &str) -> Value {
         let body = json!({"tenant_id": tenant["id"], "login": login, "contact": {"email": format!("{}@example.com", Uuid::new_v4().simple())}});
         let response = self.post("/api/2/users", &body).send().await.expect("request");
-        assert_eq!(response.status(), 201, "create user {login:?}: {}", response.text().await.unwrap_or_default());
+        // The document answers a created user with 200.
+        assert_eq!(response.status(), 200, "create user {login:?}: {}", response.text().await.unwrap_or_default());
         response.json().await.expect("json")
     }
 
@@ -369,11 +370,12 @@ async fn check_login_says_free_taken_or_invalid() {
         eprintln!("taken {taken:?}");
         assert_error(check(taken).await.expect("request"), 409, 1003).await;
     }
+    // The document's refusal of a login that cannot be one: 406, "not acceptable".
     for invalid in ["ab", "  ab  ", "has space", "ünïcode", "semi;colon", "", "back\\slash"] {
         eprintln!("invalid {invalid:?}");
-        assert_error(check(invalid).await.expect("request"), 422, 1006).await;
+        assert_error(check(invalid).await.expect("request"), 406, 1006).await;
     }
-    assert_error(sim.get("/api/2/users/check_login").send().await.expect("request"), 422, 1006).await;
+    assert_error(sim.get("/api/2/users/check_login").send().await.expect("request"), 406, 1006).await;
 }
 
 #[tokio::test]
@@ -396,7 +398,13 @@ async fn user_logins_follow_the_login_rules_and_are_unique() {
     let fetched: Value = sim.get(&format!("/api/2/users/{}", id(&user))).send().await.expect("request").json().await.expect("json");
     assert_eq!(fetched, user);
     let listed: Value = sim.get(&format!("/api/2/users?uuids={},{}", id(&user), Uuid::new_v4())).send().await.expect("request").json().await.expect("json");
-    assert_eq!(listed["items"], json!([user]));
+    // A batch item is the full user with the origin fields a batch requires (null here).
+    let mut full = user.clone();
+    for key in ["origin_id", "origin_external_id", "disable_after"] {
+        full[key] = Value::Null;
+    }
+    assert_eq!(listed["items"], json!([full]));
+    assert!(listed["timestamp"].is_string(), "a userBatch: {listed}");
     let ids: Value = sim.get(&format!("/api/2/tenants/{}/users", id(&customer))).send().await.expect("request").json().await.expect("json");
     assert_eq!(ids["items"], json!([user["id"], trimmed["id"]]));
     assert_error(sim.get(&format!("/api/2/users/{}", Uuid::new_v4())).send().await.expect("request"), 404, 1007).await;
@@ -450,7 +458,8 @@ async fn activation_emails_go_only_to_users_of_sub_tenants() {
     let customer = sim.create_tenant(sim.root(), "Customer", "customer").await;
     let admin = sim.create_user(&customer, "company.admin").await;
     let root_user = sim.create_user(&json!({"id": sim.root()}), "partner.colleague").await;
-    let send = |user: &Value| sim.post(&format!("/api/2/users/{}/send-activation-email", id(user)), &json!({})).send();
+    // No body: the document declares none.
+    let send = |user: &Value| sim.http.post(sim.url(&format!("/api/2/users/{}/send-activation-email", id(user)))).bearer_auth(&sim.token).send();
     assert_eq!(send(&admin).await.expect("request").status(), 204);
     assert_eq!(send(&admin).await.expect("request").status(), 204);
     assert_error(send(&root_user).await.expect("request"), 403, 1002).await;
@@ -484,15 +493,17 @@ async fn registration_tokens_have_the_documented_shape_and_can_be_revoked() {
     let path = format!("/api/2/tenants/{}/registration_tokens", id(&customer));
     let scope = format!("urn:acronis.com:tenant-id:{}:backup_agent_admin", Uuid::new_v4());
     let response = sim.post(&path, &json!({"expires_in": 31_536_000, "scopes": [scope]})).send().await.expect("request");
-    assert_eq!(response.status(), 201);
+    assert_eq!(response.status(), 200, "the document answers a created token with 200");
     let token: Value = response.json().await.expect("json");
+    assert!(token["id"].is_u64(), "an integer id: {token}");
     let code = token["token"].as_str().expect("token");
     let groups: Vec<&str> = code.split('-').collect();
     assert!(
         groups.len() == 3 && groups.iter().all(|g| g.len() == 4 && g.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())),
         "{code}"
     );
-    assert_eq!((&token["tenant_id"], &token["tenant_uuid"]), (&customer["id"], &customer["id"]));
+    assert_eq!(token["tenant_uuid"], customer["id"]);
+    assert!(token["tenant_id"].as_str().is_some_and(|t| !t.is_empty() && t.chars().all(|c| c.is_ascii_digit())), "the owner's numeric id: {token}");
     assert_eq!(token["scopes"], json!([scope]));
     let created = chrono::DateTime::parse_from_rfc3339(token["created_at"].as_str().expect("created_at")).expect("time");
     let expires = chrono::DateTime::parse_from_rfc3339(token["expires_at"].as_str().expect("expires_at")).expect("time");
@@ -504,10 +515,24 @@ async fn registration_tokens_have_the_documented_shape_and_can_be_revoked() {
     }
     assert_error(sim.post(&path, &json!({"expires_in": 60})).send().await.expect("request"), 422, 1006).await;
 
-    let revoke = format!("/api/2/registration_tokens/{}", id(&token));
+    // Listed with its code, by its tenant and among all the caller's; a short-lived one is gone once expired.
+    let listed: Value = sim.get(&path).send().await.expect("request").json().await.expect("json");
+    assert_eq!(listed["items"], json!([token]));
+    let brief = sim.post(&path, &json!({"expires_in": 1, "scopes": [scope]})).send().await.expect("request");
+    assert_eq!(brief.status(), 200);
+    let everywhere: Value = sim.get("/api/2/registration_tokens").send().await.expect("request").json().await.expect("json");
+    assert_eq!(everywhere["items"].as_array().map(Vec::len), Some(2));
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let listed: Value = sim.get(&path).send().await.expect("request").json().await.expect("json");
+    assert_eq!(listed["items"], json!([token]), "the expired token is gone");
+    assert_error(sim.get(&format!("/api/2/tenants/{}/registration_tokens", sim.other_partner())).send().await.expect("request"), 403, 1002).await;
+
+    let revoke = format!("/api/2/registration_tokens/{}", token["id"]);
     assert_eq!(sim.delete(&revoke).send().await.expect("request").status(), 204);
     assert_error(sim.delete(&revoke).send().await.expect("request"), 404, 1007).await;
     assert_eq!(sim.sim.inspect()["registration_tokens"], json!([]));
+    let listed: Value = sim.get(&path).send().await.expect("request").json().await.expect("json");
+    assert_eq!(listed["items"], json!([]));
 }
 
 fn plan(schedule: Value) -> Value {
@@ -614,6 +639,12 @@ async fn listing_pages_through_every_child_once() {
     }
     assert_eq!(pages, [5, 5, 2]);
     assert_eq!(seen, created, "every child once, in creation order");
+    // The cursor holds the listing's filter: the next page by `after` alone, as the document says.
+    let first: Value = sim.get(&format!("/api/2/tenants?parent_id={}&limit=5", id(&partner))).send().await.expect("request").json().await.expect("json");
+    let cursor = first["paging"]["cursors"]["after"].as_str().expect("cursor");
+    let next: Value = sim.get(&format!("/api/2/tenants?after={cursor}&limit=5")).send().await.expect("request").json().await.expect("json");
+    assert_eq!(next["items"].as_array().map(|i| i.iter().map(|t| t["id"].clone()).collect::<Vec<_>>()), Some(created[5..10].to_vec()));
+    assert!(next["timestamp"].is_string(), "a tenantBatch: {next}");
 
     let subtree: Value = sim.get(&format!("/api/2/tenants?subtree_root_id={}", id(&partner))).send().await.expect("request").json().await.expect("json");
     assert_eq!(subtree["items"].as_array().map(Vec::len), Some(13), "the root of the subtree and its 12 children");
@@ -629,9 +660,12 @@ async fn listing_pages_through_every_child_once() {
         format!("uuids={too_many}"),
         format!("parent_id={}&limit=0", id(&partner)),
         "parent_id=not-a-uuid".into(),
+        "after=not-a-cursor".into(),
+        format!("parent_id={}&after={}", Uuid::new_v4(), first["paging"]["cursors"]["after"].as_str().expect("cursor")),
     ] {
         eprintln!("query {query:?}");
-        assert_error(sim.get(&format!("/api/2/tenants?{query}")).send().await.expect("request"), 422, 1006).await;
+        // The document declares 400 for a listing's bad query.
+        assert_error(sim.get(&format!("/api/2/tenants?{query}")).send().await.expect("request"), 400, 1006).await;
     }
 }
 
@@ -800,4 +834,50 @@ async fn the_same_seed_draws_the_same_ids_and_faults() {
         sim.stop().await;
     }
     assert_eq!(runs[0], runs[1]);
+}
+
+#[tokio::test]
+async fn the_exchange_log_keeps_every_api_exchange_with_its_secrets_masked() {
+    let sim = start().await;
+    let log = sim.url("/sim/cloud/exchanges");
+    let off: Value = sim.http.get(&log).send().await.expect("request").json().await.expect("json");
+    assert_eq!(off, json!({"recording": false, "exchanges": []}));
+    let on = sim.http.put(&log).json(&json!({"recording": true})).send().await.expect("request");
+    assert_eq!(on.status(), 200);
+    let customer = sim.create_tenant(sim.root(), "Logged", "customer").await;
+    let user = sim.create_user(&customer, "logged.user").await;
+    let password = "Secret-Passw0rd-42";
+    sim.post(&format!("/api/2/users/{}/password", id(&user)), &json!({"password": password})).send().await.expect("request");
+    let client = sim.sim.root_client();
+    let token: Value = sim
+        .http
+        .post(sim.url("/api/2/idp/token"))
+        .basic_auth(&client.client_id, Some(&client.client_secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("json");
+    let kept: Value = sim.http.get(&log).send().await.expect("request").json().await.expect("json");
+    let exchanges = kept["exchanges"].as_array().expect("exchanges");
+    let summary: Vec<(String, String, u64)> =
+        exchanges.iter().map(|e| (e["method"].as_str().unwrap_or_default().into(), e["path"].as_str().unwrap_or_default().into(), e["status"].as_u64().unwrap_or_default())).collect();
+    let password_path = format!("/api/2/users/{}/password", id(&user));
+    assert_eq!(
+        summary,
+        [("POST".into(), "/api/2/tenants".into(), 201), ("POST".into(), "/api/2/users".into(), 200), ("POST".into(), password_path, 204), ("POST".into(), "/api/2/idp/token".into(), 200)],
+        "the simulator's own routes are not kept"
+    );
+    let text = kept.to_string();
+    for secret in [password, token["access_token"].as_str().expect("token"), client.client_secret.as_str()] {
+        assert!(!text.contains(secret), "a secret in the log");
+    }
+    let masked: Value = serde_json::from_str(exchanges[2]["request_body"].as_str().expect("body")).expect("json");
+    assert_eq!(masked["password"], "Xxxxxx-Xxxxx0xx-00", "masked: same length and character classes");
+    assert_eq!((exchanges[2]["auth"].as_str(), exchanges[3]["auth"].as_str()), (Some("Bearer"), Some("Basic")));
+    assert_eq!(sim.sim.exchanges().len(), 4);
+    assert_eq!(sim.http.delete(&log).send().await.expect("request").status(), 204);
+    assert!(sim.sim.exchanges().is_empty());
 }

@@ -174,21 +174,10 @@ fn case(secret: &str, request: &Received, valid: bool) -> Value {
 /// Runs `tests/webhooks/verify.py` with `standardwebhooks` from PyPI (installed
 /// into the target directory on first use).
 fn verify_independently(cases: &[Value]) {
-    let deps = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("pydeps");
-    let python = |args: &[&str]| std::process::Command::new("python3").env("PYTHONPATH", &deps).args(args).output().expect("python3 runs");
-    if !python(&["-c", "import standardwebhooks"]).status.success() {
-        let installed = std::process::Command::new("python3")
-            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--target"])
-            .arg(&deps)
-            .arg("standardwebhooks==1.1.0")
-            .output()
-            .expect("pip runs");
-        assert!(installed.status.success(), "pip install standardwebhooks: {}", String::from_utf8_lossy(&installed.stderr));
-    }
     let file = tempfile::NamedTempFile::new().expect("temp file");
     std::fs::write(file.path(), serde_json::to_vec(cases).expect("json")).expect("write");
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/webhooks/verify.py");
-    let out = python(&[script, file.path().to_str().expect("path")]);
+    let out = crate::helpers::python_with("pydeps", "standardwebhooks", &["standardwebhooks==1.1.0"], &[script, file.path().to_str().expect("path")]);
     let printed = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "the standardwebhooks package disagrees:\n{printed}{}", String::from_utf8_lossy(&out.stderr));
     assert!(printed.contains(&format!("{} cases, 0 mismatches", cases.len())), "{printed}");

@@ -32,9 +32,20 @@ pub async fn world(backend: Backend, base: InstallBase) -> World {
 
 /// [`world`] with the service's configuration changed by `configure`.
 pub async fn world_with(backend: Backend, base: InstallBase, configure: impl FnOnce(&mut migration_portal::config::Config)) -> World {
+    world_with_cloud(backend, base, |_| {}, configure).await
+}
+
+/// [`world_with`] whose cloud simulator's configuration is changed by `cloud` too.
+pub async fn world_with_cloud(
+    backend: Backend,
+    base: InstallBase,
+    cloud: impl FnOnce(&mut CloudSimConfig),
+    configure: impl FnOnce(&mut migration_portal::config::Config),
+) -> World {
     let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
     let existing_logins = base.cloud_existing_logins();
-    let config = CloudSimConfig { bind: loopback, audience: AUDIENCE.into(), existing_logins, ..CloudSimConfig::default() };
+    let mut config = CloudSimConfig { bind: loopback, audience: AUDIENCE.into(), existing_logins, ..CloudSimConfig::default() };
+    cloud(&mut config);
     let cloud = CloudSim::start(config, &test_keys()[0]).expect("cloud");
     let source = SourceSim::start(loopback, base).expect("source");
     let issuer = cloud.base_url();

@@ -11,7 +11,9 @@
 //! | 1003 | 409 | the object exists already (taken login, policy id) or the tenant still has children |
 //! | 1004 | 409 | a sibling tenant has that name |
 //! | 1005 | 404 | no such tenant |
-//! | 1006 | 422 | the body or query breaks the API's rules |
+//! | 1006 | 422 | the body breaks the API's rules |
+//! | 1006 | 400 | a listing's query breaks them (the document declares 400 there) |
+//! | 1006 | 406 | `check_login` got a login the rules refuse (the document's "not acceptable") |
 //! | 1007 | 404 | no such user, registration token, policy or route |
 //! | 1008 | 415 | a JSON route got another content type |
 //! | 1009 | 429 | rate limit exceeded (with `Retry-After`) |
@@ -87,6 +89,16 @@ impl CloudError {
         Self::new(StatusCode::UNPROCESSABLE_ENTITY, VALIDATION, message)
     }
 
+    /// A listing's query the API refuses: the document declares 400 for those.
+    pub fn bad_query(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, VALIDATION, message)
+    }
+
+    /// Arguments the API cannot accept where the document declares 406 (`check_login`).
+    pub fn not_acceptable(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_ACCEPTABLE, VALIDATION, message)
+    }
+
     pub fn not_found(what: &str) -> Self {
         Self::new(StatusCode::NOT_FOUND, NOT_FOUND, format!("{what} not found"))
     }
@@ -147,9 +159,9 @@ pub fn json_body<T: DeserializeOwned>(req: &HttpRequest, body: &[u8]) -> CloudRe
     })
 }
 
-/// Query strings that do not parse are 422, in the cloud's error shape.
+/// Query strings that do not parse are 400 (as the document's listings declare), in the cloud's error shape.
 pub fn query_error(err: actix_web::error::QueryPayloadError, _req: &HttpRequest) -> actix_web::Error {
-    CloudError::invalid(format!("Invalid query: {err}")).into()
+    CloudError::bad_query(format!("Invalid query: {err}")).into()
 }
 
 /// Rewrites an error answer that is not JSON (one the framework made) into the cloud's shape.

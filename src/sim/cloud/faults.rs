@@ -33,7 +33,7 @@ pub struct Faults {
     /// Requests per second over all faulted requests (a token bucket holding one
     /// second's worth); the excess gets 429 with `Retry-After`.
     pub rate_limit_per_sec: Option<u32>,
-    /// Share (0..=1) of creating requests that do their work, then answer 503.
+    /// Share (0..=1) of creating (and revoking) requests that do their work, then answer 503.
     pub fail_after_commit_rate: f64,
 }
 
@@ -77,6 +77,7 @@ impl Exposure {
                 | ("PUT", ["api", "2", "users", _, "access_policies"])
                 | ("POST", ["api", "2", "users", _, "password"])
                 | ("POST", ["api", "2", "users", _, "send-activation-email"])
+                | ("DELETE", ["api", "2", "registration_tokens", _])
         );
         Exposure::Api { creating }
     }

@@ -19,7 +19,8 @@ pub fn inspect(store: &Store, counters: &Counters) -> Value {
     tenants.sort_by_key(|t| t.seq);
     let mut users: Vec<&User> = store.users.values().collect();
     users.sort_by_key(|u| u.seq);
-    let mut tokens: Vec<_> = store.registration_tokens.values().collect();
+    let now = chrono::Utc::now();
+    let mut tokens: Vec<_> = store.registration_tokens.values().filter(|t| t.expires_at > now).collect();
     tokens.sort_by_key(|t| (t.created_at, t.id));
     let mut plans: Vec<_> = store.policies.values().collect();
     plans.sort_by_key(|p| p.seq);

@@ -1,5 +1,5 @@
-//! `sim cloud`: the cloud's Account Management API v2 as `/work/shared/cloud-api.md`
-//! describes it, in memory, with its identity provider (issuer = the base URL),
+//! `sim cloud`: the cloud's Account Management API v2 as its published document
+//! (`openapi/acronis-account-management-v2.json`, see `docs/cloud-contract.md`) has it, in memory, with its identity provider (issuer = the base URL),
 //! protection plans, fault injection and an inspection endpoint.
 //!
 //! At start it holds a root partner tenant ("Sim Root Partner") with an API client,
@@ -8,12 +8,14 @@
 //!
 //! Routes besides the cloud's: `POST /sim/cloud/clients` `{"tenant_id"}` registers
 //! another API client; `GET|PUT /sim/cloud/faults` reads or replaces the [`Faults`];
-//! `GET /sim/cloud/state` is [`CloudSim::inspect`]; `POST /sim/idp/rotate` rotates
-//! the signing key. Our choices where the real API is unknown are documented in the
+//! `GET /sim/cloud/state` is [`CloudSim::inspect`]; `GET|PUT|DELETE /sim/cloud/exchanges`
+//! reads, switches (`{"recording": bool}`) or clears the [`exchanges`] log;
+//! `POST /sim/idp/rotate` rotates the signing key. Our choices where the real API is unknown are documented in the
 //! module of each resource ([`errors`] for the error codes).
 
 mod auth;
 pub mod errors;
+mod exchanges;
 mod faults;
 mod inspect;
 mod policies;
@@ -58,6 +60,8 @@ pub struct CloudSimConfig {
     /// Logins taken by users of "Other Partner", outside the root's subtree.
     pub existing_logins: Vec<String>,
     pub seed: u64,
+    /// Keep every exchange served (see [`exchanges`]) from the start.
+    pub record_exchanges: bool,
 }
 
 impl Default for CloudSimConfig {
@@ -68,6 +72,7 @@ impl Default for CloudSimConfig {
             faults: Faults::default(),
             existing_logins: Vec::new(),
             seed: 0,
+            record_exchanges: false,
         }
     }
 }
@@ -76,6 +81,7 @@ impl Default for CloudSimConfig {
 struct Cloud {
     store: Mutex<Store>,
     faults: FaultState,
+    exchanges: exchanges::Exchanges,
 }
 
 impl Cloud {
@@ -90,6 +96,7 @@ fn seed_store(store: &mut Store, existing_logins: &[String]) -> (Uuid, Uuid) {
         let now = Utc::now();
         let id = store.new_id();
         let seq = store.next_seq();
+        let contact_id = store.new_id();
         store.insert_tenant(Tenant {
             id,
             seq,
@@ -100,6 +107,7 @@ fn seed_store(store: &mut Store, existing_logins: &[String]) -> (Uuid, Uuid) {
             kind: TenantKind::Partner,
             parent_id: None,
             contact: json!({}),
+            contact_id,
             enabled: true,
             customer_id: None,
             internal_tag: None,
@@ -136,6 +144,7 @@ fn take_logins(store: &mut Store, other: Uuid, existing_logins: &[String]) {
             idp_id: None,
             personal_tenant_id,
             created_at: Utc::now(),
+            updated_at: Utc::now(),
             activated: true,
             activation_emails_sent: 0,
             password_hash: None,
@@ -164,7 +173,8 @@ impl CloudSim {
         let idp = web::Data::new(IdpState::new(format!("http://{addr}"), config.audience.clone(), key));
         let mut store = Store::new(config.seed);
         let (root_tenant_id, other_tenant_id) = seed_store(&mut store, &config.existing_logins);
-        let cloud = web::Data::new(Cloud { store: Mutex::new(store), faults: FaultState::new(config.faults, config.seed) });
+        let cloud = web::Data::new(Cloud { store: Mutex::new(store), faults: FaultState::new(config.faults, config.seed), exchanges: Default::default() });
+        cloud.exchanges.set_recording(config.record_exchanges);
         let root_client = idp.register_client(root_tenant_id);
         let (app_cloud, app_idp) = (cloud.clone(), idp.clone());
         let server = HttpServer::new(move || {
@@ -174,6 +184,7 @@ impl CloudSim {
                 .app_data(web::QueryConfig::default().error_handler(errors::query_error))
                 .wrap(middleware::from_fn(faults::inject))
                 .wrap(middleware::ErrorHandlers::new().default_handler(errors::rewrite_foreign))
+                .wrap(middleware::from_fn(exchanges::record))
                 .configure(idp::routes)
                 .configure(users::routes)
                 .configure(tenants::routes)
@@ -236,6 +247,18 @@ impl CloudSim {
         inspect::inspect(&self.cloud.store(), &self.cloud.faults.counters)
     }
 
+    /// Starts or stops keeping the exchanges served (see [`exchanges`]).
+    pub fn record_exchanges(&self, on: bool) {
+        self.cloud.exchanges.set_recording(on);
+    }
+
+    /// Every exchange kept so far, oldest first: `method`, `path`, `query`, `auth`
+    /// (the credentials' scheme), `request_content_type`, `request_body`, `status`,
+    /// `response_content_type`, `response_body` (bodies as text, secrets masked), `retry_after`.
+    pub fn exchanges(&self) -> Vec<Value> {
+        self.cloud.exchanges.all()
+    }
+
     pub async fn stop(&self) {
         self.handle.stop(false).await;
     }
@@ -244,7 +267,38 @@ impl CloudSim {
 fn sim_routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/sim/cloud/clients", web::post().to(new_client))
         .service(web::resource("/sim/cloud/faults").route(web::get().to(get_faults)).route(web::put().to(put_faults)))
-        .route("/sim/cloud/state", web::get().to(get_state));
+        .route("/sim/cloud/state", web::get().to(get_state))
+        .service(
+            web::resource("/sim/cloud/exchanges")
+                .route(web::get().to(get_exchanges))
+                .route(web::put().to(put_exchanges))
+                .route(web::delete().to(delete_exchanges)),
+        );
+}
+
+fn exchanges_json(cloud: &Cloud) -> Value {
+    json!({ "recording": cloud.exchanges.recording(), "exchanges": cloud.exchanges.all() })
+}
+
+async fn get_exchanges(cloud: web::Data<Cloud>) -> HttpResponse {
+    HttpResponse::Ok().json(exchanges_json(&cloud))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Recording {
+    recording: bool,
+}
+
+async fn put_exchanges(cloud: web::Data<Cloud>, req: HttpRequest, body: Bytes) -> CloudResult {
+    let recording: Recording = json_body(&req, &body)?;
+    cloud.exchanges.set_recording(recording.recording);
+    Ok(HttpResponse::Ok().json(exchanges_json(&cloud)))
+}
+
+async fn delete_exchanges(cloud: web::Data<Cloud>) -> HttpResponse {
+    cloud.exchanges.clear();
+    HttpResponse::NoContent().finish()
 }
 
 #[derive(Deserialize)]
@@ -305,6 +359,9 @@ pub struct CloudArgs {
     /// Seed of every random draw (faults, ids, registration codes).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Keep every exchange served, for `GET /sim/cloud/exchanges`.
+    #[arg(long)]
+    pub record_exchanges: bool,
 }
 
 pub async fn run(args: CloudArgs) -> anyhow::Result<()> {
@@ -323,7 +380,7 @@ pub async fn run(args: CloudArgs) -> anyhow::Result<()> {
         fail_after_commit_rate: args.fail_after_commit,
     };
     faults.validate().map_err(anyhow::Error::msg)?;
-    let config = CloudSimConfig { bind: args.bind, audience: args.audience, faults, existing_logins, seed: args.seed };
+    let config = CloudSimConfig { bind: args.bind, audience: args.audience, faults, existing_logins, seed: args.seed, record_exchanges: args.record_exchanges };
     let key = idp::generate_key();
     let sim = CloudSim::start(config.clone(), &key).with_context(|| format!("binding {}", config.bind))?;
     let client = sim.root_client();

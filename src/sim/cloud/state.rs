@@ -58,6 +58,8 @@ pub struct Tenant {
     pub kind: TenantKind,
     pub parent_id: Option<Uuid>,
     pub contact: Value,
+    /// The id of its primary contact object.
+    pub contact_id: Uuid,
     pub enabled: bool,
     pub customer_id: Option<String>,
     pub internal_tag: Option<String>,
@@ -67,7 +69,19 @@ pub struct Tenant {
 }
 
 impl Tenant {
-    pub fn to_json(&self, has_children: bool) -> Value {
+    /// The document's `tenant` object, which also satisfies the full variant of a
+    /// `tenantBatch` item (lod=full): every field either requires is present.
+    pub fn to_json(&self, has_children: bool, platform: &Platform) -> Value {
+        let contact = self.contact.as_object().cloned().unwrap_or_default();
+        let text = |key: &str| contact.get(key).cloned().unwrap_or(Value::Null);
+        let mut full_contact = contact.clone();
+        full_contact.insert("id".into(), json!(self.contact_id));
+        full_contact.insert("created_at".into(), json!(timestamp(self.created_at)));
+        full_contact.insert("updated_at".into(), json!(timestamp(self.updated_at)));
+        full_contact.insert("types".into(), contact.get("types").cloned().unwrap_or_else(|| json!([])));
+        full_contact.insert("email".into(), contact.get("email").cloned().unwrap_or_else(|| json!("")));
+        full_contact.insert("firstname".into(), text("firstname"));
+        full_contact.insert("lastname".into(), text("lastname"));
         let mut object = json!({
             "id": self.id,
             "version": self.version,
@@ -76,24 +90,53 @@ impl Tenant {
             "deleted_at": null,
             "name": self.name,
             "kind": self.kind,
-            "parent_id": self.parent_id,
-            "contact": self.contact,
+            // The top-level partners' parent is the platform's root tenant.
+            "parent_id": self.parent_id.unwrap_or(platform.root_tenant_id),
+            "contact": full_contact,
+            "contacts": [],
+            "offering_items": [],
             "enabled": self.enabled,
+            "customer_type": "default",
             "customer_id": self.customer_id,
+            "brand_id": null,
+            "brand_uuid": platform.brand_uuid,
+            "brand_enabled": false,
+            "barrier": 0,
             "internal_tag": self.internal_tag,
             "language": self.language,
             "has_children": has_children,
+            "default_idp_id": platform.default_idp_id,
+            "update_lock": {"enabled": false, "owner_id": null},
+            "ancestral_access": true,
+            "mfa_status": "disabled",
+            "pricing_mode": "production",
         });
         if let Some(map) = object.as_object_mut() {
             for (key, value) in &self.extra {
-                map.insert(key.clone(), value.clone());
+                match (key.as_str(), value) {
+                    // Sent as `{enabled}`; answered with its owner too.
+                    ("update_lock", Value::Object(lock)) => {
+                        map.insert(key.clone(), json!({"enabled": lock.get("enabled").cloned().unwrap_or(json!(false)), "owner_id": null}));
+                    }
+                    _ => {
+                        map.insert(key.clone(), value.clone());
+                    }
+                }
             }
         }
         object
     }
 }
 
-#[derive(Clone, Serialize)]
+/// What every tenant answer names but the simulator does not model: the platform's
+/// root tenant (parent of the top-level partners), its default brand and identity provider.
+pub struct Platform {
+    pub root_tenant_id: Uuid,
+    pub brand_uuid: Uuid,
+    pub default_idp_id: Uuid,
+}
+
+#[derive(Clone)]
 pub struct AccessPolicy {
     pub id: Uuid,
     pub issuer_id: Uuid,
@@ -102,6 +145,30 @@ pub struct AccessPolicy {
     pub trustee_id: Uuid,
     pub trustee_type: String,
     pub version: u64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl AccessPolicy {
+    pub fn to_json(&self) -> Value {
+        json!({
+            "id": self.id,
+            "version": self.version,
+            "created_at": timestamp(self.created_at),
+            "updated_at": timestamp(self.updated_at),
+            "deleted_at": null,
+            "trustee_id": self.trustee_id,
+            "trustee_type": self.trustee_type,
+            "issuer_id": self.issuer_id,
+            "tenant_id": self.tenant_id,
+            "role_id": self.role_id,
+        })
+    }
+}
+
+/// The document's `accessPoliciesList`.
+pub fn access_policies_json(policies: &[AccessPolicy]) -> Value {
+    json!({ "timestamp": timestamp(Utc::now()), "items": policies.iter().map(AccessPolicy::to_json).collect::<Vec<_>>() })
 }
 
 pub struct User {
@@ -116,9 +183,10 @@ pub struct User {
     pub business_types: Option<Value>,
     pub notifications: Option<Value>,
     pub external_id: Option<String>,
-    pub idp_id: Option<String>,
+    pub idp_id: Option<Uuid>,
     pub personal_tenant_id: Uuid,
     pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
     pub activated: bool,
     pub activation_emails_sent: u32,
     /// `salt:sha256(salt + password)` in hex; the password itself is never kept.
@@ -127,12 +195,14 @@ pub struct User {
 }
 
 impl User {
+    /// The document's `user` object (a single user's answer).
     pub fn to_json(&self) -> Value {
-        json!({
+        let mut object = json!({
             "id": self.id,
             "version": self.version,
             "tenant_id": self.tenant_id,
-            "login": self.login,
+            // A user created without a login gets one made up (the document requires one in every answer).
+            "login": self.login.clone().unwrap_or_else(|| format!("user-{}", self.id.simple())),
             "contact": self.contact.clone().unwrap_or_else(|| json!({})),
             "activated": self.activated,
             "enabled": self.enabled,
@@ -140,28 +210,57 @@ impl User {
             "business_types": self.business_types.clone().unwrap_or_else(|| json!([])),
             "notifications": self.notifications.clone().unwrap_or_else(|| json!([])),
             "personal_tenant_id": self.personal_tenant_id,
-            "external_id": self.external_id,
-            "idp_id": self.idp_id,
+            "access_policies": self.access_policies.iter().map(AccessPolicy::to_json).collect::<Vec<_>>(),
+            "mfa_status": "disabled",
             "created_at": timestamp(self.created_at),
-        })
+            "updated_at": timestamp(self.updated_at),
+            "deleted_at": null,
+        });
+        // Optional fields without a null: left out when unset.
+        if let Some(map) = object.as_object_mut() {
+            if let Some(external_id) = &self.external_id {
+                map.insert("external_id".into(), json!(external_id));
+            }
+            if let Some(idp_id) = self.idp_id {
+                map.insert("idp_id".into(), json!(idp_id));
+            }
+        }
+        object
+    }
+
+    /// The full variant of a `userBatch` item (lod=full): the `user` object with the
+    /// origin fields it requires (null here; a single user's answer leaves them out,
+    /// since there they may not be null).
+    pub fn to_batch_json(&self) -> Value {
+        let mut object = self.to_json();
+        if let Some(map) = object.as_object_mut() {
+            for key in ["origin_id", "origin_external_id", "disable_after"] {
+                map.insert(key.into(), Value::Null);
+            }
+        }
+        object
     }
 }
 
 pub struct RegistrationToken {
-    pub id: Uuid,
+    /// The document's ids are integers.
+    pub id: u64,
     pub token: String,
     pub tenant_id: Uuid,
+    /// The owner tenant's numeric id.
+    pub tenant_number: u64,
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
     pub scopes: Vec<String>,
 }
 
 impl RegistrationToken {
+    /// The document's `registrationToken`.
     pub fn to_json(&self) -> Value {
         json!({
             "id": self.id,
             "token": self.token,
-            "tenant_id": self.tenant_id,
+            "tenant_id": self.tenant_number.to_string(),
             "tenant_uuid": self.tenant_id,
             "created_at": timestamp(self.created_at),
             "expires_at": timestamp(self.expires_at),
@@ -197,24 +296,42 @@ pub struct Store {
     pub users: HashMap<Uuid, User>,
     /// Lower-cased login -> user.
     pub logins: HashMap<String, Uuid>,
-    pub registration_tokens: HashMap<Uuid, RegistrationToken>,
+    /// Live registration tokens by id (expired ones are dropped, see [`Store::drop_expired_tokens`]).
+    pub registration_tokens: HashMap<u64, RegistrationToken>,
     pub policies: HashMap<Uuid, ProtectionPlan>,
+    pub platform: Platform,
     next_seq: u64,
+    next_token_id: u64,
     rng: ChaCha8Rng,
 }
 
 impl Store {
     pub fn new(seed: u64) -> Self {
-        Self {
+        let mut store = Self {
             tenants: HashMap::new(),
             children: HashMap::new(),
             users: HashMap::new(),
             logins: HashMap::new(),
             registration_tokens: HashMap::new(),
             policies: HashMap::new(),
+            platform: Platform { root_tenant_id: Uuid::nil(), brand_uuid: Uuid::nil(), default_idp_id: Uuid::nil() },
             next_seq: 1,
+            next_token_id: 1,
             rng: ChaCha8Rng::seed_from_u64(seed),
-        }
+        };
+        store.platform = Platform { root_tenant_id: store.new_id(), brand_uuid: store.new_id(), default_idp_id: store.new_id() };
+        store
+    }
+
+    pub fn next_token_id(&mut self) -> u64 {
+        let id = self.next_token_id;
+        self.next_token_id += 1;
+        id
+    }
+
+    /// Registration tokens live until they expire; then they are gone.
+    pub fn drop_expired_tokens(&mut self, now: DateTime<Utc>) {
+        self.registration_tokens.retain(|_, t| t.expires_at > now);
     }
 
     /// A v4 uuid from the seeded generator, so a run is reproducible.
@@ -246,7 +363,7 @@ impl Store {
     }
 
     pub fn tenant_json(&self, tenant: &Tenant) -> Value {
-        tenant.to_json(self.has_children(tenant.id))
+        tenant.to_json(self.has_children(tenant.id), &self.platform)
     }
 
     /// Whether `id` is `root` or one of its descendants.

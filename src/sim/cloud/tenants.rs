@@ -9,14 +9,16 @@
 use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::Utc;
-use serde::Deserialize;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 use super::Cloud;
 use super::auth::Caller;
 use super::errors::{CloudError, CloudResult, json_body};
-use super::state::{Tenant, TenantKind};
+use super::state::{Tenant, TenantKind, timestamp};
 
 /// Characters a tenant name may not hold (our conservative choice; see the module doc).
 pub const REFUSED_NAME_CHARS: &[char] = &['<', '>', '"', '\\', '/', '|', ';'];
@@ -139,6 +141,7 @@ async fn create(cloud: web::Data<Cloud>, caller: Caller, req: HttpRequest, body:
         kind: new.kind,
         parent_id: Some(new.parent_id),
         contact: Value::Object(new.contact.unwrap_or_default()),
+        contact_id: store.new_id(),
         enabled: new.enabled.unwrap_or(true),
         customer_id: new.customer_id,
         internal_tag: new.internal_tag,
@@ -171,52 +174,98 @@ struct ListQuery {
     after: Option<String>,
 }
 
-/// Parses `a,b,c` (at most [`MAX_UUIDS`]) into uuids, 422 otherwise.
+/// Which tenants a listing holds: its one filter.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+enum Filter {
+    Parent(Uuid),
+    Subtree(Uuid),
+    Uuids(String),
+}
+
+/// A page cursor: it encodes the listing's filter, so the next page needs `after` alone.
+#[derive(Serialize, Deserialize)]
+struct Cursor {
+    filter: Filter,
+    seq: u64,
+}
+
+impl Cursor {
+    fn encode(&self) -> String {
+        URL_SAFE_NO_PAD.encode(serde_json::to_vec(self).unwrap_or_default())
+    }
+
+    fn decode(raw: &str) -> CloudResult<Cursor> {
+        let bytes = URL_SAFE_NO_PAD.decode(raw).map_err(|_| CloudError::bad_query("after is not a cursor of this listing"))?;
+        serde_json::from_slice(&bytes).map_err(|_| CloudError::bad_query("after is not a cursor of this listing"))
+    }
+}
+
+/// Parses `a,b,c` (at most [`MAX_UUIDS`]) into uuids, 400 otherwise.
 pub fn parse_uuids(raw: &str) -> CloudResult<Vec<Uuid>> {
     let ids: Vec<Uuid> = raw
         .split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
-        .map(|s| Uuid::parse_str(s).map_err(|_| CloudError::invalid(format!("uuids: {s:?} is not a uuid"))))
+        .map(|s| Uuid::parse_str(s).map_err(|_| CloudError::bad_query(format!("uuids: {s:?} is not a uuid"))))
         .collect::<CloudResult<_>>()?;
     if ids.is_empty() || ids.len() > MAX_UUIDS {
-        return Err(CloudError::invalid(format!("uuids must name 1 to {MAX_UUIDS} ids")));
+        return Err(CloudError::bad_query(format!("uuids must name 1 to {MAX_UUIDS} ids")));
     }
     Ok(ids)
 }
 
+/// The listing's filter and where it resumes: from the cursor, or from the one filter given.
+fn filter_of(query: &ListQuery) -> CloudResult<(Filter, u64)> {
+    let given = [
+        query.parent_id.map(Filter::Parent),
+        query.subtree_root_id.map(Filter::Subtree),
+        query.uuids.clone().map(Filter::Uuids),
+    ];
+    let given: Vec<Filter> = given.into_iter().flatten().collect();
+    if let Some(cursor) = query.after.as_deref().filter(|a| !a.is_empty()) {
+        let cursor = Cursor::decode(cursor)?;
+        // Filters sent beside a cursor must be the cursor's own.
+        if given.iter().any(|f| *f != cursor.filter) {
+            return Err(CloudError::bad_query("the filters differ from the cursor's"));
+        }
+        return Ok((cursor.filter, cursor.seq));
+    }
+    match <[Filter; 1]>::try_from(given) {
+        Ok([filter]) => Ok((filter, 0)),
+        Err(_) => Err(CloudError::bad_query("exactly one of parent_id, subtree_root_id and uuids is required")),
+    }
+}
+
+/// A `tenantBatch` page, in creation order, with `paging.cursors.after` while more remain.
 async fn list(cloud: web::Data<Cloud>, caller: Caller, query: web::Query<ListQuery>) -> CloudResult {
     let query = query.into_inner();
-    let filters = [query.parent_id.is_some(), query.subtree_root_id.is_some(), query.uuids.is_some()];
-    if filters.iter().filter(|f| **f).count() != 1 {
-        return Err(CloudError::invalid("exactly one of parent_id, subtree_root_id and uuids is required"));
+    let (filter, after) = filter_of(&query)?;
+    // The document sets no maximum; a larger limit gets the largest page we serve.
+    let limit = query.limit.unwrap_or(DEFAULT_PAGE_LIMIT).min(DEFAULT_PAGE_LIMIT);
+    if limit == 0 {
+        return Err(CloudError::bad_query("limit must be at least 1"));
     }
-    let limit = query.limit.unwrap_or(DEFAULT_PAGE_LIMIT);
-    if !(1..=DEFAULT_PAGE_LIMIT).contains(&limit) {
-        return Err(CloudError::invalid(format!("limit must be between 1 and {DEFAULT_PAGE_LIMIT}")));
-    }
-    let after = match query.after.as_deref() {
-        None | Some("") => 0,
-        Some(cursor) => cursor.parse::<u64>().map_err(|_| CloudError::invalid("after is not a cursor of this listing"))?,
-    };
     let store = cloud.store();
-    let mut tenants: Vec<&Tenant> = if let Some(parent) = query.parent_id {
-        store.visible_tenant(caller.tenant_id, parent)?;
-        store.children.get(&parent).into_iter().flatten().filter_map(|id| store.tenants.get(id)).collect()
-    } else if let Some(root) = query.subtree_root_id {
-        store.visible_tenant(caller.tenant_id, root)?;
-        store.subtree(root)
-    } else {
-        let ids = parse_uuids(query.uuids.as_deref().unwrap_or_default())?;
-        let mut found = Vec::new();
-        for id in ids {
-            match store.visible_tenant(caller.tenant_id, id) {
-                Ok(tenant) => found.push(tenant),
-                Err(e) if e.code == super::errors::TENANT_NOT_FOUND => {}
-                Err(e) => return Err(e),
-            }
+    let mut tenants: Vec<&Tenant> = match &filter {
+        Filter::Parent(parent) => {
+            store.visible_tenant(caller.tenant_id, *parent)?;
+            store.children.get(parent).into_iter().flatten().filter_map(|id| store.tenants.get(id)).collect()
         }
-        found
+        Filter::Subtree(root) => {
+            store.visible_tenant(caller.tenant_id, *root)?;
+            store.subtree(*root)
+        }
+        Filter::Uuids(raw) => {
+            let mut found = Vec::new();
+            for id in parse_uuids(raw)? {
+                match store.visible_tenant(caller.tenant_id, id) {
+                    Ok(tenant) => found.push(tenant),
+                    Err(e) if e.code == super::errors::TENANT_NOT_FOUND => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            found
+        }
     };
     tenants.sort_by_key(|t| t.seq);
     tenants.dedup_by_key(|t| t.id);
@@ -226,10 +275,10 @@ async fn list(cloud: web::Data<Cloud>, caller: Caller, query: web::Query<ListQue
     if rest.len() > page.len()
         && let Some(last) = page.last()
     {
-        cursors.insert("after".into(), json!(last.seq.to_string()));
+        cursors.insert("after".into(), json!(Cursor { filter: filter.clone(), seq: last.seq }.encode()));
     }
     let items: Vec<Value> = page.iter().map(|t| store.tenant_json(t)).collect();
-    Ok(HttpResponse::Ok().json(json!({ "items": items, "paging": { "cursors": cursors } })))
+    Ok(HttpResponse::Ok().json(json!({ "timestamp": timestamp(Utc::now()), "items": items, "paging": { "cursors": cursors } })))
 }
 
 #[derive(Deserialize)]

@@ -17,7 +17,7 @@ use uuid::Uuid;
 use super::Cloud;
 use super::auth::Caller;
 use super::errors::{CloudError, CloudResult, json_body};
-use super::state::{AccessPolicy, TenantKind, User};
+use super::state::{AccessPolicy, TenantKind, User, access_policies_json, timestamp};
 use super::tenants::parse_uuids;
 
 pub const LOGIN_MIN_CHARS: usize = 3;
@@ -68,9 +68,9 @@ struct CheckLogin {
 }
 
 async fn check_login(cloud: web::Data<Cloud>, _caller: Caller, query: web::Query<CheckLogin>) -> CloudResult {
-    let login = query.username.as_deref().ok_or_else(|| CloudError::invalid("username is required"))?;
+    let login = query.username.as_deref().ok_or_else(|| CloudError::not_acceptable("username is required"))?;
     if let Some(problem) = login_problem(login) {
-        return Err(CloudError::invalid(problem));
+        return Err(CloudError::not_acceptable(problem));
     }
     if cloud.store().login_taken(login.trim()) {
         return Err(CloudError::conflict("Login is already taken"));
@@ -101,7 +101,7 @@ struct NewUser {
     business_types: Option<Vec<String>>,
     notifications: Option<Vec<String>>,
     external_id: Option<String>,
-    idp_id: Option<String>,
+    idp_id: Option<Uuid>,
 }
 
 async fn create(cloud: web::Data<Cloud>, caller: Caller, req: HttpRequest, body: Bytes) -> CloudResult {
@@ -136,6 +136,7 @@ async fn create(cloud: web::Data<Cloud>, caller: Caller, req: HttpRequest, body:
         idp_id: new.idp_id,
         personal_tenant_id: store.new_id(),
         created_at: Utc::now(),
+        updated_at: Utc::now(),
         activated: false,
         activation_emails_sent: 0,
         password_hash: None,
@@ -143,7 +144,8 @@ async fn create(cloud: web::Data<Cloud>, caller: Caller, req: HttpRequest, body:
     };
     let answer = user.to_json();
     store.insert_user(user);
-    Ok(HttpResponse::Created().json(answer))
+    // The document answers a created user with 200 (a tenant with 201).
+    Ok(HttpResponse::Ok().json(answer))
 }
 
 async fn get(cloud: web::Data<Cloud>, caller: Caller, path: web::Path<String>) -> CloudResult {
@@ -157,18 +159,18 @@ struct ListQuery {
     uuids: Option<String>,
 }
 
-/// The users named in `uuids` that exist; a foreign one is 403.
+/// The users named in `uuids` that exist, as a `userBatch`; a foreign one is 403.
 async fn list(cloud: web::Data<Cloud>, caller: Caller, query: web::Query<ListQuery>) -> CloudResult {
-    let raw = query.uuids.as_deref().ok_or_else(|| CloudError::invalid("uuids is required"))?;
+    let raw = query.uuids.as_deref().ok_or_else(|| CloudError::bad_query("uuids is required"))?;
     let ids = parse_uuids(raw)?;
     let store = cloud.store();
     let mut items = Vec::new();
     for id in ids {
         if store.users.contains_key(&id) {
-            items.push(store.visible_user(caller.tenant_id, id)?.to_json());
+            items.push(store.visible_user(caller.tenant_id, id)?.to_batch_json());
         }
     }
-    Ok(HttpResponse::Ok().json(json!({ "items": items })))
+    Ok(HttpResponse::Ok().json(json!({ "timestamp": timestamp(Utc::now()), "items": items, "paging": { "cursors": {} } })))
 }
 
 async fn tenant_users(cloud: web::Data<Cloud>, caller: Caller, path: web::Path<String>) -> CloudResult {
@@ -185,13 +187,19 @@ async fn access_policies(cloud: web::Data<Cloud>, caller: Caller, path: web::Pat
     let id = user_id(&path)?;
     let store = cloud.store();
     let user = store.visible_user(caller.tenant_id, id)?;
-    Ok(HttpResponse::Ok().json(json!({ "items": user.access_policies })))
+    Ok(HttpResponse::Ok().json(access_policies_json(&user.access_policies)))
 }
 
+/// The document's `accessPoliciesList` (its read shape, which the PUT takes too);
+/// the read-only fields are accepted and ignored.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PolicyList {
     items: Vec<PolicyItem>,
+    #[serde(rename = "timestamp")]
+    _timestamp: Option<String>,
+    #[serde(rename = "paging")]
+    _paging: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize)]
@@ -204,6 +212,18 @@ struct PolicyItem {
     trustee_id: Uuid,
     trustee_type: String,
     version: Option<u64>,
+    #[serde(rename = "created_at")]
+    _created_at: Option<String>,
+    #[serde(rename = "updated_at")]
+    _updated_at: Option<String>,
+    #[serde(rename = "deleted_at")]
+    _deleted_at: Option<String>,
+    #[serde(rename = "resource_server_id")]
+    _resource_server_id: Option<String>,
+    #[serde(rename = "resource_namespace")]
+    _resource_namespace: Option<String>,
+    #[serde(rename = "resource_path")]
+    _resource_path: Option<String>,
 }
 
 /// Replaces the user's access policies; answers the stored ones with their ids.
@@ -231,7 +251,8 @@ async fn set_access_policies(cloud: web::Data<Cloud>, caller: Caller, path: web:
             Some(given) => given,
             None => store.new_id(),
         };
-        let previous = store.users.get(&id).and_then(|u| u.access_policies.iter().find(|p| p.id == policy_id)).map(|p| p.version);
+        let previous = store.users.get(&id).and_then(|u| u.access_policies.iter().find(|p| p.id == policy_id)).map(|p| (p.version, p.created_at));
+        let now = Utc::now();
         stored.push(AccessPolicy {
             id: policy_id,
             issuer_id: item.issuer_id.unwrap_or_default(),
@@ -239,22 +260,21 @@ async fn set_access_policies(cloud: web::Data<Cloud>, caller: Caller, path: web:
             tenant_id: item.tenant_id,
             trustee_id: id,
             trustee_type: item.trustee_type,
-            version: previous.or(item.version).unwrap_or(0) + 1,
+            version: previous.map(|(v, _)| v).or(item.version).unwrap_or(0) + 1,
+            created_at: previous.map_or(now, |(_, at)| at),
+            updated_at: now,
         });
     }
     let user = store.users.get_mut(&id).ok_or_else(|| CloudError::not_found("User"))?;
     user.access_policies = stored.clone();
     user.version += 1;
-    Ok(HttpResponse::Ok().json(json!({ "items": stored })))
+    user.updated_at = Utc::now();
+    Ok(HttpResponse::Ok().json(access_policies_json(&stored)))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Empty {}
-
-async fn send_activation_email(cloud: web::Data<Cloud>, caller: Caller, path: web::Path<String>, req: HttpRequest, body: Bytes) -> CloudResult {
+/// The document declares no body for it: none is read.
+async fn send_activation_email(cloud: web::Data<Cloud>, caller: Caller, path: web::Path<String>) -> CloudResult {
     let id = user_id(&path)?;
-    let _: Empty = json_body(&req, &body)?;
     let mut store = cloud.store();
     let user = store.visible_user(caller.tenant_id, id)?;
     if user.tenant_id == caller.tenant_id {
@@ -286,5 +306,6 @@ async fn set_password(cloud: web::Data<Cloud>, caller: Caller, path: web::Path<S
     user.password_hash = Some(format!("{salt}:{digest}"));
     user.activated = true;
     user.version += 1;
+    user.updated_at = Utc::now();
     Ok(HttpResponse::NoContent().finish())
 }
