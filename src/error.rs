@@ -75,6 +75,9 @@ pub enum ApiError {
     UnsupportedMediaType,
     #[error("service unavailable: {0}")]
     Unavailable(&'static str),
+    /// The issuer's keys cannot be fetched and the token's is not cached: come back after this many seconds.
+    #[error("identity provider unavailable")]
+    IssuerUnavailable { retry_after_secs: u64 },
     /// Overloaded: come back after this many seconds.
     #[error("too many requests")]
     TooManyRequests { retry_after_secs: u64 },
@@ -115,6 +118,7 @@ impl ApiError {
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::Unavailable(_) => "unavailable",
+            Self::IssuerUnavailable { .. } => "issuer_unavailable",
             Self::TooManyRequests { .. } => "too_many_requests",
             Self::Database(_) | Self::Internal(_) => "internal",
         }
@@ -137,6 +141,9 @@ impl ApiError {
             Self::PayloadTooLarge { limit } => format!("The request body is larger than {limit} bytes."),
             Self::UnsupportedMediaType => "The request body must be application/json.".into(),
             Self::Unavailable(why) => (*why).into(),
+            Self::IssuerUnavailable { retry_after_secs } => {
+                format!("The identity provider cannot be reached to check the token's signing key: try again in {retry_after_secs} seconds.")
+            }
             Self::TooManyRequests { retry_after_secs } => format!("The service is busy: try again in {retry_after_secs} seconds."),
             Self::Database(_) | Self::Internal(_) => "An internal error occurred; it has been logged.".into(),
         }
@@ -161,7 +168,7 @@ impl ResponseError for ApiError {
             Self::PreconditionRequired => StatusCode::PRECONDITION_REQUIRED,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::IssuerUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Database(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -188,12 +195,16 @@ impl ResponseError for ApiError {
                 };
                 headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(value));
             }
+            // RFC 6750 §3.1: a valid token that lacks the access asked for.
+            Self::Forbidden(_) => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(r#"Bearer realm="migration-portal", error="insufficient_scope""#));
+            }
             Self::MethodNotAllowed(allowed) => {
                 if let Ok(value) = HeaderValue::from_str(&join_methods(allowed)) {
                     headers.insert(header::ALLOW, value);
                 }
             }
-            Self::TooManyRequests { retry_after_secs } => {
+            Self::TooManyRequests { retry_after_secs } | Self::IssuerUnavailable { retry_after_secs } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
             }
             _ => {}

@@ -2,9 +2,12 @@
 //! enrolls with its workspace's enrollment secret and gets a token of its own
 //! (random, stored hashed, replaced on re-enrollment) that reaches its machine
 //! only; it polls for instructions (cheap: ETag / 304, `poll_after` with
-//! jitter) and reports each step, idempotently by sequence number.
+//! jitter) and reports each step, idempotently by sequence number. Every route
+//! that takes the token is wrapped in [`require_agent`], which authenticates it
+//! before the body is read.
 
 use actix_web::http::header::{self, HeaderValue};
+use actix_web::middleware::from_fn;
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -21,6 +24,7 @@ use validator::Validate;
 use crate::api::docs;
 use crate::api::extract::ValidJson;
 use crate::app::AppState;
+use crate::auth::{Agent, require_agent};
 use crate::db::agents as store;
 use crate::db::events::{self, NewEvent};
 use crate::domain::agent::{Outcome, Report, Status, readiness_on_check_in, report};
@@ -30,11 +34,6 @@ use crate::error::ApiError;
 
 pub fn routes(cfg: &mut ServiceConfig) {
     cfg.service(enroll).service(instructions).service(report_event).service(upload_log);
-}
-
-/// A slot among the agent requests handled at once, or 429 with a jittered `Retry-After`.
-fn admit(state: &AppState) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
-    state.agent_slots.clone().try_acquire_owned().map_err(|_| ApiError::TooManyRequests { retry_after_secs: rand::rng().random_range(30..=90) })
 }
 
 /// Agents check in about every 30 minutes; each is told when, with jitter so
@@ -119,27 +118,6 @@ fn poll_after() -> u64 {
     POLL_SECS - JITTER_SECS + rand::rng().random_range(0..=2 * JITTER_SECS)
 }
 
-/// The machine an agent token reaches.
-struct Agent {
-    workspace_id: Uuid,
-    machine_id: String,
-}
-
-pub(super) fn bearer(req: &HttpRequest) -> Result<&str, ApiError> {
-    req.headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-        .ok_or(ApiError::Unauthorized { credentials_present: false })
-}
-
-async fn agent(state: &AppState, req: &HttpRequest) -> Result<Agent, ApiError> {
-    let token = bearer(req)?;
-    let (workspace_id, machine_id) = store::authenticate(&state.db, &store::digest(token)).await?.ok_or(ApiError::Unauthorized { credentials_present: true })?;
-    Ok(Agent { workspace_id, machine_id })
-}
-
 /// What the agent is to do now.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Instructions {
@@ -203,12 +181,8 @@ const CLIENT_VERSION: &str = "x-client-version";
     ),
     security(("agent_token" = []))
 )]
-#[get("/instructions")]
-async fn instructions(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    let _slot = admit(&state)?;
-    let token = bearer(&req)?;
-    // One query: the token's machine and its status.
-    let mut machine = store::machine_of_token(&state.db, &store::digest(token)).await?.ok_or(ApiError::Unauthorized { credentials_present: true })?;
+#[get("/instructions", wrap = "from_fn(require_agent)")]
+async fn instructions(state: web::Data<AppState>, req: HttpRequest, Agent(mut machine): Agent) -> Result<HttpResponse, ApiError> {
     let workspace_id = machine.workspace_id;
     state.check_ins.record(workspace_id, &machine.machine_id);
     if let Some(version) = req.headers().get(CLIENT_VERSION).and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| v.len() <= 64 && ClientVersion::parse(v).is_some()) {
@@ -344,29 +318,27 @@ pub struct Reported {
     responses(
         (status = 200, description = "Recorded (or already seen)", body = Reported),
         (status = 404, response = docs::NotFound),
+        (status = 400, response = docs::BadRequest),
         (status = 409, response = docs::Conflict),
         docs::AgentErrors,
         docs::BodyErrors,
     ),
     security(("agent_token" = []))
 )]
-#[post("/events")]
-async fn report_event(state: web::Data<AppState>, req: HttpRequest, body: ValidJson<AgentEvent>) -> Result<HttpResponse, ApiError> {
-    let _slot = admit(&state)?;
-    // The token's machine and its status in one query.
-    let mut machine = store::machine_of_token(&state.db, &store::digest(bearer(&req)?)).await?.ok_or(ApiError::Unauthorized { credentials_present: true })?;
-    let agent = Agent { workspace_id: machine.workspace_id, machine_id: machine.machine_id.clone() };
+#[post("/events", wrap = "from_fn(require_agent)")]
+async fn report_event(state: web::Data<AppState>, Agent(mut machine): Agent, body: ValidJson<AgentEvent>) -> Result<HttpResponse, ApiError> {
+    let (workspace_id, machine_id) = (machine.workspace_id, machine.machine_id.clone());
     let event = &body.value;
     // A lost race with another report of the same agent: read again and decide again.
     for attempt in 0..3 {
         if attempt > 0 {
-            machine = store::machine(&state.db, agent.workspace_id, &agent.machine_id).await?.ok_or(ApiError::NotFound)?;
+            machine = store::machine(&state.db, workspace_id, &machine_id).await?.ok_or(ApiError::NotFound)?;
         }
         let from = machine.status;
         let log = |kind: &str, message: String| NewEvent {
-            actor: format!("agent:{}", agent.machine_id),
+            actor: format!("agent:{machine_id}"),
             subject_kind: "machine",
-            subject_id: agent.machine_id.clone(),
+            subject_id: machine_id.clone(),
             migration_id: None,
             kind: kind.into(),
             message,
@@ -375,7 +347,7 @@ async fn report_event(state: web::Data<AppState>, req: HttpRequest, body: ValidJ
         match report(from, event.seq, &event.report) {
             Outcome::AlreadySeen => return Ok(HttpResponse::Ok().json(reported(false, from))),
             Outcome::Refused(reason) => {
-                events::record(&state.db, agent.workspace_id, vec![log("machine.report_refused", format!("report {} refused: {reason}", event.seq))]).await?;
+                events::record(&state.db, workspace_id, vec![log("machine.report_refused", format!("report {} refused: {reason}", event.seq))]).await?;
                 return Err(ApiError::conflict("illegal_transition", reason));
             }
             Outcome::Moved(to) => {
@@ -385,7 +357,7 @@ async fn report_event(state: web::Data<AppState>, req: HttpRequest, body: ValidJ
                     _ => None,
                 };
                 let txn = sea_orm::TransactionTrait::begin(&state.db).await?;
-                if !store::transition(&txn, agent.workspace_id, &agent.machine_id, from, to, error).await? {
+                if !store::transition(&txn, workspace_id, &machine_id, from, to, error).await? {
                     continue;
                 }
                 let message = match to.phase {
@@ -393,7 +365,7 @@ async fn report_event(state: web::Data<AppState>, req: HttpRequest, body: ValidJ
                     _ => format!("{} -> {}", from.state.as_str(), to.state.as_str()),
                 };
                 let detail = error.map(|(code, text)| format!(": {code}: {text}")).unwrap_or_default();
-                events::record(&txn, agent.workspace_id, vec![log(&format!("machine.{}", event.report.name()), format!("{message}{detail}"))]).await?;
+                events::record(&txn, workspace_id, vec![log(&format!("machine.{}", event.report.name()), format!("{message}{detail}"))]).await?;
                 txn.commit().await?;
                 return Ok(HttpResponse::Ok().json(reported(true, to)));
             }
@@ -451,6 +423,11 @@ async fn rotate_enrollment_secret(partner: crate::auth::Partner, state: web::Dat
     Ok(HttpResponse::Created().json(EnrollmentSecret { workspace_id: workspace.id, enrollment_secret: secret }))
 }
 
+/// The client's log as it wrote it (not empty).
+#[derive(ToSchema)]
+#[schema(min_length = 1)]
+pub struct ClientLog(#[allow(dead_code)] String);
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct LogUploaded {
     pub log_id: Uuid,
@@ -459,24 +436,24 @@ pub struct LogUploaded {
 }
 
 /// Upload the client log (plain text, up to `http.agent_max_log_bytes`, 1 MiB by
-/// default); it is stored compressed and listed on the machine.
+/// default); it is stored compressed and listed on the machine. An empty log is
+/// refused (422).
 #[utoipa::path(
     tag = "agents",
-    request_body(content = String, content_type = "text/plain"),
+    request_body(content = ClientLog, content_type = "text/plain"),
     responses(
         (status = 201, description = "Stored", body = LogUploaded),
         (status = 400, response = docs::BadRequest),
         (status = 413, response = docs::PayloadTooLarge),
+        (status = 422, response = docs::Unprocessable),
         docs::AgentErrors,
     ),
     security(("agent_token" = []))
 )]
-#[post("/logs")]
-async fn upload_log(state: web::Data<AppState>, req: HttpRequest, mut payload: web::Payload) -> Result<HttpResponse, ApiError> {
+#[post("/logs", wrap = "from_fn(require_agent)")]
+async fn upload_log(state: web::Data<AppState>, Agent(machine): Agent, mut payload: web::Payload) -> Result<HttpResponse, ApiError> {
     use futures_util::StreamExt;
     use std::io::Write;
-    let _slot = admit(&state)?;
-    let agent = agent(&state, &req).await?;
     let limit = state.agent_max_log_bytes;
     let mut size = 0usize;
     let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
@@ -488,13 +465,16 @@ async fn upload_log(state: web::Data<AppState>, req: HttpRequest, mut payload: w
         }
         gzip.write_all(&chunk).map_err(|e| ApiError::Internal(e.into()))?;
     }
+    if size == 0 {
+        return Err(ApiError::invalid_field("", "the log is empty"));
+    }
     let data = gzip.finish().map_err(|e| ApiError::Internal(e.into()))?;
     let stored = data.len();
     let log_id = Uuid::now_v7();
     let model = entity::machine_log::ActiveModel {
         id: sea_orm::ActiveValue::Set(log_id),
-        workspace_id: sea_orm::ActiveValue::Set(agent.workspace_id),
-        machine_id: sea_orm::ActiveValue::Set(agent.machine_id.clone()),
+        workspace_id: sea_orm::ActiveValue::Set(machine.workspace_id),
+        machine_id: sea_orm::ActiveValue::Set(machine.machine_id),
         uploaded_at: sea_orm::ActiveValue::Set(Utc::now()),
         size_bytes: sea_orm::ActiveValue::Set(size as i64),
         data: sea_orm::ActiveValue::Set(data),

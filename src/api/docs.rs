@@ -41,7 +41,7 @@ and every such string declares the matching `pattern`."
     ),
     components(
         schemas(Problem, FieldError),
-        responses(BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PreconditionFailed, PayloadTooLarge, UnsupportedMediaType, Unprocessable, TooManyRequests, Internal, Unavailable)
+        responses(BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PreconditionFailed, PayloadTooLarge, UnsupportedMediaType, Unprocessable, TooManyRequests, Internal, Unavailable, IssuerUnavailable)
     ),
     modifiers(&BearerAuth)
 )]
@@ -101,7 +101,7 @@ macro_rules! problem_responses {
 problem_responses! {
     BadRequest => "The request cannot be read: malformed JSON, wrong types, missing or unknown fields, bad path or query parameters.",
     Unauthorized => "No bearer token, or one that is not valid: expired, not yet valid, for another issuer or audience, badly signed, or an agent token that no enrolled machine holds.",
-    Forbidden => "The token is valid but grants no partner administrator access.",
+    Forbidden => "The token is valid but grants no partner administrator access (`WWW-Authenticate: Bearer error=\"insufficient_scope\"`).",
     NotFound => "No such resource for the caller's tenant.",
     Conflict => "The request clashes with the current state: e.g. an Idempotency-Key reused with another body, or a value naming what the workspace does not have (`errors` points at it).",
     PreconditionFailed => "If-Match names a version that is no longer current.",
@@ -123,6 +123,23 @@ impl<'r> ToResponse<'r> for TooManyRequests {
     }
 }
 
+/// 503 on the partner API: the token's signing key is not cached and the
+/// issuer's key set cannot be fetched now.
+pub struct IssuerUnavailable;
+
+impl<'r> ToResponse<'r> for IssuerUnavailable {
+    fn response() -> (&'r str, RefOr<Response>) {
+        let seconds = ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(1));
+        let retry_after = HeaderBuilder::new().schema(Some(seconds)).description(Some("Seconds to wait before sending the request again")).build();
+        let response = ResponseBuilder::new()
+            .description("The identity provider cannot be reached to fetch the key that signed the token (tokens signed with a key already known keep working); send the request again after `Retry-After` seconds.")
+            .content(PROBLEM_JSON, Content::new(Some(Ref::from_schema_name("Problem"))))
+            .header("Retry-After", retry_after)
+            .build();
+        ("IssuerUnavailable", response.into())
+    }
+}
+
 /// A set of the responses above, listed by status, for `responses(...)` of a path.
 macro_rules! response_sets {
     ($($(#[$doc:meta])* $set:ident { $($status:literal => $response:ident),* $(,)? })*) => {$(
@@ -138,7 +155,7 @@ macro_rules! response_sets {
 
 response_sets! {
     /// What any partner operation may answer.
-    PartnerErrors { "400" => BadRequest, "401" => Unauthorized, "403" => Forbidden, "500" => Internal }
+    PartnerErrors { "400" => BadRequest, "401" => Unauthorized, "403" => Forbidden, "500" => Internal, "503" => IssuerUnavailable }
     /// What any agent operation after enrollment may answer.
     AgentErrors { "401" => Unauthorized, "429" => TooManyRequests, "500" => Internal }
     /// What an operation with a JSON body may answer besides (400: malformed JSON, unknown fields).

@@ -1,5 +1,7 @@
-//! Who is calling: partner admins with the cloud's RS256 JWT.
+//! Who is calling: partner admins with the cloud's RS256 JWT, and agents with
+//! the token their machine enrolled for ([`agent`]).
 
+pub mod agent;
 mod jwks;
 
 use std::future::{Ready, ready};
@@ -14,7 +16,8 @@ use jsonwebtoken::{Algorithm, Validation, decode, decode_header};
 use serde::Deserialize;
 use uuid::Uuid;
 
-pub use jwks::JwksCache;
+pub use agent::{Agent, require_agent};
+pub use jwks::{JwksCache, MissingKey};
 
 use crate::app::AppState;
 use crate::error::ApiError;
@@ -47,6 +50,8 @@ pub enum Rejection {
     NoKeyId,
     #[error("no issuer key with this kid")]
     UnknownKey,
+    #[error("the kid is not cached and the issuer's key set cannot be fetched now")]
+    IssuerUnavailable { retry_after_secs: u64 },
     #[error("token refused: {0}")]
     Invalid(String),
     #[error("token grants no partner_admin scope")]
@@ -81,7 +86,10 @@ impl Authenticator {
             return Err(Rejection::Algorithm(format!("{:?}", header.alg)));
         }
         let kid = header.kid.ok_or(Rejection::NoKeyId)?;
-        let key = self.keys.key(&kid).await.ok_or(Rejection::UnknownKey)?;
+        let key = self.keys.key(&kid).await.map_err(|missing| match missing {
+            MissingKey::NotPublished => Rejection::UnknownKey,
+            MissingKey::IssuerUnavailable { retry_after } => Rejection::IssuerUnavailable { retry_after_secs: retry_after.as_secs_f64().ceil().max(1.0) as u64 },
+        })?;
         let data = decode::<Claims>(token, &key, &self.validation).map_err(|e| Rejection::Invalid(format!("{:?}", e.kind())))?;
         let tenant_id = match partner_tenants(&data.claims.scope).as_slice() {
             [] => return Err(Rejection::NoPartnerScope),
@@ -112,10 +120,13 @@ fn partner_tenants(scope: &serde_json::Value) -> Vec<Uuid> {
     tenants
 }
 
-fn bearer_token(req: &HttpRequest) -> Option<String> {
+/// The token of `Authorization: Bearer <token>`, the scheme in any case (RFC 9110
+/// §11.1): the one parser of the partner API, the agent API and /metrics.
+pub fn bearer_token(req: &HttpRequest) -> Option<&str> {
     let value = req.headers().get(AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_string()).filter(|t| !t.is_empty())
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
 /// Authenticates every request of the scope it wraps before any extractor
@@ -128,7 +139,7 @@ pub async fn require_partner<B: MessageBody + 'static>(
     let result = match (state, bearer_token(req.request())) {
         (None, _) => return Ok(req.error_response(ApiError::Internal(anyhow::anyhow!("application state missing")))),
         (_, None) => Err(Rejection::Missing),
-        (Some(state), Some(token)) => state.auth.verify(&token).await,
+        (Some(state), Some(token)) => state.auth.verify(token).await,
     };
     match result {
         Ok(partner) => {
@@ -143,6 +154,7 @@ pub async fn require_partner<B: MessageBody + 'static>(
                     ApiError::Forbidden("The token grants partner administrator access on several tenants; use a token for one tenant.")
                 }
                 Rejection::Missing => ApiError::Unauthorized { credentials_present: false },
+                Rejection::IssuerUnavailable { retry_after_secs } => ApiError::IssuerUnavailable { retry_after_secs },
                 _ => ApiError::Unauthorized { credentials_present: true },
             };
             Ok(req.error_response(error))
@@ -187,6 +199,31 @@ mod tests {
         for (scope, expected) in cases {
             let expected: Vec<Uuid> = expected.into_iter().map(|s| Uuid::parse_str(s).expect("uuid")).collect();
             assert_eq!(partner_tenants(&scope), expected, "{scope}");
+        }
+    }
+
+    #[test]
+    fn the_bearer_scheme_is_read_in_any_case_and_nothing_else_is_a_bearer_token() {
+        let cases = [
+            (Some("Bearer abc.def"), Some("abc.def")),
+            (Some("bearer abc"), Some("abc")),
+            (Some("BEARER abc"), Some("abc")),
+            (Some("bEaReR abc"), Some("abc")),
+            (Some("Bearer   abc  "), Some("abc")),
+            (Some("Bearer "), None),
+            (Some("Bearer"), None),
+            (Some("Bearerabc"), None),
+            (Some("Basic dXNlcjpwdw=="), None),
+            (Some("Token abc"), None),
+            (Some(""), None),
+            (None, None),
+        ];
+        for (header, expected) in cases {
+            let mut req = actix_web::test::TestRequest::default();
+            if let Some(value) = header {
+                req = req.insert_header((AUTHORIZATION, value));
+            }
+            assert_eq!(bearer_token(&req.to_http_request()), expected, "{header:?}");
         }
     }
 }

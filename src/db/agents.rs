@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use entity::agent::{self, Entity as Agents};
 use sea_orm::sea_query::OnConflict;
-use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
+use sea_orm::{ActiveValue::Set, ConnectionTrait, DbErr, EntityTrait};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
@@ -35,11 +35,6 @@ pub async fn enroll(db: &impl ConnectionTrait, workspace_id: Uuid, machine_id: &
     .exec_without_returning(db)
     .await
     .map(drop)
-}
-
-/// The machine an agent token belongs to.
-pub async fn authenticate(db: &impl ConnectionTrait, token_hash: &str) -> Result<Option<(Uuid, String)>, DbErr> {
-    Ok(Agents::find().filter(agent::Column::TokenHash.eq(token_hash)).one(db).await?.map(|a| (a.workspace_id, a.machine_id)))
 }
 
 /// What the agent API needs of a machine.

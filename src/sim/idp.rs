@@ -1,6 +1,9 @@
 //! The cloud's identity provider, as `docs/cloud-contract.md` describes it:
 //! OIDC discovery, a JWKS at `/api/2/idp/keys`, a client-credentials token
-//! endpoint issuing RS256 JWTs with the cloud's claims, and key rotation.
+//! endpoint issuing RS256 JWTs with the cloud's claims, key rotation, and
+//! failures of discovery and the key set on demand ([`faults`]).
+
+mod faults;
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener};
@@ -18,6 +21,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
+
+pub use faults::{FaultAnswer, IdpFaults};
+use faults::{Endpoint, FaultState};
 
 /// Access tokens live two hours, as the cloud's do.
 pub const TOKEN_LIFETIME_SECS: i64 = 2 * 60 * 60;
@@ -62,7 +68,9 @@ pub struct IdpState {
     keys: RwLock<Vec<SigningKey>>,
     clients: RwLock<HashMap<String, ApiClient>>,
     jwks_requests: AtomicU64,
+    discovery_requests: AtomicU64,
     next_tid: AtomicU64,
+    faults: FaultState,
 }
 
 #[derive(Clone, Debug)]
@@ -80,7 +88,9 @@ impl IdpState {
             keys: RwLock::new(vec![SigningKey::new(key)]),
             clients: RwLock::new(HashMap::new()),
             jwks_requests: AtomicU64::new(0),
+            discovery_requests: AtomicU64::new(0),
             next_tid: AtomicU64::new(1000),
+            faults: FaultState::default(),
         }
     }
 
@@ -177,12 +187,17 @@ impl IdpState {
         decode::<Value>(token, &key, &validation).ok().map(|data| data.claims)
     }
 
+    /// Requests for the key set, failed ones included.
     pub fn jwks_requests(&self) -> u64 {
         self.jwks_requests.load(Ordering::Relaxed)
     }
 
+    /// Requests for the discovery document, failed ones included.
+    pub fn discovery_requests(&self) -> u64 {
+        self.discovery_requests.load(Ordering::Relaxed)
+    }
+
     fn jwks(&self) -> JwkSet {
-        self.jwks_requests.fetch_add(1, Ordering::Relaxed);
         JwkSet { keys: self.keys.read().unwrap_or_else(|e| e.into_inner()).iter().map(|k| k.jwk.clone()).collect() }
     }
 
@@ -210,10 +225,16 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/.well-known/openid-configuration", web::get().to(discovery))
         .route("/api/2/idp/keys", web::get().to(keys))
         .route("/api/2/idp/token", web::post().to(token))
-        .route("/sim/idp/rotate", web::post().to(rotate));
+        .route("/sim/idp/rotate", web::post().to(rotate))
+        .route("/sim/idp/faults", web::get().to(faults::get_faults))
+        .route("/sim/idp/faults", web::put().to(faults::put_faults));
 }
 
 async fn discovery(state: web::Data<IdpState>) -> HttpResponse {
+    state.discovery_requests.fetch_add(1, Ordering::Relaxed);
+    if let Some(failure) = state.faults.take(Endpoint::Discovery) {
+        return failure;
+    }
     let issuer = state.issuer();
     HttpResponse::Ok().json(json!({
         "issuer": issuer,
@@ -230,6 +251,10 @@ async fn discovery(state: web::Data<IdpState>) -> HttpResponse {
 }
 
 async fn keys(state: web::Data<IdpState>) -> HttpResponse {
+    state.jwks_requests.fetch_add(1, Ordering::Relaxed);
+    if let Some(failure) = state.faults.take(Endpoint::Keys) {
+        return failure;
+    }
     HttpResponse::Ok().json(state.jwks())
 }
 

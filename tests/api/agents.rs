@@ -378,6 +378,8 @@ async fn an_outdated_client_migrates_at_the_check_in_that_states_its_update_and_
         let shown = listed.iter().find(|m| m["machine_id"] == machine.as_str()).expect("still pending until it reports");
         assert!(!shown["waiting_reason"].as_str().unwrap_or_default().contains("update"), "{shown}");
 
+        // The check-ins above are written within a second (clearing a flag set meanwhile): let them land first.
+        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
         // Two check-in intervals without a word: each pending machine is flagged once.
         let later = chrono::Utc::now() + chrono::Duration::hours(2);
         let flagged = migration_portal::jobs::watch::not_seen(&world.db, later).await.expect("watch");

@@ -1,4 +1,5 @@
-//! Partner authentication: the token matrix, JWKS caching and key rotation.
+//! Partner authentication: the token matrix, JWKS caching, key rotation and an
+//! issuer that fails for a while.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -7,12 +8,12 @@ use rsa::pkcs1::EncodeRsaPublicKey;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::helpers::{Backend, assert_problem, logs, spawn_app, spawn_app_with, test_keys};
+use crate::helpers::{Backend, TestApp, assert_problem, logs, spawn_app, spawn_app_with, test_keys};
 
 const PROTECTED: &str = "/api/v1/workspaces";
 
 /// Asserts a 401 that says no more than "invalid token", and returns the problem.
-async fn assert_invalid_token(app: &crate::helpers::TestApp, case: &str, token: &str) -> Value {
+async fn assert_invalid_token(app: &TestApp, case: &str, token: &str) -> Value {
     let response = app.get(PROTECTED, token).send().await.expect("request");
     let www = response.headers().get("www-authenticate").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
     assert!(www.starts_with("Bearer") && www.contains(r#"error="invalid_token""#), "{case}: WWW-Authenticate {www:?}");
@@ -111,29 +112,39 @@ async fn a_missing_or_non_bearer_authorization_is_401_without_an_error_code() {
     assert_problem(response, 401).await;
 }
 
+/// Asserts a 403 that names the missing scope (RFC 6750 §3.1), and returns the problem.
+async fn assert_forbidden(app: &TestApp, token: &str) -> Value {
+    let response = app.get(PROTECTED, token).send().await.expect("request");
+    let www = response.headers().get("www-authenticate").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+    assert_eq!(www, r#"Bearer realm="migration-portal", error="insufficient_scope""#);
+    assert_problem(response, 403).await
+}
+
 #[tokio::test]
-async fn a_valid_token_without_a_partner_scope_is_forbidden() {
-    let app = spawn_app(Backend::Sqlite).await;
-    let claims = with(app.idp.partner_claims(app.tenant, "user-1"), |c| {
-        c.insert("scope".into(), json!([{"tid": 1, "tuid": Uuid::new_v4().to_string(), "rs": "", "rn": "account-server", "role": "company_admin"}]));
-    });
-    assert_problem(app.get(PROTECTED, &app.idp.sign(&claims)).send().await.expect("request"), 403).await;
-    let claims = with(app.idp.partner_claims(app.tenant, "user-1"), |c| {
-        c.remove("scope");
-    });
-    assert_problem(app.get(PROTECTED, &app.idp.sign(&claims)).send().await.expect("request"), 403).await;
-    // The partner role of another resource server is not ours.
-    let claims = with(app.idp.partner_claims(app.tenant, "user-1"), |c| {
-        c.insert("scope".into(), json!([{"tid": 1, "tuid": app.tenant.to_string(), "rs": "", "rn": "other-service", "role": "partner_admin"}]));
-    });
-    assert_problem(app.get(PROTECTED, &app.idp.sign(&claims)).send().await.expect("request"), 403).await;
-    // Partner admin of two tenants: which workspaces to show is ambiguous, so none.
-    let claims = with(app.idp.partner_claims(app.tenant, "user-1"), |c| {
-        let entry = |t: Uuid| json!({"tid": 1, "tuid": t.to_string(), "rs": "", "rn": "account-server", "role": "partner_admin"});
-        c.insert("scope".into(), json!([entry(app.tenant), entry(Uuid::new_v4())]));
-    });
-    let problem = assert_problem(app.get(PROTECTED, &app.idp.sign(&claims)).send().await.expect("request"), 403).await;
-    assert!(problem["detail"].as_str().unwrap_or_default().contains("several tenants"), "{problem}");
+async fn a_valid_token_without_a_partner_scope_is_forbidden_with_insufficient_scope() {
+    for backend in Backend::enabled() {
+        let app = spawn_app(backend).await;
+        let claims = with(app.idp.partner_claims(app.tenant, "user-1"), |c| {
+            c.insert("scope".into(), json!([{"tid": 1, "tuid": Uuid::new_v4().to_string(), "rs": "", "rn": "account-server", "role": "company_admin"}]));
+        });
+        assert_forbidden(&app, &app.idp.sign(&claims)).await;
+        let claims = with(app.idp.partner_claims(app.tenant, "user-1"), |c| {
+            c.remove("scope");
+        });
+        assert_forbidden(&app, &app.idp.sign(&claims)).await;
+        // The partner role of another resource server is not ours.
+        let claims = with(app.idp.partner_claims(app.tenant, "user-1"), |c| {
+            c.insert("scope".into(), json!([{"tid": 1, "tuid": app.tenant.to_string(), "rs": "", "rn": "other-service", "role": "partner_admin"}]));
+        });
+        assert_forbidden(&app, &app.idp.sign(&claims)).await;
+        // Partner admin of two tenants: which workspaces to show is ambiguous, so none.
+        let claims = with(app.idp.partner_claims(app.tenant, "user-1"), |c| {
+            let entry = |t: Uuid| json!({"tid": 1, "tuid": t.to_string(), "rs": "", "rn": "account-server", "role": "partner_admin"});
+            c.insert("scope".into(), json!([entry(app.tenant), entry(Uuid::new_v4())]));
+        });
+        let problem = assert_forbidden(&app, &app.idp.sign(&claims)).await;
+        assert!(problem["detail"].as_str().unwrap_or_default().contains("several tenants"), "{problem}");
+    }
 }
 
 #[tokio::test]
@@ -203,16 +214,145 @@ async fn concurrent_first_requests_share_one_key_set_fetch() {
 }
 
 #[tokio::test]
-async fn cached_keys_keep_serving_while_the_issuer_is_down() {
-    let app = spawn_app_with(Backend::Sqlite, |c| {
-        c.auth.jwks_max_age_secs = 0;
-        c.auth.jwks_refresh_cooldown_secs = 0;
-    })
-    .await;
-    assert_eq!(app.get(PROTECTED, &app.token).send().await.expect("request").status(), 200);
-    app.idp.stop().await;
-    // Keys are "stale" at every request now, and every refresh fails.
-    for _ in 0..3 {
+async fn cached_keys_keep_serving_while_the_issuer_is_down_and_new_ones_wait_for_it() {
+    for backend in Backend::enabled() {
+        let app = spawn_app_with(backend, |c| {
+            c.auth.jwks_max_age_secs = 0;
+            c.auth.jwks_refresh_cooldown_secs = 0;
+        })
+        .await;
+        assert_eq!(app.get(PROTECTED, &app.token).send().await.expect("request").status(), 200);
+        app.idp.stop().await;
+        // Keys are "stale" at every request now, and every refresh fails.
+        for _ in 0..3 {
+            assert_eq!(app.get(PROTECTED, &app.token).send().await.expect("request").status(), 200);
+        }
+        // A key the service has not seen cannot be fetched: connections are refused.
+        app.idp.rotate(&test_keys()[1], false);
+        assert_issuer_unavailable(&app, &app.idp.partner_token(app.tenant)).await;
         assert_eq!(app.get(PROTECTED, &app.token).send().await.expect("request").status(), 200);
     }
+}
+
+/// Replaces the identity provider's faults through its control endpoint.
+async fn set_issuer_faults(app: &TestApp, faults: Value) {
+    let response = app.http.put(format!("{}/sim/idp/faults", app.idp.issuer())).json(&faults).send().await.expect("faults");
+    assert_eq!(response.status(), 200, "{faults}");
+}
+
+/// Asserts a 503 problem that says to come back, and returns its `Retry-After` in seconds.
+async fn assert_issuer_unavailable(app: &TestApp, token: &str) -> u64 {
+    let response = app.get(PROTECTED, token).send().await.expect("request");
+    let retry_after = response.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    assert!(response.headers().get("www-authenticate").is_none(), "not a token problem");
+    let problem = assert_problem(response, 503).await;
+    assert_eq!(problem["code"], "issuer_unavailable", "{problem}");
+    let retry_after = retry_after.expect("Retry-After in seconds");
+    assert!((1..=8).contains(&retry_after), "{retry_after}");
+    retry_after
+}
+
+fn token_with_kid(app: &TestApp, kid: &str) -> String {
+    let mut header = Header::new(Algorithm::RS256);
+    header.kid = Some(kid.into());
+    app.idp.sign_with_header(&header, &app.idp.partner_claims(app.tenant, "x"))
+}
+
+#[tokio::test]
+async fn an_issuer_failing_within_the_retry_budget_still_serves_the_first_request() {
+    for backend in Backend::enabled() {
+        let app = spawn_app_with(backend, |c| c.auth.jwks_refresh_cooldown_secs = 3600).await;
+        set_issuer_faults(&app, json!({"fail_discovery": 2, "fail_keys": 2})).await;
+        assert_eq!(app.get(PROTECTED, &app.token).send().await.expect("request").status(), 200, "{backend:?}");
+        assert_eq!((app.idp.discovery_requests(), app.idp.jwks_requests()), (3, 3), "each tried again twice");
+
+        // The issuer answers after its failures and does not publish the kid: the token's fault.
+        let app = spawn_app_with(backend, |c| c.auth.jwks_refresh_cooldown_secs = 3600).await;
+        set_issuer_faults(&app, json!({"fail_discovery": 1, "fail_keys": 2})).await;
+        assert_invalid_token(&app, "kid not published", &token_with_kid(&app, "no-such-key")).await;
+        assert_eq!((app.idp.discovery_requests(), app.idp.jwks_requests()), (2, 3));
+        assert_eq!(app.get(PROTECTED, &app.token).send().await.expect("request").status(), 200);
+    }
+}
+
+#[tokio::test]
+async fn an_issuer_answering_garbage_is_unavailable_not_the_token_invalid() {
+    for backend in Backend::enabled() {
+        for faults in [json!({"fail_discovery": 1, "answer": "garbage"}), json!({"fail_keys": 1, "answer": "garbage"}), json!({"fail_keys": 1, "answer": "no_keys"})] {
+            let app = spawn_app_with(backend, |c| c.auth.jwks_refresh_cooldown_secs = 3600).await;
+            set_issuer_faults(&app, faults.clone()).await;
+            let retry_after = assert_issuer_unavailable(&app, &app.token).await;
+            tokio::time::sleep(std::time::Duration::from_secs(retry_after)).await;
+            assert_eq!(app.get(PROTECTED, &app.token).send().await.expect("request").status(), 200, "{backend:?} {faults}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_issuer_down_at_start_is_503_for_all_and_its_return_is_noticed_without_the_cooldown() {
+    for backend in Backend::enabled() {
+        // A cooldown far longer than the test: recovery must not wait for it.
+        let app = spawn_app_with(backend, |c| c.auth.jwks_refresh_cooldown_secs = 3600).await;
+        set_issuer_faults(&app, json!({"fail_discovery": 1_000_000, "fail_keys": 1_000_000})).await;
+        // Concurrent misses share one fetch (three attempts at discovery) and its outcome.
+        let misses = futures_util::future::join_all((0..12).map(|_| assert_issuer_unavailable(&app, &app.token))).await;
+        assert_eq!(app.idp.discovery_requests() + app.idp.jwks_requests(), 3, "one fetch for twelve misses");
+
+        // The issuer is back: once Retry-After has passed, the keys are fetched.
+        set_issuer_faults(&app, json!({})).await;
+        tokio::time::sleep(std::time::Duration::from_secs(misses.into_iter().max().unwrap_or(1))).await;
+        assert_eq!(app.get(PROTECTED, &app.token).send().await.expect("request").status(), 200, "{backend:?}");
+        // Reachable, and its key set lacks the kid: a bad token.
+        assert_invalid_token(&app, "kid not published", &token_with_kid(&app, "no-such-key")).await;
+    }
+}
+
+#[tokio::test]
+async fn while_the_issuer_fails_a_new_key_gets_503_a_cached_one_works_and_the_new_one_works_once_it_is_back() {
+    for backend in Backend::enabled() {
+        // Every unknown kid may ask the issuer (no cooldown after a success).
+        let app = spawn_app_with(backend, |c| c.auth.jwks_refresh_cooldown_secs = 0).await;
+        assert_eq!(app.get(PROTECTED, &app.token).send().await.expect("request").status(), 200);
+        set_issuer_faults(&app, json!({"fail_discovery": 1_000_000, "fail_keys": 1_000_000})).await;
+        app.idp.rotate(&test_keys()[1], false);
+        let new_token = app.idp.partner_token(app.tenant);
+        let mut wait = 1;
+        for _ in 0..3 {
+            wait = assert_issuer_unavailable(&app, &new_token).await;
+            assert_eq!(app.get(PROTECTED, &app.token).send().await.expect("request").status(), 200, "a cached key keeps working");
+        }
+        set_issuer_faults(&app, json!({})).await;
+        tokio::time::sleep(std::time::Duration::from_secs(wait)).await;
+        assert_eq!(app.get(PROTECTED, &new_token).send().await.expect("request").status(), 200, "{backend:?}");
+        assert_eq!(app.get(PROTECTED, &app.token).send().await.expect("request").status(), 200);
+    }
+}
+
+#[tokio::test]
+async fn the_identity_provider_fails_the_next_requests_it_is_told_to_and_says_how_many_are_left() {
+    let idp = migration_portal::sim::idp::IdentityProvider::start(std::net::SocketAddr::from(([127, 0, 0, 1], 0)), "aud", &test_keys()[0]).expect("idp");
+    let http = reqwest::Client::new();
+    let faults = format!("{}/sim/idp/faults", idp.issuer());
+    let put = |body: Value| http.put(&faults).json(&body).send();
+    assert_eq!(put(json!({"fail_keys": 2, "surprise": true})).await.expect("put").status(), 400, "unknown fields are refused");
+    let set: Value = put(json!({"fail_discovery": 1, "fail_keys": 2})).await.expect("put").json().await.expect("json");
+    assert_eq!(set, json!({"fail_discovery": 1, "fail_keys": 2, "answer": "unavailable"}));
+    let discovery = format!("{}/.well-known/openid-configuration", idp.issuer());
+    let keys = format!("{}/api/2/idp/keys", idp.issuer());
+    let failed = http.get(&discovery).send().await.expect("get");
+    assert_eq!((failed.status().as_u16(), failed.headers().get("retry-after").and_then(|v| v.to_str().ok())), (503, Some("1")));
+    assert_eq!(http.get(&discovery).send().await.expect("get").status(), 200, "one failure asked, one served");
+    assert_eq!(http.get(&keys).send().await.expect("get").status(), 503);
+    let left: Value = http.get(&faults).send().await.expect("get").json().await.expect("json");
+    assert_eq!((left["fail_discovery"].as_u64(), left["fail_keys"].as_u64()), (Some(0), Some(1)));
+    assert_eq!(http.get(&keys).send().await.expect("get").status(), 503);
+    let served: Value = http.get(&keys).send().await.expect("get").json().await.expect("json");
+    assert_eq!(served["keys"].as_array().map(Vec::len), Some(1));
+    put(json!({"fail_discovery": 1, "fail_keys": 1, "answer": "no_keys"})).await.expect("put");
+    let garbage = http.get(&discovery).send().await.expect("get");
+    assert_eq!(garbage.status(), 200);
+    assert!(serde_json::from_str::<Value>(&garbage.text().await.expect("text")).is_err(), "not JSON");
+    assert_eq!(http.get(&keys).send().await.expect("get").json::<Value>().await.expect("json"), json!({"keys": []}));
+    assert_eq!((idp.discovery_requests(), idp.jwks_requests()), (3, 4), "failed requests are counted too");
+    idp.stop().await;
 }

@@ -1,3 +1,4 @@
+mod agent_auth;
 mod agents;
 mod auth;
 mod bad_input;
