@@ -101,7 +101,9 @@ async fn scenarios(backend: Backend) -> Vec<Value> {
         check_in_until_registered(&world, &agent).await;
         agents.insert(machine.clone(), agent);
     }
-    // A renewal: the old token is revoked once the new one is kept.
+    // A renewal without faults: the old token is revoked once the new one is kept, and that
+    // revoke's 204 is recorded (a revoke whose answer is lost is retried into a 404).
+    world.cloud.set_faults(Faults::default());
     let renewing = &machines[0];
     migration_portal::db::execute(
         &world.db,
@@ -111,7 +113,6 @@ async fn scenarios(backend: Backend) -> Vec<Value> {
     .await
     .expect("expiring");
     check_in_until_registered(&world, &agents[renewing]).await;
-    world.cloud.set_faults(Faults::default());
 
     // The connector on its own: a wrong secret, a sibling's name, a token renewed after the issuer drops its key.
     let client = world.cloud.root_client();
