@@ -27,7 +27,7 @@ use crate::app::AppState;
 use crate::auth::{Agent, require_agent};
 use crate::db::agents as store;
 use crate::db::events::{self, NewEvent};
-use crate::domain::agent::{Outcome, Report, Status, readiness_on_check_in, report};
+use crate::domain::agent::{Outcome, Report, Status, readiness_on_check_in};
 use crate::domain::machines::MachineState;
 use crate::domain::support::{ClientStatus, ClientVersion, Platform, SupportMatrix};
 use crate::error::ApiError;
@@ -273,25 +273,90 @@ fn etag(body: &Instructions) -> Result<String, ApiError> {
     Ok(format!("\"{}\"", &store::digest(&String::from_utf8_lossy(&bytes))[..32]))
 }
 
-// Flattened: serde cannot deny unknown fields here; an unknown `kind` is still refused.
-/// A step report: its sequence number and what happened.
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct AgentEvent {
-    /// Increases with every report of this agent; a repeated or older one is acknowledged and ignored.
-    /// At most 2^53 - 1, so that every client reads it exactly.
-    #[schema(minimum = 1, maximum = 9007199254740991_i64)]
-    pub seq: i64,
-    #[serde(flatten)]
-    pub report: Report,
-}
+/// A step report's sequence number: it increases with every report of this agent; a
+/// repeated or older one is acknowledged and ignored. At most 2^53 - 1, so that every
+/// client reads it exactly.
+#[derive(ToSchema)]
+#[schema(minimum = 1, maximum = 9007199254740991_i64)]
+pub struct Seq(#[allow(dead_code)] i64);
 
 const MAX_SEQ: i64 = (1 << 53) - 1;
 
-/// The report is flattened into the event, so its fields' errors are the event's.
+/// A step report: its `kind`, its `seq` and what the kind carries, nothing else (an
+/// unknown field is refused, as everywhere). The domain's [`Report`] with its number.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum AgentEvent {
+    Downloading {
+        #[schema(value_type = Seq)]
+        seq: i64,
+    },
+    Installing {
+        #[schema(value_type = Seq)]
+        seq: i64,
+    },
+    Registering {
+        #[schema(value_type = Seq)]
+        seq: i64,
+    },
+    /// The converted backup plans are applied in the cloud agent.
+    PlansTransferred {
+        #[schema(value_type = Seq)]
+        seq: i64,
+    },
+    /// The BackupAgent client switched to restore-only: the machine is migrated.
+    RestoreOnly {
+        #[schema(value_type = Seq)]
+        seq: i64,
+    },
+    /// The cloud agent is installed; registration needs someone's hands (SQL Server, Exchange).
+    RegistrationManual {
+        #[schema(value_type = Seq)]
+        seq: i64,
+        #[schema(max_length = 2000)]
+        message: String,
+    },
+    Failed {
+        #[schema(value_type = Seq)]
+        seq: i64,
+        #[schema(max_length = 100)]
+        code: String,
+        #[schema(max_length = 2000)]
+        message: String,
+    },
+}
+
+impl AgentEvent {
+    fn seq(&self) -> i64 {
+        match self {
+            Self::Downloading { seq }
+            | Self::Installing { seq }
+            | Self::Registering { seq }
+            | Self::PlansTransferred { seq }
+            | Self::RestoreOnly { seq }
+            | Self::RegistrationManual { seq, .. }
+            | Self::Failed { seq, .. } => *seq,
+        }
+    }
+
+    fn report(&self) -> Report {
+        match self {
+            Self::Downloading { .. } => Report::Downloading,
+            Self::Installing { .. } => Report::Installing,
+            Self::Registering { .. } => Report::Registering,
+            Self::PlansTransferred { .. } => Report::PlansTransferred,
+            Self::RestoreOnly { .. } => Report::RestoreOnly,
+            Self::RegistrationManual { message, .. } => Report::RegistrationManual { message: message.clone() },
+            Self::Failed { code, message, .. } => Report::Failed { code: code.clone(), message: message.clone() },
+        }
+    }
+}
+
+/// The report's rules (the lengths of its texts) and the number's range.
 impl Validate for AgentEvent {
     fn validate(&self) -> Result<(), validator::ValidationErrors> {
-        let mut errors = self.report.validate().err().unwrap_or_default();
-        if !(1..=MAX_SEQ).contains(&self.seq) {
+        let mut errors = self.report().validate().err().unwrap_or_default();
+        if !(1..=MAX_SEQ).contains(&self.seq()) {
             errors.add("seq", validator::ValidationError::new("range").with_message(format!("must be between 1 and {MAX_SEQ}").into()));
         }
         if errors.is_empty() { Ok(()) } else { Err(errors) }
@@ -328,7 +393,7 @@ pub struct Reported {
 #[post("/events", wrap = "from_fn(require_agent)")]
 async fn report_event(state: web::Data<AppState>, Agent(mut machine): Agent, body: ValidJson<AgentEvent>) -> Result<HttpResponse, ApiError> {
     let (workspace_id, machine_id) = (machine.workspace_id, machine.machine_id.clone());
-    let event = &body.value;
+    let (seq, report) = (body.value.seq(), body.value.report());
     // A lost race with another report of the same agent: read again and decide again.
     for attempt in 0..3 {
         if attempt > 0 {
@@ -344,14 +409,14 @@ async fn report_event(state: web::Data<AppState>, Agent(mut machine): Agent, bod
             message,
             data: None,
         };
-        match report(from, event.seq, &event.report) {
+        match crate::domain::agent::report(from, seq, &report) {
             Outcome::AlreadySeen => return Ok(HttpResponse::Ok().json(reported(false, from))),
             Outcome::Refused(reason) => {
-                events::record(&state.db, workspace_id, vec![log("machine.report_refused", format!("report {} refused: {reason}", event.seq))]).await?;
+                events::record(&state.db, workspace_id, vec![log("machine.report_refused", format!("report {seq} refused: {reason}"))]).await?;
                 return Err(ApiError::conflict("illegal_transition", reason));
             }
             Outcome::Moved(to) => {
-                let error = match &event.report {
+                let error = match &report {
                     Report::Failed { code, message } => Some((code.as_str(), message.as_str())),
                     Report::RegistrationManual { message } => Some(("registration_manual", message.as_str())),
                     _ => None,
@@ -365,7 +430,7 @@ async fn report_event(state: web::Data<AppState>, Agent(mut machine): Agent, bod
                     _ => format!("{} -> {}", from.state.as_str(), to.state.as_str()),
                 };
                 let detail = error.map(|(code, text)| format!(": {code}: {text}")).unwrap_or_default();
-                events::record(&txn, workspace_id, vec![log(&format!("machine.{}", event.report.name()), format!("{message}{detail}"))]).await?;
+                events::record(&txn, workspace_id, vec![log(&format!("machine.{}", report.name()), format!("{message}{detail}"))]).await?;
                 txn.commit().await?;
                 return Ok(HttpResponse::Ok().json(reported(true, to)));
             }

@@ -9,7 +9,7 @@ use utoipa::openapi::content::Content;
 use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::response::{Response, ResponseBuilder};
-use utoipa::openapi::schema::{AllOfBuilder, AnyOfBuilder, ObjectBuilder, Schema, Type};
+use utoipa::openapi::schema::{AdditionalProperties, AllOfBuilder, AnyOfBuilder, ObjectBuilder, Schema, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{Ref, RefOr};
 
@@ -191,6 +191,20 @@ pub fn complete(spec: &mut utoipa::openapi::OpenApi) {
     // Rules across fields, each a validator's: `some_change`, and a migration names a pre-check or a selection.
     at_least_one(spec, "UpdateWorkspace", &[("name", Type::String), ("source", Type::Object), ("target", Type::Object), ("limits", Type::Object)]);
     at_least_one(spec, "CreateMigration", &[("precheck_id", Type::String), ("selection", Type::Array)]);
+    // Tagged enums that deny unknown fields: utoipa closes structs, not their variants.
+    for name in ["AgentEvent", "Node"] {
+        closed_variants(spec, name);
+    }
+}
+
+/// `additionalProperties: false` on each variant of the tagged enum `name`.
+fn closed_variants(spec: &mut utoipa::openapi::OpenApi, name: &str) {
+    let Some(RefOr::T(Schema::OneOf(one_of))) = spec.components.as_mut().and_then(|c| c.schemas.get_mut(name)) else { return };
+    for variant in &mut one_of.items {
+        if let RefOr::T(Schema::Object(object)) = variant {
+            object.additional_properties = Some(Box::new(AdditionalProperties::FreeForm(false)));
+        }
+    }
 }
 
 /// `schema` needs at least one of `fields` present and not null: the object as

@@ -37,7 +37,7 @@ impl Phase {
 }
 
 /// What an agent reports.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Report {
     Downloading,
@@ -48,16 +48,8 @@ pub enum Report {
     /// The BackupAgent client switched to restore-only: the machine is migrated.
     RestoreOnly,
     /// The cloud agent is installed; registration needs someone's hands (SQL Server, Exchange).
-    RegistrationManual {
-        #[schema(max_length = 2000)]
-        message: String,
-    },
-    Failed {
-        #[schema(max_length = 100)]
-        code: String,
-        #[schema(max_length = 2000)]
-        message: String,
-    },
+    RegistrationManual { message: String },
+    Failed { code: String, message: String },
 }
 
 /// The longest error code and message a report may carry: both are kept on the

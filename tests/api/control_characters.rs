@@ -4,7 +4,7 @@
 //! problem+json and write nothing, on a real workspace where the rest of the
 //! request is valid; the same requests without them are not refused so.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use base64::Engine;
 use sea_orm::{ConnectionTrait, DatabaseBackend, DatabaseConnection, Statement};
@@ -352,5 +352,69 @@ async fn a_nul_in_source_data_is_stored_when_it_is_text_and_named_when_it_is_an_
         assert!(error.contains("U+0000") && error.contains("machine") && !error.contains("database"), "{operation}");
         let hierarchy = world.app.get(&world.path("/hierarchy"), &world.token).send().await.expect("get");
         assert_eq!(hierarchy.status(), 409, "no snapshot was taken");
+    }
+}
+
+/// The pointers of every object in `value`, itself included.
+fn object_pointers(value: &Value, at: &str, out: &mut Vec<String>) {
+    match value {
+        Value::Object(fields) => {
+            out.push(at.to_string());
+            for (key, field) in fields {
+                object_pointers(field, &format!("{at}/{}", key.replace('~', "~0").replace('/', "~1")), out);
+            }
+        }
+        Value::Array(items) => items.iter().enumerate().for_each(|(i, item)| object_pointers(item, &format!("{at}/{i}"), out)),
+        _ => {}
+    }
+}
+
+/// Every object of every request body refuses a field it does not know (400 naming
+/// it, nothing written), as the document declares with `additionalProperties: false`:
+/// a client's typo is never silently ignored, and schema-valid data is never refused.
+#[tokio::test]
+async fn an_unknown_field_in_any_object_of_any_body_is_refused_and_changes_nothing() {
+    let spec = serde_json::to_value(migration_portal::api::openapi()).expect("spec");
+    for backend in Backend::enabled() {
+        let fixture = fixture(backend).await;
+        let (mut with_body, mut tried) = (BTreeSet::new(), BTreeSet::new());
+        for (path_template, item) in spec["paths"].as_object().expect("paths") {
+            for (method, operation) in item.as_object().expect("path item") {
+                let op = Operation { method: method.clone(), path: path_template.clone(), spec: operation };
+                let name = format!("{method} {path_template}");
+                if !operation["requestBody"]["content"]["application/json"].is_object() || method == "delete" {
+                    continue;
+                }
+                with_body.insert(name.clone());
+                let parameters: Vec<&Value> = operation["parameters"].as_array().into_iter().flatten().collect();
+                let path: HashMap<String, String> =
+                    parameters.iter().filter(|p| p["in"] == "path").map(|p| p["name"].as_str().expect("name")).map(|n| (n.to_string(), fixture.path_value(&op, n))).collect();
+                let required: Vec<(String, String)> = parameters
+                    .iter()
+                    .filter(|p| p["in"] == "query" && p["required"] == true)
+                    .map(|p| (p["name"].as_str().expect("name").to_string(), fixture.query_value(&spec, p["name"].as_str().expect("name"), &p["schema"])))
+                    .collect();
+                for body in fixture.bodies.get(&name).unwrap_or_else(|| panic!("no valid body for {name}")) {
+                    let mut objects = Vec::new();
+                    object_pointers(body, "", &mut objects);
+                    for pointer in objects {
+                        let mut bad = body.clone();
+                        bad.pointer_mut(&pointer).and_then(Value::as_object_mut).expect("an object").insert("unexpected_field".into(), json!(1));
+                        let before = row_counts(&fixture.world.db).await;
+                        let response = fixture.send(&op, &path, &required, Some(&bad)).await;
+                        let status = response.status().as_u16();
+                        let problem: Value = response.json().await.unwrap_or(Value::Null);
+                        let case = format!("{name}: an unknown field in the object at '{pointer}'");
+                        assert_eq!(status, 400, "{case}: {problem}");
+                        let named = problem["detail"].as_str().is_some_and(|d| d.contains("unknown field `unexpected_field`"))
+                            || problem["errors"][0]["pointer"].as_str().is_some_and(|p| p.ends_with("/unexpected_field"));
+                        assert!(problem["code"] == "invalid_body" && named, "{case}: {problem}");
+                        assert_eq!(row_counts(&fixture.world.db).await, before, "{case}: a refused request wrote");
+                        tried.insert(name.clone());
+                    }
+                }
+            }
+        }
+        assert!(!with_body.is_empty() && tried == with_body, "every operation with a body was tried: {tried:?} of {with_body:?}");
     }
 }

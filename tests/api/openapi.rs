@@ -114,6 +114,49 @@ fn every_component_is_referred_to() {
     }
 }
 
+/// The service refuses a field it does not know in any body, so every object a
+/// request body reaches says `additionalProperties: false` (the alternatives of an
+/// `anyOf` only add a rule to an object that says it already).
+#[test]
+fn every_object_a_request_body_reaches_is_closed() {
+    fn walk(spec: &Value, schema: &Value, at: &str, seen: &mut Vec<String>, open: &mut Vec<String>) {
+        if let Some(name) = schema["$ref"].as_str() {
+            if !seen.iter().any(|s| s == name) {
+                seen.push(name.to_string());
+                let component = &spec["components"]["schemas"][name.trim_start_matches("#/components/schemas/")];
+                walk(spec, component, name, seen, open);
+            }
+            return;
+        }
+        if schema["properties"].is_object() && schema["additionalProperties"] != false {
+            open.push(at.to_string());
+        }
+        for (name, property) in schema["properties"].as_object().into_iter().flatten() {
+            walk(spec, property, &format!("{at}/{name}"), seen, open);
+        }
+        if schema["items"].is_object() {
+            walk(spec, &schema["items"], &format!("{at}/items"), seen, open);
+        }
+        for union in ["oneOf", "allOf"] {
+            for part in schema[union].as_array().into_iter().flatten() {
+                walk(spec, part, at, seen, open);
+            }
+        }
+    }
+    let spec = serde_json::to_value(migration_portal::api::openapi()).expect("spec");
+    let (mut seen, mut open, mut bodies) = (Vec::new(), Vec::new(), 0);
+    for (path, item) in spec["paths"].as_object().expect("paths") {
+        for (method, operation) in item.as_object().expect("path item") {
+            if let Some(schema) = operation["requestBody"]["content"]["application/json"]["schema"].as_object() {
+                bodies += 1;
+                walk(&spec, &Value::Object(schema.clone()), &format!("{method} {path}"), &mut seen, &mut open);
+            }
+        }
+    }
+    assert!(bodies >= 9, "the request bodies were found ({bodies})");
+    assert!(open.is_empty(), "objects that do not say additionalProperties: false: {open:?}");
+}
+
 /// A pattern the document declares is what schemathesis draws values from, so it
 /// must accept exactly what the service does: the webhook secret (`whsec_` and the
 /// canonical base64 of 24 to 64 bytes) against the service's own parser.

@@ -7,7 +7,7 @@ use utoipa::ToSchema;
 use super::Tree;
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
-#[serde(tag = "kind", content = "id", rename_all = "snake_case")]
+#[serde(tag = "kind", content = "id", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Node {
     #[schema(value_type = NodeId)]
     Group(String),
