@@ -192,7 +192,7 @@ pub fn complete(spec: &mut utoipa::openapi::OpenApi) {
     at_least_one(spec, "UpdateWorkspace", &[("name", Type::String), ("source", Type::Object), ("target", Type::Object), ("limits", Type::Object)]);
     at_least_one(spec, "CreateMigration", &[("precheck_id", Type::String), ("selection", Type::Array)]);
     // Tagged enums that deny unknown fields: utoipa closes structs, not their variants.
-    for name in ["AgentEvent", "Node"] {
+    for name in ["AgentEvent", "SelectionNode"] {
         closed_variants(spec, name);
     }
 }

@@ -8,6 +8,8 @@ use super::Tree;
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "kind", content = "id", rename_all = "snake_case", deny_unknown_fields)]
+// `SelectionNode` in the document: the hierarchy's `Node` is another thing.
+#[schema(as = SelectionNode)]
 pub enum Node {
     #[schema(value_type = NodeId)]
     Group(String),
