@@ -383,7 +383,6 @@ pub struct Reported {
     responses(
         (status = 200, description = "Recorded (or already seen)", body = Reported),
         (status = 404, response = docs::NotFound),
-        (status = 400, response = docs::BadRequest),
         (status = 409, response = docs::Conflict),
         docs::AgentErrors,
         docs::BodyErrors,

@@ -131,12 +131,8 @@ impl<'r> ToResponse<'r> for IssuerUnavailable {
     fn response() -> (&'r str, RefOr<Response>) {
         let seconds = ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(1));
         let retry_after = HeaderBuilder::new().schema(Some(seconds)).description(Some("Seconds to wait before sending the request again")).build();
-        let response = ResponseBuilder::new()
-            .description("The identity provider cannot be reached to fetch the key that signed the token (tokens signed with a key already known keep working); send the request again after `Retry-After` seconds.")
-            .content(PROBLEM_JSON, Content::new(Some(Ref::from_schema_name("Problem"))))
-            .header("Retry-After", retry_after)
-            .build();
-        ("IssuerUnavailable", response.into())
+        let response = problem("The identity provider cannot be reached to fetch the key that signed the token (tokens signed with a key already known keep working); send the request again after `Retry-After` seconds.");
+        ("IssuerUnavailable", response.header("Retry-After", retry_after).build().into())
     }
 }
 

@@ -78,6 +78,13 @@ async fn events_and_logs_without_a_valid_agent_token_are_401_whatever_the_body_a
         assert_eq!(agent_traces(&world).await, (0, 0), "{backend:?}");
         let listed = world.get(&world.path(&format!("/machines/{machine}/logs"))).await;
         assert_eq!(listed.as_array().map(Vec::len), Some(0), "{listed}");
+
+        // A deleted workspace's agents reach nothing (on main their logs were still stored).
+        assert_eq!(world.app.delete(&world.path(""), &world.token).send().await.expect("delete").status(), 204);
+        let upload = world.app.http.post(url("logs")).bearer_auth(&token).header("content-type", "text/plain").body("after the workspace\n").send().await.expect("upload");
+        assert_problem(upload, 401).await;
+        assert_problem(world.app.http.get(url("instructions")).bearer_auth(&token).send().await.expect("get"), 401).await;
+        assert_eq!(agent_traces(&world).await, (0, 0), "{backend:?}");
     }
 }
 
