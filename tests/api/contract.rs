@@ -84,9 +84,9 @@ async fn scenarios(backend: Backend) -> Vec<Value> {
 
     // The whole migration (admins with activation emails, backup users with passwords)
     // through 503s, 429s and answers lost after commit (found by looking up again).
-    world.cloud.set_faults(Faults { fail_rate: 0.1, rate_limit_per_sec: Some(150), fail_after_commit_rate: 0.1, latency_ms: 0 });
     let worker = world.run_worker();
-    let location = world.start_migration(json!({"precheck_id": precheck["id"]})).await;
+    let faults = Faults { fail_rate: 0.1, rate_limit_per_sec: Some(150), fail_after_commit_rate: 0.1, latency_ms: 0 };
+    let location = world.start_migration_rate_limited(json!({"precheck_id": precheck["id"]}), faults).await;
     let migration = world.wait_over(&location).await;
     worker.stop().await;
     assert_eq!(migration["status"], "completed_with_failures", "{backend:?}: only the user whose login was taken fails: {migration}");

@@ -180,9 +180,9 @@ async fn after_a_migration_with_agents_the_metrics_equal_the_api_and_the_simulat
         world.sync().await;
         let precheck = world.whole_precheck(&base).await;
         // Refusals and failures to count while the migration creates the users.
-        world.cloud.set_faults(Faults { fail_rate: 0.1, rate_limit_per_sec: Some(150), fail_after_commit_rate: 0.05, latency_ms: 0 });
         let worker = world.run_worker();
-        let location = world.start_migration(json!({"precheck_id": precheck["id"]})).await;
+        let faults = Faults { fail_rate: 0.1, rate_limit_per_sec: Some(150), fail_after_commit_rate: 0.05, latency_ms: 0 };
+        let location = world.start_migration_rate_limited(json!({"precheck_id": precheck["id"]}), faults).await;
         assert_eq!(world.wait_over(&location).await["status"], "completed");
         world.cloud.set_faults(Faults::default());
         let released: Vec<String> = world.all(&world.path("/machines?state=pending")).await.iter().map(|m| m["machine_id"].as_str().expect("id").to_string()).collect();

@@ -102,6 +102,19 @@ impl World {
         }
     }
 
+    /// Starts a migration under `faults`, with a tight rate limit until the cloud has
+    /// refused a request for it (a loaded machine may never reach the faults' own
+    /// limit), then `faults` as they are. Answers the migration's location.
+    pub(crate) async fn start_migration_rate_limited(&self, body: Value, faults: Faults) -> String {
+        self.cloud.set_faults(Faults { rate_limit_per_sec: Some(2), ..faults.clone() });
+        let location = self.start_migration(body).await;
+        while self.cloud.inspect()["counters"]["rate_limited"] == 0 && !matches!(self.get(&location).await["status"].as_str(), Some("completed" | "completed_with_failures" | "cancelled" | "failed")) {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        self.cloud.set_faults(faults);
+        location
+    }
+
     pub(crate) async fn wait_over(&self, location: &str) -> Value {
         self.wait_for(location, |m| matches!(m["status"].as_str(), Some("completed" | "completed_with_failures" | "cancelled" | "failed"))).await
     }
@@ -243,9 +256,9 @@ async fn with_503s_429s_and_lost_answers_the_end_state_is_the_same_without_dupli
         let world = fast_world(backend, base.clone()).await;
         world.sync().await;
         let precheck = world.whole_precheck(&base).await;
-        world.cloud.set_faults(Faults { fail_rate: 0.2, rate_limit_per_sec: Some(150), fail_after_commit_rate: 0.1, latency_ms: 0 });
+        let faults = Faults { fail_rate: 0.2, rate_limit_per_sec: Some(150), fail_after_commit_rate: 0.1, latency_ms: 0 };
         let worker = world.run_worker();
-        let location = world.start_migration(json!({"precheck_id": precheck["id"], "options": {"verbose": true}})).await;
+        let location = world.start_migration_rate_limited(json!({"precheck_id": precheck["id"], "options": {"verbose": true}}), faults).await;
         let migration = world.wait_over(&location).await;
         assert_eq!(migration["status"], "completed", "{backend:?}: {migration}");
         world.cloud.set_faults(Faults::default());
