@@ -18,6 +18,11 @@ struct Sim {
     token: String,
 }
 
+/// A client-credentials token request to the simulator at `base`.
+fn token_request(http: &reqwest::Client, base: &str, client_id: &str, client_secret: &str) -> RequestBuilder {
+    http.post(format!("{base}/api/2/idp/token")).basic_auth(client_id, Some(client_secret)).form(&[("grant_type", "client_credentials")])
+}
+
 async fn start() -> Sim {
     start_with(CloudSimConfig { existing_logins: vec!["taken.user".into(), "Seeded@Example.com".into()], ..Default::default() }).await
 }
@@ -26,10 +31,7 @@ async fn start_with(config: CloudSimConfig) -> Sim {
     let sim = CloudSim::start(config, &test_keys()[0]).expect("cloud simulator starts");
     let http = reqwest::Client::new();
     let client = sim.root_client();
-    let answer: Value = http
-        .post(format!("{}/api/2/idp/token", sim.base_url()))
-        .basic_auth(&client.client_id, Some(&client.client_secret))
-        .form(&[("grant_type", "client_credentials")])
+    let answer: Value = token_request(&http, &sim.base_url(), &client.client_id, &client.client_secret)
         .send()
         .await
         .expect("token request")
@@ -338,11 +340,7 @@ async fn extra_clients_are_registered_for_a_tenant_and_act_in_its_subtree() {
     assert_eq!(response.status(), 201);
     let client: Value = response.json().await.expect("json");
     assert_eq!(client["tenant_id"], customer["id"]);
-    let answer: Value = sim
-        .http
-        .post(sim.url("/api/2/idp/token"))
-        .basic_auth(client["client_id"].as_str().expect("id"), client["client_secret"].as_str())
-        .form(&[("grant_type", "client_credentials")])
+    let answer: Value = token_request(&sim.http, &sim.sim.base_url(), client["client_id"].as_str().expect("id"), client["client_secret"].as_str().expect("secret"))
         .send()
         .await
         .expect("request")
@@ -691,13 +689,7 @@ async fn a_fail_rate_of_one_answers_503_before_doing_anything() {
     let response = http.post(format!("{}/api/2/tenants", sim.base_url())).bearer_auth(&token).json(&body).send().await.expect("request");
     assert_error(response, 503, 1010).await;
     let client = sim.root_client();
-    let response = http
-        .post(format!("{}/api/2/idp/token", sim.base_url()))
-        .basic_auth(&client.client_id, Some(&client.client_secret))
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .expect("request");
+    let response = token_request(&http, &sim.base_url(), &client.client_id, &client.client_secret).send().await.expect("request");
     assert_eq!(response.status(), 503, "the token endpoint fails too");
     assert_eq!(http.get(format!("{}/api/2/idp/keys", sim.base_url())).send().await.expect("request").status(), 200);
     let state = sim.inspect();
@@ -849,11 +841,7 @@ async fn the_exchange_log_keeps_every_api_exchange_with_its_secrets_masked() {
     let password = "Secret-Passw0rd-42";
     sim.post(&format!("/api/2/users/{}/password", id(&user)), &json!({"password": password})).send().await.expect("request");
     let client = sim.sim.root_client();
-    let token: Value = sim
-        .http
-        .post(sim.url("/api/2/idp/token"))
-        .basic_auth(&client.client_id, Some(&client.client_secret))
-        .form(&[("grant_type", "client_credentials")])
+    let token: Value = token_request(&sim.http, &sim.sim.base_url(), &client.client_id, &client.client_secret)
         .send()
         .await
         .expect("request")
