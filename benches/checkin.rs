@@ -45,7 +45,10 @@ async fn load<F>(request: F) -> Figures
 where
     F: Fn(&reqwest::Client, usize) -> reqwest::RequestBuilder + Send + Sync + 'static,
 {
-    let client = reqwest::Client::builder().pool_max_idle_per_host(CONNECTIONS).build().expect("client");
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(CONNECTIONS)
+        .build()
+        .expect("client");
     let request = Arc::new(request);
     let deadline = Instant::now() + Duration::from_secs(SECONDS);
     let mut tasks = Vec::new();
@@ -78,12 +81,21 @@ where
     let elapsed = started.elapsed().as_secs_f64();
     let mut latencies: Vec<Duration> = samples.iter().map(|(d, _)| *d).collect();
     latencies.sort();
-    let at = |q: f64| latencies.get(((latencies.len() as f64 * q) as usize).min(latencies.len().saturating_sub(1))).map_or(0.0, |d| d.as_secs_f64() * 1000.0);
+    let at = |q: f64| {
+        latencies
+            .get(((latencies.len() as f64 * q) as usize).min(latencies.len().saturating_sub(1)))
+            .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+    };
     let mut statuses = std::collections::BTreeMap::new();
     for (_, status) in &samples {
         *statuses.entry(*status).or_default() += 1;
     }
-    Figures { rate: samples.len() as f64 / elapsed, p50_ms: at(0.5), p99_ms: at(0.99), statuses }
+    Figures {
+        rate: samples.len() as f64 / elapsed,
+        p50_ms: at(0.5),
+        p99_ms: at(0.99),
+        statuses,
+    }
 }
 
 fn print(backend: &str, what: &str, f: &Figures) {
@@ -99,8 +111,17 @@ async fn main() -> anyhow::Result<()> {
     let machines: Vec<String> = base.machines.iter().map(|m| m.id.clone()).collect();
     let sim = SourceSim::start(SocketAddr::from(([127, 0, 0, 1], 0)), base)?;
     let (login, password) = sim.credentials();
-    let policy = HttpPolicy { rate_per_sec: None, allow_private_networks: true, ..HttpPolicy::default() };
-    let source = SourceClient::new(&sim.base_url(), &login, SecretString::from(password), policy)?;
+    let policy = HttpPolicy {
+        rate_per_sec: None,
+        allow_private_networks: true,
+        ..HttpPolicy::default()
+    };
+    let source = SourceClient::new(
+        &sim.base_url(),
+        &login,
+        SecretString::from(password),
+        policy,
+    )?;
     let dir = tempfile::tempdir()?;
     let targets = common::backends(&dir.path().join("checkin.db")).await?;
     // The framework's floor: the same JSON shape from a bare handler.
@@ -115,8 +136,10 @@ async fn main() -> anyhow::Result<()> {
     let bare_port = bare.addrs()[0].port();
     tokio::spawn(bare.run());
     for (backend, url) in targets {
-        let mut config = Config::default();
-        config.bind = SocketAddr::from(([127, 0, 0, 1], 0));
+        let mut config = Config {
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            ..Config::default()
+        };
         config.database.url = url;
         // The default pool (10). On this 2-core machine a pool of 32 made PostgreSQL
         // slower (5,516 req/s against 7,264): its backends share the cores with the load.
@@ -154,22 +177,41 @@ async fn main() -> anyhow::Result<()> {
             created_at: now,
             updated_at: now,
         };
-        sea_orm::EntityTrait::insert(sea_orm::ActiveModelTrait::reset_all(entity::workspace::ActiveModel::from(row))).exec_without_returning(&database).await?;
-        sync::sync(&database, Uuid::now_v7(), workspace, &source, |_| async { Ok(()) }).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        sea_orm::EntityTrait::insert(sea_orm::ActiveModelTrait::reset_all(
+            entity::workspace::ActiveModel::from(row),
+        ))
+        .exec_without_returning(&database)
+        .await?;
+        sync::sync(&database, Uuid::now_v7(), workspace, &source, |_| async {
+            Ok(())
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
         // Every machine released and enrolled (tokens made here, stored hashed as enrollment does).
         db::execute(&database, "UPDATE source_machines SET migration_state = 'pending', state_changed_at = $1 WHERE workspace_id = $2", vec![chrono::Utc::now().into(), workspace.into()]).await?;
         let tokens: Vec<String> = machines.iter().map(|m| format!("mpa_bench_{m}")).collect();
         let started = Instant::now();
         for chunk in machines.chunks(500).zip(tokens.chunks(500)) {
-            let models = chunk.0.iter().zip(chunk.1).map(|(machine, token)| entity::agent::ActiveModel {
-                workspace_id: sea_orm::ActiveValue::Set(workspace),
-                machine_id: sea_orm::ActiveValue::Set(machine.clone()),
-                token_hash: sea_orm::ActiveValue::Set(agents::digest(token)),
-                enrolled_at: sea_orm::ActiveValue::Set(chrono::Utc::now()),
-            });
-            sea_orm::EntityTrait::insert_many(models).exec_without_returning(&database).await?;
+            let models =
+                chunk
+                    .0
+                    .iter()
+                    .zip(chunk.1)
+                    .map(|(machine, token)| entity::agent::ActiveModel {
+                        workspace_id: sea_orm::ActiveValue::Set(workspace),
+                        machine_id: sea_orm::ActiveValue::Set(machine.clone()),
+                        token_hash: sea_orm::ActiveValue::Set(agents::digest(token)),
+                        enrolled_at: sea_orm::ActiveValue::Set(chrono::Utc::now()),
+                    });
+            sea_orm::EntityTrait::insert_many(models)
+                .exec_without_returning(&database)
+                .await?;
         }
-        println!("checkin: {backend}: {} machines enrolled in {:.1} s", tokens.len(), started.elapsed().as_secs_f64());
+        println!(
+            "checkin: {backend}: {} machines enrolled in {:.1} s",
+            tokens.len(),
+            started.elapsed().as_secs_f64()
+        );
         let tokens = Arc::new(tokens);
         let base_url = format!("http://127.0.0.1:{port}/agent/v1/instructions");
         // Each request a random machine's check-in.
@@ -182,27 +224,51 @@ async fn main() -> anyhow::Result<()> {
         print(backend, "instructions (200, full body)", &full);
         // With If-None-Match: the ETag of every pending machine's instructions is the
         // same shape per platform and plans; fetch each sampled machine's first.
-        let sample: Vec<usize> = (0..20_000).map(|_| rand::rng().random_range(0..tokens.len())).collect();
+        let sample: Vec<usize> = (0..20_000)
+            .map(|_| rand::rng().random_range(0..tokens.len()))
+            .collect();
         let client = reqwest::Client::new();
         let mut etags = Vec::with_capacity(sample.len());
         for &i in &sample {
             let response = client.get(&base_url).bearer_auth(&tokens[i]).send().await?;
-            etags.push((i, response.headers().get("etag").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string()));
+            etags.push((
+                i,
+                response
+                    .headers()
+                    .get("etag")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_string(),
+            ));
         }
         let (t, u, e) = (tokens.clone(), base_url.clone(), Arc::new(etags));
         let cached = load(move |client, n| {
             let (i, etag) = &e[n % e.len()];
-            client.get(&u).bearer_auth(&t[*i]).header("If-None-Match", etag)
+            client
+                .get(&u)
+                .bearer_auth(&t[*i])
+                .header("If-None-Match", etag)
         })
         .await;
         print(backend, "instructions (304, If-None-Match)", &cached);
         // Figures of refused check-ins would measure nothing: stop instead.
-        anyhow::ensure!(full.statuses.keys().all(|s| *s == 200), "{backend}: check-ins not answered 200: {:?}", full.statuses);
-        anyhow::ensure!(cached.statuses.keys().all(|s| *s == 304), "{backend}: check-ins with If-None-Match not answered 304: {:?}", cached.statuses);
+        anyhow::ensure!(
+            full.statuses.keys().all(|s| *s == 200),
+            "{backend}: check-ins not answered 200: {:?}",
+            full.statuses
+        );
+        anyhow::ensure!(
+            cached.statuses.keys().all(|s| *s == 304),
+            "{backend}: check-ins with If-None-Match not answered 304: {:?}",
+            cached.statuses
+        );
         let bare_url = format!("http://127.0.0.1:{bare_port}/bare");
         let floor = load(move |client, _| client.get(&bare_url)).await;
         print(backend, "bare actix JSON endpoint", &floor);
-        println!("checkin: {backend}: pool of {} connections", config.database.max_connections);
+        println!(
+            "checkin: {backend}: pool of {} connections",
+            config.database.max_connections
+        );
         println!(
             "checkin: {backend}: ratio to the bare endpoint: {:.2} (full), {:.2} (304); {:.0}x and {:.0}x the 83 req/s average of 150,000 agents on a 30-minute interval",
             full.rate / floor.rate,

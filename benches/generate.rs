@@ -11,7 +11,11 @@ use migration_portal::sim::install_base::{GenSpec, InstallBase, Size, generate};
 use serde::Deserialize;
 
 fn main() {
-    let size = match std::env::args().skip(1).find(|a| !a.starts_with('-')).as_deref() {
+    let size = match std::env::args()
+        .skip(1)
+        .find(|a| !a.starts_with('-'))
+        .as_deref()
+    {
         Some("small") => Size::Small,
         Some("medium") => Size::Medium,
         _ => Size::Large,
@@ -22,7 +26,10 @@ fn main() {
     let seconds = started.elapsed().as_secs_f64();
     let counts = base.counts();
     let truth = &base.truth;
-    println!("generate {size:?} (seed 1): {seconds:.2} s, peak memory {}", peak_memory().unwrap_or_else(|| "unknown".into()));
+    println!(
+        "generate {size:?} (seed 1): {seconds:.2} s, peak memory {}",
+        peak_memory().unwrap_or_else(|| "unknown".into())
+    );
     println!(
         "groups {} users {} machines {} plans {} cloud_existing_logins {}",
         counts.groups,
@@ -57,7 +64,10 @@ fn main() {
     );
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     runtime.block_on(read_all(base));
-    println!("peak memory with the server: {}", peak_memory().unwrap_or_else(|| "unknown".into()));
+    println!(
+        "peak memory with the server: {}",
+        peak_memory().unwrap_or_else(|| "unknown".into())
+    );
 }
 
 #[derive(Deserialize)]
@@ -79,7 +89,12 @@ async fn read_all(base: InstallBase) {
             if let Some(c) = &cursor {
                 url.push_str(&format!("&cursor={c}"));
             }
-            let response = http.get(url).basic_auth(&login, Some(&password)).send().await.expect("request");
+            let response = http
+                .get(url)
+                .basic_auth(&login, Some(&password))
+                .send()
+                .await
+                .expect("request");
             let page: Page = response.json().await.expect("page");
             entities += page.items.len();
             requests += 1;

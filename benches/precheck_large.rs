@@ -29,7 +29,12 @@ use uuid::Uuid;
 
 fn status_kib(field: &str) -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status.lines().find(|l| l.starts_with(field)).and_then(|l| l.split_whitespace().nth(1)).and_then(|n| n.parse().ok()).unwrap_or(0)
+    status
+        .lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
 }
 
 /// Resets the peak resident set to the current one (Linux 4.0+), so a peak is one step's.
@@ -39,7 +44,12 @@ fn reset_peak() {
 
 async fn bare_read(db: &DatabaseConnection, workspace: Uuid) -> anyhow::Result<(usize, usize)> {
     let (mut rows, mut bytes) = (0, 0);
-    for table in ["source_groups", "source_users", "source_machines", "source_plans"] {
+    for table in [
+        "source_groups",
+        "source_users",
+        "source_machines",
+        "source_plans",
+    ] {
         let query = Query::select()
             .column(Alias::new("data"))
             .from(Alias::new(table))
@@ -59,24 +69,54 @@ async fn bare_read(db: &DatabaseConnection, workspace: Uuid) -> anyhow::Result<(
 async fn main() -> anyhow::Result<()> {
     let base = generate(&GenSpec::sized(Size::Large, 1));
     let root = base.truth.root_group_id.clone();
-    let logins: Vec<String> = base.users.iter().map(|u| u.login.clone()).chain(base.groups.iter().map(|g| g.name.clone())).collect();
+    let logins: Vec<String> = base
+        .users
+        .iter()
+        .map(|u| u.login.clone())
+        .chain(base.groups.iter().map(|g| g.name.clone()))
+        .collect();
     let sim = SourceSim::start(SocketAddr::from(([127, 0, 0, 1], 0)), base)?;
     let (login, password) = sim.credentials();
-    let policy = HttpPolicy { rate_per_sec: None, allow_private_networks: true, ..HttpPolicy::default() };
-    let source = SourceClient::new(&sim.base_url(), &login, SecretString::from(password), policy)?;
+    let policy = HttpPolicy {
+        rate_per_sec: None,
+        allow_private_networks: true,
+        ..HttpPolicy::default()
+    };
+    let source = SourceClient::new(
+        &sim.base_url(),
+        &login,
+        SecretString::from(password),
+        policy,
+    )?;
     let dir = tempfile::tempdir()?;
     // MP_BENCH_KEEP_DB=1 leaves the SQLite file behind, to look at query plans.
-    let dir_path = if std::env::var_os("MP_BENCH_KEEP_DB").is_some() { dir.keep() } else { dir.path().to_path_buf() };
+    let dir_path = if std::env::var_os("MP_BENCH_KEEP_DB").is_some() {
+        dir.keep()
+    } else {
+        dir.path().to_path_buf()
+    };
     let targets = common::backends(&dir_path.join("precheck.db")).await?;
     for (backend, url) in targets {
-        let database = db::connect_migrated(&DatabaseConfig { url, max_connections: 4, busy_timeout_ms: 30_000 }).await?;
+        let database = db::connect_migrated(&DatabaseConfig {
+            url,
+            max_connections: 4,
+            busy_timeout_ms: 30_000,
+        })
+        .await?;
         let workspace = Uuid::now_v7();
         let rss = status_kib("VmRSS:");
         reset_peak();
         let started = Instant::now();
-        let result = sync::sync(&database, Uuid::now_v7(), workspace, &source, |_| async { Ok(()) }).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        let result = sync::sync(&database, Uuid::now_v7(), workspace, &source, |_| async {
+            Ok(())
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
         let seconds = started.elapsed().as_secs_f64();
-        let total: u64 = ["groups", "users", "machines", "plans"].iter().filter_map(|k| result[k]["total"].as_u64()).sum();
+        let total: u64 = ["groups", "users", "machines", "plans"]
+            .iter()
+            .filter_map(|k| result[k]["total"].as_u64())
+            .sum();
         println!(
             "precheck_large: {backend}: sync {total} entities in {seconds:.1} s = {:.0} entities/s, peak RSS +{} MiB over the {} MiB before",
             total as f64 / seconds,
@@ -88,13 +128,28 @@ async fn main() -> anyhow::Result<()> {
         let mut rollup = Default::default();
         for _ in 0..3 {
             let started = Instant::now();
-            rollup = snapshot::rollups(&database, workspace, std::slice::from_ref(&root)).await?.remove(&root).unwrap_or_default();
+            rollup = snapshot::rollups(&database, workspace, std::slice::from_ref(&root))
+                .await?
+                .remove(&root)
+                .unwrap_or_default();
             rollup_ms.push(format!("{:.0}", started.elapsed().as_secs_f64() * 1000.0));
         }
         let rollup_ms = rollup_ms.join(", ");
         let started = Instant::now();
-        let children = snapshot::children(&database, workspace, &root, &[Kind::Group, Kind::User], None, 51).await?;
-        let ids: Vec<String> = children.iter().filter(|c| c.row.kind == Kind::Group).map(|c| c.row.id.clone()).collect();
+        let children = snapshot::children(
+            &database,
+            workspace,
+            &root,
+            &[Kind::Group, Kind::User],
+            None,
+            51,
+        )
+        .await?;
+        let ids: Vec<String> = children
+            .iter()
+            .filter(|c| c.row.kind == Kind::Group)
+            .map(|c| c.row.id.clone())
+            .collect();
         let child_rollups = snapshot::rollups(&database, workspace, &ids).await?;
         let children_ms = started.elapsed().as_secs_f64() * 1000.0;
         let started = Instant::now();
@@ -129,7 +184,9 @@ async fn main() -> anyhow::Result<()> {
                 concurrency: 1,
                 options: Default::default(),
             };
-            let report = precheck_run(request, |_| async { Ok(()) }, || false).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            let report = precheck_run(request, |_| async { Ok(()) }, || false)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
             let seconds = started.elapsed().as_secs_f64();
             let peak = status_kib("VmHWM:").saturating_sub(rss) / 1024;
             println!(

@@ -39,21 +39,37 @@ async fn main() -> anyhow::Result<()> {
     // SQLite serialises writers: a pool of 16 makes them wait on each other's lock
     // (busy sleeps), a pool of 4 much less. Both are measured.
     let mut targets = vec![
-        ("sqlite", format!("sqlite://{}", dir.path().join("queue16.db").display()), 16),
-        ("sqlite", format!("sqlite://{}", dir.path().join("queue4.db").display()), 4),
+        (
+            "sqlite",
+            format!("sqlite://{}", dir.path().join("queue16.db").display()),
+            16,
+        ),
+        (
+            "sqlite",
+            format!("sqlite://{}", dir.path().join("queue4.db").display()),
+            4,
+        ),
     ];
     if let Some(url) = common::postgres_database().await? {
         targets.push(("postgres", url, 16));
     }
     for (backend, url, connections) in targets {
-        let database = db::connect_migrated(&DatabaseConfig { url, max_connections: connections, busy_timeout_ms: 30_000 }).await?;
+        let database = db::connect_migrated(&DatabaseConfig {
+            url,
+            max_connections: connections,
+            busy_timeout_ms: 30_000,
+        })
+        .await?;
         let started = Instant::now();
         for _ in 0..JOBS {
             queue::enqueue(&database, NewJob::new("noop", json!({}))).await?;
         }
         let enqueue = started.elapsed().as_secs_f64();
         let ran = Arc::new(AtomicU64::new(0));
-        let config = WorkerConfig { concurrency: 32, ..WorkerConfig::default() };
+        let config = WorkerConfig {
+            concurrency: 32,
+            ..WorkerConfig::default()
+        };
         let worker = Worker::new(database.clone(), config, vec![Arc::new(Noop(ran.clone()))]);
         let started = Instant::now();
         worker.run_until_idle().await;

@@ -70,8 +70,17 @@ pub enum Role {
 
 /// The job handlers of this build; each job kind has one. Their requests to the
 /// cloud are counted in `metrics` when given.
-pub fn job_handlers(secrets: SecretBox, allow_private_networks: bool, metrics: Option<std::sync::Arc<Metrics>>) -> Vec<std::sync::Arc<dyn crate::jobs::JobHandler>> {
-    job_handlers_with(secrets, allow_private_networks, metrics, &crate::config::WebhookSettings::default())
+pub fn job_handlers(
+    secrets: SecretBox,
+    allow_private_networks: bool,
+    metrics: Option<std::sync::Arc<Metrics>>,
+) -> Vec<std::sync::Arc<dyn crate::jobs::JobHandler>> {
+    job_handlers_with(
+        secrets,
+        allow_private_networks,
+        metrics,
+        &crate::config::WebhookSettings::default(),
+    )
 }
 
 /// Every job's handler; webhook deliveries as `webhooks` says.
@@ -81,12 +90,27 @@ pub fn job_handlers_with(
     metrics: Option<std::sync::Arc<Metrics>>,
     webhooks: &crate::config::WebhookSettings,
 ) -> Vec<std::sync::Arc<dyn crate::jobs::JobHandler>> {
-    let pool = std::sync::Arc::new(crate::jobs::clients::ClientPool::new(allow_private_networks).observed_by(metrics));
-    let sender = std::sync::Arc::new(crate::jobs::webhook::Sender::new(secrets.clone(), webhooks, allow_private_networks));
+    let pool = std::sync::Arc::new(
+        crate::jobs::clients::ClientPool::new(allow_private_networks).observed_by(metrics),
+    );
+    let sender = std::sync::Arc::new(crate::jobs::webhook::Sender::new(
+        secrets.clone(),
+        webhooks,
+        allow_private_networks,
+    ));
     vec![
-        std::sync::Arc::new(crate::jobs::sync::SyncHandler::new(secrets.clone(), pool.clone())),
-        std::sync::Arc::new(crate::jobs::precheck::PrecheckHandler::new(secrets.clone(), pool.clone())),
-        std::sync::Arc::new(crate::jobs::migration::MigrationHandler::new(secrets.clone(), pool.clone())),
+        std::sync::Arc::new(crate::jobs::sync::SyncHandler::new(
+            secrets.clone(),
+            pool.clone(),
+        )),
+        std::sync::Arc::new(crate::jobs::precheck::PrecheckHandler::new(
+            secrets.clone(),
+            pool.clone(),
+        )),
+        std::sync::Arc::new(crate::jobs::migration::MigrationHandler::new(
+            secrets.clone(),
+            pool.clone(),
+        )),
         std::sync::Arc::new(crate::jobs::transfer::TransferHandler::new(secrets, pool)),
         std::sync::Arc::new(crate::jobs::webhook::WebhookHandler::new(sender, webhooks)),
     ]
@@ -97,7 +121,9 @@ fn secret_box(config: &Config, key_policy: KeyPolicy) -> anyhow::Result<SecretBo
     match (&config.secret_key, key_policy) {
         (Some(key), _) => Ok(SecretBox::from_base64(key)?),
         (None, KeyPolicy::AllowInsecureDevKey) => {
-            tracing::warn!("using the public development key to seal credentials: never do this with real credentials");
+            tracing::warn!(
+                "using the public development key to seal credentials: never do this with real credentials"
+            );
             Ok(SecretBox::insecure_dev())
         }
         (None, KeyPolicy::Required) => anyhow::bail!(
@@ -117,7 +143,12 @@ pub async fn serve(config: &Config, key_policy: KeyPolicy, role: Role) -> anyhow
         let secrets = secret_box(config, key_policy)?;
         let db = db::connect_migrated(&config.database).await?;
         // No HTTP server here, so nothing to serve metrics from (see README, Metrics).
-        let handlers = job_handlers_with(secrets, config.connectors.allow_private_networks, None, &config.webhooks);
+        let handlers = job_handlers_with(
+            secrets,
+            config.connectors.allow_private_networks,
+            None,
+            &config.webhooks,
+        );
         let worker = crate::jobs::Worker::new(db, config.worker(), handlers);
         tracing::info!(worker = %worker.id(), "worker running");
         let running = tokio::spawn(worker.run(stopped));
@@ -127,7 +158,8 @@ pub async fn serve(config: &Config, key_policy: KeyPolicy, role: Role) -> anyhow
         return Ok(());
     }
     let app = Application::build(config, key_policy).await?;
-    let worker = (role == Role::ApiAndWorker).then(|| tokio::spawn(app.worker(config).run(stopped)));
+    let worker =
+        (role == Role::ApiAndWorker).then(|| tokio::spawn(app.worker(config).run(stopped)));
     let handle = app.server.handle();
     tracing::info!(port = app.port(), ?role, "serving");
     let mut server = tokio::spawn(app.run_until_stopped());
@@ -157,7 +189,10 @@ impl ShutdownSignals {
         #[cfg(unix)]
         {
             use tokio::signal::unix::{SignalKind, signal};
-            Ok(Self { terminate: signal(SignalKind::terminate())?, interrupt: signal(SignalKind::interrupt())? })
+            Ok(Self {
+                terminate: signal(SignalKind::terminate())?,
+                interrupt: signal(SignalKind::interrupt())?,
+            })
         }
         #[cfg(not(unix))]
         Ok(Self {})
@@ -193,20 +228,39 @@ impl Application {
             Duration::from_secs(config.auth.leeway_secs),
         );
         let db = db::connect_migrated(&config.database).await?;
-        let listener = TcpListener::bind(config.bind).map_err(|e| anyhow::anyhow!("cannot listen on {} (setting `bind`, MP_BIND): {e}", config.bind))?;
+        let listener = TcpListener::bind(config.bind).map_err(|e| {
+            anyhow::anyhow!(
+                "cannot listen on {} (setting `bind`, MP_BIND): {e}",
+                config.bind
+            )
+        })?;
         let port = listener.local_addr()?.port();
         let allow_private_networks = config.connectors.allow_private_networks;
         if allow_private_networks {
-            tracing::warn!("connectors may contact loopback and private addresses (connectors.allow_private_networks)");
+            tracing::warn!(
+                "connectors may contact loopback and private addresses (connectors.allow_private_networks)"
+            );
         }
-        let agent_slots = std::sync::Arc::new(tokio::sync::Semaphore::new(config.http.agent_max_in_flight.max(1)));
+        let agent_slots = std::sync::Arc::new(tokio::sync::Semaphore::new(
+            config.http.agent_max_in_flight.max(1),
+        ));
         let agent_max_log_bytes = config.http.agent_max_log_bytes;
         let check_ins = std::sync::Arc::new(crate::db::agents::CheckIns::default());
-        tokio::spawn(flush_check_ins(db.clone(), std::sync::Arc::downgrade(&check_ins)));
+        tokio::spawn(flush_check_ins(
+            db.clone(),
+            std::sync::Arc::downgrade(&check_ins),
+        ));
         let spec = api::openapi();
         let metrics = Metrics::new(api::documented_routes(&spec))?;
-        let clients = std::sync::Arc::new(crate::jobs::clients::ClientPool::new(allow_private_networks).observed_by(Some(metrics.clone())));
-        let webhooks = std::sync::Arc::new(crate::jobs::webhook::Sender::new(secrets.clone(), &config.webhooks, allow_private_networks));
+        let clients = std::sync::Arc::new(
+            crate::jobs::clients::ClientPool::new(allow_private_networks)
+                .observed_by(Some(metrics.clone())),
+        );
+        let webhooks = std::sync::Arc::new(crate::jobs::webhook::Sender::new(
+            secrets.clone(),
+            &config.webhooks,
+            allow_private_networks,
+        ));
         let state = web::Data::new(AppState {
             db,
             secrets,
@@ -221,7 +275,11 @@ impl Application {
             webhooks,
         });
         let server = run(listener, state.clone(), config, &spec)?;
-        Ok(Self { port, server, state })
+        Ok(Self {
+            port,
+            server,
+            state,
+        })
     }
 
     pub fn port(&self) -> u16 {
@@ -235,8 +293,14 @@ impl Application {
 
     /// A worker over this application's database, key, connector settings and metrics.
     pub fn worker(&self, config: &Config) -> crate::jobs::Worker {
-        let handlers = job_handlers_with(self.state.secrets.clone(), self.state.allow_private_networks, Some(self.metrics()), &config.webhooks);
-        crate::jobs::Worker::new(self.state.db.clone(), config.worker(), handlers).with_metrics(self.metrics())
+        let handlers = job_handlers_with(
+            self.state.secrets.clone(),
+            self.state.allow_private_networks,
+            Some(self.metrics()),
+            &config.webhooks,
+        );
+        crate::jobs::Worker::new(self.state.db.clone(), config.worker(), handlers)
+            .with_metrics(self.metrics())
     }
 
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
@@ -244,7 +308,12 @@ impl Application {
     }
 }
 
-fn run(listener: TcpListener, state: web::Data<AppState>, config: &Config, spec: &utoipa::openapi::OpenApi) -> std::io::Result<Server> {
+fn run(
+    listener: TcpListener,
+    state: web::Data<AppState>,
+    config: &Config,
+    spec: &utoipa::openapi::OpenApi,
+) -> std::io::Result<Server> {
     let routes = web::Data::new(RouteTable::from_spec(spec));
     // The document as `api::openapi` completes it, not the app's partial one.
     let served = spec.clone();
@@ -263,7 +332,9 @@ fn run(listener: TcpListener, state: web::Data<AppState>, config: &Config, spec:
             .app_data(web::PayloadConfig::new(max_body))
             .app_data(extract::BodyLimit(max_body))
             .configure(api::routes)
-            .openapi_service(|_| SwaggerUi::new("/swagger-ui/{_:.*}").url("/api-docs/openapi.json", served.clone()))
+            .openapi_service(|_| {
+                SwaggerUi::new("/swagger-ui/{_:.*}").url("/api-docs/openapi.json", served.clone())
+            })
             .default_service(web::to(api::fallback))
             .into_app()
     })
@@ -275,11 +346,16 @@ fn run(listener: TcpListener, state: web::Data<AppState>, config: &Config, spec:
 }
 
 /// Writes agents' check-in times once a second while the application lives.
-async fn flush_check_ins(db: DatabaseConnection, check_ins: std::sync::Weak<crate::db::agents::CheckIns>) {
+async fn flush_check_ins(
+    db: DatabaseConnection,
+    check_ins: std::sync::Weak<crate::db::agents::CheckIns>,
+) {
     let mut every = tokio::time::interval(Duration::from_secs(1));
     loop {
         every.tick().await;
-        let Some(check_ins) = check_ins.upgrade() else { return };
+        let Some(check_ins) = check_ins.upgrade() else {
+            return;
+        };
         if let Err(error) = check_ins.flush(&db).await {
             tracing::warn!(%error, "could not write agents' check-in times; they are dropped");
         }
@@ -294,15 +370,25 @@ const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 fn accepted_request_id(value: &HeaderValue) -> Option<String> {
     let id = value.to_str().ok()?;
-    let sane = (1..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
+    let sane = (1..=128).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
     sane.then(|| id.to_string())
 }
 
 /// One span per request carrying the request id; one log line per response;
 /// `X-Request-Id` on every response; the request counted by its route pattern.
 /// Paths are logged, query strings and headers are not.
-async fn request_context<B: MessageBody + 'static>(req: ServiceRequest, next: Next<B>) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let id = req.headers().get(X_REQUEST_ID).and_then(accepted_request_id).unwrap_or_else(|| Uuid::new_v4().to_string());
+async fn request_context<B: MessageBody + 'static>(
+    req: ServiceRequest,
+    next: Next<B>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let id = req
+        .headers()
+        .get(X_REQUEST_ID)
+        .and_then(accepted_request_id)
+        .unwrap_or_else(|| Uuid::new_v4().to_string());
     req.extensions_mut().insert(RequestId(id.clone()));
     let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.path());
     let started = Instant::now();
@@ -321,8 +407,19 @@ async fn request_context<B: MessageBody + 'static>(req: ServiceRequest, next: Ne
     let status = response.status().as_u16();
     let elapsed = started.elapsed();
     if let Some(state) = response.request().app_data::<web::Data<AppState>>() {
-        state.metrics.http_request(response.request().match_pattern(), response.request().method(), status, elapsed);
+        state.metrics.http_request(
+            response.request().match_pattern(),
+            response.request().method(),
+            status,
+            elapsed,
+        );
     }
-    span.in_scope(|| tracing::info!(status, elapsed_ms = elapsed.as_millis() as u64, "request completed"));
+    span.in_scope(|| {
+        tracing::info!(
+            status,
+            elapsed_ms = elapsed.as_millis() as u64,
+            "request completed"
+        )
+    });
     Ok(response)
 }

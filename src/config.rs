@@ -113,7 +113,11 @@ pub struct WebhookSettings {
 impl WebhookSettings {
     pub fn retry_policy(&self) -> crate::domain::webhooks::RetryPolicy {
         crate::domain::webhooks::RetryPolicy {
-            schedule: self.retry_schedule_secs.iter().map(|s| Duration::from_secs_f64(s.clamp(0.0, 7.0 * 86_400.0))).collect(),
+            schedule: self
+                .retry_schedule_secs
+                .iter()
+                .map(|s| Duration::from_secs_f64(s.clamp(0.0, 7.0 * 86_400.0)))
+                .collect(),
             disable_after_failures: self.disable_after_failures.max(1),
             disable_after: Duration::from_secs(self.disable_after_secs),
         }
@@ -172,8 +176,15 @@ impl Default for Config {
                 agent_max_in_flight: 512,
                 agent_max_log_bytes: 1 << 20,
             },
-            connectors: ConnectorsConfig { allow_private_networks: false },
-            worker: WorkerSettings { concurrency: 4, lease_secs: 60, poll_interval_ms: 500, shutdown_grace_secs: 20 },
+            connectors: ConnectorsConfig {
+                allow_private_networks: false,
+            },
+            worker: WorkerSettings {
+                concurrency: 4,
+                lease_secs: 60,
+                poll_interval_ms: 500,
+                shutdown_grace_secs: 20,
+            },
             webhooks: WebhookSettings::default(),
             metrics: MetricsConfig::default(),
             log_format: LogFormat::Pretty,
@@ -193,14 +204,19 @@ impl Config {
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
         if let Some(path) = file {
             if !path.exists() {
-                return Err(ConfigError(format!("config file {} does not exist", path.display())));
+                return Err(ConfigError(format!(
+                    "config file {} does not exist",
+                    path.display()
+                )));
             }
             figment = figment.merge(Toml::file_exact(path));
         }
         // Unknown MP_* variables are errors (a typo must not pass silently), except the
         // ones that are not settings: the config file's path and the test suite's.
         let env = Env::prefixed("MP_")
-            .filter(|key| key != "config" && !key.as_str().to_ascii_lowercase().starts_with("test_"))
+            .filter(|key| {
+                key != "config" && !key.as_str().to_ascii_lowercase().starts_with("test_")
+            })
             .split("__");
         figment = figment.merge(env);
         figment.extract().map_err(|e| ConfigError(describe(e)))
@@ -211,7 +227,12 @@ impl Config {
             .issuer
             .as_deref()
             .filter(|s| !s.trim().is_empty())
-            .ok_or_else(|| ConfigError("auth.issuer (MP_AUTH__ISSUER) is required: the cloud identity provider's URL".into()))
+            .ok_or_else(|| {
+                ConfigError(
+                    "auth.issuer (MP_AUTH__ISSUER) is required: the cloud identity provider's URL"
+                        .into(),
+                )
+            })
     }
 
     pub fn auth_audience(&self) -> Result<&str, ConfigError> {
@@ -219,7 +240,12 @@ impl Config {
             .audience
             .as_deref()
             .filter(|s| !s.trim().is_empty())
-            .ok_or_else(|| ConfigError("auth.audience (MP_AUTH__AUDIENCE) is required: the `aud` partner tokens carry".into()))
+            .ok_or_else(|| {
+                ConfigError(
+                    "auth.audience (MP_AUTH__AUDIENCE) is required: the `aud` partner tokens carry"
+                        .into(),
+                )
+            })
     }
 
     pub fn worker(&self) -> crate::jobs::WorkerConfig {
@@ -286,7 +312,10 @@ mod tests {
             jail.set_env("MP_LOG_FORMAT", "json");
             let c = Config::load(Some(Path::new("mp.toml"))).map_err(|e| e.to_string())?;
             assert_eq!(c.bind.to_string(), "0.0.0.0:9000");
-            assert_eq!(c.auth_issuer().map_err(|e| e.to_string())?, "https://file.example");
+            assert_eq!(
+                c.auth_issuer().map_err(|e| e.to_string())?,
+                "https://file.example"
+            );
             assert_eq!(c.auth_audience().map_err(|e| e.to_string())?, "env");
             assert_eq!(c.log_format, LogFormat::Json);
             assert_eq!(c.database.url, "sqlite://migration-portal.db");
@@ -311,12 +340,32 @@ mod tests {
     fn the_metrics_token_comes_from_the_environment_and_a_blank_one_is_refused() {
         use secrecy::ExposeSecret;
         Jail::expect_with(|jail| {
-            assert!(Config::load(None).map_err(|e| e.to_string())?.metrics_token().map_err(|e| e.to_string())?.is_none(), "open by default");
+            assert!(
+                Config::load(None)
+                    .map_err(|e| e.to_string())?
+                    .metrics_token()
+                    .map_err(|e| e.to_string())?
+                    .is_none(),
+                "open by default"
+            );
             jail.set_env("MP_METRICS__BEARER_TOKEN", "scrape-me");
-            let token = Config::load(None).map_err(|e| e.to_string())?.metrics_token().map_err(|e| e.to_string())?;
-            assert_eq!(token.as_ref().map(|t| t.expose_secret().to_string()).as_deref(), Some("scrape-me"));
+            let token = Config::load(None)
+                .map_err(|e| e.to_string())?
+                .metrics_token()
+                .map_err(|e| e.to_string())?;
+            assert_eq!(
+                token
+                    .as_ref()
+                    .map(|t| t.expose_secret().to_string())
+                    .as_deref(),
+                Some("scrape-me")
+            );
             jail.set_env("MP_METRICS__BEARER_TOKEN", " ");
-            let message = Config::load(None).map_err(|e| e.to_string())?.metrics_token().expect_err("blank").to_string();
+            let message = Config::load(None)
+                .map_err(|e| e.to_string())?
+                .metrics_token()
+                .expect_err("blank")
+                .to_string();
             assert!(message.contains("MP_METRICS__BEARER_TOKEN"), "{message}");
             Ok(())
         });
@@ -327,12 +376,18 @@ mod tests {
         Jail::expect_with(|jail| {
             jail.set_env("MP_HTTP__MAX_BODY_BYTES", "lots");
             let message = Config::load(None).expect_err("malformed").to_string();
-            assert!(message.contains("http.max_body_bytes") && message.contains("MP_HTTP__MAX_BODY_BYTES"), "{message}");
+            assert!(
+                message.contains("http.max_body_bytes")
+                    && message.contains("MP_HTTP__MAX_BODY_BYTES"),
+                "{message}"
+            );
             Ok(())
         });
         Jail::expect_with(|jail| {
             jail.create_file("bad.toml", "[database]\nurl = 5\nunknown = true\n")?;
-            let message = Config::load(Some(Path::new("bad.toml"))).expect_err("malformed").to_string();
+            let message = Config::load(Some(Path::new("bad.toml")))
+                .expect_err("malformed")
+                .to_string();
             assert!(message.contains("database"), "{message}");
             Ok(())
         });

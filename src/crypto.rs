@@ -40,7 +40,9 @@ pub enum CryptoError {
 
 impl SecretBox {
     pub fn from_base64(key: &SecretString) -> Result<Self, CryptoError> {
-        let bytes = STANDARD.decode(key.expose_secret().trim()).map_err(|_| CryptoError::BadKey)?;
+        let bytes = STANDARD
+            .decode(key.expose_secret().trim())
+            .map_err(|_| CryptoError::BadKey)?;
         let key: [u8; 32] = bytes.try_into().map_err(|_| CryptoError::BadKey)?;
         Ok(Self::from_key(key))
     }
@@ -51,13 +53,23 @@ impl SecretBox {
     }
 
     fn from_key(key: [u8; 32]) -> Self {
-        let fingerprint_key = Sha256::new().chain_update(b"fingerprint\0").chain_update(key).finalize().into();
-        Self { cipher: Aes256Gcm::new(&Key::<Aes256Gcm>::from(key)), fingerprint_key }
+        let fingerprint_key = Sha256::new()
+            .chain_update(b"fingerprint\0")
+            .chain_update(key)
+            .finalize()
+            .into();
+        Self {
+            cipher: Aes256Gcm::new(&Key::<Aes256Gcm>::from(key)),
+            fingerprint_key,
+        }
     }
 
     /// Keyed SHA-256 (hex) of `data`.
     pub fn fingerprint(&self, data: &[u8]) -> String {
-        hex(&Sha256::new().chain_update(self.fingerprint_key).chain_update(data).finalize())
+        hex(&Sha256::new()
+            .chain_update(self.fingerprint_key)
+            .chain_update(data)
+            .finalize())
     }
 
     pub fn seal(&self, plaintext: &str, context: &str) -> Result<Vec<u8>, CryptoError> {
@@ -65,7 +77,13 @@ impl SecretBox {
         getrandom::fill(&mut nonce).map_err(|_| CryptoError::Random)?;
         let ciphertext = self
             .cipher
-            .encrypt(&Nonce::from(nonce), Payload { msg: plaintext.as_bytes(), aad: context.as_bytes() })
+            .encrypt(
+                &Nonce::from(nonce),
+                Payload {
+                    msg: plaintext.as_bytes(),
+                    aad: context.as_bytes(),
+                },
+            )
             .map_err(|_| CryptoError::Random)?;
         let mut sealed = Vec::with_capacity(1 + NONCE_LEN + ciphertext.len());
         sealed.push(VERSION);
@@ -82,9 +100,17 @@ impl SecretBox {
         let nonce: [u8; NONCE_LEN] = nonce.try_into().map_err(|_| CryptoError::Unseal)?;
         let plaintext = self
             .cipher
-            .decrypt(&Nonce::from(nonce), Payload { msg: ciphertext, aad: context.as_bytes() })
+            .decrypt(
+                &Nonce::from(nonce),
+                Payload {
+                    msg: ciphertext,
+                    aad: context.as_bytes(),
+                },
+            )
             .map_err(|_| CryptoError::Unseal)?;
-        String::from_utf8(plaintext).map(SecretString::from).map_err(|_| CryptoError::Unseal)
+        String::from_utf8(plaintext)
+            .map(SecretString::from)
+            .map_err(|_| CryptoError::Unseal)
     }
 }
 
@@ -106,7 +132,9 @@ mod tests {
     #[test]
     fn seal_then_open_round_trips_and_hides_the_plaintext() {
         let sb = SecretBox::insecure_dev();
-        let sealed = sb.seal("hunter2-password", "workspaces:1:source_password").unwrap();
+        let sealed = sb
+            .seal("hunter2-password", "workspaces:1:source_password")
+            .unwrap();
         assert!(!sealed.windows(6).any(|w| w == b"hunter"));
         let opened = sb.open(&sealed, "workspaces:1:source_password").unwrap();
         assert_eq!(opened.expose_secret(), "hunter2-password");
@@ -117,7 +145,8 @@ mod tests {
         let sb = SecretBox::insecure_dev();
         let sealed = sb.seal("s3cret", "workspaces:1:source_password").unwrap();
         assert!(sb.open(&sealed, "workspaces:2:source_password").is_err());
-        let other = SecretBox::from_base64(&SecretString::from(STANDARD.encode([7u8; 32]))).unwrap();
+        let other =
+            SecretBox::from_base64(&SecretString::from(STANDARD.encode([7u8; 32]))).unwrap();
         assert!(other.open(&sealed, "workspaces:1:source_password").is_err());
     }
 
@@ -138,8 +167,16 @@ mod tests {
 
     #[test]
     fn keys_that_are_not_32_bytes_of_base64_are_refused() {
-        for key in ["", "not base64!", &STANDARD.encode([1u8; 16]), &STANDARD.encode([1u8; 33])] {
-            assert!(SecretBox::from_base64(&SecretString::from(key.to_string())).is_err(), "{key:?}");
+        for key in [
+            "",
+            "not base64!",
+            &STANDARD.encode([1u8; 16]),
+            &STANDARD.encode([1u8; 33]),
+        ] {
+            assert!(
+                SecretBox::from_base64(&SecretString::from(key.to_string())).is_err(),
+                "{key:?}"
+            );
         }
     }
 }

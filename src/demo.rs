@@ -38,21 +38,37 @@ pub struct DemoOptions {
 }
 
 pub async fn run(mut config: Config, options: DemoOptions) -> anyhow::Result<()> {
-    let DemoOptions { port, exit, postman_env, verbose } = options;
+    let DemoOptions {
+        port,
+        exit,
+        postman_env,
+        verbose,
+    } = options;
     // Whoever waits for the environment must not find an earlier run's.
     if let Some(path) = &postman_env {
         let _ = std::fs::remove_file(path);
     }
-    let (cloud_port, source_port) = if port == 0 { (Some(0), Some(0)) } else { (port.checked_add(1), port.checked_add(2)) };
+    let (cloud_port, source_port) = if port == 0 {
+        (Some(0), Some(0))
+    } else {
+        (port.checked_add(1), port.checked_add(2))
+    };
     let (Some(cloud_port), Some(source_port)) = (cloud_port, source_port) else {
         anyhow::bail!("--port must leave room for the simulators on the next two ports");
     };
     let install_base = generate(&GenSpec::sized(Size::Small, 1));
     let machines = FleetMachine::from_install_base(&install_base);
     let existing_logins = install_base.cloud_existing_logins();
-    let source = SourceSim::start(loopback(source_port), install_base).with_context(|| format!("BackupAgent simulator on port {source_port}"))?;
-    let cloud_config = CloudSimConfig { bind: loopback(cloud_port), audience: AUDIENCE.into(), existing_logins, ..CloudSimConfig::default() };
-    let cloud = CloudSim::start(cloud_config, &generate_key()).with_context(|| format!("cloud simulator on port {cloud_port}"))?;
+    let source = SourceSim::start(loopback(source_port), install_base)
+        .with_context(|| format!("BackupAgent simulator on port {source_port}"))?;
+    let cloud_config = CloudSimConfig {
+        bind: loopback(cloud_port),
+        audience: AUDIENCE.into(),
+        existing_logins,
+        ..CloudSimConfig::default()
+    };
+    let cloud = CloudSim::start(cloud_config, &generate_key())
+        .with_context(|| format!("cloud simulator on port {cloud_port}"))?;
 
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{DEMO_DB}{suffix}"));
@@ -74,92 +90,328 @@ pub async fn run(mut config: Config, options: DemoOptions) -> anyhow::Result<()>
 
     let http = Client::new();
     let partner = cloud.root_client();
-    let token = client_credentials_token(&http, &cloud.base_url(), &partner.client_id, &partner.client_secret).await?;
+    let token = client_credentials_token(
+        &http,
+        &cloud.base_url(),
+        &partner.client_id,
+        &partner.client_secret,
+    )
+    .await?;
     let other_tenant = cloud.idp().partner_token(Uuid::new_v4());
     let (source_login, source_password) = source.credentials();
-    let walk = Walk { http, base: base.clone(), verbose };
+    let walk = Walk {
+        http,
+        base: base.clone(),
+        verbose,
+    };
 
     println!("\n== Migration Portal demo ==");
-    println!("cloud simulator {} (identity provider too); partner tenant {}", cloud.base_url(), partner.tenant_id);
-    println!("BackupAgent simulator {} (top-level group login {source_login})", source.base_url());
+    println!(
+        "cloud simulator {} (identity provider too); partner tenant {}",
+        cloud.base_url(),
+        partner.tenant_id
+    );
+    println!(
+        "BackupAgent simulator {} (top-level group login {source_login})",
+        source.base_url()
+    );
     if !verbose {
-        println!("(one line per request: method, path, status and the gist of the answer; --verbose prints every JSON body)");
+        println!(
+            "(one line per request: method, path, status and the gist of the answer; --verbose prints every JSON body)"
+        );
     }
     let body = json!({
         "name": "Contoso Backup",
         "source": {"url": source.base_url(), "login": source_login, "password": source_password},
         "target": {"url": cloud.base_url(), "client_id": partner.client_id, "client_secret": partner.client_secret},
     });
-    let created = walk.call(Method::POST, "/api/v1/workspaces", &token, Some(&body), Some("demo-1")).await?;
-    walk.call(Method::POST, "/api/v1/workspaces", &token, Some(&body), Some("demo-1")).await?;
-    let id = created["id"].as_str().context("the created workspace has an id")?.to_string();
-    walk.call(Method::GET, "/api/v1/workspaces?limit=10", &token, None, None).await?;
-    walk.call(Method::PATCH, &format!("/api/v1/workspaces/{id}"), &token, Some(&json!({"name": "Contoso (EU)"})), None).await?;
+    let created = walk
+        .call(
+            Method::POST,
+            "/api/v1/workspaces",
+            &token,
+            Some(&body),
+            Some("demo-1"),
+        )
+        .await?;
+    walk.call(
+        Method::POST,
+        "/api/v1/workspaces",
+        &token,
+        Some(&body),
+        Some("demo-1"),
+    )
+    .await?;
+    let id = created["id"]
+        .as_str()
+        .context("the created workspace has an id")?
+        .to_string();
+    walk.call(
+        Method::GET,
+        "/api/v1/workspaces?limit=10",
+        &token,
+        None,
+        None,
+    )
+    .await?;
+    walk.call(
+        Method::PATCH,
+        &format!("/api/v1/workspaces/{id}"),
+        &token,
+        Some(&json!({"name": "Contoso (EU)"})),
+        None,
+    )
+    .await?;
     let bad_password = json!({"source": {"url": source.base_url(), "login": body["source"]["login"], "password": "wrong"}});
-    walk.call(Method::PATCH, &format!("/api/v1/workspaces/{id}"), &token, Some(&bad_password), None).await?;
-    walk.call(Method::POST, &format!("/api/v1/workspaces/{id}/check"), &token, None, None).await?;
-    walk.call(Method::PATCH, &format!("/api/v1/workspaces/{id}"), &token, Some(&json!({"source": body["source"]})), None).await?;
-    walk.call(Method::POST, &format!("/api/v1/workspaces/{id}/check"), &token, None, None).await?;
-    let started = walk.call(Method::POST, &format!("/api/v1/workspaces/{id}/syncs"), &token, None, None).await?;
-    let operation = format!("/api/v1/operations/{}", started["id"].as_str().context("the sync is an operation")?);
+    walk.call(
+        Method::PATCH,
+        &format!("/api/v1/workspaces/{id}"),
+        &token,
+        Some(&bad_password),
+        None,
+    )
+    .await?;
+    walk.call(
+        Method::POST,
+        &format!("/api/v1/workspaces/{id}/check"),
+        &token,
+        None,
+        None,
+    )
+    .await?;
+    walk.call(
+        Method::PATCH,
+        &format!("/api/v1/workspaces/{id}"),
+        &token,
+        Some(&json!({"source": body["source"]})),
+        None,
+    )
+    .await?;
+    walk.call(
+        Method::POST,
+        &format!("/api/v1/workspaces/{id}/check"),
+        &token,
+        None,
+        None,
+    )
+    .await?;
+    let started = walk
+        .call(
+            Method::POST,
+            &format!("/api/v1/workspaces/{id}/syncs"),
+            &token,
+            None,
+            None,
+        )
+        .await?;
+    let operation = format!(
+        "/api/v1/operations/{}",
+        started["id"].as_str().context("the sync is an operation")?
+    );
     walk.wait_for(&operation, &token).await?;
     // The pre-check of the whole install base is the plan; the migration carries it out.
-    let hierarchy = walk.call(Method::GET, &format!("/api/v1/workspaces/{id}/hierarchy"), &token, None, None).await?;
-    let root = hierarchy["root"]["id"].as_str().context("the hierarchy has a root")?.to_string();
+    let hierarchy = walk
+        .call(
+            Method::GET,
+            &format!("/api/v1/workspaces/{id}/hierarchy"),
+            &token,
+            None,
+            None,
+        )
+        .await?;
+    let root = hierarchy["root"]["id"]
+        .as_str()
+        .context("the hierarchy has a root")?
+        .to_string();
     let selection = json!({"selection": [{"kind": "group", "id": root}]});
-    let precheck = walk.call(Method::POST, &format!("/api/v1/workspaces/{id}/prechecks"), &token, Some(&selection), Some("demo-precheck")).await?;
-    walk.wait_for(precheck["operation"].as_str().context("the pre-check has an operation")?, &token).await?;
+    let precheck = walk
+        .call(
+            Method::POST,
+            &format!("/api/v1/workspaces/{id}/prechecks"),
+            &token,
+            Some(&selection),
+            Some("demo-precheck"),
+        )
+        .await?;
+    walk.wait_for(
+        precheck["operation"]
+            .as_str()
+            .context("the pre-check has an operation")?,
+        &token,
+    )
+    .await?;
     let precheck_id = precheck["id"].as_str().context("the pre-check has an id")?;
-    walk.call(Method::GET, &format!("/api/v1/workspaces/{id}/prechecks/{precheck_id}/planning"), &token, None, None).await?;
-    walk.call(Method::GET, &format!("/api/v1/workspaces/{id}/prechecks/{precheck_id}/sections/users?limit=3"), &token, None, None).await?;
+    walk.call(
+        Method::GET,
+        &format!("/api/v1/workspaces/{id}/prechecks/{precheck_id}/planning"),
+        &token,
+        None,
+        None,
+    )
+    .await?;
+    walk.call(
+        Method::GET,
+        &format!("/api/v1/workspaces/{id}/prechecks/{precheck_id}/sections/users?limit=3"),
+        &token,
+        None,
+        None,
+    )
+    .await?;
     let body = json!({"precheck_id": precheck_id});
-    let migration = walk.call(Method::POST, &format!("/api/v1/workspaces/{id}/migrations"), &token, Some(&body), Some("demo-migration")).await?;
-    walk.wait_for(migration["operation"].as_str().context("the migration has an operation")?, &token).await?;
-    let migration_id = migration["id"].as_str().context("the migration has an id")?;
-    walk.call(Method::GET, &format!("/api/v1/workspaces/{id}/migrations/{migration_id}"), &token, None, None).await?;
-    walk.call(Method::GET, &format!("/api/v1/workspaces/{id}/migrations/{migration_id}/items?kind=admin&limit=2"), &token, None, None).await?;
-    walk.call(Method::GET, &format!("/api/v1/workspaces/{id}/events?kind=target.&limit=3"), &token, None, None).await?;
+    let migration = walk
+        .call(
+            Method::POST,
+            &format!("/api/v1/workspaces/{id}/migrations"),
+            &token,
+            Some(&body),
+            Some("demo-migration"),
+        )
+        .await?;
+    walk.wait_for(
+        migration["operation"]
+            .as_str()
+            .context("the migration has an operation")?,
+        &token,
+    )
+    .await?;
+    let migration_id = migration["id"]
+        .as_str()
+        .context("the migration has an id")?;
+    walk.call(
+        Method::GET,
+        &format!("/api/v1/workspaces/{id}/migrations/{migration_id}"),
+        &token,
+        None,
+        None,
+    )
+    .await?;
+    walk.call(
+        Method::GET,
+        &format!("/api/v1/workspaces/{id}/migrations/{migration_id}/items?kind=admin&limit=2"),
+        &token,
+        None,
+        None,
+    )
+    .await?;
+    walk.call(
+        Method::GET,
+        &format!("/api/v1/workspaces/{id}/events?kind=target.&limit=3"),
+        &token,
+        None,
+        None,
+    )
+    .await?;
 
     // The agents: every machine's simulated client enrolls and checks in (every
     // half second here instead of every 30 minutes) and migrates its machine.
-    let secret = walk.call(Method::POST, &format!("/api/v1/workspaces/{id}/enrollment-secret"), &token, None, None).await?;
+    let secret = walk
+        .call(
+            Method::POST,
+            &format!("/api/v1/workspaces/{id}/enrollment-secret"),
+            &token,
+            None,
+            None,
+        )
+        .await?;
     let workspace_id: Uuid = id.parse()?;
     let fleet = Fleet::start(FleetConfig {
         base_url: base.clone(),
         workspace_id,
-        enrollment_secret: secret["enrollment_secret"].as_str().context("an enrollment secret")?.to_string(),
+        enrollment_secret: secret["enrollment_secret"]
+            .as_str()
+            .context("an enrollment secret")?
+            .to_string(),
         machines: machines.clone(),
         interval: std::time::Duration::from_millis(500),
         seed: 1,
         mix: Default::default(),
     });
-    let summary = walk.settle(&format!("/api/v1/workspaces/{id}/migrations/{migration_id}"), &token).await?;
-    let failed = walk.call(Method::GET, &format!("/api/v1/workspaces/{id}/machines?state=failed&limit=500"), &token, None, None).await?;
+    let summary = walk
+        .settle(
+            &format!("/api/v1/workspaces/{id}/migrations/{migration_id}"),
+            &token,
+        )
+        .await?;
+    let failed = walk
+        .call(
+            Method::GET,
+            &format!("/api/v1/workspaces/{id}/machines?state=failed&limit=500"),
+            &token,
+            None,
+            None,
+        )
+        .await?;
     // (The list is printed above; each retry below is not.)
     let mut retried = 0;
     for machine in failed["items"].as_array().into_iter().flatten() {
         let machine_id = machine["machine_id"].as_str().unwrap_or_default();
         let url = format!("{base}/api/v1/workspaces/{id}/machines/{machine_id}/retry");
-        retried += usize::from(walk.http.post(url).bearer_auth(&token).send().await?.status().is_success());
+        retried += usize::from(
+            walk.http
+                .post(url)
+                .bearer_auth(&token)
+                .send()
+                .await?
+                .status()
+                .is_success(),
+        );
     }
-    println!("\nPOST …/machines/{{machine_id}}/retry for each failed machine: {retried} back to pending");
-    let summary = if failed["items"].as_array().is_some_and(|f| !f.is_empty()) { walk.settle(&format!("/api/v1/workspaces/{id}/migrations/{migration_id}"), &token).await? } else { summary };
+    println!(
+        "\nPOST …/machines/{{machine_id}}/retry for each failed machine: {retried} back to pending"
+    );
+    let summary = if failed["items"].as_array().is_some_and(|f| !f.is_empty()) {
+        walk.settle(
+            &format!("/api/v1/workspaces/{id}/migrations/{migration_id}"),
+            &token,
+        )
+        .await?
+    } else {
+        summary
+    };
     let truth = fleet.truth();
     fleet.stop().await;
     let shown = walk.all_machines(&id, &token).await?;
     let (checked, mismatched) = compare_with_truth(&shown, &truth);
     println!("\n== Summary: machines of the migration ==");
-    for state in ["migrated", "failed", "manual_action_required", "pending", "migrating"] {
+    for state in [
+        "migrated",
+        "failed",
+        "manual_action_required",
+        "pending",
+        "migrating",
+    ] {
         println!("{state:>24}: {}", summary["machines"][state]);
     }
-    println!("(pending: outdated clients waiting for their update, and agents that never came online; manual_action_required: SQL Server or Exchange agents to register by hand)");
+    println!(
+        "(pending: outdated clients waiting for their update, and agents that never came online; manual_action_required: SQL Server or Exchange agents to register by hand)"
+    );
     if mismatched.is_empty() {
-        println!("all {checked} machines the fleet can tell about show the state its ground truth says");
+        println!(
+            "all {checked} machines the fleet can tell about show the state its ground truth says"
+        );
     } else {
-        println!("{} of {checked} machines differ from the fleet's ground truth: {}", mismatched.len(), mismatched.join("; "));
+        println!(
+            "{} of {checked} machines differ from the fleet's ground truth: {}",
+            mismatched.len(),
+            mismatched.join("; ")
+        );
     }
-    walk.call(Method::GET, &format!("/api/v1/workspaces/{id}"), &other_tenant, None, None).await?;
-    walk.call(Method::POST, "/api/v1/workspaces", &token, Some(&json!({"name": "", "source": {}})), None).await?;
+    walk.call(
+        Method::GET,
+        &format!("/api/v1/workspaces/{id}"),
+        &other_tenant,
+        None,
+        None,
+    )
+    .await?;
+    walk.call(
+        Method::POST,
+        "/api/v1/workspaces",
+        &token,
+        Some(&json!({"name": "", "source": {}})),
+        None,
+    )
+    .await?;
 
     if exit {
         let _ = stop_worker.send(true);
@@ -186,9 +438,14 @@ pub async fn run(mut config: Config, options: DemoOptions) -> anyhow::Result<()>
             spare_agent_machine_id: &agent.machine_id,
         };
         write_postman_env(path, &values)?;
-        println!("\nPostman environment: {} (run postman/ against it)", path.display());
+        println!(
+            "\nPostman environment: {} (run postman/ against it)",
+            path.display()
+        );
     }
-    println!("\nSwagger UI: {base}/swagger-ui/   (Authorize with the token below; it lasts 2 hours)");
+    println!(
+        "\nSwagger UI: {base}/swagger-ui/   (Authorize with the token below; it lasts 2 hours)"
+    );
     println!("token: {token}");
     println!(
         "more tokens: curl -s -u {}:{} -d grant_type=client_credentials {}/api/2/idp/token",
@@ -256,12 +513,21 @@ pub fn postman_environment(v: &PostmanValues) -> Value {
 /// Written whole, then renamed: whoever waits for the file never reads half of it.
 fn write_postman_env(path: &Path, values: &PostmanValues) -> anyhow::Result<()> {
     let partial = path.with_extension("partial");
-    std::fs::write(&partial, serde_json::to_string_pretty(&postman_environment(values))?).with_context(|| format!("writing {}", partial.display()))?;
+    std::fs::write(
+        &partial,
+        serde_json::to_string_pretty(&postman_environment(values))?,
+    )
+    .with_context(|| format!("writing {}", partial.display()))?;
     std::fs::rename(&partial, path).with_context(|| format!("writing {}", path.display()))?;
     Ok(())
 }
 
-async fn client_credentials_token(http: &Client, issuer: &str, id: &str, secret: &str) -> anyhow::Result<String> {
+async fn client_credentials_token(
+    http: &Client,
+    issuer: &str,
+    id: &str,
+    secret: &str,
+) -> anyhow::Result<String> {
     let answer: Value = http
         .post(format!("{issuer}/api/2/idp/token"))
         .basic_auth(id, Some(secret))
@@ -271,14 +537,22 @@ async fn client_credentials_token(http: &Client, issuer: &str, id: &str, secret:
         .error_for_status()?
         .json()
         .await?;
-    answer["access_token"].as_str().map(str::to_string).context("the token endpoint answered no access_token")
+    answer["access_token"]
+        .as_str()
+        .map(str::to_string)
+        .context("the token endpoint answered no access_token")
 }
 
 /// `[#####+++!!......] 120 migrated, 30 migrating, 4 failed, 2 manual, 240 waiting` over the
 /// migration's machines: `#` migrated, `+` migrating, `!` failed or manual, `.` waiting.
 fn progress_bar(machines: &Value) -> String {
     let n = |state: &str| machines[state].as_u64().unwrap_or(0);
-    let (done, moving, stuck, waiting) = (n("migrated"), n("migrating"), n("failed") + n("manual_action_required"), n("pending"));
+    let (done, moving, stuck, waiting) = (
+        n("migrated"),
+        n("migrating"),
+        n("failed") + n("manual_action_required"),
+        n("pending"),
+    );
     let total = (done + moving + stuck + waiting).max(1);
     let width = 40;
     let cells = |count: u64| (count * width / total) as usize;
@@ -307,9 +581,20 @@ impl Walk {
     /// Polls an operation until it is done (the worker runs in this process), then shows it.
     async fn wait_for(&self, operation: &str, token: &str) -> anyhow::Result<Value> {
         for _ in 0..3000 {
-            let value: Value = self.http.get(format!("{}{operation}", self.base)).bearer_auth(token).send().await?.json().await?;
+            let value: Value = self
+                .http
+                .get(format!("{}{operation}", self.base))
+                .bearer_auth(token)
+                .send()
+                .await?
+                .json()
+                .await?;
             if value["done"] == true {
-                let outcome = if value["error"].is_object() { gist(&value["error"]) } else { compact(&value["response"]) };
+                let outcome = if value["error"].is_object() {
+                    gist(&value["error"])
+                } else {
+                    compact(&value["response"])
+                };
                 self.show(&format!("GET {operation} -> done: {outcome}"), &value)?;
                 return Ok(value);
             }
@@ -325,15 +610,28 @@ impl Walk {
     async fn settle(&self, migration: &str, token: &str) -> anyhow::Result<Value> {
         use std::io::{IsTerminal, Write};
         let redraw = !self.verbose && std::io::stdout().is_terminal();
-        let (mut last, mut still_since, mut printed_at) = (Value::Null, std::time::Instant::now(), None::<std::time::Instant>);
+        let (mut last, mut still_since, mut printed_at) = (
+            Value::Null,
+            std::time::Instant::now(),
+            None::<std::time::Instant>,
+        );
         for _ in 0..1200 {
-            let value: Value = self.http.get(format!("{}{migration}", self.base)).bearer_auth(token).send().await?.json().await?;
+            let value: Value = self
+                .http
+                .get(format!("{}{migration}", self.base))
+                .bearer_auth(token)
+                .send()
+                .await?
+                .json()
+                .await?;
             if value["machines"] != last {
                 let bar = progress_bar(&value["machines"]);
                 if redraw {
                     print!("\r{bar}");
                     let _ = std::io::stdout().flush();
-                } else if self.verbose || printed_at.is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(5)) {
+                } else if self.verbose
+                    || printed_at.is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(5))
+                {
                     println!("{bar}");
                     printed_at = Some(std::time::Instant::now());
                 }
@@ -358,11 +656,22 @@ impl Walk {
         let mut machines = Vec::new();
         let mut cursor: Option<String> = None;
         loop {
-            let mut url = format!("{}/api/v1/workspaces/{workspace}/machines?limit=500", self.base);
+            let mut url = format!(
+                "{}/api/v1/workspaces/{workspace}/machines?limit=500",
+                self.base
+            );
             if let Some(cursor) = &cursor {
                 url.push_str(&format!("&cursor={cursor}"));
             }
-            let page: Value = self.http.get(url).bearer_auth(token).send().await?.error_for_status()?.json().await?;
+            let page: Value = self
+                .http
+                .get(url)
+                .bearer_auth(token)
+                .send()
+                .await?
+                .error_for_status()?
+                .json()
+                .await?;
             machines.extend(page["items"].as_array().cloned().unwrap_or_default());
             match page["next_cursor"].as_str() {
                 Some(next) => cursor = Some(next.to_string()),
@@ -374,18 +683,54 @@ impl Walk {
     /// Enrolls, once the fleet has stopped, the agent of a pending machine whose
     /// client has checked in: the collection enrolls one that never did, so the two
     /// tokens do not replace each other. Not printed.
-    async fn enroll_tester(&self, workspace: &str, secret: &Value, machines: &[Value]) -> anyhow::Result<Enrolled> {
+    async fn enroll_tester(
+        &self,
+        workspace: &str,
+        secret: &Value,
+        machines: &[Value],
+    ) -> anyhow::Result<Enrolled> {
         let pending = |m: &&Value| m["state"] == "pending";
-        let machine = machines.iter().filter(pending).find(|m| !m["last_check_in_at"].is_null()).or_else(|| machines.iter().find(pending)).or(machines.first());
-        let machine_id = machine.and_then(|m| m["machine_id"].as_str()).context("the demo workspace has machines")?;
+        let machine = machines
+            .iter()
+            .filter(pending)
+            .find(|m| !m["last_check_in_at"].is_null())
+            .or_else(|| machines.iter().find(pending))
+            .or(machines.first());
+        let machine_id = machine
+            .and_then(|m| m["machine_id"].as_str())
+            .context("the demo workspace has machines")?;
         let body = json!({"workspace_id": workspace, "enrollment_secret": secret["enrollment_secret"], "machine_id": machine_id});
-        let answer: Value = self.http.post(format!("{}/agent/v1/enroll", self.base)).json(&body).send().await?.error_for_status()?.json().await?;
-        let token = answer["token"].as_str().context("an enrolled agent has a token")?.to_string();
-        Ok(Enrolled { machine_id: machine_id.to_string(), token })
+        let answer: Value = self
+            .http
+            .post(format!("{}/agent/v1/enroll", self.base))
+            .json(&body)
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        let token = answer["token"]
+            .as_str()
+            .context("an enrolled agent has a token")?
+            .to_string();
+        Ok(Enrolled {
+            machine_id: machine_id.to_string(),
+            token,
+        })
     }
 
-    async fn call(&self, method: Method, path: &str, token: &str, body: Option<&Value>, key: Option<&str>) -> anyhow::Result<Value> {
-        let mut request = self.http.request(method.clone(), format!("{}{path}", self.base)).bearer_auth(token);
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: &str,
+        body: Option<&Value>,
+        key: Option<&str>,
+    ) -> anyhow::Result<Value> {
+        let mut request = self
+            .http
+            .request(method.clone(), format!("{}{path}", self.base))
+            .bearer_auth(token);
         if let Some(body) = body {
             request = request.json(body);
         }
@@ -395,9 +740,16 @@ impl Walk {
         let response = request.send().await?;
         let status = response.status();
         let replayed = response.headers().contains_key("idempotent-replayed");
-        let value: Value = if status == StatusCode::NO_CONTENT { Value::Null } else { response.json().await.unwrap_or(Value::Null) };
+        let value: Value = if status == StatusCode::NO_CONTENT {
+            Value::Null
+        } else {
+            response.json().await.unwrap_or(Value::Null)
+        };
         let replayed = if replayed { " (replayed)" } else { "" };
-        self.show(&format!("{method} {path} -> {status}{replayed}: {}", gist(&value)), &value)?;
+        self.show(
+            &format!("{method} {path} -> {status}{replayed}: {}", gist(&value)),
+            &value,
+        )?;
         Ok(value)
     }
 
@@ -420,11 +772,24 @@ fn gist(value: &Value) -> String {
         return format!("{code}: {detail}");
     }
     if let Some(checks) = value["checks"].as_array() {
-        let each: Vec<String> = checks.iter().map(|c| format!("{} {}", c["name"].as_str().unwrap_or("?"), c["status"].as_str().unwrap_or("?"))).collect();
+        let each: Vec<String> = checks
+            .iter()
+            .map(|c| {
+                format!(
+                    "{} {}",
+                    c["name"].as_str().unwrap_or("?"),
+                    c["status"].as_str().unwrap_or("?")
+                )
+            })
+            .collect();
         return format!("passed: {}; {}", value["passed"], each.join(", "));
     }
     if let Some(items) = value["items"].as_array() {
-        let more = if value["next_cursor"].is_string() { ", more on the next page" } else { "" };
+        let more = if value["next_cursor"].is_string() {
+            ", more on the next page"
+        } else {
+            ""
+        };
         return format!("{} items{more}", items.len());
     }
     match (text("id"), text("status").or_else(|| text("state"))) {
@@ -449,12 +814,17 @@ fn compact(value: &Value) -> String {
 /// The machines whose state differs from what the fleet's ground truth says
 /// (only those the fleet can tell about: it never hears of a machine whose
 /// agent never came online, or that was never released), and how many were checked.
-fn compare_with_truth(shown: &[Value], truth: &std::collections::BTreeMap<String, crate::sim::fleet::Truth>) -> (usize, Vec<String>) {
+fn compare_with_truth(
+    shown: &[Value],
+    truth: &std::collections::BTreeMap<String, crate::sim::fleet::Truth>,
+) -> (usize, Vec<String>) {
     let mut checked = 0;
     let mut mismatched = Vec::new();
     for machine in shown {
         let id = machine["machine_id"].as_str().unwrap_or_default();
-        let Some(expected) = truth.get(id).and_then(|t| t.expected_state()) else { continue };
+        let Some(expected) = truth.get(id).and_then(|t| t.expected_state()) else {
+            continue;
+        };
         checked += 1;
         let state = machine["state"].as_str().unwrap_or_default();
         if state != expected {

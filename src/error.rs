@@ -52,7 +52,11 @@ pub struct FieldError {
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("bad request ({code}): {detail}")]
-    BadRequest { code: &'static str, detail: String, errors: Vec<FieldError> },
+    BadRequest {
+        code: &'static str,
+        detail: String,
+        errors: Vec<FieldError>,
+    },
     #[error("validation failed")]
     Validation(Vec<FieldError>),
     #[error("unauthorized")]
@@ -64,7 +68,11 @@ pub enum ApiError {
     #[error("method not allowed")]
     MethodNotAllowed(Vec<Method>),
     #[error("conflict ({code}): {detail}")]
-    Conflict { code: &'static str, detail: String, errors: Vec<FieldError> },
+    Conflict {
+        code: &'static str,
+        detail: String,
+        errors: Vec<FieldError>,
+    },
     #[error("precondition failed")]
     PreconditionFailed,
     #[error("precondition required")]
@@ -89,20 +97,39 @@ pub enum ApiError {
 
 impl ApiError {
     pub fn bad_request(code: &'static str, detail: impl Into<String>) -> Self {
-        Self::BadRequest { code, detail: detail.into(), errors: Vec::new() }
+        Self::BadRequest {
+            code,
+            detail: detail.into(),
+            errors: Vec::new(),
+        }
     }
 
     pub fn conflict(code: &'static str, detail: impl Into<String>) -> Self {
-        Self::Conflict { code, detail: detail.into(), errors: Vec::new() }
+        Self::Conflict {
+            code,
+            detail: detail.into(),
+            errors: Vec::new(),
+        }
     }
 
     /// A conflict caused by the values at these JSON Pointers of the body.
-    pub fn conflict_at(code: &'static str, detail: impl Into<String>, errors: Vec<FieldError>) -> Self {
-        Self::Conflict { code, detail: detail.into(), errors }
+    pub fn conflict_at(
+        code: &'static str,
+        detail: impl Into<String>,
+        errors: Vec<FieldError>,
+    ) -> Self {
+        Self::Conflict {
+            code,
+            detail: detail.into(),
+            errors,
+        }
     }
 
     pub fn invalid_field(pointer: impl Into<String>, detail: impl Into<String>) -> Self {
-        Self::Validation(vec![FieldError { pointer: pointer.into(), detail: detail.into() }])
+        Self::Validation(vec![FieldError {
+            pointer: pointer.into(),
+            detail: detail.into(),
+        }])
     }
 
     fn code(&self) -> &'static str {
@@ -131,27 +158,47 @@ impl ApiError {
                 1 => "The request breaks 1 rule.".into(),
                 n => format!("The request breaks {n} rules."),
             },
-            Self::Unauthorized { credentials_present: false } => "A bearer access token is required.".into(),
-            Self::Unauthorized { credentials_present: true } => "The access token is invalid or expired.".into(),
+            Self::Unauthorized {
+                credentials_present: false,
+            } => "A bearer access token is required.".into(),
+            Self::Unauthorized {
+                credentials_present: true,
+            } => "The access token is invalid or expired.".into(),
             Self::Forbidden(why) => (*why).into(),
             Self::NotFound => "No such resource.".into(),
-            Self::MethodNotAllowed(allowed) => format!("Allowed methods: {}.", join_methods(allowed)),
-            Self::PreconditionFailed => "The resource has changed since the version named in If-Match.".into(),
+            Self::MethodNotAllowed(allowed) => {
+                format!("Allowed methods: {}.", join_methods(allowed))
+            }
+            Self::PreconditionFailed => {
+                "The resource has changed since the version named in If-Match.".into()
+            }
             Self::PreconditionRequired => "This operation needs an If-Match header.".into(),
-            Self::PayloadTooLarge { limit } => format!("The request body is larger than {limit} bytes."),
+            Self::PayloadTooLarge { limit } => {
+                format!("The request body is larger than {limit} bytes.")
+            }
             Self::UnsupportedMediaType => "The request body must be application/json.".into(),
             Self::Unavailable(why) => (*why).into(),
             Self::IssuerUnavailable { retry_after_secs } => {
-                format!("The identity provider cannot be reached to check the token's signing key: try again in {retry_after_secs} seconds.")
+                format!(
+                    "The identity provider cannot be reached to check the token's signing key: try again in {retry_after_secs} seconds."
+                )
             }
-            Self::TooManyRequests { retry_after_secs } => format!("The service is busy: try again in {retry_after_secs} seconds."),
-            Self::Database(_) | Self::Internal(_) => "An internal error occurred; it has been logged.".into(),
+            Self::TooManyRequests { retry_after_secs } => {
+                format!("The service is busy: try again in {retry_after_secs} seconds.")
+            }
+            Self::Database(_) | Self::Internal(_) => {
+                "An internal error occurred; it has been logged.".into()
+            }
         }
     }
 }
 
 fn join_methods(methods: &[Method]) -> String {
-    methods.iter().map(Method::as_str).collect::<Vec<_>>().join(", ")
+    methods
+        .iter()
+        .map(Method::as_str)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 impl ResponseError for ApiError {
@@ -168,7 +215,9 @@ impl ResponseError for ApiError {
             Self::PreconditionRequired => StatusCode::PRECONDITION_REQUIRED,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::Unavailable(_) | Self::IssuerUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::IssuerUnavailable { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Database(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -181,13 +230,17 @@ impl ResponseError for ApiError {
         }
         let status = self.status_code();
         let errors = match self {
-            Self::Validation(errors) | Self::BadRequest { errors, .. } | Self::Conflict { errors, .. } => errors.clone(),
+            Self::Validation(errors)
+            | Self::BadRequest { errors, .. }
+            | Self::Conflict { errors, .. } => errors.clone(),
             _ => Vec::new(),
         };
         let mut response = problem_response(status, self.code(), self.detail(), errors);
         let headers = response.headers_mut();
         match self {
-            Self::Unauthorized { credentials_present } => {
+            Self::Unauthorized {
+                credentials_present,
+            } => {
                 let value = if *credentials_present {
                     r#"Bearer realm="migration-portal", error="invalid_token""#
                 } else {
@@ -197,14 +250,20 @@ impl ResponseError for ApiError {
             }
             // RFC 6750 §3.1: a valid token that lacks the access asked for.
             Self::Forbidden(_) => {
-                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(r#"Bearer realm="migration-portal", error="insufficient_scope""#));
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(
+                        r#"Bearer realm="migration-portal", error="insufficient_scope""#,
+                    ),
+                );
             }
             Self::MethodNotAllowed(allowed) => {
                 if let Ok(value) = HeaderValue::from_str(&join_methods(allowed)) {
                     headers.insert(header::ALLOW, value);
                 }
             }
-            Self::TooManyRequests { retry_after_secs } | Self::IssuerUnavailable { retry_after_secs } => {
+            Self::TooManyRequests { retry_after_secs }
+            | Self::IssuerUnavailable { retry_after_secs } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
             }
             _ => {}
@@ -213,7 +272,12 @@ impl ResponseError for ApiError {
     }
 }
 
-pub fn problem_response(status: StatusCode, code: &str, detail: String, errors: Vec<FieldError>) -> HttpResponse {
+pub fn problem_response(
+    status: StatusCode,
+    code: &str,
+    detail: String,
+    errors: Vec<FieldError>,
+) -> HttpResponse {
     let problem = Problem {
         type_: format!("urn:migration-portal:problem:{code}"),
         title: status.canonical_reason().unwrap_or("Error").to_string(),
@@ -222,12 +286,16 @@ pub fn problem_response(status: StatusCode, code: &str, detail: String, errors: 
         code: code.to_string(),
         errors,
     };
-    HttpResponse::build(status).content_type(PROBLEM_JSON).json(problem)
+    HttpResponse::build(status)
+        .content_type(PROBLEM_JSON)
+        .json(problem)
 }
 
 /// Last line of defence: any error response that is not yet problem+json
 /// (actix's own 404s, 405s, 413s, …) is rewritten into one, keeping its headers.
-pub fn problem_safety_net<B>(res: ServiceResponse<B>) -> actix_web::Result<ErrorHandlerResponse<B>> {
+pub fn problem_safety_net<B>(
+    res: ServiceResponse<B>,
+) -> actix_web::Result<ErrorHandlerResponse<B>> {
     let already_problem = res
         .headers()
         .get(header::CONTENT_TYPE)
@@ -237,9 +305,15 @@ pub fn problem_safety_net<B>(res: ServiceResponse<B>) -> actix_web::Result<Error
     }
     let status = res.status();
     let (req, old) = res.into_parts();
-    let code = status.canonical_reason().unwrap_or("error").to_lowercase().replace([' ', '-'], "_");
+    let code = status
+        .canonical_reason()
+        .unwrap_or("error")
+        .to_lowercase()
+        .replace([' ', '-'], "_");
     let detail = match status {
-        StatusCode::INTERNAL_SERVER_ERROR => "An internal error occurred; it has been logged.".to_string(),
+        StatusCode::INTERNAL_SERVER_ERROR => {
+            "An internal error occurred; it has been logged.".to_string()
+        }
         _ => format!("{}.", status.canonical_reason().unwrap_or("Error")),
     };
     let mut new = problem_response(status, &code, detail, Vec::new());
@@ -248,5 +322,7 @@ pub fn problem_safety_net<B>(res: ServiceResponse<B>) -> actix_web::Result<Error
             new.headers_mut().append(name.clone(), value.clone());
         }
     }
-    Ok(ErrorHandlerResponse::Response(ServiceResponse::new(req, new).map_into_right_body()))
+    Ok(ErrorHandlerResponse::Response(
+        ServiceResponse::new(req, new).map_into_right_body(),
+    ))
 }

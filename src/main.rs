@@ -7,7 +7,11 @@ use migration_portal::config::Config;
 use migration_portal::{api, db, demo, sim, telemetry};
 
 #[derive(Parser)]
-#[command(name = "migration-portal", version, about = "Moves a BackupAgent install base to the Acronis cloud")]
+#[command(
+    name = "migration-portal",
+    version,
+    about = "Moves a BackupAgent install base to the Acronis cloud"
+)]
 struct Cli {
     /// TOML configuration file; `MP_*` environment variables override it.
     #[arg(long, global = true, env = "MP_CONFIG")]
@@ -116,8 +120,13 @@ async fn main() -> ExitCode {
     if !matches!(cli.command, Command::Openapi | Command::GenKey) {
         // The demo's thousands of agent requests would bury its walk-through: warnings
         // only, unless a level is asked for.
-        let quiet = matches!(cli.command, Command::Demo { .. }) && std::env::var_os("MP_LOG_LEVEL").is_none();
-        let level = if quiet { "warn" } else { config.log_level.as_str() };
+        let quiet = matches!(cli.command, Command::Demo { .. })
+            && std::env::var_os("MP_LOG_LEVEL").is_none();
+        let level = if quiet {
+            "warn"
+        } else {
+            config.log_level.as_str()
+        };
         // Ignore "already set": only one subscriber per process.
         let _ = telemetry::init(config.log_format, level, std::io::stdout);
     }
@@ -133,8 +142,16 @@ async fn main() -> ExitCode {
 
 async fn run(command: Command, config: Config) -> anyhow::Result<()> {
     match command {
-        Command::Serve { insecure_dev_key, api_only, worker_only } => {
-            let policy = if insecure_dev_key { KeyPolicy::AllowInsecureDevKey } else { KeyPolicy::Required };
+        Command::Serve {
+            insecure_dev_key,
+            api_only,
+            worker_only,
+        } => {
+            let policy = if insecure_dev_key {
+                KeyPolicy::AllowInsecureDevKey
+            } else {
+                KeyPolicy::Required
+            };
             let role = match (api_only, worker_only) {
                 (true, _) => Role::ApiOnly,
                 (_, true) => Role::WorkerOnly,
@@ -154,19 +171,46 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             let idp = sim::idp::IdentityProvider::start(bind, &audience, &key)?;
             let client = idp.register_client(uuid::Uuid::new_v4());
             println!("identity provider: {} (audience {audience})", idp.issuer());
-            println!("API client for tenant {}: id {} secret {}", client.tenant_id, client.client_id, client.client_secret);
+            println!(
+                "API client for tenant {}: id {} secret {}",
+                client.tenant_id, client.client_id, client.client_secret
+            );
             println!(
                 "token: curl -s -u {}:{} -d grant_type=client_credentials {}/api/2/idp/token",
-                client.client_id, client.client_secret, idp.issuer()
+                client.client_id,
+                client.client_secret,
+                idp.issuer()
             );
             tokio::signal::ctrl_c().await?;
         }
         Command::Sim(SimCommand::Cloud(args)) => sim::cloud::run(args).await?,
         Command::Sim(SimCommand::Backupagent(args)) => sim::backupagent::run(args).await?,
-        Command::Sim(SimCommand::Fleet { service, workspace, enrollment_secret, machines, interval_ms, seed, download_errors, install_errors, offline, never_online }) => {
-            let mix = sim::fleet::Mix { download_error: download_errors, install_error: install_errors, offline_for_a_while: offline, never_online };
-            anyhow::ensure!(mix.is_valid(), "--download-errors, --install-errors, --offline and --never-online are shares of a hundred: together at most 100");
-            let machines: Vec<sim::fleet::FleetMachine> = std::fs::read_to_string(&machines)?.lines().filter_map(sim::fleet::FleetMachine::parse).collect();
+        Command::Sim(SimCommand::Fleet {
+            service,
+            workspace,
+            enrollment_secret,
+            machines,
+            interval_ms,
+            seed,
+            download_errors,
+            install_errors,
+            offline,
+            never_online,
+        }) => {
+            let mix = sim::fleet::Mix {
+                download_error: download_errors,
+                install_error: install_errors,
+                offline_for_a_while: offline,
+                never_online,
+            };
+            anyhow::ensure!(
+                mix.is_valid(),
+                "--download-errors, --install-errors, --offline and --never-online are shares of a hundred: together at most 100"
+            );
+            let machines: Vec<sim::fleet::FleetMachine> = std::fs::read_to_string(&machines)?
+                .lines()
+                .filter_map(sim::fleet::FleetMachine::parse)
+                .collect();
             let count = machines.len();
             let config = sim::fleet::FleetConfig {
                 base_url: service,
@@ -178,12 +222,30 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 mix,
             };
             let fleet = sim::fleet::Fleet::start(config);
-            println!("{count} simulated agents checking in every {interval_ms} ms; Ctrl-C stops and prints their ground truth");
+            println!(
+                "{count} simulated agents checking in every {interval_ms} ms; Ctrl-C stops and prints their ground truth"
+            );
             tokio::signal::ctrl_c().await?;
             println!("{}", serde_json::to_string_pretty(&fleet.truth())?);
             fleet.stop().await;
         }
-        Command::Demo { port, exit, postman_env, verbose } => demo::run(config, demo::DemoOptions { port, exit, postman_env, verbose }).await?,
+        Command::Demo {
+            port,
+            exit,
+            postman_env,
+            verbose,
+        } => {
+            demo::run(
+                config,
+                demo::DemoOptions {
+                    port,
+                    exit,
+                    postman_env,
+                    verbose,
+                },
+            )
+            .await?
+        }
     }
     Ok(())
 }

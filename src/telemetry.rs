@@ -8,7 +8,11 @@ use tracing_subscriber::{EnvFilter, Registry};
 use crate::config::LogFormat;
 
 /// Installs the global subscriber. Returns an error if one is already installed.
-pub fn init<W>(format: LogFormat, filter: &str, writer: W) -> Result<(), tracing_subscriber::util::TryInitError>
+pub fn init<W>(
+    format: LogFormat,
+    filter: &str,
+    writer: W,
+) -> Result<(), tracing_subscriber::util::TryInitError>
 where
     W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
 {
@@ -16,8 +20,17 @@ where
     let registry = Registry::default().with(filter);
     match format {
         LogFormat::Json => registry
-            .with(tracing_subscriber::fmt::layer().json().flatten_event(true).with_current_span(true).with_span_list(false).with_writer(writer))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .flatten_event(true)
+                    .with_current_span(true)
+                    .with_span_list(false)
+                    .with_writer(writer),
+            )
             .try_init(),
-        LogFormat::Pretty => registry.with(tracing_subscriber::fmt::layer().with_writer(writer)).try_init(),
+        LogFormat::Pretty => registry
+            .with(tracing_subscriber::fmt::layer().with_writer(writer))
+            .try_init(),
     }
 }

@@ -5,10 +5,13 @@ use uuid::Uuid;
 
 /// A new PostgreSQL database beside `MP_TEST_POSTGRES_URL`'s, when that is set.
 pub async fn postgres_database() -> anyhow::Result<Option<String>> {
-    let Ok(admin) = std::env::var("MP_TEST_POSTGRES_URL") else { return Ok(None) };
+    let Ok(admin) = std::env::var("MP_TEST_POSTGRES_URL") else {
+        return Ok(None);
+    };
     let conn = sea_orm::Database::connect(&admin).await?;
     let name = format!("mp_bench_{}", Uuid::new_v4().simple());
-    conn.execute_unprepared(&format!("CREATE DATABASE {name}")).await?;
+    conn.execute_unprepared(&format!("CREATE DATABASE {name}"))
+        .await?;
     let mut url = url::Url::parse(&admin)?;
     url.set_path(&name);
     Ok(Some(url.to_string()))
@@ -17,7 +20,9 @@ pub async fn postgres_database() -> anyhow::Result<Option<String>> {
 /// SQLite in `sqlite_file`, and PostgreSQL when `MP_TEST_POSTGRES_URL` is set;
 /// `MP_BENCH_BACKENDS=sqlite` or `postgres` keeps one.
 #[allow(dead_code)] // not every benchmark picks its databases this way
-pub async fn backends(sqlite_file: &std::path::Path) -> anyhow::Result<Vec<(&'static str, String)>> {
+pub async fn backends(
+    sqlite_file: &std::path::Path,
+) -> anyhow::Result<Vec<(&'static str, String)>> {
     let mut backends = vec![("sqlite", format!("sqlite://{}", sqlite_file.display()))];
     if let Some(url) = postgres_database().await? {
         backends.push(("postgres", url));

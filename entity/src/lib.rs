@@ -12,6 +12,6 @@ pub mod migration_item;
 pub mod precheck;
 pub mod precheck_chunk;
 pub mod target_mapping;
-pub mod workspace;
 pub mod webhook_delivery;
 pub mod webhook_subscription;
+pub mod workspace;

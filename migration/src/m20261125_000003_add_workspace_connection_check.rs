@@ -7,13 +7,23 @@ pub struct Migration;
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         manager
-            .alter_table(Table::alter().table(Workspaces::Table).add_column(text_null(Workspaces::ConnectionCheck)).to_owned())
+            .alter_table(
+                Table::alter()
+                    .table(Workspaces::Table)
+                    .add_column(text_null(Workspaces::ConnectionCheck))
+                    .to_owned(),
+            )
             .await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         manager
-            .alter_table(Table::alter().table(Workspaces::Table).drop_column(Workspaces::ConnectionCheck).to_owned())
+            .alter_table(
+                Table::alter()
+                    .table(Workspaces::Table)
+                    .drop_column(Workspaces::ConnectionCheck)
+                    .to_owned(),
+            )
             .await
     }
 }

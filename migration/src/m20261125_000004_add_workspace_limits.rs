@@ -17,7 +17,12 @@ impl MigrationTrait for Migration {
         // SQLite alters one column per statement.
         for (column, default) in COLUMNS {
             manager
-                .alter_table(Table::alter().table(Workspaces::Table).add_column(integer(column).default(default)).to_owned())
+                .alter_table(
+                    Table::alter()
+                        .table(Workspaces::Table)
+                        .add_column(integer(column).default(default))
+                        .to_owned(),
+                )
                 .await?;
         }
         Ok(())
@@ -25,7 +30,14 @@ impl MigrationTrait for Migration {
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         for (column, _) in COLUMNS {
-            manager.alter_table(Table::alter().table(Workspaces::Table).drop_column(column).to_owned()).await?;
+            manager
+                .alter_table(
+                    Table::alter()
+                        .table(Workspaces::Table)
+                        .drop_column(column)
+                        .to_owned(),
+                )
+                .await?;
         }
         Ok(())
     }

@@ -35,7 +35,13 @@ impl MigrationTrait for Migration {
         // What a claim scans: the eligible jobs in run order.
         manager
             .create_index(
-                Index::create().name("jobs_status_run_at").table(Jobs::Table).col(Jobs::Status).col(Jobs::RunAtMs).if_not_exists().to_owned(),
+                Index::create()
+                    .name("jobs_status_run_at")
+                    .table(Jobs::Table)
+                    .col(Jobs::Status)
+                    .col(Jobs::RunAtMs)
+                    .if_not_exists()
+                    .to_owned(),
             )
             .await?;
         // A partial unique index (both backends have them): one active job per key.
@@ -50,7 +56,9 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.drop_table(Table::drop().table(Jobs::Table).to_owned()).await
+        manager
+            .drop_table(Table::drop().table(Jobs::Table).to_owned())
+            .await
     }
 }
 

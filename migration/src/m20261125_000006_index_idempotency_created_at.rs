@@ -20,7 +20,14 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.drop_index(Index::drop().name("idempotency_records_created_at").table(IdempotencyRecords::Table).to_owned()).await
+        manager
+            .drop_index(
+                Index::drop()
+                    .name("idempotency_records_created_at")
+                    .table(IdempotencyRecords::Table)
+                    .to_owned(),
+            )
+            .await
     }
 }
 

@@ -27,7 +27,11 @@ impl MigrationTrait for Migration {
                         .col(string(Snapshot::MigrationState).default("idle"))
                         .col(timestamp_with_time_zone_null(Snapshot::RemovedAt))
                         .col(timestamp_with_time_zone(Snapshot::SyncedAt))
-                        .primary_key(Index::create().col(Snapshot::WorkspaceId).col(Snapshot::SourceId))
+                        .primary_key(
+                            Index::create()
+                                .col(Snapshot::WorkspaceId)
+                                .col(Snapshot::SourceId),
+                        )
                         .to_owned(),
                 )
                 .await?;
@@ -42,15 +46,28 @@ impl MigrationTrait for Migration {
                     .col(string(Snapshot::SourceId))
                     .col(string_null(Snapshot::ParentSourceId))
                     .col(text(Snapshot::Data))
-                    .primary_key(Index::create().col(Snapshot::JobId).col(Snapshot::Kind).col(Snapshot::SourceId))
+                    .primary_key(
+                        Index::create()
+                            .col(Snapshot::JobId)
+                            .col(Snapshot::Kind)
+                            .col(Snapshot::SourceId),
+                    )
                     .to_owned(),
             )
             .await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        for table in [Snapshot::SyncStaging, Snapshot::SourcePlans, Snapshot::SourceMachines, Snapshot::SourceUsers, Snapshot::SourceGroups] {
-            manager.drop_table(Table::drop().table(table).to_owned()).await?;
+        for table in [
+            Snapshot::SyncStaging,
+            Snapshot::SourcePlans,
+            Snapshot::SourceMachines,
+            Snapshot::SourceUsers,
+            Snapshot::SourceGroups,
+        ] {
+            manager
+                .drop_table(Table::drop().table(table).to_owned())
+                .await?;
         }
         Ok(())
     }

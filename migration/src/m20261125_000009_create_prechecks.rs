@@ -48,7 +48,12 @@ impl MigrationTrait for Migration {
                     .col(integer(PrecheckChunks::FirstEntry))
                     .col(integer(PrecheckChunks::Entries))
                     .col(text(PrecheckChunks::Data))
-                    .primary_key(Index::create().col(PrecheckChunks::PrecheckId).col(PrecheckChunks::Section).col(PrecheckChunks::Chunk))
+                    .primary_key(
+                        Index::create()
+                            .col(PrecheckChunks::PrecheckId)
+                            .col(PrecheckChunks::Section)
+                            .col(PrecheckChunks::Chunk),
+                    )
                     .to_owned(),
             )
             .await?;
@@ -61,16 +66,26 @@ impl MigrationTrait for Migration {
                     .col(string(LoginChecks::Login))
                     .col(boolean(LoginChecks::Taken))
                     .col(timestamp_with_time_zone(LoginChecks::CheckedAt))
-                    .primary_key(Index::create().col(LoginChecks::WorkspaceId).col(LoginChecks::Login))
+                    .primary_key(
+                        Index::create()
+                            .col(LoginChecks::WorkspaceId)
+                            .col(LoginChecks::Login),
+                    )
                     .to_owned(),
             )
             .await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.drop_table(Table::drop().table(LoginChecks::Table).to_owned()).await?;
-        manager.drop_table(Table::drop().table(PrecheckChunks::Table).to_owned()).await?;
-        manager.drop_table(Table::drop().table(Prechecks::Table).to_owned()).await
+        manager
+            .drop_table(Table::drop().table(LoginChecks::Table).to_owned())
+            .await?;
+        manager
+            .drop_table(Table::drop().table(PrecheckChunks::Table).to_owned())
+            .await?;
+        manager
+            .drop_table(Table::drop().table(Prechecks::Table).to_owned())
+            .await
     }
 }
 

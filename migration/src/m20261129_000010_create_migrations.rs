@@ -32,7 +32,15 @@ impl MigrationTrait for Migration {
             )
             .await?;
         manager
-            .create_index(Index::create().name("migrations_workspace").table(Migrations::Table).col(Migrations::WorkspaceId).col(Migrations::Id).if_not_exists().to_owned())
+            .create_index(
+                Index::create()
+                    .name("migrations_workspace")
+                    .table(Migrations::Table)
+                    .col(Migrations::WorkspaceId)
+                    .col(Migrations::Id)
+                    .if_not_exists()
+                    .to_owned(),
+            )
             .await?;
         manager
             .create_table(
@@ -55,18 +63,39 @@ impl MigrationTrait for Migration {
                     .col(string_null(MigrationItems::ErrorCode))
                     .col(text_null(MigrationItems::ErrorMessage))
                     .col(timestamp_with_time_zone(MigrationItems::UpdatedAt))
-                    .primary_key(Index::create().col(MigrationItems::MigrationId).col(MigrationItems::Key))
+                    .primary_key(
+                        Index::create()
+                            .col(MigrationItems::MigrationId)
+                            .col(MigrationItems::Key),
+                    )
                     .to_owned(),
             )
             .await?;
         for (name, cols) in [
-            ("migration_items_state", vec![MigrationItems::MigrationId, MigrationItems::State, MigrationItems::Seq]),
-            ("migration_items_parent", vec![MigrationItems::MigrationId, MigrationItems::ParentKey]),
+            (
+                "migration_items_state",
+                vec![
+                    MigrationItems::MigrationId,
+                    MigrationItems::State,
+                    MigrationItems::Seq,
+                ],
+            ),
+            (
+                "migration_items_parent",
+                vec![MigrationItems::MigrationId, MigrationItems::ParentKey],
+            ),
             // Listing items in plan order without a state filter.
-            ("migration_items_seq", vec![MigrationItems::MigrationId, MigrationItems::Seq]),
+            (
+                "migration_items_seq",
+                vec![MigrationItems::MigrationId, MigrationItems::Seq],
+            ),
             ("migration_items_job", vec![MigrationItems::JobId]),
         ] {
-            let mut index = Index::create().name(name).table(MigrationItems::Table).if_not_exists().to_owned();
+            let mut index = Index::create()
+                .name(name)
+                .table(MigrationItems::Table)
+                .if_not_exists()
+                .to_owned();
             for col in cols {
                 index.col(col);
             }
@@ -82,7 +111,11 @@ impl MigrationTrait for Migration {
                     .col(uuid(TargetMappings::TargetId))
                     .col(uuid(TargetMappings::MigrationId))
                     .col(timestamp_with_time_zone(TargetMappings::CreatedAt))
-                    .primary_key(Index::create().col(TargetMappings::WorkspaceId).col(TargetMappings::Key))
+                    .primary_key(
+                        Index::create()
+                            .col(TargetMappings::WorkspaceId)
+                            .col(TargetMappings::Key),
+                    )
                     .to_owned(),
             )
             .await?;
@@ -99,7 +132,11 @@ impl MigrationTrait for Migration {
                     .col(uuid(MachineAssignments::TargetTenantId))
                     .col(text(MachineAssignments::Plans))
                     .col(timestamp_with_time_zone(MachineAssignments::ReleasedAt))
-                    .primary_key(Index::create().col(MachineAssignments::WorkspaceId).col(MachineAssignments::MachineId))
+                    .primary_key(
+                        Index::create()
+                            .col(MachineAssignments::WorkspaceId)
+                            .col(MachineAssignments::MachineId),
+                    )
                     .to_owned(),
             )
             .await?;
@@ -122,23 +159,54 @@ impl MigrationTrait for Migration {
             )
             .await?;
         manager
-            .create_index(Index::create().name("events_workspace").table(Events::Table).col(Events::WorkspaceId).col(Events::Id).if_not_exists().to_owned())
+            .create_index(
+                Index::create()
+                    .name("events_workspace")
+                    .table(Events::Table)
+                    .col(Events::WorkspaceId)
+                    .col(Events::Id)
+                    .if_not_exists()
+                    .to_owned(),
+            )
             .await?;
         // The log is read by workspace, and filtered by subject, migration or kind, in id order.
-        for (name, filter) in [("events_subject", Events::SubjectId), ("events_migration", Events::MigrationId), ("events_kind", Events::Kind)] {
+        for (name, filter) in [
+            ("events_subject", Events::SubjectId),
+            ("events_migration", Events::MigrationId),
+            ("events_kind", Events::Kind),
+        ] {
             manager
-                .create_index(Index::create().name(name).table(Events::Table).col(Events::WorkspaceId).col(filter).col(Events::Id).if_not_exists().to_owned())
+                .create_index(
+                    Index::create()
+                        .name(name)
+                        .table(Events::Table)
+                        .col(Events::WorkspaceId)
+                        .col(filter)
+                        .col(Events::Id)
+                        .if_not_exists()
+                        .to_owned(),
+                )
                 .await?;
         }
         Ok(())
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.drop_table(Table::drop().table(Events::Table).to_owned()).await?;
-        manager.drop_table(Table::drop().table(MachineAssignments::Table).to_owned()).await?;
-        manager.drop_table(Table::drop().table(TargetMappings::Table).to_owned()).await?;
-        manager.drop_table(Table::drop().table(MigrationItems::Table).to_owned()).await?;
-        manager.drop_table(Table::drop().table(Migrations::Table).to_owned()).await
+        manager
+            .drop_table(Table::drop().table(Events::Table).to_owned())
+            .await?;
+        manager
+            .drop_table(Table::drop().table(MachineAssignments::Table).to_owned())
+            .await?;
+        manager
+            .drop_table(Table::drop().table(TargetMappings::Table).to_owned())
+            .await?;
+        manager
+            .drop_table(Table::drop().table(MigrationItems::Table).to_owned())
+            .await?;
+        manager
+            .drop_table(Table::drop().table(Migrations::Table).to_owned())
+            .await
     }
 }
 

@@ -11,13 +11,41 @@ pub struct Migration;
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         // SQLite alters one column per statement.
-        manager.alter_table(Table::alter().table(SourceMachines::Table).add_column(text_null(SourceMachines::ReportedClientVersion)).to_owned()).await?;
-        manager.alter_table(Table::alter().table(SourceMachines::Table).add_column(timestamp_with_time_zone_null(SourceMachines::NotSeenAt)).to_owned()).await
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(SourceMachines::Table)
+                    .add_column(text_null(SourceMachines::ReportedClientVersion))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(SourceMachines::Table)
+                    .add_column(timestamp_with_time_zone_null(SourceMachines::NotSeenAt))
+                    .to_owned(),
+            )
+            .await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.alter_table(Table::alter().table(SourceMachines::Table).drop_column(SourceMachines::NotSeenAt).to_owned()).await?;
-        manager.alter_table(Table::alter().table(SourceMachines::Table).drop_column(SourceMachines::ReportedClientVersion).to_owned()).await
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(SourceMachines::Table)
+                    .drop_column(SourceMachines::NotSeenAt)
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(SourceMachines::Table)
+                    .drop_column(SourceMachines::ReportedClientVersion)
+                    .to_owned(),
+            )
+            .await
     }
 }
 

@@ -21,11 +21,15 @@ impl MigrationTrait for Migration {
                     .col(text(WebhookSubscriptions::EventTypes))
                     .col(blob(WebhookSubscriptions::Secret))
                     .col(blob_null(WebhookSubscriptions::PreviousSecret))
-                    .col(timestamp_with_time_zone_null(WebhookSubscriptions::PreviousSecretExpiresAt))
+                    .col(timestamp_with_time_zone_null(
+                        WebhookSubscriptions::PreviousSecretExpiresAt,
+                    ))
                     .col(boolean(WebhookSubscriptions::Enabled))
                     .col(text_null(WebhookSubscriptions::DisabledReason))
                     .col(integer(WebhookSubscriptions::ConsecutiveFailures).default(0))
-                    .col(timestamp_with_time_zone_null(WebhookSubscriptions::FailingSince))
+                    .col(timestamp_with_time_zone_null(
+                        WebhookSubscriptions::FailingSince,
+                    ))
                     .col(timestamp_with_time_zone(WebhookSubscriptions::CreatedAt))
                     .col(timestamp_with_time_zone(WebhookSubscriptions::UpdatedAt))
                     .to_owned(),
@@ -58,9 +62,15 @@ impl MigrationTrait for Migration {
                     .col(integer_null(WebhookDeliveries::LastStatusCode))
                     .col(text_null(WebhookDeliveries::LastError))
                     .col(timestamp_with_time_zone(WebhookDeliveries::CreatedAt))
-                    .col(timestamp_with_time_zone_null(WebhookDeliveries::LastAttemptAt))
-                    .col(timestamp_with_time_zone_null(WebhookDeliveries::NextAttemptAt))
-                    .col(timestamp_with_time_zone_null(WebhookDeliveries::DeliveredAt))
+                    .col(timestamp_with_time_zone_null(
+                        WebhookDeliveries::LastAttemptAt,
+                    ))
+                    .col(timestamp_with_time_zone_null(
+                        WebhookDeliveries::NextAttemptAt,
+                    ))
+                    .col(timestamp_with_time_zone_null(
+                        WebhookDeliveries::DeliveredAt,
+                    ))
                     .to_owned(),
             )
             .await?;
@@ -78,8 +88,12 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.drop_table(Table::drop().table(WebhookDeliveries::Table).to_owned()).await?;
-        manager.drop_table(Table::drop().table(WebhookSubscriptions::Table).to_owned()).await
+        manager
+            .drop_table(Table::drop().table(WebhookDeliveries::Table).to_owned())
+            .await?;
+        manager
+            .drop_table(Table::drop().table(WebhookSubscriptions::Table).to_owned())
+            .await
     }
 }
 

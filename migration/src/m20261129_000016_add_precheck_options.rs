@@ -8,11 +8,25 @@ pub struct Migration;
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.alter_table(Table::alter().table(Prechecks::Table).add_column(text_null(Prechecks::Options)).to_owned()).await
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(Prechecks::Table)
+                    .add_column(text_null(Prechecks::Options))
+                    .to_owned(),
+            )
+            .await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.alter_table(Table::alter().table(Prechecks::Table).drop_column(Prechecks::Options).to_owned()).await
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(Prechecks::Table)
+                    .drop_column(Prechecks::Options)
+                    .to_owned(),
+            )
+            .await
     }
 }
 

@@ -11,7 +11,14 @@ pub struct Migration;
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.alter_table(Table::alter().table(MachineAssignments::Table).add_column(text_null(MachineAssignments::RegistrationTokenId)).to_owned()).await?;
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(MachineAssignments::Table)
+                    .add_column(text_null(MachineAssignments::RegistrationTokenId))
+                    .to_owned(),
+            )
+            .await?;
         manager
             .create_index(
                 Index::create()
@@ -29,16 +36,36 @@ impl MigrationTrait for Migration {
                     .col(uuid(RegistrationClaims::TargetUserId))
                     .col(uuid(RegistrationClaims::Claim))
                     .col(timestamp_with_time_zone(RegistrationClaims::ClaimedAt))
-                    .primary_key(Index::create().col(RegistrationClaims::WorkspaceId).col(RegistrationClaims::TargetUserId))
+                    .primary_key(
+                        Index::create()
+                            .col(RegistrationClaims::WorkspaceId)
+                            .col(RegistrationClaims::TargetUserId),
+                    )
                     .to_owned(),
             )
             .await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.drop_table(Table::drop().table(RegistrationClaims::Table).to_owned()).await?;
-        manager.drop_index(Index::drop().name("machine_assignments_target_user").table(MachineAssignments::Table).to_owned()).await?;
-        manager.alter_table(Table::alter().table(MachineAssignments::Table).drop_column(MachineAssignments::RegistrationTokenId).to_owned()).await
+        manager
+            .drop_table(Table::drop().table(RegistrationClaims::Table).to_owned())
+            .await?;
+        manager
+            .drop_index(
+                Index::drop()
+                    .name("machine_assignments_target_user")
+                    .table(MachineAssignments::Table)
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(MachineAssignments::Table)
+                    .drop_column(MachineAssignments::RegistrationTokenId)
+                    .to_owned(),
+            )
+            .await
     }
 }
 

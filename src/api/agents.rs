@@ -33,7 +33,10 @@ use crate::domain::support::{ClientStatus, ClientVersion, Platform, SupportMatri
 use crate::error::ApiError;
 
 pub fn routes(cfg: &mut ServiceConfig) {
-    cfg.service(enroll).service(instructions).service(report_event).service(upload_log);
+    cfg.service(enroll)
+        .service(instructions)
+        .service(report_event)
+        .service(upload_log);
 }
 
 /// Agents check in about every 30 minutes; each is told when, with jitter so
@@ -77,26 +80,46 @@ pub struct Enrolled {
     )
 )]
 #[post("/enroll")]
-async fn enroll(state: web::Data<AppState>, body: ValidJson<Enrollment>) -> Result<HttpResponse, ApiError> {
+async fn enroll(
+    state: web::Data<AppState>,
+    body: ValidJson<Enrollment>,
+) -> Result<HttpResponse, ApiError> {
     let request = &body.value;
-    let workspace = entity::workspace::Entity::find_by_id(request.workspace_id).one(&state.db).await?;
-    let expected = workspace.as_ref().and_then(|w| w.enrollment_secret_hash.clone());
+    let workspace = entity::workspace::Entity::find_by_id(request.workspace_id)
+        .one(&state.db)
+        .await?;
+    let expected = workspace
+        .as_ref()
+        .and_then(|w| w.enrollment_secret_hash.clone());
     let presented = store::digest(&request.enrollment_secret);
     // The same answer for an unknown workspace and a wrong secret.
     let (Some(workspace), Some(expected)) = (workspace, expected) else {
-        return Err(ApiError::Unauthorized { credentials_present: true });
+        return Err(ApiError::Unauthorized {
+            credentials_present: true,
+        });
     };
     if !constant_time_eq(expected.as_bytes(), presented.as_bytes()) {
         tracing::info!(workspace = %request.workspace_id, "enrollment refused: wrong secret");
-        return Err(ApiError::Unauthorized { credentials_present: true });
+        return Err(ApiError::Unauthorized {
+            credentials_present: true,
+        });
     }
-    if store::machine(&state.db, workspace.id, &request.machine_id).await?.is_none() {
+    if store::machine(&state.db, workspace.id, &request.machine_id)
+        .await?
+        .is_none()
+    {
         return Err(ApiError::NotFound);
     }
     let mut bytes = [0u8; 32];
     rand::rng().fill(&mut bytes);
     let token = format!("mpa_{}", URL_SAFE_NO_PAD.encode(bytes));
-    store::enroll(&state.db, workspace.id, &request.machine_id, &store::digest(&token)).await?;
+    store::enroll(
+        &state.db,
+        workspace.id,
+        &request.machine_id,
+        &store::digest(&token),
+    )
+    .await?;
     let event = NewEvent {
         actor: format!("agent:{}", request.machine_id),
         subject_kind: "machine",
@@ -107,7 +130,11 @@ async fn enroll(state: web::Data<AppState>, body: ValidJson<Enrollment>) -> Resu
         data: None,
     };
     events::record(&state.db, workspace.id, vec![event]).await?;
-    Ok(HttpResponse::Created().json(Enrolled { machine_id: request.machine_id.clone(), token, poll_after_secs: poll_after() }))
+    Ok(HttpResponse::Created().json(Enrolled {
+        machine_id: request.machine_id.clone(),
+        token,
+        poll_after_secs: poll_after(),
+    }))
 }
 
 pub(super) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -151,9 +178,15 @@ pub struct Instructions {
 /// registers with a one-time token it receives separately.
 fn package(data: &Value) -> Value {
     match data["os"]["family"].as_str().unwrap_or_default() {
-        "windows" => json!({"platform": "windows", "file": "AcronisCyberProtect_AgentForWindows_web.exe", "command": "msiexec /i AB.msi /qn /l*v install.log"}),
-        "macos" => json!({"platform": "macos", "file": "AcronisCyberProtect_AgentForMac.dmg", "command": "installer -pkg AcronisAgent.pkg -target /"}),
-        _ => json!({"platform": "linux", "file": "Backup_Agent_for_Linux_x86_64.bin", "command": "./Backup_Agent_for_Linux_x86_64.bin -a --skip-registration"}),
+        "windows" => {
+            json!({"platform": "windows", "file": "AcronisCyberProtect_AgentForWindows_web.exe", "command": "msiexec /i AB.msi /qn /l*v install.log"})
+        }
+        "macos" => {
+            json!({"platform": "macos", "file": "AcronisCyberProtect_AgentForMac.dmg", "command": "installer -pkg AcronisAgent.pkg -target /"})
+        }
+        _ => {
+            json!({"platform": "linux", "file": "Backup_Agent_for_Linux_x86_64.bin", "command": "./Backup_Agent_for_Linux_x86_64.bin -a --skip-registration"})
+        }
     }
 }
 
@@ -182,28 +215,48 @@ const CLIENT_VERSION: &str = "x-client-version";
     security(("agent_token" = []))
 )]
 #[get("/instructions", wrap = "from_fn(require_agent)")]
-async fn instructions(state: web::Data<AppState>, req: HttpRequest, Agent(mut machine): Agent) -> Result<HttpResponse, ApiError> {
+async fn instructions(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    Agent(mut machine): Agent,
+) -> Result<HttpResponse, ApiError> {
     let workspace_id = machine.workspace_id;
     state.check_ins.record(workspace_id, &machine.machine_id);
-    if let Some(version) = req.headers().get(CLIENT_VERSION).and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| v.len() <= 64 && ClientVersion::parse(v).is_some()) {
+    if let Some(version) = req
+        .headers()
+        .get(CLIENT_VERSION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| v.len() <= 64 && ClientVersion::parse(v).is_some())
+    {
         client_reported(&state, &mut machine, version).await?;
     }
     // A released client too old to migrate unattended waits for its update (the next
     // sync sees the new version and makes it ready); one that does not update itself
     // waits for the partner to reach its user.
     let waits_for_update = match machine.readiness.as_deref() {
-        Some("ready_after_client_upgrade") => Some("update_pending: the client updates itself at a next check-in; it migrates once updated"),
-        Some("contact_user") => Some("update_required: automatic updates are off; the client migrates once its user updates it"),
+        Some("ready_after_client_upgrade") => Some(
+            "update_pending: the client updates itself at a next check-in; it migrates once updated",
+        ),
+        Some("contact_user") => Some(
+            "update_required: automatic updates are off; the client migrates once its user updates it",
+        ),
         _ => None,
     };
     let (action, reason) = match machine.status.state {
         MachineState::Pending if waits_for_update.is_some() => ("none", waits_for_update),
         MachineState::Pending | MachineState::Migrating => ("migrate", None),
         MachineState::Idle | MachineState::Cancelled => ("none", None),
-        MachineState::Migrated | MachineState::Failed | MachineState::ManualActionRequired => ("stop", None),
+        MachineState::Migrated | MachineState::Failed | MachineState::ManualActionRequired => {
+            ("stop", None)
+        }
     };
     let migrate = action == "migrate";
-    let registration = if migrate { registration(&state, workspace_id, &machine).await? } else { None };
+    let registration = if migrate {
+        registration(&state, workspace_id, &machine).await?
+    } else {
+        None
+    };
     let body = Instructions {
         registration,
         reason: reason.map(str::to_string),
@@ -217,21 +270,40 @@ async fn instructions(state: web::Data<AppState>, req: HttpRequest, Agent(mut ma
     };
     let etag = etag(&body)?;
     let poll = poll_after();
-    let matches = req.headers().get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()).is_some_and(|v| v.split(',').any(|t| t.trim() == etag));
+    let matches = req
+        .headers()
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag));
     state.metrics.check_in(matches);
-    let mut response = if matches { HttpResponse::NotModified() } else { HttpResponse::Ok() };
-    response.insert_header((header::ETAG, HeaderValue::from_str(&etag).map_err(|e| ApiError::Internal(e.into()))?));
+    let mut response = if matches {
+        HttpResponse::NotModified()
+    } else {
+        HttpResponse::Ok()
+    };
+    response.insert_header((
+        header::ETAG,
+        HeaderValue::from_str(&etag).map_err(|e| ApiError::Internal(e.into()))?,
+    ));
     response.insert_header(("Poll-After", poll.to_string()));
     if matches {
         return Ok(response.finish());
     }
-    Ok(response.json(Instructions { poll_after_secs: poll, ..body }))
+    Ok(response.json(Instructions {
+        poll_after_secs: poll,
+        ..body
+    }))
 }
 
 /// Keeps the client version an agent reports, and the readiness it makes (a
 /// write only when either changes: a check-in is otherwise read-only).
-async fn client_reported(state: &AppState, machine: &mut store::MachineRow, version: &str) -> Result<(), ApiError> {
-    static MATRIX: std::sync::LazyLock<SupportMatrix> = std::sync::LazyLock::new(SupportMatrix::default);
+async fn client_reported(
+    state: &AppState,
+    machine: &mut store::MachineRow,
+    version: &str,
+) -> Result<(), ApiError> {
+    static MATRIX: std::sync::LazyLock<SupportMatrix> =
+        std::sync::LazyLock::new(SupportMatrix::default);
     let platform = Platform::from_family(machine.data["os"]["family"].as_str().unwrap_or_default());
     let current = MATRIX.client_status(platform, Some(version), true) == ClientStatus::Current;
     let kept = machine.readiness.as_deref();
@@ -241,7 +313,14 @@ async fn client_reported(state: &AppState, machine: &mut store::MachineRow, vers
     }
     let readiness = now.map(str::to_string);
     let tx = state.db.begin().await?;
-    store::client_reported(&tx, machine.workspace_id, &machine.machine_id, version, readiness.as_deref()).await?;
+    store::client_reported(
+        &tx,
+        machine.workspace_id,
+        &machine.machine_id,
+        version,
+        readiness.as_deref(),
+    )
+    .await?;
     if readiness != machine.readiness {
         let event = NewEvent {
             actor: format!("agent:{}", machine.machine_id),
@@ -249,8 +328,12 @@ async fn client_reported(state: &AppState, machine: &mut store::MachineRow, vers
             subject_id: machine.machine_id.clone(),
             migration_id: None,
             kind: "machine.client_updated".into(),
-            message: format!("the agent reports client {version}: the machine can migrate unattended"),
-            data: Some(json!({"client_version": version, "readiness": readiness, "was": machine.readiness})),
+            message: format!(
+                "the agent reports client {version}: the machine can migrate unattended"
+            ),
+            data: Some(
+                json!({"client_version": version, "readiness": readiness, "was": machine.readiness}),
+            ),
         };
         events::record(&tx, machine.workspace_id, vec![event]).await?;
     }
@@ -263,14 +346,21 @@ async fn client_reported(state: &AppState, machine: &mut store::MachineRow, vers
 /// The machine's registration: the cloud's address and its one-time token (see
 /// [`super::registration`]: at most one live token per machine). `None` for a
 /// machine with no target yet.
-async fn registration(state: &AppState, workspace_id: Uuid, machine: &store::MachineRow) -> Result<Option<Value>, ApiError> {
+async fn registration(
+    state: &AppState,
+    workspace_id: Uuid,
+    machine: &store::MachineRow,
+) -> Result<Option<Value>, ApiError> {
     super::registration::machine_registration(state, workspace_id, machine).await
 }
 
 /// A strong ETag over what the instructions say (the jittered poll time left out).
 fn etag(body: &Instructions) -> Result<String, ApiError> {
     let bytes = serde_json::to_vec(body).map_err(|e| ApiError::Internal(e.into()))?;
-    Ok(format!("\"{}\"", &store::digest(&String::from_utf8_lossy(&bytes))[..32]))
+    Ok(format!(
+        "\"{}\"",
+        &store::digest(&String::from_utf8_lossy(&bytes))[..32]
+    ))
 }
 
 /// A step report's sequence number: it increases with every report of this agent; a
@@ -346,8 +436,13 @@ impl AgentEvent {
             Self::Registering { .. } => Report::Registering,
             Self::PlansTransferred { .. } => Report::PlansTransferred,
             Self::RestoreOnly { .. } => Report::RestoreOnly,
-            Self::RegistrationManual { message, .. } => Report::RegistrationManual { message: message.clone() },
-            Self::Failed { code, message, .. } => Report::Failed { code: code.clone(), message: message.clone() },
+            Self::RegistrationManual { message, .. } => Report::RegistrationManual {
+                message: message.clone(),
+            },
+            Self::Failed { code, message, .. } => Report::Failed {
+                code: code.clone(),
+                message: message.clone(),
+            },
         }
     }
 }
@@ -357,9 +452,17 @@ impl Validate for AgentEvent {
     fn validate(&self) -> Result<(), validator::ValidationErrors> {
         let mut errors = self.report().validate().err().unwrap_or_default();
         if !(1..=MAX_SEQ).contains(&self.seq()) {
-            errors.add("seq", validator::ValidationError::new("range").with_message(format!("must be between 1 and {MAX_SEQ}").into()));
+            errors.add(
+                "seq",
+                validator::ValidationError::new("range")
+                    .with_message(format!("must be between 1 and {MAX_SEQ}").into()),
+            );
         }
-        if errors.is_empty() { Ok(()) } else { Err(errors) }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
     }
 }
 
@@ -390,13 +493,19 @@ pub struct Reported {
     security(("agent_token" = []))
 )]
 #[post("/events", wrap = "from_fn(require_agent)")]
-async fn report_event(state: web::Data<AppState>, Agent(mut machine): Agent, body: ValidJson<AgentEvent>) -> Result<HttpResponse, ApiError> {
+async fn report_event(
+    state: web::Data<AppState>,
+    Agent(mut machine): Agent,
+    body: ValidJson<AgentEvent>,
+) -> Result<HttpResponse, ApiError> {
     let (workspace_id, machine_id) = (machine.workspace_id, machine.machine_id.clone());
     let (seq, report) = (body.value.seq(), body.value.report());
     // A lost race with another report of the same agent: read again and decide again.
     for attempt in 0..3 {
         if attempt > 0 {
-            machine = store::machine(&state.db, workspace_id, &machine_id).await?.ok_or(ApiError::NotFound)?;
+            machine = store::machine(&state.db, workspace_id, &machine_id)
+                .await?
+                .ok_or(ApiError::NotFound)?;
         }
         let from = machine.status;
         let log = |kind: &str, message: String| NewEvent {
@@ -411,13 +520,23 @@ async fn report_event(state: web::Data<AppState>, Agent(mut machine): Agent, bod
         match crate::domain::agent::report(from, seq, &report) {
             Outcome::AlreadySeen => return Ok(HttpResponse::Ok().json(reported(false, from))),
             Outcome::Refused(reason) => {
-                events::record(&state.db, workspace_id, vec![log("machine.report_refused", format!("report {seq} refused: {reason}"))]).await?;
+                events::record(
+                    &state.db,
+                    workspace_id,
+                    vec![log(
+                        "machine.report_refused",
+                        format!("report {seq} refused: {reason}"),
+                    )],
+                )
+                .await?;
                 return Err(ApiError::conflict("illegal_transition", reason));
             }
             Outcome::Moved(to) => {
                 let error = match &report {
                     Report::Failed { code, message } => Some((code.as_str(), message.as_str())),
-                    Report::RegistrationManual { message } => Some(("registration_manual", message.as_str())),
+                    Report::RegistrationManual { message } => {
+                        Some(("registration_manual", message.as_str()))
+                    }
                     _ => None,
                 };
                 let txn = sea_orm::TransactionTrait::begin(&state.db).await?;
@@ -425,21 +544,41 @@ async fn report_event(state: web::Data<AppState>, Agent(mut machine): Agent, bod
                     continue;
                 }
                 let message = match to.phase {
-                    Some(phase) if to.state == MachineState::Migrating => format!("{} -> migrating ({})", from.state.as_str(), phase.as_str()),
+                    Some(phase) if to.state == MachineState::Migrating => {
+                        format!("{} -> migrating ({})", from.state.as_str(), phase.as_str())
+                    }
                     _ => format!("{} -> {}", from.state.as_str(), to.state.as_str()),
                 };
-                let detail = error.map(|(code, text)| format!(": {code}: {text}")).unwrap_or_default();
-                events::record(&txn, workspace_id, vec![log(&format!("machine.{}", report.name()), format!("{message}{detail}"))]).await?;
+                let detail = error
+                    .map(|(code, text)| format!(": {code}: {text}"))
+                    .unwrap_or_default();
+                events::record(
+                    &txn,
+                    workspace_id,
+                    vec![log(
+                        &format!("machine.{}", report.name()),
+                        format!("{message}{detail}"),
+                    )],
+                )
+                .await?;
                 txn.commit().await?;
                 return Ok(HttpResponse::Ok().json(reported(true, to)));
             }
         }
     }
-    Err(ApiError::conflict("concurrent_reports", "Other reports of this machine keep arriving at the same time: send this one again."))
+    Err(ApiError::conflict(
+        "concurrent_reports",
+        "Other reports of this machine keep arriving at the same time: send this one again.",
+    ))
 }
 
 fn reported(applied: bool, status: Status) -> Reported {
-    Reported { applied, state: status.state, phase: status.phase, last_seq: status.last_seq }
+    Reported {
+        applied,
+        state: status.state,
+        phase: status.phase,
+        last_seq: status.last_seq,
+    }
 }
 
 /// Partner routes about agents, under `/api/v1`.
@@ -468,8 +607,14 @@ pub struct EnrollmentSecret {
     security(("bearer_auth" = []))
 )]
 #[post("/workspaces/{id}/enrollment-secret")]
-async fn rotate_enrollment_secret(partner: crate::auth::Partner, state: web::Data<AppState>, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
-    let workspace = crate::db::workspaces::find(&state.db, partner.tenant_id, *id).await?.ok_or(ApiError::NotFound)?;
+async fn rotate_enrollment_secret(
+    partner: crate::auth::Partner,
+    state: web::Data<AppState>,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let workspace = crate::db::workspaces::find(&state.db, partner.tenant_id, *id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
     let mut bytes = [0u8; 24];
     rand::rng().fill(&mut bytes);
     let secret = format!("mpe_{}", URL_SAFE_NO_PAD.encode(bytes));
@@ -480,11 +625,15 @@ async fn rotate_enrollment_secret(partner: crate::auth::Partner, state: web::Dat
         subject_id: workspace.id.to_string(),
         migration_id: None,
         kind: "workspace.enrollment_secret_rotated".into(),
-        message: "a new enrollment secret was set; the previous one no longer enrolls agents".into(),
+        message: "a new enrollment secret was set; the previous one no longer enrolls agents"
+            .into(),
         data: None,
     };
     events::record(&state.db, workspace.id, vec![event]).await?;
-    Ok(HttpResponse::Created().json(EnrollmentSecret { workspace_id: workspace.id, enrollment_secret: secret }))
+    Ok(HttpResponse::Created().json(EnrollmentSecret {
+        workspace_id: workspace.id,
+        enrollment_secret: secret,
+    }))
 }
 
 /// The client's log as it wrote it (not empty).
@@ -515,19 +664,26 @@ pub struct LogUploaded {
     security(("agent_token" = []))
 )]
 #[post("/logs", wrap = "from_fn(require_agent)")]
-async fn upload_log(state: web::Data<AppState>, Agent(machine): Agent, mut payload: web::Payload) -> Result<HttpResponse, ApiError> {
+async fn upload_log(
+    state: web::Data<AppState>,
+    Agent(machine): Agent,
+    mut payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
     use futures_util::StreamExt;
     use std::io::Write;
     let limit = state.agent_max_log_bytes;
     let mut size = 0usize;
     let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| ApiError::bad_request("invalid_body", format!("The log could not be read: {e}")))?;
+        let chunk = chunk.map_err(|e| {
+            ApiError::bad_request("invalid_body", format!("The log could not be read: {e}"))
+        })?;
         size += chunk.len();
         if size > limit {
             return Err(ApiError::PayloadTooLarge { limit });
         }
-        gzip.write_all(&chunk).map_err(|e| ApiError::Internal(e.into()))?;
+        gzip.write_all(&chunk)
+            .map_err(|e| ApiError::Internal(e.into()))?;
     }
     if size == 0 {
         return Err(ApiError::invalid_field("", "the log is empty"));
@@ -543,6 +699,12 @@ async fn upload_log(state: web::Data<AppState>, Agent(machine): Agent, mut paylo
         size_bytes: sea_orm::ActiveValue::Set(size as i64),
         data: sea_orm::ActiveValue::Set(data),
     };
-    entity::machine_log::Entity::insert(model).exec_without_returning(&state.db).await?;
-    Ok(HttpResponse::Created().json(LogUploaded { log_id, size_bytes: size, stored_bytes: stored }))
+    entity::machine_log::Entity::insert(model)
+        .exec_without_returning(&state.db)
+        .await?;
+    Ok(HttpResponse::Created().json(LogUploaded {
+        log_id,
+        size_bytes: size,
+        stored_bytes: stored,
+    }))
 }

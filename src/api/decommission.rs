@@ -14,7 +14,10 @@ use crate::api::prechecks::csv::{self, Column};
 use crate::app::AppState;
 use crate::auth::Partner;
 use crate::db::{agents, prechecks, workspaces};
-use crate::domain::decommission::{CustomerDecommission, DEFAULT_LONG_RETENTION_DAYS, DecommissionSummary, customers_decommission, summary};
+use crate::domain::decommission::{
+    CustomerDecommission, DEFAULT_LONG_RETENTION_DAYS, DecommissionSummary, customers_decommission,
+    summary,
+};
 use crate::domain::names::NameRules;
 use crate::domain::report::Entry;
 use crate::error::ApiError;
@@ -64,24 +67,47 @@ pub struct DecommissionPage {
 fn long_retention_days(asked: Option<u32>) -> Result<u32, ApiError> {
     let days = asked.unwrap_or(DEFAULT_LONG_RETENTION_DAYS);
     if !(1..=MAX_LONG_RETENTION_DAYS).contains(&days) {
-        return Err(ApiError::bad_request("invalid_query", format!("long_retention_days must be between 1 and {MAX_LONG_RETENTION_DAYS}.")));
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            format!("long_retention_days must be between 1 and {MAX_LONG_RETENTION_DAYS}."),
+        ));
     }
     Ok(days)
 }
 
 /// Every customer of the workspace's install base, computed from its snapshot
 /// and its machines' migration states now.
-async fn customers(state: &AppState, partner: &Partner, workspace_id: Uuid, long_retention_days: u32) -> Result<Vec<CustomerDecommission>, ApiError> {
-    let workspace = workspaces::find(&state.db, partner.tenant_id, workspace_id).await?.ok_or(ApiError::NotFound)?;
+async fn customers(
+    state: &AppState,
+    partner: &Partner,
+    workspace_id: Uuid,
+    long_retention_days: u32,
+) -> Result<Vec<CustomerDecommission>, ApiError> {
+    let workspace = workspaces::find(&state.db, partner.tenant_id, workspace_id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
     if workspace.snapshot_synced_at.is_none() {
-        return Err(ApiError::conflict("not_synced", "The workspace has no snapshot yet: start a sync and wait for it to finish."));
+        return Err(ApiError::conflict(
+            "not_synced",
+            "The workspace has no snapshot yet: start a sync and wait for it to finish.",
+        ));
     }
-    let (snapshot, migrated) = tokio::join!(prechecks::load_snapshot(&state.db, workspace.id), agents::migrated_machines(&state.db, workspace.id));
+    let (snapshot, migrated) = tokio::join!(
+        prechecks::load_snapshot(&state.db, workspace.id),
+        agents::migrated_machines(&state.db, workspace.id)
+    );
     let (snapshot, migrated) = (snapshot?, migrated?);
     // Grouping a large install base takes a moment of CPU: off the request threads.
-    let rows = tokio::task::spawn_blocking(move || customers_decommission(&snapshot, &migrated, &NameRules::default(), long_retention_days))
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?;
+    let rows = tokio::task::spawn_blocking(move || {
+        customers_decommission(
+            &snapshot,
+            &migrated,
+            &NameRules::default(),
+            long_retention_days,
+        )
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.into()))?;
     Ok(rows)
 }
 
@@ -111,17 +137,39 @@ async fn customers(state: &AppState, partner: &Partner, workspace_id: Uuid, long
 )]
 #[get("/workspaces/{id}/decommission")]
 #[tracing::instrument(name = "decommission plan", skip_all, fields(tenant = %partner.tenant_id, workspace = %id))]
-async fn list_decommission(partner: Partner, state: web::Data<AppState>, id: web::Path<Uuid>, query: web::Query<DecommissionQuery>) -> Result<web::Json<DecommissionPage>, ApiError> {
+async fn list_decommission(
+    partner: Partner,
+    state: web::Data<AppState>,
+    id: web::Path<Uuid>,
+    query: web::Query<DecommissionQuery>,
+) -> Result<web::Json<DecommissionPage>, ApiError> {
     let query = query.into_inner();
-    let (limit, after) = PageParams { limit: query.limit, cursor: query.cursor }.keyed::<String>()?;
+    let (limit, after) = PageParams {
+        limit: query.limit,
+        cursor: query.cursor,
+    }
+    .keyed::<String>()?;
     let threshold = long_retention_days(query.long_retention_days)?;
     let rows = customers(&state, &partner, *id, threshold).await?;
     let summary = summary(&rows);
-    let mut items: Vec<CustomerDecommission> = rows.into_iter().filter(|r| after.as_ref().is_none_or(|a| r.customer_key > *a)).take(limit as usize + 1).collect();
+    let mut items: Vec<CustomerDecommission> = rows
+        .into_iter()
+        .filter(|r| after.as_ref().is_none_or(|a| r.customer_key > *a))
+        .take(limit as usize + 1)
+        .collect();
     let more = items.len() as u64 > limit;
     items.truncate(limit as usize);
-    let next_cursor = if more { items.last().map(|r| encode_key(&r.customer_key)) } else { None };
-    Ok(web::Json(DecommissionPage { long_retention_days: threshold, summary, items, next_cursor }))
+    let next_cursor = if more {
+        items.last().map(|r| encode_key(&r.customer_key))
+    } else {
+        None
+    };
+    Ok(web::Json(DecommissionPage {
+        long_retention_days: threshold,
+        summary,
+        items,
+        next_cursor,
+    }))
 }
 
 const COLUMNS: &[Column] = &[
@@ -160,17 +208,30 @@ const COLUMNS: &[Column] = &[
 )]
 #[get("/workspaces/{id}/exports/decommission")]
 #[tracing::instrument(name = "export decommission plan", skip_all, fields(tenant = %partner.tenant_id, workspace = %id))]
-async fn export_decommission(partner: Partner, state: web::Data<AppState>, id: web::Path<Uuid>, query: web::Query<ExportQuery>) -> Result<HttpResponse, ApiError> {
+async fn export_decommission(
+    partner: Partner,
+    state: web::Data<AppState>,
+    id: web::Path<Uuid>,
+    query: web::Query<ExportQuery>,
+) -> Result<HttpResponse, ApiError> {
     let threshold = long_retention_days(query.long_retention_days)?;
     let rows = customers(&state, &partner, *id, threshold).await?;
     let entries = rows
         .into_iter()
-        .map(|r| Ok(Entry { key: r.customer_key.clone(), value: serde_json::to_value(r)? }))
+        .map(|r| {
+            Ok(Entry {
+                key: r.customer_key.clone(),
+                value: serde_json::to_value(r)?,
+            })
+        })
         .collect::<Result<Vec<Entry>, serde_json::Error>>()
         .map_err(|e| ApiError::Internal(e.into()))?;
     let body = csv::write(COLUMNS, &entries).map_err(ApiError::Internal)?;
     Ok(HttpResponse::Ok()
         .content_type("text/csv; charset=utf-8")
-        .insert_header(("Content-Disposition", format!("attachment; filename=\"decommission-{}.csv\"", *id)))
+        .insert_header((
+            "Content-Disposition",
+            format!("attachment; filename=\"decommission-{}.csv\"", *id),
+        ))
         .body(body))
 }

@@ -9,7 +9,9 @@ use utoipa::openapi::content::Content;
 use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::response::{Response, ResponseBuilder};
-use utoipa::openapi::schema::{AdditionalProperties, AllOfBuilder, AnyOfBuilder, ObjectBuilder, Schema, Type};
+use utoipa::openapi::schema::{
+    AdditionalProperties, AllOfBuilder, AnyOfBuilder, ObjectBuilder, Schema, Type,
+};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{Ref, RefOr};
 
@@ -67,7 +69,9 @@ impl Modify for BearerAuth {
             SecurityScheme::Http(
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
-                    .description(Some("The token an agent got when it enrolled; it reaches its own machine only."))
+                    .description(Some(
+                        "The token an agent got when it enrolled; it reaches its own machine only.",
+                    ))
                     .build(),
             ),
         );
@@ -84,7 +88,10 @@ impl Modify for BearerAuth {
 }
 
 fn problem(description: &str) -> ResponseBuilder {
-    ResponseBuilder::new().description(description).content(PROBLEM_JSON, Content::new(Some(Ref::from_schema_name("Problem"))))
+    ResponseBuilder::new().description(description).content(
+        PROBLEM_JSON,
+        Content::new(Some(Ref::from_schema_name("Problem"))),
+    )
 }
 
 macro_rules! problem_responses {
@@ -117,8 +124,15 @@ pub struct TooManyRequests;
 
 impl<'r> ToResponse<'r> for TooManyRequests {
     fn response() -> (&'r str, RefOr<Response>) {
-        let retry_after = HeaderBuilder::new().schema(Some(ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(0)))).description(Some("Seconds to wait"));
-        let response = problem("Overloaded: send again after `Retry-After` seconds.").header("Retry-After", retry_after.build());
+        let retry_after = HeaderBuilder::new()
+            .schema(Some(
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .minimum(Some(0)),
+            ))
+            .description(Some("Seconds to wait"));
+        let response = problem("Overloaded: send again after `Retry-After` seconds.")
+            .header("Retry-After", retry_after.build());
         ("TooManyRequests", response.build().into())
     }
 }
@@ -129,10 +143,20 @@ pub struct IssuerUnavailable;
 
 impl<'r> ToResponse<'r> for IssuerUnavailable {
     fn response() -> (&'r str, RefOr<Response>) {
-        let seconds = ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(1));
-        let retry_after = HeaderBuilder::new().schema(Some(seconds)).description(Some("Seconds to wait before sending the request again")).build();
-        let response = problem("The identity provider cannot be reached to fetch the key that signed the token (tokens signed with a key already known keep working); send the request again after `Retry-After` seconds.");
-        ("IssuerUnavailable", response.header("Retry-After", retry_after).build().into())
+        let seconds = ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .minimum(Some(1));
+        let retry_after = HeaderBuilder::new()
+            .schema(Some(seconds))
+            .description(Some("Seconds to wait before sending the request again"))
+            .build();
+        let response = problem(
+            "The identity provider cannot be reached to fetch the key that signed the token (tokens signed with a key already known keep working); send the request again after `Retry-After` seconds.",
+        );
+        (
+            "IssuerUnavailable",
+            response.header("Retry-After", retry_after).build().into(),
+        )
     }
 }
 
@@ -161,7 +185,18 @@ response_sets! {
 /// Every operation of the document.
 pub fn operations_mut(spec: &mut utoipa::openapi::OpenApi) -> impl Iterator<Item = &mut Operation> {
     spec.paths.paths.values_mut().flat_map(|item| {
-        [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.options, &mut item.head, &mut item.patch, &mut item.trace].into_iter().filter_map(Option::as_mut)
+        [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.options,
+            &mut item.head,
+            &mut item.patch,
+            &mut item.trace,
+        ]
+        .into_iter()
+        .filter_map(Option::as_mut)
     })
 }
 
@@ -177,7 +212,9 @@ pub fn complete(spec: &mut utoipa::openapi::OpenApi) {
             if let RefOr::T(response) = response
                 && response.description.is_empty()
             {
-                let reason = StatusCode::from_bytes(status.as_bytes()).ok().and_then(|s| s.canonical_reason());
+                let reason = StatusCode::from_bytes(status.as_bytes())
+                    .ok()
+                    .and_then(|s| s.canonical_reason());
                 response.description = reason.unwrap_or("Answer").to_string();
             }
         }
@@ -185,8 +222,21 @@ pub fn complete(spec: &mut utoipa::openapi::OpenApi) {
     }
     crate::api::paging::declare(spec);
     // Rules across fields, each a validator's: `some_change`, and a migration names a pre-check or a selection.
-    at_least_one(spec, "UpdateWorkspace", &[("name", Type::String), ("source", Type::Object), ("target", Type::Object), ("limits", Type::Object)]);
-    at_least_one(spec, "CreateMigration", &[("precheck_id", Type::String), ("selection", Type::Array)]);
+    at_least_one(
+        spec,
+        "UpdateWorkspace",
+        &[
+            ("name", Type::String),
+            ("source", Type::Object),
+            ("target", Type::Object),
+            ("limits", Type::Object),
+        ],
+    );
+    at_least_one(
+        spec,
+        "CreateMigration",
+        &[("precheck_id", Type::String), ("selection", Type::Array)],
+    );
     // Tagged enums that deny unknown fields: utoipa closes structs, not their variants.
     for name in ["AgentEvent", "SelectionNode"] {
         closed_variants(spec, name);
@@ -195,7 +245,13 @@ pub fn complete(spec: &mut utoipa::openapi::OpenApi) {
 
 /// `additionalProperties: false` on each variant of the tagged enum `name`.
 fn closed_variants(spec: &mut utoipa::openapi::OpenApi, name: &str) {
-    let Some(RefOr::T(Schema::OneOf(one_of))) = spec.components.as_mut().and_then(|c| c.schemas.get_mut(name)) else { return };
+    let Some(RefOr::T(Schema::OneOf(one_of))) = spec
+        .components
+        .as_mut()
+        .and_then(|c| c.schemas.get_mut(name))
+    else {
+        return;
+    };
     for variant in &mut one_of.items {
         if let RefOr::T(Schema::Object(object)) = variant {
             object.additional_properties = Some(Box::new(AdditionalProperties::FreeForm(false)));
@@ -206,13 +262,26 @@ fn closed_variants(spec: &mut utoipa::openapi::OpenApi, name: &str) {
 /// `schema` needs at least one of `fields` present and not null: the object as
 /// derived, and any of "has this field, of this type".
 fn at_least_one(spec: &mut utoipa::openapi::OpenApi, schema: &str, fields: &[(&str, Type)]) {
-    let Some(schemas) = spec.components.as_mut().map(|c| &mut c.schemas) else { return };
-    let Some(RefOr::T(Schema::Object(object))) = schemas.get_mut(schema) else { return };
+    let Some(schemas) = spec.components.as_mut().map(|c| &mut c.schemas) else {
+        return;
+    };
+    let Some(RefOr::T(Schema::Object(object))) = schemas.get_mut(schema) else {
+        return;
+    };
     let mut object = std::mem::take(object);
     let description = object.description.take();
-    let any = fields.iter().fold(AnyOfBuilder::new(), |any, (name, kind)| {
-        any.item(ObjectBuilder::new().required(*name).property(*name, ObjectBuilder::new().schema_type(kind.clone())))
-    });
-    let combined = AllOfBuilder::new().item(object).item(any).description(description);
+    let any = fields
+        .iter()
+        .fold(AnyOfBuilder::new(), |any, (name, kind)| {
+            any.item(
+                ObjectBuilder::new()
+                    .required(*name)
+                    .property(*name, ObjectBuilder::new().schema_type(kind.clone())),
+            )
+        });
+    let combined = AllOfBuilder::new()
+        .item(object)
+        .item(any)
+        .description(description);
     schemas.insert(schema.to_string(), combined.into());
 }

@@ -41,22 +41,34 @@ impl<T: DeserializeOwned + Validate + 'static> FromRequest for ValidJson<T> {
             .get(CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<mime::Mime>().ok())
-            .is_some_and(|m| m.type_() == mime::APPLICATION && (m.subtype() == mime::JSON || m.suffix() == Some(mime::JSON)));
-        let limit = req.app_data::<BodyLimit>().map_or(DEFAULT_BODY_LIMIT, |l| l.0);
+            .is_some_and(|m| {
+                m.type_() == mime::APPLICATION
+                    && (m.subtype() == mime::JSON || m.suffix() == Some(mime::JSON))
+            });
+        let limit = req
+            .app_data::<BodyLimit>()
+            .map_or(DEFAULT_BODY_LIMIT, |l| l.0);
         let bytes = Bytes::from_request(req, payload);
         Box::pin(async move {
             if !json_content {
                 return Err(ApiError::UnsupportedMediaType);
             }
-            let raw = bytes.await.map_err(|e| match e.as_error::<PayloadError>() {
-                Some(PayloadError::Overflow) => ApiError::PayloadTooLarge { limit },
-                _ => ApiError::bad_request("unreadable_body", "The request body could not be read."),
-            })?;
+            let raw = bytes
+                .await
+                .map_err(|e| match e.as_error::<PayloadError>() {
+                    Some(PayloadError::Overflow) => ApiError::PayloadTooLarge { limit },
+                    _ => ApiError::bad_request(
+                        "unreadable_body",
+                        "The request body could not be read.",
+                    ),
+                })?;
             if let Some(problem) = control_character_in_json(&raw) {
                 return Err(problem);
             }
             let value = parse_json::<T>(&raw)?;
-            value.validate().map_err(|errors| ApiError::Validation(field_errors(&errors)))?;
+            value
+                .validate()
+                .map_err(|errors| ApiError::Validation(field_errors(&errors)))?;
             Ok(Self { value, raw })
         })
     }
@@ -64,8 +76,15 @@ impl<T: DeserializeOwned + Validate + 'static> FromRequest for ValidJson<T> {
 
 fn parse_json<T: DeserializeOwned>(raw: &[u8]) -> Result<T, ApiError> {
     let mut de = serde_json::Deserializer::from_slice(raw);
-    let mut json = Value::deserialize(&mut de).map_err(|e| ApiError::bad_request("malformed_json", format!("The request body is not valid JSON for this operation: {e}.")))?;
-    de.end().map_err(|_| ApiError::bad_request("malformed_json", "Trailing characters after the JSON body."))?;
+    let mut json = Value::deserialize(&mut de).map_err(|e| {
+        ApiError::bad_request(
+            "malformed_json",
+            format!("The request body is not valid JSON for this operation: {e}."),
+        )
+    })?;
+    de.end().map_err(|_| {
+        ApiError::bad_request("malformed_json", "Trailing characters after the JSON body.")
+    })?;
     integral_numbers_as_integers(&mut json);
     serde_path_to_error::deserialize::<_, T>(json).map_err(|e| {
         let pointer = json_pointer(e.path());
@@ -77,7 +96,9 @@ fn parse_json<T: DeserializeOwned>(raw: &[u8]) -> Result<T, ApiError> {
             serde_json::error::Category::Data => match message.split_once(", expected ") {
                 // "invalid type: string \"…\"" and "unknown variant `…`" quote the value: keep the kind only.
                 // An unknown field's name is the caller's key, not a value: it stays.
-                Some((kind, expected)) if kind.starts_with("unknown field") => format!("{kind}, expected {expected}"),
+                Some((kind, expected)) if kind.starts_with("unknown field") => {
+                    format!("{kind}, expected {expected}")
+                }
                 Some((kind, expected)) => {
                     let kind = kind.split([':', '`']).next().unwrap_or(kind).trim_end();
                     format!("{kind}, expected {expected}")
@@ -91,7 +112,10 @@ fn parse_json<T: DeserializeOwned>(raw: &[u8]) -> Result<T, ApiError> {
             serde_json::error::Category::Data => ApiError::BadRequest {
                 code: "invalid_body",
                 detail,
-                errors: vec![FieldError { pointer, detail: message }],
+                errors: vec![FieldError {
+                    pointer,
+                    detail: message,
+                }],
             },
             _ => ApiError::bad_request("malformed_json", detail),
         }
@@ -106,7 +130,10 @@ fn integral_numbers_as_integers(value: &mut Value) {
     const U64_END: f64 = 18_446_744_073_709_551_616.0;
     match value {
         Value::Number(number) => {
-            if let Some(f) = number.as_f64().filter(|f| number.is_f64() && f.fract() == 0.0) {
+            if let Some(f) = number
+                .as_f64()
+                .filter(|f| number.is_f64() && f.fract() == 0.0)
+            {
                 if (-I64_END..I64_END).contains(&f) {
                     *number = Number::from(f as i64);
                 } else if (0.0..U64_END).contains(&f) {
@@ -126,7 +153,9 @@ fn json_pointer(path: &serde_path_to_error::Path) -> String {
     for segment in path.iter() {
         match segment {
             Segment::Seq { index } => pointer.push_str(&format!("/{index}")),
-            Segment::Map { key } => pointer.push_str(&format!("/{}", key.replace('~', "~0").replace('/', "~1"))),
+            Segment::Map { key } => {
+                pointer.push_str(&format!("/{}", key.replace('~', "~0").replace('/', "~1")))
+            }
             Segment::Enum { variant } => pointer.push_str(&format!("/{variant}")),
             Segment::Unknown => {}
         }
@@ -139,11 +168,20 @@ pub fn field_errors(errors: &ValidationErrors) -> Vec<FieldError> {
     fn walk(prefix: &str, errors: &ValidationErrors, out: &mut Vec<FieldError>) {
         for (field, kind) in errors.errors() {
             // Struct-level rules are reported by validator under `__all__`: they concern the object itself.
-            let pointer = if *field == "__all__" { prefix.to_string() } else { format!("{prefix}/{field}") };
+            let pointer = if *field == "__all__" {
+                prefix.to_string()
+            } else {
+                format!("{prefix}/{field}")
+            };
             match kind {
-                ValidationErrorsKind::Field(list) => out.extend(list.iter().map(|e| FieldError {
-                    pointer: pointer.clone(),
-                    detail: e.message.as_ref().map_or_else(|| e.code.to_string(), ToString::to_string),
+                ValidationErrorsKind::Field(list) => out.extend(list.iter().map(|e| {
+                    FieldError {
+                        pointer: pointer.clone(),
+                        detail: e
+                            .message
+                            .as_ref()
+                            .map_or_else(|| e.code.to_string(), ToString::to_string),
+                    }
                 })),
                 ValidationErrorsKind::Struct(inner) => walk(&pointer, inner, out),
                 ValidationErrorsKind::List(items) => {
@@ -162,13 +200,21 @@ pub fn field_errors(errors: &ValidationErrors) -> Vec<FieldError> {
 
 pub fn path_config() -> web::PathConfig {
     web::PathConfig::default().error_handler(|err, _| {
-        ApiError::bad_request("invalid_path_parameter", format!("A path parameter is malformed: {err}.")).into()
+        ApiError::bad_request(
+            "invalid_path_parameter",
+            format!("A path parameter is malformed: {err}."),
+        )
+        .into()
     })
 }
 
 pub fn query_config() -> web::QueryConfig {
     web::QueryConfig::default().error_handler(|err, _| {
-        ApiError::bad_request("invalid_query", format!("The query string is malformed: {err}.")).into()
+        ApiError::bad_request(
+            "invalid_query",
+            format!("The query string is malformed: {err}."),
+        )
+        .into()
     })
 }
 
@@ -202,7 +248,11 @@ mod tests {
 
     fn problem(raw: &str) -> (String, Vec<FieldError>, String) {
         match parse_json::<Body>(raw.as_bytes()) {
-            Err(ApiError::BadRequest { code, detail, errors }) => (code.to_string(), errors, detail),
+            Err(ApiError::BadRequest {
+                code,
+                detail,
+                errors,
+            }) => (code.to_string(), errors, detail),
             other => panic!("{raw}: expected bad request, got {:?}", other.map(|_| ())),
         }
     }
@@ -216,9 +266,13 @@ mod tests {
         let (_, errors, detail) = problem(r#"{"n": "topsecretvalue"}"#);
         assert_eq!(errors[0].pointer, "/n");
         assert!(!detail.contains("topsecretvalue"), "{detail}");
-        let (_, errors, detail) = problem(r#"{"n": 1, "inner": {"secret": "x", "kind": "hunter2secret"}}"#);
+        let (_, errors, detail) =
+            problem(r#"{"n": 1, "inner": {"secret": "x", "kind": "hunter2secret"}}"#);
         assert_eq!(errors[0].pointer, "/inner/kind");
-        assert!(!detail.contains("hunter2secret") && detail.contains("unknown variant"), "{detail}");
+        assert!(
+            !detail.contains("hunter2secret") && detail.contains("unknown variant"),
+            "{detail}"
+        );
     }
 
     #[test]
@@ -226,16 +280,33 @@ mod tests {
         assert_eq!(problem("{\"n\": ").0, "malformed_json");
         assert_eq!(problem("{} trailing").0, "malformed_json");
         assert!(problem("{}").2.contains("missing field `n`"));
-        assert!(problem(r#"{"n": 1, "x": 2}"#).2.contains("unknown field `x`"));
+        assert!(
+            problem(r#"{"n": 1, "x": 2}"#)
+                .2
+                .contains("unknown field `x`")
+        );
         assert_eq!(problem(r#"{"n": 1} {"#).0, "malformed_json");
     }
 
     #[test]
     fn an_integral_number_is_an_integer_however_it_is_written() {
-        for (raw, n) in [(r#"{"n": 5.0}"#, 5), (r#"{"n": 1e3}"#, 1000), (r#"{"n": 4294967295.0}"#, u32::MAX)] {
-            assert_eq!(parse_json::<Body>(raw.as_bytes()).map(|b| b.n).ok(), Some(n), "{raw}");
+        for (raw, n) in [
+            (r#"{"n": 5.0}"#, 5),
+            (r#"{"n": 1e3}"#, 1000),
+            (r#"{"n": 4294967295.0}"#, u32::MAX),
+        ] {
+            assert_eq!(
+                parse_json::<Body>(raw.as_bytes()).map(|b| b.n).ok(),
+                Some(n),
+                "{raw}"
+            );
         }
-        for raw in [r#"{"n": 5.5}"#, r#"{"n": -1.0}"#, r#"{"n": 4294967296.0}"#, r#"{"n": 1e300}"#] {
+        for raw in [
+            r#"{"n": 5.5}"#,
+            r#"{"n": -1.0}"#,
+            r#"{"n": 4294967296.0}"#,
+            r#"{"n": 1e300}"#,
+        ] {
             assert_eq!(problem(raw).1[0].pointer, "/n", "{raw}");
         }
     }

@@ -14,7 +14,8 @@ pub struct Health {
 }
 
 /// What a probe can get wrong: nothing of its own, only HTTP itself.
-const UNREADABLE: &str = "The HTTP request cannot be parsed (answered by the HTTP layer before the probe runs)";
+const UNREADABLE: &str =
+    "The HTTP request cannot be parsed (answered by the HTTP layer before the probe runs)";
 
 /// The process is alive.
 #[utoipa::path(tag = "operations", responses((status = 200, description = "Alive", body = Health), (status = 400, description = UNREADABLE)))]

@@ -34,9 +34,14 @@ impl FromRequest for IdempotencyKey {
         let Some(value) = req.headers().get(HEADER) else {
             return ready(Ok(Self(None)));
         };
-        let key = value.to_str().ok().filter(|k| !k.is_empty() && k.len() <= MAX_KEY_LEN && k.bytes().all(|b| b.is_ascii_graphic()));
+        let key = value.to_str().ok().filter(|k| {
+            !k.is_empty() && k.len() <= MAX_KEY_LEN && k.bytes().all(|b| b.is_ascii_graphic())
+        });
         ready(key.map(|k| Self(Some(k.to_string()))).ok_or_else(|| {
-            ApiError::bad_request("invalid_idempotency_key", format!("{HEADER} must be 1 to {MAX_KEY_LEN} visible ASCII characters."))
+            ApiError::bad_request(
+                "invalid_idempotency_key",
+                format!("{HEADER} must be 1 to {MAX_KEY_LEN} visible ASCII characters."),
+            )
         }))
     }
 }
@@ -44,13 +49,19 @@ impl FromRequest for IdempotencyKey {
 /// How the header is documented on each creating POST (`params(IdempotencyKey)`).
 impl utoipa::IntoParams for IdempotencyKey {
     fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
-        let schema = ObjectBuilder::new().schema_type(Type::String).min_length(Some(1)).max_length(Some(MAX_KEY_LEN)).pattern(Some("^[!-~]+$"));
+        let schema = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .min_length(Some(1))
+            .max_length(Some(MAX_KEY_LEN))
+            .pattern(Some("^[!-~]+$"));
         vec![
             ParameterBuilder::new()
                 .name(HEADER)
                 .parameter_in(ParameterIn::Header)
                 .required(Required::False)
-                .description(Some(format!("Retry key, 1 to {MAX_KEY_LEN} visible ASCII characters, remembered 24 hours")))
+                .description(Some(format!(
+                    "Retry key, 1 to {MAX_KEY_LEN} visible ASCII characters, remembered 24 hours"
+                )))
                 .schema(Some(schema))
                 .build(),
         ]
@@ -67,7 +78,11 @@ pub struct Created {
 
 impl Created {
     fn answer(&self) -> Answer {
-        Answer { status_code: self.status.as_u16(), location: Some(self.location.clone()), body: self.body.to_string() }
+        Answer {
+            status_code: self.status.as_u16(),
+            location: Some(self.location.clone()),
+            body: self.body.to_string(),
+        }
     }
 }
 
@@ -111,22 +126,43 @@ pub struct Pending<'a> {
 /// Replays the first answer when this key was used with this body; refuses the
 /// key with another body. Work that need not run on a replay (network calls)
 /// goes between this and [`Pending::create`], outside any transaction.
-pub async fn start<'a>(db: &DatabaseConnection, secrets: &SecretBox, request: CreateRequest<'a>) -> Result<Start<'a>, ApiError> {
-    let CreateRequest { tenant_id, operation, key, body } = request;
+pub async fn start<'a>(
+    db: &DatabaseConnection,
+    secrets: &SecretBox,
+    request: CreateRequest<'a>,
+) -> Result<Start<'a>, ApiError> {
+    let CreateRequest {
+        tenant_id,
+        operation,
+        key,
+        body,
+    } = request;
     let Some(key) = key.0 else {
-        return Ok(Start::Proceed(Pending { tenant_id, operation, key: None }));
+        return Ok(Start::Proceed(Pending {
+            tenant_id,
+            operation,
+            key: None,
+        }));
     };
     let parsed: serde_json::Value = serde_json::from_slice(body).map_err(anyhow::Error::from)?;
     let fingerprint = secrets.fingerprint(canonical_json(&parsed).as_bytes());
     match replay(db, tenant_id, operation, &key, &fingerprint).await? {
         Some(response) => Ok(Start::Replayed(response)),
-        None => Ok(Start::Proceed(Pending { tenant_id, operation, key: Some((key, fingerprint)) })),
+        None => Ok(Start::Proceed(Pending {
+            tenant_id,
+            operation,
+            key: Some((key, fingerprint)),
+        })),
     }
 }
 
 impl Pending<'_> {
     /// Runs `create` in a transaction that also records the answer under the key.
-    pub async fn create<F>(self, db: &DatabaseConnection, create: F) -> Result<HttpResponse, ApiError>
+    pub async fn create<F>(
+        self,
+        db: &DatabaseConnection,
+        create: F,
+    ) -> Result<HttpResponse, ApiError>
     where
         F: AsyncFnOnce(&DatabaseTransaction) -> Result<Created, ApiError>,
     {
@@ -136,7 +172,16 @@ impl Pending<'_> {
             txn.commit().await?;
             return Ok(respond(&answer, false));
         };
-        match idempotency::insert(&txn, self.tenant_id, self.operation, key, fingerprint, &answer).await {
+        match idempotency::insert(
+            &txn,
+            self.tenant_id,
+            self.operation,
+            key,
+            fingerprint,
+            &answer,
+        )
+        .await
+        {
             Ok(()) => {
                 txn.commit().await?;
                 Ok(respond(&answer, false))
@@ -146,7 +191,11 @@ impl Pending<'_> {
                 txn.rollback().await?;
                 replay(db, self.tenant_id, self.operation, key, fingerprint)
                     .await?
-                    .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("idempotency record vanished after a key conflict")))
+                    .ok_or_else(|| {
+                        ApiError::Internal(anyhow::anyhow!(
+                            "idempotency record vanished after a key conflict"
+                        ))
+                    })
             }
             Err(e) => Err(e.into()),
         }
@@ -185,11 +234,20 @@ fn canonical_json(value: &serde_json::Value) -> String {
         Value::Object(map) => {
             let mut entries: Vec<_> = map.iter().collect();
             entries.sort_by(|a, b| a.0.cmp(b.0));
-            let inner: Vec<String> =
-                entries.iter().map(|(k, v)| format!("{}:{}", Value::String((*k).clone()), canonical_json(v))).collect();
+            let inner: Vec<String> = entries
+                .iter()
+                .map(|(k, v)| format!("{}:{}", Value::String((*k).clone()), canonical_json(v)))
+                .collect();
             format!("{{{}}}", inner.join(","))
         }
-        Value::Array(items) => format!("[{}]", items.iter().map(canonical_json).collect::<Vec<_>>().join(",")),
+        Value::Array(items) => format!(
+            "[{}]",
+            items
+                .iter()
+                .map(canonical_json)
+                .collect::<Vec<_>>()
+                .join(",")
+        ),
         other => other.to_string(),
     }
 }
@@ -201,10 +259,15 @@ mod tests {
 
     #[test]
     fn canonical_json_ignores_key_order_and_spacing_but_not_values() {
-        let a: serde_json::Value = serde_json::from_str(r#"{"b": 1, "a": {"y": [1, 2], "x": "s"}}"#).unwrap();
-        let b: serde_json::Value = serde_json::from_str(r#"{"a":{"x":"s","y":[1,2]},"b":1}"#).unwrap();
+        let a: serde_json::Value =
+            serde_json::from_str(r#"{"b": 1, "a": {"y": [1, 2], "x": "s"}}"#).unwrap();
+        let b: serde_json::Value =
+            serde_json::from_str(r#"{"a":{"x":"s","y":[1,2]},"b":1}"#).unwrap();
         assert_eq!(canonical_json(&a), canonical_json(&b));
         assert_eq!(canonical_json(&a), r#"{"a":{"x":"s","y":[1,2]},"b":1}"#);
-        assert_ne!(canonical_json(&json!({"a": [1, 2]})), canonical_json(&json!({"a": [2, 1]})));
+        assert_ne!(
+            canonical_json(&json!({"a": [1, 2]})),
+            canonical_json(&json!({"a": [2, 1]}))
+        );
     }
 }

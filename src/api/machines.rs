@@ -22,7 +22,11 @@ use crate::domain::machines::MachineState;
 use crate::error::ApiError;
 
 pub fn routes(cfg: &mut ServiceConfig) {
-    cfg.service(list_machines).service(retry_machine).service(manual_done).service(list_logs).service(get_log);
+    cfg.service(list_machines)
+        .service(retry_machine)
+        .service(manual_done)
+        .service(list_logs)
+        .service(get_log);
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -62,7 +66,10 @@ impl MachineStatus {
         let (waiting_reason, not_seen) = waiting_reason(Waiting {
             state: row.status.state,
             readiness: row.readiness.as_deref(),
-            client_version: row.reported_client_version.as_deref().or(row.data["client_version"].as_str()),
+            client_version: row
+                .reported_client_version
+                .as_deref()
+                .or(row.data["client_version"].as_str()),
             last_check_in_at: row.last_check_in_at,
             since: row.state_changed_at,
             now,
@@ -92,29 +99,72 @@ impl MachineStatus {
     security(("bearer_auth" = []))
 )]
 #[get("/workspaces/{id}/machines")]
-async fn list_machines(partner: Partner, state: web::Data<AppState>, id: web::Path<Uuid>, query: web::Query<MachineQuery>) -> Result<web::Json<Paged<MachineStatus>>, ApiError> {
+async fn list_machines(
+    partner: Partner,
+    state: web::Data<AppState>,
+    id: web::Path<Uuid>,
+    query: web::Query<MachineQuery>,
+) -> Result<web::Json<Paged<MachineStatus>>, ApiError> {
     let query = query.into_inner();
-    let (limit, after) = PageParams { limit: query.limit, cursor: query.cursor }.keyed::<String>()?;
-    let workspace = workspaces::find(&state.db, partner.tenant_id, *id).await?.ok_or(ApiError::NotFound)?;
-    let mut rows = store::machines(&state.db, workspace.id, query.state, after.as_deref(), limit).await?;
+    let (limit, after) = PageParams {
+        limit: query.limit,
+        cursor: query.cursor,
+    }
+    .keyed::<String>()?;
+    let workspace = workspaces::find(&state.db, partner.tenant_id, *id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let mut rows = store::machines(
+        &state.db,
+        workspace.id,
+        query.state,
+        after.as_deref(),
+        limit,
+    )
+    .await?;
     let more = rows.len() as u64 > limit;
     rows.truncate(limit as usize);
-    let next_cursor = if more { rows.last().map(|r| encode_key(&r.machine_id)) } else { None };
+    let next_cursor = if more {
+        rows.last().map(|r| encode_key(&r.machine_id))
+    } else {
+        None
+    };
     let now = Utc::now();
-    Ok(web::Json(Paged { items: rows.into_iter().map(|r| MachineStatus::new(r, now)).collect(), next_cursor }))
+    Ok(web::Json(Paged {
+        items: rows
+            .into_iter()
+            .map(|r| MachineStatus::new(r, now))
+            .collect(),
+        next_cursor,
+    }))
 }
 
-async fn operate_on(state: &AppState, partner: &Partner, workspace_id: Uuid, machine_id: &str, operation: Operation) -> Result<web::Json<MachineStatus>, ApiError> {
-    let workspace = workspaces::find(&state.db, partner.tenant_id, workspace_id).await?.ok_or(ApiError::NotFound)?;
-    let machine = store::machine(&state.db, workspace.id, machine_id).await?.ok_or(ApiError::NotFound)?;
+async fn operate_on(
+    state: &AppState,
+    partner: &Partner,
+    workspace_id: Uuid,
+    machine_id: &str,
+    operation: Operation,
+) -> Result<web::Json<MachineStatus>, ApiError> {
+    let workspace = workspaces::find(&state.db, partner.tenant_id, workspace_id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let machine = store::machine(&state.db, workspace.id, machine_id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
     let to = match operate(machine.status, operation) {
         Outcome::Moved(to) => to,
         Outcome::Refused(reason) => return Err(ApiError::conflict("illegal_transition", reason)),
-        Outcome::AlreadySeen => return Err(ApiError::conflict("illegal_transition", "nothing to do")),
+        Outcome::AlreadySeen => {
+            return Err(ApiError::conflict("illegal_transition", "nothing to do"));
+        }
     };
     let txn = state.db.begin().await?;
     if !store::transition(&txn, workspace.id, machine_id, machine.status, to, None).await? {
-        return Err(ApiError::conflict("concurrent_change", "The machine changed meanwhile: look again."));
+        return Err(ApiError::conflict(
+            "concurrent_change",
+            "The machine changed meanwhile: look again.",
+        ));
     }
     let event = NewEvent {
         actor: format!("partner:{}", partner.subject),
@@ -127,7 +177,9 @@ async fn operate_on(state: &AppState, partner: &Partner, workspace_id: Uuid, mac
     };
     events::record(&txn, workspace.id, vec![event]).await?;
     txn.commit().await?;
-    let row = store::machine(&state.db, workspace.id, machine_id).await?.ok_or(ApiError::NotFound)?;
+    let row = store::machine(&state.db, workspace.id, machine_id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
     Ok(web::Json(MachineStatus::new(row, Utc::now())))
 }
 
@@ -140,7 +192,11 @@ async fn operate_on(state: &AppState, partner: &Partner, workspace_id: Uuid, mac
     security(("bearer_auth" = []))
 )]
 #[post("/workspaces/{id}/machines/{machine_id}/retry")]
-async fn retry_machine(partner: Partner, state: web::Data<AppState>, path: web::Path<(Uuid, String)>) -> Result<web::Json<MachineStatus>, ApiError> {
+async fn retry_machine(
+    partner: Partner,
+    state: web::Data<AppState>,
+    path: web::Path<(Uuid, String)>,
+) -> Result<web::Json<MachineStatus>, ApiError> {
     operate_on(&state, &partner, path.0, &path.1, Operation::Retry).await
 }
 
@@ -152,7 +208,11 @@ async fn retry_machine(partner: Partner, state: web::Data<AppState>, path: web::
     security(("bearer_auth" = []))
 )]
 #[post("/workspaces/{id}/machines/{machine_id}/manual-done")]
-async fn manual_done(partner: Partner, state: web::Data<AppState>, path: web::Path<(Uuid, String)>) -> Result<web::Json<MachineStatus>, ApiError> {
+async fn manual_done(
+    partner: Partner,
+    state: web::Data<AppState>,
+    path: web::Path<(Uuid, String)>,
+) -> Result<web::Json<MachineStatus>, ApiError> {
     operate_on(&state, &partner, path.0, &path.1, Operation::MarkManualDone).await
 }
 
@@ -171,11 +231,19 @@ pub struct MachineLog {
     security(("bearer_auth" = []))
 )]
 #[get("/workspaces/{id}/machines/{machine_id}/logs")]
-async fn list_logs(partner: Partner, state: web::Data<AppState>, path: web::Path<(Uuid, String)>) -> Result<web::Json<Vec<MachineLog>>, ApiError> {
+async fn list_logs(
+    partner: Partner,
+    state: web::Data<AppState>,
+    path: web::Path<(Uuid, String)>,
+) -> Result<web::Json<Vec<MachineLog>>, ApiError> {
     use entity::machine_log::{Column, Entity};
     use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
-    let workspace = workspaces::find(&state.db, partner.tenant_id, path.0).await?.ok_or(ApiError::NotFound)?;
-    store::machine(&state.db, workspace.id, &path.1).await?.ok_or(ApiError::NotFound)?;
+    let workspace = workspaces::find(&state.db, partner.tenant_id, path.0)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    store::machine(&state.db, workspace.id, &path.1)
+        .await?
+        .ok_or(ApiError::NotFound)?;
     let rows: Vec<(Uuid, DateTime<Utc>, i64)> = Entity::find()
         .select_only()
         .columns([Column::Id, Column::UploadedAt, Column::SizeBytes])
@@ -186,7 +254,15 @@ async fn list_logs(partner: Partner, state: web::Data<AppState>, path: web::Path
         .into_tuple()
         .all(&state.db)
         .await?;
-    Ok(web::Json(rows.into_iter().map(|(id, uploaded_at, size_bytes)| MachineLog { id, uploaded_at, size_bytes }).collect()))
+    Ok(web::Json(
+        rows.into_iter()
+            .map(|(id, uploaded_at, size_bytes)| MachineLog {
+                id,
+                uploaded_at,
+                size_bytes,
+            })
+            .collect(),
+    ))
 }
 
 /// Get one client log, as text.
@@ -197,11 +273,17 @@ async fn list_logs(partner: Partner, state: web::Data<AppState>, path: web::Path
     security(("bearer_auth" = []))
 )]
 #[get("/workspaces/{id}/machines/{machine_id}/logs/{log_id}")]
-async fn get_log(partner: Partner, state: web::Data<AppState>, path: web::Path<(Uuid, String, Uuid)>) -> Result<actix_web::HttpResponse, ApiError> {
+async fn get_log(
+    partner: Partner,
+    state: web::Data<AppState>,
+    path: web::Path<(Uuid, String, Uuid)>,
+) -> Result<actix_web::HttpResponse, ApiError> {
     use entity::machine_log::{Column, Entity};
     use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
     use std::io::Read;
-    let workspace = workspaces::find(&state.db, partner.tenant_id, path.0).await?.ok_or(ApiError::NotFound)?;
+    let workspace = workspaces::find(&state.db, partner.tenant_id, path.0)
+        .await?
+        .ok_or(ApiError::NotFound)?;
     let log = Entity::find_by_id(path.2)
         .filter(Column::WorkspaceId.eq(workspace.id))
         .filter(Column::MachineId.eq(path.1.as_str()))
@@ -209,6 +291,10 @@ async fn get_log(partner: Partner, state: web::Data<AppState>, path: web::Path<(
         .await?
         .ok_or(ApiError::NotFound)?;
     let mut text = Vec::with_capacity(log.size_bytes.max(0) as usize);
-    flate2::read::GzDecoder::new(log.data.as_slice()).read_to_end(&mut text).map_err(|e| ApiError::Internal(e.into()))?;
-    Ok(actix_web::HttpResponse::Ok().content_type("text/plain; charset=utf-8").body(text))
+    flate2::read::GzDecoder::new(log.data.as_slice())
+        .read_to_end(&mut text)
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    Ok(actix_web::HttpResponse::Ok()
+        .content_type("text/plain; charset=utf-8")
+        .body(text))
 }

@@ -46,24 +46,42 @@ pub const DATABASE_TIMEOUT: Duration = Duration::from_secs(2);
     security((), ("metrics_token" = []))
 )]
 #[get("/metrics")]
-pub async fn metrics(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+pub async fn metrics(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
     authorize(&state, &req)?;
     let mut families = state.metrics.gather();
-    families.extend(from_database(&state.db).await.map_err(|e| ApiError::Internal(e.into()))?);
+    families.extend(
+        from_database(&state.db)
+            .await
+            .map_err(|e| ApiError::Internal(e.into()))?,
+    );
     families.sort_by(|a, b| a.name().cmp(b.name()));
     let mut body = String::new();
-    TextEncoder::new().encode_utf8(&families, &mut body).map_err(|e| ApiError::Internal(e.into()))?;
+    TextEncoder::new()
+        .encode_utf8(&families, &mut body)
+        .map_err(|e| ApiError::Internal(e.into()))?;
     Ok(HttpResponse::Ok().content_type(TEXT_FORMAT).body(body))
 }
 
 fn authorize(state: &AppState, req: &HttpRequest) -> Result<(), ApiError> {
-    let Some(expected) = &state.metrics_token else { return Ok(()) };
-    let presented = crate::auth::bearer_token(req).ok_or(ApiError::Unauthorized { credentials_present: false })?;
+    let Some(expected) = &state.metrics_token else {
+        return Ok(());
+    };
+    let presented = crate::auth::bearer_token(req).ok_or(ApiError::Unauthorized {
+        credentials_present: false,
+    })?;
     // Digests have one length, so the comparison tells nothing of the token's.
-    if super::agents::constant_time_eq(digest(presented).as_bytes(), digest(expected.expose_secret()).as_bytes()) {
+    if super::agents::constant_time_eq(
+        digest(presented).as_bytes(),
+        digest(expected.expose_secret()).as_bytes(),
+    ) {
         Ok(())
     } else {
-        Err(ApiError::Unauthorized { credentials_present: true })
+        Err(ApiError::Unauthorized {
+            credentials_present: true,
+        })
     }
 }
 
@@ -71,7 +89,10 @@ fn authorize(state: &AppState, req: &HttpRequest) -> Result<(), ApiError> {
 /// registry of this scrape's, which sorts the series and leaves out empty families.
 async fn from_database(db: &DatabaseConnection) -> Result<Vec<MetricFamily>, prometheus::Error> {
     let scrape = Registry::new();
-    let up = IntGauge::new("mp_database_up", "1 when the database answered this scrape's queries in time, else 0 (and its gauges are left out).")?;
+    let up = IntGauge::new(
+        "mp_database_up",
+        "1 when the database answered this scrape's queries in time, else 0 (and its gauges are left out).",
+    )?;
     scrape.register(Box::new(up.clone()))?;
     let gauges = DatabaseGauges::new()?;
     match tokio::time::timeout(DATABASE_TIMEOUT, gauges.read(db)).await {
@@ -82,7 +103,10 @@ async fn from_database(db: &DatabaseConnection) -> Result<Vec<MetricFamily>, pro
             scrape.register(Box::new(gauges.oldest_due))?;
         }
         Ok(Err(error)) => tracing::warn!(%error, "metrics: the database could not be read"),
-        Err(_) => tracing::warn!(timeout_ms = DATABASE_TIMEOUT.as_millis() as u64, "metrics: the database did not answer in time"),
+        Err(_) => tracing::warn!(
+            timeout_ms = DATABASE_TIMEOUT.as_millis() as u64,
+            "metrics: the database did not answer in time"
+        ),
     }
     Ok(scrape.gather())
 }
@@ -96,12 +120,27 @@ struct DatabaseGauges {
 impl DatabaseGauges {
     fn new() -> Result<Self, prometheus::Error> {
         Ok(Self {
-            machines: IntGaugeVec::new(Opts::new("mp_machines", "Machines by workspace and migration state (as GET .../machines lists them)."), &["workspace_id", "state"])?,
+            machines: IntGaugeVec::new(
+                Opts::new(
+                    "mp_machines",
+                    "Machines by workspace and migration state (as GET .../machines lists them).",
+                ),
+                &["workspace_id", "state"],
+            )?,
             jobs: IntGaugeVec::new(
-                Opts::new("mp_jobs_queued", "Unfinished jobs by kind and state: queued (due or scheduled) or running (claimed by a worker)."),
+                Opts::new(
+                    "mp_jobs_queued",
+                    "Unfinished jobs by kind and state: queued (due or scheduled) or running (claimed by a worker).",
+                ),
                 &["kind", "state"],
             )?,
-            oldest_due: GaugeVec::new(Opts::new("mp_jobs_oldest_due_age_seconds", "How long the oldest due job of each kind has waited to be claimed; 0 when none is due."), &["kind"])?,
+            oldest_due: GaugeVec::new(
+                Opts::new(
+                    "mp_jobs_oldest_due_age_seconds",
+                    "How long the oldest due job of each kind has waited to be claimed; 0 when none is due.",
+                ),
+                &["kind"],
+            )?,
         })
     }
 
@@ -110,11 +149,15 @@ impl DatabaseGauges {
         let machines = machine_counts(db).await?;
         for (workspace, _, _) in &machines {
             for state in MachineState::ALL {
-                self.machines.with_label_values(&[workspace.to_string().as_str(), state.as_str()]).set(0);
+                self.machines
+                    .with_label_values(&[workspace.to_string().as_str(), state.as_str()])
+                    .set(0);
             }
         }
         for (workspace, state, n) in machines {
-            self.machines.with_label_values(&[workspace.to_string(), state]).set(n);
+            self.machines
+                .with_label_values(&[workspace.to_string(), state])
+                .set(n);
         }
         for kind in jobs::KINDS {
             for state in [queue::QUEUED, queue::RUNNING] {
@@ -126,7 +169,9 @@ impl DatabaseGauges {
             self.jobs.with_label_values(&[kind, state]).set(n);
         }
         for (kind, waited_ms) in queue::oldest_due_waits(db).await? {
-            self.oldest_due.with_label_values(&[kind]).set(waited_ms.max(0) as f64 / 1000.0);
+            self.oldest_due
+                .with_label_values(&[kind])
+                .set(waited_ms.max(0) as f64 / 1000.0);
         }
         Ok(())
     }
@@ -139,15 +184,23 @@ mod tests {
     async fn scraped_without_database(db: &DatabaseConnection) -> String {
         let families = from_database(db).await.expect("families");
         let names: Vec<&str> = families.iter().map(|f| f.name()).collect();
-        assert_eq!(names, ["mp_database_up"], "the database's gauges are left out");
+        assert_eq!(
+            names,
+            ["mp_database_up"],
+            "the database's gauges are left out"
+        );
         let mut text = String::new();
-        TextEncoder::new().encode_utf8(&families, &mut text).expect("encode");
+        TextEncoder::new()
+            .encode_utf8(&families, &mut text)
+            .expect("encode");
         text
     }
 
     #[tokio::test]
     async fn a_database_that_refuses_is_reported_down_without_failing_the_scrape() {
-        let db = sea_orm::Database::connect("sqlite::memory:").await.expect("sqlite");
+        let db = sea_orm::Database::connect("sqlite::memory:")
+            .await
+            .expect("sqlite");
         db.close_by_ref().await.expect("close");
         let text = scraped_without_database(&db).await;
         assert!(text.lines().any(|l| l == "mp_database_up 0"), "{text}");
@@ -156,7 +209,9 @@ mod tests {
     #[tokio::test]
     async fn a_database_that_never_answers_is_given_up_on_after_the_timeout() {
         // Accepts connections and never says a word.
-        let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("listener");
+        let silent = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("listener");
         let port = silent.local_addr().expect("address").port();
         let held = tokio::spawn(async move {
             let mut sockets = Vec::new();
@@ -164,13 +219,22 @@ mod tests {
                 sockets.push(socket);
             }
         });
-        let mut options = sea_orm::ConnectOptions::new(format!("postgres://mp:mp@127.0.0.1:{port}/mp"));
-        options.connect_lazy(true).acquire_timeout(Duration::from_secs(30));
-        let db = sea_orm::Database::connect(options).await.expect("lazy pool");
+        let mut options =
+            sea_orm::ConnectOptions::new(format!("postgres://mp:mp@127.0.0.1:{port}/mp"));
+        options
+            .connect_lazy(true)
+            .acquire_timeout(Duration::from_secs(30));
+        let db = sea_orm::Database::connect(options)
+            .await
+            .expect("lazy pool");
         let started = std::time::Instant::now();
         let text = scraped_without_database(&db).await;
         assert!(text.lines().any(|l| l == "mp_database_up 0"), "{text}");
-        assert!(started.elapsed() < DATABASE_TIMEOUT + Duration::from_secs(1), "{:?}", started.elapsed());
+        assert!(
+            started.elapsed() < DATABASE_TIMEOUT + Duration::from_secs(1),
+            "{:?}",
+            started.elapsed()
+        );
         held.abort();
     }
 }

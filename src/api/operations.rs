@@ -67,17 +67,30 @@ fn json(text: Option<&str>) -> Option<serde_json::Value> {
 impl From<entity::job::Model> for Operation {
     fn from(job: entity::job::Model) -> Self {
         let error = match job.status.as_str() {
-            queue::DISCARDED => Some(OperationError { code: "failed".into(), message: job.last_error.clone().unwrap_or_default() }),
-            queue::CANCELLED => Some(OperationError { code: "cancelled".into(), message: "The operation was cancelled.".into() }),
+            queue::DISCARDED => Some(OperationError {
+                code: "failed".into(),
+                message: job.last_error.clone().unwrap_or_default(),
+            }),
+            queue::CANCELLED => Some(OperationError {
+                code: "cancelled".into(),
+                message: "The operation was cancelled.".into(),
+            }),
             _ => None,
         };
-        let done = matches!(job.status.as_str(), queue::SUCCEEDED | queue::DISCARDED | queue::CANCELLED);
+        let done = matches!(
+            job.status.as_str(),
+            queue::SUCCEEDED | queue::DISCARDED | queue::CANCELLED
+        );
         Self {
             name: format!("operations/{}", job.id),
             id: job.id,
             kind: job.kind.clone(),
             done,
-            response: if job.status == queue::SUCCEEDED { json(job.result.as_deref()) } else { None },
+            response: if job.status == queue::SUCCEEDED {
+                json(job.result.as_deref())
+            } else {
+                None
+            },
             error,
             metadata: OperationMetadata {
                 status: job.status,
@@ -105,7 +118,14 @@ impl From<entity::job::Model> for Operation {
     security(("bearer_auth" = []))
 )]
 #[get("/operations/{id}")]
-async fn get_operation(partner: Partner, state: web::Data<AppState>, id: web::Path<Uuid>) -> Result<web::Json<Operation>, ApiError> {
-    let job = queue::get(&state.db, *id).await?.filter(|job| job.tenant_id == Some(partner.tenant_id)).ok_or(ApiError::NotFound)?;
+async fn get_operation(
+    partner: Partner,
+    state: web::Data<AppState>,
+    id: web::Path<Uuid>,
+) -> Result<web::Json<Operation>, ApiError> {
+    let job = queue::get(&state.db, *id)
+        .await?
+        .filter(|job| job.tenant_id == Some(partner.tenant_id))
+        .ok_or(ApiError::NotFound)?;
     Ok(web::Json(Operation::from(job)))
 }

@@ -46,7 +46,12 @@ const DEFAULT_GRACE_SECS: u64 = 86_400;
 pub struct CreateWebhook {
     /// Where deliveries are POSTed: `http` or `https`, no credentials in it; redirects are not followed.
     #[validate(length(min = 1, max = 2048))]
-    #[schema(example = "https://psa.example.com/hooks/migration", format = "uri", min_length = 1, max_length = 2048)]
+    #[schema(
+        example = "https://psa.example.com/hooks/migration",
+        format = "uri",
+        min_length = 1,
+        max_length = 2048
+    )]
     pub url: String,
     /// The events to deliver (at least one).
     #[validate(length(min = 1, max = 8, message = "name 1 to 8 event types"))]
@@ -56,7 +61,10 @@ pub struct CreateWebhook {
     #[schema(max_length = 500)]
     pub description: Option<String>,
     /// Your own `whsec_…` secret (base64 of 24 to 64 bytes); one is made when left out.
-    #[schema(max_length = 94, pattern = r"^whsec_(?:(?:[A-Za-z0-9+/]{4}){8,20}(?:[A-Za-z0-9+/][AQgw]==|[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048]=)?|(?:[A-Za-z0-9+/]{4}){21}(?:[A-Za-z0-9+/][AQgw]==)?)$")]
+    #[schema(
+        max_length = 94,
+        pattern = r"^whsec_(?:(?:[A-Za-z0-9+/]{4}){8,20}(?:[A-Za-z0-9+/][AQgw]==|[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048]=)?|(?:[A-Za-z0-9+/]{4}){21}(?:[A-Za-z0-9+/][AQgw]==)?)$"
+    )]
     pub secret: Option<String>,
 }
 
@@ -128,12 +136,18 @@ fn checked_url(state: &AppState, text: &str) -> Result<String, ApiError> {
         return Err(invalid("only http and https URLs receive webhooks".into()));
     }
     if !url.username().is_empty() || url.password().is_some() {
-        return Err(invalid("credentials do not belong in the URL: verify the signature instead".into()));
+        return Err(invalid(
+            "credentials do not belong in the URL: verify the signature instead".into(),
+        ));
     }
     if url.host().is_none() {
         return Err(invalid("the URL names no host".into()));
     }
-    state.webhooks.policy().check_url("webhook receiver", &url).map_err(|e| invalid(e.to_string()))?;
+    state
+        .webhooks
+        .policy()
+        .check_url("webhook receiver", &url)
+        .map_err(|e| invalid(e.to_string()))?;
     Ok(url.to_string())
 }
 
@@ -145,12 +159,24 @@ fn types_json(types: &[EventType]) -> String {
 }
 
 fn seal(state: &AppState, secret: &Secret, id: Uuid) -> Result<Vec<u8>, ApiError> {
-    state.secrets.seal(&secret.expose(), &secret_context(id)).map_err(|e| ApiError::Internal(e.into()))
+    state
+        .secrets
+        .seal(&secret.expose(), &secret_context(id))
+        .map_err(|e| ApiError::Internal(e.into()))
 }
 
-async fn find(state: &AppState, partner: &Partner, workspace_id: Uuid, id: Uuid) -> Result<webhook_subscription::Model, ApiError> {
-    let workspace = workspaces::find(&state.db, partner.tenant_id, workspace_id).await?.ok_or(ApiError::NotFound)?;
-    store::subscription(&state.db, workspace.id, id).await?.ok_or(ApiError::NotFound)
+async fn find(
+    state: &AppState,
+    partner: &Partner,
+    workspace_id: Uuid,
+    id: Uuid,
+) -> Result<webhook_subscription::Model, ApiError> {
+    let workspace = workspaces::find(&state.db, partner.tenant_id, workspace_id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    store::subscription(&state.db, workspace.id, id)
+        .await?
+        .ok_or(ApiError::NotFound)
 }
 
 /// Subscribe to the workspace's events. The answer carries the signing secret,
@@ -169,13 +195,27 @@ async fn find(state: &AppState, partner: &Partner, workspace_id: Uuid, id: Uuid)
 )]
 #[post("/workspaces/{id}/webhooks")]
 #[tracing::instrument(name = "create webhook", skip_all, fields(tenant = %partner.tenant_id, workspace = %id))]
-async fn create_webhook(partner: Partner, state: web::Data<AppState>, id: web::Path<Uuid>, body: ValidJson<CreateWebhook>) -> Result<HttpResponse, ApiError> {
-    let workspace = workspaces::find(&state.db, partner.tenant_id, *id).await?.ok_or(ApiError::NotFound)?;
+async fn create_webhook(
+    partner: Partner,
+    state: web::Data<AppState>,
+    id: web::Path<Uuid>,
+    body: ValidJson<CreateWebhook>,
+) -> Result<HttpResponse, ApiError> {
+    let workspace = workspaces::find(&state.db, partner.tenant_id, *id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
     let request = body.value;
     let url = checked_url(&state, &request.url)?;
     let secret = match &request.secret {
-        Some(text) => Secret::parse(text).ok_or_else(|| ApiError::invalid_field("/secret", "a secret is whsec_ and the base64 of 24 to 64 bytes"))?,
-        None => Secret::generate().map_err(|e| ApiError::Internal(anyhow::anyhow!("random: {e}")))?,
+        Some(text) => Secret::parse(text).ok_or_else(|| {
+            ApiError::invalid_field(
+                "/secret",
+                "a secret is whsec_ and the base64 of 24 to 64 bytes",
+            )
+        })?,
+        None => {
+            Secret::generate().map_err(|e| ApiError::Internal(anyhow::anyhow!("random: {e}")))?
+        }
     };
     let now = Utc::now();
     let subscription_id = Uuid::now_v7();
@@ -196,8 +236,16 @@ async fn create_webhook(partner: Partner, state: web::Data<AppState>, id: web::P
         updated_at: Set(now),
     };
     let created = model.insert(&state.db).await?;
-    let location = format!("/api/v1/workspaces/{}/webhooks/{}", workspace.id, created.id);
-    Ok(HttpResponse::Created().insert_header(("Location", location)).json(WebhookWithSecret { webhook: created.into(), secret: secret.expose() }))
+    let location = format!(
+        "/api/v1/workspaces/{}/webhooks/{}",
+        workspace.id, created.id
+    );
+    Ok(HttpResponse::Created()
+        .insert_header(("Location", location))
+        .json(WebhookWithSecret {
+            webhook: created.into(),
+            secret: secret.expose(),
+        }))
 }
 
 /// List the workspace's webhook subscriptions.
@@ -208,11 +256,23 @@ async fn create_webhook(partner: Partner, state: web::Data<AppState>, id: web::P
     security(("bearer_auth" = []))
 )]
 #[get("/workspaces/{id}/webhooks")]
-async fn list_webhooks(partner: Partner, state: web::Data<AppState>, id: web::Path<Uuid>, paging: web::Query<PageParams>) -> Result<web::Json<Paged<Webhook>>, ApiError> {
+async fn list_webhooks(
+    partner: Partner,
+    state: web::Data<AppState>,
+    id: web::Path<Uuid>,
+    paging: web::Query<PageParams>,
+) -> Result<web::Json<Paged<Webhook>>, ApiError> {
     let page = paging.page()?;
-    let workspace = workspaces::find(&state.db, partner.tenant_id, *id).await?.ok_or(ApiError::NotFound)?;
+    let workspace = workspaces::find(&state.db, partner.tenant_id, *id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
     let rows = store::subscriptions(&state.db, workspace.id, page.after, page.limit).await?;
-    Ok(web::Json(Paged::from_rows(rows, page, |r| r.id, Webhook::from)))
+    Ok(web::Json(Paged::from_rows(
+        rows,
+        page,
+        |r| r.id,
+        Webhook::from,
+    )))
 }
 
 /// Get a webhook subscription: whether it is enabled, and if not, why.
@@ -223,8 +283,14 @@ async fn list_webhooks(partner: Partner, state: web::Data<AppState>, id: web::Pa
     security(("bearer_auth" = []))
 )]
 #[get("/workspaces/{id}/webhooks/{subscription_id}")]
-async fn get_webhook(partner: Partner, state: web::Data<AppState>, path: web::Path<(Uuid, Uuid)>) -> Result<web::Json<Webhook>, ApiError> {
-    Ok(web::Json(find(&state, &partner, path.0, path.1).await?.into()))
+async fn get_webhook(
+    partner: Partner,
+    state: web::Data<AppState>,
+    path: web::Path<(Uuid, Uuid)>,
+) -> Result<web::Json<Webhook>, ApiError> {
+    Ok(web::Json(
+        find(&state, &partner, path.0, path.1).await?.into(),
+    ))
 }
 
 /// Change a subscription's URL, events or description, or enable or disable it.
@@ -237,7 +303,12 @@ async fn get_webhook(partner: Partner, state: web::Data<AppState>, path: web::Pa
     security(("bearer_auth" = []))
 )]
 #[patch("/workspaces/{id}/webhooks/{subscription_id}")]
-async fn update_webhook(partner: Partner, state: web::Data<AppState>, path: web::Path<(Uuid, Uuid)>, body: ValidJson<UpdateWebhook>) -> Result<web::Json<Webhook>, ApiError> {
+async fn update_webhook(
+    partner: Partner,
+    state: web::Data<AppState>,
+    path: web::Path<(Uuid, Uuid)>,
+    body: ValidJson<UpdateWebhook>,
+) -> Result<web::Json<Webhook>, ApiError> {
     let current = find(&state, &partner, path.0, path.1).await?;
     let request = body.value;
     let mut model: webhook_subscription::ActiveModel = current.clone().into();
@@ -284,11 +355,17 @@ async fn update_webhook(partner: Partner, state: web::Data<AppState>, path: web:
     security(("bearer_auth" = []))
 )]
 #[delete("/workspaces/{id}/webhooks/{subscription_id}")]
-async fn delete_webhook(partner: Partner, state: web::Data<AppState>, path: web::Path<(Uuid, Uuid)>) -> Result<HttpResponse, ApiError> {
+async fn delete_webhook(
+    partner: Partner,
+    state: web::Data<AppState>,
+    path: web::Path<(Uuid, Uuid)>,
+) -> Result<HttpResponse, ApiError> {
     let current = find(&state, &partner, path.0, path.1).await?;
     let txn = state.db.begin().await?;
     store::cancel_pending(&txn, current.id).await?;
-    webhook_subscription::Entity::delete_by_id(current.id).exec(&txn).await?;
+    webhook_subscription::Entity::delete_by_id(current.id)
+        .exec(&txn)
+        .await?;
     txn.commit().await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -313,10 +390,20 @@ pub struct RotateSecret {
     security(("bearer_auth" = []))
 )]
 #[post("/workspaces/{id}/webhooks/{subscription_id}/rotate-secret")]
-async fn rotate_secret(partner: Partner, state: web::Data<AppState>, path: web::Path<(Uuid, Uuid)>, body: ValidJson<RotateSecret>) -> Result<web::Json<WebhookWithSecret>, ApiError> {
+async fn rotate_secret(
+    partner: Partner,
+    state: web::Data<AppState>,
+    path: web::Path<(Uuid, Uuid)>,
+    body: ValidJson<RotateSecret>,
+) -> Result<web::Json<WebhookWithSecret>, ApiError> {
     let current = find(&state, &partner, path.0, path.1).await?;
-    let grace = body.value.grace_secs.unwrap_or(DEFAULT_GRACE_SECS).min(MAX_GRACE_SECS);
-    let secret = Secret::generate().map_err(|e| ApiError::Internal(anyhow::anyhow!("random: {e}")))?;
+    let grace = body
+        .value
+        .grace_secs
+        .unwrap_or(DEFAULT_GRACE_SECS)
+        .min(MAX_GRACE_SECS);
+    let secret =
+        Secret::generate().map_err(|e| ApiError::Internal(anyhow::anyhow!("random: {e}")))?;
     let now = Utc::now();
     let mut model: webhook_subscription::ActiveModel = current.clone().into();
     model.previous_secret = Set(Some(current.secret.clone()));
@@ -324,7 +411,10 @@ async fn rotate_secret(partner: Partner, state: web::Data<AppState>, path: web::
     model.secret = Set(seal(&state, &secret, current.id)?);
     model.updated_at = Set(now);
     let updated = model.update(&state.db).await?;
-    Ok(web::Json(WebhookWithSecret { webhook: updated.into(), secret: secret.expose() }))
+    Ok(web::Json(WebhookWithSecret {
+        webhook: updated.into(),
+        secret: secret.expose(),
+    }))
 }
 
 /// How a test delivery went.
@@ -347,7 +437,11 @@ pub struct TestDelivery {
     security(("bearer_auth" = []))
 )]
 #[post("/workspaces/{id}/webhooks/{subscription_id}/test")]
-async fn test_webhook(partner: Partner, state: web::Data<AppState>, path: web::Path<(Uuid, Uuid)>) -> Result<web::Json<TestDelivery>, ApiError> {
+async fn test_webhook(
+    partner: Partner,
+    state: web::Data<AppState>,
+    path: web::Path<(Uuid, Uuid)>,
+) -> Result<web::Json<TestDelivery>, ApiError> {
     let subscription = find(&state, &partner, path.0, path.1).await?;
     let now = Utc::now();
     let body = serde_json::json!({
@@ -358,9 +452,16 @@ async fn test_webhook(partner: Partner, state: web::Data<AppState>, path: web::P
     .to_string();
     let delivery = store::new_delivery(&subscription, None, TEST_EVENT, body, now);
     let started = std::time::Instant::now();
-    let attempt = state.webhooks.send(&subscription, delivery.id, &delivery.payload).await;
+    let attempt = state
+        .webhooks
+        .send(&subscription, delivery.id, &delivery.payload)
+        .await;
     let duration_ms = started.elapsed().as_millis() as u64;
-    let status = if attempt.succeeded() { store::DELIVERED } else { store::FAILED };
+    let status = if attempt.succeeded() {
+        store::DELIVERED
+    } else {
+        store::FAILED
+    };
     let model = webhook_delivery::Model {
         status: status.into(),
         attempts: 1,
@@ -372,8 +473,17 @@ async fn test_webhook(partner: Partner, state: web::Data<AppState>, path: web::P
         ..delivery
     };
     let id = model.id;
-    webhook_delivery::ActiveModel::from(model).reset_all().insert(&state.db).await?;
-    Ok(web::Json(TestDelivery { webhook_id: message_id(id), delivered: attempt.succeeded(), status_code: attempt.status_code, error: attempt.error, duration_ms }))
+    webhook_delivery::ActiveModel::from(model)
+        .reset_all()
+        .insert(&state.db)
+        .await?;
+    Ok(web::Json(TestDelivery {
+        webhook_id: message_id(id),
+        delivered: attempt.succeeded(),
+        status_code: attempt.status_code,
+        error: attempt.error,
+        duration_ms,
+    }))
 }
 
 /// Where a delivery is.
@@ -458,13 +568,27 @@ impl From<webhook_delivery::Model> for Delivery {
     security(("bearer_auth" = []))
 )]
 #[get("/workspaces/{id}/webhooks/{subscription_id}/deliveries")]
-async fn list_deliveries(partner: Partner, state: web::Data<AppState>, path: web::Path<(Uuid, Uuid)>, query: web::Query<DeliveryQuery>) -> Result<web::Json<Paged<Delivery>>, ApiError> {
+async fn list_deliveries(
+    partner: Partner,
+    state: web::Data<AppState>,
+    path: web::Path<(Uuid, Uuid)>,
+    query: web::Query<DeliveryQuery>,
+) -> Result<web::Json<Paged<Delivery>>, ApiError> {
     let query = query.into_inner();
     let status = query.status.map(DeliveryStatus::as_str);
-    let page = PageParams { limit: query.limit, cursor: query.cursor }.page()?;
+    let page = PageParams {
+        limit: query.limit,
+        cursor: query.cursor,
+    }
+    .page()?;
     let subscription = find(&state, &partner, path.0, path.1).await?;
     let rows = store::deliveries(&state.db, subscription.id, status, page).await?;
-    Ok(web::Json(Paged::from_rows(rows, page, |r| r.id, Delivery::from)))
+    Ok(web::Json(Paged::from_rows(
+        rows,
+        page,
+        |r| r.id,
+        Delivery::from,
+    )))
 }
 
 /// Send a failed or cancelled delivery again, under the same `webhook-id`, with a fresh retry schedule.
@@ -475,11 +599,26 @@ async fn list_deliveries(partner: Partner, state: web::Data<AppState>, path: web
     security(("bearer_auth" = []))
 )]
 #[post("/workspaces/{id}/webhooks/{subscription_id}/deliveries/{delivery_id}/redeliver")]
-async fn redeliver(partner: Partner, state: web::Data<AppState>, path: web::Path<(Uuid, Uuid, Uuid)>) -> Result<HttpResponse, ApiError> {
+async fn redeliver(
+    partner: Partner,
+    state: web::Data<AppState>,
+    path: web::Path<(Uuid, Uuid, Uuid)>,
+) -> Result<HttpResponse, ApiError> {
     let subscription = find(&state, &partner, path.0, path.1).await?;
-    let delivery = store::delivery(&state.db, path.2).await?.filter(|d| d.subscription_id == subscription.id).ok_or(ApiError::NotFound)?;
-    if delivery.event_type == TEST_EVENT || !matches!(delivery.status.as_str(), store::FAILED | store::CANCELLED) {
-        return Err(ApiError::conflict("not_redeliverable", format!("A {} {} delivery is not sent again.", delivery.status, delivery.event_type)));
+    let delivery = store::delivery(&state.db, path.2)
+        .await?
+        .filter(|d| d.subscription_id == subscription.id)
+        .ok_or(ApiError::NotFound)?;
+    if delivery.event_type == TEST_EVENT
+        || !matches!(delivery.status.as_str(), store::FAILED | store::CANCELLED)
+    {
+        return Err(ApiError::conflict(
+            "not_redeliverable",
+            format!(
+                "A {} {} delivery is not sent again.",
+                delivery.status, delivery.event_type
+            ),
+        ));
     }
     let txn = state.db.begin().await?;
     let mut model: webhook_delivery::ActiveModel = delivery.into();

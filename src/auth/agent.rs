@@ -23,9 +23,14 @@ use crate::error::ApiError;
 pub struct Agent(pub MachineRow);
 
 /// Admits and authenticates an agent request; the slot is held until the handler has answered.
-pub async fn require_agent<B: MessageBody + 'static>(req: ServiceRequest, next: Next<B>) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+pub async fn require_agent<B: MessageBody + 'static>(
+    req: ServiceRequest,
+    next: Next<B>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
-        return Ok(req.error_response(ApiError::Internal(anyhow::anyhow!("application state missing"))));
+        return Ok(req.error_response(ApiError::Internal(anyhow::anyhow!(
+            "application state missing"
+        ))));
     };
     // Before the token's query: an overloaded service refuses without touching the database.
     let _slot = match admit(&state) {
@@ -43,19 +48,29 @@ pub async fn require_agent<B: MessageBody + 'static>(req: ServiceRequest, next: 
 
 /// A slot among the agent requests handled at once, or 429 with a jittered `Retry-After`.
 fn admit(state: &AppState) -> Result<OwnedSemaphorePermit, ApiError> {
-    state.agent_slots.clone().try_acquire_owned().map_err(|_| ApiError::TooManyRequests { retry_after_secs: rand::rng().random_range(30..=90) })
+    state
+        .agent_slots
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| ApiError::TooManyRequests {
+            retry_after_secs: rand::rng().random_range(30..=90),
+        })
 }
 
 /// The token's machine and its status, in one query (the check-in's only one when nothing changes).
 async fn authenticate(state: &AppState, req: &HttpRequest) -> Result<MachineRow, ApiError> {
     let Some(token) = bearer_token(req) else {
         tracing::info!(reason = "no bearer token", "agent request refused");
-        return Err(ApiError::Unauthorized { credentials_present: false });
+        return Err(ApiError::Unauthorized {
+            credentials_present: false,
+        });
     };
     let machine = store::machine_of_token(&state.db, &store::digest(token)).await?;
     machine.ok_or_else(|| {
         tracing::info!(reason = "unknown agent token", "agent request refused");
-        ApiError::Unauthorized { credentials_present: true }
+        ApiError::Unauthorized {
+            credentials_present: true,
+        }
     })
 }
 
@@ -65,6 +80,12 @@ impl FromRequest for Agent {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         // Absent only on a route without `require_agent`: refuse, never serve.
-        ready(req.extensions_mut().remove::<Agent>().ok_or(ApiError::Unauthorized { credentials_present: false }))
+        ready(
+            req.extensions_mut()
+                .remove::<Agent>()
+                .ok_or(ApiError::Unauthorized {
+                    credentials_present: false,
+                }),
+        )
     }
 }

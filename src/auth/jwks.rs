@@ -99,7 +99,9 @@ impl FetchError {
     fn is_transient(&self) -> bool {
         match self {
             Self::Unreachable(..) => true,
-            Self::Status(_, status) => status.is_server_error() || *status == reqwest::StatusCode::TOO_MANY_REQUESTS,
+            Self::Status(_, status) => {
+                status.is_server_error() || *status == reqwest::StatusCode::TOO_MANY_REQUESTS
+            }
             _ => false,
         }
     }
@@ -115,7 +117,9 @@ impl JwksCache {
             keys: RwLock::new(KeySnapshot::default()),
             refresh: tokio::sync::Mutex::new(RefreshState::default()),
         };
-        Self { inner: Arc::new(inner) }
+        Self {
+            inner: Arc::new(inner),
+        }
     }
 
     /// The key for `kid`: fetched first when unknown; when old, served as it is
@@ -123,7 +127,9 @@ impl JwksCache {
     pub async fn key(&self, kid: &str) -> Result<DecodingKey, MissingKey> {
         let (found, generation, stale) = {
             let snapshot = self.inner.keys.read().unwrap_or_else(|e| e.into_inner());
-            let stale = snapshot.fetched_at.is_none_or(|t| t.elapsed() > self.inner.max_age);
+            let stale = snapshot
+                .fetched_at
+                .is_none_or(|t| t.elapsed() > self.inner.max_age);
             (snapshot.keys.get(kid).cloned(), snapshot.generation, stale)
         };
         if let Some(key) = found {
@@ -133,14 +139,27 @@ impl JwksCache {
             }
             return Ok(key);
         }
-        self.inner.refresh(generation).await.map_err(|retry_after| MissingKey::IssuerUnavailable { retry_after })?;
-        self.inner.keys.read().unwrap_or_else(|e| e.into_inner()).keys.get(kid).cloned().ok_or(MissingKey::NotPublished)
+        self.inner
+            .refresh(generation)
+            .await
+            .map_err(|retry_after| MissingKey::IssuerUnavailable { retry_after })?;
+        self.inner
+            .keys
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys
+            .get(kid)
+            .cloned()
+            .ok_or(MissingKey::NotPublished)
     }
 }
 
 impl Inner {
     fn generation(&self) -> u64 {
-        self.keys.read().unwrap_or_else(|e| e.into_inner()).generation
+        self.keys
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .generation
     }
 
     /// Refreshes unless another request just did, the cooldown holds, or the
@@ -157,23 +176,42 @@ impl Inner {
         }
     }
 
-    async fn refresh_locked(&self, state: &mut RefreshState, seen_generation: u64) -> Result<(), Duration> {
+    async fn refresh_locked(
+        &self,
+        state: &mut RefreshState,
+        seen_generation: u64,
+    ) -> Result<(), Duration> {
         if self.generation() != seen_generation {
             return Ok(()); // another request refreshed while this one waited
         }
         let now = Instant::now();
         match state.retry_at {
             Some(retry_at) if now < retry_at => return Err(retry_at - now),
-            None if state.fetched_at.is_some_and(|t| t.elapsed() < self.cooldown) => return Ok(()),
+            None if state
+                .fetched_at
+                .is_some_and(|t| t.elapsed() < self.cooldown) =>
+            {
+                return Ok(());
+            }
             _ => {}
         }
-        let fetched = tokio::time::timeout(FETCH_BUDGET, self.fetch(state)).await.unwrap_or(Err(FetchError::OutOfTime));
+        let fetched = tokio::time::timeout(FETCH_BUDGET, self.fetch(state))
+            .await
+            .unwrap_or(Err(FetchError::OutOfTime));
         match fetched {
             Ok(keys) => {
-                *state = RefreshState { fetched_at: Some(now), jwks_uri: state.jwks_uri.take(), ..RefreshState::default() };
+                *state = RefreshState {
+                    fetched_at: Some(now),
+                    jwks_uri: state.jwks_uri.take(),
+                    ..RefreshState::default()
+                };
                 let mut snapshot = self.keys.write().unwrap_or_else(|e| e.into_inner());
                 tracing::info!(keys = keys.len(), "issuer signing keys refreshed");
-                *snapshot = KeySnapshot { keys, fetched_at: Some(Instant::now()), generation: snapshot.generation + 1 };
+                *snapshot = KeySnapshot {
+                    keys,
+                    fetched_at: Some(Instant::now()),
+                    generation: snapshot.generation + 1,
+                };
                 Ok(())
             }
             Err(error) => {
@@ -188,14 +226,20 @@ impl Inner {
         }
     }
 
-    async fn fetch(&self, state: &mut RefreshState) -> Result<HashMap<String, DecodingKey>, FetchError> {
+    async fn fetch(
+        &self,
+        state: &mut RefreshState,
+    ) -> Result<HashMap<String, DecodingKey>, FetchError> {
         let jwks_uri = match &state.jwks_uri {
             Some(uri) => uri.clone(),
             None => {
                 let url = format!("{}/.well-known/openid-configuration", self.issuer);
                 let discovery: Discovery = self.get_json(&url).await?;
                 if discovery.issuer.trim_end_matches('/') != self.issuer {
-                    return Err(FetchError::IssuerMismatch { found: discovery.issuer, expected: self.issuer.clone() });
+                    return Err(FetchError::IssuerMismatch {
+                        found: discovery.issuer,
+                        expected: self.issuer.clone(),
+                    });
                 }
                 state.jwks_uri = Some(discovery.jwks_uri.clone());
                 discovery.jwks_uri
@@ -203,12 +247,18 @@ impl Inner {
         };
         let set: JwkSet = self.get_json(&jwks_uri).await?;
         // An empty set would log everyone out: it is the issuer's failure, the cached keys stay.
-        Some(usable_rs256_keys(&set)).filter(|keys| !keys.is_empty()).ok_or(FetchError::NoKeys(jwks_uri))
+        Some(usable_rs256_keys(&set))
+            .filter(|keys| !keys.is_empty())
+            .ok_or(FetchError::NoKeys(jwks_uri))
     }
 
     /// GET with retries of transient failures, jittered.
     async fn get_json<T: serde::de::DeserializeOwned>(&self, url: &str) -> Result<T, FetchError> {
-        let mut delays = ExponentialBuilder::default().with_min_delay(RETRY_MIN_DELAY).with_max_times(RETRIES).with_jitter().build();
+        let mut delays = ExponentialBuilder::default()
+            .with_min_delay(RETRY_MIN_DELAY)
+            .with_max_times(RETRIES)
+            .with_jitter()
+            .build();
         loop {
             match self.get_json_once(url).await {
                 Err(error) if error.is_transient() => match delays.next() {
@@ -223,21 +273,33 @@ impl Inner {
         }
     }
 
-    async fn get_json_once<T: serde::de::DeserializeOwned>(&self, url: &str) -> Result<T, FetchError> {
+    async fn get_json_once<T: serde::de::DeserializeOwned>(
+        &self,
+        url: &str,
+    ) -> Result<T, FetchError> {
         let unreachable = |e| FetchError::Unreachable(url.to_string(), e);
-        let response = self.http.get(url).timeout(ATTEMPT_TIMEOUT).send().await.map_err(unreachable)?;
+        let response = self
+            .http
+            .get(url)
+            .timeout(ATTEMPT_TIMEOUT)
+            .send()
+            .await
+            .map_err(unreachable)?;
         if !response.status().is_success() {
             return Err(FetchError::Status(url.to_string(), response.status()));
         }
         let body = response.bytes().await.map_err(unreachable)?;
-        serde_json::from_slice(&body).map_err(|e| FetchError::Unreadable(url.to_string(), e.to_string()))
+        serde_json::from_slice(&body)
+            .map_err(|e| FetchError::Unreadable(url.to_string(), e.to_string()))
     }
 }
 
 /// 1 s, 2 s, 4 s… up to the maximum, and never longer than the cooldown a success imposes.
 fn failure_backoff(failures: u32, cooldown: Duration) -> Duration {
     let cap = FAILURE_BACKOFF_MAX.min(cooldown).max(FAILURE_BACKOFF_MIN);
-    FAILURE_BACKOFF_MIN.saturating_mul(1 << failures.saturating_sub(1).min(16)).min(cap)
+    FAILURE_BACKOFF_MIN
+        .saturating_mul(1 << failures.saturating_sub(1).min(16))
+        .min(cap)
 }
 
 /// RSA signing keys with a `kid` that are, or may be, RS256; everything else is ignored.
@@ -246,7 +308,12 @@ fn usable_rs256_keys(set: &JwkSet) -> HashMap<String, DecodingKey> {
         .iter()
         .filter(|jwk| matches!(jwk.algorithm, AlgorithmParameters::RSA(_)))
         .filter(|jwk| matches!(jwk.common.key_algorithm, None | Some(KeyAlgorithm::RS256)))
-        .filter(|jwk| matches!(jwk.common.public_key_use, None | Some(PublicKeyUse::Signature)))
+        .filter(|jwk| {
+            matches!(
+                jwk.common.public_key_use,
+                None | Some(PublicKeyUse::Signature)
+            )
+        })
         .filter_map(|jwk| {
             let kid = jwk.common.key_id.clone()?;
             DecodingKey::from_jwk(jwk).ok().map(|key| (kid, key))
@@ -273,7 +340,11 @@ mod tests {
             (4, secs(0), secs(1)),
         ];
         for (failures, cooldown, expected) in cases {
-            assert_eq!(failure_backoff(failures, cooldown), expected, "{failures} failures, cooldown {cooldown:?}");
+            assert_eq!(
+                failure_backoff(failures, cooldown),
+                expected,
+                "{failures} failures, cooldown {cooldown:?}"
+            );
         }
     }
 }

@@ -68,7 +68,14 @@ struct Claims {
 }
 
 impl Authenticator {
-    pub fn new(http: reqwest::Client, issuer: &str, audience: &str, cooldown: Duration, max_age: Duration, leeway: Duration) -> Self {
+    pub fn new(
+        http: reqwest::Client,
+        issuer: &str,
+        audience: &str,
+        cooldown: Duration,
+        max_age: Duration,
+        leeway: Duration,
+    ) -> Self {
         let mut validation = Validation::new(Algorithm::RS256);
         // Issuers differ on a trailing slash; either spelling of ours is ours.
         let issuer = issuer.trim_end_matches('/');
@@ -77,7 +84,10 @@ impl Authenticator {
         validation.set_required_spec_claims(&["exp", "iss", "aud"]);
         validation.validate_nbf = true;
         validation.leeway = leeway.as_secs();
-        Self { keys: JwksCache::new(http, issuer, cooldown, max_age), validation }
+        Self {
+            keys: JwksCache::new(http, issuer, cooldown, max_age),
+            validation,
+        }
     }
 
     pub async fn verify(&self, token: &str) -> Result<Partner, Rejection> {
@@ -88,15 +98,21 @@ impl Authenticator {
         let kid = header.kid.ok_or(Rejection::NoKeyId)?;
         let key = self.keys.key(&kid).await.map_err(|missing| match missing {
             MissingKey::NotPublished => Rejection::UnknownKey,
-            MissingKey::IssuerUnavailable { retry_after } => Rejection::IssuerUnavailable { retry_after_secs: retry_after.as_secs_f64().ceil().max(1.0) as u64 },
+            MissingKey::IssuerUnavailable { retry_after } => Rejection::IssuerUnavailable {
+                retry_after_secs: retry_after.as_secs_f64().ceil().max(1.0) as u64,
+            },
         })?;
-        let data = decode::<Claims>(token, &key, &self.validation).map_err(|e| Rejection::Invalid(format!("{:?}", e.kind())))?;
+        let data = decode::<Claims>(token, &key, &self.validation)
+            .map_err(|e| Rejection::Invalid(format!("{:?}", e.kind())))?;
         let tenant_id = match partner_tenants(&data.claims.scope).as_slice() {
             [] => return Err(Rejection::NoPartnerScope),
             [tenant] => *tenant,
             _ => return Err(Rejection::SeveralPartnerTenants),
         };
-        Ok(Partner { tenant_id, subject: data.claims.sub.unwrap_or_default() })
+        Ok(Partner {
+            tenant_id,
+            subject: data.claims.sub.unwrap_or_default(),
+        })
     }
 }
 
@@ -110,7 +126,10 @@ fn partner_tenants(scope: &serde_json::Value) -> Vec<Uuid> {
     for entry in scope.as_array().into_iter().flatten() {
         let partner = entry.get("role").and_then(|r| r.as_str()) == Some(PARTNER_ROLE)
             && entry.get("rn").and_then(|r| r.as_str()) == Some(ACCOUNT_SERVER);
-        let tenant = entry.get("tuid").and_then(|t| t.as_str()).and_then(|t| Uuid::parse_str(t).ok());
+        let tenant = entry
+            .get("tuid")
+            .and_then(|t| t.as_str())
+            .and_then(|t| Uuid::parse_str(t).ok());
         if let (true, Some(tenant)) = (partner, tenant)
             && !tenants.contains(&tenant)
         {
@@ -137,7 +156,11 @@ pub async fn require_partner<B: MessageBody + 'static>(
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let state = req.app_data::<web::Data<AppState>>().cloned();
     let result = match (state, bearer_token(req.request())) {
-        (None, _) => return Ok(req.error_response(ApiError::Internal(anyhow::anyhow!("application state missing")))),
+        (None, _) => {
+            return Ok(req.error_response(ApiError::Internal(anyhow::anyhow!(
+                "application state missing"
+            ))));
+        }
         (_, None) => Err(Rejection::Missing),
         (Some(state), Some(token)) => state.auth.verify(token).await,
     };
@@ -149,13 +172,21 @@ pub async fn require_partner<B: MessageBody + 'static>(
         Err(rejection) => {
             tracing::info!(reason = %rejection, "partner request refused");
             let error = match rejection {
-                Rejection::NoPartnerScope => ApiError::Forbidden("The token grants no partner administrator access."),
-                Rejection::SeveralPartnerTenants => {
-                    ApiError::Forbidden("The token grants partner administrator access on several tenants; use a token for one tenant.")
+                Rejection::NoPartnerScope => {
+                    ApiError::Forbidden("The token grants no partner administrator access.")
                 }
-                Rejection::Missing => ApiError::Unauthorized { credentials_present: false },
-                Rejection::IssuerUnavailable { retry_after_secs } => ApiError::IssuerUnavailable { retry_after_secs },
-                _ => ApiError::Unauthorized { credentials_present: true },
+                Rejection::SeveralPartnerTenants => ApiError::Forbidden(
+                    "The token grants partner administrator access on several tenants; use a token for one tenant.",
+                ),
+                Rejection::Missing => ApiError::Unauthorized {
+                    credentials_present: false,
+                },
+                Rejection::IssuerUnavailable { retry_after_secs } => {
+                    ApiError::IssuerUnavailable { retry_after_secs }
+                }
+                _ => ApiError::Unauthorized {
+                    credentials_present: true,
+                },
             };
             Ok(req.error_response(error))
         }
@@ -168,7 +199,14 @@ impl FromRequest for Partner {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         // Absent only on a route outside the `require_partner` scope: refuse, never serve.
-        ready(req.extensions().get::<Partner>().cloned().ok_or(ApiError::Unauthorized { credentials_present: false }))
+        ready(
+            req.extensions()
+                .get::<Partner>()
+                .cloned()
+                .ok_or(ApiError::Unauthorized {
+                    credentials_present: false,
+                }),
+        )
     }
 }
 
@@ -183,21 +221,45 @@ mod tests {
         let u = "1c7f8e3b-2d2f-4e1f-8b66-8b9f7f2f3c4d";
         let rn = "account-server";
         let cases: Vec<(serde_json::Value, Vec<&str>)> = vec![
-            (json!([{"tid": 1, "tuid": t, "rs": "", "rn": rn, "role": "partner_admin"}]), vec![t]),
-            (json!([{"tuid": "not-a-uuid", "rn": rn, "role": "partner_admin"}, {"tuid": t, "rn": rn, "role": "partner_admin"}]), vec![t]),
-            (json!([{"tuid": t, "rn": rn, "role": "partner_admin"}, {"tuid": t, "rn": rn, "role": "partner_admin"}]), vec![t]),
-            (json!([{"tuid": t, "rn": rn, "role": "partner_admin"}, {"tuid": u, "rn": rn, "role": "partner_admin"}]), vec![t, u]),
-            (json!([{"tuid": t, "rn": "other-service", "role": "partner_admin"}]), vec![]),
+            (
+                json!([{"tid": 1, "tuid": t, "rs": "", "rn": rn, "role": "partner_admin"}]),
+                vec![t],
+            ),
+            (
+                json!([{"tuid": "not-a-uuid", "rn": rn, "role": "partner_admin"}, {"tuid": t, "rn": rn, "role": "partner_admin"}]),
+                vec![t],
+            ),
+            (
+                json!([{"tuid": t, "rn": rn, "role": "partner_admin"}, {"tuid": t, "rn": rn, "role": "partner_admin"}]),
+                vec![t],
+            ),
+            (
+                json!([{"tuid": t, "rn": rn, "role": "partner_admin"}, {"tuid": u, "rn": rn, "role": "partner_admin"}]),
+                vec![t, u],
+            ),
+            (
+                json!([{"tuid": t, "rn": "other-service", "role": "partner_admin"}]),
+                vec![],
+            ),
             (json!([{"tuid": t, "role": "partner_admin"}]), vec![]),
-            (json!([{"tuid": t, "rn": rn, "role": "company_admin"}]), vec![]),
-            (json!([{"tuid": t, "rn": rn, "role": "backup_user"}]), vec![]),
+            (
+                json!([{"tuid": t, "rn": rn, "role": "company_admin"}]),
+                vec![],
+            ),
+            (
+                json!([{"tuid": t, "rn": rn, "role": "backup_user"}]),
+                vec![],
+            ),
             (json!([{"rn": rn, "role": "partner_admin"}]), vec![]),
             (json!("partner_admin"), vec![]),
             (json!(null), vec![]),
             (json!([]), vec![]),
         ];
         for (scope, expected) in cases {
-            let expected: Vec<Uuid> = expected.into_iter().map(|s| Uuid::parse_str(s).expect("uuid")).collect();
+            let expected: Vec<Uuid> = expected
+                .into_iter()
+                .map(|s| Uuid::parse_str(s).expect("uuid"))
+                .collect();
             assert_eq!(partner_tenants(&scope), expected, "{scope}");
         }
     }

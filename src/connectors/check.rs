@@ -49,16 +49,26 @@ pub struct ConnectionCheck {
 }
 
 fn check(name: CheckName, status: CheckStatus, detail: impl Into<String>) -> Check {
-    Check { name, status, detail: detail.into() }
+    Check {
+        name,
+        status,
+        detail: detail.into(),
+    }
 }
 
 fn unreachable_detail(system: &str, error: &ConnectorError) -> String {
     match error {
         ConnectorError::Unavailable { last, .. } => format!("Cannot reach the {system}: {last}."),
-        ConnectorError::Decode(..) => format!("The {system} answered something that is not its API; check the URL."),
-        ConnectorError::Remote { status, message, .. } => format!("The {system} answered {status}: {message}"),
+        ConnectorError::Decode(..) => {
+            format!("The {system} answered something that is not its API; check the URL.")
+        }
+        ConnectorError::Remote {
+            status, message, ..
+        } => format!("The {system} answered {status}: {message}"),
         ConnectorError::NotAllowed { reason, .. } => {
-            format!("The {system} URL is refused: {reason}. This service does not contact its own network.")
+            format!(
+                "The {system} URL is refused: {reason}. This service does not contact its own network."
+            )
         }
     }
 }
@@ -70,35 +80,62 @@ pub async fn check_connection(
     target: Result<&dyn TargetApi, ConnectorError>,
     partner_tenant: Uuid,
 ) -> ConnectionCheck {
-    let (source, target) = tokio::join!(source_login(source), target_checks(target, partner_tenant));
+    let (source, target) =
+        tokio::join!(source_login(source), target_checks(target, partner_tenant));
     let mut checks = vec![source];
     checks.extend(target);
-    ConnectionCheck { checked_at: Utc::now(), passed: checks.iter().all(|c| c.status == CheckStatus::Passed), checks }
+    ConnectionCheck {
+        checked_at: Utc::now(),
+        passed: checks.iter().all(|c| c.status == CheckStatus::Passed),
+        checks,
+    }
 }
 
 async fn source_login(source: Result<&dyn SourceApi, ConnectorError>) -> Check {
     let source = match source {
         Ok(source) => source,
-        Err(e) => return check(CheckName::SourceLogin, CheckStatus::Failed, unreachable_detail("BackupAgent server", &e)),
+        Err(e) => {
+            return check(
+                CheckName::SourceLogin,
+                CheckStatus::Failed,
+                unreachable_detail("BackupAgent server", &e),
+            );
+        }
     };
     match source.account().await {
         Ok(account) => check(
             CheckName::SourceLogin,
             CheckStatus::Passed,
-            format!("Logged in to the BackupAgent server as the top-level group \"{}\".", account.name),
+            format!(
+                "Logged in to the BackupAgent server as the top-level group \"{}\".",
+                account.name
+            ),
         ),
         Err(e) if e.is_status(401) || e.is_status(403) => check(
             CheckName::SourceLogin,
             CheckStatus::Failed,
             "The BackupAgent server refused the login and password of the top-level group.",
         ),
-        Err(e) => check(CheckName::SourceLogin, CheckStatus::Failed, unreachable_detail("BackupAgent server", &e)),
+        Err(e) => check(
+            CheckName::SourceLogin,
+            CheckStatus::Failed,
+            unreachable_detail("BackupAgent server", &e),
+        ),
     }
 }
 
-async fn target_checks(target: Result<&dyn TargetApi, ConnectorError>, partner_tenant: Uuid) -> Vec<Check> {
+async fn target_checks(
+    target: Result<&dyn TargetApi, ConnectorError>,
+    partner_tenant: Uuid,
+) -> Vec<Check> {
     use CheckName::{TargetCredentials, TargetPermissions, TargetTenant};
-    let skipped = |name| check(name, CheckStatus::Skipped, "Not checked: an earlier check failed.");
+    let skipped = |name| {
+        check(
+            name,
+            CheckStatus::Skipped,
+            "Not checked: an earlier check failed.",
+        )
+    };
     let info = match target {
         Ok(target) => target.token_info().await.map(|info| (target, info)),
         Err(e) => Err(e),
@@ -111,10 +148,21 @@ async fn target_checks(target: Result<&dyn TargetApi, ConnectorError>, partner_t
             } else {
                 unreachable_detail("cloud", &e)
             };
-            return vec![check(TargetCredentials, CheckStatus::Failed, detail), skipped(TargetTenant), skipped(TargetPermissions)];
+            return vec![
+                check(TargetCredentials, CheckStatus::Failed, detail),
+                skipped(TargetTenant),
+                skipped(TargetPermissions),
+            ];
         }
     };
-    let credentials = check(TargetCredentials, CheckStatus::Passed, format!("The cloud issued a token to the API client of tenant {}.", info.tenant_id));
+    let credentials = check(
+        TargetCredentials,
+        CheckStatus::Passed,
+        format!(
+            "The cloud issued a token to the API client of tenant {}.",
+            info.tenant_id
+        ),
+    );
     // The client can read the partner's tenant only if it is that tenant or above it.
     let tenant = match target.tenant(partner_tenant).await {
         Ok(tenant) => tenant,
@@ -128,24 +176,60 @@ async fn target_checks(target: Result<&dyn TargetApi, ConnectorError>, partner_t
             } else {
                 unreachable_detail("cloud", &e)
             };
-            return vec![credentials, check(TargetTenant, CheckStatus::Failed, detail), skipped(TargetPermissions)];
+            return vec![
+                credentials,
+                check(TargetTenant, CheckStatus::Failed, detail),
+                skipped(TargetPermissions),
+            ];
         }
     };
     let tenant_check = if info.tenant_id == partner_tenant {
-        check(TargetTenant, CheckStatus::Passed, "The API client belongs to your tenant.")
+        check(
+            TargetTenant,
+            CheckStatus::Passed,
+            "The API client belongs to your tenant.",
+        )
     } else {
-        check(TargetTenant, CheckStatus::Passed, format!("The API client belongs to tenant {}, above yours, and can reach it.", info.tenant_id))
+        check(
+            TargetTenant,
+            CheckStatus::Passed,
+            format!(
+                "The API client belongs to tenant {}, above yours, and can reach it.",
+                info.tenant_id
+            ),
+        )
     };
     let permissions = if !info.roles.iter().any(|r| r == "partner_admin") {
         check(
             TargetPermissions,
             CheckStatus::Failed,
-            format!("The API client lacks the partner_admin role (it has: {}).", if info.roles.is_empty() { "none".into() } else { info.roles.join(", ") }),
+            format!(
+                "The API client lacks the partner_admin role (it has: {}).",
+                if info.roles.is_empty() {
+                    "none".into()
+                } else {
+                    info.roles.join(", ")
+                }
+            ),
         )
     } else if !matches!(tenant.kind, TenantKind::Partner | TenantKind::Folder) {
-        check(TargetPermissions, CheckStatus::Failed, format!("Your tenant \"{}\" is not a partner or folder: it cannot hold customer tenants.", tenant.name))
+        check(
+            TargetPermissions,
+            CheckStatus::Failed,
+            format!(
+                "Your tenant \"{}\" is not a partner or folder: it cannot hold customer tenants.",
+                tenant.name
+            ),
+        )
     } else {
-        check(TargetPermissions, CheckStatus::Passed, format!("The API client may create tenants and users under \"{}\".", tenant.name))
+        check(
+            TargetPermissions,
+            CheckStatus::Passed,
+            format!(
+                "The API client may create tenants and users under \"{}\".",
+                tenant.name
+            ),
+        )
     };
     vec![credentials, tenant_check, permissions]
 }
@@ -159,15 +243,28 @@ mod tests {
     use serde_json::Value;
 
     use super::*;
-    use crate::connectors::source::{SourceAccount, SourceGroup, SourceMachine, SourcePage, SourcePlan, SourceUser};
-    use crate::connectors::target::{LoginStatus, NewTenant, NewUser, RegistrationToken, Role, Tenant, TokenInfo, User};
+    use crate::connectors::source::{
+        SourceAccount, SourceGroup, SourceMachine, SourcePage, SourcePlan, SourceUser,
+    };
+    use crate::connectors::target::{
+        LoginStatus, NewTenant, NewUser, RegistrationToken, Role, Tenant, TokenInfo, User,
+    };
 
     fn remote(status: u16) -> ConnectorError {
-        ConnectorError::Remote { system: "test", status, code: None, message: "no".into() }
+        ConnectorError::Remote {
+            system: "test",
+            status,
+            code: None,
+            message: "no".into(),
+        }
     }
 
     fn down() -> ConnectorError {
-        ConnectorError::Unavailable { system: "test", attempts: 2, last: "could not connect".into() }
+        ConnectorError::Unavailable {
+            system: "test",
+            attempts: 2,
+            last: "could not connect".into(),
+        }
     }
 
     struct Source(Result<SourceAccount, ConnectorError>);
@@ -177,16 +274,32 @@ mod tests {
         async fn account(&self) -> Result<SourceAccount, ConnectorError> {
             self.0.clone()
         }
-        async fn groups(&self, _: Option<&str>, _: u32) -> Result<SourcePage<SourceGroup>, ConnectorError> {
+        async fn groups(
+            &self,
+            _: Option<&str>,
+            _: u32,
+        ) -> Result<SourcePage<SourceGroup>, ConnectorError> {
             Err(down())
         }
-        async fn users(&self, _: Option<&str>, _: u32) -> Result<SourcePage<SourceUser>, ConnectorError> {
+        async fn users(
+            &self,
+            _: Option<&str>,
+            _: u32,
+        ) -> Result<SourcePage<SourceUser>, ConnectorError> {
             Err(down())
         }
-        async fn machines(&self, _: Option<&str>, _: u32) -> Result<SourcePage<SourceMachine>, ConnectorError> {
+        async fn machines(
+            &self,
+            _: Option<&str>,
+            _: u32,
+        ) -> Result<SourcePage<SourceMachine>, ConnectorError> {
             Err(down())
         }
-        async fn plans(&self, _: Option<&str>, _: u32) -> Result<SourcePage<SourcePlan>, ConnectorError> {
+        async fn plans(
+            &self,
+            _: Option<&str>,
+            _: u32,
+        ) -> Result<SourcePage<SourcePlan>, ConnectorError> {
             Err(down())
         }
         async fn user_password(&self, _: &str) -> Result<SecretString, ConnectorError> {
@@ -210,7 +323,11 @@ mod tests {
         async fn children(&self, _: Uuid) -> Result<Vec<Tenant>, ConnectorError> {
             Err(down())
         }
-        async fn find_tenant_by_tag(&self, _: Uuid, _: &str) -> Result<Option<Tenant>, ConnectorError> {
+        async fn find_tenant_by_tag(
+            &self,
+            _: Uuid,
+            _: &str,
+        ) -> Result<Option<Tenant>, ConnectorError> {
             Err(down())
         }
         async fn create_tenant(&self, _: &NewTenant) -> Result<Tenant, ConnectorError> {
@@ -237,7 +354,11 @@ mod tests {
         async fn ensure_user(&self, _: &NewUser) -> Result<User, ConnectorError> {
             Err(down())
         }
-        async fn ensure_user_listed(&self, _: &NewUser, _: &[User]) -> Result<User, ConnectorError> {
+        async fn ensure_user_listed(
+            &self,
+            _: &NewUser,
+            _: &[User],
+        ) -> Result<User, ConnectorError> {
             Err(down())
         }
         async fn grant_role(&self, _: &User, _: Role, _: Uuid) -> Result<(), ConnectorError> {
@@ -249,10 +370,18 @@ mod tests {
         async fn set_password(&self, _: Uuid, _: &SecretString) -> Result<(), ConnectorError> {
             Err(down())
         }
-        async fn create_registration_token(&self, _: Uuid, _: Duration, _: &[String]) -> Result<RegistrationToken, ConnectorError> {
+        async fn create_registration_token(
+            &self,
+            _: Uuid,
+            _: Duration,
+            _: &[String],
+        ) -> Result<RegistrationToken, ConnectorError> {
             Err(down())
         }
-        async fn registration_tokens(&self, _: Uuid) -> Result<Vec<RegistrationToken>, ConnectorError> {
+        async fn registration_tokens(
+            &self,
+            _: Uuid,
+        ) -> Result<Vec<RegistrationToken>, ConnectorError> {
             Err(down())
         }
         async fn revoke_registration_token(&self, _: &str) -> Result<(), ConnectorError> {
@@ -264,15 +393,32 @@ mod tests {
     }
 
     fn account() -> SourceAccount {
-        SourceAccount { group_id: "g-1".into(), name: "Root".into(), login: "root".into(), server_version: None, server_time: None }
+        SourceAccount {
+            group_id: "g-1".into(),
+            name: "Root".into(),
+            login: "root".into(),
+            server_version: None,
+            server_time: None,
+        }
     }
 
     fn info(tenant_id: Uuid, roles: &[&str]) -> TokenInfo {
-        TokenInfo { tenant_id, roles: roles.iter().map(|r| r.to_string()).collect(), expires_at: Utc::now() }
+        TokenInfo {
+            tenant_id,
+            roles: roles.iter().map(|r| r.to_string()).collect(),
+            expires_at: Utc::now(),
+        }
     }
 
     fn tenant(id: Uuid, kind: TenantKind) -> Tenant {
-        Tenant { id, version: 1, name: "Partner".into(), kind, parent_id: None, internal_tag: None }
+        Tenant {
+            id,
+            version: 1,
+            name: "Partner".into(),
+            kind,
+            parent_id: None,
+            internal_tag: None,
+        }
     }
 
     #[tokio::test]
@@ -281,23 +427,120 @@ mod tests {
         let me = Uuid::new_v4();
         let above = Uuid::new_v4();
         let cases: Vec<(&str, Source, Target, [CheckStatus; 4], &str)> = vec![
-            ("all good", Source(Ok(account())), Target { token: Ok(info(me, &["partner_admin"])), tenant: Ok(tenant(me, TenantKind::Partner)) }, [P, P, P, P], "your tenant"),
-            ("client above", Source(Ok(account())), Target { token: Ok(info(above, &["partner_admin"])), tenant: Ok(tenant(me, TenantKind::Folder)) }, [P, P, P, P], "above yours"),
-            ("source refuses", Source(Err(remote(401))), Target { token: Ok(info(me, &["partner_admin"])), tenant: Ok(tenant(me, TenantKind::Partner)) }, [F, P, P, P], "refused the login"),
-            ("source down", Source(Err(down())), Target { token: Ok(info(me, &["partner_admin"])), tenant: Ok(tenant(me, TenantKind::Partner)) }, [F, P, P, P], "Cannot reach the BackupAgent"),
-            ("bad client secret", Source(Ok(account())), Target { token: Err(remote(401)), tenant: Err(down()) }, [P, F, S, S], "refused the API client"),
-            ("cloud down", Source(Ok(account())), Target { token: Err(down()), tenant: Err(down()) }, [P, F, S, S], "Cannot reach the cloud"),
-            ("client elsewhere", Source(Ok(account())), Target { token: Ok(info(above, &["partner_admin"])), tenant: Err(remote(403)) }, [P, P, F, S], "cannot be reached"),
-            ("no partner role", Source(Ok(account())), Target { token: Ok(info(me, &["company_admin"])), tenant: Ok(tenant(me, TenantKind::Partner)) }, [P, P, P, F], "lacks the partner_admin role"),
-            ("customer tenant", Source(Ok(account())), Target { token: Ok(info(me, &["partner_admin"])), tenant: Ok(tenant(me, TenantKind::Customer)) }, [P, P, P, F], "not a partner or folder"),
-            ("private source address", Source(Err(ConnectorError::NotAllowed { system: "test", reason: "10.0.0.5 is private".into() })), Target { token: Ok(info(me, &["partner_admin"])), tenant: Ok(tenant(me, TenantKind::Partner)) }, [F, P, P, P], "does not contact its own network"),
+            (
+                "all good",
+                Source(Ok(account())),
+                Target {
+                    token: Ok(info(me, &["partner_admin"])),
+                    tenant: Ok(tenant(me, TenantKind::Partner)),
+                },
+                [P, P, P, P],
+                "your tenant",
+            ),
+            (
+                "client above",
+                Source(Ok(account())),
+                Target {
+                    token: Ok(info(above, &["partner_admin"])),
+                    tenant: Ok(tenant(me, TenantKind::Folder)),
+                },
+                [P, P, P, P],
+                "above yours",
+            ),
+            (
+                "source refuses",
+                Source(Err(remote(401))),
+                Target {
+                    token: Ok(info(me, &["partner_admin"])),
+                    tenant: Ok(tenant(me, TenantKind::Partner)),
+                },
+                [F, P, P, P],
+                "refused the login",
+            ),
+            (
+                "source down",
+                Source(Err(down())),
+                Target {
+                    token: Ok(info(me, &["partner_admin"])),
+                    tenant: Ok(tenant(me, TenantKind::Partner)),
+                },
+                [F, P, P, P],
+                "Cannot reach the BackupAgent",
+            ),
+            (
+                "bad client secret",
+                Source(Ok(account())),
+                Target {
+                    token: Err(remote(401)),
+                    tenant: Err(down()),
+                },
+                [P, F, S, S],
+                "refused the API client",
+            ),
+            (
+                "cloud down",
+                Source(Ok(account())),
+                Target {
+                    token: Err(down()),
+                    tenant: Err(down()),
+                },
+                [P, F, S, S],
+                "Cannot reach the cloud",
+            ),
+            (
+                "client elsewhere",
+                Source(Ok(account())),
+                Target {
+                    token: Ok(info(above, &["partner_admin"])),
+                    tenant: Err(remote(403)),
+                },
+                [P, P, F, S],
+                "cannot be reached",
+            ),
+            (
+                "no partner role",
+                Source(Ok(account())),
+                Target {
+                    token: Ok(info(me, &["company_admin"])),
+                    tenant: Ok(tenant(me, TenantKind::Partner)),
+                },
+                [P, P, P, F],
+                "lacks the partner_admin role",
+            ),
+            (
+                "customer tenant",
+                Source(Ok(account())),
+                Target {
+                    token: Ok(info(me, &["partner_admin"])),
+                    tenant: Ok(tenant(me, TenantKind::Customer)),
+                },
+                [P, P, P, F],
+                "not a partner or folder",
+            ),
+            (
+                "private source address",
+                Source(Err(ConnectorError::NotAllowed {
+                    system: "test",
+                    reason: "10.0.0.5 is private".into(),
+                })),
+                Target {
+                    token: Ok(info(me, &["partner_admin"])),
+                    tenant: Ok(tenant(me, TenantKind::Partner)),
+                },
+                [F, P, P, P],
+                "does not contact its own network",
+            ),
         ];
         for (case, source, target, expected, phrase) in cases {
             let report = check_connection(Ok(&source), Ok(&target), me).await;
             let statuses: Vec<CheckStatus> = report.checks.iter().map(|c| c.status).collect();
             assert_eq!(statuses, expected, "{case}");
             assert_eq!(report.passed, expected.iter().all(|s| *s == P), "{case}");
-            assert!(report.checks.iter().any(|c| c.detail.contains(phrase)), "{case}: no detail says {phrase:?}: {:?}", report.checks);
+            assert!(
+                report.checks.iter().any(|c| c.detail.contains(phrase)),
+                "{case}: no detail says {phrase:?}: {:?}",
+                report.checks
+            );
         }
     }
 }

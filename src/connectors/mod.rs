@@ -16,14 +16,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use backon::{BackoffBuilder, ExponentialBuilder};
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use bytes::Bytes;
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use reqwest::{RequestBuilder, Response, StatusCode};
-use url::Url;
 use serde::{Deserialize, Serialize};
+use tokio::sync::Semaphore;
+use url::Url;
 use utoipa::ToSchema;
 use validator::Validate;
-use tokio::sync::Semaphore;
 
 /// The pace toward one remote system, set per workspace.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Validate, ToSchema)]
@@ -40,8 +40,14 @@ pub struct Limit {
 }
 
 impl Limit {
-    pub const SOURCE_DEFAULT: Limit = Limit { rate_per_sec: 50, concurrency: 8 };
-    pub const TARGET_DEFAULT: Limit = Limit { rate_per_sec: 100, concurrency: 16 };
+    pub const SOURCE_DEFAULT: Limit = Limit {
+        rate_per_sec: 50,
+        concurrency: 8,
+    };
+    pub const TARGET_DEFAULT: Limit = Limit {
+        rate_per_sec: 100,
+        concurrency: 16,
+    };
 }
 
 /// How a connector talks to one remote system; per workspace.
@@ -152,11 +158,19 @@ impl Default for HttpPolicy {
 impl HttpPolicy {
     /// The default policy at the pace of `limit`.
     pub fn limited(limit: Limit) -> Self {
-        Self { rate_per_sec: Some(limit.rate_per_sec), concurrency: limit.concurrency as usize, ..Self::default() }
+        Self {
+            rate_per_sec: Some(limit.rate_per_sec),
+            concurrency: limit.concurrency as usize,
+            ..Self::default()
+        }
     }
 
     /// A client for `base`, refusing private addresses unless allowed.
-    pub fn client(&self, system: &'static str, base: &Url) -> Result<reqwest::Client, ConnectorError> {
+    pub fn client(
+        &self,
+        system: &'static str,
+        base: &Url,
+    ) -> Result<reqwest::Client, ConnectorError> {
         self.check_url(system, base)?;
         self.any_client(system)
     }
@@ -164,7 +178,11 @@ impl HttpPolicy {
     /// Refuses a URL whose host is a loopback, private or reserved address, unless
     /// allowed (a name is judged when it resolves, by the client's resolver).
     pub fn check_url(&self, system: &'static str, url: &Url) -> Result<(), ConnectorError> {
-        if self.allow_private_networks { Ok(()) } else { guard::check_url(system, url) }
+        if self.allow_private_networks {
+            Ok(())
+        } else {
+            guard::check_url(system, url)
+        }
     }
 
     /// A client for URLs each checked with [`HttpPolicy::check_url`] before use.
@@ -179,7 +197,11 @@ impl HttpPolicy {
         if !self.allow_private_networks {
             builder = builder.dns_resolver(Arc::new(guard::PublicOnly));
         }
-        builder.build().map_err(|e| ConnectorError::Unavailable { system, attempts: 0, last: format!("HTTP client: {e}") })
+        builder.build().map_err(|e| ConnectorError::Unavailable {
+            system,
+            attempts: 0,
+            last: format!("HTTP client: {e}"),
+        })
     }
 
     /// Exponential delays with jitter, one per retry.
@@ -195,7 +217,8 @@ impl HttpPolicy {
 
 /// Parses a base URL given by a partner.
 pub(crate) fn base_url(system: &'static str, text: &str) -> Result<Url, ConnectorError> {
-    Url::parse(text.trim_end_matches('/')).map_err(|e| ConnectorError::Decode(format!("URL: {e}"), system))
+    Url::parse(text.trim_end_matches('/'))
+        .map_err(|e| ConnectorError::Decode(format!("URL: {e}"), system))
 }
 
 /// The remote's answer or why there is none. Remote errors keep the remote's code and message.
@@ -203,16 +226,28 @@ pub(crate) fn base_url(system: &'static str, text: &str) -> Result<Url, Connecto
 pub enum ConnectorError {
     /// A final answer from the remote (4xx other than 429, or 5xx after all attempts).
     #[error("{system} answered {status}{}: {message}", code.as_ref().map(|c| format!(" (code {c})")).unwrap_or_default())]
-    Remote { system: &'static str, status: u16, code: Option<String>, message: String },
+    Remote {
+        system: &'static str,
+        status: u16,
+        code: Option<String>,
+        message: String,
+    },
     /// No answer after all attempts (timeouts, refused connections, repeated 429s).
     #[error("{system} unreachable after {attempts} attempts: {last}")]
-    Unavailable { system: &'static str, attempts: usize, last: String },
+    Unavailable {
+        system: &'static str,
+        attempts: usize,
+        last: String,
+    },
     /// An answer that is not what the contract says.
     #[error("{system} answered something unreadable: {0}", system = .1)]
     Decode(String, &'static str),
     /// The address is one this service does not contact (loopback, private, link-local).
     #[error("{system} at a refused address: {reason}")]
-    NotAllowed { system: &'static str, reason: String },
+    NotAllowed {
+        system: &'static str,
+        reason: String,
+    },
 }
 
 impl ConnectorError {
@@ -255,17 +290,29 @@ pub struct Throttle {
 
 impl Throttle {
     pub fn new(policy: &HttpPolicy) -> Self {
-        let rate = policy.rate_per_sec.and_then(NonZeroU32::new).map(|per_sec| {
-            // A burst of a tenth of a second keeps the average without a thundering start.
-            let burst = NonZeroU32::new((per_sec.get() / 10).max(1)).unwrap_or(NonZeroU32::MIN);
-            Arc::new(RateLimiter::direct(Quota::per_second(per_sec).allow_burst(burst)))
-        });
-        Self { rate, slots: Arc::new(Semaphore::new(policy.concurrency.max(1))), outer: None }
+        let rate = policy
+            .rate_per_sec
+            .and_then(NonZeroU32::new)
+            .map(|per_sec| {
+                // A burst of a tenth of a second keeps the average without a thundering start.
+                let burst = NonZeroU32::new((per_sec.get() / 10).max(1)).unwrap_or(NonZeroU32::MIN);
+                Arc::new(RateLimiter::direct(
+                    Quota::per_second(per_sec).allow_burst(burst),
+                ))
+            });
+        Self {
+            rate,
+            slots: Arc::new(Semaphore::new(policy.concurrency.max(1))),
+            outer: None,
+        }
     }
 
     /// This pace inside `outer`: every request waits for both.
     pub fn within(self, outer: &Throttle) -> Self {
-        Self { outer: Some(Arc::new(outer.clone())), ..self }
+        Self {
+            outer: Some(Arc::new(outer.clone())),
+            ..self
+        }
     }
 
     /// Waits for a slot and the rate of every layer; the slots are held while the permits live.
@@ -298,9 +345,16 @@ enum Attempt {
     /// A final refusal of ours (the answer is too large): no retry.
     Final(ConnectorError),
     /// The remote answered, not successfully.
-    Refused { status: StatusCode, retry_after: Option<Duration>, error: ConnectorError },
+    Refused {
+        status: StatusCode,
+        retry_after: Option<Duration>,
+        error: ConnectorError,
+    },
     /// No (complete) answer.
-    Transport { not_sent: bool, error: ConnectorError },
+    Transport {
+        not_sent: bool,
+        error: ConnectorError,
+    },
 }
 
 impl Attempt {
@@ -309,7 +363,10 @@ impl Attempt {
             Attempt::Success(reply) => RequestOutcome::of_status(reply.status),
             Attempt::Final(_) => RequestOutcome::TooLarge,
             Attempt::Refused { status, .. } => RequestOutcome::of_status(*status),
-            Attempt::Transport { error: ConnectorError::NotAllowed { .. }, .. } => RequestOutcome::RefusedAddress,
+            Attempt::Transport {
+                error: ConnectorError::NotAllowed { .. },
+                ..
+            } => RequestOutcome::RefusedAddress,
             Attempt::Transport { .. } => RequestOutcome::TransportError,
         }
     }
@@ -337,7 +394,14 @@ pub(crate) async fn send(
     loop {
         attempts += 1;
         let attempt = {
-            let _slots = throttle.admit().await.ok_or_else(|| ConnectorError::Unavailable { system, attempts, last: "connector closed".into() })?;
+            let _slots = throttle
+                .admit()
+                .await
+                .ok_or_else(|| ConnectorError::Unavailable {
+                    system,
+                    attempts,
+                    last: "connector closed".into(),
+                })?;
             let started = Instant::now();
             let attempt = attempt(system, policy, attempts, build()).await;
             if let Some(observer) = &policy.observer {
@@ -348,7 +412,11 @@ pub(crate) async fn send(
         let (error, retry_after, may_replay) = match attempt {
             Attempt::Success(reply) => return Ok(reply),
             Attempt::Final(error) => return Err(error),
-            Attempt::Refused { status, retry_after, error } => {
+            Attempt::Refused {
+                status,
+                retry_after,
+                error,
+            } => {
                 if status != StatusCode::TOO_MANY_REQUESTS && !status.is_server_error() {
                     return Err(error);
                 }
@@ -356,7 +424,8 @@ pub(crate) async fn send(
                 (error, retry_after, may_replay)
             }
             Attempt::Transport { not_sent, error } => {
-                let may_replay = !matches!(error, ConnectorError::NotAllowed { .. }) && (replay == Replay::Safe || not_sent);
+                let may_replay = !matches!(error, ConnectorError::NotAllowed { .. })
+                    && (replay == Replay::Safe || not_sent);
                 (error, None, may_replay)
             }
         };
@@ -364,14 +433,28 @@ pub(crate) async fn send(
             return Err(error);
         }
         if let Some(wait) = retry_after.filter(|wait| *wait > policy.max_retry_after) {
-            return Err(ConnectorError::Unavailable { system, attempts, last: format!("asked to wait {} s before retrying", wait.as_secs()) });
+            return Err(ConnectorError::Unavailable {
+                system,
+                attempts,
+                last: format!("asked to wait {} s before retrying", wait.as_secs()),
+            });
         }
         let Some(delay) = delays.next() else {
             return Err(match error {
-                ConnectorError::Unavailable { last, .. } => ConnectorError::Unavailable { system, attempts, last },
-                ConnectorError::Remote { status: 429, message, .. } => {
-                    ConnectorError::Unavailable { system, attempts, last: format!("rate limited: {message}") }
-                }
+                ConnectorError::Unavailable { last, .. } => ConnectorError::Unavailable {
+                    system,
+                    attempts,
+                    last,
+                },
+                ConnectorError::Remote {
+                    status: 429,
+                    message,
+                    ..
+                } => ConnectorError::Unavailable {
+                    system,
+                    attempts,
+                    last: format!("rate limited: {message}"),
+                },
                 other => other,
             });
         };
@@ -382,12 +465,21 @@ pub(crate) async fn send(
     }
 }
 
-async fn attempt(system: &'static str, policy: &HttpPolicy, attempts: usize, request: RequestBuilder) -> Attempt {
+async fn attempt(
+    system: &'static str,
+    policy: &HttpPolicy,
+    attempts: usize,
+    request: RequestBuilder,
+) -> Attempt {
     let transport = |e: reqwest::Error| {
         let not_sent = e.is_connect();
         let error = match guard::refusal(&e) {
             Some(reason) => ConnectorError::NotAllowed { system, reason },
-            None => ConnectorError::Unavailable { system, attempts, last: transport_reason(&e) },
+            None => ConnectorError::Unavailable {
+                system,
+                attempts,
+                last: transport_reason(&e),
+            },
         };
         Attempt::Transport { not_sent, error }
     };
@@ -400,16 +492,28 @@ async fn attempt(system: &'static str, policy: &HttpPolicy, attempts: usize, req
     let body = match read_capped(response, policy.max_body_bytes).await {
         Ok(body) => body,
         Err(Ok(e)) => return transport(e),
-        Err(Err(limit)) => return Attempt::Final(ConnectorError::Decode(format!("an answer larger than {limit} bytes"), system)),
+        Err(Err(limit)) => {
+            return Attempt::Final(ConnectorError::Decode(
+                format!("an answer larger than {limit} bytes"),
+                system,
+            ));
+        }
     };
     if status.is_success() {
         return Attempt::Success(Reply { status, body });
     }
-    Attempt::Refused { status, retry_after, error: remote_error(system, status, &body) }
+    Attempt::Refused {
+        status,
+        retry_after,
+        error: remote_error(system, status, &body),
+    }
 }
 
 /// The body, or a transport error, or the cap that was exceeded.
-async fn read_capped(mut response: Response, max: usize) -> Result<Bytes, Result<reqwest::Error, usize>> {
+async fn read_capped(
+    mut response: Response,
+    max: usize,
+) -> Result<Bytes, Result<reqwest::Error, usize>> {
     let mut body = Vec::new();
     while let Some(chunk) = response.chunk().await.map_err(Ok)? {
         if body.len() + chunk.len() > max {
@@ -430,19 +534,33 @@ fn transport_reason(e: &reqwest::Error) -> String {
         "transport error"
     };
     match e.url() {
-        Some(url) => format!("{kind} ({}://{}{})", url.scheme(), url.host_str().unwrap_or_default(), url.path()),
+        Some(url) => format!(
+            "{kind} ({}://{}{})",
+            url.scheme(),
+            url.host_str().unwrap_or_default(),
+            url.path()
+        ),
         None => kind.to_string(),
     }
 }
 
 /// `Retry-After` in seconds or as an HTTP date.
 fn retry_after(response: &Response) -> Option<Duration> {
-    let value = response.headers().get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
+    let value = response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
     if let Ok(seconds) = value.parse::<u64>() {
         return Some(Duration::from_secs(seconds));
     }
     let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
-    Some((at.with_timezone(&chrono::Utc) - chrono::Utc::now()).to_std().unwrap_or_default())
+    Some(
+        (at.with_timezone(&chrono::Utc) - chrono::Utc::now())
+            .to_std()
+            .unwrap_or_default(),
+    )
 }
 
 /// Both systems answer `{"error": {"code": …, "message": …}}`; the cloud's token
@@ -452,8 +570,13 @@ fn remote_error(system: &'static str, status: StatusCode, body: &[u8]) -> Connec
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Body {
-        Api { error: Detail },
-        OAuth { error: String, error_description: Option<String> },
+        Api {
+            error: Detail,
+        },
+        OAuth {
+            error: String,
+            error_description: Option<String>,
+        },
     }
     #[derive(Deserialize)]
     struct Detail {
@@ -462,18 +585,34 @@ fn remote_error(system: &'static str, status: StatusCode, body: &[u8]) -> Connec
     }
     let (code, message) = match serde_json::from_slice::<Body>(body) {
         Ok(Body::Api { error }) => (
-            error.code.map(|c| c.as_str().map_or_else(|| c.to_string(), str::to_string)),
+            error
+                .code
+                .map(|c| c.as_str().map_or_else(|| c.to_string(), str::to_string)),
             error.message.unwrap_or_default(),
         ),
-        Ok(Body::OAuth { error, error_description }) => (Some(error), error_description.unwrap_or_default()),
-        Err(_) => (None, status.canonical_reason().unwrap_or("error").to_string()),
+        Ok(Body::OAuth {
+            error,
+            error_description,
+        }) => (Some(error), error_description.unwrap_or_default()),
+        Err(_) => (
+            None,
+            status.canonical_reason().unwrap_or("error").to_string(),
+        ),
     };
-    ConnectorError::Remote { system, status: status.as_u16(), code, message }
+    ConnectorError::Remote {
+        system,
+        status: status.as_u16(),
+        code,
+        message,
+    }
 }
 
 /// Parses an answer. The error names where the answer went wrong, never the
 /// value found there (it could be a password).
-pub(crate) fn decode<T: serde::de::DeserializeOwned>(system: &'static str, body: &[u8]) -> Result<T, ConnectorError> {
+pub(crate) fn decode<T: serde::de::DeserializeOwned>(
+    system: &'static str,
+    body: &[u8],
+) -> Result<T, ConnectorError> {
     serde_json::from_slice(body).map_err(|e| {
         let what = match e.classify() {
             serde_json::error::Category::Syntax => "malformed JSON",
@@ -481,7 +620,10 @@ pub(crate) fn decode<T: serde::de::DeserializeOwned>(system: &'static str, body:
             serde_json::error::Category::Eof => "a truncated answer",
             serde_json::error::Category::Io => "an unreadable answer",
         };
-        ConnectorError::Decode(format!("{what} at line {} column {}", e.line(), e.column()), system)
+        ConnectorError::Decode(
+            format!("{what} at line {} column {}", e.line(), e.column()),
+            system,
+        )
     })
 }
 
@@ -517,12 +659,18 @@ mod guard {
             }
             IpAddr::V6(a) => {
                 let s = a.segments();
-                let embedded = |hi: u16, lo: u16| IpAddr::V4(std::net::Ipv4Addr::from((u32::from(hi) << 16) | u32::from(lo)));
+                let embedded = |hi: u16, lo: u16| {
+                    IpAddr::V4(std::net::Ipv4Addr::from(
+                        (u32::from(hi) << 16) | u32::from(lo),
+                    ))
+                };
                 if let Some(v4) = a.to_ipv4_mapped() {
                     return is_public(IpAddr::V4(v4));
                 }
                 // Forms that carry an IPv4 address and can reach it: judge that address.
-                if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] || (s[..6] == [0, 0, 0, 0, 0, 0] && !a.is_loopback() && !a.is_unspecified()) {
+                if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0]
+                    || (s[..6] == [0, 0, 0, 0, 0, 0] && !a.is_loopback() && !a.is_unspecified())
+                {
                     return is_public(embedded(s[6], s[7])); // NAT64, IPv4-compatible
                 }
                 if s[0] == 0x2002 {
@@ -550,7 +698,10 @@ mod guard {
         if is_public(ip) {
             Ok(())
         } else {
-            Err(ConnectorError::NotAllowed { system, reason: format!("{ip} is a loopback, private, link-local or reserved address") })
+            Err(ConnectorError::NotAllowed {
+                system,
+                reason: format!("{ip} is a loopback, private, link-local or reserved address"),
+            })
         }
     }
 
@@ -562,10 +713,15 @@ mod guard {
         fn resolve(&self, name: Name) -> Resolving {
             let host = name.as_str().to_string();
             Box::pin(async move {
-                let found: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-                let public: Vec<SocketAddr> = found.into_iter().filter(|a| is_public(a.ip())).collect();
+                let found: Vec<SocketAddr> =
+                    tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+                let public: Vec<SocketAddr> =
+                    found.into_iter().filter(|a| is_public(a.ip())).collect();
                 if public.is_empty() {
-                    return Err(Box::new(std::io::Error::new(std::io::ErrorKind::PermissionDenied, format!("{host} {REFUSED}"))) as _);
+                    return Err(Box::new(std::io::Error::new(
+                        std::io::ErrorKind::PermissionDenied,
+                        format!("{host} {REFUSED}"),
+                    )) as _);
                 }
                 Ok(Box::new(public.into_iter()) as Addrs)
             })
@@ -576,7 +732,10 @@ mod guard {
     pub fn refusal(error: &reqwest::Error) -> Option<String> {
         let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
         while let Some(e) = cause {
-            if let Some(io) = e.downcast_ref::<std::io::Error>().filter(|io| io.kind() == std::io::ErrorKind::PermissionDenied) {
+            if let Some(io) = e
+                .downcast_ref::<std::io::Error>()
+                .filter(|io| io.kind() == std::io::ErrorKind::PermissionDenied)
+            {
                 return Some(io.to_string());
             }
             cause = e.source();
@@ -631,18 +790,45 @@ mod guard {
 
         #[test]
         fn literal_private_hosts_are_refused_before_any_connection() {
-            let exotic = ["http://2130706433/", "http://0x7f.1/", "http://0177.0.0.1/", "http://127.1/", "http://[::ffff:7f00:1]/", "http://[0:0:0:0:0:0:0:1]/"];
-            for url in ["http://127.0.0.1:9", "http://[::1]/", "https://169.254.169.254/latest", "http://10.0.0.5:6379"].into_iter().chain(exotic) {
-                assert!(check_url("test", &Url::parse(url).expect("url")).is_err(), "{url}");
+            let exotic = [
+                "http://2130706433/",
+                "http://0x7f.1/",
+                "http://0177.0.0.1/",
+                "http://127.1/",
+                "http://[::ffff:7f00:1]/",
+                "http://[0:0:0:0:0:0:0:1]/",
+            ];
+            for url in [
+                "http://127.0.0.1:9",
+                "http://[::1]/",
+                "https://169.254.169.254/latest",
+                "http://10.0.0.5:6379",
+            ]
+            .into_iter()
+            .chain(exotic)
+            {
+                assert!(
+                    check_url("test", &Url::parse(url).expect("url")).is_err(),
+                    "{url}"
+                );
             }
-            for url in ["https://eu2-cloud.acronis.com", "http://8.8.8.8", "http://localhost:8080"] {
-                assert!(check_url("test", &Url::parse(url).expect("url")).is_ok(), "{url}: names are the resolver's job");
+            for url in [
+                "https://eu2-cloud.acronis.com",
+                "http://8.8.8.8",
+                "http://localhost:8080",
+            ] {
+                assert!(
+                    check_url("test", &Url::parse(url).expect("url")).is_ok(),
+                    "{url}: names are the resolver's job"
+                );
             }
         }
 
         #[tokio::test]
         async fn a_name_that_resolves_to_loopback_is_refused_by_the_resolver() {
-            let result = PublicOnly.resolve("localhost".parse::<Name>().expect("name")).await;
+            let result = PublicOnly
+                .resolve("localhost".parse::<Name>().expect("name"))
+                .await;
             let error = result.err().expect("refused");
             assert!(error.to_string().contains(REFUSED), "{error}");
         }

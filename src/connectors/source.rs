@@ -103,10 +103,26 @@ pub struct SourcePage<T> {
 pub trait SourceApi: Send + Sync {
     /// The top-level group the credentials belong to: proves the login works.
     async fn account(&self) -> Result<SourceAccount, ConnectorError>;
-    async fn groups(&self, cursor: Option<&str>, limit: u32) -> Result<SourcePage<SourceGroup>, ConnectorError>;
-    async fn users(&self, cursor: Option<&str>, limit: u32) -> Result<SourcePage<SourceUser>, ConnectorError>;
-    async fn machines(&self, cursor: Option<&str>, limit: u32) -> Result<SourcePage<SourceMachine>, ConnectorError>;
-    async fn plans(&self, cursor: Option<&str>, limit: u32) -> Result<SourcePage<SourcePlan>, ConnectorError>;
+    async fn groups(
+        &self,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<SourcePage<SourceGroup>, ConnectorError>;
+    async fn users(
+        &self,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<SourcePage<SourceUser>, ConnectorError>;
+    async fn machines(
+        &self,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<SourcePage<SourceMachine>, ConnectorError>;
+    async fn plans(
+        &self,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<SourcePage<SourcePlan>, ConnectorError>;
     /// A backup user's password, read at migration time and never stored.
     async fn user_password(&self, user_id: &str) -> Result<SecretString, ConnectorError>;
 }
@@ -121,31 +137,64 @@ pub struct SourceClient {
 }
 
 impl SourceClient {
-    pub fn new(base: &str, login: &str, password: SecretString, policy: HttpPolicy) -> Result<Self, ConnectorError> {
+    pub fn new(
+        base: &str,
+        login: &str,
+        password: SecretString,
+        policy: HttpPolicy,
+    ) -> Result<Self, ConnectorError> {
         let base = base_url(SYSTEM, base)?;
         let http = policy.client(SYSTEM, &base)?;
-        Ok(Self { http, base, login: login.to_string(), password, throttle: Throttle::new(&policy), policy })
+        Ok(Self {
+            http,
+            base,
+            login: login.to_string(),
+            password,
+            throttle: Throttle::new(&policy),
+            policy,
+        })
     }
 
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base.as_str().trim_end_matches('/'))
     }
 
-    async fn get<T: DeserializeOwned>(&self, operation: &'static str, path: &str, query: &[(&str, String)]) -> Result<T, ConnectorError> {
+    async fn get<T: DeserializeOwned>(
+        &self,
+        operation: &'static str,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<T, ConnectorError> {
         let url = self.url(path);
-        let reply = send(SYSTEM, operation, &self.policy, &self.throttle, Replay::Safe, || {
-            self.http.get(&url).basic_auth(&self.login, Some(self.password.expose_secret())).query(query)
-        })
+        let reply = send(
+            SYSTEM,
+            operation,
+            &self.policy,
+            &self.throttle,
+            Replay::Safe,
+            || {
+                self.http
+                    .get(&url)
+                    .basic_auth(&self.login, Some(self.password.expose_secret()))
+                    .query(query)
+            },
+        )
         .await?;
         decode(SYSTEM, &reply.body)
     }
 
-    async fn page<T: DeserializeOwned>(&self, kind: &'static str, cursor: Option<&str>, limit: u32) -> Result<SourcePage<T>, ConnectorError> {
+    async fn page<T: DeserializeOwned>(
+        &self,
+        kind: &'static str,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<SourcePage<T>, ConnectorError> {
         let mut query = vec![("limit", limit.clamp(1, MAX_PAGE).to_string())];
         if let Some(cursor) = cursor {
             query.push(("cursor", cursor.to_string()));
         }
-        self.get(kind, &format!("/api/source/v1/{kind}"), &query).await
+        self.get(kind, &format!("/api/source/v1/{kind}"), &query)
+            .await
     }
 }
 
@@ -155,19 +204,35 @@ impl SourceApi for SourceClient {
         self.get("account", "/api/source/v1/account", &[]).await
     }
 
-    async fn groups(&self, cursor: Option<&str>, limit: u32) -> Result<SourcePage<SourceGroup>, ConnectorError> {
+    async fn groups(
+        &self,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<SourcePage<SourceGroup>, ConnectorError> {
         self.page("groups", cursor, limit).await
     }
 
-    async fn users(&self, cursor: Option<&str>, limit: u32) -> Result<SourcePage<SourceUser>, ConnectorError> {
+    async fn users(
+        &self,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<SourcePage<SourceUser>, ConnectorError> {
         self.page("users", cursor, limit).await
     }
 
-    async fn machines(&self, cursor: Option<&str>, limit: u32) -> Result<SourcePage<SourceMachine>, ConnectorError> {
+    async fn machines(
+        &self,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<SourcePage<SourceMachine>, ConnectorError> {
         self.page("machines", cursor, limit).await
     }
 
-    async fn plans(&self, cursor: Option<&str>, limit: u32) -> Result<SourcePage<SourcePlan>, ConnectorError> {
+    async fn plans(
+        &self,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<SourcePage<SourcePlan>, ConnectorError> {
         self.page("plans", cursor, limit).await
     }
 
@@ -188,7 +253,10 @@ fn urlencode(segment: &str) -> String {
 
 /// Walks every page of one kind, handing each page to `visit` and dropping it
 /// before the next is fetched: memory stays one page whatever the install base.
-pub async fn for_each_page<T, F, Fut>(fetch: F, mut visit: impl FnMut(Vec<T>)) -> Result<u64, ConnectorError>
+pub async fn for_each_page<T, F, Fut>(
+    fetch: F,
+    mut visit: impl FnMut(Vec<T>),
+) -> Result<u64, ConnectorError>
 where
     F: Fn(Option<String>) -> Fut,
     Fut: Future<Output = Result<SourcePage<T>, ConnectorError>>,
@@ -202,7 +270,10 @@ where
         match page.next_cursor {
             // A server that hands back the same cursor would keep us here forever.
             Some(next) if cursor.as_deref() == Some(next.as_str()) => {
-                return Err(ConnectorError::Decode("the same page cursor twice".into(), SYSTEM));
+                return Err(ConnectorError::Decode(
+                    "the same page cursor twice".into(),
+                    SYSTEM,
+                ));
             }
             Some(next) => cursor = Some(next),
             None => return Ok(seen),

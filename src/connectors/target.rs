@@ -58,7 +58,9 @@ pub struct Tenant {
     pub internal_tag: Option<String>,
 }
 
-fn lenient_uuid<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<Uuid>, D::Error> {
+fn lenient_uuid<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Uuid>, D::Error> {
     let text: Option<String> = Option::deserialize(deserializer)?;
     Ok(text.and_then(|t| Uuid::parse_str(&t).ok()))
 }
@@ -70,10 +72,14 @@ pub fn cloud_time(text: &str) -> Option<DateTime<Utc>> {
     if let Ok(at) = DateTime::parse_from_rfc3339(text) {
         return Some(at.with_timezone(&Utc));
     }
-    chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f").ok().map(|at| at.and_utc())
+    chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f")
+        .ok()
+        .map(|at| at.and_utc())
 }
 
-fn lenient_time<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<DateTime<Utc>, D::Error> {
+fn lenient_time<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<DateTime<Utc>, D::Error> {
     let text = String::deserialize(deserializer)?;
     cloud_time(&text).ok_or_else(|| serde::de::Error::custom("a date that is not RFC 3339"))
 }
@@ -179,7 +185,11 @@ pub trait TargetApi: Send + Sync {
     async fn tenant(&self, id: Uuid) -> Result<Tenant, ConnectorError>;
     /// Every child of `parent_id`, all pages.
     async fn children(&self, parent_id: Uuid) -> Result<Vec<Tenant>, ConnectorError>;
-    async fn find_tenant_by_tag(&self, parent_id: Uuid, internal_tag: &str) -> Result<Option<Tenant>, ConnectorError>;
+    async fn find_tenant_by_tag(
+        &self,
+        parent_id: Uuid,
+        internal_tag: &str,
+    ) -> Result<Option<Tenant>, ConnectorError>;
     /// One create attempt; prefer [`TargetApi::ensure_tenant`].
     async fn create_tenant(&self, new: &NewTenant) -> Result<Tenant, ConnectorError>;
     /// The tenant tagged `new.internal_tag` under its parent, created if absent.
@@ -188,7 +198,11 @@ pub trait TargetApi: Send + Sync {
     async fn user(&self, id: Uuid) -> Result<User, ConnectorError>;
     /// The user of `tenant_id` with this `external_id`. (Not by login: a user someone
     /// else made with our planned login is a conflict, never ours to take over.)
-    async fn find_user(&self, tenant_id: Uuid, external_id: &str) -> Result<Option<User>, ConnectorError>;
+    async fn find_user(
+        &self,
+        tenant_id: Uuid,
+        external_id: &str,
+    ) -> Result<Option<User>, ConnectorError>;
     /// Every user of a tenant (its own, not its sub-tenants').
     async fn tenant_users(&self, tenant_id: Uuid) -> Result<Vec<User>, ConnectorError>;
     /// One create attempt; prefer [`TargetApi::ensure_user`].
@@ -199,14 +213,35 @@ pub trait TargetApi: Send + Sync {
     /// [`TargetApi::ensure_user`] whose first look-up is `listed`, the tenant's users
     /// listed once for a batch of creates in it (this attempt's own listing). Later
     /// look-ups, after a lost answer or a conflict, ask the target again.
-    async fn ensure_user_listed(&self, new: &NewUser, listed: &[User]) -> Result<User, ConnectorError>;
-    async fn grant_role(&self, user: &User, role: Role, tenant_id: Uuid) -> Result<(), ConnectorError>;
+    async fn ensure_user_listed(
+        &self,
+        new: &NewUser,
+        listed: &[User],
+    ) -> Result<User, ConnectorError>;
+    async fn grant_role(
+        &self,
+        user: &User,
+        role: Role,
+        tenant_id: Uuid,
+    ) -> Result<(), ConnectorError>;
     async fn send_activation_email(&self, user_id: Uuid) -> Result<(), ConnectorError>;
-    async fn set_password(&self, user_id: Uuid, password: &SecretString) -> Result<(), ConnectorError>;
+    async fn set_password(
+        &self,
+        user_id: Uuid,
+        password: &SecretString,
+    ) -> Result<(), ConnectorError>;
     /// One create attempt: an error after the request was sent may hide a token made.
-    async fn create_registration_token(&self, tenant_id: Uuid, expires_in: Duration, scopes: &[String]) -> Result<RegistrationToken, ConnectorError>;
+    async fn create_registration_token(
+        &self,
+        tenant_id: Uuid,
+        expires_in: Duration,
+        scopes: &[String],
+    ) -> Result<RegistrationToken, ConnectorError>;
     /// The live registration tokens of a tenant, codes included.
-    async fn registration_tokens(&self, tenant_id: Uuid) -> Result<Vec<RegistrationToken>, ConnectorError>;
+    async fn registration_tokens(
+        &self,
+        tenant_id: Uuid,
+    ) -> Result<Vec<RegistrationToken>, ConnectorError>;
     /// Revokes a registration token; one already gone counts as revoked.
     async fn revoke_registration_token(&self, id: &str) -> Result<(), ConnectorError>;
     async fn create_protection_plan(&self, policy: &Value) -> Result<Value, ConnectorError>;
@@ -229,20 +264,45 @@ pub struct TargetClient {
 
 impl TargetClient {
     /// `base` is the datacenter URL; `/api/2` is added.
-    pub fn new(base: &str, client_id: &str, client_secret: SecretString, policy: HttpPolicy) -> Result<Self, ConnectorError> {
+    pub fn new(
+        base: &str,
+        client_id: &str,
+        client_secret: SecretString,
+        policy: HttpPolicy,
+    ) -> Result<Self, ConnectorError> {
         let throttle = Throttle::new(&policy);
         Self::throttled(base, client_id, client_secret, policy, throttle)
     }
 
     /// A client whose pace (`policy`'s rate and concurrency) applies inside `outer`'s.
-    pub fn paced_within(base: &str, client_id: &str, client_secret: SecretString, policy: HttpPolicy, outer: &Throttle) -> Result<Self, ConnectorError> {
+    pub fn paced_within(
+        base: &str,
+        client_id: &str,
+        client_secret: SecretString,
+        policy: HttpPolicy,
+        outer: &Throttle,
+    ) -> Result<Self, ConnectorError> {
         let throttle = Throttle::new(&policy).within(outer);
         Self::throttled(base, client_id, client_secret, policy, throttle)
     }
 
-    fn throttled(base: &str, client_id: &str, client_secret: SecretString, policy: HttpPolicy, throttle: Throttle) -> Result<Self, ConnectorError> {
+    fn throttled(
+        base: &str,
+        client_id: &str,
+        client_secret: SecretString,
+        policy: HttpPolicy,
+        throttle: Throttle,
+    ) -> Result<Self, ConnectorError> {
         let base = base_url(SYSTEM, base)?;
-        Ok(Self { http: policy.client(SYSTEM, &base)?, base, client_id: client_id.to_string(), client_secret, throttle, policy, token: tokio::sync::Mutex::new(None) })
+        Ok(Self {
+            http: policy.client(SYSTEM, &base)?,
+            base,
+            client_id: client_id.to_string(),
+            client_secret,
+            throttle,
+            policy,
+            token: tokio::sync::Mutex::new(None),
+        })
     }
 
     pub fn throttle(&self) -> &Throttle {
@@ -267,45 +327,92 @@ impl TargetClient {
             expires_in: Option<i64>,
         }
         let url = self.url("/api/2/idp/token");
-        let reply = send(SYSTEM, "get_token", &self.policy, &self.throttle, Replay::Safe, || {
-            self.http
-                .post(&url)
-                .basic_auth(&self.client_id, Some(self.client_secret.expose_secret()))
-                .form(&[("grant_type", "client_credentials")])
-        })
+        let reply = send(
+            SYSTEM,
+            "get_token",
+            &self.policy,
+            &self.throttle,
+            Replay::Safe,
+            || {
+                self.http
+                    .post(&url)
+                    .basic_auth(&self.client_id, Some(self.client_secret.expose_secret()))
+                    .form(&[("grant_type", "client_credentials")])
+            },
+        )
         .await?;
         let answer: Answer = decode(SYSTEM, &reply.body)?;
         let exp = token_claims(&answer.access_token).and_then(|c| c["exp"].as_i64());
-        let lifetime = token_lifetime(answer.expires_in, answer.expires_on, exp, Utc::now().timestamp());
+        let lifetime = token_lifetime(
+            answer.expires_in,
+            answer.expires_on,
+            exp,
+            Utc::now().timestamp(),
+        );
         let renew_at = Instant::now() + lifetime.saturating_sub(TOKEN_MARGIN).max(lifetime / 2);
-        *cached = Some(CachedToken { value: answer.access_token.clone(), renew_at });
+        *cached = Some(CachedToken {
+            value: answer.access_token.clone(),
+            renew_at,
+        });
         Ok(answer.access_token)
     }
 
     /// Drops the cached token if it is still `refused` (another task may have renewed it).
     async fn forget_token(&self, refused: &SecretString) {
         let mut cached = self.token.lock().await;
-        if cached.as_ref().is_some_and(|t| t.value.expose_secret() == refused.expose_secret()) {
+        if cached
+            .as_ref()
+            .is_some_and(|t| t.value.expose_secret() == refused.expose_secret())
+        {
             *cached = None;
         }
     }
 
     /// Sends with a bearer token; a 401 renews the token once. `operation` names the call in metrics.
-    async fn call(&self, operation: &'static str, replay: Replay, build: impl Fn() -> RequestBuilder) -> Result<Reply, ConnectorError> {
+    async fn call(
+        &self,
+        operation: &'static str,
+        replay: Replay,
+        build: impl Fn() -> RequestBuilder,
+    ) -> Result<Reply, ConnectorError> {
         let token = self.access_token().await?;
-        match send(SYSTEM, operation, &self.policy, &self.throttle, replay, || build().bearer_auth(token.expose_secret())).await {
+        match send(
+            SYSTEM,
+            operation,
+            &self.policy,
+            &self.throttle,
+            replay,
+            || build().bearer_auth(token.expose_secret()),
+        )
+        .await
+        {
             Err(e) if e.is_status(401) => {
                 self.forget_token(&token).await;
                 let token = self.access_token().await?;
-                send(SYSTEM, operation, &self.policy, &self.throttle, replay, || build().bearer_auth(token.expose_secret())).await
+                send(
+                    SYSTEM,
+                    operation,
+                    &self.policy,
+                    &self.throttle,
+                    replay,
+                    || build().bearer_auth(token.expose_secret()),
+                )
+                .await
             }
             other => other,
         }
     }
 
-    async fn get_json<T: serde::de::DeserializeOwned>(&self, operation: &'static str, path: &str, query: &[(&str, String)]) -> Result<T, ConnectorError> {
+    async fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        operation: &'static str,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<T, ConnectorError> {
         let url = self.url(path);
-        let reply = self.call(operation, Replay::Safe, || self.http.get(&url).query(query)).await?;
+        let reply = self
+            .call(operation, Replay::Safe, || self.http.get(&url).query(query))
+            .await?;
         decode(SYSTEM, &reply.body)
     }
 
@@ -316,8 +423,14 @@ impl TargetClient {
         }
         let mut users = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(UUIDS_PER_REQUEST) {
-            let uuids = chunk.iter().map(Uuid::to_string).collect::<Vec<_>>().join(",");
-            let page: Items = self.get_json("get_users", "/api/2/users", &[("uuids", uuids)]).await?;
+            let uuids = chunk
+                .iter()
+                .map(Uuid::to_string)
+                .collect::<Vec<_>>()
+                .join(",");
+            let page: Items = self
+                .get_json("get_users", "/api/2/users", &[("uuids", uuids)])
+                .await?;
             users.extend(page.items);
         }
         Ok(users)
@@ -325,7 +438,11 @@ impl TargetClient {
 
     /// Looks up, and creates only when the look-up finds nothing. A create that
     /// fails transiently may still have happened, so the next round looks up again.
-    async fn look_up_then_create<T, Find, FindFut, Create, CreateFut>(&self, find: Find, create: Create) -> Result<T, ConnectorError>
+    async fn look_up_then_create<T, Find, FindFut, Create, CreateFut>(
+        &self,
+        find: Find,
+        create: Create,
+    ) -> Result<T, ConnectorError>
     where
         Find: Fn() -> FindFut,
         FindFut: Future<Output = Result<Option<T>, ConnectorError>>,
@@ -361,14 +478,24 @@ impl TargetClient {
 /// `expires_in`, `expires_on` and the token's own `exp` (the last two are the
 /// issuer's clock: a skewed local clock must not make every call fetch a token).
 /// Without any, or with one already past, [`MIN_TOKEN_LIFE`].
-fn token_lifetime(expires_in: Option<i64>, expires_on: Option<i64>, exp: Option<i64>, now: i64) -> Duration {
-    let secs = expires_in.or_else(|| expires_on.or(exp).map(|at| at - now)).unwrap_or(0);
+fn token_lifetime(
+    expires_in: Option<i64>,
+    expires_on: Option<i64>,
+    exp: Option<i64>,
+    now: i64,
+) -> Duration {
+    let secs = expires_in
+        .or_else(|| expires_on.or(exp).map(|at| at - now))
+        .unwrap_or(0);
     Duration::from_secs(u64::try_from(secs).unwrap_or(0)).max(MIN_TOKEN_LIFE)
 }
 
 /// The user with this `external_id`.
 fn matching_user(users: &[User], external_id: &str) -> Option<User> {
-    users.iter().find(|u| u.external_id.as_deref() == Some(external_id)).cloned()
+    users
+        .iter()
+        .find(|u| u.external_id.as_deref() == Some(external_id))
+        .cloned()
 }
 
 /// The claims of our own token, read without verification: it came straight from the issuer.
@@ -381,19 +508,32 @@ fn token_claims(token: &SecretString) -> Option<Value> {
 impl TargetApi for TargetClient {
     async fn token_info(&self) -> Result<TokenInfo, ConnectorError> {
         let token = self.access_token().await?;
-        let claims = token_claims(&token).ok_or_else(|| ConnectorError::Decode("the access token is not a JWT".into(), SYSTEM))?;
+        let claims = token_claims(&token).ok_or_else(|| {
+            ConnectorError::Decode("the access token is not a JWT".into(), SYSTEM)
+        })?;
         let scopes = claims["scope"].as_array().cloned().unwrap_or_default();
         let tenant_id = scopes
             .iter()
             .find_map(|s| s["tuid"].as_str().and_then(|t| Uuid::parse_str(t).ok()))
-            .ok_or_else(|| ConnectorError::Decode("the access token names no tenant".into(), SYSTEM))?;
-        let roles = scopes.iter().filter_map(|s| s["role"].as_str().map(str::to_string)).collect();
-        let expires_at = DateTime::from_timestamp(claims["exp"].as_i64().unwrap_or_default(), 0).unwrap_or_default();
-        Ok(TokenInfo { tenant_id, roles, expires_at })
+            .ok_or_else(|| {
+                ConnectorError::Decode("the access token names no tenant".into(), SYSTEM)
+            })?;
+        let roles = scopes
+            .iter()
+            .filter_map(|s| s["role"].as_str().map(str::to_string))
+            .collect();
+        let expires_at = DateTime::from_timestamp(claims["exp"].as_i64().unwrap_or_default(), 0)
+            .unwrap_or_default();
+        Ok(TokenInfo {
+            tenant_id,
+            roles,
+            expires_at,
+        })
     }
 
     async fn tenant(&self, id: Uuid) -> Result<Tenant, ConnectorError> {
-        self.get_json("get_tenant", &format!("/api/2/tenants/{id}"), &[]).await
+        self.get_json("get_tenant", &format!("/api/2/tenants/{id}"), &[])
+            .await
     }
 
     async fn children(&self, parent_id: Uuid) -> Result<Vec<Tenant>, ConnectorError> {
@@ -411,12 +551,17 @@ impl TargetApi for TargetClient {
                 Some(after) => vec![("after", after.clone())],
                 None => vec![("parent_id", parent_id.to_string())],
             };
-            let page: Page = self.get_json("list_tenants", "/api/2/tenants", &query).await?;
+            let page: Page = self
+                .get_json("list_tenants", "/api/2/tenants", &query)
+                .await?;
             let empty = page.items.is_empty();
             tenants.extend(page.items);
             match page.paging["cursors"]["after"].as_str() {
                 Some(next) if after.as_deref() == Some(next) => {
-                    return Err(ConnectorError::Decode("the same page cursor twice".into(), SYSTEM));
+                    return Err(ConnectorError::Decode(
+                        "the same page cursor twice".into(),
+                        SYSTEM,
+                    ));
                 }
                 Some(next) if !empty && !next.is_empty() => after = Some(next.to_string()),
                 _ => return Ok(tenants),
@@ -424,25 +569,46 @@ impl TargetApi for TargetClient {
         }
     }
 
-    async fn find_tenant_by_tag(&self, parent_id: Uuid, internal_tag: &str) -> Result<Option<Tenant>, ConnectorError> {
-        Ok(self.children(parent_id).await?.into_iter().find(|t| t.internal_tag.as_deref() == Some(internal_tag)))
+    async fn find_tenant_by_tag(
+        &self,
+        parent_id: Uuid,
+        internal_tag: &str,
+    ) -> Result<Option<Tenant>, ConnectorError> {
+        Ok(self
+            .children(parent_id)
+            .await?
+            .into_iter()
+            .find(|t| t.internal_tag.as_deref() == Some(internal_tag)))
     }
 
     async fn create_tenant(&self, new: &NewTenant) -> Result<Tenant, ConnectorError> {
         let url = self.url("/api/2/tenants");
-        let reply = self.call("create_tenant", Replay::OnlyIfNotProcessed, || self.http.post(&url).json(new)).await?;
+        let reply = self
+            .call("create_tenant", Replay::OnlyIfNotProcessed, || {
+                self.http.post(&url).json(new)
+            })
+            .await?;
         decode(SYSTEM, &reply.body)
     }
 
     async fn ensure_tenant(&self, new: &NewTenant) -> Result<Tenant, ConnectorError> {
-        self.look_up_then_create(|| self.find_tenant_by_tag(new.parent_id, &new.internal_tag), || self.create_tenant(new)).await
+        self.look_up_then_create(
+            || self.find_tenant_by_tag(new.parent_id, &new.internal_tag),
+            || self.create_tenant(new),
+        )
+        .await
     }
 
     async fn check_login(&self, login: &str) -> Result<LoginStatus, ConnectorError> {
         let url = self.url("/api/2/users/check_login");
         // Only 204 is documented as "free"; what answers "taken" is unconfirmed, so
         // any other success counts as taken (a changed login is safe, a conflict is not).
-        match self.call("check_login", Replay::Safe, || self.http.get(&url).query(&[("username", login)])).await {
+        match self
+            .call("check_login", Replay::Safe, || {
+                self.http.get(&url).query(&[("username", login)])
+            })
+            .await
+        {
             Ok(reply) if reply.status == reqwest::StatusCode::NO_CONTENT => Ok(LoginStatus::Free),
             Ok(_) => Ok(LoginStatus::Taken),
             Err(e) if e.is_status(409) => Ok(LoginStatus::Taken),
@@ -451,11 +617,19 @@ impl TargetApi for TargetClient {
     }
 
     async fn user(&self, id: Uuid) -> Result<User, ConnectorError> {
-        self.get_json("get_user", &format!("/api/2/users/{id}"), &[]).await
+        self.get_json("get_user", &format!("/api/2/users/{id}"), &[])
+            .await
     }
 
-    async fn find_user(&self, tenant_id: Uuid, external_id: &str) -> Result<Option<User>, ConnectorError> {
-        Ok(matching_user(&self.tenant_users(tenant_id).await?, external_id))
+    async fn find_user(
+        &self,
+        tenant_id: Uuid,
+        external_id: &str,
+    ) -> Result<Option<User>, ConnectorError> {
+        Ok(matching_user(
+            &self.tenant_users(tenant_id).await?,
+            external_id,
+        ))
     }
 
     async fn tenant_users(&self, tenant_id: Uuid) -> Result<Vec<User>, ConnectorError> {
@@ -463,26 +637,46 @@ impl TargetApi for TargetClient {
         struct Ids {
             items: Vec<Uuid>,
         }
-        let ids: Ids = self.get_json("list_tenant_users", &format!("/api/2/tenants/{tenant_id}/users"), &[]).await?;
+        let ids: Ids = self
+            .get_json(
+                "list_tenant_users",
+                &format!("/api/2/tenants/{tenant_id}/users"),
+                &[],
+            )
+            .await?;
         self.users_by_ids(&ids.items).await
     }
 
     async fn create_user(&self, new: &NewUser) -> Result<User, ConnectorError> {
         let url = self.url("/api/2/users");
-        let reply = self.call("create_user", Replay::OnlyIfNotProcessed, || self.http.post(&url).json(new)).await?;
+        let reply = self
+            .call("create_user", Replay::OnlyIfNotProcessed, || {
+                self.http.post(&url).json(new)
+            })
+            .await?;
         decode(SYSTEM, &reply.body)
     }
 
     async fn ensure_user(&self, new: &NewUser) -> Result<User, ConnectorError> {
         // By `external_id` in the tenant, every time: a free login does not prove the user
         // is absent, since an earlier attempt may have created it under another login.
-        self.look_up_then_create(|| self.find_user(new.tenant_id, &new.external_id), || self.create_user(new)).await
+        self.look_up_then_create(
+            || self.find_user(new.tenant_id, &new.external_id),
+            || self.create_user(new),
+        )
+        .await
     }
 
-    async fn ensure_user_listed(&self, new: &NewUser, listed: &[User]) -> Result<User, ConnectorError> {
+    async fn ensure_user_listed(
+        &self,
+        new: &NewUser,
+        listed: &[User],
+    ) -> Result<User, ConnectorError> {
         let first = std::sync::atomic::AtomicBool::new(true);
         let find = || {
-            let listed = first.swap(false, std::sync::atomic::Ordering::SeqCst).then(|| matching_user(listed, &new.external_id));
+            let listed = first
+                .swap(false, std::sync::atomic::Ordering::SeqCst)
+                .then(|| matching_user(listed, &new.external_id));
             async move {
                 match listed {
                     Some(found) => Ok(found),
@@ -490,15 +684,24 @@ impl TargetApi for TargetClient {
                 }
             }
         };
-        self.look_up_then_create(find, || self.create_user(new)).await
+        self.look_up_then_create(find, || self.create_user(new))
+            .await
     }
 
-    async fn grant_role(&self, user: &User, role: Role, tenant_id: Uuid) -> Result<(), ConnectorError> {
+    async fn grant_role(
+        &self,
+        user: &User,
+        role: Role,
+        tenant_id: Uuid,
+    ) -> Result<(), ConnectorError> {
         // PUT replaces the user's policies: read them, add ours if missing, write them all.
         let path = format!("/api/2/users/{}/access_policies", user.id);
         let current: Value = self.get_json("get_access_policies", &path, &[]).await?;
         let mut items = current["items"].as_array().cloned().unwrap_or_default();
-        if items.iter().any(|p| p["role_id"] == role.id() && p["tenant_id"] == tenant_id.to_string()) {
+        if items
+            .iter()
+            .any(|p| p["role_id"] == role.id() && p["tenant_id"] == tenant_id.to_string())
+        {
             return Ok(());
         }
         let nil = Uuid::nil().to_string();
@@ -511,43 +714,87 @@ impl TargetApi for TargetClient {
             "created_at": now, "updated_at": now, "deleted_at": null,
         }));
         let url = self.url(&path);
-        let body = json!({ "timestamp": current["timestamp"].as_str().unwrap_or(&now), "items": items });
-        self.call("set_access_policies", Replay::Safe, || self.http.put(&url).json(&body)).await.map(drop)
+        let body =
+            json!({ "timestamp": current["timestamp"].as_str().unwrap_or(&now), "items": items });
+        self.call("set_access_policies", Replay::Safe, || {
+            self.http.put(&url).json(&body)
+        })
+        .await
+        .map(drop)
     }
 
     async fn send_activation_email(&self, user_id: Uuid) -> Result<(), ConnectorError> {
         let url = self.url(&format!("/api/2/users/{user_id}/send-activation-email"));
         // The document declares no body for it.
-        self.call("send_activation_email", Replay::OnlyIfNotProcessed, || self.http.post(&url)).await.map(drop)
+        self.call("send_activation_email", Replay::OnlyIfNotProcessed, || {
+            self.http.post(&url)
+        })
+        .await
+        .map(drop)
     }
 
-    async fn set_password(&self, user_id: Uuid, password: &SecretString) -> Result<(), ConnectorError> {
+    async fn set_password(
+        &self,
+        user_id: Uuid,
+        password: &SecretString,
+    ) -> Result<(), ConnectorError> {
         let url = self.url(&format!("/api/2/users/{user_id}/password"));
         // Setting the same password twice is harmless.
-        self.call("set_password", Replay::Safe, || self.http.post(&url).json(&json!({"password": password.expose_secret()}))).await.map(drop)
+        self.call("set_password", Replay::Safe, || {
+            self.http
+                .post(&url)
+                .json(&json!({"password": password.expose_secret()}))
+        })
+        .await
+        .map(drop)
     }
 
-    async fn create_registration_token(&self, tenant_id: Uuid, expires_in: Duration, scopes: &[String]) -> Result<RegistrationToken, ConnectorError> {
+    async fn create_registration_token(
+        &self,
+        tenant_id: Uuid,
+        expires_in: Duration,
+        scopes: &[String],
+    ) -> Result<RegistrationToken, ConnectorError> {
         let url = self.url(&format!("/api/2/tenants/{tenant_id}/registration_tokens"));
         let body = json!({"expires_in": expires_in.as_secs(), "scopes": scopes});
         // A lost answer would leave a live token nobody knows of: never sent twice blindly.
-        let reply = self.call("create_registration_token", Replay::OnlyIfNotProcessed, || self.http.post(&url).json(&body)).await?;
+        let reply = self
+            .call(
+                "create_registration_token",
+                Replay::OnlyIfNotProcessed,
+                || self.http.post(&url).json(&body),
+            )
+            .await?;
         decode(SYSTEM, &reply.body)
     }
 
-    async fn registration_tokens(&self, tenant_id: Uuid) -> Result<Vec<RegistrationToken>, ConnectorError> {
+    async fn registration_tokens(
+        &self,
+        tenant_id: Uuid,
+    ) -> Result<Vec<RegistrationToken>, ConnectorError> {
         #[derive(Deserialize)]
         struct Items {
             items: Vec<RegistrationToken>,
         }
-        let listed: Items = self.get_json("list_registration_tokens", &format!("/api/2/tenants/{tenant_id}/registration_tokens"), &[]).await?;
+        let listed: Items = self
+            .get_json(
+                "list_registration_tokens",
+                &format!("/api/2/tenants/{tenant_id}/registration_tokens"),
+                &[],
+            )
+            .await?;
         Ok(listed.items)
     }
 
     async fn revoke_registration_token(&self, id: &str) -> Result<(), ConnectorError> {
         let url = self.url(&format!("/api/2/registration_tokens/{id}"));
         // Revoking twice is harmless: retried on any transient failure, and a 404 means it is gone.
-        match self.call("revoke_registration_token", Replay::Safe, || self.http.delete(&url)).await {
+        match self
+            .call("revoke_registration_token", Replay::Safe, || {
+                self.http.delete(&url)
+            })
+            .await
+        {
             Ok(_) => Ok(()),
             Err(e) if e.is_status(404) => Ok(()),
             Err(e) => Err(e),
@@ -556,7 +803,11 @@ impl TargetApi for TargetClient {
 
     async fn create_protection_plan(&self, policy: &Value) -> Result<Value, ConnectorError> {
         let url = self.url("/api/policy_management/v4/policies");
-        let reply = self.call("create_protection_plan", Replay::OnlyIfNotProcessed, || self.http.post(&url).json(policy)).await?;
+        let reply = self
+            .call("create_protection_plan", Replay::OnlyIfNotProcessed, || {
+                self.http.post(&url).json(policy)
+            })
+            .await?;
         decode(SYSTEM, &reply.body)
     }
 }
@@ -577,18 +828,32 @@ mod tests {
             ((Some(5), None, None), MIN_TOKEN_LIFE.as_secs()),
         ];
         for ((expires_in, expires_on, exp), secs) in cases {
-            assert_eq!(token_lifetime(expires_in, expires_on, exp, now), Duration::from_secs(secs), "{expires_in:?} {expires_on:?} {exp:?}");
+            assert_eq!(
+                token_lifetime(expires_in, expires_on, exp, now),
+                Duration::from_secs(secs),
+                "{expires_in:?} {expires_on:?} {exp:?}"
+            );
         }
     }
 
     #[test]
     fn dates_are_read_with_or_without_a_time_zone() {
-        let utc = |s: &str| DateTime::parse_from_rfc3339(s).expect("date").with_timezone(&Utc);
+        let utc = |s: &str| {
+            DateTime::parse_from_rfc3339(s)
+                .expect("date")
+                .with_timezone(&Utc)
+        };
         let cases = [
             ("2022-04-05T18:46:45Z", Some(utc("2022-04-05T18:46:45Z"))),
             ("2022-04-05T18:46:45", Some(utc("2022-04-05T18:46:45Z"))),
-            ("2022-04-05T18:46:45.250", Some(utc("2022-04-05T18:46:45.250Z"))),
-            ("2022-04-05T20:46:45+02:00", Some(utc("2022-04-05T18:46:45Z"))),
+            (
+                "2022-04-05T18:46:45.250",
+                Some(utc("2022-04-05T18:46:45.250Z")),
+            ),
+            (
+                "2022-04-05T20:46:45+02:00",
+                Some(utc("2022-04-05T18:46:45Z")),
+            ),
             ("05/04/2022", None),
         ];
         for (text, expected) in cases {
@@ -605,11 +870,24 @@ mod tests {
             "scopes": ["urn:acronis.com:tenant-id:734fe814-748a-41cb-8a94-60e18fb3c442:backup_agent_admin"],
         }))
         .expect("registration token");
-        assert_eq!((token.id.as_str(), token.expires_at - token.created_at), ("2", chrono::Duration::days(3)));
+        assert_eq!(
+            (token.id.as_str(), token.expires_at - token.created_at),
+            ("2", chrono::Duration::days(3))
+        );
         let root: Tenant = serde_json::from_value(json!({"id": Uuid::nil(), "version": 3, "name": "Platform", "kind": "root", "parent_id": "", "internal_tag": null}))
             .expect("root tenant");
         assert_eq!((root.kind, root.parent_id), (TenantKind::Root, None));
-        let refused = super::super::remote_error(SYSTEM, reqwest::StatusCode::UNAUTHORIZED, br#"{"error": "access_denied", "error_description": "wrong secret"}"#);
-        assert_eq!((refused.remote_code(), refused.to_string().contains("wrong secret")), (Some("access_denied"), true));
+        let refused = super::super::remote_error(
+            SYSTEM,
+            reqwest::StatusCode::UNAUTHORIZED,
+            br#"{"error": "access_denied", "error_description": "wrong secret"}"#,
+        );
+        assert_eq!(
+            (
+                refused.remote_code(),
+                refused.to_string().contains("wrong secret")
+            ),
+            (Some("access_denied"), true)
+        );
     }
 }

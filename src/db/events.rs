@@ -4,7 +4,10 @@
 use chrono::Utc;
 use entity::event::{self, Column, Entity as Events};
 use sea_orm::sea_query::LikeExpr;
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
+};
 use uuid::Uuid;
 
 use super::Page;
@@ -22,7 +25,11 @@ pub struct NewEvent {
 }
 
 /// Inserts events in the caller's transaction, in order.
-pub async fn record(db: &impl ConnectionTrait, workspace_id: Uuid, events: Vec<NewEvent>) -> Result<(), DbErr> {
+pub async fn record(
+    db: &impl ConnectionTrait,
+    workspace_id: Uuid,
+    events: Vec<NewEvent>,
+) -> Result<(), DbErr> {
     if events.is_empty() {
         return Ok(());
     }
@@ -43,8 +50,13 @@ pub async fn record(db: &impl ConnectionTrait, workspace_id: Uuid, events: Vec<N
         })
         .collect();
     for batch in recorded.chunks(500) {
-        let models = batch.iter().cloned().map(|m| event::ActiveModel::from(m).reset_all());
-        Events::insert_many(models).exec_without_returning(db).await?;
+        let models = batch
+            .iter()
+            .cloned()
+            .map(|m| event::ActiveModel::from(m).reset_all());
+        Events::insert_many(models)
+            .exec_without_returning(db)
+            .await?;
     }
     // Webhooks of these events are queued with them, or not at all.
     super::webhooks::fan_out(db, workspace_id, &recorded).await
@@ -59,7 +71,12 @@ pub struct EventFilter {
     pub migration_id: Option<Uuid>,
 }
 
-pub async fn list(db: &impl ConnectionTrait, workspace_id: Uuid, filter: &EventFilter, page: Page) -> Result<Vec<event::Model>, DbErr> {
+pub async fn list(
+    db: &impl ConnectionTrait,
+    workspace_id: Uuid,
+    filter: &EventFilter,
+    page: Page,
+) -> Result<Vec<event::Model>, DbErr> {
     let mut query = Events::find().filter(Column::WorkspaceId.eq(workspace_id));
     if let Some(subject) = &filter.subject_id {
         query = query.filter(Column::SubjectId.eq(subject.as_str()));
@@ -69,7 +86,10 @@ pub async fn list(db: &impl ConnectionTrait, workspace_id: Uuid, filter: &EventF
     }
     if let Some(kind) = &filter.kind {
         query = match kind.strip_suffix('.') {
-            Some(prefix) => query.filter(Column::Kind.like(LikeExpr::new(format!("{}.%", super::like_literal(prefix))).escape('\\'))),
+            Some(prefix) => query
+                .filter(Column::Kind.like(
+                    LikeExpr::new(format!("{}.%", super::like_literal(prefix))).escape('\\'),
+                )),
             None => query.filter(Column::Kind.eq(kind.as_str())),
         };
     }
@@ -79,5 +99,9 @@ pub async fn list(db: &impl ConnectionTrait, workspace_id: Uuid, filter: &EventF
     if let Some(after) = page.after {
         query = query.filter(Column::Id.gt(after));
     }
-    query.order_by_asc(Column::Id).limit(page.limit + 1).all(db).await
+    query
+        .order_by_asc(Column::Id)
+        .limit(page.limit + 1)
+        .all(db)
+        .await
 }

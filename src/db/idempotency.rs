@@ -15,8 +15,15 @@ pub struct Answer {
 }
 
 /// The live record for this key, removing it if it outlived [`RETENTION`].
-pub async fn find(db: &impl ConnectionTrait, tenant_id: Uuid, operation: &str, key: &str) -> Result<Option<Model>, DbErr> {
-    let record = Records::find_by_id((tenant_id, operation.to_string(), key.to_string())).one(db).await?;
+pub async fn find(
+    db: &impl ConnectionTrait,
+    tenant_id: Uuid,
+    operation: &str,
+    key: &str,
+) -> Result<Option<Model>, DbErr> {
+    let record = Records::find_by_id((tenant_id, operation.to_string(), key.to_string()))
+        .one(db)
+        .await?;
     match record {
         Some(r) if Utc::now() - r.created_at > RETENTION => {
             Records::delete_many()
@@ -51,5 +58,9 @@ pub async fn insert(
     };
     Records::insert(record).exec_without_returning(db).await?;
     // Expired records go as new ones come: the table holds about a day of keys.
-    Records::delete_many().filter(Column::CreatedAt.lt(Utc::now() - RETENTION)).exec(db).await.map(drop)
+    Records::delete_many()
+        .filter(Column::CreatedAt.lt(Utc::now() - RETENTION))
+        .exec(db)
+        .await
+        .map(drop)
 }

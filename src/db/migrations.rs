@@ -11,7 +11,10 @@ use entity::migration::{self, Entity as Migrations};
 use entity::migration_item::{self, Column as ItemColumn, Entity as Items};
 use entity::target_mapping::{self, Entity as Mappings};
 use sea_orm::sea_query::{Expr, OnConflict, Query};
-use sea_orm::{ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, ExprTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, ExprTrait,
+    QueryFilter, QueryOrder, QuerySelect,
+};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -37,7 +40,10 @@ pub const COMPLETED_WITH_FAILURES: &str = "completed_with_failures";
 pub const FAILED: &str = "failed";
 
 pub fn is_final(status: &str) -> bool {
-    matches!(status, CANCELLED | COMPLETED | COMPLETED_WITH_FAILURES | FAILED)
+    matches!(
+        status,
+        CANCELLED | COMPLETED | COMPLETED_WITH_FAILURES | FAILED
+    )
 }
 
 fn states(states: &[ItemState]) -> Vec<&'static str> {
@@ -45,7 +51,10 @@ fn states(states: &[ItemState]) -> Vec<&'static str> {
 }
 
 pub async fn insert(db: &impl ConnectionTrait, model: migration::Model) -> Result<(), DbErr> {
-    Migrations::insert(migration::ActiveModel::from(model)).exec_without_returning(db).await.map(drop)
+    Migrations::insert(migration::ActiveModel::from(model))
+        .exec_without_returning(db)
+        .await
+        .map(drop)
 }
 
 pub async fn get(db: &impl ConnectionTrait, id: Uuid) -> Result<Option<migration::Model>, DbErr> {
@@ -53,7 +62,12 @@ pub async fn get(db: &impl ConnectionTrait, id: Uuid) -> Result<Option<migration
 }
 
 /// The migration of this tenant's workspace; another tenant's is not found.
-pub async fn find(db: &impl ConnectionTrait, tenant_id: Uuid, workspace_id: Uuid, id: Uuid) -> Result<Option<migration::Model>, DbErr> {
+pub async fn find(
+    db: &impl ConnectionTrait,
+    tenant_id: Uuid,
+    workspace_id: Uuid,
+    id: Uuid,
+) -> Result<Option<migration::Model>, DbErr> {
     Migrations::find_by_id(id)
         .filter(migration::Column::TenantId.eq(tenant_id))
         .filter(migration::Column::WorkspaceId.eq(workspace_id))
@@ -61,25 +75,49 @@ pub async fn find(db: &impl ConnectionTrait, tenant_id: Uuid, workspace_id: Uuid
         .await
 }
 
-pub async fn list(db: &impl ConnectionTrait, tenant_id: Uuid, workspace_id: Uuid, page: Page) -> Result<Vec<migration::Model>, DbErr> {
-    let mut query = Migrations::find().filter(migration::Column::TenantId.eq(tenant_id)).filter(migration::Column::WorkspaceId.eq(workspace_id));
+pub async fn list(
+    db: &impl ConnectionTrait,
+    tenant_id: Uuid,
+    workspace_id: Uuid,
+    page: Page,
+) -> Result<Vec<migration::Model>, DbErr> {
+    let mut query = Migrations::find()
+        .filter(migration::Column::TenantId.eq(tenant_id))
+        .filter(migration::Column::WorkspaceId.eq(workspace_id));
     if let Some(after) = page.after {
         query = query.filter(migration::Column::Id.gt(after));
     }
-    query.order_by_asc(migration::Column::Id).limit(page.limit + 1).all(db).await
+    query
+        .order_by_asc(migration::Column::Id)
+        .limit(page.limit + 1)
+        .all(db)
+        .await
 }
 
 /// Moves the migration from one of `from` to `to`; false when it was in none of them.
-pub async fn set_status(db: &impl ConnectionTrait, id: Uuid, from: &[&str], to: &str, error: Option<&str>) -> Result<bool, DbErr> {
+pub async fn set_status(
+    db: &impl ConnectionTrait,
+    id: Uuid,
+    from: &[&str],
+    to: &str,
+    error: Option<&str>,
+) -> Result<bool, DbErr> {
     let now = Utc::now();
     let mut update = Migrations::update_many()
         .col_expr(migration::Column::Status, Expr::value(to))
         .col_expr(migration::Column::UpdatedAt, Expr::value(now))
-        .col_expr(migration::Column::CompletedAt, Expr::value(is_final(to).then_some(now)));
+        .col_expr(
+            migration::Column::CompletedAt,
+            Expr::value(is_final(to).then_some(now)),
+        );
     if let Some(error) = error {
         update = update.col_expr(migration::Column::Error, Expr::value(error));
     }
-    let result = update.filter(migration::Column::Id.eq(id)).filter(migration::Column::Status.is_in(from.iter().copied())).exec(db).await?;
+    let result = update
+        .filter(migration::Column::Id.eq(id))
+        .filter(migration::Column::Status.is_in(from.iter().copied()))
+        .exec(db)
+        .await?;
     Ok(result.rows_affected > 0)
 }
 
@@ -95,7 +133,11 @@ pub async fn lock(db: &impl ConnectionTrait, id: Uuid) -> Result<(), DbErr> {
         .map(drop)
 }
 
-pub async fn set_replan(db: &impl ConnectionTrait, id: Uuid, replan: &serde_json::Value) -> Result<(), DbErr> {
+pub async fn set_replan(
+    db: &impl ConnectionTrait,
+    id: Uuid,
+    replan: &serde_json::Value,
+) -> Result<(), DbErr> {
     Migrations::update_many()
         .col_expr(migration::Column::Replan, Expr::value(replan.to_string()))
         .filter(migration::Column::Id.eq(id))
@@ -105,7 +147,11 @@ pub async fn set_replan(db: &impl ConnectionTrait, id: Uuid, replan: &serde_json
 }
 
 /// The target ids already known for `keys` in the workspace (from this or an earlier wave).
-pub async fn mappings(db: &impl ConnectionTrait, workspace_id: Uuid, keys: &[String]) -> Result<HashMap<String, Uuid>, DbErr> {
+pub async fn mappings(
+    db: &impl ConnectionTrait,
+    workspace_id: Uuid,
+    keys: &[String],
+) -> Result<HashMap<String, Uuid>, DbErr> {
     let mut out = HashMap::new();
     for batch in keys.chunks(500) {
         let rows = Mappings::find()
@@ -119,22 +165,36 @@ pub async fn mappings(db: &impl ConnectionTrait, workspace_id: Uuid, keys: &[Str
 }
 
 /// Every mapping of the workspace (tests and the planner's view of earlier waves).
-pub async fn all_mappings(db: &impl ConnectionTrait, workspace_id: Uuid) -> Result<HashMap<String, Uuid>, DbErr> {
-    let rows = Mappings::find().filter(target_mapping::Column::WorkspaceId.eq(workspace_id)).all(db).await?;
+pub async fn all_mappings(
+    db: &impl ConnectionTrait,
+    workspace_id: Uuid,
+) -> Result<HashMap<String, Uuid>, DbErr> {
+    let rows = Mappings::find()
+        .filter(target_mapping::Column::WorkspaceId.eq(workspace_id))
+        .all(db)
+        .await?;
     Ok(rows.into_iter().map(|r| (r.key, r.target_id)).collect())
 }
 
 /// Inserts a migration's items. An item already mapped by an earlier wave is done
 /// at once; an item whose tenant is known (mapped, or the workspace's own) is
 /// queued; the rest wait for their tenant. Answers the keys to schedule.
-pub async fn insert_items(db: &impl ConnectionTrait, migration: &migration::Model, specs: &[ItemSpec], known: &HashMap<String, Uuid>) -> Result<Vec<(String, ItemKind)>, DbErr> {
+pub async fn insert_items(
+    db: &impl ConnectionTrait,
+    migration: &migration::Model,
+    specs: &[ItemSpec],
+    known: &HashMap<String, Uuid>,
+) -> Result<Vec<(String, ItemKind)>, DbErr> {
     let now = Utc::now();
     let mut ready = Vec::new();
     let models: Vec<migration_item::ActiveModel> = specs
         .iter()
         .map(|spec| {
             let mapped = known.get(&spec.key).copied();
-            let parent_known = spec.parent_key.as_ref().is_none_or(|p| known.contains_key(p));
+            let parent_known = spec
+                .parent_key
+                .as_ref()
+                .is_none_or(|p| known.contains_key(p));
             let state = match (mapped, parent_known) {
                 (Some(_), _) => ItemState::Done,
                 (None, true) => {
@@ -164,16 +224,28 @@ pub async fn insert_items(db: &impl ConnectionTrait, migration: &migration::Mode
         })
         .collect();
     for batch in models.chunks(400) {
-        Items::insert_many(batch.to_vec()).exec_without_returning(db).await?;
+        Items::insert_many(batch.to_vec())
+            .exec_without_returning(db)
+            .await?;
     }
     Ok(ready)
 }
 
 /// Puts items into transfer jobs (enqueued in the caller's transaction): from
 /// waiting, failed (a retry) or queued in a job that ended (an orphan).
-pub async fn schedule(db: &impl ConnectionTrait, migration: &migration::Model, keys: Vec<(String, ItemKind)>) -> Result<usize, DbErr> {
-    let (tenants, people): (Vec<_>, Vec<_>) = keys.into_iter().partition(|(_, kind)| *kind == ItemKind::Tenant);
-    let batches = tenants.chunks(TENANT_BATCH).chain(people.chunks(USER_BATCH)).map(|b| b.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>()).collect::<Vec<_>>();
+pub async fn schedule(
+    db: &impl ConnectionTrait,
+    migration: &migration::Model,
+    keys: Vec<(String, ItemKind)>,
+) -> Result<usize, DbErr> {
+    let (tenants, people): (Vec<_>, Vec<_>) = keys
+        .into_iter()
+        .partition(|(_, kind)| *kind == ItemKind::Tenant);
+    let batches = tenants
+        .chunks(TENANT_BATCH)
+        .chain(people.chunks(USER_BATCH))
+        .map(|b| b.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>())
+        .collect::<Vec<_>>();
     let mut scheduled = 0;
     for keys in batches {
         let job = NewJob {
@@ -206,11 +278,19 @@ fn schedulable() -> Condition {
         .to_owned();
     Condition::any()
         .add(ItemColumn::State.is_in(states(&[ItemState::Waiting, ItemState::Failed])))
-        .add(Condition::all().add(ItemColumn::State.eq(ItemState::Queued.as_str())).add(ItemColumn::JobId.not_in_subquery(live_jobs)))
+        .add(
+            Condition::all()
+                .add(ItemColumn::State.eq(ItemState::Queued.as_str()))
+                .add(ItemColumn::JobId.not_in_subquery(live_jobs)),
+        )
 }
 
 /// The items a transfer job is to carry out, in plan order.
-pub async fn items_of_job(db: &impl ConnectionTrait, migration_id: Uuid, job_id: Uuid) -> Result<Vec<migration_item::Model>, DbErr> {
+pub async fn items_of_job(
+    db: &impl ConnectionTrait,
+    migration_id: Uuid,
+    job_id: Uuid,
+) -> Result<Vec<migration_item::Model>, DbErr> {
     Items::find()
         .filter(ItemColumn::MigrationId.eq(migration_id))
         .filter(ItemColumn::JobId.eq(job_id))
@@ -240,8 +320,13 @@ pub async fn orphans(db: &impl ConnectionTrait, migration_id: Uuid) -> Result<Ve
             let kind: String = r.try_get("", "kind")?;
             let status: Option<String> = r.try_get("", "status")?;
             let error: Option<String> = r.try_get("", "last_error")?;
-            let gave_up = (status.as_deref() == Some(queue::DISCARDED)).then(|| error.unwrap_or_else(|| "the transfer job gave up".into()));
-            Ok(Orphan { key: r.try_get("", "key")?, kind: ItemKind::parse(&kind).unwrap_or(ItemKind::User), gave_up })
+            let gave_up = (status.as_deref() == Some(queue::DISCARDED))
+                .then(|| error.unwrap_or_else(|| "the transfer job gave up".into()));
+            Ok(Orphan {
+                key: r.try_get("", "key")?,
+                kind: ItemKind::parse(&kind).unwrap_or(ItemKind::User),
+                gave_up,
+            })
         })
         .collect()
 }
@@ -258,7 +343,11 @@ pub struct ItemDone<'a> {
 /// Records an item's target id and step; when finished, the item is done and
 /// the items waiting for it (a tenant's children) are scheduled. False when the
 /// item was no longer the caller's to change (done or failed meanwhile).
-pub async fn record_done(db: &impl ConnectionTrait, migration: &migration::Model, done: ItemDone<'_>) -> Result<bool, DbErr> {
+pub async fn record_done(
+    db: &impl ConnectionTrait,
+    migration: &migration::Model,
+    done: ItemDone<'_>,
+) -> Result<bool, DbErr> {
     let now = Utc::now();
     let mut update = Items::update_many()
         .col_expr(ItemColumn::TargetId, Expr::value(done.target_id))
@@ -268,7 +357,10 @@ pub async fn record_done(db: &impl ConnectionTrait, migration: &migration::Model
         update = update
             .col_expr(ItemColumn::State, Expr::value(ItemState::Done.as_str()))
             .col_expr(ItemColumn::ErrorCode, Expr::value(Option::<String>::None))
-            .col_expr(ItemColumn::ErrorMessage, Expr::value(Option::<String>::None));
+            .col_expr(
+                ItemColumn::ErrorMessage,
+                Expr::value(Option::<String>::None),
+            );
         ItemState::Done.reachable_from()
     } else {
         &[ItemState::Queued, ItemState::Cancelled]
@@ -294,7 +386,14 @@ pub async fn record_done(db: &impl ConnectionTrait, migration: &migration::Model
         migration_id: Set(migration.id),
         created_at: Set(now),
     })
-    .on_conflict(OnConflict::columns([target_mapping::Column::WorkspaceId, target_mapping::Column::Key]).update_columns([target_mapping::Column::TargetId]).to_owned())
+    .on_conflict(
+        OnConflict::columns([
+            target_mapping::Column::WorkspaceId,
+            target_mapping::Column::Key,
+        ])
+        .update_columns([target_mapping::Column::TargetId])
+        .to_owned(),
+    )
     .exec_without_returning(db)
     .await?;
     if done.item.kind == ItemKind::Tenant.as_str() {
@@ -307,7 +406,10 @@ pub async fn record_done(db: &impl ConnectionTrait, migration: &migration::Model
             .into_tuple::<(String, String)>()
             .all(db)
             .await?;
-        let keys = children.into_iter().map(|(key, kind)| (key, ItemKind::parse(&kind).unwrap_or(ItemKind::User))).collect();
+        let keys = children
+            .into_iter()
+            .map(|(key, kind)| (key, ItemKind::parse(&kind).unwrap_or(ItemKind::User)))
+            .collect();
         schedule(db, migration, keys).await?;
     }
     Ok(true)
@@ -315,7 +417,13 @@ pub async fn record_done(db: &impl ConnectionTrait, migration: &migration::Model
 
 /// Fails an item for good with the remote's code and message; the items
 /// waiting for it (and theirs) are blocked. False when it was not queued.
-pub async fn record_failed(db: &impl ConnectionTrait, migration_id: Uuid, item: &migration_item::Model, code: &str, message: &str) -> Result<bool, DbErr> {
+pub async fn record_failed(
+    db: &impl ConnectionTrait,
+    migration_id: Uuid,
+    item: &migration_item::Model,
+    code: &str,
+    message: &str,
+) -> Result<bool, DbErr> {
     let result = Items::update_many()
         .col_expr(ItemColumn::State, Expr::value(ItemState::Failed.as_str()))
         .col_expr(ItemColumn::ErrorCode, Expr::value(code))
@@ -354,13 +462,22 @@ pub async fn record_failed(db: &impl ConnectionTrait, migration_id: Uuid, item: 
             .filter(ItemColumn::State.is_in(states(ItemState::Blocked.reachable_from())))
             .exec(db)
             .await?;
-        parents = blocked.into_iter().filter(|(_, kind)| kind == ItemKind::Tenant.as_str()).map(|(k, _)| k).collect();
+        parents = blocked
+            .into_iter()
+            .filter(|(_, kind)| kind == ItemKind::Tenant.as_str())
+            .map(|(k, _)| k)
+            .collect();
     }
     Ok(true)
 }
 
 /// Counts the attempt of a queued item that met an unavailable target.
-pub async fn record_attempt(db: &impl ConnectionTrait, migration_id: Uuid, key: &str, message: &str) -> Result<(), DbErr> {
+pub async fn record_attempt(
+    db: &impl ConnectionTrait,
+    migration_id: Uuid,
+    key: &str,
+    message: &str,
+) -> Result<(), DbErr> {
     Items::update_many()
         .col_expr(ItemColumn::Attempts, Expr::col(ItemColumn::Attempts).add(1))
         .col_expr(ItemColumn::ErrorMessage, Expr::value(message))
@@ -387,9 +504,17 @@ pub async fn release_machines(
     let now = Utc::now();
     let mut released = Vec::new();
     for machine in machines {
-        let Some(id) = machine["machine_id"].as_str() else { continue };
+        let Some(id) = machine["machine_id"].as_str() else {
+            continue;
+        };
         let sql = "UPDATE source_machines SET migration_state = 'pending', state_changed_at = $1 WHERE workspace_id = $2 AND source_id = $3 AND migration_state = 'idle'";
-        let result = db.execute_raw(super::statement(db.get_database_backend(), sql, vec![now.into(), migration.workspace_id.into(), id.into()])).await?;
+        let result = db
+            .execute_raw(super::statement(
+                db.get_database_backend(),
+                sql,
+                vec![now.into(), migration.workspace_id.into(), id.into()],
+            ))
+            .await?;
         if result.rows_affected() == 0 {
             continue;
         }
@@ -407,15 +532,18 @@ pub async fn release_machines(
             registration_token_id: Set(None),
         })
         .on_conflict(
-            OnConflict::columns([machine_assignment::Column::WorkspaceId, machine_assignment::Column::MachineId])
-                .update_columns([
-                    machine_assignment::Column::MigrationId,
-                    machine_assignment::Column::TargetUserId,
-                    machine_assignment::Column::TargetTenantId,
-                    machine_assignment::Column::Plans,
-                    machine_assignment::Column::ReleasedAt,
-                ])
-                .to_owned(),
+            OnConflict::columns([
+                machine_assignment::Column::WorkspaceId,
+                machine_assignment::Column::MachineId,
+            ])
+            .update_columns([
+                machine_assignment::Column::MigrationId,
+                machine_assignment::Column::TargetUserId,
+                machine_assignment::Column::TargetTenantId,
+                machine_assignment::Column::Plans,
+                machine_assignment::Column::ReleasedAt,
+            ])
+            .to_owned(),
         )
         .exec_without_returning(db)
         .await?;
@@ -425,7 +553,10 @@ pub async fn release_machines(
 }
 
 /// Items by kind and state (every pair present, zeros included).
-pub async fn counts(db: &impl ConnectionTrait, migration_id: Uuid) -> Result<BTreeMap<ItemKind, BTreeMap<ItemState, u64>>, DbErr> {
+pub async fn counts(
+    db: &impl ConnectionTrait,
+    migration_id: Uuid,
+) -> Result<BTreeMap<ItemKind, BTreeMap<ItemState, u64>>, DbErr> {
     let rows = Items::find()
         .select_only()
         .column(ItemColumn::Kind)
@@ -437,8 +568,10 @@ pub async fn counts(db: &impl ConnectionTrait, migration_id: Uuid) -> Result<BTr
         .into_tuple::<(String, String, i64)>()
         .all(db)
         .await?;
-    let mut out: BTreeMap<ItemKind, BTreeMap<ItemState, u64>> =
-        ItemKind::ALL.into_iter().map(|k| (k, ItemState::ALL.into_iter().map(|s| (s, 0)).collect())).collect();
+    let mut out: BTreeMap<ItemKind, BTreeMap<ItemState, u64>> = ItemKind::ALL
+        .into_iter()
+        .map(|k| (k, ItemState::ALL.into_iter().map(|s| (s, 0)).collect()))
+        .collect();
     for (kind, state, n) in rows {
         if let (Some(kind), Some(state)) = (ItemKind::parse(&kind), ItemState::parse(&state)) {
             out.entry(kind).or_default().insert(state, n as u64);
@@ -454,7 +587,13 @@ pub struct ItemFilter {
 }
 
 /// Items in plan order, keyset-paged by `seq`.
-pub async fn items(db: &impl ConnectionTrait, migration_id: Uuid, filter: &ItemFilter, limit: u64, after_seq: Option<i32>) -> Result<Vec<migration_item::Model>, DbErr> {
+pub async fn items(
+    db: &impl ConnectionTrait,
+    migration_id: Uuid,
+    filter: &ItemFilter,
+    limit: u64,
+    after_seq: Option<i32>,
+) -> Result<Vec<migration_item::Model>, DbErr> {
     let mut query = Items::find().filter(ItemColumn::MigrationId.eq(migration_id));
     if let Some(state) = filter.state {
         query = query.filter(ItemColumn::State.eq(state.as_str()));
@@ -465,11 +604,21 @@ pub async fn items(db: &impl ConnectionTrait, migration_id: Uuid, filter: &ItemF
     if let Some(after) = after_seq {
         query = query.filter(ItemColumn::Seq.gt(after));
     }
-    query.order_by_asc(ItemColumn::Seq).limit(limit + 1).all(db).await
+    query
+        .order_by_asc(ItemColumn::Seq)
+        .limit(limit + 1)
+        .all(db)
+        .await
 }
 
-pub async fn item(db: &impl ConnectionTrait, migration_id: Uuid, key: &str) -> Result<Option<migration_item::Model>, DbErr> {
-    Items::find_by_id((migration_id, key.to_string())).one(db).await
+pub async fn item(
+    db: &impl ConnectionTrait,
+    migration_id: Uuid,
+    key: &str,
+) -> Result<Option<migration_item::Model>, DbErr> {
+    Items::find_by_id((migration_id, key.to_string()))
+        .one(db)
+        .await
 }
 
 /// Cancels what is not done: open and blocked items, and the jobs they are queued in.
@@ -487,7 +636,10 @@ pub async fn cancel_items(db: &impl ConnectionTrait, migration_id: Uuid) -> Resu
         queue::cancel_many(db, batch).await?;
     }
     let result = Items::update_many()
-        .col_expr(ItemColumn::State, Expr::value(ItemState::Cancelled.as_str()))
+        .col_expr(
+            ItemColumn::State,
+            Expr::value(ItemState::Cancelled.as_str()),
+        )
         .col_expr(ItemColumn::UpdatedAt, Expr::value(Utc::now()))
         .filter(ItemColumn::MigrationId.eq(migration_id))
         .filter(ItemColumn::State.is_in(states(ItemState::Cancelled.reachable_from())))
@@ -498,10 +650,16 @@ pub async fn cancel_items(db: &impl ConnectionTrait, migration_id: Uuid) -> Resu
 
 /// Retries the failed items (and unblocks what waited for them); done items are
 /// never touched. Answers how many failed items were scheduled again.
-pub async fn retry_failed(db: &impl ConnectionTrait, migration: &migration::Model) -> Result<usize, DbErr> {
+pub async fn retry_failed(
+    db: &impl ConnectionTrait,
+    migration: &migration::Model,
+) -> Result<usize, DbErr> {
     Items::update_many()
         .col_expr(ItemColumn::State, Expr::value(ItemState::Waiting.as_str()))
-        .col_expr(ItemColumn::ErrorMessage, Expr::value(Option::<String>::None))
+        .col_expr(
+            ItemColumn::ErrorMessage,
+            Expr::value(Option::<String>::None),
+        )
         .col_expr(ItemColumn::UpdatedAt, Expr::value(Utc::now()))
         .filter(ItemColumn::MigrationId.eq(migration.id))
         .filter(ItemColumn::State.eq(ItemState::Blocked.as_str()))
@@ -515,7 +673,10 @@ pub async fn retry_failed(db: &impl ConnectionTrait, migration: &migration::Mode
         .into_tuple::<(String, String)>()
         .all(db)
         .await?;
-    let keys = failed.into_iter().map(|(key, kind)| (key, ItemKind::parse(&kind).unwrap_or(ItemKind::User))).collect();
+    let keys = failed
+        .into_iter()
+        .map(|(key, kind)| (key, ItemKind::parse(&kind).unwrap_or(ItemKind::User)))
+        .collect();
     schedule(db, migration, keys).await
 }
 
@@ -531,12 +692,16 @@ pub async fn set_job(db: &impl ConnectionTrait, id: Uuid, job_id: Uuid) -> Resul
 
 /// The migration's released machines by their state now (every state present):
 /// counted from the machines themselves, never kept in a counter that could drift.
-pub async fn machine_counts(db: &impl ConnectionTrait, migration_id: Uuid) -> Result<BTreeMap<crate::domain::machines::MachineState, u64>, DbErr> {
+pub async fn machine_counts(
+    db: &impl ConnectionTrait,
+    migration_id: Uuid,
+) -> Result<BTreeMap<crate::domain::machines::MachineState, u64>, DbErr> {
     use crate::domain::machines::MachineState;
     let sql = "SELECT m.migration_state AS state, COUNT(*) AS n FROM machine_assignments a \
                JOIN source_machines m ON m.workspace_id = a.workspace_id AND m.source_id = a.machine_id \
                WHERE a.migration_id = $1 GROUP BY m.migration_state";
-    let mut out: BTreeMap<MachineState, u64> = MachineState::ALL.into_iter().map(|s| (s, 0)).collect();
+    let mut out: BTreeMap<MachineState, u64> =
+        MachineState::ALL.into_iter().map(|s| (s, 0)).collect();
     for row in super::query(db, sql, vec![migration_id.into()]).await? {
         let state: String = row.try_get("", "state")?;
         let n: i64 = row.try_get("", "n")?;
@@ -550,10 +715,23 @@ pub async fn machine_counts(db: &impl ConnectionTrait, migration_id: Uuid) -> Re
 /// A cancelled migration takes back the machines it released whose agents have
 /// not started: `pending` -> `cancelled` (their agents are told to do nothing).
 /// Machines already migrating finish what they started.
-pub async fn cancel_machines(db: &impl ConnectionTrait, migration: &migration::Model) -> Result<u64, DbErr> {
+pub async fn cancel_machines(
+    db: &impl ConnectionTrait,
+    migration: &migration::Model,
+) -> Result<u64, DbErr> {
     let sql = "UPDATE source_machines SET migration_state = 'cancelled', state_changed_at = $1 \
                WHERE workspace_id = $2 AND migration_state = 'pending' \
                AND source_id IN (SELECT machine_id FROM machine_assignments WHERE workspace_id = $2 AND migration_id = $3)";
-    let result = db.execute_raw(super::statement(db.get_database_backend(), sql, vec![Utc::now().into(), migration.workspace_id.into(), migration.id.into()])).await?;
+    let result = db
+        .execute_raw(super::statement(
+            db.get_database_backend(),
+            sql,
+            vec![
+                Utc::now().into(),
+                migration.workspace_id.into(),
+                migration.id.into(),
+            ],
+        ))
+        .await?;
     Ok(result.rows_affected())
 }

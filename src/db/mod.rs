@@ -4,13 +4,18 @@ use std::time::Duration;
 
 use migration::{Migrator, MigratorTrait};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection, DbErr, QueryResult, Statement, Value};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection, DbErr,
+    QueryResult, Statement, Value,
+};
 
 use crate::config::DatabaseConfig;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbSetupError {
-    #[error("setting `database.url` (MP_DATABASE__URL): expected sqlite://… or postgres://…, got scheme `{0}`")]
+    #[error(
+        "setting `database.url` (MP_DATABASE__URL): expected sqlite://… or postgres://…, got scheme `{0}`"
+    )]
     UnsupportedUrl(String),
     #[error("database: {0}")]
     Db(#[from] DbErr),
@@ -23,24 +28,30 @@ pub async fn connect(config: &DatabaseConfig) -> Result<DatabaseConnection, DbSe
     }
     let busy_timeout = Duration::from_millis(config.busy_timeout_ms);
     let mut options = ConnectOptions::new(config.url.clone());
-    options.max_connections(config.max_connections).acquire_timeout(Duration::from_secs(10)).sqlx_logging(false).map_sqlx_sqlite_opts(move |o| {
-        o.create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(busy_timeout)
-            .foreign_keys(true)
-            // Reads of a large snapshot go through a memory map and a bigger page
-            // cache instead of a read() per 4 KiB page.
-            .pragma("mmap_size", "1073741824")
-            .pragma("cache_size", "-32768")
-    });
+    options
+        .max_connections(config.max_connections)
+        .acquire_timeout(Duration::from_secs(10))
+        .sqlx_logging(false)
+        .map_sqlx_sqlite_opts(move |o| {
+            o.create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(busy_timeout)
+                .foreign_keys(true)
+                // Reads of a large snapshot go through a memory map and a bigger page
+                // cache instead of a read() per 4 KiB page.
+                .pragma("mmap_size", "1073741824")
+                .pragma("cache_size", "-32768")
+        });
     // Turning a new SQLite file to WAL takes a lock that `busy_timeout` does not wait
     // for, so processes opening a new file together may be told "database is locked".
     let mut attempts = 0;
     loop {
         attempts += 1;
         match Database::connect(options.clone()).await {
-            Err(e) if attempts < 10 && is_busy(&e) => tokio::time::sleep(Duration::from_millis(20 * attempts)).await,
+            Err(e) if attempts < 10 && is_busy(&e) => {
+                tokio::time::sleep(Duration::from_millis(20 * attempts)).await
+            }
             other => return Ok(other?),
         }
     }
@@ -78,13 +89,24 @@ pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
         }
     }
     // The lock is held by one pooled connection while the migrator uses others.
-    let mut holder = db.get_postgres_connection_pool().acquire().await.map_err(|e| DbErr::Conn(sea_orm::RuntimeErr::SqlxError(e.into())))?;
+    let mut holder = db
+        .get_postgres_connection_pool()
+        .acquire()
+        .await
+        .map_err(|e| DbErr::Conn(sea_orm::RuntimeErr::SqlxError(e.into())))?;
     let lock = |sql: &'static str| sea_orm::sqlx::query(sql).bind(MIGRATION_LOCK);
-    lock("SELECT pg_advisory_lock($1)").execute(&mut *holder).await.map_err(|e| DbErr::Conn(sea_orm::RuntimeErr::SqlxError(e.into())))?;
+    lock("SELECT pg_advisory_lock($1)")
+        .execute(&mut *holder)
+        .await
+        .map_err(|e| DbErr::Conn(sea_orm::RuntimeErr::SqlxError(e.into())))?;
     let result = Migrator::up(db, None).await;
-    let unlocked = lock("SELECT pg_advisory_unlock($1)").execute(&mut *holder).await;
+    let unlocked = lock("SELECT pg_advisory_unlock($1)")
+        .execute(&mut *holder)
+        .await;
     result?;
-    unlocked.map(drop).map_err(|e| DbErr::Conn(sea_orm::RuntimeErr::SqlxError(e.into())))
+    unlocked
+        .map(drop)
+        .map_err(|e| DbErr::Conn(sea_orm::RuntimeErr::SqlxError(e.into())))
 }
 
 /// An arbitrary constant naming "schema migration" among PostgreSQL advisory locks.
@@ -92,12 +114,23 @@ const MIGRATION_LOCK: i64 = 0x6d70_6d69_6772_6174;
 
 /// True when `err` is a unique-constraint violation, on either backend.
 pub fn is_unique_violation(err: &DbErr) -> bool {
-    matches!(err.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_)))
+    matches!(
+        err.sql_err(),
+        Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+    )
 }
 
 /// `text` for a `LIKE … ESCAPE '\\'` pattern: its wildcards and backslashes match themselves.
 pub fn like_literal(text: &str) -> String {
-    text.chars().flat_map(|c| if matches!(c, '%' | '_' | '\\') { vec!['\\', c] } else { vec![c] }).collect()
+    text.chars()
+        .flat_map(|c| {
+            if matches!(c, '%' | '_' | '\\') {
+                vec!['\\', c]
+            } else {
+                vec![c]
+            }
+        })
+        .collect()
 }
 
 /// A page position: the last id seen. Ids are UUIDv7, so id order is creation order.
@@ -130,7 +163,9 @@ fn placeholders(sql: &str) -> impl Iterator<Item = (usize, usize, Option<usize>)
 }
 
 fn in_order(sql: &str) -> bool {
-    placeholders(sql).enumerate().all(|(i, (_, _, n))| n == Some(i + 1))
+    placeholders(sql)
+        .enumerate()
+        .all(|(i, (_, _, n))| n == Some(i + 1))
 }
 
 fn strip_numbers(sql: &str) -> String {
@@ -146,13 +181,24 @@ fn strip_numbers(sql: &str) -> String {
 }
 
 /// Runs a raw statement (see [`statement`]).
-pub async fn execute(db: &impl ConnectionTrait, sql: &str, values: Vec<Value>) -> Result<(), DbErr> {
-    db.execute_raw(statement(db.get_database_backend(), sql, values)).await.map(drop)
+pub async fn execute(
+    db: &impl ConnectionTrait,
+    sql: &str,
+    values: Vec<Value>,
+) -> Result<(), DbErr> {
+    db.execute_raw(statement(db.get_database_backend(), sql, values))
+        .await
+        .map(drop)
 }
 
 /// The rows of a raw query (see [`statement`]).
-pub async fn query(db: &impl ConnectionTrait, sql: &str, values: Vec<Value>) -> Result<Vec<QueryResult>, DbErr> {
-    db.query_all_raw(statement(db.get_database_backend(), sql, values)).await
+pub async fn query(
+    db: &impl ConnectionTrait,
+    sql: &str,
+    values: Vec<Value>,
+) -> Result<Vec<QueryResult>, DbErr> {
+    db.query_all_raw(statement(db.get_database_backend(), sql, values))
+        .await
 }
 
 #[cfg(test)]
@@ -162,11 +208,20 @@ mod tests {
     #[test]
     fn sqlite_gets_bare_placeholders_only_when_they_run_in_order() {
         let sql = |s: &str| statement(DatabaseBackend::Sqlite, s, vec![]).sql;
-        assert_eq!(sql("INSERT INTO t VALUES ($1, $2), ($3, $4)"), "INSERT INTO t VALUES (?, ?), (?, ?)");
-        assert_eq!(sql("SELECT $1 WHERE a = $2 OR b = $1"), "SELECT ?1 WHERE a = ?2 OR b = ?1");
+        assert_eq!(
+            sql("INSERT INTO t VALUES ($1, $2), ($3, $4)"),
+            "INSERT INTO t VALUES (?, ?), (?, ?)"
+        );
+        assert_eq!(
+            sql("SELECT $1 WHERE a = $2 OR b = $1"),
+            "SELECT ?1 WHERE a = ?2 OR b = ?1"
+        );
         assert_eq!(sql("SELECT $2, $1"), "SELECT ?2, ?1");
         assert_eq!(sql("SELECT 1"), "SELECT 1");
-        assert_eq!(statement(DatabaseBackend::Postgres, "SELECT $1, $2", vec![]).sql, "SELECT $1, $2");
+        assert_eq!(
+            statement(DatabaseBackend::Postgres, "SELECT $1, $2", vec![]).sql,
+            "SELECT $1, $2"
+        );
     }
 }
 

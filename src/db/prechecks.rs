@@ -7,9 +7,12 @@ use chrono::{DateTime, Utc};
 use entity::login_check;
 use entity::precheck::{self, Entity as Prechecks};
 use entity::precheck_chunk::{self, Entity as Chunks};
-use sea_orm::sea_query::{Alias, Expr, ExprTrait, OnConflict, Order, Query};
 use futures_util::StreamExt;
-use sea_orm::{ActiveValue::Set, StreamTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait};
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, OnConflict, Order, Query};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect, StreamTrait, TransactionTrait,
+};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use uuid::Uuid;
@@ -24,7 +27,11 @@ const CHUNK: usize = 500;
 /// The live rows of a workspace's snapshot, in source-id order. The four
 /// tables are read and parsed at once, each on a pooled connection of its own.
 pub async fn load_snapshot(db: &DatabaseConnection, workspace_id: Uuid) -> Result<Snapshot, DbErr> {
-    fn spawn<T: DeserializeOwned + Send + 'static>(db: &DatabaseConnection, table: &'static str, workspace_id: Uuid) -> tokio::task::JoinHandle<Result<Vec<T>, DbErr>> {
+    fn spawn<T: DeserializeOwned + Send + 'static>(
+        db: &DatabaseConnection,
+        table: &'static str,
+        workspace_id: Uuid,
+    ) -> tokio::task::JoinHandle<Result<Vec<T>, DbErr>> {
         let db = db.clone();
         tokio::spawn(async move { rows(&db, table, workspace_id).await })
     }
@@ -35,11 +42,20 @@ pub async fn load_snapshot(db: &DatabaseConnection, workspace_id: Uuid) -> Resul
     let machines = spawn(db, "source_machines", workspace_id);
     let users = spawn(db, "source_users", workspace_id);
     let groups = spawn(db, "source_groups", workspace_id);
-    Ok(Snapshot { groups: joined(groups.await)?, users: joined(users.await)?, machines: joined(machines.await)?, plans: joined(plans.await)? })
+    Ok(Snapshot {
+        groups: joined(groups.await)?,
+        users: joined(users.await)?,
+        machines: joined(machines.await)?,
+        plans: joined(plans.await)?,
+    })
 }
 
 /// Parses rows as they arrive, so reading and parsing overlap.
-async fn rows<T: DeserializeOwned>(db: &DatabaseConnection, table: &str, workspace_id: Uuid) -> Result<Vec<T>, DbErr> {
+async fn rows<T: DeserializeOwned>(
+    db: &DatabaseConnection,
+    table: &str,
+    workspace_id: Uuid,
+) -> Result<Vec<T>, DbErr> {
     let query = Query::select()
         .column(Alias::new("data"))
         .from(Alias::new(table))
@@ -51,25 +67,46 @@ async fn rows<T: DeserializeOwned>(db: &DatabaseConnection, table: &str, workspa
     let mut out = Vec::new();
     while let Some(row) = rows.next().await {
         let data: String = row?.try_get("", "data")?;
-        out.push(serde_json::from_str(&data).map_err(|e| DbErr::Custom(format!("{table}: a snapshot row does not parse: {e}")))?);
+        out.push(
+            serde_json::from_str(&data).map_err(|e| {
+                DbErr::Custom(format!("{table}: a snapshot row does not parse: {e}"))
+            })?,
+        );
     }
     Ok(out)
 }
 
 /// The target's answers younger than `since`: lowercase login -> taken.
-pub async fn login_answers(db: &impl ConnectionTrait, workspace_id: Uuid, since: DateTime<Utc>) -> Result<HashMap<String, (bool, DateTime<Utc>)>, DbErr> {
+pub async fn login_answers(
+    db: &impl ConnectionTrait,
+    workspace_id: Uuid,
+    since: DateTime<Utc>,
+) -> Result<HashMap<String, (bool, DateTime<Utc>)>, DbErr> {
     let rows = login_check::Entity::find()
         .filter(login_check::Column::WorkspaceId.eq(workspace_id))
         .filter(login_check::Column::CheckedAt.gte(since))
         .all(db)
         .await?;
-    Ok(rows.into_iter().map(|r| (r.login, (r.taken, r.checked_at))).collect())
+    Ok(rows
+        .into_iter()
+        .map(|r| (r.login, (r.taken, r.checked_at)))
+        .collect())
 }
 
 /// Keeps the target's answers, one per lowercase login (PostgreSQL refuses an
 /// upsert that names a row twice).
-pub async fn record_login_answers(db: &impl ConnectionTrait, workspace_id: Uuid, answers: &[(String, bool)], at: DateTime<Utc>) -> Result<(), DbErr> {
-    let answers: Vec<(String, bool)> = answers.iter().map(|(login, taken)| (login.to_lowercase(), *taken)).collect::<HashMap<_, _>>().into_iter().collect();
+pub async fn record_login_answers(
+    db: &impl ConnectionTrait,
+    workspace_id: Uuid,
+    answers: &[(String, bool)],
+    at: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    let answers: Vec<(String, bool)> = answers
+        .iter()
+        .map(|(login, taken)| (login.to_lowercase(), *taken))
+        .collect::<HashMap<_, _>>()
+        .into_iter()
+        .collect();
     for batch in answers.chunks(200) {
         let models = batch.iter().map(|(login, taken)| login_check::ActiveModel {
             workspace_id: Set(workspace_id),
@@ -90,43 +127,76 @@ pub async fn record_login_answers(db: &impl ConnectionTrait, workspace_id: Uuid,
 }
 
 pub async fn insert(db: &impl ConnectionTrait, model: precheck::Model) -> Result<(), DbErr> {
-    Prechecks::insert(precheck::ActiveModel::from(model)).exec_without_returning(db).await.map(drop)
+    Prechecks::insert(precheck::ActiveModel::from(model))
+        .exec_without_returning(db)
+        .await
+        .map(drop)
 }
 
 /// Stores the report's entries and its planning section, in one transaction.
-pub async fn store_report(db: &DatabaseConnection, id: Uuid, report: &Report, snapshot_synced_at: Option<DateTime<Utc>>) -> Result<(), DbErr> {
+pub async fn store_report(
+    db: &DatabaseConnection,
+    id: Uuid,
+    report: &Report,
+    snapshot_synced_at: Option<DateTime<Utc>>,
+) -> Result<(), DbErr> {
     let txn = db.begin().await?;
-    Chunks::delete_many().filter(precheck_chunk::Column::PrecheckId.eq(id)).exec(&txn).await?;
-    let chunks: Vec<(Section, usize, &[Entry])> =
-        report.sections.iter().flat_map(|(section, entries)| entries.chunks(CHUNK).enumerate().map(|(n, chunk)| (*section, n, chunk))).collect();
+    Chunks::delete_many()
+        .filter(precheck_chunk::Column::PrecheckId.eq(id))
+        .exec(&txn)
+        .await?;
+    let chunks: Vec<(Section, usize, &[Entry])> = report
+        .sections
+        .iter()
+        .flat_map(|(section, entries)| {
+            entries
+                .chunks(CHUNK)
+                .enumerate()
+                .map(|(n, chunk)| (*section, n, chunk))
+        })
+        .collect();
     // Encoding is most of the work: half the chunks on a second core.
-    let encode = |part: &[(Section, usize, &[Entry])]| -> Result<Vec<precheck_chunk::ActiveModel>, DbErr> {
-        part.iter()
-            .map(|(section, n, chunk)| {
-                let pairs: Vec<(&str, &Value)> = chunk.iter().map(|e| (e.key.as_str(), &e.value)).collect();
-                Ok(precheck_chunk::ActiveModel {
-                    precheck_id: Set(id),
-                    section: Set(section.as_str().to_string()),
-                    chunk: Set(*n as i32),
-                    first_entry: Set((n * CHUNK) as i32),
-                    entries: Set(chunk.len() as i32),
-                    data: Set(serde_json::to_string(&pairs).map_err(|e| DbErr::Custom(e.to_string()))?),
+    let encode =
+        |part: &[(Section, usize, &[Entry])]| -> Result<Vec<precheck_chunk::ActiveModel>, DbErr> {
+            part.iter()
+                .map(|(section, n, chunk)| {
+                    let pairs: Vec<(&str, &Value)> =
+                        chunk.iter().map(|e| (e.key.as_str(), &e.value)).collect();
+                    Ok(precheck_chunk::ActiveModel {
+                        precheck_id: Set(id),
+                        section: Set(section.as_str().to_string()),
+                        chunk: Set(*n as i32),
+                        first_entry: Set((n * CHUNK) as i32),
+                        entries: Set(chunk.len() as i32),
+                        data: Set(serde_json::to_string(&pairs)
+                            .map_err(|e| DbErr::Custom(e.to_string()))?),
+                    })
                 })
-            })
-            .collect()
-    };
+                .collect()
+        };
     let (first, second) = chunks.split_at(chunks.len() / 2);
     let (first, second) = std::thread::scope(|scope| {
         let second = scope.spawn(|| encode(second));
-        (encode(first), second.join().expect("encoding report chunks"))
+        (
+            encode(first),
+            second.join().expect("encoding report chunks"),
+        )
     });
     let models: Vec<precheck_chunk::ActiveModel> = first?.into_iter().chain(second?).collect();
     for batch in models.chunks(50) {
-        Chunks::insert_many(batch.to_vec()).exec_without_returning(&txn).await?;
+        Chunks::insert_many(batch.to_vec())
+            .exec_without_returning(&txn)
+            .await?;
     }
     Prechecks::update_many()
-        .col_expr(precheck::Column::Planning, Expr::value(report.planning.to_string()))
-        .col_expr(precheck::Column::SnapshotSyncedAt, Expr::value(snapshot_synced_at))
+        .col_expr(
+            precheck::Column::Planning,
+            Expr::value(report.planning.to_string()),
+        )
+        .col_expr(
+            precheck::Column::SnapshotSyncedAt,
+            Expr::value(snapshot_synced_at),
+        )
         .col_expr(precheck::Column::CompletedAt, Expr::value(Utc::now()))
         .filter(precheck::Column::Id.eq(id))
         .exec(&txn)
@@ -134,7 +204,12 @@ pub async fn store_report(db: &DatabaseConnection, id: Uuid, report: &Report, sn
     txn.commit().await
 }
 
-pub async fn find(db: &impl ConnectionTrait, tenant_id: Uuid, workspace_id: Uuid, id: Uuid) -> Result<Option<precheck::Model>, DbErr> {
+pub async fn find(
+    db: &impl ConnectionTrait,
+    tenant_id: Uuid,
+    workspace_id: Uuid,
+    id: Uuid,
+) -> Result<Option<precheck::Model>, DbErr> {
     Prechecks::find_by_id(id)
         .filter(precheck::Column::TenantId.eq(tenant_id))
         .filter(precheck::Column::WorkspaceId.eq(workspace_id))
@@ -143,16 +218,31 @@ pub async fn find(db: &impl ConnectionTrait, tenant_id: Uuid, workspace_id: Uuid
 }
 
 /// Up to `page.limit + 1` pre-checks after the cursor, oldest first.
-pub async fn list(db: &impl ConnectionTrait, tenant_id: Uuid, workspace_id: Uuid, page: Page) -> Result<Vec<precheck::Model>, DbErr> {
-    let mut query = Prechecks::find().filter(precheck::Column::TenantId.eq(tenant_id)).filter(precheck::Column::WorkspaceId.eq(workspace_id));
+pub async fn list(
+    db: &impl ConnectionTrait,
+    tenant_id: Uuid,
+    workspace_id: Uuid,
+    page: Page,
+) -> Result<Vec<precheck::Model>, DbErr> {
+    let mut query = Prechecks::find()
+        .filter(precheck::Column::TenantId.eq(tenant_id))
+        .filter(precheck::Column::WorkspaceId.eq(workspace_id));
     if let Some(after) = page.after {
         query = query.filter(precheck::Column::Id.gt(after));
     }
-    query.order_by_asc(precheck::Column::Id).limit(page.limit + 1).all(db).await
+    query
+        .order_by_asc(precheck::Column::Id)
+        .limit(page.limit + 1)
+        .all(db)
+        .await
 }
 
 /// The completed pre-check of the workspace made just before `id`.
-pub async fn previous(db: &impl ConnectionTrait, workspace_id: Uuid, id: Uuid) -> Result<Option<precheck::Model>, DbErr> {
+pub async fn previous(
+    db: &impl ConnectionTrait,
+    workspace_id: Uuid,
+    id: Uuid,
+) -> Result<Option<precheck::Model>, DbErr> {
     Prechecks::find()
         .filter(precheck::Column::WorkspaceId.eq(workspace_id))
         .filter(precheck::Column::Id.lt(id))
@@ -163,7 +253,13 @@ pub async fn previous(db: &impl ConnectionTrait, workspace_id: Uuid, id: Uuid) -
 }
 
 /// Up to `limit + 1` entries of a section from position `offset`.
-pub async fn entries(db: &impl ConnectionTrait, id: Uuid, section: Section, offset: u64, limit: u64) -> Result<Vec<Entry>, DbErr> {
+pub async fn entries(
+    db: &impl ConnectionTrait,
+    id: Uuid,
+    section: Section,
+    offset: u64,
+    limit: u64,
+) -> Result<Vec<Entry>, DbErr> {
     let first_chunk = offset / CHUNK as u64;
     let last_chunk = (offset + limit) / CHUNK as u64;
     let chunks = Chunks::find()
@@ -186,7 +282,11 @@ pub async fn entries(db: &impl ConnectionTrait, id: Uuid, section: Section, offs
 }
 
 /// Every entry of a section, in order.
-pub async fn all_entries(db: &impl ConnectionTrait, id: Uuid, section: Section) -> Result<Vec<Entry>, DbErr> {
+pub async fn all_entries(
+    db: &impl ConnectionTrait,
+    id: Uuid,
+    section: Section,
+) -> Result<Vec<Entry>, DbErr> {
     let chunks = Chunks::find()
         .filter(precheck_chunk::Column::PrecheckId.eq(id))
         .filter(precheck_chunk::Column::Section.eq(section.as_str()))
@@ -201,21 +301,45 @@ pub async fn all_entries(db: &impl ConnectionTrait, id: Uuid, section: Section) 
 }
 
 fn decode(chunk: &precheck_chunk::Model) -> Result<Vec<Entry>, DbErr> {
-    let pairs: Vec<(String, Value)> = serde_json::from_str(&chunk.data).map_err(|e| DbErr::Custom(format!("a report chunk does not parse: {e}")))?;
-    Ok(pairs.into_iter().map(|(key, value)| Entry { key, value }).collect())
+    let pairs: Vec<(String, Value)> = serde_json::from_str(&chunk.data)
+        .map_err(|e| DbErr::Custom(format!("a report chunk does not parse: {e}")))?;
+    Ok(pairs
+        .into_iter()
+        .map(|(key, value)| Entry { key, value })
+        .collect())
 }
 
 /// A workspace's reports and login answers go with it.
-pub async fn delete_for_workspace(db: &impl ConnectionTrait, workspace_id: Uuid) -> Result<(), DbErr> {
-    let ids = Query::select().column(precheck::Column::Id).from(Prechecks).and_where(precheck::Column::WorkspaceId.eq(workspace_id)).to_owned();
-    Chunks::delete_many().filter(precheck_chunk::Column::PrecheckId.in_subquery(ids)).exec(db).await?;
-    Prechecks::delete_many().filter(precheck::Column::WorkspaceId.eq(workspace_id)).exec(db).await?;
-    login_check::Entity::delete_many().filter(login_check::Column::WorkspaceId.eq(workspace_id)).exec(db).await?;
+pub async fn delete_for_workspace(
+    db: &impl ConnectionTrait,
+    workspace_id: Uuid,
+) -> Result<(), DbErr> {
+    let ids = Query::select()
+        .column(precheck::Column::Id)
+        .from(Prechecks)
+        .and_where(precheck::Column::WorkspaceId.eq(workspace_id))
+        .to_owned();
+    Chunks::delete_many()
+        .filter(precheck_chunk::Column::PrecheckId.in_subquery(ids))
+        .exec(db)
+        .await?;
+    Prechecks::delete_many()
+        .filter(precheck::Column::WorkspaceId.eq(workspace_id))
+        .exec(db)
+        .await?;
+    login_check::Entity::delete_many()
+        .filter(login_check::Column::WorkspaceId.eq(workspace_id))
+        .exec(db)
+        .await?;
     Ok(())
 }
 
 /// Positions of the selection's nodes that the workspace's live snapshot lacks.
-pub async fn missing_nodes(db: &impl ConnectionTrait, workspace_id: Uuid, nodes: &[crate::domain::plan::Node]) -> Result<Vec<usize>, DbErr> {
+pub async fn missing_nodes(
+    db: &impl ConnectionTrait,
+    workspace_id: Uuid,
+    nodes: &[crate::domain::plan::Node],
+) -> Result<Vec<usize>, DbErr> {
     use crate::domain::plan::Node;
     let mut present = HashSet::new();
     for (table, kind) in [("source_groups", "group"), ("source_users", "user")] {

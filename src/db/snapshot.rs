@@ -16,7 +16,9 @@ use crate::domain::machines::MachineState;
 use crate::domain::support::Readiness;
 
 /// A kind of snapshot object.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
     Group,
@@ -74,8 +76,7 @@ pub struct Row {
     pub synced_at: DateTime<Utc>,
 }
 
-const ROW_COLUMNS: &str =
-    "source_id, parent_source_id, group_source_id, COALESCE(search, '') AS search, data, size_bytes, readiness, migration_state, removed_at, synced_at";
+const ROW_COLUMNS: &str = "source_id, parent_source_id, group_source_id, COALESCE(search, '') AS search, data, size_bytes, readiness, migration_state, removed_at, synced_at";
 
 impl Row {
     fn read(kind: Kind, r: &QueryResult) -> Result<Self, DbErr> {
@@ -124,7 +125,10 @@ impl Rollup {
 }
 
 fn marks(from: usize, n: usize) -> String {
-    (from..from + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+    (from..from + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn count(r: &QueryResult, column: &str) -> Result<u64, DbErr> {
@@ -138,7 +142,11 @@ fn count(r: &QueryResult, column: &str) -> Result<u64, DbErr> {
 /// users and machines by index (PostgreSQL plans it as the inner join it is);
 /// left to itself SQLite was seen to take the walk's groups as the outer loop
 /// and scan them all per step (30 s on `large` instead of a fraction of one).
-pub async fn rollups(db: &impl ConnectionTrait, workspace: Uuid, groups: &[String]) -> Result<HashMap<String, Rollup>, DbErr> {
+pub async fn rollups(
+    db: &impl ConnectionTrait,
+    workspace: Uuid,
+    groups: &[String],
+) -> Result<HashMap<String, Rollup>, DbErr> {
     if groups.is_empty() {
         return Ok(HashMap::new());
     }
@@ -178,7 +186,10 @@ pub async fn rollups(db: &impl ConnectionTrait, workspace: Uuid, groups: &[Strin
                 rollup.machines += n;
                 rollup.data_size_bytes += count(&r, "size")?;
                 let readiness: Option<String> = r.try_get("", "readiness")?;
-                if let Some(readiness) = readiness.as_deref().and_then(|t| Readiness::ALL.into_iter().find(|r| r.as_str() == t)) {
+                if let Some(readiness) = readiness
+                    .as_deref()
+                    .and_then(|t| Readiness::ALL.into_iter().find(|r| r.as_str() == t))
+                {
                     *rollup.machines_by_readiness.entry(readiness).or_default() += n;
                 }
                 let state: Option<String> = r.try_get("", "state")?;
@@ -193,42 +204,87 @@ pub async fn rollups(db: &impl ConnectionTrait, workspace: Uuid, groups: &[Strin
 
 /// The root group: the one without a parent.
 pub async fn root(db: &impl ConnectionTrait, workspace: Uuid) -> Result<Option<Row>, DbErr> {
-    let sql = format!("SELECT {ROW_COLUMNS} FROM source_groups WHERE workspace_id = $1 AND parent_source_id IS NULL ORDER BY source_id LIMIT 1");
-    query(db, &sql, vec![workspace.into()]).await?.first().map(|r| Row::read(Kind::Group, r)).transpose()
+    let sql = format!(
+        "SELECT {ROW_COLUMNS} FROM source_groups WHERE workspace_id = $1 AND parent_source_id IS NULL ORDER BY source_id LIMIT 1"
+    );
+    query(db, &sql, vec![workspace.into()])
+        .await?
+        .first()
+        .map(|r| Row::read(Kind::Group, r))
+        .transpose()
 }
 
-pub async fn find(db: &impl ConnectionTrait, workspace: Uuid, kind: Kind, id: &str) -> Result<Option<Row>, DbErr> {
+pub async fn find(
+    db: &impl ConnectionTrait,
+    workspace: Uuid,
+    kind: Kind,
+    id: &str,
+) -> Result<Option<Row>, DbErr> {
     Ok(rows(db, workspace, kind, &[id.to_string()]).await?.pop())
 }
 
 /// The rows of `kind` with these ids, in no particular order.
-pub async fn rows(db: &impl ConnectionTrait, workspace: Uuid, kind: Kind, ids: &[String]) -> Result<Vec<Row>, DbErr> {
+pub async fn rows(
+    db: &impl ConnectionTrait,
+    workspace: Uuid,
+    kind: Kind,
+    ids: &[String],
+) -> Result<Vec<Row>, DbErr> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let sql = format!("SELECT {ROW_COLUMNS} FROM {} WHERE workspace_id = $1 AND source_id IN ({})", kind.table(), marks(2, ids.len()));
+    let sql = format!(
+        "SELECT {ROW_COLUMNS} FROM {} WHERE workspace_id = $1 AND source_id IN ({})",
+        kind.table(),
+        marks(2, ids.len())
+    );
     let mut values: Vec<Value> = vec![workspace.into()];
     values.extend(ids.iter().map(|id| Value::from(id.clone())));
-    query(db, &sql, values).await?.iter().map(|r| Row::read(kind, r)).collect()
+    query(db, &sql, values)
+        .await?
+        .iter()
+        .map(|r| Row::read(kind, r))
+        .collect()
 }
 
 /// The rows of `kind` whose parent is `parent` (a user's machines, a machine's plans).
-pub async fn rows_under(db: &impl ConnectionTrait, workspace: Uuid, table: &str, parent: &str) -> Result<Vec<(String, String)>, DbErr> {
-    let sql = format!("SELECT source_id, data FROM {table} WHERE workspace_id = $1 AND parent_source_id = $2 ORDER BY source_id");
-    query(db, &sql, vec![workspace.into(), parent.into()]).await?.iter().map(|r| Ok((r.try_get("", "source_id")?, r.try_get("", "data")?))).collect()
+pub async fn rows_under(
+    db: &impl ConnectionTrait,
+    workspace: Uuid,
+    table: &str,
+    parent: &str,
+) -> Result<Vec<(String, String)>, DbErr> {
+    let sql = format!(
+        "SELECT source_id, data FROM {table} WHERE workspace_id = $1 AND parent_source_id = $2 ORDER BY source_id"
+    );
+    query(db, &sql, vec![workspace.into(), parent.into()])
+        .await?
+        .iter()
+        .map(|r| Ok((r.try_get("", "source_id")?, r.try_get("", "data")?)))
+        .collect()
 }
 
 /// A group's direct subgroups and backup users.
-pub async fn direct_counts(db: &impl ConnectionTrait, workspace: Uuid, group: &str) -> Result<(u64, u64), DbErr> {
+pub async fn direct_counts(
+    db: &impl ConnectionTrait,
+    workspace: Uuid,
+    group: &str,
+) -> Result<(u64, u64), DbErr> {
     let sql = "SELECT (SELECT COUNT(*) FROM source_groups WHERE workspace_id = $1 AND parent_source_id = $2) AS subgroups, \
                       (SELECT COUNT(*) FROM source_users WHERE workspace_id = $1 AND parent_source_id = $2) AS users";
     let rows = query(db, sql, vec![workspace.into(), group.into()]).await?;
-    let row = rows.first().ok_or_else(|| DbErr::RecordNotFound("counts".into()))?;
+    let row = rows
+        .first()
+        .ok_or_else(|| DbErr::RecordNotFound("counts".into()))?;
     Ok((count(row, "subgroups")?, count(row, "users")?))
 }
 
 /// A group and its ancestors, root first: (id, data).
-pub async fn path(db: &impl ConnectionTrait, workspace: Uuid, group: &str) -> Result<Vec<(String, String)>, DbErr> {
+pub async fn path(
+    db: &impl ConnectionTrait,
+    workspace: Uuid,
+    group: &str,
+) -> Result<Vec<(String, String)>, DbErr> {
     let sql = "WITH RECURSIVE up(id, parent, depth) AS ( \
                  SELECT source_id, parent_source_id, 0 FROM source_groups WHERE workspace_id = $1 AND source_id = $2 \
                  UNION ALL \
@@ -236,7 +292,11 @@ pub async fn path(db: &impl ConnectionTrait, workspace: Uuid, group: &str) -> Re
                  AND up.depth < 1000 \
                ) \
                SELECT up.id AS id, g.data AS data FROM up JOIN source_groups g ON g.workspace_id = $1 AND g.source_id = up.id ORDER BY up.depth DESC";
-    query(db, sql, vec![workspace.into(), group.into()]).await?.iter().map(|r| Ok((r.try_get("", "id")?, r.try_get("", "data")?))).collect()
+    query(db, sql, vec![workspace.into(), group.into()])
+        .await?
+        .iter()
+        .map(|r| Ok((r.try_get("", "id")?, r.try_get("", "data")?)))
+        .collect()
 }
 
 /// A child in a listing, with its direct contents.
@@ -252,7 +312,14 @@ pub struct Child {
 }
 
 /// A page of a group's children: subgroups, then users, each by name, after `after`.
-pub async fn children(db: &impl ConnectionTrait, workspace: Uuid, group: &str, kinds: &[Kind], after: Option<&Key>, limit: u64) -> Result<Vec<Child>, DbErr> {
+pub async fn children(
+    db: &impl ConnectionTrait,
+    workspace: Uuid,
+    group: &str,
+    kinds: &[Kind],
+    after: Option<&Key>,
+    limit: u64,
+) -> Result<Vec<Child>, DbErr> {
     let mut branches = Vec::new();
     if kinds.contains(&Kind::Group) {
         branches.push(format!(
@@ -280,21 +347,43 @@ pub async fn children(db: &impl ConnectionTrait, workspace: Uuid, group: &str, k
     let keys = page(db, &branches, after, limit, &mut values).await?;
     let mut counts = HashMap::new();
     for r in &keys.rows {
-        counts.insert((r.kind, r.id.clone()), (count(&r.result, "subgroups")?, count(&r.result, "users")?, count(&r.result, "machines")?));
+        counts.insert(
+            (r.kind, r.id.clone()),
+            (
+                count(&r.result, "subgroups")?,
+                count(&r.result, "users")?,
+                count(&r.result, "machines")?,
+            ),
+        );
     }
     let rows = keys.fetch(db, workspace).await?;
     Ok(rows
         .into_iter()
         .map(|row| {
-            let (subgroups, users, machines) = counts.get(&(row.kind, row.id.clone())).copied().unwrap_or_default();
-            Child { row, subgroups, users, machines }
+            let (subgroups, users, machines) = counts
+                .get(&(row.kind, row.id.clone()))
+                .copied()
+                .unwrap_or_default();
+            Child {
+                row,
+                subgroups,
+                users,
+                machines,
+            }
         })
         .collect())
 }
 
 /// A page of objects whose name, login, email or hostname contains `text`
 /// (case-insensitive), groups first, then users, then machines.
-pub async fn search(db: &impl ConnectionTrait, workspace: Uuid, text: &str, kinds: &[Kind], after: Option<&Key>, limit: u64) -> Result<Vec<Row>, DbErr> {
+pub async fn search(
+    db: &impl ConnectionTrait,
+    workspace: Uuid,
+    text: &str,
+    kinds: &[Kind],
+    after: Option<&Key>,
+    limit: u64,
+) -> Result<Vec<Row>, DbErr> {
     let escaped = super::like_literal(&text.to_lowercase());
     let branches: Vec<String> = kinds
         .iter()
@@ -312,7 +401,10 @@ pub async fn search(db: &impl ConnectionTrait, workspace: Uuid, text: &str, kind
         return Ok(Vec::new());
     }
     let mut values: Vec<Value> = vec![workspace.into(), format!("%{escaped}%").into()];
-    page(db, &branches, after, limit, &mut values).await?.fetch(db, workspace).await
+    page(db, &branches, after, limit, &mut values)
+        .await?
+        .fetch(db, workspace)
+        .await
 }
 
 struct Keyed {
@@ -330,24 +422,44 @@ impl Keys {
     async fn fetch(&self, db: &impl ConnectionTrait, workspace: Uuid) -> Result<Vec<Row>, DbErr> {
         let mut found: HashMap<(Kind, String), Row> = HashMap::new();
         for kind in Kind::ALL {
-            let ids: Vec<String> = self.rows.iter().filter(|k| k.kind == kind).map(|k| k.id.clone()).collect();
+            let ids: Vec<String> = self
+                .rows
+                .iter()
+                .filter(|k| k.kind == kind)
+                .map(|k| k.id.clone())
+                .collect();
             for row in rows(db, workspace, kind, &ids).await? {
                 found.insert((kind, row.id.clone()), row);
             }
         }
-        Ok(self.rows.iter().filter_map(|k| found.remove(&(k.kind, k.id.clone()))).collect())
+        Ok(self
+            .rows
+            .iter()
+            .filter_map(|k| found.remove(&(k.kind, k.id.clone())))
+            .collect())
     }
 }
 
 /// Orders the union of `branches` (each selecting `rank, kind, source_id, search`
 /// first) by (rank, search, id) and takes `limit` rows after `after`.
-async fn page(db: &impl ConnectionTrait, branches: &[String], after: Option<&Key>, limit: u64, values: &mut Vec<Value>) -> Result<Keys, DbErr> {
+async fn page(
+    db: &impl ConnectionTrait,
+    branches: &[String],
+    after: Option<&Key>,
+    limit: u64,
+    values: &mut Vec<Value>,
+) -> Result<Keys, DbErr> {
     let n = values.len();
     let (rank, search, id) = match after {
         Some(Key(kind, search, id)) => (kind.rank(), search.clone(), id.clone()),
         None => (-1, String::new(), String::new()),
     };
-    values.extend([Value::from(rank), search.into(), id.into(), Value::from(i64::try_from(limit).unwrap_or(i64::MAX))]);
+    values.extend([
+        Value::from(rank),
+        search.into(),
+        id.into(),
+        Value::from(i64::try_from(limit).unwrap_or(i64::MAX)),
+    ]);
     let sql = format!(
         "SELECT * FROM ({}) c WHERE c.rank > ${a} OR (c.rank = ${a} AND (c.search > ${b} OR (c.search = ${b} AND c.source_id > ${c}))) \
          ORDER BY c.rank, c.search, c.source_id LIMIT ${d}",
@@ -360,8 +472,13 @@ async fn page(db: &impl ConnectionTrait, branches: &[String], after: Option<&Key
     let mut rows = Vec::new();
     for result in query(db, &sql, std::mem::take(values)).await? {
         let kind: String = result.try_get("", "kind")?;
-        let kind = Kind::parse(&kind).ok_or_else(|| DbErr::Custom(format!("unknown kind {kind}")))?;
-        rows.push(Keyed { kind, id: result.try_get("", "source_id")?, result });
+        let kind =
+            Kind::parse(&kind).ok_or_else(|| DbErr::Custom(format!("unknown kind {kind}")))?;
+        rows.push(Keyed {
+            kind,
+            id: result.try_get("", "source_id")?,
+            result,
+        });
     }
     Ok(Keys { rows })
 }

@@ -6,7 +6,10 @@ use chrono::{DateTime, Utc};
 use entity::event;
 use entity::webhook_delivery::{self, Entity as Deliveries};
 use entity::webhook_subscription::{self, Entity as Subscriptions};
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect,
+};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -24,7 +27,11 @@ pub const JOB_KIND: &str = "webhook";
 
 /// The event types a subscription asked for.
 pub fn event_types(subscription: &webhook_subscription::Model) -> Vec<EventType> {
-    serde_json::from_str::<Vec<String>>(&subscription.event_types).unwrap_or_default().iter().filter_map(|t| EventType::parse(t)).collect()
+    serde_json::from_str::<Vec<String>>(&subscription.event_types)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|t| EventType::parse(t))
+        .collect()
 }
 
 /// The body sent for an event: the same at every attempt (its signature is not).
@@ -46,8 +53,15 @@ pub fn payload(event_type: &str, event: &event::Model) -> String {
 
 /// Writes a delivery per event and enabled subscription that asked for its type,
 /// and queues each, in the caller's transaction.
-pub async fn fan_out(db: &impl ConnectionTrait, workspace_id: Uuid, events: &[event::Model]) -> Result<(), DbErr> {
-    let typed: Vec<(EventType, &event::Model)> = events.iter().filter_map(|e| EventType::of_event(&e.kind).map(|t| (t, e))).collect();
+pub async fn fan_out(
+    db: &impl ConnectionTrait,
+    workspace_id: Uuid,
+    events: &[event::Model],
+) -> Result<(), DbErr> {
+    let typed: Vec<(EventType, &event::Model)> = events
+        .iter()
+        .filter_map(|e| EventType::of_event(&e.kind).map(|t| (t, e)))
+        .collect();
     if typed.is_empty() {
         return Ok(());
     }
@@ -60,14 +74,26 @@ pub async fn fan_out(db: &impl ConnectionTrait, workspace_id: Uuid, events: &[ev
     for subscription in &subscriptions {
         let wanted = event_types(subscription);
         for (event_type, event) in typed.iter().filter(|(t, _)| wanted.contains(t)) {
-            let delivery = new_delivery(subscription, Some(event.id), event_type.as_str(), payload(event_type.as_str(), event), now);
+            let delivery = new_delivery(
+                subscription,
+                Some(event.id),
+                event_type.as_str(),
+                payload(event_type.as_str(), event),
+                now,
+            );
             insert(db, delivery).await?;
         }
     }
     Ok(())
 }
 
-pub fn new_delivery(subscription: &webhook_subscription::Model, event_id: Option<Uuid>, event_type: &str, payload: String, now: DateTime<Utc>) -> webhook_delivery::Model {
+pub fn new_delivery(
+    subscription: &webhook_subscription::Model,
+    event_id: Option<Uuid>,
+    event_type: &str,
+    payload: String,
+    now: DateTime<Utc>,
+) -> webhook_delivery::Model {
     webhook_delivery::Model {
         id: Uuid::now_v7(),
         subscription_id: subscription.id,
@@ -87,51 +113,93 @@ pub fn new_delivery(subscription: &webhook_subscription::Model, event_id: Option
 }
 
 /// Stores a pending delivery and queues its job.
-pub async fn insert(db: &impl ConnectionTrait, delivery: webhook_delivery::Model) -> Result<(), DbErr> {
+pub async fn insert(
+    db: &impl ConnectionTrait,
+    delivery: webhook_delivery::Model,
+) -> Result<(), DbErr> {
     let (id, workspace_id) = (delivery.id, delivery.workspace_id);
     let model: webhook_delivery::ActiveModel = delivery.into();
-    Deliveries::insert(model.reset_all()).exec_without_returning(db).await?;
+    Deliveries::insert(model.reset_all())
+        .exec_without_returning(db)
+        .await?;
     enqueue(db, workspace_id, id).await
 }
 
 /// Queues a delivery's job (at most one per delivery at a time).
-pub async fn enqueue(db: &impl ConnectionTrait, workspace_id: Uuid, delivery_id: Uuid) -> Result<(), DbErr> {
+pub async fn enqueue(
+    db: &impl ConnectionTrait,
+    workspace_id: Uuid,
+    delivery_id: Uuid,
+) -> Result<(), DbErr> {
     let mut job = NewJob::new(JOB_KIND, json!({"delivery_id": delivery_id}));
     job.unique_key = Some(format!("webhook:{delivery_id}"));
     job.workspace_id = Some(workspace_id);
     queue::enqueue(db, job).await.map(drop)
 }
 
-pub async fn subscription(db: &impl ConnectionTrait, workspace_id: Uuid, id: Uuid) -> Result<Option<webhook_subscription::Model>, DbErr> {
-    Subscriptions::find_by_id(id).filter(webhook_subscription::Column::WorkspaceId.eq(workspace_id)).one(db).await
+pub async fn subscription(
+    db: &impl ConnectionTrait,
+    workspace_id: Uuid,
+    id: Uuid,
+) -> Result<Option<webhook_subscription::Model>, DbErr> {
+    Subscriptions::find_by_id(id)
+        .filter(webhook_subscription::Column::WorkspaceId.eq(workspace_id))
+        .one(db)
+        .await
 }
 
-pub async fn subscriptions(db: &impl ConnectionTrait, workspace_id: Uuid, after: Option<Uuid>, limit: u64) -> Result<Vec<webhook_subscription::Model>, DbErr> {
-    let mut query = Subscriptions::find().filter(webhook_subscription::Column::WorkspaceId.eq(workspace_id));
+pub async fn subscriptions(
+    db: &impl ConnectionTrait,
+    workspace_id: Uuid,
+    after: Option<Uuid>,
+    limit: u64,
+) -> Result<Vec<webhook_subscription::Model>, DbErr> {
+    let mut query =
+        Subscriptions::find().filter(webhook_subscription::Column::WorkspaceId.eq(workspace_id));
     if let Some(after) = after {
         query = query.filter(webhook_subscription::Column::Id.gt(after));
     }
-    query.order_by_asc(webhook_subscription::Column::Id).limit(limit + 1).all(db).await
+    query
+        .order_by_asc(webhook_subscription::Column::Id)
+        .limit(limit + 1)
+        .all(db)
+        .await
 }
 
-pub async fn delivery(db: &impl ConnectionTrait, id: Uuid) -> Result<Option<webhook_delivery::Model>, DbErr> {
+pub async fn delivery(
+    db: &impl ConnectionTrait,
+    id: Uuid,
+) -> Result<Option<webhook_delivery::Model>, DbErr> {
     Deliveries::find_by_id(id).one(db).await
 }
 
 /// A subscription's deliveries, newest first, optionally in one status.
-pub async fn deliveries(db: &impl ConnectionTrait, subscription_id: Uuid, status: Option<&str>, page: Page) -> Result<Vec<webhook_delivery::Model>, DbErr> {
-    let mut query = Deliveries::find().filter(webhook_delivery::Column::SubscriptionId.eq(subscription_id));
+pub async fn deliveries(
+    db: &impl ConnectionTrait,
+    subscription_id: Uuid,
+    status: Option<&str>,
+    page: Page,
+) -> Result<Vec<webhook_delivery::Model>, DbErr> {
+    let mut query =
+        Deliveries::find().filter(webhook_delivery::Column::SubscriptionId.eq(subscription_id));
     if let Some(status) = status {
         query = query.filter(webhook_delivery::Column::Status.eq(status));
     }
     if let Some(before) = page.after {
         query = query.filter(webhook_delivery::Column::Id.lt(before));
     }
-    query.order_by_desc(webhook_delivery::Column::Id).limit(page.limit + 1).all(db).await
+    query
+        .order_by_desc(webhook_delivery::Column::Id)
+        .limit(page.limit + 1)
+        .all(db)
+        .await
 }
 
 /// The subscription's deliveries still to send (after it is enabled again).
-pub async fn pending_ids(db: &impl ConnectionTrait, subscription_id: Uuid) -> Result<Vec<Uuid>, DbErr> {
+pub async fn pending_ids(
+    db: &impl ConnectionTrait,
+    subscription_id: Uuid,
+) -> Result<Vec<Uuid>, DbErr> {
     Deliveries::find()
         .select_only()
         .column(webhook_delivery::Column::Id)
@@ -168,7 +236,13 @@ impl Attempt {
 }
 
 /// Records an attempt on the delivery: its new status and when it is tried next.
-pub async fn record_attempt(db: &impl ConnectionTrait, delivery: &webhook_delivery::Model, attempt: &Attempt, status: &str, next: Option<DateTime<Utc>>) -> Result<(), DbErr> {
+pub async fn record_attempt(
+    db: &impl ConnectionTrait,
+    delivery: &webhook_delivery::Model,
+    attempt: &Attempt,
+    status: &str,
+    next: Option<DateTime<Utc>>,
+) -> Result<(), DbErr> {
     let mut model: webhook_delivery::ActiveModel = delivery.clone().into();
     model.attempts = Set(delivery.attempts + 1);
     model.status = Set(status.to_string());
@@ -183,7 +257,12 @@ pub async fn record_attempt(db: &impl ConnectionTrait, delivery: &webhook_delive
 }
 
 /// A subscription's run of failures: reset by a success, counted otherwise.
-pub async fn record_outcome(db: &impl ConnectionTrait, subscription_id: Uuid, succeeded: bool, at: DateTime<Utc>) -> Result<Option<webhook_subscription::Model>, DbErr> {
+pub async fn record_outcome(
+    db: &impl ConnectionTrait,
+    subscription_id: Uuid,
+    succeeded: bool,
+    at: DateTime<Utc>,
+) -> Result<Option<webhook_subscription::Model>, DbErr> {
     if succeeded {
         execute(db, "UPDATE webhook_subscriptions SET consecutive_failures = 0, failing_since = NULL WHERE id = $1", vec![subscription_id.into()]).await?;
     } else {
@@ -194,7 +273,12 @@ pub async fn record_outcome(db: &impl ConnectionTrait, subscription_id: Uuid, su
 }
 
 /// Disables a subscription, saying why; its pending deliveries wait until it is enabled again.
-pub async fn disable(db: &impl ConnectionTrait, subscription_id: Uuid, reason: &str, at: DateTime<Utc>) -> Result<(), DbErr> {
+pub async fn disable(
+    db: &impl ConnectionTrait,
+    subscription_id: Uuid,
+    reason: &str,
+    at: DateTime<Utc>,
+) -> Result<(), DbErr> {
     execute(
         db,
         "UPDATE webhook_subscriptions SET enabled = $1, disabled_reason = $2, updated_at = $3 WHERE id = $4 AND enabled = $5",

@@ -3,9 +3,12 @@
 
 use chrono::Utc;
 use entity::workspace::{self, ActiveModel, Column, Entity as Workspaces, Model};
-use sea_orm::sea_query::Expr;
 use sea_orm::ExprTrait;
-use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+};
 use secrecy::SecretString;
 use uuid::Uuid;
 
@@ -61,7 +64,11 @@ fn seal_context(id: Uuid, field: &str) -> String {
     format!("workspaces:{id}:{field}")
 }
 
-pub async fn insert(db: &impl ConnectionTrait, secrets: &SecretBox, new: NewWorkspace<'_>) -> Result<Model, StoreError> {
+pub async fn insert(
+    db: &impl ConnectionTrait,
+    secrets: &SecretBox,
+    new: NewWorkspace<'_>,
+) -> Result<Model, StoreError> {
     let id = Uuid::now_v7();
     let now = Utc::now();
     let model = ActiveModel {
@@ -73,7 +80,12 @@ pub async fn insert(db: &impl ConnectionTrait, secrets: &SecretBox, new: NewWork
         source_password: Set(seal(secrets, id, "source_password", new.source.password)?),
         target_url: Set(new.target.url.to_string()),
         target_client_id: Set(new.target.client_id.to_string()),
-        target_client_secret: Set(seal(secrets, id, "target_client_secret", new.target.client_secret)?),
+        target_client_secret: Set(seal(
+            secrets,
+            id,
+            "target_client_secret",
+            new.target.client_secret,
+        )?),
         version: Set(1),
         connection_check: Set(new.connection_check.map(check_json)),
         source_rate_per_sec: Set(pace(new.source_limit.rate_per_sec)),
@@ -89,22 +101,42 @@ pub async fn insert(db: &impl ConnectionTrait, secrets: &SecretBox, new: NewWork
     Ok(Workspaces::insert(model).exec_with_returning(db).await?)
 }
 
-fn seal(secrets: &SecretBox, id: Uuid, field: &str, value: &SecretString) -> Result<Vec<u8>, CryptoError> {
+fn seal(
+    secrets: &SecretBox,
+    id: Uuid,
+    field: &str,
+    value: &SecretString,
+) -> Result<Vec<u8>, CryptoError> {
     use secrecy::ExposeSecret;
     secrets.seal(value.expose_secret(), &seal_context(id, field))
 }
 
-pub async fn find(db: &impl ConnectionTrait, tenant_id: Uuid, id: Uuid) -> Result<Option<Model>, DbErr> {
-    Workspaces::find_by_id(id).filter(Column::TenantId.eq(tenant_id)).one(db).await
+pub async fn find(
+    db: &impl ConnectionTrait,
+    tenant_id: Uuid,
+    id: Uuid,
+) -> Result<Option<Model>, DbErr> {
+    Workspaces::find_by_id(id)
+        .filter(Column::TenantId.eq(tenant_id))
+        .one(db)
+        .await
 }
 
 /// Up to `page.limit + 1` workspaces after the cursor, in creation order.
-pub async fn list(db: &impl ConnectionTrait, tenant_id: Uuid, page: Page) -> Result<Vec<Model>, DbErr> {
+pub async fn list(
+    db: &impl ConnectionTrait,
+    tenant_id: Uuid,
+    page: Page,
+) -> Result<Vec<Model>, DbErr> {
     let mut query = Workspaces::find().filter(Column::TenantId.eq(tenant_id));
     if let Some(after) = page.after {
         query = query.filter(Column::Id.gt(after));
     }
-    query.order_by_asc(Column::Id).limit(page.limit + 1).all(db).await
+    query
+        .order_by_asc(Column::Id)
+        .limit(page.limit + 1)
+        .all(db)
+        .await
 }
 
 /// Applies `changes` in one statement: to any version when `expected_versions` is
@@ -128,31 +160,58 @@ pub async fn update(
         update = update
             .col_expr(Column::SourceUrl, Expr::value(source.url))
             .col_expr(Column::SourceLogin, Expr::value(source.login))
-            .col_expr(Column::SourcePassword, Expr::value(seal(secrets, id, "source_password", source.password)?));
+            .col_expr(
+                Column::SourcePassword,
+                Expr::value(seal(secrets, id, "source_password", source.password)?),
+            );
     }
     if let Some(target) = &changes.target {
         update = update
             .col_expr(Column::TargetUrl, Expr::value(target.url))
             .col_expr(Column::TargetClientId, Expr::value(target.client_id))
-            .col_expr(Column::TargetClientSecret, Expr::value(seal(secrets, id, "target_client_secret", target.client_secret)?));
+            .col_expr(
+                Column::TargetClientSecret,
+                Expr::value(seal(
+                    secrets,
+                    id,
+                    "target_client_secret",
+                    target.client_secret,
+                )?),
+            );
     }
     if changes.source.is_some() || changes.target.is_some() {
         update = update.col_expr(Column::ConnectionCheck, Expr::value(Option::<String>::None));
     }
     if let Some((source, target)) = changes.limits {
         update = update
-            .col_expr(Column::SourceRatePerSec, Expr::value(pace(source.rate_per_sec)))
-            .col_expr(Column::SourceConcurrency, Expr::value(pace(source.concurrency)))
-            .col_expr(Column::TargetRatePerSec, Expr::value(pace(target.rate_per_sec)))
-            .col_expr(Column::TargetConcurrency, Expr::value(pace(target.concurrency)));
+            .col_expr(
+                Column::SourceRatePerSec,
+                Expr::value(pace(source.rate_per_sec)),
+            )
+            .col_expr(
+                Column::SourceConcurrency,
+                Expr::value(pace(source.concurrency)),
+            )
+            .col_expr(
+                Column::TargetRatePerSec,
+                Expr::value(pace(target.rate_per_sec)),
+            )
+            .col_expr(
+                Column::TargetConcurrency,
+                Expr::value(pace(target.concurrency)),
+            );
     }
-    let mut update = update.filter(Column::Id.eq(id)).filter(Column::TenantId.eq(tenant_id));
+    let mut update = update
+        .filter(Column::Id.eq(id))
+        .filter(Column::TenantId.eq(tenant_id));
     if let Some(versions) = expected_versions {
         update = update.filter(Column::Version.is_in(versions.iter().copied()));
     }
     match update.exec_with_returning(db).await?.into_iter().next() {
         Some(model) => Ok(model),
-        None if expected_versions.is_some() && find(db, tenant_id, id).await?.is_some() => Err(StoreError::VersionMismatch),
+        None if expected_versions.is_some() && find(db, tenant_id, id).await?.is_some() => {
+            Err(StoreError::VersionMismatch)
+        }
         None => Err(StoreError::NotFound),
     }
 }
@@ -164,7 +223,10 @@ fn pace(value: u32) -> i32 {
 
 fn limit(rate: i32, concurrency: i32) -> Limit {
     let positive = |v: i32| u32::try_from(v).ok().filter(|v| *v > 0).unwrap_or(1);
-    Limit { rate_per_sec: positive(rate), concurrency: positive(concurrency) }
+    Limit {
+        rate_per_sec: positive(rate),
+        concurrency: positive(concurrency),
+    }
 }
 
 pub fn source_limit(workspace: &Model) -> Limit {
@@ -181,13 +243,20 @@ fn check_json(check: &ConnectionCheck) -> String {
 
 /// The stored report, if any; one that no longer parses counts as none.
 pub fn connection_check(workspace: &Model) -> Option<ConnectionCheck> {
-    workspace.connection_check.as_deref().and_then(|json| serde_json::from_str(json).ok())
+    workspace
+        .connection_check
+        .as_deref()
+        .and_then(|json| serde_json::from_str(json).ok())
 }
 
 /// Records a check report of `workspace` as it was read; if its credentials
 /// changed meanwhile the report is of the old ones and is not kept. Not a
 /// change of the workspace, so the version stays. Answers whether it was kept.
-pub async fn set_connection_check(db: &impl ConnectionTrait, workspace: &Model, check: &ConnectionCheck) -> Result<bool, DbErr> {
+pub async fn set_connection_check(
+    db: &impl ConnectionTrait,
+    workspace: &Model,
+    check: &ConnectionCheck,
+) -> Result<bool, DbErr> {
     let result = Workspaces::update_many()
         .col_expr(Column::ConnectionCheck, Expr::value(check_json(check)))
         .filter(Column::Id.eq(workspace.id))
@@ -209,7 +278,12 @@ pub async fn delete(db: &DatabaseConnection, tenant_id: Uuid, id: Uuid) -> Resul
     if result.rows_affected == 0 {
         return Ok(false);
     }
-    for table in ["source_groups", "source_users", "source_machines", "source_plans"] {
+    for table in [
+        "source_groups",
+        "source_users",
+        "source_machines",
+        "source_plans",
+    ] {
         let delete = sea_orm::sea_query::Query::delete()
             .from_table(sea_orm::sea_query::Alias::new(table))
             .and_where(Expr::col(sea_orm::sea_query::Alias::new("workspace_id")).eq(id))
@@ -222,11 +296,23 @@ pub async fn delete(db: &DatabaseConnection, tenant_id: Uuid, id: Uuid) -> Resul
 }
 
 /// The BackupAgent password, opened for the moment it is sent to the source.
-pub fn source_password(secrets: &SecretBox, workspace: &workspace::Model) -> Result<SecretString, CryptoError> {
-    secrets.open(&workspace.source_password, &seal_context(workspace.id, "source_password"))
+pub fn source_password(
+    secrets: &SecretBox,
+    workspace: &workspace::Model,
+) -> Result<SecretString, CryptoError> {
+    secrets.open(
+        &workspace.source_password,
+        &seal_context(workspace.id, "source_password"),
+    )
 }
 
 /// The cloud API client secret, opened for the moment it is sent to the target.
-pub fn target_client_secret(secrets: &SecretBox, workspace: &workspace::Model) -> Result<SecretString, CryptoError> {
-    secrets.open(&workspace.target_client_secret, &seal_context(workspace.id, "target_client_secret"))
+pub fn target_client_secret(
+    secrets: &SecretBox,
+    workspace: &workspace::Model,
+) -> Result<SecretString, CryptoError> {
+    secrets.open(
+        &workspace.target_client_secret,
+        &seal_context(workspace.id, "target_client_secret"),
+    )
 }

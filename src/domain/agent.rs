@@ -32,7 +32,14 @@ impl Phase {
     }
 
     pub fn parse(text: &str) -> Option<Self> {
-        [Phase::Downloading, Phase::Installing, Phase::Registering, Phase::TransferringPlans].into_iter().find(|p| p.as_str() == text)
+        [
+            Phase::Downloading,
+            Phase::Installing,
+            Phase::Registering,
+            Phase::TransferringPlans,
+        ]
+        .into_iter()
+        .find(|p| p.as_str() == text)
     }
 }
 
@@ -48,8 +55,13 @@ pub enum Report {
     /// The BackupAgent client switched to restore-only: the machine is migrated.
     RestoreOnly,
     /// The cloud agent is installed; registration needs someone's hands (SQL Server, Exchange).
-    RegistrationManual { message: String },
-    Failed { code: String, message: String },
+    RegistrationManual {
+        message: String,
+    },
+    Failed {
+        code: String,
+        message: String,
+    },
 }
 
 /// The longest error code and message a report may carry: both are kept on the
@@ -62,7 +74,11 @@ impl Validate for Report {
         let mut errors = ValidationErrors::new();
         let mut at_most = |field: &'static str, text: &str, max: usize| {
             if text.chars().count() > max {
-                errors.add(field, ValidationError::new("length").with_message(format!("must be at most {max} characters").into()));
+                errors.add(
+                    field,
+                    ValidationError::new("length")
+                        .with_message(format!("must be at most {max} characters").into()),
+                );
             }
         };
         match self {
@@ -70,10 +86,16 @@ impl Validate for Report {
                 at_most("code", code, MAX_CODE_CHARS);
                 at_most("message", message, MAX_MESSAGE_CHARS);
             }
-            Report::RegistrationManual { message } => at_most("message", message, MAX_MESSAGE_CHARS),
+            Report::RegistrationManual { message } => {
+                at_most("message", message, MAX_MESSAGE_CHARS)
+            }
             _ => {}
         }
-        if errors.is_empty() { Ok(()) } else { Err(errors) }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
     }
 }
 
@@ -128,19 +150,34 @@ pub fn report(status: Status, seq: i64, report: &Report) -> Outcome {
     if seq <= status.last_seq {
         return Outcome::AlreadySeen;
     }
-    let moved = |state, phase| Outcome::Moved(Status { state, phase, last_seq: seq });
+    let moved = |state, phase| {
+        Outcome::Moved(Status {
+            state,
+            phase,
+            last_seq: seq,
+        })
+    };
     match (status.state, report) {
         (Pending | Migrating, Report::RestoreOnly) => moved(Migrated, None),
         (Pending | Migrating, Report::Failed { .. }) => moved(Failed, status.phase),
-        (Pending | Migrating, Report::RegistrationManual { .. }) => moved(ManualActionRequired, status.phase),
+        (Pending | Migrating, Report::RegistrationManual { .. }) => {
+            moved(ManualActionRequired, status.phase)
+        }
         (Pending, r) => moved(Migrating, r.phase()),
         // A later phase moves on (a report lost on the way is skipped); an earlier one
         // that arrives late with a higher number is only counted.
         (Migrating, r) => match (status.phase, r.phase()) {
-            (Some(now), Some(next)) if next < now => Outcome::Moved(Status { last_seq: seq, ..status }),
+            (Some(now), Some(next)) if next < now => Outcome::Moved(Status {
+                last_seq: seq,
+                ..status
+            }),
             (_, next) => moved(Migrating, next),
         },
-        (state, r) => Outcome::Refused(format!("a {} report does not apply to a {} machine", r.name(), state.as_str())),
+        (state, r) => Outcome::Refused(format!(
+            "a {} report does not apply to a {} machine",
+            r.name(),
+            state.as_str()
+        )),
     }
 }
 
@@ -170,13 +207,25 @@ impl Operation {
 /// Applies an operation; sequence numbers are the agent's and stay as they are.
 pub fn operate(status: Status, operation: Operation) -> Outcome {
     use MachineState::*;
-    let moved = |state| Outcome::Moved(Status { state, phase: None, last_seq: status.last_seq });
+    let moved = |state| {
+        Outcome::Moved(Status {
+            state,
+            phase: None,
+            last_seq: status.last_seq,
+        })
+    };
     match (status.state, operation) {
         (Idle | Cancelled, Operation::Release) => moved(Pending),
         (Failed, Operation::Retry) => moved(Pending),
         (ManualActionRequired, Operation::MarkManualDone) => moved(Migrated),
-        (Idle | Pending | Migrating | Failed | ManualActionRequired, Operation::Cancel) => moved(Cancelled),
-        (state, op) => Outcome::Refused(format!("{} is not possible for a {} machine", op.name(), state.as_str())),
+        (Idle | Pending | Migrating | Failed | ManualActionRequired, Operation::Cancel) => {
+            moved(Cancelled)
+        }
+        (state, op) => Outcome::Refused(format!(
+            "{} is not possible for a {} machine",
+            op.name(),
+            state.as_str()
+        )),
     }
 }
 
@@ -187,9 +236,14 @@ pub fn operate(status: Status, operation: Operation) -> Outcome {
 /// or for its user, ready. Anything else keeps the sync's assessment.
 pub fn readiness_on_check_in(readiness: Option<&str>, client_current: bool) -> Option<&str> {
     use super::support::Readiness;
-    let waits_for_client = [Readiness::ReadyAfterClientUpgrade.as_str(), Readiness::ContactUser.as_str()];
+    let waits_for_client = [
+        Readiness::ReadyAfterClientUpgrade.as_str(),
+        Readiness::ContactUser.as_str(),
+    ];
     match readiness {
-        Some(r) if client_current && waits_for_client.contains(&r) => Some(Readiness::Ready.as_str()),
+        Some(r) if client_current && waits_for_client.contains(&r) => {
+            Some(Readiness::Ready.as_str())
+        }
         other => other,
     }
 }
@@ -222,17 +276,31 @@ pub fn waiting_reason(w: Waiting<'_>) -> (Option<String>, bool) {
     let overdue = seen.is_some_and(|t| w.now - t > interval * 2);
     let time = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let reason = match (w.state, w.readiness, w.last_check_in_at) {
-        (MachineState::Migrating, _, Some(t)) if overdue => format!("the agent stopped reporting mid-migration; not seen since {}", time(t)),
+        (MachineState::Migrating, _, Some(t)) if overdue => format!(
+            "the agent stopped reporting mid-migration; not seen since {}",
+            time(t)
+        ),
         (MachineState::Migrating, _, _) => "the agent is migrating the machine".to_string(),
-        (_, Some("contact_user"), _) => "automatic updates are off on this client: contact the user to update it".to_string(),
+        (_, Some("contact_user"), _) => {
+            "automatic updates are off on this client: contact the user to update it".to_string()
+        }
         (_, Some("ready_after_client_upgrade"), _) => {
-            format!("client {} waits for its automatic update at a next check-in", w.client_version.unwrap_or("of unknown version"))
+            format!(
+                "client {} waits for its automatic update at a next check-in",
+                w.client_version.unwrap_or("of unknown version")
+            )
         }
         (_, _, Some(t)) if overdue => format!("the agent has not been seen since {}", time(t)),
         (_, _, Some(t)) => format!("next check-in expected by {}", time(t + interval)),
-        (_, _, None) if overdue => format!("the agent has not checked in since the machine was released at {}", w.since.map(time).unwrap_or_default()),
+        (_, _, None) if overdue => format!(
+            "the agent has not checked in since the machine was released at {}",
+            w.since.map(time).unwrap_or_default()
+        ),
         (_, _, None) => match w.since {
-            Some(t) => format!("waiting for the agent's first check-in, expected by {}", time(t + interval)),
+            Some(t) => format!(
+                "waiting for the agent's first check-in, expected by {}",
+                time(t + interval)
+            ),
             None => "waiting for the agent's first check-in".to_string(),
         },
     };
@@ -246,11 +314,18 @@ mod tests {
     use super::*;
 
     fn at(state: MachineState, phase: Option<Phase>, last_seq: i64) -> Status {
-        Status { state, phase, last_seq }
+        Status {
+            state,
+            phase,
+            last_seq,
+        }
     }
 
     fn failed() -> Report {
-        Report::Failed { code: "install_error".into(), message: "msiexec exited with 1603".into() }
+        Report::Failed {
+            code: "install_error".into(),
+            message: "msiexec exited with 1603".into(),
+        }
     }
 
     #[test]
@@ -258,7 +333,11 @@ mod tests {
         // readiness kept by the sync, reported client current, readiness now
         let table = [
             (Some("ready_after_client_upgrade"), true, Some("ready")),
-            (Some("ready_after_client_upgrade"), false, Some("ready_after_client_upgrade")),
+            (
+                Some("ready_after_client_upgrade"),
+                false,
+                Some("ready_after_client_upgrade"),
+            ),
             (Some("contact_user"), true, Some("ready")),
             (Some("contact_user"), false, Some("contact_user")),
             (Some("ready"), false, Some("ready")),
@@ -267,40 +346,117 @@ mod tests {
             (None, true, None),
         ];
         for (kept, current, expected) in table {
-            assert_eq!(readiness_on_check_in(kept, current), expected, "{kept:?} {current}");
+            assert_eq!(
+                readiness_on_check_in(kept, current),
+                expected,
+                "{kept:?} {current}"
+            );
         }
     }
 
     #[test]
     fn reports_move_a_machine_as_the_table_says() {
-        let manual = Report::RegistrationManual { message: "SQL Server: register by hand".into() };
+        let manual = Report::RegistrationManual {
+            message: "SQL Server: register by hand".into(),
+        };
         // from, seq, report, expected (None: refused)
         let table: Vec<(Status, i64, Report, Option<(MachineState, Option<Phase>)>)> = vec![
-            (at(Pending, None, 0), 1, Report::Downloading, Some((Migrating, Some(Downloading)))),
-            (at(Migrating, Some(Downloading), 1), 2, Report::Installing, Some((Migrating, Some(Installing)))),
-            (at(Migrating, Some(Installing), 2), 3, Report::Registering, Some((Migrating, Some(Registering)))),
-            (at(Migrating, Some(Registering), 3), 4, Report::PlansTransferred, Some((Migrating, Some(TransferringPlans)))),
-            (at(Migrating, Some(TransferringPlans), 4), 5, Report::RestoreOnly, Some((Migrated, None))),
+            (
+                at(Pending, None, 0),
+                1,
+                Report::Downloading,
+                Some((Migrating, Some(Downloading))),
+            ),
+            (
+                at(Migrating, Some(Downloading), 1),
+                2,
+                Report::Installing,
+                Some((Migrating, Some(Installing))),
+            ),
+            (
+                at(Migrating, Some(Installing), 2),
+                3,
+                Report::Registering,
+                Some((Migrating, Some(Registering))),
+            ),
+            (
+                at(Migrating, Some(Registering), 3),
+                4,
+                Report::PlansTransferred,
+                Some((Migrating, Some(TransferringPlans))),
+            ),
+            (
+                at(Migrating, Some(TransferringPlans), 4),
+                5,
+                Report::RestoreOnly,
+                Some((Migrated, None)),
+            ),
             // A lost report is skipped; a late earlier phase does not go back.
-            (at(Pending, None, 0), 3, Report::Registering, Some((Migrating, Some(Registering)))),
-            (at(Migrating, Some(Registering), 3), 4, Report::Installing, Some((Migrating, Some(Registering)))),
-            (at(Migrating, Some(Downloading), 1), 9, Report::RestoreOnly, Some((Migrated, None))),
-            (at(Migrating, Some(Installing), 2), 3, failed(), Some((Failed, Some(Installing)))),
+            (
+                at(Pending, None, 0),
+                3,
+                Report::Registering,
+                Some((Migrating, Some(Registering))),
+            ),
+            (
+                at(Migrating, Some(Registering), 3),
+                4,
+                Report::Installing,
+                Some((Migrating, Some(Registering))),
+            ),
+            (
+                at(Migrating, Some(Downloading), 1),
+                9,
+                Report::RestoreOnly,
+                Some((Migrated, None)),
+            ),
+            (
+                at(Migrating, Some(Installing), 2),
+                3,
+                failed(),
+                Some((Failed, Some(Installing))),
+            ),
             (at(Pending, None, 0), 1, failed(), Some((Failed, None))),
-            (at(Migrating, Some(Installing), 2), 3, manual.clone(), Some((ManualActionRequired, Some(Installing)))),
+            (
+                at(Migrating, Some(Installing), 2),
+                3,
+                manual.clone(),
+                Some((ManualActionRequired, Some(Installing))),
+            ),
             // Illegal: refused, never applied.
             (at(Idle, None, 0), 1, Report::Downloading, None),
             (at(Migrated, None, 5), 6, Report::Downloading, None),
             (at(Migrated, None, 5), 6, failed(), None),
-            (at(Failed, Some(Installing), 3), 4, Report::Registering, None),
+            (
+                at(Failed, Some(Installing), 3),
+                4,
+                Report::Registering,
+                None,
+            ),
             (at(Cancelled, None, 2), 3, Report::RestoreOnly, None),
-            (at(ManualActionRequired, None, 3), 4, Report::RestoreOnly, None),
+            (
+                at(ManualActionRequired, None, 3),
+                4,
+                Report::RestoreOnly,
+                None,
+            ),
         ];
         for (from, seq, report_, expected) in table {
             let outcome = report(from, seq, &report_);
             match expected {
-                Some((state, phase)) => assert_eq!(outcome, Outcome::Moved(Status { state, phase, last_seq: seq }), "{from:?} + {report_:?}"),
-                None => assert!(matches!(outcome, Outcome::Refused(_)), "{from:?} + {report_:?}: {outcome:?}"),
+                Some((state, phase)) => assert_eq!(
+                    outcome,
+                    Outcome::Moved(Status {
+                        state,
+                        phase,
+                        last_seq: seq
+                    }),
+                    "{from:?} + {report_:?}"
+                ),
+                None => assert!(
+                    matches!(outcome, Outcome::Refused(_)),
+                    "{from:?} + {report_:?}: {outcome:?}"
+                ),
             }
         }
     }
@@ -308,9 +464,16 @@ mod tests {
     #[test]
     fn a_replayed_or_older_report_changes_nothing() {
         for seq in [3, 2, 0, -1] {
-            assert_eq!(report(at(Migrating, Some(Registering), 3), seq, &failed()), Outcome::AlreadySeen, "seq {seq}");
+            assert_eq!(
+                report(at(Migrating, Some(Registering), 3), seq, &failed()),
+                Outcome::AlreadySeen,
+                "seq {seq}"
+            );
         }
-        assert_eq!(report(at(Migrated, None, 7), 7, &Report::RestoreOnly), Outcome::AlreadySeen);
+        assert_eq!(
+            report(at(Migrated, None, 7), 7, &Report::RestoreOnly),
+            Outcome::AlreadySeen
+        );
     }
 
     #[test]
@@ -334,8 +497,19 @@ mod tests {
         for (from, op, expected) in table {
             let outcome = operate(at(from, Some(Installing), 4), op);
             match expected {
-                Some(state) => assert_eq!(outcome, Outcome::Moved(Status { state, phase: None, last_seq: 4 }), "{from:?} {op:?}"),
-                None => assert!(matches!(outcome, Outcome::Refused(_)), "{from:?} {op:?}: {outcome:?}"),
+                Some(state) => assert_eq!(
+                    outcome,
+                    Outcome::Moved(Status {
+                        state,
+                        phase: None,
+                        last_seq: 4
+                    }),
+                    "{from:?} {op:?}"
+                ),
+                None => assert!(
+                    matches!(outcome, Outcome::Refused(_)),
+                    "{from:?} {op:?}: {outcome:?}"
+                ),
             }
         }
     }
@@ -343,17 +517,61 @@ mod tests {
     fn a_waiting_machine_says_why_and_is_flagged_after_two_missed_check_ins() {
         let now = DateTime::from_timestamp(1_800_000_000, 0).unwrap_or_default();
         let ago = |minutes: i64| Some(now - Duration::minutes(minutes));
-        let w = |state, readiness, last_check_in_at, since| Waiting { state, readiness, client_version: Some("5.4.1"), last_check_in_at, since, now };
+        let w = |state, readiness, last_check_in_at, since| Waiting {
+            state,
+            readiness,
+            client_version: Some("5.4.1"),
+            last_check_in_at,
+            since,
+            now,
+        };
         // state, readiness, last check-in, since, reason starts with, flagged
         let table = [
-            (w(Pending, Some("ready"), ago(10), ago(100)), Some("next check-in expected by"), false),
-            (w(Pending, Some("ready"), ago(61), ago(100)), Some("the agent has not been seen since"), true),
-            (w(Pending, Some("ready"), None, ago(20)), Some("waiting for the agent's first check-in"), false),
-            (w(Pending, Some("ready"), None, ago(90)), Some("the agent has not checked in since the machine was released"), true),
-            (w(Pending, Some("ready_after_client_upgrade"), ago(10), ago(100)), Some("client 5.4.1 waits for its automatic update"), false),
-            (w(Pending, Some("contact_user"), ago(10), ago(100)), Some("automatic updates are off"), false),
-            (w(Migrating, Some("ready"), ago(5), ago(5)), Some("the agent is migrating"), false),
-            (w(Migrating, Some("ready"), ago(70), ago(70)), Some("the agent stopped reporting mid-migration"), true),
+            (
+                w(Pending, Some("ready"), ago(10), ago(100)),
+                Some("next check-in expected by"),
+                false,
+            ),
+            (
+                w(Pending, Some("ready"), ago(61), ago(100)),
+                Some("the agent has not been seen since"),
+                true,
+            ),
+            (
+                w(Pending, Some("ready"), None, ago(20)),
+                Some("waiting for the agent's first check-in"),
+                false,
+            ),
+            (
+                w(Pending, Some("ready"), None, ago(90)),
+                Some("the agent has not checked in since the machine was released"),
+                true,
+            ),
+            (
+                w(
+                    Pending,
+                    Some("ready_after_client_upgrade"),
+                    ago(10),
+                    ago(100),
+                ),
+                Some("client 5.4.1 waits for its automatic update"),
+                false,
+            ),
+            (
+                w(Pending, Some("contact_user"), ago(10), ago(100)),
+                Some("automatic updates are off"),
+                false,
+            ),
+            (
+                w(Migrating, Some("ready"), ago(5), ago(5)),
+                Some("the agent is migrating"),
+                false,
+            ),
+            (
+                w(Migrating, Some("ready"), ago(70), ago(70)),
+                Some("the agent stopped reporting mid-migration"),
+                true,
+            ),
             (w(Migrated, Some("ready"), ago(500), ago(500)), None, false),
             (w(Idle, Some("ready"), None, None), None, false),
         ];
@@ -361,7 +579,10 @@ mod tests {
             let (got, overdue) = waiting_reason(waiting);
             assert_eq!(overdue, flagged, "{waiting:?}");
             match reason {
-                Some(prefix) => assert!(got.as_deref().is_some_and(|g| g.starts_with(prefix)), "{waiting:?}: {got:?}"),
+                Some(prefix) => assert!(
+                    got.as_deref().is_some_and(|g| g.starts_with(prefix)),
+                    "{waiting:?}: {got:?}"
+                ),
                 None => assert_eq!(got, None, "{waiting:?}"),
             }
         }
@@ -370,17 +591,32 @@ mod tests {
     #[test]
     fn an_error_code_and_message_are_capped_in_characters() {
         use validator::Validate;
-        let failed = |code: usize, message: usize| Report::Failed { code: "c".repeat(code), message: "é".repeat(message) };
+        let failed = |code: usize, message: usize| Report::Failed {
+            code: "c".repeat(code),
+            message: "é".repeat(message),
+        };
         let cases = [
             (failed(MAX_CODE_CHARS, MAX_MESSAGE_CHARS), vec![]),
             (failed(MAX_CODE_CHARS + 1, 0), vec!["code"]),
             (failed(1, MAX_MESSAGE_CHARS + 1), vec!["message"]),
-            (failed(MAX_CODE_CHARS + 1, MAX_MESSAGE_CHARS + 1), vec!["code", "message"]),
-            (Report::RegistrationManual { message: "m".repeat(MAX_MESSAGE_CHARS + 1) }, vec!["message"]),
+            (
+                failed(MAX_CODE_CHARS + 1, MAX_MESSAGE_CHARS + 1),
+                vec!["code", "message"],
+            ),
+            (
+                Report::RegistrationManual {
+                    message: "m".repeat(MAX_MESSAGE_CHARS + 1),
+                },
+                vec!["message"],
+            ),
             (Report::Downloading, vec![]),
         ];
         for (report, fields) in cases {
-            let mut refused: Vec<String> = report.validate().err().map(|e| e.field_errors().keys().map(ToString::to_string).collect()).unwrap_or_default();
+            let mut refused: Vec<String> = report
+                .validate()
+                .err()
+                .map(|e| e.field_errors().keys().map(ToString::to_string).collect())
+                .unwrap_or_default();
             refused.sort();
             assert_eq!(refused, fields, "{}", report.name());
         }

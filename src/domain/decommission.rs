@@ -95,7 +95,9 @@ pub fn decommission(machines: &[MachineRetention], long_retention_days: u32) -> 
         DecommissionStatus::Scheduled
     };
     let decommission_after = match (status, last_migrated_at) {
-        (DecommissionStatus::Scheduled, Some(last)) => Some(last + Duration::days(i64::from(longest.unwrap_or(0)))),
+        (DecommissionStatus::Scheduled, Some(last)) => {
+            Some(last + Duration::days(i64::from(longest.unwrap_or(0))))
+        }
         _ => None,
     };
     Decommission {
@@ -103,7 +105,10 @@ pub fn decommission(machines: &[MachineRetention], long_retention_days: u32) -> 
         machines: machines.len(),
         machines_migrated: migrated.len(),
         machines_remaining: remaining,
-        machines_without_plans: machines.iter().filter(|m| m.retention_days.is_empty()).count(),
+        machines_without_plans: machines
+            .iter()
+            .filter(|m| m.retention_days.is_empty())
+            .count(),
         backup_plans: plans.count(),
         plans_without_retention: without_retention,
         last_migrated_at,
@@ -136,19 +141,29 @@ pub fn customers_decommission(
 ) -> Vec<CustomerDecommission> {
     let mut retention: HashMap<&str, Vec<Option<u32>>> = HashMap::new();
     for plan in &snapshot.plans {
-        retention.entry(plan.machine_id.as_str()).or_default().push(plan.retention_days);
+        retention
+            .entry(plan.machine_id.as_str())
+            .or_default()
+            .push(plan.retention_days);
     }
     let mut machines_of: HashMap<&str, Vec<MachineRetention>> = HashMap::new();
     for machine in &snapshot.machines {
-        machines_of.entry(machine.user_id.as_str()).or_default().push(MachineRetention {
-            migrated_at: migrated_at.get(&machine.id).copied(),
-            retention_days: retention.remove(machine.id.as_str()).unwrap_or_default(),
-        });
+        machines_of
+            .entry(machine.user_id.as_str())
+            .or_default()
+            .push(MachineRetention {
+                migrated_at: migrated_at.get(&machine.id).copied(),
+                retention_days: retention.remove(machine.id.as_str()).unwrap_or_default(),
+            });
     }
     customers(snapshot, rules)
         .into_iter()
         .map(|c| {
-            let machines: Vec<MachineRetention> = c.user_ids.iter().flat_map(|u| machines_of.remove(u.as_str()).unwrap_or_default()).collect();
+            let machines: Vec<MachineRetention> = c
+                .user_ids
+                .iter()
+                .flat_map(|u| machines_of.remove(u.as_str()).unwrap_or_default())
+                .collect();
             CustomerDecommission {
                 decommission: decommission(&machines, long_retention_days),
                 customer_key: c.key,
@@ -178,19 +193,33 @@ pub struct DecommissionSummary {
 }
 
 pub fn summary(customers: &[CustomerDecommission]) -> DecommissionSummary {
-    let count = |status| customers.iter().filter(|c| c.decommission.status == status).count();
+    let count = |status| {
+        customers
+            .iter()
+            .filter(|c| c.decommission.status == status)
+            .count()
+    };
     let mut out = DecommissionSummary {
         customers: customers.len(),
         scheduled: count(DecommissionStatus::Scheduled),
         waiting_for_machines: count(DecommissionStatus::WaitingForMachines),
         retention_unknown: count(DecommissionStatus::RetentionUnknown),
         no_machines: count(DecommissionStatus::NoMachines),
-        long_retention: customers.iter().filter(|c| c.decommission.long_retention).count(),
-        machines_remaining: customers.iter().map(|c| c.decommission.machines_remaining).sum(),
+        long_retention: customers
+            .iter()
+            .filter(|c| c.decommission.long_retention)
+            .count(),
+        machines_remaining: customers
+            .iter()
+            .map(|c| c.decommission.machines_remaining)
+            .sum(),
         server_decommission_after: None,
     };
     if out.waiting_for_machines + out.retention_unknown == 0 {
-        out.server_decommission_after = customers.iter().filter_map(|c| c.decommission.decommission_after).max();
+        out.server_decommission_after = customers
+            .iter()
+            .filter_map(|c| c.decommission.decommission_after)
+            .max();
     }
     out
 }
@@ -202,11 +231,16 @@ mod tests {
     use crate::domain::plan::input::{BackupPlan, Group, Machine, Os, User};
 
     fn at(text: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(text).map(|t| t.with_timezone(&Utc)).unwrap_or_default()
+        DateTime::parse_from_rfc3339(text)
+            .map(|t| t.with_timezone(&Utc))
+            .unwrap_or_default()
     }
 
     fn machine(migrated_at: Option<&str>, retention_days: &[Option<u32>]) -> MachineRetention {
-        MachineRetention { migrated_at: migrated_at.map(at), retention_days: retention_days.to_vec() }
+        MachineRetention {
+            migrated_at: migrated_at.map(at),
+            retention_days: retention_days.to_vec(),
+        }
     }
 
     const T0: &str = "2026-03-01T00:00:00Z";
@@ -215,34 +249,106 @@ mod tests {
     fn a_customer_can_go_once_every_machine_migrated_and_the_longest_retention_ran_out() {
         // (rule, machines, threshold) -> (status, remaining, last migrated, longest, after, long retention)
         #[allow(clippy::type_complexity)]
-        let cases: Vec<(&str, Vec<MachineRetention>, u32, (DecommissionStatus, usize, Option<&str>, Option<u32>, Option<&str>, bool))> = vec![
-            ("retention 30 days", vec![machine(Some(T0), &[Some(30)])], 365, (Scheduled, 0, Some(T0), Some(30), Some("2026-03-31T00:00:00Z"), false)),
+        let cases: Vec<(
+            &str,
+            Vec<MachineRetention>,
+            u32,
+            (
+                DecommissionStatus,
+                usize,
+                Option<&str>,
+                Option<u32>,
+                Option<&str>,
+                bool,
+            ),
+        )> = vec![
+            (
+                "retention 30 days",
+                vec![machine(Some(T0), &[Some(30)])],
+                365,
+                (
+                    Scheduled,
+                    0,
+                    Some(T0),
+                    Some(30),
+                    Some("2026-03-31T00:00:00Z"),
+                    false,
+                ),
+            ),
             // 2026-03-01 + 10 years is 3,653 days (29 February 2028, 2032, 2036): 3,650 days is 2036-02-27.
-            ("retention 3650 days, flagged", vec![machine(Some(T0), &[Some(3650)])], 365, (Scheduled, 0, Some(T0), Some(3650), Some("2036-02-27T00:00:00Z"), true)),
+            (
+                "retention 3650 days, flagged",
+                vec![machine(Some(T0), &[Some(3650)])],
+                365,
+                (
+                    Scheduled,
+                    0,
+                    Some(T0),
+                    Some(3650),
+                    Some("2036-02-27T00:00:00Z"),
+                    true,
+                ),
+            ),
             (
                 "the latest migration plus the longest retention, from different machines",
-                vec![machine(Some(T0), &[Some(365), Some(7)]), machine(Some("2026-03-11T08:30:00Z"), &[Some(30)])],
+                vec![
+                    machine(Some(T0), &[Some(365), Some(7)]),
+                    machine(Some("2026-03-11T08:30:00Z"), &[Some(30)]),
+                ],
                 365,
-                (Scheduled, 0, Some("2026-03-11T08:30:00Z"), Some(365), Some("2027-03-11T08:30:00Z"), false),
+                (
+                    Scheduled,
+                    0,
+                    Some("2026-03-11T08:30:00Z"),
+                    Some(365),
+                    Some("2027-03-11T08:30:00Z"),
+                    false,
+                ),
             ),
             (
                 "partially migrated: waits, says how many remain, flags early",
-                vec![machine(Some(T0), &[Some(30)]), machine(None, &[Some(730)]), machine(None, &[])],
+                vec![
+                    machine(Some(T0), &[Some(30)]),
+                    machine(None, &[Some(730)]),
+                    machine(None, &[]),
+                ],
                 365,
                 (WaitingForMachines, 2, Some(T0), Some(730), None, true),
             ),
-            ("nothing migrated yet", vec![machine(None, &[Some(30)]), machine(None, &[Some(60)])], 365, (WaitingForMachines, 2, None, Some(60), None, false)),
+            (
+                "nothing migrated yet",
+                vec![machine(None, &[Some(30)]), machine(None, &[Some(60)])],
+                365,
+                (WaitingForMachines, 2, None, Some(60), None, false),
+            ),
             (
                 "no plans: nothing kept, the last migration is the date",
-                vec![machine(Some(T0), &[]), machine(Some("2026-03-02T00:00:00Z"), &[])],
+                vec![
+                    machine(Some(T0), &[]),
+                    machine(Some("2026-03-02T00:00:00Z"), &[]),
+                ],
                 365,
-                (Scheduled, 0, Some("2026-03-02T00:00:00Z"), None, Some("2026-03-02T00:00:00Z"), false),
+                (
+                    Scheduled,
+                    0,
+                    Some("2026-03-02T00:00:00Z"),
+                    None,
+                    Some("2026-03-02T00:00:00Z"),
+                    false,
+                ),
             ),
             (
                 "a machine without plans adds no retention",
                 vec![machine(Some(T0), &[]), machine(Some(T0), &[Some(90)])],
                 365,
-                (Scheduled, 0, Some(T0), Some(90), Some("2026-05-30T00:00:00Z"), false),
+                (
+                    Scheduled,
+                    0,
+                    Some(T0),
+                    Some(90),
+                    Some("2026-05-30T00:00:00Z"),
+                    false,
+                ),
             ),
             (
                 "a retention the source does not give leaves the date open",
@@ -250,40 +356,125 @@ mod tests {
                 365,
                 (RetentionUnknown, 0, Some(T0), Some(30), None, false),
             ),
-            ("no machines", vec![], 365, (NoMachines, 0, None, None, None, false)),
-            ("the threshold is configurable", vec![machine(Some(T0), &[Some(730)])], 1000, (Scheduled, 0, Some(T0), Some(730), Some("2028-02-29T00:00:00Z"), false)),
-            ("at the threshold is not over it", vec![machine(None, &[Some(365)])], 365, (WaitingForMachines, 1, None, Some(365), None, false)),
+            (
+                "no machines",
+                vec![],
+                365,
+                (NoMachines, 0, None, None, None, false),
+            ),
+            (
+                "the threshold is configurable",
+                vec![machine(Some(T0), &[Some(730)])],
+                1000,
+                (
+                    Scheduled,
+                    0,
+                    Some(T0),
+                    Some(730),
+                    Some("2028-02-29T00:00:00Z"),
+                    false,
+                ),
+            ),
+            (
+                "at the threshold is not over it",
+                vec![machine(None, &[Some(365)])],
+                365,
+                (WaitingForMachines, 1, None, Some(365), None, false),
+            ),
         ];
         for (rule, machines, threshold, (status, remaining, last, longest, after, long)) in cases {
             let d = decommission(&machines, threshold);
             assert_eq!(
-                (d.status, d.machines_remaining, d.last_migrated_at, d.longest_retention_days, d.decommission_after, d.long_retention),
-                (status, remaining, last.map(at), longest, after.map(at), long),
+                (
+                    d.status,
+                    d.machines_remaining,
+                    d.last_migrated_at,
+                    d.longest_retention_days,
+                    d.decommission_after,
+                    d.long_retention
+                ),
+                (
+                    status,
+                    remaining,
+                    last.map(at),
+                    longest,
+                    after.map(at),
+                    long
+                ),
                 "{rule}"
             );
             assert_eq!(d.machines, machines.len(), "{rule}");
-            assert_eq!(d.machines_migrated + d.machines_remaining, d.machines, "{rule}");
+            assert_eq!(
+                d.machines_migrated + d.machines_remaining,
+                d.machines,
+                "{rule}"
+            );
         }
-        let counted = decommission(&[machine(Some(T0), &[]), machine(None, &[Some(1), None, Some(2)])], 365);
-        assert_eq!((counted.machines_without_plans, counted.backup_plans, counted.plans_without_retention), (1, 3, 1));
+        let counted = decommission(
+            &[
+                machine(Some(T0), &[]),
+                machine(None, &[Some(1), None, Some(2)]),
+            ],
+            365,
+        );
+        assert_eq!(
+            (
+                counted.machines_without_plans,
+                counted.backup_plans,
+                counted.plans_without_retention
+            ),
+            (1, 3, 1)
+        );
     }
 
     fn group(id: &str, parent: Option<&str>) -> Group {
-        Group { id: id.into(), parent_id: parent.map(str::to_string), name: format!("Group {id}"), admin: None }
+        Group {
+            id: id.into(),
+            parent_id: parent.map(str::to_string),
+            name: format!("Group {id}"),
+            admin: None,
+        }
     }
 
     fn user(id: &str, group: &str) -> User {
-        User { id: id.into(), group_id: group.into(), login: format!("login-{id}"), email: None, first_name: None, last_name: None, auto_update: true }
+        User {
+            id: id.into(),
+            group_id: group.into(),
+            login: format!("login-{id}"),
+            email: None,
+            first_name: None,
+            last_name: None,
+            auto_update: true,
+        }
     }
 
     fn host(id: &str, user: &str) -> Machine {
-        let os = Os { family: "windows".into(), name: "Windows 10".into() };
-        Machine { id: id.into(), user_id: user.into(), hostname: id.into(), os, client_version: None, last_seen_at: None, data_size_bytes: 0 }
+        let os = Os {
+            family: "windows".into(),
+            name: "Windows 10".into(),
+        };
+        Machine {
+            id: id.into(),
+            user_id: user.into(),
+            hostname: id.into(),
+            os,
+            client_version: None,
+            last_seen_at: None,
+            data_size_bytes: 0,
+        }
     }
 
     fn plan(id: &str, machine: &str, retention_days: Option<u32>) -> BackupPlan {
         let schedule = serde_json::json!({"kind": "daily", "times": ["09:00"]});
-        BackupPlan { id: id.into(), machine_id: machine.into(), name: id.into(), kind: "files".into(), inclusion_filters: vec![], schedule, retention_days }
+        BackupPlan {
+            id: id.into(),
+            machine_id: machine.into(),
+            name: id.into(),
+            kind: "files".into(),
+            inclusion_filters: vec![],
+            schedule,
+            retention_days,
+        }
     }
 
     /// The root's direct users (one machine, retention not given), a reseller with
@@ -291,21 +482,61 @@ mod tests {
     /// without machines.
     fn snapshot(root_retention: Option<u32>) -> Snapshot {
         Snapshot {
-            groups: vec![group("g0", None), group("g1", Some("g0")), group("g2", Some("g1")), group("g3", Some("g1"))],
-            users: vec![user("u0", "g0"), user("u1", "g2"), user("u2", "g2"), user("u3", "g3")],
-            machines: vec![host("m0", "u0"), host("m1", "u1"), host("m2", "u2"), host("m3", "u2")],
-            plans: vec![plan("p1", "m1", Some(30)), plan("p2", "m2", Some(365)), plan("p3", "m2", Some(7)), plan("p4", "m0", root_retention)],
+            groups: vec![
+                group("g0", None),
+                group("g1", Some("g0")),
+                group("g2", Some("g1")),
+                group("g3", Some("g1")),
+            ],
+            users: vec![
+                user("u0", "g0"),
+                user("u1", "g2"),
+                user("u2", "g2"),
+                user("u3", "g3"),
+            ],
+            machines: vec![
+                host("m0", "u0"),
+                host("m1", "u1"),
+                host("m2", "u2"),
+                host("m3", "u2"),
+            ],
+            plans: vec![
+                plan("p1", "m1", Some(30)),
+                plan("p2", "m2", Some(365)),
+                plan("p3", "m2", Some(7)),
+                plan("p4", "m0", root_retention),
+            ],
         }
     }
 
     #[test]
     fn customers_are_the_planned_customer_tenants_with_their_users_machines() {
-        let mut migrated: HashMap<String, DateTime<Utc>> =
-            [("m1", T0), ("m2", "2026-03-03T00:00:00Z"), ("m3", "2026-03-02T00:00:00Z")].into_iter().map(|(m, t)| (m.to_string(), at(t))).collect();
+        let mut migrated: HashMap<String, DateTime<Utc>> = [
+            ("m1", T0),
+            ("m2", "2026-03-03T00:00:00Z"),
+            ("m3", "2026-03-02T00:00:00Z"),
+        ]
+        .into_iter()
+        .map(|(m, t)| (m.to_string(), at(t)))
+        .collect();
         let rows = customers_decommission(&snapshot(None), &migrated, &NameRules::default(), 365);
-        let seen: Vec<(&str, DecommissionStatus, usize, usize, Option<DateTime<Utc>>)> = rows
+        let seen: Vec<(
+            &str,
+            DecommissionStatus,
+            usize,
+            usize,
+            Option<DateTime<Utc>>,
+        )> = rows
             .iter()
-            .map(|r| (r.customer_key.as_str(), r.decommission.status, r.decommission.machines, r.decommission.machines_remaining, r.decommission.decommission_after))
+            .map(|r| {
+                (
+                    r.customer_key.as_str(),
+                    r.decommission.status,
+                    r.decommission.machines,
+                    r.decommission.machines_remaining,
+                    r.decommission.decommission_after,
+                )
+            })
             .collect();
         assert_eq!(
             seen,
@@ -317,17 +548,49 @@ mod tests {
             ]
         );
         let g2 = &rows[1].decommission;
-        assert_eq!((g2.machines_without_plans, g2.backup_plans, rows[1].tenant_name.as_str(), rows[1].group_name.as_str()), (1, 3, "Group g2", "Group g2"));
+        assert_eq!(
+            (
+                g2.machines_without_plans,
+                g2.backup_plans,
+                rows[1].tenant_name.as_str(),
+                rows[1].group_name.as_str()
+            ),
+            (1, 3, "Group g2", "Group g2")
+        );
         let totals = summary(&rows);
-        assert_eq!((totals.customers, totals.scheduled, totals.waiting_for_machines, totals.no_machines, totals.machines_remaining), (3, 1, 1, 1, 1));
-        assert_eq!(totals.server_decommission_after, None, "the server waits for every customer");
+        assert_eq!(
+            (
+                totals.customers,
+                totals.scheduled,
+                totals.waiting_for_machines,
+                totals.no_machines,
+                totals.machines_remaining
+            ),
+            (3, 1, 1, 1, 1)
+        );
+        assert_eq!(
+            totals.server_decommission_after, None,
+            "the server waits for every customer"
+        );
 
         migrated.insert("m0".into(), at("2026-03-06T00:00:00Z"));
         let rows = customers_decommission(&snapshot(None), &migrated, &NameRules::default(), 365);
         assert_eq!(rows[0].decommission.status, RetentionUnknown);
-        assert_eq!(summary(&rows).server_decommission_after, None, "an unknown retention keeps the server too");
-        let rows = customers_decommission(&snapshot(Some(10)), &migrated, &NameRules::default(), 365);
-        assert_eq!(rows[0].decommission.decommission_after, Some(at("2026-03-16T00:00:00Z")));
-        assert_eq!(summary(&rows).server_decommission_after, Some(at("2027-03-03T00:00:00Z")), "the latest customer date");
+        assert_eq!(
+            summary(&rows).server_decommission_after,
+            None,
+            "an unknown retention keeps the server too"
+        );
+        let rows =
+            customers_decommission(&snapshot(Some(10)), &migrated, &NameRules::default(), 365);
+        assert_eq!(
+            rows[0].decommission.decommission_after,
+            Some(at("2026-03-16T00:00:00Z"))
+        );
+        assert_eq!(
+            summary(&rows).server_decommission_after,
+            Some(at("2027-03-03T00:00:00Z")),
+            "the latest customer date"
+        );
     }
 }

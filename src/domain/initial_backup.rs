@@ -28,7 +28,11 @@ pub struct InitialBackupOptions {
     /// would take longer than this many days.
     #[serde(default = "default_shipping_after")]
     #[schema(default = 7.0, exclusive_minimum = 0.0, maximum = 3650.0)]
-    #[validate(range(exclusive_min = 0.0, max = 3650.0, message = "physical_shipping_after_days is more than 0 and at most 3650"))]
+    #[validate(range(
+        exclusive_min = 0.0,
+        max = 3650.0,
+        message = "physical_shipping_after_days is more than 0 and at most 3650"
+    ))]
     pub physical_shipping_after_days: f64,
 }
 
@@ -42,7 +46,10 @@ fn default_shipping_after() -> f64 {
 
 impl Default for InitialBackupOptions {
     fn default() -> Self {
-        Self { bandwidth_mbps: DEFAULT_BANDWIDTH_MBPS, physical_shipping_after_days: DEFAULT_PHYSICAL_SHIPPING_AFTER_DAYS }
+        Self {
+            bandwidth_mbps: DEFAULT_BANDWIDTH_MBPS,
+            physical_shipping_after_days: DEFAULT_PHYSICAL_SHIPPING_AFTER_DAYS,
+        }
     }
 }
 
@@ -71,7 +78,10 @@ mod tests {
     use super::*;
 
     fn at(bandwidth_mbps: f64, physical_shipping_after_days: f64) -> InitialBackupOptions {
-        InitialBackupOptions { bandwidth_mbps, physical_shipping_after_days }
+        InitialBackupOptions {
+            bandwidth_mbps,
+            physical_shipping_after_days,
+        }
     }
 
     #[test]
@@ -79,23 +89,61 @@ mod tests {
         const TB: u64 = 1_000_000_000_000;
         let cases = [
             // 2 TB at 100 Mbit/s: 2e12 x 8 / 1e8 = 160,000 s = 1.85 days, under a week.
-            ("2 TB at 100 Mbit/s", 2 * TB, at(100.0, 7.0), (160_000, 1.85, false)),
+            (
+                "2 TB at 100 Mbit/s",
+                2 * TB,
+                at(100.0, 7.0),
+                (160_000, 1.85, false),
+            ),
             // The same 2 TB at 10 Mbit/s: 1,600,000 s = 18.52 days, over a week.
-            ("2 TB at 10 Mbit/s", 2 * TB, at(10.0, 7.0), (1_600_000, 18.52, true)),
+            (
+                "2 TB at 10 Mbit/s",
+                2 * TB,
+                at(10.0, 7.0),
+                (1_600_000, 18.52, true),
+            ),
             // 1.85 days against a one-day threshold.
-            ("over a lower threshold", 2 * TB, at(100.0, 1.0), (160_000, 1.85, true)),
+            (
+                "over a lower threshold",
+                2 * TB,
+                at(100.0, 1.0),
+                (160_000, 1.85, true),
+            ),
             // Exactly at the threshold is not over it: 7 days = 604,800 s = 7.56e12 bytes at 100 Mbit/s.
-            ("exactly the threshold", 7_560_000_000_000, at(100.0, 7.0), (604_800, 7.0, false)),
-            ("one byte more", 7_560_000_000_001, at(100.0, 7.0), (604_801, 7.0, true)),
+            (
+                "exactly the threshold",
+                7_560_000_000_000,
+                at(100.0, 7.0),
+                (604_800, 7.0, false),
+            ),
+            (
+                "one byte more",
+                7_560_000_000_001,
+                at(100.0, 7.0),
+                (604_801, 7.0, true),
+            ),
             // A fraction of a second rounds up: 1 byte = 8 bits at 1 Mbit/s = 8 µs.
             ("rounds up", 1, at(1.0, 7.0), (1, 0.0, false)),
             ("no data", 0, at(100.0, 7.0), (0, 0.0, false)),
             // Half a Mbit/s: 1 GB = 8e9 bits / 5e5 = 16,000 s.
-            ("fractional bandwidth", 1_000_000_000, at(0.5, 7.0), (16_000, 0.19, false)),
+            (
+                "fractional bandwidth",
+                1_000_000_000,
+                at(0.5, 7.0),
+                (16_000, 0.19, false),
+            ),
         ];
         for (name, bytes, options, (seconds, days, shipping)) in cases {
             let estimate = estimate(bytes, &options);
-            assert_eq!((estimate.duration_seconds, estimate.duration_days, estimate.physical_data_shipping), (seconds, days, shipping), "{name}");
+            assert_eq!(
+                (
+                    estimate.duration_seconds,
+                    estimate.duration_days,
+                    estimate.physical_data_shipping
+                ),
+                (seconds, days, shipping),
+                "{name}"
+            );
         }
     }
 
@@ -104,8 +152,14 @@ mod tests {
         for bandwidth in [MIN_BANDWIDTH_MBPS, 1.0, 1_000_000.0] {
             let e = estimate(u64::MAX, &at(bandwidth, 7.0));
             let seconds = u64::MAX as f64 * 8.0 / (bandwidth * 1e6);
-            assert!(seconds < u64::MAX as f64 && e.duration_seconds == seconds.ceil() as u64, "{bandwidth}: {e:?}");
-            assert!(e.duration_days.is_finite() && e.duration_days > 0.0, "{bandwidth}: {e:?}");
+            assert!(
+                seconds < u64::MAX as f64 && e.duration_seconds == seconds.ceil() as u64,
+                "{bandwidth}: {e:?}"
+            );
+            assert!(
+                e.duration_days.is_finite() && e.duration_days > 0.0,
+                "{bandwidth}: {e:?}"
+            );
         }
     }
 
@@ -128,6 +182,9 @@ mod tests {
         for (options, valid) in cases {
             assert_eq!(options.validate().is_ok(), valid, "{options:?}");
         }
-        assert!(serde_json::from_str::<InitialBackupOptions>(r#"{"bandwidth": 5}"#).is_err(), "unknown fields are refused");
+        assert!(
+            serde_json::from_str::<InitialBackupOptions>(r#"{"bandwidth": 5}"#).is_err(),
+            "unknown fields are refused"
+        );
     }
 }

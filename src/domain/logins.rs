@@ -82,7 +82,10 @@ pub struct LoginBook<'a> {
 
 impl<'a> LoginBook<'a> {
     pub fn new(in_target: &'a dyn Fn(&str) -> Option<bool>) -> Self {
-        Self { in_plan: HashSet::new(), in_target }
+        Self {
+            in_plan: HashSet::new(),
+            in_target,
+        }
     }
 
     /// A backup user's login: kept when it can be.
@@ -102,7 +105,11 @@ impl<'a> LoginBook<'a> {
         let base = segments.target();
         let mut unverified = false;
         for n in 1.. {
-            let suffix = if n == 1 { String::new() } else { format!("-{n}") };
+            let suffix = if n == 1 {
+                String::new()
+            } else {
+                format!("-{n}")
+            };
             let candidate = format!("{base}{suffix}");
             let key = candidate.to_lowercase();
             if self.in_plan.contains(&key) {
@@ -124,7 +131,11 @@ impl<'a> LoginBook<'a> {
             self.in_plan.insert(key);
             let mut segments = segments;
             segments.added(&suffix);
-            return PlannedLogin { segments, changes, unverified };
+            return PlannedLogin {
+                segments,
+                changes,
+                unverified,
+            };
         }
         unreachable!("some numbered login is free")
     }
@@ -137,7 +148,12 @@ mod tests {
 
     #[test]
     fn backup_user_logins_follow_the_rules() {
-        let taken = |login: &str| Some(matches!(login.to_lowercase().as_str(), "taken@example.com" | "bob" | "bob-2"));
+        let taken = |login: &str| {
+            Some(matches!(
+                login.to_lowercase().as_str(),
+                "taken@example.com" | "bob" | "bob-2"
+            ))
+        };
         let mut book = LoginBook::new(&taken);
         let cases: Vec<(&str, &str, Vec<LoginChange>)> = vec![
             ("alice@example.com", "alice@example.com", vec![]),
@@ -147,16 +163,28 @@ mod tests {
             ("  padded  ", "padded", vec![]),
             ("ab", "ab.user", vec![TooShort]),
             ("a$", "a.user", vec![Characters, TooShort]),
-            ("Taken@Example.com", "Taken@Example.com-2", vec![TakenInTarget]),
+            (
+                "Taken@Example.com",
+                "Taken@Example.com-2",
+                vec![TakenInTarget],
+            ),
             ("bob", "bob-3", vec![TakenInTarget]),
-            ("ALICE@example.com", "ALICE@example.com-2", vec![TakenInPlan]),
+            (
+                "ALICE@example.com",
+                "ALICE@example.com-2",
+                vec![TakenInPlan],
+            ),
             ("payroll1", "payroll1-2", vec![TakenInPlan]),
         ];
         for (source, target, changes) in cases {
             let planned = book.backup_user(source);
             assert_eq!(planned.target(), target, "{source:?}");
             assert_eq!(planned.changes, changes, "{source:?}");
-            assert_eq!(planned.segments.source(), source, "segments keep the source: {source:?}");
+            assert_eq!(
+                planned.segments.source(),
+                source,
+                "segments keep the source: {source:?}"
+            );
             assert!(!planned.unverified);
         }
     }
@@ -165,7 +193,12 @@ mod tests {
     fn admin_logins_come_from_group_names() {
         let free = |_: &str| Some(false);
         let mut book = LoginBook::new(&free);
-        for (group, login) in [("Acme Corp", "Acme_Corp"), ("R&D <EU>", "RD_EU"), ("IT", "IT.admin"), ("acme corp", "acme_corp-2")] {
+        for (group, login) in [
+            ("Acme Corp", "Acme_Corp"),
+            ("R&D <EU>", "RD_EU"),
+            ("IT", "IT.admin"),
+            ("acme corp", "acme_corp-2"),
+        ] {
             assert_eq!(book.admin(group).target(), login, "{group}");
         }
     }

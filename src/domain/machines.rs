@@ -20,7 +20,9 @@ pub struct MachineFacts<'a> {
 }
 
 /// Why a machine cannot be transferred without someone's hands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum ActionCause {
     /// The OS is not in the support matrix: the machine is not migrated.
@@ -34,8 +36,12 @@ pub enum ActionCause {
 }
 
 impl ActionCause {
-    pub const ALL: [ActionCause; 4] =
-        [ActionCause::UnsupportedOs, ActionCause::SqlServerRegistration, ActionCause::ExchangeRegistration, ActionCause::UnsupportedPlanType];
+    pub const ALL: [ActionCause; 4] = [
+        ActionCause::UnsupportedOs,
+        ActionCause::SqlServerRegistration,
+        ActionCause::ExchangeRegistration,
+        ActionCause::UnsupportedPlanType,
+    ];
 
     /// The manual steps, as the report prints them.
     pub fn instructions(self) -> &'static [&'static str] {
@@ -69,7 +75,9 @@ impl ActionCause {
 }
 
 /// Why the partner should get in touch with the machine's user.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum ContactReason {
     /// The client is older than the migration needs and will not update by itself.
@@ -128,20 +136,32 @@ impl SupportMatrix {
             ClientStatus::NeverReported => contact.push(ContactReason::NeverReported),
             ClientStatus::Current | ClientStatus::WillAutoUpdate => {}
         }
-        if facts.last_seen_at.is_some_and(|seen| seen < clock.now - clock.offline_after) {
+        if facts
+            .last_seen_at
+            .is_some_and(|seen| seen < clock.now - clock.offline_after)
+        {
             contact.push(ContactReason::Offline);
         }
         let readiness = match self.readiness(os_supported, client, &supports) {
             // An offline client neither updates nor migrates until its user brings it online.
-            Readiness::Ready | Readiness::ReadyAfterClientUpgrade if !contact.is_empty() => Readiness::ContactUser,
+            Readiness::Ready | Readiness::ReadyAfterClientUpgrade if !contact.is_empty() => {
+                Readiness::ContactUser
+            }
             readiness => readiness,
         };
-        Assessment { readiness, client, actions, contact }
+        Assessment {
+            readiness,
+            client,
+            actions,
+            contact,
+        }
     }
 }
 
 /// Where a machine is in its migration.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum MachineState {
     /// Not in a migration.
@@ -198,7 +218,10 @@ mod tests {
     #[test]
     fn each_machine_gets_the_readiness_and_causes_the_seed_gives() {
         let now = DateTime::from_timestamp(1_800_000_000, 0).unwrap_or_default();
-        let clock = Clock { now, offline_after: Duration::days(14) };
+        let clock = Clock {
+            now,
+            offline_after: Duration::days(14),
+        };
         let recent = Some(now - Duration::days(1));
         let old = Some(now - Duration::days(30));
         let win = |os, version, auto_update, seen, plans: Vec<&'static str>| MachineFacts {
@@ -211,30 +234,136 @@ mod tests {
         };
         let current = Some("5.5.0.15908");
         let older = Some("5.4.3.12000");
-        let cases: Vec<(&str, MachineFacts<'_>, Readiness, Vec<ActionCause>, Vec<ContactReason>)> = vec![
-            ("current client, files", win("Windows 10", current, true, recent, vec!["files"]), Ready, vec![], vec![]),
+        let cases: Vec<(
+            &str,
+            MachineFacts<'_>,
+            Readiness,
+            Vec<ActionCause>,
+            Vec<ContactReason>,
+        )> = vec![
             (
-                "every supported plan type",
-                win("Windows Server 2012 R2", current, false, recent, vec!["files", "network_share", "system_state", "hyperv_host", "hyperv_vm"]),
+                "current client, files",
+                win("Windows 10", current, true, recent, vec!["files"]),
                 Ready,
                 vec![],
                 vec![],
             ),
-            ("old client, auto-update on", win("Windows 7", older, true, recent, vec!["files"]), ReadyAfterClientUpgrade, vec![], vec![]),
-            ("old client, auto-update off", win("Windows 7", older, false, recent, vec!["files"]), ContactUser, vec![], vec![AutoUpdateOff]),
-            ("current client, auto-update off", win("Windows 7", current, false, recent, vec!["files"]), Ready, vec![], vec![]),
-            ("never reported", win("Windows 7", None, true, None, vec!["files"]), ContactUser, vec![], vec![NeverReported]),
-            ("offline, current client", win("Windows 10", current, true, old, vec!["files"]), ContactUser, vec![], vec![Offline]),
-            ("offline, old client, auto-update on", win("Windows 10", older, true, old, vec![]), ContactUser, vec![], vec![Offline]),
-            ("offline, old client, auto-update off", win("Windows 10", older, false, old, vec![]), ContactUser, vec![], vec![AutoUpdateOff, Offline]),
-            ("SQL Server", win("Windows Server 2008", current, true, recent, vec!["files", "sql_server"]), ManualAction, vec![SqlServerRegistration], vec![]),
-            ("Exchange", win("Windows Server 2008", current, true, recent, vec!["exchange"]), ManualAction, vec![ExchangeRegistration], vec![]),
-            ("other plan type", win("Windows 10", current, true, recent, vec!["other", "files"]), ManualAction, vec![UnsupportedPlanType], vec![]),
+            (
+                "every supported plan type",
+                win(
+                    "Windows Server 2012 R2",
+                    current,
+                    false,
+                    recent,
+                    vec![
+                        "files",
+                        "network_share",
+                        "system_state",
+                        "hyperv_host",
+                        "hyperv_vm",
+                    ],
+                ),
+                Ready,
+                vec![],
+                vec![],
+            ),
+            (
+                "old client, auto-update on",
+                win("Windows 7", older, true, recent, vec!["files"]),
+                ReadyAfterClientUpgrade,
+                vec![],
+                vec![],
+            ),
+            (
+                "old client, auto-update off",
+                win("Windows 7", older, false, recent, vec!["files"]),
+                ContactUser,
+                vec![],
+                vec![AutoUpdateOff],
+            ),
+            (
+                "current client, auto-update off",
+                win("Windows 7", current, false, recent, vec!["files"]),
+                Ready,
+                vec![],
+                vec![],
+            ),
+            (
+                "never reported",
+                win("Windows 7", None, true, None, vec!["files"]),
+                ContactUser,
+                vec![],
+                vec![NeverReported],
+            ),
+            (
+                "offline, current client",
+                win("Windows 10", current, true, old, vec!["files"]),
+                ContactUser,
+                vec![],
+                vec![Offline],
+            ),
+            (
+                "offline, old client, auto-update on",
+                win("Windows 10", older, true, old, vec![]),
+                ContactUser,
+                vec![],
+                vec![Offline],
+            ),
+            (
+                "offline, old client, auto-update off",
+                win("Windows 10", older, false, old, vec![]),
+                ContactUser,
+                vec![],
+                vec![AutoUpdateOff, Offline],
+            ),
+            (
+                "SQL Server",
+                win(
+                    "Windows Server 2008",
+                    current,
+                    true,
+                    recent,
+                    vec!["files", "sql_server"],
+                ),
+                ManualAction,
+                vec![SqlServerRegistration],
+                vec![],
+            ),
+            (
+                "Exchange",
+                win(
+                    "Windows Server 2008",
+                    current,
+                    true,
+                    recent,
+                    vec!["exchange"],
+                ),
+                ManualAction,
+                vec![ExchangeRegistration],
+                vec![],
+            ),
+            (
+                "other plan type",
+                win("Windows 10", current, true, recent, vec!["other", "files"]),
+                ManualAction,
+                vec![UnsupportedPlanType],
+                vec![],
+            ),
             (
                 "both manual kinds",
-                win("Windows 10", current, true, recent, vec!["other", "exchange", "sql_server"]),
+                win(
+                    "Windows 10",
+                    current,
+                    true,
+                    recent,
+                    vec!["other", "exchange", "sql_server"],
+                ),
                 ManualAction,
-                vec![SqlServerRegistration, ExchangeRegistration, UnsupportedPlanType],
+                vec![
+                    SqlServerRegistration,
+                    ExchangeRegistration,
+                    UnsupportedPlanType,
+                ],
                 vec![],
             ),
             (
@@ -244,7 +373,13 @@ mod tests {
                 vec![SqlServerRegistration],
                 vec![AutoUpdateOff],
             ),
-            ("unsupported OS", win("Windows XP", current, true, recent, vec!["files"]), Unsupported, vec![UnsupportedOs], vec![]),
+            (
+                "unsupported OS",
+                win("Windows XP", current, true, recent, vec!["files"]),
+                Unsupported,
+                vec![UnsupportedOs],
+                vec![],
+            ),
             (
                 "unsupported OS with a SQL plan",
                 win("Windows 11", current, true, recent, vec!["sql_server"]),
@@ -255,15 +390,25 @@ mod tests {
         ];
         for (case, facts, readiness, actions, contact) in cases {
             let assessed = SupportMatrix::default().assess(&facts, clock);
-            assert_eq!((assessed.readiness, assessed.actions, assessed.contact), (readiness, actions, contact), "{case}");
+            assert_eq!(
+                (assessed.readiness, assessed.actions, assessed.contact),
+                (readiness, actions, contact),
+                "{case}"
+            );
         }
     }
 
     #[test]
     fn the_offline_threshold_is_exclusive() {
         let now = DateTime::from_timestamp(1_800_000_000, 0).unwrap_or_default();
-        let clock = Clock { now, offline_after: Duration::days(14) };
-        for (seen, offline) in [(now - Duration::days(14), false), (now - Duration::days(14) - Duration::seconds(1), true)] {
+        let clock = Clock {
+            now,
+            offline_after: Duration::days(14),
+        };
+        for (seen, offline) in [
+            (now - Duration::days(14), false),
+            (now - Duration::days(14) - Duration::seconds(1), true),
+        ] {
             let facts = MachineFacts {
                 platform: Platform::Linux,
                 os_name: "Ubuntu 22.04",

@@ -13,5 +13,5 @@ pub mod schedules;
 pub mod segments;
 pub mod support;
 pub mod tenants;
-pub mod webhooks;
 pub mod transfer;
+pub mod webhooks;

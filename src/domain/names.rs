@@ -17,7 +17,11 @@ pub struct NameRules {
 
 impl Default for NameRules {
     fn default() -> Self {
-        Self { refused: vec!['<', '>', '"', '\\', '/', '|', ';'], replacement: '-', max_chars: 128 }
+        Self {
+            refused: vec!['<', '>', '"', '\\', '/', '|', ';'],
+            replacement: '-',
+            max_chars: 128,
+        }
     }
 }
 
@@ -80,7 +84,10 @@ fn truncate(segments: &Segments, keep: usize) -> Segments {
                 match segment.kind {
                     Kept => out.kept(&segment.text),
                     Added => out.added(&segment.text),
-                    _ => out.substituted(segment.original.as_deref().unwrap_or_default(), &segment.text),
+                    _ => out.substituted(
+                        segment.original.as_deref().unwrap_or_default(),
+                        &segment.text,
+                    ),
                 }
             }
             Kept => {
@@ -112,11 +119,17 @@ pub fn fit(segments: &Segments, chars: usize) -> Segments {
 fn trim_end(segments: Segments) -> Segments {
     let target = segments.target();
     let kept = target.trim_end().chars().count();
-    if kept == target.chars().count() { segments } else { truncate(&segments, kept) }
+    if kept == target.chars().count() {
+        segments
+    } else {
+        truncate(&segments, kept)
+    }
 }
 
 fn byte_index(text: &str, chars: usize) -> usize {
-    text.char_indices().nth(chars).map_or(text.len(), |(i, _)| i)
+    text.char_indices()
+        .nth(chars)
+        .map_or(text.len(), |(i, _)| i)
 }
 
 /// The names already used under one parent, compared case-insensitively.
@@ -155,28 +168,78 @@ mod tests {
     use crate::domain::segments::SegmentKind::{Added, Kept, Removed, Substituted};
 
     fn shape(name: &PlannedName) -> Vec<(crate::domain::segments::SegmentKind, String)> {
-        name.segments.as_slice().iter().map(|s| (s.kind, s.text.clone())).collect()
+        name.segments
+            .as_slice()
+            .iter()
+            .map(|s| (s.kind, s.text.clone()))
+            .collect()
     }
 
     #[test]
     fn names_are_cleaned_as_the_rules_say() {
         let rules = NameRules::default();
         let long = "x".repeat(130);
-        let cases: Vec<(&str, &str, Vec<(crate::domain::segments::SegmentKind, &str)>)> = vec![
+        let cases: Vec<(
+            &str,
+            &str,
+            Vec<(crate::domain::segments::SegmentKind, &str)>,
+        )> = vec![
             ("Acme Corp", "Acme Corp", vec![(Kept, "Acme Corp")]),
-            ("  Acme Corp ", "Acme Corp", vec![(Removed, "  "), (Kept, "Acme Corp"), (Removed, " ")]),
-            ("Acme   Corp", "Acme Corp", vec![(Kept, "Acme "), (Removed, "  "), (Kept, "Corp")]),
-            ("Acme\tCorp", "Acme Corp", vec![(Kept, "Acme"), (Substituted, " "), (Kept, "Corp")]),
-            ("Acme/Corp <EU>", "Acme-Corp -EU-", vec![(Kept, "Acme"), (Substituted, "-"), (Kept, "Corp "), (Substituted, "-"), (Kept, "EU"), (Substituted, "-")]),
-            ("Acme\u{7}Corp", "AcmeCorp", vec![(Kept, "Acme"), (Removed, "\u{7}"), (Kept, "Corp")]),
-            (&long, &long[..128], vec![(Kept, &long[..128]), (Removed, "xx")]),
-            ("   ", "Unnamed group", vec![(Removed, "   "), (Added, "Unnamed group")]),
+            (
+                "  Acme Corp ",
+                "Acme Corp",
+                vec![(Removed, "  "), (Kept, "Acme Corp"), (Removed, " ")],
+            ),
+            (
+                "Acme   Corp",
+                "Acme Corp",
+                vec![(Kept, "Acme "), (Removed, "  "), (Kept, "Corp")],
+            ),
+            (
+                "Acme\tCorp",
+                "Acme Corp",
+                vec![(Kept, "Acme"), (Substituted, " "), (Kept, "Corp")],
+            ),
+            (
+                "Acme/Corp <EU>",
+                "Acme-Corp -EU-",
+                vec![
+                    (Kept, "Acme"),
+                    (Substituted, "-"),
+                    (Kept, "Corp "),
+                    (Substituted, "-"),
+                    (Kept, "EU"),
+                    (Substituted, "-"),
+                ],
+            ),
+            (
+                "Acme\u{7}Corp",
+                "AcmeCorp",
+                vec![(Kept, "Acme"), (Removed, "\u{7}"), (Kept, "Corp")],
+            ),
+            (
+                &long,
+                &long[..128],
+                vec![(Kept, &long[..128]), (Removed, "xx")],
+            ),
+            (
+                "   ",
+                "Unnamed group",
+                vec![(Removed, "   "), (Added, "Unnamed group")],
+            ),
         ];
         for (source, target, segments) in cases {
             let planned = clean(source, &rules);
             assert_eq!(planned.target(), target, "{source:?}");
-            assert_eq!(planned.segments.source(), source, "segments keep the whole source: {source:?}");
-            let expected: Vec<_> = segments.into_iter().map(|(k, t)| (k, t.to_string())).collect();
+            assert_eq!(
+                planned.segments.source(),
+                source,
+                "segments keep the whole source: {source:?}"
+            );
+            let expected: Vec<_> = segments
+                .into_iter()
+                .map(|(k, t)| (k, t.to_string()))
+                .collect();
             assert_eq!(shape(&planned), expected, "{source:?}");
         }
     }
@@ -194,13 +257,26 @@ mod tests {
         let rules = NameRules::default();
         let mut siblings = Siblings::default();
         siblings.reserve("Existing");
-        let cases = [("Acme", "Acme"), ("ACME", "ACME (2)"), ("acme ", "acme (3)"), ("existing", "existing (2)"), ("Other", "Other")];
+        let cases = [
+            ("Acme", "Acme"),
+            ("ACME", "ACME (2)"),
+            ("acme ", "acme (3)"),
+            ("existing", "existing (2)"),
+            ("Other", "Other"),
+        ];
         for (source, target) in cases {
             let planned = siblings.claim(clean(source, &rules), rules.max_chars);
             assert_eq!(planned.target(), target, "{source}");
         }
         let numbered = siblings.claim(clean("Acme", &rules), rules.max_chars);
-        assert_eq!(numbered.segments.as_slice().last().map(|s| (s.kind, s.text.as_str())), Some((Added, " (4)")));
+        assert_eq!(
+            numbered
+                .segments
+                .as_slice()
+                .last()
+                .map(|s| (s.kind, s.text.as_str())),
+            Some((Added, " (4)"))
+        );
     }
 
     #[test]

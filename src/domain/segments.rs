@@ -57,7 +57,11 @@ impl Segments {
             }
             return;
         }
-        self.0.push(Segment { kind, text: text.to_string(), original: original.map(str::to_string) });
+        self.0.push(Segment {
+            kind,
+            text: text.to_string(),
+            original: original.map(str::to_string),
+        });
     }
 
     /// The source text: kept, removed and the originals of substitutions.
@@ -74,7 +78,11 @@ impl Segments {
 
     /// The target text: kept, substituted and added.
     pub fn target(&self) -> String {
-        self.0.iter().filter(|s| s.kind != SegmentKind::Removed).map(|s| s.text.as_str()).collect()
+        self.0
+            .iter()
+            .filter(|s| s.kind != SegmentKind::Removed)
+            .map(|s| s.text.as_str())
+            .collect()
     }
 
     pub fn changed(&self) -> bool {

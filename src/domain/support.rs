@@ -71,9 +71,16 @@ pub struct ClientVersion {
 impl ClientVersion {
     /// `5.5.0.15908`; anything else is not a version the product understands.
     pub fn parse(text: &str) -> Option<Self> {
-        let numbers: Vec<u32> = text.trim().split('.').map(|p| p.parse().ok()).collect::<Option<_>>()?;
+        let numbers: Vec<u32> = text
+            .trim()
+            .split('.')
+            .map(|p| p.parse().ok())
+            .collect::<Option<_>>()?;
         match numbers.as_slice() {
-            [a, b, c, build] => Some(Self { parts: [*a, *b, *c], build: *build }),
+            [a, b, c, build] => Some(Self {
+                parts: [*a, *b, *c],
+                build: *build,
+            }),
             _ => None,
         }
     }
@@ -92,7 +99,9 @@ pub enum PlanSupport {
 
 pub fn plan_support(kind: &str) -> PlanSupport {
     match kind {
-        "files" | "network_share" | "system_state" | "hyperv_host" | "hyperv_vm" => PlanSupport::Automatic,
+        "files" | "network_share" | "system_state" | "hyperv_host" | "hyperv_vm" => {
+            PlanSupport::Automatic
+        }
         "sql_server" | "exchange" => PlanSupport::ManualRegistration,
         _ => PlanSupport::Manual,
     }
@@ -112,7 +121,9 @@ pub enum ClientStatus {
 }
 
 /// Whether a machine can migrate unattended, and if not, what must happen first.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Readiness {
     Ready,
@@ -123,8 +134,13 @@ pub enum Readiness {
 }
 
 impl Readiness {
-    pub const ALL: [Readiness; 5] =
-        [Readiness::Ready, Readiness::ReadyAfterClientUpgrade, Readiness::ContactUser, Readiness::ManualAction, Readiness::Unsupported];
+    pub const ALL: [Readiness; 5] = [
+        Readiness::Ready,
+        Readiness::ReadyAfterClientUpgrade,
+        Readiness::ContactUser,
+        Readiness::ManualAction,
+        Readiness::Unsupported,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -147,18 +163,31 @@ impl SupportMatrix {
                     // "Windows 10" must not match "Windows 100"; "Windows 8" matches "Windows 8.1".
                     && !name[w.len()..].starts_with(|c: char| c.is_ascii_digit())
             }),
-            Platform::Linux => !self.linux_excluded.iter().any(|x| name.to_lowercase().contains(&x.to_lowercase())),
+            Platform::Linux => !self
+                .linux_excluded
+                .iter()
+                .any(|x| name.to_lowercase().contains(&x.to_lowercase())),
             Platform::Macos => self.macos,
             Platform::Other => false,
         }
     }
 
-    pub fn client_status(&self, platform: Platform, version: Option<&str>, auto_update: bool) -> ClientStatus {
+    pub fn client_status(
+        &self,
+        platform: Platform,
+        version: Option<&str>,
+        auto_update: bool,
+    ) -> ClientStatus {
         let Some(version) = version.and_then(ClientVersion::parse) else {
             return ClientStatus::NeverReported;
         };
-        let min_build = if platform == Platform::Windows { self.windows_min_build } else { self.unix_min_build };
-        let current = version.parts > self.client_min || (version.parts == self.client_min && version.build >= min_build);
+        let min_build = if platform == Platform::Windows {
+            self.windows_min_build
+        } else {
+            self.unix_min_build
+        };
+        let current = version.parts > self.client_min
+            || (version.parts == self.client_min && version.build >= min_build);
         match (current, auto_update) {
             (true, _) => ClientStatus::Current,
             (false, true) => ClientStatus::WillAutoUpdate,
@@ -167,7 +196,12 @@ impl SupportMatrix {
     }
 
     /// Worst first: an unsupported OS, then plans needing hands, then the client.
-    pub fn readiness(&self, os_supported: bool, client: ClientStatus, plans: &[PlanSupport]) -> Readiness {
+    pub fn readiness(
+        &self,
+        os_supported: bool,
+        client: ClientStatus,
+        plans: &[PlanSupport],
+    ) -> Readiness {
         if !os_supported {
             return Readiness::Unsupported;
         }
@@ -214,7 +248,11 @@ mod tests {
             ("freebsd", "FreeBSD 13", false),
         ];
         for (family, name, supported) in cases {
-            assert_eq!(m.os_supported(Platform::from_family(family), name), supported, "{name}");
+            assert_eq!(
+                m.os_supported(Platform::from_family(family), name),
+                supported,
+                "{name}"
+            );
         }
     }
 
@@ -235,14 +273,21 @@ mod tests {
             (Platform::Windows, Some("garbage"), true, NeverReported),
         ];
         for (platform, version, auto_update, status) in cases {
-            assert_eq!(m.client_status(platform, version, auto_update), status, "{platform:?} {version:?} {auto_update}");
+            assert_eq!(
+                m.client_status(platform, version, auto_update),
+                status,
+                "{platform:?} {version:?} {auto_update}"
+            );
         }
     }
 
     #[test]
     fn readiness_names_are_its_json_names() {
         for readiness in Readiness::ALL {
-            assert_eq!(serde_json::to_value(readiness).ok(), Some(serde_json::Value::from(readiness.as_str())));
+            assert_eq!(
+                serde_json::to_value(readiness).ok(),
+                Some(serde_json::Value::from(readiness.as_str()))
+            );
         }
     }
 
@@ -265,15 +310,39 @@ mod tests {
         let m = SupportMatrix::default();
         let cases = [
             (true, ClientStatus::Current, vec![Automatic], Ready),
-            (true, ClientStatus::WillAutoUpdate, vec![Automatic], ReadyAfterClientUpgrade),
+            (
+                true,
+                ClientStatus::WillAutoUpdate,
+                vec![Automatic],
+                ReadyAfterClientUpgrade,
+            ),
             (true, ClientStatus::AutoUpdateOff, vec![], ContactUser),
-            (true, ClientStatus::NeverReported, vec![Automatic], ContactUser),
-            (true, ClientStatus::Current, vec![Automatic, ManualRegistration], ManualAction),
-            (true, ClientStatus::AutoUpdateOff, vec![Manual], ManualAction),
+            (
+                true,
+                ClientStatus::NeverReported,
+                vec![Automatic],
+                ContactUser,
+            ),
+            (
+                true,
+                ClientStatus::Current,
+                vec![Automatic, ManualRegistration],
+                ManualAction,
+            ),
+            (
+                true,
+                ClientStatus::AutoUpdateOff,
+                vec![Manual],
+                ManualAction,
+            ),
             (false, ClientStatus::Current, vec![Automatic], Unsupported),
         ];
         for (os, client, plans, readiness) in cases {
-            assert_eq!(m.readiness(os, client, &plans), readiness, "{os} {client:?} {plans:?}");
+            assert_eq!(
+                m.readiness(os, client, &plans),
+                readiness,
+                "{os} {client:?} {plans:?}"
+            );
         }
     }
 }

@@ -11,7 +11,9 @@ use utoipa::ToSchema;
 use super::plan::{AdminRole, Plan, TenantKind};
 use super::support::Readiness;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum ItemKind {
     Tenant,
@@ -35,7 +37,9 @@ impl ItemKind {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum ItemState {
     /// Its tenant is not created yet.
@@ -52,7 +56,14 @@ pub enum ItemState {
 }
 
 impl ItemState {
-    pub const ALL: [ItemState; 6] = [ItemState::Waiting, ItemState::Queued, ItemState::Done, ItemState::Failed, ItemState::Blocked, ItemState::Cancelled];
+    pub const ALL: [ItemState; 6] = [
+        ItemState::Waiting,
+        ItemState::Queued,
+        ItemState::Done,
+        ItemState::Failed,
+        ItemState::Blocked,
+        ItemState::Cancelled,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -94,8 +105,18 @@ impl ItemState {
 }
 
 /// Items still waiting or queued, from counts by kind and state.
-pub fn open_items(counts: &std::collections::BTreeMap<ItemKind, std::collections::BTreeMap<ItemState, u64>>) -> u64 {
-    counts.values().flat_map(|by_state| by_state.iter().filter(|(s, _)| s.is_open()).map(|(_, n)| *n)).sum()
+pub fn open_items(
+    counts: &std::collections::BTreeMap<ItemKind, std::collections::BTreeMap<ItemState, u64>>,
+) -> u64 {
+    counts
+        .values()
+        .flat_map(|by_state| {
+            by_state
+                .iter()
+                .filter(|(s, _)| s.is_open())
+                .map(|(_, n)| *n)
+        })
+        .sum()
 }
 
 /// One thing to create, as the plan says.
@@ -152,13 +173,21 @@ pub fn items(plan: &Plan) -> Vec<ItemSpec> {
             }),
         });
     }
-    let mut machines: std::collections::HashMap<&str, Vec<Value>> = std::collections::HashMap::new();
-    for machine in plan.machines.iter().filter(|m| m.readiness != Readiness::Unsupported) {
-        machines.entry(machine.user_id.as_str()).or_default().push(json!({
-            "machine_id": machine.machine_id,
-            "readiness": machine.readiness.as_str(),
-            "plans": machine.plans,
-        }));
+    let mut machines: std::collections::HashMap<&str, Vec<Value>> =
+        std::collections::HashMap::new();
+    for machine in plan
+        .machines
+        .iter()
+        .filter(|m| m.readiness != Readiness::Unsupported)
+    {
+        machines
+            .entry(machine.user_id.as_str())
+            .or_default()
+            .push(json!({
+                "machine_id": machine.machine_id,
+                "readiness": machine.readiness.as_str(),
+                "plans": machine.plans,
+            }));
     }
     for user in &plan.users {
         out.push(ItemSpec {

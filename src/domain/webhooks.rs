@@ -15,7 +15,9 @@ use sha2::Sha256;
 use utoipa::ToSchema;
 
 /// What a subscription can be told of.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
+)]
 pub enum EventType {
     #[serde(rename = "sync.completed")]
     SyncCompleted,
@@ -69,7 +71,9 @@ impl EventType {
         Some(match kind {
             "sync.completed" => EventType::SyncCompleted,
             "precheck.completed" => EventType::PrecheckCompleted,
-            "migration.completed" | "migration.completed_with_failures" => EventType::MigrationCompleted,
+            "migration.completed" | "migration.completed_with_failures" => {
+                EventType::MigrationCompleted
+            }
             "item.failed" => EventType::MigrationItemFailed,
             // The agent switched the client to restore-only, or the partner marked the manual steps done.
             "machine.restore_only" | "machine.mark_manual_done" => EventType::MachineMigrated,
@@ -118,7 +122,9 @@ impl Secret {
     /// `v1,<base64 of HMAC-SHA256(key, "{id}.{timestamp}.{body}")>`.
     pub fn sign(&self, id: &str, timestamp: i64, body: &str) -> String {
         // Any key length is valid for HMAC.
-        let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(&self.0) else { unreachable!("HMAC takes keys of any length") };
+        let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(&self.0) else {
+            unreachable!("HMAC takes keys of any length")
+        };
         mac.update(format!("{id}.{timestamp}.").as_bytes());
         mac.update(body.as_bytes());
         format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()))
@@ -128,7 +134,11 @@ impl Secret {
 /// The `webhook-signature` header: one signature per secret in force, space-separated
 /// (after a rotation the previous secret signs too until its grace ends).
 pub fn signature_header(secrets: &[&Secret], id: &str, timestamp: i64, body: &str) -> String {
-    secrets.iter().map(|s| s.sign(id, timestamp, body)).collect::<Vec<_>>().join(" ")
+    secrets
+        .iter()
+        .map(|s| s.sign(id, timestamp, body))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// When failed deliveries are tried again, and when a failing subscription is disabled.
@@ -147,7 +157,11 @@ impl Default for RetryPolicy {
     /// a subscription failing for five days (and at least 20 attempts) is disabled.
     fn default() -> Self {
         let secs = [5, 300, 1_800, 7_200, 18_000, 36_000, 36_000];
-        Self { schedule: secs.into_iter().map(Duration::from_secs).collect(), disable_after_failures: 20, disable_after: Duration::from_secs(5 * 86_400) }
+        Self {
+            schedule: secs.into_iter().map(Duration::from_secs).collect(),
+            disable_after_failures: 20,
+            disable_after: Duration::from_secs(5 * 86_400),
+        }
     }
 }
 
@@ -170,7 +184,8 @@ impl RetryPolicy {
 
     /// Whether a subscription failing `failures` times in a row since `since` is to be disabled.
     pub fn disables(&self, failures: u32, since: DateTime<Utc>, now: DateTime<Utc>) -> bool {
-        failures >= self.disable_after_failures && (now - since).to_std().unwrap_or_default() >= self.disable_after
+        failures >= self.disable_after_failures
+            && (now - since).to_std().unwrap_or_default() >= self.disable_after
     }
 }
 
@@ -180,12 +195,25 @@ mod tests {
 
     #[test]
     fn signatures_match_the_specifications_test_vector() {
-        let secret = Secret::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").expect("a valid secret");
-        let signed = secret.sign("msg_p5jXN8AQM9LWM0D4loKWxJek", 1_614_265_330, r#"{"test": 2432232314}"#);
+        let secret =
+            Secret::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").expect("a valid secret");
+        let signed = secret.sign(
+            "msg_p5jXN8AQM9LWM0D4loKWxJek",
+            1_614_265_330,
+            r#"{"test": 2432232314}"#,
+        );
         assert_eq!(signed, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
         let other = Secret::generate().expect("random");
-        let header = signature_header(&[&other, &secret], "msg_p5jXN8AQM9LWM0D4loKWxJek", 1_614_265_330, r#"{"test": 2432232314}"#);
-        assert!(header.ends_with(" v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="), "{header}");
+        let header = signature_header(
+            &[&other, &secret],
+            "msg_p5jXN8AQM9LWM0D4loKWxJek",
+            1_614_265_330,
+            r#"{"test": 2432232314}"#,
+        );
+        assert!(
+            header.ends_with(" v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="),
+            "{header}"
+        );
         assert_eq!(header.split(' ').count(), 2);
     }
 
@@ -215,14 +243,20 @@ mod tests {
             ("sync.completed", Some(SyncCompleted)),
             ("precheck.completed", Some(PrecheckCompleted)),
             ("migration.completed", Some(MigrationCompleted)),
-            ("migration.completed_with_failures", Some(MigrationCompleted)),
+            (
+                "migration.completed_with_failures",
+                Some(MigrationCompleted),
+            ),
             ("migration.planned", None),
             ("item.failed", Some(MigrationItemFailed)),
             ("item.done", None),
             ("machine.restore_only", Some(MachineMigrated)),
             ("machine.mark_manual_done", Some(MachineMigrated)),
             ("machine.failed", Some(MachineFailed)),
-            ("machine.registration_manual", Some(MachineManualActionRequired)),
+            (
+                "machine.registration_manual",
+                Some(MachineManualActionRequired),
+            ),
             ("machine.not_seen", Some(MachineNotSeen)),
             ("machine.downloading", None),
             ("machine.seen_again", None),
@@ -247,13 +281,26 @@ mod tests {
             (8, AfterFailure::GiveUp),
         ];
         for (attempts, expected) in table {
-            assert_eq!(policy.after_failure(attempts), expected, "after attempt {attempts}");
+            assert_eq!(
+                policy.after_failure(attempts),
+                expected,
+                "after attempt {attempts}"
+            );
         }
         let now = Utc::now();
         let days = |d: i64| now - chrono::Duration::days(d);
         // failures in a row, failing since, disabled
-        for (failures, since, disabled) in [(20, days(5), true), (19, days(6), false), (500, days(4), false), (20, now, false)] {
-            assert_eq!(policy.disables(failures, since, now), disabled, "{failures} since {since}");
+        for (failures, since, disabled) in [
+            (20, days(5), true),
+            (19, days(6), false),
+            (500, days(4), false),
+            (20, now, false),
+        ] {
+            assert_eq!(
+                policy.disables(failures, since, now),
+                disabled,
+                "{failures} since {since}"
+            );
         }
     }
 }

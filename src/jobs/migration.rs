@@ -55,7 +55,11 @@ pub struct MigrationOptions {
 
 impl Default for MigrationOptions {
     fn default() -> Self {
-        Self { send_activation_emails: true, target: None, verbose: false }
+        Self {
+            send_activation_emails: true,
+            target: None,
+            verbose: false,
+        }
     }
 }
 
@@ -76,11 +80,17 @@ impl MigrationHandler {
 
 pub(crate) fn migration_id(run: &JobRun) -> Result<Uuid, JobError> {
     let payload = run.payload()?;
-    payload["migration_id"].as_str().and_then(|id| Uuid::parse_str(id).ok()).ok_or_else(|| JobError::Fatal("payload names no migration".into()))
+    payload["migration_id"]
+        .as_str()
+        .and_then(|id| Uuid::parse_str(id).ok())
+        .ok_or_else(|| JobError::Fatal("payload names no migration".into()))
 }
 
 pub(crate) fn worker_actor(run: &JobRun) -> String {
-    format!("worker:{}", run.job.locked_by.as_deref().unwrap_or("unknown"))
+    format!(
+        "worker:{}",
+        run.job.locked_by.as_deref().unwrap_or("unknown")
+    )
 }
 
 #[async_trait]
@@ -92,7 +102,10 @@ impl JobHandler for MigrationHandler {
     async fn run(&self, run: &JobRun) -> Result<Value, JobError> {
         let id = migration_id(run)?;
         let db = run.db();
-        let migration = store::get(db, id).await.map_err(database)?.ok_or_else(|| JobError::Fatal("the migration no longer exists".into()))?;
+        let migration = store::get(db, id)
+            .await
+            .map_err(database)?
+            .ok_or_else(|| JobError::Fatal("the migration no longer exists".into()))?;
         if migration.job_id != run.job.id {
             return Ok(json!({"superseded_by": migration.job_id}));
         }
@@ -101,7 +114,9 @@ impl JobHandler for MigrationHandler {
                 Ok(()) => Err(JobError::Again(Duration::ZERO)),
                 Err(JobError::Fatal(reason)) => {
                     // Whatever made planning impossible, the migration says so instead of planning forever.
-                    store::set_status(db, id, &[store::PLANNING], store::FAILED, Some(&reason)).await.map_err(database)?;
+                    store::set_status(db, id, &[store::PLANNING], store::FAILED, Some(&reason))
+                        .await
+                        .map_err(database)?;
                     Err(JobError::Fatal(reason))
                 }
                 Err(other) => Err(other),
@@ -132,30 +147,43 @@ impl JobHandler for MigrationHandler {
     }
 }
 
-fn progress(status: &str, counts: &std::collections::BTreeMap<ItemKind, std::collections::BTreeMap<ItemState, u64>>) -> Value {
+fn progress(
+    status: &str,
+    counts: &std::collections::BTreeMap<ItemKind, std::collections::BTreeMap<ItemState, u64>>,
+) -> Value {
     let total: u64 = counts.values().flat_map(|s| s.values()).sum();
     let finished = total - transfer::open_items(counts);
     json!({"status": status, "items": total, "finished": finished, "counts": counts_json(counts)})
 }
 
-pub fn counts_json(counts: &std::collections::BTreeMap<ItemKind, std::collections::BTreeMap<ItemState, u64>>) -> Value {
+pub fn counts_json(
+    counts: &std::collections::BTreeMap<ItemKind, std::collections::BTreeMap<ItemState, u64>>,
+) -> Value {
     let mut out = serde_json::Map::new();
     for (kind, states) in counts {
-        let states: serde_json::Map<String, Value> = states.iter().map(|(s, n)| (s.as_str().to_string(), json!(n))).collect();
+        let states: serde_json::Map<String, Value> = states
+            .iter()
+            .map(|(s, n)| (s.as_str().to_string(), json!(n)))
+            .collect();
         out.insert(kind.as_str().to_string(), Value::Object(states));
     }
     Value::Object(out)
 }
 
 impl MigrationHandler {
-    async fn plan(&self, run: &JobRun, migration: &entity::migration::Model) -> Result<(), JobError> {
+    async fn plan(
+        &self,
+        run: &JobRun,
+        migration: &entity::migration::Model,
+    ) -> Result<(), JobError> {
         let db = run.db();
         let workspace = entity::workspace::Entity::find_by_id(migration.workspace_id)
             .one(db)
             .await
             .map_err(database)?
             .ok_or_else(|| JobError::Fatal("the workspace no longer exists".into()))?;
-        let selection: Selection = serde_json::from_str(&migration.selection).map_err(|e| JobError::Fatal(format!("selection: {e}")))?;
+        let selection: Selection = serde_json::from_str(&migration.selection)
+            .map_err(|e| JobError::Fatal(format!("selection: {e}")))?;
         let target = self.pool.clients(&workspace, &self.secrets)?.target;
         let mut timer = Timer::default();
         let planning = Planning {
@@ -164,10 +192,17 @@ impl MigrationHandler {
             source_time: workspace.snapshot_source_time,
             selection: &selection,
             target: Some(target.as_ref() as &dyn TargetApi),
-            concurrency: usize::try_from(workspace.target_concurrency).unwrap_or(1).max(1),
+            concurrency: usize::try_from(workspace.target_concurrency)
+                .unwrap_or(1)
+                .max(1),
         };
         let progress = |p: Value| async move { run.progress(p).await };
-        let Settled { snapshot, plan, answers, .. } = precheck::settle(planning, &progress, &|| run.should_stop(), &mut timer).await?;
+        let Settled {
+            snapshot,
+            plan,
+            answers,
+            ..
+        } = precheck::settle(planning, &progress, &|| run.should_stop(), &mut timer).await?;
         let replan = match migration.precheck_id {
             Some(precheck_id) => {
                 let logins = precheck::login_answers(&plan, &answers);
@@ -178,21 +213,42 @@ impl MigrationHandler {
             None => None,
         };
         let specs = transfer::items(&plan);
-        let known = store::all_mappings(db, workspace.id).await.map_err(database)?;
+        let known = store::all_mappings(db, workspace.id)
+            .await
+            .map_err(database)?;
         let actor = worker_actor(run);
         let txn = db.begin().await.map_err(database)?;
-        let ready = store::insert_items(&txn, migration, &specs, &known).await.map_err(database)?;
+        let ready = store::insert_items(&txn, migration, &specs, &known)
+            .await
+            .map_err(database)?;
         // Users an earlier wave migrated may have new machines since: released now.
         for spec in specs.iter().filter(|s| s.kind == ItemKind::User) {
-            let (Some(user), Some(tenant)) = (known.get(&spec.key), spec.parent_key.as_ref().and_then(|p| known.get(p))) else { continue };
-            let machines = spec.planned["machines"].as_array().map(Vec::as_slice).unwrap_or_default();
-            store::release_machines(&txn, migration, &spec.source_id, *user, *tenant, machines).await.map_err(database)?;
+            let (Some(user), Some(tenant)) = (
+                known.get(&spec.key),
+                spec.parent_key.as_ref().and_then(|p| known.get(p)),
+            ) else {
+                continue;
+            };
+            let machines = spec.planned["machines"]
+                .as_array()
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            store::release_machines(&txn, migration, &spec.source_id, *user, *tenant, machines)
+                .await
+                .map_err(database)?;
         }
-        let scheduled = store::schedule(&txn, migration, ready).await.map_err(database)?;
+        let scheduled = store::schedule(&txn, migration, ready)
+            .await
+            .map_err(database)?;
         if let Some(replan) = &replan {
-            store::set_replan(&txn, migration.id, replan).await.map_err(database)?;
+            store::set_replan(&txn, migration.id, replan)
+                .await
+                .map_err(database)?;
         }
-        if !store::set_status(&txn, migration.id, &[store::PLANNING], store::RUNNING, None).await.map_err(database)? {
+        if !store::set_status(&txn, migration.id, &[store::PLANNING], store::RUNNING, None)
+            .await
+            .map_err(database)?
+        {
             // Cancelled while planning: nothing is written.
             return Ok(());
         }
@@ -213,7 +269,9 @@ impl MigrationHandler {
             message,
             data: replan.clone(),
         };
-        events::record(&txn, workspace.id, vec![event]).await.map_err(database)?;
+        events::record(&txn, workspace.id, vec![event])
+            .await
+            .map_err(database)?;
         txn.commit().await.map_err(database)?;
         timer.lap("items");
         tracing::info!(migration = %migration.id, seconds = %timer.0, "migration planned");
@@ -223,7 +281,11 @@ impl MigrationHandler {
 
     /// Items queued in a job that ended without them: scheduled again, or failed
     /// with the job's error when it gave up (so they do not go round for ever).
-    async fn adopt_orphans(&self, run: &JobRun, migration: &entity::migration::Model) -> Result<(), JobError> {
+    async fn adopt_orphans(
+        &self,
+        run: &JobRun,
+        migration: &entity::migration::Model,
+    ) -> Result<(), JobError> {
         let db = run.db();
         let orphans = store::orphans(db, migration.id).await.map_err(database)?;
         if orphans.is_empty() {
@@ -235,13 +297,20 @@ impl MigrationHandler {
             match orphan.gave_up {
                 None => again.push((orphan.key, orphan.kind)),
                 Some(error) => {
-                    if let Some(item) = store::item(&txn, migration.id, &orphan.key).await.map_err(database)? {
-                        store::record_failed(&txn, migration.id, &item, "job_failed", &error).await.map_err(database)?;
+                    if let Some(item) = store::item(&txn, migration.id, &orphan.key)
+                        .await
+                        .map_err(database)?
+                    {
+                        store::record_failed(&txn, migration.id, &item, "job_failed", &error)
+                            .await
+                            .map_err(database)?;
                     }
                 }
             }
         }
-        let scheduled = store::schedule(&txn, migration, again).await.map_err(database)?;
+        let scheduled = store::schedule(&txn, migration, again)
+            .await
+            .map_err(database)?;
         txn.commit().await.map_err(database)?;
         tracing::info!(migration = %migration.id, scheduled, "items whose job ended without them scheduled again");
         Ok(())
@@ -249,15 +318,30 @@ impl MigrationHandler {
 
     /// Ends a migration with no open item; `None` when, under its row lock, it turns
     /// out not to be over (a retry or a pause came in between).
-    async fn finish(&self, run: &JobRun, migration: &entity::migration::Model) -> Result<Option<Value>, JobError> {
+    async fn finish(
+        &self,
+        run: &JobRun,
+        migration: &entity::migration::Model,
+    ) -> Result<Option<Value>, JobError> {
         let db = run.db();
         let txn = db.begin().await.map_err(database)?;
         store::lock(&txn, migration.id).await.map_err(database)?;
         let counts = store::counts(&txn, migration.id).await.map_err(database)?;
         let open = transfer::open_items(&counts);
-        let failed: u64 = counts.values().map(|s| s[&ItemState::Failed] + s[&ItemState::Blocked]).sum();
-        let status = if failed == 0 { store::COMPLETED } else { store::COMPLETED_WITH_FAILURES };
-        if open > 0 || !store::set_status(&txn, migration.id, &[store::RUNNING], status, None).await.map_err(database)? {
+        let failed: u64 = counts
+            .values()
+            .map(|s| s[&ItemState::Failed] + s[&ItemState::Blocked])
+            .sum();
+        let status = if failed == 0 {
+            store::COMPLETED
+        } else {
+            store::COMPLETED_WITH_FAILURES
+        };
+        if open > 0
+            || !store::set_status(&txn, migration.id, &[store::RUNNING], status, None)
+                .await
+                .map_err(database)?
+        {
             return Ok(None);
         }
         let event = NewEvent {
@@ -269,7 +353,9 @@ impl MigrationHandler {
             message: format!("migration {status}: {failed} items failed or blocked"),
             data: Some(counts_json(&counts)),
         };
-        events::record(&txn, migration.workspace_id, vec![event]).await.map_err(database)?;
+        events::record(&txn, migration.workspace_id, vec![event])
+            .await
+            .map_err(database)?;
         txn.commit().await.map_err(database)?;
         Ok(Some(progress(status, &counts)))
     }
@@ -277,17 +363,29 @@ impl MigrationHandler {
 
 /// What planning again changed against the pre-check, for the sections a
 /// migration acts on (the target tree, admin and user logins).
-async fn replan_changes(db: &DatabaseConnection, precheck_id: Uuid, report: report::Report) -> Result<Value, JobError> {
+async fn replan_changes(
+    db: &DatabaseConnection,
+    precheck_id: Uuid,
+    report: report::Report,
+) -> Result<Value, JobError> {
     let mut sections = serde_json::Map::new();
     let mut changed = false;
     for (section, entries) in report.sections {
-        if !matches!(section, Section::Hierarchy | Section::Groups | Section::Users) {
+        if !matches!(
+            section,
+            Section::Hierarchy | Section::Groups | Section::Users
+        ) {
             continue;
         }
-        let before = prechecks::all_entries(db, precheck_id, section).await.map_err(database)?;
+        let before = prechecks::all_entries(db, precheck_id, section)
+            .await
+            .map_err(database)?;
         let changes = compare_entries(before, entries, REPLAN_LISTED);
         changed |= changes.added + changes.removed + changes.changed > 0;
-        sections.insert(section.as_str().to_string(), serde_json::to_value(changes).map_err(|e| JobError::Fatal(e.to_string()))?);
+        sections.insert(
+            section.as_str().to_string(),
+            serde_json::to_value(changes).map_err(|e| JobError::Fatal(e.to_string()))?,
+        );
     }
     Ok(json!({"precheck_id": precheck_id, "changed": changed, "sections": sections}))
 }

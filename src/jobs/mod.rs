@@ -13,5 +13,11 @@ pub mod worker;
 pub use queue::{Enqueued, NewJob};
 
 /// The job kinds this build runs.
-pub const KINDS: [&str; 5] = [sync::KIND, precheck::KIND, migration::KIND, transfer::KIND, crate::db::webhooks::JOB_KIND];
+pub const KINDS: [&str; 5] = [
+    sync::KIND,
+    precheck::KIND,
+    migration::KIND,
+    transfer::KIND,
+    crate::db::webhooks::JOB_KIND,
+];
 pub use worker::{JobError, JobHandler, JobRun, Worker, WorkerConfig};

@@ -38,7 +38,17 @@ pub const LOGIN_ANSWER_MAX_AGE_HOURS: i64 = 24;
 const MAX_ROUNDS: usize = 8;
 
 /// What a pre-check request may set besides its selection; kept with the pre-check.
-#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize, Validate, utoipa::ToSchema)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    serde::Serialize,
+    serde::Deserialize,
+    Validate,
+    utoipa::ToSchema,
+)]
 #[serde(deny_unknown_fields)]
 pub struct PrecheckOptions {
     /// How the customers' initial backups are estimated.
@@ -73,9 +83,16 @@ impl JobHandler for PrecheckHandler {
 
     async fn run(&self, run: &JobRun) -> Result<Value, JobError> {
         let payload = run.payload()?;
-        let id = |field: &str| payload[field].as_str().and_then(|id| Uuid::parse_str(id).ok());
-        let (Some(workspace_id), Some(precheck_id)) = (id("workspace_id"), id("precheck_id")) else {
-            return Err(JobError::Fatal("payload names no workspace or pre-check".into()));
+        let id = |field: &str| {
+            payload[field]
+                .as_str()
+                .and_then(|id| Uuid::parse_str(id).ok())
+        };
+        let (Some(workspace_id), Some(precheck_id)) = (id("workspace_id"), id("precheck_id"))
+        else {
+            return Err(JobError::Fatal(
+                "payload names no workspace or pre-check".into(),
+            ));
         };
         let workspace = entity::workspace::Entity::find_by_id(workspace_id)
             .one(run.db())
@@ -87,9 +104,15 @@ impl JobHandler for PrecheckHandler {
             .await
             .map_err(database)?
             .ok_or_else(|| JobError::Fatal("the pre-check no longer exists".into()))?;
-        let target = if precheck.check_logins { Some(self.pool.clients(&workspace, &self.secrets)?.target) } else { None };
-        let selection: Selection = serde_json::from_str(&precheck.selection).map_err(|e| JobError::Fatal(format!("selection: {e}")))?;
-        let options = PrecheckOptions::from_kept(precheck.options.as_deref()).map_err(|e| JobError::Fatal(format!("options: {e}")))?;
+        let target = if precheck.check_logins {
+            Some(self.pool.clients(&workspace, &self.secrets)?.target)
+        } else {
+            None
+        };
+        let selection: Selection = serde_json::from_str(&precheck.selection)
+            .map_err(|e| JobError::Fatal(format!("selection: {e}")))?;
+        let options = PrecheckOptions::from_kept(precheck.options.as_deref())
+            .map_err(|e| JobError::Fatal(format!("options: {e}")))?;
         let request = PrecheckRun {
             db: run.db(),
             workspace_id,
@@ -98,10 +121,17 @@ impl JobHandler for PrecheckHandler {
             snapshot_synced_at: workspace.snapshot_synced_at,
             selection,
             target: target.as_deref().map(|t| t as &dyn TargetApi),
-            concurrency: usize::try_from(workspace.target_concurrency).unwrap_or(1).max(1),
+            concurrency: usize::try_from(workspace.target_concurrency)
+                .unwrap_or(1)
+                .max(1),
             options,
         };
-        precheck_run(request, |p| async move { run.progress(p).await }, || run.should_stop()).await
+        precheck_run(
+            request,
+            |p| async move { run.progress(p).await },
+            || run.should_stop(),
+        )
+        .await
     }
 }
 
@@ -119,7 +149,11 @@ pub struct PrecheckRun<'a> {
     pub options: PrecheckOptions,
 }
 
-pub async fn precheck_run<P, PF>(request: PrecheckRun<'_>, progress: P, stop: impl Fn() -> bool) -> Result<Value, JobError>
+pub async fn precheck_run<P, PF>(
+    request: PrecheckRun<'_>,
+    progress: P,
+    stop: impl Fn() -> bool,
+) -> Result<Value, JobError>
 where
     P: Fn(Value) -> PF,
     PF: Future<Output = Result<(), JobError>>,
@@ -134,12 +168,19 @@ where
         target: request.target,
         concurrency: request.concurrency,
     };
-    let Settled { snapshot, plan, answers, asked } = settle(planning, &progress, &stop, &mut timer).await?;
+    let Settled {
+        snapshot,
+        plan,
+        answers,
+        asked,
+    } = settle(planning, &progress, &stop, &mut timer).await?;
     let logins = login_answers(&plan, &answers);
     let report = report::build(&snapshot, &plan, &logins, &request.options.initial_backup);
     timer.lap("report");
     progress(json!({"phase": "storing", "asked_target": asked})).await?;
-    store::store_report(db, request.precheck_id, &report, request.snapshot_synced_at).await.map_err(database)?;
+    store::store_report(db, request.precheck_id, &report, request.snapshot_synced_at)
+        .await
+        .map_err(database)?;
     timer.lap("store");
     tracing::info!(precheck = %request.precheck_id, seconds = %timer.0, "pre-check done");
     let counts = report.planning["counts"].clone();
@@ -152,7 +193,9 @@ where
         message: "the pre-check report is ready".into(),
         data: Some(json!({"precheck_id": request.precheck_id, "counts": counts})),
     };
-    crate::db::events::record(db, request.workspace_id, vec![event]).await.map_err(database)?;
+    crate::db::events::record(db, request.workspace_id, vec![event])
+        .await
+        .map_err(database)?;
     // Freeing millions of small values takes a while: not on the job's time.
     tokio::task::spawn_blocking(move || drop((snapshot, plan, report, answers)));
     Ok(json!({
@@ -185,7 +228,12 @@ pub struct Settled {
 /// Reads the snapshot and plans the selection, asking the target about the
 /// logins the plan hands out that it has no fresh answer for, until none is left.
 /// The pre-check and the migration plan through this one function.
-pub async fn settle<P, PF>(request: Planning<'_>, progress: &P, stop: &impl Fn() -> bool, timer: &mut Timer) -> Result<Settled, JobError>
+pub async fn settle<P, PF>(
+    request: Planning<'_>,
+    progress: &P,
+    stop: &impl Fn() -> bool,
+    timer: &mut Timer,
+) -> Result<Settled, JobError>
 where
     P: Fn(Value) -> PF,
     PF: Future<Output = Result<(), JobError>>,
@@ -193,20 +241,27 @@ where
     let db = request.db;
     progress(json!({"phase": "reading"})).await?;
     let since = Utc::now() - Duration::hours(LOGIN_ANSWER_MAX_AGE_HOURS);
-    let (snapshot, answers) = tokio::join!(store::load_snapshot(db, request.workspace_id), store::login_answers(db, request.workspace_id, since));
+    let (snapshot, answers) = tokio::join!(
+        store::load_snapshot(db, request.workspace_id),
+        store::login_answers(db, request.workspace_id, since)
+    );
     let (snapshot, mut answers) = (snapshot.map_err(database)?, answers.map_err(database)?);
     timer.lap("read");
     let settings = Settings {
         names: NameRules::default(),
         matrix: SupportMatrix::default(),
-        clock: Clock { now: request.source_time.unwrap_or_else(Utc::now), offline_after: Duration::days(OFFLINE_AFTER_DAYS) },
+        clock: Clock {
+            now: request.source_time.unwrap_or_else(Utc::now),
+            offline_after: Duration::days(OFFLINE_AFTER_DAYS),
+        },
     };
     let mut asked = 0usize;
     let mut planned: Option<Plan> = None;
     for _ in 0..MAX_ROUNDS {
         progress(json!({"phase": "planning", "asked_target": asked})).await?;
         let lookup = |login: &str| answers.get(&login.to_lowercase()).map(|(taken, _)| *taken);
-        let plan = plan(&snapshot, request.selection, &settings, &lookup).map_err(|e| JobError::Fatal(e.to_string()))?;
+        let plan = plan(&snapshot, request.selection, &settings, &lookup)
+            .map_err(|e| JobError::Fatal(e.to_string()))?;
         let unknown = unknown_logins(&plan);
         let Some(target) = request.target.filter(|_| !unknown.is_empty()) else {
             planned = Some(plan);
@@ -217,14 +272,15 @@ where
             if stop() {
                 return Err(JobError::Retry("the worker is stopping".into()));
             }
-            let replies: Vec<(String, Result<LoginStatus, _>)> = futures_util::stream::iter(batch.iter().cloned())
-                .map(|login| async move {
-                    let status = target.check_login(&login).await;
-                    (login, status)
-                })
-                .buffer_unordered(request.concurrency)
-                .collect()
-                .await;
+            let replies: Vec<(String, Result<LoginStatus, _>)> =
+                futures_util::stream::iter(batch.iter().cloned())
+                    .map(|login| async move {
+                        let status = target.check_login(&login).await;
+                        (login, status)
+                    })
+                    .buffer_unordered(request.concurrency)
+                    .collect()
+                    .await;
             let now = Utc::now();
             let mut known = Vec::with_capacity(replies.len());
             let mut failure = None;
@@ -235,18 +291,35 @@ where
                 }
             }
             // What was learnt is kept even when a reply failed: the retry asks only the rest.
-            store::record_login_answers(db, request.workspace_id, &known, now).await.map_err(database)?;
+            store::record_login_answers(db, request.workspace_id, &known, now)
+                .await
+                .map_err(database)?;
             asked += known.len();
-            answers.extend(known.into_iter().map(|(login, taken)| (login.to_lowercase(), (taken, now))));
+            answers.extend(
+                known
+                    .into_iter()
+                    .map(|(login, taken)| (login.to_lowercase(), (taken, now))),
+            );
             if let Some(e) = failure {
-                return Err(if e.is_transient() { JobError::Retry(e.to_string()) } else { JobError::Fatal(e.to_string()) });
+                return Err(if e.is_transient() {
+                    JobError::Retry(e.to_string())
+                } else {
+                    JobError::Fatal(e.to_string())
+                });
             }
             progress(json!({"phase": "asking_target", "asked_target": asked, "to_ask_this_round": total})).await?;
         }
     }
-    let plan = planned.ok_or_else(|| JobError::Fatal("logins did not settle: the target keeps answering taken".into()))?;
+    let plan = planned.ok_or_else(|| {
+        JobError::Fatal("logins did not settle: the target keeps answering taken".into())
+    })?;
     timer.lap("plan");
-    Ok(Settled { snapshot, plan, answers, asked })
+    Ok(Settled {
+        snapshot,
+        plan,
+        answers,
+        asked,
+    })
 }
 
 /// Seconds per phase (planning includes asking the target).
@@ -273,23 +346,37 @@ fn unknown_logins(plan: &Plan) -> Vec<String> {
         .iter()
         .filter(|u| u.unverified)
         .map(|u| &u.login.target)
-        .chain(plan.admins.iter().filter(|a| a.unverified).map(|a| &a.login.target))
+        .chain(
+            plan.admins
+                .iter()
+                .filter(|a| a.unverified)
+                .map(|a| &a.login.target),
+        )
         .filter(|l| seen.insert(l.to_lowercase()))
         .cloned()
         .collect()
 }
 
-pub fn login_answers(plan: &Plan, answers: &HashMap<String, (bool, DateTime<Utc>)>) -> LoginAnswers {
-    let logins = plan.users.iter().map(|u| (&u.login.target, u.unverified)).chain(plan.admins.iter().map(|a| (&a.login.target, a.unverified)));
+pub fn login_answers(
+    plan: &Plan,
+    answers: &HashMap<String, (bool, DateTime<Utc>)>,
+) -> LoginAnswers {
+    let logins = plan
+        .users
+        .iter()
+        .map(|u| (&u.login.target, u.unverified))
+        .chain(plan.admins.iter().map(|a| (&a.login.target, a.unverified)));
     let mut out = LoginAnswers::default();
     for (login, unverified) in logins {
         if unverified {
             out.unverified += 1;
         } else if let Some((_, at)) = answers.get(&login.to_lowercase()) {
             out.known += 1;
-            out.oldest_answer_at = Some(out.oldest_answer_at.map_or(*at, |o: DateTime<Utc>| o.min(*at)));
+            out.oldest_answer_at = Some(
+                out.oldest_answer_at
+                    .map_or(*at, |o: DateTime<Utc>| o.min(*at)),
+            );
         }
     }
     out
 }
-

@@ -12,7 +12,10 @@ use std::time::Duration;
 use chrono::Utc;
 use entity::job::{self, ActiveModel, Column, Entity as Jobs, Model};
 use sea_orm::sea_query::{Expr, LockBehavior, LockType, OnConflict, Query};
-use sea_orm::{ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, ExprTrait, QueryFilter, QueryOrder, TryInsertResult};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, ExprTrait,
+    QueryFilter, QueryOrder, TryInsertResult,
+};
 use uuid::Uuid;
 
 pub const QUEUED: &str = "queued";
@@ -28,11 +31,19 @@ const ACTIVE_PREDICATE: &str = "status IN ('queued', 'running')";
 /// it, so workers on machines whose clocks disagree still agree on leases.
 pub async fn now_ms(db: &impl ConnectionTrait) -> Result<i64, DbErr> {
     let sql = match db.get_database_backend() {
-        sea_orm::DatabaseBackend::Postgres => "SELECT CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT) AS now_ms",
+        sea_orm::DatabaseBackend::Postgres => {
+            "SELECT CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT) AS now_ms"
+        }
         _ => "SELECT CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER) AS now_ms",
     };
-    let row = db.query_one_raw(sea_orm::Statement::from_string(db.get_database_backend(), sql)).await?;
-    row.ok_or_else(|| DbErr::RecordNotFound("the database has no clock".into()))?.try_get::<i64>("", "now_ms")
+    let row = db
+        .query_one_raw(sea_orm::Statement::from_string(
+            db.get_database_backend(),
+            sql,
+        ))
+        .await?;
+    row.ok_or_else(|| DbErr::RecordNotFound("the database has no clock".into()))?
+        .try_get::<i64>("", "now_ms")
 }
 
 fn ms(duration: Duration) -> i64 {
@@ -53,7 +64,15 @@ pub struct NewJob {
 
 impl NewJob {
     pub fn new(kind: &str, payload: serde_json::Value) -> Self {
-        Self { kind: kind.into(), payload, unique_key: None, max_attempts: 5, delay: Duration::ZERO, tenant_id: None, workspace_id: None }
+        Self {
+            kind: kind.into(),
+            payload,
+            unique_key: None,
+            max_attempts: 5,
+            delay: Duration::ZERO,
+            tenant_id: None,
+            workspace_id: None,
+        }
     }
 }
 
@@ -94,7 +113,11 @@ pub async fn enqueue(db: &impl ConnectionTrait, new: NewJob) -> Result<Enqueued,
         .target_and_where(Expr::cust(ACTIVE_PREDICATE))
         .do_nothing()
         .to_owned();
-    let inserted = Jobs::insert(model).on_conflict(on_conflict).try_insert().exec_without_returning(db).await?;
+    let inserted = Jobs::insert(model)
+        .on_conflict(on_conflict)
+        .try_insert()
+        .exec_without_returning(db)
+        .await?;
     if matches!(inserted, TryInsertResult::Inserted(n) if n > 0) {
         return Ok(Enqueued { id, created: true });
     }
@@ -104,8 +127,15 @@ pub async fn enqueue(db: &impl ConnectionTrait, new: NewJob) -> Result<Enqueued,
         .filter(Column::Status.is_in([QUEUED, RUNNING]))
         .one(db)
         .await?
-        .ok_or_else(|| DbErr::RecordNotFound("the job holding this unique key finished meanwhile; enqueue again".into()))?;
-    Ok(Enqueued { id: existing.id, created: false })
+        .ok_or_else(|| {
+            DbErr::RecordNotFound(
+                "the job holding this unique key finished meanwhile; enqueue again".into(),
+            )
+        })?;
+    Ok(Enqueued {
+        id: existing.id,
+        created: false,
+    })
 }
 
 /// Claims up to `limit` jobs of `kinds`: first running ones whose lease lapsed
@@ -113,24 +143,46 @@ pub async fn enqueue(db: &impl ConnectionTrait, new: NewJob) -> Result<Enqueued,
 /// statement whose sub-select walks the `(status, run_at_ms)` index in order, so
 /// a claim costs the same with 20 jobs queued or 20,000 (an `OR` of the two
 /// made SQLite read every due job and sort them, on every claim).
-pub async fn claim(db: &impl ConnectionTrait, worker: &str, kinds: &[&str], limit: u64, lease: Duration) -> Result<Vec<Model>, DbErr> {
+pub async fn claim(
+    db: &impl ConnectionTrait,
+    worker: &str,
+    kinds: &[&str],
+    limit: u64,
+    lease: Duration,
+) -> Result<Vec<Model>, DbErr> {
     let now = now_ms(db).await?;
-    let lapsed = Condition::all().add(Column::Status.eq(RUNNING)).add(Column::LockedUntilMs.lt(now));
+    let lapsed = Condition::all()
+        .add(Column::Status.eq(RUNNING))
+        .add(Column::LockedUntilMs.lt(now));
     let mut claimed = claim_where(db, worker, kinds, lapsed, limit, now, lease).await?;
     let left = limit.saturating_sub(claimed.len() as u64);
     if left > 0 {
-        let due = Condition::all().add(Column::Status.eq(QUEUED)).add(Column::RunAtMs.lte(now));
+        let due = Condition::all()
+            .add(Column::Status.eq(QUEUED))
+            .add(Column::RunAtMs.lte(now));
         claimed.extend(claim_where(db, worker, kinds, due, left, now, lease).await?);
     }
     claimed.sort_by_key(|j| j.run_at_ms);
     Ok(claimed)
 }
 
-async fn claim_where(db: &impl ConnectionTrait, worker: &str, kinds: &[&str], which: Condition, limit: u64, now: i64, lease: Duration) -> Result<Vec<Model>, DbErr> {
+async fn claim_where(
+    db: &impl ConnectionTrait,
+    worker: &str,
+    kinds: &[&str],
+    which: Condition,
+    limit: u64,
+    now: i64,
+    lease: Duration,
+) -> Result<Vec<Model>, DbErr> {
     let eligible = Query::select()
         .column(Column::Id)
         .from(Jobs)
-        .cond_where(Condition::all().add(which).add(Column::Kind.is_in(kinds.iter().copied())))
+        .cond_where(
+            Condition::all()
+                .add(which)
+                .add(Column::Kind.is_in(kinds.iter().copied())),
+        )
         .order_by(Column::RunAtMs, sea_orm::Order::Asc)
         .limit(limit)
         .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
@@ -148,7 +200,10 @@ async fn claim_where(db: &impl ConnectionTrait, worker: &str, kinds: &[&str], wh
 
 /// The claimed attempt of a job: what every fenced change names.
 fn fenced(job: &Model) -> Condition {
-    Condition::all().add(Column::Id.eq(job.id)).add(Column::Attempt.eq(job.attempt)).add(Column::Status.eq(RUNNING))
+    Condition::all()
+        .add(Column::Id.eq(job.id))
+        .add(Column::Attempt.eq(job.attempt))
+        .add(Column::Status.eq(RUNNING))
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -161,9 +216,16 @@ pub enum Lease {
 }
 
 /// Extends the lease of a claimed attempt.
-pub async fn heartbeat(db: &impl ConnectionTrait, job: &Model, lease: Duration) -> Result<Lease, DbErr> {
+pub async fn heartbeat(
+    db: &impl ConnectionTrait,
+    job: &Model,
+    lease: Duration,
+) -> Result<Lease, DbErr> {
     let result = Jobs::update_many()
-        .col_expr(Column::LockedUntilMs, Expr::value(now_ms(db).await? + ms(lease)))
+        .col_expr(
+            Column::LockedUntilMs,
+            Expr::value(now_ms(db).await? + ms(lease)),
+        )
         .filter(fenced(job))
         .exec(db)
         .await?;
@@ -178,7 +240,11 @@ pub async fn heartbeat(db: &impl ConnectionTrait, job: &Model, lease: Duration) 
 }
 
 /// Records progress (and extends nothing): answers whether the attempt is still ours.
-pub async fn set_progress(db: &impl ConnectionTrait, job: &Model, progress: &serde_json::Value) -> Result<bool, DbErr> {
+pub async fn set_progress(
+    db: &impl ConnectionTrait,
+    job: &Model,
+    progress: &serde_json::Value,
+) -> Result<bool, DbErr> {
     let result = Jobs::update_many()
         .col_expr(Column::Progress, Expr::value(progress.to_string()))
         .col_expr(Column::UpdatedAt, Expr::value(Utc::now()))
@@ -188,12 +254,21 @@ pub async fn set_progress(db: &impl ConnectionTrait, job: &Model, progress: &ser
     Ok(result.rows_affected > 0)
 }
 
-pub async fn complete(db: &impl ConnectionTrait, job: &Model, result: &serde_json::Value) -> Result<bool, DbErr> {
+pub async fn complete(
+    db: &impl ConnectionTrait,
+    job: &Model,
+    result: &serde_json::Value,
+) -> Result<bool, DbErr> {
     finish(db, job, SUCCEEDED, Some(result.to_string()), None).await
 }
 
 /// A failure: queued again after `retry_in`, or discarded with the error kept when `None`.
-pub async fn fail(db: &impl ConnectionTrait, job: &Model, error: &str, retry_in: Option<Duration>) -> Result<bool, DbErr> {
+pub async fn fail(
+    db: &impl ConnectionTrait,
+    job: &Model,
+    error: &str,
+    retry_in: Option<Duration>,
+) -> Result<bool, DbErr> {
     match retry_in {
         None => finish(db, job, DISCARDED, None, Some(error)).await,
         Some(delay) => {
@@ -228,7 +303,12 @@ pub async fn release(db: &impl ConnectionTrait, job: &Model) -> Result<bool, DbE
 
 /// Runs the job again after `delay`, this attempt not counted: a supervisor's
 /// next look, not a failure.
-pub async fn snooze(db: &impl ConnectionTrait, job: &Model, delay: Duration, progress: Option<&serde_json::Value>) -> Result<bool, DbErr> {
+pub async fn snooze(
+    db: &impl ConnectionTrait,
+    job: &Model,
+    delay: Duration,
+    progress: Option<&serde_json::Value>,
+) -> Result<bool, DbErr> {
     let mut update = Jobs::update_many()
         .col_expr(Column::Status, Expr::value(QUEUED))
         .col_expr(Column::Attempt, Expr::col(Column::Attempt).sub(1))
@@ -242,7 +322,13 @@ pub async fn snooze(db: &impl ConnectionTrait, job: &Model, delay: Duration, pro
     Ok(update.filter(fenced(job)).exec(db).await?.rows_affected > 0)
 }
 
-async fn finish(db: &impl ConnectionTrait, job: &Model, status: &str, result: Option<String>, error: Option<&str>) -> Result<bool, DbErr> {
+async fn finish(
+    db: &impl ConnectionTrait,
+    job: &Model,
+    status: &str,
+    result: Option<String>,
+    error: Option<&str>,
+) -> Result<bool, DbErr> {
     let now = Utc::now();
     let mut update = Jobs::update_many()
         .col_expr(Column::Status, Expr::value(status))
@@ -285,7 +371,11 @@ pub async fn get(db: &impl ConnectionTrait, id: Uuid) -> Result<Option<job::Mode
 /// Jobs by status, for tests and operations views.
 pub async fn count_by_status(db: &impl ConnectionTrait, status: &str) -> Result<u64, DbErr> {
     use sea_orm::PaginatorTrait;
-    Jobs::find().filter(Column::Status.eq(status)).order_by_asc(Column::Id).count(db).await
+    Jobs::find()
+        .filter(Column::Status.eq(status))
+        .order_by_asc(Column::Id)
+        .count(db)
+        .await
 }
 
 /// Unfinished jobs by kind and status (`queued`, `running`): one scan of the
@@ -293,7 +383,15 @@ pub async fn count_by_status(db: &impl ConnectionTrait, status: &str) -> Result<
 pub async fn active_counts(db: &impl ConnectionTrait) -> Result<Vec<(String, String, i64)>, DbErr> {
     let sql = "SELECT kind, status, COUNT(*) AS n FROM jobs WHERE status IN ('queued', 'running') GROUP BY kind, status";
     let rows = crate::db::query(db, sql, vec![]).await?;
-    rows.into_iter().map(|r| Ok((r.try_get("", "kind")?, r.try_get("", "status")?, r.try_get("", "n")?))).collect()
+    rows.into_iter()
+        .map(|r| {
+            Ok((
+                r.try_get("", "kind")?,
+                r.try_get("", "status")?,
+                r.try_get("", "n")?,
+            ))
+        })
+        .collect()
 }
 
 /// How long the oldest due job of each kind has waited to be claimed, in
@@ -302,5 +400,7 @@ pub async fn oldest_due_waits(db: &impl ConnectionTrait) -> Result<Vec<(String, 
     let now = now_ms(db).await?;
     let sql = "SELECT kind, MIN(run_at_ms) AS due FROM jobs WHERE status = 'queued' AND run_at_ms <= $1 GROUP BY kind";
     let rows = crate::db::query(db, sql, vec![now.into()]).await?;
-    rows.into_iter().map(|r| Ok((r.try_get("", "kind")?, now - r.try_get::<i64>("", "due")?))).collect()
+    rows.into_iter()
+        .map(|r| Ok((r.try_get("", "kind")?, now - r.try_get::<i64>("", "due")?)))
+        .collect()
 }

@@ -13,7 +13,9 @@ use async_trait::async_trait;
 use std::collections::HashMap;
 
 use chrono::{DateTime, SubsecRound, Utc};
-use sea_orm::{ConnectionTrait, DatabaseConnection, EntityTrait, TransactionTrait, Value as DbValue};
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, EntityTrait, TransactionTrait, Value as DbValue,
+};
 use serde::Serialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -91,17 +93,33 @@ impl JobHandler for SyncHandler {
             .filter(|w| Some(w.tenant_id) == run.job.tenant_id)
             .ok_or_else(|| JobError::Fatal("the workspace no longer exists".into()))?;
         let clients = self.pool.clients(&workspace, &self.secrets)?;
-        sync(run.db(), run.job.id, workspace_id, clients.source.as_ref(), |p| async move { run.progress(p).await }).await
+        sync(
+            run.db(),
+            run.job.id,
+            workspace_id,
+            clients.source.as_ref(),
+            |p| async move { run.progress(p).await },
+        )
+        .await
     }
 }
 
-
 fn remote(e: ConnectorError) -> JobError {
-    if e.is_transient() { JobError::Retry(e.to_string()) } else { JobError::Fatal(e.to_string()) }
+    if e.is_transient() {
+        JobError::Retry(e.to_string())
+    } else {
+        JobError::Fatal(e.to_string())
+    }
 }
 
 /// Stages every object of the source, then applies the difference in one transaction.
-pub async fn sync<P, PF>(db: &DatabaseConnection, job: Uuid, workspace: Uuid, source: &dyn SourceApi, progress: P) -> Result<Value, JobError>
+pub async fn sync<P, PF>(
+    db: &DatabaseConnection,
+    job: Uuid,
+    workspace: Uuid,
+    source: &dyn SourceApi,
+    progress: P,
+) -> Result<Value, JobError>
 where
     P: Fn(Value) -> PF,
     PF: Future<Output = Result<(), JobError>>,
@@ -115,19 +133,44 @@ where
         Err(e) => Err(e),
     };
     // The staging area is this attempt's alone; a retry stages again.
-    execute(db, "DELETE FROM sync_staging WHERE job_id = $1", vec![job.into()]).await.map_err(database)?;
+    execute(
+        db,
+        "DELETE FROM sync_staging WHERE job_id = $1",
+        vec![job.into()],
+    )
+    .await
+    .map_err(database)?;
     result
 }
 
-async fn stage_all<P, PF>(db: &DatabaseConnection, job: Uuid, source: &dyn SourceApi, progress: &P) -> Result<DateTime<Utc>, JobError>
+async fn stage_all<P, PF>(
+    db: &DatabaseConnection,
+    job: Uuid,
+    source: &dyn SourceApi,
+    progress: &P,
+) -> Result<DateTime<Utc>, JobError>
 where
     P: Fn(Value) -> PF,
     PF: Future<Output = Result<(), JobError>>,
 {
-    execute(db, "DELETE FROM sync_staging WHERE job_id = $1", vec![job.into()]).await.map_err(database)?;
+    execute(
+        db,
+        "DELETE FROM sync_staging WHERE job_id = $1",
+        vec![job.into()],
+    )
+    .await
+    .map_err(database)?;
     // Last-seen times are judged on the server's clock, not ours.
-    let source_time = source.account().await.map_err(remote)?.server_time.unwrap_or_else(Utc::now);
-    let clock = Clock { now: source_time, offline_after: chrono::Duration::days(OFFLINE_AFTER_DAYS) };
+    let source_time = source
+        .account()
+        .await
+        .map_err(remote)?
+        .server_time
+        .unwrap_or_else(Utc::now);
+    let clock = Clock {
+        now: source_time,
+        offline_after: chrono::Duration::days(OFFLINE_AFTER_DAYS),
+    };
     let matrix = SupportMatrix::default();
     let mut counts = serde_json::Map::new();
     let mut report = |kind: Kind, n: u64| {
@@ -143,7 +186,11 @@ where
             id: g.id.clone(),
             parent: g.parent_id.clone(),
             group: g.parent_id.clone(),
-            search: search_text([Some(&g.name), g.admin.as_ref().map(|a| &a.login), g.admin.as_ref().and_then(|a| a.email.as_ref())]),
+            search: search_text([
+                Some(&g.name),
+                g.admin.as_ref().map(|a| &a.login),
+                g.admin.as_ref().and_then(|a| a.email.as_ref()),
+            ]),
             size: 0,
             readiness: None,
         },
@@ -178,8 +225,18 @@ where
         Kind::Plans,
         |c| async move { source.plans(c.as_deref(), PAGE).await },
         |p| {
-            plan_types.entry(p.machine_id.clone()).or_default().push(p.kind.clone());
-            Staged { id: p.id.clone(), parent: Some(p.machine_id.clone()), group: None, search: None, size: 0, readiness: None }
+            plan_types
+                .entry(p.machine_id.clone())
+                .or_default()
+                .push(p.kind.clone());
+            Staged {
+                id: p.id.clone(),
+                parent: Some(p.machine_id.clone()),
+                group: None,
+                search: None,
+                size: 0,
+                readiness: None,
+            }
         },
     )
     .await?;
@@ -197,7 +254,10 @@ where
                 client_version: m.client_version.as_deref(),
                 auto_update: user.is_some_and(|u| u.1),
                 last_seen_at: m.last_seen_at,
-                plan_types: plan_types.get(&m.id).map(|t| t.iter().map(String::as_str).collect()).unwrap_or_default(),
+                plan_types: plan_types
+                    .get(&m.id)
+                    .map(|t| t.iter().map(String::as_str).collect())
+                    .unwrap_or_default(),
             };
             Staged {
                 id: m.id.clone(),
@@ -227,14 +287,24 @@ struct Staged {
 /// Lowercase, one value per line, so a search never matches across two of them;
 /// without U+0000, which no search can hold.
 fn search_text<'a>(values: impl IntoIterator<Item = Option<&'a String>>) -> Option<String> {
-    let text: Vec<String> = values.into_iter().flatten().map(|v| v.to_lowercase().replace('\0', "")).collect();
+    let text: Vec<String> = values
+        .into_iter()
+        .flatten()
+        .map(|v| v.to_lowercase().replace('\0', ""))
+        .collect();
     (!text.is_empty()).then(|| text.join("\n"))
 }
 
 const STAGE_COLUMNS: usize = 9;
 
 /// Pages through one kind, writing each page to the staging area.
-async fn stage<T, F, Fut>(db: &DatabaseConnection, job: Uuid, kind: Kind, fetch: F, mut row: impl FnMut(&T) -> Staged) -> Result<u64, JobError>
+async fn stage<T, F, Fut>(
+    db: &DatabaseConnection,
+    job: Uuid,
+    kind: Kind,
+    fetch: F,
+    mut row: impl FnMut(&T) -> Staged,
+) -> Result<u64, JobError>
 where
     T: Serialize,
     F: Fn(Option<String>) -> Fut,
@@ -251,15 +321,26 @@ where
                 let staged = row(item);
                 // Text with U+0000 is kept (escaped in `data`, left out of `search`), but no
                 // database key can hold it: PostgreSQL refuses it, SQLite cuts comparisons at it.
-                if let Some(id) = [Some(&staged.id), staged.parent.as_ref(), staged.group.as_ref()].into_iter().flatten().find(|id| id.contains('\0')) {
+                if let Some(id) = [
+                    Some(&staged.id),
+                    staged.parent.as_ref(),
+                    staged.group.as_ref(),
+                ]
+                .into_iter()
+                .flatten()
+                .find(|id| id.contains('\0'))
+                {
                     return Err(JobError::Fatal(format!(
                         "the BackupAgent server sent a {} whose id or parent id {:?} holds U+0000, which cannot be stored: correct it there and sync again",
                         kind.name().trim_end_matches('s'),
                         id
                     )));
                 }
-                let data = serde_json::to_string(item).map_err(|e| JobError::Fatal(format!("encoding: {e}")))?;
-                let marks: Vec<String> = (1..=STAGE_COLUMNS).map(|n| format!("${}", i * STAGE_COLUMNS + n)).collect();
+                let data = serde_json::to_string(item)
+                    .map_err(|e| JobError::Fatal(format!("encoding: {e}")))?;
+                let marks: Vec<String> = (1..=STAGE_COLUMNS)
+                    .map(|n| format!("${}", i * STAGE_COLUMNS + n))
+                    .collect();
                 rows.push(format!("({})", marks.join(", ")));
                 values.extend([
                     job.into(),
@@ -282,7 +363,9 @@ where
         seen += page.items.len() as u64;
         match page.next_cursor {
             Some(next) if cursor.as_deref() == Some(next.as_str()) => {
-                return Err(JobError::Fatal("the BackupAgent server handed back the same page cursor twice".into()));
+                return Err(JobError::Fatal(
+                    "the BackupAgent server handed back the same page cursor twice".into(),
+                ));
             }
             Some(next) => cursor = Some(next),
             None => return Ok(seen),
@@ -291,10 +374,17 @@ where
 }
 
 /// The snapshot takes the staged install base, in one transaction.
-async fn apply(db: &DatabaseConnection, job: Uuid, workspace: Uuid, source_time: DateTime<Utc>) -> Result<Value, JobError> {
+async fn apply(
+    db: &DatabaseConnection,
+    job: Uuid,
+    workspace: Uuid,
+    source_time: DateTime<Utc>,
+) -> Result<Value, JobError> {
     if db.get_database_backend() == sea_orm::DatabaseBackend::Postgres {
         // Statistics for the rows just staged, so the comparisons below join by index.
-        execute(db, "ANALYZE sync_staging", vec![]).await.map_err(database)?;
+        execute(db, "ANALYZE sync_staging", vec![])
+            .await
+            .map_err(database)?;
     }
     let txn = db.begin().await.map_err(database)?;
     // Whole microseconds: both databases store it exactly, so equality holds.
@@ -342,8 +432,18 @@ async fn apply(db: &DatabaseConnection, job: Uuid, workspace: Uuid, source_time:
         execute(&txn, &format!("UPDATE {table} SET removed_at = $2 WHERE workspace_id = $1 AND removed_at IS NULL AND synced_at <> $2"), this_sync())
             .await
             .map_err(database)?;
-        let total = count(&txn, &format!("SELECT COUNT(*) AS n FROM {table} WHERE workspace_id = $1 AND removed_at IS NULL"), vec![workspace.into()]).await?;
-        result.insert(kind.name().into(), json!({"total": total, "added": added, "changed": changed, "removed": removed}));
+        let total = count(
+            &txn,
+            &format!(
+                "SELECT COUNT(*) AS n FROM {table} WHERE workspace_id = $1 AND removed_at IS NULL"
+            ),
+            vec![workspace.into()],
+        )
+        .await?;
+        result.insert(
+            kind.name().into(),
+            json!({"total": total, "added": added, "changed": changed, "removed": removed}),
+        );
     }
     execute(
         &txn,
@@ -362,12 +462,24 @@ async fn apply(db: &DatabaseConnection, job: Uuid, workspace: Uuid, source_time:
         message: "the snapshot now matches the source".into(),
         data: Some(Value::Object(result.clone())),
     };
-    crate::db::events::record(&txn, workspace, vec![event]).await.map_err(database)?;
+    crate::db::events::record(&txn, workspace, vec![event])
+        .await
+        .map_err(database)?;
     txn.commit().await.map_err(database)?;
     Ok(Value::Object(result))
 }
 
-async fn count(db: &impl ConnectionTrait, sql: &str, values: Vec<DbValue>) -> Result<i64, JobError> {
-    let row = db.query_one_raw(statement(db.get_database_backend(), sql, values)).await.map_err(database)?;
-    row.map(|r| r.try_get::<i64>("", "n")).transpose().map_err(database).map(Option::unwrap_or_default)
+async fn count(
+    db: &impl ConnectionTrait,
+    sql: &str,
+    values: Vec<DbValue>,
+) -> Result<i64, JobError> {
+    let row = db
+        .query_one_raw(statement(db.get_database_backend(), sql, values))
+        .await
+        .map_err(database)?;
+    row.map(|r| r.try_get::<i64>("", "n"))
+        .transpose()
+        .map_err(database)
+        .map(Option::unwrap_or_default)
 }

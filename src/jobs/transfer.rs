@@ -28,7 +28,9 @@ use super::worker::database;
 use super::{JobError, JobHandler, JobRun};
 use crate::connectors::ConnectorError;
 use crate::connectors::source::SourceApi;
-use crate::connectors::target::{NewTenant, NewUser, Role, TargetApi, TenantKind, User, UserContact};
+use crate::connectors::target::{
+    NewTenant, NewUser, Role, TargetApi, TenantKind, User, UserContact,
+};
 use crate::crypto::SecretBox;
 use crate::db::events::{self, NewEvent};
 use crate::db::migrations::{self as store, ItemDone};
@@ -51,16 +53,26 @@ pub struct TransferHandler {
 
 impl TransferHandler {
     pub fn new(secrets: SecretBox, pool: Arc<ClientPool>) -> Self {
-        Self { secrets, pool, listings: std::sync::Mutex::new(HashMap::new()) }
+        Self {
+            secrets,
+            pool,
+            listings: std::sync::Mutex::new(HashMap::new()),
+        }
     }
 
-    fn listings(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, (std::time::Instant, Vec<User>)>> {
+    fn listings(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<Uuid, (std::time::Instant, Vec<User>)>> {
         self.listings.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The users of `tenant_id`, from this process's listing when it is fresh.
     async fn tenant_users(&self, target: &dyn TargetApi, tenant_id: Uuid) -> Option<Vec<User>> {
-        if let Some((_, users)) = self.listings().get(&tenant_id).filter(|(at, _)| at.elapsed() < LISTING_MAX_AGE) {
+        if let Some((_, users)) = self
+            .listings()
+            .get(&tenant_id)
+            .filter(|(at, _)| at.elapsed() < LISTING_MAX_AGE)
+        {
             return Some(users.clone());
         }
         match target.tenant_users(tenant_id).await {
@@ -113,10 +125,14 @@ impl JobHandler for TransferHandler {
             Err(JobError::Fatal(reason)) => {
                 let id = migration_id(run)?;
                 let db = run.db();
-                let left = store::items_of_job(db, id, run.job.id).await.map_err(database)?;
+                let left = store::items_of_job(db, id, run.job.id)
+                    .await
+                    .map_err(database)?;
                 let txn = db.begin().await.map_err(database)?;
                 for item in &left {
-                    store::record_failed(&txn, id, item, "job_failed", &reason).await.map_err(database)?;
+                    store::record_failed(&txn, id, item, "job_failed", &reason)
+                        .await
+                        .map_err(database)?;
                 }
                 txn.commit().await.map_err(database)?;
                 Err(JobError::Fatal(reason))
@@ -130,12 +146,17 @@ impl TransferHandler {
     async fn transfer(&self, run: &JobRun) -> Result<Value, JobError> {
         let id = migration_id(run)?;
         let db = run.db();
-        let migration = store::get(db, id).await.map_err(database)?.ok_or_else(|| JobError::Fatal("the migration no longer exists".into()))?;
+        let migration = store::get(db, id)
+            .await
+            .map_err(database)?
+            .ok_or_else(|| JobError::Fatal("the migration no longer exists".into()))?;
         if migration.status != store::RUNNING {
             // Its items stay queued: the supervisor schedules them again on resume.
             return Ok(json!({"skipped": migration.status}));
         }
-        let items = store::items_of_job(db, id, run.job.id).await.map_err(database)?;
+        let items = store::items_of_job(db, id, run.job.id)
+            .await
+            .map_err(database)?;
         if items.is_empty() {
             return Ok(json!({"items": 0}));
         }
@@ -144,14 +165,22 @@ impl TransferHandler {
             .await
             .map_err(database)?
             .ok_or_else(|| JobError::Fatal("the workspace no longer exists".into()))?;
-        let options: MigrationOptions = serde_json::from_str(&migration.options).unwrap_or_default();
-        let clients = self.pool.clients_paced(&workspace, &self.secrets, options.target)?;
+        let options: MigrationOptions =
+            serde_json::from_str(&migration.options).unwrap_or_default();
+        let clients = self
+            .pool
+            .clients_paced(&workspace, &self.secrets, options.target)?;
         let parent_keys: Vec<String> = items.iter().filter_map(|i| i.parent_key.clone()).collect();
-        let parents = store::mappings(db, workspace.id, &parent_keys).await.map_err(database)?;
+        let parents = store::mappings(db, workspace.id, &parent_keys)
+            .await
+            .map_err(database)?;
         // The users of each tenant this batch creates users in, listed once: the first
         // look-up of every create in it (later ones, after a lost answer, ask again).
-        let people_tenants: std::collections::BTreeSet<Uuid> =
-            items.iter().filter(|i| i.kind != ItemKind::Tenant.as_str()).filter_map(|i| i.parent_key.as_ref().and_then(|k| parents.get(k)).copied()).collect();
+        let people_tenants: std::collections::BTreeSet<Uuid> = items
+            .iter()
+            .filter(|i| i.kind != ItemKind::Tenant.as_str())
+            .filter_map(|i| i.parent_key.as_ref().and_then(|k| parents.get(k)).copied())
+            .collect();
         let mut listed = HashMap::new();
         for tenant_id in people_tenants {
             if let Some(users) = self.tenant_users(clients.target.as_ref(), tenant_id).await {
@@ -160,7 +189,12 @@ impl TransferHandler {
         }
         let stop = Arc::new(AtomicBool::new(false));
         let watcher = tokio::spawn(watch(db.clone(), id, stop.clone()));
-        let concurrency = options.target.map_or(workspace.target_concurrency as usize, |l| l.concurrency as usize).max(1);
+        let concurrency = options
+            .target
+            .map_or(workspace.target_concurrency as usize, |l| {
+                l.concurrency as usize
+            })
+            .max(1);
         let context = Context {
             db,
             migration: &migration,
@@ -176,9 +210,14 @@ impl TransferHandler {
         };
         let context = &context;
         let attempts: Vec<_> = items.iter().map(|item| context.carry_out(item)).collect();
-        let outcomes: Vec<Outcome> = futures_util::stream::iter(attempts).buffer_unordered(concurrency).collect().await;
+        let outcomes: Vec<Outcome> = futures_util::stream::iter(attempts)
+            .buffer_unordered(concurrency)
+            .collect()
+            .await;
         watcher.abort();
-        self.remember(std::mem::take(&mut *context.ensured.lock().unwrap_or_else(|e| e.into_inner())));
+        self.remember(std::mem::take(
+            &mut *context.ensured.lock().unwrap_or_else(|e| e.into_inner()),
+        ));
         let mut tally: HashMap<&str, usize> = HashMap::new();
         let mut unavailable = None;
         for outcome in &outcomes {
@@ -198,10 +237,14 @@ impl TransferHandler {
                 return Err(JobError::Retry(reason));
             }
             // The last attempt: what is still open fails with the error, and can be retried.
-            let left = store::items_of_job(db, id, run.job.id).await.map_err(database)?;
+            let left = store::items_of_job(db, id, run.job.id)
+                .await
+                .map_err(database)?;
             let txn = db.begin().await.map_err(database)?;
             for item in &left {
-                store::record_failed(&txn, id, item, "target_unavailable", &reason).await.map_err(database)?;
+                store::record_failed(&txn, id, item, "target_unavailable", &reason)
+                    .await
+                    .map_err(database)?;
             }
             txn.commit().await.map_err(database)?;
         }
@@ -284,7 +327,11 @@ enum Stop {
 
 impl From<ConnectorError> for Stop {
     fn from(e: ConnectorError) -> Self {
-        if e.is_transient() { Stop::Unavailable(e.to_string()) } else { Stop::Final(e) }
+        if e.is_transient() {
+            Stop::Unavailable(e.to_string())
+        } else {
+            Stop::Final(e)
+        }
     }
 }
 
@@ -300,21 +347,32 @@ impl Context<'_> {
     }
 
     fn check(&self) -> Result<(), Stop> {
-        if self.stopping() { Err(Stop::Stopped) } else { Ok(()) }
+        if self.stopping() {
+            Err(Stop::Stopped)
+        } else {
+            Ok(())
+        }
     }
 
     async fn carry_out(&self, item: &Item) -> Outcome {
         if self.stopping() {
             return Outcome::Stopped;
         }
-        let mut log = Log { context: self, item, events: Vec::new() };
+        let mut log = Log {
+            context: self,
+            item,
+            events: Vec::new(),
+        };
         let planned: Value = serde_json::from_str(&item.planned).unwrap_or_default();
         let work = async {
             match ItemKind::parse(&item.kind) {
                 Some(ItemKind::Tenant) => self.tenant(item, &planned, &mut log).await,
                 Some(ItemKind::Admin) => self.admin(item, &planned, &mut log).await,
                 Some(ItemKind::User) => self.user(item, &planned, &mut log).await,
-                None => Err(Stop::Final(ConnectorError::Decode(format!("unknown item kind {}", item.kind), "migration"))),
+                None => Err(Stop::Final(ConnectorError::Decode(
+                    format!("unknown item kind {}", item.kind),
+                    "migration",
+                ))),
             }
         };
         // A pause or cancel drops the call in flight too (with its retries): the
@@ -327,16 +385,25 @@ impl Context<'_> {
             Ok(()) => return Outcome::Done,
             Err(Stop::Stopped) => return Outcome::Stopped,
             Err(Stop::Unavailable(reason)) => {
-                log.push("item.retry", format!("the target is unavailable; the item will be tried again: {reason}"), None);
+                log.push(
+                    "item.retry",
+                    format!("the target is unavailable; the item will be tried again: {reason}"),
+                    None,
+                );
                 Outcome::Unavailable(reason)
             }
             Err(Stop::Final(error)) => {
-                let code = error.remote_code().map(str::to_string).or_else(|| error.status().map(|s| s.to_string())).unwrap_or_else(|| "error".into());
+                let code = error
+                    .remote_code()
+                    .map(str::to_string)
+                    .or_else(|| error.status().map(|s| s.to_string()))
+                    .unwrap_or_else(|| "error".into());
                 log.push("item.failed", format!("failed: {error}"), None);
                 let events = std::mem::take(&mut log.events);
                 let recorded = async {
                     let txn = self.db.begin().await?;
-                    store::record_failed(&txn, item.migration_id, item, &code, &error.to_string()).await?;
+                    store::record_failed(&txn, item.migration_id, item, &code, &error.to_string())
+                        .await?;
                     events::record(&txn, self.migration.workspace_id, events).await?;
                     txn.commit().await
                 };
@@ -363,7 +430,12 @@ impl Context<'_> {
 
     /// Records the item's step (and, when finished, its end) with its mapping and
     /// events in one transaction; a user's machines are released in it too.
-    async fn commit(&self, log: &mut Log<'_>, done: ItemDone<'_>, release: Option<(Uuid, &[Value])>) -> Result<(), Stop> {
+    async fn commit(
+        &self,
+        log: &mut Log<'_>,
+        done: ItemDone<'_>,
+        release: Option<(Uuid, &[Value])>,
+    ) -> Result<(), Stop> {
         let migration = self.migration;
         let target_user_id = done.target_id;
         let txn = self.db.begin().await.map_err(db_stop)?;
@@ -373,16 +445,30 @@ impl Context<'_> {
         let cancelled = match release {
             Some(_) => {
                 store::lock(&txn, migration.id).await.map_err(db_stop)?;
-                store::get(&txn, migration.id).await.map_err(db_stop)?.is_none_or(|m| m.status == store::CANCELLED)
+                store::get(&txn, migration.id)
+                    .await
+                    .map_err(db_stop)?
+                    .is_none_or(|m| m.status == store::CANCELLED)
             }
             None => false,
         };
-        if store::record_done(&txn, migration, done).await.map_err(db_stop)?
+        if store::record_done(&txn, migration, done)
+            .await
+            .map_err(db_stop)?
             && !cancelled
             && let Some((tenant_id, machines)) = release
         {
             let user_id = log.item.source_id.as_str();
-            let released = store::release_machines(&txn, migration, user_id, target_user_id, tenant_id, machines).await.map_err(db_stop)?;
+            let released = store::release_machines(
+                &txn,
+                migration,
+                user_id,
+                target_user_id,
+                tenant_id,
+                machines,
+            )
+            .await
+            .map_err(db_stop)?;
             for machine in released {
                 log.events.push(NewEvent {
                     actor: self.actor.clone(),
@@ -395,32 +481,63 @@ impl Context<'_> {
                 });
             }
         }
-        events::record(&txn, migration.workspace_id, std::mem::take(&mut log.events)).await.map_err(db_stop)?;
+        events::record(
+            &txn,
+            migration.workspace_id,
+            std::mem::take(&mut log.events),
+        )
+        .await
+        .map_err(db_stop)?;
         txn.commit().await.map_err(db_stop)
     }
 
     fn parent(&self, item: &Item) -> Result<Uuid, Stop> {
         match &item.parent_key {
             None => Ok(self.root),
-            Some(key) => self.parents.get(key).copied().ok_or_else(|| Stop::Unavailable(format!("{key} is not mapped yet"))),
+            Some(key) => self
+                .parents
+                .get(key)
+                .copied()
+                .ok_or_else(|| Stop::Unavailable(format!("{key} is not mapped yet"))),
         }
     }
 
     async fn tenant(&self, item: &Item, planned: &Value, log: &mut Log<'_>) -> Result<(), Stop> {
         let parent_id = self.parent(item)?;
-        let kind = if planned["kind"] == "customer" { TenantKind::Customer } else { TenantKind::Partner };
+        let kind = if planned["kind"] == "customer" {
+            TenantKind::Customer
+        } else {
+            TenantKind::Partner
+        };
         let new = NewTenant {
             name: planned["name"].as_str().unwrap_or_default().to_string(),
             parent_id,
             kind,
-            internal_tag: planned["tenant_key"].as_str().unwrap_or_default().to_string(),
+            internal_tag: planned["tenant_key"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
         };
         self.check()?;
         let result = self.clients.target.ensure_tenant(&new).await;
         log.call("ensure_tenant", &result, serde_json::to_value(&new).ok());
         let tenant = result?;
-        log.push("item.done", format!("tenant {} ({:?}) is {}", new.name, new.kind, tenant.id), None);
-        self.commit(log, ItemDone { item, target_id: tenant.id, step: "created", finished: true }, None).await
+        log.push(
+            "item.done",
+            format!("tenant {} ({:?}) is {}", new.name, new.kind, tenant.id),
+            None,
+        );
+        self.commit(
+            log,
+            ItemDone {
+                item,
+                target_id: tenant.id,
+                step: "created",
+                finished: true,
+            },
+            None,
+        )
+        .await
     }
 
     async fn ensure_user(&self, new: &NewUser) -> Result<User, ConnectorError> {
@@ -428,56 +545,152 @@ impl Context<'_> {
             Some(listed) => self.clients.target.ensure_user_listed(new, listed).await,
             None => self.clients.target.ensure_user(new).await,
         }?;
-        self.ensured.lock().unwrap_or_else(|e| e.into_inner()).push(user.clone());
+        self.ensured
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(user.clone());
         Ok(user)
     }
 
-    fn new_user(&self, tenant_id: Uuid, login: &str, external_id: &str, contact: &Value) -> NewUser {
-        let contact = contact["email"].as_str().filter(|e| !e.is_empty()).map(|email| UserContact {
-            email: email.to_string(),
-            firstname: contact["first_name"].as_str().map(str::to_string),
-            lastname: contact["last_name"].as_str().map(str::to_string),
-        });
-        NewUser { tenant_id, login: login.to_string(), contact, external_id: external_id.to_string() }
+    fn new_user(
+        &self,
+        tenant_id: Uuid,
+        login: &str,
+        external_id: &str,
+        contact: &Value,
+    ) -> NewUser {
+        let contact = contact["email"]
+            .as_str()
+            .filter(|e| !e.is_empty())
+            .map(|email| UserContact {
+                email: email.to_string(),
+                firstname: contact["first_name"].as_str().map(str::to_string),
+                lastname: contact["last_name"].as_str().map(str::to_string),
+            });
+        NewUser {
+            tenant_id,
+            login: login.to_string(),
+            contact,
+            external_id: external_id.to_string(),
+        }
     }
 
     async fn admin(&self, item: &Item, planned: &Value, log: &mut Log<'_>) -> Result<(), Stop> {
         let tenant_id = self.parent(item)?;
-        let new = self.new_user(tenant_id, planned["login"].as_str().unwrap_or_default(), &item.source_id, &planned["contact"]);
-        let role = if planned["role"] == "partner_admin" { Role::PartnerAdmin } else { Role::CompanyAdmin };
+        let new = self.new_user(
+            tenant_id,
+            planned["login"].as_str().unwrap_or_default(),
+            &item.source_id,
+            &planned["contact"],
+        );
+        let role = if planned["role"] == "partner_admin" {
+            Role::PartnerAdmin
+        } else {
+            Role::CompanyAdmin
+        };
         self.check()?;
         let result = self.ensure_user(&new).await;
         log.call("ensure_user", &result, serde_json::to_value(&new).ok());
         let user = result?;
         self.check()?;
         let result = self.clients.target.grant_role(&user, role, tenant_id).await;
-        log.call("grant_role", &result, Some(json!({"user_id": user.id, "role": role.id(), "tenant_id": tenant_id})));
+        log.call(
+            "grant_role",
+            &result,
+            Some(json!({"user_id": user.id, "role": role.id(), "tenant_id": tenant_id})),
+        );
         result?;
-        if !self.options.send_activation_emails || user.activated || item.step.as_deref() == Some("activation_email_sent") {
-            log.push("item.done", format!("admin {} is {} with role {}", new.login, user.id, role.id()), None);
-            return self.commit(log, ItemDone { item, target_id: user.id, step: "role_granted", finished: true }, None).await;
+        if !self.options.send_activation_emails
+            || user.activated
+            || item.step.as_deref() == Some("activation_email_sent")
+        {
+            log.push(
+                "item.done",
+                format!("admin {} is {} with role {}", new.login, user.id, role.id()),
+                None,
+            );
+            return self
+                .commit(
+                    log,
+                    ItemDone {
+                        item,
+                        target_id: user.id,
+                        step: "role_granted",
+                        finished: true,
+                    },
+                    None,
+                )
+                .await;
         }
         // Kept before the email goes out: a retry after a crash finds the user and
         // its role done; only the email may go twice, never the user.
-        self.commit(log, ItemDone { item, target_id: user.id, step: "role_granted", finished: false }, None).await?;
+        self.commit(
+            log,
+            ItemDone {
+                item,
+                target_id: user.id,
+                step: "role_granted",
+                finished: false,
+            },
+            None,
+        )
+        .await?;
         self.check()?;
         let result = self.clients.target.send_activation_email(user.id).await;
-        log.call("send_activation_email", &result, Some(json!({"user_id": user.id})));
+        log.call(
+            "send_activation_email",
+            &result,
+            Some(json!({"user_id": user.id})),
+        );
         result?;
-        log.push("item.done", format!("admin {} is {} with role {}; activation email sent", new.login, user.id, role.id()), None);
-        self.commit(log, ItemDone { item, target_id: user.id, step: "activation_email_sent", finished: true }, None).await
+        log.push(
+            "item.done",
+            format!(
+                "admin {} is {} with role {}; activation email sent",
+                new.login,
+                user.id,
+                role.id()
+            ),
+            None,
+        );
+        self.commit(
+            log,
+            ItemDone {
+                item,
+                target_id: user.id,
+                step: "activation_email_sent",
+                finished: true,
+            },
+            None,
+        )
+        .await
     }
 
     async fn user(&self, item: &Item, planned: &Value, log: &mut Log<'_>) -> Result<(), Stop> {
         let tenant_id = self.parent(item)?;
-        let new = self.new_user(tenant_id, planned["login"].as_str().unwrap_or_default(), &item.source_id, &planned["contact"]);
+        let new = self.new_user(
+            tenant_id,
+            planned["login"].as_str().unwrap_or_default(),
+            &item.source_id,
+            &planned["contact"],
+        );
         self.check()?;
         let result = self.ensure_user(&new).await;
         log.call("ensure_user", &result, serde_json::to_value(&new).ok());
         let user = result?;
         self.check()?;
-        let result = self.clients.target.grant_role(&user, Role::BackupUser, tenant_id).await;
-        log.call("grant_role", &result, Some(json!({"user_id": user.id, "role": Role::BackupUser.id(), "tenant_id": tenant_id})));
+        let result = self
+            .clients
+            .target
+            .grant_role(&user, Role::BackupUser, tenant_id)
+            .await;
+        log.call(
+            "grant_role",
+            &result,
+            Some(
+                json!({"user_id": user.id, "role": Role::BackupUser.id(), "tenant_id": tenant_id}),
+            ),
+        );
         result?;
         self.check()?;
         // Read at this moment, sent on, never kept or logged.
@@ -493,12 +706,25 @@ impl Context<'_> {
         let password = password?;
         self.check()?;
         let result = self.clients.target.set_password(user.id, &password).await;
-        log.call("set_password", &result, Some(json!({"user_id": user.id, "password": "[redacted]"})));
+        log.call(
+            "set_password",
+            &result,
+            Some(json!({"user_id": user.id, "password": "[redacted]"})),
+        );
         result?;
         drop(password);
         let machines = planned["machines"].as_array().cloned().unwrap_or_default();
-        log.push("item.done", format!("backup user {} is {}; password set", new.login, user.id), None);
-        let done = ItemDone { item, target_id: user.id, step: "password_set", finished: true };
+        log.push(
+            "item.done",
+            format!("backup user {} is {}; password set", new.login, user.id),
+            None,
+        );
+        let done = ItemDone {
+            item,
+            target_id: user.id,
+            step: "password_set",
+            finished: true,
+        };
         self.commit(log, done, Some((tenant_id, &machines))).await
     }
 }

@@ -39,9 +39,13 @@ pub async fn not_seen(db: &DatabaseConnection, now: DateTime<Utc>) -> Result<usi
     let cutoff = now - chrono::Duration::minutes(2 * CHECK_IN_INTERVAL_MINUTES);
     let tx = db.begin().await?;
     let flagged = store::flag_not_seen(&tx, now, cutoff).await?;
-    let mut by_workspace: std::collections::BTreeMap<uuid::Uuid, Vec<store::NotSeen>> = Default::default();
+    let mut by_workspace: std::collections::BTreeMap<uuid::Uuid, Vec<store::NotSeen>> =
+        Default::default();
     for machine in flagged.iter().cloned() {
-        by_workspace.entry(machine.workspace_id).or_default().push(machine);
+        by_workspace
+            .entry(machine.workspace_id)
+            .or_default()
+            .push(machine);
     }
     for (workspace_id, machines) in by_workspace {
         let ids: Vec<&str> = machines.iter().map(|m| m.machine_id.as_str()).collect();

@@ -36,14 +36,27 @@ pub fn secret_context(subscription_id: Uuid) -> String {
 
 impl Sender {
     /// (Without an HTTP client, which only a broken TLS set-up denies, every attempt fails and says so.)
-    pub fn new(secrets: SecretBox, settings: &WebhookSettings, allow_private_networks: bool) -> Sender {
+    pub fn new(
+        secrets: SecretBox,
+        settings: &WebhookSettings,
+        allow_private_networks: bool,
+    ) -> Sender {
         let timeout = Duration::from_millis(settings.timeout_ms.max(1));
-        let policy = HttpPolicy { request_timeout: timeout, connect_timeout: timeout.min(Duration::from_secs(5)), allow_private_networks, ..HttpPolicy::default() };
+        let policy = HttpPolicy {
+            request_timeout: timeout,
+            connect_timeout: timeout.min(Duration::from_secs(5)),
+            allow_private_networks,
+            ..HttpPolicy::default()
+        };
         let http = policy.any_client("webhook receiver").map_err(|e| {
             tracing::error!(error = %e, "no HTTP client for webhook receivers");
             e.to_string()
         });
-        Sender { http, policy, secrets }
+        Sender {
+            http,
+            policy,
+            secrets,
+        }
     }
 
     /// What receivers' addresses must satisfy.
@@ -52,16 +65,25 @@ impl Sender {
     }
 
     /// The secrets that sign now: the current one, and the previous one during its grace.
-    fn signing_secrets(&self, subscription: &webhook_subscription::Model) -> Result<Vec<Secret>, String> {
+    fn signing_secrets(
+        &self,
+        subscription: &webhook_subscription::Model,
+    ) -> Result<Vec<Secret>, String> {
         let context = secret_context(subscription.id);
         let open = |sealed: &[u8]| -> Result<Secret, String> {
             use secrecy::ExposeSecret;
-            let text = self.secrets.open(sealed, &context).map_err(|e| format!("the subscription's secret cannot be opened: {e}"))?;
-            Secret::parse(text.expose_secret()).ok_or_else(|| "the subscription's secret is not a whsec_ secret".to_string())
+            let text = self
+                .secrets
+                .open(sealed, &context)
+                .map_err(|e| format!("the subscription's secret cannot be opened: {e}"))?;
+            Secret::parse(text.expose_secret())
+                .ok_or_else(|| "the subscription's secret is not a whsec_ secret".to_string())
         };
         let mut secrets = vec![open(&subscription.secret)?];
-        if let (Some(previous), Some(until)) = (&subscription.previous_secret, subscription.previous_secret_expires_at)
-            && until > Utc::now()
+        if let (Some(previous), Some(until)) = (
+            &subscription.previous_secret,
+            subscription.previous_secret_expires_at,
+        ) && until > Utc::now()
         {
             secrets.push(open(previous)?);
         }
@@ -69,9 +91,18 @@ impl Sender {
     }
 
     /// One attempt: POST the body with the Standard Webhooks headers.
-    pub async fn send(&self, subscription: &webhook_subscription::Model, id: Uuid, body: &str) -> Attempt {
+    pub async fn send(
+        &self,
+        subscription: &webhook_subscription::Model,
+        id: Uuid,
+        body: &str,
+    ) -> Attempt {
         let at = Utc::now();
-        let failed = |error: String| Attempt { at, status_code: None, error: Some(error) };
+        let failed = |error: String| Attempt {
+            at,
+            status_code: None,
+            error: Some(error),
+        };
         let url = match url::Url::parse(&subscription.url) {
             Ok(url) => url,
             Err(e) => return failed(format!("the URL cannot be parsed: {e}")),
@@ -85,7 +116,12 @@ impl Sender {
         };
         let message_id = message_id(id);
         let timestamp = at.timestamp();
-        let signature = signature_header(&secrets.iter().collect::<Vec<_>>(), &message_id, timestamp, body);
+        let signature = signature_header(
+            &secrets.iter().collect::<Vec<_>>(),
+            &message_id,
+            timestamp,
+            body,
+        );
         let http = match &self.http {
             Ok(http) => http,
             Err(e) => return failed(e.clone()),
@@ -103,13 +139,27 @@ impl Sender {
             Ok(response) => {
                 let code = response.status().as_u16();
                 let error = (!response.status().is_success()).then(|| match response.status() {
-                    s if s.is_redirection() => format!("answered {code} (redirects are not followed)"),
+                    s if s.is_redirection() => {
+                        format!("answered {code} (redirects are not followed)")
+                    }
                     _ => format!("answered {code}"),
                 });
-                Attempt { at, status_code: Some(code), error }
+                Attempt {
+                    at,
+                    status_code: Some(code),
+                    error,
+                }
             }
-            Err(e) if e.is_timeout() => failed(format!("no answer within {} ms", self.policy.request_timeout.as_millis())),
-            Err(e) => failed(format!("not delivered: {}", std::error::Error::source(&e).map(ToString::to_string).unwrap_or_else(|| e.to_string()))),
+            Err(e) if e.is_timeout() => failed(format!(
+                "no answer within {} ms",
+                self.policy.request_timeout.as_millis()
+            )),
+            Err(e) => failed(format!(
+                "not delivered: {}",
+                std::error::Error::source(&e)
+                    .map(ToString::to_string)
+                    .unwrap_or_else(|| e.to_string())
+            )),
         }
     }
 }
@@ -146,7 +196,10 @@ impl WebhookHandler {
             return None;
         }
         *taken += 1;
-        Some(Slot { handler: self, subscription })
+        Some(Slot {
+            handler: self,
+            subscription,
+        })
     }
 }
 
@@ -157,7 +210,11 @@ struct Slot<'a> {
 
 impl Drop for Slot<'_> {
     fn drop(&mut self) {
-        let mut in_flight = self.handler.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        let mut in_flight = self
+            .handler
+            .in_flight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         if let Some(taken) = in_flight.get_mut(&self.subscription) {
             *taken = taken.saturating_sub(1);
             if *taken == 0 {
@@ -166,7 +223,6 @@ impl Drop for Slot<'_> {
         }
     }
 }
-
 
 #[async_trait::async_trait]
 impl JobHandler for WebhookHandler {
@@ -183,14 +239,23 @@ impl JobHandler for WebhookHandler {
             .as_str()
             .and_then(|id| Uuid::parse_str(id).ok())
             .ok_or_else(|| JobError::Fatal("payload names no delivery".into()))?;
-        let Some(delivery) = store::delivery(run.db(), delivery_id).await.map_err(database)? else {
+        let Some(delivery) = store::delivery(run.db(), delivery_id)
+            .await
+            .map_err(database)?
+        else {
             return Ok(json!({"skipped": "the delivery no longer exists"}));
         };
         if delivery.status != store::PENDING {
             return Ok(json!({"skipped": format!("the delivery is {}", delivery.status)}));
         }
-        let Some(subscription) = store::subscription(run.db(), delivery.workspace_id, delivery.subscription_id).await.map_err(database)? else {
-            store::cancel_pending(run.db(), delivery.subscription_id).await.map_err(database)?;
+        let Some(subscription) =
+            store::subscription(run.db(), delivery.workspace_id, delivery.subscription_id)
+                .await
+                .map_err(database)?
+        else {
+            store::cancel_pending(run.db(), delivery.subscription_id)
+                .await
+                .map_err(database)?;
             return Ok(json!({"skipped": "the subscription was deleted"}));
         };
         if !subscription.enabled {
@@ -200,32 +265,58 @@ impl JobHandler for WebhookHandler {
         let Some(_slot) = self.slot(subscription.id) else {
             return Err(JobError::Again(Duration::from_millis(250)));
         };
-        let attempt = self.sender.send(&subscription, delivery.id, &delivery.payload).await;
+        let attempt = self
+            .sender
+            .send(&subscription, delivery.id, &delivery.payload)
+            .await;
         self.record(run, &delivery, &subscription, &attempt).await
     }
 }
 
 impl WebhookHandler {
     /// Records the attempt; a retry is the job snoozed until the schedule says.
-    async fn record(&self, run: &JobRun, delivery: &webhook_delivery::Model, subscription: &webhook_subscription::Model, attempt: &Attempt) -> Result<Value, JobError> {
+    async fn record(
+        &self,
+        run: &JobRun,
+        delivery: &webhook_delivery::Model,
+        subscription: &webhook_subscription::Model,
+        attempt: &Attempt,
+    ) -> Result<Value, JobError> {
         let attempts = u32::try_from(delivery.attempts).unwrap_or(0) + 1;
         let txn = run.db().begin().await.map_err(database)?;
         if attempt.succeeded() {
-            store::record_attempt(&txn, delivery, attempt, store::DELIVERED, None).await.map_err(database)?;
-            store::record_outcome(&txn, subscription.id, true, attempt.at).await.map_err(database)?;
+            store::record_attempt(&txn, delivery, attempt, store::DELIVERED, None)
+                .await
+                .map_err(database)?;
+            store::record_outcome(&txn, subscription.id, true, attempt.at)
+                .await
+                .map_err(database)?;
             txn.commit().await.map_err(database)?;
-            return Ok(json!({"delivered": true, "attempts": attempts, "status_code": attempt.status_code}));
+            return Ok(
+                json!({"delivered": true, "attempts": attempts, "status_code": attempt.status_code}),
+            );
         }
         let next = self.retry.after_failure(attempts);
         let (status, next_at) = match next {
-            AfterFailure::RetryIn(wait) => (store::PENDING, Some(attempt.at + chrono::Duration::from_std(wait).unwrap_or_default())),
+            AfterFailure::RetryIn(wait) => (
+                store::PENDING,
+                Some(attempt.at + chrono::Duration::from_std(wait).unwrap_or_default()),
+            ),
             AfterFailure::GiveUp => (store::FAILED, None),
         };
-        store::record_attempt(&txn, delivery, attempt, status, next_at).await.map_err(database)?;
-        let failing = store::record_outcome(&txn, subscription.id, false, attempt.at).await.map_err(database)?;
+        store::record_attempt(&txn, delivery, attempt, status, next_at)
+            .await
+            .map_err(database)?;
+        let failing = store::record_outcome(&txn, subscription.id, false, attempt.at)
+            .await
+            .map_err(database)?;
         if let Some(failing) = failing
             && let Some(since) = failing.failing_since
-            && self.retry.disables(u32::try_from(failing.consecutive_failures).unwrap_or(0), since, attempt.at)
+            && self.retry.disables(
+                u32::try_from(failing.consecutive_failures).unwrap_or(0),
+                since,
+                attempt.at,
+            )
         {
             let reason = format!(
                 "disabled after {} failed deliveries in a row since {}; the last: {}",
@@ -234,12 +325,16 @@ impl WebhookHandler {
                 attempt.error.as_deref().unwrap_or("failed")
             );
             tracing::warn!(subscription = %subscription.id, %reason, "webhook subscription disabled");
-            store::disable(&txn, subscription.id, &reason, attempt.at).await.map_err(database)?;
+            store::disable(&txn, subscription.id, &reason, attempt.at)
+                .await
+                .map_err(database)?;
         }
         txn.commit().await.map_err(database)?;
         match next {
             AfterFailure::RetryIn(wait) => Err(JobError::Again(wait)),
-            AfterFailure::GiveUp => Ok(json!({"delivered": false, "attempts": attempts, "error": attempt.error})),
+            AfterFailure::GiveUp => {
+                Ok(json!({"delivered": false, "attempts": attempts, "error": attempt.error}))
+            }
         }
     }
 }

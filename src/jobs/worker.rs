@@ -45,7 +45,8 @@ pub struct JobRun {
 
 impl JobRun {
     pub fn payload(&self) -> Result<serde_json::Value, JobError> {
-        serde_json::from_str(&self.job.payload).map_err(|e| JobError::Fatal(format!("payload: {e}")))
+        serde_json::from_str(&self.job.payload)
+            .map_err(|e| JobError::Fatal(format!("payload: {e}")))
     }
 
     pub fn db(&self) -> &DatabaseConnection {
@@ -56,7 +57,9 @@ impl JobRun {
     pub async fn progress(&self, progress: serde_json::Value) -> Result<(), JobError> {
         match queue::set_progress(&self.db, &self.job, &progress).await {
             Ok(true) => Ok(()),
-            Ok(false) => Err(JobError::Fatal("the job was cancelled or taken over".into())),
+            Ok(false) => Err(JobError::Fatal(
+                "the job was cancelled or taken over".into(),
+            )),
             Err(e) => Err(database(e)),
         }
     }
@@ -114,15 +117,28 @@ pub struct Worker {
 }
 
 impl Worker {
-    pub fn new(db: DatabaseConnection, config: WorkerConfig, handlers: Vec<Arc<dyn JobHandler>>) -> Self {
+    pub fn new(
+        db: DatabaseConnection,
+        config: WorkerConfig,
+        handlers: Vec<Arc<dyn JobHandler>>,
+    ) -> Self {
         let id = format!("{}-{}", hostname(), uuid::Uuid::new_v4().simple());
         let handlers = handlers.into_iter().map(|h| (h.kind(), h)).collect();
-        Self { db, id, config, handlers: Arc::new(handlers), metrics: None }
+        Self {
+            db,
+            id,
+            config,
+            handlers: Arc::new(handlers),
+            metrics: None,
+        }
     }
 
     /// Counts each attempt's outcome and run time in `metrics`.
     pub fn with_metrics(self, metrics: Arc<Metrics>) -> Self {
-        Self { metrics: Some(metrics), ..self }
+        Self {
+            metrics: Some(metrics),
+            ..self
+        }
     }
 
     pub fn id(&self) -> &str {
@@ -138,11 +154,18 @@ impl Worker {
     /// Kinds with a lane of their own run beside, each in a worker of its own.
     pub async fn run(self, shutdown: watch::Receiver<bool>) {
         let watching = tokio::spawn(super::watch::run(self.db.clone(), shutdown.clone()));
-        let (shared, laned): (Vec<_>, Vec<_>) = self.handlers.values().cloned().partition(|h| h.lane().is_none());
+        let (shared, laned): (Vec<_>, Vec<_>) = self
+            .handlers
+            .values()
+            .cloned()
+            .partition(|h| h.lane().is_none());
         let lanes: Vec<_> = laned
             .into_iter()
             .map(|handler| {
-                let config = WorkerConfig { concurrency: handler.lane().unwrap_or(1).max(1), ..self.config.clone() };
+                let config = WorkerConfig {
+                    concurrency: handler.lane().unwrap_or(1).max(1),
+                    ..self.config.clone()
+                };
                 let lane = Worker {
                     db: self.db.clone(),
                     id: format!("{}/{}", self.id, handler.kind()),
@@ -153,7 +176,10 @@ impl Worker {
                 tokio::spawn(lane.run_lane(shutdown.clone()))
             })
             .collect();
-        let main = Worker { handlers: Arc::new(shared.into_iter().map(|h| (h.kind(), h)).collect()), ..self };
+        let main = Worker {
+            handlers: Arc::new(shared.into_iter().map(|h| (h.kind(), h)).collect()),
+            ..self
+        };
         main.run_lane(shutdown).await;
         for lane in lanes {
             let _ = lane.await;
@@ -169,7 +195,11 @@ impl Worker {
                 break;
             }
             let free = self.config.concurrency.saturating_sub(running.len());
-            let claimed = if free > 0 { self.claim(free as u64).await } else { Vec::new() };
+            let claimed = if free > 0 {
+                self.claim(free as u64).await
+            } else {
+                Vec::new()
+            };
             let idle = claimed.is_empty();
             for job in claimed {
                 let worker = self.clone();
@@ -215,7 +245,9 @@ impl Worker {
             done += claimed.len();
             // Kept alive to the end: a dropped sender would read as a change to every receiver.
             let (_never, stop) = watch::channel(false);
-            let runs = claimed.into_iter().map(|job| self.execute(job, stop.clone()));
+            let runs = claimed
+                .into_iter()
+                .map(|job| self.execute(job, stop.clone()));
             futures_util::future::join_all(runs).await;
         }
     }
@@ -242,13 +274,24 @@ impl Worker {
         let started = std::time::Instant::now();
         if job.attempt > job.max_attempts {
             // Claimed again after lapsed leases more often than it may be tried.
-            if let Ok(true) = queue::fail(&self.db, &job, "attempts exhausted (the job's leases lapsed)", None).await {
+            if let Ok(true) = queue::fail(
+                &self.db,
+                &job,
+                "attempts exhausted (the job's leases lapsed)",
+                None,
+            )
+            .await
+            {
                 self.count(&job, "failed", started);
             }
             return;
         }
         let (stop_tx, stop_rx) = watch::channel(false);
-        let run = JobRun { job: job.clone(), db: self.db.clone(), stop: stop_rx };
+        let run = JobRun {
+            job: job.clone(),
+            db: self.db.clone(),
+            stop: stop_rx,
+        };
         let heartbeat = self.heartbeat(job.clone(), stop_tx, shutdown.clone());
         let handling = handler.run(&run);
         tokio::pin!(handling);
@@ -267,11 +310,18 @@ impl Worker {
             None if *shutdown.borrow() => ("released", queue::release(&self.db, &job).await),
             None => ("lost", Ok(false)),
             Some(Ok(result)) => ("succeeded", queue::complete(&self.db, &job, &result).await),
-            Some(Err(JobError::Fatal(reason))) => ("failed", queue::fail(&self.db, &job, &reason, None).await),
-            Some(Err(JobError::Again(delay))) => ("snoozed", queue::snooze(&self.db, &job, delay, None).await),
+            Some(Err(JobError::Fatal(reason))) => {
+                ("failed", queue::fail(&self.db, &job, &reason, None).await)
+            }
+            Some(Err(JobError::Again(delay))) => {
+                ("snoozed", queue::snooze(&self.db, &job, delay, None).await)
+            }
             Some(Err(JobError::Retry(reason))) => {
                 let retry = (job.attempt < job.max_attempts).then(|| self.backoff(job.attempt));
-                (if retry.is_some() { "retried" } else { "failed" }, queue::fail(&self.db, &job, &reason, retry).await)
+                (
+                    if retry.is_some() { "retried" } else { "failed" },
+                    queue::fail(&self.db, &job, &reason, retry).await,
+                )
             }
         };
         match recorded {
@@ -280,14 +330,21 @@ impl Worker {
                 self.count(&job, "lost", started);
                 tracing::info!("the attempt was no longer ours; its outcome is not recorded");
             }
-            Err(error) => tracing::warn!(%error, "could not record the job's outcome; its lease will lapse"),
+            Err(error) => {
+                tracing::warn!(%error, "could not record the job's outcome; its lease will lapse")
+            }
         }
     }
 
     /// Extends the lease every third of it; returns when the job must stop: it
     /// was cancelled or taken over, the worker shuts down, or the lease could not be
     /// extended for two thirds of it (past that, another worker may take the job).
-    async fn heartbeat(&self, job: Job, stop: watch::Sender<bool>, mut shutdown: watch::Receiver<bool>) -> Lease {
+    async fn heartbeat(
+        &self,
+        job: Job,
+        stop: watch::Sender<bool>,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> Lease {
         let every = self.config.lease / 3;
         let mut extended = std::time::Instant::now();
         loop {
@@ -324,8 +381,13 @@ impl Worker {
 
     /// Exponential in the attempt, with full jitter, within the configured bounds.
     fn backoff(&self, attempt: i32) -> Duration {
-        let exp = self.config.min_backoff.saturating_mul(1 << attempt.clamp(0, 16)).min(self.config.max_backoff);
-        let jittered = rand::rng().random_range(exp.as_millis() as u64 / 2..=exp.as_millis().max(1) as u64);
+        let exp = self
+            .config
+            .min_backoff
+            .saturating_mul(1 << attempt.clamp(0, 16))
+            .min(self.config.max_backoff);
+        let jittered =
+            rand::rng().random_range(exp.as_millis() as u64 / 2..=exp.as_millis().max(1) as u64);
         Duration::from_millis(jittered)
     }
 }
@@ -338,5 +400,8 @@ fn log_panic(joined: Result<(), tokio::task::JoinError>) {
 }
 
 fn hostname() -> String {
-    std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "worker".into())
+    std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "worker".into())
 }

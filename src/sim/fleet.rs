@@ -47,20 +47,27 @@ pub struct Mix {
 
 impl Default for Mix {
     fn default() -> Self {
-        Self { download_error: 8, install_error: 7, offline_for_a_while: 10, never_online: 5 }
+        Self {
+            download_error: 8,
+            install_error: 7,
+            offline_for_a_while: 10,
+            never_online: 5,
+        }
     }
 }
 
 impl Mix {
     /// The shares are percentages: together at most 100.
     pub fn is_valid(&self) -> bool {
-        self.download_error + self.install_error + self.offline_for_a_while + self.never_online <= 100
+        self.download_error + self.install_error + self.offline_for_a_while + self.never_online
+            <= 100
     }
 }
 
 /// The behaviour of the `index`-th machine for `seed` and `mix`.
 pub fn behaviour(seed: u64, index: usize, mix: Mix) -> Behaviour {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ (index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    let mut rng =
+        ChaCha8Rng::seed_from_u64(seed ^ (index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
     let roll = rng.random_range(0..100);
     let download = mix.download_error;
     let install = download + mix.install_error;
@@ -88,10 +95,21 @@ pub struct FleetMachine {
 impl FleetMachine {
     /// Every machine of an install base, with its client's version and its user's auto-update setting.
     pub fn from_install_base(base: &crate::sim::install_base::InstallBase) -> Vec<FleetMachine> {
-        let auto_update: std::collections::HashMap<&str, bool> = base.users.iter().map(|u| (u.id.as_str(), u.auto_update)).collect();
+        let auto_update: std::collections::HashMap<&str, bool> = base
+            .users
+            .iter()
+            .map(|u| (u.id.as_str(), u.auto_update))
+            .collect();
         base.machines
             .iter()
-            .map(|m| FleetMachine { id: m.id.clone(), client_version: m.client_version.clone(), auto_update: auto_update.get(m.user_id.as_str()).copied().unwrap_or(false) })
+            .map(|m| FleetMachine {
+                id: m.id.clone(),
+                client_version: m.client_version.clone(),
+                auto_update: auto_update
+                    .get(m.user_id.as_str())
+                    .copied()
+                    .unwrap_or(false),
+            })
             .collect()
     }
 
@@ -100,8 +118,14 @@ impl FleetMachine {
         let mut fields = line.split(',').map(str::trim);
         let id = fields.next().filter(|id| !id.is_empty())?.to_string();
         let client_version = fields.next().filter(|v| !v.is_empty()).map(str::to_string);
-        let auto_update = fields.next().is_none_or(|a| matches!(a, "true" | "1" | "yes"));
-        Some(FleetMachine { id, client_version, auto_update })
+        let auto_update = fields
+            .next()
+            .is_none_or(|a| matches!(a, "true" | "1" | "yes"));
+        Some(FleetMachine {
+            id,
+            client_version,
+            auto_update,
+        })
     }
 }
 
@@ -178,12 +202,24 @@ pub struct Fleet {
 impl Fleet {
     /// Starts one agent per machine on the current runtime.
     pub fn start(config: FleetConfig) -> Fleet {
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap_or_default();
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap_or_default();
         let truth: BTreeMap<String, Truth> = config
             .machines
             .iter()
             .enumerate()
-            .map(|(i, m)| (m.id.clone(), Truth { behaviour: behaviour(config.seed, i, config.mix), auto_update: m.auto_update, observed: Observed::default() }))
+            .map(|(i, m)| {
+                (
+                    m.id.clone(),
+                    Truth {
+                        behaviour: behaviour(config.seed, i, config.mix),
+                        auto_update: m.auto_update,
+                        observed: Observed::default(),
+                    },
+                )
+            })
             .collect();
         let truth = Arc::new(Mutex::new(truth));
         let (stop, stopped) = watch::channel(false);
@@ -237,7 +273,12 @@ struct Agent {
 
 impl Agent {
     fn observe(&self, change: impl FnOnce(&mut Observed)) {
-        if let Some(truth) = self.truth.lock().unwrap_or_else(|e| e.into_inner()).get_mut(&self.machine) {
+        if let Some(truth) = self
+            .truth
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_mut(&self.machine)
+        {
             change(&mut truth.observed);
         }
     }
@@ -283,7 +324,11 @@ impl Agent {
                     self.observe(|o| o.updated = true);
                 }
             }
-            let mut request = self.http.get(self.url("/agent/v1/instructions")).bearer_auth(&current).header("If-None-Match", &etag);
+            let mut request = self
+                .http
+                .get(self.url("/agent/v1/instructions"))
+                .bearer_auth(&current)
+                .header("If-None-Match", &etag);
             if let Some(version) = &self.client_version {
                 request = request.header("X-Client-Version", version);
             }
@@ -294,11 +339,23 @@ impl Agent {
             if response.status() != reqwest::StatusCode::OK {
                 continue;
             }
-            etag = response.headers().get("etag").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
-            let Ok(instructions) = response.json::<Value>().await else { continue };
-            if instructions["reason"].as_str().is_some_and(|r| r.starts_with("update_")) {
+            etag = response
+                .headers()
+                .get("etag")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_string();
+            let Ok(instructions) = response.json::<Value>().await else {
+                continue;
+            };
+            if instructions["reason"]
+                .as_str()
+                .is_some_and(|r| r.starts_with("update_"))
+            {
                 self.observe(|o| o.told_to_update = true);
-                if waiting_for_update.is_none() && self.client_version.as_deref() != Some(UPDATED_CLIENT_VERSION) {
+                if waiting_for_update.is_none()
+                    && self.client_version.as_deref() != Some(UPDATED_CLIENT_VERSION)
+                {
                     waiting_for_update = Some(0);
                 }
             }
@@ -307,7 +364,11 @@ impl Agent {
             }
             self.observe(|o| o.told_to_migrate = true);
             seq = seq.max(instructions["last_seq"].as_i64().unwrap_or(0));
-            let manual = instructions["plans"].as_array().is_some_and(|plans| plans.iter().any(|p| matches!(p["type"].as_str(), Some("sql_server" | "exchange"))));
+            let manual = instructions["plans"].as_array().is_some_and(|plans| {
+                plans
+                    .iter()
+                    .any(|p| matches!(p["type"].as_str(), Some("sql_server" | "exchange")))
+            });
             let mut steps = vec![json!({"kind": "downloading"})];
             match self.behaviour {
                 Behaviour::DownloadErrorOnce if !failed_once => {
@@ -322,7 +383,12 @@ impl Agent {
                     steps.push(json!({"kind": "registration_manual", "message": "SQL Server or Exchange: register the agent by hand"}));
                 }
                 _ => {
-                    for kind in ["installing", "registering", "plans_transferred", "restore_only"] {
+                    for kind in [
+                        "installing",
+                        "registering",
+                        "plans_transferred",
+                        "restore_only",
+                    ] {
                         steps.push(json!({"kind": kind}));
                     }
                 }
@@ -331,7 +397,13 @@ impl Agent {
                 seq += 1;
                 step["seq"] = json!(seq);
                 let kind = step["kind"].as_str().unwrap_or_default().to_string();
-                let sent = self.http.post(self.url("/agent/v1/events")).bearer_auth(&current).json(&step).send().await;
+                let sent = self
+                    .http
+                    .post(self.url("/agent/v1/events"))
+                    .bearer_auth(&current)
+                    .json(&step)
+                    .send()
+                    .await;
                 if !sent.is_ok_and(|r| r.status().is_success()) {
                     break;
                 }
@@ -339,8 +411,19 @@ impl Agent {
                     "failed" => {
                         failed_once = true;
                         self.observe(|o| o.failures += 1);
-                        let log = format!("{} failed at step {seq}: {}\n", self.machine, step["message"].as_str().unwrap_or_default());
-                        let uploaded = self.http.post(self.url("/agent/v1/logs")).bearer_auth(&current).header("content-type", "text/plain").body(log).send().await;
+                        let log = format!(
+                            "{} failed at step {seq}: {}\n",
+                            self.machine,
+                            step["message"].as_str().unwrap_or_default()
+                        );
+                        let uploaded = self
+                            .http
+                            .post(self.url("/agent/v1/logs"))
+                            .bearer_auth(&current)
+                            .header("content-type", "text/plain")
+                            .body(log)
+                            .send()
+                            .await;
                         if uploaded.is_ok_and(|r| r.status().is_success()) {
                             self.observe(|o| o.logs_uploaded += 1);
                         }
@@ -355,7 +438,13 @@ impl Agent {
 
     async fn enroll(&self) -> Option<String> {
         let body = json!({"workspace_id": self.config.workspace_id, "enrollment_secret": self.config.enrollment_secret, "machine_id": self.machine});
-        let response = self.http.post(self.url("/agent/v1/enroll")).json(&body).send().await.ok()?;
+        let response = self
+            .http
+            .post(self.url("/agent/v1/enroll"))
+            .json(&body)
+            .send()
+            .await
+            .ok()?;
         if !response.status().is_success() {
             return None;
         }
@@ -371,14 +460,36 @@ mod tests {
 
     #[test]
     fn the_mix_sets_the_share_of_each_failure() {
-        let count = |mix: Mix, wanted: fn(&Behaviour) -> bool| (0..10_000).filter(|i| wanted(&behaviour(7, *i, mix))).count();
-        let mix = Mix { download_error: 20, install_error: 0, offline_for_a_while: 30, never_online: 10 };
+        let count = |mix: Mix, wanted: fn(&Behaviour) -> bool| {
+            (0..10_000)
+                .filter(|i| wanted(&behaviour(7, *i, mix)))
+                .count()
+        };
+        let mix = Mix {
+            download_error: 20,
+            install_error: 0,
+            offline_for_a_while: 30,
+            never_online: 10,
+        };
         assert!((1_800..2_200).contains(&count(mix, |b| *b == Behaviour::DownloadErrorOnce)));
         assert_eq!(count(mix, |b| *b == Behaviour::InstallErrorOnce), 0);
-        assert!((2_700..3_300).contains(&count(mix, |b| matches!(b, Behaviour::OfflineFor(1..=3)))));
+        assert!(
+            (2_700..3_300).contains(&count(mix, |b| matches!(b, Behaviour::OfflineFor(1..=3))))
+        );
         assert!((850..1_150).contains(&count(mix, |b| *b == Behaviour::NeverOnline)));
-        let none = Mix { download_error: 0, install_error: 0, offline_for_a_while: 0, never_online: 0 };
+        let none = Mix {
+            download_error: 0,
+            install_error: 0,
+            offline_for_a_while: 0,
+            never_online: 0,
+        };
         assert_eq!(count(none, |b| *b == Behaviour::Healthy), 10_000);
-        assert!(!Mix { never_online: 90, ..Mix::default() }.is_valid());
+        assert!(
+            !Mix {
+                never_online: 90,
+                ..Mix::default()
+            }
+            .is_valid()
+        );
     }
 }

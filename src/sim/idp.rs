@@ -13,7 +13,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use actix_web::dev::ServerHandle;
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use jsonwebtoken::jwk::{Jwk, JwkSet, PublicKeyUse};
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, decode_header, encode};
+use jsonwebtoken::{
+    Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, decode_header, encode,
+};
 use rsa::RsaPrivateKey;
 use rsa::pkcs1::EncodeRsaPrivateKey;
 use rsa::traits::PublicKeyParts;
@@ -22,8 +24,8 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-pub use faults::{FaultAnswer, IdpFaults};
 use faults::{Endpoint, FaultState};
+pub use faults::{FaultAnswer, IdpFaults};
 
 /// Access tokens live two hours, as the cloud's do.
 pub const TOKEN_LIFETIME_SECS: i64 = 2 * 60 * 60;
@@ -47,11 +49,17 @@ impl SigningKey {
         let encoding = EncodingKey::from_rsa_der(der.as_bytes());
         let digest = Sha256::digest(key.n().to_bytes_be());
         let kid: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
-        let mut jwk = Jwk::from_encoding_key(&encoding, Algorithm::RS256).expect("an RSA key has a JWK");
+        let mut jwk =
+            Jwk::from_encoding_key(&encoding, Algorithm::RS256).expect("an RSA key has a JWK");
         jwk.common.key_id = Some(kid.clone());
         jwk.common.public_key_use = Some(PublicKeyUse::Signature);
         let decoding = DecodingKey::from_jwk(&jwk).expect("an RSA JWK decodes");
-        Self { kid, encoding, decoding, jwk }
+        Self {
+            kid,
+            encoding,
+            decoding,
+            jwk,
+        }
     }
 }
 
@@ -112,8 +120,19 @@ impl IdpState {
         self.clients
             .write()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(client_id.clone(), ApiClient { secret: client_secret.clone(), tenant_id, tid });
-        ClientCredentials { client_id, client_secret, tenant_id }
+            .insert(
+                client_id.clone(),
+                ApiClient {
+                    secret: client_secret.clone(),
+                    tenant_id,
+                    tid,
+                },
+            );
+        ClientCredentials {
+            client_id,
+            client_secret,
+            tenant_id,
+        }
     }
 
     /// The claims the cloud puts in a partner admin's access token.
@@ -155,7 +174,12 @@ impl IdpState {
     }
 
     pub fn active_kid(&self) -> String {
-        self.keys.read().unwrap_or_else(|e| e.into_inner()).last().map(|k| k.kid.clone()).unwrap_or_default()
+        self.keys
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .last()
+            .map(|k| k.kid.clone())
+            .unwrap_or_default()
     }
 
     /// Starts signing with `key`; the old keys stay published unless `retire_old`.
@@ -184,7 +208,9 @@ impl IdpState {
         validation.set_audience(&[&self.audience]);
         validation.set_required_spec_claims(&["exp", "iss", "aud"]);
         validation.validate_nbf = true;
-        decode::<Value>(token, &key, &validation).ok().map(|data| data.claims)
+        decode::<Value>(token, &key, &validation)
+            .ok()
+            .map(|data| data.claims)
     }
 
     /// Requests for the key set, failed ones included.
@@ -198,7 +224,15 @@ impl IdpState {
     }
 
     fn jwks(&self) -> JwkSet {
-        JwkSet { keys: self.keys.read().unwrap_or_else(|e| e.into_inner()).iter().map(|k| k.jwk.clone()).collect() }
+        JwkSet {
+            keys: self
+                .keys
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .map(|k| k.jwk.clone())
+                .collect(),
+        }
     }
 
     /// An access token and an ID token (the document requires both in the answer) and their expiry.
@@ -222,12 +256,15 @@ fn hex(bytes: &[u8]) -> String {
 
 /// The identity provider's routes; `sim cloud` mounts them too.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/.well-known/openid-configuration", web::get().to(discovery))
-        .route("/api/2/idp/keys", web::get().to(keys))
-        .route("/api/2/idp/token", web::post().to(token))
-        .route("/sim/idp/rotate", web::post().to(rotate))
-        .route("/sim/idp/faults", web::get().to(faults::get_faults))
-        .route("/sim/idp/faults", web::put().to(faults::put_faults));
+    cfg.route(
+        "/.well-known/openid-configuration",
+        web::get().to(discovery),
+    )
+    .route("/api/2/idp/keys", web::get().to(keys))
+    .route("/api/2/idp/token", web::post().to(token))
+    .route("/sim/idp/rotate", web::post().to(rotate))
+    .route("/sim/idp/faults", web::get().to(faults::get_faults))
+    .route("/sim/idp/faults", web::put().to(faults::put_faults));
 }
 
 async fn discovery(state: web::Data<IdpState>) -> HttpResponse {
@@ -264,27 +301,51 @@ struct TokenForm {
 }
 
 /// The document's `tokenError`: its `error` is one of a few values (`invalid_request`, `access_denied`, ...).
-fn oauth_error(status: actix_web::http::StatusCode, error: &str, description: &str) -> HttpResponse {
+fn oauth_error(
+    status: actix_web::http::StatusCode,
+    error: &str,
+    description: &str,
+) -> HttpResponse {
     HttpResponse::build(status).json(json!({ "error": error, "error_description": description }))
 }
 
-async fn token(state: web::Data<IdpState>, req: HttpRequest, form: Option<web::Form<TokenForm>>) -> HttpResponse {
+async fn token(
+    state: web::Data<IdpState>,
+    req: HttpRequest,
+    form: Option<web::Form<TokenForm>>,
+) -> HttpResponse {
     use actix_web::http::StatusCode;
     let Some(form) = form else {
-        return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "a form with grant_type is required");
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "a form with grant_type is required",
+        );
     };
     if form.grant_type != "client_credentials" {
-        return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "only the client_credentials grant is served");
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "only the client_credentials grant is served",
+        );
     }
     let Some((client_id, secret)) = super::basic_credentials(&req) else {
-        return oauth_error(StatusCode::UNAUTHORIZED, "access_denied", "client credentials are required in HTTP Basic auth");
+        return oauth_error(
+            StatusCode::UNAUTHORIZED,
+            "access_denied",
+            "client credentials are required in HTTP Basic auth",
+        );
     };
     match state.client_token(&client_id, &secret) {
         Some((access_token, id_token, expires_on)) => {
             let expires_in = (expires_on - chrono::Utc::now().timestamp()).max(0);
             HttpResponse::Ok().json(json!({ "access_token": access_token, "token_type": "bearer", "id_token": id_token, "expires_in": expires_in, "expires_on": expires_on }))
         }
-        None => oauth_error(StatusCode::UNAUTHORIZED, "access_denied", "unknown client or wrong secret"),
+        None => oauth_error(
+            StatusCode::UNAUTHORIZED,
+            "access_denied",
+            "unknown client or wrong secret",
+        ),
     }
 }
 
@@ -317,16 +378,25 @@ impl IdentityProvider {
     pub fn start(bind: SocketAddr, audience: &str, key: &RsaPrivateKey) -> std::io::Result<Self> {
         let listener = TcpListener::bind(bind)?;
         let addr = listener.local_addr()?;
-        let state = web::Data::new(IdpState::new(format!("http://{addr}"), audience.to_string(), key));
+        let state = web::Data::new(IdpState::new(
+            format!("http://{addr}"),
+            audience.to_string(),
+            key,
+        ));
         let app_state = state.clone();
-        let server = HttpServer::new(move || App::new().app_data(app_state.clone()).configure(routes))
-            .workers(1)
-            .disable_signals()
-            .listen(listener)?
-            .run();
+        let server =
+            HttpServer::new(move || App::new().app_data(app_state.clone()).configure(routes))
+                .workers(1)
+                .disable_signals()
+                .listen(listener)?
+                .run();
         let handle = server.handle();
         tokio::spawn(server);
-        Ok(Self { state, handle, addr })
+        Ok(Self {
+            state,
+            handle,
+            addr,
+        })
     }
 
     pub fn state(&self) -> &IdpState {

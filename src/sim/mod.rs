@@ -10,8 +10,18 @@ pub mod install_base;
 /// The login and password of an `Authorization: Basic` header, if well formed.
 pub(crate) fn basic_credentials(req: &actix_web::HttpRequest) -> Option<(String, String)> {
     use base64::Engine;
-    let encoded = req.headers().get(actix_web::http::header::AUTHORIZATION)?.to_str().ok()?.strip_prefix("Basic ")?;
-    let decoded = String::from_utf8(base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok()?).ok()?;
+    let encoded = req
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Basic ")?;
+    let decoded = String::from_utf8(
+        base64::engine::general_purpose::STANDARD
+            .decode(encoded.trim())
+            .ok()?,
+    )
+    .ok()?;
     let (login, password) = decoded.split_once(':')?;
     Some((login.to_string(), password.to_string()))
 }

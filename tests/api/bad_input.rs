@@ -13,18 +13,58 @@ fn bad_bodies(max_body: usize) -> Vec<(&'static str, String, &'static str, u16)>
         ("empty body", String::new(), json, 400),
         ("JSON array", "[]".into(), json, 400),
         ("trailing garbage", "{\"name\":\"x\"} x".into(), json, 400),
-        ("wrong type for name", json!({"name": 42}).to_string(), json, 400),
-        ("wrong type for source", json!({"name": "x", "source": "https://a"}).to_string(), json, 400),
-        ("unknown field", json!({"name": "x", "colour": "red"}).to_string(), json, 400),
+        (
+            "wrong type for name",
+            json!({"name": 42}).to_string(),
+            json,
+            400,
+        ),
+        (
+            "wrong type for source",
+            json!({"name": "x", "source": "https://a"}).to_string(),
+            json,
+            400,
+        ),
+        (
+            "unknown field",
+            json!({"name": "x", "colour": "red"}).to_string(),
+            json,
+            400,
+        ),
         ("null name", json!({"name": null}).to_string(), json, 400),
-        ("oversized", format!("{{\"name\": \"{}\"}}", "x".repeat(max_body + 1)), json, 413),
-        ("wrong content type", workspace_body("x").0.to_string(), "text/plain", 415),
-        ("no content type", workspace_body("x").0.to_string(), "", 415),
+        (
+            "oversized",
+            format!("{{\"name\": \"{}\"}}", "x".repeat(max_body + 1)),
+            json,
+            413,
+        ),
+        (
+            "wrong content type",
+            workspace_body("x").0.to_string(),
+            "text/plain",
+            415,
+        ),
+        (
+            "no content type",
+            workspace_body("x").0.to_string(),
+            "",
+            415,
+        ),
     ]
 }
 
-async fn send_raw(app: &TestApp, method: reqwest::Method, path: &str, body: &str, content_type: &str) -> reqwest::Response {
-    let mut request = app.http.request(method, app.url(path)).bearer_auth(&app.token).body(body.to_string());
+async fn send_raw(
+    app: &TestApp,
+    method: reqwest::Method,
+    path: &str,
+    body: &str,
+    content_type: &str,
+) -> reqwest::Response {
+    let mut request = app
+        .http
+        .request(method, app.url(path))
+        .bearer_auth(&app.token)
+        .body(body.to_string());
     if !content_type.is_empty() {
         request = request.header("content-type", content_type);
     }
@@ -105,17 +145,47 @@ async fn updating_with_bad_bodies_is_refused_and_changes_nothing() {
 #[tokio::test]
 async fn bad_path_and_query_parameters_are_400_problems() {
     on_each_backend(async |app: &TestApp| {
-        for id in ["not-a-uuid", "123", "00000000-0000-0000-0000-00000000000g", "%00"] {
+        for id in [
+            "not-a-uuid",
+            "123",
+            "00000000-0000-0000-0000-00000000000g",
+            "%00",
+        ] {
             let path = format!("/api/v1/workspaces/{id}");
             assert_problem(app.get(&path, &app.token).send().await.expect("get"), 400).await;
-            assert_problem(app.delete(&path, &app.token).send().await.expect("delete"), 400).await;
-            assert_problem(app.patch_json(&path, &app.token, &json!({"name": "x"})).send().await.expect("patch"), 400).await;
+            assert_problem(
+                app.delete(&path, &app.token).send().await.expect("delete"),
+                400,
+            )
+            .await;
+            assert_problem(
+                app.patch_json(&path, &app.token, &json!({"name": "x"}))
+                    .send()
+                    .await
+                    .expect("patch"),
+                400,
+            )
+            .await;
         }
-        for query in ["limit=abc", "limit=0", "limit=501", "limit=-1", "cursor=garbage", "cursor=", "unknown=1"] {
-            let response = app.get(&format!("/api/v1/workspaces?{query}"), &app.token).send().await.expect("list");
+        for query in [
+            "limit=abc",
+            "limit=0",
+            "limit=501",
+            "limit=-1",
+            "cursor=garbage",
+            "cursor=",
+            "unknown=1",
+        ] {
+            let response = app
+                .get(&format!("/api/v1/workspaces?{query}"), &app.token)
+                .send()
+                .await
+                .expect("list");
             assert_problem(response, 400).await;
         }
-        let bad_key = app.post_json("/api/v1/workspaces", &app.token, &workspace_body("x").0).header("Idempotency-Key", "x".repeat(300));
+        let bad_key = app
+            .post_json("/api/v1/workspaces", &app.token, &workspace_body("x").0)
+            .header("Idempotency-Key", "x".repeat(300));
         assert_problem(bad_key.send().await.expect("post"), 400).await;
         assert!(app.all_workspaces(&app.token).await.is_empty());
     })
@@ -126,9 +196,20 @@ async fn bad_path_and_query_parameters_are_400_problems() {
 async fn authentication_is_checked_before_the_body_is_read() {
     let app = crate::helpers::spawn_app(crate::helpers::Backend::Sqlite).await;
     // Were the body read first, these would answer 400, 413 and 415.
-    let bodies = [("{".to_string(), "application/json"), ("x".repeat(300 * 1024), "application/json"), ("{}".to_string(), "text/plain")];
+    let bodies = [
+        ("{".to_string(), "application/json"),
+        ("x".repeat(300 * 1024), "application/json"),
+        ("{}".to_string(), "text/plain"),
+    ];
     for (body, content_type) in bodies {
-        let response = app.http.post(app.url("/api/v1/workspaces")).header("content-type", content_type).body(body).send().await.expect("post");
+        let response = app
+            .http
+            .post(app.url("/api/v1/workspaces"))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .expect("post");
         assert_problem(response, 401).await;
     }
 }

@@ -18,8 +18,17 @@ struct World {
 /// The service trusts the cloud simulator as its identity provider, as in production.
 async fn world() -> World {
     let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
-    let cloud = CloudSim::start(CloudSimConfig { bind: loopback, audience: AUDIENCE.into(), ..CloudSimConfig::default() }, &test_keys()[0]).expect("cloud");
-    let source = SourceSim::start(loopback, generate(&GenSpec::sized(Size::Small, 3))).expect("source");
+    let cloud = CloudSim::start(
+        CloudSimConfig {
+            bind: loopback,
+            audience: AUDIENCE.into(),
+            ..CloudSimConfig::default()
+        },
+        &test_keys()[0],
+    )
+    .expect("cloud");
+    let source =
+        SourceSim::start(loopback, generate(&GenSpec::sized(Size::Small, 3))).expect("source");
     let issuer = cloud.base_url();
     let app = spawn_app_with(Backend::Sqlite, |c| c.auth.issuer = Some(issuer)).await;
     World { app, cloud, source }
@@ -30,7 +39,12 @@ fn statuses(report: &Value) -> Vec<(String, String)> {
         .as_array()
         .expect("checks")
         .iter()
-        .map(|c| (c["name"].as_str().unwrap_or_default().to_string(), c["status"].as_str().unwrap_or_default().to_string()))
+        .map(|c| {
+            (
+                c["name"].as_str().unwrap_or_default().to_string(),
+                c["status"].as_str().unwrap_or_default().to_string(),
+            )
+        })
         .collect()
 }
 
@@ -49,16 +63,45 @@ async fn good_credentials_pass_every_check_on_create_and_on_demand() {
     let partner = world.cloud.root_client();
     let token = world.cloud.idp().partner_token(partner.tenant_id);
     let (_, password) = world.source.credentials();
-    let created = world.app.create_workspace(&token, &body(&world, &password, &partner.client_id, &partner.client_secret)).await;
+    let created = world
+        .app
+        .create_workspace(
+            &token,
+            &body(
+                &world,
+                &password,
+                &partner.client_id,
+                &partner.client_secret,
+            ),
+        )
+        .await;
     let report = &created["connection_check"];
     assert_eq!(report["passed"], true, "{report}");
     assert_eq!(
         statuses(report),
-        [("source_login", "passed"), ("target_credentials", "passed"), ("target_tenant", "passed"), ("target_permissions", "passed")]
-            .map(|(a, b)| (a.to_string(), b.to_string()))
+        [
+            ("source_login", "passed"),
+            ("target_credentials", "passed"),
+            ("target_tenant", "passed"),
+            ("target_permissions", "passed")
+        ]
+        .map(|(a, b)| (a.to_string(), b.to_string()))
     );
-    let path = format!("/api/v1/workspaces/{}/check", created["id"].as_str().expect("id"));
-    let again: Value = world.app.http.post(world.app.url(&path)).bearer_auth(&token).send().await.expect("check").json().await.expect("json");
+    let path = format!(
+        "/api/v1/workspaces/{}/check",
+        created["id"].as_str().expect("id")
+    );
+    let again: Value = world
+        .app
+        .http
+        .post(world.app.url(&path))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("check")
+        .json()
+        .await
+        .expect("json");
     assert_eq!(again["passed"], true);
     assert_ne!(again["checked_at"], report["checked_at"], "it ran again");
 }
@@ -70,15 +113,49 @@ async fn each_wrong_credential_fails_its_own_check_with_a_reason() {
     let token = world.cloud.idp().partner_token(partner.tenant_id);
     let (_, password) = world.source.credentials();
 
-    let wrong_source = world.app.create_workspace(&token, &body(&world, "not-the-password", &partner.client_id, &partner.client_secret)).await;
+    let wrong_source = world
+        .app
+        .create_workspace(
+            &token,
+            &body(
+                &world,
+                "not-the-password",
+                &partner.client_id,
+                &partner.client_secret,
+            ),
+        )
+        .await;
     let report = &wrong_source["connection_check"];
-    assert_eq!(statuses(report)[0], ("source_login".to_string(), "failed".to_string()));
-    assert!(report["checks"][0]["detail"].as_str().unwrap_or_default().contains("refused the login"), "{report}");
-    assert!(report["checks"].as_array().expect("checks")[1..].iter().all(|c| c["status"] == "passed"), "{report}");
+    assert_eq!(
+        statuses(report)[0],
+        ("source_login".to_string(), "failed".to_string())
+    );
+    assert!(
+        report["checks"][0]["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("refused the login"),
+        "{report}"
+    );
+    assert!(
+        report["checks"].as_array().expect("checks")[1..]
+            .iter()
+            .all(|c| c["status"] == "passed"),
+        "{report}"
+    );
 
-    let wrong_secret = world.app.create_workspace(&token, &body(&world, &password, &partner.client_id, "wrong-secret")).await;
+    let wrong_secret = world
+        .app
+        .create_workspace(
+            &token,
+            &body(&world, &password, &partner.client_id, "wrong-secret"),
+        )
+        .await;
     let names = statuses(&wrong_secret["connection_check"]);
-    assert_eq!(names[1], ("target_credentials".to_string(), "failed".to_string()));
+    assert_eq!(
+        names[1],
+        ("target_credentials".to_string(), "failed".to_string())
+    );
     assert_eq!(names[2].1, "skipped");
 
     // An API client of a tenant below the partner's cannot act for the partner's tenant.
@@ -96,8 +173,29 @@ async fn each_wrong_credential_fails_its_own_check_with_a_reason() {
         .expect("json");
     let child_id = uuid::Uuid::parse_str(child["id"].as_str().expect("child id")).expect("uuid");
     let child_client = world.cloud.register_client(child_id);
-    let below = world.app.create_workspace(&token, &body(&world, &password, &child_client.client_id, &child_client.client_secret)).await;
+    let below = world
+        .app
+        .create_workspace(
+            &token,
+            &body(
+                &world,
+                &password,
+                &child_client.client_id,
+                &child_client.client_secret,
+            ),
+        )
+        .await;
     let report = &below["connection_check"];
-    assert_eq!(statuses(report)[2], ("target_tenant".to_string(), "failed".to_string()), "{report}");
-    assert!(report["checks"][2]["detail"].as_str().unwrap_or_default().contains("own tenant"), "{report}");
+    assert_eq!(
+        statuses(report)[2],
+        ("target_tenant".to_string(), "failed".to_string()),
+        "{report}"
+    );
+    assert!(
+        report["checks"][2]["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("own tenant"),
+        "{report}"
+    );
 }

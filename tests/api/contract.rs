@@ -15,10 +15,13 @@ use serde_json::{Value, json};
 
 use crate::helpers::{Backend, python_with, test_keys};
 use crate::migrations::{make_fast, small};
-use crate::world::world_with_cloud;
 use crate::registration_tokens::{check_in_until_registered, released_machines};
+use crate::world::world_with_cloud;
 
-const DOCUMENT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/openapi/acronis-account-management-v2.json");
+const DOCUMENT: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/openapi/acronis-account-management-v2.json"
+);
 
 /// What the document does not hold, each allowed for a reason and counted in the summary.
 fn allowances() -> Value {
@@ -61,17 +64,37 @@ const CONNECTOR_OPERATIONS: &[&str] = &[
 ];
 
 fn quick_policy() -> HttpPolicy {
-    HttpPolicy { min_backoff: Duration::from_millis(20), max_backoff: Duration::from_millis(200), rate_per_sec: None, allow_private_networks: true, ..HttpPolicy::default() }
+    HttpPolicy {
+        min_backoff: Duration::from_millis(20),
+        max_backoff: Duration::from_millis(200),
+        rate_per_sec: None,
+        allow_private_networks: true,
+        ..HttpPolicy::default()
+    }
 }
 
 /// The scenarios on one backend; answers what `sim cloud` recorded.
 async fn scenarios(backend: Backend) -> Vec<Value> {
     let base = small();
     // Recorded from the start: the service reads the issuer's discovery and keys at its first partner call.
-    let world = make_fast(world_with_cloud(backend, base.clone(), |cloud| cloud.record_exchanges = true, |_| {}).await).await;
+    let world = make_fast(
+        world_with_cloud(
+            backend,
+            base.clone(),
+            |cloud| cloud.record_exchanges = true,
+            |_| {},
+        )
+        .await,
+    )
+    .await;
 
     // The connection check.
-    let checked = world.app.post_json(&world.path("/check"), &world.token, &json!({})).send().await.expect("check");
+    let checked = world
+        .app
+        .post_json(&world.path("/check"), &world.token, &json!({}))
+        .send()
+        .await
+        .expect("check");
     assert_eq!(checked.status(), 200, "{backend:?}");
 
     // Sync and pre-check: every planned login checked, some taken in the cloud already.
@@ -79,20 +102,38 @@ async fn scenarios(backend: Backend) -> Vec<Value> {
     let precheck = world.whole_precheck(&base).await;
     // A login the plan hands out is taken after the pre-check: its create is refused.
     let users = world.section(&precheck, "users").await;
-    let victim = users.iter().find(|u| u["target_login"].as_str().is_some_and(|l| l.len() > 3)).expect("a user");
-    world.cloud.take_login(victim["target_login"].as_str().expect("login"));
+    let victim = users
+        .iter()
+        .find(|u| u["target_login"].as_str().is_some_and(|l| l.len() > 3))
+        .expect("a user");
+    world
+        .cloud
+        .take_login(victim["target_login"].as_str().expect("login"));
 
     // The whole migration (admins with activation emails, backup users with passwords)
     // through 503s, 429s and answers lost after commit (found by looking up again).
     let worker = world.run_worker();
-    let faults = Faults { fail_rate: 0.1, rate_limit_per_sec: Some(150), fail_after_commit_rate: 0.1, latency_ms: 0 };
-    let location = world.start_migration_rate_limited(json!({"precheck_id": precheck["id"]}), faults).await;
+    let faults = Faults {
+        fail_rate: 0.1,
+        rate_limit_per_sec: Some(150),
+        fail_after_commit_rate: 0.1,
+        latency_ms: 0,
+    };
+    let location = world
+        .start_migration_rate_limited(json!({"precheck_id": precheck["id"]}), faults)
+        .await;
     let migration = world.wait_over(&location).await;
     worker.stop().await;
-    assert_eq!(migration["status"], "completed_with_failures", "{backend:?}: only the user whose login was taken fails: {migration}");
+    assert_eq!(
+        migration["status"], "completed_with_failures",
+        "{backend:?}: only the user whose login was taken fails: {migration}"
+    );
 
     // Agents of released machines: first check-ins at once, half the token answers lost.
-    world.cloud.set_faults(Faults { fail_after_commit_rate: 0.5, ..Faults::default() });
+    world.cloud.set_faults(Faults {
+        fail_after_commit_rate: 0.5,
+        ..Faults::default()
+    });
     let secret = world.enrollment_secret().await;
     let machines = released_machines(&world, 6).await;
     let mut agents = BTreeMap::new();
@@ -116,16 +157,52 @@ async fn scenarios(backend: Backend) -> Vec<Value> {
 
     // The connector on its own: a wrong secret, a sibling's name, a token renewed after the issuer drops its key.
     let client = world.cloud.root_client();
-    let wrong = TargetClient::new(&world.cloud.base_url(), &client.client_id, SecretString::from("wrong-secret".to_string()), quick_policy()).expect("client");
-    assert!(wrong.token_info().await.expect_err("refused").is_status(401), "{backend:?}");
-    let target = TargetClient::new(&world.cloud.base_url(), &client.client_id, SecretString::from(client.client_secret.clone()), quick_policy()).expect("client");
+    let wrong = TargetClient::new(
+        &world.cloud.base_url(),
+        &client.client_id,
+        SecretString::from("wrong-secret".to_string()),
+        quick_policy(),
+    )
+    .expect("client");
+    assert!(
+        wrong
+            .token_info()
+            .await
+            .expect_err("refused")
+            .is_status(401),
+        "{backend:?}"
+    );
+    let target = TargetClient::new(
+        &world.cloud.base_url(),
+        &client.client_id,
+        SecretString::from(client.client_secret.clone()),
+        quick_policy(),
+    )
+    .expect("client");
     let root = world.cloud.root_tenant_id();
-    let new = NewTenant { name: "Contract Customer".into(), parent_id: root, kind: TenantKind::Customer, internal_tag: "contract-1".into() };
+    let new = NewTenant {
+        name: "Contract Customer".into(),
+        parent_id: root,
+        kind: TenantKind::Customer,
+        internal_tag: "contract-1".into(),
+    };
     target.create_tenant(&new).await.expect("created");
-    let clash = NewTenant { internal_tag: "contract-2".into(), ..new.clone() };
-    assert!(matches!(target.create_tenant(&clash).await, Err(ConnectorError::Remote { status: 409, .. })), "{backend:?}: a sibling's name");
+    let clash = NewTenant {
+        internal_tag: "contract-2".into(),
+        ..new.clone()
+    };
+    assert!(
+        matches!(
+            target.create_tenant(&clash).await,
+            Err(ConnectorError::Remote { status: 409, .. })
+        ),
+        "{backend:?}: a sibling's name"
+    );
     world.cloud.idp().rotate(&test_keys()[1], true);
-    target.children(root).await.expect("a refused token is renewed");
+    target
+        .children(root)
+        .await
+        .expect("a refused token is renewed");
 
     world.cloud.record_exchanges(false);
     world.cloud.exchanges()
@@ -141,13 +218,31 @@ fn validate(exchanges: &[Value]) -> (bool, String) {
         std::fs::copy(job.path(), keep).expect("keep the validator's input");
     }
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/contract/validate.py");
-    let requirements = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/contract/requirements.txt");
-    let out = python_with("pydeps-openapi-core", "openapi_core", &["--no-deps", "-r", requirements], &[script, job.path().to_str().expect("path")]);
-    let printed = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let requirements = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/contract/requirements.txt"
+    );
+    let out = python_with(
+        "pydeps-openapi-core",
+        "openapi_core",
+        &["--no-deps", "-r", requirements],
+        &[script, job.path().to_str().expect("path")],
+    );
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     (out.status.success(), printed)
 }
 
-fn exchange(method: &str, path: &str, request: Option<Value>, status: u16, answer: Option<Value>) -> Value {
+fn exchange(
+    method: &str,
+    path: &str,
+    request: Option<Value>,
+    status: u16,
+    answer: Option<Value>,
+) -> Value {
     json!({
         "method": method, "path": path, "query": "", "auth": "Bearer",
         "request_content_type": request.as_ref().map(|_| "application/json"), "request_body": request.map(|b| b.to_string()),
@@ -163,40 +258,81 @@ fn the_validator_refuses_what_the_document_does_not_allow() {
     let user = "0b6e7d2a-1c1e-4d0e-9a55-7a8f6f1e2b3c";
     let known = [
         // A body where the document declares none.
-        exchange("POST", &format!("/api/2/users/{user}/send-activation-email"), Some(json!({})), 204, None),
+        exchange(
+            "POST",
+            &format!("/api/2/users/{user}/send-activation-email"),
+            Some(json!({})),
+            204,
+            None,
+        ),
         // A token answer without the id_token the document requires.
         {
-            let mut token = exchange("POST", "/api/2/idp/token", None, 200, Some(json!({"access_token": "x", "token_type": "bearer", "expires_on": 1})));
+            let mut token = exchange(
+                "POST",
+                "/api/2/idp/token",
+                None,
+                200,
+                Some(json!({"access_token": "x", "token_type": "bearer", "expires_on": 1})),
+            );
             token["request_content_type"] = json!("application/x-www-form-urlencoded");
             token["request_body"] = json!("grant_type=client_credentials");
             token["auth"] = json!("Basic");
             token
         },
         // A created user answered 201 (the document: 200).
-        exchange("POST", "/api/2/users", Some(json!({"tenant_id": user, "login": "someone"})), 201, Some(json!({"id": user}))),
+        exchange(
+            "POST",
+            "/api/2/users",
+            Some(json!({"tenant_id": user, "login": "someone"})),
+            201,
+            Some(json!({"id": user})),
+        ),
         // A login refused with 422 (the document: 406).
         {
-            let mut check = exchange("GET", "/api/2/users/check_login", None, 422, Some(json!({"error": {"code": 1006, "message": "no", "details": {}, "domain": "x"}})));
+            let mut check = exchange(
+                "GET",
+                "/api/2/users/check_login",
+                None,
+                422,
+                Some(
+                    json!({"error": {"code": 1006, "message": "no", "details": {}, "domain": "x"}}),
+                ),
+            );
             check["query"] = json!("username=ab");
             check
         },
         // No such operation.
-        exchange("POST", &format!("/api/2/users/{user}/activate"), None, 204, None),
+        exchange(
+            "POST",
+            &format!("/api/2/users/{user}/activate"),
+            None,
+            204,
+            None,
+        ),
     ];
     let (passed, printed) = validate(&known);
     assert!(!passed, "{printed}");
-    assert!(printed.contains("1 undeclared requests, 1 non-conforming requests, 3 non-conforming answers"), "{printed}");
+    assert!(
+        printed
+            .contains("1 undeclared requests, 1 non-conforming requests, 3 non-conforming answers"),
+        "{printed}"
+    );
 }
 
 #[tokio::test]
-async fn every_request_to_the_cloud_and_every_answer_of_sim_cloud_conform_to_its_published_document() {
+async fn every_request_to_the_cloud_and_every_answer_of_sim_cloud_conform_to_its_published_document()
+ {
     let mut exchanges = Vec::new();
     for backend in Backend::enabled() {
         exchanges.extend(scenarios(backend).await);
     }
     // What the scenarios must have provoked, so that refusals and faults are held against the document too.
     let provoked = |method: &str, path: &str, status: u64| {
-        exchanges.iter().any(|e| (method == "*" || e["method"] == method) && e["path"].as_str().is_some_and(|p| p.starts_with(path)) && e["status"] == status)
+        exchanges.iter().any(|e| {
+            (method == "*" || e["method"] == method)
+                && e["path"].as_str().is_some_and(|p| p.starts_with(path))
+                && e["status"] == status
+        })
     };
     for (method, path, status) in [
         ("POST", "/api/2/idp/token", 401),
@@ -210,16 +346,30 @@ async fn every_request_to_the_cloud_and_every_answer_of_sim_cloud_conform_to_its
         ("POST", "/api/2/tenants/", 503),
         ("DELETE", "/api/2/registration_tokens/", 204),
     ] {
-        assert!(provoked(method, path, status), "no {method} {path}… answered {status} in the scenarios");
+        assert!(
+            provoked(method, path, status),
+            "no {method} {path}… answered {status} in the scenarios"
+        );
     }
 
     let (passed, printed) = validate(&exchanges);
     // The summary shows in every run, captured or not (allowances are reported, never silent).
     std::io::Write::write_all(&mut std::io::stderr(), printed.as_bytes()).expect("stderr");
-    assert!(passed, "the exchanges do not conform to the document:\n{printed}");
-    assert!(printed.contains("0 undeclared requests, 0 non-conforming requests, 0 non-conforming answers"), "{printed}");
+    assert!(
+        passed,
+        "the exchanges do not conform to the document:\n{printed}"
+    );
+    assert!(
+        printed
+            .contains("0 undeclared requests, 0 non-conforming requests, 0 non-conforming answers"),
+        "{printed}"
+    );
     for operation in CONNECTOR_OPERATIONS {
-        let exercised = printed.lines().any(|l| l.trim_start().split_once("  ").is_some_and(|(count, op)| count.trim().parse::<u64>().is_ok_and(|n| n > 0) && op.trim() == *operation));
+        let exercised = printed.lines().any(|l| {
+            l.trim_start().split_once("  ").is_some_and(|(count, op)| {
+                count.trim().parse::<u64>().is_ok_and(|n| n > 0) && op.trim() == *operation
+            })
+        });
         assert!(exercised, "{operation} was never exercised:\n{printed}");
     }
 }

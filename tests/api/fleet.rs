@@ -18,12 +18,20 @@ impl World {
     /// `sim fleet` over every machine of `base` (seed 3, the default mix of
     /// failures), enrolling with a new enrollment secret of the workspace.
     pub(crate) async fn start_fleet(&self, base: &InstallBase, interval: Duration) -> Fleet {
-        let response = self.app.post_json(&self.path("/enrollment-secret"), &self.token, &json!({})).send().await.expect("secret");
+        let response = self
+            .app
+            .post_json(&self.path("/enrollment-secret"), &self.token, &json!({}))
+            .send()
+            .await
+            .expect("secret");
         let secret: Value = response.json().await.expect("json");
         Fleet::start(FleetConfig {
             base_url: self.app.url(""),
             workspace_id: self.workspace,
-            enrollment_secret: secret["enrollment_secret"].as_str().expect("secret").to_string(),
+            enrollment_secret: secret["enrollment_secret"]
+                .as_str()
+                .expect("secret")
+                .to_string(),
             machines: FleetMachine::from_install_base(base),
             interval,
             seed: 3,
@@ -33,12 +41,21 @@ impl World {
 }
 
 async fn states(world: &World) -> BTreeMap<String, Value> {
-    world.all(&world.path("/machines")).await.into_iter().map(|m| (m["machine_id"].as_str().expect("id").to_string(), m)).collect()
+    world
+        .all(&world.path("/machines"))
+        .await
+        .into_iter()
+        .map(|m| (m["machine_id"].as_str().expect("id").to_string(), m))
+        .collect()
 }
 
 /// Waits until every machine the fleet can tell about shows the state it must, and
 /// every released machine that comes online was told to migrate and got somewhere final.
-pub(crate) async fn settle(world: &World, fleet: &Fleet, released: &[String]) -> BTreeMap<String, Value> {
+pub(crate) async fn settle(
+    world: &World,
+    fleet: &Fleet,
+    released: &[String],
+) -> BTreeMap<String, Value> {
     let started = Instant::now();
     loop {
         let shown = states(world).await;
@@ -48,14 +65,24 @@ pub(crate) async fn settle(world: &World, fleet: &Fleet, released: &[String]) ->
             .filter(|m| truth[*m].behaviour != Behaviour::NeverOnline)
             .filter(|m| {
                 let expected = truth[*m].expected_state();
-                expected.is_none() || expected == Some("migrating") || Some(shown[*m]["state"].as_str().unwrap_or_default()) != expected
+                expected.is_none()
+                    || expected == Some("migrating")
+                    || Some(shown[*m]["state"].as_str().unwrap_or_default()) != expected
             })
             .cloned()
             .collect();
         if mismatches.is_empty() {
             return shown;
         }
-        assert!(started.elapsed() < Duration::from_secs(120), "not settled: {:?}", mismatches.iter().take(5).map(|m| (m, &truth[m], &shown[m])).collect::<Vec<_>>());
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "not settled: {:?}",
+            mismatches
+                .iter()
+                .take(5)
+                .map(|m| (m, &truth[m], &shown[m]))
+                .collect::<Vec<_>>()
+        );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
 }
@@ -69,85 +96,229 @@ async fn with_sim_fleet_every_machine_ends_as_the_fleet_says_and_retried_failure
         let precheck = world.whole_precheck(&base).await;
         // A partner's tool listens to what happens to the machines.
         let receiver = Receiver::start();
-        world.subscribe(&receiver.url("/ok"), &["migration.completed", "machine.migrated", "machine.failed", "machine.manual_action_required"]).await;
+        world
+            .subscribe(
+                &receiver.url("/ok"),
+                &[
+                    "migration.completed",
+                    "machine.migrated",
+                    "machine.failed",
+                    "machine.manual_action_required",
+                ],
+            )
+            .await;
         let worker = world.run_worker();
-        let location = world.start_migration(json!({"precheck_id": precheck["id"]})).await;
+        let location = world
+            .start_migration(json!({"precheck_id": precheck["id"]}))
+            .await;
         assert_eq!(world.wait_over(&location).await["status"], "completed");
         let before = states(&world).await;
-        let released: Vec<String> = before.iter().filter(|(_, m)| m["state"] == "pending").map(|(id, _)| id.clone()).collect();
-        let idle: Vec<String> = before.iter().filter(|(_, m)| m["state"] == "idle").map(|(id, _)| id.clone()).collect();
+        let released: Vec<String> = before
+            .iter()
+            .filter(|(_, m)| m["state"] == "pending")
+            .map(|(id, _)| id.clone())
+            .collect();
+        let idle: Vec<String> = before
+            .iter()
+            .filter(|(_, m)| m["state"] == "idle")
+            .map(|(id, _)| id.clone())
+            .collect();
         assert!(!released.is_empty());
         let fleet = world.start_fleet(&base, Duration::from_millis(700)).await;
         let shown = settle(&world, &fleet, &released).await;
         let truth = fleet.truth();
-        let count = |state: &str| released.iter().filter(|m| shown[*m]["state"] == state).count();
-        assert!(count("migrated") > 0 && count("failed") > 0 && count("manual_action_required") + count("pending") > 0, "a mix of outcomes: {}", json!({
-            "migrated": count("migrated"), "failed": count("failed"), "manual": count("manual_action_required"), "pending": count("pending")
-        }));
+        let count = |state: &str| {
+            released
+                .iter()
+                .filter(|m| shown[*m]["state"] == state)
+                .count()
+        };
+        assert!(
+            count("migrated") > 0
+                && count("failed") > 0
+                && count("manual_action_required") + count("pending") > 0,
+            "a mix of outcomes: {}",
+            json!({
+                "migrated": count("migrated"), "failed": count("failed"), "manual": count("manual_action_required"), "pending": count("pending")
+            })
+        );
         for machine in &released {
             if truth[machine].behaviour == Behaviour::NeverOnline {
-                assert_eq!(shown[machine]["state"], "pending", "{machine}: never online stays pending");
+                assert_eq!(
+                    shown[machine]["state"], "pending",
+                    "{machine}: never online stays pending"
+                );
                 assert!(shown[machine]["waiting_reason"].is_string());
             }
             if shown[machine]["state"] == "failed" {
-                assert!(shown[machine]["error_code"].as_str().is_some_and(|c| c.ends_with("_error")), "{:?}", shown[machine]);
-                let logs = world.get(&world.path(&format!("/machines/{machine}/logs"))).await;
-                assert!(logs.as_array().is_some_and(|l| !l.is_empty()), "{machine}: a failed machine carries its log");
+                assert!(
+                    shown[machine]["error_code"]
+                        .as_str()
+                        .is_some_and(|c| c.ends_with("_error")),
+                    "{:?}",
+                    shown[machine]
+                );
+                let logs = world
+                    .get(&world.path(&format!("/machines/{machine}/logs")))
+                    .await;
+                assert!(
+                    logs.as_array().is_some_and(|l| !l.is_empty()),
+                    "{machine}: a failed machine carries its log"
+                );
             }
         }
         // Outdated clients are told to wait for their update: those that update
         // themselves then migrate at the check-in that states the new version; those
         // with automatic updates off wait for their user.
-        let told_to_update: Vec<&String> = released.iter().filter(|m| truth[*m].observed.told_to_update).collect();
-        let (updated, not_updated): (Vec<&String>, Vec<&String>) = told_to_update.iter().partition(|m| truth[**m].observed.updated);
-        assert!(!updated.is_empty() && !not_updated.is_empty(), "both kinds of outdated client: {} updated, {} not", updated.len(), not_updated.len());
+        let told_to_update: Vec<&String> = released
+            .iter()
+            .filter(|m| truth[*m].observed.told_to_update)
+            .collect();
+        let (updated, not_updated): (Vec<&String>, Vec<&String>) = told_to_update
+            .iter()
+            .partition(|m| truth[**m].observed.updated);
+        assert!(
+            !updated.is_empty() && !not_updated.is_empty(),
+            "both kinds of outdated client: {} updated, {} not",
+            updated.len(),
+            not_updated.len()
+        );
         for machine in updated {
-            assert!(truth[machine].auto_update && truth[machine].observed.told_to_migrate, "{machine}: {:?}", truth[machine]);
-            assert_ne!(shown[machine]["state"], "pending", "{machine}: migrates once its client updated itself");
-            let events = world.get(&world.path(&format!("/events?subject={machine}&kind=machine.client_updated"))).await;
-            assert_eq!(events["items"].as_array().map(Vec::len), Some(1), "{machine}: {events}");
+            assert!(
+                truth[machine].auto_update && truth[machine].observed.told_to_migrate,
+                "{machine}: {:?}",
+                truth[machine]
+            );
+            assert_ne!(
+                shown[machine]["state"], "pending",
+                "{machine}: migrates once its client updated itself"
+            );
+            let events = world
+                .get(&world.path(&format!(
+                    "/events?subject={machine}&kind=machine.client_updated"
+                )))
+                .await;
+            assert_eq!(
+                events["items"].as_array().map(Vec::len),
+                Some(1),
+                "{machine}: {events}"
+            );
         }
         for machine in not_updated {
-            assert!(!truth[machine].auto_update, "{machine}: only a client with automatic updates off stays outdated");
-            assert_eq!(shown[machine]["state"], "pending", "{machine}: waits for its user to update the client");
-            assert!(shown[machine]["waiting_reason"].as_str().is_some_and(|r| r.contains("contact the user")), "{:?}", shown[machine]);
+            assert!(
+                !truth[machine].auto_update,
+                "{machine}: only a client with automatic updates off stays outdated"
+            );
+            assert_eq!(
+                shown[machine]["state"], "pending",
+                "{machine}: waits for its user to update the client"
+            );
+            assert!(
+                shown[machine]["waiting_reason"]
+                    .as_str()
+                    .is_some_and(|r| r.contains("contact the user")),
+                "{:?}",
+                shown[machine]
+            );
         }
         for machine in &idle {
-            assert_eq!(shown[machine]["state"], "idle", "{machine}: a machine not released stays idle");
+            assert_eq!(
+                shown[machine]["state"], "idle",
+                "{machine}: a machine not released stays idle"
+            );
         }
         // The faults were on the first attempt only: retried, the failed machines migrate.
-        let failed: Vec<String> = released.iter().filter(|m| shown[*m]["state"] == "failed").cloned().collect();
+        let failed: Vec<String> = released
+            .iter()
+            .filter(|m| shown[*m]["state"] == "failed")
+            .cloned()
+            .collect();
         for machine in &failed {
-            let retried = world.app.post_json(&world.path(&format!("/machines/{machine}/retry")), &world.token, &json!({})).send().await.expect("retry");
+            let retried = world
+                .app
+                .post_json(
+                    &world.path(&format!("/machines/{machine}/retry")),
+                    &world.token,
+                    &json!({}),
+                )
+                .send()
+                .await
+                .expect("retry");
             assert_eq!(retried.status(), 200);
         }
         let shown = settle(&world, &fleet, &released).await;
         let truth = fleet.truth();
         for machine in &failed {
             // Migrated, or (SQL Server / Exchange plans) installed and waiting for manual registration.
-            let expected = if truth[machine].observed.manual { "manual_action_required" } else { "migrated" };
-            assert_eq!(shown[machine]["state"], expected, "{machine}: after the retry");
+            let expected = if truth[machine].observed.manual {
+                "manual_action_required"
+            } else {
+                "migrated"
+            };
+            assert_eq!(
+                shown[machine]["state"], expected,
+                "{machine}: after the retry"
+            );
         }
         assert!(failed.iter().any(|m| shown[m]["state"] == "migrated"));
         let migration = world.get(&location).await;
-        assert_eq!(migration["machines"]["migrated"], released.iter().filter(|m| shown[*m]["state"] == "migrated").count(), "{}", migration["machines"]);
+        assert_eq!(
+            migration["machines"]["migrated"],
+            released
+                .iter()
+                .filter(|m| shown[*m]["state"] == "migrated")
+                .count(),
+            "{}",
+            migration["machines"]
+        );
         // Webhooks: told once (one webhook-id) of each machine that migrated, failed
         // or waits for manual steps, and of the migration's completion.
         let told = |kind: &str, machine: &str| {
             let got = receiver.at("/ok");
-            let ids: BTreeSet<String> = got.iter().filter(|r| r.json()["type"] == kind && r.json()["data"]["subject"]["id"] == machine).map(|r| r.id().to_string()).collect();
+            let ids: BTreeSet<String> = got
+                .iter()
+                .filter(|r| {
+                    r.json()["type"] == kind && r.json()["data"]["subject"]["id"] == machine
+                })
+                .map(|r| r.id().to_string())
+                .collect();
             ids.len()
         };
-        let expected_migrated: usize = released.iter().filter(|m| shown[*m]["state"] == "migrated").count();
-        receiver.wait("/ok", |r| r.iter().filter(|x| x.json()["type"] == "machine.migrated").count() >= expected_migrated).await;
+        let expected_migrated: usize = released
+            .iter()
+            .filter(|m| shown[*m]["state"] == "migrated")
+            .count();
+        receiver
+            .wait("/ok", |r| {
+                r.iter()
+                    .filter(|x| x.json()["type"] == "machine.migrated")
+                    .count()
+                    >= expected_migrated
+            })
+            .await;
         tokio::time::sleep(Duration::from_millis(500)).await;
         for machine in &released {
             let state = shown[machine]["state"].as_str().unwrap_or_default();
-            assert_eq!(told("machine.migrated", machine), usize::from(state == "migrated"), "{machine} is {state}");
-            assert_eq!(told("machine.failed", machine), usize::from(failed.contains(machine)), "{machine}: failed once before its retry");
-            assert_eq!(told("machine.manual_action_required", machine), usize::from(state == "manual_action_required"), "{machine} is {state}");
+            assert_eq!(
+                told("machine.migrated", machine),
+                usize::from(state == "migrated"),
+                "{machine} is {state}"
+            );
+            assert_eq!(
+                told("machine.failed", machine),
+                usize::from(failed.contains(machine)),
+                "{machine}: failed once before its retry"
+            );
+            assert_eq!(
+                told("machine.manual_action_required", machine),
+                usize::from(state == "manual_action_required"),
+                "{machine} is {state}"
+            );
         }
-        assert_eq!(told("migration.completed", &migration["id"].as_str().expect("id").to_string()), 1);
+        assert_eq!(
+            told("migration.completed", migration["id"].as_str().expect("id")),
+            1
+        );
         receiver.stop().await;
         fleet.stop().await;
         worker.stop().await;

@@ -37,7 +37,9 @@ impl Backend {
 }
 
 fn postgres_admin_url() -> Option<String> {
-    std::env::var("MP_TEST_POSTGRES_URL").ok().filter(|u| !u.is_empty())
+    std::env::var("MP_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
 }
 
 /// Two RSA keys per test binary: generating them is the slow part of a test.
@@ -61,7 +63,10 @@ impl Write for Logs {
         if std::env::var_os("TEST_LOG").is_some() {
             let _ = std::io::stderr().write_all(buf);
         }
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).extend_from_slice(buf);
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(buf);
         Ok(buf.len())
     }
 
@@ -82,7 +87,12 @@ pub fn logs() -> &'static Logs {
     static LOGS: OnceLock<Logs> = OnceLock::new();
     LOGS.get_or_init(|| {
         let logs = Logs(Arc::new(Mutex::new(Vec::new())));
-        telemetry::init(LogFormat::Json, "debug,hyper=info,h2=info,rustls=info", logs.clone()).expect("one subscriber per test binary");
+        telemetry::init(
+            LogFormat::Json,
+            "debug,hyper=info,h2=info,rustls=info",
+            logs.clone(),
+        )
+        .expect("one subscriber per test binary");
         logs
     })
 }
@@ -109,7 +119,12 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
 
 pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Config)) -> TestApp {
     logs();
-    let idp = IdentityProvider::start(SocketAddr::from(([127, 0, 0, 1], 0)), AUDIENCE, &test_keys()[0]).expect("identity provider");
+    let idp = IdentityProvider::start(
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+        AUDIENCE,
+        &test_keys()[0],
+    )
+    .expect("identity provider");
     let dir = tempfile::tempdir().expect("temp dir");
     let (database_url, sqlite_file) = match backend {
         Backend::Sqlite => {
@@ -119,8 +134,10 @@ pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Config
         Backend::Postgres => (fresh_postgres_database().await, None),
     };
     let secret_key = SecretString::from(migration_portal::crypto::generate_key().expect("key"));
-    let mut config = Config::default();
-    config.bind = SocketAddr::from(([127, 0, 0, 1], 0));
+    let mut config = Config {
+        bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+        ..Config::default()
+    };
     config.database.url = database_url.clone();
     config.database.max_connections = 5;
     config.auth.issuer = Some(idp.issuer().to_string());
@@ -130,21 +147,42 @@ pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Config
     // The simulators listen on loopback.
     config.connectors.allow_private_networks = true;
     configure(&mut config);
-    let app = Application::build(&config, KeyPolicy::Required).await.expect("application starts");
+    let app = Application::build(&config, KeyPolicy::Required)
+        .await
+        .expect("application starts");
     let address = format!("http://127.0.0.1:{}", app.port());
     let metrics = app.metrics();
     tokio::spawn(app.run_until_stopped());
     let tenant = Uuid::new_v4();
     let token = idp.partner_token(tenant);
-    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
-    TestApp { address, backend, idp, http, database_url, sqlite_file, secret_key, tenant, token, metrics, _dir: dir }
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    TestApp {
+        address,
+        backend,
+        idp,
+        http,
+        database_url,
+        sqlite_file,
+        secret_key,
+        tenant,
+        token,
+        metrics,
+        _dir: dir,
+    }
 }
 
 pub async fn fresh_postgres_database() -> String {
     let admin = postgres_admin_url().expect("MP_TEST_POSTGRES_URL");
     let name = format!("mp_test_{}", Uuid::new_v4().simple());
-    let conn = Database::connect(&admin).await.expect("PostgreSQL at MP_TEST_POSTGRES_URL");
-    conn.execute_unprepared(&format!("CREATE DATABASE {name}")).await.expect("create test database");
+    let conn = Database::connect(&admin)
+        .await
+        .expect("PostgreSQL at MP_TEST_POSTGRES_URL");
+    conn.execute_unprepared(&format!("CREATE DATABASE {name}"))
+        .await
+        .expect("create test database");
     conn.close().await.ok();
     let mut url = url::Url::parse(&admin).expect("MP_TEST_POSTGRES_URL is a URL");
     url.set_path(&name);
@@ -173,12 +211,25 @@ impl TestApp {
         self.http.get(self.url(path)).bearer_auth(token)
     }
 
-    pub fn post_json(&self, path: &str, token: &str, body: &serde_json::Value) -> reqwest::RequestBuilder {
+    pub fn post_json(
+        &self,
+        path: &str,
+        token: &str,
+        body: &serde_json::Value,
+    ) -> reqwest::RequestBuilder {
         self.http.post(self.url(path)).bearer_auth(token).json(body)
     }
 
-    pub fn patch_json(&self, path: &str, token: &str, body: &serde_json::Value) -> reqwest::RequestBuilder {
-        self.http.patch(self.url(path)).bearer_auth(token).json(body)
+    pub fn patch_json(
+        &self,
+        path: &str,
+        token: &str,
+        body: &serde_json::Value,
+    ) -> reqwest::RequestBuilder {
+        self.http
+            .patch(self.url(path))
+            .bearer_auth(token)
+            .json(body)
     }
 
     pub fn delete(&self, path: &str, token: &str) -> reqwest::RequestBuilder {
@@ -186,8 +237,16 @@ impl TestApp {
     }
 
     /// Creates a workspace for `token`'s tenant and returns its JSON.
-    pub async fn create_workspace(&self, token: &str, body: &serde_json::Value) -> serde_json::Value {
-        let response = self.post_json("/api/v1/workspaces", token, body).send().await.expect("request");
+    pub async fn create_workspace(
+        &self,
+        token: &str,
+        body: &serde_json::Value,
+    ) -> serde_json::Value {
+        let response = self
+            .post_json("/api/v1/workspaces", token, body)
+            .send()
+            .await
+            .expect("request");
         assert_eq!(response.status(), 201, "create workspace");
         response.json().await.expect("json")
     }
@@ -201,7 +260,14 @@ impl TestApp {
                 Some(c) => format!("/api/v1/workspaces?limit=500&cursor={c}"),
                 None => "/api/v1/workspaces?limit=500".to_string(),
             };
-            let page: serde_json::Value = self.get(&path, token).send().await.expect("list").json().await.expect("json");
+            let page: serde_json::Value = self
+                .get(&path, token)
+                .send()
+                .await
+                .expect("list")
+                .json()
+                .await
+                .expect("json");
             items.extend(page["items"].as_array().expect("items").iter().cloned());
             match page["next_cursor"].as_str() {
                 Some(next) => cursor = Some(next.to_string()),
@@ -229,14 +295,25 @@ pub fn workspace_body(name: &str) -> (serde_json::Value, String, String) {
 /// Asserts an RFC 9457 answer with `status` and returns its body.
 pub async fn assert_problem(response: reqwest::Response, status: u16) -> serde_json::Value {
     let actual = response.status().as_u16();
-    let content_type = response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
     let text = response.text().await.unwrap_or_default();
     assert_eq!(actual, status, "status; body: {text}");
-    assert!(content_type.starts_with("application/problem+json"), "content type {content_type:?}; body: {text}");
+    assert!(
+        content_type.starts_with("application/problem+json"),
+        "content type {content_type:?}; body: {text}"
+    );
     let problem: serde_json::Value = serde_json::from_str(&text).expect("problem body is JSON");
     assert_eq!(problem["status"], status, "{problem}");
     for field in ["type", "title", "detail", "code"] {
-        assert!(problem[field].as_str().is_some_and(|s| !s.is_empty()), "problem lacks {field}: {problem}");
+        assert!(
+            problem[field].as_str().is_some_and(|s| !s.is_empty()),
+            "problem lacks {field}: {problem}"
+        );
     }
     problem
 }
@@ -248,28 +325,59 @@ pub async fn fresh_db(backend: Backend) -> (sea_orm::DatabaseConnection, tempfil
         Backend::Sqlite => format!("sqlite://{}", dir.path().join("jobs.db").display()),
         Backend::Postgres => fresh_postgres_database().await,
     };
-    let config = migration_portal::config::DatabaseConfig { url, max_connections: 8, busy_timeout_ms: 10_000 };
-    let db = migration_portal::db::connect_migrated(&config).await.expect("connect and migrate");
+    let config = migration_portal::config::DatabaseConfig {
+        url,
+        max_connections: 8,
+        busy_timeout_ms: 10_000,
+    };
+    let db = migration_portal::db::connect_migrated(&config)
+        .await
+        .expect("connect and migrate");
     (db, dir)
 }
 
 /// Runs `python3 ARGS` able to import `module`, installing `packages` (exact pins,
 /// `pip install` arguments) into the test target dir on first use: a folder per
 /// `name`, so that tools with different dependencies do not overwrite each other.
-pub fn python_with(name: &str, module: &str, packages: &[&str], args: &[&str]) -> std::process::Output {
+pub fn python_with(
+    name: &str,
+    module: &str,
+    packages: &[&str],
+    args: &[&str],
+) -> std::process::Output {
     static INSTALLING: Mutex<()> = Mutex::new(());
     let deps = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
-    let python = |args: &[&str]| std::process::Command::new("python3").env("PYTHONPATH", &deps).args(args).output().expect("python3 runs");
+    let python = |args: &[&str]| {
+        std::process::Command::new("python3")
+            .env("PYTHONPATH", &deps)
+            .args(args)
+            .output()
+            .expect("python3 runs")
+    };
     {
         let _one_at_a_time = INSTALLING.lock().unwrap_or_else(|e| e.into_inner());
-        if !python(&["-c", &format!("import {module}")]).status.success() {
+        if !python(&["-c", &format!("import {module}")])
+            .status
+            .success()
+        {
             let installed = std::process::Command::new("python3")
-                .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--target"])
+                .args([
+                    "-m",
+                    "pip",
+                    "install",
+                    "--quiet",
+                    "--disable-pip-version-check",
+                    "--target",
+                ])
                 .arg(&deps)
                 .args(packages)
                 .output()
                 .expect("pip runs");
-            assert!(installed.status.success(), "pip install {packages:?}: {}", String::from_utf8_lossy(&installed.stderr));
+            assert!(
+                installed.status.success(),
+                "pip install {packages:?}: {}",
+                String::from_utf8_lossy(&installed.stderr)
+            );
         }
     }
     python(args)

@@ -55,8 +55,17 @@ fn expected_rollup(base: &InstallBase, group: &str) -> Expected {
             break;
         }
     }
-    let users: BTreeSet<&str> = base.users.iter().filter(|u| inside.contains(u.group_id.as_str())).map(|u| u.id.as_str()).collect();
-    let machines: Vec<_> = base.machines.iter().filter(|m| users.contains(m.user_id.as_str())).collect();
+    let users: BTreeSet<&str> = base
+        .users
+        .iter()
+        .filter(|u| inside.contains(u.group_id.as_str()))
+        .map(|u| u.id.as_str())
+        .collect();
+    let machines: Vec<_> = base
+        .machines
+        .iter()
+        .filter(|m| users.contains(m.user_id.as_str()))
+        .collect();
     Expected {
         groups: inside.len() as u64 - 1,
         users: users.len() as u64,
@@ -66,12 +75,25 @@ fn expected_rollup(base: &InstallBase, group: &str) -> Expected {
 }
 
 fn actual(rollup: &Value) -> Expected {
-    let n = |k: &str| rollup[k].as_u64().unwrap_or_else(|| panic!("{k} in {rollup}"));
-    Expected { groups: n("groups"), users: n("users"), machines: n("machines"), data_size_bytes: n("data_size_bytes") }
+    let n = |k: &str| {
+        rollup[k]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{k} in {rollup}"))
+    };
+    Expected {
+        groups: n("groups"),
+        users: n("users"),
+        machines: n("machines"),
+        data_size_bytes: n("data_size_bytes"),
+    }
 }
 
 fn sum(map: &Value) -> u64 {
-    map.as_object().expect("map").values().map(|v| v.as_u64().expect("count")).sum()
+    map.as_object()
+        .expect("map")
+        .values()
+        .map(|v| v.as_u64().expect("count"))
+        .sum()
 }
 
 #[tokio::test]
@@ -79,7 +101,12 @@ async fn rollups_children_and_details_match_the_generated_install_base() {
     for backend in Backend::enabled() {
         let base = generate(&GenSpec::sized(Size::Small, 11));
         let world = world(backend, base.clone()).await;
-        let not_yet = world.app.get(&world.path("/hierarchy"), &world.token).send().await.expect("get");
+        let not_yet = world
+            .app
+            .get(&world.path("/hierarchy"), &world.token)
+            .send()
+            .await
+            .expect("get");
         assert_eq!(assert_problem(not_yet, 409).await["code"], "not_synced");
         world.sync().await;
         let root_id = base.truth.root_group_id.clone();
@@ -89,45 +116,117 @@ async fn rollups_children_and_details_match_the_generated_install_base() {
         let root = &hierarchy["root"];
         assert_eq!(root["id"], root_id.as_str());
         let rollup = &root["rollup"];
-        assert_eq!(actual(rollup), expected_rollup(&base, &root_id), "{backend:?}");
-        assert_eq!(rollup["machines_by_state"].as_object().expect("states").len(), 7, "every state listed");
-        assert_eq!(rollup["machines_by_state"]["idle"].as_u64(), Some(base.machines.len() as u64));
-        assert_eq!(rollup["machines_by_readiness"].as_object().expect("readiness").len(), 5, "every readiness listed");
-        assert_eq!(sum(&rollup["machines_by_readiness"]), base.machines.len() as u64);
+        assert_eq!(
+            actual(rollup),
+            expected_rollup(&base, &root_id),
+            "{backend:?}"
+        );
+        assert_eq!(
+            rollup["machines_by_state"]
+                .as_object()
+                .expect("states")
+                .len(),
+            7,
+            "every state listed"
+        );
+        assert_eq!(
+            rollup["machines_by_state"]["idle"].as_u64(),
+            Some(base.machines.len() as u64)
+        );
+        assert_eq!(
+            rollup["machines_by_readiness"]
+                .as_object()
+                .expect("readiness")
+                .len(),
+            5,
+            "every readiness listed"
+        );
+        assert_eq!(
+            sum(&rollup["machines_by_readiness"]),
+            base.machines.len() as u64
+        );
         // Two paths to the same figures: the SQL rollup and the planner's pre-check.
         let response = world
             .app
-            .post_json(&world.path("/prechecks"), &world.token, &json!({"selection": [{"kind": "group", "id": root_id}], "check_logins": false}))
+            .post_json(
+                &world.path("/prechecks"),
+                &world.token,
+                &json!({"selection": [{"kind": "group", "id": root_id}], "check_logins": false}),
+            )
             .send()
             .await
             .expect("post");
-        let location = response.headers()["location"].to_str().expect("location").to_string();
+        let location = response.headers()["location"]
+            .to_str()
+            .expect("location")
+            .to_string();
         world.work().await;
         let planning = world.get(&format!("{location}/planning")).await;
-        assert_eq!(rollup["machines_by_readiness"], planning["machines_by_readiness"], "{backend:?}");
+        assert_eq!(
+            rollup["machines_by_readiness"], planning["machines_by_readiness"],
+            "{backend:?}"
+        );
         // Unsupported OSes are exactly the generator's.
-        assert_eq!(rollup["machines_by_readiness"]["unsupported"].as_u64(), Some(base.truth.machines.unsupported_os.len() as u64));
+        assert_eq!(
+            rollup["machines_by_readiness"]["unsupported"].as_u64(),
+            Some(base.truth.machines.unsupported_os.len() as u64)
+        );
 
         // Every group's children, walked in pages of 7: each child once, groups first, by name; rollups per subgroup.
         let mut seen_groups = BTreeSet::new();
         let mut queue = vec![root_id.clone()];
         while let Some(group) = queue.pop() {
-            let children = world.all_pages(&world.path(&format!("/groups/{group}/children?rollup=true"))).await;
-            let kinds: Vec<&str> = children.iter().map(|c| c["kind"].as_str().expect("kind")).collect();
-            assert!(kinds.windows(2).all(|w| w[0] <= w[1]), "groups before users: {kinds:?}");
-            let want_groups: BTreeSet<String> = base.groups.iter().filter(|g| g.parent_id.as_deref() == Some(group.as_str())).map(|g| g.id.clone()).collect();
-            let want_users: BTreeSet<String> = base.users.iter().filter(|u| u.group_id == group).map(|u| u.id.clone()).collect();
-            let got =
-                |kind: &str| -> Vec<String> { children.iter().filter(|c| c["kind"] == kind).map(|c| c["id"].as_str().expect("id").to_string()).collect() };
+            let children = world
+                .all_pages(&world.path(&format!("/groups/{group}/children?rollup=true")))
+                .await;
+            let kinds: Vec<&str> = children
+                .iter()
+                .map(|c| c["kind"].as_str().expect("kind"))
+                .collect();
+            assert!(
+                kinds.windows(2).all(|w| w[0] <= w[1]),
+                "groups before users: {kinds:?}"
+            );
+            let want_groups: BTreeSet<String> = base
+                .groups
+                .iter()
+                .filter(|g| g.parent_id.as_deref() == Some(group.as_str()))
+                .map(|g| g.id.clone())
+                .collect();
+            let want_users: BTreeSet<String> = base
+                .users
+                .iter()
+                .filter(|u| u.group_id == group)
+                .map(|u| u.id.clone())
+                .collect();
+            let got = |kind: &str| -> Vec<String> {
+                children
+                    .iter()
+                    .filter(|c| c["kind"] == kind)
+                    .map(|c| c["id"].as_str().expect("id").to_string())
+                    .collect()
+            };
             let (groups, users) = (got("group"), got("user"));
-            assert_eq!(groups.iter().cloned().collect::<BTreeSet<_>>(), want_groups, "{backend:?} subgroups of {group}");
+            assert_eq!(
+                groups.iter().cloned().collect::<BTreeSet<_>>(),
+                want_groups,
+                "{backend:?} subgroups of {group}"
+            );
             assert_eq!(groups.len(), want_groups.len(), "no subgroup twice");
-            assert_eq!(users.iter().cloned().collect::<BTreeSet<_>>(), want_users, "{backend:?} users of {group}");
+            assert_eq!(
+                users.iter().cloned().collect::<BTreeSet<_>>(),
+                want_users,
+                "{backend:?} users of {group}"
+            );
             assert_eq!(users.len(), want_users.len(), "no user twice");
             for child in &children {
                 let id = child["id"].as_str().expect("id");
                 if child["kind"] == "group" {
-                    assert_eq!(actual(&child["rollup"]), expected_rollup(&base, id), "{backend:?} rollup of {id}");
+                    assert_eq!(
+                        actual(&child["rollup"]),
+                        expected_rollup(&base, id),
+                        "{backend:?} rollup of {id}"
+                    );
                     let name = &base.groups.iter().find(|g| g.id == id).expect("group").name;
                     assert_eq!(child["name"], name.as_str());
                     queue.push(id.to_string());
@@ -140,19 +239,38 @@ async fn rollups_children_and_details_match_the_generated_install_base() {
                 }
             }
         }
-        assert_eq!(seen_groups.len(), base.groups.len() - 1, "the walk reached every group");
+        assert_eq!(
+            seen_groups.len(),
+            base.groups.len() - 1,
+            "the walk reached every group"
+        );
         // Only users, when asked.
-        let only_users = world.all_pages(&world.path(&format!("/groups/{root_id}/children?kind=user"))).await;
+        let only_users = world
+            .all_pages(&world.path(&format!("/groups/{root_id}/children?kind=user")))
+            .await;
         assert!(only_users.iter().all(|c| c["kind"] == "user"));
-        assert_eq!(only_users.len(), base.users.iter().filter(|u| u.group_id == root_id).count());
+        assert_eq!(
+            only_users.len(),
+            base.users.iter().filter(|u| u.group_id == root_id).count()
+        );
 
         // Group detail: target kind by the generator's classification, path from the root.
         let t = &base.truth.groups;
-        for (ids, kind) in [(&t.resellers, "partner"), (&t.customers, "customer"), (&t.mixed, "partner_with_customer"), (&t.empty, "empty")] {
+        for (ids, kind) in [
+            (&t.resellers, "partner"),
+            (&t.customers, "customer"),
+            (&t.mixed, "partner_with_customer"),
+            (&t.empty, "empty"),
+        ] {
             for id in ids.iter().take(3) {
                 let detail = world.get(&world.path(&format!("/groups/{id}"))).await;
                 assert_eq!(detail["target_kind"], kind, "{id}");
-                let path: Vec<&str> = detail["path"].as_array().expect("path").iter().map(|p| p["id"].as_str().expect("id")).collect();
+                let path: Vec<&str> = detail["path"]
+                    .as_array()
+                    .expect("path")
+                    .iter()
+                    .map(|p| p["id"].as_str().expect("id"))
+                    .collect();
                 assert_eq!(path.first(), Some(&root_id.as_str()));
                 assert_eq!(path.last(), Some(&id.as_str()));
                 assert_eq!(actual(&detail["rollup"]), expected_rollup(&base, id));
@@ -160,43 +278,122 @@ async fn rollups_children_and_details_match_the_generated_install_base() {
         }
         let deepest = t.deep_chain.last().expect("deep chain");
         let detail = world.get(&world.path(&format!("/groups/{deepest}"))).await;
-        assert_eq!(detail["path"].as_array().expect("path").len(), t.deep_chain.len() + 1, "root + the chain");
+        assert_eq!(
+            detail["path"].as_array().expect("path").len(),
+            t.deep_chain.len() + 1,
+            "root + the chain"
+        );
 
         // User detail: their machines, exactly.
-        let user = base.users.iter().find(|u| base.machines.iter().filter(|m| m.user_id == u.id).count() > 1).expect("a user with machines");
+        let user = base
+            .users
+            .iter()
+            .find(|u| base.machines.iter().filter(|m| m.user_id == u.id).count() > 1)
+            .expect("a user with machines");
         let detail = world.get(&world.path(&format!("/users/{}", user.id))).await;
         assert_eq!(detail["login"], user.login.as_str());
-        let machines: BTreeSet<&str> = detail["machines"].as_array().expect("machines").iter().map(|m| m["id"].as_str().expect("id")).collect();
-        let want: BTreeSet<&str> = base.machines.iter().filter(|m| m.user_id == user.id).map(|m| m.id.as_str()).collect();
+        let machines: BTreeSet<&str> = detail["machines"]
+            .as_array()
+            .expect("machines")
+            .iter()
+            .map(|m| m["id"].as_str().expect("id"))
+            .collect();
+        let want: BTreeSet<&str> = base
+            .machines
+            .iter()
+            .filter(|m| m.user_id == user.id)
+            .map(|m| m.id.as_str())
+            .collect();
         assert_eq!(machines, want);
 
         // Machine detail: an unsupported OS says so with steps; plans come converted, uneven times warned.
         let unsupported = &base.truth.machines.unsupported_os[0];
-        let detail = world.get(&world.path(&format!("/machines/{unsupported}"))).await;
+        let detail = world
+            .get(&world.path(&format!("/machines/{unsupported}")))
+            .await;
         assert_eq!(detail["readiness"], "unsupported");
         assert_eq!(detail["actions"][0]["cause"], "unsupported_os");
-        assert!(detail["actions"][0]["instructions"].as_array().expect("steps").len() >= 3);
+        assert!(
+            detail["actions"][0]["instructions"]
+                .as_array()
+                .expect("steps")
+                .len()
+                >= 3
+        );
         let uneven = &base.truth.plans.daily_uneven[0];
-        let machine = &base.plans.iter().find(|p| &p.id == uneven).expect("plan").machine_id;
-        let detail = world.get(&world.path(&format!("/machines/{machine}"))).await;
+        let machine = &base
+            .plans
+            .iter()
+            .find(|p| &p.id == uneven)
+            .expect("plan")
+            .machine_id;
+        let detail = world
+            .get(&world.path(&format!("/machines/{machine}")))
+            .await;
         let plans = detail["backup_plans"].as_array().expect("plans");
-        assert_eq!(plans.len(), base.plans.iter().filter(|p| &p.machine_id == machine).count());
-        let plan = plans.iter().find(|p| p["source"]["id"] == uneven.as_str()).expect("the uneven plan");
+        assert_eq!(
+            plans.len(),
+            base.plans
+                .iter()
+                .filter(|p| &p.machine_id == machine)
+                .count()
+        );
+        let plan = plans
+            .iter()
+            .find(|p| p["source"]["id"] == uneven.as_str())
+            .expect("the uneven plan");
         assert_eq!(plan["target"]["schedule"]["kind"], "hourly", "{plan}");
-        assert!(plan["target"]["warnings"].to_string().contains("runs_more_often"), "{plan}");
-        let stored = base.machines.iter().find(|m| &m.id == machine).expect("machine");
+        assert!(
+            plan["target"]["warnings"]
+                .to_string()
+                .contains("runs_more_often"),
+            "{plan}"
+        );
+        let stored = base
+            .machines
+            .iter()
+            .find(|m| &m.id == machine)
+            .expect("machine");
         assert_eq!(detail["hostname"], stored.hostname.as_str());
         assert_eq!(detail["user_id"], stored.user_id.as_str());
 
         // Unknown ids are 404; another tenant sees none of it.
-        for path in ["/groups/nope", "/groups/nope/children", "/users/nope", "/machines/nope"] {
-            assert_problem(world.app.get(&world.path(path), &world.token).send().await.expect("get"), 404).await;
+        for path in [
+            "/groups/nope",
+            "/groups/nope/children",
+            "/users/nope",
+            "/machines/nope",
+        ] {
+            assert_problem(
+                world
+                    .app
+                    .get(&world.path(path), &world.token)
+                    .send()
+                    .await
+                    .expect("get"),
+                404,
+            )
+            .await;
         }
         let stranger = world.cloud.idp().partner_token(Uuid::now_v7());
         let user_path = format!("/users/{}", user.id);
         let group_path = format!("/groups/{root_id}/children");
-        for path in ["/hierarchy", "/hierarchy/search?q=a", group_path.as_str(), user_path.as_str()] {
-            assert_problem(world.app.get(&world.path(path), &stranger).send().await.expect("get"), 404).await;
+        for path in [
+            "/hierarchy",
+            "/hierarchy/search?q=a",
+            group_path.as_str(),
+            user_path.as_str(),
+        ] {
+            assert_problem(
+                world
+                    .app
+                    .get(&world.path(path), &stranger)
+                    .send()
+                    .await
+                    .expect("get"),
+                404,
+            )
+            .await;
         }
         // Bad queries are 400, not 500.
         for path in [
@@ -208,7 +405,16 @@ async fn rollups_children_and_details_match_the_generated_install_base() {
             format!("/hierarchy/search?q={}", "x".repeat(201)),
             "/hierarchy/search?q=a&kind=plan".to_string(),
         ] {
-            assert_problem(world.app.get(&world.path(&path), &world.token).send().await.expect("get"), 400).await;
+            assert_problem(
+                world
+                    .app
+                    .get(&world.path(&path), &world.token)
+                    .send()
+                    .await
+                    .expect("get"),
+                400,
+            )
+            .await;
         }
     }
 }
@@ -216,12 +422,24 @@ async fn rollups_children_and_details_match_the_generated_install_base() {
 /// What a search for `q` must find, from the generator's lists.
 fn expected_hits(base: &InstallBase, q: &str) -> BTreeSet<(String, String)> {
     let q = q.to_lowercase();
-    let has = |values: &[Option<&str>]| values.iter().flatten().any(|v| v.to_lowercase().contains(&q));
+    let has = |values: &[Option<&str>]| {
+        values
+            .iter()
+            .flatten()
+            .any(|v| v.to_lowercase().contains(&q))
+    };
     let groups = base.groups.iter().filter(|g| {
         let admin = g.admin.as_ref();
-        has(&[Some(&g.name), admin.map(|a| a.login.as_str()), admin.map(|a| a.email.as_str())])
+        has(&[
+            Some(&g.name),
+            admin.map(|a| a.login.as_str()),
+            admin.map(|a| a.email.as_str()),
+        ])
     });
-    let users = base.users.iter().filter(|u| has(&[Some(&u.login), Some(&u.email)]));
+    let users = base
+        .users
+        .iter()
+        .filter(|u| has(&[Some(&u.login), Some(&u.email)]));
     let machines = base.machines.iter().filter(|m| has(&[Some(&m.hostname)]));
     groups
         .map(|g| ("group".to_string(), g.id.clone()))
@@ -239,20 +457,49 @@ async fn search_finds_every_match_once_and_takes_wildcards_literally() {
         let user = &base.users[base.users.len() / 2];
         let machine = &base.machines[base.machines.len() / 3];
         let group = &base.groups[base.groups.len() / 2];
-        let email_part = user.email.split('@').next().expect("local part").to_uppercase();
+        let email_part = user
+            .email
+            .split('@')
+            .next()
+            .expect("local part")
+            .to_uppercase();
         let hostname_part: String = machine.hostname.chars().skip(1).take(5).collect();
-        for q in [group.name.trim().to_string(), email_part, hostname_part, "_".to_string(), "%".to_string(), "a".to_string()] {
+        for q in [
+            group.name.trim().to_string(),
+            email_part,
+            hostname_part,
+            "_".to_string(),
+            "%".to_string(),
+            "a".to_string(),
+        ] {
             let encoded: String = url::form_urlencoded::byte_serialize(q.as_bytes()).collect();
-            let hits = world.all_pages(&world.path(&format!("/hierarchy/search?q={encoded}"))).await;
-            let got: Vec<(String, String)> =
-                hits.iter().map(|h| (h["kind"].as_str().expect("kind").to_string(), h["id"].as_str().expect("id").to_string())).collect();
+            let hits = world
+                .all_pages(&world.path(&format!("/hierarchy/search?q={encoded}")))
+                .await;
+            let got: Vec<(String, String)> = hits
+                .iter()
+                .map(|h| {
+                    (
+                        h["kind"].as_str().expect("kind").to_string(),
+                        h["id"].as_str().expect("id").to_string(),
+                    )
+                })
+                .collect();
             let unique: BTreeSet<(String, String)> = got.iter().cloned().collect();
             assert_eq!(unique.len(), got.len(), "{backend:?} {q:?}: no hit twice");
             assert_eq!(unique, expected_hits(&base, q.trim()), "{backend:?} {q:?}");
             let kinds: Vec<&str> = got.iter().map(|(k, _)| k.as_str()).collect();
-            assert!(kinds.windows(2).all(|w| rank(w[0]) <= rank(w[1])), "groups, then users, then machines");
+            assert!(
+                kinds.windows(2).all(|w| rank(w[0]) <= rank(w[1])),
+                "groups, then users, then machines"
+            );
         }
-        let only = world.all_pages(&world.path(&format!("/hierarchy/search?q={}&kind=user", user.login.to_uppercase()))).await;
+        let only = world
+            .all_pages(&world.path(&format!(
+                "/hierarchy/search?q={}&kind=user",
+                user.login.to_uppercase()
+            )))
+            .await;
         assert!(only.iter().any(|h| h["id"] == user.id.as_str()));
         assert!(only.iter().all(|h| h["kind"] == "user"));
     }
@@ -273,17 +520,39 @@ async fn a_machine_mid_migration_stays_in_the_rollup_flagged_after_its_user_leav
         let world = world(backend, base.clone()).await;
         world.sync().await;
         // Mark every machine migrating, then let the source lose some users.
-        world.db.execute_unprepared("UPDATE source_machines SET migration_state = 'migrating'").await.expect("mark");
-        let report = world.source.mutate(Mutations { seed: 3, add_users: 0, move_users: 0, remove_users: 4, upgrade_clients: 0 });
-        assert!(!report.removed_machines.is_empty(), "the removed users had machines");
+        world
+            .db
+            .execute_unprepared("UPDATE source_machines SET migration_state = 'migrating'")
+            .await
+            .expect("mark");
+        let report = world.source.mutate(Mutations {
+            seed: 3,
+            add_users: 0,
+            move_users: 0,
+            remove_users: 4,
+            upgrade_clients: 0,
+        });
+        assert!(
+            !report.removed_machines.is_empty(),
+            "the removed users had machines"
+        );
         world.sync().await;
         let rollup = world.get(&world.path("/hierarchy")).await["root"]["rollup"].clone();
-        assert_eq!(rollup["machines"].as_u64(), Some(base.machines.len() as u64), "{backend:?}: nothing mid-migration is lost");
-        assert_eq!(rollup["machines_by_state"]["migrating"].as_u64(), Some(base.machines.len() as u64));
+        assert_eq!(
+            rollup["machines"].as_u64(),
+            Some(base.machines.len() as u64),
+            "{backend:?}: nothing mid-migration is lost"
+        );
+        assert_eq!(
+            rollup["machines_by_state"]["migrating"].as_u64(),
+            Some(base.machines.len() as u64)
+        );
         // The users are forgotten (they are not in a migration themselves); their machines stay, flagged.
         let flagged = rollup["removed_from_source"].as_u64().expect("removed");
         assert!(flagged >= report.removed_machines.len() as u64, "{rollup}");
-        let detail = world.get(&world.path(&format!("/machines/{}", report.removed_machines[0]))).await;
+        let detail = world
+            .get(&world.path(&format!("/machines/{}", report.removed_machines[0])))
+            .await;
         assert_eq!(detail["removed_from_source"], true);
         assert_eq!(detail["migration_state"], "migrating");
     }

@@ -6,7 +6,11 @@ use uuid::Uuid;
 use crate::helpers::{TestApp, assert_problem, on_each_backend, workspace_body};
 
 async fn create_with_key(app: &TestApp, token: &str, body: &Value, key: &str) -> reqwest::Response {
-    app.post_json("/api/v1/workspaces", token, body).header("Idempotency-Key", key).send().await.expect("post")
+    app.post_json("/api/v1/workspaces", token, body)
+        .header("Idempotency-Key", key)
+        .send()
+        .await
+        .expect("post")
 }
 
 #[tokio::test]
@@ -46,15 +50,25 @@ async fn the_same_key_and_body_replays_the_first_answer() {
 async fn the_same_key_with_another_body_is_a_conflict_that_creates_nothing() {
     on_each_backend(async |app: &TestApp| {
         let (body, _, _) = workspace_body("First");
-        assert_eq!(create_with_key(app, &app.token, &body, "key-2").await.status(), 201);
+        assert_eq!(
+            create_with_key(app, &app.token, &body, "key-2")
+                .await
+                .status(),
+            201
+        );
         let mut other = body.clone();
         other["name"] = "Second".into();
-        let problem = assert_problem(create_with_key(app, &app.token, &other, "key-2").await, 409).await;
+        let problem =
+            assert_problem(create_with_key(app, &app.token, &other, "key-2").await, 409).await;
         assert_eq!(problem["code"], "idempotency_key_reused");
         // Another password is another body, though it is never shown.
         let mut other_secret = body.clone();
         other_secret["source"]["password"] = "different".into();
-        assert_problem(create_with_key(app, &app.token, &other_secret, "key-2").await, 409).await;
+        assert_problem(
+            create_with_key(app, &app.token, &other_secret, "key-2").await,
+            409,
+        )
+        .await;
         assert_eq!(app.all_workspaces(&app.token).await.len(), 1);
     })
     .await;
@@ -65,10 +79,17 @@ async fn keys_belong_to_their_tenant() {
     on_each_backend(async |app: &TestApp| {
         let (body, _, _) = workspace_body("Shared key");
         let tenant_b = app.token_for(Uuid::new_v4());
-        let a: Value = create_with_key(app, &app.token, &body, "shared").await.json().await.expect("json");
+        let a: Value = create_with_key(app, &app.token, &body, "shared")
+            .await
+            .json()
+            .await
+            .expect("json");
         let b = create_with_key(app, &tenant_b, &body, "shared").await;
         assert_eq!(b.status(), 201);
-        assert!(b.headers().get("idempotent-replayed").is_none(), "B's request is not A's replay");
+        assert!(
+            b.headers().get("idempotent-replayed").is_none(),
+            "B's request is not A's replay"
+        );
         let b: Value = b.json().await.expect("json");
         assert_ne!(a["id"], b["id"]);
     })

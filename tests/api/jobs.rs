@@ -5,7 +5,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use migration_portal::jobs::queue::{self, CANCELLED, DISCARDED, Lease, QUEUED, RUNNING, SUCCEEDED};
+use migration_portal::jobs::queue::{
+    self, CANCELLED, DISCARDED, Lease, QUEUED, RUNNING, SUCCEEDED,
+};
 use migration_portal::jobs::{JobError, JobHandler, JobRun, NewJob, Worker, WorkerConfig};
 use sea_orm::TransactionTrait;
 use serde_json::json;
@@ -22,17 +24,39 @@ fn job(kind: &str, n: u64) -> NewJob {
 async fn an_active_unique_key_holds_one_job_and_frees_when_it_finishes() {
     for backend in Backend::enabled() {
         let (db, _dir) = fresh_db(backend).await;
-        let keyed = NewJob { unique_key: Some("sync:w1".into()), ..job("sync", 1) };
+        let keyed = NewJob {
+            unique_key: Some("sync:w1".into()),
+            ..job("sync", 1)
+        };
         let first = queue::enqueue(&db, keyed.clone()).await.expect("enqueue");
         let second = queue::enqueue(&db, keyed.clone()).await.expect("enqueue");
         assert!(first.created && !second.created, "{backend:?}");
-        assert_eq!(first.id, second.id, "{backend:?}: the active job is returned");
-        let claimed = queue::claim(&db, "w", &["sync"], 10, LEASE).await.expect("claim");
+        assert_eq!(
+            first.id, second.id,
+            "{backend:?}: the active job is returned"
+        );
+        let claimed = queue::claim(&db, "w", &["sync"], 10, LEASE)
+            .await
+            .expect("claim");
         assert_eq!(claimed.len(), 1);
-        assert_eq!(queue::enqueue(&db, keyed.clone()).await.expect("enqueue").id, first.id, "{backend:?}: running still holds the key");
-        assert!(queue::complete(&db, &claimed[0], &json!({})).await.expect("complete"));
+        assert_eq!(
+            queue::enqueue(&db, keyed.clone())
+                .await
+                .expect("enqueue")
+                .id,
+            first.id,
+            "{backend:?}: running still holds the key"
+        );
+        assert!(
+            queue::complete(&db, &claimed[0], &json!({}))
+                .await
+                .expect("complete")
+        );
         let third = queue::enqueue(&db, keyed).await.expect("enqueue");
-        assert!(third.created && third.id != first.id, "{backend:?}: a finished job frees its key");
+        assert!(
+            third.created && third.id != first.id,
+            "{backend:?}: a finished job frees its key"
+        );
     }
 }
 
@@ -43,11 +67,23 @@ async fn enqueue_joins_the_callers_transaction() {
         let txn = db.begin().await.expect("begin");
         let rolled_back = queue::enqueue(&txn, job("sync", 1)).await.expect("enqueue");
         txn.rollback().await.expect("rollback");
-        assert!(queue::get(&db, rolled_back.id).await.expect("get").is_none(), "{backend:?}");
+        assert!(
+            queue::get(&db, rolled_back.id)
+                .await
+                .expect("get")
+                .is_none(),
+            "{backend:?}"
+        );
         let txn = db.begin().await.expect("begin");
         let committed = queue::enqueue(&txn, job("sync", 2)).await.expect("enqueue");
         txn.commit().await.expect("commit");
-        assert_eq!(queue::get(&db, committed.id).await.expect("get").map(|j| j.status), Some(QUEUED.to_string()));
+        assert_eq!(
+            queue::get(&db, committed.id)
+                .await
+                .expect("get")
+                .map(|j| j.status),
+            Some(QUEUED.to_string())
+        );
     }
 }
 
@@ -63,16 +99,33 @@ async fn concurrent_claims_split_the_jobs_without_overlap() {
         // must hand each a disjoint ten.
         let claims = (0..6).map(|w| {
             let db = db.clone();
-            async move { queue::claim(&db, &format!("w{w}"), &["work"], 10, LEASE).await.expect("claim") }
+            async move {
+                queue::claim(&db, &format!("w{w}"), &["work"], 10, LEASE)
+                    .await
+                    .expect("claim")
+            }
         });
         let results = futures_util::future::join_all(claims).await;
-        assert!(results.iter().all(|r| r.len() == 10), "{backend:?}: {:?}", results.iter().map(Vec::len).collect::<Vec<_>>());
+        assert!(
+            results.iter().all(|r| r.len() == 10),
+            "{backend:?}: {:?}",
+            results.iter().map(Vec::len).collect::<Vec<_>>()
+        );
         let mut all: Vec<_> = results.iter().flatten().map(|j| j.id).collect();
         all.sort();
         all.dedup();
         assert_eq!(all.len(), 60, "{backend:?}: every job claimed exactly once");
-        assert!(results.iter().flatten().all(|j| j.status == RUNNING && j.attempt == 1));
-        assert_eq!(queue::count_by_status(&db, QUEUED).await.expect("count"), 1, "{backend:?}: other kinds untouched");
+        assert!(
+            results
+                .iter()
+                .flatten()
+                .all(|j| j.status == RUNNING && j.attempt == 1)
+        );
+        assert_eq!(
+            queue::count_by_status(&db, QUEUED).await.expect("count"),
+            1,
+            "{backend:?}: other kinds untouched"
+        );
     }
 }
 
@@ -81,17 +134,52 @@ async fn a_lapsed_lease_is_taken_over_and_the_old_attempt_is_fenced_off() {
     for backend in Backend::enabled() {
         let (db, _dir) = fresh_db(backend).await;
         queue::enqueue(&db, job("work", 1)).await.expect("enqueue");
-        let first = queue::claim(&db, "a", &["work"], 1, Duration::ZERO).await.expect("claim").remove(0);
+        let first = queue::claim(&db, "a", &["work"], 1, Duration::ZERO)
+            .await
+            .expect("claim")
+            .remove(0);
         tokio::time::sleep(Duration::from_millis(5)).await;
-        let second = queue::claim(&db, "b", &["work"], 1, LEASE).await.expect("claim").remove(0);
-        assert_eq!((first.id, first.attempt, second.attempt), (second.id, 1, 2), "{backend:?}");
-        assert_eq!(queue::heartbeat(&db, &first, LEASE).await.expect("heartbeat"), Lease::Lost);
-        assert!(!queue::complete(&db, &first, &json!({"by": "a"})).await.expect("complete"), "{backend:?}: fenced");
-        assert!(!queue::fail(&db, &first, "late", None).await.expect("fail"), "{backend:?}: fenced");
-        assert_eq!(queue::heartbeat(&db, &second, LEASE).await.expect("heartbeat"), Lease::Held);
-        assert!(queue::complete(&db, &second, &json!({"by": "b"})).await.expect("complete"));
+        let second = queue::claim(&db, "b", &["work"], 1, LEASE)
+            .await
+            .expect("claim")
+            .remove(0);
+        assert_eq!(
+            (first.id, first.attempt, second.attempt),
+            (second.id, 1, 2),
+            "{backend:?}"
+        );
+        assert_eq!(
+            queue::heartbeat(&db, &first, LEASE)
+                .await
+                .expect("heartbeat"),
+            Lease::Lost
+        );
+        assert!(
+            !queue::complete(&db, &first, &json!({"by": "a"}))
+                .await
+                .expect("complete"),
+            "{backend:?}: fenced"
+        );
+        assert!(
+            !queue::fail(&db, &first, "late", None).await.expect("fail"),
+            "{backend:?}: fenced"
+        );
+        assert_eq!(
+            queue::heartbeat(&db, &second, LEASE)
+                .await
+                .expect("heartbeat"),
+            Lease::Held
+        );
+        assert!(
+            queue::complete(&db, &second, &json!({"by": "b"}))
+                .await
+                .expect("complete")
+        );
         let done = queue::get(&db, first.id).await.expect("get").expect("job");
-        assert_eq!((done.status.as_str(), done.result.as_deref()), (SUCCEEDED, Some(r#"{"by":"b"}"#)));
+        assert_eq!(
+            (done.status.as_str(), done.result.as_deref()),
+            (SUCCEEDED, Some(r#"{"by":"b"}"#))
+        );
     }
 }
 
@@ -101,14 +189,41 @@ async fn cancellation_stops_queued_and_running_jobs() {
         let (db, _dir) = fresh_db(backend).await;
         let queued = queue::enqueue(&db, job("work", 1)).await.expect("enqueue");
         assert!(queue::cancel(&db, queued.id).await.expect("cancel"));
-        assert!(queue::claim(&db, "w", &["work"], 10, LEASE).await.expect("claim").is_empty(), "{backend:?}");
+        assert!(
+            queue::claim(&db, "w", &["work"], 10, LEASE)
+                .await
+                .expect("claim")
+                .is_empty(),
+            "{backend:?}"
+        );
         let running = queue::enqueue(&db, job("work", 2)).await.expect("enqueue");
-        let claimed = queue::claim(&db, "w", &["work"], 10, LEASE).await.expect("claim").remove(0);
+        let claimed = queue::claim(&db, "w", &["work"], 10, LEASE)
+            .await
+            .expect("claim")
+            .remove(0);
         assert!(queue::cancel(&db, running.id).await.expect("cancel"));
-        assert_eq!(queue::heartbeat(&db, &claimed, LEASE).await.expect("heartbeat"), Lease::Cancelled);
-        assert!(!queue::complete(&db, &claimed, &json!({})).await.expect("complete"));
-        assert_eq!(queue::get(&db, running.id).await.expect("get").map(|j| j.status), Some(CANCELLED.to_string()));
-        assert!(!queue::cancel(&db, running.id).await.expect("cancel"), "{backend:?}: cancelling twice changes nothing");
+        assert_eq!(
+            queue::heartbeat(&db, &claimed, LEASE)
+                .await
+                .expect("heartbeat"),
+            Lease::Cancelled
+        );
+        assert!(
+            !queue::complete(&db, &claimed, &json!({}))
+                .await
+                .expect("complete")
+        );
+        assert_eq!(
+            queue::get(&db, running.id)
+                .await
+                .expect("get")
+                .map(|j| j.status),
+            Some(CANCELLED.to_string())
+        );
+        assert!(
+            !queue::cancel(&db, running.id).await.expect("cancel"),
+            "{backend:?}: cancelling twice changes nothing"
+        );
     }
 }
 
@@ -132,46 +247,104 @@ impl JobHandler for Flaky {
             return Err(JobError::Fatal("cannot ever work".into()));
         }
         if run.job.attempt <= self.failures {
-            return Err(JobError::Retry(format!("transient failure {}", run.job.attempt)));
+            return Err(JobError::Retry(format!(
+                "transient failure {}",
+                run.job.attempt
+            )));
         }
         Ok(json!({"n": run.payload()?["n"], "attempt": run.job.attempt}))
     }
 }
 
 fn fast() -> WorkerConfig {
-    WorkerConfig { concurrency: 4, min_backoff: Duration::ZERO, max_backoff: Duration::from_millis(1), ..WorkerConfig::default() }
+    WorkerConfig {
+        concurrency: 4,
+        min_backoff: Duration::ZERO,
+        max_backoff: Duration::from_millis(1),
+        ..WorkerConfig::default()
+    }
 }
 
 #[tokio::test]
 async fn the_worker_retries_transient_failures_and_discards_after_max_attempts() {
     for backend in Backend::enabled() {
         let (db, _dir) = fresh_db(backend).await;
-        let handler = Arc::new(Flaky { calls: AtomicUsize::new(0), failures: 2, fatal: false });
+        let handler = Arc::new(Flaky {
+            calls: AtomicUsize::new(0),
+            failures: 2,
+            fatal: false,
+        });
         let worker = Worker::new(db.clone(), fast(), vec![handler.clone()]);
         let mut ids = Vec::new();
         for n in 0..6 {
-            ids.push(queue::enqueue(&db, NewJob { max_attempts: 3, ..job("flaky", n) }).await.expect("enqueue").id);
+            ids.push(
+                queue::enqueue(
+                    &db,
+                    NewJob {
+                        max_attempts: 3,
+                        ..job("flaky", n)
+                    },
+                )
+                .await
+                .expect("enqueue")
+                .id,
+            );
         }
-        let gives_up = queue::enqueue(&db, NewJob { max_attempts: 2, ..job("flaky", 99) }).await.expect("enqueue").id;
+        let gives_up = queue::enqueue(
+            &db,
+            NewJob {
+                max_attempts: 2,
+                ..job("flaky", 99)
+            },
+        )
+        .await
+        .expect("enqueue")
+        .id;
         while worker.run_until_idle().await > 0 {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         for id in &ids {
             let done = queue::get(&db, *id).await.expect("get").expect("job");
-            assert_eq!((done.status.as_str(), done.attempt), (SUCCEEDED, 3), "{backend:?}");
-            assert_eq!(done.last_error.as_deref(), Some("transient failure 2"), "{backend:?}: the last error is kept");
+            assert_eq!(
+                (done.status.as_str(), done.attempt),
+                (SUCCEEDED, 3),
+                "{backend:?}"
+            );
+            assert_eq!(
+                done.last_error.as_deref(),
+                Some("transient failure 2"),
+                "{backend:?}: the last error is kept"
+            );
             assert_eq!(done.progress.as_deref(), Some(r#"{"attempt":3}"#));
         }
         let discarded = queue::get(&db, gives_up).await.expect("get").expect("job");
-        assert_eq!((discarded.status.as_str(), discarded.attempt), (DISCARDED, 2), "{backend:?}");
+        assert_eq!(
+            (discarded.status.as_str(), discarded.attempt),
+            (DISCARDED, 2),
+            "{backend:?}"
+        );
         assert_eq!(handler.calls.load(Ordering::SeqCst), 6 * 3 + 2);
 
-        let fatal = Arc::new(Flaky { calls: AtomicUsize::new(0), failures: 0, fatal: true });
+        let fatal = Arc::new(Flaky {
+            calls: AtomicUsize::new(0),
+            failures: 0,
+            fatal: true,
+        });
         let worker = Worker::new(db.clone(), fast(), vec![fatal.clone()]);
-        let id = queue::enqueue(&db, job("flaky", 7)).await.expect("enqueue").id;
+        let id = queue::enqueue(&db, job("flaky", 7))
+            .await
+            .expect("enqueue")
+            .id;
         worker.run_until_idle().await;
         let done = queue::get(&db, id).await.expect("get").expect("job");
-        assert_eq!((done.status.as_str(), done.attempt, done.last_error.as_deref()), (DISCARDED, 1, Some("cannot ever work")));
+        assert_eq!(
+            (
+                done.status.as_str(),
+                done.attempt,
+                done.last_error.as_deref()
+            ),
+            (DISCARDED, 1, Some("cannot ever work"))
+        );
     }
 }
 
@@ -193,21 +366,45 @@ impl JobHandler for Slow {
 async fn shutdown_gives_unfinished_jobs_back_to_the_queue() {
     for backend in Backend::enabled() {
         let (db, _dir) = fresh_db(backend).await;
-        let id = queue::enqueue(&db, job("slow", 1)).await.expect("enqueue").id;
-        let config = WorkerConfig { poll_interval: Duration::from_millis(10), shutdown_grace: Duration::from_millis(50), ..fast() };
+        let id = queue::enqueue(&db, job("slow", 1))
+            .await
+            .expect("enqueue")
+            .id;
+        let config = WorkerConfig {
+            poll_interval: Duration::from_millis(10),
+            shutdown_grace: Duration::from_millis(50),
+            ..fast()
+        };
         let (shutdown, signal) = tokio::sync::watch::channel(false);
-        let running = tokio::spawn(Worker::new(db.clone(), config, vec![Arc::new(Slow)]).run(signal));
+        let running =
+            tokio::spawn(Worker::new(db.clone(), config, vec![Arc::new(Slow)]).run(signal));
         for _ in 0..500 {
-            if queue::get(&db, id).await.expect("get").is_some_and(|j| j.status == RUNNING) {
+            if queue::get(&db, id)
+                .await
+                .expect("get")
+                .is_some_and(|j| j.status == RUNNING)
+            {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        assert_eq!(queue::get(&db, id).await.expect("get").map(|j| j.status), Some(RUNNING.to_string()), "{backend:?}");
+        assert_eq!(
+            queue::get(&db, id).await.expect("get").map(|j| j.status),
+            Some(RUNNING.to_string()),
+            "{backend:?}"
+        );
         shutdown.send(true).expect("signal");
         running.await.expect("worker stops");
         let released = queue::get(&db, id).await.expect("get").expect("job");
-        assert_eq!((released.status.as_str(), released.attempt, released.locked_by), (QUEUED, 0, None), "{backend:?}: given back, attempt not counted");
+        assert_eq!(
+            (
+                released.status.as_str(),
+                released.attempt,
+                released.locked_by
+            ),
+            (QUEUED, 0, None),
+            "{backend:?}: given back, attempt not counted"
+        );
     }
 }
 
@@ -217,25 +414,60 @@ async fn jobs_of_a_workspace_share_its_clients_until_the_workspace_changes() {
     use migration_portal::jobs::clients::ClientPool;
     use sea_orm::EntityTrait;
     let app = crate::helpers::spawn_app(Backend::Sqlite).await;
-    let created = app.create_workspace(&app.token, &crate::helpers::workspace_body("Pooled").0).await;
+    let created = app
+        .create_workspace(&app.token, &crate::helpers::workspace_body("Pooled").0)
+        .await;
     let id = uuid::Uuid::parse_str(created["id"].as_str().expect("id")).expect("uuid");
-    let db = sea_orm::Database::connect(&app.database_url).await.expect("connect");
-    let load = || async { entity::workspace::Entity::find_by_id(id).one(&db).await.expect("query").expect("row") };
+    let db = sea_orm::Database::connect(&app.database_url)
+        .await
+        .expect("connect");
+    let load = || async {
+        entity::workspace::Entity::find_by_id(id)
+            .one(&db)
+            .await
+            .expect("query")
+            .expect("row")
+    };
     let secrets = SecretBox::from_base64(&app.secret_key).expect("key");
     let pool = ClientPool::new(true);
 
     let first = pool.clients(&load().await, &secrets).expect("clients");
     let again = pool.clients(&load().await, &secrets).expect("clients");
-    assert!(Arc::ptr_eq(&first.source, &again.source) && Arc::ptr_eq(&first.target, &again.target), "one set per workspace");
+    assert!(
+        Arc::ptr_eq(&first.source, &again.source) && Arc::ptr_eq(&first.target, &again.target),
+        "one set per workspace"
+    );
 
     let limits = json!({"limits": {"source": {"rate_per_sec": 1, "concurrency": 1}, "target": {"rate_per_sec": 1, "concurrency": 1}}});
-    assert_eq!(app.patch_json(&format!("/api/v1/workspaces/{id}"), &app.token, &limits).send().await.expect("patch").status(), 200);
+    assert_eq!(
+        app.patch_json(&format!("/api/v1/workspaces/{id}"), &app.token, &limits)
+            .send()
+            .await
+            .expect("patch")
+            .status(),
+        200
+    );
     let rebuilt = pool.clients(&load().await, &secrets).expect("clients");
-    assert!(!Arc::ptr_eq(&first.source, &rebuilt.source), "a changed workspace gets new clients");
+    assert!(
+        !Arc::ptr_eq(&first.source, &rebuilt.source),
+        "a changed workspace gets new clients"
+    );
 
     let wrong_key = SecretBox::insecure_dev();
-    assert!(matches!(ClientPool::new(true).clients(&load().await, &wrong_key), Err(JobError::Fatal(_))), "sealed with another key");
-    assert!(matches!(ClientPool::new(false).clients(&load().await, &secrets), Err(JobError::Fatal(_))), "loopback refused");
+    assert!(
+        matches!(
+            ClientPool::new(true).clients(&load().await, &wrong_key),
+            Err(JobError::Fatal(_))
+        ),
+        "sealed with another key"
+    );
+    assert!(
+        matches!(
+            ClientPool::new(false).clients(&load().await, &secrets),
+            Err(JobError::Fatal(_))
+        ),
+        "loopback refused"
+    );
 }
 
 /// Runs for an hour unless dropped; says when it was.
@@ -266,14 +498,27 @@ impl JobHandler for Watched {
 async fn cancelling_a_running_job_stops_its_handler() {
     for backend in Backend::enabled() {
         let (db, _dir) = fresh_db(backend).await;
-        let id = queue::enqueue(&db, job("slow", 1)).await.expect("enqueue").id;
+        let id = queue::enqueue(&db, job("slow", 1))
+            .await
+            .expect("enqueue")
+            .id;
         // Heartbeats every 100 ms; a stopped handler gets 100 ms more, then is dropped.
-        let config = WorkerConfig { lease: Duration::from_millis(300), poll_interval: Duration::from_millis(10), ..fast() };
+        let config = WorkerConfig {
+            lease: Duration::from_millis(300),
+            poll_interval: Duration::from_millis(10),
+            ..fast()
+        };
         let (shutdown, signal) = tokio::sync::watch::channel(false);
         let stopped = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let running = tokio::spawn(Worker::new(db.clone(), config, vec![Arc::new(Watched(stopped.clone()))]).run(signal));
+        let running = tokio::spawn(
+            Worker::new(db.clone(), config, vec![Arc::new(Watched(stopped.clone()))]).run(signal),
+        );
         for _ in 0..500 {
-            if queue::get(&db, id).await.expect("get").is_some_and(|j| j.status == RUNNING) {
+            if queue::get(&db, id)
+                .await
+                .expect("get")
+                .is_some_and(|j| j.status == RUNNING)
+            {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
@@ -285,15 +530,29 @@ async fn cancelling_a_running_job_stops_its_handler() {
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        assert!(stopped.load(Ordering::SeqCst), "{backend:?}: the handler was stopped while the worker runs on");
+        assert!(
+            stopped.load(Ordering::SeqCst),
+            "{backend:?}: the handler was stopped while the worker runs on"
+        );
         // The worker notices, stops the handler and records nothing over the cancellation;
         // its lease keeps the job from being claimed again (it is cancelled for good).
         tokio::time::sleep(Duration::from_millis(600)).await;
         let job = queue::get(&db, id).await.expect("get").expect("job");
-        assert_eq!((job.status.as_str(), job.attempt), (CANCELLED, 1), "{backend:?}");
-        assert!(queue::claim(&db, "other", &["slow"], 1, LEASE).await.expect("claim").is_empty());
+        assert_eq!(
+            (job.status.as_str(), job.attempt),
+            (CANCELLED, 1),
+            "{backend:?}"
+        );
+        assert!(
+            queue::claim(&db, "other", &["slow"], 1, LEASE)
+                .await
+                .expect("claim")
+                .is_empty()
+        );
         shutdown.send(true).expect("signal");
-        running.await.expect("the worker stops: the cancelled run is not holding it");
+        running
+            .await
+            .expect("the worker stops: the cancelled run is not holding it");
     }
 }
 
@@ -304,10 +563,31 @@ async fn leases_run_on_the_databases_clock() {
         let here = chrono::Utc::now().timestamp_millis();
         let there = queue::now_ms(&db).await.expect("clock");
         // The same machine: the two clocks agree, which proves the expression's units.
-        assert!((there - here).abs() < 2_000, "{backend:?}: database {there}, process {here}");
-        let id = queue::enqueue(&db, NewJob { delay: Duration::from_secs(3600), ..job("work", 1) }).await.expect("enqueue").id;
+        assert!(
+            (there - here).abs() < 2_000,
+            "{backend:?}: database {there}, process {here}"
+        );
+        let id = queue::enqueue(
+            &db,
+            NewJob {
+                delay: Duration::from_secs(3600),
+                ..job("work", 1)
+            },
+        )
+        .await
+        .expect("enqueue")
+        .id;
         let queued = queue::get(&db, id).await.expect("get").expect("job");
-        assert!((queued.run_at_ms - there - 3_600_000).abs() < 2_000, "{backend:?}: due in an hour by the database's clock");
-        assert!(queue::claim(&db, "w", &["work"], 1, LEASE).await.expect("claim").is_empty(), "{backend:?}: not due yet");
+        assert!(
+            (queued.run_at_ms - there - 3_600_000).abs() < 2_000,
+            "{backend:?}: due in an hour by the database's clock"
+        );
+        assert!(
+            queue::claim(&db, "w", &["work"], 1, LEASE)
+                .await
+                .expect("claim")
+                .is_empty(),
+            "{backend:?}: not due yet"
+        );
     }
 }

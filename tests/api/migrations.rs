@@ -29,8 +29,18 @@ pub(crate) async fn fast_world(backend: Backend, base: InstallBase) -> World {
 pub(crate) async fn make_fast(world: World) -> World {
     let fast = json!({"rate_per_sec": 1000, "concurrency": 16});
     let body = json!({"limits": {"source": fast, "target": fast}});
-    let response = world.app.patch_json(&world.path(""), &world.token, &body).send().await.expect("patch");
-    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap_or_default());
+    let response = world
+        .app
+        .patch_json(&world.path(""), &world.token, &body)
+        .send()
+        .await
+        .expect("patch");
+    assert_eq!(
+        response.status(),
+        200,
+        "{}",
+        response.text().await.unwrap_or_default()
+    );
     world
 }
 
@@ -42,7 +52,10 @@ pub(crate) struct Running {
 
 impl Running {
     pub(crate) fn new(stop: watch::Sender<bool>, task: tokio::task::JoinHandle<()>) -> Self {
-        Running { stop, task: Some(task) }
+        Running {
+            stop,
+            task: Some(task),
+        }
     }
 
     pub(crate) async fn stop(mut self) {
@@ -70,23 +83,45 @@ impl World {
             ..WorkerConfig::default()
         };
         let metrics = self.app.metrics.clone();
-        Worker::new(self.db.clone(), config, job_handlers(secrets, true, Some(metrics.clone()))).with_metrics(metrics)
+        Worker::new(
+            self.db.clone(),
+            config,
+            job_handlers(secrets, true, Some(metrics.clone())),
+        )
+        .with_metrics(metrics)
     }
 
     pub(crate) fn run_worker(&self) -> Running {
         let (stop, stopped) = watch::channel(false);
         let task = tokio::spawn(self.worker(8).run(stopped));
-        Running { stop, task: Some(task) }
+        Running {
+            stop,
+            task: Some(task),
+        }
     }
 
     pub(crate) async fn whole_precheck(&self, base: &InstallBase) -> Value {
-        self.precheck(json!([{"kind": "group", "id": base.truth.root_group_id}])).await
+        self.precheck(json!([{"kind": "group", "id": base.truth.root_group_id}]))
+            .await
     }
 
     pub(crate) async fn start_migration(&self, body: Value) -> String {
-        let response = self.app.post_json(&self.path("/migrations"), &self.token, &body).send().await.expect("post");
-        assert_eq!(response.status(), 202, "{}", response.text().await.unwrap_or_default());
-        response.headers()["location"].to_str().expect("location").to_string()
+        let response = self
+            .app
+            .post_json(&self.path("/migrations"), &self.token, &body)
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(
+            response.status(),
+            202,
+            "{}",
+            response.text().await.unwrap_or_default()
+        );
+        response.headers()["location"]
+            .to_str()
+            .expect("location")
+            .to_string()
     }
 
     /// Polls the migration until `until` holds of it (at most two minutes).
@@ -97,7 +132,10 @@ impl World {
             if until(&migration) {
                 return migration;
             }
-            assert!(started.elapsed() < Duration::from_secs(120), "the migration never got there: {migration}");
+            assert!(
+                started.elapsed() < Duration::from_secs(120),
+                "the migration never got there: {migration}"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -106,9 +144,17 @@ impl World {
     /// refused a request for it (a loaded machine may never reach the faults' own
     /// limit), then `faults` as they are. Answers the migration's location.
     pub(crate) async fn start_migration_rate_limited(&self, body: Value, faults: Faults) -> String {
-        self.cloud.set_faults(Faults { rate_limit_per_sec: Some(2), ..faults.clone() });
+        self.cloud.set_faults(Faults {
+            rate_limit_per_sec: Some(2),
+            ..faults.clone()
+        });
         let location = self.start_migration(body).await;
-        while self.cloud.inspect()["counters"]["rate_limited"] == 0 && !matches!(self.get(&location).await["status"].as_str(), Some("completed" | "completed_with_failures" | "cancelled" | "failed")) {
+        while self.cloud.inspect()["counters"]["rate_limited"] == 0
+            && !matches!(
+                self.get(&location).await["status"].as_str(),
+                Some("completed" | "completed_with_failures" | "cancelled" | "failed")
+            )
+        {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
         self.cloud.set_faults(faults);
@@ -116,7 +162,13 @@ impl World {
     }
 
     pub(crate) async fn wait_over(&self, location: &str) -> Value {
-        self.wait_for(location, |m| matches!(m["status"].as_str(), Some("completed" | "completed_with_failures" | "cancelled" | "failed"))).await
+        self.wait_for(location, |m| {
+            matches!(
+                m["status"].as_str(),
+                Some("completed" | "completed_with_failures" | "cancelled" | "failed")
+            )
+        })
+        .await
     }
 
     /// Every page of a listing.
@@ -143,63 +195,138 @@ impl World {
 /// under its planned parent, with its name and kind; every admin and backup user
 /// once, with the planned login and role; activation emails for admins only;
 /// passwords for backup users only; nothing twice.
-async fn assert_cloud_is_the_plan(world: &World, precheck: &Value, location: &str, emails_exactly_once: bool) {
+async fn assert_cloud_is_the_plan(
+    world: &World,
+    precheck: &Value,
+    location: &str,
+    emails_exactly_once: bool,
+) {
     let cloud = world.cloud.inspect();
     for (kind, twins) in cloud["duplicates"].as_object().expect("duplicates") {
         assert_eq!(twins, &json!([]), "duplicates by {kind}");
     }
     let items = world.all(&format!("{location}/items")).await;
-    let by_key: BTreeMap<&str, &Value> = items.iter().map(|i| (i["key"].as_str().expect("key"), i)).collect();
-    assert!(items.iter().all(|i| i["state"] == "done"), "every item done: {:?}", items.iter().find(|i| i["state"] != "done"));
+    let by_key: BTreeMap<&str, &Value> = items
+        .iter()
+        .map(|i| (i["key"].as_str().expect("key"), i))
+        .collect();
+    assert!(
+        items.iter().all(|i| i["state"] == "done"),
+        "every item done: {:?}",
+        items.iter().find(|i| i["state"] != "done")
+    );
     let root = world.cloud.root_tenant_id().to_string();
-    let tenants: BTreeMap<&str, &Value> =
-        cloud["tenants"].as_array().expect("tenants").iter().filter_map(|t| t["internal_tag"].as_str().map(|tag| (tag, t))).collect();
+    let tenants: BTreeMap<&str, &Value> = cloud["tenants"]
+        .as_array()
+        .expect("tenants")
+        .iter()
+        .filter_map(|t| t["internal_tag"].as_str().map(|tag| (tag, t)))
+        .collect();
     let tenant_items: Vec<&&Value> = by_key.values().filter(|i| i["kind"] == "tenant").collect();
-    assert_eq!(tenants.len(), tenant_items.len(), "one tenant per planned tenant, and no other");
-    let id_of = |tag: &str| tenants.get(tag).map(|t| t["id"].as_str().expect("id").to_string());
+    assert_eq!(
+        tenants.len(),
+        tenant_items.len(),
+        "one tenant per planned tenant, and no other"
+    );
+    let id_of = |tag: &str| {
+        tenants
+            .get(tag)
+            .map(|t| t["id"].as_str().expect("id").to_string())
+    };
     for item in &tenant_items {
         let tag = item["planned"]["tenant_key"].as_str().expect("tenant key");
-        let tenant = tenants.get(tag).unwrap_or_else(|| panic!("tenant {tag} missing"));
+        let tenant = tenants
+            .get(tag)
+            .unwrap_or_else(|| panic!("tenant {tag} missing"));
         assert_eq!(tenant["name"], item["planned"]["name"], "{tag}");
         assert_eq!(tenant["kind"], item["planned"]["kind"], "{tag}");
-        assert_eq!(tenant["id"], item["target_id"], "{tag}: the mapping names it");
+        assert_eq!(
+            tenant["id"], item["target_id"],
+            "{tag}: the mapping names it"
+        );
     }
     // The hierarchy review (the plan as the partner saw it) names every tenant, its kind, name and parent.
     let mut planned_tenants = BTreeMap::new();
     for entry in world.section(precheck, "hierarchy").await {
         for field in ["tenant", "users_tenant"] {
             if entry[field].is_object() {
-                planned_tenants.insert(entry[field]["key"].as_str().expect("key").to_string(), entry[field].clone());
+                planned_tenants.insert(
+                    entry[field]["key"].as_str().expect("key").to_string(),
+                    entry[field].clone(),
+                );
             }
         }
     }
-    assert_eq!(tenants.keys().map(|k| k.to_string()).collect::<BTreeSet<_>>(), planned_tenants.keys().cloned().collect(), "the planned tenants, no other");
+    assert_eq!(
+        tenants
+            .keys()
+            .map(|k| k.to_string())
+            .collect::<BTreeSet<_>>(),
+        planned_tenants.keys().cloned().collect(),
+        "the planned tenants, no other"
+    );
     for (key, planned) in &planned_tenants {
         let tenant = tenants[key.as_str()];
         assert_eq!(tenant["name"], planned["name"], "{key}");
         assert_eq!(tenant["kind"], planned["kind"], "{key}");
-        let parent = planned["parent_key"].as_str().map_or(root.clone(), |p| id_of(p).expect("parent tenant"));
-        assert_eq!(tenant["parent_id"], parent.as_str(), "{key}: under its planned parent");
+        let parent = planned["parent_key"]
+            .as_str()
+            .map_or(root.clone(), |p| id_of(p).expect("parent tenant"));
+        assert_eq!(
+            tenant["parent_id"],
+            parent.as_str(),
+            "{key}: under its planned parent"
+        );
     }
-    let users: BTreeMap<&str, &Value> =
-        cloud["users"].as_array().expect("users").iter().filter_map(|u| u["external_id"].as_str().map(|e| (e, u))).collect();
+    let users: BTreeMap<&str, &Value> = cloud["users"]
+        .as_array()
+        .expect("users")
+        .iter()
+        .filter_map(|u| u["external_id"].as_str().map(|e| (e, u)))
+        .collect();
     let planned_users = world.section(precheck, "users").await;
-    let admins: Vec<&Value> = world.section(precheck, "groups").await.leak().iter().filter(|g| g["target_login"].is_string()).collect();
-    assert_eq!(users.len(), planned_users.len() + admins.len(), "one cloud user per planned admin and backup user");
+    let admins: Vec<&Value> = world
+        .section(precheck, "groups")
+        .await
+        .leak()
+        .iter()
+        .filter(|g| g["target_login"].is_string())
+        .collect();
+    assert_eq!(
+        users.len(),
+        planned_users.len() + admins.len(),
+        "one cloud user per planned admin and backup user"
+    );
     for planned in &planned_users {
         let id = planned["user_id"].as_str().expect("user id");
         let user = users.get(id).unwrap_or_else(|| panic!("user {id} missing"));
         assert_eq!(user["login"], planned["target_login"], "{id}");
         assert_eq!(user["roles"], json!(["backup_user"]), "{id}");
-        assert_eq!(user["activation_email_sent"], 0, "{id}: backup users get no activation email");
-        assert_eq!(user["password_set"], true, "{id}: the source password is set");
-        assert_eq!(user["tenant_id"], by_key[format!("tenant:{}", planned["tenant_key"].as_str().expect("key")).as_str()]["target_id"], "{id}");
+        assert_eq!(
+            user["activation_email_sent"], 0,
+            "{id}: backup users get no activation email"
+        );
+        assert_eq!(
+            user["password_set"], true,
+            "{id}: the source password is set"
+        );
+        assert_eq!(
+            user["tenant_id"],
+            by_key[format!("tenant:{}", planned["tenant_key"].as_str().expect("key")).as_str()]["target_id"],
+            "{id}"
+        );
     }
     for planned in admins {
         let id = planned["group_id"].as_str().expect("group id");
-        let user = users.get(id).unwrap_or_else(|| panic!("admin of {id} missing"));
+        let user = users
+            .get(id)
+            .unwrap_or_else(|| panic!("admin of {id} missing"));
         assert_eq!(user["login"], planned["target_login"], "{id}");
-        let role = if by_key[format!("tenant:{id}").as_str()]["planned"]["kind"] == "customer" { "company_admin" } else { "partner_admin" };
+        let role = if by_key[format!("tenant:{id}").as_str()]["planned"]["kind"] == "customer" {
+            "company_admin"
+        } else {
+            "partner_admin"
+        };
         assert_eq!(user["roles"], json!([role]), "{id}");
         let emails = user["activation_email_sent"].as_u64().expect("count");
         if emails_exactly_once {
@@ -215,35 +342,57 @@ async fn assert_cloud_is_the_plan(world: &World, precheck: &Value, location: &st
 async fn migrating_small_creates_exactly_the_plan_and_releases_the_machines() {
     for backend in Backend::enabled() {
         let base = small();
-        let passwords: Vec<String> = base.users.iter().filter_map(|u| base.password(&u.id).map(str::to_string)).collect();
+        let passwords: Vec<String> = base
+            .users
+            .iter()
+            .filter_map(|u| base.password(&u.id).map(str::to_string))
+            .collect();
         let world = fast_world(backend, base.clone()).await;
         world.sync().await;
         let precheck = world.whole_precheck(&base).await;
         let worker = world.run_worker();
-        let location = world.start_migration(json!({"precheck_id": precheck["id"]})).await;
+        let location = world
+            .start_migration(json!({"precheck_id": precheck["id"]}))
+            .await;
         let migration = world.wait_over(&location).await;
         assert_eq!(migration["status"], "completed", "{backend:?}: {migration}");
         assert_eq!(migration["replan"]["changed"], false, "{migration}");
         assert_cloud_is_the_plan(&world, &precheck, &location, true).await;
         let items = world.all(&format!("{location}/items?kind=user")).await;
-        let planned_machines: u64 = items.iter().map(|i| i["planned"]["machines"].as_u64().expect("machines")).sum();
+        let planned_machines: u64 = items
+            .iter()
+            .map(|i| i["planned"]["machines"].as_u64().expect("machines"))
+            .sum();
         assert!(planned_machines > 0);
         let pending = migration_portal::db::query(&world.db, "SELECT COUNT(*) AS n FROM source_machines WHERE workspace_id = $1 AND migration_state = 'pending'", vec![world.workspace.into()])
             .await
             .expect("count")[0]
             .try_get::<i64>("", "n")
             .expect("n");
-        assert_eq!(pending as u64, planned_machines, "{backend:?}: every migrated user's machines are released");
+        assert_eq!(
+            pending as u64, planned_machines,
+            "{backend:?}: every migrated user's machines are released"
+        );
         let events = world.all(&world.path("/events")).await;
         let done = events.iter().filter(|e| e["kind"] == "item.done").count();
-        assert_eq!(done as u64, migration["items"].as_u64().expect("items"), "one item.done per item");
+        assert_eq!(
+            done as u64,
+            migration["items"].as_u64().expect("items"),
+            "one item.done per item"
+        );
         assert!(events.iter().any(|e| e["kind"] == "target.ensure_tenant"));
         assert!(events.iter().any(|e| e["kind"] == "machine.released"));
         let text = serde_json::to_string(&events).expect("text");
         for password in &passwords {
-            assert!(!text.contains(&format!("\"{password}\"")) && !text.contains(&format!(" {password} ")), "a password reached the log");
+            assert!(
+                !text.contains(&format!("\"{password}\""))
+                    && !text.contains(&format!(" {password} ")),
+                "a password reached the log"
+            );
         }
-        let operation = world.get(migration["operation"].as_str().expect("operation")).await;
+        let operation = world
+            .get(migration["operation"].as_str().expect("operation"))
+            .await;
         assert_eq!(operation["done"], true, "{operation}");
         worker.stop().await;
     }
@@ -256,24 +405,49 @@ async fn with_503s_429s_and_lost_answers_the_end_state_is_the_same_without_dupli
         let world = fast_world(backend, base.clone()).await;
         world.sync().await;
         let precheck = world.whole_precheck(&base).await;
-        let faults = Faults { fail_rate: 0.2, rate_limit_per_sec: Some(150), fail_after_commit_rate: 0.1, latency_ms: 0 };
+        let faults = Faults {
+            fail_rate: 0.2,
+            rate_limit_per_sec: Some(150),
+            fail_after_commit_rate: 0.1,
+            latency_ms: 0,
+        };
         let worker = world.run_worker();
-        let location = world.start_migration_rate_limited(json!({"precheck_id": precheck["id"], "options": {"verbose": true}}), faults).await;
+        let location = world
+            .start_migration_rate_limited(
+                json!({"precheck_id": precheck["id"], "options": {"verbose": true}}),
+                faults,
+            )
+            .await;
         let migration = world.wait_over(&location).await;
         assert_eq!(migration["status"], "completed", "{backend:?}: {migration}");
         world.cloud.set_faults(Faults::default());
         let counters = world.cloud.inspect()["counters"].clone();
         for fault in ["rate_limited", "unavailable", "failed_after_commit"] {
-            assert!(counters[fault].as_u64() > Some(0), "{fault} injected: {counters}");
+            assert!(
+                counters[fault].as_u64() > Some(0),
+                "{fault} injected: {counters}"
+            );
         }
         assert_cloud_is_the_plan(&world, &precheck, &location, false).await;
         let calls = world.all(&world.path("/events?kind=target.")).await;
-        assert!(calls.iter().any(|e| e["data"].is_object()), "verbose mode records what was sent");
+        assert!(
+            calls.iter().any(|e| e["data"].is_object()),
+            "verbose mode records what was sent"
+        );
         // A kind prefix is text, not a LIKE pattern.
         for pattern in ["%25.", "targe_."] {
-            assert!(world.all(&world.path(&format!("/events?kind={pattern}"))).await.is_empty(), "kind={pattern}");
+            assert!(
+                world
+                    .all(&world.path(&format!("/events?kind={pattern}")))
+                    .await
+                    .is_empty(),
+                "kind={pattern}"
+            );
         }
-        let redacted = calls.iter().filter(|e| e["kind"] == "target.set_password").all(|e| e["data"]["password"] == "[redacted]");
+        let redacted = calls
+            .iter()
+            .filter(|e| e["kind"] == "target.set_password")
+            .all(|e| e["data"]["password"] == "[redacted]");
         assert!(redacted, "passwords are redacted");
         worker.stop().await;
     }
@@ -281,11 +455,14 @@ async fn with_503s_429s_and_lost_answers_the_end_state_is_the_same_without_dupli
 
 /// Requests the cloud has answered so far.
 fn requests(world: &World) -> u64 {
-    world.cloud.inspect()["counters"]["total"].as_u64().expect("total")
+    world.cloud.inspect()["counters"]["total"]
+        .as_u64()
+        .expect("total")
 }
 
 #[tokio::test]
-async fn pause_and_cancel_stop_target_calls_within_a_second_resume_continues_and_retry_touches_only_failed_items() {
+async fn pause_and_cancel_stop_target_calls_within_a_second_resume_continues_and_retry_touches_only_failed_items()
+ {
     for backend in Backend::enabled() {
         let base = small();
         let world = fast_world(backend, base.clone()).await;
@@ -293,50 +470,121 @@ async fn pause_and_cancel_stop_target_calls_within_a_second_resume_continues_and
         let precheck = world.whole_precheck(&base).await;
         // A login the plan hands out is taken after the pre-check: that user fails, the rest go on.
         let users = world.section(&precheck, "users").await;
-        let victim = users.iter().find(|u| u["target_login"].as_str().is_some_and(|l| l.len() > 3)).expect("a user").clone();
-        world.cloud.take_login(victim["target_login"].as_str().expect("login"));
-        world.cloud.set_faults(Faults { latency_ms: 20, rate_limit_per_sec: Some(100), ..Faults::default() });
+        let victim = users
+            .iter()
+            .find(|u| u["target_login"].as_str().is_some_and(|l| l.len() > 3))
+            .expect("a user")
+            .clone();
+        world
+            .cloud
+            .take_login(victim["target_login"].as_str().expect("login"));
+        world.cloud.set_faults(Faults {
+            latency_ms: 20,
+            rate_limit_per_sec: Some(100),
+            ..Faults::default()
+        });
         let worker = world.run_worker();
-        let location = world.start_migration(json!({"precheck_id": precheck["id"]})).await;
-        world.wait_for(&location, |m| m["status"] == "running" && m["finished"].as_u64() > Some(5)).await;
-        let paused = world.app.post_json(&format!("{location}/pause"), &world.token, &json!({})).send().await.expect("pause");
+        let location = world
+            .start_migration(json!({"precheck_id": precheck["id"]}))
+            .await;
+        world
+            .wait_for(&location, |m| {
+                m["status"] == "running" && m["finished"].as_u64() > Some(5)
+            })
+            .await;
+        let paused = world
+            .app
+            .post_json(&format!("{location}/pause"), &world.token, &json!({}))
+            .send()
+            .await
+            .expect("pause");
         assert_eq!(paused.status(), 200);
         tokio::time::sleep(Duration::from_millis(1000)).await;
         let at_pause = requests(&world);
         tokio::time::sleep(Duration::from_millis(1500)).await;
-        assert_eq!(requests(&world), at_pause, "{backend:?}: no target call a second after the pause");
-        let again = world.app.post_json(&format!("{location}/pause"), &world.token, &json!({})).send().await.expect("pause");
+        assert_eq!(
+            requests(&world),
+            at_pause,
+            "{backend:?}: no target call a second after the pause"
+        );
+        let again = world
+            .app
+            .post_json(&format!("{location}/pause"), &world.token, &json!({}))
+            .send()
+            .await
+            .expect("pause");
         assert_problem(again, 409).await;
-        let resumed = world.app.post_json(&format!("{location}/resume"), &world.token, &json!({})).send().await.expect("resume");
+        let resumed = world
+            .app
+            .post_json(&format!("{location}/resume"), &world.token, &json!({}))
+            .send()
+            .await
+            .expect("resume");
         assert_eq!(resumed.status(), 200);
         let migration = world.wait_over(&location).await;
-        assert_eq!(migration["status"], "completed_with_failures", "{migration}");
+        assert_eq!(
+            migration["status"], "completed_with_failures",
+            "{migration}"
+        );
         let failed = world.all(&format!("{location}/items?state=failed")).await;
-        assert_eq!(failed.len(), 1, "only the user whose login was taken fails: {failed:?}");
+        assert_eq!(
+            failed.len(),
+            1,
+            "only the user whose login was taken fails: {failed:?}"
+        );
         assert_eq!(failed[0]["source_id"], victim["user_id"]);
-        assert_eq!(failed[0]["error_code"], "1003", "the remote code (login taken): {:?}", failed[0]);
+        assert_eq!(
+            failed[0]["error_code"], "1003",
+            "the remote code (login taken): {:?}",
+            failed[0]
+        );
         // Retry: only the failed item is tried again; done items make no target call.
         let before = world.all(&world.path("/events?kind=target.")).await.len();
-        let retried = world.app.post_json(&format!("{location}/retry"), &world.token, &json!({})).send().await.expect("retry");
+        let retried = world
+            .app
+            .post_json(&format!("{location}/retry"), &world.token, &json!({}))
+            .send()
+            .await
+            .expect("retry");
         assert_eq!(retried.status(), 200);
         let migration = world.wait_over(&location).await;
         assert_eq!(migration["status"], "completed_with_failures");
         let calls = world.all(&world.path("/events?kind=target.")).await;
-        let subjects: BTreeSet<&str> = calls[before..].iter().map(|e| e["subject_id"].as_str().expect("subject")).collect();
-        assert_eq!(subjects, BTreeSet::from([victim["user_id"].as_str().expect("id")]), "retry touched only the failed item");
+        let subjects: BTreeSet<&str> = calls[before..]
+            .iter()
+            .map(|e| e["subject_id"].as_str().expect("subject"))
+            .collect();
+        assert_eq!(
+            subjects,
+            BTreeSet::from([victim["user_id"].as_str().expect("id")]),
+            "retry touched only the failed item"
+        );
         let item = &world.all(&format!("{location}/items?state=failed")).await[0];
         assert_eq!(item["attempts"], 2, "{item}");
         // Cancel: a second migration of the same selection stops making calls at once.
-        world.cloud.set_faults(Faults { latency_ms: 50, rate_limit_per_sec: Some(20), ..Faults::default() });
+        world.cloud.set_faults(Faults {
+            latency_ms: 50,
+            rate_limit_per_sec: Some(20),
+            ..Faults::default()
+        });
         let base2 = json!({"selection": [{"kind": "group", "id": base.truth.root_group_id}], "options": {"send_activation_emails": false}});
         let second = world.start_migration(base2).await;
         world.wait_for(&second, |m| m["status"] == "running").await;
-        let cancelled = world.app.post_json(&format!("{second}/cancel"), &world.token, &json!({})).send().await.expect("cancel");
+        let cancelled = world
+            .app
+            .post_json(&format!("{second}/cancel"), &world.token, &json!({}))
+            .send()
+            .await
+            .expect("cancel");
         assert_eq!(cancelled.status(), 200);
         tokio::time::sleep(Duration::from_millis(1000)).await;
         let at_cancel = requests(&world);
         tokio::time::sleep(Duration::from_millis(1500)).await;
-        assert_eq!(requests(&world), at_cancel, "{backend:?}: no target call a second after the cancel");
+        assert_eq!(
+            requests(&world),
+            at_cancel,
+            "{backend:?}: no target call a second after the cancel"
+        );
         let over = world.wait_over(&second).await;
         assert_eq!(over["status"], "cancelled");
         worker.stop().await;
@@ -349,24 +597,66 @@ async fn bad_migration_requests_are_problems() {
         let base = small();
         let world = fast_world(backend, base.clone()).await;
         let root = json!([{"kind": "group", "id": base.truth.root_group_id}]);
-        let post = |body: Value| world.app.post_json(&world.path("/migrations"), &world.token, &body).send();
+        let post = |body: Value| {
+            world
+                .app
+                .post_json(&world.path("/migrations"), &world.token, &body)
+                .send()
+        };
         assert_problem(post(json!({"selection": root})).await.expect("post"), 409).await;
         world.sync().await;
         assert_problem(post(json!({})).await.expect("post"), 422).await;
         assert_problem(post(json!({"selection": []})).await.expect("post"), 422).await;
         // Well-formed, but naming what the workspace does not have: a conflict with its state, at the value.
-        let unknown = assert_problem(post(json!({"selection": [{"kind": "group", "id": "nope"}]})).await.expect("post"), 409).await;
-        assert_eq!((unknown["code"].as_str(), unknown["errors"][0]["pointer"].as_str()), (Some("unknown_nodes"), Some("/selection/0")), "{unknown}");
-        let unknown = assert_problem(post(json!({"precheck_id": uuid::Uuid::now_v7()})).await.expect("post"), 409).await;
-        assert_eq!((unknown["code"].as_str(), unknown["errors"][0]["pointer"].as_str()), (Some("unknown_precheck"), Some("/precheck_id")), "{unknown}");
+        let unknown = assert_problem(
+            post(json!({"selection": [{"kind": "group", "id": "nope"}]}))
+                .await
+                .expect("post"),
+            409,
+        )
+        .await;
+        assert_eq!(
+            (
+                unknown["code"].as_str(),
+                unknown["errors"][0]["pointer"].as_str()
+            ),
+            (Some("unknown_nodes"), Some("/selection/0")),
+            "{unknown}"
+        );
+        let unknown = assert_problem(
+            post(json!({"precheck_id": uuid::Uuid::now_v7()}))
+                .await
+                .expect("post"),
+            409,
+        )
+        .await;
+        assert_eq!(
+            (
+                unknown["code"].as_str(),
+                unknown["errors"][0]["pointer"].as_str()
+            ),
+            (Some("unknown_precheck"), Some("/precheck_id")),
+            "{unknown}"
+        );
         assert_problem(post(json!({"selection": root, "options": {"target": {"rate_per_sec": 0, "concurrency": 1}}})).await.expect("post"), 422).await;
         // A pre-check older than the snapshot is refused unless re-planning is asked for.
         let precheck = world.whole_precheck(&base).await;
         world.sync().await;
-        let stale = assert_problem(post(json!({"precheck_id": precheck["id"]})).await.expect("post"), 409).await;
+        let stale = assert_problem(
+            post(json!({"precheck_id": precheck["id"]}))
+                .await
+                .expect("post"),
+            409,
+        )
+        .await;
         assert_eq!(stale["code"], "stale_precheck", "{stale}");
         let other = world.cloud.idp().partner_token(uuid::Uuid::new_v4());
-        let foreign = world.app.get(&world.path("/migrations"), &other).send().await.expect("get");
+        let foreign = world
+            .app
+            .get(&world.path("/migrations"), &other)
+            .send()
+            .await
+            .expect("get");
         assert_eq!(foreign.status(), 404);
     }
 }
@@ -404,12 +694,22 @@ async fn a_worker_killed_mid_migration_and_restarted_creates_nothing_twice_and_l
         let world = fast_world(backend, base.clone()).await;
         world.sync().await;
         let precheck = world.whole_precheck(&base).await;
-        world.cloud.set_faults(Faults { latency_ms: 5, ..Faults::default() });
-        let location = world.start_migration(json!({"precheck_id": precheck["id"]})).await;
+        world.cloud.set_faults(Faults {
+            latency_ms: 5,
+            ..Faults::default()
+        });
+        let location = world
+            .start_migration(json!({"precheck_id": precheck["id"]}))
+            .await;
         // Kill at several points: after planning, early, midway, late.
         for threshold in [0u64, 20, 150, 400] {
             let mut child = worker_process(&world);
-            world.wait_for(&location, |m| m["status"] != "planning" && m["finished"].as_u64() >= Some(threshold) || m["status"] == "completed").await;
+            world
+                .wait_for(&location, |m| {
+                    m["status"] != "planning" && m["finished"].as_u64() >= Some(threshold)
+                        || m["status"] == "completed"
+                })
+                .await;
             child.kill().expect("SIGKILL");
             child.wait().expect("reaped");
         }
@@ -424,13 +724,23 @@ async fn a_worker_killed_mid_migration_and_restarted_creates_nothing_twice_and_l
 
 #[tokio::test]
 async fn two_worker_processes_on_postgresql_share_one_wave() {
-    let Some(backend) = Backend::enabled().into_iter().find(|b| *b == Backend::Postgres) else { return };
+    let Some(backend) = Backend::enabled()
+        .into_iter()
+        .find(|b| *b == Backend::Postgres)
+    else {
+        return;
+    };
     let base = small();
     let world = fast_world(backend, base.clone()).await;
     world.sync().await;
     let precheck = world.whole_precheck(&base).await;
-    world.cloud.set_faults(Faults { latency_ms: 10, ..Faults::default() });
-    let location = world.start_migration(json!({"precheck_id": precheck["id"]})).await;
+    world.cloud.set_faults(Faults {
+        latency_ms: 10,
+        ..Faults::default()
+    });
+    let location = world
+        .start_migration(json!({"precheck_id": precheck["id"]}))
+        .await;
     let mut workers = [worker_process(&world), worker_process(&world)];
     let migration = world.wait_over(&location).await;
     for child in &mut workers {
@@ -440,38 +750,97 @@ async fn two_worker_processes_on_postgresql_share_one_wave() {
     assert_eq!(migration["status"], "completed", "{migration}");
     assert_cloud_is_the_plan(&world, &precheck, &location, true).await;
     let events = world.all(&world.path("/events?kind=item.done")).await;
-    let actors: BTreeSet<&str> = events.iter().map(|e| e["actor"].as_str().expect("actor")).collect();
+    let actors: BTreeSet<&str> = events
+        .iter()
+        .map(|e| e["actor"].as_str().expect("actor"))
+        .collect();
     assert_eq!(actors.len(), 2, "both workers did work: {actors:?}");
 }
 
 #[tokio::test]
-async fn a_migration_told_to_replan_after_the_source_changed_records_what_changed_and_migrates_the_new_plan() {
+async fn a_migration_told_to_replan_after_the_source_changed_records_what_changed_and_migrates_the_new_plan()
+ {
     use migration_portal::sim::install_base::Mutations;
     for backend in Backend::enabled() {
         let base = small();
         let world = fast_world(backend, base.clone()).await;
         world.sync().await;
         let precheck = world.whole_precheck(&base).await;
-        let changes = world.source.mutate(Mutations { seed: 11, add_users: 2, move_users: 0, remove_users: 2, upgrade_clients: 0 });
+        let changes = world.source.mutate(Mutations {
+            seed: 11,
+            add_users: 2,
+            move_users: 0,
+            remove_users: 2,
+            upgrade_clients: 0,
+        });
         world.sync().await;
         let worker = world.run_worker();
-        let location = world.start_migration(json!({"precheck_id": precheck["id"], "replan": true})).await;
+        let location = world
+            .start_migration(json!({"precheck_id": precheck["id"], "replan": true}))
+            .await;
         let migration = world.wait_over(&location).await;
         assert_eq!(migration["status"], "completed", "{backend:?}: {migration}");
         let users = &migration["replan"]["sections"]["users"];
         assert_eq!(migration["replan"]["changed"], true, "{migration}");
         let listed = |change: &str| -> BTreeSet<String> {
-            users["items"].as_array().expect("items").iter().filter(|i| i["change"] == change).map(|i| i["key"].as_str().expect("key").to_string()).collect()
+            users["items"]
+                .as_array()
+                .expect("items")
+                .iter()
+                .filter(|i| i["change"] == change)
+                .map(|i| i["key"].as_str().expect("key").to_string())
+                .collect()
         };
-        assert_eq!(listed("added"), changes.added_users.iter().cloned().collect(), "{users}");
-        assert_eq!(listed("removed"), changes.removed_users.iter().cloned().collect(), "{users}");
+        assert_eq!(
+            listed("added"),
+            changes.added_users.iter().cloned().collect(),
+            "{users}"
+        );
+        assert_eq!(
+            listed("removed"),
+            changes.removed_users.iter().cloned().collect(),
+            "{users}"
+        );
         let cloud = world.cloud.inspect();
-        let external: BTreeSet<&str> = cloud["users"].as_array().expect("users").iter().filter_map(|u| u["external_id"].as_str()).collect();
-        assert!(changes.added_users.iter().all(|u| external.contains(u.as_str())), "users added at the source are migrated");
-        assert!(changes.removed_users.iter().all(|u| !external.contains(u.as_str())), "users removed at the source are not");
-        let events = world.all(&world.path(&format!("/events?subject={}", migration["id"].as_str().expect("id")))).await;
-        let kinds: Vec<&str> = events.iter().map(|e| e["kind"].as_str().expect("kind")).collect();
-        assert_eq!(kinds, vec!["migration.created", "migration.planned", "migration.completed"], "the migration's own history");
+        let external: BTreeSet<&str> = cloud["users"]
+            .as_array()
+            .expect("users")
+            .iter()
+            .filter_map(|u| u["external_id"].as_str())
+            .collect();
+        assert!(
+            changes
+                .added_users
+                .iter()
+                .all(|u| external.contains(u.as_str())),
+            "users added at the source are migrated"
+        );
+        assert!(
+            changes
+                .removed_users
+                .iter()
+                .all(|u| !external.contains(u.as_str())),
+            "users removed at the source are not"
+        );
+        let events = world
+            .all(&world.path(&format!(
+                "/events?subject={}",
+                migration["id"].as_str().expect("id")
+            )))
+            .await;
+        let kinds: Vec<&str> = events
+            .iter()
+            .map(|e| e["kind"].as_str().expect("kind"))
+            .collect();
+        assert_eq!(
+            kinds,
+            vec![
+                "migration.created",
+                "migration.planned",
+                "migration.completed"
+            ],
+            "the migration's own history"
+        );
         worker.stop().await;
     }
 }
@@ -482,13 +851,24 @@ async fn a_second_wave_reuses_what_the_first_created_and_the_cloud_ends_as_one_p
         let base = small();
         let world = fast_world(backend, base.clone()).await;
         world.sync().await;
-        let customer = base.truth.groups.customers.iter().find(|g| base.users.iter().any(|u| &u.group_id == *g)).expect("a customer").clone();
+        let customer = base
+            .truth
+            .groups
+            .customers
+            .iter()
+            .find(|g| base.users.iter().any(|u| &u.group_id == *g))
+            .expect("a customer")
+            .clone();
         let worker = world.run_worker();
-        let first = world.start_migration(json!({"selection": [{"kind": "group", "id": customer}]})).await;
+        let first = world
+            .start_migration(json!({"selection": [{"kind": "group", "id": customer}]}))
+            .await;
         let wave = world.wait_over(&first).await;
         assert_eq!(wave["status"], "completed", "{backend:?}: {wave}");
         let precheck = world.whole_precheck(&base).await;
-        let second = world.start_migration(json!({"precheck_id": precheck["id"]})).await;
+        let second = world
+            .start_migration(json!({"precheck_id": precheck["id"]}))
+            .await;
         let whole = world.wait_over(&second).await;
         assert_eq!(whole["status"], "completed", "{whole}");
         assert_cloud_is_the_plan(&world, &precheck, &second, true).await;
@@ -499,8 +879,16 @@ async fn a_second_wave_reuses_what_the_first_created_and_the_cloud_ends_as_one_p
             .filter(|i| i["step"] == "mapped_earlier")
             .map(|i| i["key"].as_str().expect("key").to_string())
             .collect();
-        let first_items: BTreeSet<String> = world.all(&format!("{first}/items")).await.iter().map(|i| i["key"].as_str().expect("key").to_string()).collect();
-        assert_eq!(reused, first_items, "the second wave takes what the first created as done, and only that");
+        let first_items: BTreeSet<String> = world
+            .all(&format!("{first}/items"))
+            .await
+            .iter()
+            .map(|i| i["key"].as_str().expect("key").to_string())
+            .collect();
+        assert_eq!(
+            reused, first_items,
+            "the second wave takes what the first created as done, and only that"
+        );
         worker.stop().await;
     }
 }

@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use migration_portal::connectors::ConnectorError;
-use migration_portal::connectors::source::{SourceAccount, SourceApi, SourceGroup, SourceMachine, SourcePage, SourcePlan, SourceUser};
+use migration_portal::connectors::source::{
+    SourceAccount, SourceApi, SourceGroup, SourceMachine, SourcePage, SourcePlan, SourceUser,
+};
 use migration_portal::jobs::sync;
 use migration_portal::sim::install_base::{GenSpec, InstallBase, Mutations, Size, generate};
 use sea_orm::{ConnectionTrait, Statement};
@@ -16,27 +18,49 @@ use uuid::Uuid;
 use crate::helpers::Backend;
 use crate::world::{World, world};
 
-const TABLES: [&str; 4] = ["source_groups", "source_users", "source_machines", "source_plans"];
+const TABLES: [&str; 4] = [
+    "source_groups",
+    "source_users",
+    "source_machines",
+    "source_plans",
+];
 
 impl World {
     /// Every live row of the snapshot: id -> its parent and fields, per table.
     async fn snapshot(&self) -> BTreeMap<&'static str, BTreeMap<String, Option<String>>> {
         let mut all = BTreeMap::new();
         for table in TABLES {
-            let sql = format!("SELECT source_id, parent_source_id, data FROM {table} WHERE workspace_id = '{}' AND removed_at IS NULL", self.workspace);
+            let sql = format!(
+                "SELECT source_id, parent_source_id, data FROM {table} WHERE workspace_id = '{}' AND removed_at IS NULL",
+                self.workspace
+            );
             let sql = if self.db.get_database_backend() == sea_orm::DatabaseBackend::Sqlite {
                 // SQLite keeps UUIDs as 16-byte blobs.
-                sql.replace(&format!("'{}'", self.workspace), &format!("X'{}'", self.workspace.simple()))
+                sql.replace(
+                    &format!("'{}'", self.workspace),
+                    &format!("X'{}'", self.workspace.simple()),
+                )
             } else {
                 sql
             };
-            let rows = self.db.query_all_raw(Statement::from_string(self.db.get_database_backend(), sql)).await.expect("query");
+            let rows = self
+                .db
+                .query_all_raw(Statement::from_string(self.db.get_database_backend(), sql))
+                .await
+                .expect("query");
             let rows = rows
                 .iter()
                 .map(|r| {
-                    let parent = r.try_get::<Option<String>>("", "parent_source_id").expect("parent");
-                    let data: Value = serde_json::from_str(&r.try_get::<String>("", "data").expect("data")).expect("json");
-                    (r.try_get::<String>("", "source_id").expect("id"), Some(fingerprint(table, parent, &data)))
+                    let parent = r
+                        .try_get::<Option<String>>("", "parent_source_id")
+                        .expect("parent");
+                    let data: Value =
+                        serde_json::from_str(&r.try_get::<String>("", "data").expect("data"))
+                            .expect("json");
+                    (
+                        r.try_get::<String>("", "source_id").expect("id"),
+                        Some(fingerprint(table, parent, &data)),
+                    )
                 })
                 .collect();
             all.insert(table, rows);
@@ -50,25 +74,51 @@ fn fingerprint(table: &str, parent: Option<String>, data: &Value) -> String {
     let fields: &[&str] = match table {
         "source_groups" => &["name", "admin"],
         "source_users" => &["login", "email", "auto_update"],
-        "source_machines" => &["hostname", "os", "client_version", "last_seen_at", "data_size_bytes"],
-        _ => &["name", "type", "schedule", "inclusion_filters", "retention_days"],
+        "source_machines" => &[
+            "hostname",
+            "os",
+            "client_version",
+            "last_seen_at",
+            "data_size_bytes",
+        ],
+        _ => &[
+            "name",
+            "type",
+            "schedule",
+            "inclusion_filters",
+            "retention_days",
+        ],
     };
-    let picked: Vec<String> = fields.iter().map(|f| format!("{f}={}", normalized(&data[*f]))).collect();
+    let picked: Vec<String> = fields
+        .iter()
+        .map(|f| format!("{f}={}", normalized(&data[*f])))
+        .collect();
     format!("{parent:?} {}", picked.join(" "))
 }
 
 /// Times compared as instants, objects without their null fields.
 fn normalized(value: &Value) -> Value {
     match value {
-        Value::String(s) => chrono::DateTime::parse_from_rfc3339(s).map(|t| json!(t.timestamp())).unwrap_or_else(|_| value.clone()),
-        Value::Object(map) => Value::Object(map.iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k.clone(), normalized(v))).collect()),
+        Value::String(s) => chrono::DateTime::parse_from_rfc3339(s)
+            .map(|t| json!(t.timestamp()))
+            .unwrap_or_else(|_| value.clone()),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k.clone(), normalized(v)))
+                .collect(),
+        ),
         _ => value.clone(),
     }
 }
 
 /// The source as the simulator holds it, in the snapshot's shape.
 fn truth(base: &InstallBase) -> BTreeMap<&'static str, BTreeMap<String, Option<String>>> {
-    fn rows<T: serde::Serialize>(table: &'static str, items: &[T], key: impl Fn(&T) -> (String, Option<String>)) -> BTreeMap<String, Option<String>> {
+    fn rows<T: serde::Serialize>(
+        table: &'static str,
+        items: &[T],
+        key: impl Fn(&T) -> (String, Option<String>),
+    ) -> BTreeMap<String, Option<String>> {
         items
             .iter()
             .map(|item| {
@@ -79,10 +129,30 @@ fn truth(base: &InstallBase) -> BTreeMap<&'static str, BTreeMap<String, Option<S
             .collect()
     }
     BTreeMap::from([
-        ("source_groups", rows("source_groups", &base.groups, |g| (g.id.clone(), g.parent_id.clone()))),
-        ("source_users", rows("source_users", &base.users, |u| (u.id.clone(), Some(u.group_id.clone())))),
-        ("source_machines", rows("source_machines", &base.machines, |m| (m.id.clone(), Some(m.user_id.clone())))),
-        ("source_plans", rows("source_plans", &base.plans, |p| (p.id.clone(), Some(p.machine_id.clone())))),
+        (
+            "source_groups",
+            rows("source_groups", &base.groups, |g| {
+                (g.id.clone(), g.parent_id.clone())
+            }),
+        ),
+        (
+            "source_users",
+            rows("source_users", &base.users, |u| {
+                (u.id.clone(), Some(u.group_id.clone()))
+            }),
+        ),
+        (
+            "source_machines",
+            rows("source_machines", &base.machines, |m| {
+                (m.id.clone(), Some(m.user_id.clone()))
+            }),
+        ),
+        (
+            "source_plans",
+            rows("source_plans", &base.plans, |p| {
+                (p.id.clone(), Some(p.machine_id.clone()))
+            }),
+        ),
     ])
 }
 
@@ -92,41 +162,95 @@ async fn a_sync_copies_the_source_and_a_re_sync_follows_its_changes() {
         let world = world(backend, generate(&GenSpec::sized(Size::Small, 11))).await;
         let first = world.sync().await;
         let expected = world.source.with_base(truth);
-        assert_eq!(world.snapshot().await, expected, "{backend:?}: the snapshot equals the source");
-        assert_eq!(first["response"]["users"]["added"].as_u64(), Some(expected["source_users"].len() as u64), "{first}");
+        assert_eq!(
+            world.snapshot().await,
+            expected,
+            "{backend:?}: the snapshot equals the source"
+        );
+        assert_eq!(
+            first["response"]["users"]["added"].as_u64(),
+            Some(expected["source_users"].len() as u64),
+            "{first}"
+        );
 
         // A machine of a user about to be removed is mid-migration: it must survive, flagged.
         let removed_user = world
             .source
-            .with_base(|b| b.users.iter().rev().find(|u| b.machines.iter().any(|m| m.user_id == u.id)).map(|u| u.id.clone()))
+            .with_base(|b| {
+                b.users
+                    .iter()
+                    .rev()
+                    .find(|u| b.machines.iter().any(|m| m.user_id == u.id))
+                    .map(|u| u.id.clone())
+            })
             .expect("a user with machines");
         let (report, migrating) = {
-            let victim_machine = world.source.with_base(|b| b.machines.iter().find(|m| m.user_id == removed_user).map(|m| m.id.clone())).expect("machine");
-            let mark = format!("UPDATE source_machines SET migration_state = 'migrating' WHERE source_id = '{victim_machine}'");
+            let victim_machine = world
+                .source
+                .with_base(|b| {
+                    b.machines
+                        .iter()
+                        .find(|m| m.user_id == removed_user)
+                        .map(|m| m.id.clone())
+                })
+                .expect("machine");
+            let mark = format!(
+                "UPDATE source_machines SET migration_state = 'migrating' WHERE source_id = '{victim_machine}'"
+            );
             world.db.execute_unprepared(&mark).await.expect("mark");
             // Remove exactly that user (the simulator removes the last ones by its own order): retry seeds until it does.
             let mut report = None;
             for seed in 0..200 {
                 let probe = world.source.with_base(|b| {
                     let mut copy = b.clone();
-                    copy.mutate(&Mutations { seed, add_users: 3, move_users: 3, remove_users: 3, upgrade_clients: 3 })
+                    copy.mutate(&Mutations {
+                        seed,
+                        add_users: 3,
+                        move_users: 3,
+                        remove_users: 3,
+                        upgrade_clients: 3,
+                    })
                 });
                 if probe.removed_users.contains(&removed_user) {
-                    report = Some(world.source.mutate(Mutations { seed, add_users: 3, move_users: 3, remove_users: 3, upgrade_clients: 3 }));
+                    report = Some(world.source.mutate(Mutations {
+                        seed,
+                        add_users: 3,
+                        move_users: 3,
+                        remove_users: 3,
+                        upgrade_clients: 3,
+                    }));
                     break;
                 }
             }
             (report, victim_machine)
         };
         let report = report.expect("some seed removes the chosen user");
-        assert!(report.removed_machines.contains(&migrating), "its machine goes with it");
+        assert!(
+            report.removed_machines.contains(&migrating),
+            "its machine goes with it"
+        );
         let second = world.sync().await;
         let expected = world.source.with_base(truth);
-        assert_eq!(world.snapshot().await, expected, "{backend:?}: the re-synced snapshot equals the changed source");
+        assert_eq!(
+            world.snapshot().await,
+            expected,
+            "{backend:?}: the re-synced snapshot equals the changed source"
+        );
         let users = &second["response"]["users"];
-        assert_eq!(users["added"].as_u64(), Some(report.added_users.len() as u64), "{second}");
-        assert_eq!(users["removed"].as_u64(), Some(report.removed_users.len() as u64), "{second}");
-        assert!(users["changed"].as_u64().unwrap_or(0) >= report.moved_users.len() as u64, "{second}");
+        assert_eq!(
+            users["added"].as_u64(),
+            Some(report.added_users.len() as u64),
+            "{second}"
+        );
+        assert_eq!(
+            users["removed"].as_u64(),
+            Some(report.removed_users.len() as u64),
+            "{second}"
+        );
+        assert!(
+            users["changed"].as_u64().unwrap_or(0) >= report.moved_users.len() as u64,
+            "{second}"
+        );
         {
             let kept = world
                 .db
@@ -137,13 +261,32 @@ async fn a_sync_copies_the_source_and_a_re_sync_follows_its_changes() {
                 .await
                 .expect("query")
                 .expect("the machine mid-migration is kept");
-            assert_eq!(kept.try_get::<String>("", "migration_state").expect("state"), "migrating");
-            assert!(kept.try_get::<bool>("", "flagged").expect("flag"), "{backend:?}: flagged as removed from the source");
+            assert_eq!(
+                kept.try_get::<String>("", "migration_state")
+                    .expect("state"),
+                "migrating"
+            );
+            assert!(
+                kept.try_get::<bool>("", "flagged").expect("flag"),
+                "{backend:?}: flagged as removed from the source"
+            );
         }
         // Deleting the workspace takes its snapshot with it.
         let path = format!("/api/v1/workspaces/{}", world.workspace);
-        assert_eq!(world.app.delete(&path, &world.token).send().await.expect("delete").status(), 204);
-        assert!(world.snapshot().await.values().all(BTreeMap::is_empty), "{backend:?}: no orphaned snapshot rows");
+        assert_eq!(
+            world
+                .app
+                .delete(&path, &world.token)
+                .send()
+                .await
+                .expect("delete")
+                .status(),
+            204
+        );
+        assert!(
+            world.snapshot().await.values().all(BTreeMap::is_empty),
+            "{backend:?}: no orphaned snapshot rows"
+        );
     }
 }
 
@@ -155,17 +298,38 @@ impl SourceApi for FailingAtPlans<'_> {
     async fn account(&self) -> Result<SourceAccount, ConnectorError> {
         self.0.account().await
     }
-    async fn groups(&self, c: Option<&str>, l: u32) -> Result<SourcePage<SourceGroup>, ConnectorError> {
+    async fn groups(
+        &self,
+        c: Option<&str>,
+        l: u32,
+    ) -> Result<SourcePage<SourceGroup>, ConnectorError> {
         self.0.groups(c, l).await
     }
-    async fn users(&self, c: Option<&str>, l: u32) -> Result<SourcePage<SourceUser>, ConnectorError> {
+    async fn users(
+        &self,
+        c: Option<&str>,
+        l: u32,
+    ) -> Result<SourcePage<SourceUser>, ConnectorError> {
         self.0.users(c, l).await
     }
-    async fn machines(&self, c: Option<&str>, l: u32) -> Result<SourcePage<SourceMachine>, ConnectorError> {
+    async fn machines(
+        &self,
+        c: Option<&str>,
+        l: u32,
+    ) -> Result<SourcePage<SourceMachine>, ConnectorError> {
         self.0.machines(c, l).await
     }
-    async fn plans(&self, _: Option<&str>, _: u32) -> Result<SourcePage<SourcePlan>, ConnectorError> {
-        Err(ConnectorError::Remote { system: "test", status: 500, code: None, message: "disk on fire".into() })
+    async fn plans(
+        &self,
+        _: Option<&str>,
+        _: u32,
+    ) -> Result<SourcePage<SourcePlan>, ConnectorError> {
+        Err(ConnectorError::Remote {
+            system: "test",
+            status: 500,
+            code: None,
+            message: "disk on fire".into(),
+        })
     }
     async fn user_password(&self, id: &str) -> Result<SecretString, ConnectorError> {
         self.0.user_password(id).await
@@ -178,20 +342,53 @@ async fn a_failed_sync_leaves_the_snapshot_as_it_was() {
         let world = world(backend, generate(&GenSpec::sized(Size::Small, 11))).await;
         world.sync().await;
         let before = world.snapshot().await;
-        world.source.mutate(Mutations { seed: 5, add_users: 4, move_users: 4, remove_users: 4, upgrade_clients: 4 });
+        world.source.mutate(Mutations {
+            seed: 5,
+            add_users: 4,
+            move_users: 4,
+            remove_users: 4,
+            upgrade_clients: 4,
+        });
         let (login, password) = world.source.credentials();
-        let policy = migration_portal::connectors::HttpPolicy { allow_private_networks: true, max_attempts: 1, ..Default::default() };
-        let client =
-            migration_portal::connectors::source::SourceClient::new(&world.source.base_url(), &login, SecretString::from(password), policy).expect("client");
-        let result = sync::sync(&world.db, Uuid::now_v7(), world.workspace, &FailingAtPlans(&client), |_| async { Ok(()) }).await;
+        let policy = migration_portal::connectors::HttpPolicy {
+            allow_private_networks: true,
+            max_attempts: 1,
+            ..Default::default()
+        };
+        let client = migration_portal::connectors::source::SourceClient::new(
+            &world.source.base_url(),
+            &login,
+            SecretString::from(password),
+            policy,
+        )
+        .expect("client");
+        let result = sync::sync(
+            &world.db,
+            Uuid::now_v7(),
+            world.workspace,
+            &FailingAtPlans(&client),
+            |_| async { Ok(()) },
+        )
+        .await;
         assert!(result.is_err(), "{backend:?}: the sync failed");
-        assert_eq!(world.snapshot().await, before, "{backend:?}: nothing of the failed sync reached the snapshot");
+        assert_eq!(
+            world.snapshot().await,
+            before,
+            "{backend:?}: nothing of the failed sync reached the snapshot"
+        );
         let staged = world
             .db
-            .query_one_raw(Statement::from_string(world.db.get_database_backend(), "SELECT COUNT(*) AS n FROM sync_staging".to_string()))
+            .query_one_raw(Statement::from_string(
+                world.db.get_database_backend(),
+                "SELECT COUNT(*) AS n FROM sync_staging".to_string(),
+            ))
             .await
             .expect("count")
             .expect("row");
-        assert_eq!(staged.try_get::<i64>("", "n").expect("n"), 0, "{backend:?}: the staging area is cleared");
+        assert_eq!(
+            staged.try_get::<i64>("", "n").expect("n"),
+            0,
+            "{backend:?}: the staging area is cleared"
+        );
     }
 }

@@ -74,18 +74,31 @@ async fn listing_pages_through_every_workspace_once_in_creation_order() {
     on_each_backend(async |app: &TestApp| {
         let mut ids = Vec::new();
         for i in 0..7 {
-            let created = app.create_workspace(&app.token, &workspace_body(&format!("ws {i}")).0).await;
+            let created = app
+                .create_workspace(&app.token, &workspace_body(&format!("ws {i}")).0)
+                .await;
             ids.push(created["id"].as_str().expect("id").to_string());
         }
         let mut seen = Vec::new();
         let mut path = "/api/v1/workspaces?limit=3".to_string();
         let mut pages = 0;
         loop {
-            let page: serde_json::Value = app.get(&path, &app.token).send().await.expect("list").json().await.expect("json");
+            let page: serde_json::Value = app
+                .get(&path, &app.token)
+                .send()
+                .await
+                .expect("list")
+                .json()
+                .await
+                .expect("json");
             pages += 1;
             let items = page["items"].as_array().expect("items");
             assert!(items.len() <= 3);
-            seen.extend(items.iter().map(|w| w["id"].as_str().expect("id").to_string()));
+            seen.extend(
+                items
+                    .iter()
+                    .map(|w| w["id"].as_str().expect("id").to_string()),
+            );
             match page["next_cursor"].as_str() {
                 Some(cursor) => path = format!("/api/v1/workspaces?limit=3&cursor={cursor}"),
                 None => break,
@@ -127,36 +140,68 @@ async fn another_tenants_workspace_answers_404_to_every_operation_and_stays_unch
 
 #[tokio::test]
 async fn workspace_urls_cannot_reach_the_services_own_network() {
-    let app = crate::helpers::spawn_app_with(crate::helpers::Backend::Sqlite, |c| c.connectors.allow_private_networks = false).await;
+    let app = crate::helpers::spawn_app_with(crate::helpers::Backend::Sqlite, |c| {
+        c.connectors.allow_private_networks = false
+    })
+    .await;
     // Something does listen here: a connection attempt would be accepted.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listener");
     listener.set_nonblocking(true).expect("non-blocking");
     let port = listener.local_addr().expect("addr").port();
-    for host in [format!("127.0.0.1:{port}"), format!("localhost:{port}"), format!("[::ffff:127.0.0.1]:{port}")] {
+    for host in [
+        format!("127.0.0.1:{port}"),
+        format!("localhost:{port}"),
+        format!("[::ffff:127.0.0.1]:{port}"),
+    ] {
         let (mut body, _, _) = workspace_body("Internal");
         body["source"]["url"] = json!(format!("http://{host}"));
         body["target"]["url"] = json!(format!("http://{host}"));
         let created = app.create_workspace(&app.token, &body).await;
-        let checks = created["connection_check"]["checks"].as_array().expect("checks").clone();
+        let checks = created["connection_check"]["checks"]
+            .as_array()
+            .expect("checks")
+            .clone();
         for index in [0, 1] {
             assert_eq!(checks[index]["status"], "failed", "{host}: {checks:?}");
             let detail = checks[index]["detail"].as_str().unwrap_or_default();
-            assert!(detail.contains("does not contact its own network"), "{host}: {detail}");
+            assert!(
+                detail.contains("does not contact its own network"),
+                "{host}: {detail}"
+            );
         }
-        assert!(listener.accept().is_err(), "{host}: the service connected to its own network");
+        assert!(
+            listener.accept().is_err(),
+            "{host}: the service connected to its own network"
+        );
     }
 }
 
 #[tokio::test]
 async fn concurrent_updates_without_if_match_all_apply() {
     on_each_backend(async |app: &TestApp| {
-        let created = app.create_workspace(&app.token, &workspace_body("Busy").0).await;
+        let created = app
+            .create_workspace(&app.token, &workspace_body("Busy").0)
+            .await;
         let path = format!("/api/v1/workspaces/{}", created["id"].as_str().expect("id"));
-        let renames = (0..8).map(|i| app.patch_json(&path, &app.token, &json!({"name": format!("Busy {i}")})).send());
+        let renames = (0..8).map(|i| {
+            app.patch_json(&path, &app.token, &json!({"name": format!("Busy {i}")}))
+                .send()
+        });
         for response in futures_util::future::join_all(renames).await {
-            assert_eq!(response.expect("patch").status(), 200, "no 412 without If-Match");
+            assert_eq!(
+                response.expect("patch").status(),
+                200,
+                "no 412 without If-Match"
+            );
         }
-        let current: serde_json::Value = app.get(&path, &app.token).send().await.expect("get").json().await.expect("json");
+        let current: serde_json::Value = app
+            .get(&path, &app.token)
+            .send()
+            .await
+            .expect("get")
+            .json()
+            .await
+            .expect("json");
         assert_eq!(current["version"], 9, "each rename applied once");
     })
     .await;

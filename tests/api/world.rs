@@ -31,7 +31,11 @@ pub async fn world(backend: Backend, base: InstallBase) -> World {
 }
 
 /// [`world`] with the service's configuration changed by `configure`.
-pub async fn world_with(backend: Backend, base: InstallBase, configure: impl FnOnce(&mut migration_portal::config::Config)) -> World {
+pub async fn world_with(
+    backend: Backend,
+    base: InstallBase,
+    configure: impl FnOnce(&mut migration_portal::config::Config),
+) -> World {
     world_with_cloud(backend, base, |_| {}, configure).await
 }
 
@@ -44,7 +48,12 @@ pub async fn world_with_cloud(
 ) -> World {
     let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
     let existing_logins = base.cloud_existing_logins();
-    let mut config = CloudSimConfig { bind: loopback, audience: AUDIENCE.into(), existing_logins, ..CloudSimConfig::default() };
+    let mut config = CloudSimConfig {
+        bind: loopback,
+        audience: AUDIENCE.into(),
+        existing_logins,
+        ..CloudSimConfig::default()
+    };
     cloud(&mut config);
     let cloud = CloudSim::start(config, &test_keys()[0]).expect("cloud");
     let source = SourceSim::start(loopback, base).expect("source");
@@ -65,7 +74,14 @@ pub async fn world_with_cloud(
     let created = app.create_workspace(&token, &body).await;
     let workspace = Uuid::parse_str(created["id"].as_str().expect("id")).expect("uuid");
     let db = Database::connect(&app.database_url).await.expect("connect");
-    World { app, cloud, source, token, workspace, db }
+    World {
+        app,
+        cloud,
+        source,
+        token,
+        workspace,
+        db,
+    }
 }
 
 impl World {
@@ -77,16 +93,37 @@ impl World {
     /// Runs the worker until no job is left.
     pub async fn work(&self) {
         let secrets = SecretBox::from_base64(&self.app.secret_key).expect("key");
-        let config = WorkerConfig { min_backoff: Duration::ZERO, max_backoff: Duration::from_millis(1), ..WorkerConfig::default() };
+        let config = WorkerConfig {
+            min_backoff: Duration::ZERO,
+            max_backoff: Duration::from_millis(1),
+            ..WorkerConfig::default()
+        };
         let metrics = self.app.metrics.clone();
-        Worker::new(self.db.clone(), config, job_handlers(secrets, true, Some(metrics.clone()))).with_metrics(metrics).run_until_idle().await;
+        Worker::new(
+            self.db.clone(),
+            config,
+            job_handlers(secrets, true, Some(metrics.clone())),
+        )
+        .with_metrics(metrics)
+        .run_until_idle()
+        .await;
     }
 
     /// Starts a sync over HTTP, runs the worker until idle, answers the finished operation.
     pub async fn sync(&self) -> Value {
-        let response = self.app.http.post(self.app.url(&self.path("/syncs"))).bearer_auth(&self.token).send().await.expect("start");
+        let response = self
+            .app
+            .http
+            .post(self.app.url(&self.path("/syncs")))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .expect("start");
         assert_eq!(response.status(), 202);
-        let location = response.headers()["location"].to_str().expect("location").to_string();
+        let location = response.headers()["location"]
+            .to_str()
+            .expect("location")
+            .to_string();
         self.work().await;
         let operation = self.get(&location).await;
         assert_eq!(operation["done"], true, "{operation}");

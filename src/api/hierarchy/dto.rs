@@ -36,16 +36,24 @@ impl Shown {
 
     /// A group's name, a user's login, a machine's hostname.
     pub fn title(&self) -> String {
-        self.name.clone().or_else(|| self.login.clone()).or_else(|| self.hostname.clone()).unwrap_or_default()
+        self.name
+            .clone()
+            .or_else(|| self.login.clone())
+            .or_else(|| self.hostname.clone())
+            .unwrap_or_default()
     }
 
     /// A user's login, or a group admin's.
     pub fn login(&self) -> Option<String> {
-        self.login.clone().or_else(|| self.admin.as_ref().map(|a| a.login.clone()))
+        self.login
+            .clone()
+            .or_else(|| self.admin.as_ref().map(|a| a.login.clone()))
     }
 
     pub fn email(&self) -> Option<String> {
-        self.email.clone().or_else(|| self.admin.as_ref().and_then(|a| a.email.clone()))
+        self.email
+            .clone()
+            .or_else(|| self.admin.as_ref().and_then(|a| a.email.clone()))
     }
 }
 
@@ -133,7 +141,9 @@ impl Hit {
             login: shown.login(),
             email: shown.email(),
             group_id: row.group_id,
-            user_id: (row.kind == Kind::Machine).then(|| row.parent_id).flatten(),
+            user_id: (row.kind == Kind::Machine)
+                .then_some(row.parent_id)
+                .flatten(),
             removed_from_source: row.removed_at.is_some(),
             id: row.id,
         }
@@ -180,7 +190,11 @@ pub struct ChildrenParams {
 pub struct SearchParams {
     /// Text to find in group names, logins, emails and hostnames (case-insensitive, 1 to 200 characters,
     /// not only blanks; leading and trailing blanks are ignored).
-    #[param(min_length = 1, max_length = 200, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\u0000-\u0020\u007F-\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\u0000-\u001F\u007F-\u009F]*$")]
+    #[param(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\u0000-\u0020\u007F-\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     pub q: String,
     /// Only this kind.
     pub kind: Option<Kind>,

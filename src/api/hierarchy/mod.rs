@@ -25,22 +25,42 @@ use crate::error::ApiError;
 pub use dto::*;
 
 pub fn routes(cfg: &mut ServiceConfig) {
-    cfg.service(get_hierarchy).service(search).service(get_children).service(get_group).service(get_user).service(get_machine);
+    cfg.service(get_hierarchy)
+        .service(search)
+        .service(get_children)
+        .service(get_group)
+        .service(get_user)
+        .service(get_machine);
 }
 
 const MAX_QUERY_CHARS: usize = 200;
 
 /// The caller's workspace, once synced.
-async fn synced(state: &AppState, partner: &Partner, id: Uuid) -> Result<entity::workspace::Model, ApiError> {
-    let workspace = workspaces::find(&state.db, partner.tenant_id, id).await?.ok_or(ApiError::NotFound)?;
+async fn synced(
+    state: &AppState,
+    partner: &Partner,
+    id: Uuid,
+) -> Result<entity::workspace::Model, ApiError> {
+    let workspace = workspaces::find(&state.db, partner.tenant_id, id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
     if workspace.snapshot_synced_at.is_none() {
-        return Err(ApiError::conflict("not_synced", "The workspace has no snapshot yet: start a sync and wait for it to finish."));
+        return Err(ApiError::conflict(
+            "not_synced",
+            "The workspace has no snapshot yet: start a sync and wait for it to finish.",
+        ));
     }
     Ok(workspace)
 }
 
 fn parse<T: serde::de::DeserializeOwned>(row: &Row) -> Result<T, ApiError> {
-    serde_json::from_str(&row.data).map_err(|e| ApiError::Internal(anyhow::anyhow!("snapshot {} {}: {e}", row.kind.as_str(), row.id)))
+    serde_json::from_str(&row.data).map_err(|e| {
+        ApiError::Internal(anyhow::anyhow!(
+            "snapshot {} {}: {e}",
+            row.kind.as_str(),
+            row.id
+        ))
+    })
 }
 
 fn source(row: &Row) -> Value {
@@ -50,7 +70,10 @@ fn source(row: &Row) -> Value {
 fn path_entries(path: Vec<(String, String)>) -> Vec<PathEntry> {
     path.into_iter()
         .map(|(id, data)| {
-            let name = serde_json::from_str::<Value>(&data).ok().and_then(|v| v["name"].as_str().map(str::to_string)).unwrap_or_default();
+            let name = serde_json::from_str::<Value>(&data)
+                .ok()
+                .and_then(|v| v["name"].as_str().map(str::to_string))
+                .unwrap_or_default();
             PathEntry { id, name }
         })
         .collect()
@@ -69,16 +92,32 @@ fn path_entries(path: Vec<(String, String)>) -> Vec<PathEntry> {
     security(("bearer_auth" = []))
 )]
 #[get("/workspaces/{id}/hierarchy")]
-async fn get_hierarchy(partner: Partner, state: web::Data<AppState>, id: web::Path<Uuid>) -> Result<web::Json<Hierarchy>, ApiError> {
+async fn get_hierarchy(
+    partner: Partner,
+    state: web::Data<AppState>,
+    id: web::Path<Uuid>,
+) -> Result<web::Json<Hierarchy>, ApiError> {
     let workspace = synced(&state, &partner, *id).await?;
-    let root = snapshot::root(&state.db, workspace.id).await?.ok_or(ApiError::NotFound)?;
+    let root = snapshot::root(&state.db, workspace.id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
     let (subgroups, users) = snapshot::direct_counts(&state.db, workspace.id, &root.id).await?;
-    let rollup = snapshot::rollups(&state.db, workspace.id, std::slice::from_ref(&root.id)).await?.remove(&root.id);
+    let rollup = snapshot::rollups(&state.db, workspace.id, std::slice::from_ref(&root.id))
+        .await?
+        .remove(&root.id);
     Ok(web::Json(Hierarchy {
         workspace_id: workspace.id,
         snapshot_synced_at: workspace.snapshot_synced_at,
         source_time: workspace.snapshot_source_time,
-        root: Node::new(Child { row: root, subgroups, users, machines: 0 }, rollup),
+        root: Node::new(
+            Child {
+                row: root,
+                subgroups,
+                users,
+                machines: 0,
+            },
+            rollup,
+        ),
     }))
 }
 
@@ -105,16 +144,42 @@ async fn get_children(
 ) -> Result<web::Json<Paged<Node>>, ApiError> {
     let (id, group) = path.into_inner();
     let params = params.into_inner();
-    let (limit, after) = PageParams { limit: params.limit, cursor: params.cursor }.keyed::<Key>()?;
-    let kinds = params.kind.map_or_else(|| vec![Kind::Group, Kind::User], |kind| vec![kind.into()]);
+    let (limit, after) = PageParams {
+        limit: params.limit,
+        cursor: params.cursor,
+    }
+    .keyed::<Key>()?;
+    let kinds = params
+        .kind
+        .map_or_else(|| vec![Kind::Group, Kind::User], |kind| vec![kind.into()]);
     let workspace = synced(&state, &partner, id).await?;
-    snapshot::find(&state.db, workspace.id, Kind::Group, &group).await?.ok_or(ApiError::NotFound)?;
-    let mut children = snapshot::children(&state.db, workspace.id, &group, &kinds, after.as_ref(), limit + 1).await?;
+    snapshot::find(&state.db, workspace.id, Kind::Group, &group)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let mut children = snapshot::children(
+        &state.db,
+        workspace.id,
+        &group,
+        &kinds,
+        after.as_ref(),
+        limit + 1,
+    )
+    .await?;
     let more = children.len() as u64 > limit;
     children.truncate(limit as usize);
-    let next_cursor = more.then(|| children.last().map(|c| encode_key(&Key(c.row.kind, c.row.search.clone(), c.row.id.clone())))).flatten();
+    let next_cursor = more
+        .then(|| {
+            children
+                .last()
+                .map(|c| encode_key(&Key(c.row.kind, c.row.search.clone(), c.row.id.clone())))
+        })
+        .flatten();
     let mut rollups = if params.rollup {
-        let groups: Vec<String> = children.iter().filter(|c| c.row.kind == Kind::Group).map(|c| c.row.id.clone()).collect();
+        let groups: Vec<String> = children
+            .iter()
+            .filter(|c| c.row.kind == Kind::Group)
+            .map(|c| c.row.id.clone())
+            .collect();
         snapshot::rollups(&state.db, workspace.id, &groups).await?
     } else {
         Default::default()
@@ -122,7 +187,9 @@ async fn get_children(
     let items = children
         .into_iter()
         .map(|child| {
-            let rollup = rollups.remove(&child.row.id).filter(|_| child.row.kind == Kind::Group);
+            let rollup = rollups
+                .remove(&child.row.id)
+                .filter(|_| child.row.kind == Kind::Group);
             Node::new(child, rollup)
         })
         .collect();
@@ -152,19 +219,42 @@ async fn search(
     params: web::Query<SearchParams>,
 ) -> Result<web::Json<Paged<Hit>>, ApiError> {
     let params = params.into_inner();
-    let (limit, after) = PageParams { limit: params.limit, cursor: params.cursor }.keyed::<Key>()?;
+    let (limit, after) = PageParams {
+        limit: params.limit,
+        cursor: params.cursor,
+    }
+    .keyed::<Key>()?;
     let text = params.q.trim();
     // Counted as sent, as `maxLength` counts it.
     if text.is_empty() || params.q.chars().count() > MAX_QUERY_CHARS {
-        return Err(ApiError::bad_request("invalid_query", format!("q must hold 1 to {MAX_QUERY_CHARS} characters.")));
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            format!("q must hold 1 to {MAX_QUERY_CHARS} characters."),
+        ));
     }
     let kinds = params.kind.map_or_else(|| Kind::ALL.to_vec(), |k| vec![k]);
     let workspace = synced(&state, &partner, *id).await?;
-    let mut rows = snapshot::search(&state.db, workspace.id, text, &kinds, after.as_ref(), limit + 1).await?;
+    let mut rows = snapshot::search(
+        &state.db,
+        workspace.id,
+        text,
+        &kinds,
+        after.as_ref(),
+        limit + 1,
+    )
+    .await?;
     let more = rows.len() as u64 > limit;
     rows.truncate(limit as usize);
-    let next_cursor = more.then(|| rows.last().map(|r| encode_key(&Key(r.kind, r.search.clone(), r.id.clone())))).flatten();
-    Ok(web::Json(Paged { items: rows.into_iter().map(Hit::new).collect(), next_cursor }))
+    let next_cursor = more
+        .then(|| {
+            rows.last()
+                .map(|r| encode_key(&Key(r.kind, r.search.clone(), r.id.clone())))
+        })
+        .flatten();
+    Ok(web::Json(Paged {
+        items: rows.into_iter().map(Hit::new).collect(),
+        next_cursor,
+    }))
 }
 
 /// A group: its path from the root, admin, what it becomes in the target,
@@ -181,13 +271,22 @@ async fn search(
     security(("bearer_auth" = []))
 )]
 #[get("/workspaces/{id}/groups/{group_id}")]
-async fn get_group(partner: Partner, state: web::Data<AppState>, path: web::Path<(Uuid, String)>) -> Result<web::Json<GroupDetail>, ApiError> {
+async fn get_group(
+    partner: Partner,
+    state: web::Data<AppState>,
+    path: web::Path<(Uuid, String)>,
+) -> Result<web::Json<GroupDetail>, ApiError> {
     let (id, group_id) = path.into_inner();
     let workspace = synced(&state, &partner, id).await?;
-    let row = snapshot::find(&state.db, workspace.id, Kind::Group, &group_id).await?.ok_or(ApiError::NotFound)?;
+    let row = snapshot::find(&state.db, workspace.id, Kind::Group, &group_id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
     let group: Group = parse(&row)?;
     let (subgroups, users) = snapshot::direct_counts(&state.db, workspace.id, &row.id).await?;
-    let rollup = snapshot::rollups(&state.db, workspace.id, std::slice::from_ref(&row.id)).await?.remove(&row.id).unwrap_or_default();
+    let rollup = snapshot::rollups(&state.db, workspace.id, std::slice::from_ref(&row.id))
+        .await?
+        .remove(&row.id)
+        .unwrap_or_default();
     let path = path_entries(snapshot::path(&state.db, workspace.id, &row.id).await?);
     Ok(web::Json(GroupDetail {
         target_kind: GroupPlan::of(group.parent_id.is_none(), subgroups > 0, users > 0),
@@ -218,12 +317,23 @@ async fn get_group(partner: Partner, state: web::Data<AppState>, path: web::Path
     security(("bearer_auth" = []))
 )]
 #[get("/workspaces/{id}/users/{user_id}")]
-async fn get_user(partner: Partner, state: web::Data<AppState>, path: web::Path<(Uuid, String)>) -> Result<web::Json<UserDetail>, ApiError> {
+async fn get_user(
+    partner: Partner,
+    state: web::Data<AppState>,
+    path: web::Path<(Uuid, String)>,
+) -> Result<web::Json<UserDetail>, ApiError> {
     let (id, user_id) = path.into_inner();
     let workspace = synced(&state, &partner, id).await?;
-    let row = snapshot::find(&state.db, workspace.id, Kind::User, &user_id).await?.ok_or(ApiError::NotFound)?;
+    let row = snapshot::find(&state.db, workspace.id, Kind::User, &user_id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
     let user: User = parse(&row)?;
-    let machine_ids: Vec<String> = snapshot::rows_under(&state.db, workspace.id, Kind::Machine.table(), &row.id).await?.into_iter().map(|(id, _)| id).collect();
+    let machine_ids: Vec<String> =
+        snapshot::rows_under(&state.db, workspace.id, Kind::Machine.table(), &row.id)
+            .await?
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
     let mut machines = snapshot::rows(&state.db, workspace.id, Kind::Machine, &machine_ids).await?;
     machines.sort_by(|a, b| (&a.search, &a.id).cmp(&(&b.search, &b.id)));
     let machines = machines
@@ -231,7 +341,10 @@ async fn get_user(partner: Partner, state: web::Data<AppState>, path: web::Path<
         .map(|m| MachineSummary {
             id: m.id.clone(),
             hostname: Shown::of(m).title(),
-            readiness: m.readiness.as_deref().and_then(|t| Readiness::ALL.into_iter().find(|r| r.as_str() == t)),
+            readiness: m
+                .readiness
+                .as_deref()
+                .and_then(|t| Readiness::ALL.into_iter().find(|r| r.as_str() == t)),
             migration_state: MachineState::parse(&m.migration_state).unwrap_or(MachineState::Idle),
             data_size_bytes: m.size_bytes.max(0) as u64,
             removed_from_source: m.removed_at.is_some(),
@@ -267,10 +380,16 @@ async fn get_user(partner: Partner, state: web::Data<AppState>, path: web::Path<
     security(("bearer_auth" = []))
 )]
 #[get("/workspaces/{id}/machines/{machine_id}")]
-async fn get_machine(partner: Partner, state: web::Data<AppState>, path: web::Path<(Uuid, String)>) -> Result<web::Json<MachineDetail>, ApiError> {
+async fn get_machine(
+    partner: Partner,
+    state: web::Data<AppState>,
+    path: web::Path<(Uuid, String)>,
+) -> Result<web::Json<MachineDetail>, ApiError> {
     let (id, machine_id) = path.into_inner();
     let workspace = synced(&state, &partner, id).await?;
-    let row = snapshot::find(&state.db, workspace.id, Kind::Machine, &machine_id).await?.ok_or(ApiError::NotFound)?;
+    let row = snapshot::find(&state.db, workspace.id, Kind::Machine, &machine_id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
     let machine: Machine = parse(&row)?;
     let user_row = snapshot::find(&state.db, workspace.id, Kind::User, &machine.user_id).await?;
     let user: Option<User> = user_row.as_ref().map(parse).transpose()?;
@@ -278,13 +397,17 @@ async fn get_machine(partner: Partner, state: web::Data<AppState>, path: web::Pa
     let plans: Vec<(Value, BackupPlan)> = plans
         .into_iter()
         .map(|(id, data)| {
-            let plan = serde_json::from_str(&data).map_err(|e| ApiError::Internal(anyhow::anyhow!("snapshot plan {id}: {e}")))?;
+            let plan = serde_json::from_str(&data)
+                .map_err(|e| ApiError::Internal(anyhow::anyhow!("snapshot plan {id}: {e}")))?;
             Ok((serde_json::from_str(&data).unwrap_or(Value::Null), plan))
         })
         .collect::<Result<_, ApiError>>()?;
     // Judged as the sync judged it: on the BackupAgent server's clock.
     let judged_at = workspace.snapshot_source_time.unwrap_or_else(Utc::now);
-    let clock = Clock { now: judged_at, offline_after: chrono::Duration::days(OFFLINE_AFTER_DAYS) };
+    let clock = Clock {
+        now: judged_at,
+        offline_after: chrono::Duration::days(OFFLINE_AFTER_DAYS),
+    };
     let platform = Platform::from_family(&machine.os.family);
     let facts = MachineFacts {
         platform,
@@ -296,7 +419,13 @@ async fn get_machine(partner: Partner, state: web::Data<AppState>, path: web::Pa
     };
     let assessed = SupportMatrix::default().assess(&facts, clock);
     let current = assessed.client == ClientStatus::Current;
-    let backup_plans = plans.iter().map(|(source, plan)| MachineBackupPlan { source: source.clone(), target: backup_plan(plan, current) }).collect();
+    let backup_plans = plans
+        .iter()
+        .map(|(source, plan)| MachineBackupPlan {
+            source: source.clone(),
+            target: backup_plan(plan, current),
+        })
+        .collect();
     let group_id = user.as_ref().map(|u| u.group_id.clone());
     let path = match &group_id {
         Some(group) => path_entries(snapshot::path(&state.db, workspace.id, group).await?),
@@ -316,7 +445,14 @@ async fn get_machine(partner: Partner, state: web::Data<AppState>, path: web::Pa
         last_seen_at: machine.last_seen_at,
         data_size_bytes: machine.data_size_bytes,
         readiness: assessed.readiness,
-        actions: assessed.actions.into_iter().map(|cause| MachineAction { cause, instructions: cause.instructions().to_vec() }).collect(),
+        actions: assessed
+            .actions
+            .into_iter()
+            .map(|cause| MachineAction {
+                cause,
+                instructions: cause.instructions().to_vec(),
+            })
+            .collect(),
         contact: assessed.contact,
         judged_at,
         backup_plans,

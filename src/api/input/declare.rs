@@ -4,7 +4,9 @@ use std::collections::BTreeSet;
 
 use utoipa::openapi::RefOr;
 use utoipa::openapi::path::{Operation, ParameterIn};
-use utoipa::openapi::schema::{AdditionalProperties, ArrayItems, KnownFormat, Schema, SchemaFormat, SchemaType, Type};
+use utoipa::openapi::schema::{
+    AdditionalProperties, ArrayItems, KnownFormat, Schema, SchemaFormat, SchemaType, Type,
+};
 
 use crate::api::input::{BODY_PATTERN, PARAMETER_PATTERN};
 
@@ -15,15 +17,25 @@ use crate::api::input::{BODY_PATTERN, PARAMETER_PATTERN};
 pub fn declare_input_rules(spec: &mut utoipa::openapi::OpenApi) {
     let mut reached = BTreeSet::new();
     for item in spec.paths.paths.values_mut() {
-        let operations = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch];
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ];
         for operation in operations.into_iter().flatten() {
             declare_in_operation(operation, &mut reached);
         }
     }
-    let Some(components) = spec.components.as_mut() else { return };
+    let Some(components) = spec.components.as_mut() else {
+        return;
+    };
     let mut pending: Vec<String> = reached.iter().cloned().collect();
     while let Some(name) = pending.pop() {
-        let Some(schema) = components.schemas.get_mut(&name) else { continue };
+        let Some(schema) = components.schemas.get_mut(&name) else {
+            continue;
+        };
         let mut found = BTreeSet::new();
         add_pattern(schema, BODY_PATTERN, &mut found);
         for name in found {
@@ -38,7 +50,10 @@ pub fn declare_input_rules(spec: &mut utoipa::openapi::OpenApi) {
 fn declare_in_operation(operation: &mut Operation, reached: &mut BTreeSet<String>) {
     for parameter in operation.parameters.iter_mut().flatten() {
         if let RefOr::T(parameter) = parameter
-            && matches!(parameter.parameter_in, ParameterIn::Path | ParameterIn::Query)
+            && matches!(
+                parameter.parameter_in,
+                ParameterIn::Path | ParameterIn::Query
+            )
             && let Some(schema) = parameter.schema.as_mut()
         {
             add_pattern(schema, PARAMETER_PATTERN, &mut BTreeSet::new());
@@ -60,7 +75,11 @@ fn declare_in_operation(operation: &mut Operation, reached: &mut BTreeSet<String
 fn add_pattern(schema: &mut RefOr<Schema>, pattern: &str, refs: &mut BTreeSet<String>) {
     let schema = match schema {
         RefOr::Ref(r) => {
-            refs.extend(r.ref_location.strip_prefix("#/components/schemas/").map(str::to_string));
+            refs.extend(
+                r.ref_location
+                    .strip_prefix("#/components/schemas/")
+                    .map(str::to_string),
+            );
             return;
         }
         RefOr::T(schema) => schema,
@@ -72,8 +91,12 @@ fn add_pattern(schema: &mut RefOr<Schema>, pattern: &str, refs: &mut BTreeSet<St
                 SchemaType::Array(types) => types.contains(&Type::String),
                 SchemaType::AnyValue => false,
             };
-            let free_format = matches!(object.format, None | Some(SchemaFormat::KnownFormat(KnownFormat::Password)));
-            if is_string && free_format && object.pattern.is_none() && object.enum_values.is_none() {
+            let free_format = matches!(
+                object.format,
+                None | Some(SchemaFormat::KnownFormat(KnownFormat::Password))
+            );
+            if is_string && free_format && object.pattern.is_none() && object.enum_values.is_none()
+            {
                 object.pattern = Some(pattern.to_string());
             }
             for property in object.properties.values_mut() {
@@ -90,9 +113,18 @@ fn add_pattern(schema: &mut RefOr<Schema>, pattern: &str, refs: &mut BTreeSet<St
                 add_pattern(items, pattern, refs);
             }
         }
-        Schema::OneOf(one_of) => one_of.items.iter_mut().for_each(|s| add_pattern(s, pattern, refs)),
-        Schema::AllOf(all_of) => all_of.items.iter_mut().for_each(|s| add_pattern(s, pattern, refs)),
-        Schema::AnyOf(any_of) => any_of.items.iter_mut().for_each(|s| add_pattern(s, pattern, refs)),
+        Schema::OneOf(one_of) => one_of
+            .items
+            .iter_mut()
+            .for_each(|s| add_pattern(s, pattern, refs)),
+        Schema::AllOf(all_of) => all_of
+            .items
+            .iter_mut()
+            .for_each(|s| add_pattern(s, pattern, refs)),
+        Schema::AnyOf(any_of) => any_of
+            .items
+            .iter_mut()
+            .for_each(|s| add_pattern(s, pattern, refs)),
         _ => {}
     }
 }
@@ -110,14 +142,23 @@ mod tests {
     }
 
     fn resolve<'a>(spec: &'a Value, schema: &'a Value) -> &'a Value {
-        match schema["$ref"].as_str().and_then(|r| r.strip_prefix("#/components/schemas/")) {
+        match schema["$ref"]
+            .as_str()
+            .and_then(|r| r.strip_prefix("#/components/schemas/"))
+        {
             Some(name) => &spec["components"]["schemas"][name],
             None => schema,
         }
     }
 
     /// Every string schema under `schema` (components followed once), with where it is.
-    fn strings<'a>(spec: &'a Value, schema: &'a Value, at: String, seen: &mut Vec<String>, out: &mut Vec<(String, &'a Value)>) {
+    fn strings<'a>(
+        spec: &'a Value,
+        schema: &'a Value,
+        at: String,
+        seen: &mut Vec<String>,
+        out: &mut Vec<(String, &'a Value)>,
+    ) {
         if let Some(name) = schema["$ref"].as_str() {
             if seen.iter().any(|s| s == name) {
                 return;
@@ -125,7 +166,10 @@ mod tests {
             seen.push(name.to_string());
             return strings(spec, resolve(spec, schema), name.to_string(), seen, out);
         }
-        let string = schema["type"] == "string" || schema["type"].as_array().is_some_and(|t| t.iter().any(|t| t == "string"));
+        let string = schema["type"] == "string"
+            || schema["type"]
+                .as_array()
+                .is_some_and(|t| t.iter().any(|t| t == "string"));
         if string {
             out.push((at.clone(), schema));
         }
@@ -151,51 +195,114 @@ mod tests {
         let mut found = Vec::new();
         for (path, item) in spec["paths"].as_object().expect("paths") {
             for (method, op) in item.as_object().expect("path item") {
-                for p in op["parameters"].as_array().into_iter().flatten().filter(|p| p["in"] == "path" || p["in"] == "query") {
-                    strings(&spec, &p["schema"], format!("{method} {path} {}", p["name"]), &mut seen, &mut found);
+                for p in op["parameters"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter(|p| p["in"] == "path" || p["in"] == "query")
+                {
+                    strings(
+                        &spec,
+                        &p["schema"],
+                        format!("{method} {path} {}", p["name"]),
+                        &mut seen,
+                        &mut found,
+                    );
                 }
-                if let Some(schema) = op["requestBody"]["content"].get("application/json").map(|c| &c["schema"]) {
-                    strings(&spec, schema, format!("{method} {path} body"), &mut seen, &mut found);
+                if let Some(schema) = op["requestBody"]["content"]
+                    .get("application/json")
+                    .map(|c| &c["schema"])
+                {
+                    strings(
+                        &spec,
+                        schema,
+                        format!("{method} {path} body"),
+                        &mut seen,
+                        &mut found,
+                    );
                 }
             }
         }
         assert!(found.len() > 40, "{}", found.len());
         for (at, schema) in found {
             // An enum or a format (a uuid, a date) admits no control character already.
-            if schema.get("enum").is_some() || schema["format"].as_str().is_some_and(|f| f != "password") {
+            if schema.get("enum").is_some()
+                || schema["format"].as_str().is_some_and(|f| f != "password")
+            {
                 continue;
             }
-            let pattern = schema["pattern"].as_str().unwrap_or_else(|| panic!("{at} declares no pattern: {schema}"));
+            let pattern = schema["pattern"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{at} declares no pattern: {schema}"));
             let pattern = regex::Regex::new(pattern).expect("a pattern the regex crate reads");
             for c in ['\u{0}', '\u{1b}', '\u{7f}', '\u{9b}'] {
-                assert!(!pattern.is_match(&format!("abc{c}def")), "{at} admits U+{:04X}", u32::from(c));
+                assert!(
+                    !pattern.is_match(&format!("abc{c}def")),
+                    "{at} admits U+{:04X}",
+                    u32::from(c)
+                );
             }
         }
         let schemas = &spec["components"]["schemas"];
-        assert_eq!(schemas["CreateWebhook"]["properties"]["description"]["pattern"], BODY_PATTERN);
-        assert_eq!(schemas["SourceCredentials"]["properties"]["password"]["pattern"], BODY_PATTERN);
+        assert_eq!(
+            schemas["CreateWebhook"]["properties"]["description"]["pattern"],
+            BODY_PATTERN
+        );
+        assert_eq!(
+            schemas["SourceCredentials"]["properties"]["password"]["pattern"],
+            BODY_PATTERN
+        );
         assert_eq!(schemas["NodeId"]["pattern"], BODY_PATTERN);
-        let group_id = &spec["paths"]["/api/v1/workspaces/{id}/groups/{group_id}"]["get"]["parameters"][1];
-        assert_eq!((&group_id["name"], &group_id["schema"]["pattern"]), (&"group_id".into(), &PARAMETER_PATTERN.into()));
+        let group_id =
+            &spec["paths"]["/api/v1/workspaces/{id}/groups/{group_id}"]["get"]["parameters"][1];
+        assert_eq!(
+            (&group_id["name"], &group_id["schema"]["pattern"]),
+            (&"group_id".into(), &PARAMETER_PATTERN.into())
+        );
         // Answers are not requests: what they hold came from the source, so no pattern is promised.
-        assert!(schemas["Workspace"]["properties"]["name"].get("pattern").is_none());
-        assert!(schemas["Hit"]["properties"]["name"].get("pattern").is_none());
+        assert!(
+            schemas["Workspace"]["properties"]["name"]
+                .get("pattern")
+                .is_none()
+        );
+        assert!(
+            schemas["Hit"]["properties"]["name"]
+                .get("pattern")
+                .is_none()
+        );
     }
 
     fn declared(pointer: &str) -> regex::Regex {
         let spec = spec();
-        regex::Regex::new(spec.pointer(pointer).and_then(Value::as_str).unwrap_or_else(|| panic!("no pattern at {pointer}"))).expect("pattern")
+        regex::Regex::new(
+            spec.pointer(pointer)
+                .and_then(Value::as_str)
+                .unwrap_or_else(|| panic!("no pattern at {pointer}")),
+        )
+        .expect("pattern")
     }
 
     #[test]
     fn the_search_pattern_is_the_search_rule() {
         let parameters = "/paths/~1api~1v1~1workspaces~1{id}~1hierarchy~1search/get/parameters";
         let spec = spec();
-        let index = spec.pointer(parameters).and_then(Value::as_array).and_then(|p| p.iter().position(|p| p["name"] == "q")).expect("q");
+        let index = spec
+            .pointer(parameters)
+            .and_then(Value::as_array)
+            .and_then(|p| p.iter().position(|p| p["name"] == "q"))
+            .expect("q");
         let pattern = declared(&format!("{parameters}/{index}/schema/pattern"));
         let rule = |q: &str| !q.chars().any(forbidden_in_parameter) && !q.trim().is_empty();
-        let mut cases: Vec<String> = ["a", " a ", "  ", "", "\u{3000}", "\u{a0}x", "a\u{0}", "\u{feff}", "\t", "\u{85}"].map(String::from).to_vec();
-        cases.extend((0..=0x10FFFF).filter_map(char::from_u32).flat_map(|c| [c.to_string(), format!(" {c} "), format!("x{c}")]));
+        let mut cases: Vec<String> = [
+            "a", " a ", "  ", "", "\u{3000}", "\u{a0}x", "a\u{0}", "\u{feff}", "\t", "\u{85}",
+        ]
+        .map(String::from)
+        .to_vec();
+        cases.extend(
+            (0..=0x10FFFF)
+                .filter_map(char::from_u32)
+                .flat_map(|c| [c.to_string(), format!(" {c} "), format!("x{c}")]),
+        );
         for q in cases {
             assert_eq!(pattern.is_match(&q), rule(&q), "{q:?}");
         }
@@ -206,22 +313,37 @@ mod tests {
         use base64::Engine;
         use base64::engine::general_purpose::STANDARD;
         let pattern = declared("/components/schemas/CreateWebhook/properties/secret/pattern");
-        let mut cases: Vec<String> = vec!["whsec_".into(), "whsec_x".into(), "nope".into(), format!("whsec_{}", STANDARD.encode([1u8; 25]).trim_end_matches('='))];
+        let mut cases: Vec<String> = vec![
+            "whsec_".into(),
+            "whsec_x".into(),
+            "nope".into(),
+            format!("whsec_{}", STANDARD.encode([1u8; 25]).trim_end_matches('=')),
+        ];
         for n in 0..=70usize {
             for fill in [0u8, 1, 0x7f, 0xff] {
                 let key: Vec<u8> = (0..n).map(|i| fill.wrapping_add(i as u8)).collect();
                 let encoded = STANDARD.encode(&key);
                 cases.push(format!("whsec_{encoded}"));
                 // The same with bits the padding leaves over set: not canonical base64.
-                if let Some(stripped) = encoded.strip_suffix("==").or_else(|| encoded.strip_suffix('=')) {
+                if let Some(stripped) = encoded
+                    .strip_suffix("==")
+                    .or_else(|| encoded.strip_suffix('='))
+                {
                     let (head, last) = stripped.split_at(stripped.len() - 1);
                     let bumped = if last == "/" { "A" } else { "/" };
-                    cases.push(format!("whsec_{head}{bumped}{}", &encoded[stripped.len()..]));
+                    cases.push(format!(
+                        "whsec_{head}{bumped}{}",
+                        &encoded[stripped.len()..]
+                    ));
                 }
             }
         }
         for case in cases {
-            assert_eq!(pattern.is_match(&case), Secret::parse(&case).is_some(), "{case}");
+            assert_eq!(
+                pattern.is_match(&case),
+                Secret::parse(&case).is_some(),
+                "{case}"
+            );
         }
     }
 }

@@ -11,7 +11,10 @@ use crate::error::{ApiError, FieldError};
 pub fn control_character_in_json(raw: &[u8]) -> Option<ApiError> {
     let pointer = first_string_holding(raw, forbidden_in_body)?;
     let detail = "must not contain control characters (U+0000 to U+001F except tab, line feed and carriage return; U+007F to U+009F)";
-    Some(ApiError::Validation(vec![FieldError { pointer, detail: detail.into() }]))
+    Some(ApiError::Validation(vec![FieldError {
+        pointer,
+        detail: detail.into(),
+    }]))
 }
 
 enum Frame {
@@ -71,7 +74,10 @@ fn scan_string(raw: &[u8], start: usize, refused: fn(char) -> bool) -> (usize, b
     let mut at = start;
     loop {
         // Plain text up to the next quote or escape.
-        let run = raw[at..].iter().position(|b| matches!(b, b'"' | b'\\')).map_or(raw.len(), |n| at + n);
+        let run = raw[at..]
+            .iter()
+            .position(|b| matches!(b, b'"' | b'\\'))
+            .map_or(raw.len(), |n| at + n);
         holds |= String::from_utf8_lossy(&raw[at..run]).chars().any(refused);
         at = run;
         match raw.get(at) {
@@ -99,12 +105,21 @@ fn scan_string(raw: &[u8], start: usize, refused: fn(char) -> bool) -> (usize, b
 
 /// Four hex digits: a UTF-16 code unit (a lone surrogate is not a character, so never refused).
 fn hex(digits: &[u8]) -> Option<u32> {
-    digits.iter().try_fold(0, |unit, d| char::from(*d).to_digit(16).map(|v| unit * 16 + v))
+    digits.iter().try_fold(0, |unit, d| {
+        char::from(*d).to_digit(16).map(|v| unit * 16 + v)
+    })
 }
 
 /// A key as the parser will read it (lossy when it is not valid JSON).
 fn decode_key(quoted: &[u8]) -> String {
-    serde_json::from_slice(quoted).unwrap_or_else(|_| String::from_utf8_lossy(quoted.get(1..quoted.len().saturating_sub(1)).unwrap_or_default()).into_owned())
+    serde_json::from_slice(quoted).unwrap_or_else(|_| {
+        String::from_utf8_lossy(
+            quoted
+                .get(1..quoted.len().saturating_sub(1))
+                .unwrap_or_default(),
+        )
+        .into_owned()
+    })
 }
 
 fn pointer(stack: &[Frame]) -> String {
@@ -127,11 +142,22 @@ mod tests {
         for (text, _, in_body) in CHARACTERS {
             let expected = in_body.then(|| "/field".to_string());
             let plain = serde_json::json!({"field": text}).to_string();
-            assert_eq!(first_string_holding(plain.as_bytes(), forbidden_in_body), expected, "{plain}");
+            assert_eq!(
+                first_string_holding(plain.as_bytes(), forbidden_in_body),
+                expected,
+                "{plain}"
+            );
             // Every character escaped as \uXXXX (surrogate pairs beyond U+FFFF), as some clients send them.
-            let escaped: String = text.encode_utf16().map(|unit| format!("\\u{unit:04x}")).collect();
+            let escaped: String = text
+                .encode_utf16()
+                .map(|unit| format!("\\u{unit:04x}"))
+                .collect();
             let escaped = format!(r#"{{"field": "{escaped}"}}"#);
-            assert_eq!(first_string_holding(escaped.as_bytes(), forbidden_in_body), expected, "{escaped}");
+            assert_eq!(
+                first_string_holding(escaped.as_bytes(), forbidden_in_body),
+                expected,
+                "{escaped}"
+            );
         }
     }
 
@@ -163,13 +189,19 @@ mod tests {
             (r#"{"a\u0000b": 1}"#, Some("/a\u{0}b")),
             (r#"{"ok": "x", "b": {"c\u0001": true}}"#, Some("/b/c\u{1}")),
             // Nested objects and arrays: the pointer of the string.
-            (r#"{"selection": [{"kind": "group", "id": "g-1"}, {"kind": "user", "id": "u\u00002"}]}"#, Some("/selection/1/id")),
+            (
+                r#"{"selection": [{"kind": "group", "id": "g-1"}, {"kind": "user", "id": "u\u00002"}]}"#,
+                Some("/selection/1/id"),
+            ),
             (r#"{"a": [[1, "x"], ["y", "\u0000"]]}"#, Some("/a/1/1")),
             (r#"{"a": {"b": 1}, "c": [], "d": "\u0000"}"#, Some("/d")),
             (r#"{"a/b~c": "\u0000"}"#, Some("/a~1b~0c")),
             (r#"["\u0000"]"#, Some("/0")),
             (r#""\u0000""#, Some("")),
-            (r#"{"a": "text with \"quotes\" and a \\ backslash", "b": "\u0000"}"#, Some("/b")),
+            (
+                r#"{"a": "text with \"quotes\" and a \\ backslash", "b": "\u0000"}"#,
+                Some("/b"),
+            ),
             // Not JSON, or cut short: left to the parser unless a refused character is plain to see.
             ("{\"a\": ", None),
             ("{\"a\": \"\\", None),
@@ -177,7 +209,11 @@ mod tests {
             ("not json", None),
         ];
         for (body, expected) in cases {
-            assert_eq!(first_string_holding(body.as_bytes(), forbidden_in_body).as_deref(), *expected, "{body}");
+            assert_eq!(
+                first_string_holding(body.as_bytes(), forbidden_in_body).as_deref(),
+                *expected,
+                "{body}"
+            );
         }
     }
 }

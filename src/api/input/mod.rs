@@ -39,7 +39,10 @@ pub fn forbidden_in_body(c: char) -> bool {
 
 /// Answers 400 when the percent-decoded path or query string holds a control
 /// character, naming the parameter; otherwise passes the request on.
-pub async fn refuse_control_characters(req: ServiceRequest, next: Next<impl MessageBody + 'static>) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+pub async fn refuse_control_characters(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     if let Some(problem) = in_path(req.request()).or_else(|| in_query(req.query_string())) {
         return Ok(req.error_response(problem));
     }
@@ -51,13 +54,22 @@ fn first_forbidden(text: &str) -> Option<char> {
 }
 
 fn refused(detail: String) -> ApiError {
-    ApiError::bad_request("control_character", format!("{detail} Control characters (U+0000 to U+001F, U+007F to U+009F) are refused in paths and query strings."))
+    ApiError::bad_request(
+        "control_character",
+        format!(
+            "{detail} Control characters (U+0000 to U+001F, U+007F to U+009F) are refused in paths and query strings."
+        ),
+    )
 }
 
 fn in_path(req: &HttpRequest) -> Option<ApiError> {
     let path = req.uri().path();
-    let (index, c) = path.split('/').enumerate().find_map(|(i, segment)| first_forbidden(&percent_decode_str(segment).decode_utf8_lossy()).map(|c| (i, c)))?;
-    let parameter = req.app_data::<web::Data<RouteTable>>().and_then(|routes| routes.parameter_at(path, index));
+    let (index, c) = path.split('/').enumerate().find_map(|(i, segment)| {
+        first_forbidden(&percent_decode_str(segment).decode_utf8_lossy()).map(|c| (i, c))
+    })?;
+    let parameter = req
+        .app_data::<web::Data<RouteTable>>()
+        .and_then(|routes| routes.parameter_at(path, index));
     Some(refused(match parameter {
         Some(name) => format!("The path parameter `{name}` holds U+{:04X}.", u32::from(c)),
         None => format!("The path holds U+{:04X}.", u32::from(c)),
@@ -67,9 +79,17 @@ fn in_path(req: &HttpRequest) -> Option<ApiError> {
 fn in_query(query: &str) -> Option<ApiError> {
     url::form_urlencoded::parse(query.as_bytes()).find_map(|(name, value)| {
         if let Some(c) = first_forbidden(&name) {
-            return Some(refused(format!("A query parameter's name holds U+{:04X}.", u32::from(c))));
+            return Some(refused(format!(
+                "A query parameter's name holds U+{:04X}.",
+                u32::from(c)
+            )));
         }
-        first_forbidden(&value).map(|c| refused(format!("The query parameter `{name}` holds U+{:04X}.", u32::from(c))))
+        first_forbidden(&value).map(|c| {
+            refused(format!(
+                "The query parameter `{name}` holds U+{:04X}.",
+                u32::from(c)
+            ))
+        })
     })
 }
 
@@ -105,26 +125,63 @@ mod tests {
         let parameter = regex::Regex::new(PARAMETER_PATTERN).expect("parameter pattern");
         let body = regex::Regex::new(BODY_PATTERN).expect("body pattern");
         for (text, in_parameter, in_body) in CHARACTERS {
-            assert_eq!(text.chars().any(forbidden_in_parameter), *in_parameter, "rule, parameter: {text:?}");
-            assert_eq!(text.chars().any(forbidden_in_body), *in_body, "rule, body: {text:?}");
-            assert_eq!(!parameter.is_match(text), *in_parameter, "pattern, parameter: {text:?}");
+            assert_eq!(
+                text.chars().any(forbidden_in_parameter),
+                *in_parameter,
+                "rule, parameter: {text:?}"
+            );
+            assert_eq!(
+                text.chars().any(forbidden_in_body),
+                *in_body,
+                "rule, body: {text:?}"
+            );
+            assert_eq!(
+                !parameter.is_match(text),
+                *in_parameter,
+                "pattern, parameter: {text:?}"
+            );
             assert_eq!(!body.is_match(text), *in_body, "pattern, body: {text:?}");
         }
         for c in (0..=0x10FFFF).filter_map(char::from_u32) {
             let text = c.to_string();
-            assert_eq!(!parameter.is_match(&text), forbidden_in_parameter(c), "parameter: U+{:04X}", u32::from(c));
-            assert_eq!(!body.is_match(&text), forbidden_in_body(c), "body: U+{:04X}", u32::from(c));
+            assert_eq!(
+                !parameter.is_match(&text),
+                forbidden_in_parameter(c),
+                "parameter: U+{:04X}",
+                u32::from(c)
+            );
+            assert_eq!(
+                !body.is_match(&text),
+                forbidden_in_body(c),
+                "body: U+{:04X}",
+                u32::from(c)
+            );
         }
     }
 
     #[test]
     fn parameters_are_refused_percent_decoded_and_named() {
         let problem = |e: Option<ApiError>| e.map(|e| e.to_string());
-        assert!(in_query("q=a%00b").is_some_and(|e| e.to_string().contains("`q` holds U+0000")), "{:?}", problem(in_query("q=a%00b")));
-        assert!(in_query("kind=x&subject=%1b").is_some_and(|e| e.to_string().contains("`subject` holds U+001B")));
+        assert!(
+            in_query("q=a%00b").is_some_and(|e| e.to_string().contains("`q` holds U+0000")),
+            "{:?}",
+            problem(in_query("q=a%00b"))
+        );
+        assert!(
+            in_query("kind=x&subject=%1b")
+                .is_some_and(|e| e.to_string().contains("`subject` holds U+001B"))
+        );
         assert!(in_query("a%00=1").is_some_and(|e| e.to_string().contains("name holds U+0000")));
         assert!(in_query("q=%C2%9B").is_some_and(|e| e.to_string().contains("U+009B")));
-        for fine in ["", "q=a+b", "q=%2500", "q=%C3%A9", "q=%E2%80%A8", "limit=5&cursor=abc", "q=%FF"] {
+        for fine in [
+            "",
+            "q=a+b",
+            "q=%2500",
+            "q=%C3%A9",
+            "q=%E2%80%A8",
+            "limit=5&cursor=abc",
+            "q=%FF",
+        ] {
             assert!(in_query(fine).is_none(), "{fine}");
         }
     }

@@ -19,7 +19,10 @@ pub struct CreateMigration {
     pub precheck_id: Option<Uuid>,
     /// Groups (each with its subtree) and single users, when no pre-check is named.
     #[schema(example = json!([{"kind": "group", "id": "g-0000001"}]), min_items = 1, max_items = 10000)]
-    #[validate(length(min = 1, max = 10000, message = "a selection names 1 to 10000 nodes"), nested)]
+    #[validate(
+        length(min = 1, max = 10000, message = "a selection names 1 to 10000 nodes"),
+        nested
+    )]
     pub selection: Option<Vec<Node>>,
     /// Plan again from the current snapshot even though the pre-check is older than it
     /// (or, without a pre-check, the snapshot is over a day old). What planning again
@@ -91,7 +94,11 @@ pub struct Migration {
 }
 
 impl Migration {
-    pub fn new(model: entity::migration::Model, counts: BTreeMap<ItemKind, BTreeMap<ItemState, u64>>, machines: BTreeMap<crate::domain::machines::MachineState, u64>) -> Self {
+    pub fn new(
+        model: entity::migration::Model,
+        counts: BTreeMap<ItemKind, BTreeMap<ItemState, u64>>,
+        machines: BTreeMap<crate::domain::machines::MachineState, u64>,
+    ) -> Self {
         let items: u64 = counts.values().flat_map(|s| s.values()).sum();
         let finished = items - crate::domain::transfer::open_items(&counts);
         Self {
@@ -106,7 +113,10 @@ impl Migration {
             machines,
             items,
             finished,
-            replan: model.replan.as_deref().and_then(|r| serde_json::from_str(r).ok()),
+            replan: model
+                .replan
+                .as_deref()
+                .and_then(|r| serde_json::from_str(r).ok()),
             error: model.error,
             snapshot_synced_at: model.snapshot_synced_at,
             created_at: model.created_at,
@@ -156,20 +166,39 @@ pub struct MigrationItem {
 impl MigrationItem {
     pub fn new(model: entity::migration_item::Model) -> Self {
         let state = ItemState::parse(&model.state).unwrap_or(ItemState::Queued);
-        let mut planned: serde_json::Value = serde_json::from_str(&model.planned).unwrap_or_default();
+        let mut planned: serde_json::Value =
+            serde_json::from_str(&model.planned).unwrap_or_default();
         if let Some(map) = planned.as_object_mut() {
             // Machines are listed with the machine resources.
             if let Some(machines) = map.remove("machines") {
-                map.insert("machines".into(), serde_json::json!(machines.as_array().map_or(0, Vec::len)));
+                map.insert(
+                    "machines".into(),
+                    serde_json::json!(machines.as_array().map_or(0, Vec::len)),
+                );
             }
         }
         let reason = match state {
-            ItemState::Waiting => Some(format!("waits for {} to be created", model.parent_key.as_deref().unwrap_or("its tenant"))),
-            ItemState::Queued if model.attempts > 0 => Some(format!("queued; tried {} times: {}", model.attempts, model.error_message.as_deref().unwrap_or(""))),
+            ItemState::Waiting => Some(format!(
+                "waits for {} to be created",
+                model.parent_key.as_deref().unwrap_or("its tenant")
+            )),
+            ItemState::Queued if model.attempts > 0 => Some(format!(
+                "queued; tried {} times: {}",
+                model.attempts,
+                model.error_message.as_deref().unwrap_or("")
+            )),
             ItemState::Queued => Some("queued: its tenant exists, the worker takes it next".into()),
-            ItemState::Blocked => Some(format!("blocked: {}", model.error_message.as_deref().unwrap_or("its tenant failed"))),
+            ItemState::Blocked => Some(format!(
+                "blocked: {}",
+                model
+                    .error_message
+                    .as_deref()
+                    .unwrap_or("its tenant failed")
+            )),
             ItemState::Failed => model.error_message.clone(),
-            ItemState::Done if model.step.as_deref() == Some("mapped_earlier") => Some("created by an earlier migration".into()),
+            ItemState::Done if model.step.as_deref() == Some("mapped_earlier") => {
+                Some("created by an earlier migration".into())
+            }
             ItemState::Done | ItemState::Cancelled => None,
         };
         Self {
@@ -216,12 +245,27 @@ const MAX_FILTER_CHARS: usize = 200;
 impl EventQuery {
     /// Its filters, each at most [`MAX_FILTER_CHARS`] characters.
     pub fn filter(self) -> Result<crate::db::events::EventFilter, crate::error::ApiError> {
-        for (name, value) in [("subject", &self.subject), ("subject_kind", &self.subject_kind), ("kind", &self.kind)] {
-            if value.as_ref().is_some_and(|v| v.chars().count() > MAX_FILTER_CHARS) {
-                return Err(crate::error::ApiError::bad_request("invalid_query", format!("{name} must be at most {MAX_FILTER_CHARS} characters.")));
+        for (name, value) in [
+            ("subject", &self.subject),
+            ("subject_kind", &self.subject_kind),
+            ("kind", &self.kind),
+        ] {
+            if value
+                .as_ref()
+                .is_some_and(|v| v.chars().count() > MAX_FILTER_CHARS)
+            {
+                return Err(crate::error::ApiError::bad_request(
+                    "invalid_query",
+                    format!("{name} must be at most {MAX_FILTER_CHARS} characters."),
+                ));
             }
         }
-        Ok(crate::db::events::EventFilter { subject_id: self.subject, subject_kind: self.subject_kind, kind: self.kind, migration_id: self.migration_id })
+        Ok(crate::db::events::EventFilter {
+            subject_id: self.subject,
+            subject_kind: self.subject_kind,
+            kind: self.kind,
+            migration_id: self.migration_id,
+        })
     }
 }
 

@@ -54,10 +54,21 @@ fn supervisor(partner: &Partner, workspace_id: Uuid, migration_id: Uuid) -> NewJ
 /// Makes sure a supervisor will look at the migration: a new one when its job is
 /// over (or, `restart`, about to be: it just finished the migration). The old
 /// one, if it still runs, sees it was superseded and stops.
-async fn ensure_supervisor(txn: &impl sea_orm::ConnectionTrait, partner: &Partner, migration: &entity::migration::Model, restart: bool) -> Result<(), ApiError> {
-    let live = queue::get(txn, migration.job_id).await?.is_some_and(|j| matches!(j.status.as_str(), queue::QUEUED | queue::RUNNING));
+async fn ensure_supervisor(
+    txn: &impl sea_orm::ConnectionTrait,
+    partner: &Partner,
+    migration: &entity::migration::Model,
+    restart: bool,
+) -> Result<(), ApiError> {
+    let live = queue::get(txn, migration.job_id)
+        .await?
+        .is_some_and(|j| matches!(j.status.as_str(), queue::QUEUED | queue::RUNNING));
     if restart || !live {
-        let job = queue::enqueue(txn, supervisor(partner, migration.workspace_id, migration.id)).await?;
+        let job = queue::enqueue(
+            txn,
+            supervisor(partner, migration.workspace_id, migration.id),
+        )
+        .await?;
         store::set_job(txn, migration.id, job.id).await?;
     }
     Ok(())
@@ -110,34 +121,70 @@ async fn create_migration(
     key: IdempotencyKey,
     body: ValidJson<CreateMigration>,
 ) -> Result<HttpResponse, ApiError> {
-    let workspace = workspaces::find(&state.db, partner.tenant_id, *id).await?.ok_or(ApiError::NotFound)?;
+    let workspace = workspaces::find(&state.db, partner.tenant_id, *id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
     let operation = format!("POST /api/v1/workspaces/{}/migrations", workspace.id);
-    let create = CreateRequest { tenant_id: partner.tenant_id, operation: &operation, key, body: &body.raw };
+    let create = CreateRequest {
+        tenant_id: partner.tenant_id,
+        operation: &operation,
+        key,
+        body: &body.raw,
+    };
     let pending = match idempotency::start(&state.db, &state.secrets, create).await? {
         Start::Replayed(response) => return Ok(response),
         Start::Proceed(pending) => pending,
     };
     let Some(synced_at) = workspace.snapshot_synced_at else {
-        return Err(ApiError::conflict("not_synced", "The workspace has no snapshot yet: start a sync and wait for it to finish."));
+        return Err(ApiError::conflict(
+            "not_synced",
+            "The workspace has no snapshot yet: start a sync and wait for it to finish.",
+        ));
     };
     let request = &body.value;
     let oldest = Utc::now() - Duration::hours(MAX_PLAN_AGE_HOURS);
     let selection = match (request.precheck_id, &request.selection) {
-        (None, None) => return Err(ApiError::invalid_field("/selection", "Name a pre-check (precheck_id) or a selection.")),
+        (None, None) => {
+            return Err(ApiError::invalid_field(
+                "/selection",
+                "Name a pre-check (precheck_id) or a selection.",
+            ));
+        }
         (Some(precheck_id), selection) => {
-            let unknown = || FieldError { pointer: "/precheck_id".into(), detail: "No such pre-check in this workspace.".into() };
+            let unknown = || FieldError {
+                pointer: "/precheck_id".into(),
+                detail: "No such pre-check in this workspace.".into(),
+            };
             let precheck = prechecks::find(&state.db, partner.tenant_id, workspace.id, precheck_id)
                 .await?
-                .ok_or_else(|| ApiError::conflict_at("unknown_precheck", "The workspace has no such pre-check.", vec![unknown()]))?;
+                .ok_or_else(|| {
+                    ApiError::conflict_at(
+                        "unknown_precheck",
+                        "The workspace has no such pre-check.",
+                        vec![unknown()],
+                    )
+                })?;
             if precheck.completed_at.is_none() {
-                return Err(ApiError::conflict("precheck_not_ready", "The pre-check has not completed: wait for its operation."));
+                return Err(ApiError::conflict(
+                    "precheck_not_ready",
+                    "The pre-check has not completed: wait for its operation.",
+                ));
             }
-            let planned: Vec<crate::domain::plan::Node> = serde_json::from_str(&precheck.selection).map_err(|e| ApiError::Internal(e.into()))?;
+            let planned: Vec<crate::domain::plan::Node> = serde_json::from_str(&precheck.selection)
+                .map_err(|e| ApiError::Internal(e.into()))?;
             if selection.as_ref().is_some_and(|s| *s != planned) {
-                let differs = FieldError { pointer: "/selection".into(), detail: "The selection differs from the pre-check's.".into() };
-                return Err(ApiError::conflict_at("selection_differs", "The selection differs from the pre-check's: leave it out, or pre-check this selection.", vec![differs]));
+                let differs = FieldError {
+                    pointer: "/selection".into(),
+                    detail: "The selection differs from the pre-check's.".into(),
+                };
+                return Err(ApiError::conflict_at(
+                    "selection_differs",
+                    "The selection differs from the pre-check's: leave it out, or pre-check this selection.",
+                    vec![differs],
+                ));
             }
-            let stale = precheck.snapshot_synced_at != Some(synced_at) || precheck.created_at < oldest;
+            let stale =
+                precheck.snapshot_synced_at != Some(synced_at) || precheck.created_at < oldest;
             if stale && !request.replan {
                 return Err(ApiError::conflict(
                     "stale_precheck",
@@ -181,13 +228,25 @@ async fn create_migration(
                 completed_at: None,
             };
             store::insert(txn, model.clone()).await?;
-            let event = partner_event(&partner, migration_id, "migration.created", format!("migration of {} nodes requested", selection.len()));
+            let event = partner_event(
+                &partner,
+                migration_id,
+                "migration.created",
+                format!("migration of {} nodes requested", selection.len()),
+            );
             log::record(txn, workspace.id, vec![event]).await?;
             tracing::info!(migration = %migration_id, operation = %job.id, "migration requested");
             Ok(Created {
-                location: format!("/api/v1/workspaces/{}/migrations/{migration_id}", workspace.id),
-                body: serde_json::to_value(Migration::new(model, store::counts(txn, migration_id).await?, store::machine_counts(txn, migration_id).await?))
-                    .map_err(anyhow::Error::from)?,
+                location: format!(
+                    "/api/v1/workspaces/{}/migrations/{migration_id}",
+                    workspace.id
+                ),
+                body: serde_json::to_value(Migration::new(
+                    model,
+                    store::counts(txn, migration_id).await?,
+                    store::machine_counts(txn, migration_id).await?,
+                ))
+                .map_err(anyhow::Error::from)?,
                 status: StatusCode::ACCEPTED,
             })
         })
@@ -202,24 +261,51 @@ async fn create_migration(
     security(("bearer_auth" = []))
 )]
 #[get("/workspaces/{id}/migrations")]
-async fn list_migrations(partner: Partner, state: web::Data<AppState>, id: web::Path<Uuid>, params: web::Query<PageParams>) -> Result<web::Json<Paged<Migration>>, ApiError> {
+async fn list_migrations(
+    partner: Partner,
+    state: web::Data<AppState>,
+    id: web::Path<Uuid>,
+    params: web::Query<PageParams>,
+) -> Result<web::Json<Paged<Migration>>, ApiError> {
     let page = params.page()?;
-    let workspace = workspaces::find(&state.db, partner.tenant_id, *id).await?.ok_or(ApiError::NotFound)?;
+    let workspace = workspaces::find(&state.db, partner.tenant_id, *id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
     let rows = store::list(&state.db, partner.tenant_id, workspace.id, page).await?;
     let mut counts = std::collections::HashMap::new();
     // One page's worth; the extra row only tells whether another page follows.
     for row in rows.iter().take(page.limit as usize) {
-        counts.insert(row.id, (store::counts(&state.db, row.id).await?, store::machine_counts(&state.db, row.id).await?));
+        counts.insert(
+            row.id,
+            (
+                store::counts(&state.db, row.id).await?,
+                store::machine_counts(&state.db, row.id).await?,
+            ),
+        );
     }
-    Ok(web::Json(Paged::from_rows(rows, page, |r| r.id, |r| {
-        let (items, machines) = counts.get(&r.id).cloned().unwrap_or_default();
-        Migration::new(r, items, machines)
-    })))
+    Ok(web::Json(Paged::from_rows(
+        rows,
+        page,
+        |r| r.id,
+        |r| {
+            let (items, machines) = counts.get(&r.id).cloned().unwrap_or_default();
+            Migration::new(r, items, machines)
+        },
+    )))
 }
 
-async fn find(state: &AppState, partner: &Partner, workspace_id: Uuid, id: Uuid) -> Result<entity::migration::Model, ApiError> {
-    let workspace = workspaces::find(&state.db, partner.tenant_id, workspace_id).await?.ok_or(ApiError::NotFound)?;
-    store::find(&state.db, partner.tenant_id, workspace.id, id).await?.ok_or(ApiError::NotFound)
+async fn find(
+    state: &AppState,
+    partner: &Partner,
+    workspace_id: Uuid,
+    id: Uuid,
+) -> Result<entity::migration::Model, ApiError> {
+    let workspace = workspaces::find(&state.db, partner.tenant_id, workspace_id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    store::find(&state.db, partner.tenant_id, workspace.id, id)
+        .await?
+        .ok_or(ApiError::NotFound)
 }
 
 async fn answer(state: &AppState, id: Uuid) -> Result<web::Json<Migration>, ApiError> {
@@ -237,7 +323,11 @@ async fn answer(state: &AppState, id: Uuid) -> Result<web::Json<Migration>, ApiE
     security(("bearer_auth" = []))
 )]
 #[get("/workspaces/{id}/migrations/{migration_id}")]
-async fn get_migration(partner: Partner, state: web::Data<AppState>, path: web::Path<(Uuid, Uuid)>) -> Result<web::Json<Migration>, ApiError> {
+async fn get_migration(
+    partner: Partner,
+    state: web::Data<AppState>,
+    path: web::Path<(Uuid, Uuid)>,
+) -> Result<web::Json<Migration>, ApiError> {
     let migration = find(&state, &partner, path.0, path.1).await?;
     answer(&state, migration.id).await
 }
@@ -251,16 +341,35 @@ async fn get_migration(partner: Partner, state: web::Data<AppState>, path: web::
     security(("bearer_auth" = []))
 )]
 #[get("/workspaces/{id}/migrations/{migration_id}/items")]
-async fn list_items(partner: Partner, state: web::Data<AppState>, path: web::Path<(Uuid, Uuid)>, query: web::Query<ItemQuery>) -> Result<web::Json<Paged<MigrationItem>>, ApiError> {
+async fn list_items(
+    partner: Partner,
+    state: web::Data<AppState>,
+    path: web::Path<(Uuid, Uuid)>,
+    query: web::Query<ItemQuery>,
+) -> Result<web::Json<Paged<MigrationItem>>, ApiError> {
     let query = query.into_inner();
-    let (limit, after) = PageParams { limit: query.limit, cursor: query.cursor }.keyed::<i32>()?;
+    let (limit, after) = PageParams {
+        limit: query.limit,
+        cursor: query.cursor,
+    }
+    .keyed::<i32>()?;
     let migration = find(&state, &partner, path.0, path.1).await?;
-    let filter = ItemFilter { state: query.state, kind: query.kind };
+    let filter = ItemFilter {
+        state: query.state,
+        kind: query.kind,
+    };
     let mut rows = store::items(&state.db, migration.id, &filter, limit, after).await?;
     let more = rows.len() as u64 > limit;
     rows.truncate(limit as usize);
-    let next_cursor = if more { rows.last().map(|r| encode_key(&r.seq)) } else { None };
-    Ok(web::Json(Paged { items: rows.into_iter().map(MigrationItem::new).collect(), next_cursor }))
+    let next_cursor = if more {
+        rows.last().map(|r| encode_key(&r.seq))
+    } else {
+        None
+    };
+    Ok(web::Json(Paged {
+        items: rows.into_iter().map(MigrationItem::new).collect(),
+        next_cursor,
+    }))
 }
 
 /// Moves a migration between statuses with an event; 409 when it is in none of `from`.
@@ -275,9 +384,14 @@ async fn transition(
     let migration = find(state, partner, path.0, path.1).await?;
     let txn = state.db.begin().await?;
     store::lock(&txn, migration.id).await?;
-    let migration = store::get(&txn, migration.id).await?.ok_or(ApiError::NotFound)?;
+    let migration = store::get(&txn, migration.id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
     if !store::set_status(&txn, migration.id, from, to, None).await? {
-        return Err(ApiError::conflict("illegal_transition", format!("The migration is {}: {refusal}", migration.status)));
+        return Err(ApiError::conflict(
+            "illegal_transition",
+            format!("The migration is {}: {refusal}", migration.status),
+        ));
     }
     if to == store::RUNNING {
         ensure_supervisor(&txn, partner, &migration, false).await?;
@@ -286,9 +400,21 @@ async fn transition(
     if to == store::CANCELLED {
         let cancelled = store::cancel_items(&txn, migration.id).await?;
         let machines = store::cancel_machines(&txn, &migration).await?;
-        message.push_str(&format!("; {cancelled} items and {machines} machines not started cancelled"));
+        message.push_str(&format!(
+            "; {cancelled} items and {machines} machines not started cancelled"
+        ));
     }
-    log::record(&txn, migration.workspace_id, vec![partner_event(partner, migration.id, &format!("migration.{to}"), message)]).await?;
+    log::record(
+        &txn,
+        migration.workspace_id,
+        vec![partner_event(
+            partner,
+            migration.id,
+            &format!("migration.{to}"),
+            message,
+        )],
+    )
+    .await?;
     txn.commit().await?;
     answer(state, migration.id).await
 }
@@ -301,8 +427,20 @@ async fn transition(
     security(("bearer_auth" = []))
 )]
 #[post("/workspaces/{id}/migrations/{migration_id}/pause")]
-async fn pause_migration(partner: Partner, state: web::Data<AppState>, path: web::Path<(Uuid, Uuid)>) -> Result<web::Json<Migration>, ApiError> {
-    transition(&state, &partner, &path, &[store::RUNNING], store::PAUSED, "only a running migration can be paused.").await
+async fn pause_migration(
+    partner: Partner,
+    state: web::Data<AppState>,
+    path: web::Path<(Uuid, Uuid)>,
+) -> Result<web::Json<Migration>, ApiError> {
+    transition(
+        &state,
+        &partner,
+        &path,
+        &[store::RUNNING],
+        store::PAUSED,
+        "only a running migration can be paused.",
+    )
+    .await
 }
 
 /// Resume a paused migration where it stopped.
@@ -313,8 +451,20 @@ async fn pause_migration(partner: Partner, state: web::Data<AppState>, path: web
     security(("bearer_auth" = []))
 )]
 #[post("/workspaces/{id}/migrations/{migration_id}/resume")]
-async fn resume_migration(partner: Partner, state: web::Data<AppState>, path: web::Path<(Uuid, Uuid)>) -> Result<web::Json<Migration>, ApiError> {
-    transition(&state, &partner, &path, &[store::PAUSED], store::RUNNING, "only a paused migration can be resumed.").await
+async fn resume_migration(
+    partner: Partner,
+    state: web::Data<AppState>,
+    path: web::Path<(Uuid, Uuid)>,
+) -> Result<web::Json<Migration>, ApiError> {
+    transition(
+        &state,
+        &partner,
+        &path,
+        &[store::PAUSED],
+        store::RUNNING,
+        "only a paused migration can be resumed.",
+    )
+    .await
 }
 
 /// Cancel a migration: what is not done is cancelled, no new target call starts
@@ -327,9 +477,21 @@ async fn resume_migration(partner: Partner, state: web::Data<AppState>, path: we
     security(("bearer_auth" = []))
 )]
 #[post("/workspaces/{id}/migrations/{migration_id}/cancel")]
-async fn cancel_migration(partner: Partner, state: web::Data<AppState>, path: web::Path<(Uuid, Uuid)>) -> Result<web::Json<Migration>, ApiError> {
+async fn cancel_migration(
+    partner: Partner,
+    state: web::Data<AppState>,
+    path: web::Path<(Uuid, Uuid)>,
+) -> Result<web::Json<Migration>, ApiError> {
     let from = [store::PLANNING, store::RUNNING, store::PAUSED];
-    transition(&state, &partner, &path, &from, store::CANCELLED, "it is over already.").await
+    transition(
+        &state,
+        &partner,
+        &path,
+        &from,
+        store::CANCELLED,
+        "it is over already.",
+    )
+    .await
 }
 
 /// Retry the failed items (and what waited for them). Items already done are
@@ -341,21 +503,45 @@ async fn cancel_migration(partner: Partner, state: web::Data<AppState>, path: we
     security(("bearer_auth" = []))
 )]
 #[post("/workspaces/{id}/migrations/{migration_id}/retry")]
-async fn retry_migration(partner: Partner, state: web::Data<AppState>, path: web::Path<(Uuid, Uuid)>) -> Result<web::Json<Migration>, ApiError> {
+async fn retry_migration(
+    partner: Partner,
+    state: web::Data<AppState>,
+    path: web::Path<(Uuid, Uuid)>,
+) -> Result<web::Json<Migration>, ApiError> {
     let migration = find(&state, &partner, path.0, path.1).await?;
     let txn = state.db.begin().await?;
     // Under the row lock a finishing supervisor either saw this retry or finished before it.
     store::lock(&txn, migration.id).await?;
-    let migration = store::get(&txn, migration.id).await?.ok_or(ApiError::NotFound)?;
+    let migration = store::get(&txn, migration.id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
     let restart = migration.status == store::COMPLETED_WITH_FAILURES;
     if restart {
-        store::set_status(&txn, migration.id, &[store::COMPLETED_WITH_FAILURES], store::RUNNING, None).await?;
+        store::set_status(
+            &txn,
+            migration.id,
+            &[store::COMPLETED_WITH_FAILURES],
+            store::RUNNING,
+            None,
+        )
+        .await?;
     } else if !matches!(migration.status.as_str(), store::RUNNING | store::PAUSED) {
-        return Err(ApiError::conflict("illegal_transition", format!("The migration is {}: there is nothing to retry.", migration.status)));
+        return Err(ApiError::conflict(
+            "illegal_transition",
+            format!(
+                "The migration is {}: there is nothing to retry.",
+                migration.status
+            ),
+        ));
     }
     ensure_supervisor(&txn, &partner, &migration, restart).await?;
     let retried = store::retry_failed(&txn, &migration).await?;
-    let event = partner_event(&partner, migration.id, "migration.retry", format!("{retried} failed items scheduled again"));
+    let event = partner_event(
+        &partner,
+        migration.id,
+        "migration.retry",
+        format!("{retried} failed items scheduled again"),
+    );
     log::record(&txn, migration.workspace_id, vec![event]).await?;
     txn.commit().await?;
     answer(&state, migration.id).await
@@ -370,11 +556,27 @@ async fn retry_migration(partner: Partner, state: web::Data<AppState>, path: web
     security(("bearer_auth" = []))
 )]
 #[get("/workspaces/{id}/events")]
-async fn list_events(partner: Partner, state: web::Data<AppState>, id: web::Path<Uuid>, query: web::Query<EventQuery>) -> Result<web::Json<Paged<Event>>, ApiError> {
+async fn list_events(
+    partner: Partner,
+    state: web::Data<AppState>,
+    id: web::Path<Uuid>,
+    query: web::Query<EventQuery>,
+) -> Result<web::Json<Paged<Event>>, ApiError> {
     let mut query = query.into_inner();
-    let page = PageParams { limit: query.limit, cursor: query.cursor.take() }.page()?;
+    let page = PageParams {
+        limit: query.limit,
+        cursor: query.cursor.take(),
+    }
+    .page()?;
     let filter = query.filter()?;
-    let workspace = workspaces::find(&state.db, partner.tenant_id, *id).await?.ok_or(ApiError::NotFound)?;
+    let workspace = workspaces::find(&state.db, partner.tenant_id, *id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
     let rows = log::list(&state.db, workspace.id, &filter, page).await?;
-    Ok(web::Json(Paged::from_rows(rows, page, |e| e.id, Event::from)))
+    Ok(web::Json(Paged::from_rows(
+        rows,
+        page,
+        |e| e.id,
+        Event::from,
+    )))
 }

@@ -73,7 +73,11 @@ pub fn write(columns: &[Column], entries: &[Entry]) -> anyhow::Result<Vec<u8>> {
     let mut out = csv::Writer::from_writer(Vec::new());
     out.write_record(columns.iter().map(|c| c.0))?;
     for entry in entries {
-        out.write_record(columns.iter().map(|c| neutralised(cell(entry.value.pointer(c.1).unwrap_or(&Value::Null)))))?;
+        out.write_record(
+            columns
+                .iter()
+                .map(|c| neutralised(cell(entry.value.pointer(c.1).unwrap_or(&Value::Null)))),
+        )?;
     }
     Ok(out.into_inner()?)
 }
@@ -86,7 +90,11 @@ fn cell(value: &Value) -> String {
         Value::Array(items) => items
             .iter()
             .map(|item| match item {
-                Value::Object(o) => o.get("hostname").or_else(|| o.get("name")).map(cell).unwrap_or_default(),
+                Value::Object(o) => o
+                    .get("hostname")
+                    .or_else(|| o.get("name"))
+                    .map(cell)
+                    .unwrap_or_default(),
                 other => cell(other),
             })
             .collect::<Vec<_>>()
@@ -97,7 +105,11 @@ fn cell(value: &Value) -> String {
 
 /// A spreadsheet runs a cell starting with these as a formula (CSV injection).
 fn neutralised(text: String) -> String {
-    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{text}") } else { text }
+    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{text}")
+    } else {
+        text
+    }
 }
 
 #[cfg(test)]
@@ -119,8 +131,14 @@ mod tests {
         for (text, expected) in cases {
             assert_eq!(neutralised(text.to_string()), expected, "{text:?}");
         }
-        let entry = Entry { key: "u".into(), value: json!({"user_id": "u-1", "login": "=cmd", "reasons": ["offline", "never_reported"], "machines": [{"hostname": "a"}, {"hostname": "b"}]}) };
-        let written = String::from_utf8(write(columns(Section::Contacts).unwrap_or_default(), &[entry]).unwrap_or_default()).unwrap_or_default();
+        let entry = Entry {
+            key: "u".into(),
+            value: json!({"user_id": "u-1", "login": "=cmd", "reasons": ["offline", "never_reported"], "machines": [{"hostname": "a"}, {"hostname": "b"}]}),
+        };
+        let written = String::from_utf8(
+            write(columns(Section::Contacts).unwrap_or_default(), &[entry]).unwrap_or_default(),
+        )
+        .unwrap_or_default();
         let mut reader = csv::Reader::from_reader(written.as_bytes());
         let row = reader.records().next().and_then(Result::ok).expect("a row");
         assert_eq!(&row[1], "'=cmd");

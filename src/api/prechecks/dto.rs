@@ -16,7 +16,10 @@ pub struct CreatePrecheck {
     /// Groups (each with its whole subtree) and single users; overlaps are fine.
     /// The whole hierarchy is the root group.
     #[schema(example = json!([{"kind": "group", "id": "g-0000001"}]), min_items = 1, max_items = 10000)]
-    #[validate(length(min = 1, max = 10000, message = "a selection names 1 to 10000 nodes"), nested)]
+    #[validate(
+        length(min = 1, max = 10000, message = "a selection names 1 to 10000 nodes"),
+        nested
+    )]
     pub selection: Vec<Node>,
     /// Ask the target whether planned logins are taken (default true). Without
     /// it, logins the target was never asked about are marked unverified.
@@ -63,13 +66,20 @@ pub struct Precheck {
 }
 
 impl Precheck {
-    pub fn new(model: Model, job_status: Option<&str>, workspace_synced_at: Option<DateTime<Utc>>) -> Self {
+    pub fn new(
+        model: Model,
+        job_status: Option<&str>,
+        workspace_synced_at: Option<DateTime<Utc>>,
+    ) -> Self {
         let status = match (model.completed_at, job_status) {
             (Some(_), _) => PrecheckStatus::Completed,
             (None, Some("queued" | "running")) => PrecheckStatus::Running,
             (None, _) => PrecheckStatus::Failed,
         };
-        let planning: Option<serde_json::Value> = model.planning.as_deref().and_then(|p| serde_json::from_str(p).ok());
+        let planning: Option<serde_json::Value> = model
+            .planning
+            .as_deref()
+            .and_then(|p| serde_json::from_str(p).ok());
         Self {
             id: model.id,
             workspace_id: model.workspace_id,
@@ -106,5 +116,8 @@ pub struct PrecheckChanges {
     #[schema(value_type = Object)]
     pub planning: serde_json::Value,
     #[schema(value_type = Object)]
-    pub sections: std::collections::BTreeMap<crate::domain::report::Section, crate::domain::report::SectionChanges>,
+    pub sections: std::collections::BTreeMap<
+        crate::domain::report::Section,
+        crate::domain::report::SectionChanges,
+    >,
 }

@@ -73,15 +73,25 @@ async fn create_precheck(
     key: IdempotencyKey,
     body: ValidJson<CreatePrecheck>,
 ) -> Result<HttpResponse, ApiError> {
-    let workspace = workspaces::find(&state.db, partner.tenant_id, *id).await?.ok_or(ApiError::NotFound)?;
+    let workspace = workspaces::find(&state.db, partner.tenant_id, *id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
     let operation = format!("POST /api/v1/workspaces/{}/prechecks", workspace.id);
-    let create = CreateRequest { tenant_id: partner.tenant_id, operation: &operation, key, body: &body.raw };
+    let create = CreateRequest {
+        tenant_id: partner.tenant_id,
+        operation: &operation,
+        key,
+        body: &body.raw,
+    };
     let pending = match idempotency::start(&state.db, &state.secrets, create).await? {
         Start::Replayed(response) => return Ok(response),
         Start::Proceed(pending) => pending,
     };
     if workspace.snapshot_synced_at.is_none() {
-        return Err(ApiError::conflict("not_synced", "The workspace has no snapshot yet: start a sync and wait for it to finish."));
+        return Err(ApiError::conflict(
+            "not_synced",
+            "The workspace has no snapshot yet: start a sync and wait for it to finish.",
+        ));
     }
     let request = &body.value;
     check_selection(&state.db, workspace.id, &request.selection).await?;
@@ -122,13 +132,27 @@ async fn create_precheck(
 
 /// 409 naming each node of `selection` that is not in the workspace's snapshot
 /// (a state, not a malformed request: a later sync may bring it).
-pub(crate) async fn check_selection(db: &sea_orm::DatabaseConnection, workspace_id: Uuid, selection: &[crate::domain::plan::Node]) -> Result<(), ApiError> {
+pub(crate) async fn check_selection(
+    db: &sea_orm::DatabaseConnection,
+    workspace_id: Uuid,
+    selection: &[crate::domain::plan::Node],
+) -> Result<(), ApiError> {
     let missing = store::missing_nodes(db, workspace_id, selection).await?;
     if missing.is_empty() {
         return Ok(());
     }
-    let errors = missing.into_iter().map(|i| FieldError { pointer: format!("/selection/{i}"), detail: "No such group or user in this workspace's snapshot.".into() }).collect();
-    Err(ApiError::conflict_at("unknown_nodes", "The selection names groups or users that the workspace's snapshot does not have.", errors))
+    let errors = missing
+        .into_iter()
+        .map(|i| FieldError {
+            pointer: format!("/selection/{i}"),
+            detail: "No such group or user in this workspace's snapshot.".into(),
+        })
+        .collect();
+    Err(ApiError::conflict_at(
+        "unknown_nodes",
+        "The selection names groups or users that the workspace's snapshot does not have.",
+        errors,
+    ))
 }
 
 /// List the workspace's pre-checks, oldest first.
@@ -139,31 +163,57 @@ pub(crate) async fn check_selection(db: &sea_orm::DatabaseConnection, workspace_
     security(("bearer_auth" = []))
 )]
 #[get("/workspaces/{id}/prechecks")]
-async fn list_prechecks(partner: Partner, state: web::Data<AppState>, id: web::Path<Uuid>, params: web::Query<PageParams>) -> Result<web::Json<Paged<Precheck>>, ApiError> {
+async fn list_prechecks(
+    partner: Partner,
+    state: web::Data<AppState>,
+    id: web::Path<Uuid>,
+    params: web::Query<PageParams>,
+) -> Result<web::Json<Paged<Precheck>>, ApiError> {
     let page = params.page()?;
-    let workspace = workspaces::find(&state.db, partner.tenant_id, *id).await?.ok_or(ApiError::NotFound)?;
+    let workspace = workspaces::find(&state.db, partner.tenant_id, *id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
     let rows = store::list(&state.db, partner.tenant_id, workspace.id, page).await?;
     let mut statuses = std::collections::HashMap::new();
     for row in &rows {
         statuses.insert(row.id, job_status(&state, row).await?);
     }
-    Ok(web::Json(Paged::from_rows(rows, page, |r| r.id, |r| {
-        let status = statuses.get(&r.id).cloned().flatten();
-        Precheck::new(r, status.as_deref(), workspace.snapshot_synced_at)
-    })))
+    Ok(web::Json(Paged::from_rows(
+        rows,
+        page,
+        |r| r.id,
+        |r| {
+            let status = statuses.get(&r.id).cloned().flatten();
+            Precheck::new(r, status.as_deref(), workspace.snapshot_synced_at)
+        },
+    )))
 }
 
-async fn job_status(state: &AppState, precheck: &entity::precheck::Model) -> Result<Option<String>, ApiError> {
+async fn job_status(
+    state: &AppState,
+    precheck: &entity::precheck::Model,
+) -> Result<Option<String>, ApiError> {
     if precheck.completed_at.is_some() {
         return Ok(None);
     }
-    Ok(queue::get(&state.db, precheck.job_id).await?.map(|j| j.status))
+    Ok(queue::get(&state.db, precheck.job_id)
+        .await?
+        .map(|j| j.status))
 }
 
 /// The pre-check, and the workspace it belongs to; another tenant's is not found.
-async fn find(state: &AppState, partner: &Partner, workspace_id: Uuid, id: Uuid) -> Result<(entity::workspace::Model, entity::precheck::Model), ApiError> {
-    let workspace = workspaces::find(&state.db, partner.tenant_id, workspace_id).await?.ok_or(ApiError::NotFound)?;
-    let precheck = store::find(&state.db, partner.tenant_id, workspace.id, id).await?.ok_or(ApiError::NotFound)?;
+async fn find(
+    state: &AppState,
+    partner: &Partner,
+    workspace_id: Uuid,
+    id: Uuid,
+) -> Result<(entity::workspace::Model, entity::precheck::Model), ApiError> {
+    let workspace = workspaces::find(&state.db, partner.tenant_id, workspace_id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let precheck = store::find(&state.db, partner.tenant_id, workspace.id, id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
     Ok((workspace, precheck))
 }
 
@@ -172,7 +222,12 @@ fn completed(precheck: &entity::precheck::Model) -> Result<Value, ApiError> {
         .planning
         .as_deref()
         .filter(|_| precheck.completed_at.is_some())
-        .ok_or_else(|| ApiError::conflict("precheck_not_ready", "The report is not ready: see the pre-check's operation."))?;
+        .ok_or_else(|| {
+            ApiError::conflict(
+                "precheck_not_ready",
+                "The report is not ready: see the pre-check's operation.",
+            )
+        })?;
     serde_json::from_str(planning).map_err(|e| ApiError::Internal(e.into()))
 }
 
@@ -184,10 +239,18 @@ fn completed(precheck: &entity::precheck::Model) -> Result<Value, ApiError> {
     security(("bearer_auth" = []))
 )]
 #[get("/workspaces/{id}/prechecks/{precheck_id}")]
-async fn get_precheck(partner: Partner, state: web::Data<AppState>, path: web::Path<(Uuid, Uuid)>) -> Result<web::Json<Precheck>, ApiError> {
+async fn get_precheck(
+    partner: Partner,
+    state: web::Data<AppState>,
+    path: web::Path<(Uuid, Uuid)>,
+) -> Result<web::Json<Precheck>, ApiError> {
     let (workspace, precheck) = find(&state, &partner, path.0, path.1).await?;
     let status = job_status(&state, &precheck).await?;
-    Ok(web::Json(Precheck::new(precheck, status.as_deref(), workspace.snapshot_synced_at)))
+    Ok(web::Json(Precheck::new(
+        precheck,
+        status.as_deref(),
+        workspace.snapshot_synced_at,
+    )))
 }
 
 /// The report's *Migration planning* section.
@@ -212,7 +275,11 @@ async fn get_precheck(partner: Partner, state: web::Data<AppState>, path: web::P
     security(("bearer_auth" = []))
 )]
 #[get("/workspaces/{id}/prechecks/{precheck_id}/planning")]
-async fn get_planning(partner: Partner, state: web::Data<AppState>, path: web::Path<(Uuid, Uuid)>) -> Result<web::Json<Value>, ApiError> {
+async fn get_planning(
+    partner: Partner,
+    state: web::Data<AppState>,
+    path: web::Path<(Uuid, Uuid)>,
+) -> Result<web::Json<Value>, ApiError> {
     let (_, precheck) = find(&state, &partner, path.0, path.1).await?;
     let mut planning = completed(&precheck)?;
     if let Some(map) = planning.as_object_mut() {
@@ -263,7 +330,9 @@ async fn get_section(
     // larger one was not issued here (and would overflow the arithmetic below).
     let offset = match page.after {
         None => 0,
-        Some(position) => u32::try_from(position.as_u128()).map(u64::from).map_err(|_| invalid_cursor())?,
+        Some(position) => u32::try_from(position.as_u128())
+            .map(u64::from)
+            .map_err(|_| invalid_cursor())?,
     };
     let mut entries = store::entries(&state.db, precheck.id, section, offset, page.limit).await?;
     let more = entries.len() as u64 > page.limit;
@@ -296,16 +365,29 @@ async fn get_section(
     security(("bearer_auth" = []))
 )]
 #[get("/workspaces/{id}/prechecks/{precheck_id}/exports/{section}")]
-async fn export_csv(partner: Partner, state: web::Data<AppState>, path: web::Path<(Uuid, Uuid, Section)>) -> Result<HttpResponse, ApiError> {
+async fn export_csv(
+    partner: Partner,
+    state: web::Data<AppState>,
+    path: web::Path<(Uuid, Uuid, Section)>,
+) -> Result<HttpResponse, ApiError> {
     let (workspace_id, id, section) = path.into_inner();
     let (_, precheck) = find(&state, &partner, workspace_id, id).await?;
     completed(&precheck)?;
-    let Some(columns) = csv::columns(section) else { return Err(ApiError::NotFound) };
+    let Some(columns) = csv::columns(section) else {
+        return Err(ApiError::NotFound);
+    };
     let entries = store::all_entries(&state.db, precheck.id, section).await?;
     let body = csv::write(columns, &entries).map_err(ApiError::Internal)?;
     Ok(HttpResponse::Ok()
         .content_type("text/csv; charset=utf-8")
-        .insert_header(("Content-Disposition", format!("attachment; filename=\"precheck-{}-{}.csv\"", precheck.id, section.as_str())))
+        .insert_header((
+            "Content-Disposition",
+            format!(
+                "attachment; filename=\"precheck-{}-{}.csv\"",
+                precheck.id,
+                section.as_str()
+            ),
+        ))
         .body(body))
 }
 
@@ -340,10 +422,17 @@ async fn get_changes(
     let (workspace, later) = find(&state, &partner, path.0, path.1).await?;
     let after = completed(&later)?;
     let earlier = match params.since {
-        Some(since) => store::find(&state.db, partner.tenant_id, workspace.id, since).await?.ok_or(ApiError::NotFound)?,
+        Some(since) => store::find(&state.db, partner.tenant_id, workspace.id, since)
+            .await?
+            .ok_or(ApiError::NotFound)?,
         None => store::previous(&state.db, workspace.id, later.id)
             .await?
-            .ok_or_else(|| ApiError::conflict("no_earlier_precheck", "The workspace has no completed pre-check before this one."))?,
+            .ok_or_else(|| {
+                ApiError::conflict(
+                    "no_earlier_precheck",
+                    "The workspace has no completed pre-check before this one.",
+                )
+            })?,
     };
     let before = completed(&earlier)?;
     let mut sections = std::collections::BTreeMap::new();
@@ -354,16 +443,29 @@ async fn get_changes(
     }
     let mut planning = serde_json::Map::new();
     diff_figures("", &before, &after, &mut planning);
-    Ok(web::Json(PrecheckChanges { precheck_id: later.id, since: earlier.id, planning: Value::Object(planning), sections }))
+    Ok(web::Json(PrecheckChanges {
+        precheck_id: later.id,
+        since: earlier.id,
+        planning: Value::Object(planning),
+        sections,
+    }))
 }
 
 /// Every number or string that differs, by JSON Pointer.
-fn diff_figures(path: &str, before: &Value, after: &Value, out: &mut serde_json::Map<String, Value>) {
+fn diff_figures(
+    path: &str,
+    before: &Value,
+    after: &Value,
+    out: &mut serde_json::Map<String, Value>,
+) {
     match (before, after) {
         (Value::Object(a), Value::Object(b)) => {
             let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
             for key in keys {
-                let (x, y) = (a.get(key).unwrap_or(&Value::Null), b.get(key).unwrap_or(&Value::Null));
+                let (x, y) = (
+                    a.get(key).unwrap_or(&Value::Null),
+                    b.get(key).unwrap_or(&Value::Null),
+                );
                 diff_figures(&format!("{path}/{key}"), x, y, out);
             }
         }

@@ -30,13 +30,41 @@ fn check_policy() -> HttpPolicy {
 }
 
 /// Runs the checks; the requests to the cloud are counted in `metrics`.
-pub async fn run_check(source: &SourceLogin<'_>, target: &CloudClient<'_>, partner_tenant: Uuid, allow_private_networks: bool, metrics: &Arc<Metrics>) -> ConnectionCheck {
-    let policy = HttpPolicy { allow_private_networks, ..check_policy() };
-    let source = SourceClient::new(source.url, source.login, source.password.clone(), policy.clone());
-    let observed = HttpPolicy { observer: Some(metrics.clone()), ..policy };
-    let target = TargetClient::new(target.url, target.client_id, target.client_secret.clone(), observed);
-    let source = source.as_ref().map(|s| s as &dyn SourceApi).map_err(Clone::clone);
-    let target = target.as_ref().map(|t| t as &dyn TargetApi).map_err(Clone::clone);
+pub async fn run_check(
+    source: &SourceLogin<'_>,
+    target: &CloudClient<'_>,
+    partner_tenant: Uuid,
+    allow_private_networks: bool,
+    metrics: &Arc<Metrics>,
+) -> ConnectionCheck {
+    let policy = HttpPolicy {
+        allow_private_networks,
+        ..check_policy()
+    };
+    let source = SourceClient::new(
+        source.url,
+        source.login,
+        source.password.clone(),
+        policy.clone(),
+    );
+    let observed = HttpPolicy {
+        observer: Some(metrics.clone()),
+        ..policy
+    };
+    let target = TargetClient::new(
+        target.url,
+        target.client_id,
+        target.client_secret.clone(),
+        observed,
+    );
+    let source = source
+        .as_ref()
+        .map(|s| s as &dyn SourceApi)
+        .map_err(Clone::clone);
+    let target = target
+        .as_ref()
+        .map(|t| t as &dyn TargetApi)
+        .map_err(Clone::clone);
     let report = check_connection(source, target, partner_tenant).await;
     tracing::info!(passed = report.passed, "connection checked");
     report
@@ -59,13 +87,36 @@ pub async fn run_check(source: &SourceLogin<'_>, target: &CloudClient<'_>, partn
 )]
 #[post("/workspaces/{id}/check")]
 #[tracing::instrument(name = "check workspace", skip_all, fields(tenant = %partner.tenant_id, workspace = %id))]
-pub async fn check_workspace(partner: Partner, state: web::Data<AppState>, id: web::Path<Uuid>) -> Result<web::Json<ConnectionCheck>, ApiError> {
-    let workspace = store::find(&state.db, partner.tenant_id, *id).await?.ok_or(ApiError::NotFound)?;
-    let password = store::source_password(&state.secrets, &workspace).map_err(|e| ApiError::Internal(e.into()))?;
-    let secret = store::target_client_secret(&state.secrets, &workspace).map_err(|e| ApiError::Internal(e.into()))?;
-    let source = SourceLogin { url: &workspace.source_url, login: &workspace.source_login, password: &password };
-    let target = CloudClient { url: &workspace.target_url, client_id: &workspace.target_client_id, client_secret: &secret };
-    let report = run_check(&source, &target, partner.tenant_id, state.allow_private_networks, &state.metrics).await;
+pub async fn check_workspace(
+    partner: Partner,
+    state: web::Data<AppState>,
+    id: web::Path<Uuid>,
+) -> Result<web::Json<ConnectionCheck>, ApiError> {
+    let workspace = store::find(&state.db, partner.tenant_id, *id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let password = store::source_password(&state.secrets, &workspace)
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    let secret = store::target_client_secret(&state.secrets, &workspace)
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    let source = SourceLogin {
+        url: &workspace.source_url,
+        login: &workspace.source_login,
+        password: &password,
+    };
+    let target = CloudClient {
+        url: &workspace.target_url,
+        client_id: &workspace.target_client_id,
+        client_secret: &secret,
+    };
+    let report = run_check(
+        &source,
+        &target,
+        partner.tenant_id,
+        state.allow_private_networks,
+        &state.metrics,
+    )
+    .await;
     if !store::set_connection_check(&state.db, &workspace, &report).await? {
         tracing::info!("credentials changed during the check; its report is not kept");
     }

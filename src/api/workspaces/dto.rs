@@ -35,7 +35,12 @@ impl std::fmt::Debug for Secret {
 pub struct CreateWorkspace {
     /// A name for people, e.g. the partner's brand.
     #[validate(custom(function = "display_name"))]
-    #[schema(example = "Contoso Backup", min_length = 1, max_length = 200, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\u0000-\u0020\u007F-\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\u0000-\u001F\u007F-\u009F]*$")]
+    #[schema(
+        example = "Contoso Backup",
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\u0000-\u0020\u007F-\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     pub name: String,
     #[validate(nested)]
     pub source: SourceCredentials,
@@ -59,7 +64,10 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { source: Limit::SOURCE_DEFAULT, target: Limit::TARGET_DEFAULT }
+        Self {
+            source: Limit::SOURCE_DEFAULT,
+            target: Limit::TARGET_DEFAULT,
+        }
     }
 }
 
@@ -69,11 +77,20 @@ impl Default for Limits {
 pub struct SourceCredentials {
     /// The BackupAgent server, http or https.
     #[validate(custom(function = "http_url"))]
-    #[schema(example = "https://backup.contoso.example", format = "uri", max_length = 2048)]
+    #[schema(
+        example = "https://backup.contoso.example",
+        format = "uri",
+        max_length = 2048
+    )]
     pub url: String,
     /// The top-level group's login.
     #[validate(custom(function = "login"))]
-    #[schema(example = "contoso-root", min_length = 1, max_length = 256, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\u0000-\u0020\u007F-\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\u0000-\u001F\u007F-\u009F]*$")]
+    #[schema(
+        example = "contoso-root",
+        min_length = 1,
+        max_length = 256,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\u0000-\u0020\u007F-\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     pub login: String,
     /// Stored encrypted; never returned.
     #[validate(custom(function = "secret"))]
@@ -88,10 +105,19 @@ pub struct SourceCredentials {
 pub struct TargetCredentials {
     /// The cloud datacenter, http or https (`/api/2` is added).
     #[validate(custom(function = "http_url"))]
-    #[schema(example = "https://eu2-cloud.acronis.com", format = "uri", max_length = 2048)]
+    #[schema(
+        example = "https://eu2-cloud.acronis.com",
+        format = "uri",
+        max_length = 2048
+    )]
     pub url: String,
     #[validate(custom(function = "login"))]
-    #[schema(example = "0b6e7d2a-1c1e-4d0e-9a55-7a8f6f1e2b3c", min_length = 1, max_length = 256, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\u0000-\u0020\u007F-\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\u0000-\u001F\u007F-\u009F]*$")]
+    #[schema(
+        example = "0b6e7d2a-1c1e-4d0e-9a55-7a8f6f1e2b3c",
+        min_length = 1,
+        max_length = 256,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\u0000-\u0020\u007F-\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     pub client_id: String,
     /// Stored encrypted; never returned.
     #[validate(custom(function = "secret"))]
@@ -105,7 +131,11 @@ pub struct TargetCredentials {
 #[validate(schema(function = "some_change"))]
 pub struct UpdateWorkspace {
     #[validate(custom(function = "display_name"))]
-    #[schema(min_length = 1, max_length = 200, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\u0000-\u0020\u007F-\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\u0000-\u001F\u007F-\u009F]*$")]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\u0000-\u0020\u007F-\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     pub name: Option<String>,
     #[validate(nested)]
     pub source: Option<SourceCredentials>,
@@ -145,14 +175,23 @@ pub struct TargetView {
 impl From<Model> for Workspace {
     fn from(m: Model) -> Self {
         let connection_check = crate::db::workspaces::connection_check(&m);
-        let limits = Limits { source: crate::db::workspaces::source_limit(&m), target: crate::db::workspaces::target_limit(&m) };
+        let limits = Limits {
+            source: crate::db::workspaces::source_limit(&m),
+            target: crate::db::workspaces::target_limit(&m),
+        };
         Self {
             limits,
             connection_check,
             id: m.id,
             name: m.name,
-            source: SourceView { url: m.source_url, login: m.source_login },
-            target: TargetView { url: m.target_url, client_id: m.target_client_id },
+            source: SourceView {
+                url: m.source_url,
+                login: m.source_login,
+            },
+            target: TargetView {
+                url: m.target_url,
+                client_id: m.target_client_id,
+            },
             version: m.version,
             created_at: m.created_at,
             updated_at: m.updated_at,
@@ -173,7 +212,10 @@ fn display_name(value: &str) -> Result<(), ValidationError> {
         return Err(rule("too_long", "must be at most 200 characters"));
     }
     if value.chars().any(char::is_control) {
-        return Err(rule("control_characters", "must not contain control characters"));
+        return Err(rule(
+            "control_characters",
+            "must not contain control characters",
+        ));
     }
     Ok(())
 }
@@ -186,7 +228,10 @@ fn login(value: &str) -> Result<(), ValidationError> {
         return Err(rule("too_long", "must be at most 256 characters"));
     }
     if value.chars().any(char::is_control) {
-        return Err(rule("control_characters", "must not contain control characters"));
+        return Err(rule(
+            "control_characters",
+            "must not contain control characters",
+        ));
     }
     Ok(())
 }
@@ -206,12 +251,16 @@ fn http_url(value: &str) -> Result<(), ValidationError> {
     if value.chars().count() > MAX_URL_CHARS {
         return Err(rule("too_long", "must be at most 2048 characters"));
     }
-    let url = url::Url::parse(value).map_err(|_| rule("url", "must be an absolute http or https URL"))?;
+    let url =
+        url::Url::parse(value).map_err(|_| rule("url", "must be an absolute http or https URL"))?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
         return Err(rule("url", "must be an absolute http or https URL"));
     }
     if !url.username().is_empty() || url.password().is_some() {
-        return Err(rule("url_credentials", "must not carry credentials; use the login and password fields"));
+        return Err(rule(
+            "url_credentials",
+            "must not carry credentials; use the login and password fields",
+        ));
     }
     if url.query().is_some() || url.fragment().is_some() {
         return Err(rule("url_query", "must not have a query or fragment"));
@@ -220,8 +269,15 @@ fn http_url(value: &str) -> Result<(), ValidationError> {
 }
 
 fn some_change(update: &UpdateWorkspace) -> Result<(), ValidationError> {
-    if update.name.is_none() && update.source.is_none() && update.target.is_none() && update.limits.is_none() {
-        return Err(rule("empty_update", "name, source, target or limits is required"));
+    if update.name.is_none()
+        && update.source.is_none()
+        && update.target.is_none()
+        && update.limits.is_none()
+    {
+        return Err(rule(
+            "empty_update",
+            "name, source, target or limits is required",
+        ));
     }
     Ok(())
 }
@@ -242,8 +298,14 @@ mod tests {
             ("https://user:pw@backup.example.com", false),
             ("https://backup.example.com/?token=x", false),
             ("", false),
-            (&format!("https://a.example/{}", "x".repeat(2048 - 18)), true),
-            (&format!("https://a.example/{}", "x".repeat(2048 - 17)), false),
+            (
+                &format!("https://a.example/{}", "x".repeat(2048 - 18)),
+                true,
+            ),
+            (
+                &format!("https://a.example/{}", "x".repeat(2048 - 17)),
+                false,
+            ),
         ];
         for (url, ok) in cases {
             assert_eq!(http_url(url).is_ok(), ok, "{url}");
@@ -252,7 +314,14 @@ mod tests {
 
     #[test]
     fn names_are_non_blank_short_and_printable() {
-        let cases = [("Contoso", true), ("   ", false), ("", false), ("a\u{7}b", false), (&"x".repeat(200), true), (&"x".repeat(201), false)];
+        let cases = [
+            ("Contoso", true),
+            ("   ", false),
+            ("", false),
+            ("a\u{7}b", false),
+            (&"x".repeat(200), true),
+            (&"x".repeat(201), false),
+        ];
         for (name, ok) in cases {
             assert_eq!(display_name(name).is_ok(), ok, "{name:?}");
         }

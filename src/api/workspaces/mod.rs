@@ -15,7 +15,9 @@ use crate::api::idempotency::{self, CreateRequest, Created, IdempotencyKey, Star
 use crate::api::paging::{PageParams, Paged};
 use crate::app::AppState;
 use crate::auth::Partner;
-use crate::db::workspaces::{self as store, NewWorkspace, SourceLogin, StoreError, CloudClient, WorkspaceChanges};
+use crate::db::workspaces::{
+    self as store, CloudClient, NewWorkspace, SourceLogin, StoreError, WorkspaceChanges,
+};
 use crate::error::ApiError;
 pub use dto::*;
 
@@ -55,16 +57,32 @@ fn if_match_versions(req: &HttpRequest) -> Result<Option<Vec<i32>>, ApiError> {
         Ok(IfMatch::Items(tags)) => tags,
         Err(_) => return Err(ApiError::PreconditionFailed),
     };
-    let versions: Vec<i32> = tags.iter().filter(|t| !t.weak).filter_map(|t| t.tag().strip_prefix('v')?.parse().ok()).collect();
-    if versions.is_empty() { Err(ApiError::PreconditionFailed) } else { Ok(Some(versions)) }
+    let versions: Vec<i32> = tags
+        .iter()
+        .filter(|t| !t.weak)
+        .filter_map(|t| t.tag().strip_prefix('v')?.parse().ok())
+        .collect();
+    if versions.is_empty() {
+        Err(ApiError::PreconditionFailed)
+    } else {
+        Ok(Some(versions))
+    }
 }
 
 fn source(s: &SourceCredentials) -> SourceLogin<'_> {
-    SourceLogin { url: &s.url, login: s.login.trim(), password: &s.password.0 }
+    SourceLogin {
+        url: &s.url,
+        login: s.login.trim(),
+        password: &s.password.0,
+    }
 }
 
 fn target(t: &TargetCredentials) -> CloudClient<'_> {
-    CloudClient { url: &t.url, client_id: t.client_id.trim(), client_secret: &t.client_secret.0 }
+    CloudClient {
+        url: &t.url,
+        client_id: t.client_id.trim(),
+        client_secret: &t.client_secret.0,
+    }
 }
 
 /// Connect a workspace.
@@ -96,33 +114,47 @@ async fn create_workspace(
     body: ValidJson<CreateWorkspace>,
 ) -> Result<HttpResponse, ApiError> {
     let request = &body.value;
-    let create = CreateRequest { tenant_id: partner.tenant_id, operation: "POST /api/v1/workspaces", key, body: &body.raw };
+    let create = CreateRequest {
+        tenant_id: partner.tenant_id,
+        operation: "POST /api/v1/workspaces",
+        key,
+        body: &body.raw,
+    };
     let pending = match idempotency::start(&state.db, &state.secrets, create).await? {
         Start::Replayed(response) => return Ok(response),
         Start::Proceed(pending) => pending,
     };
     let (source, target) = (source(&request.source), target(&request.target));
-    let check = check::run_check(&source, &target, partner.tenant_id, state.allow_private_networks, &state.metrics).await;
-    pending.create(&state.db, async |txn| {
-        let limits = request.limits.unwrap_or_default();
-        let new = NewWorkspace {
-            tenant_id: partner.tenant_id,
-            name: request.name.trim(),
-            source,
-            target,
-            connection_check: Some(&check),
-            source_limit: limits.source,
-            target_limit: limits.target,
-        };
-        let workspace = store::insert(txn, &state.secrets, new).await?;
-        tracing::info!(workspace = %workspace.id, "workspace connected");
-        Ok(Created {
-            location: format!("/api/v1/workspaces/{}", workspace.id),
-            body: serde_json::to_value(Workspace::from(workspace)).map_err(anyhow::Error::from)?,
-            status: actix_web::http::StatusCode::CREATED,
+    let check = check::run_check(
+        &source,
+        &target,
+        partner.tenant_id,
+        state.allow_private_networks,
+        &state.metrics,
+    )
+    .await;
+    pending
+        .create(&state.db, async |txn| {
+            let limits = request.limits.unwrap_or_default();
+            let new = NewWorkspace {
+                tenant_id: partner.tenant_id,
+                name: request.name.trim(),
+                source,
+                target,
+                connection_check: Some(&check),
+                source_limit: limits.source,
+                target_limit: limits.target,
+            };
+            let workspace = store::insert(txn, &state.secrets, new).await?;
+            tracing::info!(workspace = %workspace.id, "workspace connected");
+            Ok(Created {
+                location: format!("/api/v1/workspaces/{}", workspace.id),
+                body: serde_json::to_value(Workspace::from(workspace))
+                    .map_err(anyhow::Error::from)?,
+                status: actix_web::http::StatusCode::CREATED,
+            })
         })
-    })
-    .await
+        .await
 }
 
 /// List the caller's workspaces, oldest first.
@@ -143,7 +175,12 @@ async fn list_workspaces(
 ) -> Result<web::Json<Paged<Workspace>>, ApiError> {
     let page = query.page()?;
     let rows = store::list(&state.db, partner.tenant_id, page).await?;
-    Ok(web::Json(Paged::from_rows(rows, page, |w| w.id, Workspace::from)))
+    Ok(web::Json(Paged::from_rows(
+        rows,
+        page,
+        |w| w.id,
+        Workspace::from,
+    )))
 }
 
 /// Get one workspace; credentials are never returned.
@@ -158,9 +195,17 @@ async fn list_workspaces(
     security(("bearer_auth" = []))
 )]
 #[get("/workspaces/{id}")]
-async fn get_workspace(partner: Partner, state: web::Data<AppState>, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
-    let workspace = store::find(&state.db, partner.tenant_id, *id).await?.ok_or(ApiError::NotFound)?;
-    Ok(HttpResponse::Ok().insert_header(etag(workspace.version)).json(Workspace::from(workspace)))
+async fn get_workspace(
+    partner: Partner,
+    state: web::Data<AppState>,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let workspace = store::find(&state.db, partner.tenant_id, *id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    Ok(HttpResponse::Ok()
+        .insert_header(etag(workspace.version))
+        .json(Workspace::from(workspace)))
 }
 
 /// Rename a workspace or replace its source or target credentials.
@@ -200,9 +245,19 @@ async fn update_workspace(
         limits: request.limits.map(|l| (l.source, l.target)),
     };
     let versions = if_match_versions(&req)?;
-    let updated = store::update(&state.db, &state.secrets, partner.tenant_id, *id, versions.as_deref(), &changes).await?;
+    let updated = store::update(
+        &state.db,
+        &state.secrets,
+        partner.tenant_id,
+        *id,
+        versions.as_deref(),
+        &changes,
+    )
+    .await?;
     tracing::info!(version = updated.version, "workspace updated");
-    Ok(HttpResponse::Ok().insert_header(etag(updated.version)).json(Workspace::from(updated)))
+    Ok(HttpResponse::Ok()
+        .insert_header(etag(updated.version))
+        .json(Workspace::from(updated)))
 }
 
 /// Disconnect a workspace and forget its credentials.
@@ -218,11 +273,14 @@ async fn update_workspace(
 )]
 #[delete("/workspaces/{id}")]
 #[tracing::instrument(name = "delete workspace", skip_all, fields(tenant = %partner.tenant_id, workspace = %id))]
-async fn delete_workspace(partner: Partner, state: web::Data<AppState>, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+async fn delete_workspace(
+    partner: Partner,
+    state: web::Data<AppState>,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
     if !store::delete(&state.db, partner.tenant_id, *id).await? {
         return Err(ApiError::NotFound);
     }
     tracing::info!("workspace deleted");
     Ok(HttpResponse::NoContent().finish())
 }
-

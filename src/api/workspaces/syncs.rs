@@ -31,8 +31,14 @@ use crate::jobs::{NewJob, queue, sync};
 )]
 #[post("/workspaces/{id}/syncs")]
 #[tracing::instrument(name = "start sync", skip_all, fields(tenant = %partner.tenant_id, workspace = %id))]
-pub async fn start_sync(partner: Partner, state: web::Data<AppState>, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
-    let workspace = store::find(&state.db, partner.tenant_id, *id).await?.ok_or(ApiError::NotFound)?;
+pub async fn start_sync(
+    partner: Partner,
+    state: web::Data<AppState>,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let workspace = store::find(&state.db, partner.tenant_id, *id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
     let new = NewJob {
         unique_key: Some(format!("sync:{}", workspace.id)),
         tenant_id: Some(partner.tenant_id),
@@ -40,7 +46,11 @@ pub async fn start_sync(partner: Partner, state: web::Data<AppState>, id: web::P
         ..NewJob::new(sync::KIND, json!({"workspace_id": workspace.id}))
     };
     let enqueued = queue::enqueue(&state.db, new).await?;
-    let job = queue::get(&state.db, enqueued.id).await?.ok_or(ApiError::NotFound)?;
+    let job = queue::get(&state.db, enqueued.id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
     tracing::info!(operation = %job.id, created = enqueued.created, "sync requested");
-    Ok(HttpResponse::Accepted().insert_header((LOCATION, format!("/api/v1/operations/{}", job.id))).json(Operation::from(job)))
+    Ok(HttpResponse::Accepted()
+        .insert_header((LOCATION, format!("/api/v1/operations/{}", job.id)))
+        .json(Operation::from(job)))
 }

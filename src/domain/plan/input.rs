@@ -87,14 +87,29 @@ pub struct BackupPlan {
 /// The source's schedule (`{"kind": "daily", "times": ["09:00"]}` and so on) in the
 /// domain's terms, with the times it had to leave out; `None` if unreadable.
 pub fn source_schedule(value: &serde_json::Value) -> Option<(SourceSchedule, usize)> {
-    let times = || -> Option<Vec<TimeOfDay>> { value.get("times")?.as_array()?.iter().map(|t| time(t.as_str()?)).collect() };
+    let times = || -> Option<Vec<TimeOfDay>> {
+        value
+            .get("times")?
+            .as_array()?
+            .iter()
+            .map(|t| time(t.as_str()?))
+            .collect()
+    };
     match value.get("kind")?.as_str()? {
         "daily" => Some((SourceSchedule::Daily { times: times()? }, 0)),
         "weekly" => {
-            let days = value.get("weekdays")?.as_array()?.iter().map(|d| weekday(d.as_str()?)).collect::<Option<Vec<_>>>()?;
+            let days = value
+                .get("weekdays")?
+                .as_array()?
+                .iter()
+                .map(|d| weekday(d.as_str()?))
+                .collect::<Option<Vec<_>>>()?;
             let times = times()?;
             let first = *times.iter().min()?;
-            Some((SourceSchedule::Weekly { days, time: first }, times.len() - 1))
+            Some((
+                SourceSchedule::Weekly { days, time: first },
+                times.len() - 1,
+            ))
         }
         "monthly" => {
             let week = match value.get("week_of_month")? {
@@ -110,10 +125,19 @@ pub fn source_schedule(value: &serde_json::Value) -> Option<(SourceSchedule, usi
             let day = weekday(value.get("weekday")?.as_str()?)?;
             let times = times()?;
             let first = *times.iter().min()?;
-            Some((SourceSchedule::Monthly { week, day, time: first }, times.len() - 1))
+            Some((
+                SourceSchedule::Monthly {
+                    week,
+                    day,
+                    time: first,
+                },
+                times.len() - 1,
+            ))
         }
         "once" => {
-            let at = DateTime::parse_from_rfc3339(value.get("at")?.as_str()?).ok()?.with_timezone(&Utc);
+            let at = DateTime::parse_from_rfc3339(value.get("at")?.as_str()?)
+                .ok()?
+                .with_timezone(&Utc);
             Some((SourceSchedule::Once { at }, 0))
         }
         _ => None,
@@ -148,12 +172,61 @@ mod tests {
     fn source_schedules_read_as_the_contract_writes_them() {
         let t = |hour, minute| TimeOfDay { hour, minute };
         let cases = [
-            (json!({"kind": "daily", "times": ["09:00", "17:30"]}), Some((SourceSchedule::Daily { times: vec![t(9, 0), t(17, 30)] }, 0))),
-            (json!({"kind": "weekly", "weekdays": ["mon", "fri"], "times": ["22:00"]}), Some((SourceSchedule::Weekly { days: vec![Weekday::Mon, Weekday::Fri], time: t(22, 0) }, 0))),
-            (json!({"kind": "weekly", "weekdays": ["sun"], "times": ["23:00", "01:00"]}), Some((SourceSchedule::Weekly { days: vec![Weekday::Sun], time: t(1, 0) }, 1))),
-            (json!({"kind": "monthly", "week_of_month": "last", "weekday": "fri", "times": ["20:00"]}), Some((SourceSchedule::Monthly { week: WeekOfMonth::Last, day: Weekday::Fri, time: t(20, 0) }, 0))),
-            (json!({"kind": "monthly", "week_of_month": 2, "weekday": "tue", "times": ["20:00"]}), Some((SourceSchedule::Monthly { week: WeekOfMonth::Second, day: Weekday::Tue, time: t(20, 0) }, 0))),
-            (json!({"kind": "monthly", "week_of_month": 5, "weekday": "tue", "times": ["20:00"]}), None),
+            (
+                json!({"kind": "daily", "times": ["09:00", "17:30"]}),
+                Some((
+                    SourceSchedule::Daily {
+                        times: vec![t(9, 0), t(17, 30)],
+                    },
+                    0,
+                )),
+            ),
+            (
+                json!({"kind": "weekly", "weekdays": ["mon", "fri"], "times": ["22:00"]}),
+                Some((
+                    SourceSchedule::Weekly {
+                        days: vec![Weekday::Mon, Weekday::Fri],
+                        time: t(22, 0),
+                    },
+                    0,
+                )),
+            ),
+            (
+                json!({"kind": "weekly", "weekdays": ["sun"], "times": ["23:00", "01:00"]}),
+                Some((
+                    SourceSchedule::Weekly {
+                        days: vec![Weekday::Sun],
+                        time: t(1, 0),
+                    },
+                    1,
+                )),
+            ),
+            (
+                json!({"kind": "monthly", "week_of_month": "last", "weekday": "fri", "times": ["20:00"]}),
+                Some((
+                    SourceSchedule::Monthly {
+                        week: WeekOfMonth::Last,
+                        day: Weekday::Fri,
+                        time: t(20, 0),
+                    },
+                    0,
+                )),
+            ),
+            (
+                json!({"kind": "monthly", "week_of_month": 2, "weekday": "tue", "times": ["20:00"]}),
+                Some((
+                    SourceSchedule::Monthly {
+                        week: WeekOfMonth::Second,
+                        day: Weekday::Tue,
+                        time: t(20, 0),
+                    },
+                    0,
+                )),
+            ),
+            (
+                json!({"kind": "monthly", "week_of_month": 5, "weekday": "tue", "times": ["20:00"]}),
+                None,
+            ),
             (json!({"kind": "daily", "times": ["25:00"]}), None),
             (json!({"kind": "hourly"}), None),
             (json!("daily"), None),

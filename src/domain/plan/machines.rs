@@ -63,15 +63,29 @@ pub struct PlannedMachine {
     pub plans: Vec<PlannedBackupPlan>,
 }
 
-pub(crate) fn plan_machines(tree: &Tree<'_>, chosen: &Chosen, settings: &Settings) -> Vec<PlannedMachine> {
+pub(crate) fn plan_machines(
+    tree: &Tree<'_>,
+    chosen: &Chosen,
+    settings: &Settings,
+) -> Vec<PlannedMachine> {
     let snapshot = tree.snapshot;
     let mut plans_of: HashMap<&str, Vec<&BackupPlan>> = HashMap::new();
     for plan in &snapshot.plans {
-        plans_of.entry(plan.machine_id.as_str()).or_default().push(plan);
+        plans_of
+            .entry(plan.machine_id.as_str())
+            .or_default()
+            .push(plan);
     }
     let mut out = Vec::new();
     for machine in &snapshot.machines {
-        let Some(u) = tree.user_index.get(machine.user_id.as_str()).copied().filter(|&u| chosen.users[u]) else { continue };
+        let Some(u) = tree
+            .user_index
+            .get(machine.user_id.as_str())
+            .copied()
+            .filter(|&u| chosen.users[u])
+        else {
+            continue;
+        };
         let user = &snapshot.users[u];
         let plans = plans_of.remove(machine.id.as_str()).unwrap_or_default();
         let platform = Platform::from_family(&machine.os.family);
@@ -111,9 +125,17 @@ pub fn backup_plan(plan: &BackupPlan, current: bool) -> PlannedBackupPlan {
     let mut warnings = Vec::new();
     let schedule = match source_schedule(&plan.schedule) {
         Some((source, left_out)) => {
-            let one_time = matches!(source, crate::domain::schedules::SourceSchedule::Once { .. });
+            let one_time = matches!(
+                source,
+                crate::domain::schedules::SourceSchedule::Once { .. }
+            );
             let converted = convert(&source);
-            warnings.extend(converted.warnings.into_iter().map(|warning| PlanWarning::Schedule { warning }));
+            warnings.extend(
+                converted
+                    .warnings
+                    .into_iter()
+                    .map(|warning| PlanWarning::Schedule { warning }),
+            );
             if left_out > 0 {
                 warnings.push(PlanWarning::ExtraTimesLeftOut { times: left_out });
             }

@@ -71,7 +71,11 @@ pub struct Named {
 
 impl Named {
     fn of(segments: Segments) -> Self {
-        Self { source: segments.source(), target: segments.target(), segments: segments.into_vec() }
+        Self {
+            source: segments.source(),
+            target: segments.target(),
+            segments: segments.into_vec(),
+        }
     }
 }
 
@@ -130,7 +134,12 @@ pub const DIRECT_USERS_SUFFIX: &str = " (users)";
 
 /// Plans `selection`; `in_target` says whether the target already holds a login
 /// (`None`: not asked; the login is planned as free and marked unverified).
-pub fn plan(snapshot: &Snapshot, selection: &Selection, settings: &Settings, in_target: &dyn Fn(&str) -> Option<bool>) -> Result<Plan, SelectionError> {
+pub fn plan(
+    snapshot: &Snapshot,
+    selection: &Selection,
+    settings: &Settings,
+    in_target: &dyn Fn(&str) -> Option<bool>,
+) -> Result<Plan, SelectionError> {
     let tree = Tree::new(snapshot);
     let chosen = selection.expand(&tree)?;
     let names = tenant_names(&tree, &settings.names);
@@ -138,7 +147,11 @@ pub fn plan(snapshot: &Snapshot, selection: &Selection, settings: &Settings, in_
     for &g in &tree.parent_first {
         let group = &snapshot.groups[g];
         let kind = tree.kind(g);
-        let tenant_key = matches!(kind, GroupPlan::Partner | GroupPlan::Customer | GroupPlan::PartnerWithCustomer).then(|| group.id.clone());
+        let tenant_key = matches!(
+            kind,
+            GroupPlan::Partner | GroupPlan::Customer | GroupPlan::PartnerWithCustomer
+        )
+        .then(|| group.id.clone());
         let users_tenant_key = tree.customer_key(g);
         if !chosen.groups[g] {
             continue;
@@ -152,9 +165,14 @@ pub fn plan(snapshot: &Snapshot, selection: &Selection, settings: &Settings, in_
             tenant_key: tenant_key.clone(),
             users_tenant_key: users_tenant_key.clone(),
         });
-        let parent_key = tree.parent[g].and_then(|p| (tree.kind(p) != GroupPlan::Root).then(|| snapshot.groups[p].id.clone()));
+        let parent_key = tree.parent[g]
+            .and_then(|p| (tree.kind(p) != GroupPlan::Root).then(|| snapshot.groups[p].id.clone()));
         if let (Some(key), Some(name)) = (&tenant_key, &names.groups[g]) {
-            let tenant_kind = if kind == GroupPlan::Customer { TenantKind::Customer } else { TenantKind::Partner };
+            let tenant_kind = if kind == GroupPlan::Customer {
+                TenantKind::Customer
+            } else {
+                TenantKind::Partner
+            };
             plan.tenants.push(PlannedTenant {
                 key: key.clone(),
                 group_id: group.id.clone(),
@@ -207,12 +225,19 @@ pub fn customers(snapshot: &Snapshot, rules: &NameRules) -> Vec<Customer> {
         .filter_map(|&g| {
             let key = tree.customer_key(g)?;
             let group = &snapshot.groups[g];
-            let name = if key == group.id { &names.groups[g] } else { &names.direct_users[g] };
+            let name = if key == group.id {
+                &names.groups[g]
+            } else {
+                &names.direct_users[g]
+            };
             Some(Customer {
                 group_id: group.id.clone(),
                 group_name: group.name.clone(),
                 name: name.as_ref().map(PlannedName::target).unwrap_or_default(),
-                user_ids: tree.users_of[g].iter().map(|&u| snapshot.users[u].id.clone()).collect(),
+                user_ids: tree.users_of[g]
+                    .iter()
+                    .map(|&u| snapshot.users[u].id.clone())
+                    .collect(),
                 key,
             })
         })
@@ -223,16 +248,28 @@ pub fn customers(snapshot: &Snapshot, rules: &NameRules) -> Vec<Customer> {
 
 /// Backup users claim their logins before admins: their logins are kept where
 /// they can be, while admins get new logins and an activation email anyway.
-fn plan_logins(tree: &Tree<'_>, chosen: &selection::Chosen, in_target: &dyn Fn(&str) -> Option<bool>, plan: &mut Plan) {
+fn plan_logins(
+    tree: &Tree<'_>,
+    chosen: &selection::Chosen,
+    in_target: &dyn Fn(&str) -> Option<bool>,
+    plan: &mut Plan,
+) {
     let snapshot = tree.snapshot;
     let mut book = LoginBook::new(in_target);
     for (u, user) in snapshot.users.iter().enumerate() {
         let login = book.backup_user(&user.login);
         // A user's group has users, so it always has a customer key.
-        let Some(tenant_key) = tree.user_group[u].filter(|_| chosen.users[u]).and_then(|g| tree.customer_key(g)) else {
+        let Some(tenant_key) = tree.user_group[u]
+            .filter(|_| chosen.users[u])
+            .and_then(|g| tree.customer_key(g))
+        else {
             continue;
         };
-        let PlannedLogin { segments, changes, unverified } = login;
+        let PlannedLogin {
+            segments,
+            changes,
+            unverified,
+        } = login;
         plan.users.push(PlannedUser {
             user_id: user.id.clone(),
             group_id: user.group_id.clone(),
@@ -252,7 +289,11 @@ fn plan_logins(tree: &Tree<'_>, chosen: &selection::Chosen, in_target: &dyn Fn(&
         };
         let Some(admin) = &group.admin else { continue };
         // BackupAgent's admin login is the group name.
-        let PlannedLogin { segments, changes, unverified } = book.admin(&group.name);
+        let PlannedLogin {
+            segments,
+            changes,
+            unverified,
+        } = book.admin(&group.name);
         if chosen.whole[g] {
             plan.admins.push(PlannedAdmin {
                 group_id: group.id.clone(),
@@ -275,7 +316,10 @@ struct TenantNames {
 
 fn tenant_names(tree: &Tree<'_>, rules: &NameRules) -> TenantNames {
     let n = tree.snapshot.groups.len();
-    let mut names = TenantNames { groups: vec![None; n], direct_users: vec![None; n] };
+    let mut names = TenantNames {
+        groups: vec![None; n],
+        direct_users: vec![None; n],
+    };
     // Siblings share a parent tenant: the root's children share the workspace's tenant.
     let mut siblings: HashMap<Option<usize>, Siblings> = HashMap::new();
     for &g in &tree.by_id {
@@ -285,7 +329,12 @@ fn tenant_names(tree: &Tree<'_>, rules: &NameRules) -> TenantNames {
         }
         let parent = tree.parent[g].filter(|&p| tree.kind(p) != GroupPlan::Root);
         let name = clean(&tree.snapshot.groups[g].name, rules);
-        names.groups[g] = Some(siblings.entry(parent).or_default().claim(name, rules.max_chars));
+        names.groups[g] = Some(
+            siblings
+                .entry(parent)
+                .or_default()
+                .claim(name, rules.max_chars),
+        );
     }
     // Direct-users customers come after the subgroups, so a subgroup keeps its own name.
     for &g in &tree.by_id {
@@ -295,10 +344,15 @@ fn tenant_names(tree: &Tree<'_>, rules: &NameRules) -> TenantNames {
         }
         let parent = (kind != GroupPlan::Root).then_some(g);
         let mut name = clean(&tree.snapshot.groups[g].name, rules).segments;
-        let room = rules.max_chars.saturating_sub(DIRECT_USERS_SUFFIX.chars().count());
+        let room = rules
+            .max_chars
+            .saturating_sub(DIRECT_USERS_SUFFIX.chars().count());
         name = super::names::fit(&name, room);
         name.added(DIRECT_USERS_SUFFIX);
-        let planned = siblings.entry(parent).or_default().claim(PlannedName { segments: name }, rules.max_chars);
+        let planned = siblings
+            .entry(parent)
+            .or_default()
+            .claim(PlannedName { segments: name }, rules.max_chars);
         names.direct_users[g] = Some(planned);
     }
     names
@@ -325,9 +379,25 @@ pub(crate) struct Tree<'a> {
 impl<'a> Tree<'a> {
     pub fn new(snapshot: &'a Snapshot) -> Self {
         let groups = &snapshot.groups;
-        let group_index: HashMap<&str, usize> = groups.iter().enumerate().map(|(i, g)| (g.id.as_str(), i)).collect();
-        let user_index = snapshot.users.iter().enumerate().map(|(i, u)| (u.id.as_str(), i)).collect();
-        let parent: Vec<Option<usize>> = groups.iter().map(|g| g.parent_id.as_deref().and_then(|p| group_index.get(p).copied())).collect();
+        let group_index: HashMap<&str, usize> = groups
+            .iter()
+            .enumerate()
+            .map(|(i, g)| (g.id.as_str(), i))
+            .collect();
+        let user_index = snapshot
+            .users
+            .iter()
+            .enumerate()
+            .map(|(i, u)| (u.id.as_str(), i))
+            .collect();
+        let parent: Vec<Option<usize>> = groups
+            .iter()
+            .map(|g| {
+                g.parent_id
+                    .as_deref()
+                    .and_then(|p| group_index.get(p).copied())
+            })
+            .collect();
         let mut children = vec![Vec::new(); groups.len()];
         let mut roots = Vec::new();
         for (g, group) in groups.iter().enumerate() {
@@ -339,13 +409,19 @@ impl<'a> Tree<'a> {
             }
         }
         let mut users_of = vec![Vec::new(); groups.len()];
-        let user_group: Vec<Option<usize>> = snapshot.users.iter().map(|u| group_index.get(u.group_id.as_str()).copied()).collect();
+        let user_group: Vec<Option<usize>> = snapshot
+            .users
+            .iter()
+            .map(|u| group_index.get(u.group_id.as_str()).copied())
+            .collect();
         for (u, g) in user_group.iter().enumerate() {
             if let Some(g) = g {
                 users_of[*g].push(u);
             }
         }
-        let root = roots.into_iter().min_by(|a, b| groups[*a].id.cmp(&groups[*b].id));
+        let root = roots
+            .into_iter()
+            .min_by(|a, b| groups[*a].id.cmp(&groups[*b].id));
         let mut depth = vec![0; groups.len()];
         let mut parent_first = Vec::with_capacity(groups.len());
         let mut stack: Vec<usize> = root.into_iter().collect();
@@ -363,8 +439,24 @@ impl<'a> Tree<'a> {
             parent_first.iter().for_each(|&g| r[g] = true);
             r
         };
-        let user_group = user_group.into_iter().map(|g| g.filter(|&g| reachable[g])).collect();
-        Self { snapshot, group_index, user_index, parent, children, users_of, depth, parent_first, by_id, user_group, root, reachable }
+        let user_group = user_group
+            .into_iter()
+            .map(|g| g.filter(|&g| reachable[g]))
+            .collect();
+        Self {
+            snapshot,
+            group_index,
+            user_index,
+            parent,
+            children,
+            users_of,
+            depth,
+            parent_first,
+            by_id,
+            user_group,
+            root,
+            reachable,
+        }
     }
 
     pub fn reachable(&self, g: usize) -> bool {
@@ -372,7 +464,11 @@ impl<'a> Tree<'a> {
     }
 
     pub fn kind(&self, g: usize) -> GroupPlan {
-        GroupPlan::of(Some(g) == self.root, !self.children[g].is_empty(), !self.users_of[g].is_empty())
+        GroupPlan::of(
+            Some(g) == self.root,
+            !self.children[g].is_empty(),
+            !self.users_of[g].is_empty(),
+        )
     }
 
     /// The customer tenant that holds the group's direct users: the group's own
@@ -382,7 +478,9 @@ impl<'a> Tree<'a> {
         let id = &self.snapshot.groups[g].id;
         match self.kind(g) {
             GroupPlan::Customer => Some(id.clone()),
-            kind if kind.needs_customer_child(!self.users_of[g].is_empty()) => Some(format!("{id}#users")),
+            kind if kind.needs_customer_child(!self.users_of[g].is_empty()) => {
+                Some(format!("{id}#users"))
+            }
             _ => None,
         }
     }

@@ -7,7 +7,12 @@ use utoipa::ToSchema;
 use super::Tree;
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
-#[serde(tag = "kind", content = "id", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(
+    tag = "kind",
+    content = "id",
+    rename_all = "snake_case",
+    deny_unknown_fields
+)]
 // `SelectionNode` in the document: the hierarchy's `Node` is another thing.
 #[schema(as = SelectionNode)]
 pub enum Node {
@@ -32,7 +37,11 @@ impl validator::Validate for Node {
             return Ok(());
         }
         let mut errors = validator::ValidationErrors::new();
-        errors.add("id", validator::ValidationError::new("length").with_message(format!("must be at most {MAX_NODE_ID_CHARS} characters").into()));
+        errors.add(
+            "id",
+            validator::ValidationError::new("length")
+                .with_message(format!("must be at most {MAX_NODE_ID_CHARS} characters").into()),
+        );
         Err(errors)
     }
 }
@@ -72,20 +81,37 @@ impl Selection {
         if self.0.is_empty() {
             return Err(SelectionError::Empty);
         }
-        let Some(_) = tree.root else { return Err(SelectionError::NoSnapshot) };
+        let Some(_) = tree.root else {
+            return Err(SelectionError::NoSnapshot);
+        };
         let groups = tree.snapshot.groups.len();
         let users = tree.snapshot.users.len();
-        let mut chosen = Chosen { groups: vec![false; groups], whole: vec![false; groups], users: vec![false; users], direct_users: vec![false; groups] };
+        let mut chosen = Chosen {
+            groups: vec![false; groups],
+            whole: vec![false; groups],
+            users: vec![false; users],
+            direct_users: vec![false; groups],
+        };
         let mut unknown = Vec::new();
         let mut stack = Vec::new();
         for (i, node) in self.0.iter().enumerate() {
             match node {
-                Node::Group(id) => match tree.group_index.get(id.as_str()).copied().filter(|&g| tree.reachable(g)) {
+                Node::Group(id) => match tree
+                    .group_index
+                    .get(id.as_str())
+                    .copied()
+                    .filter(|&g| tree.reachable(g))
+                {
                     Some(g) if !chosen.whole[g] => stack.push(g),
                     Some(_) => {}
                     None => unknown.push((i, node.clone())),
                 },
-                Node::User(id) => match tree.user_index.get(id.as_str()).copied().and_then(|u| tree.user_group[u].map(|g| (u, g))) {
+                Node::User(id) => match tree
+                    .user_index
+                    .get(id.as_str())
+                    .copied()
+                    .and_then(|u| tree.user_group[u].map(|g| (u, g)))
+                {
                     Some((u, g)) => {
                         chosen.users[u] = true;
                         chosen.direct_users[g] = true;
@@ -135,7 +161,11 @@ mod tests {
 
     #[test]
     fn node_ids_are_capped_in_characters() {
-        let cases = [(Node::Group("g".repeat(MAX_NODE_ID_CHARS)), true), (Node::User("ü".repeat(MAX_NODE_ID_CHARS)), true), (Node::User("u".repeat(MAX_NODE_ID_CHARS + 1)), false)];
+        let cases = [
+            (Node::Group("g".repeat(MAX_NODE_ID_CHARS)), true),
+            (Node::User("ü".repeat(MAX_NODE_ID_CHARS)), true),
+            (Node::User("u".repeat(MAX_NODE_ID_CHARS + 1)), false),
+        ];
         for (node, valid) in cases {
             assert_eq!(node.validate().is_ok(), valid, "{node:?}");
         }

@@ -39,25 +39,41 @@ pub enum Change {
 
 /// Compares a section of an earlier report with the same section of a later one.
 pub fn compare_entries(before: Vec<Entry>, after: Vec<Entry>, max_items: usize) -> SectionChanges {
-    let mut earlier: HashMap<String, Value> = before.into_iter().map(|e| (e.key, e.value)).collect();
+    let mut earlier: HashMap<String, Value> =
+        before.into_iter().map(|e| (e.key, e.value)).collect();
     let mut changes = Vec::new();
     let mut out = SectionChanges::default();
     for Entry { key, value } in after {
         match earlier.remove(&key) {
             None => {
                 out.added += 1;
-                changes.push(EntryChange { key, change: Change::Added, before: None, after: Some(value) });
+                changes.push(EntryChange {
+                    key,
+                    change: Change::Added,
+                    before: None,
+                    after: Some(value),
+                });
             }
             Some(old) if old != value => {
                 out.changed += 1;
-                changes.push(EntryChange { key, change: Change::Changed, before: Some(old), after: Some(value) });
+                changes.push(EntryChange {
+                    key,
+                    change: Change::Changed,
+                    before: Some(old),
+                    after: Some(value),
+                });
             }
             Some(_) => {}
         }
     }
     for (key, value) in earlier {
         out.removed += 1;
-        changes.push(EntryChange { key, change: Change::Removed, before: Some(value), after: None });
+        changes.push(EntryChange {
+            key,
+            change: Change::Removed,
+            before: Some(value),
+            after: None,
+        });
     }
     changes.sort_by(|a, b| a.key.cmp(&b.key));
     out.truncated = changes.len() > max_items;

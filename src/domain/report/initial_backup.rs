@@ -12,8 +12,16 @@ use crate::domain::initial_backup::{InitialBackupOptions, estimate};
 use crate::domain::plan::{Plan, TenantKind};
 
 /// One entry per customer tenant, the largest volume first.
-pub(super) fn entries(plan: &Plan, options: &InitialBackupOptions, group_name: &dyn Fn(&str) -> String) -> Vec<Entry> {
-    let customer_of: HashMap<&str, &str> = plan.users.iter().map(|u| (u.user_id.as_str(), u.tenant_key.as_str())).collect();
+pub(super) fn entries(
+    plan: &Plan,
+    options: &InitialBackupOptions,
+    group_name: &dyn Fn(&str) -> String,
+) -> Vec<Entry> {
+    let customer_of: HashMap<&str, &str> = plan
+        .users
+        .iter()
+        .map(|u| (u.user_id.as_str(), u.tenant_key.as_str()))
+        .collect();
     let mut volume: HashMap<&str, (usize, u64)> = HashMap::new();
     for m in &plan.machines {
         if let Some(key) = customer_of.get(m.user_id.as_str()) {
@@ -39,14 +47,26 @@ pub(super) fn entries(plan: &Plan, options: &InitialBackupOptions, group_name: &
         })
         .collect();
     customers.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(b.1)));
-    customers.into_iter().map(|(_, key, value)| entry(key.to_string(), value)).collect()
+    customers
+        .into_iter()
+        .map(|(_, key, value)| entry(key.to_string(), value))
+        .collect()
 }
 
 /// The options it was computed with and its totals.
 pub(super) fn summary(entries: &[Entry], options: &InitialBackupOptions) -> Value {
-    let shipped: Vec<&Entry> = entries.iter().filter(|e| e.value["physical_data_shipping"] == true).collect();
-    let bytes = |list: &mut dyn Iterator<Item = &Entry>| -> u64 { list.map(|e| e.value["data_size_bytes"].as_u64().unwrap_or_default()).fold(0, u64::saturating_add) };
-    let longest = entries.iter().filter_map(|e| e.value["duration_days"].as_f64()).fold(0.0, f64::max);
+    let shipped: Vec<&Entry> = entries
+        .iter()
+        .filter(|e| e.value["physical_data_shipping"] == true)
+        .collect();
+    let bytes = |list: &mut dyn Iterator<Item = &Entry>| -> u64 {
+        list.map(|e| e.value["data_size_bytes"].as_u64().unwrap_or_default())
+            .fold(0, u64::saturating_add)
+    };
+    let longest = entries
+        .iter()
+        .filter_map(|e| e.value["duration_days"].as_f64())
+        .fold(0.0, f64::max);
     json!({
         "bandwidth_mbps": options.bandwidth_mbps,
         "physical_shipping_after_days": options.physical_shipping_after_days,

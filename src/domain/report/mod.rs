@@ -21,7 +21,19 @@ use super::tenants::GroupPlan;
 pub use compare::{SectionChanges, compare_entries};
 
 /// The sections that list entries (the planning section is the summary).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize, ToSchema)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    serde::Deserialize,
+    ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Section {
     /// Users to contact before the migration, with why and their contacts.
@@ -40,7 +52,14 @@ pub enum Section {
 }
 
 impl Section {
-    pub const ALL: [Section; 6] = [Section::Contacts, Section::Actions, Section::Hierarchy, Section::Groups, Section::Users, Section::InitialBackup];
+    pub const ALL: [Section; 6] = [
+        Section::Contacts,
+        Section::Actions,
+        Section::Hierarchy,
+        Section::Groups,
+        Section::Users,
+        Section::InitialBackup,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -86,11 +105,25 @@ pub struct LoginAnswers {
     pub oldest_answer_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
-pub fn build(snapshot: &Snapshot, plan: &Plan, logins: &LoginAnswers, initial_backup: &InitialBackupOptions) -> Report {
-    let names: HashMap<&str, &str> = snapshot.groups.iter().map(|g| (g.id.as_str(), g.name.as_str())).collect();
+pub fn build(
+    snapshot: &Snapshot,
+    plan: &Plan,
+    logins: &LoginAnswers,
+    initial_backup: &InitialBackupOptions,
+) -> Report {
+    let names: HashMap<&str, &str> = snapshot
+        .groups
+        .iter()
+        .map(|g| (g.id.as_str(), g.name.as_str()))
+        .collect();
     let group_name = |id: &str| names.get(id).copied().unwrap_or_default().to_string();
-    let users: HashMap<&str, &super::plan::input::User> = snapshot.users.iter().map(|u| (u.id.as_str(), u)).collect();
-    let admins: HashMap<&str, &super::plan::PlannedAdmin> = plan.admins.iter().map(|a| (a.group_id.as_str(), a)).collect();
+    let users: HashMap<&str, &super::plan::input::User> =
+        snapshot.users.iter().map(|u| (u.id.as_str(), u)).collect();
+    let admins: HashMap<&str, &super::plan::PlannedAdmin> = plan
+        .admins
+        .iter()
+        .map(|a| (a.group_id.as_str(), a))
+        .collect();
     let groups = || -> Vec<Entry> {
         plan.groups
             .iter()
@@ -135,9 +168,15 @@ pub fn build(snapshot: &Snapshot, plan: &Plan, logins: &LoginAnswers, initial_ba
             (Section::Actions, actions(plan, &users, &group_name)),
             (Section::Hierarchy, hierarchy(plan, &group_name)),
             (Section::Groups, groups()),
-            (Section::InitialBackup, initial_backup::entries(plan, initial_backup, &group_name)),
+            (
+                Section::InitialBackup,
+                initial_backup::entries(plan, initial_backup, &group_name),
+            ),
         ];
-        (users_entries.join().expect("building the users section"), others)
+        (
+            users_entries.join().expect("building the users section"),
+            others,
+        )
     });
     let mut sections: BTreeMap<Section, Vec<Entry>> = others.into_iter().collect();
     sections.insert(Section::Users, users_entries);
@@ -145,7 +184,11 @@ pub fn build(snapshot: &Snapshot, plan: &Plan, logins: &LoginAnswers, initial_ba
     Report { planning, sections }
 }
 
-fn contacts(plan: &Plan, users: &HashMap<&str, &super::plan::input::User>, group_name: &dyn Fn(&str) -> String) -> Vec<Entry> {
+fn contacts(
+    plan: &Plan,
+    users: &HashMap<&str, &super::plan::input::User>,
+    group_name: &dyn Fn(&str) -> String,
+) -> Vec<Entry> {
     let mut by_user: BTreeMap<&str, Vec<&PlannedMachine>> = BTreeMap::new();
     for m in plan.machines.iter().filter(|m| !m.contact.is_empty()) {
         by_user.entry(m.user_id.as_str()).or_default().push(m);
@@ -172,7 +215,11 @@ fn contacts(plan: &Plan, users: &HashMap<&str, &super::plan::input::User>, group
         .collect()
 }
 
-fn actions(plan: &Plan, users: &HashMap<&str, &super::plan::input::User>, group_name: &dyn Fn(&str) -> String) -> Vec<Entry> {
+fn actions(
+    plan: &Plan,
+    users: &HashMap<&str, &super::plan::input::User>,
+    group_name: &dyn Fn(&str) -> String,
+) -> Vec<Entry> {
     let mut out = Vec::new();
     for cause in ActionCause::ALL {
         for m in plan.machines.iter().filter(|m| m.actions.contains(&cause)) {
@@ -184,7 +231,9 @@ fn actions(plan: &Plan, users: &HashMap<&str, &super::plan::input::User>, group_
                     ActionCause::UnsupportedOs => true,
                     ActionCause::SqlServerRegistration => p.kind == "sql_server",
                     ActionCause::ExchangeRegistration => p.kind == "exchange",
-                    ActionCause::UnsupportedPlanType => p.support == super::support::PlanSupport::Manual,
+                    ActionCause::UnsupportedPlanType => {
+                        p.support == super::support::PlanSupport::Manual
+                    }
                 })
                 .map(|p| json!({"plan_id": p.plan_id, "name": p.name, "type": p.kind}))
                 .collect();
@@ -202,14 +251,20 @@ fn actions(plan: &Plan, users: &HashMap<&str, &super::plan::input::User>, group_
 }
 
 fn serde_plain<T: Serialize>(value: &T) -> String {
-    serde_json::to_value(value).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
 }
 
 fn hierarchy(plan: &Plan, group_name: &dyn Fn(&str) -> String) -> Vec<Entry> {
-    let tenants: HashMap<&str, &PlannedTenant> = plan.tenants.iter().map(|t| (t.key.as_str(), t)).collect();
+    let tenants: HashMap<&str, &PlannedTenant> =
+        plan.tenants.iter().map(|t| (t.key.as_str(), t)).collect();
     let tenant = |key: &Option<String>| -> Value {
         match key.as_deref().and_then(|k| tenants.get(k)) {
-            Some(t) => json!({"key": t.key, "kind": t.kind, "parent_key": t.parent_key, "name": t.name.target, "segments": t.name.segments}),
+            Some(t) => {
+                json!({"key": t.key, "kind": t.kind, "parent_key": t.parent_key, "name": t.name.target, "segments": t.name.segments})
+            }
             None => Value::Null,
         }
     };
@@ -229,10 +284,19 @@ fn hierarchy(plan: &Plan, group_name: &dyn Fn(&str) -> String) -> Vec<Entry> {
         .collect()
 }
 
-fn planning(plan: &Plan, sections: &BTreeMap<Section, Vec<Entry>>, logins: &LoginAnswers, initial_backup: &InitialBackupOptions) -> Value {
+fn planning(
+    plan: &Plan,
+    sections: &BTreeMap<Section, Vec<Entry>>,
+    logins: &LoginAnswers,
+    initial_backup: &InitialBackupOptions,
+) -> Value {
     let count_tenants = |kind| plan.tenants.iter().filter(|t| t.kind == kind).count();
-    let selected = plan.groups.iter().filter(|g| g.selected && g.plan != GroupPlan::Root);
-    let mut readiness: BTreeMap<Readiness, usize> = Readiness::ALL.into_iter().map(|r| (r, 0)).collect();
+    let selected = plan
+        .groups
+        .iter()
+        .filter(|g| g.selected && g.plan != GroupPlan::Root);
+    let mut readiness: BTreeMap<Readiness, usize> =
+        Readiness::ALL.into_iter().map(|r| (r, 0)).collect();
     let mut clients: BTreeMap<String, usize> = BTreeMap::new();
     let mut versions: BTreeMap<(String, String), usize> = BTreeMap::new();
     let mut data_size: u64 = 0;
@@ -240,24 +304,43 @@ fn planning(plan: &Plan, sections: &BTreeMap<Section, Vec<Entry>>, logins: &Logi
     for m in &plan.machines {
         *readiness.entry(m.readiness).or_default() += 1;
         *clients.entry(serde_plain(&m.client)).or_default() += 1;
-        *versions.entry((serde_plain(&m.platform), m.client_version.clone().unwrap_or_else(|| "unknown".into()))).or_default() += 1;
+        *versions
+            .entry((
+                serde_plain(&m.platform),
+                m.client_version.clone().unwrap_or_else(|| "unknown".into()),
+            ))
+            .or_default() += 1;
         data_size += m.data_size_bytes;
         backup_plans += m.plans.len();
     }
-    for status in [ClientStatus::Current, ClientStatus::WillAutoUpdate, ClientStatus::AutoUpdateOff, ClientStatus::NeverReported] {
+    for status in [
+        ClientStatus::Current,
+        ClientStatus::WillAutoUpdate,
+        ClientStatus::AutoUpdateOff,
+        ClientStatus::NeverReported,
+    ] {
         clients.entry(serde_plain(&status)).or_default();
     }
     let contacts = &sections[&Section::Contacts];
-    let mut to_contact: BTreeMap<String, usize> = ["auto_update_off", "never_reported", "offline"].into_iter().map(|r| (r.to_string(), 0)).collect();
+    let mut to_contact: BTreeMap<String, usize> = ["auto_update_off", "never_reported", "offline"]
+        .into_iter()
+        .map(|r| (r.to_string(), 0))
+        .collect();
     for c in contacts {
         for reason in c.value["reasons"].as_array().into_iter().flatten() {
-            *to_contact.entry(reason.as_str().unwrap_or_default().to_string()).or_default() += 1;
+            *to_contact
+                .entry(reason.as_str().unwrap_or_default().to_string())
+                .or_default() += 1;
         }
     }
     let actions: Vec<Value> = ActionCause::ALL
         .into_iter()
         .map(|cause| {
-            let machines = plan.machines.iter().filter(|m| m.actions.contains(&cause)).count();
+            let machines = plan
+                .machines
+                .iter()
+                .filter(|m| m.actions.contains(&cause))
+                .count();
             json!({"cause": cause, "machines": machines, "instructions": cause.instructions()})
         })
         .collect();

@@ -4,7 +4,10 @@ use super::compare::Change;
 use super::*;
 
 fn e(key: &str, value: Value) -> Entry {
-    Entry { key: key.into(), value }
+    Entry {
+        key: key.into(),
+        value,
+    }
 }
 
 #[test]
@@ -12,9 +15,28 @@ fn a_comparison_lists_what_was_added_removed_and_changed() {
     let before = vec![e("a", json!(1)), e("b", json!(2)), e("c", json!(3))];
     let after = vec![e("d", json!(4)), e("c", json!(3)), e("b", json!(20))];
     let changes = compare_entries(before, after, 10);
-    assert_eq!((changes.added, changes.removed, changes.changed, changes.truncated), (1, 1, 1, false));
-    let listed: Vec<(&str, Change)> = changes.items.iter().map(|c| (c.key.as_str(), c.change)).collect();
-    assert_eq!(listed, vec![("a", Change::Removed), ("b", Change::Changed), ("d", Change::Added)]);
+    assert_eq!(
+        (
+            changes.added,
+            changes.removed,
+            changes.changed,
+            changes.truncated
+        ),
+        (1, 1, 1, false)
+    );
+    let listed: Vec<(&str, Change)> = changes
+        .items
+        .iter()
+        .map(|c| (c.key.as_str(), c.change))
+        .collect();
+    assert_eq!(
+        listed,
+        vec![
+            ("a", Change::Removed),
+            ("b", Change::Changed),
+            ("d", Change::Added)
+        ]
+    );
     let few = compare_entries(vec![e("a", json!(1)), e("b", json!(2))], vec![], 1);
     assert_eq!((few.removed, few.items.len(), few.truncated), (2, 1, true));
 }
@@ -23,7 +45,10 @@ fn a_comparison_lists_what_was_added_removed_and_changed() {
 fn sections_have_stable_names() {
     for section in Section::ALL {
         assert_eq!(Section::parse(section.as_str()), Some(section));
-        assert_eq!(serde_json::to_value(section).ok(), Some(json!(section.as_str())));
+        assert_eq!(
+            serde_json::to_value(section).ok(),
+            Some(json!(section.as_str()))
+        );
     }
     assert_eq!(Section::parse("planning"), None);
 }
@@ -39,42 +64,99 @@ mod initial_backup {
     const TB: u64 = 1_000_000_000_000;
 
     fn host(id: &str, user: &str, data_size_bytes: u64) -> Machine {
-        let os = Os { family: "windows".into(), name: "Windows 10".into() };
-        Machine { id: id.into(), user_id: user.into(), hostname: id.into(), os, client_version: None, last_seen_at: None, data_size_bytes }
+        let os = Os {
+            family: "windows".into(),
+            name: "Windows 10".into(),
+        };
+        Machine {
+            id: id.into(),
+            user_id: user.into(),
+            hostname: id.into(),
+            os,
+            client_version: None,
+            last_seen_at: None,
+            data_size_bytes,
+        }
     }
 
     fn user(id: &str, group: &str) -> User {
-        User { id: id.into(), group_id: group.into(), login: format!("login-{id}"), email: None, first_name: None, last_name: None, auto_update: true }
+        User {
+            id: id.into(),
+            group_id: group.into(),
+            login: format!("login-{id}"),
+            email: None,
+            first_name: None,
+            last_name: None,
+            auto_update: true,
+        }
     }
 
     /// The root's direct users (2 TB), a customer of two users (1.5 TB + 0.5 TB + 10 GB), a customer without machines.
     fn report_at(options: &InitialBackupOptions) -> Report {
-        let group = |id: &str, parent: Option<&str>| Group { id: id.into(), parent_id: parent.map(str::to_string), name: format!("Group {id}"), admin: None };
+        let group = |id: &str, parent: Option<&str>| Group {
+            id: id.into(),
+            parent_id: parent.map(str::to_string),
+            name: format!("Group {id}"),
+            admin: None,
+        };
         let snapshot = Snapshot {
-            groups: vec![group("g0", None), group("g1", Some("g0")), group("g2", Some("g0"))],
-            users: vec![user("u0", "g0"), user("u1", "g1"), user("u2", "g1"), user("u3", "g2")],
-            machines: vec![host("m0", "u0", 2 * TB), host("m1", "u1", 1_500_000_000_000), host("m2", "u2", 500_000_000_000), host("m3", "u2", 10_000_000_000)],
+            groups: vec![
+                group("g0", None),
+                group("g1", Some("g0")),
+                group("g2", Some("g0")),
+            ],
+            users: vec![
+                user("u0", "g0"),
+                user("u1", "g1"),
+                user("u2", "g1"),
+                user("u3", "g2"),
+            ],
+            machines: vec![
+                host("m0", "u0", 2 * TB),
+                host("m1", "u1", 1_500_000_000_000),
+                host("m2", "u2", 500_000_000_000),
+                host("m3", "u2", 10_000_000_000),
+            ],
             plans: vec![],
         };
         let settings = Settings {
             names: NameRules::default(),
             matrix: SupportMatrix::default(),
-            clock: Clock { now: chrono::Utc::now(), offline_after: chrono::Duration::days(14) },
+            clock: Clock {
+                now: chrono::Utc::now(),
+                offline_after: chrono::Duration::days(14),
+            },
         };
-        let plan = plan(&snapshot, &Selection(vec![Node::Group("g0".into())]), &settings, &|_| Some(false)).expect("plan");
+        let plan = plan(
+            &snapshot,
+            &Selection(vec![Node::Group("g0".into())]),
+            &settings,
+            &|_| Some(false),
+        )
+        .expect("plan");
         build(&snapshot, &plan, &LoginAnswers::default(), options)
     }
 
     #[test]
     fn each_customer_sends_its_machines_data_at_the_bandwidth() {
-        let options = InitialBackupOptions { bandwidth_mbps: 100.0, physical_shipping_after_days: 1.0 };
+        let options = InitialBackupOptions {
+            bandwidth_mbps: 100.0,
+            physical_shipping_after_days: 1.0,
+        };
         let report = report_at(&options);
         let rows: Vec<(&str, u64, u64, u64, f64, bool)> = report.sections[&Section::InitialBackup]
             .iter()
             .map(|e| {
                 let v = &e.value;
                 let n = |k: &str| v[k].as_u64().unwrap_or(u64::MAX);
-                (e.key.as_str(), n("machines"), n("data_size_bytes"), n("duration_seconds"), v["duration_days"].as_f64().unwrap_or(-1.0), v["physical_data_shipping"] == true)
+                (
+                    e.key.as_str(),
+                    n("machines"),
+                    n("data_size_bytes"),
+                    n("duration_seconds"),
+                    v["duration_days"].as_f64().unwrap_or(-1.0),
+                    v["physical_data_shipping"] == true,
+                )
             })
             .collect();
         assert_eq!(
@@ -96,7 +178,14 @@ mod initial_backup {
         );
         assert_eq!(report.planning["sections"]["initial_backup"], 3);
         let week = report_at(&InitialBackupOptions::default());
-        assert_eq!(week.planning["initial_backup"]["physical_data_shipping"], json!({"customers": 0, "data_size_bytes": 0}), "under a week at 100 Mbit/s");
-        assert_eq!(week.planning["counts"]["data_size_bytes"], 4_010_000_000_000u64, "the existing figures stay");
+        assert_eq!(
+            week.planning["initial_backup"]["physical_data_shipping"],
+            json!({"customers": 0, "data_size_bytes": 0}),
+            "under a week at 100 Mbit/s"
+        );
+        assert_eq!(
+            week.planning["counts"]["data_size_bytes"], 4_010_000_000_000u64,
+            "the existing figures stay"
+        );
     }
 }

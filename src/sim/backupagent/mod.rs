@@ -12,7 +12,9 @@ use actix_web::{App, HttpServer, web};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::install_base::{Counts, GenSpec, InstallBase, MutationReport, Mutations, Size, Truth, default_as_of, generate};
+use super::install_base::{
+    Counts, GenSpec, InstallBase, MutationReport, Mutations, Size, Truth, default_as_of, generate,
+};
 
 pub use routes::PATHS;
 
@@ -44,7 +46,9 @@ fn parse_as_of(value: &str) -> Result<DateTime<Utc>, String> {
         let now = Utc::now();
         return Ok(now - chrono::Duration::nanoseconds(now.timestamp_subsec_nanos().into()));
     }
-    DateTime::parse_from_rfc3339(value).map(|t| t.with_timezone(&Utc)).map_err(|e| e.to_string())
+    DateTime::parse_from_rfc3339(value)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| e.to_string())
 }
 
 impl BackupAgentArgs {
@@ -134,16 +138,29 @@ impl SourceSim {
         let listener = TcpListener::bind(bind)?;
         let addr = listener.local_addr()?;
         let (login, password) = base.credentials();
-        let state = web::Data::new(SourceState { base: RwLock::new(base), login, password, requests: Requests::default() });
+        let state = web::Data::new(SourceState {
+            base: RwLock::new(base),
+            login,
+            password,
+            requests: Requests::default(),
+        });
         let app_state = state.clone();
-        let server = HttpServer::new(move || App::new().app_data(app_state.clone()).configure(routes::routes))
-            .workers(2)
-            .disable_signals()
-            .listen(listener)?
-            .run();
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(app_state.clone())
+                .configure(routes::routes)
+        })
+        .workers(2)
+        .disable_signals()
+        .listen(listener)?
+        .run();
         let handle = server.handle();
         tokio::spawn(server);
-        Ok(SourceSim { state, handle, addr })
+        Ok(SourceSim {
+            state,
+            handle,
+            addr,
+        })
     }
 
     pub fn base_url(&self) -> String {

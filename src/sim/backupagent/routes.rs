@@ -23,7 +23,9 @@ pub const TRUTH: &str = "/sim/backupagent/truth";
 pub const STATS: &str = "/sim/backupagent/stats";
 
 /// Every path served, as the OpenAPI document must list them.
-pub const PATHS: [&str; 9] = [ACCOUNT, GROUPS, USERS, MACHINES, PLANS, PASSWORD, MUTATIONS, TRUTH, STATS];
+pub const PATHS: [&str; 9] = [
+    ACCOUNT, GROUPS, USERS, MACHINES, PLANS, PASSWORD, MUTATIONS, TRUTH, STATS,
+];
 
 const DEFAULT_LIMIT: usize = 1000;
 const MAX_LIMIT: usize = 5000;
@@ -38,7 +40,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route(MUTATIONS, web::post().to(mutations))
         .route(TRUTH, web::get().to(truth))
         .route(STATS, web::get().to(stats))
-        .default_service(web::to(|| async { error(StatusCode::NOT_FOUND, "not_found", "no such resource") }));
+        .default_service(web::to(|| async {
+            error(StatusCode::NOT_FOUND, "not_found", "no such resource")
+        }));
 }
 
 fn error(status: StatusCode, code: &str, message: &str) -> HttpResponse {
@@ -51,8 +55,15 @@ fn unauthorized(req: &HttpRequest, state: &SourceState) -> Option<HttpResponse> 
         Some((login, password)) if login == state.login && password == state.password => None,
         _ => {
             state.requests.count(&state.requests.unauthorized);
-            let mut response = error(StatusCode::UNAUTHORIZED, "unauthorized", "login and password of the top-level group required");
-            response.headers_mut().insert(WWW_AUTHENTICATE, actix_web::http::header::HeaderValue::from_static("Basic realm=\"BackupAgent\""));
+            let mut response = error(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "login and password of the top-level group required",
+            );
+            response.headers_mut().insert(
+                WWW_AUTHENTICATE,
+                actix_web::http::header::HeaderValue::from_static("Basic realm=\"BackupAgent\""),
+            );
             Some(response)
         }
     }
@@ -89,7 +100,8 @@ struct Page<'a, T> {
 
 /// Limit and the id to start after, or why the parameters are refused.
 fn page_params(req: &HttpRequest, listing: &str) -> Result<(usize, Option<String>), String> {
-    let params = web::Query::<PageParams>::from_query(req.query_string()).map_err(|e| e.to_string())?;
+    let params =
+        web::Query::<PageParams>::from_query(req.query_string()).map_err(|e| e.to_string())?;
     let limit = match params.limit.as_deref() {
         None => DEFAULT_LIMIT,
         Some(text) => match text.parse::<usize>() {
@@ -100,7 +112,10 @@ fn page_params(req: &HttpRequest, listing: &str) -> Result<(usize, Option<String
     let after = match params.cursor.as_deref() {
         None | Some("") => None,
         Some(cursor) => {
-            let decoded = URL_SAFE_NO_PAD.decode(cursor).ok().and_then(|b| String::from_utf8(b).ok());
+            let decoded = URL_SAFE_NO_PAD
+                .decode(cursor)
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok());
             match decoded.as_deref().and_then(|d| d.split_once(':')) {
                 Some((kind, id)) if kind == listing => Some(id.to_string()),
                 _ => return Err("cursor is not one this listing returned".to_string()),
@@ -123,12 +138,24 @@ fn page<T: Serialize>(
     };
     let base = state.read();
     let items = select(&base);
-    let start = after.map_or(0, |after| items.partition_point(|item| key(item) <= after.as_str()));
+    let start = after.map_or(0, |after| {
+        items.partition_point(|item| key(item) <= after.as_str())
+    });
     let end = (start + limit).min(items.len());
-    let next_cursor = (end < items.len()).then(|| URL_SAFE_NO_PAD.encode(format!("{listing}:{}", key(&items[end - 1]))));
-    match serde_json::to_vec(&Page { items: &items[start..end], next_cursor }) {
-        Ok(body) => HttpResponse::Ok().content_type("application/json").body(body),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "internal", &e.to_string()),
+    let next_cursor = (end < items.len())
+        .then(|| URL_SAFE_NO_PAD.encode(format!("{listing}:{}", key(&items[end - 1]))));
+    match serde_json::to_vec(&Page {
+        items: &items[start..end],
+        next_cursor,
+    }) {
+        Ok(body) => HttpResponse::Ok()
+            .content_type("application/json")
+            .body(body),
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            &e.to_string(),
+        ),
     }
 }
 
@@ -153,7 +180,13 @@ async fn machines(req: HttpRequest, state: web::Data<SourceState>) -> HttpRespon
         return response;
     }
     state.requests.count(&state.requests.machines);
-    page(&req, &state, "machines", |b| &b.machines, |m: &Machine| &m.id)
+    page(
+        &req,
+        &state,
+        "machines",
+        |b| &b.machines,
+        |m: &Machine| &m.id,
+    )
 }
 
 async fn plans(req: HttpRequest, state: web::Data<SourceState>) -> HttpResponse {
@@ -164,14 +197,22 @@ async fn plans(req: HttpRequest, state: web::Data<SourceState>) -> HttpResponse 
     page(&req, &state, "plans", |b| &b.plans, |p: &BackupPlan| &p.id)
 }
 
-async fn password(req: HttpRequest, state: web::Data<SourceState>, id: web::Path<String>) -> HttpResponse {
+async fn password(
+    req: HttpRequest,
+    state: web::Data<SourceState>,
+    id: web::Path<String>,
+) -> HttpResponse {
     if let Some(response) = unauthorized(&req, &state) {
         return response;
     }
     state.requests.count(&state.requests.passwords);
     match state.read().password(&id) {
         Some(password) => HttpResponse::Ok().json(json!({ "password": password })),
-        None => error(StatusCode::NOT_FOUND, "not_found", "no backup user with this id"),
+        None => error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "no backup user with this id",
+        ),
     }
 }
 
@@ -184,8 +225,14 @@ async fn mutations(state: web::Data<SourceState>, body: web::Bytes) -> HttpRespo
 
 async fn truth(state: web::Data<SourceState>) -> HttpResponse {
     match serde_json::to_vec(&state.read().truth) {
-        Ok(body) => HttpResponse::Ok().content_type("application/json").body(body),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "internal", &e.to_string()),
+        Ok(body) => HttpResponse::Ok()
+            .content_type("application/json")
+            .body(body),
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            &e.to_string(),
+        ),
     }
 }
 

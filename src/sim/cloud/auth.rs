@@ -20,14 +20,18 @@ pub struct Caller {
 
 impl Caller {
     fn from_request(req: &HttpRequest) -> Result<Self, CloudError> {
-        let idp = req.app_data::<web::Data<IdpState>>().ok_or_else(CloudError::unauthorized)?;
+        let idp = req
+            .app_data::<web::Data<IdpState>>()
+            .ok_or_else(CloudError::unauthorized)?;
         let token = req
             .headers()
             .get(AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .ok_or_else(CloudError::unauthorized)?;
-        let claims = idp.verify(token.trim()).ok_or_else(CloudError::unauthorized)?;
+        let claims = idp
+            .verify(token.trim())
+            .ok_or_else(CloudError::unauthorized)?;
         // A token without a partner-admin policy on the account server may do nothing here.
         let tenant_id = claims["scope"]
             .as_array()

@@ -53,7 +53,12 @@ pub struct CloudError {
 
 impl CloudError {
     pub fn new(status: StatusCode, code: u32, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), details: json!({}) }
+        Self {
+            status,
+            code,
+            message: message.into(),
+            details: json!({}),
+        }
     }
 
     pub fn with_details(mut self, details: Value) -> Self {
@@ -62,11 +67,16 @@ impl CloudError {
     }
 
     pub fn unauthorized() -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, UNAUTHORIZED, "Access token is missing or invalid")
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            UNAUTHORIZED,
+            "Access token is missing or invalid",
+        )
     }
 
     pub fn version_mismatch(current: u64) -> Self {
-        Self::new(StatusCode::CONFLICT, VERSION_MISMATCH, "Version mismatch").with_details(json!({ "current_version": current }))
+        Self::new(StatusCode::CONFLICT, VERSION_MISMATCH, "Version mismatch")
+            .with_details(json!({ "current_version": current }))
     }
 
     pub fn access_denied() -> Self {
@@ -78,7 +88,11 @@ impl CloudError {
     }
 
     pub fn name_conflict(name: &str) -> Self {
-        Self::new(StatusCode::CONFLICT, NAME_CONFLICT, format!("A tenant named {name:?} exists under this parent"))
+        Self::new(
+            StatusCode::CONFLICT,
+            NAME_CONFLICT,
+            format!("A tenant named {name:?} exists under this parent"),
+        )
     }
 
     pub fn tenant_not_found() -> Self {
@@ -100,19 +114,35 @@ impl CloudError {
     }
 
     pub fn not_found(what: &str) -> Self {
-        Self::new(StatusCode::NOT_FOUND, NOT_FOUND, format!("{what} not found"))
+        Self::new(
+            StatusCode::NOT_FOUND,
+            NOT_FOUND,
+            format!("{what} not found"),
+        )
     }
 
     pub fn unsupported_media_type() -> Self {
-        Self::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, UNSUPPORTED_MEDIA_TYPE, "Content-Type must be application/json")
+        Self::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            UNSUPPORTED_MEDIA_TYPE,
+            "Content-Type must be application/json",
+        )
     }
 
     pub fn too_many_requests() -> Self {
-        Self::new(StatusCode::TOO_MANY_REQUESTS, TOO_MANY_REQUESTS, "Too many requests")
+        Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            TOO_MANY_REQUESTS,
+            "Too many requests",
+        )
     }
 
     pub fn unavailable() -> Self {
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, UNAVAILABLE, "Service temporarily unavailable")
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            UNAVAILABLE,
+            "Service temporarily unavailable",
+        )
     }
 
     pub fn body(&self) -> Value {
@@ -128,7 +158,13 @@ impl CloudError {
 
 impl std::fmt::Display for CloudError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}: {}", self.status.as_u16(), self.code, self.message)
+        write!(
+            f,
+            "{} {}: {}",
+            self.status.as_u16(),
+            self.code,
+            self.message
+        )
     }
 }
 
@@ -147,33 +183,60 @@ pub type CloudResult<T = HttpResponse> = Result<T, CloudError>;
 /// Reads a JSON body into `T`: 415 unless the content type is JSON, 422 when the
 /// JSON is malformed or does not fit `T` (unknown fields, wrong types, missing ones).
 pub fn json_body<T: DeserializeOwned>(req: &HttpRequest, body: &[u8]) -> CloudResult<T> {
-    let content_type = req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
-    let essence = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    let content_type = req
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
     if essence != "application/json" && !essence.ends_with("+json") {
         return Err(CloudError::unsupported_media_type());
     }
     let deserializer = &mut serde_json::Deserializer::from_slice(body);
     serde_path_to_error::deserialize(deserializer).map_err(|e| {
         let path = e.path().to_string();
-        CloudError::invalid(format!("Invalid request body: {}", e.inner())).with_details(json!({ "path": path }))
+        CloudError::invalid(format!("Invalid request body: {}", e.inner()))
+            .with_details(json!({ "path": path }))
     })
 }
 
 /// Query strings that do not parse are 400 (as the document's listings declare), in the cloud's error shape.
-pub fn query_error(err: actix_web::error::QueryPayloadError, _req: &HttpRequest) -> actix_web::Error {
+pub fn query_error(
+    err: actix_web::error::QueryPayloadError,
+    _req: &HttpRequest,
+) -> actix_web::Error {
     CloudError::bad_query(format!("Invalid query: {err}")).into()
 }
 
 /// Rewrites an error answer that is not JSON (one the framework made) into the cloud's shape.
-pub fn rewrite_foreign<B: MessageBody + 'static>(response: ServiceResponse<B>) -> actix_web::Result<ErrorHandlerResponse<B>> {
-    let content_type = response.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+pub fn rewrite_foreign<B: MessageBody + 'static>(
+    response: ServiceResponse<B>,
+) -> actix_web::Result<ErrorHandlerResponse<B>> {
+    let content_type = response
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
     if content_type.contains("json") {
-        return Ok(ErrorHandlerResponse::Response(response.map_into_left_body()));
+        return Ok(ErrorHandlerResponse::Response(
+            response.map_into_left_body(),
+        ));
     }
     let status = response.status();
     let message = status.canonical_reason().unwrap_or("Request refused");
-    let code = if status == StatusCode::NOT_FOUND { NOT_FOUND } else { VALIDATION };
+    let code = if status == StatusCode::NOT_FOUND {
+        NOT_FOUND
+    } else {
+        VALIDATION
+    };
     let (req, _) = response.into_parts();
     let answer = CloudError::new(status, code, message).error_response();
-    Ok(ErrorHandlerResponse::Response(ServiceResponse::new(req, answer).map_into_right_body()))
+    Ok(ErrorHandlerResponse::Response(
+        ServiceResponse::new(req, answer).map_into_right_body(),
+    ))
 }

@@ -22,7 +22,14 @@ use serde_json::{Value, json};
 use super::Cloud;
 
 /// Fields whose values are secrets, in JSON and form bodies alike.
-const SECRET_FIELDS: &[&str] = &["password", "access_token", "id_token", "refresh_token", "token", "client_secret"];
+const SECRET_FIELDS: &[&str] = &[
+    "password",
+    "access_token",
+    "id_token",
+    "refresh_token",
+    "token",
+    "client_secret",
+];
 /// Bodies larger than this are kept cut short (and say so).
 const MAX_KEPT_BYTES: usize = 4 * 1024 * 1024;
 
@@ -51,7 +58,10 @@ impl Exchanges {
     }
 
     fn push(&self, exchange: Value) {
-        self.log.lock().unwrap_or_else(|e| e.into_inner()).push(exchange);
+        self.log
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(exchange);
     }
 }
 
@@ -97,23 +107,38 @@ fn kept_body(content_type: Option<&str>, body: &[u8]) -> Value {
     if content_type.is_some_and(|t| t.starts_with("application/x-www-form-urlencoded")) {
         let pairs: Vec<(String, String)> = url::form_urlencoded::parse(cut)
             .map(|(k, v)| {
-                let v = if SECRET_FIELDS.contains(&k.as_ref()) { mask(&v) } else { v.into_owned() };
+                let v = if SECRET_FIELDS.contains(&k.as_ref()) {
+                    mask(&v)
+                } else {
+                    v.into_owned()
+                };
                 (k.into_owned(), v)
             })
             .collect();
-        return json!(url::form_urlencoded::Serializer::new(String::new()).extend_pairs(pairs).finish());
+        return json!(
+            url::form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(pairs)
+                .finish()
+        );
     }
     json!(String::from_utf8_lossy(cut))
 }
 
 fn header(headers: &HeaderMap, name: impl actix_web::http::header::AsHeaderName) -> Option<String> {
-    headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
 }
 
 /// The middleware (`actix_web::middleware::from_fn`): outermost, so it sees what the faults answer.
-pub async fn record(req: ServiceRequest, next: actix_web::middleware::Next<impl MessageBody + 'static>) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+pub async fn record(
+    req: ServiceRequest,
+    next: actix_web::middleware::Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let cloud = req.app_data::<web::Data<Cloud>>().cloned();
-    let Some(cloud) = cloud.filter(|c| c.exchanges.recording() && !req.path().starts_with("/sim/")) else {
+    let Some(cloud) = cloud.filter(|c| c.exchanges.recording() && !req.path().starts_with("/sim/"))
+    else {
         return Ok(next.call(req).await?.map_into_boxed_body());
     };
     let (http_request, mut payload) = req.into_parts();
@@ -124,7 +149,8 @@ pub async fn record(req: ServiceRequest, next: actix_web::middleware::Next<impl 
     let body = body.freeze();
     let request_type = header(http_request.headers(), CONTENT_TYPE);
     // Only the scheme of the credentials (`Basic`, `Bearer`): never the credentials.
-    let auth = header(http_request.headers(), AUTHORIZATION).and_then(|v| v.split_whitespace().next().map(str::to_string));
+    let auth = header(http_request.headers(), AUTHORIZATION)
+        .and_then(|v| v.split_whitespace().next().map(str::to_string));
     let mut exchange = json!({
         "method": http_request.method().as_str(),
         "path": http_request.path(),
@@ -133,7 +159,12 @@ pub async fn record(req: ServiceRequest, next: actix_web::middleware::Next<impl 
         "request_content_type": request_type,
         "request_body": kept_body(request_type.as_deref(), &body),
     });
-    let response = next.call(ServiceRequest::from_parts(http_request, Payload::from(body))).await?;
+    let response = next
+        .call(ServiceRequest::from_parts(
+            http_request,
+            Payload::from(body),
+        ))
+        .await?;
     let (http_request, response) = response.into_parts();
     let (response, answer) = response.into_parts();
     let answer: Bytes = actix_web::body::to_bytes(answer).await.map_err(|e| {
@@ -146,5 +177,8 @@ pub async fn record(req: ServiceRequest, next: actix_web::middleware::Next<impl 
     exchange["response_body"] = kept_body(answer_type.as_deref(), &answer);
     exchange["retry_after"] = json!(header(response.headers(), RETRY_AFTER));
     cloud.exchanges.push(exchange);
-    Ok(ServiceResponse::new(http_request, response.set_body(BoxBody::new(answer))))
+    Ok(ServiceResponse::new(
+        http_request,
+        response.set_body(BoxBody::new(answer)),
+    ))
 }

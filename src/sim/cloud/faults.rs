@@ -39,7 +39,10 @@ pub struct Faults {
 
 impl Faults {
     pub fn validate(&self) -> Result<(), String> {
-        for (name, rate) in [("fail_rate", self.fail_rate), ("fail_after_commit_rate", self.fail_after_commit_rate)] {
+        for (name, rate) in [
+            ("fail_rate", self.fail_rate),
+            ("fail_after_commit_rate", self.fail_after_commit_rate),
+        ] {
             if !(0.0..=1.0).contains(&rate) {
                 return Err(format!("{name} must be between 0 and 1"));
             }
@@ -57,7 +60,9 @@ enum Exposure {
     None,
     /// The token endpoint: latency and 503s.
     Token,
-    Api { creating: bool },
+    Api {
+        creating: bool,
+    },
 }
 
 impl Exposure {
@@ -65,7 +70,9 @@ impl Exposure {
         if path == "/api/2/idp/token" {
             return Exposure::Token;
         }
-        if path == "/api/2/idp/keys" || !(path.starts_with("/api/2/") || path.starts_with("/api/policy_management/")) {
+        if path == "/api/2/idp/keys"
+            || !(path.starts_with("/api/2/") || path.starts_with("/api/policy_management/"))
+        {
             return Exposure::None;
         }
         let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
@@ -128,24 +135,45 @@ struct Decision {
 
 impl FaultState {
     pub fn new(faults: Faults, seed: u64) -> Self {
-        let bucket = Bucket { tokens: faults.rate_limit_per_sec.unwrap_or(0) as f64, refilled_at: Instant::now() };
-        Self { injector: Mutex::new(Injector { faults, rng: ChaCha8Rng::seed_from_u64(seed), bucket }), counters: Counters::default() }
+        let bucket = Bucket {
+            tokens: faults.rate_limit_per_sec.unwrap_or(0) as f64,
+            refilled_at: Instant::now(),
+        };
+        Self {
+            injector: Mutex::new(Injector {
+                faults,
+                rng: ChaCha8Rng::seed_from_u64(seed),
+                bucket,
+            }),
+            counters: Counters::default(),
+        }
     }
 
     pub fn get(&self) -> Faults {
-        self.injector.lock().unwrap_or_else(|e| e.into_inner()).faults.clone()
+        self.injector
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .faults
+            .clone()
     }
 
     /// Replaces the faults; the rate limit starts again with a full bucket.
     pub fn set(&self, faults: Faults) {
         let mut injector = self.injector.lock().unwrap_or_else(|e| e.into_inner());
-        injector.bucket = Bucket { tokens: faults.rate_limit_per_sec.unwrap_or(0) as f64, refilled_at: Instant::now() };
+        injector.bucket = Bucket {
+            tokens: faults.rate_limit_per_sec.unwrap_or(0) as f64,
+            refilled_at: Instant::now(),
+        };
         injector.faults = faults;
     }
 
     fn decide(&self, exposure: Exposure) -> Decision {
         let mut injector = self.injector.lock().unwrap_or_else(|e| e.into_inner());
-        let Injector { faults, rng, bucket } = &mut *injector;
+        let Injector {
+            faults,
+            rng,
+            bucket,
+        } = &mut *injector;
         let mut decision = Decision {
             latency: Duration::from_millis(faults.latency_ms),
             retry_after_secs: None,
@@ -155,7 +183,9 @@ impl FaultState {
         if let (Exposure::Api { .. }, Some(rate)) = (exposure, faults.rate_limit_per_sec) {
             let rate = f64::from(rate);
             let now = Instant::now();
-            bucket.tokens = (bucket.tokens + now.duration_since(bucket.refilled_at).as_secs_f64() * rate).min(rate);
+            bucket.tokens = (bucket.tokens
+                + now.duration_since(bucket.refilled_at).as_secs_f64() * rate)
+                .min(rate);
             bucket.refilled_at = now;
             if bucket.tokens >= 1.0 {
                 bucket.tokens -= 1.0;
@@ -167,14 +197,18 @@ impl FaultState {
         }
         decision.unavailable = faults.fail_rate > 0.0 && rng.random::<f64>() < faults.fail_rate;
         if !decision.unavailable && exposure == (Exposure::Api { creating: true }) {
-            decision.fail_after_commit = faults.fail_after_commit_rate > 0.0 && rng.random::<f64>() < faults.fail_after_commit_rate;
+            decision.fail_after_commit = faults.fail_after_commit_rate > 0.0
+                && rng.random::<f64>() < faults.fail_after_commit_rate;
         }
         decision
     }
 }
 
 /// The middleware (`actix_web::middleware::from_fn`) that injects the faults.
-pub async fn inject(req: ServiceRequest, next: Next<impl MessageBody + 'static>) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+pub async fn inject(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let exposure = Exposure::of(req.method(), req.path());
     let cloud = req.app_data::<web::Data<Cloud>>().cloned();
     let (Some(cloud), false) = (cloud, exposure == Exposure::None) else {
@@ -198,9 +232,15 @@ pub async fn inject(req: ServiceRequest, next: Next<impl MessageBody + 'static>)
     }
     let response = next.call(req).await?;
     if decision.fail_after_commit && response.status().is_success() {
-        faults.counters.failed_after_commit.fetch_add(1, Ordering::Relaxed);
+        faults
+            .counters
+            .failed_after_commit
+            .fetch_add(1, Ordering::Relaxed);
         let (req, _) = response.into_parts();
-        return Ok(ServiceResponse::new(req, CloudError::unavailable().error_response()));
+        return Ok(ServiceResponse::new(
+            req,
+            CloudError::unavailable().error_response(),
+        ));
     }
     Ok(response.map_into_boxed_body())
 }

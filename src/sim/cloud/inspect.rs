@@ -20,7 +20,11 @@ pub fn inspect(store: &Store, counters: &Counters) -> Value {
     let mut users: Vec<&User> = store.users.values().collect();
     users.sort_by_key(|u| u.seq);
     let now = chrono::Utc::now();
-    let mut tokens: Vec<_> = store.registration_tokens.values().filter(|t| t.expires_at > now).collect();
+    let mut tokens: Vec<_> = store
+        .registration_tokens
+        .values()
+        .filter(|t| t.expires_at > now)
+        .collect();
     tokens.sort_by_key(|t| (t.created_at, t.id));
     let mut plans: Vec<_> = store.policies.values().collect();
     plans.sort_by_key(|p| p.seq);
@@ -66,7 +70,15 @@ pub fn inspect(store: &Store, counters: &Counters) -> Value {
 fn groups(entries: impl Iterator<Item = (Value, Uuid)>) -> Vec<Value> {
     let mut by_key: BTreeMap<String, (Value, Vec<Uuid>)> = BTreeMap::new();
     for (key, id) in entries {
-        by_key.entry(key.to_string()).or_insert_with(|| (key, Vec::new())).1.push(id);
+        by_key
+            .entry(key.to_string())
+            .or_insert_with(|| (key, Vec::new()))
+            .1
+            .push(id);
     }
-    by_key.into_values().filter(|(_, ids)| ids.len() > 1).map(|(key, ids)| json!({ "key": key, "ids": ids })).collect()
+    by_key
+        .into_values()
+        .filter(|(_, ids)| ids.len() > 1)
+        .map(|(key, ids)| json!({ "key": key, "ids": ids }))
+        .collect()
 }

@@ -41,7 +41,10 @@ pub use faults::Faults;
 pub use policies::{BACKUP_TYPE, ROOT_TYPE, WEEK_NUMBERS, WEEKDAYS, check_plan};
 pub use registration::MAX_EXPIRES_IN_SECS;
 pub use state::TenantKind;
-pub use tenants::{DEFAULT_PAGE_LIMIT, MAX_INTERNAL_TAG_CHARS, MAX_NAME_CHARS, MAX_UUIDS, REFUSED_NAME_CHARS, name_problem};
+pub use tenants::{
+    DEFAULT_PAGE_LIMIT, MAX_INTERNAL_TAG_CHARS, MAX_NAME_CHARS, MAX_UUIDS, REFUSED_NAME_CHARS,
+    name_problem,
+};
 pub use users::{LOGIN_MIN_CHARS, LOGIN_SPECIAL_CHARS, MIN_PASSWORD_CHARS, ROLES, login_problem};
 
 use crate::sim::idp::{self, ClientCredentials, IdpState};
@@ -124,7 +127,11 @@ fn seed_store(store: &mut Store, existing_logins: &[String]) -> (Uuid, Uuid) {
 
 /// Users of `tenant` (another partner's) holding `logins`, as if someone else had them.
 fn take_logins(store: &mut Store, other: Uuid, existing_logins: &[String]) {
-    for login in existing_logins.iter().map(|l| l.trim()).filter(|l| !l.is_empty()) {
+    for login in existing_logins
+        .iter()
+        .map(|l| l.trim())
+        .filter(|l| !l.is_empty())
+    {
         if store.login_taken(login) {
             continue;
         }
@@ -170,10 +177,18 @@ impl CloudSim {
         config.faults.validate().map_err(std::io::Error::other)?;
         let listener = TcpListener::bind(config.bind)?;
         let addr = listener.local_addr()?;
-        let idp = web::Data::new(IdpState::new(format!("http://{addr}"), config.audience.clone(), key));
+        let idp = web::Data::new(IdpState::new(
+            format!("http://{addr}"),
+            config.audience.clone(),
+            key,
+        ));
         let mut store = Store::new(config.seed);
         let (root_tenant_id, other_tenant_id) = seed_store(&mut store, &config.existing_logins);
-        let cloud = web::Data::new(Cloud { store: Mutex::new(store), faults: FaultState::new(config.faults, config.seed), exchanges: Default::default() });
+        let cloud = web::Data::new(Cloud {
+            store: Mutex::new(store),
+            faults: FaultState::new(config.faults, config.seed),
+            exchanges: Default::default(),
+        });
         cloud.exchanges.set_recording(config.record_exchanges);
         let root_client = idp.register_client(root_tenant_id);
         let (app_cloud, app_idp) = (cloud.clone(), idp.clone());
@@ -191,7 +206,9 @@ impl CloudSim {
                 .configure(registration::routes)
                 .configure(policies::routes)
                 .configure(sim_routes)
-                .default_service(web::to(|| async { CloudResult::<HttpResponse>::Err(CloudError::not_found("Route")) }))
+                .default_service(web::to(|| async {
+                    CloudResult::<HttpResponse>::Err(CloudError::not_found("Route"))
+                }))
         })
         .workers(2)
         .disable_signals()
@@ -199,7 +216,15 @@ impl CloudSim {
         .run();
         let handle = server.handle();
         tokio::spawn(server);
-        Ok(CloudSim { cloud, idp, handle, addr, root_tenant_id, other_tenant_id, root_client })
+        Ok(CloudSim {
+            cloud,
+            idp,
+            handle,
+            addr,
+            root_tenant_id,
+            other_tenant_id,
+            root_client,
+        })
     }
 
     /// `http://127.0.0.1:PORT`, also the token issuer.
@@ -266,7 +291,11 @@ impl CloudSim {
 
 fn sim_routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/sim/cloud/clients", web::post().to(new_client))
-        .service(web::resource("/sim/cloud/faults").route(web::get().to(get_faults)).route(web::put().to(put_faults)))
+        .service(
+            web::resource("/sim/cloud/faults")
+                .route(web::get().to(get_faults))
+                .route(web::put().to(put_faults)),
+        )
         .route("/sim/cloud/state", web::get().to(get_state))
         .service(
             web::resource("/sim/cloud/exchanges")
@@ -307,7 +336,12 @@ struct NewClient {
     tenant_id: Uuid,
 }
 
-async fn new_client(cloud: web::Data<Cloud>, idp: web::Data<IdpState>, req: HttpRequest, body: Bytes) -> CloudResult {
+async fn new_client(
+    cloud: web::Data<Cloud>,
+    idp: web::Data<IdpState>,
+    req: HttpRequest,
+    body: Bytes,
+) -> CloudResult {
     let new: NewClient = json_body(&req, &body)?;
     if !cloud.store().tenants.contains_key(&new.tenant_id) {
         return Err(CloudError::tenant_not_found());
@@ -380,15 +414,32 @@ pub async fn run(args: CloudArgs) -> anyhow::Result<()> {
         fail_after_commit_rate: args.fail_after_commit,
     };
     faults.validate().map_err(anyhow::Error::msg)?;
-    let config = CloudSimConfig { bind: args.bind, audience: args.audience, faults, existing_logins, seed: args.seed, record_exchanges: args.record_exchanges };
+    let config = CloudSimConfig {
+        bind: args.bind,
+        audience: args.audience,
+        faults,
+        existing_logins,
+        seed: args.seed,
+        record_exchanges: args.record_exchanges,
+    };
     let key = idp::generate_key();
-    let sim = CloudSim::start(config.clone(), &key).with_context(|| format!("binding {}", config.bind))?;
+    let sim = CloudSim::start(config.clone(), &key)
+        .with_context(|| format!("binding {}", config.bind))?;
     let client = sim.root_client();
     let base = sim.base_url();
-    println!("cloud simulator: {base} (issuer; audience {})", config.audience);
+    println!(
+        "cloud simulator: {base} (issuer; audience {})",
+        config.audience
+    );
     println!("root tenant {ROOT_TENANT_NAME:?}: {}", sim.root_tenant_id());
-    println!("API client: id {} secret {}", client.client_id, client.client_secret);
-    println!("token: curl -s -u {}:{} -d grant_type=client_credentials {base}/api/2/idp/token", client.client_id, client.client_secret);
+    println!(
+        "API client: id {} secret {}",
+        client.client_id, client.client_secret
+    );
+    println!(
+        "token: curl -s -u {}:{} -d grant_type=client_credentials {base}/api/2/idp/token",
+        client.client_id, client.client_secret
+    );
     println!("state: curl -s {base}/sim/cloud/state");
     tokio::signal::ctrl_c().await?;
     sim.stop().await;

@@ -38,22 +38,36 @@ pub const WEEK_NUMBERS: &[&str] = &["first", "second", "third", "fourth", "last"
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/api/policy_management/v4/policies", web::post().to(create))
-        .route("/api/policy_management/v4/policies/{id}", web::get().to(get));
+        .route(
+            "/api/policy_management/v4/policies/{id}",
+            web::get().to(get),
+        );
 }
 
 type Check<T = ()> = Result<T, String>;
 
 fn uuid_of(item: &Value, what: &str) -> Check<Uuid> {
-    item["id"].as_str().and_then(|s| Uuid::parse_str(s).ok()).ok_or_else(|| format!("{what}: id must be a uuid"))
+    item["id"]
+        .as_str()
+        .and_then(|s| Uuid::parse_str(s).ok())
+        .ok_or_else(|| format!("{what}: id must be a uuid"))
 }
 
 /// Checks a plan's shape; answers the root's id.
 pub fn check_plan(policy: &Value) -> Check<Uuid> {
     let items = policy.as_array().ok_or("subject.policy must be an array")?;
-    if items.iter().any(|i| !i.is_object() || !i["type"].is_string()) {
+    if items
+        .iter()
+        .any(|i| !i.is_object() || !i["type"].is_string())
+    {
         return Err("every policy item must be an object with a type".into());
     }
-    let of_type = |t: &str| items.iter().filter(move |i| i["type"] == t).collect::<Vec<_>>();
+    let of_type = |t: &str| {
+        items
+            .iter()
+            .filter(move |i| i["type"] == t)
+            .collect::<Vec<_>>()
+    };
     let [root] = of_type(ROOT_TYPE)[..] else {
         return Err(format!("exactly one {ROOT_TYPE} item is required"));
     };
@@ -62,9 +76,14 @@ pub fn check_plan(policy: &Value) -> Check<Uuid> {
     };
     let root_id = uuid_of(root, ROOT_TYPE)?;
     for item in items.iter().filter(|i| i["type"] != ROOT_TYPE) {
-        let names_root = item["parent_ids"].as_array().is_some_and(|p| p.iter().any(|id| id.as_str() == Some(&root_id.to_string())));
+        let names_root = item["parent_ids"]
+            .as_array()
+            .is_some_and(|p| p.iter().any(|id| id.as_str() == Some(&root_id.to_string())));
         if !names_root {
-            return Err(format!("{}: parent_ids must name the root {root_id}", item["type"]));
+            return Err(format!(
+                "{}: parent_ids must name the root {root_id}",
+                item["type"]
+            ));
         }
         uuid_of(item, item["type"].as_str().unwrap_or_default())?;
     }
@@ -79,7 +98,9 @@ fn check_scheduling(scheduling: &Value) -> Check {
     if !scheduling.is_object() {
         return Err("settings.scheduling must be an object".into());
     }
-    let enabled = scheduling["enabled"].as_bool().ok_or("scheduling.enabled must be a boolean")?;
+    let enabled = scheduling["enabled"]
+        .as_bool()
+        .ok_or("scheduling.enabled must be a boolean")?;
     if !scheduling["scheme"].is_null() && !scheduling["scheme"].is_string() {
         return Err("scheduling.scheme must be a string".into());
     }
@@ -87,7 +108,9 @@ fn check_scheduling(scheduling: &Value) -> Check {
     if !enabled && sets.is_null() {
         return Ok(());
     }
-    let sets = sets.as_array().ok_or("scheduling.backup_sets must be an array")?;
+    let sets = sets
+        .as_array()
+        .ok_or("scheduling.backup_sets must be an array")?;
     if enabled && sets.is_empty() {
         return Err("an enabled schedule needs backup_sets".into());
     }
@@ -124,11 +147,15 @@ fn check_list(value: &Value, what: &str, required: bool, valid: impl Fn(&Value) 
 }
 
 fn check_weekdays(time: &Value, required: bool) -> Check {
-    check_list(&time["weekdays"], "weekdays", required, |d| d.as_str().is_some_and(|d| WEEKDAYS.contains(&d)))
+    check_list(&time["weekdays"], "weekdays", required, |d| {
+        d.as_str().is_some_and(|d| WEEKDAYS.contains(&d))
+    })
 }
 
 fn check_repeat_at(time: &Value) -> Check {
-    check_list(&time["repeat_at"], "repeat_at", true, |t| check_time_of_day(t, "repeat_at").is_ok())
+    check_list(&time["repeat_at"], "repeat_at", true, |t| {
+        check_time_of_day(t, "repeat_at").is_ok()
+    })
 }
 
 fn check_schedule(schedule: &Value) -> Check {
@@ -161,12 +188,18 @@ fn check_schedule(schedule: &Value) -> Check {
         }
         Some("monthly") => {
             check_repeat_at(time)?;
-            check_list(&time["months"], "months", false, |m| m.as_u64().is_some_and(|m| (1..=12).contains(&m)))?;
+            check_list(&time["months"], "months", false, |m| {
+                m.as_u64().is_some_and(|m| (1..=12).contains(&m))
+            })?;
             if time["days"].is_null() {
                 check_weekdays(time, true)?;
-                check_list(&time["week_numbers"], "week_numbers", true, |w| w.as_str().is_some_and(|w| WEEK_NUMBERS.contains(&w)))
+                check_list(&time["week_numbers"], "week_numbers", true, |w| {
+                    w.as_str().is_some_and(|w| WEEK_NUMBERS.contains(&w))
+                })
             } else {
-                check_list(&time["days"], "days", true, |d| d.as_u64().is_some_and(|d| (1..=31).contains(&d)))
+                check_list(&time["days"], "days", true, |d| {
+                    d.as_u64().is_some_and(|d| (1..=31).contains(&d))
+                })
             }
         }
         _ => Err("type must be weekly, daily, hourly or monthly".into()),
@@ -185,21 +218,44 @@ struct Subject {
     policy: Value,
 }
 
-async fn create(cloud: web::Data<Cloud>, caller: Caller, req: HttpRequest, body: Bytes) -> CloudResult {
+async fn create(
+    cloud: web::Data<Cloud>,
+    caller: Caller,
+    req: HttpRequest,
+    body: Bytes,
+) -> CloudResult {
     let new: NewPlan = json_body(&req, &body)?;
     let id = check_plan(&new.subject.policy).map_err(CloudError::invalid)?;
     let mut store = cloud.store();
     // A plan made for a sub-tenant names it on the root item.
-    let tenant_id = match new.subject.policy.as_array().into_iter().flatten().find(|i| i["type"] == ROOT_TYPE).map(|r| &r["tenant_id"]) {
-        Some(Value::String(t)) => Uuid::parse_str(t).map_err(|_| CloudError::invalid("tenant_id must be a uuid"))?,
+    let tenant_id = match new
+        .subject
+        .policy
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|i| i["type"] == ROOT_TYPE)
+        .map(|r| &r["tenant_id"])
+    {
+        Some(Value::String(t)) => {
+            Uuid::parse_str(t).map_err(|_| CloudError::invalid("tenant_id must be a uuid"))?
+        }
         Some(Value::Null) | None => caller.tenant_id,
         Some(_) => return Err(CloudError::invalid("tenant_id must be a uuid")),
     };
     store.visible_tenant(caller.tenant_id, tenant_id)?;
     if store.policies.contains_key(&id) {
-        return Err(CloudError::conflict(format!("A policy with id {id} exists")));
+        return Err(CloudError::conflict(format!(
+            "A policy with id {id} exists"
+        )));
     }
-    let plan = ProtectionPlan { id, seq: store.next_seq(), tenant_id, created_at: Utc::now(), policy: new.subject.policy };
+    let plan = ProtectionPlan {
+        id,
+        seq: store.next_seq(),
+        tenant_id,
+        created_at: Utc::now(),
+        policy: new.subject.policy,
+    };
     let answer = plan.to_json();
     store.policies.insert(id, plan);
     Ok(HttpResponse::Created().json(answer))

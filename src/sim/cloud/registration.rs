@@ -22,9 +22,13 @@ use super::state::{RegistrationToken, Store};
 pub const MAX_EXPIRES_IN_SECS: u64 = 31_536_000;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/api/2/tenants/{id}/registration_tokens").route(web::post().to(create)).route(web::get().to(list_of_tenant)))
-        .route("/api/2/registration_tokens", web::get().to(list_all))
-        .route("/api/2/registration_tokens/{id}", web::delete().to(revoke));
+    cfg.service(
+        web::resource("/api/2/tenants/{id}/registration_tokens")
+            .route(web::post().to(create))
+            .route(web::get().to(list_of_tenant)),
+    )
+    .route("/api/2/registration_tokens", web::get().to(list_all))
+    .route("/api/2/registration_tokens/{id}", web::delete().to(revoke));
 }
 
 #[derive(Deserialize)]
@@ -34,11 +38,19 @@ struct NewToken {
     scopes: Vec<String>,
 }
 
-async fn create(cloud: web::Data<Cloud>, caller: Caller, path: web::Path<String>, req: HttpRequest, body: Bytes) -> CloudResult {
+async fn create(
+    cloud: web::Data<Cloud>,
+    caller: Caller,
+    path: web::Path<String>,
+    req: HttpRequest,
+    body: Bytes,
+) -> CloudResult {
     let tenant_id = Uuid::parse_str(&path).map_err(|_| CloudError::tenant_not_found())?;
     let new: NewToken = json_body(&req, &body)?;
     if !(1..=MAX_EXPIRES_IN_SECS).contains(&new.expires_in) {
-        return Err(CloudError::invalid(format!("expires_in must be between 1 and {MAX_EXPIRES_IN_SECS}")));
+        return Err(CloudError::invalid(format!(
+            "expires_in must be between 1 and {MAX_EXPIRES_IN_SECS}"
+        )));
     }
     if new.scopes.iter().any(|s| s.trim().is_empty()) {
         return Err(CloudError::invalid("scopes must be non-empty strings"));
@@ -64,13 +76,21 @@ async fn create(cloud: web::Data<Cloud>, caller: Caller, path: web::Path<String>
 /// A `registrationTokensList` of the live tokens that `keep` selects, oldest first.
 fn listing(store: &mut Store, keep: impl Fn(&Store, &RegistrationToken) -> bool) -> HttpResponse {
     store.drop_expired_tokens(Utc::now());
-    let mut tokens: Vec<&RegistrationToken> = store.registration_tokens.values().filter(|t| keep(store, t)).collect();
+    let mut tokens: Vec<&RegistrationToken> = store
+        .registration_tokens
+        .values()
+        .filter(|t| keep(store, t))
+        .collect();
     tokens.sort_by_key(|t| t.id);
     let items: Vec<Value> = tokens.iter().map(|t| t.to_json()).collect();
     HttpResponse::Ok().json(json!({ "items": items }))
 }
 
-async fn list_of_tenant(cloud: web::Data<Cloud>, caller: Caller, path: web::Path<String>) -> CloudResult {
+async fn list_of_tenant(
+    cloud: web::Data<Cloud>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> CloudResult {
     // The document declares no 404 here: an unknown tenant is one the caller may not see.
     let tenant_id = Uuid::parse_str(&path).map_err(|_| CloudError::access_denied())?;
     let mut store = cloud.store();
@@ -82,7 +102,9 @@ async fn list_of_tenant(cloud: web::Data<Cloud>, caller: Caller, path: web::Path
 
 async fn list_all(cloud: web::Data<Cloud>, caller: Caller) -> CloudResult {
     let mut store = cloud.store();
-    Ok(listing(&mut store, |store, t| store.in_subtree(caller.tenant_id, t.tenant_id)))
+    Ok(listing(&mut store, |store, t| {
+        store.in_subtree(caller.tenant_id, t.tenant_id)
+    }))
 }
 
 async fn revoke(cloud: web::Data<Cloud>, caller: Caller, path: web::Path<String>) -> CloudResult {
@@ -90,7 +112,11 @@ async fn revoke(cloud: web::Data<Cloud>, caller: Caller, path: web::Path<String>
     let id: u64 = path.parse().map_err(|_| not_found())?;
     let mut store = cloud.store();
     store.drop_expired_tokens(Utc::now());
-    let tenant_id = store.registration_tokens.get(&id).map(|t| t.tenant_id).ok_or_else(not_found)?;
+    let tenant_id = store
+        .registration_tokens
+        .get(&id)
+        .map(|t| t.tenant_id)
+        .ok_or_else(not_found)?;
     if !store.in_subtree(caller.tenant_id, tenant_id) {
         return Err(CloudError::access_denied());
     }

@@ -78,8 +78,14 @@ impl Tenant {
         full_contact.insert("id".into(), json!(self.contact_id));
         full_contact.insert("created_at".into(), json!(timestamp(self.created_at)));
         full_contact.insert("updated_at".into(), json!(timestamp(self.updated_at)));
-        full_contact.insert("types".into(), contact.get("types").cloned().unwrap_or_else(|| json!([])));
-        full_contact.insert("email".into(), contact.get("email").cloned().unwrap_or_else(|| json!("")));
+        full_contact.insert(
+            "types".into(),
+            contact.get("types").cloned().unwrap_or_else(|| json!([])),
+        );
+        full_contact.insert(
+            "email".into(),
+            contact.get("email").cloned().unwrap_or_else(|| json!("")),
+        );
         full_contact.insert("firstname".into(), text("firstname"));
         full_contact.insert("lastname".into(), text("lastname"));
         let mut object = json!({
@@ -314,12 +320,20 @@ impl Store {
             logins: HashMap::new(),
             registration_tokens: HashMap::new(),
             policies: HashMap::new(),
-            platform: Platform { root_tenant_id: Uuid::nil(), brand_uuid: Uuid::nil(), default_idp_id: Uuid::nil() },
+            platform: Platform {
+                root_tenant_id: Uuid::nil(),
+                brand_uuid: Uuid::nil(),
+                default_idp_id: Uuid::nil(),
+            },
             next_seq: 1,
             next_token_id: 1,
             rng: ChaCha8Rng::seed_from_u64(seed),
         };
-        store.platform = Platform { root_tenant_id: store.new_id(), brand_uuid: store.new_id(), default_idp_id: store.new_id() };
+        store.platform = Platform {
+            root_tenant_id: store.new_id(),
+            brand_uuid: store.new_id(),
+            default_idp_id: store.new_id(),
+        };
         store
     }
 
@@ -349,13 +363,19 @@ impl Store {
     pub fn registration_code(&mut self) -> String {
         const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
         let groups: Vec<String> = (0..3)
-            .map(|_| (0..4).map(|_| ALPHABET[self.rng.random_range(0..ALPHABET.len())] as char).collect())
+            .map(|_| {
+                (0..4)
+                    .map(|_| ALPHABET[self.rng.random_range(0..ALPHABET.len())] as char)
+                    .collect()
+            })
             .collect();
         groups.join("-")
     }
 
     pub fn random_hex(&mut self, bytes: usize) -> String {
-        (0..bytes).map(|_| format!("{:02x}", self.rng.random::<u8>())).collect()
+        (0..bytes)
+            .map(|_| format!("{:02x}", self.rng.random::<u8>()))
+            .collect()
     }
 
     pub fn has_children(&self, id: Uuid) -> bool {
@@ -380,13 +400,27 @@ impl Store {
 
     /// The tenant `id` when the caller (a partner admin of `caller`) may see it.
     pub fn visible_tenant(&self, caller: Uuid, id: Uuid) -> CloudResult<&Tenant> {
-        let tenant = self.tenants.get(&id).ok_or_else(CloudError::tenant_not_found)?;
-        if self.in_subtree(caller, id) { Ok(tenant) } else { Err(CloudError::access_denied()) }
+        let tenant = self
+            .tenants
+            .get(&id)
+            .ok_or_else(CloudError::tenant_not_found)?;
+        if self.in_subtree(caller, id) {
+            Ok(tenant)
+        } else {
+            Err(CloudError::access_denied())
+        }
     }
 
     pub fn visible_user(&self, caller: Uuid, id: Uuid) -> CloudResult<&User> {
-        let user = self.users.get(&id).ok_or_else(|| CloudError::not_found("User"))?;
-        if self.in_subtree(caller, user.tenant_id) { Ok(user) } else { Err(CloudError::access_denied()) }
+        let user = self
+            .users
+            .get(&id)
+            .ok_or_else(|| CloudError::not_found("User"))?;
+        if self.in_subtree(caller, user.tenant_id) {
+            Ok(user)
+        } else {
+            Err(CloudError::access_denied())
+        }
     }
 
     /// A sibling under `parent` (other than `except`) with this name, compared trimmed
@@ -399,7 +433,11 @@ impl Store {
                 .children
                 .get(&parent)
                 .is_some_and(|ids| ids.iter().filter_map(|id| self.tenants.get(id)).any(same)),
-            None => self.tenants.values().filter(|t| t.parent_id.is_none()).any(same),
+            None => self
+                .tenants
+                .values()
+                .filter(|t| t.parent_id.is_none())
+                .any(same),
         }
     }
 
@@ -412,14 +450,21 @@ impl Store {
 
     /// Removes a tenant without children, with its users and registration tokens.
     pub fn remove_tenant(&mut self, id: Uuid) {
-        let Some(tenant) = self.tenants.remove(&id) else { return };
+        let Some(tenant) = self.tenants.remove(&id) else {
+            return;
+        };
         if let Some(parent) = tenant.parent_id
             && let Some(siblings) = self.children.get_mut(&parent)
         {
             siblings.retain(|c| *c != id);
         }
         self.children.remove(&id);
-        let users: Vec<Uuid> = self.users.values().filter(|u| u.tenant_id == id).map(|u| u.id).collect();
+        let users: Vec<Uuid> = self
+            .users
+            .values()
+            .filter(|u| u.tenant_id == id)
+            .map(|u| u.id)
+            .collect();
         for user in users {
             if let Some(removed) = self.users.remove(&user)
                 && let Some(login) = removed.login

@@ -8,9 +8,9 @@
 
 use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse, web};
-use chrono::Utc;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
@@ -36,20 +36,27 @@ pub fn name_problem(name: &str) -> Option<String> {
     if trimmed.chars().count() > MAX_NAME_CHARS {
         return Some(format!("name must be at most {MAX_NAME_CHARS} characters"));
     }
-    if let Some(c) = trimmed.chars().find(|c| c.is_control() || REFUSED_NAME_CHARS.contains(c)) {
+    if let Some(c) = trimmed
+        .chars()
+        .find(|c| c.is_control() || REFUSED_NAME_CHARS.contains(c))
+    {
         return Some(format!("name must not contain {c:?}"));
     }
     None
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/api/2/tenants").route(web::post().to(create)).route(web::get().to(list)))
-        .service(
-            web::resource("/api/2/tenants/{id}")
-                .route(web::get().to(get))
-                .route(web::put().to(update))
-                .route(web::delete().to(delete)),
-        );
+    cfg.service(
+        web::resource("/api/2/tenants")
+            .route(web::post().to(create))
+            .route(web::get().to(list)),
+    )
+    .service(
+        web::resource("/api/2/tenants/{id}")
+            .route(web::get().to(get))
+            .route(web::put().to(update))
+            .route(web::delete().to(delete)),
+    );
 }
 
 /// The optional fields the API accepts besides the modelled ones; echoed as sent.
@@ -96,12 +103,18 @@ struct NewTenant {
     settings: Option<Value>,
 }
 
-fn check_fields(name: Option<&str>, internal_tag: Option<&str>, language: Option<&str>) -> CloudResult<()> {
+fn check_fields(
+    name: Option<&str>,
+    internal_tag: Option<&str>,
+    language: Option<&str>,
+) -> CloudResult<()> {
     if let Some(problem) = name.and_then(name_problem) {
         return Err(CloudError::invalid(problem));
     }
     if internal_tag.is_some_and(|t| t.chars().count() > MAX_INTERNAL_TAG_CHARS) {
-        return Err(CloudError::invalid(format!("internal_tag must be at most {MAX_INTERNAL_TAG_CHARS} characters")));
+        return Err(CloudError::invalid(format!(
+            "internal_tag must be at most {MAX_INTERNAL_TAG_CHARS} characters"
+        )));
     }
     if language.is_some_and(|l| l.trim().is_empty()) {
         return Err(CloudError::invalid("language must not be empty"));
@@ -109,13 +122,26 @@ fn check_fields(name: Option<&str>, internal_tag: Option<&str>, language: Option
     Ok(())
 }
 
-async fn create(cloud: web::Data<Cloud>, caller: Caller, req: HttpRequest, body: Bytes) -> CloudResult {
+async fn create(
+    cloud: web::Data<Cloud>,
+    caller: Caller,
+    req: HttpRequest,
+    body: Bytes,
+) -> CloudResult {
     let new: NewTenant = json_body(&req, &body)?;
-    check_fields(Some(&new.name), new.internal_tag.as_deref(), new.language.as_deref())?;
+    check_fields(
+        Some(&new.name),
+        new.internal_tag.as_deref(),
+        new.language.as_deref(),
+    )?;
     let mut store = cloud.store();
     let parent = store.visible_tenant(caller.tenant_id, new.parent_id)?;
     if !new.kind.may_be_child_of(parent.kind) {
-        return Err(CloudError::invalid(format!("a {} cannot be created under a {}", new.kind.as_str(), parent.kind.as_str())));
+        return Err(CloudError::invalid(format!(
+            "a {} cannot be created under a {}",
+            new.kind.as_str(),
+            parent.kind.as_str()
+        )));
     }
     let name = new.name.trim().to_string();
     if store.sibling_named(Some(new.parent_id), &name, None) {
@@ -195,8 +221,11 @@ impl Cursor {
     }
 
     fn decode(raw: &str) -> CloudResult<Cursor> {
-        let bytes = URL_SAFE_NO_PAD.decode(raw).map_err(|_| CloudError::bad_query("after is not a cursor of this listing"))?;
-        serde_json::from_slice(&bytes).map_err(|_| CloudError::bad_query("after is not a cursor of this listing"))
+        let bytes = URL_SAFE_NO_PAD
+            .decode(raw)
+            .map_err(|_| CloudError::bad_query("after is not a cursor of this listing"))?;
+        serde_json::from_slice(&bytes)
+            .map_err(|_| CloudError::bad_query("after is not a cursor of this listing"))
     }
 }
 
@@ -206,10 +235,15 @@ pub fn parse_uuids(raw: &str) -> CloudResult<Vec<Uuid>> {
         .split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
-        .map(|s| Uuid::parse_str(s).map_err(|_| CloudError::bad_query(format!("uuids: {s:?} is not a uuid"))))
+        .map(|s| {
+            Uuid::parse_str(s)
+                .map_err(|_| CloudError::bad_query(format!("uuids: {s:?} is not a uuid")))
+        })
         .collect::<CloudResult<_>>()?;
     if ids.is_empty() || ids.len() > MAX_UUIDS {
-        return Err(CloudError::bad_query(format!("uuids must name 1 to {MAX_UUIDS} ids")));
+        return Err(CloudError::bad_query(format!(
+            "uuids must name 1 to {MAX_UUIDS} ids"
+        )));
     }
     Ok(ids)
 }
@@ -226,22 +260,33 @@ fn filter_of(query: &ListQuery) -> CloudResult<(Filter, u64)> {
         let cursor = Cursor::decode(cursor)?;
         // Filters sent beside a cursor must be the cursor's own.
         if given.iter().any(|f| *f != cursor.filter) {
-            return Err(CloudError::bad_query("the filters differ from the cursor's"));
+            return Err(CloudError::bad_query(
+                "the filters differ from the cursor's",
+            ));
         }
         return Ok((cursor.filter, cursor.seq));
     }
     match <[Filter; 1]>::try_from(given) {
         Ok([filter]) => Ok((filter, 0)),
-        Err(_) => Err(CloudError::bad_query("exactly one of parent_id, subtree_root_id and uuids is required")),
+        Err(_) => Err(CloudError::bad_query(
+            "exactly one of parent_id, subtree_root_id and uuids is required",
+        )),
     }
 }
 
 /// A `tenantBatch` page, in creation order, with `paging.cursors.after` while more remain.
-async fn list(cloud: web::Data<Cloud>, caller: Caller, query: web::Query<ListQuery>) -> CloudResult {
+async fn list(
+    cloud: web::Data<Cloud>,
+    caller: Caller,
+    query: web::Query<ListQuery>,
+) -> CloudResult {
     let query = query.into_inner();
     let (filter, after) = filter_of(&query)?;
     // The document sets no maximum; a larger limit gets the largest page we serve.
-    let limit = query.limit.unwrap_or(DEFAULT_PAGE_LIMIT).min(DEFAULT_PAGE_LIMIT);
+    let limit = query
+        .limit
+        .unwrap_or(DEFAULT_PAGE_LIMIT)
+        .min(DEFAULT_PAGE_LIMIT);
     if limit == 0 {
         return Err(CloudError::bad_query("limit must be at least 1"));
     }
@@ -249,7 +294,13 @@ async fn list(cloud: web::Data<Cloud>, caller: Caller, query: web::Query<ListQue
     let mut tenants: Vec<&Tenant> = match &filter {
         Filter::Parent(parent) => {
             store.visible_tenant(caller.tenant_id, *parent)?;
-            store.children.get(parent).into_iter().flatten().filter_map(|id| store.tenants.get(id)).collect()
+            store
+                .children
+                .get(parent)
+                .into_iter()
+                .flatten()
+                .filter_map(|id| store.tenants.get(id))
+                .collect()
         }
         Filter::Subtree(root) => {
             store.visible_tenant(caller.tenant_id, *root)?;
@@ -275,7 +326,16 @@ async fn list(cloud: web::Data<Cloud>, caller: Caller, query: web::Query<ListQue
     if rest.len() > page.len()
         && let Some(last) = page.last()
     {
-        cursors.insert("after".into(), json!(Cursor { filter: filter.clone(), seq: last.seq }.encode()));
+        cursors.insert(
+            "after".into(),
+            json!(
+                Cursor {
+                    filter: filter.clone(),
+                    seq: last.seq
+                }
+                .encode()
+            ),
+        );
     }
     let items: Vec<Value> = page.iter().map(|t| store.tenant_json(t)).collect();
     Ok(HttpResponse::Ok().json(json!({ "timestamp": timestamp(Utc::now()), "items": items, "paging": { "cursors": cursors } })))
@@ -298,10 +358,20 @@ struct TenantUpdate {
     settings: Option<Value>,
 }
 
-async fn update(cloud: web::Data<Cloud>, caller: Caller, path: web::Path<String>, req: HttpRequest, body: Bytes) -> CloudResult {
+async fn update(
+    cloud: web::Data<Cloud>,
+    caller: Caller,
+    path: web::Path<String>,
+    req: HttpRequest,
+    body: Bytes,
+) -> CloudResult {
     let id = tenant_id(&path)?;
     let change: TenantUpdate = json_body(&req, &body)?;
-    check_fields(change.name.as_deref(), change.internal_tag.as_deref(), change.language.as_deref())?;
+    check_fields(
+        change.name.as_deref(),
+        change.internal_tag.as_deref(),
+        change.language.as_deref(),
+    )?;
     let mut store = cloud.store();
     let tenant = store.visible_tenant(caller.tenant_id, id)?;
     if tenant.version != change.version {
@@ -354,13 +424,21 @@ struct DeleteQuery {
     version: Option<u64>,
 }
 
-async fn delete(cloud: web::Data<Cloud>, caller: Caller, path: web::Path<String>, query: web::Query<DeleteQuery>) -> CloudResult {
+async fn delete(
+    cloud: web::Data<Cloud>,
+    caller: Caller,
+    path: web::Path<String>,
+    query: web::Query<DeleteQuery>,
+) -> CloudResult {
     let id = tenant_id(&path)?;
-    let version = query.version.ok_or_else(|| CloudError::invalid("version is required"))?;
+    let version = query
+        .version
+        .ok_or_else(|| CloudError::invalid("version is required"))?;
     let mut store = cloud.store();
     let tenant = store.visible_tenant(caller.tenant_id, id)?;
     if id == caller.tenant_id {
-        return Err(CloudError::access_denied().with_details(json!({ "reason": "the caller's own tenant" })));
+        return Err(CloudError::access_denied()
+            .with_details(json!({ "reason": "the caller's own tenant" })));
     }
     if tenant.version != version {
         return Err(CloudError::version_mismatch(tenant.version));

@@ -29,9 +29,14 @@ pub const MIN_PASSWORD_CHARS: usize = 8;
 pub fn login_problem(login: &str) -> Option<String> {
     let login = login.trim();
     if login.chars().count() < LOGIN_MIN_CHARS {
-        return Some(format!("login must be at least {LOGIN_MIN_CHARS} characters"));
+        return Some(format!(
+            "login must be at least {LOGIN_MIN_CHARS} characters"
+        ));
     }
-    if let Some(c) = login.chars().find(|c| !c.is_ascii_alphanumeric() && !LOGIN_SPECIAL_CHARS.contains(*c)) {
+    if let Some(c) = login
+        .chars()
+        .find(|c| !c.is_ascii_alphanumeric() && !LOGIN_SPECIAL_CHARS.contains(*c))
+    {
         return Some(format!("login must not contain {c:?}"));
     }
     None
@@ -46,14 +51,21 @@ pub const ROLES: &[(&str, &[TenantKind])] = &[
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/api/2/users/check_login", web::get().to(check_login))
-        .service(web::resource("/api/2/users").route(web::post().to(create)).route(web::get().to(list)))
+        .service(
+            web::resource("/api/2/users")
+                .route(web::post().to(create))
+                .route(web::get().to(list)),
+        )
         .route("/api/2/users/{id}", web::get().to(get))
         .service(
             web::resource("/api/2/users/{id}/access_policies")
                 .route(web::get().to(access_policies))
                 .route(web::put().to(set_access_policies)),
         )
-        .route("/api/2/users/{id}/send-activation-email", web::post().to(send_activation_email))
+        .route(
+            "/api/2/users/{id}/send-activation-email",
+            web::post().to(send_activation_email),
+        )
         .route("/api/2/users/{id}/password", web::post().to(set_password))
         .route("/api/2/tenants/{id}/users", web::get().to(tenant_users));
 }
@@ -67,8 +79,15 @@ struct CheckLogin {
     username: Option<String>,
 }
 
-async fn check_login(cloud: web::Data<Cloud>, _caller: Caller, query: web::Query<CheckLogin>) -> CloudResult {
-    let login = query.username.as_deref().ok_or_else(|| CloudError::not_acceptable("username is required"))?;
+async fn check_login(
+    cloud: web::Data<Cloud>,
+    _caller: Caller,
+    query: web::Query<CheckLogin>,
+) -> CloudResult {
+    let login = query
+        .username
+        .as_deref()
+        .ok_or_else(|| CloudError::not_acceptable("username is required"))?;
     if let Some(problem) = login_problem(login) {
         return Err(CloudError::not_acceptable(problem));
     }
@@ -104,7 +123,12 @@ struct NewUser {
     idp_id: Option<Uuid>,
 }
 
-async fn create(cloud: web::Data<Cloud>, caller: Caller, req: HttpRequest, body: Bytes) -> CloudResult {
+async fn create(
+    cloud: web::Data<Cloud>,
+    caller: Caller,
+    req: HttpRequest,
+    body: Bytes,
+) -> CloudResult {
     let new: NewUser = json_body(&req, &body)?;
     let login = new.login.as_deref().map(str::trim).map(str::to_string);
     if let Some(problem) = login.as_deref().and_then(login_problem) {
@@ -112,7 +136,10 @@ async fn create(cloud: web::Data<Cloud>, caller: Caller, req: HttpRequest, body:
     }
     if let Some(contact) = &new.contact {
         let email = contact.email.trim();
-        if !email.split_once('@').is_some_and(|(local, domain)| !local.is_empty() && !domain.is_empty()) {
+        if !email
+            .split_once('@')
+            .is_some_and(|(local, domain)| !local.is_empty() && !domain.is_empty())
+        {
             return Err(CloudError::invalid("contact.email is not an email address"));
         }
     }
@@ -160,8 +187,15 @@ struct ListQuery {
 }
 
 /// The users named in `uuids` that exist, as a `userBatch`; a foreign one is 403.
-async fn list(cloud: web::Data<Cloud>, caller: Caller, query: web::Query<ListQuery>) -> CloudResult {
-    let raw = query.uuids.as_deref().ok_or_else(|| CloudError::bad_query("uuids is required"))?;
+async fn list(
+    cloud: web::Data<Cloud>,
+    caller: Caller,
+    query: web::Query<ListQuery>,
+) -> CloudResult {
+    let raw = query
+        .uuids
+        .as_deref()
+        .ok_or_else(|| CloudError::bad_query("uuids is required"))?;
     let ids = parse_uuids(raw)?;
     let store = cloud.store();
     let mut items = Vec::new();
@@ -170,10 +204,16 @@ async fn list(cloud: web::Data<Cloud>, caller: Caller, query: web::Query<ListQue
             items.push(store.visible_user(caller.tenant_id, id)?.to_batch_json());
         }
     }
-    Ok(HttpResponse::Ok().json(json!({ "timestamp": timestamp(Utc::now()), "items": items, "paging": { "cursors": {} } })))
+    Ok(HttpResponse::Ok().json(
+        json!({ "timestamp": timestamp(Utc::now()), "items": items, "paging": { "cursors": {} } }),
+    ))
 }
 
-async fn tenant_users(cloud: web::Data<Cloud>, caller: Caller, path: web::Path<String>) -> CloudResult {
+async fn tenant_users(
+    cloud: web::Data<Cloud>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> CloudResult {
     let id = Uuid::parse_str(&path).map_err(|_| CloudError::tenant_not_found())?;
     let store = cloud.store();
     store.visible_tenant(caller.tenant_id, id)?;
@@ -183,7 +223,11 @@ async fn tenant_users(cloud: web::Data<Cloud>, caller: Caller, path: web::Path<S
     Ok(HttpResponse::Ok().json(json!({ "items": items })))
 }
 
-async fn access_policies(cloud: web::Data<Cloud>, caller: Caller, path: web::Path<String>) -> CloudResult {
+async fn access_policies(
+    cloud: web::Data<Cloud>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> CloudResult {
     let id = user_id(&path)?;
     let store = cloud.store();
     let user = store.visible_user(caller.tenant_id, id)?;
@@ -227,7 +271,13 @@ struct PolicyItem {
 }
 
 /// Replaces the user's access policies; answers the stored ones with their ids.
-async fn set_access_policies(cloud: web::Data<Cloud>, caller: Caller, path: web::Path<String>, req: HttpRequest, body: Bytes) -> CloudResult {
+async fn set_access_policies(
+    cloud: web::Data<Cloud>,
+    caller: Caller,
+    path: web::Path<String>,
+    req: HttpRequest,
+    body: Bytes,
+) -> CloudResult {
     let id = user_id(&path)?;
     let list: PolicyList = json_body(&req, &body)?;
     let mut store = cloud.store();
@@ -235,7 +285,9 @@ async fn set_access_policies(cloud: web::Data<Cloud>, caller: Caller, path: web:
     let mut stored = Vec::new();
     for item in list.items {
         if item.trustee_type != "user" || item.trustee_id != id {
-            return Err(CloudError::invalid("trustee must be this user (trustee_type \"user\")"));
+            return Err(CloudError::invalid(
+                "trustee must be this user (trustee_type \"user\")",
+            ));
         }
         let kinds = ROLES
             .iter()
@@ -244,14 +296,22 @@ async fn set_access_policies(cloud: web::Data<Cloud>, caller: Caller, path: web:
             .ok_or_else(|| CloudError::invalid(format!("unknown role {:?}", item.role_id)))?;
         let tenant = store.visible_tenant(caller.tenant_id, item.tenant_id)?;
         if !kinds.contains(&tenant.kind) {
-            return Err(CloudError::invalid(format!("role {} cannot be granted on a {}", item.role_id, tenant.kind.as_str())));
+            return Err(CloudError::invalid(format!(
+                "role {} cannot be granted on a {}",
+                item.role_id,
+                tenant.kind.as_str()
+            )));
         }
         let given = item.id.filter(|i| !i.is_nil());
         let policy_id = match given {
             Some(given) => given,
             None => store.new_id(),
         };
-        let previous = store.users.get(&id).and_then(|u| u.access_policies.iter().find(|p| p.id == policy_id)).map(|p| (p.version, p.created_at));
+        let previous = store
+            .users
+            .get(&id)
+            .and_then(|u| u.access_policies.iter().find(|p| p.id == policy_id))
+            .map(|p| (p.version, p.created_at));
         let now = Utc::now();
         stored.push(AccessPolicy {
             id: policy_id,
@@ -265,7 +325,10 @@ async fn set_access_policies(cloud: web::Data<Cloud>, caller: Caller, path: web:
             updated_at: now,
         });
     }
-    let user = store.users.get_mut(&id).ok_or_else(|| CloudError::not_found("User"))?;
+    let user = store
+        .users
+        .get_mut(&id)
+        .ok_or_else(|| CloudError::not_found("User"))?;
     user.access_policies = stored.clone();
     user.version += 1;
     user.updated_at = Utc::now();
@@ -273,12 +336,17 @@ async fn set_access_policies(cloud: web::Data<Cloud>, caller: Caller, path: web:
 }
 
 /// The document declares no body for it: none is read.
-async fn send_activation_email(cloud: web::Data<Cloud>, caller: Caller, path: web::Path<String>) -> CloudResult {
+async fn send_activation_email(
+    cloud: web::Data<Cloud>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> CloudResult {
     let id = user_id(&path)?;
     let mut store = cloud.store();
     let user = store.visible_user(caller.tenant_id, id)?;
     if user.tenant_id == caller.tenant_id {
-        return Err(CloudError::access_denied().with_details(json!({ "reason": "only users of sub-tenants" })));
+        return Err(CloudError::access_denied()
+            .with_details(json!({ "reason": "only users of sub-tenants" })));
     }
     if let Some(user) = store.users.get_mut(&id) {
         user.activation_emails_sent += 1;
@@ -292,17 +360,31 @@ struct NewPassword {
     password: String,
 }
 
-async fn set_password(cloud: web::Data<Cloud>, caller: Caller, path: web::Path<String>, req: HttpRequest, body: Bytes) -> CloudResult {
+async fn set_password(
+    cloud: web::Data<Cloud>,
+    caller: Caller,
+    path: web::Path<String>,
+    req: HttpRequest,
+    body: Bytes,
+) -> CloudResult {
     let id = user_id(&path)?;
     let new: NewPassword = json_body(&req, &body)?;
     let mut store = cloud.store();
     store.visible_user(caller.tenant_id, id)?;
     if new.password.chars().count() < MIN_PASSWORD_CHARS {
-        return Err(CloudError::invalid(format!("password must be at least {MIN_PASSWORD_CHARS} characters")));
+        return Err(CloudError::invalid(format!(
+            "password must be at least {MIN_PASSWORD_CHARS} characters"
+        )));
     }
     let salt = store.random_hex(8);
-    let digest: String = Sha256::digest(format!("{salt}{}", new.password)).iter().map(|b| format!("{b:02x}")).collect();
-    let user = store.users.get_mut(&id).ok_or_else(|| CloudError::not_found("User"))?;
+    let digest: String = Sha256::digest(format!("{salt}{}", new.password))
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let user = store
+        .users
+        .get_mut(&id)
+        .ok_or_else(|| CloudError::not_found("User"))?;
     user.password_hash = Some(format!("{salt}:{digest}"));
     user.activated = true;
     user.version += 1;

@@ -65,9 +65,13 @@ impl FaultState {
         }
         *left -= 1;
         Some(match (faults.answer, endpoint) {
-            (FaultAnswer::Unavailable, _) => HttpResponse::ServiceUnavailable().insert_header((RETRY_AFTER, "1")).json(json!({"error": "temporarily_unavailable"})),
+            (FaultAnswer::Unavailable, _) => HttpResponse::ServiceUnavailable()
+                .insert_header((RETRY_AFTER, "1"))
+                .json(json!({"error": "temporarily_unavailable"})),
             (FaultAnswer::NoKeys, Endpoint::Keys) => HttpResponse::Ok().json(json!({"keys": []})),
-            (FaultAnswer::Garbage | FaultAnswer::NoKeys, _) => HttpResponse::Ok().content_type("text/html").body("<html><body>502 Bad Gateway</body></html>"),
+            (FaultAnswer::Garbage | FaultAnswer::NoKeys, _) => HttpResponse::Ok()
+                .content_type("text/html")
+                .body("<html><body>502 Bad Gateway</body></html>"),
         })
     }
 }
@@ -82,6 +86,7 @@ pub(super) async fn put_faults(state: web::Data<IdpState>, body: web::Bytes) -> 
             state.faults.set(faults);
             HttpResponse::Ok().json(state.faults.get())
         }
-        Err(e) => HttpResponse::BadRequest().json(json!({"error": "invalid_request", "error_description": e.to_string()})),
+        Err(e) => HttpResponse::BadRequest()
+            .json(json!({"error": "invalid_request", "error_description": e.to_string()})),
     }
 }

@@ -19,14 +19,22 @@ const REFUSED: [char; 7] = ['<', '>', '"', '\\', '/', '|', ';'];
 const CONTROL: [char; 5] = ['\u{1}', '\u{7}', '\u{8}', '\u{1b}', '\u{7f}'];
 const LONG_FILLER: &str = "Regional Branch Office and Managed Data Protection Services ";
 
-pub(super) fn plant(g: &mut Gen, truth: &mut Truth, total_groups: usize, total_users: usize) -> Hierarchy {
+pub(super) fn plant(
+    g: &mut Gen,
+    truth: &mut Truth,
+    total_groups: usize,
+    total_users: usize,
+) -> Hierarchy {
     let shape = Shape::plant(g, total_groups.max(1));
     let users_per_group = distribute_users(g, &shape, total_users);
     record_kinds(truth, &shape, &users_per_group);
     let names = Names::plant(g, truth, &shape);
     let groups = build(g, truth, &shape, names);
-    let mut user_homes: Vec<usize> =
-        users_per_group.iter().enumerate().flat_map(|(i, &n)| std::iter::repeat_n(i, n)).collect();
+    let mut user_homes: Vec<usize> = users_per_group
+        .iter()
+        .enumerate()
+        .flat_map(|(i, &n)| std::iter::repeat_n(i, n))
+        .collect();
     g.shuffle(&mut user_homes);
     Hierarchy { groups, user_homes }
 }
@@ -44,7 +52,13 @@ struct Shape {
 
 impl Shape {
     fn plant(g: &mut Gen, n: usize) -> Self {
-        let mut shape = Shape { parent: vec![None], children: vec![0], chain: Vec::new(), mixed: Vec::new(), customers: Vec::new() };
+        let mut shape = Shape {
+            parent: vec![None],
+            children: vec![0],
+            chain: Vec::new(),
+            mixed: Vec::new(),
+            customers: Vec::new(),
+        };
         let mut depth = vec![0usize];
         let mut resellers = Vec::new();
         // The chain needs one leaf below its last reseller.
@@ -59,8 +73,9 @@ impl Shape {
         let extra = planted(n, 0.06, 2).min(remaining.saturating_sub(1) / 2);
         let mut extras = Vec::new();
         for _ in 0..extra {
-            let candidates: Vec<usize> =
-                std::iter::once(0).chain(resellers.iter().copied().filter(|&r| depth[r] < 4)).collect();
+            let candidates: Vec<usize> = std::iter::once(0)
+                .chain(resellers.iter().copied().filter(|&r| depth[r] < 4))
+                .collect();
             let parent = *g.pick(&candidates);
             let i = shape.add(parent);
             depth.push(depth[parent] + 1);
@@ -74,7 +89,11 @@ impl Shape {
             }
         }
         while shape.parent.len() < n {
-            let parent = if resellers.is_empty() || g.chance(0.1) { 0 } else { *g.pick(&resellers) };
+            let parent = if resellers.is_empty() || g.chance(0.1) {
+                0
+            } else {
+                *g.pick(&resellers)
+            };
             leaves.push(shape.add(parent));
         }
         g.shuffle(&mut extras);
@@ -97,7 +116,12 @@ impl Shape {
 /// One user for each home while they last, the rest skewed toward a few large customers.
 fn distribute_users(g: &mut Gen, shape: &Shape, total: usize) -> Vec<usize> {
     let mut counts = vec![0usize; shape.parent.len()];
-    let mut homes: Vec<usize> = shape.mixed.iter().chain(&shape.customers).copied().collect();
+    let mut homes: Vec<usize> = shape
+        .mixed
+        .iter()
+        .chain(&shape.customers)
+        .copied()
+        .collect();
     if homes.is_empty() {
         // Too few groups for customers: the top-level group holds the users.
         counts[0] = total;
@@ -142,7 +166,14 @@ impl Names {
         let mut names: Vec<Option<String>> = vec![None; n];
         let (a, b) = words[0];
         names[0] = Some(format!("{a}-{b}-provider"));
-        let spaced = |i: usize| format!("{} {} {}", capitalize(words[i].0), capitalize(words[i].1), i + 1);
+        let spaced = |i: usize| {
+            format!(
+                "{} {} {}",
+                capitalize(words[i].0),
+                capitalize(words[i].1),
+                i + 1
+            )
+        };
 
         // Case-insensitive sibling duplicates: two children of one parent.
         let mut siblings: Vec<Vec<usize>> = vec![Vec::new(); n];
@@ -158,10 +189,17 @@ impl Names {
             let name = spaced(x);
             names[y] = Some(name.to_uppercase());
             names[x] = Some(name);
-            truth.groups.duplicate_sibling_names.push(vec![id("g", x + 1), id("g", y + 1)]);
+            truth
+                .groups
+                .duplicate_sibling_names
+                .push(vec![id("g", x + 1), id("g", y + 1)]);
         }
 
-        let free: Vec<usize> = g.permutation(n).into_iter().filter(|&i| names[i].is_none()).collect();
+        let free: Vec<usize> = g
+            .permutation(n)
+            .into_iter()
+            .filter(|&i| names[i].is_none())
+            .collect();
         let mut free = free.into_iter();
         for k in 0..planted(n, 0.01, 4) {
             let Some(i) = free.next() else { break };
@@ -253,7 +291,14 @@ fn build(g: &mut Gen, truth: &mut Truth, shape: &Shape, names: Names) -> Vec<Gro
             let created_at = g.between(oldest, as_of - Duration::days(60));
             created.push(created_at);
             let updated_at = g.between(created_at, as_of);
-            Group { id: id("g", i + 1), parent_id: shape.parent[i].map(|p| id("g", p + 1)), name, admin, created_at, updated_at }
+            Group {
+                id: id("g", i + 1),
+                parent_id: shape.parent[i].map(|p| id("g", p + 1)),
+                name,
+                admin,
+                created_at,
+                updated_at,
+            }
         })
         .collect()
 }

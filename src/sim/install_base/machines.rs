@@ -15,8 +15,20 @@ struct OsEntry {
     weight: u32,
 }
 
-const fn os(name: &'static str, family: OsFamily, supported: bool, x64_only: bool, weight: u32) -> OsEntry {
-    OsEntry { name, family, supported, x64_only, weight }
+const fn os(
+    name: &'static str,
+    family: OsFamily,
+    supported: bool,
+    x64_only: bool,
+    weight: u32,
+) -> OsEntry {
+    OsEntry {
+        name,
+        family,
+        supported,
+        x64_only,
+        weight,
+    }
 }
 
 const OS_TABLE: &[OsEntry] = &[
@@ -66,9 +78,15 @@ const CLIENT_WEIGHTS: &[(Client, u32)] = &[
     (Client::Old, 20),
     (Client::Never, 12),
 ];
-const OFFLINE_CLIENT_WEIGHTS: &[(Client, u32)] = &[(Client::Old, 50), (Client::Below, 25), (Client::Above, 25)];
+const OFFLINE_CLIENT_WEIGHTS: &[(Client, u32)] =
+    &[(Client::Old, 50), (Client::Below, 25), (Client::Above, 25)];
 
-pub(super) fn plant(g: &mut Gen, truth: &mut Truth, planted: &PlantedUsers, total: usize) -> Vec<Machine> {
+pub(super) fn plant(
+    g: &mut Gen,
+    truth: &mut Truth,
+    planted: &PlantedUsers,
+    total: usize,
+) -> Vec<Machine> {
     let users = planted.users.len();
     if users == 0 {
         return Vec::new();
@@ -85,16 +103,25 @@ pub(super) fn plant(g: &mut Gen, truth: &mut Truth, planted: &PlantedUsers, tota
         g.permutation(users).into_iter().take(total).collect()
     };
     g.shuffle(&mut owners);
-    let mut needs: Vec<(Option<OsFamily>, Client)> = vec![(None, Client::Never), (Some(OsFamily::Windows), Client::BelowWindowsOnly)];
+    let mut needs: Vec<(Option<OsFamily>, Client)> = vec![
+        (None, Client::Never),
+        (Some(OsFamily::Windows), Client::BelowWindowsOnly),
+    ];
     for family in [OsFamily::Windows, OsFamily::Linux, OsFamily::Macos] {
-        needs.extend([Client::Old, Client::Below, Client::Exact, Client::Above].map(|c| (Some(family), c)));
+        needs.extend(
+            [Client::Old, Client::Below, Client::Exact, Client::Above].map(|c| (Some(family), c)),
+        );
     }
     let mut sizes = vec![7.0, 12.3];
     owners
         .into_iter()
         .enumerate()
         .map(|(i, owner)| {
-            let os = if i < OS_TABLE.len() { &OS_TABLE[i] } else { pick_os(g) };
+            let os = if i < OS_TABLE.len() {
+                &OS_TABLE[i]
+            } else {
+                pick_os(g)
+            };
             let offline = planted.offline[owner];
             let forced = needs.iter().position(|(family, client)| {
                 family.is_none_or(|f| f == os.family) && !(offline && *client == Client::Never)
@@ -105,7 +132,16 @@ pub(super) fn plant(g: &mut Gen, truth: &mut Truth, planted: &PlantedUsers, tota
                 None => g.weighted(CLIENT_WEIGHTS),
             };
             let size = sizes.pop().unwrap_or_else(|| 6.7 + g.unit() * 5.9);
-            make(g, truth, i + 1, &planted.users[owner], os, client, offline, size)
+            make(
+                g,
+                truth,
+                i + 1,
+                &planted.users[owner],
+                os,
+                client,
+                offline,
+                size,
+            )
         })
         .collect()
 }
@@ -120,15 +156,26 @@ pub(super) fn random(g: &mut Gen, truth: &mut Truth, serial: usize, user: &User)
 
 /// A client version at or above the threshold of the machine's platform.
 pub(super) fn upgraded_version(g: &mut Gen, machine: &Machine) -> String {
-    format!("5.5.1.{}", threshold(machine.os.family) + 400 + g.range(0..200))
+    format!(
+        "5.5.1.{}",
+        threshold(machine.os.family) + 400 + g.range(0..200)
+    )
 }
 
 fn threshold(family: OsFamily) -> u64 {
-    if family == OsFamily::Windows { WINDOWS_THRESHOLD } else { OTHER_THRESHOLD }
+    if family == OsFamily::Windows {
+        WINDOWS_THRESHOLD
+    } else {
+        OTHER_THRESHOLD
+    }
 }
 
 fn pick_os(g: &mut Gen) -> &'static OsEntry {
-    let weights: Vec<(usize, u32)> = OS_TABLE.iter().enumerate().map(|(i, e)| (i, e.weight)).collect();
+    let weights: Vec<(usize, u32)> = OS_TABLE
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (i, e.weight))
+        .collect();
     &OS_TABLE[g.weighted(&weights)]
 }
 
@@ -145,15 +192,24 @@ fn make(
 ) -> Machine {
     let mid = id("m", serial);
     let t = threshold(os.family);
-    let client = if client == Client::BelowWindowsOnly && os.family != OsFamily::Windows { Client::Below } else { client };
+    let client = if client == Client::BelowWindowsOnly && os.family != OsFamily::Windows {
+        Client::Below
+    } else {
+        client
+    };
     let version = match client {
         Client::Old => {
             let release = g.pick(&["5.4.3", "5.4.0", "5.3.2", "5.2.1", "5.0.4", "4.3.1"]);
             Some(format!("{release}.{}", g.range(9000..16000)))
         }
-        Client::Below if os.family == OsFamily::Windows => Some(format!("5.5.0.{}", g.range(15300..OTHER_THRESHOLD))),
+        Client::Below if os.family == OsFamily::Windows => {
+            Some(format!("5.5.0.{}", g.range(15300..OTHER_THRESHOLD)))
+        }
         Client::Below => Some(format!("5.5.0.{}", g.range(t - 500..t))),
-        Client::BelowWindowsOnly => Some(format!("5.5.0.{}", g.range(OTHER_THRESHOLD..WINDOWS_THRESHOLD))),
+        Client::BelowWindowsOnly => Some(format!(
+            "5.5.0.{}",
+            g.range(OTHER_THRESHOLD..WINDOWS_THRESHOLD)
+        )),
         Client::Exact => Some(format!("5.5.0.{t}")),
         Client::Above if g.chance(0.15) => Some(format!("5.5.1.{}", t + 200 + g.range(0..400))),
         Client::Above => Some(format!("5.5.0.{}", t + 1 + g.range(0..400))),
@@ -174,8 +230,16 @@ fn make(
         Client::Above => m.client_at_or_above_threshold.push(mid.clone()),
         Client::Never => m.client_never_reported.push(mid.clone()),
     }
-    m.by_os.entry(os.name.to_string()).or_default().push(mid.clone());
-    if os.supported { &mut m.supported_os } else { &mut m.unsupported_os }.push(mid.clone());
+    m.by_os
+        .entry(os.name.to_string())
+        .or_default()
+        .push(mid.clone());
+    if os.supported {
+        &mut m.supported_os
+    } else {
+        &mut m.unsupported_os
+    }
+    .push(mid.clone());
     let data_size_bytes = 10f64.powf(size_exponent) as u64;
     if data_size_bytes < 100_000_000 {
         m.data_under_100_mb.push(mid.clone());
@@ -186,16 +250,27 @@ fn make(
     let created_at = g.between(user.created_at, g.as_of - Duration::days(25));
     let last_seen_at = match (client, offline) {
         (Client::Never, _) => None,
-        (_, true) => Some(g.between(created_at.max(g.as_of - Duration::days(200)), g.as_of - Duration::days(21))),
+        (_, true) => Some(g.between(
+            created_at.max(g.as_of - Duration::days(200)),
+            g.as_of - Duration::days(21),
+        )),
         (_, false) => Some(g.days_ago(0, 3)),
     };
     let updated_at = g.between(created_at, last_seen_at.unwrap_or(g.as_of));
-    let arch = if os.x64_only || g.chance(0.6) { Arch::X64 } else { Arch::X86 };
+    let arch = if os.x64_only || g.chance(0.6) {
+        Arch::X64
+    } else {
+        Arch::X86
+    };
     Machine {
         id: mid,
         user_id: user.id.clone(),
         hostname: hostname(g, os, serial),
-        os: Os { family: os.family, name: os.name.to_string(), arch },
+        os: Os {
+            family: os.family,
+            name: os.name.to_string(),
+            arch,
+        },
         client_version: version,
         last_seen_at,
         data_size_bytes,
@@ -207,9 +282,13 @@ fn make(
 fn hostname(g: &mut Gen, os: &OsEntry, serial: usize) -> String {
     const ALNUM: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ0123456789";
     match os.family {
-        OsFamily::Windows if os.name.contains("Server") || os.name.contains("SBS") => format!("SRV-{serial:05}"),
+        OsFamily::Windows if os.name.contains("Server") || os.name.contains("SBS") => {
+            format!("SRV-{serial:05}")
+        }
         OsFamily::Windows => {
-            let tail: String = (0..7).map(|_| ALNUM[g.below(ALNUM.len())] as char).collect();
+            let tail: String = (0..7)
+                .map(|_| ALNUM[g.below(ALNUM.len())] as char)
+                .collect();
             format!("DESKTOP-{tail}")
         }
         OsFamily::Macos => format!("macbook-{serial}"),

@@ -61,7 +61,13 @@ impl GenSpec {
     }
 
     pub fn custom(groups: usize, users: usize, machines: usize, seed: u64) -> Self {
-        Self { seed, groups: groups.max(1), users, machines, as_of: default_as_of() }
+        Self {
+            seed,
+            groups: groups.max(1),
+            users,
+            machines,
+            as_of: default_as_of(),
+        }
     }
 
     pub fn as_of(mut self, as_of: DateTime<Utc>) -> Self {
@@ -72,7 +78,9 @@ impl GenSpec {
 
 /// A fixed instant, so that a seed alone fixes the output.
 pub fn default_as_of() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 1, 15, 12, 0, 0).single().unwrap_or_default()
+    Utc.with_ymd_and_hms(2026, 1, 15, 12, 0, 0)
+        .single()
+        .unwrap_or_default()
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -124,7 +132,10 @@ impl InstallBase {
     }
 
     pub fn user(&self, id: &str) -> Option<&User> {
-        self.users.binary_search_by(|u| u.id.as_str().cmp(id)).ok().map(|i| &self.users[i])
+        self.users
+            .binary_search_by(|u| u.id.as_str().cmp(id))
+            .ok()
+            .map(|i| &self.users[i])
     }
 
     /// A backup user's password.
@@ -133,7 +144,12 @@ impl InstallBase {
     }
 
     pub fn counts(&self) -> Counts {
-        Counts { groups: self.groups.len(), users: self.users.len(), machines: self.machines.len(), plans: self.plans.len() }
+        Counts {
+            groups: self.groups.len(),
+            users: self.users.len(),
+            machines: self.machines.len(),
+            plans: self.plans.len(),
+        }
     }
 }
 
@@ -146,7 +162,11 @@ pub fn generate(spec: &GenSpec) -> InstallBase {
     let planted = users::plant(&mut g, &mut truth, &hierarchy.groups, &hierarchy.user_homes);
     let machines = machines::plant(&mut g, &mut truth, &planted, spec.machines);
     let plans = plans::plant(&mut g, &mut truth, &machines);
-    let serials = Serials { user: planted.users.len() + 1, machine: machines.len() + 1, plan: plans.len() + 1 };
+    let serials = Serials {
+        user: planted.users.len() + 1,
+        machine: machines.len() + 1,
+        plan: plans.len() + 1,
+    };
     let login = hierarchy.groups[0].name.clone();
     InstallBase {
         spec: spec.clone(),
@@ -168,7 +188,9 @@ pub(crate) fn id(prefix: &str, serial: usize) -> String {
 
 /// How many of `total` to plant: `share` of them, at least `min`, at most `total`.
 pub(crate) fn planted(total: usize, share: f64, min: usize) -> usize {
-    ((total as f64 * share).round() as usize).max(min).min(total)
+    ((total as f64 * share).round() as usize)
+        .max(min)
+        .min(total)
 }
 
 /// The generator's random source and clock.
@@ -179,7 +201,10 @@ pub(crate) struct Gen {
 
 impl Gen {
     pub fn new(seed: u64, as_of: DateTime<Utc>) -> Self {
-        Self { rng: ChaCha8Rng::seed_from_u64(seed), as_of }
+        Self {
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            as_of,
+        }
     }
 
     pub fn chance(&mut self, p: f64) -> bool {
@@ -187,11 +212,19 @@ impl Gen {
     }
 
     pub fn below(&mut self, n: usize) -> usize {
-        if n <= 1 { 0 } else { self.rng.random_range(0..n) }
+        if n <= 1 {
+            0
+        } else {
+            self.rng.random_range(0..n)
+        }
     }
 
     pub fn range(&mut self, r: Range<u64>) -> u64 {
-        if r.start >= r.end { r.start } else { self.rng.random_range(r) }
+        if r.start >= r.end {
+            r.start
+        } else {
+            self.rng.random_range(r)
+        }
     }
 
     pub fn unit(&mut self) -> f64 {
@@ -199,7 +232,9 @@ impl Gen {
     }
 
     pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        items.choose(&mut self.rng).expect("picking from a non-empty list")
+        items
+            .choose(&mut self.rng)
+            .expect("picking from a non-empty list")
     }
 
     pub fn weighted<T: Copy>(&mut self, items: &[(T, u32)]) -> T {
@@ -240,6 +275,8 @@ impl Gen {
     pub fn password(&mut self) -> String {
         const CHARS: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789!@#%&*-_";
         let len = self.range(12..17) as usize;
-        (0..len).map(|_| CHARS[self.below(CHARS.len())] as char).collect()
+        (0..len)
+            .map(|_| CHARS[self.below(CHARS.len())] as char)
+            .collect()
     }
 }

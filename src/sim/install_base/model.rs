@@ -143,10 +143,21 @@ pub struct NetworkShare {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Schedule {
-    Daily { times: Vec<String> },
-    Weekly { weekdays: Vec<String>, times: Vec<String> },
-    Monthly { week_of_month: WeekOfMonth, weekday: String, times: Vec<String> },
-    Once { at: DateTime<Utc> },
+    Daily {
+        times: Vec<String>,
+    },
+    Weekly {
+        weekdays: Vec<String>,
+        times: Vec<String>,
+    },
+    Monthly {
+        week_of_month: WeekOfMonth,
+        weekday: String,
+        times: Vec<String>,
+    },
+    Once {
+        at: DateTime<Utc>,
+    },
 }
 
 /// `1`..`4`, or `"last"`.
@@ -171,9 +182,13 @@ impl<'de> Deserialize<'de> for WeekOfMonth {
             serde_json::Value::String(s) if s == "last" => Ok(WeekOfMonth::Last),
             serde_json::Value::Number(n) => match n.as_u64() {
                 Some(n @ 1..=4) => Ok(WeekOfMonth::Nth(n as u8)),
-                _ => Err(serde::de::Error::custom("week_of_month is 1..4 or \"last\"")),
+                _ => Err(serde::de::Error::custom(
+                    "week_of_month is 1..4 or \"last\"",
+                )),
             },
-            _ => Err(serde::de::Error::custom("week_of_month is 1..4 or \"last\"")),
+            _ => Err(serde::de::Error::custom(
+                "week_of_month is 1..4 or \"last\"",
+            )),
         }
     }
 }

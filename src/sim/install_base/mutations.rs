@@ -39,7 +39,10 @@ impl InstallBase {
         let at = self.clock + Duration::minutes(1);
         self.clock = at;
         let mut g = Gen::new(m.seed, at);
-        let mut report = MutationReport { at, ..MutationReport::default() };
+        let mut report = MutationReport {
+            at,
+            ..MutationReport::default()
+        };
         self.remove_users(&mut g, m.remove_users, &mut report);
         self.move_users(&mut g, m.move_users, &mut report);
         self.upgrade_clients(&mut g, m.upgrade_clients, &mut report);
@@ -49,15 +52,21 @@ impl InstallBase {
     }
 
     fn remove_users(&mut self, g: &mut Gen, count: usize, report: &mut MutationReport) {
-        let gone: HashSet<String> =
-            g.permutation(self.users.len()).into_iter().take(count).map(|i| self.users[i].id.clone()).collect();
+        let gone: HashSet<String> = g
+            .permutation(self.users.len())
+            .into_iter()
+            .take(count)
+            .map(|i| self.users[i].id.clone())
+            .collect();
         self.users.retain(|u| !gone.contains(&u.id));
-        let (kept, removed): (Vec<_>, Vec<_>) =
-            std::mem::take(&mut self.machines).into_iter().partition(|m| !gone.contains(&m.user_id));
+        let (kept, removed): (Vec<_>, Vec<_>) = std::mem::take(&mut self.machines)
+            .into_iter()
+            .partition(|m| !gone.contains(&m.user_id));
         self.machines = kept;
         let machines: HashSet<String> = removed.into_iter().map(|m| m.id).collect();
-        let (kept, removed): (Vec<_>, Vec<_>) =
-            std::mem::take(&mut self.plans).into_iter().partition(|p| !machines.contains(&p.machine_id));
+        let (kept, removed): (Vec<_>, Vec<_>) = std::mem::take(&mut self.plans)
+            .into_iter()
+            .partition(|p| !machines.contains(&p.machine_id));
         self.plans = kept;
         report.removed_plans = removed.into_iter().map(|p| p.id).collect();
         report.removed_users = sorted(gone);
@@ -69,7 +78,11 @@ impl InstallBase {
         if homes.len() < 2 {
             return;
         }
-        let mut moved: Vec<usize> = g.permutation(self.users.len()).into_iter().take(count).collect();
+        let mut moved: Vec<usize> = g
+            .permutation(self.users.len())
+            .into_iter()
+            .take(count)
+            .collect();
         moved.sort_unstable();
         for i in moved {
             let user = &mut self.users[i];
@@ -87,11 +100,24 @@ impl InstallBase {
 
     fn upgrade_clients(&mut self, g: &mut Gen, count: usize, report: &mut MutationReport) {
         let t = &self.truth.machines;
-        let outdated: HashSet<&str> = t.client_old.iter().chain(&t.client_below_threshold).map(String::as_str).collect();
-        let done: HashSet<&str> =
-            self.truth.mutations.iter().flat_map(|r| &r.upgraded_machines).map(String::as_str).collect();
+        let outdated: HashSet<&str> = t
+            .client_old
+            .iter()
+            .chain(&t.client_below_threshold)
+            .map(String::as_str)
+            .collect();
+        let done: HashSet<&str> = self
+            .truth
+            .mutations
+            .iter()
+            .flat_map(|r| &r.upgraded_machines)
+            .map(String::as_str)
+            .collect();
         let mut candidates: Vec<usize> = (0..self.machines.len())
-            .filter(|&i| self.machines[i].client_version.is_some() && !done.contains(self.machines[i].id.as_str()))
+            .filter(|&i| {
+                self.machines[i].client_version.is_some()
+                    && !done.contains(self.machines[i].id.as_str())
+            })
             .collect();
         g.shuffle(&mut candidates);
         // Outdated clients first: those are the ones an upgrade matters for.
@@ -110,8 +136,13 @@ impl InstallBase {
 
     fn add_users(&mut self, g: &mut Gen, count: usize, report: &mut MutationReport) {
         let homes = self.homes();
-        let homes = if homes.is_empty() { vec![self.root().id.clone()] } else { homes };
-        let mut taken: HashSet<String> = self.users.iter().map(|u| u.login.to_lowercase()).collect();
+        let homes = if homes.is_empty() {
+            vec![self.root().id.clone()]
+        } else {
+            homes
+        };
+        let mut taken: HashSet<String> =
+            self.users.iter().map(|u| u.login.to_lowercase()).collect();
         let mut scratch = Truth::default();
         for _ in 0..count {
             let serial = self.serials.user;
@@ -119,7 +150,10 @@ impl InstallBase {
             let person = Person::random(g);
             let login = users::ordinary_login(g, &person, serial, &mut taken);
             let home = g.pick(&homes);
-            let group = self.groups.binary_search_by(|x| x.id.cmp(home)).map_or(0, |i| i);
+            let group = self
+                .groups
+                .binary_search_by(|x| x.id.cmp(home))
+                .map_or(0, |i| i);
             let mut user = users::make(g, &person, serial, &self.groups[group], login, true);
             (user.created_at, user.updated_at) = (report.at, report.at);
             report.added_users.push(user.id.clone());

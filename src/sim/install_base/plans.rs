@@ -3,7 +3,9 @@
 
 use chrono::Duration;
 
-use super::{BackupPlan, Gen, Machine, NetworkShare, OsFamily, PlanType, Schedule, Truth, WeekOfMonth, id};
+use super::{
+    BackupPlan, Gen, Machine, NetworkShare, OsFamily, PlanType, Schedule, Truth, WeekOfMonth, id,
+};
 
 const PLANS_PER_MACHINE: &[(usize, u32)] = &[(0, 1), (1, 15), (2, 29), (3, 33), (4, 15), (5, 7)];
 const SERVER_TYPES: &[(PlanType, u32)] = &[
@@ -16,9 +18,17 @@ const SERVER_TYPES: &[(PlanType, u32)] = &[
     (PlanType::Exchange, 8),
     (PlanType::Other, 3),
 ];
-const DESKTOP_TYPES: &[(PlanType, u32)] =
-    &[(PlanType::Files, 70), (PlanType::NetworkShare, 15), (PlanType::SystemState, 12), (PlanType::Other, 3)];
-const UNIX_TYPES: &[(PlanType, u32)] = &[(PlanType::Files, 85), (PlanType::NetworkShare, 12), (PlanType::Other, 3)];
+const DESKTOP_TYPES: &[(PlanType, u32)] = &[
+    (PlanType::Files, 70),
+    (PlanType::NetworkShare, 15),
+    (PlanType::SystemState, 12),
+    (PlanType::Other, 3),
+];
+const UNIX_TYPES: &[(PlanType, u32)] = &[
+    (PlanType::Files, 85),
+    (PlanType::NetworkShare, 12),
+    (PlanType::Other, 3),
+];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
@@ -56,7 +66,9 @@ pub(super) fn plant(g: &mut Gen, truth: &mut Truth, machines: &[Machine]) -> Vec
     };
     let mut plans = Vec::with_capacity(machines.len() * 3);
     for machine in machines {
-        let count = g.weighted(PLANS_PER_MACHINE).max(usize::from(!needs.types.is_empty()));
+        let count = g
+            .weighted(PLANS_PER_MACHINE)
+            .max(usize::from(!needs.types.is_empty()));
         for _ in 0..count {
             let serial = plans.len() + 1;
             plans.push(make(g, truth, &mut needs, serial, machine));
@@ -66,21 +78,35 @@ pub(super) fn plant(g: &mut Gen, truth: &mut Truth, machines: &[Machine]) -> Vec
 }
 
 /// Plans for a machine added at run time.
-pub(super) fn random(g: &mut Gen, truth: &mut Truth, first_serial: usize, machine: &Machine) -> Vec<BackupPlan> {
-    let mut needs = Needs { types: Vec::new(), kinds: Vec::new(), filters: Vec::new() };
+pub(super) fn random(
+    g: &mut Gen,
+    truth: &mut Truth,
+    first_serial: usize,
+    machine: &Machine,
+) -> Vec<BackupPlan> {
+    let mut needs = Needs {
+        types: Vec::new(),
+        kinds: Vec::new(),
+        filters: Vec::new(),
+    };
     let count = g.weighted(PLANS_PER_MACHINE).max(1);
-    (0..count).map(|k| make(g, truth, &mut needs, first_serial + k, machine)).collect()
+    (0..count)
+        .map(|k| make(g, truth, &mut needs, first_serial + k, machine))
+        .collect()
 }
 
 fn is_server(machine: &Machine) -> bool {
-    machine.os.family == OsFamily::Windows && (machine.os.name.contains("Server") || machine.os.name.contains("SBS"))
+    machine.os.family == OsFamily::Windows
+        && (machine.os.name.contains("Server") || machine.os.name.contains("SBS"))
 }
 
 fn fits(plan_type: PlanType, machine: &Machine) -> bool {
     match plan_type {
         PlanType::Files | PlanType::NetworkShare | PlanType::Other => true,
         PlanType::SystemState => machine.os.family == OsFamily::Windows,
-        PlanType::HypervHost | PlanType::HypervVm | PlanType::SqlServer | PlanType::Exchange => is_server(machine),
+        PlanType::HypervHost | PlanType::HypervVm | PlanType::SqlServer | PlanType::Exchange => {
+            is_server(machine)
+        }
     }
 }
 
@@ -89,7 +115,13 @@ fn take<T: Copy>(list: &mut Vec<T>, ok: impl Fn(T) -> bool) -> Option<T> {
     Some(list.remove(k))
 }
 
-fn make(g: &mut Gen, truth: &mut Truth, needs: &mut Needs, serial: usize, machine: &Machine) -> BackupPlan {
+fn make(
+    g: &mut Gen,
+    truth: &mut Truth,
+    needs: &mut Needs,
+    serial: usize,
+    machine: &Machine,
+) -> BackupPlan {
     let pid = id("p", serial);
     let plan_type = take(&mut needs.types, |t| fits(t, machine)).unwrap_or_else(|| {
         let table = match machine.os.family {
@@ -101,30 +133,67 @@ fn make(g: &mut Gen, truth: &mut Truth, needs: &mut Needs, serial: usize, machin
     });
     let windows = machine.os.family == OsFamily::Windows;
     let filterable = matches!(plan_type, PlanType::Files | PlanType::NetworkShare);
-    let filtered = filterable && take(&mut needs.filters, |_| true).unwrap_or_else(|| g.chance(0.2));
+    let filtered =
+        filterable && take(&mut needs.filters, |_| true).unwrap_or_else(|| g.chance(0.2));
     let inclusion_filters = if filtered {
-        let sets: &[&[&str]] = &[&["*.docx", "*.xlsx", "*.pdf"], &["*.pst"], &["*.jpg", "*.png", "*.raw"], &["Projects\\*"]];
+        let sets: &[&[&str]] = &[
+            &["*.docx", "*.xlsx", "*.pdf"],
+            &["*.pst"],
+            &["*.jpg", "*.png", "*.raw"],
+            &["Projects\\*"],
+        ];
         g.pick(sets).iter().map(|s| s.to_string()).collect()
     } else {
         Vec::new()
     };
     let exclusion_filters = if g.chance(0.5) {
-        vec!["*.tmp".to_string(), "~$*".to_string(), "Thumbs.db".to_string()]
+        vec![
+            "*.tmp".to_string(),
+            "~$*".to_string(),
+            "Thumbs.db".to_string(),
+        ]
     } else {
         Vec::new()
     };
-    let share = format!("\\\\nas{:02}\\{}", g.range(1..20), g.pick(&["finance", "shared", "scans", "projects", "hr"]));
+    let share = format!(
+        "\\\\nas{:02}\\{}",
+        g.range(1..20),
+        g.pick(&["finance", "shared", "scans", "projects", "hr"])
+    );
     let (name, sources) = match plan_type {
-        PlanType::Files if windows => ("Documents", vec!["C:\\Users\\Public\\Documents".to_string(), "D:\\Data".to_string()]),
-        PlanType::Files if machine.os.family == OsFamily::Macos => ("Home folders", vec!["/Users".to_string()]),
-        PlanType::Files => ("Home and config", vec!["/home".to_string(), "/etc".to_string()]),
+        PlanType::Files if windows => (
+            "Documents",
+            vec![
+                "C:\\Users\\Public\\Documents".to_string(),
+                "D:\\Data".to_string(),
+            ],
+        ),
+        PlanType::Files if machine.os.family == OsFamily::Macos => {
+            ("Home folders", vec!["/Users".to_string()])
+        }
+        PlanType::Files => (
+            "Home and config",
+            vec!["/home".to_string(), "/etc".to_string()],
+        ),
         PlanType::NetworkShare => ("Network share", vec![share.clone()]),
         PlanType::SystemState => ("System state", vec!["SystemState".to_string()]),
         PlanType::HypervHost => ("Hyper-V host", vec!["Hyper-V".to_string()]),
-        PlanType::HypervVm => ("Virtual machine", vec![format!("Hyper-V\\VM-{:03}", g.range(1..100))]),
+        PlanType::HypervVm => (
+            "Virtual machine",
+            vec![format!("Hyper-V\\VM-{:03}", g.range(1..100))],
+        ),
         PlanType::SqlServer => ("SQL databases", vec!["MSSQL\\SQLEXPRESS".to_string()]),
-        PlanType::Exchange => ("Mailboxes", vec!["Exchange\\Mailbox Database 01".to_string()]),
-        PlanType::Other => ("Custom backup", vec![g.pick(&["SharePoint\\Portal", "Lotus Notes\\mail", "Oracle\\ORCL"]).to_string()]),
+        PlanType::Exchange => (
+            "Mailboxes",
+            vec!["Exchange\\Mailbox Database 01".to_string()],
+        ),
+        PlanType::Other => (
+            "Custom backup",
+            vec![
+                g.pick(&["SharePoint\\Portal", "Lotus Notes\\mail", "Oracle\\ORCL"])
+                    .to_string(),
+            ],
+        ),
     };
     let network_share = (plan_type == PlanType::NetworkShare).then(|| NetworkShare {
         path: share,
@@ -134,7 +203,10 @@ fn make(g: &mut Gen, truth: &mut Truth, needs: &mut Needs, serial: usize, machin
     let kind = take(&mut needs.kinds, |_| true).unwrap_or_else(|| g.weighted(KINDS));
     let schedule = schedule(g, kind);
     let t = &mut truth.plans;
-    t.by_type.entry(plan_type.as_str().to_string()).or_default().push(pid.clone());
+    t.by_type
+        .entry(plan_type.as_str().to_string())
+        .or_default()
+        .push(pid.clone());
     if filtered {
         t.with_inclusion_filters.push(pid.clone());
     }
@@ -178,7 +250,9 @@ fn schedule(g: &mut Gen, kind: Kind) -> Schedule {
             let count = g.range(3..7).min(1440 / interval);
             let latest_start = 1440 - (count - 1) * interval;
             let start = g.range(0..latest_start / 30) * 30;
-            Schedule::Daily { times: (0..count).map(|k| hhmm(start + k * interval)).collect() }
+            Schedule::Daily {
+                times: (0..count).map(|k| hhmm(start + k * interval)).collect(),
+            }
         }
         Kind::DailyUneven => {
             let count = g.range(3..5);
@@ -198,19 +272,36 @@ fn schedule(g: &mut Gen, kind: Kind) -> Schedule {
             Schedule::Daily { times }
         }
         Kind::Weekly => {
-            let mut days: Vec<&str> = WEEKDAYS.iter().copied().filter(|_| g.chance(0.35)).collect();
+            let mut days: Vec<&str> = WEEKDAYS
+                .iter()
+                .copied()
+                .filter(|_| g.chance(0.35))
+                .collect();
             if days.is_empty() {
                 days.push(WEEKDAYS[g.below(7)]);
             }
-            Schedule::Weekly { weekdays: days.into_iter().map(String::from).collect(), times: one_time(g) }
+            Schedule::Weekly {
+                weekdays: days.into_iter().map(String::from).collect(),
+                times: one_time(g),
+            }
         }
         Kind::Monthly => {
-            let week_of_month = if g.chance(0.2) { WeekOfMonth::Last } else { WeekOfMonth::Nth(g.range(1..5) as u8) };
-            Schedule::Monthly { week_of_month, weekday: WEEKDAYS[g.below(7)].to_string(), times: one_time(g) }
+            let week_of_month = if g.chance(0.2) {
+                WeekOfMonth::Last
+            } else {
+                WeekOfMonth::Nth(g.range(1..5) as u8)
+            };
+            Schedule::Monthly {
+                week_of_month,
+                weekday: WEEKDAYS[g.below(7)].to_string(),
+                times: one_time(g),
+            }
         }
         Kind::Once => {
             let minutes = g.range(0..150 * 24 * 4) * 15;
-            Schedule::Once { at: g.as_of - Duration::days(90) + Duration::minutes(minutes as i64) }
+            Schedule::Once {
+                at: g.as_of - Duration::days(90) + Duration::minutes(minutes as i64),
+            }
         }
     }
 }

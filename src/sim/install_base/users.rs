@@ -16,7 +16,12 @@ pub(super) struct PlantedUsers {
     pub offline: Vec<bool>,
 }
 
-pub(super) fn plant(g: &mut Gen, truth: &mut Truth, groups: &[Group], homes: &[usize]) -> PlantedUsers {
+pub(super) fn plant(
+    g: &mut Gen,
+    truth: &mut Truth,
+    groups: &[Group],
+    homes: &[usize],
+) -> PlantedUsers {
     let n = homes.len();
     let people: Vec<Person> = (0..n).map(|_| Person::random(g)).collect();
     let mut logins: Vec<Option<String>> = vec![None; n];
@@ -37,7 +42,9 @@ pub(super) fn plant(g: &mut Gen, truth: &mut Truth, groups: &[Group], homes: &[u
         truth.users.bad_character_logins.push(uid(i));
     }
     let mut short: Vec<String> = ('a'..='z').chain('0'..='9').map(String::from).collect();
-    short.extend(('a'..='z').flat_map(|a| ('a'..='z').chain('0'..='9').map(move |b| format!("{a}{b}"))));
+    short.extend(
+        ('a'..='z').flat_map(|a| ('a'..='z').chain('0'..='9').map(move |b| format!("{a}{b}"))),
+    );
     g.shuffle(&mut short);
     for login in short.into_iter().take(planted(n, 0.002, 2)) {
         let Some(i) = order.next() else { break };
@@ -51,7 +58,11 @@ pub(super) fn plant(g: &mut Gen, truth: &mut Truth, groups: &[Group], homes: &[u
         if members.len() < 2 {
             break;
         }
-        let (f, l, s) = (people[members[0]].first, people[members[0]].last, members[0] + 1);
+        let (f, l, s) = (
+            people[members[0]].first,
+            people[members[0]].last,
+            members[0] + 1,
+        );
         let base = format!("{f}.{l}{s}");
         taken.insert(base.clone());
         for (m, &i) in members.iter().enumerate() {
@@ -61,7 +72,10 @@ pub(super) fn plant(g: &mut Gen, truth: &mut Truth, groups: &[Group], homes: &[u
                 _ => base.to_uppercase(),
             });
         }
-        truth.users.case_colliding_logins.push(members.iter().map(|&i| uid(i)).collect());
+        truth
+            .users
+            .case_colliding_logins
+            .push(members.iter().map(|&i| uid(i)).collect());
     }
     for _ in 0..planted(n, 0.01, 2) {
         let Some(i) = order.next() else { break };
@@ -74,9 +88,15 @@ pub(super) fn plant(g: &mut Gen, truth: &mut Truth, groups: &[Group], homes: &[u
         let Some(i) = order.next() else { break };
         let (f, l, s) = (people[i].first, people[i].last, i + 1);
         let (login, in_cloud) = if k % 2 == 0 {
-            (format!("{}{}{s}", capitalize(f), capitalize(l)), format!("{f}{l}{s}"))
+            (
+                format!("{}{}{s}", capitalize(f), capitalize(l)),
+                format!("{f}{l}{s}"),
+            )
         } else {
-            (format!("{f}.{l}{s}"), format!("{}.{}{s}", f.to_uppercase(), l.to_uppercase()))
+            (
+                format!("{f}.{l}{s}"),
+                format!("{}.{}{s}", f.to_uppercase(), l.to_uppercase()),
+            )
         };
         taken.insert(login.to_lowercase());
         truth.cloud_existing_logins.push(in_cloud);
@@ -85,14 +105,18 @@ pub(super) fn plant(g: &mut Gen, truth: &mut Truth, groups: &[Group], homes: &[u
     }
     // Cloud logins that match no user.
     for k in 0..planted(n, 0.002, 2) {
-        truth.cloud_existing_logins.push(format!("cloud-only-{}", k + 1));
+        truth
+            .cloud_existing_logins
+            .push(format!("cloud-only-{}", k + 1));
     }
 
     let auto_update_off = flags(g, n, planted(n, 0.12, 1));
     let offline = flags(g, n, planted(n, 0.06, 1));
     let users = (0..n)
         .map(|i| {
-            let login = logins[i].take().unwrap_or_else(|| ordinary_login(g, &people[i], i + 1, &mut taken));
+            let login = logins[i]
+                .take()
+                .unwrap_or_else(|| ordinary_login(g, &people[i], i + 1, &mut taken));
             if auto_update_off[i] {
                 truth.users.auto_update_off.push(uid(i));
             }
@@ -116,7 +140,12 @@ fn flags(g: &mut Gen, n: usize, count: usize) -> Vec<bool> {
 }
 
 /// A login of letters, digits and `. _ - @`, unique ignoring case among `taken`.
-pub(super) fn ordinary_login(g: &mut Gen, person: &Person, serial: usize, taken: &mut HashSet<String>) -> String {
+pub(super) fn ordinary_login(
+    g: &mut Gen,
+    person: &Person,
+    serial: usize,
+    taken: &mut HashSet<String>,
+) -> String {
     let (f, l, s) = (person.first, person.last, serial);
     let mut login = match g.below(6) {
         0 => format!("{f}.{l}{s}"),
@@ -132,14 +161,29 @@ pub(super) fn ordinary_login(g: &mut Gen, person: &Person, serial: usize, taken:
     login
 }
 
-pub(super) fn make(g: &mut Gen, person: &Person, serial: usize, group: &Group, login: String, auto_update: bool) -> User {
-    let created_at = g.between(group.created_at.max(g.as_of - Duration::days(2900)), g.as_of - Duration::days(30));
+pub(super) fn make(
+    g: &mut Gen,
+    person: &Person,
+    serial: usize,
+    group: &Group,
+    login: String,
+    auto_update: bool,
+) -> User {
+    let created_at = g.between(
+        group.created_at.max(g.as_of - Duration::days(2900)),
+        g.as_of - Duration::days(30),
+    );
     let updated_at = g.between(created_at, g.as_of);
     User {
         id: id("u", serial),
         group_id: group.id.clone(),
         login,
-        email: format!("{}.{}.{serial}@{}", person.first, person.last, g.pick(MAIL_PROVIDERS)),
+        email: format!(
+            "{}.{}.{serial}@{}",
+            person.first,
+            person.last,
+            g.pick(MAIL_PROVIDERS)
+        ),
         first_name: person.first_name(),
         last_name: person.last_name(),
         auto_update,

@@ -3,27 +3,77 @@
 use super::Gen;
 
 pub const COMPANY_WORDS: &[&str] = &[
-    "northwind", "contoso", "fabrikam", "tailspin", "adventure", "wingtip", "litware", "proseware", "alpine", "coho",
-    "lucerne", "margie", "humongous", "trey", "woodgrove", "datum", "southridge", "fourthcoffee", "blueyonder",
-    "graphicdesign", "wideworld", "relecloud", "lamna", "consolidated", "bellows", "fineart", "nod", "vanarsdel",
+    "northwind",
+    "contoso",
+    "fabrikam",
+    "tailspin",
+    "adventure",
+    "wingtip",
+    "litware",
+    "proseware",
+    "alpine",
+    "coho",
+    "lucerne",
+    "margie",
+    "humongous",
+    "trey",
+    "woodgrove",
+    "datum",
+    "southridge",
+    "fourthcoffee",
+    "blueyonder",
+    "graphicdesign",
+    "wideworld",
+    "relecloud",
+    "lamna",
+    "consolidated",
+    "bellows",
+    "fineart",
+    "nod",
+    "vanarsdel",
 ];
 
 pub const TRADE_WORDS: &[&str] = &[
-    "dental", "legal", "it", "accounting", "clinic", "logistics", "studio", "bakery", "motors", "consulting", "realty",
-    "pharmacy", "school", "hotel", "farms", "labs", "media", "builders", "travel", "insurance", "backup", "cloud",
-    "systems", "partners", "solutions", "networks",
+    "dental",
+    "legal",
+    "it",
+    "accounting",
+    "clinic",
+    "logistics",
+    "studio",
+    "bakery",
+    "motors",
+    "consulting",
+    "realty",
+    "pharmacy",
+    "school",
+    "hotel",
+    "farms",
+    "labs",
+    "media",
+    "builders",
+    "travel",
+    "insurance",
+    "backup",
+    "cloud",
+    "systems",
+    "partners",
+    "solutions",
+    "networks",
 ];
 
 pub const FIRST_NAMES: &[&str] = &[
-    "anna", "ben", "carla", "david", "elena", "frank", "grace", "hugo", "irene", "jack", "karin", "liam", "maria",
-    "noah", "olga", "peter", "quinn", "rosa", "samuel", "tina", "umar", "vera", "walter", "xenia", "yusuf", "zoe",
-    "ahmed", "bianca", "chen", "dmitri", "emma", "felix", "giulia", "hiro", "ines", "jonas",
+    "anna", "ben", "carla", "david", "elena", "frank", "grace", "hugo", "irene", "jack", "karin",
+    "liam", "maria", "noah", "olga", "peter", "quinn", "rosa", "samuel", "tina", "umar", "vera",
+    "walter", "xenia", "yusuf", "zoe", "ahmed", "bianca", "chen", "dmitri", "emma", "felix",
+    "giulia", "hiro", "ines", "jonas",
 ];
 
 pub const LAST_NAMES: &[&str] = &[
-    "smith", "mueller", "garcia", "rossi", "novak", "tanaka", "kowalski", "johnson", "dubois", "jansen", "petrov",
-    "silva", "nielsen", "schmidt", "brown", "wilson", "lopez", "fischer", "martin", "kim", "ivanova", "andersen",
-    "moreau", "weber", "costa", "horvat", "larsen", "berg", "young", "walker",
+    "smith", "mueller", "garcia", "rossi", "novak", "tanaka", "kowalski", "johnson", "dubois",
+    "jansen", "petrov", "silva", "nielsen", "schmidt", "brown", "wilson", "lopez", "fischer",
+    "martin", "kim", "ivanova", "andersen", "moreau", "weber", "costa", "horvat", "larsen", "berg",
+    "young", "walker",
 ];
 
 pub fn capitalize(word: &str) -> String {
@@ -41,7 +91,10 @@ pub struct Person {
 
 impl Person {
     pub fn random(g: &mut Gen) -> Self {
-        Self { first: *g.pick(FIRST_NAMES), last: *g.pick(LAST_NAMES) }
+        Self {
+            first: *g.pick(FIRST_NAMES),
+            last: *g.pick(LAST_NAMES),
+        }
     }
 
     pub fn first_name(&self) -> String {
