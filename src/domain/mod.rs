@@ -8,6 +8,7 @@ pub mod logins;
 pub mod machines;
 pub mod names;
 pub mod plan;
+pub mod provisioning;
 pub mod report;
 pub mod schedules;
 pub mod segments;
