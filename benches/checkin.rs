@@ -174,6 +174,7 @@ async fn main() -> anyhow::Result<()> {
             snapshot_synced_at: None,
             snapshot_source_time: None,
             enrollment_secret_hash: None,
+            provisioning: None,
             created_at: now,
             updated_at: now,
         };

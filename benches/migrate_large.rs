@@ -129,6 +129,7 @@ async fn main() -> anyhow::Result<()> {
                     rate_per_sec: LIMIT,
                     concurrency: 16,
                 },
+                provisioning: None,
             },
         )
         .await?;

@@ -37,6 +37,9 @@ pub struct Model {
     pub snapshot_source_time: Option<DateTimeUtc>,
     /// SHA-256 (hex) of the secret agents enroll with; shown once when set.
     pub enrollment_secret_hash: Option<String>,
+    /// The provisioning profile (JSON); NULL: the standard profile.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub provisioning: Option<String>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

@@ -230,6 +230,7 @@ pub fn complete(spec: &mut utoipa::openapi::OpenApi) {
             ("source", Type::Object),
             ("target", Type::Object),
             ("limits", Type::Object),
+            ("provisioning", Type::Object),
         ],
     );
     at_least_one(
@@ -238,7 +239,7 @@ pub fn complete(spec: &mut utoipa::openapi::OpenApi) {
         &[("precheck_id", Type::String), ("selection", Type::Array)],
     );
     // Tagged enums that deny unknown fields: utoipa closes structs, not their variants.
-    for name in ["AgentEvent", "SelectionNode"] {
+    for name in ["AgentEvent", "SelectionNode", "QuotaRule"] {
         closed_variants(spec, name);
     }
 }

@@ -16,6 +16,7 @@ use super::Page;
 use crate::connectors::Limit;
 use crate::connectors::check::ConnectionCheck;
 use crate::crypto::{CryptoError, SecretBox};
+use crate::domain::provisioning::Profile;
 
 pub struct SourceLogin<'a> {
     pub url: &'a str,
@@ -37,6 +38,8 @@ pub struct NewWorkspace<'a> {
     pub connection_check: Option<&'a ConnectionCheck>,
     pub source_limit: Limit,
     pub target_limit: Limit,
+    /// `None`: the standard profile.
+    pub provisioning: Option<&'a Profile>,
 }
 
 #[derive(Default)]
@@ -45,6 +48,7 @@ pub struct WorkspaceChanges<'a> {
     pub source: Option<SourceLogin<'a>>,
     pub target: Option<CloudClient<'a>>,
     pub limits: Option<(Limit, Limit)>,
+    pub provisioning: Option<&'a Profile>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -95,6 +99,7 @@ pub async fn insert(
         snapshot_synced_at: Set(None),
         snapshot_source_time: Set(None),
         enrollment_secret_hash: Set(None),
+        provisioning: Set(new.provisioning.map(profile_json)),
         created_at: Set(now),
         updated_at: Set(now),
     };
@@ -201,6 +206,9 @@ pub async fn update(
                 Expr::value(pace(target.concurrency)),
             );
     }
+    if let Some(profile) = changes.provisioning {
+        update = update.col_expr(Column::Provisioning, Expr::value(profile_json(profile)));
+    }
     let mut update = update
         .filter(Column::Id.eq(id))
         .filter(Column::TenantId.eq(tenant_id));
@@ -227,6 +235,20 @@ fn limit(rate: i32, concurrency: i32) -> Limit {
         rate_per_sec: positive(rate),
         concurrency: positive(concurrency),
     }
+}
+
+fn profile_json(profile: &Profile) -> String {
+    serde_json::to_string(profile).unwrap_or_default()
+}
+
+/// The workspace's provisioning profile: the standard one when it has none (or,
+/// which only a hand-edited row could cause, one that no longer reads).
+pub fn provisioning(workspace: &Model) -> Profile {
+    workspace
+        .provisioning
+        .as_deref()
+        .and_then(|json| serde_json::from_str(json).ok())
+        .unwrap_or_else(Profile::standard)
 }
 
 pub fn source_limit(workspace: &Model) -> Limit {

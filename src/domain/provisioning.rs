@@ -13,6 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use validator::{Validate, ValidationError};
 
 use super::plan::TenantKind;
 
@@ -22,16 +23,26 @@ pub const MAX_ITEMS: usize = 64;
 pub const MAX_NAME_CHARS: usize = 64;
 
 /// Which services migrated tenants get, and how.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Profile {
     /// The offering items every migrated customer tenant gets on.
     #[schema(max_items = 64)]
+    #[validate(
+        length(max = 64, message = "at most 64 items"),
+        nested,
+        custom(function = "distinct")
+    )]
     pub customer: Vec<ItemRule>,
     /// The offering items every migrated partner tenant gets on. A child can only
     /// get what its parent has on, so a partner holding customers also needs every
     /// customer item (the pre-check flags a missing one).
     #[schema(max_items = 64)]
+    #[validate(
+        length(max = 64, message = "at most 64 items"),
+        nested,
+        custom(function = "distinct")
+    )]
     pub partner: Vec<ItemRule>,
     /// The pricing mode of the tenants the migration creates: `production` by
     /// default, since BackupAgent's customers are paying ones; the cloud's switch to
@@ -44,7 +55,9 @@ pub struct Profile {
 }
 
 /// One offering item and its quota.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, Validate, ToSchema,
+)]
 #[serde(deny_unknown_fields)]
 pub struct ItemRule {
     /// The application's type as the cloud names it (`backup`, `files_cloud`, ...).
@@ -54,6 +67,7 @@ pub struct ItemRule {
         pattern = r"^[a-z0-9_]+$",
         example = "backup"
     )]
+    #[validate(custom(function = "cloud_name"))]
     pub application: String,
     /// The edition (`standard`, `advanced`, ...); absent for items without one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -63,6 +77,7 @@ pub struct ItemRule {
         pattern = r"^[a-z0-9_]+$",
         example = "standard"
     )]
+    #[validate(custom(function = "cloud_name"))]
     pub edition: Option<String>,
     /// The offering item's name (`workstations`, `storage`, ...).
     #[schema(
@@ -71,8 +86,10 @@ pub struct ItemRule {
         pattern = r"^[a-z0-9_]+$",
         example = "workstations"
     )]
+    #[validate(custom(function = "cloud_name"))]
     pub name: String,
     #[serde(default)]
+    #[validate(custom(function = "quota_in_range"))]
     pub quota: QuotaRule,
 }
 
@@ -152,47 +169,42 @@ impl Profile {
             TenantKind::Partner => &self.partner,
         }
     }
+}
 
-    /// The profile's problems of shape, each with the JSON pointer of its value.
-    pub fn problems(&self) -> Vec<(String, String)> {
-        let mut problems = Vec::new();
-        for (field, items) in [("customer", &self.customer), ("partner", &self.partner)] {
-            if items.len() > MAX_ITEMS {
-                problems.push((format!("/{field}"), format!("at most {MAX_ITEMS} items")));
-            }
-            let mut seen = BTreeSet::new();
-            for (i, item) in items.iter().enumerate() {
-                let at = format!("/{field}/{i}");
-                for (name, value) in [
-                    ("application", Some(&item.application)),
-                    ("edition", item.edition.as_ref()),
-                    ("name", Some(&item.name)),
-                ] {
-                    if let Some(value) = value
-                        && !is_name(value)
-                    {
-                        problems.push((
-                            format!("{at}/{name}"),
-                            format!(
-                                "{name} is 1 to {MAX_NAME_CHARS} lower-case letters, digits or _"
-                            ),
-                        ));
-                    }
-                }
-                if !seen.insert(item.key()) {
-                    problems.push((
-                        format!("{at}/name"),
-                        format!("{} is listed twice", item.key()),
-                    ));
-                }
-                if let QuotaRule::Fixed { value, overage } = item.quota
-                    && (value > MAX_SAFE || overage.is_some_and(|o| o > MAX_SAFE))
-                {
-                    problems.push((format!("{at}/quota"), "a quota is at most 2^53 - 1".into()));
-                }
-            }
+fn cloud_name(text: &str) -> Result<(), ValidationError> {
+    if is_name(text) {
+        Ok(())
+    } else {
+        Err(ValidationError::new("cloud_name").with_message(
+            format!("1 to {MAX_NAME_CHARS} lower-case letters, digits or _, as the cloud names it")
+                .into(),
+        ))
+    }
+}
+
+fn distinct(items: &[ItemRule]) -> Result<(), ValidationError> {
+    let mut seen = BTreeSet::new();
+    match items
+        .iter()
+        .map(ItemRule::key)
+        .find(|key| !seen.insert(key.clone()))
+    {
+        None => Ok(()),
+        Some(key) => {
+            Err(ValidationError::new("distinct")
+                .with_message(format!("{key} is listed twice").into()))
         }
-        problems
+    }
+}
+
+fn quota_in_range(quota: &QuotaRule) -> Result<(), ValidationError> {
+    match *quota {
+        QuotaRule::Fixed { value, overage }
+            if value > MAX_SAFE || overage.is_some_and(|o| o > MAX_SAFE) =>
+        {
+            Err(ValidationError::new("quota").with_message("a quota is at most 2^53 - 1".into()))
+        }
+        _ => Ok(()),
     }
 }
 
@@ -420,6 +432,69 @@ pub fn missing(current: &[CloudItem], wanted: &[Want], origin: Origin) -> Vec<It
         .filter(|w| !satisfied(held.get(&w.item.key).copied(), w, origin))
         .map(|w| w.item.key.clone())
         .collect()
+}
+
+/// What the workspace's own tenant may give a child of each kind.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Offer {
+    pub customer: Vec<CloudItem>,
+    pub partner: Vec<CloudItem>,
+}
+
+/// A planned tenant's services: what it gets, and what the profile asks that its
+/// parent cannot give.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TenantServices {
+    pub key: String,
+    pub kind: TenantKind,
+    pub wants: Vec<Want>,
+    pub flags: Vec<Flag>,
+}
+
+/// The services of every planned tenant, parents first as `tenants` lists them. A
+/// top-level tenant chooses from `offer`; a tenant below a migrated partner from
+/// what that partner gets. `source_quota` is a group's storage quota in bytes.
+pub fn for_tenants(
+    profile: &Profile,
+    offer: &Offer,
+    tenants: &[super::plan::PlannedTenant],
+    source_quota: impl Fn(&str) -> Option<u64>,
+) -> Vec<TenantServices> {
+    let mut given: BTreeMap<&str, Vec<CloudItem>> = BTreeMap::new();
+    let mut out = Vec::with_capacity(tenants.len());
+    for tenant in tenants {
+        let offered = match tenant.parent_key.as_deref() {
+            None => match tenant.kind {
+                TenantKind::Customer => offer.customer.as_slice(),
+                TenantKind::Partner => offer.partner.as_slice(),
+            },
+            Some(parent) => given.get(parent).map_or(&[][..], Vec::as_slice),
+        };
+        let (resolved, flags) = resolve(profile.items(tenant.kind), offered);
+        // The customer that holds a group's direct users ("{group}#users") is not the
+        // group: the group's quota goes to the group's own tenant.
+        let quota_bytes = (tenant.key == tenant.group_id)
+            .then(|| source_quota(&tenant.group_id))
+            .flatten();
+        let wants: Vec<Want> = resolved
+            .into_iter()
+            .map(|(rule, item)| Want {
+                quota: quota(rule.quota, quota_bytes),
+                item,
+            })
+            .collect();
+        given.insert(
+            tenant.key.as_str(),
+            wants.iter().map(|w| w.item.clone()).collect(),
+        );
+        out.push(TenantServices {
+            key: tenant.key.clone(),
+            kind: tenant.kind,
+            wants,
+            flags,
+        });
+    }
+    out
 }
 
 #[cfg(test)]

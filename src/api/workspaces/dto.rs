@@ -11,6 +11,7 @@ use entity::workspace::Model;
 
 use crate::connectors::Limit;
 use crate::connectors::check::ConnectionCheck;
+use crate::domain::provisioning::Profile;
 
 /// A password or client secret: deserialized, never serialized or printed in clear.
 #[derive(Deserialize)]
@@ -50,6 +51,9 @@ pub struct CreateWorkspace {
     /// 100 req/s and 16 in flight toward the cloud.
     #[validate(nested)]
     pub limits: Option<Limits>,
+    /// The services migrated tenants get; the standard profile when absent.
+    #[validate(nested)]
+    pub provisioning: Option<Profile>,
 }
 
 /// Requests per second and in flight, toward the BackupAgent server and the cloud.
@@ -143,6 +147,9 @@ pub struct UpdateWorkspace {
     pub target: Option<TargetCredentials>,
     #[validate(nested)]
     pub limits: Option<Limits>,
+    /// Replaces the whole provisioning profile.
+    #[validate(nested)]
+    pub provisioning: Option<Profile>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -156,6 +163,8 @@ pub struct Workspace {
     /// The last connection check: run at creation and by `POST /workspaces/{id}/check`.
     pub connection_check: Option<ConnectionCheck>,
     pub limits: Limits,
+    /// The services migrated tenants get (the standard profile unless set).
+    pub provisioning: Profile,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -181,6 +190,7 @@ impl From<Model> for Workspace {
         };
         Self {
             limits,
+            provisioning: crate::db::workspaces::provisioning(&m),
             connection_check,
             id: m.id,
             name: m.name,
@@ -273,10 +283,11 @@ fn some_change(update: &UpdateWorkspace) -> Result<(), ValidationError> {
         && update.source.is_none()
         && update.target.is_none()
         && update.limits.is_none()
+        && update.provisioning.is_none()
     {
         return Err(rule(
             "empty_update",
-            "name, source, target or limits is required",
+            "name, source, target, limits or provisioning is required",
         ));
     }
     Ok(())

@@ -144,6 +144,7 @@ async fn create_workspace(
                 connection_check: Some(&check),
                 source_limit: limits.source,
                 target_limit: limits.target,
+                provisioning: request.provisioning.as_ref(),
             };
             let workspace = store::insert(txn, &state.secrets, new).await?;
             tracing::info!(workspace = %workspace.id, "workspace connected");
@@ -243,6 +244,7 @@ async fn update_workspace(
         source: request.source.as_ref().map(source),
         target: request.target.as_ref().map(target),
         limits: request.limits.map(|l| (l.source, l.target)),
+        provisioning: request.provisioning.as_ref(),
     };
     let versions = if_match_versions(&req)?;
     let updated = store::update(

@@ -282,18 +282,146 @@ fn an_existing_customer_gains_only_what_it_lacks_or_is_left_alone() {
 }
 
 #[test]
-fn the_standard_profile_is_valid_and_shape_problems_point_at_their_values() {
-    assert!(Profile::standard().problems().is_empty());
+fn the_standard_profile_is_valid_and_shape_problems_are_refused() {
+    assert!(Profile::standard().validate().is_ok());
+    let cases: Vec<(&str, fn(&mut Profile), &str)> = vec![
+        (
+            "a duplicate",
+            |p| p.customer.push(p.customer[0].clone()),
+            "customer",
+        ),
+        (
+            "an upper-case name",
+            |p| p.partner[1].name = "Servers".into(),
+            "partner",
+        ),
+        (
+            "an empty edition",
+            |p| p.partner[1].edition = Some(String::new()),
+            "partner",
+        ),
+        (
+            "a quota beyond 2^53",
+            |p| {
+                p.partner[2].quota = QuotaRule::Fixed {
+                    value: 1 << 60,
+                    overage: None,
+                }
+            },
+            "partner",
+        ),
+        (
+            "65 items",
+            |p| {
+                p.customer = (0..65)
+                    .map(|i| ItemRule {
+                        name: format!("item_{i}"),
+                        ..p.customer[0].clone()
+                    })
+                    .collect()
+            },
+            "customer",
+        ),
+    ];
+    for (case, change, field) in cases {
+        let mut profile = Profile::standard();
+        change(&mut profile);
+        let errors = profile.validate().expect_err(case);
+        assert!(errors.errors().contains_key(field), "{case}: {errors:?}");
+    }
+}
+
+fn planned(
+    key: &str,
+    parent: Option<&str>,
+    kind: TenantKind,
+) -> crate::domain::plan::PlannedTenant {
+    crate::domain::plan::PlannedTenant {
+        key: key.into(),
+        group_id: key.trim_end_matches("#users").into(),
+        parent_key: parent.map(Into::into),
+        kind,
+        name: crate::domain::plan::Named {
+            source: key.into(),
+            target: key.into(),
+            segments: vec![],
+        },
+        direct_users: key.ends_with("#users"),
+    }
+}
+
+#[test]
+fn tenants_below_a_migrated_partner_choose_from_what_the_partner_gets_and_groups_carry_their_quotas()
+ {
     let mut profile = Profile::standard();
-    profile.customer.push(profile.customer[0].clone());
-    profile.partner[1].name = "Servers".into();
-    profile.partner[2].quota = QuotaRule::Fixed {
-        value: 1 << 60,
-        overage: None,
+    // The partner profile lacks vms: its customers cannot get them.
+    profile.partner.retain(|r| r.name != "vms");
+    let offered = |names: &[&str]| -> Vec<CloudItem> {
+        names
+            .iter()
+            .map(|n| item("backup", Some("standard"), n, true, None, 0))
+            .collect()
     };
-    let problems: Vec<String> = profile.problems().into_iter().map(|(at, _)| at).collect();
+    let offer = Offer {
+        customer: offered(&["workstations", "servers", "vms", "storage"]),
+        partner: offered(&["workstations", "servers", "storage"]),
+    };
+    let tenants = [
+        planned("p1", None, TenantKind::Partner),
+        planned("c1", Some("p1"), TenantKind::Customer),
+        planned("p1#users", Some("p1"), TenantKind::Customer),
+        planned("c2", None, TenantKind::Customer),
+    ];
+    let quotas = |group: &str| match group {
+        "p1" => Some(1000),
+        "c1" => Some(10),
+        _ => None,
+    };
+    let services = for_tenants(&profile, &offer, &tenants, quotas);
+    let view: Vec<(&str, Vec<String>, Option<u64>, Vec<String>)> = services
+        .iter()
+        .map(|s| {
+            let storage = s
+                .wants
+                .iter()
+                .find(|w| w.item.key.name == "storage")
+                .and_then(|w| w.quota.value);
+            (
+                s.key.as_str(),
+                s.wants.iter().map(|w| w.item.key.name.clone()).collect(),
+                storage,
+                s.flags.iter().map(|f| f.item.to_string()).collect(),
+            )
+        })
+        .collect();
+    let names = |n: &[&str]| n.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     assert_eq!(
-        problems,
-        vec!["/customer/4/name", "/partner/1/name", "/partner/2/quota"]
+        view,
+        vec![
+            (
+                "p1",
+                names(&["workstations", "servers", "storage"]),
+                Some(1000),
+                vec![]
+            ),
+            (
+                "c1",
+                names(&["workstations", "servers", "storage"]),
+                Some(10),
+                vec!["backup/standard/vms".to_string()]
+            ),
+            (
+                "p1#users",
+                names(&["workstations", "servers", "storage"]),
+                None,
+                vec!["backup/standard/vms".to_string()]
+            ),
+            (
+                "c2",
+                names(&["workstations", "servers", "vms", "storage"]),
+                None,
+                vec![]
+            ),
+        ]
     );
 }
