@@ -247,7 +247,8 @@ mod tests {
         SourceAccount, SourceGroup, SourceMachine, SourcePage, SourcePlan, SourceUser,
     };
     use crate::connectors::target::{
-        LoginStatus, NewTenant, NewUser, RegistrationToken, Role, Tenant, TokenInfo, User,
+        Application, LoginStatus, NewTenant, NewUser, OfferingItem, OfferingItemPut, Pricing,
+        PricingMode, RegistrationToken, Role, Tenant, TokenInfo, User,
     };
 
     fn remote(status: u16) -> ConnectorError {
@@ -388,6 +389,37 @@ mod tests {
             Err(down())
         }
         async fn create_protection_plan(&self, _: &Value) -> Result<Value, ConnectorError> {
+            Err(down())
+        }
+        async fn applications(&self) -> Result<Vec<Application>, ConnectorError> {
+            Err(down())
+        }
+        async fn offering_items(&self, _: Uuid) -> Result<Vec<OfferingItem>, ConnectorError> {
+            Err(down())
+        }
+        async fn available_for_child(
+            &self,
+            _: Uuid,
+            _: TenantKind,
+        ) -> Result<Vec<OfferingItem>, ConnectorError> {
+            Err(down())
+        }
+        async fn set_offering_items(
+            &self,
+            _: Uuid,
+            _: &[OfferingItemPut],
+        ) -> Result<Vec<OfferingItem>, ConnectorError> {
+            Err(down())
+        }
+        async fn pricing(&self, _: Uuid) -> Result<Pricing, ConnectorError> {
+            Err(down())
+        }
+        async fn set_pricing(
+            &self,
+            _: Uuid,
+            _: PricingMode,
+            _: i64,
+        ) -> Result<Pricing, ConnectorError> {
             Err(down())
         }
     }

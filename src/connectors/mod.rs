@@ -8,6 +8,7 @@
 //! server may have acted; the target's `ensure_*` helpers look up first instead.
 
 pub mod check;
+pub mod offering;
 pub mod source;
 pub mod target;
 
@@ -267,6 +268,12 @@ impl ConnectorError {
 
     pub fn is_status(&self, status: u16) -> bool {
         self.status() == Some(status)
+    }
+
+    /// The cloud refused a write made against a version that is no longer current
+    /// (409, code 1001): read again, then decide.
+    pub fn is_version_conflict(&self) -> bool {
+        self.is_status(409) && self.remote_code() == Some("1001")
     }
 
     /// Worth trying again later: the remote did not give a final answer.

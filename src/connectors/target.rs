@@ -24,6 +24,9 @@ use serde_json::{Value, json};
 use url::Url;
 use uuid::Uuid;
 
+pub use super::offering::{
+    Application, OfferingItem, OfferingItemPut, Pricing, PricingMode, Quota,
+};
 use super::{ConnectorError, HttpPolicy, Replay, Reply, Throttle, base_url, decode, send};
 
 const SYSTEM: &str = "cloud";
@@ -245,6 +248,27 @@ pub trait TargetApi: Send + Sync {
     /// Revokes a registration token; one already gone counts as revoked.
     async fn revoke_registration_token(&self, id: &str) -> Result<(), ConnectorError>;
     async fn create_protection_plan(&self, policy: &Value) -> Result<Value, ConnectorError>;
+    async fn applications(&self) -> Result<Vec<Application>, ConnectorError>;
+    /// Every edition (edition=*).
+    async fn offering_items(&self, tenant_id: Uuid) -> Result<Vec<OfferingItem>, ConnectorError>;
+    async fn available_for_child(
+        &self,
+        parent_id: Uuid,
+        kind: TenantKind,
+    ) -> Result<Vec<OfferingItem>, ConnectorError>;
+    /// PUT; the answer's items.
+    async fn set_offering_items(
+        &self,
+        tenant_id: Uuid,
+        items: &[OfferingItemPut],
+    ) -> Result<Vec<OfferingItem>, ConnectorError>;
+    async fn pricing(&self, tenant_id: Uuid) -> Result<Pricing, ConnectorError>;
+    async fn set_pricing(
+        &self,
+        tenant_id: Uuid,
+        mode: PricingMode,
+        version: i64,
+    ) -> Result<Pricing, ConnectorError>;
 }
 
 struct CachedToken {
@@ -253,7 +277,7 @@ struct CachedToken {
 }
 
 pub struct TargetClient {
-    http: reqwest::Client,
+    pub(super) http: reqwest::Client,
     base: Url,
     client_id: String,
     client_secret: SecretString,
@@ -309,7 +333,7 @@ impl TargetClient {
         &self.throttle
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(super) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base.as_str().trim_end_matches('/'))
     }
 
@@ -369,7 +393,7 @@ impl TargetClient {
     }
 
     /// Sends with a bearer token; a 401 renews the token once. `operation` names the call in metrics.
-    async fn call(
+    pub(super) async fn call(
         &self,
         operation: &'static str,
         replay: Replay,
@@ -403,7 +427,7 @@ impl TargetClient {
         }
     }
 
-    async fn get_json<T: serde::de::DeserializeOwned>(
+    pub(super) async fn get_json<T: serde::de::DeserializeOwned>(
         &self,
         operation: &'static str,
         path: &str,
@@ -809,6 +833,43 @@ impl TargetApi for TargetClient {
             })
             .await?;
         decode(SYSTEM, &reply.body)
+    }
+
+    async fn applications(&self) -> Result<Vec<Application>, ConnectorError> {
+        self.fetch_applications().await
+    }
+
+    async fn offering_items(&self, tenant_id: Uuid) -> Result<Vec<OfferingItem>, ConnectorError> {
+        self.fetch_offering_items(tenant_id).await
+    }
+
+    async fn available_for_child(
+        &self,
+        parent_id: Uuid,
+        kind: TenantKind,
+    ) -> Result<Vec<OfferingItem>, ConnectorError> {
+        self.fetch_available_for_child(parent_id, kind).await
+    }
+
+    async fn set_offering_items(
+        &self,
+        tenant_id: Uuid,
+        items: &[OfferingItemPut],
+    ) -> Result<Vec<OfferingItem>, ConnectorError> {
+        self.put_offering_items(tenant_id, items).await
+    }
+
+    async fn pricing(&self, tenant_id: Uuid) -> Result<Pricing, ConnectorError> {
+        self.fetch_pricing(tenant_id).await
+    }
+
+    async fn set_pricing(
+        &self,
+        tenant_id: Uuid,
+        mode: PricingMode,
+        version: i64,
+    ) -> Result<Pricing, ConnectorError> {
+        self.put_pricing(tenant_id, mode, version).await
     }
 }
 

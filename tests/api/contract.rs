@@ -7,7 +7,10 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use migration_portal::connectors::target::{NewTenant, TargetApi, TargetClient, TenantKind};
+use migration_portal::connectors::target::{
+    NewTenant, NewUser, OfferingItem, OfferingItemPut, PricingMode, Quota, TargetApi, TargetClient,
+    TenantKind,
+};
 use migration_portal::connectors::{ConnectorError, HttpPolicy};
 use migration_portal::sim::cloud::Faults;
 use secrecy::SecretString;
@@ -16,7 +19,7 @@ use serde_json::{Value, json};
 use crate::helpers::{Backend, python_with, test_keys};
 use crate::migrations::{make_fast, small};
 use crate::registration_tokens::{check_in_until_registered, released_machines};
-use crate::world::world_with_cloud;
+use crate::world::{World, world_with_cloud};
 
 const DOCUMENT: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -38,6 +41,8 @@ fn allowances() -> Value {
          "reason": "protection plans are another API (policy management v4), not in this document"},
         {"id": "nullable_beside_allof", "kind": "reading",
          "reason": "the document writes a nullable reference as nullable beside allOf, which OpenAPI 3.0.3 would read as never null (nullable applies only beside type); read as the reference or null, as its fields (deleted_at, owner_id, personal_tenant_id) mean"},
+        {"id": "version_conflict_on_pricing", "kind": "status", "statuses": [409], "operations": ["PUT /tenants/{tenant_id}/pricing"],
+         "reason": "the document declares no 409 for a pricing update, though the settings carry a version the update must send and it declares 409 on other versioned writes; the platform refuses a stale version with 409 and error code 1001 (docs/cloud-contract.md); the body must still be its errorScheme"},
         {"id": "registration_token_id_is_an_integer", "kind": "parameter", "operation": "DELETE /registration_tokens/{token_id}", "parameter": "token_id", "must_match": "[0-9]+",
          "reason": "the document contradicts itself: registrationToken.id is an integer, while this path declares a UUID pattern; the id the create and the listing answer is sent"},
     ])
@@ -61,6 +66,12 @@ const CONNECTOR_OPERATIONS: &[&str] = &[
     "POST /tenants/{tenant_id}/registration_tokens",
     "GET /tenants/{tenant_id}/registration_tokens",
     "DELETE /registration_tokens/{token_id}",
+    "GET /applications",
+    "GET /tenants/{tenant_id}/offering_items",
+    "PUT /tenants/{tenant_id}/offering_items",
+    "GET /tenants/{tenant_id}/offering_items/available_for_child",
+    "GET /tenants/{tenant_id}/pricing",
+    "PUT /tenants/{tenant_id}/pricing",
 ];
 
 fn quick_policy() -> HttpPolicy {
@@ -198,6 +209,7 @@ async fn scenarios(backend: Backend) -> Vec<Value> {
         ),
         "{backend:?}: a sibling's name"
     );
+    offering(&world, &target, backend).await;
     world.cloud.idp().rotate(&test_keys()[1], true);
     target
         .children(root)
@@ -206,6 +218,145 @@ async fn scenarios(backend: Backend) -> Vec<Value> {
 
     world.cloud.record_exchanges(false);
     world.cloud.exchanges()
+}
+
+fn named<'a>(items: &'a [OfferingItem], name: &str) -> &'a OfferingItem {
+    items
+        .iter()
+        .find(|i| i.name == name)
+        .unwrap_or_else(|| panic!("{name} in {items:?}"))
+}
+
+/// Applications, offering items and pricing through the connector: every call, a
+/// refusal, stale versions, and writes whose answer is lost after they happened.
+async fn offering(world: &World, target: &TargetClient, backend: Backend) {
+    let root = world.cloud.root_tenant_id();
+    let applications = target.applications().await.expect("applications");
+    let backup = applications
+        .iter()
+        .find(|a| a.kind == "backup")
+        .expect("Backup")
+        .id;
+    let available = target
+        .available_for_child(root, TenantKind::Customer)
+        .await
+        .expect("available for a customer");
+    assert!(
+        available.iter().any(|i| i.name == "adv_workstations"),
+        "{backend:?}: every edition"
+    );
+    let customer = target
+        .create_tenant(&NewTenant {
+            name: "Contract Provisioned".into(),
+            parent_id: root,
+            kind: TenantKind::Customer,
+            internal_tag: "contract-3".into(),
+        })
+        .await
+        .expect("created");
+    let items = target
+        .offering_items(customer.id)
+        .await
+        .expect("offering items");
+    assert!(
+        items.iter().all(|i| !i.is_on()),
+        "{backend:?}: no service yet"
+    );
+    let on = |name: &str| OfferingItemPut {
+        application_id: backup,
+        name: name.into(),
+        status: 1,
+        infra_id: None,
+        quota: None,
+    };
+    let storage = |value: i64, version: i64| OfferingItemPut {
+        infra_id: named(&items, "storage").infra_id,
+        quota: Some(Quota {
+            value: Some(value),
+            overage: None,
+            version,
+        }),
+        ..on("storage")
+    };
+    let answer = target
+        .set_offering_items(customer.id, &[on("workstations"), storage(1 << 40, 0)])
+        .await
+        .expect("provisioned");
+    let version = named(&answer, "storage").quota.expect("quota").version;
+    assert_eq!(version, 1, "{backend:?}");
+    let second_edition = target
+        .set_offering_items(customer.id, &[on("workstations"), on("adv_servers")])
+        .await
+        .expect_err("a second edition on a customer");
+    assert!(second_edition.is_status(400), "{second_edition}");
+    let stale = target
+        .set_offering_items(customer.id, &[on("workstations"), storage(1 << 40, 0)])
+        .await
+        .expect_err("a stale quota version");
+    assert!(stale.is_version_conflict(), "{stale}");
+
+    // Answers lost after the write: the replay meets the new version, and a read tells.
+    world.cloud.set_faults(Faults {
+        fail_after_commit_rate: 1.0,
+        ..Faults::default()
+    });
+    let lost = target
+        .set_offering_items(
+            customer.id,
+            &[on("workstations"), storage(2 << 40, version)],
+        )
+        .await
+        .expect_err("its answer lost, then a stale replay");
+    let pricing = target.pricing(customer.id).await.expect("pricing");
+    assert_eq!(pricing.mode, PricingMode::Trial, "{backend:?}");
+    let lost_pricing = target
+        .set_pricing(customer.id, PricingMode::Production, pricing.version)
+        .await
+        .expect_err("its answer lost, then a stale replay");
+    world.cloud.set_faults(Faults::default());
+    assert!(lost.is_version_conflict(), "{lost}");
+    assert!(lost_pricing.is_version_conflict(), "{lost_pricing}");
+    let items = target
+        .offering_items(customer.id)
+        .await
+        .expect("read again");
+    assert_eq!(
+        named(&items, "storage").quota.and_then(|q| q.value),
+        Some(2 << 40),
+        "{backend:?}: the lost write happened"
+    );
+    let pricing = target.pricing(customer.id).await.expect("read again");
+    assert_eq!(pricing.mode, PricingMode::Production, "{backend:?}");
+    assert!(pricing.production_start_date.is_some(), "{backend:?}");
+    let back = target
+        .set_pricing(customer.id, PricingMode::Trial, pricing.version)
+        .await
+        .expect_err("production is one-way");
+    assert!(back.is_status(403), "{back}");
+    let suspended = target
+        .set_pricing(customer.id, PricingMode::Suspended, pricing.version)
+        .await
+        .expect("suspended");
+    assert_eq!(suspended.version, pricing.version + 1, "{backend:?}");
+
+    // A user's personal tenant holds its quotas.
+    let user = target
+        .create_user(&NewUser {
+            tenant_id: customer.id,
+            login: "contract.provisioned".into(),
+            contact: None,
+            external_id: "contract-user-3".into(),
+        })
+        .await
+        .expect("user");
+    let personal = target
+        .offering_items(user.personal_tenant_id.expect("personal tenant"))
+        .await
+        .expect("personal offering items");
+    assert!(
+        named(&personal, "workstations").is_on(),
+        "{backend:?}: {personal:?}"
+    );
 }
 
 /// Runs the validator on `exchanges`: whether it passed them, and what it printed.
@@ -345,6 +496,10 @@ async fn every_request_to_the_cloud_and_every_answer_of_sim_cloud_conform_to_its
         ("POST", "/api/2/users", 503),
         ("POST", "/api/2/tenants/", 503),
         ("DELETE", "/api/2/registration_tokens/", 204),
+        ("PUT", "/api/2/tenants/", 400),
+        ("PUT", "/api/2/tenants/", 409),
+        ("PUT", "/api/2/tenants/", 403),
+        ("PUT", "/api/2/tenants/", 503),
     ] {
         assert!(
             provoked(method, path, status),

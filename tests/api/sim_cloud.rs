@@ -11,6 +11,8 @@ use uuid::Uuid;
 
 use crate::helpers::test_keys;
 
+mod offering;
+
 struct Sim {
     sim: CloudSim,
     http: reqwest::Client,

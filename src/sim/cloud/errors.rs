@@ -12,12 +12,13 @@
 //! | 1004 | 409 | a sibling tenant has that name |
 //! | 1005 | 404 | no such tenant |
 //! | 1006 | 422 | the body breaks the API's rules |
-//! | 1006 | 400 | a listing's query breaks them (the document declares 400 there) |
+//! | 1006 | 400 | a listing's query breaks them, or an offering-items write cannot be done (the document declares 400 there) |
 //! | 1006 | 406 | `check_login` got a login the rules refuse (the document's "not acceptable") |
 //! | 1007 | 404 | no such user, registration token, policy or route |
 //! | 1008 | 415 | a JSON route got another content type |
 //! | 1009 | 429 | rate limit exceeded (with `Retry-After`) |
 //! | 1010 | 503 | injected unavailability |
+//! | 1011 | 403 | a change the platform forbids to everyone (a tenant's pricing back to trial once in production) |
 //!
 //! Errors the web framework answers itself (405, 413, ...) are rewritten into this
 //! shape too ([`rewrite_foreign`]), with code 1007 for a 404 and 1006 otherwise.
@@ -42,6 +43,7 @@ pub const NOT_FOUND: u32 = 1007;
 pub const UNSUPPORTED_MEDIA_TYPE: u32 = 1008;
 pub const TOO_MANY_REQUESTS: u32 = 1009;
 pub const UNAVAILABLE: u32 = 1010;
+pub const FORBIDDEN_CHANGE: u32 = 1011;
 
 #[derive(Debug)]
 pub struct CloudError {

@@ -33,7 +33,8 @@ pub struct Faults {
     /// Requests per second over all faulted requests (a token bucket holding one
     /// second's worth); the excess gets 429 with `Retry-After`.
     pub rate_limit_per_sec: Option<u32>,
-    /// Share (0..=1) of creating (and revoking) requests that do their work, then answer 503.
+    /// Share (0..=1) of creating (and revoking, and offering-item and pricing writing)
+    /// requests that do their work, then answer 503.
     pub fail_after_commit_rate: f64,
 }
 
@@ -85,6 +86,10 @@ impl Exposure {
                 | ("POST", ["api", "2", "users", _, "password"])
                 | ("POST", ["api", "2", "users", _, "send-activation-email"])
                 | ("DELETE", ["api", "2", "registration_tokens", _])
+                | (
+                    "PUT",
+                    ["api", "2", "tenants", _, "offering_items" | "pricing"]
+                )
         );
         Exposure::Api { creating }
     }

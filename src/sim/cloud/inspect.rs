@@ -1,5 +1,7 @@
 //! `GET /sim/cloud/state`: everything the simulator holds, the request counters,
-//! and the duplicates a client left behind.
+//! and the duplicates a client left behind. Each tenant shows the offering items it
+//! has on (name, edition, application type, quota) and its pricing mode; each user's
+//! personal tenant its items on with their quotas (`personal_tenants`).
 //!
 //! The API refuses sibling name and login clashes, but not a repeated
 //! `internal_tag` or `external_id` (the real one does not either): a client that
@@ -37,6 +39,14 @@ pub fn inspect(store: &Store, counters: &Counters) -> Value {
             "kind": t.kind,
             "internal_tag": t.internal_tag,
             "version": t.version,
+            "offering_items": items_on(store, t.id),
+            "pricing_mode": store.pricing_of(t).mode,
+        })).collect::<Vec<_>>(),
+        "personal_tenants": users.iter().map(|u| json!({
+            "id": u.personal_tenant_id,
+            "user_id": u.id,
+            "login": u.login,
+            "offering_items": items_on(store, u.personal_tenant_id),
         })).collect::<Vec<_>>(),
         "users": users.iter().map(|u| json!({
             "id": u.id,
@@ -64,6 +74,22 @@ pub fn inspect(store: &Store, counters: &Counters) -> Value {
         },
         "at": timestamp(chrono::Utc::now()),
     })
+}
+
+/// What `id` has on: `[{"name", "edition", "application", "quota"}]` (`quota` null for features).
+fn items_on(store: &Store, id: Uuid) -> Vec<Value> {
+    store
+        .items_on(id)
+        .iter()
+        .map(|h| {
+            json!({
+                "name": h.item.name,
+                "edition": h.item.edition,
+                "application": h.item.application().kind,
+                "quota": h.item.kind.has_quota().then(|| h.quota.to_json()),
+            })
+        })
+        .collect()
 }
 
 /// The keys shared by more than one id: `[{"key": .., "ids": [..]}]`, ids in creation order.

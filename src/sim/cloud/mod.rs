@@ -1,6 +1,7 @@
 //! `sim cloud`: the cloud's Account Management API v2 as its published document
 //! (`openapi/acronis-account-management-v2.json`, see `docs/cloud-contract.md`) has it, in memory, with its identity provider (issuer = the base URL),
-//! protection plans, fault injection and an inspection endpoint.
+//! protection plans, applications with offering items and pricing ([`catalogue`],
+//! [`offering`], [`pricing`]), fault injection and an inspection endpoint.
 //!
 //! At start it holds a root partner tenant ("Sim Root Partner") with an API client,
 //! and an unrelated partner ("Other Partner") outside the root's subtree that holds
@@ -10,15 +11,21 @@
 //! another API client; `GET|PUT /sim/cloud/faults` reads or replaces the [`Faults`];
 //! `GET /sim/cloud/state` is [`CloudSim::inspect`]; `GET|PUT|DELETE /sim/cloud/exchanges`
 //! reads, switches (`{"recording": bool}`) or clears the [`exchanges`] log;
+//! `GET|PUT /sim/cloud/offering_items` reads the root's catalogue or turns items of it
+//! off (`{"off": [names]}`, see `offering_api`);
 //! `POST /sim/idp/rotate` rotates the signing key. Our choices where the real API is unknown are documented in the
 //! module of each resource ([`errors`] for the error codes).
 
 mod auth;
+pub mod catalogue;
 pub mod errors;
 mod exchanges;
 mod faults;
 mod inspect;
+pub mod offering;
+mod offering_api;
 mod policies;
+pub mod pricing;
 mod registration;
 mod state;
 mod tenants;
@@ -83,6 +90,7 @@ impl Default for CloudSimConfig {
 /// The state every handler shares.
 struct Cloud {
     store: Mutex<Store>,
+    root_tenant_id: Uuid,
     faults: FaultState,
     exchanges: exchanges::Exchanges,
 }
@@ -186,6 +194,7 @@ impl CloudSim {
         let (root_tenant_id, other_tenant_id) = seed_store(&mut store, &config.existing_logins);
         let cloud = web::Data::new(Cloud {
             store: Mutex::new(store),
+            root_tenant_id,
             faults: FaultState::new(config.faults, config.seed),
             exchanges: Default::default(),
         });
@@ -205,6 +214,9 @@ impl CloudSim {
                 .configure(tenants::routes)
                 .configure(registration::routes)
                 .configure(policies::routes)
+                .configure(catalogue::routes)
+                .configure(offering_api::routes)
+                .configure(pricing::routes)
                 .configure(sim_routes)
                 .default_service(web::to(|| async {
                     CloudResult::<HttpResponse>::Err(CloudError::not_found("Route"))

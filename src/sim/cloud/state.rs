@@ -11,6 +11,8 @@ use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 use super::errors::{CloudError, CloudResult};
+use super::offering::Offerings;
+use super::pricing::Pricing;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -305,6 +307,12 @@ pub struct Store {
     /// Live registration tokens by id (expired ones are dropped, see [`Store::drop_expired_tokens`]).
     pub registration_tokens: HashMap<u64, RegistrationToken>,
     pub policies: HashMap<Uuid, ProtectionPlan>,
+    /// Offering item settings of tenants and personal tenants (see [`super::offering`]).
+    pub offering: Offerings,
+    /// Pricing of the tenants whose pricing was set (see [`super::pricing`]).
+    pub pricing: HashMap<Uuid, Pricing>,
+    /// Personal tenant -> its user.
+    pub personal_tenants: HashMap<Uuid, Uuid>,
     pub platform: Platform,
     next_seq: u64,
     next_token_id: u64,
@@ -320,6 +328,9 @@ impl Store {
             logins: HashMap::new(),
             registration_tokens: HashMap::new(),
             policies: HashMap::new(),
+            offering: HashMap::new(),
+            pricing: HashMap::new(),
+            personal_tenants: HashMap::new(),
             platform: Platform {
                 root_tenant_id: Uuid::nil(),
                 brand_uuid: Uuid::nil(),
@@ -383,7 +394,9 @@ impl Store {
     }
 
     pub fn tenant_json(&self, tenant: &Tenant) -> Value {
-        tenant.to_json(self.has_children(tenant.id), &self.platform)
+        let mut object = tenant.to_json(self.has_children(tenant.id), &self.platform);
+        object["pricing_mode"] = json!(self.pricing_of(tenant).mode);
+        object
     }
 
     /// Whether `id` is `root` or one of its descendants.
@@ -466,12 +479,16 @@ impl Store {
             .map(|u| u.id)
             .collect();
         for user in users {
-            if let Some(removed) = self.users.remove(&user)
-                && let Some(login) = removed.login
-            {
-                self.logins.remove(&login.to_lowercase());
+            if let Some(removed) = self.users.remove(&user) {
+                self.personal_tenants.remove(&removed.personal_tenant_id);
+                self.offering.remove(&removed.personal_tenant_id);
+                if let Some(login) = removed.login {
+                    self.logins.remove(&login.to_lowercase());
+                }
             }
         }
+        self.offering.remove(&id);
+        self.pricing.remove(&id);
         self.registration_tokens.retain(|_, t| t.tenant_id != id);
     }
 
@@ -499,6 +516,8 @@ impl Store {
         if let Some(login) = &user.login {
             self.logins.insert(login.to_lowercase(), user.id);
         }
+        self.personal_tenants
+            .insert(user.personal_tenant_id, user.id);
         self.users.insert(user.id, user);
     }
 }
