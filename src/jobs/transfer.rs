@@ -24,16 +24,18 @@ use uuid::Uuid;
 
 use super::clients::{ClientPool, Clients};
 use super::migration::{MigrationOptions, migration_id, worker_actor};
-use super::worker::database;
+use super::provision::{self, Applications};
+use super::worker::{connector, database};
 use super::{JobError, JobHandler, JobRun};
 use crate::connectors::ConnectorError;
 use crate::connectors::source::SourceApi;
 use crate::connectors::target::{
-    NewTenant, NewUser, Role, TargetApi, TenantKind, User, UserContact,
+    NewTenant, NewUser, Role, TargetApi, Tenant, TenantKind, User, UserContact,
 };
 use crate::crypto::SecretBox;
 use crate::db::events::{self, NewEvent};
 use crate::db::migrations::{self as store, ItemDone};
+use crate::domain::provisioning::{ExistingCustomers, Origin, PricingMode, Want};
 use crate::domain::transfer::ItemKind;
 
 pub const KIND: &str = store::TRANSFER;
@@ -187,6 +189,14 @@ impl TransferHandler {
                 listed.insert(tenant_id, users);
             }
         }
+        // Application ids by type, to name the cloud's items as the plan does.
+        let applications = if items.iter().any(|i| i.kind == ItemKind::Tenant.as_str()) {
+            provision::applications(clients.target.as_ref())
+                .await
+                .map_err(connector)?
+        } else {
+            Applications::new()
+        };
         let stop = Arc::new(AtomicBool::new(false));
         let watcher = tokio::spawn(watch(db.clone(), id, stop.clone()));
         let concurrency = options
@@ -201,6 +211,7 @@ impl TransferHandler {
             clients: &clients,
             parents: &parents,
             listed: &listed,
+            applications: &applications,
             ensured: std::sync::Mutex::new(Vec::new()),
             root: workspace.tenant_id,
             options: &options,
@@ -274,6 +285,7 @@ struct Context<'a> {
     parents: &'a HashMap<String, Uuid>,
     /// Users of the tenants this batch creates users in, listed at its start.
     listed: &'a HashMap<Uuid, Vec<User>>,
+    applications: &'a Applications,
     /// Users ensured by this batch, for the process's listings.
     ensured: std::sync::Mutex<Vec<User>>,
     /// The workspace's own tenant: the parent of top-level tenants.
@@ -518,26 +530,110 @@ impl Context<'_> {
                 .unwrap_or_default()
                 .to_string(),
         };
-        self.check()?;
-        let result = self.clients.target.ensure_tenant(&new).await;
-        log.call("ensure_tenant", &result, serde_json::to_value(&new).ok());
-        let tenant = result?;
+        let (tenant, origin) = self.find_or_create(item, &new, log).await?;
+        let verb = match origin {
+            Origin::Created => "is",
+            Origin::Existing => "already existed as",
+        };
         log.push(
-            "item.done",
-            format!("tenant {} ({:?}) is {}", new.name, new.kind, tenant.id),
+            "tenant.ensured",
+            format!("tenant {} ({:?}) {verb} {}", new.name, new.kind, tenant.id),
             None,
         );
+        // Its services before its users and agents: a machine registering into a
+        // tenant without the backup service is refused.
+        self.check()?;
+        let wants: Vec<Want> =
+            serde_json::from_value(planned["services"].clone()).unwrap_or_default();
+        let policy: ExistingCustomers =
+            serde_json::from_value(planned["existing_customers"].clone()).unwrap_or_default();
+        let pricing: Option<PricingMode> =
+            serde_json::from_value(planned["pricing_mode"].clone()).ok();
+        let (done, result) = provision::tenant(
+            self.clients.target.as_ref(),
+            self.applications,
+            tenant.id,
+            &wants,
+            origin,
+            policy,
+            pricing,
+        )
+        .await;
+        for call in done.calls {
+            let message = match &call.outcome {
+                Ok(()) => "ok".to_string(),
+                Err(e) => e.clone(),
+            };
+            log.push(&format!("target.{}", call.name), message, Some(call.data));
+        }
+        result?;
+        let services: Vec<String> = wants.iter().map(|w| w.item.key.to_string()).collect();
+        let mut message = format!(
+            "tenant {} ({:?}) {verb} {}; services: {}",
+            new.name,
+            new.kind,
+            tenant.id,
+            if services.is_empty() {
+                "none".to_string()
+            } else {
+                services.join(", ")
+            }
+        );
+        if !done.written.is_empty() {
+            message.push_str(&format!("; turned on or set: {}", done.written.join(", ")));
+        }
+        if let Some(mode) = done.pricing {
+            message.push_str(&format!("; pricing: {mode:?}"));
+        }
+        log.push("item.done", message, None);
         self.commit(
             log,
             ItemDone {
                 item,
                 target_id: tenant.id,
-                step: "created",
+                step: match origin {
+                    Origin::Created => "provisioned",
+                    Origin::Existing => "existing_provisioned",
+                },
                 finished: true,
             },
             None,
         )
         .await
+    }
+
+    /// The item's tenant, and whether the migration made it: one found before this
+    /// item ever asked for a create was in the cloud already (an existing
+    /// customer); once a create may have been sent (the step says so), one found is ours.
+    async fn find_or_create(
+        &self,
+        item: &Item,
+        new: &NewTenant,
+        log: &mut Log<'_>,
+    ) -> Result<(Tenant, Origin), Stop> {
+        self.check()?;
+        if item.step.is_none() {
+            let found = self
+                .clients
+                .target
+                .find_tenant_by_tag(new.parent_id, &new.internal_tag)
+                .await;
+            log.call(
+                "find_tenant_by_tag",
+                &found,
+                Some(json!({"parent_id": new.parent_id, "internal_tag": new.internal_tag})),
+            );
+            if let Some(tenant) = found? {
+                return Ok((tenant, Origin::Existing));
+            }
+            store::record_step(self.db, item.migration_id, &item.key, "creating")
+                .await
+                .map_err(db_stop)?;
+        }
+        self.check()?;
+        let result = self.clients.target.ensure_tenant(new).await;
+        log.call("ensure_tenant", &result, serde_json::to_value(new).ok());
+        Ok((result?, Origin::Created))
     }
 
     async fn ensure_user(&self, new: &NewUser) -> Result<User, ConnectorError> {

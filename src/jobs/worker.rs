@@ -36,6 +36,15 @@ pub(crate) fn database(e: sea_orm::DbErr) -> JobError {
     JobError::Retry(format!("database: {e}"))
 }
 
+/// A transient failure of another system is tried again; any other ends the job.
+pub(crate) fn connector(e: crate::connectors::ConnectorError) -> JobError {
+    if e.is_transient() {
+        JobError::Retry(e.to_string())
+    } else {
+        JobError::Fatal(e.to_string())
+    }
+}
+
 /// One claimed attempt, as its handler sees it.
 pub struct JobRun {
     pub job: Job,

@@ -1,0 +1,241 @@
+//! Provisioning in the cloud: what the workspace's tenant offers its children
+//! (read once per plan), and a tenant's offering items and pricing mode set as the
+//! plan says, idempotently: read, compare ([`rules::writes`]), write what differs.
+//! A write whose answer was lost meets a newer version on its replay (409, 1001):
+//! the tenant is read again, and what is already there is not written twice.
+
+use std::collections::HashMap;
+
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::connectors::ConnectorError;
+use crate::connectors::target::{
+    OfferingItem, OfferingItemPut, PricingMode as CloudPricing, Quota as CloudQuota, TargetApi,
+    TenantKind as CloudKind,
+};
+use crate::domain::provisioning::{
+    self as rules, CloudItem, ExistingCustomers, ItemKey, Offer, Origin, PricingMode, Quota, Want,
+};
+
+/// Reads and writes after a version conflict before giving up (as unavailable).
+const ATTEMPTS: usize = 3;
+
+/// Application ids by the application's type, as the cloud lists them.
+pub type Applications = HashMap<Uuid, String>;
+
+pub async fn applications(target: &dyn TargetApi) -> Result<Applications, ConnectorError> {
+    Ok(target
+        .applications()
+        .await?
+        .into_iter()
+        .map(|a| (a.id, a.kind))
+        .collect())
+}
+
+/// What `root` may give a child of each kind.
+pub async fn offer(
+    target: &dyn TargetApi,
+    applications: &Applications,
+    root: Uuid,
+) -> Result<Offer, ConnectorError> {
+    let customer = target
+        .available_for_child(root, CloudKind::Customer)
+        .await?;
+    let partner = target.available_for_child(root, CloudKind::Partner).await?;
+    Ok(Offer {
+        customer: cloud_items(&customer, applications),
+        partner: cloud_items(&partner, applications),
+    })
+}
+
+/// The cloud's items in the rules' terms; an item of an application the cloud
+/// did not list cannot be named by a profile and is left out.
+pub fn cloud_items(items: &[OfferingItem], applications: &Applications) -> Vec<CloudItem> {
+    items
+        .iter()
+        .filter_map(|item| {
+            Some(CloudItem {
+                key: ItemKey {
+                    application: applications.get(&item.application_id)?.clone(),
+                    edition: item.edition.clone(),
+                    name: item.name.clone(),
+                },
+                application_id: item.application_id,
+                infra_id: item.infra_id,
+                measurement_unit: item.measurement_unit.clone(),
+                on: item.is_on(),
+                quota: item.quota.map(|q| Quota {
+                    value: q.value.and_then(|v| u64::try_from(v).ok()),
+                    overage: q.overage.and_then(|v| u64::try_from(v).ok()),
+                }),
+                quota_version: item.quota.map_or(0, |q| q.version),
+            })
+        })
+        .collect()
+}
+
+fn put(write: &rules::Write) -> OfferingItemPut {
+    let signed = |v: Option<u64>| v.map(|v| i64::try_from(v).unwrap_or(i64::MAX));
+    OfferingItemPut {
+        application_id: write.application_id,
+        name: write.name.clone(),
+        status: u8::from(write.on),
+        infra_id: write.infra_id,
+        quota: write.quota.map(|(quota, version)| CloudQuota {
+            value: signed(quota.value),
+            overage: signed(quota.overage),
+            version,
+        }),
+    }
+}
+
+/// One call made while provisioning, for the operations log.
+pub struct Call {
+    pub name: &'static str,
+    pub outcome: Result<(), String>,
+    pub data: Value,
+}
+
+/// What provisioning a tenant did.
+#[derive(Default)]
+pub struct Provisioned {
+    /// Items written (0: the tenant already held them).
+    pub written: Vec<String>,
+    /// The pricing mode it was switched to, if it was.
+    pub pricing: Option<CloudPricing>,
+    pub calls: Vec<Call>,
+}
+
+fn record<T>(
+    calls: &mut Vec<Call>,
+    name: &'static str,
+    result: &Result<T, ConnectorError>,
+    data: Value,
+) {
+    calls.push(Call {
+        name,
+        outcome: result.as_ref().map(|_| ()).map_err(ToString::to_string),
+        data,
+    });
+}
+
+/// Sets `tenant_id`'s offering items to `wants` (as `origin` and `policy` allow)
+/// and, for a tenant the migration created, its pricing mode. Safe to repeat.
+pub async fn tenant(
+    target: &dyn TargetApi,
+    applications: &Applications,
+    tenant_id: Uuid,
+    wants: &[Want],
+    origin: Origin,
+    policy: ExistingCustomers,
+    pricing: Option<PricingMode>,
+) -> (Provisioned, Result<(), ConnectorError>) {
+    let mut done = Provisioned::default();
+    let result = async {
+        items(
+            target,
+            applications,
+            tenant_id,
+            wants,
+            origin,
+            policy,
+            &mut done,
+        )
+        .await?;
+        if origin == Origin::Created
+            && let Some(mode) = pricing
+        {
+            pricing_mode(target, tenant_id, mode, &mut done).await?;
+        }
+        Ok(())
+    }
+    .await;
+    (done, result)
+}
+
+async fn items(
+    target: &dyn TargetApi,
+    applications: &Applications,
+    tenant_id: Uuid,
+    wants: &[Want],
+    origin: Origin,
+    policy: ExistingCustomers,
+    done: &mut Provisioned,
+) -> Result<(), ConnectorError> {
+    for attempt in 1..=ATTEMPTS {
+        let listed = target.offering_items(tenant_id).await;
+        record(
+            &mut done.calls,
+            "offering_items",
+            &listed,
+            json!({"tenant_id": tenant_id}),
+        );
+        let current = cloud_items(&listed?, applications);
+        let writes = rules::writes(&current, wants, origin, policy);
+        let missing = rules::missing(&current, wants, origin);
+        if writes.is_empty() {
+            return Ok(());
+        }
+        let body: Vec<OfferingItemPut> = writes.iter().map(put).collect();
+        let result = target.set_offering_items(tenant_id, &body).await;
+        record(
+            &mut done.calls,
+            "set_offering_items",
+            &result,
+            json!({"tenant_id": tenant_id, "offering_items": body}),
+        );
+        match result {
+            Ok(_) => {
+                done.written = missing.iter().map(ToString::to_string).collect();
+                return Ok(());
+            }
+            // Written meanwhile (a lost answer, another worker): read again.
+            Err(e) if e.is_version_conflict() && attempt < ATTEMPTS => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+async fn pricing_mode(
+    target: &dyn TargetApi,
+    tenant_id: Uuid,
+    mode: PricingMode,
+    done: &mut Provisioned,
+) -> Result<(), ConnectorError> {
+    let wanted = match mode {
+        PricingMode::Production => CloudPricing::Production,
+        PricingMode::Trial => CloudPricing::Trial,
+    };
+    for attempt in 1..=ATTEMPTS {
+        let read = target.pricing(tenant_id).await;
+        record(
+            &mut done.calls,
+            "pricing",
+            &read,
+            json!({"tenant_id": tenant_id}),
+        );
+        let current = read?;
+        // Production is one-way: a tenant already there stays (and trial is where a new one starts).
+        if current.mode == wanted || wanted != CloudPricing::Production {
+            return Ok(());
+        }
+        let result = target.set_pricing(tenant_id, wanted, current.version).await;
+        record(
+            &mut done.calls,
+            "set_pricing",
+            &result,
+            json!({"tenant_id": tenant_id, "mode": wanted, "version": current.version}),
+        );
+        match result {
+            Ok(_) => {
+                done.pricing = Some(wanted);
+                return Ok(());
+            }
+            Err(e) if e.is_version_conflict() && attempt < ATTEMPTS => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
