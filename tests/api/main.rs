@@ -20,6 +20,7 @@ mod operations_resource;
 mod planning;
 mod postman;
 mod prechecks;
+mod provisioning;
 mod registration_tokens;
 mod secrets;
 mod sim_backupagent;
