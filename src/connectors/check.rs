@@ -21,6 +21,9 @@ pub enum CheckName {
     TargetTenant,
     /// The API client may create tenants and users under the partner's tenant.
     TargetPermissions,
+    /// The partner's tenant may give a child of each kind the offering items the
+    /// workspace's provisioning profile names.
+    TargetServices,
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, ToSchema, PartialEq, Eq)]
@@ -75,13 +78,40 @@ fn unreachable_detail(system: &str, error: &ConnectorError) -> String {
 
 /// Runs the source and target checks side by side. A client that could not be
 /// built (e.g. a refused address) fails its first check with the reason.
+/// An offering item as a profile names it: application type, edition, name.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct WantedItem {
+    pub application: String,
+    pub edition: Option<String>,
+    pub name: String,
+}
+
+impl std::fmt::Display for WantedItem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.edition {
+            Some(edition) => write!(f, "{}/{}/{}", self.application, edition, self.name),
+            None => write!(f, "{}/{}", self.application, self.name),
+        }
+    }
+}
+
+/// The offering items a child of each kind should get.
+#[derive(Clone, Debug, Default)]
+pub struct WantedServices {
+    pub customer: Vec<WantedItem>,
+    pub partner: Vec<WantedItem>,
+}
+
 pub async fn check_connection(
     source: Result<&dyn SourceApi, ConnectorError>,
     target: Result<&dyn TargetApi, ConnectorError>,
     partner_tenant: Uuid,
+    services: &WantedServices,
 ) -> ConnectionCheck {
-    let (source, target) =
-        tokio::join!(source_login(source), target_checks(target, partner_tenant));
+    let (source, target) = tokio::join!(
+        source_login(source),
+        target_checks(target, partner_tenant, services)
+    );
     let mut checks = vec![source];
     checks.extend(target);
     ConnectionCheck {
@@ -127,8 +157,9 @@ async fn source_login(source: Result<&dyn SourceApi, ConnectorError>) -> Check {
 async fn target_checks(
     target: Result<&dyn TargetApi, ConnectorError>,
     partner_tenant: Uuid,
+    services: &WantedServices,
 ) -> Vec<Check> {
-    use CheckName::{TargetCredentials, TargetPermissions, TargetTenant};
+    use CheckName::{TargetCredentials, TargetPermissions, TargetServices, TargetTenant};
     let skipped = |name| {
         check(
             name,
@@ -152,6 +183,7 @@ async fn target_checks(
                 check(TargetCredentials, CheckStatus::Failed, detail),
                 skipped(TargetTenant),
                 skipped(TargetPermissions),
+                skipped(TargetServices),
             ];
         }
     };
@@ -180,6 +212,7 @@ async fn target_checks(
                 credentials,
                 check(TargetTenant, CheckStatus::Failed, detail),
                 skipped(TargetPermissions),
+                skipped(TargetServices),
             ];
         }
     };
@@ -231,7 +264,71 @@ async fn target_checks(
             ),
         )
     };
-    vec![credentials, tenant_check, permissions]
+    let services = if permissions.status == CheckStatus::Passed {
+        services_check(target, partner_tenant, services).await
+    } else {
+        skipped(TargetServices)
+    };
+    vec![credentials, tenant_check, permissions, services]
+}
+
+/// Whether `partner_tenant` may give a child of each kind what `wanted` names.
+async fn services_check(
+    target: &dyn TargetApi,
+    partner_tenant: Uuid,
+    wanted: &WantedServices,
+) -> Check {
+    let failed = |e: ConnectorError| {
+        check(
+            CheckName::TargetServices,
+            CheckStatus::Failed,
+            unreachable_detail("cloud", &e),
+        )
+    };
+    let applications = match target.applications().await {
+        Ok(applications) => applications,
+        Err(e) => return failed(e),
+    };
+    let mut missing = Vec::new();
+    for (kind, label, items) in [
+        (TenantKind::Customer, "customer", &wanted.customer),
+        (TenantKind::Partner, "partner", &wanted.partner),
+    ] {
+        let offered = match target.available_for_child(partner_tenant, kind).await {
+            Ok(offered) => offered,
+            Err(e) => return failed(e),
+        };
+        let offered: std::collections::BTreeSet<WantedItem> = offered
+            .iter()
+            .filter_map(|item| {
+                let application = applications.iter().find(|a| a.id == item.application_id)?;
+                Some(WantedItem {
+                    application: application.kind.clone(),
+                    edition: item.edition.clone(),
+                    name: item.name.clone(),
+                })
+            })
+            .collect();
+        for item in items.iter().filter(|i| !offered.contains(*i)) {
+            missing.push(format!("{item} to a {label}"));
+        }
+    }
+    if missing.is_empty() {
+        check(
+            CheckName::TargetServices,
+            CheckStatus::Passed,
+            "Your tenant may give migrated customers and partners every offering item of the provisioning profile.",
+        )
+    } else {
+        check(
+            CheckName::TargetServices,
+            CheckStatus::Failed,
+            format!(
+                "Your tenant may not give {}: turn these offering items on for your tenant, or change the workspace's provisioning profile.",
+                missing.join(", ")
+            ),
+        )
+    }
 }
 
 #[cfg(test)]
@@ -392,17 +489,34 @@ mod tests {
             Err(down())
         }
         async fn applications(&self) -> Result<Vec<Application>, ConnectorError> {
-            Err(down())
+            Ok(vec![Application {
+                id: Uuid::nil(),
+                name: "Backup".into(),
+                kind: "backup".into(),
+                usages: vec![],
+            }])
         }
         async fn offering_items(&self, _: Uuid) -> Result<Vec<OfferingItem>, ConnectorError> {
             Err(down())
         }
         async fn available_for_child(
             &self,
-            _: Uuid,
+            parent: Uuid,
             _: TenantKind,
         ) -> Result<Vec<OfferingItem>, ConnectorError> {
-            Err(down())
+            Ok(vec![OfferingItem {
+                application_id: Uuid::nil(),
+                name: "workstations".into(),
+                edition: Some("standard".into()),
+                usage_name: "workstations".into(),
+                tenant_id: parent,
+                status: 1,
+                locked: false,
+                kind: "count".into(),
+                measurement_unit: "quantity".into(),
+                infra_id: None,
+                quota: None,
+            }])
         }
         async fn set_offering_items(
             &self,
@@ -458,7 +572,7 @@ mod tests {
         use CheckStatus::{Failed as F, Passed as P, Skipped as S};
         let me = Uuid::new_v4();
         let above = Uuid::new_v4();
-        let cases: Vec<(&str, Source, Target, [CheckStatus; 4], &str)> = vec![
+        let cases: Vec<(&str, Source, Target, [CheckStatus; 5], &str)> = vec![
             (
                 "all good",
                 Source(Ok(account())),
@@ -466,7 +580,7 @@ mod tests {
                     token: Ok(info(me, &["partner_admin"])),
                     tenant: Ok(tenant(me, TenantKind::Partner)),
                 },
-                [P, P, P, P],
+                [P, P, P, P, P],
                 "your tenant",
             ),
             (
@@ -476,7 +590,7 @@ mod tests {
                     token: Ok(info(above, &["partner_admin"])),
                     tenant: Ok(tenant(me, TenantKind::Folder)),
                 },
-                [P, P, P, P],
+                [P, P, P, P, P],
                 "above yours",
             ),
             (
@@ -486,7 +600,7 @@ mod tests {
                     token: Ok(info(me, &["partner_admin"])),
                     tenant: Ok(tenant(me, TenantKind::Partner)),
                 },
-                [F, P, P, P],
+                [F, P, P, P, P],
                 "refused the login",
             ),
             (
@@ -496,7 +610,7 @@ mod tests {
                     token: Ok(info(me, &["partner_admin"])),
                     tenant: Ok(tenant(me, TenantKind::Partner)),
                 },
-                [F, P, P, P],
+                [F, P, P, P, P],
                 "Cannot reach the BackupAgent",
             ),
             (
@@ -506,7 +620,7 @@ mod tests {
                     token: Err(remote(401)),
                     tenant: Err(down()),
                 },
-                [P, F, S, S],
+                [P, F, S, S, S],
                 "refused the API client",
             ),
             (
@@ -516,7 +630,7 @@ mod tests {
                     token: Err(down()),
                     tenant: Err(down()),
                 },
-                [P, F, S, S],
+                [P, F, S, S, S],
                 "Cannot reach the cloud",
             ),
             (
@@ -526,7 +640,7 @@ mod tests {
                     token: Ok(info(above, &["partner_admin"])),
                     tenant: Err(remote(403)),
                 },
-                [P, P, F, S],
+                [P, P, F, S, S],
                 "cannot be reached",
             ),
             (
@@ -536,7 +650,7 @@ mod tests {
                     token: Ok(info(me, &["company_admin"])),
                     tenant: Ok(tenant(me, TenantKind::Partner)),
                 },
-                [P, P, P, F],
+                [P, P, P, F, S],
                 "lacks the partner_admin role",
             ),
             (
@@ -546,7 +660,7 @@ mod tests {
                     token: Ok(info(me, &["partner_admin"])),
                     tenant: Ok(tenant(me, TenantKind::Customer)),
                 },
-                [P, P, P, F],
+                [P, P, P, F, S],
                 "not a partner or folder",
             ),
             (
@@ -559,12 +673,47 @@ mod tests {
                     token: Ok(info(me, &["partner_admin"])),
                     tenant: Ok(tenant(me, TenantKind::Partner)),
                 },
-                [F, P, P, P],
+                [F, P, P, P, P],
                 "does not contact its own network",
             ),
         ];
-        for (case, source, target, expected, phrase) in cases {
-            let report = check_connection(Ok(&source), Ok(&target), me).await;
+        let wanted = |names: &[&str]| WantedServices {
+            customer: names
+                .iter()
+                .map(|n| WantedItem {
+                    application: "backup".into(),
+                    edition: Some("standard".into()),
+                    name: (*n).into(),
+                })
+                .collect(),
+            partner: vec![],
+        };
+        let cases: Vec<(&str, Source, Target, [CheckStatus; 5], &str, WantedServices)> = cases
+            .into_iter()
+            .map(|(case, source, target, expected, phrase)| {
+                (
+                    case,
+                    source,
+                    target,
+                    expected,
+                    phrase,
+                    wanted(&["workstations"]),
+                )
+            })
+            .chain([(
+                "an item the partner cannot give",
+                Source(Ok(account())),
+                Target {
+                    token: Ok(info(me, &["partner_admin"])),
+                    tenant: Ok(tenant(me, TenantKind::Partner)),
+                },
+                [P, P, P, P, F],
+                "may not give backup/standard/vms to a customer",
+                wanted(&["workstations", "vms"]),
+            )])
+            .collect();
+        for (case, source, target, expected, phrase, services) in cases {
+            let report = check_connection(Ok(&source), Ok(&target), me, &services).await;
             let statuses: Vec<CheckStatus> = report.checks.iter().map(|c| c.status).collect();
             assert_eq!(statuses, expected, "{case}");
             assert_eq!(report.passed, expected.iter().all(|s| *s == P), "{case}");

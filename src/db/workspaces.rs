@@ -146,7 +146,7 @@ pub async fn list(
 
 /// Applies `changes` in one statement: to any version when `expected_versions` is
 /// `None`, else only if the stored version is one of them (optimistic locking).
-/// New credentials void the last connection check: it described the old ones.
+/// New credentials or a new profile void the last connection check: it described the old ones.
 pub async fn update(
     db: &impl ConnectionTrait,
     secrets: &SecretBox,
@@ -184,7 +184,8 @@ pub async fn update(
                 )?),
             );
     }
-    if changes.source.is_some() || changes.target.is_some() {
+    // The check covers the profile's services too.
+    if changes.source.is_some() || changes.target.is_some() || changes.provisioning.is_some() {
         update = update.col_expr(Column::ConnectionCheck, Expr::value(Option::<String>::None));
     }
     if let Some((source, target)) = changes.limits {

@@ -83,7 +83,8 @@ async fn good_credentials_pass_every_check_on_create_and_on_demand() {
             ("source_login", "passed"),
             ("target_credentials", "passed"),
             ("target_tenant", "passed"),
-            ("target_permissions", "passed")
+            ("target_permissions", "passed"),
+            ("target_services", "passed")
         ]
         .map(|(a, b)| (a.to_string(), b.to_string()))
     );
@@ -104,6 +105,39 @@ async fn good_credentials_pass_every_check_on_create_and_on_demand() {
         .expect("json");
     assert_eq!(again["passed"], true);
     assert_ne!(again["checked_at"], report["checked_at"], "it ran again");
+
+    // The partner's tenant loses an item the standard profile gives customers.
+    let off = reqwest::Client::new()
+        .put(format!(
+            "{}/sim/cloud/offering_items",
+            world.cloud.base_url()
+        ))
+        .json(&serde_json::json!({"off": ["servers"]}))
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(off.status(), 200);
+    let without: Value = world
+        .app
+        .http
+        .post(world.app.url(&path))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("check")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(without["passed"], false, "{without}");
+    let services = &without["checks"][4];
+    assert_eq!(services["name"], "target_services");
+    assert_eq!(services["status"], "failed");
+    let detail = services["detail"].as_str().expect("detail");
+    assert!(
+        detail.contains("backup/standard/servers to a customer")
+            && detail.contains("backup/standard/servers to a partner"),
+        "{detail}"
+    );
 }
 
 #[tokio::test]

@@ -10,10 +10,11 @@ use crate::api::docs;
 use crate::app::AppState;
 use crate::auth::Partner;
 use crate::connectors::HttpPolicy;
-use crate::connectors::check::{ConnectionCheck, check_connection};
+use crate::connectors::check::{ConnectionCheck, WantedItem, WantedServices, check_connection};
 use crate::connectors::source::{SourceApi, SourceClient};
 use crate::connectors::target::{TargetApi, TargetClient};
 use crate::db::workspaces::{self as store, CloudClient, SourceLogin};
+use crate::domain::provisioning::{ItemRule, Profile};
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 
@@ -36,6 +37,7 @@ pub async fn run_check(
     partner_tenant: Uuid,
     allow_private_networks: bool,
     metrics: &Arc<Metrics>,
+    profile: &Profile,
 ) -> ConnectionCheck {
     let policy = HttpPolicy {
         allow_private_networks,
@@ -65,16 +67,36 @@ pub async fn run_check(
         .as_ref()
         .map(|t| t as &dyn TargetApi)
         .map_err(Clone::clone);
-    let report = check_connection(source, target, partner_tenant).await;
+    let report = check_connection(source, target, partner_tenant, &wanted(profile)).await;
     tracing::info!(passed = report.passed, "connection checked");
     report
+}
+
+/// The profile's items as the check names them.
+fn wanted(profile: &Profile) -> WantedServices {
+    let items = |rules: &[ItemRule]| {
+        rules
+            .iter()
+            .map(|r| WantedItem {
+                application: r.application.clone(),
+                edition: r.edition.clone(),
+                name: r.name.clone(),
+            })
+            .collect()
+    };
+    WantedServices {
+        customer: items(&profile.customer),
+        partner: items(&profile.partner),
+    }
 }
 
 /// Check the connection to the BackupAgent server and the cloud now.
 ///
 /// Logs in to the BackupAgent server, gets a token for the cloud API client,
-/// checks that the client's tenant can reach the caller's tenant and that it
-/// may create tenants and users there. The report is also kept on the workspace.
+/// checks that the client's tenant can reach the caller's tenant, that it may
+/// create tenants and users there, and that your tenant may give migrated
+/// customers and partners the offering items of the workspace's provisioning
+/// profile. The report is also kept on the workspace.
 #[utoipa::path(
     tag = "workspaces",
     params(("id" = Uuid, Path, description = "Workspace id")),
@@ -115,6 +137,7 @@ pub async fn check_workspace(
         partner.tenant_id,
         state.allow_private_networks,
         &state.metrics,
+        &store::provisioning(&workspace),
     )
     .await;
     if !store::set_connection_check(&state.db, &workspace, &report).await? {

@@ -18,6 +18,7 @@ use crate::auth::Partner;
 use crate::db::workspaces::{
     self as store, CloudClient, NewWorkspace, SourceLogin, StoreError, WorkspaceChanges,
 };
+use crate::domain::provisioning::Profile;
 use crate::error::ApiError;
 pub use dto::*;
 
@@ -131,6 +132,10 @@ async fn create_workspace(
         partner.tenant_id,
         state.allow_private_networks,
         &state.metrics,
+        request
+            .provisioning
+            .as_ref()
+            .unwrap_or(&Profile::standard()),
     )
     .await;
     pending
