@@ -209,6 +209,7 @@ async fn a_sync_copies_the_source_and_a_re_sync_follows_its_changes() {
                         move_users: 3,
                         remove_users: 3,
                         upgrade_clients: 3,
+                        ..Mutations::default()
                     })
                 });
                 if probe.removed_users.contains(&removed_user) {
@@ -218,6 +219,7 @@ async fn a_sync_copies_the_source_and_a_re_sync_follows_its_changes() {
                         move_users: 3,
                         remove_users: 3,
                         upgrade_clients: 3,
+                        ..Mutations::default()
                     }));
                     break;
                 }
@@ -348,6 +350,7 @@ async fn a_failed_sync_leaves_the_snapshot_as_it_was() {
             move_users: 4,
             remove_users: 4,
             upgrade_clients: 4,
+            ..Mutations::default()
         });
         let (login, password) = world.source.credentials();
         let policy = migration_portal::connectors::HttpPolicy {
