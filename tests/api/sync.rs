@@ -72,8 +72,8 @@ impl World {
 /// The fields a sync must carry over, with the parent, as one comparable string.
 fn fingerprint(table: &str, parent: Option<String>, data: &Value) -> String {
     let fields: &[&str] = match table {
-        "source_groups" => &["name", "admin"],
-        "source_users" => &["login", "email", "auto_update"],
+        "source_groups" => &["name", "admin", "storage_quota_bytes"],
+        "source_users" => &["login", "email", "auto_update", "storage_quota_bytes"],
         "source_machines" => &[
             "hostname",
             "os",
