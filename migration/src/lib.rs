@@ -19,6 +19,7 @@ mod m20261129_000014_add_machine_watch;
 mod m20261129_000015_create_webhooks;
 mod m20261129_000016_add_precheck_options;
 mod m20261201_000017_add_registration_claims;
+mod m20261206_000018_add_source_quotas;
 mod m20261206_000019_add_provisioning_profile;
 
 pub struct Migrator;
@@ -44,6 +45,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000015_create_webhooks::Migration),
             Box::new(m20261129_000016_add_precheck_options::Migration),
             Box::new(m20261201_000017_add_registration_claims::Migration),
+            Box::new(m20261206_000018_add_source_quotas::Migration),
             Box::new(m20261206_000019_add_provisioning_profile::Migration),
         ]
     }

@@ -41,6 +41,10 @@ pub struct SourceGroup {
     pub parent_id: Option<String>,
     pub name: String,
     pub admin: Option<Contact>,
+    /// In bytes; absent (a server before contract 1.1.0) or null: no quota. Left out
+    /// of the stored copy when none, so a snapshot taken before quotas reads the same.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_quota_bytes: Option<u64>,
     pub updated_at: Option<DateTime<Utc>>,
 }
 
@@ -53,6 +57,9 @@ pub struct SourceUser {
     pub first_name: Option<String>,
     pub last_name: Option<String>,
     pub auto_update: bool,
+    /// As on [`SourceGroup`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_quota_bytes: Option<u64>,
     pub updated_at: Option<DateTime<Utc>>,
 }
 

@@ -37,6 +37,18 @@ impl Kind {
         }
     }
 
+    /// The columns of a [`Row`]; machines have no quota.
+    fn row_columns(self) -> &'static str {
+        match self {
+            Kind::Group | Kind::User => {
+                "source_id, parent_source_id, group_source_id, COALESCE(search, '') AS search, data, size_bytes, readiness, storage_quota_bytes, migration_state, removed_at, synced_at"
+            }
+            Kind::Machine => {
+                "source_id, parent_source_id, group_source_id, COALESCE(search, '') AS search, data, size_bytes, readiness, CAST(NULL AS BIGINT) AS storage_quota_bytes, migration_state, removed_at, synced_at"
+            }
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::Group => "group",
@@ -71,12 +83,12 @@ pub struct Row {
     pub data: String,
     pub size_bytes: i64,
     pub readiness: Option<String>,
+    /// Groups and users: their storage quota in bytes, as the last sync stored it.
+    pub storage_quota_bytes: Option<u64>,
     pub migration_state: String,
     pub removed_at: Option<DateTime<Utc>>,
     pub synced_at: DateTime<Utc>,
 }
-
-const ROW_COLUMNS: &str = "source_id, parent_source_id, group_source_id, COALESCE(search, '') AS search, data, size_bytes, readiness, migration_state, removed_at, synced_at";
 
 impl Row {
     fn read(kind: Kind, r: &QueryResult) -> Result<Self, DbErr> {
@@ -89,6 +101,9 @@ impl Row {
             data: r.try_get("", "data")?,
             size_bytes: r.try_get("", "size_bytes")?,
             readiness: r.try_get("", "readiness")?,
+            storage_quota_bytes: r
+                .try_get::<Option<i64>>("", "storage_quota_bytes")?
+                .map(|q| q.max(0) as u64),
             migration_state: r.try_get("", "migration_state")?,
             removed_at: r.try_get("", "removed_at")?,
             synced_at: r.try_get("", "synced_at")?,
@@ -205,7 +220,8 @@ pub async fn rollups(
 /// The root group: the one without a parent.
 pub async fn root(db: &impl ConnectionTrait, workspace: Uuid) -> Result<Option<Row>, DbErr> {
     let sql = format!(
-        "SELECT {ROW_COLUMNS} FROM source_groups WHERE workspace_id = $1 AND parent_source_id IS NULL ORDER BY source_id LIMIT 1"
+        "SELECT {} FROM source_groups WHERE workspace_id = $1 AND parent_source_id IS NULL ORDER BY source_id LIMIT 1",
+        Kind::Group.row_columns()
     );
     query(db, &sql, vec![workspace.into()])
         .await?
@@ -234,7 +250,8 @@ pub async fn rows(
         return Ok(Vec::new());
     }
     let sql = format!(
-        "SELECT {ROW_COLUMNS} FROM {} WHERE workspace_id = $1 AND source_id IN ({})",
+        "SELECT {} FROM {} WHERE workspace_id = $1 AND source_id IN ({})",
+        kind.row_columns(),
         kind.table(),
         marks(2, ids.len())
     );

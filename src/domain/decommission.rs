@@ -433,6 +433,7 @@ mod tests {
             parent_id: parent.map(str::to_string),
             name: format!("Group {id}"),
             admin: None,
+            storage_quota_bytes: None,
         }
     }
 
@@ -445,6 +446,7 @@ mod tests {
             first_name: None,
             last_name: None,
             auto_update: true,
+            storage_quota_bytes: None,
         }
     }
 

@@ -54,6 +54,11 @@ impl Kind {
         }
     }
 
+    /// Groups and users carry a storage quota in a column of their own.
+    fn has_quota(self) -> bool {
+        matches!(self, Kind::Groups | Kind::Users)
+    }
+
     fn table(self) -> &'static str {
         match self {
             Kind::Groups => "source_groups",
@@ -193,6 +198,7 @@ where
             ]),
             size: 0,
             readiness: None,
+            quota: quota(g.storage_quota_bytes),
         },
     )
     .await?;
@@ -213,6 +219,7 @@ where
                 search: search_text([Some(&u.login), u.email.as_ref()]),
                 size: 0,
                 readiness: None,
+                quota: quota(u.storage_quota_bytes),
             }
         },
     )
@@ -236,6 +243,7 @@ where
                 search: None,
                 size: 0,
                 readiness: None,
+                quota: None,
             }
         },
     )
@@ -266,6 +274,7 @@ where
                 search: search_text([Some(&m.hostname)]),
                 size: i64::try_from(m.data_size_bytes).unwrap_or(i64::MAX),
                 readiness: Some(matrix.assess(&facts, clock).readiness.as_str()),
+                quota: None,
             }
         },
     )
@@ -282,6 +291,13 @@ struct Staged {
     search: Option<String>,
     size: i64,
     readiness: Option<&'static str>,
+    /// Groups and users: their storage quota in bytes.
+    quota: Option<i64>,
+}
+
+/// A quota as BIGINT: beyond its range (8 EiB) is as good as unlimited, so the largest it holds.
+fn quota(bytes: Option<u64>) -> Option<i64> {
+    bytes.map(|b| i64::try_from(b).unwrap_or(i64::MAX))
 }
 
 /// Lowercase, one value per line, so a search never matches across two of them;
@@ -295,7 +311,7 @@ fn search_text<'a>(values: impl IntoIterator<Item = Option<&'a String>>) -> Opti
     (!text.is_empty()).then(|| text.join("\n"))
 }
 
-const STAGE_COLUMNS: usize = 9;
+const STAGE_COLUMNS: usize = 10;
 
 /// Pages through one kind, writing each page to the staging area.
 async fn stage<T, F, Fut>(
@@ -352,10 +368,11 @@ where
                     staged.search.into(),
                     staged.size.into(),
                     staged.readiness.map(str::to_string).into(),
+                    staged.quota.into(),
                 ]);
             }
             let sql = format!(
-                "INSERT INTO sync_staging (job_id, kind, source_id, parent_source_id, data, group_source_id, search, size_bytes, readiness) VALUES {}",
+                "INSERT INTO sync_staging (job_id, kind, source_id, parent_source_id, data, group_source_id, search, size_bytes, readiness, storage_quota_bytes) VALUES {}",
                 rows.join(", ")
             );
             execute(db, &sql, values).await.map_err(database)?;
@@ -413,12 +430,21 @@ async fn apply(
         .await?;
         let mut upsert_args = args();
         upsert_args.push(now.into());
+        // A changed quota is a changed `data` too, so `changed` above counts it.
+        let (quota_column, quota_set) = if kind.has_quota() {
+            (
+                ", storage_quota_bytes",
+                ", storage_quota_bytes = excluded.storage_quota_bytes",
+            )
+        } else {
+            ("", "")
+        };
         execute(&txn, &format!(
-            "INSERT INTO {table} (workspace_id, source_id, parent_source_id, data, group_source_id, search, size_bytes, readiness, migration_state, synced_at) \
-             SELECT $1, source_id, parent_source_id, data, group_source_id, search, size_bytes, readiness, 'idle', $4 FROM sync_staging WHERE job_id = $2 AND kind = $3 \
+            "INSERT INTO {table} (workspace_id, source_id, parent_source_id, data, group_source_id, search, size_bytes, readiness{quota_column}, migration_state, synced_at) \
+             SELECT $1, source_id, parent_source_id, data, group_source_id, search, size_bytes, readiness{quota_column}, 'idle', $4 FROM sync_staging WHERE job_id = $2 AND kind = $3 \
              ON CONFLICT (workspace_id, source_id) DO UPDATE SET parent_source_id = excluded.parent_source_id, \
              data = excluded.data, group_source_id = excluded.group_source_id, search = excluded.search, \
-             size_bytes = excluded.size_bytes, readiness = excluded.readiness, removed_at = NULL, synced_at = excluded.synced_at"
+             size_bytes = excluded.size_bytes, readiness = excluded.readiness{quota_set}, removed_at = NULL, synced_at = excluded.synced_at"
         ), upsert_args).await.map_err(database)?;
         // Every staged object now carries this sync's time; the others are gone from the
         // source: forgotten, unless mid-migration (then flagged). (An anti-join against

@@ -531,6 +531,7 @@ async fn a_machine_mid_migration_stays_in_the_rollup_flagged_after_its_user_leav
             move_users: 0,
             remove_users: 4,
             upgrade_clients: 0,
+            ..Mutations::default()
         });
         assert!(
             !report.removed_machines.is_empty(),

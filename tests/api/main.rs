@@ -26,6 +26,7 @@ mod secrets;
 mod sim_backupagent;
 mod sim_cloud;
 mod source_client;
+mod source_quotas;
 mod sync;
 mod target_client;
 mod webhooks;

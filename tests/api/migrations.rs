@@ -772,6 +772,7 @@ async fn a_migration_told_to_replan_after_the_source_changed_records_what_change
             move_users: 0,
             remove_users: 2,
             upgrade_clients: 0,
+            ..Mutations::default()
         });
         world.sync().await;
         let worker = world.run_worker();

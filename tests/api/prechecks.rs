@@ -553,6 +553,7 @@ async fn a_later_pre_check_says_what_changed_and_asks_the_target_only_about_new_
             move_users: 0,
             remove_users: 3,
             upgrade_clients: 0,
+            ..Mutations::default()
         });
         world.sync().await;
         assert_eq!(

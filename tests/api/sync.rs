@@ -72,8 +72,8 @@ impl World {
 /// The fields a sync must carry over, with the parent, as one comparable string.
 fn fingerprint(table: &str, parent: Option<String>, data: &Value) -> String {
     let fields: &[&str] = match table {
-        "source_groups" => &["name", "admin"],
-        "source_users" => &["login", "email", "auto_update"],
+        "source_groups" => &["name", "admin", "storage_quota_bytes"],
+        "source_users" => &["login", "email", "auto_update", "storage_quota_bytes"],
         "source_machines" => &[
             "hostname",
             "os",
@@ -209,6 +209,7 @@ async fn a_sync_copies_the_source_and_a_re_sync_follows_its_changes() {
                         move_users: 3,
                         remove_users: 3,
                         upgrade_clients: 3,
+                        ..Mutations::default()
                     })
                 });
                 if probe.removed_users.contains(&removed_user) {
@@ -218,6 +219,7 @@ async fn a_sync_copies_the_source_and_a_re_sync_follows_its_changes() {
                         move_users: 3,
                         remove_users: 3,
                         upgrade_clients: 3,
+                        ..Mutations::default()
                     }));
                     break;
                 }
@@ -348,6 +350,7 @@ async fn a_failed_sync_leaves_the_snapshot_as_it_was() {
             move_users: 4,
             remove_users: 4,
             upgrade_clients: 4,
+            ..Mutations::default()
         });
         let (login, password) = world.source.credentials();
         let policy = migration_portal::connectors::HttpPolicy {

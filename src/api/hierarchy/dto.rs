@@ -89,6 +89,8 @@ pub struct Node {
     /// Users: their machines.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub machines: Option<u64>,
+    /// The storage BackupAgent lets the group or user use, in bytes; null: no quota.
+    pub storage_quota_bytes: Option<u64>,
     /// Gone from the source since, kept because it is in a migration.
     pub removed_from_source: bool,
     /// Groups, when asked for (`rollup=true`) and on the root: what the subtree holds.
@@ -110,6 +112,7 @@ impl Node {
             subgroups: group.then_some(child.subgroups),
             users: group.then_some(child.users),
             machines: (!group).then_some(child.machines),
+            storage_quota_bytes: child.row.storage_quota_bytes,
             removed_from_source: child.row.removed_at.is_some(),
             rollup,
         }
@@ -228,6 +231,8 @@ pub struct GroupDetail {
     /// Direct backup users.
     pub users: u64,
     pub rollup: Rollup,
+    /// The storage BackupAgent lets the group use (its users together), in bytes; null: no quota.
+    pub storage_quota_bytes: Option<u64>,
     pub removed_from_source: bool,
     pub synced_at: DateTime<Utc>,
     /// The group as the BackupAgent server gave it.
@@ -259,6 +264,12 @@ pub struct UserDetail {
     /// The groups from the root down to the user's.
     pub path: Vec<PathEntry>,
     pub machines: Vec<MachineSummary>,
+    /// The data of the machines listed, in bytes (the sum of their `data_size_bytes`).
+    pub data_size_bytes: u64,
+    /// The storage BackupAgent lets the user use, in bytes; null: no quota.
+    pub storage_quota_bytes: Option<u64>,
+    /// Whether `data_size_bytes` is more than the quota already (false without one).
+    pub data_exceeds_quota: bool,
     pub removed_from_source: bool,
     pub synced_at: DateTime<Utc>,
     #[schema(value_type = Object)]

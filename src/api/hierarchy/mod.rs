@@ -298,6 +298,7 @@ async fn get_group(
         subgroups,
         users,
         rollup,
+        storage_quota_bytes: row.storage_quota_bytes,
         removed_from_source: row.removed_at.is_some(),
         synced_at: row.synced_at,
         source: source(&row),
@@ -336,7 +337,7 @@ async fn get_user(
             .collect();
     let mut machines = snapshot::rows(&state.db, workspace.id, Kind::Machine, &machine_ids).await?;
     machines.sort_by(|a, b| (&a.search, &a.id).cmp(&(&b.search, &b.id)));
-    let machines = machines
+    let machines: Vec<MachineSummary> = machines
         .iter()
         .map(|m| MachineSummary {
             id: m.id.clone(),
@@ -350,6 +351,10 @@ async fn get_user(
             removed_from_source: m.removed_at.is_some(),
         })
         .collect();
+    let data_size_bytes = machines
+        .iter()
+        .fold(0u64, |sum, m| sum.saturating_add(m.data_size_bytes));
+    let storage_quota_bytes = row.storage_quota_bytes;
     Ok(web::Json(UserDetail {
         path: path_entries(snapshot::path(&state.db, workspace.id, &user.group_id).await?),
         id: user.id,
@@ -360,6 +365,9 @@ async fn get_user(
         auto_update: user.auto_update,
         group_id: user.group_id,
         machines,
+        data_size_bytes,
+        storage_quota_bytes,
+        data_exceeds_quota: storage_quota_bytes.is_some_and(|quota| data_size_bytes > quota),
         removed_from_source: row.removed_at.is_some(),
         synced_at: row.synced_at,
         source: source(&row),

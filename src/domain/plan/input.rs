@@ -20,6 +20,9 @@ pub struct Group {
     pub parent_id: Option<String>,
     pub name: String,
     pub admin: Option<Contact>,
+    /// In bytes; `None`: no quota (or a server that does not send quotas).
+    #[serde(default)]
+    pub storage_quota_bytes: Option<u64>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, serde::Serialize, utoipa::ToSchema)]
@@ -40,6 +43,9 @@ pub struct User {
     pub first_name: Option<String>,
     pub last_name: Option<String>,
     pub auto_update: bool,
+    /// In bytes; `None`: no quota (or a server that does not send quotas).
+    #[serde(default)]
+    pub storage_quota_bytes: Option<u64>,
 }
 
 impl User {

@@ -34,6 +34,7 @@ fn group(id: &str, parent: Option<&str>, name: &str, admin: bool) -> Group {
         parent_id: parent.map(str::to_string),
         name: name.into(),
         admin,
+        storage_quota_bytes: None,
     }
 }
 
@@ -46,6 +47,7 @@ fn user(id: &str, group: &str, login: &str) -> User {
         first_name: None,
         last_name: None,
         auto_update: true,
+        storage_quota_bytes: None,
     }
 }
 

@@ -88,6 +88,7 @@ mod initial_backup {
             first_name: None,
             last_name: None,
             auto_update: true,
+            storage_quota_bytes: None,
         }
     }
 
@@ -98,6 +99,7 @@ mod initial_backup {
             parent_id: parent.map(str::to_string),
             name: format!("Group {id}"),
             admin: None,
+            storage_quota_bytes: None,
         };
         let snapshot = Snapshot {
             groups: vec![

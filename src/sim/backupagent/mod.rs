@@ -194,6 +194,12 @@ impl SourceSim {
         f(&self.state.read())
     }
 
+    /// Changes the served install base by hand, for what [`Mutations`] do not
+    /// make (a field changed without `updated_at`, a value at a type's edge).
+    pub fn edit<R>(&self, f: impl FnOnce(&mut InstallBase) -> R) -> R {
+        f(&mut self.state.write())
+    }
+
     pub fn mutate(&self, m: Mutations) -> MutationReport {
         self.state.write().mutate(&m)
     }

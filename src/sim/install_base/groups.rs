@@ -296,6 +296,7 @@ fn build(g: &mut Gen, truth: &mut Truth, shape: &Shape, names: Names) -> Vec<Gro
                 parent_id: shape.parent[i].map(|p| id("g", p + 1)),
                 name,
                 admin,
+                storage_quota_bytes: None,
                 created_at,
                 updated_at,
             }

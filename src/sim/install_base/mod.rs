@@ -7,6 +7,7 @@ mod machines;
 pub mod model;
 mod mutations;
 mod plans;
+pub mod quotas;
 pub mod truth;
 mod users;
 mod words;
@@ -158,10 +159,18 @@ pub fn generate(spec: &GenSpec) -> InstallBase {
     let mut g = Gen::new(spec.seed, spec.as_of);
     let mut truth = Truth::default();
     let password = g.password();
-    let hierarchy = groups::plant(&mut g, &mut truth, spec.groups, spec.users);
-    let planted = users::plant(&mut g, &mut truth, &hierarchy.groups, &hierarchy.user_homes);
+    let mut hierarchy = groups::plant(&mut g, &mut truth, spec.groups, spec.users);
+    let mut planted = users::plant(&mut g, &mut truth, &hierarchy.groups, &hierarchy.user_homes);
     let machines = machines::plant(&mut g, &mut truth, &planted, spec.machines);
     let plans = plans::plant(&mut g, &mut truth, &machines);
+    // Last, so that everything drawn before is what it was before quotas existed.
+    quotas::plant(
+        &mut g,
+        &mut truth,
+        &mut hierarchy.groups,
+        &mut planted.users,
+        &machines,
+    );
     let serials = Serials {
         user: planted.users.len() + 1,
         machine: machines.len() + 1,

@@ -10,6 +10,9 @@ pub struct Group {
     /// BackupAgent's group name is also its admin's login.
     pub name: String,
     pub admin: Option<Admin>,
+    /// The storage the group may use, in bytes; `None`: no quota.
+    #[serde(default)]
+    pub storage_quota_bytes: Option<u64>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -33,6 +36,9 @@ pub struct User {
     pub first_name: String,
     pub last_name: String,
     pub auto_update: bool,
+    /// The storage the user may use, in bytes; `None`: no quota.
+    #[serde(default)]
+    pub storage_quota_bytes: Option<u64>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     #[serde(skip)]

@@ -1,13 +1,14 @@
 //! Changes to a live install base between syncs: users added (with machines and
-//! plans), moved to another group, removed (with theirs), clients upgraded.
+//! plans), moved to another group, removed (with theirs), clients upgraded,
+//! storage quotas changed.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::words::Person;
-use super::{Gen, InstallBase, Truth, machines, plans, users};
+use super::{Gen, InstallBase, Truth, machines, plans, quotas, users};
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -17,6 +18,10 @@ pub struct Mutations {
     pub move_users: usize,
     pub remove_users: usize,
     pub upgrade_clients: usize,
+    /// Users whose storage quota changes (gained, resized or dropped).
+    pub change_user_quotas: usize,
+    /// Groups (not the top-level one) whose storage quota changes.
+    pub change_group_quotas: usize,
 }
 
 /// The ids each mutation touched; every changed entity has `updated_at == at`.
@@ -31,6 +36,11 @@ pub struct MutationReport {
     pub removed_machines: Vec<String>,
     pub removed_plans: Vec<String>,
     pub upgraded_machines: Vec<String>,
+    pub quota_changed_users: Vec<String>,
+    pub quota_changed_groups: Vec<String>,
+    /// The quota of every user and group this mutation added with one or changed
+    /// (`None`: it has none now); added users without a quota are not listed.
+    pub quotas: BTreeMap<String, Option<u64>>,
 }
 
 impl InstallBase {
@@ -47,6 +57,8 @@ impl InstallBase {
         self.move_users(&mut g, m.move_users, &mut report);
         self.upgrade_clients(&mut g, m.upgrade_clients, &mut report);
         self.add_users(&mut g, m.add_users, &mut report);
+        self.change_user_quotas(&mut g, m.change_user_quotas, &mut report);
+        self.change_group_quotas(&mut g, m.change_group_quotas, &mut report);
         self.truth.mutations.push(report.clone());
         report
     }
@@ -134,6 +146,52 @@ impl InstallBase {
         }
     }
 
+    fn change_user_quotas(&mut self, g: &mut Gen, count: usize, report: &mut MutationReport) {
+        let data = quotas::data_by_user(&self.machines);
+        let mut picked: Vec<usize> = g
+            .permutation(self.users.len())
+            .into_iter()
+            .take(count)
+            .collect();
+        picked.sort_unstable();
+        for i in picked {
+            let user = &mut self.users[i];
+            user.storage_quota_bytes =
+                quotas::changed(g, user.storage_quota_bytes, data.of(&user.id));
+            user.updated_at = report.at;
+            report.quota_changed_users.push(user.id.clone());
+            report
+                .quotas
+                .insert(user.id.clone(), user.storage_quota_bytes);
+        }
+    }
+
+    fn change_group_quotas(&mut self, g: &mut Gen, count: usize, report: &mut MutationReport) {
+        let data = quotas::data_by_user(&self.machines);
+        let mut own = vec![0u64; self.groups.len()];
+        for user in &self.users {
+            if let Ok(i) = self.groups.binary_search_by(|x| x.id.cmp(&user.group_id)) {
+                own[i] = own[i].saturating_add(data.of(&user.id));
+            }
+        }
+        let mut picked: Vec<usize> = g
+            .permutation(self.groups.len().saturating_sub(1))
+            .into_iter()
+            .take(count)
+            .map(|i| i + 1)
+            .collect();
+        picked.sort_unstable();
+        for i in picked {
+            let group = &mut self.groups[i];
+            group.storage_quota_bytes = quotas::changed(g, group.storage_quota_bytes, own[i]);
+            group.updated_at = report.at;
+            report.quota_changed_groups.push(group.id.clone());
+            report
+                .quotas
+                .insert(group.id.clone(), group.storage_quota_bytes);
+        }
+    }
+
     fn add_users(&mut self, g: &mut Gen, count: usize, report: &mut MutationReport) {
         let homes = self.homes();
         let homes = if homes.is_empty() {
@@ -157,6 +215,7 @@ impl InstallBase {
             let mut user = users::make(g, &person, serial, &self.groups[group], login, true);
             (user.created_at, user.updated_at) = (report.at, report.at);
             report.added_users.push(user.id.clone());
+            let mut data = 0u64;
             for _ in 0..g.range(1..3) {
                 let mut machine = machines::random(g, &mut scratch, self.serials.machine, &user);
                 self.serials.machine += 1;
@@ -169,7 +228,12 @@ impl InstallBase {
                     self.plans.push(plan);
                 }
                 report.added_machines.push(machine.id.clone());
+                data = data.saturating_add(machine.data_size_bytes);
                 self.machines.push(machine);
+            }
+            user.storage_quota_bytes = quotas::for_new_user(g, data);
+            if let Some(quota) = user.storage_quota_bytes {
+                report.quotas.insert(user.id.clone(), Some(quota));
             }
             self.users.push(user);
         }

@@ -15,6 +15,7 @@ pub struct Truth {
     pub users: UserTruth,
     pub machines: MachineTruth,
     pub plans: PlanTruth,
+    pub quotas: QuotaTruth,
     /// Logins the cloud already holds (to pre-seed the cloud simulator).
     pub cloud_existing_logins: Vec<String>,
     /// Every mutation applied since generation, in order. The lists above describe
@@ -85,6 +86,19 @@ pub struct MachineTruth {
     pub client_never_reported: Vec<String>,
     pub data_under_100_mb: Vec<String>,
     pub data_over_1_tb: Vec<String>,
+}
+
+/// Storage quotas as generated; a mutation's changes are in its report.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct QuotaTruth {
+    /// Group id -> its quota in bytes; a group without one is absent.
+    pub groups: BTreeMap<String, u64>,
+    /// User id -> its quota in bytes; a user without one is absent.
+    pub users: BTreeMap<String, u64>,
+    /// Users whose machines hold more data than their quota.
+    pub users_over_quota: Vec<String>,
+    /// Groups whose own users' machines hold more data than the group's quota.
+    pub groups_over_quota: Vec<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

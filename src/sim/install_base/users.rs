@@ -187,6 +187,7 @@ pub(super) fn make(
         first_name: person.first_name(),
         last_name: person.last_name(),
         auto_update,
+        storage_quota_bytes: None,
         created_at,
         updated_at,
         password: g.password(),
