@@ -183,6 +183,8 @@ async fn main() -> anyhow::Result<()> {
                 target: None,
                 concurrency: 1,
                 options: Default::default(),
+                profile: migration_portal::domain::provisioning::Profile::standard(),
+                root: Uuid::nil(),
             };
             let report = precheck_run(request, |_| async { Ok(()) }, || false)
                 .await

@@ -451,6 +451,36 @@ pub struct Offer {
     pub partner: Vec<CloudItem>,
 }
 
+impl Offer {
+    /// What the cloud is taken to offer when it is not asked: everything the
+    /// profile names (nothing is flagged; the migration asks before it starts).
+    pub fn assumed(profile: &Profile) -> Self {
+        let items = |rules: &[ItemRule]| {
+            rules
+                .iter()
+                .map(|rule| CloudItem {
+                    key: rule.key(),
+                    application_id: uuid::Uuid::nil(),
+                    infra_id: None,
+                    measurement_unit: if rule.quota == QuotaRule::Source {
+                        "bytes"
+                    } else {
+                        "quantity"
+                    }
+                    .into(),
+                    on: true,
+                    quota: None,
+                    quota_version: 0,
+                })
+                .collect()
+        };
+        Self {
+            customer: items(&profile.customer),
+            partner: items(&profile.partner),
+        }
+    }
+}
+
 /// A planned tenant's services: what it gets, and what the profile asks that its
 /// parent cannot give.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -237,8 +237,9 @@ impl MigrationHandler {
         let offer = provision::offer(target.as_ref(), &applications, workspace.tenant_id)
             .await
             .map_err(connector)?;
+        let quotas = snapshot.group_quotas();
         let services = provisioning::for_tenants(&profile, &offer, &plan.tenants, |group| {
-            source_quota(&snapshot, group)
+            quotas.get(group).copied()
         });
         let flagged = provisioning::flag_summary(&services);
         if !flagged.is_empty() && !options.skip_unavailable_items {
@@ -424,9 +425,4 @@ async fn replan_changes(
         );
     }
     Ok(json!({"precheck_id": precheck_id, "changed": changed, "sections": sections}))
-}
-
-/// A group's storage quota in the source, in bytes.
-fn source_quota(_snapshot: &crate::domain::plan::Snapshot, _group: &str) -> Option<u64> {
-    None
 }

@@ -19,7 +19,8 @@ use uuid::Uuid;
 use validator::Validate;
 
 use super::clients::ClientPool;
-use super::worker::database;
+use super::provision;
+use super::worker::{connector, database};
 use super::{JobError, JobHandler, JobRun};
 use crate::connectors::target::{LoginStatus, TargetApi};
 use crate::crypto::SecretBox;
@@ -28,6 +29,7 @@ use crate::domain::initial_backup::InitialBackupOptions;
 use crate::domain::machines::{Clock, OFFLINE_AFTER_DAYS};
 use crate::domain::names::NameRules;
 use crate::domain::plan::{Plan, Selection, Settings, Snapshot, plan};
+use crate::domain::provisioning::{self, Profile};
 use crate::domain::report::{self, LoginAnswers};
 use crate::domain::support::SupportMatrix;
 
@@ -40,7 +42,6 @@ const MAX_ROUNDS: usize = 8;
 /// What a pre-check request may set besides its selection; kept with the pre-check.
 #[derive(
     Clone,
-    Copy,
     Debug,
     Default,
     PartialEq,
@@ -55,6 +56,10 @@ pub struct PrecheckOptions {
     #[serde(default)]
     #[validate(nested)]
     pub initial_backup: InitialBackupOptions,
+    /// The services migrated tenants get, instead of the workspace's profile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[validate(nested)]
+    pub provisioning: Option<Profile>,
 }
 
 impl PrecheckOptions {
@@ -113,6 +118,10 @@ impl JobHandler for PrecheckHandler {
             .map_err(|e| JobError::Fatal(format!("selection: {e}")))?;
         let options = PrecheckOptions::from_kept(precheck.options.as_deref())
             .map_err(|e| JobError::Fatal(format!("options: {e}")))?;
+        let profile = options
+            .provisioning
+            .clone()
+            .unwrap_or_else(|| crate::db::workspaces::provisioning(&workspace));
         let request = PrecheckRun {
             db: run.db(),
             workspace_id,
@@ -125,6 +134,8 @@ impl JobHandler for PrecheckHandler {
                 .unwrap_or(1)
                 .max(1),
             options,
+            profile,
+            root: workspace.tenant_id,
         };
         precheck_run(
             request,
@@ -147,6 +158,10 @@ pub struct PrecheckRun<'a> {
     pub target: Option<&'a dyn TargetApi>,
     pub concurrency: usize,
     pub options: PrecheckOptions,
+    /// The services the tenants get, shown per tenant.
+    pub profile: Profile,
+    /// The workspace's own tenant, whose offer to its children is read.
+    pub root: Uuid,
 }
 
 pub async fn precheck_run<P, PF>(
@@ -175,7 +190,35 @@ where
         asked,
     } = settle(planning, &progress, &stop, &mut timer).await?;
     let logins = login_answers(&plan, &answers);
-    let report = report::build(&snapshot, &plan, &logins, &request.options.initial_backup);
+    let mut report = report::build(&snapshot, &plan, &logins, &request.options.initial_backup);
+    // What the workspace's tenant offers its children, when the cloud is asked.
+    let offer = match request.target {
+        Some(target) => {
+            let applications = provision::applications(target).await.map_err(connector)?;
+            Some(
+                provision::offer(target, &applications, request.root)
+                    .await
+                    .map_err(connector)?,
+            )
+        }
+        None => None,
+    };
+    let quotas = snapshot.group_quotas();
+    let services = provisioning::for_tenants(
+        &request.profile,
+        offer
+            .as_ref()
+            .unwrap_or(&provisioning::Offer::assumed(&request.profile)),
+        &plan.tenants,
+        |group| quotas.get(group).copied(),
+    );
+    report::add_provisioning(
+        &mut report,
+        &snapshot,
+        &request.profile,
+        &services,
+        offer.is_some(),
+    );
     timer.lap("report");
     progress(json!({"phase": "storing", "asked_target": asked})).await?;
     store::store_report(db, request.precheck_id, &report, request.snapshot_synced_at)

@@ -14,6 +14,16 @@ pub struct Snapshot {
     pub plans: Vec<BackupPlan>,
 }
 
+impl Snapshot {
+    /// The groups' storage quotas in the source, in bytes, by group id.
+    pub fn group_quotas(&self) -> std::collections::HashMap<&str, u64> {
+        self.groups
+            .iter()
+            .filter_map(|g| Some((g.id.as_str(), g.storage_quota_bytes?)))
+            .collect()
+    }
+}
+
 #[derive(Clone, Debug, Deserialize)]
 pub struct Group {
     pub id: String,

@@ -4,6 +4,7 @@
 
 mod compare;
 mod initial_backup;
+mod provisioning;
 #[cfg(test)]
 mod tests;
 
@@ -19,6 +20,7 @@ use super::plan::{Plan, PlannedMachine, PlannedTenant, Snapshot, TenantKind};
 use super::support::{ClientStatus, Readiness};
 use super::tenants::GroupPlan;
 pub use compare::{SectionChanges, compare_entries};
+pub use provisioning::add_provisioning;
 
 /// The sections that list entries (the planning section is the summary).
 #[derive(
