@@ -8,7 +8,7 @@
 //! outdated one whose user has automatic updates on updates itself a few
 //! check-ins after it is told to wait for its update, one with them off never does.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -162,6 +162,10 @@ pub struct Observed {
     /// Its plans need a manual registration (SQL Server, Exchange).
     pub manual: bool,
     pub failures: u32,
+    /// The cloud registered its agent.
+    pub registered: bool,
+    /// The cloud's reason, the last time it refused to register the agent.
+    pub registration_refused: Option<String>,
     pub migrated: bool,
     pub logs_uploaded: u32,
 }
@@ -369,18 +373,18 @@ impl Agent {
                     .iter()
                     .any(|p| matches!(p["type"].as_str(), Some("sql_server" | "exchange")))
             });
-            let mut steps = vec![json!({"kind": "downloading"})];
+            let mut steps = VecDeque::from([json!({"kind": "downloading"})]);
             match self.behaviour {
                 Behaviour::DownloadErrorOnce if !failed_once => {
-                    steps.push(json!({"kind": "failed", "code": "download_error", "message": "the download was cut off"}));
+                    steps.push_back(json!({"kind": "failed", "code": "download_error", "message": "the download was cut off"}));
                 }
                 Behaviour::InstallErrorOnce if !failed_once => {
-                    steps.push(json!({"kind": "installing"}));
-                    steps.push(json!({"kind": "failed", "code": "install_error", "message": "msiexec exited with 1603"}));
+                    steps.push_back(json!({"kind": "installing"}));
+                    steps.push_back(json!({"kind": "failed", "code": "install_error", "message": "msiexec exited with 1603"}));
                 }
                 _ if manual => {
-                    steps.push(json!({"kind": "installing"}));
-                    steps.push(json!({"kind": "registration_manual", "message": "SQL Server or Exchange: register the agent by hand"}));
+                    steps.push_back(json!({"kind": "installing"}));
+                    steps.push_back(json!({"kind": "registration_manual", "message": "SQL Server or Exchange: register the agent by hand"}));
                 }
                 _ => {
                     for kind in [
@@ -389,11 +393,11 @@ impl Agent {
                         "plans_transferred",
                         "restore_only",
                     ] {
-                        steps.push(json!({"kind": kind}));
+                        steps.push_back(json!({"kind": kind}));
                     }
                 }
             }
-            for mut step in steps {
+            while let Some(mut step) = steps.pop_front() {
                 seq += 1;
                 step["seq"] = json!(seq);
                 let kind = step["kind"].as_str().unwrap_or_default().to_string();
@@ -428,12 +432,61 @@ impl Agent {
                             self.observe(|o| o.logs_uploaded += 1);
                         }
                     }
+                    "registering" => {
+                        // Registered, the rest follows; refused, the machine failed.
+                        if let Err((code, message)) = self.register(&instructions).await {
+                            steps.clear();
+                            steps.push_back(
+                                json!({"kind": "failed", "code": code, "message": message}),
+                            );
+                        }
+                    }
                     "registration_manual" => self.observe(|o| o.manual = true),
                     "restore_only" => self.observe(|o| o.migrated = true),
                     _ => {}
                 }
             }
         }
+    }
+
+    /// Registers the machine's agent with the cloud its instructions name; a refusal
+    /// is `registration_refused` with the cloud's message.
+    async fn register(&self, instructions: &Value) -> Result<(), (&'static str, String)> {
+        let registration = &instructions["registration"];
+        let (Some(address), Some(token)) = (
+            registration["address"].as_str(),
+            registration["token"].as_str(),
+        ) else {
+            return Err((
+                "registration_error",
+                "the instructions carry no registration address and token".into(),
+            ));
+        };
+        let url = format!(
+            "{}/sim/cloud/agents/register",
+            address.trim_end_matches('/')
+        );
+        let body = json!({"token": token, "machine_id": self.machine});
+        let response = self.http.post(url).json(&body).send().await.map_err(|e| {
+            (
+                "registration_error",
+                format!("the cloud is unreachable: {e}"),
+            )
+        })?;
+        let status = response.status();
+        if status.is_success() {
+            self.observe(|o| o.registered = true);
+            return Ok(());
+        }
+        let answer: Value = response.json().await.unwrap_or_default();
+        let message = answer["error"]["message"]
+            .as_str()
+            .map_or_else(|| format!("the cloud answered {status}"), str::to_string);
+        if !status.is_client_error() {
+            return Err(("registration_error", message));
+        }
+        self.observe(|o| o.registration_refused = Some(message.clone()));
+        Err(("registration_refused", message))
     }
 
     async fn enroll(&self) -> Option<String> {

@@ -324,3 +324,151 @@ async fn with_sim_fleet_every_machine_ends_as_the_fleet_says_and_retried_failure
         worker.stop().await;
     }
 }
+
+/// Turns on, through the cloud's API as a partner would by hand, the standard Backup
+/// items for machines and storage on `tenant`.
+async fn provision_by_hand(world: &World, tenant: &str) {
+    let backup = "6e6d758d-8e74-3ae3-ac84-50eb0dff12eb";
+    let items: Vec<Value> = ["workstations", "servers", "vms", "storage"]
+        .iter()
+        .map(|name| json!({"application_id": backup, "name": name, "status": 1}))
+        .collect();
+    let token = world
+        .cloud
+        .idp()
+        .partner_token(world.cloud.root_tenant_id());
+    let response = world
+        .app
+        .http
+        .put(format!(
+            "{}/api/2/tenants/{tenant}/offering_items",
+            world.cloud.base_url()
+        ))
+        .bearer_auth(token)
+        .json(&json!({ "offering_items": items }))
+        .send()
+        .await
+        .expect("provision");
+    assert_eq!(
+        response.status(),
+        200,
+        "{}",
+        response.text().await.unwrap_or_default()
+    );
+}
+
+#[tokio::test]
+async fn a_machine_registers_only_into_a_tenant_with_the_backup_service_and_is_failed_with_the_clouds_reason_otherwise()
+ {
+    for backend in Backend::enabled() {
+        let base = small();
+        let world = fast_world(backend, base.clone()).await;
+        world.sync().await;
+        let precheck = world.whole_precheck(&base).await;
+        let worker = world.run_worker();
+        let location = world
+            .start_migration(json!({"precheck_id": precheck["id"]}))
+            .await;
+        assert_eq!(world.wait_over(&location).await["status"], "completed");
+        // The migration made tenants without services. By hand: every partner below the
+        // root (so that its customers may have them) and every other customer.
+        let state = world.cloud.inspect();
+        let (mut provisioned, mut bare) = (BTreeSet::new(), BTreeSet::new());
+        for tenant in state["tenants"].as_array().expect("tenants") {
+            let (id, parent) = (tenant["id"].as_str().expect("id"), &tenant["parent_id"]);
+            if parent.is_null() {
+                continue;
+            }
+            let wanted = match tenant["kind"].as_str() {
+                Some("customer") => bare.len() >= provisioned.len(),
+                Some("unit") => provisioned.contains(parent.as_str().unwrap_or_default()),
+                _ => true,
+            };
+            if wanted {
+                provision_by_hand(&world, id).await;
+                provisioned.insert(id.to_string());
+            } else {
+                bare.insert(id.to_string());
+            }
+        }
+        assert!(
+            !bare.is_empty(),
+            "{backend:?}: customers left without services"
+        );
+        let released: Vec<String> = world
+            .all(&world.path("/machines?state=pending"))
+            .await
+            .iter()
+            .map(|m| m["machine_id"].as_str().expect("id").to_string())
+            .collect();
+        let fleet = world.start_fleet(&base, Duration::from_millis(500)).await;
+        let shown = settle(&world, &fleet, &released).await;
+        let truth = fleet.stop().await;
+        worker.stop().await;
+
+        let agents = world.cloud.inspect()["agents"]
+            .as_array()
+            .expect("agents")
+            .clone();
+        let registered: BTreeMap<&str, &str> = agents
+            .iter()
+            .map(|a| {
+                (
+                    a["machine_id"].as_str().expect("machine"),
+                    a["tenant_id"].as_str().expect("tenant"),
+                )
+            })
+            .collect();
+        let (mut migrated, mut refused) = (0, 0);
+        for machine in &released {
+            let observed = &truth[machine].observed;
+            let state = shown[machine]["state"].as_str().unwrap_or_default();
+            if let Some(reason) = &observed.registration_refused {
+                refused += 1;
+                assert_eq!(
+                    (state, shown[machine]["error_code"].as_str()),
+                    ("failed", Some("registration_refused")),
+                    "{backend:?} {machine}: {:?}",
+                    shown[machine]
+                );
+                assert_eq!(
+                    shown[machine]["error_message"].as_str(),
+                    Some(reason.as_str()),
+                    "{backend:?} {machine}: the cloud's reason"
+                );
+                assert!(
+                    bare.iter().any(|t| reason.contains(t.as_str()))
+                        && reason.contains("workstations"),
+                    "{backend:?} {machine}: names its tenant and what is missing: {reason}"
+                );
+                assert!(
+                    !observed.migrated && observed.logs_uploaded > 0,
+                    "{backend:?} {machine}: {observed:?}"
+                );
+                assert!(!registered.contains_key(machine.as_str()));
+                let logs = world
+                    .get(&world.path(&format!("/machines/{machine}/logs")))
+                    .await;
+                assert!(logs.as_array().is_some_and(|l| !l.is_empty()));
+            }
+            if state == "migrated" {
+                migrated += 1;
+                let tenant = registered.get(machine.as_str()).copied();
+                assert!(
+                    observed.registered && tenant.is_some_and(|t| provisioned.contains(t)),
+                    "{backend:?} {machine}: migrated only once registered into a provisioned tenant ({tenant:?})"
+                );
+            }
+        }
+        assert!(
+            migrated > 0 && refused > 0,
+            "{backend:?}: {migrated} migrated, {refused} refused"
+        );
+        for tenant in registered.values() {
+            assert!(
+                provisioned.contains(*tenant),
+                "{backend:?}: an agent registered into {tenant}, which has no service"
+            );
+        }
+    }
+}

@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use crate::helpers::test_keys;
 
+mod agents;
 mod offering;
 
 struct Sim {

@@ -19,6 +19,8 @@
 //! | 1009 | 429 | rate limit exceeded (with `Retry-After`) |
 //! | 1010 | 503 | injected unavailability |
 //! | 1011 | 403 | a change the platform forbids to everyone (a tenant's pricing back to trial once in production) |
+//! | 1012 | 401 | an agent's registration token is unknown or expired (the simulator's registration route) |
+//! | 1013 | 403 | an agent's registration is refused: its tenant has no Backup service for machines |
 //!
 //! Errors the web framework answers itself (405, 413, ...) are rewritten into this
 //! shape too ([`rewrite_foreign`]), with code 1007 for a 404 and 1006 otherwise.
@@ -44,6 +46,8 @@ pub const UNSUPPORTED_MEDIA_TYPE: u32 = 1008;
 pub const TOO_MANY_REQUESTS: u32 = 1009;
 pub const UNAVAILABLE: u32 = 1010;
 pub const FORBIDDEN_CHANGE: u32 = 1011;
+pub const UNKNOWN_REGISTRATION_TOKEN: u32 = 1012;
+pub const REGISTRATION_REFUSED: u32 = 1013;
 
 #[derive(Debug)]
 pub struct CloudError {

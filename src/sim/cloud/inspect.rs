@@ -1,7 +1,8 @@
 //! `GET /sim/cloud/state`: everything the simulator holds, the request counters,
 //! and the duplicates a client left behind. Each tenant shows the offering items it
 //! has on (name, edition, application type, quota) and its pricing mode; each user's
-//! personal tenant its items on with their quotas (`personal_tenants`).
+//! personal tenant its items on with their quotas (`personal_tenants`); registered
+//! agents are under `agents`.
 //!
 //! The API refuses sibling name and login clashes, but not a repeated
 //! `internal_tag` or `external_id` (the real one does not either): a client that
@@ -30,6 +31,8 @@ pub fn inspect(store: &Store, counters: &Counters) -> Value {
     tokens.sort_by_key(|t| (t.created_at, t.id));
     let mut plans: Vec<_> = store.policies.values().collect();
     plans.sort_by_key(|p| p.seq);
+    let mut agents: Vec<_> = store.agents.values().collect();
+    agents.sort_by_key(|a| a.seq);
 
     json!({
         "tenants": tenants.iter().map(|t| json!({
@@ -62,6 +65,7 @@ pub fn inspect(store: &Store, counters: &Counters) -> Value {
         })).collect::<Vec<_>>(),
         "registration_tokens": tokens.iter().map(|t| t.to_json()).collect::<Vec<_>>(),
         "policies": plans.iter().map(|p| p.to_json()).collect::<Vec<_>>(),
+        "agents": agents.iter().map(|a| a.to_json()).collect::<Vec<_>>(),
         "counters": counters.to_json(),
         "duplicates": {
             "tenants_by_name": groups(tenants.iter().map(|t| (json!({"parent_id": t.parent_id, "name": t.name.trim().to_lowercase()}), t.id))),

@@ -12,10 +12,13 @@
 //! `GET /sim/cloud/state` is [`CloudSim::inspect`]; `GET|PUT|DELETE /sim/cloud/exchanges`
 //! reads, switches (`{"recording": bool}`) or clears the [`exchanges`] log;
 //! `GET|PUT /sim/cloud/offering_items` reads the root's catalogue or turns items of it
-//! off (`{"off": [names]}`, see `offering_api`);
+//! off (`{"off": [names]}`, see `offering_api`); `POST /sim/cloud/agents/register`
+//! registers a machine's agent with a registration token (not in the published
+//! document: the real agent registers elsewhere; see `agents`);
 //! `POST /sim/idp/rotate` rotates the signing key. Our choices where the real API is unknown are documented in the
 //! module of each resource ([`errors`] for the error codes).
 
+mod agents;
 mod auth;
 pub mod catalogue;
 pub mod errors;
@@ -217,6 +220,7 @@ impl CloudSim {
                 .configure(catalogue::routes)
                 .configure(offering_api::routes)
                 .configure(pricing::routes)
+                .configure(agents::routes)
                 .configure(sim_routes)
                 .default_service(web::to(|| async {
                     CloudResult::<HttpResponse>::Err(CloudError::not_found("Route"))

@@ -18,7 +18,7 @@
 //! - A customer may have Backup items of one edition only on; items without an
 //!   edition are outside that rule, and partners and folders may have several.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
@@ -279,7 +279,7 @@ impl Store {
 
     /// The tenants below `id` and the personal tenants of their users and of `id`'s own.
     fn holders_below(&self, id: Uuid) -> Vec<Uuid> {
-        let tenants: Vec<Uuid> = self.subtree(id).iter().map(|t| t.id).collect();
+        let tenants: HashSet<Uuid> = self.subtree(id).iter().map(|t| t.id).collect();
         let personal = self
             .users
             .values()

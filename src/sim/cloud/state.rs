@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
+use super::agents::RegisteredAgent;
 use super::errors::{CloudError, CloudResult};
 use super::offering::Offerings;
 use super::pricing::Pricing;
@@ -313,6 +314,8 @@ pub struct Store {
     pub pricing: HashMap<Uuid, Pricing>,
     /// Personal tenant -> its user.
     pub personal_tenants: HashMap<Uuid, Uuid>,
+    /// Registered agents by machine id (see [`super::agents`]).
+    pub agents: HashMap<String, RegisteredAgent>,
     pub platform: Platform,
     next_seq: u64,
     next_token_id: u64,
@@ -331,6 +334,7 @@ impl Store {
             offering: HashMap::new(),
             pricing: HashMap::new(),
             personal_tenants: HashMap::new(),
+            agents: HashMap::new(),
             platform: Platform {
                 root_tenant_id: Uuid::nil(),
                 brand_uuid: Uuid::nil(),
@@ -489,6 +493,7 @@ impl Store {
         }
         self.offering.remove(&id);
         self.pricing.remove(&id);
+        self.agents.retain(|_, a| a.tenant_id != id);
         self.registration_tokens.retain(|_, t| t.tenant_id != id);
     }
 

@@ -8,7 +8,7 @@ use uuid::Uuid;
 use super::{Sim, assert_error, id, start};
 use migration_portal::sim::cloud::Faults;
 
-const BACKUP: &str = "6e6d758d-8e74-3ae3-ac84-50eb0dff12eb";
+pub(super) const BACKUP: &str = "6e6d758d-8e74-3ae3-ac84-50eb0dff12eb";
 const FILES: &str = "dfd85a5f-a464-32ab-81fd-99bcc66a070f";
 const INFRA: &str = "ee978065-8caa-463d-82d7-47006376e7f2";
 const STANDARD: &[&str] = &["workstations", "servers", "vms", "mobiles", "storage"];
@@ -28,7 +28,7 @@ const REQUIRED: &[&str] = &[
 ];
 const OPTIONAL: &[&str] = &["updated_at", "deleted_at", "locked", "quota", "infra_id"];
 
-fn item(application: &str, name: &str, status: u8) -> Value {
+pub(super) fn item(application: &str, name: &str, status: u8) -> Value {
     json!({"application_id": application, "name": name, "status": status})
 }
 
@@ -118,7 +118,7 @@ impl Sim {
         item_list(response, tenant).await
     }
 
-    async fn put_items(&self, tenant: Uuid, items: &[Value]) -> Response {
+    pub(super) async fn put_items(&self, tenant: Uuid, items: &[Value]) -> Response {
         self.put(
             &format!("/api/2/tenants/{tenant}/offering_items"),
             &json!({ "offering_items": items }),
@@ -129,7 +129,7 @@ impl Sim {
     }
 
     /// A PUT that must succeed: the answer's items.
-    async fn set_items(&self, tenant: Uuid, items: &[Value]) -> Vec<Value> {
+    pub(super) async fn set_items(&self, tenant: Uuid, items: &[Value]) -> Vec<Value> {
         item_list(self.put_items(tenant, items).await, tenant).await
     }
 
@@ -160,7 +160,7 @@ impl Sim {
     }
 
     /// A customer under the root with the standard Backup items on.
-    async fn backed_up_customer(&self, name: &str) -> Uuid {
+    pub(super) async fn backed_up_customer(&self, name: &str) -> Uuid {
         let customer = id(&self.create_tenant(self.root(), name, "customer").await);
         self.set_items(
             customer,
