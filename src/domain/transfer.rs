@@ -207,22 +207,56 @@ pub fn items(plan: &Plan) -> Vec<ItemSpec> {
 }
 
 /// Adds to each tenant item the services it gets (`services`, by tenant key) and
-/// the profile's pricing mode and policy toward existing customers.
+/// the profile's pricing mode and policy toward existing customers; and to each
+/// user whose source quota the profile carries (`user_quotas`, bytes by user id)
+/// the storage item of its tenant that its personal tenant gets with that quota.
 pub fn add_services(
     specs: &mut [ItemSpec],
     services: &[super::provisioning::TenantServices],
     profile: &super::provisioning::Profile,
+    user_quotas: &std::collections::HashMap<&str, u64>,
 ) {
+    use super::provisioning::{Quota, QuotaRule, Want};
     let by_key: std::collections::HashMap<String, &super::provisioning::TenantServices> =
         services.iter().map(|s| (tenant_key(&s.key), s)).collect();
-    for spec in specs.iter_mut().filter(|s| s.kind == ItemKind::Tenant) {
-        let wants = by_key
-            .get(&spec.key)
-            .map(|s| s.wants.as_slice())
-            .unwrap_or_default();
-        spec.planned["services"] = json!(wants);
-        spec.planned["pricing_mode"] = json!(profile.pricing_mode);
-        spec.planned["existing_customers"] = json!(profile.existing_customers);
+    let carried: Vec<super::provisioning::ItemKey> = profile
+        .customer
+        .iter()
+        .filter(|r| r.quota == QuotaRule::Source)
+        .map(|r| r.key())
+        .collect();
+    for spec in specs.iter_mut() {
+        match spec.kind {
+            ItemKind::Tenant => {
+                let wants = by_key
+                    .get(&spec.key)
+                    .map(|s| s.wants.as_slice())
+                    .unwrap_or_default();
+                spec.planned["services"] = json!(wants);
+                spec.planned["pricing_mode"] = json!(profile.pricing_mode);
+                spec.planned["existing_customers"] = json!(profile.existing_customers);
+            }
+            ItemKind::User => {
+                let Some(bytes) = user_quotas.get(spec.source_id.as_str()) else {
+                    continue;
+                };
+                let tenant = spec.parent_key.as_ref().and_then(|k| by_key.get(k));
+                let storage = tenant
+                    .filter(|t| t.kind == TenantKind::Customer)
+                    .and_then(|t| t.wants.iter().find(|w| carried.contains(&w.item.key)));
+                if let Some(storage) = storage {
+                    let want = Want {
+                        item: storage.item.clone(),
+                        quota: Quota {
+                            value: Some(*bytes),
+                            overage: None,
+                        },
+                    };
+                    spec.planned["personal_quota"] = json!(want);
+                }
+            }
+            ItemKind::Admin => {}
+        }
     }
 }
 

@@ -249,7 +249,12 @@ impl MigrationHandler {
             )));
         }
         let mut specs = transfer::items(&plan);
-        transfer::add_services(&mut specs, &services, &profile);
+        let user_quotas: std::collections::HashMap<&str, u64> = snapshot
+            .users
+            .iter()
+            .filter_map(|u| Some((u.id.as_str(), u.storage_quota_bytes?)))
+            .collect();
+        transfer::add_services(&mut specs, &services, &profile, &user_quotas);
         let known = store::all_mappings(db, workspace.id)
             .await
             .map_err(database)?;

@@ -190,7 +190,9 @@ impl TransferHandler {
             }
         }
         // Application ids by type, to name the cloud's items as the plan does.
-        let applications = if items.iter().any(|i| i.kind == ItemKind::Tenant.as_str()) {
+        let applications = if items.iter().any(|i| {
+            i.kind == ItemKind::Tenant.as_str() || i.planned.contains("\"personal_quota\"")
+        }) {
             provision::applications(clients.target.as_ref())
                 .await
                 .map_err(connector)?
@@ -318,6 +320,17 @@ impl Log<'_> {
             message,
             data: data.filter(|_| self.context.options.verbose),
         });
+    }
+
+    /// Records the calls provisioning made.
+    fn calls(&mut self, calls: Vec<provision::Call>) {
+        for call in calls {
+            let message = match &call.outcome {
+                Ok(()) => "ok".to_string(),
+                Err(e) => e.clone(),
+            };
+            self.push(&format!("target.{}", call.name), message, Some(call.data));
+        }
     }
 
     /// Records a call's outcome; `data` is what was sent (no secret in it).
@@ -549,7 +562,7 @@ impl Context<'_> {
             serde_json::from_value(planned["existing_customers"].clone()).unwrap_or_default();
         let pricing: Option<PricingMode> =
             serde_json::from_value(planned["pricing_mode"].clone()).ok();
-        let (done, result) = provision::tenant(
+        let (mut done, result) = provision::tenant(
             self.clients.target.as_ref(),
             self.applications,
             tenant.id,
@@ -559,13 +572,7 @@ impl Context<'_> {
             pricing,
         )
         .await;
-        for call in done.calls {
-            let message = match &call.outcome {
-                Ok(()) => "ok".to_string(),
-                Err(e) => e.clone(),
-            };
-            log.push(&format!("target.{}", call.name), message, Some(call.data));
-        }
+        log.calls(std::mem::take(&mut done.calls));
         result?;
         let services: Vec<String> = wants.iter().map(|w| w.item.key.to_string()).collect();
         let mut message = format!(
@@ -788,6 +795,7 @@ impl Context<'_> {
             ),
         );
         result?;
+        self.personal_quota(&user, planned, log).await?;
         self.check()?;
         // Read at this moment, sent on, never kept or logged.
         let password = self.clients.source.user_password(&item.source_id).await;
@@ -822,6 +830,46 @@ impl Context<'_> {
             finished: true,
         };
         self.commit(log, done, Some((tenant_id, &machines))).await
+    }
+}
+
+impl Context<'_> {
+    /// The user's source quota on its personal tenant's storage item (the cloud
+    /// keeps a user's quotas there), before its machines are released.
+    async fn personal_quota(
+        &self,
+        user: &User,
+        planned: &Value,
+        log: &mut Log<'_>,
+    ) -> Result<(), Stop> {
+        let Some(want) = planned
+            .get("personal_quota")
+            .and_then(|v| serde_json::from_value::<Want>(v.clone()).ok())
+        else {
+            return Ok(());
+        };
+        let Some(personal) = user.personal_tenant_id else {
+            log.push(
+                "item.note",
+                "the cloud user has no personal tenant: its source quota is not set".into(),
+                None,
+            );
+            return Ok(());
+        };
+        self.check()?;
+        let (mut done, result) = provision::tenant(
+            self.clients.target.as_ref(),
+            self.applications,
+            personal,
+            std::slice::from_ref(&want),
+            Origin::Created,
+            ExistingCustomers::AddMissing,
+            None,
+        )
+        .await;
+        log.calls(std::mem::take(&mut done.calls));
+        result?;
+        Ok(())
     }
 }
 

@@ -183,6 +183,7 @@ async fn create_migration(
                     vec![differs],
                 ));
             }
+            refuse_unavailable_items(&precheck, &workspace, &request.options)?;
             let stale =
                 precheck.snapshot_synced_at != Some(synced_at) || precheck.created_at < oldest;
             if stale && !request.replan {
@@ -579,4 +580,48 @@ async fn list_events(
         |e| e.id,
         Event::from,
     )))
+}
+
+/// A pre-check that found profile items the cloud cannot give (for the profile
+/// this migration would use) stops the migration at once, unless told to skip
+/// them; the migration's own planning asks the cloud again either way.
+fn refuse_unavailable_items(
+    precheck: &entity::precheck::Model,
+    workspace: &entity::workspace::Model,
+    options: &crate::jobs::migration::MigrationOptions,
+) -> Result<(), ApiError> {
+    if options.skip_unavailable_items {
+        return Ok(());
+    }
+    let Some(planning) = precheck
+        .planning
+        .as_deref()
+        .and_then(|p| serde_json::from_str::<serde_json::Value>(p).ok())
+    else {
+        return Ok(());
+    };
+    let provisioning = &planning["provisioning"];
+    let profile = options
+        .provisioning
+        .clone()
+        .unwrap_or_else(|| workspaces::provisioning(workspace));
+    let same_profile = serde_json::to_value(&profile).ok().as_ref() == Some(&provisioning["profile"]);
+    let unavailable: Vec<&str> = provisioning["unavailable"]
+        .as_array()
+        .map(|lines| lines.iter().filter_map(|l| l.as_str()).collect())
+        .unwrap_or_default();
+    if !same_profile || unavailable.is_empty() {
+        return Ok(());
+    }
+    Err(ApiError::conflict_at(
+        "provisioning_unavailable",
+        format!(
+            "The pre-check found offering items the cloud cannot give: {}. Turn them on for your tenant, change the provisioning profile, or pass options.skip_unavailable_items to migrate without them.",
+            unavailable.join("; ")
+        ),
+        vec![FieldError {
+            pointer: "/options/skip_unavailable_items".into(),
+            detail: "The pre-check flagged offering items the cloud cannot give.".into(),
+        }],
+    ))
 }
