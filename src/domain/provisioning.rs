@@ -280,7 +280,7 @@ impl CloudItem {
     }
 }
 
-/// Why a profile's item cannot be given.
+/// Why a tenant will not get what a migration needs.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Unavailable {
@@ -288,6 +288,18 @@ pub enum Unavailable {
     NotOffered,
     /// A `source` quota on an item not measured in bytes.
     SourceQuotaNotInBytes,
+    /// A customer would get no backup of machines (workstations, servers or virtual
+    /// machines): the cloud refuses its agents' registration.
+    NoBackupForMachines,
+}
+
+/// Whether an item lets machines register: the backup of workstations, servers or
+/// virtual machines, in any edition.
+pub fn backs_up_machines(key: &ItemKey) -> bool {
+    key.application == "backup"
+        && ["workstations", "servers", "vms"]
+            .iter()
+            .any(|kind| key.name.ends_with(kind))
 }
 
 /// A profile item the parent cannot give.
@@ -510,7 +522,21 @@ pub fn for_tenants(
             },
             Some(parent) => given.get(parent).map_or(&[][..], Vec::as_slice),
         };
-        let (resolved, flags) = resolve(profile.items(tenant.kind), offered);
+        let (resolved, mut flags) = resolve(profile.items(tenant.kind), offered);
+        if tenant.kind == TenantKind::Customer
+            && !resolved
+                .iter()
+                .any(|(_, item)| backs_up_machines(&item.key))
+        {
+            flags.push(Flag {
+                item: ItemKey {
+                    application: "backup".into(),
+                    edition: None,
+                    name: "workstations|servers|vms".into(),
+                },
+                reason: Unavailable::NoBackupForMachines,
+            });
+        }
         // The customer that holds a group's direct users ("{group}#users") is not the
         // group: the group's quota goes to the group's own tenant.
         let quota_bytes = (tenant.key == tenant.group_id)
@@ -550,6 +576,7 @@ pub fn flag_summary(services: &[TenantServices]) -> Vec<String> {
             let reason = match flag.reason {
                 Unavailable::NotOffered => "not offered by the parent",
                 Unavailable::SourceQuotaNotInBytes => "a source quota on an item not in bytes",
+                Unavailable::NoBackupForMachines => "no backup of machines: agents cannot register",
             };
             *counts
                 .entry((flag.item.to_string(), reason, kind))

@@ -364,14 +364,61 @@ async fn a_machine_registers_only_into_a_tenant_with_the_backup_service_and_is_f
         let base = small();
         let world = fast_world(backend, base.clone()).await;
         world.sync().await;
+        // A profile that gives customers cloud storage but no backup of machines.
+        let mut profile =
+            serde_json::to_value(migration_portal::domain::provisioning::Profile::standard())
+                .expect("profile");
+        profile["customer"]
+            .as_array_mut()
+            .expect("customer")
+            .retain(|r| r["name"] == "storage");
+        let response = world
+            .app
+            .patch_json(
+                &world.path(""),
+                &world.token,
+                &json!({"provisioning": profile}),
+            )
+            .send()
+            .await
+            .expect("patch");
+        assert_eq!(response.status(), 200);
         let precheck = world.whole_precheck(&base).await;
+        let planning = world
+            .get(&format!(
+                "{}/planning",
+                world.path(&format!(
+                    "/prechecks/{}",
+                    precheck["id"].as_str().expect("id")
+                ))
+            ))
+            .await;
+        let unavailable = planning["provisioning"]["unavailable"].to_string();
+        assert!(
+            unavailable.contains("no backup of machines"),
+            "{backend:?}: the pre-check flags it: {planning}"
+        );
+        let refused = world
+            .app
+            .post_json(
+                &world.path("/migrations"),
+                &world.token,
+                &json!({"precheck_id": precheck["id"]}),
+            )
+            .send()
+            .await
+            .expect("post");
+        let problem = crate::helpers::assert_problem(refused, 409).await;
+        assert_eq!(problem["code"], "provisioning_unavailable", "{problem}");
         let worker = world.run_worker();
         let location = world
-            .start_migration(json!({"precheck_id": precheck["id"]}))
+            .start_migration(
+                json!({"precheck_id": precheck["id"], "options": {"skip_unavailable_items": true}}),
+            )
             .await;
         assert_eq!(world.wait_over(&location).await["status"], "completed");
-        // The migration made tenants without services. By hand: every partner below the
-        // root (so that its customers may have them) and every other customer.
+        // The migration made customers without backup of machines. By hand: every partner
+        // below the root (so that its customers may have them) and every other customer.
         let state = world.cloud.inspect();
         let (mut provisioned, mut bare) = (BTreeSet::new(), BTreeSet::new());
         for tenant in state["tenants"].as_array().expect("tenants") {

@@ -605,7 +605,8 @@ fn refuse_unavailable_items(
         .provisioning
         .clone()
         .unwrap_or_else(|| workspaces::provisioning(workspace));
-    let same_profile = serde_json::to_value(&profile).ok().as_ref() == Some(&provisioning["profile"]);
+    let same_profile =
+        serde_json::to_value(&profile).ok().as_ref() == Some(&provisioning["profile"]);
     let unavailable: Vec<&str> = provisioning["unavailable"]
         .as_array()
         .map(|lines| lines.iter().filter_map(|l| l.as_str()).collect())

@@ -425,3 +425,43 @@ fn tenants_below_a_migrated_partner_choose_from_what_the_partner_gets_and_groups
         ]
     );
 }
+
+#[test]
+fn a_customer_without_backup_of_machines_is_flagged_since_its_agents_cannot_register() {
+    let offer = Offer::assumed(&Profile::standard());
+    let cases: Vec<(&[&str], bool)> = vec![
+        (&["workstations", "servers", "vms", "storage"], false),
+        (&["servers"], false),
+        (&["storage"], true),
+        (&[], true),
+    ];
+    for (names, flagged) in cases {
+        let mut profile = Profile::standard();
+        profile
+            .customer
+            .retain(|r| names.contains(&r.name.as_str()));
+        let services = for_tenants(
+            &profile,
+            &offer,
+            &[
+                planned("c", None, TenantKind::Customer),
+                planned("p", None, TenantKind::Partner),
+            ],
+            |_| None,
+        );
+        let reasons: Vec<&Unavailable> = services
+            .iter()
+            .flat_map(|s| &s.flags)
+            .map(|f| &f.reason)
+            .collect();
+        assert_eq!(
+            reasons == vec![&Unavailable::NoBackupForMachines],
+            flagged,
+            "{names:?}: {reasons:?}"
+        );
+        assert!(
+            services[1].flags.is_empty(),
+            "a partner's machines are its customers'"
+        );
+    }
+}
