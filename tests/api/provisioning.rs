@@ -180,6 +180,75 @@ async fn every_migrated_tenant_has_exactly_the_profile_and_an_existing_customer_
                 precheck["id"].as_str().expect("id")
             ))
             .await;
+        // The pre-check shows each tenant's services and quotas, and users whose data exceeds theirs.
+        let planning = world
+            .get(&world.path(&format!(
+                "/prechecks/{}/planning",
+                precheck["id"].as_str().expect("id")
+            )))
+            .await;
+        assert_eq!(planning["provisioning"]["profile"], profile(), "{planning}");
+        assert_eq!(
+            planning["provisioning"]["unavailable"],
+            json!([]),
+            "{planning}"
+        );
+        for entry in hierarchy
+            .iter()
+            .filter(|e| e["tenant"]["kind"] == "customer")
+        {
+            let items: Vec<&str> = entry["tenant"]["services"]
+                .as_array()
+                .expect("services")
+                .iter()
+                .filter_map(|s| s["item"].as_str())
+                .collect();
+            assert_eq!(
+                items,
+                [
+                    "backup/standard/workstations",
+                    "backup/standard/servers",
+                    "backup/standard/storage"
+                ],
+                "{entry}"
+            );
+        }
+        let users = world
+            .all(&world.path(&format!(
+                "/prechecks/{}/sections/users",
+                precheck["id"].as_str().expect("id")
+            )))
+            .await;
+        let mut over: Vec<&str> = users
+            .iter()
+            .filter(|u| u["data_exceeds_quota"] == true)
+            .filter_map(|u| u["user_id"].as_str())
+            .collect();
+        let mut truth_over: Vec<&str> = base
+            .users
+            .iter()
+            .filter(|u| {
+                let data: u64 = base
+                    .machines
+                    .iter()
+                    .filter(|m| m.user_id == u.id)
+                    .map(|m| m.data_size_bytes)
+                    .sum();
+                u.storage_quota_bytes.is_some_and(|q| data > q)
+            })
+            .map(|u| u.id.as_str())
+            .collect();
+        over.sort();
+        truth_over.sort();
+        assert!(!truth_over.is_empty());
+        assert_eq!(
+            over, truth_over,
+            "{backend:?}: the users whose data exceeds their quota"
+        );
+        assert_eq!(
+            planning["provisioning"]["users_over_quota"],
+            truth_over.len()
+        );
         let customer = hierarchy
             .iter()
             .map(|e| &e["tenant"])
@@ -202,12 +271,68 @@ async fn every_migrated_tenant_has_exactly_the_profile_and_an_existing_customer_
             .await;
         let migration = world.wait_over(&location).await;
         assert_eq!(migration["status"], "completed", "{backend:?}: {migration}");
-        let adopted = assert_tenants_provisioned(&world, &location, &profile(), |_| None).await;
+        let group_quotas: BTreeMap<String, u64> = base
+            .groups
+            .iter()
+            .filter_map(|g| Some((g.id.clone(), g.storage_quota_bytes?)))
+            .collect();
+        let adopted = assert_tenants_provisioned(&world, &location, &profile(), |g| {
+            group_quotas.get(g).copied()
+        })
+        .await;
         assert_eq!(
             adopted.len(),
             1,
             "{backend:?}: the existing customer was adopted"
         );
+        // Source quotas: every migrated user with one has it on its personal tenant's storage.
+        let cloud = world.cloud.inspect();
+        let external: BTreeMap<&str, &str> = cloud["users"]
+            .as_array()
+            .expect("users")
+            .iter()
+            .filter_map(|u| Some((u["id"].as_str()?, u["external_id"].as_str()?)))
+            .collect();
+        let user_quotas: BTreeMap<&str, u64> = base
+            .users
+            .iter()
+            .filter_map(|u| Some((u.id.as_str(), u.storage_quota_bytes?)))
+            .collect();
+        let migrated_users = world.all(&format!("{location}/items?kind=user")).await;
+        let mut carried = 0;
+        for personal in cloud["personal_tenants"]
+            .as_array()
+            .expect("personal_tenants")
+        {
+            let Some(source) = personal["user_id"].as_str().and_then(|id| external.get(id)) else {
+                continue;
+            };
+            if !migrated_users.iter().any(|i| i["source_id"] == *source) {
+                continue;
+            }
+            let storage = personal["offering_items"]
+                .as_array()
+                .expect("items")
+                .iter()
+                .find(|i| i["name"] == "storage")
+                .map(|i| i["quota"]["value"].as_u64());
+            match user_quotas.get(source) {
+                Some(quota) => {
+                    carried += 1;
+                    assert_eq!(
+                        storage,
+                        Some(Some(*quota)),
+                        "{backend:?}: user {source} keeps its source quota"
+                    );
+                }
+                None => assert_eq!(
+                    storage,
+                    Some(None),
+                    "{backend:?}: user {source} has no quota: unlimited"
+                ),
+            }
+        }
+        assert!(carried > 0, "{backend:?}: some users carried a quota");
         assert_eq!(adopted[0]["target_id"], existing);
         let (on, pricing) = held(&world.cloud.inspect(), &existing);
         let on = quotas(&on);
@@ -266,7 +391,15 @@ async fn with_lost_answers_and_503s_no_tenant_is_left_half_provisioned() {
             counters["failed_after_commit"].as_u64() > Some(0),
             "{counters}"
         );
-        let adopted = assert_tenants_provisioned(&world, &location, &profile(), |_| None).await;
+        let group_quotas: BTreeMap<String, u64> = base
+            .groups
+            .iter()
+            .filter_map(|g| Some((g.id.clone(), g.storage_quota_bytes?)))
+            .collect();
+        let adopted = assert_tenants_provisioned(&world, &location, &profile(), |g| {
+            group_quotas.get(g).copied()
+        })
+        .await;
         assert!(
             adopted.is_empty(),
             "{backend:?}: a tenant found after a lost create is the migration's own: {adopted:?}"
@@ -321,7 +454,15 @@ async fn an_item_the_cloud_cannot_give_fails_the_migration_before_anything_is_cr
             .as_array_mut()
             .expect("partner")
             .retain(|r| r["name"] != "vms");
-        assert_tenants_provisioned(&world, &location, &without_vms, |_| None).await;
+        let group_quotas: BTreeMap<String, u64> = base
+            .groups
+            .iter()
+            .filter_map(|g| Some((g.id.clone(), g.storage_quota_bytes?)))
+            .collect();
+        assert_tenants_provisioned(&world, &location, &without_vms, |g| {
+            group_quotas.get(g).copied()
+        })
+        .await;
         worker.stop().await;
     }
 }
