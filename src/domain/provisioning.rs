@@ -97,7 +97,7 @@ pub struct ItemRule {
 #[derive(
     Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
 )]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(tag = "kind", rename_all = "snake_case", try_from = "QuotaWire")]
 pub enum QuotaRule {
     /// No limit.
     #[default]
@@ -114,6 +114,38 @@ pub enum QuotaRule {
     /// its tenant, a user's for the user's personal tenant); unlimited where not. Only
     /// for items measured in bytes.
     Source,
+}
+
+/// A quota as sent: serde's tagged enums let unknown fields through on their unit
+/// variants, so the object is read whole and every field checked.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QuotaWire {
+    kind: QuotaKind,
+    value: Option<u64>,
+    overage: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum QuotaKind {
+    Unlimited,
+    Fixed,
+    Source,
+}
+
+impl TryFrom<QuotaWire> for QuotaRule {
+    type Error = &'static str;
+
+    fn try_from(wire: QuotaWire) -> Result<Self, Self::Error> {
+        match (wire.kind, wire.value, wire.overage) {
+            (QuotaKind::Fixed, Some(value), overage) => Ok(QuotaRule::Fixed { value, overage }),
+            (QuotaKind::Fixed, None, _) => Err("a fixed quota needs its value"),
+            (QuotaKind::Unlimited, None, None) => Ok(QuotaRule::Unlimited),
+            (QuotaKind::Source, None, None) => Ok(QuotaRule::Source),
+            _ => Err("only a fixed quota has a value or an overage"),
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

@@ -162,7 +162,122 @@ fn cases(world: &World, secret: &str, webhook: &str) -> Vec<Case> {
     };
     let post_ = reqwest::Method::POST;
     let patch = reqwest::Method::PATCH;
+    let rule = json!({"application": "backup", "edition": "standard", "name": "workstations"});
+    let profile = json!({"provisioning": {"customer": [rule], "partner": [rule]}});
+    let items = |n: usize| {
+        json!(
+            (0..n)
+                .map(|i| json!({"application": "backup", "name": format!("item_{i}")}))
+                .collect::<Vec<_>>()
+        )
+    };
+    let safe = 9_007_199_254_740_991_u64;
     let mut cases = vec![
+        body_case(
+            vec![Property("ItemRule", "application")],
+            "maxLength",
+            json!(64),
+            text(64),
+            text(65),
+            "/provisioning/customer/0/application",
+            to(
+                &profile,
+                workspace.clone(),
+                "/provisioning/customer/0/application",
+                patch.clone(),
+                false,
+            ),
+        ),
+        body_case(
+            vec![Property("ItemRule", "edition")],
+            "maxLength",
+            json!(64),
+            text(64),
+            text(65),
+            "/provisioning/partner/0/edition",
+            to(
+                &profile,
+                workspace.clone(),
+                "/provisioning/partner/0/edition",
+                patch.clone(),
+                false,
+            ),
+        ),
+        body_case(
+            vec![Property("ItemRule", "name")],
+            "maxLength",
+            json!(64),
+            text(64),
+            text(65),
+            "/provisioning/customer/0/name",
+            to(
+                &profile,
+                workspace.clone(),
+                "/provisioning/customer/0/name",
+                patch.clone(),
+                false,
+            ),
+        ),
+        body_case(
+            vec![Property("Profile", "customer")],
+            "maxItems",
+            json!(64),
+            items(64),
+            items(65),
+            "/provisioning/customer",
+            to(
+                &profile,
+                workspace.clone(),
+                "/provisioning/customer",
+                patch.clone(),
+                false,
+            ),
+        ),
+        body_case(
+            vec![Property("Profile", "partner")],
+            "maxItems",
+            json!(64),
+            items(64),
+            items(65),
+            "/provisioning/partner",
+            to(
+                &profile,
+                workspace.clone(),
+                "/provisioning/partner",
+                patch.clone(),
+                false,
+            ),
+        ),
+        body_case(
+            vec![Property("QuotaRule", "value")],
+            "maximum",
+            json!(safe),
+            json!({"kind": "fixed", "value": safe}),
+            json!({"kind": "fixed", "value": safe + 1}),
+            "/provisioning/customer/0/quota",
+            to(
+                &profile,
+                workspace.clone(),
+                "/provisioning/customer/0/quota",
+                patch.clone(),
+                false,
+            ),
+        ),
+        body_case(
+            vec![Property("QuotaRule", "overage")],
+            "maximum",
+            json!(safe),
+            json!({"kind": "fixed", "value": 1, "overage": safe}),
+            json!({"kind": "fixed", "value": 1, "overage": safe + 1}),
+            "/provisioning/partner/0/quota",
+            to(
+                &profile,
+                workspace.clone(),
+                "/provisioning/partner/0/quota",
+                patch.clone(),
+                false,
+            ),
+        ),
         body_case(
             vec![
                 Property("CreateWorkspace", "name"),

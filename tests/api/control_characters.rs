@@ -108,27 +108,31 @@ async fn fixture(backend: Backend) -> Fixture {
         base64::engine::general_purpose::STANDARD.encode([7u8; 24])
     );
     let workspace = "/api/v1/workspaces/{id}";
+    let rule = json!({"application": "backup", "edition": "standard", "name": "workstations", "quota": {"kind": "unlimited"}});
+    let profile = json!({"customer": [rule], "partner": [rule], "pricing_mode": "trial", "existing_customers": "leave"});
     let bodies = HashMap::from([
         (
             "post /api/v1/workspaces".to_string(),
             vec![
-                json!({"name": "Another", "source": {"url": crate::helpers::NOWHERE, "login": "l", "password": "p"}, "target": {"url": crate::helpers::NOWHERE, "client_id": "c", "client_secret": "s"}}),
+                json!({"name": "Another", "source": {"url": crate::helpers::NOWHERE, "login": "l", "password": "p"}, "target": {"url": crate::helpers::NOWHERE, "client_id": "c", "client_secret": "s"}, "provisioning": profile}),
             ],
         ),
         (
             format!("patch {workspace}"),
-            vec![json!({"name": "Synced", "source": source, "target": target})],
+            vec![
+                json!({"name": "Synced", "source": source, "target": target, "provisioning": profile}),
+            ],
         ),
         (
             format!("post {workspace}/prechecks"),
             vec![
-                json!({"selection": [{"kind": "group", "id": base.truth.root_group_id}], "check_logins": false}),
+                json!({"selection": [{"kind": "group", "id": base.truth.root_group_id}], "check_logins": false, "options": {"provisioning": profile}}),
             ],
         ),
         (
             format!("post {workspace}/migrations"),
             vec![
-                json!({"selection": [{"kind": "user", "id": user.id}], "replan": true}),
+                json!({"selection": [{"kind": "user", "id": user.id}], "replan": true, "options": {"provisioning": profile}}),
                 json!({"precheck_id": precheck["id"], "replan": true}),
             ],
         ),

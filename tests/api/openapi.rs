@@ -193,7 +193,7 @@ fn paging_and_cross_field_rules_are_declared() {
     for (schema, fields) in [
         (
             "UpdateWorkspace",
-            ["name", "source", "target", "limits"].as_slice(),
+            ["name", "source", "target", "limits", "provisioning"].as_slice(),
         ),
         ("CreateMigration", &["precheck_id", "selection"]),
     ] {

@@ -465,3 +465,46 @@ fn a_customer_without_backup_of_machines_is_flagged_since_its_agents_cannot_regi
         );
     }
 }
+
+#[test]
+fn a_quota_is_read_whole_and_only_a_fixed_one_has_numbers() {
+    let cases = [
+        (r#"{"kind": "unlimited"}"#, Some(QuotaRule::Unlimited)),
+        (r#"{"kind": "source"}"#, Some(QuotaRule::Source)),
+        (
+            r#"{"kind": "fixed", "value": 3}"#,
+            Some(QuotaRule::Fixed {
+                value: 3,
+                overage: None,
+            }),
+        ),
+        (
+            r#"{"kind": "fixed", "value": 3, "overage": 1}"#,
+            Some(QuotaRule::Fixed {
+                value: 3,
+                overage: Some(1),
+            }),
+        ),
+        (r#"{"kind": "fixed"}"#, None),
+        (r#"{"kind": "unlimited", "value": 5}"#, None),
+        (r#"{"kind": "source", "overage": 5}"#, None),
+        (r#"{"kind": "unlimited", "extra": 1}"#, None),
+        (r#"{"kind": "monthly"}"#, None),
+        (r#"{"value": 3}"#, None),
+    ];
+    for (text, expected) in cases {
+        assert_eq!(
+            serde_json::from_str::<QuotaRule>(text).ok(),
+            expected,
+            "{text}"
+        );
+    }
+    let fixed = QuotaRule::Fixed {
+        value: 3,
+        overage: None,
+    };
+    assert_eq!(
+        serde_json::to_value(fixed).expect("json"),
+        serde_json::json!({"kind": "fixed", "value": 3})
+    );
+}
