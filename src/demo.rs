@@ -396,6 +396,33 @@ pub async fn run(mut config: Config, options: DemoOptions) -> anyhow::Result<()>
             mismatched.join("; ")
         );
     }
+    let cloud_state = cloud.inspect();
+    let migrated: Vec<&Value> = cloud_state["tenants"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|t| !t["parent_id"].is_null())
+        .collect();
+    let serving = migrated
+        .iter()
+        .filter(|t| {
+            t["offering_items"].as_array().is_some_and(|items| {
+                items.iter().any(|i| {
+                    i["application"] == "backup"
+                        && ["workstations", "servers", "vms"]
+                            .contains(&i["name"].as_str().unwrap_or_default())
+                })
+            })
+        })
+        .count();
+    let production = migrated
+        .iter()
+        .filter(|t| t["pricing_mode"] == "production")
+        .count();
+    println!(
+        "provisioned in the cloud: {serving} of {} migrated tenants back up machines (the workspace's profile), {production} in production pricing",
+        migrated.len()
+    );
     walk.call(
         Method::GET,
         &format!("/api/v1/workspaces/{id}"),
