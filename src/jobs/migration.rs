@@ -216,15 +216,6 @@ impl MigrationHandler {
             answers,
             ..
         } = precheck::settle(planning, &progress, &|| run.should_stop(), &mut timer).await?;
-        let replan = match migration.precheck_id {
-            Some(precheck_id) => {
-                let logins = precheck::login_answers(&plan, &answers);
-                // Only the target tree and the logins are compared: the estimates' options do not matter.
-                let report = report::build(&snapshot, &plan, &logins, &Default::default());
-                Some(replan_changes(db, precheck_id, report).await?)
-            }
-            None => None,
-        };
         let options: MigrationOptions =
             serde_json::from_str(&migration.options).unwrap_or_default();
         let profile = options
@@ -241,6 +232,17 @@ impl MigrationHandler {
         let services = provisioning::for_tenants(&profile, &offer, &plan.tenants, |group| {
             quotas.get(group).copied()
         });
+        let replan = match migration.precheck_id {
+            Some(precheck_id) => {
+                let logins = precheck::login_answers(&plan, &answers);
+                // Only the target tree, the logins and what the tenants get are compared:
+                // the estimates' options do not matter.
+                let mut report = report::build(&snapshot, &plan, &logins, &Default::default());
+                report::add_provisioning(&mut report, &snapshot, &profile, &services, true);
+                Some(replan_changes(db, precheck_id, report).await?)
+            }
+            None => None,
+        };
         let flagged = provisioning::flag_summary(&services);
         if !flagged.is_empty() && !options.skip_unavailable_items {
             return Err(JobError::Fatal(format!(

@@ -414,7 +414,7 @@ async fn with_503s_429s_and_lost_answers_the_end_state_is_the_same_without_dupli
         let worker = world.run_worker();
         let location = world
             .start_migration_rate_limited(
-                json!({"precheck_id": precheck["id"], "options": {"verbose": true}}),
+                json!({"precheck_id": precheck["id"], "options": {"verbose": true, "provisioning": crate::provisioning::profile()}}),
                 faults,
             )
             .await;
@@ -429,6 +429,16 @@ async fn with_503s_429s_and_lost_answers_the_end_state_is_the_same_without_dupli
             );
         }
         assert_cloud_is_the_plan(&world, &precheck, &location, false).await;
+        // No tenant is left half-provisioned, and a tenant found after a lost create is the migration's own.
+        let quotas = crate::provisioning::group_quotas(&base);
+        let adopted = crate::provisioning::assert_tenants_provisioned(
+            &world,
+            &location,
+            &crate::provisioning::profile(),
+            |g| quotas.get(g).copied(),
+        )
+        .await;
+        assert!(adopted.is_empty(), "{backend:?}: {adopted:?}");
         let calls = world.all(&world.path("/events?kind=target.")).await;
         assert!(
             calls.iter().any(|e| e["data"].is_object()),

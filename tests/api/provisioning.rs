@@ -1,11 +1,11 @@
-//! Provisioning (#14): every tenant a migration creates or adopts ends with the
+//! Provisioning: every tenant a migration creates or adopts ends with the
 //! profile's offering items, quotas and pricing mode in the cloud; an existing
 //! customer keeps its own services and gains only what it lacks; an item the
 //! cloud cannot give stops the migration unless it is told to skip it.
 
 use std::collections::BTreeMap;
 
-use migration_portal::sim::cloud::Faults;
+use migration_portal::sim::install_base::InstallBase;
 
 use serde_json::{Value, json};
 
@@ -31,6 +31,14 @@ pub(crate) fn profile() -> Value {
         "pricing_mode": "production",
         "existing_customers": "add_missing",
     })
+}
+
+/// The install base's group quotas in bytes, by group id.
+pub(crate) fn group_quotas(base: &InstallBase) -> BTreeMap<String, u64> {
+    base.groups
+        .iter()
+        .filter_map(|g| Some((g.id.clone(), g.storage_quota_bytes?)))
+        .collect()
 }
 
 /// What the cloud holds for a tenant: `{"name" -> quota}` of its items that are on, and its pricing mode.
@@ -271,11 +279,7 @@ async fn every_migrated_tenant_has_exactly_the_profile_and_an_existing_customer_
             .await;
         let migration = world.wait_over(&location).await;
         assert_eq!(migration["status"], "completed", "{backend:?}: {migration}");
-        let group_quotas: BTreeMap<String, u64> = base
-            .groups
-            .iter()
-            .filter_map(|g| Some((g.id.clone(), g.storage_quota_bytes?)))
-            .collect();
+        let group_quotas = group_quotas(&base);
         let adopted = assert_tenants_provisioned(&world, &location, &profile(), |g| {
             group_quotas.get(g).copied()
         })
@@ -364,51 +368,6 @@ async fn every_migrated_tenant_has_exactly_the_profile_and_an_existing_customer_
 }
 
 #[tokio::test]
-async fn with_lost_answers_and_503s_no_tenant_is_left_half_provisioned() {
-    for backend in Backend::enabled() {
-        let base = small();
-        let world = fast_world(backend, base.clone()).await;
-        world.sync().await;
-        let precheck = world.whole_precheck(&base).await;
-        let faults = Faults {
-            fail_rate: 0.2,
-            rate_limit_per_sec: Some(150),
-            fail_after_commit_rate: 0.3,
-            latency_ms: 0,
-        };
-        let worker = world.run_worker();
-        let location = world
-            .start_migration_rate_limited(
-                json!({"precheck_id": precheck["id"], "options": {"provisioning": profile()}}),
-                faults,
-            )
-            .await;
-        let migration = world.wait_over(&location).await;
-        assert_eq!(migration["status"], "completed", "{backend:?}: {migration}");
-        world.cloud.set_faults(Faults::default());
-        let counters = world.cloud.inspect()["counters"].clone();
-        assert!(
-            counters["failed_after_commit"].as_u64() > Some(0),
-            "{counters}"
-        );
-        let group_quotas: BTreeMap<String, u64> = base
-            .groups
-            .iter()
-            .filter_map(|g| Some((g.id.clone(), g.storage_quota_bytes?)))
-            .collect();
-        let adopted = assert_tenants_provisioned(&world, &location, &profile(), |g| {
-            group_quotas.get(g).copied()
-        })
-        .await;
-        assert!(
-            adopted.is_empty(),
-            "{backend:?}: a tenant found after a lost create is the migration's own: {adopted:?}"
-        );
-        worker.stop().await;
-    }
-}
-
-#[tokio::test]
 async fn an_item_the_cloud_cannot_give_fails_the_migration_before_anything_is_created_unless_skipped()
  {
     for backend in Backend::enabled() {
@@ -454,11 +413,7 @@ async fn an_item_the_cloud_cannot_give_fails_the_migration_before_anything_is_cr
             .as_array_mut()
             .expect("partner")
             .retain(|r| r["name"] != "vms");
-        let group_quotas: BTreeMap<String, u64> = base
-            .groups
-            .iter()
-            .filter_map(|g| Some((g.id.clone(), g.storage_quota_bytes?)))
-            .collect();
+        let group_quotas = group_quotas(&base);
         assert_tenants_provisioned(&world, &location, &without_vms, |g| {
             group_quotas.get(g).copied()
         })
