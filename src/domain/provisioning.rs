@@ -26,23 +26,17 @@ pub const MAX_NAME_CHARS: usize = 64;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Profile {
-    /// The offering items every migrated customer tenant gets on.
+    /// The offering items every migrated customer tenant gets on (an item named twice:
+    /// the last rule counts).
     #[schema(max_items = 64)]
-    #[validate(
-        length(max = 64, message = "at most 64 items"),
-        nested,
-        custom(function = "distinct")
-    )]
+    #[validate(length(max = 64, message = "at most 64 items"), nested)]
     pub customer: Vec<ItemRule>,
     /// The offering items every migrated partner tenant gets on. A child can only
     /// get what its parent has on, so a partner holding customers also needs every
-    /// customer item (the pre-check flags a missing one).
+    /// customer item (the pre-check flags a missing one). An item named twice: the
+    /// last rule counts.
     #[schema(max_items = 64)]
-    #[validate(
-        length(max = 64, message = "at most 64 items"),
-        nested,
-        custom(function = "distinct")
-    )]
+    #[validate(length(max = 64, message = "at most 64 items"), nested)]
     pub partner: Vec<ItemRule>,
     /// The pricing mode of the tenants the migration creates: `production` by
     /// default, since BackupAgent's customers are paying ones; the cloud's switch to
@@ -214,21 +208,6 @@ fn cloud_name(text: &str) -> Result<(), ValidationError> {
     }
 }
 
-fn distinct(items: &[ItemRule]) -> Result<(), ValidationError> {
-    let mut seen = BTreeSet::new();
-    match items
-        .iter()
-        .map(ItemRule::key)
-        .find(|key| !seen.insert(key.clone()))
-    {
-        None => Ok(()),
-        Some(key) => {
-            Err(ValidationError::new("distinct")
-                .with_message(format!("{key} is listed twice").into()))
-        }
-    }
-}
-
 fn quota_in_range(quota: &QuotaRule) -> Result<(), ValidationError> {
     match *quota {
         QuotaRule::Fixed { value, overage }
@@ -350,8 +329,16 @@ pub fn resolve(
     let by_key: BTreeMap<&ItemKey, &CloudItem> = offered.iter().map(|i| (&i.key, i)).collect();
     let mut given = Vec::new();
     let mut flags = Vec::new();
-    for rule in rules {
+    let last: BTreeMap<ItemKey, usize> = rules
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r.key(), i))
+        .collect();
+    for (i, rule) in rules.iter().enumerate() {
         let key = rule.key();
+        if last.get(&key) != Some(&i) {
+            continue;
+        }
         match by_key.get(&key) {
             None => flags.push(Flag {
                 item: key,

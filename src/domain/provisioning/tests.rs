@@ -286,11 +286,6 @@ fn the_standard_profile_is_valid_and_shape_problems_are_refused() {
     assert!(Profile::standard().validate().is_ok());
     let cases: Vec<(&str, fn(&mut Profile), &str)> = vec![
         (
-            "a duplicate",
-            |p| p.customer.push(p.customer[0].clone()),
-            "customer",
-        ),
-        (
             "an upper-case name",
             |p| p.partner[1].name = "Servers".into(),
             "partner",
@@ -506,5 +501,38 @@ fn a_quota_is_read_whole_and_only_a_fixed_one_has_numbers() {
     assert_eq!(
         serde_json::to_value(fixed).expect("json"),
         serde_json::json!({"kind": "fixed", "value": 3})
+    );
+}
+
+#[test]
+fn an_item_named_twice_counts_once_with_its_last_rule() {
+    let offered = vec![item(
+        "backup",
+        Some("standard"),
+        "workstations",
+        true,
+        None,
+        0,
+    )];
+    let rules = [
+        rule(Some("standard"), "workstations", QuotaRule::Unlimited),
+        rule(
+            Some("standard"),
+            "workstations",
+            QuotaRule::Fixed {
+                value: 7,
+                overage: None,
+            },
+        ),
+    ];
+    let (given, flags) = resolve(&rules, &offered);
+    assert!(flags.is_empty());
+    assert_eq!(given.len(), 1);
+    assert_eq!(
+        given[0].0.quota,
+        QuotaRule::Fixed {
+            value: 7,
+            overage: None
+        }
     );
 }
