@@ -471,6 +471,29 @@ pub async fn record_failed(
     Ok(true)
 }
 
+/// Whether an item with `key` in another migration of the workspace reached a
+/// step (a create may have been sent): a tenant it made is the migrations' own.
+pub async fn attempted_elsewhere(
+    db: &impl ConnectionTrait,
+    workspace_id: Uuid,
+    migration_id: Uuid,
+    key: &str,
+) -> Result<bool, DbErr> {
+    let others = Query::select()
+        .column(migration::Column::Id)
+        .from(Migrations)
+        .and_where(migration::Column::WorkspaceId.eq(workspace_id))
+        .and_where(migration::Column::Id.ne(migration_id))
+        .to_owned();
+    Ok(Items::find()
+        .filter(ItemColumn::Key.eq(key))
+        .filter(ItemColumn::Step.is_not_null())
+        .filter(ItemColumn::MigrationId.in_subquery(others))
+        .one(db)
+        .await?
+        .is_some())
+}
+
 /// Records the step a queued item is about to take (before a call whose answer
 /// could be lost), so that its next attempt knows what it may find.
 pub async fn record_step(

@@ -631,7 +631,23 @@ impl Context<'_> {
                 Some(json!({"parent_id": new.parent_id, "internal_tag": new.internal_tag})),
             );
             if let Some(tenant) = found? {
-                return Ok((tenant, Origin::Existing));
+                // A migration of this workspace cancelled after its create is not a customer's own.
+                let ours = store::attempted_elsewhere(
+                    self.db,
+                    self.migration.workspace_id,
+                    item.migration_id,
+                    &item.key,
+                )
+                .await
+                .map_err(db_stop)?;
+                return Ok((
+                    tenant,
+                    if ours {
+                        Origin::Created
+                    } else {
+                        Origin::Existing
+                    },
+                ));
             }
             store::record_step(self.db, item.migration_id, &item.key, "creating")
                 .await
