@@ -619,7 +619,8 @@ impl Context<'_> {
         log: &mut Log<'_>,
     ) -> Result<(Tenant, Origin), Stop> {
         self.check()?;
-        if item.step.is_none() {
+        let looked_up = item.step.is_none();
+        if looked_up {
             let found = self
                 .clients
                 .target
@@ -654,7 +655,17 @@ impl Context<'_> {
                 .map_err(db_stop)?;
         }
         self.check()?;
-        let result = self.clients.target.ensure_tenant(new).await;
+        // Just looked up and not found: create at once (one listing of the parent, not
+        // two); a create that may have landed (a lost answer, a conflict) looks up again.
+        let target = &self.clients.target;
+        let result = if looked_up {
+            match target.create_tenant(new).await {
+                Err(e) if e.is_transient() || e.is_status(409) => target.ensure_tenant(new).await,
+                other => other,
+            }
+        } else {
+            target.ensure_tenant(new).await
+        };
         log.call("ensure_tenant", &result, serde_json::to_value(new).ok());
         Ok((result?, Origin::Created))
     }
