@@ -22,13 +22,14 @@ use migration_portal::db::workspaces::{CloudClient, NewWorkspace, SourceLogin};
 use migration_portal::db::{self, migrations, prechecks, workspaces};
 use migration_portal::domain::plan::Node;
 use migration_portal::jobs::migration::MigrationOptions;
-use migration_portal::jobs::{NewJob, Worker, WorkerConfig, queue, sync};
+use migration_portal::jobs::{SuperviseMigration, sync};
+use migration_portal::queue::store as queue;
+use migration_portal::queue::{NewJob, Worker, WorkerConfig};
 use migration_portal::sim::backupagent::SourceSim;
 use migration_portal::sim::cloud::{CloudSim, CloudSimConfig, Faults};
 use migration_portal::sim::idp::generate_key;
 use migration_portal::sim::install_base::{GenSpec, InstallBase, Size, generate};
 use secrecy::SecretString;
-use serde_json::json;
 use uuid::Uuid;
 
 const LIMIT: u32 = 200;
@@ -165,10 +166,7 @@ async fn main() -> anyhow::Result<()> {
             tenant_id: Some(partner.tenant_id),
             workspace_id: Some(workspace.id),
             unique_key: Some(format!("migration:{migration_id}")),
-            ..NewJob::new(
-                migration_portal::jobs::migration::KIND,
-                json!({"migration_id": migration_id}),
-            )
+            ..SuperviseMigration::of(partner.tenant_id, workspace.id, migration_id)
         };
         let job = queue::enqueue(&database, job).await?;
         let now = chrono::Utc::now();

@@ -14,20 +14,29 @@ use std::time::Instant;
 use async_trait::async_trait;
 use migration_portal::config::DatabaseConfig;
 use migration_portal::db;
-use migration_portal::jobs::{JobError, JobHandler, JobRun, NewJob, Worker, WorkerConfig, queue};
+use migration_portal::queue::store as queue;
+use migration_portal::queue::{
+    Handler, Job, JobError, JobHandler, JobRun, NewJob, Worker, WorkerConfig,
+};
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 const JOBS: usize = 20_000;
+
+#[derive(Serialize, Deserialize)]
+struct NoopJob {}
+
+impl Job for NoopJob {
+    const KIND: &'static str = "noop";
+}
 
 struct Noop(Arc<AtomicU64>);
 
 #[async_trait]
 impl JobHandler for Noop {
-    fn kind(&self) -> &'static str {
-        "noop"
-    }
+    type Job = NoopJob;
 
-    async fn run(&self, _: &JobRun) -> Result<Value, JobError> {
+    async fn run(&self, _: NoopJob, _: &JobRun) -> Result<Value, JobError> {
         self.0.fetch_add(1, Ordering::Relaxed);
         Ok(json!({}))
     }
@@ -62,7 +71,7 @@ async fn main() -> anyhow::Result<()> {
         .await?;
         let started = Instant::now();
         for _ in 0..JOBS {
-            queue::enqueue(&database, NewJob::new("noop", json!({}))).await?;
+            queue::enqueue(&database, NewJob::new(NoopJob {})).await?;
         }
         let enqueue = started.elapsed().as_secs_f64();
         let ran = Arc::new(AtomicU64::new(0));
@@ -70,7 +79,11 @@ async fn main() -> anyhow::Result<()> {
             concurrency: 32,
             ..WorkerConfig::default()
         };
-        let worker = Worker::new(database.clone(), config, vec![Arc::new(Noop(ran.clone()))]);
+        let worker = Worker::new(
+            database.clone(),
+            config,
+            vec![Handler::new(Noop(ran.clone()))],
+        );
         let started = Instant::now();
         worker.run_until_idle().await;
         let seconds = started.elapsed().as_secs_f64();

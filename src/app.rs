@@ -74,7 +74,7 @@ pub fn job_handlers(
     secrets: SecretBox,
     allow_private_networks: bool,
     metrics: Option<std::sync::Arc<Metrics>>,
-) -> Vec<std::sync::Arc<dyn crate::jobs::JobHandler>> {
+) -> Vec<crate::queue::Handler> {
     job_handlers_with(
         secrets,
         allow_private_networks,
@@ -89,7 +89,7 @@ pub fn job_handlers_with(
     allow_private_networks: bool,
     metrics: Option<std::sync::Arc<Metrics>>,
     webhooks: &crate::config::WebhookSettings,
-) -> Vec<std::sync::Arc<dyn crate::jobs::JobHandler>> {
+) -> Vec<crate::queue::Handler> {
     let pool = std::sync::Arc::new(
         crate::jobs::clients::ClientPool::new(allow_private_networks).observed_by(metrics),
     );
@@ -98,21 +98,22 @@ pub fn job_handlers_with(
         webhooks,
         allow_private_networks,
     ));
+    use crate::queue::Handler;
     vec![
-        std::sync::Arc::new(crate::jobs::sync::SyncHandler::new(
+        Handler::new(crate::jobs::sync::SyncHandler::new(
             secrets.clone(),
             pool.clone(),
         )),
-        std::sync::Arc::new(crate::jobs::precheck::PrecheckHandler::new(
+        Handler::new(crate::jobs::precheck::PrecheckHandler::new(
             secrets.clone(),
             pool.clone(),
         )),
-        std::sync::Arc::new(crate::jobs::migration::MigrationHandler::new(
+        Handler::new(crate::jobs::migration::MigrationHandler::new(
             secrets.clone(),
             pool.clone(),
         )),
-        std::sync::Arc::new(crate::jobs::transfer::TransferHandler::new(secrets, pool)),
-        std::sync::Arc::new(crate::jobs::webhook::WebhookHandler::new(sender, webhooks)),
+        Handler::new(crate::jobs::transfer::TransferHandler::new(secrets, pool)),
+        Handler::new(crate::jobs::webhook::WebhookHandler::new(sender, webhooks)),
     ]
 }
 
@@ -149,17 +150,17 @@ pub async fn serve(config: &Config, key_policy: KeyPolicy, role: Role) -> anyhow
             None,
             &config.webhooks,
         );
-        let worker = crate::jobs::Worker::new(db, config.worker(), handlers);
+        let worker = crate::queue::Worker::new(db, (&config.worker).into(), handlers);
         tracing::info!(worker = %worker.id(), "worker running");
-        let running = tokio::spawn(worker.run(stopped));
+        let running = tokio::spawn(crate::jobs::run(worker, stopped));
         signals.wait().await;
         let _ = stop.send(true);
         running.await?;
         return Ok(());
     }
     let app = Application::build(config, key_policy).await?;
-    let worker =
-        (role == Role::ApiAndWorker).then(|| tokio::spawn(app.worker(config).run(stopped)));
+    let worker = (role == Role::ApiAndWorker)
+        .then(|| tokio::spawn(crate::jobs::run(app.worker(config), stopped)));
     let handle = app.server.handle();
     tracing::info!(port = app.port(), ?role, "serving");
     let mut server = tokio::spawn(app.run_until_stopped());
@@ -292,14 +293,14 @@ impl Application {
     }
 
     /// A worker over this application's database, key, connector settings and metrics.
-    pub fn worker(&self, config: &Config) -> crate::jobs::Worker {
+    pub fn worker(&self, config: &Config) -> crate::queue::Worker {
         let handlers = job_handlers_with(
             self.state.secrets.clone(),
             self.state.allow_private_networks,
             Some(self.metrics()),
             &config.webhooks,
         );
-        crate::jobs::Worker::new(self.state.db.clone(), config.worker(), handlers)
+        crate::queue::Worker::new(self.state.db.clone(), (&config.worker).into(), handlers)
             .with_metrics(self.metrics())
     }
 
@@ -356,7 +357,11 @@ async fn flush_check_ins(
         let Some(check_ins) = check_ins.upgrade() else {
             return;
         };
-        if let Err(error) = check_ins.flush(&db).await {
+        let scheduled = match check_ins.flush(&db).await {
+            Ok((_, deliveries)) => crate::jobs::webhook::schedule(&db, deliveries).await,
+            Err(error) => Err(error),
+        };
+        if let Err(error) = scheduled {
             tracing::warn!(%error, "could not write agents' check-in times; they are dropped");
         }
     }

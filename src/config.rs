@@ -248,16 +248,6 @@ impl Config {
             })
     }
 
-    pub fn worker(&self) -> crate::jobs::WorkerConfig {
-        crate::jobs::WorkerConfig {
-            concurrency: self.worker.concurrency.max(1),
-            lease: Duration::from_secs(self.worker.lease_secs.max(3)),
-            poll_interval: Duration::from_millis(self.worker.poll_interval_ms.max(10)),
-            shutdown_grace: Duration::from_secs(self.worker.shutdown_grace_secs),
-            ..crate::jobs::WorkerConfig::default()
-        }
-    }
-
     /// The token `GET /metrics` requires, if any; a blank one is refused rather than read as "open".
     pub fn metrics_token(&self) -> Result<Option<SecretString>, ConfigError> {
         use secrecy::ExposeSecret;

@@ -17,5 +17,6 @@ pub mod domain;
 pub mod error;
 pub mod jobs;
 pub mod metrics;
+pub mod queue;
 pub mod sim;
 pub mod telemetry;

@@ -26,7 +26,7 @@ use crate::api::extract::ValidJson;
 use crate::app::AppState;
 use crate::auth::{Agent, require_agent};
 use crate::db::agents as store;
-use crate::db::events::{self, NewEvent};
+use crate::db::events::NewEvent;
 use crate::domain::agent::{Outcome, Report, Status, readiness_on_check_in};
 use crate::domain::machines::MachineState;
 use crate::domain::support::{ClientStatus, ClientVersion, Platform, SupportMatrix};
@@ -129,7 +129,7 @@ async fn enroll(
         message: "the agent enrolled; an earlier token of this machine no longer works".into(),
         data: None,
     };
-    events::record(&state.db, workspace.id, vec![event]).await?;
+    crate::jobs::record_events(&state.db, workspace.id, vec![event]).await?;
     Ok(HttpResponse::Created().json(Enrolled {
         machine_id: request.machine_id.clone(),
         token,
@@ -335,7 +335,7 @@ async fn client_reported(
                 json!({"client_version": version, "readiness": readiness, "was": machine.readiness}),
             ),
         };
-        events::record(&tx, machine.workspace_id, vec![event]).await?;
+        crate::jobs::record_events(&tx, machine.workspace_id, vec![event]).await?;
     }
     tx.commit().await?;
     machine.reported_client_version = Some(version.to_string());
@@ -520,7 +520,7 @@ async fn report_event(
         match crate::domain::agent::report(from, seq, &report) {
             Outcome::AlreadySeen => return Ok(HttpResponse::Ok().json(reported(false, from))),
             Outcome::Refused(reason) => {
-                events::record(
+                crate::jobs::record_events(
                     &state.db,
                     workspace_id,
                     vec![log(
@@ -552,7 +552,7 @@ async fn report_event(
                 let detail = error
                     .map(|(code, text)| format!(": {code}: {text}"))
                     .unwrap_or_default();
-                events::record(
+                crate::jobs::record_events(
                     &txn,
                     workspace_id,
                     vec![log(
@@ -629,7 +629,7 @@ async fn rotate_enrollment_secret(
             .into(),
         data: None,
     };
-    events::record(&state.db, workspace.id, vec![event]).await?;
+    crate::jobs::record_events(&state.db, workspace.id, vec![event]).await?;
     Ok(HttpResponse::Created().json(EnrollmentSecret {
         workspace_id: workspace.id,
         enrollment_secret: secret,

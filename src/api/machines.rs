@@ -15,7 +15,7 @@ use crate::api::paging::{PageParams, Paged, encode_key};
 use crate::app::AppState;
 use crate::auth::Partner;
 use crate::db::agents::{self as store, MachineRow};
-use crate::db::events::{self, NewEvent};
+use crate::db::events::NewEvent;
 use crate::db::workspaces;
 use crate::domain::agent::{Operation, Outcome, Phase, Waiting, operate, waiting_reason};
 use crate::domain::machines::MachineState;
@@ -175,7 +175,7 @@ async fn operate_on(
         message: format!("{} -> {}", machine.status.state.as_str(), to.state.as_str()),
         data: None,
     };
-    events::record(&txn, workspace.id, vec![event]).await?;
+    crate::jobs::record_events(&txn, workspace.id, vec![event]).await?;
     txn.commit().await?;
     let row = store::machine(&state.db, workspace.id, machine_id)
         .await?

@@ -20,7 +20,8 @@ use crate::app::AppState;
 use crate::db::agents::{digest, machine_counts};
 use crate::domain::machines::MachineState;
 use crate::error::ApiError;
-use crate::jobs::{self, queue};
+use crate::jobs;
+use crate::queue::store as queue;
 
 /// How long a scrape waits for the database (Prometheus times out at 10 s by default).
 pub const DATABASE_TIMEOUT: Duration = Duration::from_secs(2);

@@ -11,7 +11,7 @@ use crate::api::docs;
 use crate::app::AppState;
 use crate::auth::Partner;
 use crate::error::ApiError;
-use crate::jobs::queue;
+use crate::queue::store as queue;
 
 pub fn routes(cfg: &mut ServiceConfig) {
     cfg.service(get_operation);

@@ -23,7 +23,7 @@ use crate::db::webhooks::{self as store};
 use crate::db::workspaces;
 use crate::domain::webhooks::{EventType, Secret, TEST_EVENT};
 use crate::error::ApiError;
-use crate::jobs::webhook::{message_id, secret_context};
+use crate::jobs::webhook::{DeliverWebhook, message_id, secret_context};
 
 pub fn routes(cfg: &mut ServiceConfig) {
     cfg.service(create_webhook)
@@ -340,7 +340,7 @@ async fn update_webhook(
     let updated = model.update(&txn).await?;
     if enabling {
         for delivery in store::pending_ids(&txn, updated.id).await? {
-            store::enqueue(&txn, updated.workspace_id, delivery).await?;
+            crate::queue::enqueue(&txn, DeliverWebhook::of(updated.workspace_id, delivery)).await?;
         }
     }
     txn.commit().await?;
@@ -626,7 +626,7 @@ async fn redeliver(
     model.attempts = Set(0);
     model.next_attempt_at = Set(Some(Utc::now()));
     let updated = model.update(&txn).await?;
-    store::enqueue(&txn, updated.workspace_id, updated.id).await?;
+    crate::queue::enqueue(&txn, DeliverWebhook::of(updated.workspace_id, updated.id)).await?;
     txn.commit().await?;
     Ok(HttpResponse::Accepted().json(Delivery::from(updated)))
 }

@@ -247,11 +247,17 @@ impl CheckIns {
             .push(machine_id.to_string());
     }
 
-    /// Writes what was recorded since the last flush, stamped now.
-    pub async fn flush(&self, db: &impl ConnectionTrait) -> Result<usize, DbErr> {
+    /// Writes what was recorded since the last flush, stamped now, with a
+    /// `machine.seen_again` event for each machine that had not been seen; answers
+    /// how many were written and the webhook deliveries whose jobs are to be queued.
+    pub async fn flush(
+        &self,
+        db: &impl ConnectionTrait,
+    ) -> Result<(usize, super::webhooks::NewDeliveries), DbErr> {
         let pending = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
         let now = Utc::now();
         let mut written = 0;
+        let mut deliveries = super::webhooks::NewDeliveries::default();
         for (workspace_id, mut machines) in pending {
             machines.sort();
             machines.dedup();
@@ -289,11 +295,11 @@ impl CheckIns {
                         data: None,
                     })
                     .collect();
-                events::record(db, workspace_id, back).await?;
+                deliveries.add(events::record(db, workspace_id, back).await?);
                 written += batch.len();
             }
         }
-        Ok(written)
+        Ok((written, deliveries))
     }
 }
 

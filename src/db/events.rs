@@ -11,6 +11,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::Page;
+use super::webhooks::NewDeliveries;
 
 /// One event to record. `data` is for the verbose mode and must hold no secret.
 #[derive(Clone, Debug)]
@@ -24,14 +25,15 @@ pub struct NewEvent {
     pub data: Option<serde_json::Value>,
 }
 
-/// Inserts events in the caller's transaction, in order.
+/// Inserts events in the caller's transaction, in order, with the webhook
+/// deliveries they call for (whose jobs the caller queues: `jobs::record_events`).
 pub async fn record(
     db: &impl ConnectionTrait,
     workspace_id: Uuid,
     events: Vec<NewEvent>,
-) -> Result<(), DbErr> {
+) -> Result<NewDeliveries, DbErr> {
     if events.is_empty() {
-        return Ok(());
+        return Ok(NewDeliveries::default());
     }
     let at = Utc::now();
     let recorded: Vec<event::Model> = events

@@ -15,20 +15,11 @@ use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, ExprTrait,
     QueryFilter, QueryOrder, QuerySelect,
 };
-use serde_json::json;
 use uuid::Uuid;
 
 use super::Page;
 use crate::domain::transfer::{ItemKind, ItemSpec, ItemState};
-use crate::jobs::{NewJob, queue};
-
-/// The job kind that carries out a batch of items.
-pub const TRANSFER: &str = "transfer";
-/// Items per transfer job: tenants wait for their parents, so their batches are small.
-const TENANT_BATCH: usize = 10;
-const USER_BATCH: usize = 25;
-/// A transfer job is retried this often (the target unavailable for a while) before its items fail.
-pub const TRANSFER_ATTEMPTS: i32 = 12;
+use crate::queue::store as queue;
 
 /// Migration statuses.
 pub const PLANNING: &str = "planning";
@@ -231,42 +222,25 @@ pub async fn insert_items(
     Ok(ready)
 }
 
-/// Puts items into transfer jobs (enqueued in the caller's transaction): from
-/// waiting, failed (a retry) or queued in a job that ended (an orphan).
-pub async fn schedule(
+/// Puts the items of `keys` into the job `job_id` (enqueued in the caller's
+/// transaction): from waiting, failed (a retry) or queued in a job that ended
+/// (an orphan). Answers how many it took.
+pub async fn queue_items(
     db: &impl ConnectionTrait,
-    migration: &migration::Model,
-    keys: Vec<(String, ItemKind)>,
+    migration_id: Uuid,
+    job_id: Uuid,
+    keys: Vec<String>,
 ) -> Result<usize, DbErr> {
-    let (tenants, people): (Vec<_>, Vec<_>) = keys
-        .into_iter()
-        .partition(|(_, kind)| *kind == ItemKind::Tenant);
-    let batches = tenants
-        .chunks(TENANT_BATCH)
-        .chain(people.chunks(USER_BATCH))
-        .map(|b| b.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>())
-        .collect::<Vec<_>>();
-    let mut scheduled = 0;
-    for keys in batches {
-        let job = NewJob {
-            tenant_id: Some(migration.tenant_id),
-            workspace_id: Some(migration.workspace_id),
-            max_attempts: TRANSFER_ATTEMPTS,
-            ..NewJob::new(TRANSFER, json!({"migration_id": migration.id}))
-        };
-        let job_id = queue::enqueue(db, job).await?.id;
-        let result = Items::update_many()
-            .col_expr(ItemColumn::State, Expr::value(ItemState::Queued.as_str()))
-            .col_expr(ItemColumn::JobId, Expr::value(job_id))
-            .col_expr(ItemColumn::UpdatedAt, Expr::value(Utc::now()))
-            .filter(ItemColumn::MigrationId.eq(migration.id))
-            .filter(ItemColumn::Key.is_in(keys))
-            .filter(schedulable())
-            .exec(db)
-            .await?;
-        scheduled += result.rows_affected as usize;
-    }
-    Ok(scheduled)
+    let result = Items::update_many()
+        .col_expr(ItemColumn::State, Expr::value(ItemState::Queued.as_str()))
+        .col_expr(ItemColumn::JobId, Expr::value(job_id))
+        .col_expr(ItemColumn::UpdatedAt, Expr::value(Utc::now()))
+        .filter(ItemColumn::MigrationId.eq(migration_id))
+        .filter(ItemColumn::Key.is_in(keys))
+        .filter(schedulable())
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected as usize)
 }
 
 /// Waiting or failed items, or queued ones whose job is over (never one a live job holds).
@@ -331,29 +305,39 @@ pub async fn orphans(db: &impl ConnectionTrait, migration_id: Uuid) -> Result<Ve
         .collect()
 }
 
+/// Where an item's work has got to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reached {
+    /// A step on the way: its target id and step are kept, the item stays queued.
+    Step,
+    /// The item is done: mapped, and the items waiting for it are ready.
+    Done,
+}
+
 /// An item's work, recorded with its mapping and its events in one transaction.
-pub struct ItemDone<'a> {
+pub struct ItemProgress<'a> {
     pub item: &'a migration_item::Model,
     pub target_id: Uuid,
     pub step: &'a str,
-    /// Whether the item is finished (else only its step and target id are kept).
-    pub finished: bool,
+    pub reached: Reached,
 }
 
-/// Records an item's target id and step; when finished, the item is done and
-/// the items waiting for it (a tenant's children) are scheduled. False when the
-/// item was no longer the caller's to change (done or failed meanwhile).
-pub async fn record_done(
+/// Records an item's target id and step; when it is done, it is mapped and the
+/// answer holds the items that were waiting for it (a tenant's children), to
+/// schedule. `None` when the item was no longer the caller's to change (done
+/// or failed meanwhile).
+pub async fn record_progress(
     db: &impl ConnectionTrait,
     migration: &migration::Model,
-    done: ItemDone<'_>,
-) -> Result<bool, DbErr> {
+    done: ItemProgress<'_>,
+) -> Result<Option<Vec<(String, ItemKind)>>, DbErr> {
+    let finished = done.reached == Reached::Done;
     let now = Utc::now();
     let mut update = Items::update_many()
         .col_expr(ItemColumn::TargetId, Expr::value(done.target_id))
         .col_expr(ItemColumn::Step, Expr::value(done.step))
         .col_expr(ItemColumn::UpdatedAt, Expr::value(now));
-    let from = if done.finished {
+    let from = if finished {
         update = update
             .col_expr(ItemColumn::State, Expr::value(ItemState::Done.as_str()))
             .col_expr(ItemColumn::ErrorCode, Expr::value(Option::<String>::None))
@@ -372,12 +356,12 @@ pub async fn record_done(
         .exec(db)
         .await?;
     if result.rows_affected == 0 {
-        return Ok(false);
+        return Ok(None);
     }
-    if !done.finished {
+    if !finished {
         // Only a finished item is mapped: a later wave skips what is mapped, so an
         // admin mapped before its activation email went out would never get one.
-        return Ok(true);
+        return Ok(Some(Vec::new()));
     }
     Mappings::insert(target_mapping::ActiveModel {
         workspace_id: Set(migration.workspace_id),
@@ -410,9 +394,9 @@ pub async fn record_done(
             .into_iter()
             .map(|(key, kind)| (key, ItemKind::parse(&kind).unwrap_or(ItemKind::User)))
             .collect();
-        schedule(db, migration, keys).await?;
+        return Ok(Some(keys));
     }
-    Ok(true)
+    Ok(Some(Vec::new()))
 }
 
 /// Fails an item for good with the remote's code and message; the items
@@ -695,7 +679,7 @@ pub async fn cancel_items(db: &impl ConnectionTrait, migration_id: Uuid) -> Resu
 pub async fn retry_failed(
     db: &impl ConnectionTrait,
     migration: &migration::Model,
-) -> Result<usize, DbErr> {
+) -> Result<Vec<(String, ItemKind)>, DbErr> {
     Items::update_many()
         .col_expr(ItemColumn::State, Expr::value(ItemState::Waiting.as_str()))
         .col_expr(
@@ -715,11 +699,10 @@ pub async fn retry_failed(
         .into_tuple::<(String, String)>()
         .all(db)
         .await?;
-    let keys = failed
+    Ok(failed
         .into_iter()
         .map(|(key, kind)| (key, ItemKind::parse(&kind).unwrap_or(ItemKind::User)))
-        .collect();
-    schedule(db, migration, keys).await
+        .collect())
 }
 
 /// Names a new supervising job (a migration started again by a retry).

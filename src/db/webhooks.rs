@@ -1,6 +1,8 @@
-//! Webhook subscriptions and deliveries. A delivery is written, and its job
-//! queued, in the transaction of the event it tells of: an event that happened
-//! is delivered at least once, under one `webhook-id` for all its attempts.
+//! Webhook subscriptions and deliveries. A delivery is written in the
+//! transaction of the event it tells of, and its job queued in the same one
+//! (by `jobs`, from the [`NewDeliveries`] answered here): an event that
+//! happened is delivered at least once, under one `webhook-id` for all its
+//! attempts.
 
 use chrono::{DateTime, Utc};
 use entity::event;
@@ -15,15 +17,23 @@ use uuid::Uuid;
 
 use super::{Page, execute};
 use crate::domain::webhooks::EventType;
-use crate::jobs::queue::{self, NewJob};
 
 pub const PENDING: &str = "pending";
 pub const DELIVERED: &str = "delivered";
 pub const FAILED: &str = "failed";
 pub const CANCELLED: &str = "cancelled";
 
-/// The job kind that sends one delivery.
-pub const JOB_KIND: &str = "webhook";
+/// Deliveries just written, by workspace: each wants its job queued in the
+/// same transaction, or it is never sent.
+#[must_use = "each new delivery's job must be queued in the same transaction"]
+#[derive(Debug, Default)]
+pub struct NewDeliveries(pub Vec<(Uuid, Uuid)>);
+
+impl NewDeliveries {
+    pub fn add(&mut self, more: NewDeliveries) {
+        self.0.extend(more.0);
+    }
+}
 
 /// The event types a subscription asked for.
 pub fn event_types(subscription: &webhook_subscription::Model) -> Vec<EventType> {
@@ -52,18 +62,18 @@ pub fn payload(event_type: &str, event: &event::Model) -> String {
 }
 
 /// Writes a delivery per event and enabled subscription that asked for its type,
-/// and queues each, in the caller's transaction.
+/// in the caller's transaction.
 pub async fn fan_out(
     db: &impl ConnectionTrait,
     workspace_id: Uuid,
     events: &[event::Model],
-) -> Result<(), DbErr> {
+) -> Result<NewDeliveries, DbErr> {
     let typed: Vec<(EventType, &event::Model)> = events
         .iter()
         .filter_map(|e| EventType::of_event(&e.kind).map(|t| (t, e)))
         .collect();
     if typed.is_empty() {
-        return Ok(());
+        return Ok(NewDeliveries::default());
     }
     let subscriptions = Subscriptions::find()
         .filter(webhook_subscription::Column::WorkspaceId.eq(workspace_id))
@@ -71,6 +81,7 @@ pub async fn fan_out(
         .all(db)
         .await?;
     let now = Utc::now();
+    let mut written = NewDeliveries::default();
     for subscription in &subscriptions {
         let wanted = event_types(subscription);
         for (event_type, event) in typed.iter().filter(|(t, _)| wanted.contains(t)) {
@@ -81,10 +92,10 @@ pub async fn fan_out(
                 payload(event_type.as_str(), event),
                 now,
             );
-            insert(db, delivery).await?;
+            written.add(insert(db, delivery).await?);
         }
     }
-    Ok(())
+    Ok(written)
 }
 
 pub fn new_delivery(
@@ -112,29 +123,17 @@ pub fn new_delivery(
     }
 }
 
-/// Stores a pending delivery and queues its job.
+/// Stores a pending delivery.
 pub async fn insert(
     db: &impl ConnectionTrait,
     delivery: webhook_delivery::Model,
-) -> Result<(), DbErr> {
-    let (id, workspace_id) = (delivery.id, delivery.workspace_id);
+) -> Result<NewDeliveries, DbErr> {
+    let written = NewDeliveries(vec![(delivery.workspace_id, delivery.id)]);
     let model: webhook_delivery::ActiveModel = delivery.into();
     Deliveries::insert(model.reset_all())
         .exec_without_returning(db)
         .await?;
-    enqueue(db, workspace_id, id).await
-}
-
-/// Queues a delivery's job (at most one per delivery at a time).
-pub async fn enqueue(
-    db: &impl ConnectionTrait,
-    workspace_id: Uuid,
-    delivery_id: Uuid,
-) -> Result<(), DbErr> {
-    let mut job = NewJob::new(JOB_KIND, json!({"delivery_id": delivery_id}));
-    job.unique_key = Some(format!("webhook:{delivery_id}"));
-    job.workspace_id = Some(workspace_id);
-    queue::enqueue(db, job).await.map(drop)
+    Ok(written)
 }
 
 pub async fn subscription(

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sea_orm::{DatabaseConnection, EntityTrait, TransactionTrait};
+use sea_orm::{DatabaseConnection, TransactionTrait};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use utoipa::ToSchema;
@@ -21,20 +21,41 @@ use validator::Validate;
 use super::clients::ClientPool;
 use super::precheck::{self, Planning, Settled, Timer};
 use super::provision;
-use super::worker::{connector, database};
-use super::{JobError, JobHandler, JobRun};
+use super::{connector, worker_actor};
 use crate::connectors::Limit;
 use crate::connectors::target::TargetApi;
 use crate::crypto::SecretBox;
-use crate::db::events::{self, NewEvent};
+use crate::db::events::NewEvent;
 use crate::db::migrations as store;
 use crate::db::prechecks;
 use crate::domain::plan::Selection;
 use crate::domain::provisioning::{self as provisioning, Profile};
 use crate::domain::report::{self, Section, compare_entries};
 use crate::domain::transfer::{self, ItemKind, ItemState};
+use crate::queue::{Job, JobError, JobHandler, JobRun, NewJob, database};
 
-pub const KIND: &str = "migration";
+/// Plans a migration, then looks at it every second while its items are
+/// carried out, and finishes it; one per migration at a time.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SuperviseMigration {
+    pub migration_id: Uuid,
+}
+
+impl Job for SuperviseMigration {
+    const KIND: &'static str = "migration";
+    /// Each look is a snooze, not an attempt; attempts are failures to look.
+    const MAX_ATTEMPTS: i32 = 10_000;
+}
+
+impl SuperviseMigration {
+    pub fn of(tenant_id: Uuid, workspace_id: Uuid, migration_id: Uuid) -> NewJob<Self> {
+        NewJob {
+            tenant_id: Some(tenant_id),
+            workspace_id: Some(workspace_id),
+            ..NewJob::new(Self { migration_id })
+        }
+    }
+}
 /// How often the supervisor looks at its migration.
 const LOOK_EVERY: Duration = Duration::from_secs(1);
 /// Changed entries per section that re-planning lists.
@@ -91,40 +112,41 @@ impl MigrationHandler {
     }
 }
 
-pub(crate) fn migration_id(run: &JobRun) -> Result<Uuid, JobError> {
-    let payload = run.payload()?;
-    payload["migration_id"]
-        .as_str()
-        .and_then(|id| Uuid::parse_str(id).ok())
-        .ok_or_else(|| JobError::Fatal("payload names no migration".into()))
+/// A migration's options as stored; unreadable ones end the job rather than
+/// run it with defaults the partner never chose.
+pub(crate) fn options(migration: &entity::migration::Model) -> Result<MigrationOptions, JobError> {
+    serde_json::from_str(&migration.options)
+        .map_err(|e| JobError::Fatal(format!("the migration's options are unreadable: {e}")))
 }
 
-pub(crate) fn worker_actor(run: &JobRun) -> String {
-    format!(
-        "worker:{}",
-        run.job.locked_by.as_deref().unwrap_or("unknown")
-    )
+/// The migration a job works on, when it still exists in a workspace of the
+/// job's tenant.
+pub(crate) async fn migration_of(
+    run: &JobRun,
+    migration_id: Uuid,
+) -> Result<(entity::migration::Model, entity::workspace::Model), JobError> {
+    let migration = store::get(run.db(), migration_id)
+        .await
+        .map_err(database)?
+        .ok_or_else(|| JobError::Fatal("the migration no longer exists".into()))?;
+    let workspace = super::workspace_of(run, migration.workspace_id).await?;
+    Ok((migration, workspace))
 }
 
 #[async_trait]
 impl JobHandler for MigrationHandler {
-    fn kind(&self) -> &'static str {
-        KIND
-    }
+    type Job = SuperviseMigration;
 
-    async fn run(&self, run: &JobRun) -> Result<Value, JobError> {
-        let id = migration_id(run)?;
+    async fn run(&self, job: SuperviseMigration, run: &JobRun) -> Result<Value, JobError> {
+        let id = job.migration_id;
         let db = run.db();
-        let migration = store::get(db, id)
-            .await
-            .map_err(database)?
-            .ok_or_else(|| JobError::Fatal("the migration no longer exists".into()))?;
+        let (migration, workspace) = migration_of(run, id).await?;
         if migration.job_id != run.job.id {
             return Ok(json!({"superseded_by": migration.job_id}));
         }
         match migration.status.as_str() {
-            store::PLANNING => match self.plan(run, &migration).await {
-                Ok(()) => Err(JobError::Again(Duration::ZERO)),
+            store::PLANNING => match self.plan(run, &migration, &workspace).await {
+                Ok(()) => Err(JobError::Snooze(Duration::ZERO)),
                 Err(JobError::Fatal(reason)) => {
                     // Whatever made planning impossible, the migration says so instead of planning forever.
                     store::set_status(db, id, &[store::PLANNING], store::FAILED, Some(&reason))
@@ -141,16 +163,16 @@ impl JobHandler for MigrationHandler {
                     return match self.finish(run, &migration).await? {
                         Some(result) => Ok(result),
                         // Paused, retried or cancelled meanwhile: look again.
-                        None => Err(JobError::Again(Duration::ZERO)),
+                        None => Err(JobError::Snooze(Duration::ZERO)),
                     };
                 }
                 run.progress(progress(&migration.status, &counts)).await?;
-                Err(JobError::Again(LOOK_EVERY))
+                Err(JobError::Snooze(LOOK_EVERY))
             }
             store::PAUSED => {
                 let counts = store::counts(db, id).await.map_err(database)?;
                 run.progress(progress(&migration.status, &counts)).await?;
-                Err(JobError::Again(LOOK_EVERY))
+                Err(JobError::Snooze(LOOK_EVERY))
             }
             _ => {
                 let counts = store::counts(db, id).await.map_err(database)?;
@@ -188,16 +210,12 @@ impl MigrationHandler {
         &self,
         run: &JobRun,
         migration: &entity::migration::Model,
+        workspace: &entity::workspace::Model,
     ) -> Result<(), JobError> {
         let db = run.db();
-        let workspace = entity::workspace::Entity::find_by_id(migration.workspace_id)
-            .one(db)
-            .await
-            .map_err(database)?
-            .ok_or_else(|| JobError::Fatal("the workspace no longer exists".into()))?;
         let selection: Selection = serde_json::from_str(&migration.selection)
             .map_err(|e| JobError::Fatal(format!("selection: {e}")))?;
-        let target = self.pool.clients(&workspace, &self.secrets)?.target;
+        let target = self.pool.clients(workspace, &self.secrets)?.target;
         let mut timer = Timer::default();
         let planning = Planning {
             db,
@@ -216,12 +234,11 @@ impl MigrationHandler {
             answers,
             ..
         } = precheck::settle(planning, &progress, &|| run.should_stop(), &mut timer).await?;
-        let options: MigrationOptions =
-            serde_json::from_str(&migration.options).unwrap_or_default();
+        let options = options(migration)?;
         let profile = options
             .provisioning
             .clone()
-            .unwrap_or_else(|| crate::db::workspaces::provisioning(&workspace));
+            .unwrap_or_else(|| crate::db::workspaces::provisioning(workspace));
         let applications = provision::applications(target.as_ref())
             .await
             .map_err(connector)?;
@@ -281,7 +298,7 @@ impl MigrationHandler {
                 .await
                 .map_err(database)?;
         }
-        let scheduled = store::schedule(&txn, migration, ready)
+        let scheduled = super::transfer::schedule(&txn, migration, ready)
             .await
             .map_err(database)?;
         if let Some(replan) = &replan {
@@ -313,7 +330,7 @@ impl MigrationHandler {
             message,
             data: replan.clone(),
         };
-        events::record(&txn, workspace.id, vec![event])
+        super::record_events(&txn, workspace.id, vec![event])
             .await
             .map_err(database)?;
         txn.commit().await.map_err(database)?;
@@ -352,7 +369,7 @@ impl MigrationHandler {
                 }
             }
         }
-        let scheduled = store::schedule(&txn, migration, again)
+        let scheduled = super::transfer::schedule(&txn, migration, again)
             .await
             .map_err(database)?;
         txn.commit().await.map_err(database)?;
@@ -397,7 +414,7 @@ impl MigrationHandler {
             message: format!("migration {status}: {failed} items failed or blocked"),
             data: Some(counts_json(&counts)),
         };
-        events::record(&txn, migration.workspace_id, vec![event])
+        super::record_events(&txn, migration.workspace_id, vec![event])
             .await
             .map_err(database)?;
         txn.commit().await.map_err(database)?;

@@ -13,15 +13,15 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 use futures_util::StreamExt;
-use sea_orm::{DatabaseConnection, EntityTrait};
+use sea_orm::DatabaseConnection;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use uuid::Uuid;
 use validator::Validate;
 
 use super::clients::ClientPool;
+use super::connector;
 use super::provision;
-use super::worker::{connector, database};
-use super::{JobError, JobHandler, JobRun};
 use crate::connectors::target::{LoginStatus, TargetApi};
 use crate::crypto::SecretBox;
 use crate::db::prechecks as store;
@@ -32,8 +32,31 @@ use crate::domain::plan::{Plan, Selection, Settings, Snapshot, plan};
 use crate::domain::provisioning::{self, Profile};
 use crate::domain::report::{self, LoginAnswers};
 use crate::domain::support::SupportMatrix;
+use crate::queue::{Job, JobError, JobHandler, JobRun, NewJob, database};
 
-pub const KIND: &str = "precheck";
+/// Plans a selection and writes the pre-check's report.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RunPrecheck {
+    pub workspace_id: Uuid,
+    pub precheck_id: Uuid,
+}
+
+impl Job for RunPrecheck {
+    const KIND: &'static str = "precheck";
+}
+
+impl RunPrecheck {
+    pub fn of(tenant_id: Uuid, workspace_id: Uuid, precheck_id: Uuid) -> NewJob<Self> {
+        NewJob {
+            tenant_id: Some(tenant_id),
+            workspace_id: Some(workspace_id),
+            ..NewJob::new(Self {
+                workspace_id,
+                precheck_id,
+            })
+        }
+    }
+}
 /// A target answer on a login older than this is asked again.
 pub const LOGIN_ANSWER_MAX_AGE_HOURS: i64 = 24;
 /// Each round settles the logins the previous one numbered; more would mean a runaway.
@@ -82,29 +105,14 @@ impl PrecheckHandler {
 
 #[async_trait]
 impl JobHandler for PrecheckHandler {
-    fn kind(&self) -> &'static str {
-        KIND
-    }
+    type Job = RunPrecheck;
 
-    async fn run(&self, run: &JobRun) -> Result<Value, JobError> {
-        let payload = run.payload()?;
-        let id = |field: &str| {
-            payload[field]
-                .as_str()
-                .and_then(|id| Uuid::parse_str(id).ok())
-        };
-        let (Some(workspace_id), Some(precheck_id)) = (id("workspace_id"), id("precheck_id"))
-        else {
-            return Err(JobError::Fatal(
-                "payload names no workspace or pre-check".into(),
-            ));
-        };
-        let workspace = entity::workspace::Entity::find_by_id(workspace_id)
-            .one(run.db())
-            .await
-            .map_err(database)?
-            .filter(|w| Some(w.tenant_id) == run.job.tenant_id)
-            .ok_or_else(|| JobError::Fatal("the workspace no longer exists".into()))?;
+    async fn run(&self, job: RunPrecheck, run: &JobRun) -> Result<Value, JobError> {
+        let RunPrecheck {
+            workspace_id,
+            precheck_id,
+        } = job;
+        let workspace = super::workspace_of(run, workspace_id).await?;
         let precheck = store::find(run.db(), workspace.tenant_id, workspace.id, precheck_id)
             .await
             .map_err(database)?
@@ -236,7 +244,7 @@ where
         message: "the pre-check report is ready".into(),
         data: Some(json!({"precheck_id": request.precheck_id, "counts": counts})),
     };
-    crate::db::events::record(db, request.workspace_id, vec![event])
+    super::record_events(db, request.workspace_id, vec![event])
         .await
         .map_err(database)?;
     // Freeing millions of small values takes a while: not on the job's time.

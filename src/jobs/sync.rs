@@ -13,24 +13,42 @@ use async_trait::async_trait;
 use std::collections::HashMap;
 
 use chrono::{DateTime, SubsecRound, Utc};
-use sea_orm::{
-    ConnectionTrait, DatabaseConnection, EntityTrait, TransactionTrait, Value as DbValue,
-};
-use serde::Serialize;
+use sea_orm::{ConnectionTrait, DatabaseConnection, TransactionTrait, Value as DbValue};
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::clients::ClientPool;
-use super::worker::database;
-use super::{JobError, JobHandler, JobRun};
+use super::connector as remote;
 use crate::connectors::ConnectorError;
 use crate::connectors::source::{SourceApi, SourcePage};
 use crate::crypto::SecretBox;
 use crate::db::{execute, statement};
 use crate::domain::machines::{Clock, MachineFacts, OFFLINE_AFTER_DAYS};
 use crate::domain::support::{Platform, SupportMatrix};
+use crate::queue::{Job, JobError, JobHandler, JobRun, NewJob, database};
 
-pub const KIND: &str = "sync";
+/// Copies a workspace's source install base into its snapshot.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SyncWorkspace {
+    pub workspace_id: Uuid,
+}
+
+impl Job for SyncWorkspace {
+    const KIND: &'static str = "sync";
+}
+
+impl SyncWorkspace {
+    /// At most one sync of a workspace at a time: asking again answers the running one.
+    pub fn of(tenant_id: Uuid, workspace_id: Uuid) -> NewJob<Self> {
+        NewJob {
+            unique_key: Some(format!("sync:{workspace_id}")),
+            tenant_id: Some(tenant_id),
+            workspace_id: Some(workspace_id),
+            ..NewJob::new(Self { workspace_id })
+        }
+    }
+}
 const PAGE: u32 = 1000;
 const STAGE_BATCH: usize = 500;
 
@@ -82,21 +100,11 @@ impl SyncHandler {
 
 #[async_trait]
 impl JobHandler for SyncHandler {
-    fn kind(&self) -> &'static str {
-        KIND
-    }
+    type Job = SyncWorkspace;
 
-    async fn run(&self, run: &JobRun) -> Result<Value, JobError> {
-        let workspace_id = run.payload()?["workspace_id"]
-            .as_str()
-            .and_then(|id| Uuid::parse_str(id).ok())
-            .ok_or_else(|| JobError::Fatal("payload names no workspace".into()))?;
-        let workspace = entity::workspace::Entity::find_by_id(workspace_id)
-            .one(run.db())
-            .await
-            .map_err(database)?
-            .filter(|w| Some(w.tenant_id) == run.job.tenant_id)
-            .ok_or_else(|| JobError::Fatal("the workspace no longer exists".into()))?;
+    async fn run(&self, job: SyncWorkspace, run: &JobRun) -> Result<Value, JobError> {
+        let workspace_id = job.workspace_id;
+        let workspace = super::workspace_of(run, workspace_id).await?;
         let clients = self.pool.clients(&workspace, &self.secrets)?;
         sync(
             run.db(),
@@ -106,14 +114,6 @@ impl JobHandler for SyncHandler {
             |p| async move { run.progress(p).await },
         )
         .await
-    }
-}
-
-fn remote(e: ConnectorError) -> JobError {
-    if e.is_transient() {
-        JobError::Retry(e.to_string())
-    } else {
-        JobError::Fatal(e.to_string())
     }
 }
 
@@ -488,7 +488,7 @@ async fn apply(
         message: "the snapshot now matches the source".into(),
         data: Some(Value::Object(result.clone())),
     };
-    crate::db::events::record(&txn, workspace, vec![event])
+    super::record_events(&txn, workspace, vec![event])
         .await
         .map_err(database)?;
     txn.commit().await.map_err(database)?;

@@ -18,27 +18,71 @@ use async_trait::async_trait;
 use entity::migration::Model as Migration;
 use entity::migration_item::Model as Item;
 use futures_util::StreamExt;
-use sea_orm::{DatabaseConnection, EntityTrait, TransactionTrait};
+use sea_orm::{DatabaseConnection, TransactionTrait};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::clients::{ClientPool, Clients};
-use super::migration::{MigrationOptions, migration_id, worker_actor};
+use super::migration::{MigrationOptions, migration_of, options};
 use super::provision::{self, Applications};
-use super::worker::{connector, database};
-use super::{JobError, JobHandler, JobRun};
+use super::{connector, worker_actor};
 use crate::connectors::ConnectorError;
 use crate::connectors::source::SourceApi;
 use crate::connectors::target::{
     NewTenant, NewUser, Role, TargetApi, Tenant, TenantKind, User, UserContact,
 };
 use crate::crypto::SecretBox;
-use crate::db::events::{self, NewEvent};
-use crate::db::migrations::{self as store, ItemDone};
+use crate::db::events::NewEvent;
+use crate::db::migrations::{self as store, ItemProgress, Reached};
 use crate::domain::provisioning::{ExistingCustomers, Origin, PricingMode, Want};
 use crate::domain::transfer::ItemKind;
+use crate::queue::{self, Job, JobError, JobHandler, JobRun, NewJob, database};
 
-pub const KIND: &str = store::TRANSFER;
+/// Carries out the items a migration put into this job, in plan order.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct TransferItems {
+    pub migration_id: Uuid,
+}
+
+impl Job for TransferItems {
+    const KIND: &'static str = "transfer";
+    /// Retried this often (the target unavailable for a while) before its items fail.
+    const MAX_ATTEMPTS: i32 = 12;
+}
+
+/// Items per transfer job: tenants wait for their parents, so their batches are small.
+const TENANT_BATCH: usize = 10;
+const USER_BATCH: usize = 25;
+
+/// Puts the items of `keys` into transfer jobs, tenants in small batches,
+/// enqueued in the caller's transaction; answers how many items were taken.
+pub async fn schedule(
+    db: &impl sea_orm::ConnectionTrait,
+    migration: &Migration,
+    keys: Vec<(String, ItemKind)>,
+) -> Result<usize, sea_orm::DbErr> {
+    let (tenants, people): (Vec<_>, Vec<_>) = keys
+        .into_iter()
+        .partition(|(_, kind)| *kind == ItemKind::Tenant);
+    let batches = tenants
+        .chunks(TENANT_BATCH)
+        .chain(people.chunks(USER_BATCH))
+        .map(|b| b.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>())
+        .collect::<Vec<_>>();
+    let mut scheduled = 0;
+    for keys in batches {
+        let job = NewJob {
+            tenant_id: Some(migration.tenant_id),
+            workspace_id: Some(migration.workspace_id),
+            ..NewJob::new(TransferItems {
+                migration_id: migration.id,
+            })
+        };
+        let job_id = queue::enqueue(db, job).await?.id;
+        scheduled += store::queue_items(db, migration.id, job_id, keys).await?;
+    }
+    Ok(scheduled)
+}
 const WATCH_EVERY: Duration = Duration::from_millis(200);
 
 /// A tenant's users listed by this process is trusted this long as the first
@@ -116,16 +160,14 @@ enum Outcome {
 
 #[async_trait]
 impl JobHandler for TransferHandler {
-    fn kind(&self) -> &'static str {
-        KIND
-    }
+    type Job = TransferItems;
 
-    async fn run(&self, run: &JobRun) -> Result<Value, JobError> {
-        match self.transfer(run).await {
+    async fn run(&self, job: TransferItems, run: &JobRun) -> Result<Value, JobError> {
+        let id = job.migration_id;
+        match self.transfer(id, run).await {
             // Items of a job that cannot run (credentials that no longer open, a deleted
             // workspace) fail with the reason, instead of being scheduled again for ever.
             Err(JobError::Fatal(reason)) => {
-                let id = migration_id(run)?;
                 let db = run.db();
                 let left = store::items_of_job(db, id, run.job.id)
                     .await
@@ -145,13 +187,9 @@ impl JobHandler for TransferHandler {
 }
 
 impl TransferHandler {
-    async fn transfer(&self, run: &JobRun) -> Result<Value, JobError> {
-        let id = migration_id(run)?;
+    async fn transfer(&self, id: Uuid, run: &JobRun) -> Result<Value, JobError> {
         let db = run.db();
-        let migration = store::get(db, id)
-            .await
-            .map_err(database)?
-            .ok_or_else(|| JobError::Fatal("the migration no longer exists".into()))?;
+        let (migration, workspace) = migration_of(run, id).await?;
         if migration.status != store::RUNNING {
             // Its items stay queued: the supervisor schedules them again on resume.
             return Ok(json!({"skipped": migration.status}));
@@ -162,13 +200,7 @@ impl TransferHandler {
         if items.is_empty() {
             return Ok(json!({"items": 0}));
         }
-        let workspace = entity::workspace::Entity::find_by_id(migration.workspace_id)
-            .one(db)
-            .await
-            .map_err(database)?
-            .ok_or_else(|| JobError::Fatal("the workspace no longer exists".into()))?;
-        let options: MigrationOptions =
-            serde_json::from_str(&migration.options).unwrap_or_default();
+        let options = options(&migration)?;
         let clients = self
             .pool
             .clients_paced(&workspace, &self.secrets, options.target)?;
@@ -429,7 +461,7 @@ impl Context<'_> {
                     let txn = self.db.begin().await?;
                     store::record_failed(&txn, item.migration_id, item, &code, &error.to_string())
                         .await?;
-                    events::record(&txn, self.migration.workspace_id, events).await?;
+                    super::record_events(&txn, self.migration.workspace_id, events).await?;
                     txn.commit().await
                 };
                 if let Err(e) = recorded.await {
@@ -444,7 +476,7 @@ impl Context<'_> {
             if let Outcome::Unavailable(reason) = &outcome {
                 store::record_attempt(&txn, item.migration_id, &item.key, reason).await?;
             }
-            events::record(&txn, self.migration.workspace_id, events).await?;
+            super::record_events(&txn, self.migration.workspace_id, events).await?;
             txn.commit().await
         };
         if let Err(e) = noted.await {
@@ -458,7 +490,7 @@ impl Context<'_> {
     async fn commit(
         &self,
         log: &mut Log<'_>,
-        done: ItemDone<'_>,
+        done: ItemProgress<'_>,
         release: Option<(Uuid, &[Value])>,
     ) -> Result<(), Stop> {
         let migration = self.migration;
@@ -477,9 +509,17 @@ impl Context<'_> {
             }
             None => false,
         };
-        if store::record_done(&txn, migration, done)
+        let recorded = store::record_progress(&txn, migration, done)
             .await
-            .map_err(db_stop)?
+            .map_err(db_stop)?;
+        if let Some(ready) = &recorded
+            && !ready.is_empty()
+        {
+            schedule(&txn, migration, ready.clone())
+                .await
+                .map_err(db_stop)?;
+        }
+        if recorded.is_some()
             && !cancelled
             && let Some((tenant_id, machines)) = release
         {
@@ -506,7 +546,7 @@ impl Context<'_> {
                 });
             }
         }
-        events::record(
+        super::record_events(
             &txn,
             migration.workspace_id,
             std::mem::take(&mut log.events),
@@ -595,14 +635,14 @@ impl Context<'_> {
         log.push("item.done", message, None);
         self.commit(
             log,
-            ItemDone {
+            ItemProgress {
                 item,
                 target_id: tenant.id,
                 step: match origin {
                     Origin::Created => "provisioned",
                     Origin::Existing => "existing_provisioned",
                 },
-                finished: true,
+                reached: Reached::Done,
             },
             None,
         )
@@ -742,11 +782,11 @@ impl Context<'_> {
             return self
                 .commit(
                     log,
-                    ItemDone {
+                    ItemProgress {
                         item,
                         target_id: user.id,
                         step: "role_granted",
-                        finished: true,
+                        reached: Reached::Done,
                     },
                     None,
                 )
@@ -756,11 +796,11 @@ impl Context<'_> {
         // its role done; only the email may go twice, never the user.
         self.commit(
             log,
-            ItemDone {
+            ItemProgress {
                 item,
                 target_id: user.id,
                 step: "role_granted",
-                finished: false,
+                reached: Reached::Step,
             },
             None,
         )
@@ -785,11 +825,11 @@ impl Context<'_> {
         );
         self.commit(
             log,
-            ItemDone {
+            ItemProgress {
                 item,
                 target_id: user.id,
                 step: "activation_email_sent",
-                finished: true,
+                reached: Reached::Done,
             },
             None,
         )
@@ -850,11 +890,11 @@ impl Context<'_> {
             format!("backup user {} is {}; password set", new.login, user.id),
             None,
         );
-        let done = ItemDone {
+        let done = ItemProgress {
             item,
             target_id: user.id,
             step: "password_set",
-            finished: true,
+            reached: Reached::Done,
         };
         self.commit(log, done, Some((tenant_id, &machines))).await
     }

@@ -10,7 +10,7 @@ use sea_orm::{DatabaseConnection, DbErr, TransactionTrait};
 use tokio::sync::watch;
 
 use crate::db::agents as store;
-use crate::db::events::{self, NewEvent};
+use crate::db::events::NewEvent;
 use crate::domain::agent::CHECK_IN_INTERVAL_MINUTES;
 
 const EVERY: Duration = Duration::from_secs(60);
@@ -69,7 +69,7 @@ pub async fn not_seen(db: &DatabaseConnection, now: DateTime<Utc>) -> Result<usi
                 }
             })
             .collect();
-        events::record(&tx, workspace_id, recorded).await?;
+        super::record_events(&tx, workspace_id, recorded).await?;
     }
     tx.commit().await?;
     Ok(flagged.len())

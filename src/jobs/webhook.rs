@@ -15,12 +15,44 @@ use sea_orm::TransactionTrait;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::worker::{JobError, JobHandler, JobRun, database};
 use crate::config::WebhookSettings;
 use crate::connectors::HttpPolicy;
 use crate::crypto::SecretBox;
 use crate::db::webhooks::{self as store, Attempt};
 use crate::domain::webhooks::{AfterFailure, RetryPolicy, Secret, signature_header};
+use crate::queue::{Job, JobError, JobHandler, JobRun, NewJob, database};
+
+/// Sends one webhook delivery (one attempt; the schedule snoozes it between attempts).
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct DeliverWebhook {
+    pub delivery_id: Uuid,
+}
+
+impl Job for DeliverWebhook {
+    const KIND: &'static str = "webhook";
+}
+
+/// Queues the job of each delivery just written, in the caller's transaction.
+pub async fn schedule(
+    db: &impl sea_orm::ConnectionTrait,
+    deliveries: store::NewDeliveries,
+) -> Result<(), sea_orm::DbErr> {
+    for (workspace_id, delivery_id) in deliveries.0 {
+        crate::queue::enqueue(db, DeliverWebhook::of(workspace_id, delivery_id)).await?;
+    }
+    Ok(())
+}
+
+impl DeliverWebhook {
+    /// At most one job per delivery at a time.
+    pub fn of(workspace_id: Uuid, delivery_id: Uuid) -> NewJob<Self> {
+        NewJob {
+            unique_key: Some(format!("webhook:{delivery_id}")),
+            workspace_id: Some(workspace_id),
+            ..NewJob::new(Self { delivery_id })
+        }
+    }
+}
 
 /// Signs and sends deliveries; shared by the job and the API's test delivery.
 pub struct Sender {
@@ -226,19 +258,14 @@ impl Drop for Slot<'_> {
 
 #[async_trait::async_trait]
 impl JobHandler for WebhookHandler {
-    fn kind(&self) -> &'static str {
-        store::JOB_KIND
-    }
+    type Job = DeliverWebhook;
 
     fn lane(&self) -> Option<usize> {
         Some(self.concurrency)
     }
 
-    async fn run(&self, run: &JobRun) -> Result<Value, JobError> {
-        let delivery_id = run.payload()?["delivery_id"]
-            .as_str()
-            .and_then(|id| Uuid::parse_str(id).ok())
-            .ok_or_else(|| JobError::Fatal("payload names no delivery".into()))?;
+    async fn run(&self, job: DeliverWebhook, run: &JobRun) -> Result<Value, JobError> {
+        let delivery_id = job.delivery_id;
         let Some(delivery) = store::delivery(run.db(), delivery_id)
             .await
             .map_err(database)?
@@ -263,7 +290,7 @@ impl JobHandler for WebhookHandler {
             return Ok(json!({"waiting": "the subscription is disabled"}));
         }
         let Some(_slot) = self.slot(subscription.id) else {
-            return Err(JobError::Again(Duration::from_millis(250)));
+            return Err(JobError::Snooze(Duration::from_millis(250)));
         };
         let attempt = self
             .sender
@@ -331,7 +358,7 @@ impl WebhookHandler {
         }
         txn.commit().await.map_err(database)?;
         match next {
-            AfterFailure::RetryIn(wait) => Err(JobError::Again(wait)),
+            AfterFailure::RetryIn(wait) => Err(JobError::Snooze(wait)),
             AfterFailure::GiveUp => {
                 Ok(json!({"delivered": false, "attempts": attempts, "error": attempt.error}))
             }

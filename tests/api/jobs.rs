@@ -5,19 +5,43 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use migration_portal::jobs::queue::{
-    self, CANCELLED, DISCARDED, Lease, QUEUED, RUNNING, SUCCEEDED,
+use migration_portal::queue::store::{
+    self as queue, CANCELLED, DISCARDED, Lease, QUEUED, RUNNING, SUCCEEDED,
 };
-use migration_portal::jobs::{JobError, JobHandler, JobRun, NewJob, Worker, WorkerConfig};
+use migration_portal::queue::{
+    Handler, Job, JobError, JobHandler, JobRun, NewJob, Worker, WorkerConfig,
+};
 use sea_orm::TransactionTrait;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::helpers::{Backend, fresh_db};
 
 const LEASE: Duration = Duration::from_secs(30);
 
-fn job(kind: &str, n: u64) -> NewJob {
-    NewJob::new(kind, json!({"n": n}))
+/// Job kinds of these tests, each a number.
+macro_rules! test_jobs {
+    ($($name:ident = $kind:literal),* $(,)?) => {$(
+        #[derive(Clone, Debug, Serialize, Deserialize)]
+        struct $name {
+            n: u64,
+        }
+
+        impl Job for $name {
+            const KIND: &'static str = $kind;
+        }
+    )*};
+}
+
+test_jobs!(
+    Work = "work",
+    Other = "other",
+    FlakyJob = "flaky",
+    SlowJob = "slow"
+);
+
+fn work(n: u64) -> NewJob<Work> {
+    NewJob::new(Work { n })
 }
 
 #[tokio::test]
@@ -26,7 +50,7 @@ async fn an_active_unique_key_holds_one_job_and_frees_when_it_finishes() {
         let (db, _dir) = fresh_db(backend).await;
         let keyed = NewJob {
             unique_key: Some("sync:w1".into()),
-            ..job("sync", 1)
+            ..work(1)
         };
         let first = queue::enqueue(&db, keyed.clone()).await.expect("enqueue");
         let second = queue::enqueue(&db, keyed.clone()).await.expect("enqueue");
@@ -35,7 +59,7 @@ async fn an_active_unique_key_holds_one_job_and_frees_when_it_finishes() {
             first.id, second.id,
             "{backend:?}: the active job is returned"
         );
-        let claimed = queue::claim(&db, "w", &["sync"], 10, LEASE)
+        let claimed = queue::claim(&db, "w", &["work"], 10, LEASE)
             .await
             .expect("claim");
         assert_eq!(claimed.len(), 1);
@@ -65,7 +89,7 @@ async fn enqueue_joins_the_callers_transaction() {
     for backend in Backend::enabled() {
         let (db, _dir) = fresh_db(backend).await;
         let txn = db.begin().await.expect("begin");
-        let rolled_back = queue::enqueue(&txn, job("sync", 1)).await.expect("enqueue");
+        let rolled_back = queue::enqueue(&txn, work(1)).await.expect("enqueue");
         txn.rollback().await.expect("rollback");
         assert!(
             queue::get(&db, rolled_back.id)
@@ -75,7 +99,7 @@ async fn enqueue_joins_the_callers_transaction() {
             "{backend:?}"
         );
         let txn = db.begin().await.expect("begin");
-        let committed = queue::enqueue(&txn, job("sync", 2)).await.expect("enqueue");
+        let committed = queue::enqueue(&txn, work(2)).await.expect("enqueue");
         txn.commit().await.expect("commit");
         assert_eq!(
             queue::get(&db, committed.id)
@@ -92,9 +116,11 @@ async fn concurrent_claims_split_the_jobs_without_overlap() {
     for backend in Backend::enabled() {
         let (db, _dir) = fresh_db(backend).await;
         for n in 0..60 {
-            queue::enqueue(&db, job("work", n)).await.expect("enqueue");
+            queue::enqueue(&db, work(n)).await.expect("enqueue");
         }
-        queue::enqueue(&db, job("other", 0)).await.expect("enqueue");
+        queue::enqueue(&db, NewJob::new(Other { n: 0 }))
+            .await
+            .expect("enqueue");
         // Six workers claim at once, ten each: SKIP LOCKED (or SQLite's single writer)
         // must hand each a disjoint ten.
         let claims = (0..6).map(|w| {
@@ -133,7 +159,7 @@ async fn concurrent_claims_split_the_jobs_without_overlap() {
 async fn a_lapsed_lease_is_taken_over_and_the_old_attempt_is_fenced_off() {
     for backend in Backend::enabled() {
         let (db, _dir) = fresh_db(backend).await;
-        queue::enqueue(&db, job("work", 1)).await.expect("enqueue");
+        queue::enqueue(&db, work(1)).await.expect("enqueue");
         let first = queue::claim(&db, "a", &["work"], 1, Duration::ZERO)
             .await
             .expect("claim")
@@ -187,7 +213,7 @@ async fn a_lapsed_lease_is_taken_over_and_the_old_attempt_is_fenced_off() {
 async fn cancellation_stops_queued_and_running_jobs() {
     for backend in Backend::enabled() {
         let (db, _dir) = fresh_db(backend).await;
-        let queued = queue::enqueue(&db, job("work", 1)).await.expect("enqueue");
+        let queued = queue::enqueue(&db, work(1)).await.expect("enqueue");
         assert!(queue::cancel(&db, queued.id).await.expect("cancel"));
         assert!(
             queue::claim(&db, "w", &["work"], 10, LEASE)
@@ -196,7 +222,7 @@ async fn cancellation_stops_queued_and_running_jobs() {
                 .is_empty(),
             "{backend:?}"
         );
-        let running = queue::enqueue(&db, job("work", 2)).await.expect("enqueue");
+        let running = queue::enqueue(&db, work(2)).await.expect("enqueue");
         let claimed = queue::claim(&db, "w", &["work"], 10, LEASE)
             .await
             .expect("claim")
@@ -236,11 +262,9 @@ struct Flaky {
 
 #[async_trait]
 impl JobHandler for Flaky {
-    fn kind(&self) -> &'static str {
-        "flaky"
-    }
+    type Job = FlakyJob;
 
-    async fn run(&self, run: &JobRun) -> Result<serde_json::Value, JobError> {
+    async fn run(&self, job: FlakyJob, run: &JobRun) -> Result<serde_json::Value, JobError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         run.progress(json!({"attempt": run.job.attempt})).await?;
         if self.fatal {
@@ -252,7 +276,7 @@ impl JobHandler for Flaky {
                 run.job.attempt
             )));
         }
-        Ok(json!({"n": run.payload()?["n"], "attempt": run.job.attempt}))
+        Ok(json!({"n": job.n, "attempt": run.job.attempt}))
     }
 }
 
@@ -274,7 +298,7 @@ async fn the_worker_retries_transient_failures_and_discards_after_max_attempts()
             failures: 2,
             fatal: false,
         });
-        let worker = Worker::new(db.clone(), fast(), vec![handler.clone()]);
+        let worker = Worker::new(db.clone(), fast(), vec![Handler::new(handler.clone())]);
         let mut ids = Vec::new();
         for n in 0..6 {
             ids.push(
@@ -282,7 +306,7 @@ async fn the_worker_retries_transient_failures_and_discards_after_max_attempts()
                     &db,
                     NewJob {
                         max_attempts: 3,
-                        ..job("flaky", n)
+                        ..NewJob::new(FlakyJob { n: n })
                     },
                 )
                 .await
@@ -294,7 +318,7 @@ async fn the_worker_retries_transient_failures_and_discards_after_max_attempts()
             &db,
             NewJob {
                 max_attempts: 2,
-                ..job("flaky", 99)
+                ..NewJob::new(FlakyJob { n: 99 })
             },
         )
         .await
@@ -330,8 +354,8 @@ async fn the_worker_retries_transient_failures_and_discards_after_max_attempts()
             failures: 0,
             fatal: true,
         });
-        let worker = Worker::new(db.clone(), fast(), vec![fatal.clone()]);
-        let id = queue::enqueue(&db, job("flaky", 7))
+        let worker = Worker::new(db.clone(), fast(), vec![Handler::new(fatal.clone())]);
+        let id = queue::enqueue(&db, NewJob::new(FlakyJob { n: 7 }))
             .await
             .expect("enqueue")
             .id;
@@ -352,11 +376,9 @@ struct Slow;
 
 #[async_trait]
 impl JobHandler for Slow {
-    fn kind(&self) -> &'static str {
-        "slow"
-    }
+    type Job = SlowJob;
 
-    async fn run(&self, _: &JobRun) -> Result<serde_json::Value, JobError> {
+    async fn run(&self, _: SlowJob, _: &JobRun) -> Result<serde_json::Value, JobError> {
         tokio::time::sleep(Duration::from_secs(3600)).await;
         Ok(json!({}))
     }
@@ -366,7 +388,7 @@ impl JobHandler for Slow {
 async fn shutdown_gives_unfinished_jobs_back_to_the_queue() {
     for backend in Backend::enabled() {
         let (db, _dir) = fresh_db(backend).await;
-        let id = queue::enqueue(&db, job("slow", 1))
+        let id = queue::enqueue(&db, NewJob::new(SlowJob { n: 1 }))
             .await
             .expect("enqueue")
             .id;
@@ -377,7 +399,7 @@ async fn shutdown_gives_unfinished_jobs_back_to_the_queue() {
         };
         let (shutdown, signal) = tokio::sync::watch::channel(false);
         let running =
-            tokio::spawn(Worker::new(db.clone(), config, vec![Arc::new(Slow)]).run(signal));
+            tokio::spawn(Worker::new(db.clone(), config, vec![Handler::new(Slow)]).run(signal));
         for _ in 0..500 {
             if queue::get(&db, id)
                 .await
@@ -483,11 +505,9 @@ impl Drop for DropFlag {
 
 #[async_trait]
 impl JobHandler for Watched {
-    fn kind(&self) -> &'static str {
-        "slow"
-    }
+    type Job = SlowJob;
 
-    async fn run(&self, _: &JobRun) -> Result<serde_json::Value, JobError> {
+    async fn run(&self, _: SlowJob, _: &JobRun) -> Result<serde_json::Value, JobError> {
         let _flag = DropFlag(self.0.clone());
         tokio::time::sleep(Duration::from_secs(3600)).await;
         Ok(json!({}))
@@ -498,7 +518,7 @@ impl JobHandler for Watched {
 async fn cancelling_a_running_job_stops_its_handler() {
     for backend in Backend::enabled() {
         let (db, _dir) = fresh_db(backend).await;
-        let id = queue::enqueue(&db, job("slow", 1))
+        let id = queue::enqueue(&db, NewJob::new(SlowJob { n: 1 }))
             .await
             .expect("enqueue")
             .id;
@@ -511,7 +531,12 @@ async fn cancelling_a_running_job_stops_its_handler() {
         let (shutdown, signal) = tokio::sync::watch::channel(false);
         let stopped = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let running = tokio::spawn(
-            Worker::new(db.clone(), config, vec![Arc::new(Watched(stopped.clone()))]).run(signal),
+            Worker::new(
+                db.clone(),
+                config,
+                vec![Handler::new(Watched(stopped.clone()))],
+            )
+            .run(signal),
         );
         for _ in 0..500 {
             if queue::get(&db, id)
@@ -571,7 +596,7 @@ async fn leases_run_on_the_databases_clock() {
             &db,
             NewJob {
                 delay: Duration::from_secs(3600),
-                ..job("work", 1)
+                ..work(1)
             },
         )
         .await
@@ -588,6 +613,61 @@ async fn leases_run_on_the_databases_clock() {
                 .expect("claim")
                 .is_empty(),
             "{backend:?}: not due yet"
+        );
+    }
+}
+
+/// A kind whose payload carries more than [`Work`]'s: a `work` row written by
+/// another version (or by hand) is not one of these.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Exacting {
+    n: u64,
+    workspace_id: uuid::Uuid,
+}
+
+impl Job for Exacting {
+    const KIND: &'static str = "work";
+}
+
+struct RunsExacting(Arc<AtomicUsize>);
+
+#[async_trait]
+impl JobHandler for RunsExacting {
+    type Job = Exacting;
+
+    async fn run(&self, _: Exacting, _: &JobRun) -> Result<serde_json::Value, JobError> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        Ok(json!({}))
+    }
+}
+
+#[tokio::test]
+async fn a_payload_that_is_not_of_its_kind_ends_the_job_saying_so() {
+    for backend in Backend::enabled() {
+        let (db, _dir) = fresh_db(backend).await;
+        let id = queue::enqueue(&db, work(7)).await.expect("enqueue").id;
+        let ran = Arc::new(AtomicUsize::new(0));
+        let worker = Worker::new(
+            db.clone(),
+            fast(),
+            vec![Handler::new(RunsExacting(ran.clone()))],
+        );
+        worker.run_until_idle().await;
+        let job = queue::get(&db, id).await.expect("get").expect("job");
+        assert_eq!(
+            job.status, DISCARDED,
+            "{backend:?}: not retried, not run with defaults"
+        );
+        assert_eq!(job.attempt, 1, "{backend:?}");
+        let error = job.last_error.unwrap_or_default();
+        assert!(
+            error.contains("not one of a `work` job") && error.contains("workspace_id"),
+            "{backend:?}: {error}"
+        );
+        assert_eq!(
+            ran.load(Ordering::SeqCst),
+            0,
+            "{backend:?}: the handler never saw it"
         );
     }
 }

@@ -531,7 +531,7 @@ async fn after_a_migration_with_agents_the_metrics_equal_the_api_and_the_simulat
         );
         // The queue: what the database holds, nothing left running.
         assert_eq!(scrape.sum("mp_jobs_queued", &[("state", "running")]), 0.0);
-        let queued = migration_portal::jobs::queue::count_by_status(&world.db, "queued")
+        let queued = migration_portal::queue::store::count_by_status(&world.db, "queued")
             .await
             .expect("count");
         assert_eq!(

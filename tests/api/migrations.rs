@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use migration_portal::app::job_handlers;
 use migration_portal::crypto::SecretBox;
-use migration_portal::jobs::{Worker, WorkerConfig};
+use migration_portal::queue::{Worker, WorkerConfig};
 use migration_portal::sim::cloud::Faults;
 use migration_portal::sim::install_base::{GenSpec, InstallBase, Size, generate};
 use secrecy::ExposeSecret;

@@ -2,8 +2,9 @@
 
 use std::time::Duration;
 
-use migration_portal::jobs::NewJob;
-use migration_portal::jobs::queue;
+use migration_portal::jobs::SyncWorkspace;
+use migration_portal::queue::NewJob;
+use migration_portal::queue::store as queue;
 use sea_orm::Database;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -24,7 +25,9 @@ async fn an_operation_shows_progress_then_its_result_or_error_to_its_tenant_only
         let new = NewJob {
             tenant_id: Some(app.tenant),
             max_attempts: 1,
-            ..NewJob::new("sync", json!({}))
+            ..NewJob::new(SyncWorkspace {
+                workspace_id: Uuid::new_v4(),
+            })
         };
         let id = queue::enqueue(&db, new.clone()).await.expect("enqueue").id;
 
@@ -115,10 +118,15 @@ async fn an_operation_shows_progress_then_its_result_or_error_to_its_tenant_only
         // Another tenant, a job of no tenant, an unknown id: the same 404.
         let other = app.token_for(Uuid::new_v4());
         let foreign = assert_problem(operation(app, id, &other).await, 404).await;
-        let untenanted = queue::enqueue(&db, NewJob::new("sync", json!({})))
-            .await
-            .expect("enqueue")
-            .id;
+        let untenanted = queue::enqueue(
+            &db,
+            NewJob::new(SyncWorkspace {
+                workspace_id: Uuid::new_v4(),
+            }),
+        )
+        .await
+        .expect("enqueue")
+        .id;
         assert_eq!(
             assert_problem(operation(app, untenanted, &app.token).await, 404).await,
             foreign

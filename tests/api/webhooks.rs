@@ -12,7 +12,7 @@ use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use migration_portal::app::job_handlers_with;
 use migration_portal::config::WebhookSettings;
 use migration_portal::crypto::SecretBox;
-use migration_portal::jobs::{Worker, WorkerConfig};
+use migration_portal::queue::{Worker, WorkerConfig};
 use serde_json::{Value, json};
 use tokio::sync::watch;
 use uuid::Uuid;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use migration_portal::app::job_handlers;
 use migration_portal::crypto::SecretBox;
-use migration_portal::jobs::{Worker, WorkerConfig};
+use migration_portal::queue::{Worker, WorkerConfig};
 use migration_portal::sim::backupagent::SourceSim;
 use migration_portal::sim::cloud::{CloudSim, CloudSimConfig};
 use migration_portal::sim::install_base::InstallBase;

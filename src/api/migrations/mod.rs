@@ -8,7 +8,6 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, get, post, web};
 use chrono::{Duration, Utc};
 use sea_orm::TransactionTrait;
-use serde_json::json;
 use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
@@ -22,7 +21,8 @@ use crate::db::events::{self as log, NewEvent};
 use crate::db::migrations::{self as store, ItemFilter};
 use crate::db::{prechecks, workspaces};
 use crate::error::{ApiError, FieldError};
-use crate::jobs::{NewJob, migration, queue};
+use crate::jobs::SuperviseMigration;
+use crate::queue::store as queue;
 pub use dto::*;
 
 pub fn routes(cfg: &mut ServiceConfig) {
@@ -42,15 +42,6 @@ const MAX_PLAN_AGE_HOURS: i64 = 24;
 
 /// The job supervising a migration. It looks every second for days, so a few
 /// database hiccups (each a failed attempt) must not use its attempts up.
-fn supervisor(partner: &Partner, workspace_id: Uuid, migration_id: Uuid) -> NewJob {
-    NewJob {
-        tenant_id: Some(partner.tenant_id),
-        workspace_id: Some(workspace_id),
-        max_attempts: 10_000,
-        ..NewJob::new(migration::KIND, json!({"migration_id": migration_id}))
-    }
-}
-
 /// Makes sure a supervisor will look at the migration: a new one when its job is
 /// over (or, `restart`, about to be: it just finished the migration). The old
 /// one, if it still runs, sees it was superseded and stops.
@@ -66,7 +57,7 @@ async fn ensure_supervisor(
     if restart || !live {
         let job = queue::enqueue(
             txn,
-            supervisor(partner, migration.workspace_id, migration.id),
+            SuperviseMigration::of(partner.tenant_id, migration.workspace_id, migration.id),
         )
         .await?;
         store::set_job(txn, migration.id, job.id).await?;
@@ -210,7 +201,11 @@ async fn create_migration(
     pending
         .create(&state.db, async |txn| {
             let migration_id = Uuid::now_v7();
-            let job = queue::enqueue(txn, supervisor(&partner, workspace.id, migration_id)).await?;
+            let job = queue::enqueue(
+                txn,
+                SuperviseMigration::of(partner.tenant_id, workspace.id, migration_id),
+            )
+            .await?;
             let now = Utc::now();
             let model = entity::migration::Model {
                 id: migration_id,
@@ -235,7 +230,7 @@ async fn create_migration(
                 "migration.created",
                 format!("migration of {} nodes requested", selection.len()),
             );
-            log::record(txn, workspace.id, vec![event]).await?;
+            crate::jobs::record_events(txn, workspace.id, vec![event]).await?;
             tracing::info!(migration = %migration_id, operation = %job.id, "migration requested");
             Ok(Created {
                 location: format!(
@@ -405,7 +400,7 @@ async fn transition(
             "; {cancelled} items and {machines} machines not started cancelled"
         ));
     }
-    log::record(
+    crate::jobs::record_events(
         &txn,
         migration.workspace_id,
         vec![partner_event(
@@ -536,14 +531,15 @@ async fn retry_migration(
         ));
     }
     ensure_supervisor(&txn, &partner, &migration, restart).await?;
-    let retried = store::retry_failed(&txn, &migration).await?;
+    let failed = store::retry_failed(&txn, &migration).await?;
+    let retried = crate::jobs::transfer::schedule(&txn, &migration, failed).await?;
     let event = partner_event(
         &partner,
         migration.id,
         "migration.retry",
         format!("{retried} failed items scheduled again"),
     );
-    log::record(&txn, migration.workspace_id, vec![event]).await?;
+    crate::jobs::record_events(&txn, migration.workspace_id, vec![event]).await?;
     txn.commit().await?;
     answer(&state, migration.id).await
 }

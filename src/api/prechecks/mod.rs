@@ -24,7 +24,8 @@ use crate::db::prechecks as store;
 use crate::db::workspaces;
 use crate::domain::report::{Section, compare_entries};
 use crate::error::{ApiError, FieldError};
-use crate::jobs::{NewJob, precheck, queue};
+use crate::jobs::RunPrecheck;
+use crate::queue::store as queue;
 pub use dto::*;
 
 pub fn routes(cfg: &mut ServiceConfig) {
@@ -100,11 +101,7 @@ async fn create_precheck(
     pending
         .create(&state.db, async |txn| {
             let precheck_id = Uuid::now_v7();
-            let job = NewJob {
-                tenant_id: Some(partner.tenant_id),
-                workspace_id: Some(workspace.id),
-                ..NewJob::new(precheck::KIND, json!({"workspace_id": workspace.id, "precheck_id": precheck_id}))
-            };
+            let job = RunPrecheck::of(partner.tenant_id, workspace.id, precheck_id);
             let enqueued = queue::enqueue(txn, job).await?;
             let model = entity::precheck::Model {
                 id: precheck_id,

@@ -2,7 +2,6 @@
 
 use actix_web::http::header::LOCATION;
 use actix_web::{HttpResponse, post, web};
-use serde_json::json;
 use uuid::Uuid;
 
 use crate::api::docs;
@@ -11,7 +10,8 @@ use crate::app::AppState;
 use crate::auth::Partner;
 use crate::db::workspaces as store;
 use crate::error::ApiError;
-use crate::jobs::{NewJob, queue, sync};
+use crate::jobs::SyncWorkspace;
+use crate::queue::store as queue;
 
 /// Start a sync of the workspace's BackupAgent install base.
 ///
@@ -39,13 +39,11 @@ pub async fn start_sync(
     let workspace = store::find(&state.db, partner.tenant_id, *id)
         .await?
         .ok_or(ApiError::NotFound)?;
-    let new = NewJob {
-        unique_key: Some(format!("sync:{}", workspace.id)),
-        tenant_id: Some(partner.tenant_id),
-        workspace_id: Some(workspace.id),
-        ..NewJob::new(sync::KIND, json!({"workspace_id": workspace.id}))
-    };
-    let enqueued = queue::enqueue(&state.db, new).await?;
+    let enqueued = queue::enqueue(
+        &state.db,
+        SyncWorkspace::of(partner.tenant_id, workspace.id),
+    )
+    .await?;
     let job = queue::get(&state.db, enqueued.id)
         .await?
         .ok_or(ApiError::NotFound)?;

@@ -13,7 +13,7 @@ use sea_orm::DatabaseConnection;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use super::queue::{self, Lease};
+use super::store::{self as queue, Lease};
 use crate::metrics::Metrics;
 
 /// Why a run did not succeed.
@@ -27,22 +27,13 @@ pub enum JobError {
     Fatal(String),
     /// Not finished, nothing failed: run again after this long (a supervisor
     /// looking again), without holding a worker's slot meanwhile.
-    #[error("again in {0:?}")]
-    Again(Duration),
+    #[error("snoozed for {0:?}")]
+    Snooze(Duration),
 }
 
 /// A database error in a job: worth another attempt.
-pub(crate) fn database(e: sea_orm::DbErr) -> JobError {
+pub fn database(e: sea_orm::DbErr) -> JobError {
     JobError::Retry(format!("database: {e}"))
-}
-
-/// A transient failure of another system is tried again; any other ends the job.
-pub(crate) fn connector(e: crate::connectors::ConnectorError) -> JobError {
-    if e.is_transient() {
-        JobError::Retry(e.to_string())
-    } else {
-        JobError::Fatal(e.to_string())
-    }
 }
 
 /// One claimed attempt, as its handler sees it.
@@ -53,11 +44,6 @@ pub struct JobRun {
 }
 
 impl JobRun {
-    pub fn payload(&self) -> Result<serde_json::Value, JobError> {
-        serde_json::from_str(&self.job.payload)
-            .map_err(|e| JobError::Fatal(format!("payload: {e}")))
-    }
-
     pub fn db(&self) -> &DatabaseConnection {
         &self.db
     }
@@ -80,16 +66,70 @@ impl JobRun {
     }
 }
 
+/// Runs the jobs of one kind, each handed over decoded.
 #[async_trait]
-pub trait JobHandler: Send + Sync {
-    fn kind(&self) -> &'static str;
+pub trait JobHandler: Send + Sync + 'static {
+    type Job: super::Job;
     /// Jobs of this kind run in a lane of their own with this many at once, so
     /// that they never take the slots of other jobs (webhook deliveries waiting
     /// on slow receivers); `None` shares the worker's slots.
     fn lane(&self) -> Option<usize> {
         None
     }
+    async fn run(&self, job: Self::Job, run: &JobRun) -> Result<serde_json::Value, JobError>;
+}
+
+/// A shared handler is a handler (tests keep one to look at what it saw).
+#[async_trait]
+impl<H: JobHandler> JobHandler for Arc<H> {
+    type Job = H::Job;
+    fn lane(&self) -> Option<usize> {
+        H::lane(self)
+    }
+    async fn run(&self, job: Self::Job, run: &JobRun) -> Result<serde_json::Value, JobError> {
+        H::run(self, job, run).await
+    }
+}
+
+/// A handler of some kind, as the worker holds it: the payload is decoded
+/// here, and one that is not a value of the kind's type ends the job.
+#[derive(Clone)]
+pub struct Handler(Arc<dyn Erased>);
+
+impl Handler {
+    pub fn new(handler: impl JobHandler) -> Self {
+        Self(Arc::new(handler))
+    }
+
+    pub fn kind(&self) -> &'static str {
+        self.0.kind()
+    }
+}
+
+#[async_trait]
+trait Erased: Send + Sync {
+    fn kind(&self) -> &'static str;
+    fn lane(&self) -> Option<usize>;
     async fn run(&self, run: &JobRun) -> Result<serde_json::Value, JobError>;
+}
+
+#[async_trait]
+impl<H: JobHandler> Erased for H {
+    fn kind(&self) -> &'static str {
+        <H::Job as super::Job>::KIND
+    }
+    fn lane(&self) -> Option<usize> {
+        JobHandler::lane(self)
+    }
+    async fn run(&self, run: &JobRun) -> Result<serde_json::Value, JobError> {
+        let job = serde_json::from_str::<H::Job>(&run.job.payload).map_err(|e| {
+            JobError::Fatal(format!(
+                "the payload is not one of a `{}` job: {e}",
+                <H::Job as super::Job>::KIND
+            ))
+        })?;
+        JobHandler::run(self, job, run).await
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -116,21 +156,29 @@ impl Default for WorkerConfig {
     }
 }
 
+impl From<&crate::config::WorkerSettings> for WorkerConfig {
+    fn from(settings: &crate::config::WorkerSettings) -> Self {
+        Self {
+            concurrency: settings.concurrency.max(1),
+            lease: Duration::from_secs(settings.lease_secs.max(3)),
+            poll_interval: Duration::from_millis(settings.poll_interval_ms.max(10)),
+            shutdown_grace: Duration::from_secs(settings.shutdown_grace_secs),
+            ..Self::default()
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct Worker {
     db: DatabaseConnection,
     id: String,
     config: WorkerConfig,
-    handlers: Arc<HashMap<&'static str, Arc<dyn JobHandler>>>,
+    handlers: Arc<HashMap<&'static str, Handler>>,
     metrics: Option<Arc<Metrics>>,
 }
 
 impl Worker {
-    pub fn new(
-        db: DatabaseConnection,
-        config: WorkerConfig,
-        handlers: Vec<Arc<dyn JobHandler>>,
-    ) -> Self {
+    pub fn new(db: DatabaseConnection, config: WorkerConfig, handlers: Vec<Handler>) -> Self {
         let id = format!("{}-{}", hostname(), uuid::Uuid::new_v4().simple());
         let handlers = handlers.into_iter().map(|h| (h.kind(), h)).collect();
         Self {
@@ -154,6 +202,10 @@ impl Worker {
         &self.id
     }
 
+    pub fn db(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
     fn kinds(&self) -> Vec<&'static str> {
         self.handlers.keys().copied().collect()
     }
@@ -162,17 +214,16 @@ impl Worker {
     /// lets running jobs finish within the grace period, and gives back the rest.
     /// Kinds with a lane of their own run beside, each in a worker of its own.
     pub async fn run(self, shutdown: watch::Receiver<bool>) {
-        let watching = tokio::spawn(super::watch::run(self.db.clone(), shutdown.clone()));
         let (shared, laned): (Vec<_>, Vec<_>) = self
             .handlers
             .values()
             .cloned()
-            .partition(|h| h.lane().is_none());
+            .partition(|h| h.0.lane().is_none());
         let lanes: Vec<_> = laned
             .into_iter()
             .map(|handler| {
                 let config = WorkerConfig {
-                    concurrency: handler.lane().unwrap_or(1).max(1),
+                    concurrency: handler.0.lane().unwrap_or(1).max(1),
                     ..self.config.clone()
                 };
                 let lane = Worker {
@@ -193,7 +244,6 @@ impl Worker {
         for lane in lanes {
             let _ = lane.await;
         }
-        let _ = watching.await;
     }
 
     async fn run_lane(self, mut shutdown: watch::Receiver<bool>) {
@@ -302,7 +352,7 @@ impl Worker {
             stop: stop_rx,
         };
         let heartbeat = self.heartbeat(job.clone(), stop_tx, shutdown.clone());
-        let handling = handler.run(&run);
+        let handling = handler.0.run(&run);
         tokio::pin!(handling);
         let outcome = tokio::select! {
             outcome = &mut handling => Some(outcome),
@@ -322,7 +372,7 @@ impl Worker {
             Some(Err(JobError::Fatal(reason))) => {
                 ("failed", queue::fail(&self.db, &job, &reason, None).await)
             }
-            Some(Err(JobError::Again(delay))) => {
+            Some(Err(JobError::Snooze(delay))) => {
                 ("snoozed", queue::snooze(&self.db, &job, delay, None).await)
             }
             Some(Err(JobError::Retry(reason))) => {

@@ -1,4 +1,4 @@
-//! The job queue's operations, each one statement (or a fenced pair).
+//! The queue's operations on the `jobs` table, each one statement (or a fenced pair).
 //!
 //! A claim is `UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED) RETURNING *`
 //! (one for lapsed leases, one for due jobs)
@@ -14,9 +14,11 @@ use entity::job::{self, ActiveModel, Column, Entity as Jobs, Model};
 use sea_orm::sea_query::{Expr, LockBehavior, LockType, OnConflict, Query};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, ExprTrait,
-    QueryFilter, QueryOrder, TryInsertResult,
+    QueryFilter, QueryOrder, QuerySelect, TryInsertResult,
 };
 use uuid::Uuid;
+
+use super::Job;
 
 pub const QUEUED: &str = "queued";
 pub const RUNNING: &str = "running";
@@ -50,10 +52,10 @@ fn ms(duration: Duration) -> i64 {
     i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }
 
+/// A job to add: a value of its kind's type, and how the queue is to hold it.
 #[derive(Clone, Debug)]
-pub struct NewJob {
-    pub kind: String,
-    pub payload: serde_json::Value,
+pub struct NewJob<J> {
+    pub job: J,
     /// At most one queued or running job per key; enqueueing another returns it.
     pub unique_key: Option<String>,
     pub max_attempts: i32,
@@ -62,13 +64,12 @@ pub struct NewJob {
     pub workspace_id: Option<Uuid>,
 }
 
-impl NewJob {
-    pub fn new(kind: &str, payload: serde_json::Value) -> Self {
+impl<J: Job> NewJob<J> {
+    pub fn new(job: J) -> Self {
         Self {
-            kind: kind.into(),
-            payload,
+            job,
             unique_key: None,
-            max_attempts: 5,
+            max_attempts: J::MAX_ATTEMPTS,
             delay: Duration::ZERO,
             tenant_id: None,
             workspace_id: None,
@@ -84,13 +85,15 @@ pub struct Enqueued {
 }
 
 /// Adds a job, in the caller's transaction when `db` is one.
-pub async fn enqueue(db: &impl ConnectionTrait, new: NewJob) -> Result<Enqueued, DbErr> {
+pub async fn enqueue<J: Job>(db: &impl ConnectionTrait, new: NewJob<J>) -> Result<Enqueued, DbErr> {
+    let payload = serde_json::to_string(&new.job)
+        .map_err(|e| DbErr::Custom(format!("a `{}` job's payload: {e}", J::KIND)))?;
     let id = Uuid::now_v7();
     let now = Utc::now();
     let model = ActiveModel {
         id: Set(id),
-        kind: Set(new.kind),
-        payload: Set(new.payload.to_string()),
+        kind: Set(J::KIND.into()),
+        payload: Set(payload),
         status: Set(QUEUED.into()),
         unique_key: Set(new.unique_key.clone()),
         attempt: Set(0),
@@ -381,26 +384,35 @@ pub async fn count_by_status(db: &impl ConnectionTrait, status: &str) -> Result<
 /// Unfinished jobs by kind and status (`queued`, `running`): one scan of the
 /// `(status, run_at_ms)` index's active part.
 pub async fn active_counts(db: &impl ConnectionTrait) -> Result<Vec<(String, String, i64)>, DbErr> {
-    let sql = "SELECT kind, status, COUNT(*) AS n FROM jobs WHERE status IN ('queued', 'running') GROUP BY kind, status";
-    let rows = crate::db::query(db, sql, vec![]).await?;
-    rows.into_iter()
-        .map(|r| {
-            Ok((
-                r.try_get("", "kind")?,
-                r.try_get("", "status")?,
-                r.try_get("", "n")?,
-            ))
-        })
-        .collect()
+    Jobs::find()
+        .select_only()
+        .column(Column::Kind)
+        .column(Column::Status)
+        .column_as(Expr::col(Column::Id).count(), "n")
+        .filter(Column::Status.is_in([QUEUED, RUNNING]))
+        .group_by(Column::Kind)
+        .group_by(Column::Status)
+        .into_tuple()
+        .all(db)
+        .await
 }
 
 /// How long the oldest due job of each kind has waited to be claimed, in
 /// milliseconds on the database's clock; kinds with nothing due are absent.
 pub async fn oldest_due_waits(db: &impl ConnectionTrait) -> Result<Vec<(String, i64)>, DbErr> {
     let now = now_ms(db).await?;
-    let sql = "SELECT kind, MIN(run_at_ms) AS due FROM jobs WHERE status = 'queued' AND run_at_ms <= $1 GROUP BY kind";
-    let rows = crate::db::query(db, sql, vec![now.into()]).await?;
-    rows.into_iter()
-        .map(|r| Ok((r.try_get("", "kind")?, now - r.try_get::<i64>("", "due")?)))
-        .collect()
+    let due: Vec<(String, i64)> = Jobs::find()
+        .select_only()
+        .column(Column::Kind)
+        .column_as(Expr::col(Column::RunAtMs).min(), "due")
+        .filter(Column::Status.eq(QUEUED))
+        .filter(Column::RunAtMs.lte(now))
+        .group_by(Column::Kind)
+        .into_tuple()
+        .all(db)
+        .await?;
+    Ok(due
+        .into_iter()
+        .map(|(kind, due)| (kind, now - due))
+        .collect())
 }
