@@ -17,6 +17,7 @@ pub mod domain;
 pub mod error;
 pub mod jobs;
 pub mod metrics;
+pub mod planning;
 pub mod queue;
 pub mod sim;
 pub mod telemetry;

@@ -14,24 +14,21 @@ use async_trait::async_trait;
 use sea_orm::{DatabaseConnection, TransactionTrait};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use utoipa::ToSchema;
 use uuid::Uuid;
-use validator::Validate;
 
 use super::clients::ClientPool;
-use super::precheck::{self, Planning, Settled, Timer};
-use super::provision;
 use super::{connector, worker_actor};
-use crate::connectors::Limit;
 use crate::connectors::target::TargetApi;
 use crate::crypto::SecretBox;
 use crate::db::events::NewEvent;
 use crate::db::migrations as store;
 use crate::db::prechecks;
 use crate::domain::plan::Selection;
-use crate::domain::provisioning::{self as provisioning, Profile};
+use crate::domain::provisioning;
 use crate::domain::report::{self, Section, compare_entries};
 use crate::domain::transfer::{self, ItemKind, ItemState};
+use crate::planning::MigrationOptions;
+use crate::planning::{self, Planning, Settled, Timer, offer};
 use crate::queue::{Job, JobError, JobHandler, JobRun, NewJob, database};
 
 /// Plans a migration, then looks at it every second while its items are
@@ -60,46 +57,6 @@ impl SuperviseMigration {
 const LOOK_EVERY: Duration = Duration::from_secs(1);
 /// Changed entries per section that re-planning lists.
 const REPLAN_LISTED: usize = 50;
-
-/// How a migration is carried out.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Validate, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct MigrationOptions {
-    /// Send admins their activation email (backup users get their source password instead).
-    #[serde(default = "yes")]
-    pub send_activation_emails: bool,
-    /// Pace toward the target for this migration; never above the workspace's own limit.
-    #[validate(nested)]
-    pub target: Option<Limit>,
-    /// Record the data sent to the target in the operations log (secrets redacted).
-    #[serde(default)]
-    pub verbose: bool,
-    /// The services migrated tenants get, instead of the workspace's profile.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[validate(nested)]
-    pub provisioning: Option<Profile>,
-    /// Start even though the cloud cannot give some of the profile's items: those
-    /// items are left out (the tenants get the rest). Without it such a migration
-    /// fails before it creates anything, naming the items.
-    #[serde(default)]
-    pub skip_unavailable_items: bool,
-}
-
-impl Default for MigrationOptions {
-    fn default() -> Self {
-        Self {
-            send_activation_emails: true,
-            target: None,
-            verbose: false,
-            provisioning: None,
-            skip_unavailable_items: false,
-        }
-    }
-}
-
-fn yes() -> bool {
-    true
-}
 
 pub struct MigrationHandler {
     secrets: SecretBox,
@@ -233,25 +190,24 @@ impl MigrationHandler {
             plan,
             answers,
             ..
-        } = precheck::settle(planning, &progress, &|| run.should_stop(), &mut timer).await?;
+        } = planning::settle(planning, &progress, &|| run.should_stop(), &mut timer).await?;
         let options = options(migration)?;
         let profile = options
             .provisioning
             .clone()
             .unwrap_or_else(|| crate::db::workspaces::provisioning(workspace));
-        let applications = provision::applications(target.as_ref())
-            .await
-            .map_err(connector)?;
-        let offer = provision::offer(target.as_ref(), &applications, workspace.tenant_id)
-            .await
-            .map_err(connector)?;
-        let quotas = snapshot.group_quotas();
-        let services = provisioning::for_tenants(&profile, &offer, &plan.tenants, |group| {
-            quotas.get(group).copied()
-        });
+        let (_, services) = offer::services(
+            Some(target.as_ref()),
+            workspace.tenant_id,
+            &profile,
+            &snapshot,
+            &plan,
+        )
+        .await
+        .map_err(connector)?;
         let replan = match migration.precheck_id {
             Some(precheck_id) => {
-                let logins = precheck::login_answers(&plan, &answers);
+                let logins = planning::login_answers(&plan, &answers);
                 // Only the target tree, the logins and what the tenants get are compared:
                 // the estimates' options do not matter.
                 let mut report = report::build(&snapshot, &plan, &logins, &Default::default());

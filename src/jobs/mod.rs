@@ -41,6 +41,18 @@ pub(crate) fn connector(e: crate::connectors::ConnectorError) -> JobError {
     }
 }
 
+impl From<crate::planning::Error> for JobError {
+    fn from(e: crate::planning::Error) -> Self {
+        use crate::planning::Error;
+        match e {
+            Error::Database(e) => database(e),
+            Error::Target(e) => connector(e),
+            Error::Unplannable(reason) => JobError::Fatal(reason),
+            Error::Stopping => JobError::Retry(e.to_string()),
+        }
+    }
+}
+
 /// The workspace a job works in, when it still exists and belongs to the
 /// tenant the job was enqueued for: a job never reaches another tenant's data.
 pub(crate) async fn workspace_of(

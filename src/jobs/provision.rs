@@ -1,79 +1,22 @@
-//! Provisioning in the cloud: what the workspace's tenant offers its children
-//! (read once per plan), and a tenant's offering items and pricing mode set as the
-//! plan says, idempotently: read, compare ([`rules::writes`]), write what differs.
+//! Provisioning in the cloud: a tenant's offering items and pricing mode set as
+//! the plan says, idempotently: read, compare ([`rules::writes`]), write what
+//! differs. (What the workspace's tenant offers its children is read once per
+//! plan: `planning::offer`.)
 //! A write whose answer was lost meets a newer version on its replay (409, 1001):
 //! the tenant is read again, and what is already there is not written twice.
-
-use std::collections::HashMap;
 
 use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::connectors::ConnectorError;
 use crate::connectors::target::{
-    OfferingItem, OfferingItemPut, PricingMode as CloudPricing, Quota as CloudQuota, TargetApi,
-    TenantKind as CloudKind,
+    OfferingItemPut, PricingMode as CloudPricing, Quota as CloudQuota, TargetApi,
 };
-use crate::domain::provisioning::{
-    self as rules, CloudItem, ExistingCustomers, ItemKey, Offer, Origin, PricingMode, Quota, Want,
-};
+use crate::domain::provisioning::{self as rules, ExistingCustomers, Origin, PricingMode, Want};
+pub use crate::planning::offer::{Applications, applications, cloud_items};
 
 /// Reads and writes after a version conflict before giving up (as unavailable).
 const ATTEMPTS: usize = 3;
-
-/// Application ids by the application's type, as the cloud lists them.
-pub type Applications = HashMap<Uuid, String>;
-
-pub async fn applications(target: &dyn TargetApi) -> Result<Applications, ConnectorError> {
-    Ok(target
-        .applications()
-        .await?
-        .into_iter()
-        .map(|a| (a.id, a.kind))
-        .collect())
-}
-
-/// What `root` may give a child of each kind.
-pub async fn offer(
-    target: &dyn TargetApi,
-    applications: &Applications,
-    root: Uuid,
-) -> Result<Offer, ConnectorError> {
-    let customer = target
-        .available_for_child(root, CloudKind::Customer)
-        .await?;
-    let partner = target.available_for_child(root, CloudKind::Partner).await?;
-    Ok(Offer {
-        customer: cloud_items(&customer, applications),
-        partner: cloud_items(&partner, applications),
-    })
-}
-
-/// The cloud's items in the rules' terms; an item of an application the cloud
-/// did not list cannot be named by a profile and is left out.
-pub fn cloud_items(items: &[OfferingItem], applications: &Applications) -> Vec<CloudItem> {
-    items
-        .iter()
-        .filter_map(|item| {
-            Some(CloudItem {
-                key: ItemKey {
-                    application: applications.get(&item.application_id)?.clone(),
-                    edition: item.edition.clone(),
-                    name: item.name.clone(),
-                },
-                application_id: item.application_id,
-                infra_id: item.infra_id,
-                measurement_unit: item.measurement_unit.clone(),
-                on: item.is_on(),
-                quota: item.quota.map(|q| Quota {
-                    value: q.value.and_then(|v| u64::try_from(v).ok()),
-                    overage: q.overage.and_then(|v| u64::try_from(v).ok()),
-                }),
-                quota_version: item.quota.map_or(0, |q| q.version),
-            })
-        })
-        .collect()
-}
 
 fn put(write: &rules::Write) -> OfferingItemPut {
     let signed = |v: Option<u64>| v.map(|v| i64::try_from(v).unwrap_or(i64::MAX));

@@ -23,7 +23,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::clients::{ClientPool, Clients};
-use super::migration::{MigrationOptions, migration_of, options};
+use super::migration::{migration_of, options};
 use super::provision::{self, Applications};
 use super::{connector, worker_actor};
 use crate::connectors::ConnectorError;
@@ -36,6 +36,7 @@ use crate::db::events::NewEvent;
 use crate::db::migrations::{self as store, ItemProgress, Reached};
 use crate::domain::provisioning::{ExistingCustomers, Origin, PricingMode, Want};
 use crate::domain::transfer::ItemKind;
+use crate::planning::MigrationOptions;
 use crate::queue::{self, Job, JobError, JobHandler, JobRun, NewJob, database};
 
 /// Carries out the items a migration put into this job, in plan order.

@@ -10,7 +10,7 @@ use validator::Validate;
 
 use crate::domain::plan::Node;
 use crate::domain::transfer::{ItemKind, ItemState};
-use crate::jobs::migration::MigrationOptions;
+use crate::planning::MigrationOptions;
 
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -584,7 +584,7 @@ async fn list_events(
 fn refuse_unavailable_items(
     precheck: &entity::precheck::Model,
     workspace: &entity::workspace::Model,
-    options: &crate::jobs::migration::MigrationOptions,
+    options: &crate::planning::MigrationOptions,
 ) -> Result<(), ApiError> {
     if options.skip_unavailable_items {
         return Ok(());

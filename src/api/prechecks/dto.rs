@@ -8,7 +8,7 @@ use uuid::Uuid;
 use validator::Validate;
 
 use crate::domain::plan::Node;
-use crate::jobs::precheck::PrecheckOptions;
+use crate::planning::PrecheckOptions;
 
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
