@@ -20,6 +20,7 @@ use migration_portal::connectors::{HttpPolicy, Limit};
 use migration_portal::crypto::SecretBox;
 use migration_portal::db::workspaces::{CloudClient, NewWorkspace, SourceLogin};
 use migration_portal::db::{self, migrations, prechecks, workspaces};
+use migration_portal::domain::migration::MigrationStatus;
 use migration_portal::domain::plan::Node;
 use migration_portal::jobs::{SuperviseMigration, sync};
 use migration_portal::planning::MigrationOptions;
@@ -179,7 +180,7 @@ async fn main() -> anyhow::Result<()> {
                 precheck_id: None,
                 selection: serde_json::to_string(&vec![Node::Group(group.clone())])?,
                 options: serde_json::to_string(&MigrationOptions::default())?,
-                status: migrations::PLANNING.into(),
+                status: MigrationStatus::Planning.as_str().into(),
                 replan: None,
                 snapshot_synced_at: None,
                 job_id: job.id,
@@ -214,11 +215,11 @@ async fn main() -> anyhow::Result<()> {
             let migration = migrations::get(&database, migration_id)
                 .await?
                 .expect("migration");
-            if planned_at.is_none() && migration.status != migrations::PLANNING {
+            if planned_at.is_none() && migration.status != MigrationStatus::Planning.as_str() {
                 planned_at = Some(Instant::now());
                 requests_at_plan = cloud.inspect()["counters"]["total"].as_u64().unwrap_or(0);
             }
-            if migrations::is_final(&migration.status) {
+            if MigrationStatus::parse(&migration.status).is_some_and(MigrationStatus::is_final) {
                 break;
             }
             if last.elapsed() > Duration::from_secs(30) {

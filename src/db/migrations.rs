@@ -18,24 +18,9 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::Page;
+use crate::domain::migration::MigrationStatus;
 use crate::domain::transfer::{ItemKind, ItemSpec, ItemState};
 use crate::queue::store as queue;
-
-/// Migration statuses.
-pub const PLANNING: &str = "planning";
-pub const RUNNING: &str = "running";
-pub const PAUSED: &str = "paused";
-pub const CANCELLED: &str = "cancelled";
-pub const COMPLETED: &str = "completed";
-pub const COMPLETED_WITH_FAILURES: &str = "completed_with_failures";
-pub const FAILED: &str = "failed";
-
-pub fn is_final(status: &str) -> bool {
-    matches!(
-        status,
-        CANCELLED | COMPLETED | COMPLETED_WITH_FAILURES | FAILED
-    )
-}
 
 fn states(states: &[ItemState]) -> Vec<&'static str> {
     states.iter().map(|s| s.as_str()).collect()
@@ -85,28 +70,35 @@ pub async fn list(
         .await
 }
 
-/// Moves the migration from one of `from` to `to`; false when it was in none of them.
+/// Moves the migration from one of `from` to `to`; false when it was in none of
+/// them. A `from` the status table does not allow to become `to` is never taken.
 pub async fn set_status(
     db: &impl ConnectionTrait,
     id: Uuid,
-    from: &[&str],
-    to: &str,
+    from: &[MigrationStatus],
+    to: MigrationStatus,
     error: Option<&str>,
 ) -> Result<bool, DbErr> {
+    debug_assert!(from.iter().all(|f| f.can_become(to)), "{from:?} -> {to}");
+    let from: Vec<&str> = from
+        .iter()
+        .filter(|f| f.can_become(to))
+        .map(|f| f.as_str())
+        .collect();
     let now = Utc::now();
     let mut update = Migrations::update_many()
-        .col_expr(migration::Column::Status, Expr::value(to))
+        .col_expr(migration::Column::Status, Expr::value(to.as_str()))
         .col_expr(migration::Column::UpdatedAt, Expr::value(now))
         .col_expr(
             migration::Column::CompletedAt,
-            Expr::value(is_final(to).then_some(now)),
+            Expr::value(to.is_final().then_some(now)),
         );
     if let Some(error) = error {
         update = update.col_expr(migration::Column::Error, Expr::value(error));
     }
     let result = update
         .filter(migration::Column::Id.eq(id))
-        .filter(migration::Column::Status.is_in(from.iter().copied()))
+        .filter(migration::Column::Status.is_in(from))
         .exec(db)
         .await?;
     Ok(result.rows_affected > 0)

@@ -6,6 +6,7 @@ pub mod decommission;
 pub mod initial_backup;
 pub mod logins;
 pub mod machines;
+pub mod migration;
 pub mod names;
 pub mod plan;
 pub mod provisioning;

@@ -23,6 +23,7 @@ use crate::crypto::SecretBox;
 use crate::db::events::NewEvent;
 use crate::db::migrations as store;
 use crate::db::prechecks;
+use crate::domain::migration::MigrationStatus;
 use crate::domain::plan::Selection;
 use crate::domain::provisioning;
 use crate::domain::report::{self, Section, compare_entries};
@@ -101,19 +102,31 @@ impl JobHandler for MigrationHandler {
         if migration.job_id != run.job.id {
             return Ok(json!({"superseded_by": migration.job_id}));
         }
-        match migration.status.as_str() {
-            store::PLANNING => match self.plan(run, &migration, &workspace).await {
+        let Some(status) = MigrationStatus::parse(&migration.status) else {
+            return Err(JobError::Fatal(format!(
+                "the migration's status `{}` is not one",
+                migration.status
+            )));
+        };
+        match status {
+            MigrationStatus::Planning => match self.plan(run, &migration, &workspace).await {
                 Ok(()) => Err(JobError::Snooze(Duration::ZERO)),
                 Err(JobError::Fatal(reason)) => {
                     // Whatever made planning impossible, the migration says so instead of planning forever.
-                    store::set_status(db, id, &[store::PLANNING], store::FAILED, Some(&reason))
-                        .await
-                        .map_err(database)?;
+                    store::set_status(
+                        db,
+                        id,
+                        &[MigrationStatus::Planning],
+                        MigrationStatus::Failed,
+                        Some(&reason),
+                    )
+                    .await
+                    .map_err(database)?;
                     Err(JobError::Fatal(reason))
                 }
                 Err(other) => Err(other),
             },
-            store::RUNNING => {
+            MigrationStatus::Running => {
                 self.adopt_orphans(run, &migration).await?;
                 let counts = store::counts(db, id).await.map_err(database)?;
                 if transfer::open_items(&counts) == 0 {
@@ -126,7 +139,7 @@ impl JobHandler for MigrationHandler {
                 run.progress(progress(&migration.status, &counts)).await?;
                 Err(JobError::Snooze(LOOK_EVERY))
             }
-            store::PAUSED => {
+            MigrationStatus::Paused => {
                 let counts = store::counts(db, id).await.map_err(database)?;
                 run.progress(progress(&migration.status, &counts)).await?;
                 Err(JobError::Snooze(LOOK_EVERY))
@@ -262,9 +275,15 @@ impl MigrationHandler {
                 .await
                 .map_err(database)?;
         }
-        if !store::set_status(&txn, migration.id, &[store::PLANNING], store::RUNNING, None)
-            .await
-            .map_err(database)?
+        if !store::set_status(
+            &txn,
+            migration.id,
+            &[MigrationStatus::Planning],
+            MigrationStatus::Running,
+            None,
+        )
+        .await
+        .map_err(database)?
         {
             // Cancelled while planning: nothing is written.
             return Ok(());
@@ -350,14 +369,20 @@ impl MigrationHandler {
             .map(|s| s[&ItemState::Failed] + s[&ItemState::Blocked])
             .sum();
         let status = if failed == 0 {
-            store::COMPLETED
+            MigrationStatus::Completed
         } else {
-            store::COMPLETED_WITH_FAILURES
+            MigrationStatus::CompletedWithFailures
         };
         if open > 0
-            || !store::set_status(&txn, migration.id, &[store::RUNNING], status, None)
-                .await
-                .map_err(database)?
+            || !store::set_status(
+                &txn,
+                migration.id,
+                &[MigrationStatus::Running],
+                status,
+                None,
+            )
+            .await
+            .map_err(database)?
         {
             return Ok(None);
         }
@@ -374,7 +399,7 @@ impl MigrationHandler {
             .await
             .map_err(database)?;
         txn.commit().await.map_err(database)?;
-        Ok(Some(progress(status, &counts)))
+        Ok(Some(progress(status.as_str(), &counts)))
     }
 }
 

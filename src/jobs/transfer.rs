@@ -34,6 +34,7 @@ use crate::connectors::target::{
 use crate::crypto::SecretBox;
 use crate::db::events::NewEvent;
 use crate::db::migrations::{self as store, ItemProgress, Reached};
+use crate::domain::migration::MigrationStatus;
 use crate::domain::provisioning::{ExistingCustomers, Origin, PricingMode, Want};
 use crate::domain::transfer::ItemKind;
 use crate::planning::MigrationOptions;
@@ -191,7 +192,7 @@ impl TransferHandler {
     async fn transfer(&self, id: Uuid, run: &JobRun) -> Result<Value, JobError> {
         let db = run.db();
         let (migration, workspace) = migration_of(run, id).await?;
-        if migration.status != store::RUNNING {
+        if migration.status != MigrationStatus::Running.as_str() {
             // Its items stay queued: the supervisor schedules them again on resume.
             return Ok(json!({"skipped": migration.status}));
         }
@@ -303,7 +304,7 @@ async fn watch(db: DatabaseConnection, id: Uuid, stop: Arc<AtomicBool>) {
     loop {
         tokio::time::sleep(WATCH_EVERY).await;
         match store::get(&db, id).await {
-            Ok(Some(m)) if m.status == store::RUNNING => {}
+            Ok(Some(m)) if m.status == MigrationStatus::Running.as_str() => {}
             Ok(_) => {
                 stop.store(true, Ordering::SeqCst);
                 return;
@@ -506,7 +507,7 @@ impl Context<'_> {
                 store::get(&txn, migration.id)
                     .await
                     .map_err(db_stop)?
-                    .is_none_or(|m| m.status == store::CANCELLED)
+                    .is_none_or(|m| m.status == MigrationStatus::Cancelled.as_str())
             }
             None => false,
         };

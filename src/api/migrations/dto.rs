@@ -8,6 +8,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 use validator::Validate;
 
+use crate::domain::migration::MigrationStatus;
 use crate::domain::plan::Node;
 use crate::domain::transfer::{ItemKind, ItemState};
 use crate::planning::MigrationOptions;
@@ -32,35 +33,6 @@ pub struct CreateMigration {
     #[serde(default)]
     #[validate(nested)]
     pub options: MigrationOptions,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum MigrationStatus {
-    /// The plan is being made and the items written.
-    Planning,
-    Running,
-    Paused,
-    Cancelled,
-    Completed,
-    /// Over, with items failed or blocked: they can be retried.
-    CompletedWithFailures,
-    /// Planning failed (see `error`).
-    Failed,
-}
-
-impl MigrationStatus {
-    pub fn parse(text: &str) -> Self {
-        match text {
-            "planning" => Self::Planning,
-            "running" => Self::Running,
-            "paused" => Self::Paused,
-            "cancelled" => Self::Cancelled,
-            "completed" => Self::Completed,
-            "completed_with_failures" => Self::CompletedWithFailures,
-            _ => Self::Failed,
-        }
-    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -104,7 +76,8 @@ impl Migration {
         Self {
             id: model.id,
             workspace_id: model.workspace_id,
-            status: MigrationStatus::parse(&model.status),
+            // A status this build does not know cannot be written (`set_status` takes the enum).
+            status: MigrationStatus::parse(&model.status).unwrap_or(MigrationStatus::Failed),
             operation: format!("/api/v1/operations/{}", model.job_id),
             precheck_id: model.precheck_id,
             selection: serde_json::from_str(&model.selection).unwrap_or_default(),

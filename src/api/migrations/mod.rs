@@ -20,6 +20,7 @@ use crate::auth::Partner;
 use crate::db::events::{self as log, NewEvent};
 use crate::db::migrations::{self as store, ItemFilter};
 use crate::db::{prechecks, workspaces};
+use crate::domain::migration::MigrationStatus;
 use crate::error::{ApiError, FieldError};
 use crate::jobs::SuperviseMigration;
 use crate::queue::store as queue;
@@ -214,7 +215,7 @@ async fn create_migration(
                 precheck_id: request.precheck_id,
                 selection: selection_json,
                 options,
-                status: store::PLANNING.into(),
+                status: MigrationStatus::Planning.as_str().into(),
                 replan: None,
                 snapshot_synced_at: Some(synced_at),
                 job_id: job.id,
@@ -373,8 +374,8 @@ async fn transition(
     state: &AppState,
     partner: &Partner,
     path: &(Uuid, Uuid),
-    from: &[&str],
-    to: &str,
+    from: &[MigrationStatus],
+    to: MigrationStatus,
     refusal: &'static str,
 ) -> Result<web::Json<Migration>, ApiError> {
     let migration = find(state, partner, path.0, path.1).await?;
@@ -389,11 +390,11 @@ async fn transition(
             format!("The migration is {}: {refusal}", migration.status),
         ));
     }
-    if to == store::RUNNING {
+    if to == MigrationStatus::Running {
         ensure_supervisor(&txn, partner, &migration, false).await?;
     }
     let mut message = format!("{} -> {to}", migration.status);
-    if to == store::CANCELLED {
+    if to == MigrationStatus::Cancelled {
         let cancelled = store::cancel_items(&txn, migration.id).await?;
         let machines = store::cancel_machines(&txn, &migration).await?;
         message.push_str(&format!(
@@ -432,8 +433,8 @@ async fn pause_migration(
         &state,
         &partner,
         &path,
-        &[store::RUNNING],
-        store::PAUSED,
+        &[MigrationStatus::Running],
+        MigrationStatus::Paused,
         "only a running migration can be paused.",
     )
     .await
@@ -456,8 +457,8 @@ async fn resume_migration(
         &state,
         &partner,
         &path,
-        &[store::PAUSED],
-        store::RUNNING,
+        &[MigrationStatus::Paused],
+        MigrationStatus::Running,
         "only a paused migration can be resumed.",
     )
     .await
@@ -478,13 +479,17 @@ async fn cancel_migration(
     state: web::Data<AppState>,
     path: web::Path<(Uuid, Uuid)>,
 ) -> Result<web::Json<Migration>, ApiError> {
-    let from = [store::PLANNING, store::RUNNING, store::PAUSED];
+    let from = [
+        MigrationStatus::Planning,
+        MigrationStatus::Running,
+        MigrationStatus::Paused,
+    ];
     transition(
         &state,
         &partner,
         &path,
         &from,
-        store::CANCELLED,
+        MigrationStatus::Cancelled,
         "it is over already.",
     )
     .await
@@ -511,17 +516,20 @@ async fn retry_migration(
     let migration = store::get(&txn, migration.id)
         .await?
         .ok_or(ApiError::NotFound)?;
-    let restart = migration.status == store::COMPLETED_WITH_FAILURES;
+    let restart = migration.status == MigrationStatus::CompletedWithFailures.as_str();
     if restart {
         store::set_status(
             &txn,
             migration.id,
-            &[store::COMPLETED_WITH_FAILURES],
-            store::RUNNING,
+            &[MigrationStatus::CompletedWithFailures],
+            MigrationStatus::Running,
             None,
         )
         .await?;
-    } else if !matches!(migration.status.as_str(), store::RUNNING | store::PAUSED) {
+    } else if !matches!(
+        MigrationStatus::parse(&migration.status),
+        Some(MigrationStatus::Running | MigrationStatus::Paused)
+    ) {
         return Err(ApiError::conflict(
             "illegal_transition",
             format!(

@@ -1,0 +1,133 @@
+//! A migration's status and the moves between them (docs/ARCHITECTURE.md,
+//! Migration states). Every write names the statuses it may come from, and
+//! only moves this table allows are ever written.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+// The status of a migration as a whole; its items have states of their own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MigrationStatus {
+    /// The plan is being made and the items written.
+    Planning,
+    Running,
+    Paused,
+    Cancelled,
+    Completed,
+    /// Over, with items failed or blocked: they can be retried.
+    CompletedWithFailures,
+    /// Planning failed (see `error`).
+    Failed,
+}
+
+impl MigrationStatus {
+    pub const ALL: [MigrationStatus; 7] = [
+        MigrationStatus::Planning,
+        MigrationStatus::Running,
+        MigrationStatus::Paused,
+        MigrationStatus::Cancelled,
+        MigrationStatus::Completed,
+        MigrationStatus::CompletedWithFailures,
+        MigrationStatus::Failed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MigrationStatus::Planning => "planning",
+            MigrationStatus::Running => "running",
+            MigrationStatus::Paused => "paused",
+            MigrationStatus::Cancelled => "cancelled",
+            MigrationStatus::Completed => "completed",
+            MigrationStatus::CompletedWithFailures => "completed_with_failures",
+            MigrationStatus::Failed => "failed",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+
+    /// Nothing more happens unless the partner retries (completed with failures).
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            MigrationStatus::Cancelled
+                | MigrationStatus::Completed
+                | MigrationStatus::CompletedWithFailures
+                | MigrationStatus::Failed
+        )
+    }
+
+    /// The statuses a migration may come from to reach `self`.
+    pub fn reachable_from(self) -> &'static [MigrationStatus] {
+        use MigrationStatus::*;
+        match self {
+            Planning => &[],
+            // Planned; resumed; retried after it completed with failures.
+            Running => &[Planning, Paused, CompletedWithFailures],
+            Paused => &[Running],
+            Cancelled => &[Planning, Running, Paused],
+            Completed | CompletedWithFailures => &[Running],
+            Failed => &[Planning],
+        }
+    }
+
+    pub fn can_become(self, to: MigrationStatus) -> bool {
+        to.reachable_from().contains(&self)
+    }
+}
+
+impl std::fmt::Display for MigrationStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::MigrationStatus::{self, *};
+
+    #[test]
+    fn migration_moves_follow_the_table() {
+        // from, to, allowed: every pair is listed.
+        let allowed: &[(MigrationStatus, MigrationStatus)] = &[
+            (Planning, Running),
+            (Planning, Cancelled),
+            (Planning, Failed),
+            (Running, Paused),
+            (Running, Cancelled),
+            (Running, Completed),
+            (Running, CompletedWithFailures),
+            (Paused, Running),
+            (Paused, Cancelled),
+            (CompletedWithFailures, Running),
+        ];
+        for from in MigrationStatus::ALL {
+            for to in MigrationStatus::ALL {
+                assert_eq!(
+                    from.can_become(to),
+                    allowed.contains(&(from, to)),
+                    "{from} -> {to}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn final_statuses_are_left_only_by_a_retry() {
+        for status in MigrationStatus::ALL {
+            let leaves: Vec<_> = MigrationStatus::ALL
+                .into_iter()
+                .filter(|to| status.can_become(*to))
+                .collect();
+            match status {
+                CompletedWithFailures => assert_eq!(leaves, vec![Running]),
+                s if s.is_final() => assert!(leaves.is_empty(), "{s}"),
+                s => assert!(!leaves.is_empty(), "{s} must lead somewhere"),
+            }
+            assert_eq!(MigrationStatus::parse(status.as_str()), Some(status));
+        }
+        assert_eq!(MigrationStatus::parse("Running"), None);
+    }
+}
