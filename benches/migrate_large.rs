@@ -98,7 +98,7 @@ async fn main() -> anyhow::Result<()> {
         };
         let cloud = CloudSim::start(config, &key)?;
         let partner = cloud.root_client();
-        let database = db::connect_migrated(&DatabaseConfig {
+        let database = db::connect_upgraded(&DatabaseConfig {
             url,
             max_connections: 8,
             busy_timeout_ms: 30_000,

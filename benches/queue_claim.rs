@@ -63,7 +63,7 @@ async fn main() -> anyhow::Result<()> {
         targets.push(("postgres", url, 16));
     }
     for (backend, url, connections) in targets {
-        let database = db::connect_migrated(&DatabaseConfig {
+        let database = db::connect_upgraded(&DatabaseConfig {
             url,
             max_connections: connections,
             busy_timeout_ms: 30_000,

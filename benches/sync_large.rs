@@ -40,7 +40,7 @@ async fn main() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let targets = common::backends(&dir.path().join("sync.db")).await?;
     for (backend, url) in targets {
-        let database = db::connect_migrated(&DatabaseConfig {
+        let database = db::connect_upgraded(&DatabaseConfig {
             url,
             max_connections: 4,
             busy_timeout_ms: 30_000,

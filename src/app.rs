@@ -142,7 +142,7 @@ pub async fn serve(config: &Config, key_policy: KeyPolicy, role: Role) -> anyhow
     let (stop, stopped) = tokio::sync::watch::channel(false);
     if role == Role::WorkerOnly {
         let secrets = secret_box(config, key_policy)?;
-        let db = db::connect_migrated(&config.database).await?;
+        let db = db::connect_upgraded(&config.database).await?;
         // No HTTP server here, so nothing to serve metrics from (see README, Metrics).
         let handlers = job_handlers_with(
             secrets,
@@ -228,7 +228,7 @@ impl Application {
             Duration::from_secs(config.auth.jwks_max_age_secs),
             Duration::from_secs(config.auth.leeway_secs),
         );
-        let db = db::connect_migrated(&config.database).await?;
+        let db = db::connect_upgraded(&config.database).await?;
         let listener = TcpListener::bind(config.bind).map_err(|e| {
             anyhow::anyhow!(
                 "cannot listen on {} (setting `bind`, MP_BIND): {e}",

@@ -161,7 +161,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         }
         Command::Migrate => {
             let conn = db::connect(&config.database).await?;
-            db::migrate(&conn).await?;
+            db::upgrade_schema(&conn).await?;
             tracing::info!("migrations applied");
         }
         Command::Openapi => println!("{}", api::openapi().to_pretty_json()?),

@@ -1,4 +1,5 @@
-//! Connecting to the database (SQLite or PostgreSQL) and applying migrations.
+//! Connecting to the database (SQLite or PostgreSQL) and upgrading its schema
+//! (the `migration` crate's schema migrations; migration waves are `migrations`).
 
 use std::time::Duration;
 
@@ -61,21 +62,21 @@ fn is_busy(e: &DbErr) -> bool {
     e.to_string().contains("database is locked")
 }
 
-/// Migrates on a pool of its own, then opens the pool to serve from. Pooled
+/// Upgrades the schema on a pool of its own, then opens the pool to serve from. Pooled
 /// SQLite connections that lived through a schema change were seen to keep the
 /// old schema (an upsert then missed an index the migration had just created).
-pub async fn connect_migrated(config: &DatabaseConfig) -> Result<DatabaseConnection, DbSetupError> {
+pub async fn connect_upgraded(config: &DatabaseConfig) -> Result<DatabaseConnection, DbSetupError> {
     let migrating = connect(config).await?;
-    migrate(&migrating).await?;
+    upgrade_schema(&migrating).await?;
     migrating.close().await?;
     connect(config).await
 }
 
-/// Applies pending migrations. On PostgreSQL, instances starting together take
+/// Applies pending schema migrations. On PostgreSQL, instances starting together take
 /// turns under an advisory lock. On SQLite each migration is one transaction and
 /// writers queue, so a process that lost a race sees what the winner applied and
 /// carries on from there.
-pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
+pub async fn upgrade_schema(db: &DatabaseConnection) -> Result<(), DbErr> {
     if db.get_database_backend() != sea_orm::DatabaseBackend::Postgres {
         let mut attempts = 0;
         loop {

@@ -203,7 +203,7 @@ async fn concurrent_migrations_all_succeed() {
             let db = migration_portal::db::connect(&config)
                 .await
                 .expect("connect");
-            migration_portal::db::migrate(&db).await
+            migration_portal::db::upgrade_schema(&db).await
         });
         for result in futures_util::future::join_all(runs).await {
             result.unwrap_or_else(|e| panic!("{backend:?}: a concurrent migration failed: {e}"));

@@ -330,7 +330,7 @@ pub async fn fresh_db(backend: Backend) -> (sea_orm::DatabaseConnection, tempfil
         max_connections: 8,
         busy_timeout_ms: 10_000,
     };
-    let db = migration_portal::db::connect_migrated(&config)
+    let db = migration_portal::db::connect_upgraded(&config)
         .await
         .expect("connect and migrate");
     (db, dir)
