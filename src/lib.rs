@@ -21,3 +21,6 @@ pub mod planning;
 pub mod queue;
 pub mod sim;
 pub mod telemetry;
+
+#[cfg(test)]
+mod layering;
