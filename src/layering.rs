@@ -5,69 +5,34 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-/// Each top-level module and the modules it may import. Lower parts never
-/// import higher ones; the table itself must have no cycle.
-const ALLOWED: &[(&str, &[&str])] = &[
-    ("domain", &[]),
-    ("connectors", &[]),
-    ("crypto", &[]),
-    ("error", &[]),
-    ("sim", &[]),
-    ("config", &["domain"]),
-    ("telemetry", &["config"]),
-    ("metrics", &["connectors"]),
-    ("queue", &["config", "metrics"]),
-    ("db", &["config", "connectors", "crypto", "domain", "queue"]),
-    ("planning", &["connectors", "db", "domain"]),
-    ("auth", &["db", "domain", "error"]),
+/// Each top-level module and the modules it may import (separated by spaces).
+/// Lower parts never import higher ones; the table itself must have no cycle.
+const ALLOWED: &[(&str, &str)] = &[
+    ("domain", ""),
+    ("connectors", ""),
+    ("crypto", ""),
+    ("error", ""),
+    ("sim", ""),
+    ("config", "domain"),
+    ("telemetry", "config"),
+    ("metrics", "connectors"),
+    ("queue", "config metrics"),
+    ("db", "config connectors crypto domain queue"),
+    ("planning", "connectors db domain"),
+    ("auth", "db domain error"),
     (
         "jobs",
-        &[
-            "config",
-            "connectors",
-            "crypto",
-            "db",
-            "domain",
-            "metrics",
-            "planning",
-            "queue",
-        ],
+        "config connectors crypto db domain metrics planning queue",
     ),
     (
         "api",
-        &[
-            "auth",
-            "config",
-            "connectors",
-            "crypto",
-            "db",
-            "domain",
-            "error",
-            "jobs",
-            "metrics",
-            "planning",
-            "queue",
-        ],
+        "auth config connectors crypto db domain error jobs metrics planning queue",
     ),
     (
         "app",
-        &[
-            "api",
-            "auth",
-            "config",
-            "connectors",
-            "crypto",
-            "db",
-            "domain",
-            "error",
-            "jobs",
-            "metrics",
-            "planning",
-            "queue",
-            "telemetry",
-        ],
+        "api auth config connectors crypto db domain error jobs metrics planning queue telemetry",
     ),
-    ("demo", &["app", "config", "sim"]),
+    ("demo", "app config sim"),
 ];
 
 /// The top-level modules each module's files name with `crate::`.
@@ -132,7 +97,7 @@ fn imports(src: &Path) -> BTreeMap<String, BTreeSet<String>> {
 fn allowed() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
     ALLOWED
         .iter()
-        .map(|(m, deps)| (*m, deps.iter().copied().collect()))
+        .map(|(m, deps)| (*m, deps.split_whitespace().collect()))
         .collect()
 }
 
@@ -175,7 +140,9 @@ fn every_part_imports_only_what_the_layering_allows() {
     let mut wrong = Vec::new();
     for (module, used) in &found {
         let Some(may) = allowed.get(module.as_str()) else {
-            wrong.push(format!("{module}: a top-level module the layering does not list"));
+            wrong.push(format!(
+                "{module}: a top-level module the layering does not list"
+            ));
             continue;
         };
         for name in used {

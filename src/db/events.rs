@@ -4,10 +4,7 @@
 use chrono::Utc;
 use entity::event::{self, Column, Entity as Events};
 use sea_orm::sea_query::LikeExpr;
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect,
-};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
 use uuid::Uuid;
 
 use super::Page;
@@ -98,12 +95,5 @@ pub async fn list(
     if let Some(migration) = filter.migration_id {
         query = query.filter(Column::MigrationId.eq(migration));
     }
-    if let Some(after) = page.after {
-        query = query.filter(Column::Id.gt(after));
-    }
-    query
-        .order_by_asc(Column::Id)
-        .limit(page.limit + 1)
-        .all(db)
-        .await
+    page.of(db, query, Column::Id).await
 }

@@ -57,17 +57,10 @@ pub async fn list(
     workspace_id: Uuid,
     page: Page,
 ) -> Result<Vec<migration::Model>, DbErr> {
-    let mut query = Migrations::find()
+    let query = Migrations::find()
         .filter(migration::Column::TenantId.eq(tenant_id))
         .filter(migration::Column::WorkspaceId.eq(workspace_id));
-    if let Some(after) = page.after {
-        query = query.filter(migration::Column::Id.gt(after));
-    }
-    query
-        .order_by_asc(migration::Column::Id)
-        .limit(page.limit + 1)
-        .all(db)
-        .await
+    page.of(db, query, migration::Column::Id).await
 }
 
 /// Moves the migration from one of `from` to `to`; false when it was in none of

@@ -141,6 +141,24 @@ pub struct Page {
     pub after: Option<uuid::Uuid>,
 }
 
+impl Page {
+    /// Up to `limit + 1` rows of `query` after the cursor, by `id` (UUIDv7:
+    /// creation order); the one over the limit tells that there are more.
+    pub async fn of<E: sea_orm::EntityTrait>(
+        self,
+        db: &impl ConnectionTrait,
+        query: sea_orm::Select<E>,
+        id: E::Column,
+    ) -> Result<Vec<E::Model>, DbErr> {
+        use sea_orm::{ColumnTrait, QueryFilter, QueryOrder, QuerySelect};
+        let query = match self.after {
+            Some(after) => query.filter(id.gt(after)),
+            None => query,
+        };
+        query.order_by_asc(id).limit(self.limit + 1).all(db).await
+    }
+}
+
 /// A raw statement written with `$n` placeholders: PostgreSQL takes them as
 /// they are; SQLite takes bare `?` when they run 1, 2, 3… in order (a bulk
 /// insert), else the same numbers as `?n`. (SQLite finds a numbered parameter's

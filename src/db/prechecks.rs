@@ -11,7 +11,7 @@ use futures_util::StreamExt;
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, OnConflict, Order, Query};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect, StreamTrait, TransactionTrait,
+    QueryFilter, QueryOrder, StreamTrait, TransactionTrait,
 };
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -224,17 +224,10 @@ pub async fn list(
     workspace_id: Uuid,
     page: Page,
 ) -> Result<Vec<precheck::Model>, DbErr> {
-    let mut query = Prechecks::find()
+    let query = Prechecks::find()
         .filter(precheck::Column::TenantId.eq(tenant_id))
         .filter(precheck::Column::WorkspaceId.eq(workspace_id));
-    if let Some(after) = page.after {
-        query = query.filter(precheck::Column::Id.gt(after));
-    }
-    query
-        .order_by_asc(precheck::Column::Id)
-        .limit(page.limit + 1)
-        .all(db)
-        .await
+    page.of(db, query, precheck::Column::Id).await
 }
 
 /// The completed pre-check of the workspace made just before `id`.

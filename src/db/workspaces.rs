@@ -7,7 +7,7 @@ use sea_orm::ExprTrait;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    QueryFilter, TransactionTrait,
 };
 use secrecy::SecretString;
 use uuid::Uuid;
@@ -133,15 +133,8 @@ pub async fn list(
     tenant_id: Uuid,
     page: Page,
 ) -> Result<Vec<Model>, DbErr> {
-    let mut query = Workspaces::find().filter(Column::TenantId.eq(tenant_id));
-    if let Some(after) = page.after {
-        query = query.filter(Column::Id.gt(after));
-    }
-    query
-        .order_by_asc(Column::Id)
-        .limit(page.limit + 1)
-        .all(db)
-        .await
+    let query = Workspaces::find().filter(Column::TenantId.eq(tenant_id));
+    page.of(db, query, Column::Id).await
 }
 
 /// Applies `changes` in one statement: to any version when `expected_versions` is
