@@ -138,14 +138,20 @@ where
         Err(e) => Err(e),
     };
     // The staging area is this attempt's alone; a retry stages again.
+    clear_staging(db, job).await?;
+    result
+}
+
+/// The staging area is one attempt's alone: emptied before it stages and after.
+async fn clear_staging(db: &DatabaseConnection, job: Uuid) -> Result<(), JobError> {
     execute(
         db,
         "DELETE FROM sync_staging WHERE job_id = $1",
         vec![job.into()],
     )
     .await
-    .map_err(database)?;
-    result
+    .map(drop)
+    .map_err(database)
 }
 
 async fn stage_all<P, PF>(
@@ -158,13 +164,7 @@ where
     P: Fn(Value) -> PF,
     PF: Future<Output = Result<(), JobError>>,
 {
-    execute(
-        db,
-        "DELETE FROM sync_staging WHERE job_id = $1",
-        vec![job.into()],
-    )
-    .await
-    .map_err(database)?;
+    clear_staging(db, job).await?;
     // Last-seen times are judged on the server's clock, not ours.
     let source_time = source
         .account()
