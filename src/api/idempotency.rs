@@ -110,15 +110,15 @@ pub struct CreateRequest<'a> {
 }
 
 /// The outcome of [`start`]: the first answer again, or a go-ahead to create.
-pub enum Start<'a> {
+pub enum Start {
     Replayed(HttpResponse),
-    Proceed(Pending<'a>),
+    Proceed(Pending),
 }
 
 /// A creating request that has not been answered before.
-pub struct Pending<'a> {
+pub struct Pending {
     tenant_id: Uuid,
-    operation: &'a str,
+    operation: String,
     /// The key and the keyed fingerprint of the body, when a key was sent.
     key: Option<(String, String)>,
 }
@@ -126,11 +126,11 @@ pub struct Pending<'a> {
 /// Replays the first answer when this key was used with this body; refuses the
 /// key with another body. Work that need not run on a replay (network calls)
 /// goes between this and [`Pending::create`], outside any transaction.
-pub async fn start<'a>(
+pub async fn start(
     db: &DatabaseConnection,
     secrets: &SecretBox,
-    request: CreateRequest<'a>,
-) -> Result<Start<'a>, ApiError> {
+    request: CreateRequest<'_>,
+) -> Result<Start, ApiError> {
     let CreateRequest {
         tenant_id,
         operation,
@@ -140,7 +140,7 @@ pub async fn start<'a>(
     let Some(key) = key.0 else {
         return Ok(Start::Proceed(Pending {
             tenant_id,
-            operation,
+            operation: operation.to_string(),
             key: None,
         }));
     };
@@ -150,13 +150,41 @@ pub async fn start<'a>(
         Some(response) => Ok(Start::Replayed(response)),
         None => Ok(Start::Proceed(Pending {
             tenant_id,
-            operation,
+            operation: operation.to_string(),
             key: Some((key, fingerprint)),
         })),
     }
 }
 
-impl Pending<'_> {
+/// A create under one of the tenant's workspaces, `POST
+/// /api/v1/workspaces/{id}/{collection}`: the workspace (404 when it is not the
+/// tenant's) and the go-ahead, or the first answer again.
+pub async fn start_in_workspace(
+    db: &DatabaseConnection,
+    secrets: &SecretBox,
+    tenant_id: Uuid,
+    workspace_id: Uuid,
+    collection: &str,
+    key: IdempotencyKey,
+    body: &[u8],
+) -> Result<Result<(entity::workspace::Model, Pending), HttpResponse>, ApiError> {
+    let workspace = crate::db::workspaces::find(db, tenant_id, workspace_id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let operation = format!("POST /api/v1/workspaces/{}/{collection}", workspace.id);
+    let create = CreateRequest {
+        tenant_id,
+        operation: &operation,
+        key,
+        body,
+    };
+    Ok(match start(db, secrets, create).await? {
+        Start::Replayed(response) => Err(response),
+        Start::Proceed(pending) => Ok((workspace, pending)),
+    })
+}
+
+impl Pending {
     /// Runs `create` in a transaction that also records the answer under the key.
     pub async fn create<F>(
         self,
@@ -175,7 +203,7 @@ impl Pending<'_> {
         match idempotency::insert(
             &txn,
             self.tenant_id,
-            self.operation,
+            &self.operation,
             key,
             fingerprint,
             &answer,
@@ -189,7 +217,7 @@ impl Pending<'_> {
             Err(e) if is_unique_violation(&e) => {
                 // A concurrent request with this key committed first: answer as it did.
                 txn.rollback().await?;
-                replay(db, self.tenant_id, self.operation, key, fingerprint)
+                replay(db, self.tenant_id, &self.operation, key, fingerprint)
                     .await?
                     .ok_or_else(|| {
                         ApiError::Internal(anyhow::anyhow!(

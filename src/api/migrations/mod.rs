@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use crate::api::docs;
 use crate::api::extract::ValidJson;
-use crate::api::idempotency::{self, CreateRequest, Created, IdempotencyKey, Start};
+use crate::api::idempotency::{self, Created, IdempotencyKey};
 use crate::api::paging::{PageParams, Paged, encode_key};
 use crate::app::AppState;
 use crate::auth::Partner;
@@ -113,19 +113,19 @@ async fn create_migration(
     key: IdempotencyKey,
     body: ValidJson<CreateMigration>,
 ) -> Result<HttpResponse, ApiError> {
-    let workspace = workspaces::find(&state.db, partner.tenant_id, *id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
-    let operation = format!("POST /api/v1/workspaces/{}/migrations", workspace.id);
-    let create = CreateRequest {
-        tenant_id: partner.tenant_id,
-        operation: &operation,
+    let (workspace, pending) = match idempotency::start_in_workspace(
+        &state.db,
+        &state.secrets,
+        partner.tenant_id,
+        *id,
+        "migrations",
         key,
-        body: &body.raw,
-    };
-    let pending = match idempotency::start(&state.db, &state.secrets, create).await? {
-        Start::Replayed(response) => return Ok(response),
-        Start::Proceed(pending) => pending,
+        &body.raw,
+    )
+    .await?
+    {
+        Ok(go_ahead) => go_ahead,
+        Err(replayed) => return Ok(replayed),
     };
     let Some(synced_at) = workspace.snapshot_synced_at else {
         return Err(ApiError::conflict(
