@@ -229,8 +229,7 @@ impl CloudSim {
         .disable_signals()
         .listen(listener)?
         .run();
-        let handle = server.handle();
-        tokio::spawn(server);
+        let handle = super::run_in_background(server);
         Ok(CloudSim {
             cloud,
             idp,
