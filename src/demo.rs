@@ -126,83 +126,36 @@ pub async fn run(mut config: Config, options: DemoOptions) -> anyhow::Result<()>
         "target": {"url": cloud.base_url(), "client_id": partner.client_id, "client_secret": partner.client_secret},
     });
     let created = walk
-        .call(
-            Method::POST,
-            "/api/v1/workspaces",
-            &token,
-            Some(&body),
-            Some("demo-1"),
-        )
+        .post_json("/api/v1/workspaces", &token, &body, Some("demo-1"))
         .await?;
-    walk.call(
-        Method::POST,
-        "/api/v1/workspaces",
-        &token,
-        Some(&body),
-        Some("demo-1"),
-    )
-    .await?;
+    walk.post_json("/api/v1/workspaces", &token, &body, Some("demo-1"))
+        .await?;
     let id = created["id"]
         .as_str()
         .context("the created workspace has an id")?
         .to_string();
-    walk.call(
-        Method::GET,
-        "/api/v1/workspaces?limit=10",
-        &token,
-        None,
-        None,
-    )
-    .await?;
-    walk.call(
-        Method::PATCH,
+    walk.get("/api/v1/workspaces?limit=10", &token).await?;
+    walk.patch(
         &format!("/api/v1/workspaces/{id}"),
         &token,
-        Some(&json!({"name": "Contoso (EU)"})),
-        None,
+        &json!({"name": "Contoso (EU)"}),
     )
     .await?;
     let bad_password = json!({"source": {"url": source.base_url(), "login": body["source"]["login"], "password": "wrong"}});
-    walk.call(
-        Method::PATCH,
+    walk.patch(&format!("/api/v1/workspaces/{id}"), &token, &bad_password)
+        .await?;
+    walk.post(&format!("/api/v1/workspaces/{id}/check"), &token)
+        .await?;
+    walk.patch(
         &format!("/api/v1/workspaces/{id}"),
         &token,
-        Some(&bad_password),
-        None,
+        &json!({"source": body["source"]}),
     )
     .await?;
-    walk.call(
-        Method::POST,
-        &format!("/api/v1/workspaces/{id}/check"),
-        &token,
-        None,
-        None,
-    )
-    .await?;
-    walk.call(
-        Method::PATCH,
-        &format!("/api/v1/workspaces/{id}"),
-        &token,
-        Some(&json!({"source": body["source"]})),
-        None,
-    )
-    .await?;
-    walk.call(
-        Method::POST,
-        &format!("/api/v1/workspaces/{id}/check"),
-        &token,
-        None,
-        None,
-    )
-    .await?;
+    walk.post(&format!("/api/v1/workspaces/{id}/check"), &token)
+        .await?;
     let started = walk
-        .call(
-            Method::POST,
-            &format!("/api/v1/workspaces/{id}/syncs"),
-            &token,
-            None,
-            None,
-        )
+        .post(&format!("/api/v1/workspaces/{id}/syncs"), &token)
         .await?;
     let operation = format!(
         "/api/v1/operations/{}",
@@ -211,13 +164,7 @@ pub async fn run(mut config: Config, options: DemoOptions) -> anyhow::Result<()>
     walk.wait_for(&operation, &token).await?;
     // The pre-check of the whole install base is the plan; the migration carries it out.
     let hierarchy = walk
-        .call(
-            Method::GET,
-            &format!("/api/v1/workspaces/{id}/hierarchy"),
-            &token,
-            None,
-            None,
-        )
+        .get(&format!("/api/v1/workspaces/{id}/hierarchy"), &token)
         .await?;
     let root = hierarchy["root"]["id"]
         .as_str()
@@ -225,11 +172,10 @@ pub async fn run(mut config: Config, options: DemoOptions) -> anyhow::Result<()>
         .to_string();
     let selection = json!({"selection": [{"kind": "group", "id": root}]});
     let precheck = walk
-        .call(
-            Method::POST,
+        .post_json(
             &format!("/api/v1/workspaces/{id}/prechecks"),
             &token,
-            Some(&selection),
+            &selection,
             Some("demo-precheck"),
         )
         .await?;
@@ -241,29 +187,22 @@ pub async fn run(mut config: Config, options: DemoOptions) -> anyhow::Result<()>
     )
     .await?;
     let precheck_id = precheck["id"].as_str().context("the pre-check has an id")?;
-    walk.call(
-        Method::GET,
+    walk.get(
         &format!("/api/v1/workspaces/{id}/prechecks/{precheck_id}/planning"),
         &token,
-        None,
-        None,
     )
     .await?;
-    walk.call(
-        Method::GET,
+    walk.get(
         &format!("/api/v1/workspaces/{id}/prechecks/{precheck_id}/sections/users?limit=3"),
         &token,
-        None,
-        None,
     )
     .await?;
     let body = json!({"precheck_id": precheck_id});
     let migration = walk
-        .call(
-            Method::POST,
+        .post_json(
             &format!("/api/v1/workspaces/{id}/migrations"),
             &token,
-            Some(&body),
+            &body,
             Some("demo-migration"),
         )
         .await?;
@@ -277,40 +216,28 @@ pub async fn run(mut config: Config, options: DemoOptions) -> anyhow::Result<()>
     let migration_id = migration["id"]
         .as_str()
         .context("the migration has an id")?;
-    walk.call(
-        Method::GET,
+    walk.get(
         &format!("/api/v1/workspaces/{id}/migrations/{migration_id}"),
         &token,
-        None,
-        None,
     )
     .await?;
-    walk.call(
-        Method::GET,
+    walk.get(
         &format!("/api/v1/workspaces/{id}/migrations/{migration_id}/items?kind=admin&limit=2"),
         &token,
-        None,
-        None,
     )
     .await?;
-    walk.call(
-        Method::GET,
+    walk.get(
         &format!("/api/v1/workspaces/{id}/events?kind=target.&limit=3"),
         &token,
-        None,
-        None,
     )
     .await?;
 
     // The agents: every machine's simulated client enrolls and checks in (every
     // half second here instead of every 30 minutes) and migrates its machine.
     let secret = walk
-        .call(
-            Method::POST,
+        .post(
             &format!("/api/v1/workspaces/{id}/enrollment-secret"),
             &token,
-            None,
-            None,
         )
         .await?;
     let workspace_id: Uuid = id.parse()?;
@@ -333,12 +260,9 @@ pub async fn run(mut config: Config, options: DemoOptions) -> anyhow::Result<()>
         )
         .await?;
     let failed = walk
-        .call(
-            Method::GET,
+        .get(
             &format!("/api/v1/workspaces/{id}/machines?state=failed&limit=500"),
             &token,
-            None,
-            None,
         )
         .await?;
     // (The list is printed above; each retry below is not.)
@@ -423,19 +347,12 @@ pub async fn run(mut config: Config, options: DemoOptions) -> anyhow::Result<()>
         "provisioned in the cloud: {serving} of {} migrated tenants back up machines (the workspace's profile), {production} in production pricing",
         migrated.len()
     );
-    walk.call(
-        Method::GET,
-        &format!("/api/v1/workspaces/{id}"),
-        &other_tenant,
-        None,
-        None,
-    )
-    .await?;
-    walk.call(
-        Method::POST,
+    walk.get(&format!("/api/v1/workspaces/{id}"), &other_tenant)
+        .await?;
+    walk.post_json(
         "/api/v1/workspaces",
         &token,
-        Some(&json!({"name": "", "source": {}})),
+        &json!({"name": "", "source": {}}),
         None,
     )
     .await?;
@@ -744,6 +661,30 @@ impl Walk {
             machine_id: machine_id.to_string(),
             token,
         })
+    }
+
+    async fn get(&self, path: &str, token: &str) -> anyhow::Result<Value> {
+        self.call(Method::GET, path, token, None, None).await
+    }
+
+    /// A POST without a body: an action on what `path` names.
+    async fn post(&self, path: &str, token: &str) -> anyhow::Result<Value> {
+        self.call(Method::POST, path, token, None, None).await
+    }
+
+    async fn post_json(
+        &self,
+        path: &str,
+        token: &str,
+        body: &Value,
+        key: Option<&str>,
+    ) -> anyhow::Result<Value> {
+        self.call(Method::POST, path, token, Some(body), key).await
+    }
+
+    async fn patch(&self, path: &str, token: &str, body: &Value) -> anyhow::Result<Value> {
+        self.call(Method::PATCH, path, token, Some(body), None)
+            .await
     }
 
     async fn call(

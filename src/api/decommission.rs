@@ -9,11 +9,12 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
 use crate::api::docs;
+use crate::api::hierarchy::synced;
 use crate::api::paging::{PageParams, encode_key};
 use crate::api::prechecks::csv::{self, Column};
 use crate::app::AppState;
 use crate::auth::Partner;
-use crate::db::{agents, prechecks, workspaces};
+use crate::db::{agents, prechecks};
 use crate::domain::decommission::{
     CustomerDecommission, DEFAULT_LONG_RETENTION_DAYS, DecommissionSummary, customers_decommission,
     summary,
@@ -83,15 +84,7 @@ async fn customers(
     workspace_id: Uuid,
     long_retention_days: u32,
 ) -> Result<Vec<CustomerDecommission>, ApiError> {
-    let workspace = workspaces::find(&state.db, partner.tenant_id, workspace_id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
-    if workspace.snapshot_synced_at.is_none() {
-        return Err(ApiError::conflict(
-            "not_synced",
-            "The workspace has no snapshot yet: start a sync and wait for it to finish.",
-        ));
-    }
+    let workspace = synced(state, partner, workspace_id).await?;
     let (snapshot, migrated) = tokio::join!(
         prechecks::load_snapshot(&state.db, workspace.id),
         agents::migrated_machines(&state.db, workspace.id)
@@ -129,8 +122,7 @@ async fn customers(
     params(("id" = Uuid, Path, description = "Workspace id"), DecommissionQuery),
     responses(
         (status = 200, body = DecommissionPage),
-        (status = 404, response = docs::NotFound),
-        (status = 409, response = docs::Conflict),
+        docs::NotReadyErrors,
         docs::PartnerErrors,
     ),
     security(("bearer_auth" = []))
@@ -200,8 +192,7 @@ const COLUMNS: &[Column] = &[
     params(("id" = Uuid, Path, description = "Workspace id"), ExportQuery),
     responses(
         (status = 200, description = "CSV with a header row", content_type = "text/csv", body = String),
-        (status = 404, response = docs::NotFound),
-        (status = 409, response = docs::Conflict),
+        docs::NotReadyErrors,
         docs::PartnerErrors,
     ),
     security(("bearer_auth" = []))

@@ -178,6 +178,9 @@ response_sets! {
     PartnerErrors { "400" => BadRequest, "401" => Unauthorized, "403" => Forbidden, "500" => Internal, "503" => IssuerUnavailable }
     /// What any agent operation after enrollment may answer.
     AgentErrors { "401" => Unauthorized, "429" => TooManyRequests, "500" => Internal }
+    /// What an operation on what a workspace may not hold yet may answer besides: none
+    /// for the caller (404), or not yet (409: no snapshot synced, a pre-check not completed).
+    NotReadyErrors { "404" => NotFound, "409" => Conflict }
     /// What an operation with a JSON body may answer besides (400: malformed JSON, unknown fields).
     BodyErrors { "400" => BadRequest, "413" => PayloadTooLarge, "415" => UnsupportedMediaType, "422" => Unprocessable }
 }

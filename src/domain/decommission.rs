@@ -228,7 +228,8 @@ pub fn summary(customers: &[CustomerDecommission]) -> DecommissionSummary {
 mod tests {
     use super::DecommissionStatus::*;
     use super::*;
-    use crate::domain::plan::input::{BackupPlan, Group, Machine, Os, User};
+    use crate::domain::plan::examples::{group, host, user};
+    use crate::domain::plan::input::BackupPlan;
 
     fn at(text: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(text)
@@ -427,45 +428,6 @@ mod tests {
         );
     }
 
-    fn group(id: &str, parent: Option<&str>) -> Group {
-        Group {
-            id: id.into(),
-            parent_id: parent.map(str::to_string),
-            name: format!("Group {id}"),
-            admin: None,
-            storage_quota_bytes: None,
-        }
-    }
-
-    fn user(id: &str, group: &str) -> User {
-        User {
-            id: id.into(),
-            group_id: group.into(),
-            login: format!("login-{id}"),
-            email: None,
-            first_name: None,
-            last_name: None,
-            auto_update: true,
-            storage_quota_bytes: None,
-        }
-    }
-
-    fn host(id: &str, user: &str) -> Machine {
-        let os = Os {
-            family: "windows".into(),
-            name: "Windows 10".into(),
-        };
-        Machine {
-            id: id.into(),
-            user_id: user.into(),
-            hostname: id.into(),
-            os,
-            client_version: None,
-            last_seen_at: None,
-            data_size_bytes: 0,
-        }
-    }
-
     fn plan(id: &str, machine: &str, retention_days: Option<u32>) -> BackupPlan {
         let schedule = serde_json::json!({"kind": "daily", "times": ["09:00"]});
         BackupPlan {
@@ -497,10 +459,10 @@ mod tests {
                 user("u3", "g3"),
             ],
             machines: vec![
-                host("m0", "u0"),
-                host("m1", "u1"),
-                host("m2", "u2"),
-                host("m3", "u2"),
+                host("m0", "u0", 0),
+                host("m1", "u1", 0),
+                host("m2", "u2", 0),
+                host("m3", "u2", 0),
             ],
             plans: vec![
                 plan("p1", "m1", Some(30)),

@@ -1,4 +1,4 @@
-//! Target logins (DESIGN.md, Logins). Backup-user logins are kept unless they
+//! Target logins. Backup-user logins are kept unless they
 //! hold characters outside letters, digits and `. _ - @`, are shorter than 3, or
 //! are taken in the target or inside the plan; admin logins are derived from the
 //! group name (BackupAgent's admin login) and always need activation.

@@ -1,5 +1,6 @@
 //! A machine's readiness to migrate unattended, with every cause that holds it
-//! back (DESIGN.md, Support matrix; the seed's Migration planning section).
+//! back: its OS and plan types as the support matrix judges them, its client's
+//! version and when it was last seen.
 
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};

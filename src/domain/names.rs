@@ -1,4 +1,4 @@
-//! Target tenant names (DESIGN.md, Names): trimmed, inner whitespace collapsed,
+//! Target tenant names: trimmed, inner whitespace collapsed,
 //! characters the target refuses replaced, at most 128 characters, unique among
 //! siblings case-insensitively with a numbered suffix; every change as segments.
 

@@ -1,4 +1,6 @@
-//! Backup schedules, BackupAgent -> cloud (DESIGN.md, Schedules).
+//! Backup schedules, BackupAgent -> cloud: weekly and monthly ones carry over;
+//! daily times become one daily run or an even interval; a one-time backup is
+//! run by hand after the migration.
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;

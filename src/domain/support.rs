@@ -1,4 +1,4 @@
-//! The support matrix (DESIGN.md): which machines can migrate unattended, and
+//! The support matrix: which machines can migrate unattended, and
 //! why the others cannot. Data with defaults from the product description;
 //! configuration may override it.
 

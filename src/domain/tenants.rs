@@ -1,4 +1,6 @@
-//! The target tenant kind of a source group (DESIGN.md, Target tenant kind).
+//! The target tenant kind of a source group: a group with subgroups becomes a
+//! partner, one with backup users a customer, one with both a partner with a
+//! customer child for its users.
 
 use serde::Serialize;
 use utoipa::ToSchema;

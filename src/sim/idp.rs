@@ -390,8 +390,7 @@ impl IdentityProvider {
                 .disable_signals()
                 .listen(listener)?
                 .run();
-        let handle = server.handle();
-        tokio::spawn(server);
+        let handle = super::run_in_background(server);
         Ok(Self {
             state,
             handle,

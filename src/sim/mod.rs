@@ -7,6 +7,14 @@ pub mod fleet;
 pub mod idp;
 pub mod install_base;
 
+/// Runs a simulator's server (bound, signals left to its owner) in the background;
+/// the handle stops it.
+pub(crate) fn run_in_background(server: actix_web::dev::Server) -> actix_web::dev::ServerHandle {
+    let handle = server.handle();
+    tokio::spawn(server);
+    handle
+}
+
 /// The login and password of an `Authorization: Basic` header, if well formed.
 pub(crate) fn basic_credentials(req: &actix_web::HttpRequest) -> Option<(String, String)> {
     use base64::Engine;

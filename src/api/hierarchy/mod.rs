@@ -36,7 +36,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
 const MAX_QUERY_CHARS: usize = 200;
 
 /// The caller's workspace, once synced.
-async fn synced(
+pub(crate) async fn synced(
     state: &AppState,
     partner: &Partner,
     id: Uuid,
@@ -85,8 +85,7 @@ fn path_entries(path: Vec<(String, String)>) -> Vec<PathEntry> {
     params(("id" = Uuid, Path, description = "Workspace id")),
     responses(
         (status = 200, body = Hierarchy),
-        (status = 404, response = docs::NotFound),
-        (status = 409, response = docs::Conflict),
+        docs::NotReadyErrors,
         docs::PartnerErrors,
     ),
     security(("bearer_auth" = []))
@@ -129,8 +128,7 @@ async fn get_hierarchy(
     params(("id" = Uuid, Path, description = "Workspace id"), ("group_id" = String, Path, description = "Source group id"), ChildrenParams),
     responses(
         (status = 200, body = Paged<Node>),
-        (status = 404, response = docs::NotFound),
-        (status = 409, response = docs::Conflict),
+        docs::NotReadyErrors,
         docs::PartnerErrors,
     ),
     security(("bearer_auth" = []))
@@ -205,8 +203,7 @@ async fn get_children(
     params(("id" = Uuid, Path, description = "Workspace id"), SearchParams),
     responses(
         (status = 200, body = Paged<Hit>),
-        (status = 404, response = docs::NotFound),
-        (status = 409, response = docs::Conflict),
+        docs::NotReadyErrors,
         docs::PartnerErrors,
     ),
     security(("bearer_auth" = []))
@@ -264,8 +261,7 @@ async fn search(
     params(("id" = Uuid, Path, description = "Workspace id"), ("group_id" = String, Path, description = "Source group id")),
     responses(
         (status = 200, body = GroupDetail),
-        (status = 404, response = docs::NotFound),
-        (status = 409, response = docs::Conflict),
+        docs::NotReadyErrors,
         docs::PartnerErrors,
     ),
     security(("bearer_auth" = []))
@@ -311,8 +307,7 @@ async fn get_group(
     params(("id" = Uuid, Path, description = "Workspace id"), ("user_id" = String, Path, description = "Source user id")),
     responses(
         (status = 200, body = UserDetail),
-        (status = 404, response = docs::NotFound),
-        (status = 409, response = docs::Conflict),
+        docs::NotReadyErrors,
         docs::PartnerErrors,
     ),
     security(("bearer_auth" = []))
@@ -381,8 +376,7 @@ async fn get_user(
     params(("id" = Uuid, Path, description = "Workspace id"), ("machine_id" = String, Path, description = "Source machine id")),
     responses(
         (status = 200, body = MachineDetail),
-        (status = 404, response = docs::NotFound),
-        (status = 409, response = docs::Conflict),
+        docs::NotReadyErrors,
         docs::PartnerErrors,
     ),
     security(("bearer_auth" = []))

@@ -306,8 +306,7 @@ async fn get_planning(
     ),
     responses(
         (status = 200, body = SectionPage),
-        (status = 404, response = docs::NotFound),
-        (status = 409, response = docs::Conflict),
+        docs::NotReadyErrors,
         docs::PartnerErrors,
     ),
     security(("bearer_auth" = []))

@@ -4,6 +4,8 @@
 //! the same target whichever wave it migrates in; the selection says which of
 //! them this plan covers.
 
+#[cfg(test)]
+pub(crate) mod examples;
 pub mod input;
 mod machines;
 mod selection;

@@ -57,50 +57,14 @@ mod initial_backup {
     use super::*;
     use crate::domain::machines::Clock;
     use crate::domain::names::NameRules;
-    use crate::domain::plan::input::{Group, Machine, Os, User};
+    use crate::domain::plan::examples::{group, host, user};
     use crate::domain::plan::{Node, Selection, Settings, plan};
     use crate::domain::support::SupportMatrix;
 
     const TB: u64 = 1_000_000_000_000;
 
-    fn host(id: &str, user: &str, data_size_bytes: u64) -> Machine {
-        let os = Os {
-            family: "windows".into(),
-            name: "Windows 10".into(),
-        };
-        Machine {
-            id: id.into(),
-            user_id: user.into(),
-            hostname: id.into(),
-            os,
-            client_version: None,
-            last_seen_at: None,
-            data_size_bytes,
-        }
-    }
-
-    fn user(id: &str, group: &str) -> User {
-        User {
-            id: id.into(),
-            group_id: group.into(),
-            login: format!("login-{id}"),
-            email: None,
-            first_name: None,
-            last_name: None,
-            auto_update: true,
-            storage_quota_bytes: None,
-        }
-    }
-
     /// The root's direct users (2 TB), a customer of two users (1.5 TB + 0.5 TB + 10 GB), a customer without machines.
     fn report_at(options: &InitialBackupOptions) -> Report {
-        let group = |id: &str, parent: Option<&str>| Group {
-            id: id.into(),
-            parent_id: parent.map(str::to_string),
-            name: format!("Group {id}"),
-            admin: None,
-            storage_quota_bytes: None,
-        };
         let snapshot = Snapshot {
             groups: vec![
                 group("g0", None),

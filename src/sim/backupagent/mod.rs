@@ -154,8 +154,7 @@ impl SourceSim {
         .disable_signals()
         .listen(listener)?
         .run();
-        let handle = server.handle();
-        tokio::spawn(server);
+        let handle = super::run_in_background(server);
         Ok(SourceSim {
             state,
             handle,

@@ -49,6 +49,20 @@ fn error(status: StatusCode, code: &str, message: &str) -> HttpResponse {
     HttpResponse::build(status).json(json!({"error": {"code": code, "message": message}}))
 }
 
+/// 200 with `value` as JSON, or a 500 when it cannot be written.
+fn json_ok(value: &impl Serialize) -> HttpResponse {
+    match serde_json::to_vec(value) {
+        Ok(body) => HttpResponse::Ok()
+            .content_type("application/json")
+            .body(body),
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            &e.to_string(),
+        ),
+    }
+}
+
 /// The 401 answer, unless the request carries the top-level group's credentials.
 fn unauthorized(req: &HttpRequest, state: &SourceState) -> Option<HttpResponse> {
     match crate::sim::basic_credentials(req) {
@@ -144,19 +158,10 @@ fn page<T: Serialize>(
     let end = (start + limit).min(items.len());
     let next_cursor = (end < items.len())
         .then(|| URL_SAFE_NO_PAD.encode(format!("{listing}:{}", key(&items[end - 1]))));
-    match serde_json::to_vec(&Page {
+    json_ok(&Page {
         items: &items[start..end],
         next_cursor,
-    }) {
-        Ok(body) => HttpResponse::Ok()
-            .content_type("application/json")
-            .body(body),
-        Err(e) => error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            &e.to_string(),
-        ),
-    }
+    })
 }
 
 async fn groups(req: HttpRequest, state: web::Data<SourceState>) -> HttpResponse {
@@ -224,16 +229,7 @@ async fn mutations(state: web::Data<SourceState>, body: web::Bytes) -> HttpRespo
 }
 
 async fn truth(state: web::Data<SourceState>) -> HttpResponse {
-    match serde_json::to_vec(&state.read().truth) {
-        Ok(body) => HttpResponse::Ok()
-            .content_type("application/json")
-            .body(body),
-        Err(e) => error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            &e.to_string(),
-        ),
-    }
+    json_ok(&state.read().truth)
 }
 
 async fn stats(state: web::Data<SourceState>) -> HttpResponse {

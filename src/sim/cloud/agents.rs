@@ -19,8 +19,7 @@
 //! Registered agents are listed in `GET /sim/cloud/state` (`agents`).
 
 use actix_web::http::StatusCode;
-use actix_web::web::Bytes;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -29,7 +28,7 @@ use uuid::Uuid;
 use super::Cloud;
 use super::catalogue::MACHINE_ITEMS;
 use super::errors::{
-    CloudError, CloudResult, REGISTRATION_REFUSED, UNKNOWN_REGISTRATION_TOKEN, json_body,
+    CloudError, CloudResult, JsonBody, REGISTRATION_REFUSED, UNKNOWN_REGISTRATION_TOKEN,
 };
 use super::state::{Store, timestamp};
 
@@ -120,8 +119,8 @@ fn placement(
     Ok((tenant_id, user.map(|u| u.id)))
 }
 
-async fn register(cloud: web::Data<Cloud>, req: HttpRequest, body: Bytes) -> CloudResult {
-    let registration: Registration = json_body(&req, &body)?;
+async fn register(cloud: web::Data<Cloud>, registration: JsonBody<Registration>) -> CloudResult {
+    let registration = registration.parse()?;
     let machine_id = registration.machine_id.trim();
     if machine_id.is_empty() {
         return Err(CloudError::invalid("machine_id must not be empty"));

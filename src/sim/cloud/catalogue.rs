@@ -177,11 +177,11 @@ impl CatalogueItem {
     }
 }
 
+/// An item counting the usage of its own name.
 const fn item(
     application_id: Uuid,
     name: &'static str,
     edition: Option<&'static str>,
-    usage_name: &'static str,
     kind: ItemType,
 ) -> CatalogueItem {
     let measurement_unit = match kind {
@@ -193,48 +193,38 @@ const fn item(
         application_id,
         name,
         edition,
-        usage_name,
+        usage_name: name,
         kind,
         measurement_unit,
     }
 }
 
+/// An advanced Backup item: it counts the usage of its standard twin.
+const fn advanced(name: &'static str, twin: &'static str, kind: ItemType) -> CatalogueItem {
+    CatalogueItem {
+        name,
+        edition: Some("advanced"),
+        ..item(BACKUP, twin, STANDARD, kind)
+    }
+}
+
 const STANDARD: Option<&str> = Some("standard");
-const ADVANCED: Option<&str> = Some("advanced");
 const BACKUP: Uuid = BACKUP_APPLICATION_ID;
 const FILES: Uuid = FILES_CLOUD_APPLICATION_ID;
 
 pub const CATALOGUE: &[CatalogueItem] = &[
-    item(
-        BACKUP,
-        "workstations",
-        STANDARD,
-        "workstations",
-        ItemType::Count,
-    ),
-    item(BACKUP, "servers", STANDARD, "servers", ItemType::Count),
-    item(BACKUP, "vms", STANDARD, "vms", ItemType::Count),
-    item(BACKUP, "mobiles", STANDARD, "mobiles", ItemType::Count),
-    item(BACKUP, "storage", STANDARD, "storage", ItemType::Infra),
-    item(
-        BACKUP,
-        "local_storage",
-        None,
-        "local_storage",
-        ItemType::Feature,
-    ),
-    item(
-        BACKUP,
-        "adv_workstations",
-        ADVANCED,
-        "workstations",
-        ItemType::Count,
-    ),
-    item(BACKUP, "adv_servers", ADVANCED, "servers", ItemType::Count),
-    item(BACKUP, "adv_vms", ADVANCED, "vms", ItemType::Count),
-    item(BACKUP, "adv_storage", ADVANCED, "storage", ItemType::Infra),
-    item(FILES, "fc_seats", None, "fc_seats", ItemType::Count),
-    item(FILES, "fc_storage", None, "fc_storage", ItemType::Infra),
+    item(BACKUP, "workstations", STANDARD, ItemType::Count),
+    item(BACKUP, "servers", STANDARD, ItemType::Count),
+    item(BACKUP, "vms", STANDARD, ItemType::Count),
+    item(BACKUP, "mobiles", STANDARD, ItemType::Count),
+    item(BACKUP, "storage", STANDARD, ItemType::Infra),
+    item(BACKUP, "local_storage", None, ItemType::Feature),
+    advanced("adv_workstations", "workstations", ItemType::Count),
+    advanced("adv_servers", "servers", ItemType::Count),
+    advanced("adv_vms", "vms", ItemType::Count),
+    advanced("adv_storage", "storage", ItemType::Infra),
+    item(FILES, "fc_seats", None, ItemType::Count),
+    item(FILES, "fc_storage", None, ItemType::Infra),
 ];
 
 /// The Backup items a machine registers against (phase of an agent's registration).

@@ -25,12 +25,16 @@
 //! Errors the web framework answers itself (405, 413, ...) are rewritten into this
 //! shape too ([`rewrite_foreign`]), with code 1007 for a 404 and 1006 otherwise.
 
+use std::marker::PhantomData;
+
 use actix_web::body::MessageBody;
-use actix_web::dev::ServiceResponse;
+use actix_web::dev::{Payload, ServiceResponse};
 use actix_web::http::StatusCode;
 use actix_web::http::header::CONTENT_TYPE;
 use actix_web::middleware::ErrorHandlerResponse;
-use actix_web::{HttpRequest, HttpResponse, ResponseError};
+use actix_web::web::Bytes;
+use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError};
+use futures_util::future::LocalBoxFuture;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
@@ -186,9 +190,40 @@ impl ResponseError for CloudError {
 
 pub type CloudResult<T = HttpResponse> = Result<T, CloudError>;
 
-/// Reads a JSON body into `T`: 415 unless the content type is JSON, 422 when the
-/// JSON is malformed or does not fit `T` (unknown fields, wrong types, missing ones).
-pub fn json_body<T: DeserializeOwned>(req: &HttpRequest, body: &[u8]) -> CloudResult<T> {
+/// A route's JSON body, read with the request and checked by [`JsonBody::parse`]: a
+/// route checks its path's id first, so a bad id is answered before a bad body.
+pub struct JsonBody<T> {
+    req: HttpRequest,
+    body: Bytes,
+    into: PhantomData<T>,
+}
+
+impl<T: DeserializeOwned> JsonBody<T> {
+    /// 415 unless the content type is JSON, 422 when the JSON is malformed or does
+    /// not fit `T` (unknown fields, wrong types, missing ones).
+    pub fn parse(&self) -> CloudResult<T> {
+        json_body(&self.req, &self.body)
+    }
+}
+
+impl<T: 'static> FromRequest for JsonBody<T> {
+    type Error = actix_web::Error;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        let body = Bytes::from_request(&req, payload);
+        Box::pin(async move {
+            Ok(JsonBody {
+                req,
+                body: body.await?,
+                into: PhantomData,
+            })
+        })
+    }
+}
+
+fn json_body<T: DeserializeOwned>(req: &HttpRequest, body: &[u8]) -> CloudResult<T> {
     let content_type = req
         .headers()
         .get(CONTENT_TYPE)

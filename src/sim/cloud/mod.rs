@@ -39,8 +39,7 @@ use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};
 
 use actix_web::dev::ServerHandle;
-use actix_web::web::Bytes;
-use actix_web::{App, HttpRequest, HttpResponse, HttpServer, middleware, web};
+use actix_web::{App, HttpResponse, HttpServer, middleware, web};
 use anyhow::Context;
 use chrono::Utc;
 use serde::Deserialize;
@@ -58,7 +57,7 @@ pub use tenants::{
 pub use users::{LOGIN_MIN_CHARS, LOGIN_SPECIAL_CHARS, MIN_PASSWORD_CHARS, ROLES, login_problem};
 
 use crate::sim::idp::{self, ClientCredentials, IdpState};
-use errors::{CloudError, CloudResult, json_body};
+use errors::{CloudError, CloudResult, JsonBody};
 use faults::FaultState;
 use state::{Store, Tenant, User};
 
@@ -230,8 +229,7 @@ impl CloudSim {
         .disable_signals()
         .listen(listener)?
         .run();
-        let handle = server.handle();
-        tokio::spawn(server);
+        let handle = super::run_in_background(server);
         Ok(CloudSim {
             cloud,
             idp,
@@ -335,8 +333,8 @@ struct Recording {
     recording: bool,
 }
 
-async fn put_exchanges(cloud: web::Data<Cloud>, req: HttpRequest, body: Bytes) -> CloudResult {
-    let recording: Recording = json_body(&req, &body)?;
+async fn put_exchanges(cloud: web::Data<Cloud>, recording: JsonBody<Recording>) -> CloudResult {
+    let recording = recording.parse()?;
     cloud.exchanges.set_recording(recording.recording);
     Ok(HttpResponse::Ok().json(exchanges_json(&cloud)))
 }
@@ -355,10 +353,9 @@ struct NewClient {
 async fn new_client(
     cloud: web::Data<Cloud>,
     idp: web::Data<IdpState>,
-    req: HttpRequest,
-    body: Bytes,
+    new: JsonBody<NewClient>,
 ) -> CloudResult {
-    let new: NewClient = json_body(&req, &body)?;
+    let new = new.parse()?;
     if !cloud.store().tenants.contains_key(&new.tenant_id) {
         return Err(CloudError::tenant_not_found());
     }
@@ -374,8 +371,8 @@ async fn get_faults(cloud: web::Data<Cloud>) -> HttpResponse {
     HttpResponse::Ok().json(cloud.faults.get())
 }
 
-async fn put_faults(cloud: web::Data<Cloud>, req: HttpRequest, body: Bytes) -> CloudResult {
-    let faults: Faults = json_body(&req, &body)?;
+async fn put_faults(cloud: web::Data<Cloud>, faults: JsonBody<Faults>) -> CloudResult {
+    let faults = faults.parse()?;
     faults.validate().map_err(CloudError::invalid)?;
     cloud.faults.set(faults);
     Ok(HttpResponse::Ok().json(cloud.faults.get()))

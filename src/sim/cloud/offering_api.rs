@@ -24,8 +24,7 @@
 //!   off on the root (and below it), every other catalogue item on.
 
 use actix_web::http::StatusCode;
-use actix_web::web::Bytes;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use chrono::Utc;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -34,9 +33,10 @@ use uuid::Uuid;
 use super::Cloud;
 use super::auth::Caller;
 use super::catalogue::{ItemType, catalogue_item_named};
-use super::errors::{CloudError, CloudResult, json_body};
+use super::errors::{CloudError, CloudResult, JsonBody};
 use super::offering::{HeldItem, Holder, ItemFilter, ItemWrite};
 use super::state::{Store, TenantKind, timestamp};
+use super::tenants::tenant_id;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -169,12 +169,11 @@ async fn set(
     cloud: web::Data<Cloud>,
     caller: Caller,
     path: web::Path<String>,
-    req: HttpRequest,
-    body: Bytes,
+    put: JsonBody<ItemsPut>,
 ) -> CloudResult {
-    let id = Uuid::parse_str(&path).map_err(|_| CloudError::tenant_not_found())?;
+    let id = tenant_id(&path)?;
     // The document declares 400, not 422, for a body it cannot take here.
-    let put: ItemsPut = json_body(&req, &body).map_err(|mut e| {
+    let put = put.parse().map_err(|mut e| {
         if e.status == StatusCode::UNPROCESSABLE_ENTITY {
             e.status = StatusCode::BAD_REQUEST;
         }
@@ -272,8 +271,8 @@ struct RootOff {
     off: Vec<String>,
 }
 
-async fn set_root_catalogue(cloud: web::Data<Cloud>, req: HttpRequest, body: Bytes) -> CloudResult {
-    let root_off: RootOff = json_body(&req, &body)?;
+async fn set_root_catalogue(cloud: web::Data<Cloud>, root_off: JsonBody<RootOff>) -> CloudResult {
+    let root_off = root_off.parse()?;
     let off = root_off
         .off
         .iter()

@@ -19,8 +19,7 @@
 //!
 //! Anything else is 422, as the real API answers a bad shape.
 
-use actix_web::web::Bytes;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use chrono::Utc;
 use serde::Deserialize;
 use serde_json::Value;
@@ -28,7 +27,7 @@ use uuid::Uuid;
 
 use super::Cloud;
 use super::auth::Caller;
-use super::errors::{CloudError, CloudResult, json_body};
+use super::errors::{CloudError, CloudResult, JsonBody};
 use super::state::ProtectionPlan;
 
 pub const ROOT_TYPE: &str = "policy.protection.total";
@@ -218,13 +217,8 @@ struct Subject {
     policy: Value,
 }
 
-async fn create(
-    cloud: web::Data<Cloud>,
-    caller: Caller,
-    req: HttpRequest,
-    body: Bytes,
-) -> CloudResult {
-    let new: NewPlan = json_body(&req, &body)?;
+async fn create(cloud: web::Data<Cloud>, caller: Caller, new: JsonBody<NewPlan>) -> CloudResult {
+    let new = new.parse()?;
     let id = check_plan(&new.subject.policy).map_err(CloudError::invalid)?;
     let mut store = cloud.store();
     // A plan made for a sub-tenant names it on the root item.

@@ -14,17 +14,16 @@
 //! A tenant's own pricing is set by its parent: the caller's own tenant is 403.
 //! Personal tenants have no pricing (404).
 
-use actix_web::web::Bytes;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Value, json};
-use uuid::Uuid;
 
 use super::Cloud;
 use super::auth::Caller;
-use super::errors::{CloudError, CloudResult, FORBIDDEN_CHANGE, json_body};
+use super::errors::{CloudError, CloudResult, FORBIDDEN_CHANGE, JsonBody};
 use super::state::{Store, Tenant, timestamp};
+use super::tenants::tenant_id;
 
 /// The document's `currency`.
 pub const CURRENCIES: &[&str] = &[
@@ -97,10 +96,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     );
 }
 
-fn tenant_id(raw: &str) -> CloudResult<Uuid> {
-    Uuid::parse_str(raw).map_err(|_| CloudError::tenant_not_found())
-}
-
 async fn get(cloud: web::Data<Cloud>, caller: Caller, path: web::Path<String>) -> CloudResult {
     let id = tenant_id(&path)?;
     let store = cloud.store();
@@ -126,11 +121,10 @@ async fn set(
     cloud: web::Data<Cloud>,
     caller: Caller,
     path: web::Path<String>,
-    req: HttpRequest,
-    body: Bytes,
+    put: JsonBody<PricingPut>,
 ) -> CloudResult {
     let id = tenant_id(&path)?;
-    let put: PricingPut = json_body(&req, &body)?;
+    let put = put.parse()?;
     if let Some(Some(currency)) = &put.currency
         && !CURRENCIES.contains(&currency.as_str())
     {

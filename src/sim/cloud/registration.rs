@@ -6,8 +6,7 @@
 //! `registrationToken` says. A token is gone once it expires. Scopes are kept as
 //! sent (non-empty strings); their meaning is not checked.
 
-use actix_web::web::Bytes;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use chrono::{Duration, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -15,8 +14,9 @@ use uuid::Uuid;
 
 use super::Cloud;
 use super::auth::Caller;
-use super::errors::{CloudError, CloudResult, json_body};
+use super::errors::{CloudError, CloudResult, JsonBody};
 use super::state::{RegistrationToken, Store};
+use super::tenants;
 
 /// One year, the longest a registration token may live.
 pub const MAX_EXPIRES_IN_SECS: u64 = 31_536_000;
@@ -42,11 +42,10 @@ async fn create(
     cloud: web::Data<Cloud>,
     caller: Caller,
     path: web::Path<String>,
-    req: HttpRequest,
-    body: Bytes,
+    new: JsonBody<NewToken>,
 ) -> CloudResult {
-    let tenant_id = Uuid::parse_str(&path).map_err(|_| CloudError::tenant_not_found())?;
-    let new: NewToken = json_body(&req, &body)?;
+    let tenant_id = tenants::tenant_id(&path)?;
+    let new = new.parse()?;
     if !(1..=MAX_EXPIRES_IN_SECS).contains(&new.expires_in) {
         return Err(CloudError::invalid(format!(
             "expires_in must be between 1 and {MAX_EXPIRES_IN_SECS}"

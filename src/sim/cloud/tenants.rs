@@ -6,8 +6,7 @@
 //! [`MAX_NAME_CHARS`], hold a control character or any of [`REFUSED_NAME_CHARS`].
 //! Names are stored trimmed; siblings may not share a name (trimmed, case-insensitive).
 
-use actix_web::web::Bytes;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::Utc;
@@ -17,7 +16,7 @@ use uuid::Uuid;
 
 use super::Cloud;
 use super::auth::Caller;
-use super::errors::{CloudError, CloudResult, json_body};
+use super::errors::{CloudError, CloudResult, JsonBody};
 use super::state::{Tenant, TenantKind, timestamp};
 
 /// Characters a tenant name may not hold (our conservative choice; see the module doc).
@@ -122,13 +121,8 @@ fn check_fields(
     Ok(())
 }
 
-async fn create(
-    cloud: web::Data<Cloud>,
-    caller: Caller,
-    req: HttpRequest,
-    body: Bytes,
-) -> CloudResult {
-    let new: NewTenant = json_body(&req, &body)?;
+async fn create(cloud: web::Data<Cloud>, caller: Caller, new: JsonBody<NewTenant>) -> CloudResult {
+    let new = new.parse()?;
     check_fields(
         Some(&new.name),
         new.internal_tag.as_deref(),
@@ -180,7 +174,7 @@ async fn create(
 }
 
 /// A path id that is not a uuid names no tenant.
-fn tenant_id(raw: &str) -> CloudResult<Uuid> {
+pub fn tenant_id(raw: &str) -> CloudResult<Uuid> {
     Uuid::parse_str(raw).map_err(|_| CloudError::tenant_not_found())
 }
 
@@ -362,11 +356,10 @@ async fn update(
     cloud: web::Data<Cloud>,
     caller: Caller,
     path: web::Path<String>,
-    req: HttpRequest,
-    body: Bytes,
+    change: JsonBody<TenantUpdate>,
 ) -> CloudResult {
     let id = tenant_id(&path)?;
-    let change: TenantUpdate = json_body(&req, &body)?;
+    let change = change.parse()?;
     check_fields(
         change.name.as_deref(),
         change.internal_tag.as_deref(),

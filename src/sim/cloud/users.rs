@@ -6,8 +6,7 @@
 //! tenants, compared case-insensitively. `GET /users?uuids=` and
 //! `GET /tenants/{id}/users` are not in cloud-api.md; they mirror the real API.
 
-use actix_web::web::Bytes;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -16,9 +15,9 @@ use uuid::Uuid;
 
 use super::Cloud;
 use super::auth::Caller;
-use super::errors::{CloudError, CloudResult, json_body};
+use super::errors::{CloudError, CloudResult, JsonBody};
 use super::state::{AccessPolicy, TenantKind, User, access_policies_json, timestamp};
-use super::tenants::parse_uuids;
+use super::tenants::{parse_uuids, tenant_id};
 
 pub const LOGIN_MIN_CHARS: usize = 3;
 /// The characters a login may hold besides ASCII letters and digits.
@@ -123,13 +122,8 @@ struct NewUser {
     idp_id: Option<Uuid>,
 }
 
-async fn create(
-    cloud: web::Data<Cloud>,
-    caller: Caller,
-    req: HttpRequest,
-    body: Bytes,
-) -> CloudResult {
-    let new: NewUser = json_body(&req, &body)?;
+async fn create(cloud: web::Data<Cloud>, caller: Caller, new: JsonBody<NewUser>) -> CloudResult {
+    let new = new.parse()?;
     let login = new.login.as_deref().map(str::trim).map(str::to_string);
     if let Some(problem) = login.as_deref().and_then(login_problem) {
         return Err(CloudError::invalid(problem));
@@ -214,7 +208,7 @@ async fn tenant_users(
     caller: Caller,
     path: web::Path<String>,
 ) -> CloudResult {
-    let id = Uuid::parse_str(&path).map_err(|_| CloudError::tenant_not_found())?;
+    let id = tenant_id(&path)?;
     let store = cloud.store();
     store.visible_tenant(caller.tenant_id, id)?;
     let mut users: Vec<&User> = store.users.values().filter(|u| u.tenant_id == id).collect();
@@ -275,11 +269,10 @@ async fn set_access_policies(
     cloud: web::Data<Cloud>,
     caller: Caller,
     path: web::Path<String>,
-    req: HttpRequest,
-    body: Bytes,
+    list: JsonBody<PolicyList>,
 ) -> CloudResult {
     let id = user_id(&path)?;
-    let list: PolicyList = json_body(&req, &body)?;
+    let list = list.parse()?;
     let mut store = cloud.store();
     store.visible_user(caller.tenant_id, id)?;
     let mut stored = Vec::new();
@@ -364,11 +357,10 @@ async fn set_password(
     cloud: web::Data<Cloud>,
     caller: Caller,
     path: web::Path<String>,
-    req: HttpRequest,
-    body: Bytes,
+    new: JsonBody<NewPassword>,
 ) -> CloudResult {
     let id = user_id(&path)?;
-    let new: NewPassword = json_body(&req, &body)?;
+    let new = new.parse()?;
     let mut store = cloud.store();
     store.visible_user(caller.tenant_id, id)?;
     if new.password.chars().count() < MIN_PASSWORD_CHARS {
