@@ -3,6 +3,8 @@
 //! MP_TEST_POSTGRES_URL is set, PostgreSQL. Each job is one claim (shared by up
 //! to 32 jobs) and one fenced completion.
 //!
+//! Beside it, the floor: as many bare reads (the database's clock), one by one.
+//!
 //! cargo bench --bench queue_claim
 
 mod common;
@@ -69,6 +71,15 @@ async fn main() -> anyhow::Result<()> {
             busy_timeout_ms: 30_000,
         })
         .await?;
+        // The floor: the same number of bare reads, one by one, on the same pool.
+        let started = Instant::now();
+        for _ in 0..JOBS {
+            queue::now_ms(&database).await?;
+        }
+        let floor = JOBS as f64 / started.elapsed().as_secs_f64();
+        println!(
+            "queue_claim: {backend}, pool of {connections}: floor: {JOBS} bare reads one by one = {floor:.0}/s"
+        );
         let started = Instant::now();
         for _ in 0..JOBS {
             queue::enqueue(&database, NewJob::new(NoopJob {})).await?;
