@@ -23,7 +23,7 @@ use validator::Validate;
 
 use crate::api::docs;
 use crate::api::extract::ValidJson;
-use crate::app::AppState;
+use crate::api::state::AppState;
 use crate::auth::{Agent, require_agent};
 use crate::db::agents as store;
 use crate::db::events::{self, NewEvent};

@@ -11,7 +11,7 @@ use uuid::Uuid;
 use crate::api::docs;
 use crate::api::paging::{PageParams, encode_key};
 use crate::api::prechecks::csv::{self, Column};
-use crate::app::AppState;
+use crate::api::state::AppState;
 use crate::auth::Partner;
 use crate::db::{agents, prechecks, workspaces};
 use crate::domain::decommission::{

@@ -16,7 +16,7 @@ use sea_orm::DatabaseConnection;
 use secrecy::ExposeSecret;
 
 use crate::api::docs;
-use crate::app::AppState;
+use crate::api::state::AppState;
 use crate::db::agents::{digest, machine_counts};
 use crate::domain::machines::MachineState;
 use crate::error::ApiError;

@@ -14,6 +14,7 @@ mod metrics;
 mod migrations;
 pub mod operations;
 pub mod paging;
+pub mod state;
 pub(crate) mod prechecks;
 mod registration;
 mod webhooks;

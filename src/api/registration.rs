@@ -22,7 +22,7 @@ use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::app::AppState;
+use crate::api::state::AppState;
 use crate::connectors::ConnectorError;
 use crate::connectors::target::{RegistrationToken, TargetApi};
 use crate::db::agents::{self as store, MachineRow};

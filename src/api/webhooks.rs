@@ -17,7 +17,7 @@ use validator::Validate;
 use crate::api::docs;
 use crate::api::extract::ValidJson;
 use crate::api::paging::{PageParams, Paged};
-use crate::app::AppState;
+use crate::api::state::AppState;
 use crate::auth::Partner;
 use crate::db::webhooks::{self as store};
 use crate::db::workspaces;

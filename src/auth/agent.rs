@@ -14,7 +14,7 @@ use rand::Rng;
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::bearer_token;
-use crate::app::AppState;
+use crate::api::state::AppState;
 use crate::db::agents::{self as store, MachineRow};
 use crate::error::ApiError;
 

@@ -19,7 +19,7 @@ use uuid::Uuid;
 pub use agent::{Agent, require_agent};
 pub use jwks::{JwksCache, MissingKey};
 
-use crate::app::AppState;
+use crate::api::state::AppState;
 use crate::error::ApiError;
 
 /// The role that lets a cloud user or API client drive migrations for its tenant.

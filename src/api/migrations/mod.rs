@@ -16,7 +16,7 @@ use crate::api::docs;
 use crate::api::extract::ValidJson;
 use crate::api::idempotency::{self, CreateRequest, Created, IdempotencyKey, Start};
 use crate::api::paging::{PageParams, Paged, encode_key};
-use crate::app::AppState;
+use crate::api::state::AppState;
 use crate::auth::Partner;
 use crate::db::events::{self as log, NewEvent};
 use crate::db::migrations::{self as store, ItemFilter};

@@ -7,7 +7,7 @@ use actix_web::{post, web};
 use uuid::Uuid;
 
 use crate::api::docs;
-use crate::app::AppState;
+use crate::api::state::AppState;
 use crate::auth::Partner;
 use crate::connectors::HttpPolicy;
 use crate::connectors::check::{ConnectionCheck, WantedItem, WantedServices, check_connection};

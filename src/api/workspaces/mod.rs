@@ -13,7 +13,7 @@ use crate::api::docs;
 use crate::api::extract::ValidJson;
 use crate::api::idempotency::{self, CreateRequest, Created, IdempotencyKey, Start};
 use crate::api::paging::{PageParams, Paged};
-use crate::app::AppState;
+use crate::api::state::AppState;
 use crate::auth::Partner;
 use crate::db::workspaces::{
     self as store, CloudClient, NewWorkspace, SourceLogin, StoreError, WorkspaceChanges,

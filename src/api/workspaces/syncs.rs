@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use crate::api::docs;
 use crate::api::operations::Operation;
-use crate::app::AppState;
+use crate::api::state::AppState;
 use crate::auth::Partner;
 use crate::db::workspaces as store;
 use crate::error::ApiError;
