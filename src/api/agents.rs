@@ -23,8 +23,9 @@ use validator::Validate;
 
 use crate::api::docs;
 use crate::api::extract::ValidJson;
+use crate::api::guard::require_agent;
 use crate::api::state::AppState;
-use crate::auth::{Agent, require_agent};
+use crate::auth::{Agent, constant_time_eq, digest};
 use crate::db::agents as store;
 use crate::db::events::{self, NewEvent};
 use crate::domain::agent::{Outcome, Report, Status, readiness_on_check_in};
@@ -91,7 +92,7 @@ async fn enroll(
     let expected = workspace
         .as_ref()
         .and_then(|w| w.enrollment_secret_hash.clone());
-    let presented = store::digest(&request.enrollment_secret);
+    let presented = digest(&request.enrollment_secret);
     // The same answer for an unknown workspace and a wrong secret.
     let (Some(workspace), Some(expected)) = (workspace, expected) else {
         return Err(ApiError::Unauthorized {
@@ -117,7 +118,7 @@ async fn enroll(
         &state.db,
         workspace.id,
         &request.machine_id,
-        &store::digest(&token),
+        &digest(&token),
     )
     .await?;
     let event = NewEvent {
@@ -135,10 +136,6 @@ async fn enroll(
         token,
         poll_after_secs: poll_after(),
     }))
-}
-
-pub(super) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 fn poll_after() -> u64 {
@@ -359,7 +356,7 @@ fn etag(body: &Instructions) -> Result<String, ApiError> {
     let bytes = serde_json::to_vec(body).map_err(|e| ApiError::Internal(e.into()))?;
     Ok(format!(
         "\"{}\"",
-        &store::digest(&String::from_utf8_lossy(&bytes))[..32]
+        &digest(&String::from_utf8_lossy(&bytes))[..32]
     ))
 }
 
@@ -618,7 +615,7 @@ async fn rotate_enrollment_secret(
     let mut bytes = [0u8; 24];
     rand::rng().fill(&mut bytes);
     let secret = format!("mpe_{}", URL_SAFE_NO_PAD.encode(bytes));
-    store::set_enrollment_secret(&state.db, workspace.id, &store::digest(&secret)).await?;
+    store::set_enrollment_secret(&state.db, workspace.id, &digest(&secret)).await?;
     let event = NewEvent {
         actor: format!("partner:{}", partner.subject),
         subject_kind: "workspace",

@@ -6,21 +6,12 @@ use chrono::{DateTime, Utc};
 use entity::agent::{self, Entity as Agents};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{ActiveValue::Set, ConnectionTrait, DbErr, EntityTrait};
-use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::events::{self, NewEvent};
 use super::{execute, query, statement};
 use crate::domain::agent::{Phase, Status};
 use crate::domain::machines::MachineState;
-
-/// SHA-256 of a secret or token, hex: what is stored and compared.
-pub fn digest(secret: &str) -> String {
-    Sha256::digest(secret.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
 
 pub async fn set_enrollment_secret(
     db: &impl ConnectionTrait,
