@@ -178,6 +178,9 @@ response_sets! {
     PartnerErrors { "400" => BadRequest, "401" => Unauthorized, "403" => Forbidden, "500" => Internal, "503" => IssuerUnavailable }
     /// What any agent operation after enrollment may answer.
     AgentErrors { "401" => Unauthorized, "429" => TooManyRequests, "500" => Internal }
+    /// What a partner operation on one workspace may answer: a partner operation's
+    /// errors, and 404 for a workspace the caller's tenant does not have.
+    WorkspaceErrors { "400" => BadRequest, "401" => Unauthorized, "403" => Forbidden, "404" => NotFound, "500" => Internal, "503" => IssuerUnavailable }
     /// What an operation with a JSON body may answer besides (400: malformed JSON, unknown fields).
     BodyErrors { "400" => BadRequest, "413" => PayloadTooLarge, "415" => UnsupportedMediaType, "422" => Unprocessable }
 }

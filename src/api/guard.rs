@@ -1,7 +1,8 @@
 //! Who may call which routes: [`require_partner`] wraps `/api/v1`,
 //! [`require_agent`] every agent route that takes a token. Each authenticates
 //! before any extractor reads the body and leaves the caller on the request,
-//! where handlers take it as [`Partner`] or [`Agent`].
+//! where handlers take it as [`Partner`] or [`Agent`]; a partner then reaches
+//! its own workspaces only ([`partner_workspace`]).
 
 use std::future::{Ready, ready};
 
@@ -9,11 +10,14 @@ use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
+use entity::workspace;
 use rand::Rng;
 use tokio::sync::OwnedSemaphorePermit;
+use uuid::Uuid;
 
 use crate::api::state::AppState;
 use crate::auth::{self, Agent, Partner, Rejection, bearer_token};
+use crate::db::workspaces;
 use crate::error::ApiError;
 
 /// Authenticates every request of the scope it wraps; handlers then take
@@ -22,24 +26,32 @@ pub async fn require_partner<B: MessageBody + 'static>(
     req: ServiceRequest,
     next: Next<B>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let state = match state_of(&req) {
-        Ok(state) => state,
-        Err(error) => return Ok(req.error_response(error)),
-    };
-    let result = match bearer_token(req.request()) {
+    let partner = partner(&req).await;
+    pass(req, next, partner).await
+}
+
+async fn partner(req: &ServiceRequest) -> Result<Partner, ApiError> {
+    let state = state_of(req)?;
+    let verified = match bearer_token(req.request()) {
         None => Err(Rejection::Missing),
         Some(token) => state.auth.verify(token).await,
     };
-    match result {
-        Ok(partner) => {
-            req.extensions_mut().insert(partner);
-            Ok(next.call(req).await?.map_into_boxed_body())
-        }
-        Err(rejection) => {
-            tracing::info!(reason = %rejection, "partner request refused");
-            Ok(req.error_response(ApiError::from(rejection)))
-        }
-    }
+    verified.map_err(|rejection| {
+        tracing::info!(reason = %rejection, "partner request refused");
+        ApiError::from(rejection)
+    })
+}
+
+/// The partner's workspace `id`: a partner reaches its own tenant's workspaces
+/// only, and another tenant's is not found rather than forbidden.
+pub async fn partner_workspace(
+    state: &AppState,
+    partner: &Partner,
+    id: Uuid,
+) -> Result<workspace::Model, ApiError> {
+    workspaces::find(&state.db, partner.tenant_id, id)
+        .await?
+        .ok_or(ApiError::NotFound)
 }
 
 /// What the caller is told of a refused token: why, only where it can act on it.
@@ -72,21 +84,32 @@ pub async fn require_agent<B: MessageBody + 'static>(
     req: ServiceRequest,
     next: Next<B>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let state = match state_of(&req) {
-        Ok(state) => state,
-        Err(error) => return Ok(req.error_response(error)),
+    let (agent, _slot) = match agent(&req).await {
+        Ok((agent, slot)) => (Ok(agent), Some(slot)),
+        Err(refused) => (Err(refused), None),
     };
+    pass(req, next, agent).await
+}
+
+async fn agent(req: &ServiceRequest) -> Result<(Agent, OwnedSemaphorePermit), ApiError> {
+    let state = state_of(req)?;
     // Before the token's query: an overloaded service refuses without touching the database.
-    let _slot = match admit(&state) {
-        Ok(slot) => slot,
-        Err(busy) => return Ok(req.error_response(busy)),
-    };
-    match authenticate(&state, req.request()).await {
-        Ok(agent) => {
-            req.extensions_mut().insert(agent);
+    let slot = admit(&state)?;
+    Ok((authenticate(&state, req.request()).await?, slot))
+}
+
+/// The request on to its handler with the authenticated `caller` on it, or the refusal as the answer.
+async fn pass<B: MessageBody + 'static, T: 'static>(
+    req: ServiceRequest,
+    next: Next<B>,
+    caller: Result<T, ApiError>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    match caller {
+        Ok(caller) => {
+            req.extensions_mut().insert(caller);
             Ok(next.call(req).await?.map_into_boxed_body())
         }
-        Err(error) => Ok(req.error_response(error)),
+        Err(refused) => Ok(req.error_response(refused)),
     }
 }
 

@@ -6,10 +6,10 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::api::docs;
+use crate::api::guard::partner_workspace;
 use crate::api::operations::Operation;
 use crate::api::state::AppState;
 use crate::auth::Partner;
-use crate::db::workspaces as store;
 use crate::error::ApiError;
 use crate::jobs::{NewJob, queue, sync};
 
@@ -24,8 +24,7 @@ use crate::jobs::{NewJob, queue, sync};
     responses(
         (status = 202, description = "Started (or already under way)", body = Operation,
             headers(("Location" = String, description = "The operation"))),
-        (status = 404, response = docs::NotFound),
-        docs::PartnerErrors,
+        docs::WorkspaceErrors,
     ),
     security(("bearer_auth" = []))
 )]
@@ -36,9 +35,7 @@ pub async fn start_sync(
     state: web::Data<AppState>,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    let workspace = store::find(&state.db, partner.tenant_id, *id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
+    let workspace = partner_workspace(&state, &partner, *id).await?;
     let new = NewJob {
         unique_key: Some(format!("sync:{}", workspace.id)),
         tenant_id: Some(partner.tenant_id),
