@@ -224,7 +224,7 @@ impl Application {
             config.http.agent_max_in_flight.max(1),
         ));
         let agent_max_log_bytes = config.http.agent_max_log_bytes;
-        let check_ins = std::sync::Arc::new(crate::db::agents::CheckIns::default());
+        let check_ins = std::sync::Arc::new(crate::db::check_ins::CheckIns::default());
         tokio::spawn(flush_check_ins(
             db.clone(),
             std::sync::Arc::downgrade(&check_ins),
@@ -327,7 +327,7 @@ fn run(
 /// Writes agents' check-in times once a second while the application lives.
 async fn flush_check_ins(
     db: DatabaseConnection,
-    check_ins: std::sync::Weak<crate::db::agents::CheckIns>,
+    check_ins: std::sync::Weak<crate::db::check_ins::CheckIns>,
 ) {
     let mut every = tokio::time::interval(Duration::from_secs(1));
     loop {

@@ -6,7 +6,7 @@ use sea_orm::DatabaseConnection;
 
 use crate::auth::Authenticator;
 use crate::crypto::SecretBox;
-use crate::db::agents::CheckIns;
+use crate::db::check_ins::CheckIns;
 use crate::jobs::clients::ClientPool;
 use crate::jobs::webhook::Sender;
 use crate::metrics::Metrics;

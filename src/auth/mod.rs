@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 pub use agent::Agent;
 pub use jwks::{JwksCache, MissingKey};
-pub use token::{constant_time_eq, digest};
+pub use token::{constant_time_eq, digest, random_secret};
 
 /// The role that lets a cloud user or API client drive migrations for its tenant.
 pub const PARTNER_ROLE: &str = "partner_admin";
