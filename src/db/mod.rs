@@ -234,5 +234,6 @@ pub mod migrations;
 pub mod prechecks;
 pub mod registration;
 pub mod snapshot;
+pub mod subscriptions;
 pub mod webhooks;
 pub mod workspaces;
