@@ -19,10 +19,11 @@ use std::time::{Duration, Instant};
 
 use actix_web::{App, HttpResponse, HttpServer, web};
 use migration_portal::app::{Application, KeyPolicy};
+use migration_portal::auth::digest;
 use migration_portal::config::Config;
 use migration_portal::connectors::HttpPolicy;
 use migration_portal::connectors::source::SourceClient;
-use migration_portal::db::{self, agents};
+use migration_portal::db;
 use migration_portal::jobs::sync;
 use migration_portal::sim::backupagent::SourceSim;
 use migration_portal::sim::install_base::{GenSpec, Size, generate};
@@ -201,7 +202,7 @@ async fn main() -> anyhow::Result<()> {
                     .map(|(machine, token)| entity::agent::ActiveModel {
                         workspace_id: sea_orm::ActiveValue::Set(workspace),
                         machine_id: sea_orm::ActiveValue::Set(machine.clone()),
-                        token_hash: sea_orm::ActiveValue::Set(agents::digest(token)),
+                        token_hash: sea_orm::ActiveValue::Set(digest(token)),
                         enrolled_at: sea_orm::ActiveValue::Set(chrono::Utc::now()),
                     });
             sea_orm::EntityTrait::insert_many(models)

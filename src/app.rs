@@ -15,6 +15,7 @@ use utoipa_actix_web::AppExt;
 use utoipa_swagger_ui::SwaggerUi;
 use uuid::Uuid;
 
+use crate::api::state::AppState;
 use crate::api::{self, RouteTable, docs::ApiDoc, extract};
 use crate::auth::Authenticator;
 use crate::config::Config;
@@ -22,28 +23,6 @@ use crate::crypto::SecretBox;
 use crate::db;
 use crate::error::problem_safety_net;
 use crate::metrics::Metrics;
-
-pub struct AppState {
-    pub db: DatabaseConnection,
-    pub secrets: SecretBox,
-    pub auth: Authenticator,
-    /// `connectors.allow_private_networks`.
-    pub allow_private_networks: bool,
-    /// Agent requests in flight (`http.agent_max_in_flight`): past it, 429.
-    pub agent_slots: std::sync::Arc<tokio::sync::Semaphore>,
-    /// `http.agent_max_log_bytes`.
-    pub agent_max_log_bytes: usize,
-    /// Agents' check-in times, written once a second.
-    pub check_ins: std::sync::Arc<crate::db::agents::CheckIns>,
-    /// Clients toward the workspaces' cloud (registration tokens for agents).
-    pub clients: std::sync::Arc<crate::jobs::clients::ClientPool>,
-    /// Sends test webhook deliveries (the worker sends the others).
-    pub webhooks: std::sync::Arc<crate::jobs::webhook::Sender>,
-    /// What this process counts, served at `/metrics`.
-    pub metrics: std::sync::Arc<Metrics>,
-    /// `metrics.bearer_token`: `/metrics` requires it when set.
-    pub metrics_token: Option<secrecy::SecretString>,
-}
 
 /// Where the key that seals credentials comes from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -246,7 +225,7 @@ impl Application {
             config.http.agent_max_in_flight.max(1),
         ));
         let agent_max_log_bytes = config.http.agent_max_log_bytes;
-        let check_ins = std::sync::Arc::new(crate::db::agents::CheckIns::default());
+        let check_ins = std::sync::Arc::new(crate::db::check_ins::CheckIns::default());
         tokio::spawn(flush_check_ins(
             db.clone(),
             std::sync::Arc::downgrade(&check_ins),
@@ -349,7 +328,7 @@ fn run(
 /// Writes agents' check-in times once a second while the application lives.
 async fn flush_check_ins(
     db: DatabaseConnection,
-    check_ins: std::sync::Weak<crate::db::agents::CheckIns>,
+    check_ins: std::sync::Weak<crate::db::check_ins::CheckIns>,
 ) {
     let mut every = tokio::time::interval(Duration::from_secs(1));
     loop {

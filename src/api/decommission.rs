@@ -12,7 +12,7 @@ use crate::api::docs;
 use crate::api::hierarchy::synced;
 use crate::api::paging::{PageParams, encode_key};
 use crate::api::prechecks::csv::{self, Column};
-use crate::app::AppState;
+use crate::api::state::AppState;
 use crate::auth::Partner;
 use crate::db::{agents, prechecks};
 use crate::domain::decommission::{

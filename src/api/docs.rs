@@ -181,6 +181,9 @@ response_sets! {
     /// What an operation on what a workspace may not hold yet may answer besides: none
     /// for the caller (404), or not yet (409: no snapshot synced, a pre-check not completed).
     NotReadyErrors { "404" => NotFound, "409" => Conflict }
+    /// What a partner operation on one workspace may answer: a partner operation's
+    /// errors, and 404 for a workspace the caller's tenant does not have.
+    WorkspaceErrors { "400" => BadRequest, "401" => Unauthorized, "403" => Forbidden, "404" => NotFound, "500" => Internal, "503" => IssuerUnavailable }
     /// What an operation with a JSON body may answer besides (400: malformed JSON, unknown fields).
     BodyErrors { "400" => BadRequest, "413" => PayloadTooLarge, "415" => UnsupportedMediaType, "422" => Unprocessable }
 }

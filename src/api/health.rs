@@ -4,7 +4,7 @@ use actix_web::{HttpResponse, get, web};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::app::AppState;
+use crate::api::state::AppState;
 use crate::error::ApiError;
 
 #[derive(Serialize, ToSchema)]

@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use crate::api::docs;
 use crate::api::paging::{PageParams, Paged, encode_key};
-use crate::app::AppState;
+use crate::api::state::AppState;
 use crate::auth::Partner;
 use crate::db::agents::{self as store, MachineRow};
 use crate::db::events::NewEvent;

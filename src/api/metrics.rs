@@ -16,8 +16,9 @@ use sea_orm::DatabaseConnection;
 use secrecy::ExposeSecret;
 
 use crate::api::docs;
-use crate::app::AppState;
-use crate::db::agents::{digest, machine_counts};
+use crate::api::state::AppState;
+use crate::auth::{constant_time_eq, digest};
+use crate::db::agents::machine_counts;
 use crate::domain::machines::MachineState;
 use crate::error::ApiError;
 use crate::jobs;
@@ -74,7 +75,7 @@ fn authorize(state: &AppState, req: &HttpRequest) -> Result<(), ApiError> {
         credentials_present: false,
     })?;
     // Digests have one length, so the comparison tells nothing of the token's.
-    if super::agents::constant_time_eq(
+    if constant_time_eq(
         digest(presented).as_bytes(),
         digest(expected.expose_secret()).as_bytes(),
     ) {

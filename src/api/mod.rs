@@ -5,6 +5,7 @@ mod agents;
 mod decommission;
 pub mod docs;
 pub mod extract;
+pub mod guard;
 mod health;
 mod hierarchy;
 pub mod idempotency;
@@ -16,6 +17,7 @@ pub mod operations;
 pub mod paging;
 pub(crate) mod prechecks;
 mod registration;
+pub mod state;
 mod webhooks;
 mod workspaces;
 
@@ -28,7 +30,7 @@ use utoipa::openapi::PathItem;
 use utoipa_actix_web::service_config::ServiceConfig;
 use utoipa_actix_web::{AppExt, scope};
 
-use crate::auth::require_partner;
+use crate::api::guard::require_partner;
 use crate::error::ApiError;
 
 /// Every documented route; the app and the spec are both built from this.

@@ -22,10 +22,11 @@ use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::app::AppState;
+use crate::api::state::AppState;
 use crate::connectors::ConnectorError;
 use crate::connectors::target::{RegistrationToken, TargetApi};
 use crate::db::agents::{self as store, MachineRow};
+use crate::db::registration as tokens;
 use crate::error::ApiError;
 
 /// How long a registration token lives.
@@ -63,23 +64,20 @@ pub async fn machine_registration(
         "machine_assignments:{workspace_id}:{}:registration_token",
         machine.machine_id
     );
+    let registrant = Registrant {
+        workspace_id,
+        machine_id: &machine.machine_id,
+        target_user,
+        target_tenant,
+        context: &context,
+    };
     let (sealed, expires_at) = match machine
         .registration
         .clone()
         .filter(|(_, expires)| fresh(expires))
     {
         Some(kept) => kept,
-        None => {
-            obtain(
-                state,
-                workspace_id,
-                &machine.machine_id,
-                target_user,
-                target_tenant,
-                &context,
-            )
-            .await?
-        }
+        None => obtain(state, &registrant).await?,
     };
     let token = state
         .secrets
@@ -90,20 +88,32 @@ pub async fn machine_registration(
     ))
 }
 
+/// The machine a registration token is made for: its cloud user and tenant,
+/// and the context its token is sealed under.
+struct Registrant<'a> {
+    workspace_id: Uuid,
+    machine_id: &'a str,
+    target_user: Uuid,
+    target_tenant: Uuid,
+    context: &'a str,
+}
+
 /// A fresh token for the machine, under the claim of its user.
 async fn obtain(
     state: &AppState,
-    workspace_id: Uuid,
-    machine_id: &str,
-    target_user: Uuid,
-    target_tenant: Uuid,
-    context: &str,
+    registrant: &Registrant<'_>,
 ) -> Result<(Vec<u8>, DateTime<Utc>), ApiError> {
+    let Registrant {
+        workspace_id,
+        machine_id,
+        target_user,
+        ..
+    } = *registrant;
     let claim = Uuid::new_v4();
     let waited_since = Instant::now();
     loop {
         let stale_before = Utc::now() - chrono::Duration::seconds(CLAIM_LEASE_SECS);
-        if store::claim_registration(&state.db, workspace_id, target_user, claim, stale_before)
+        if tokens::claim_registration(&state.db, workspace_id, target_user, claim, stale_before)
             .await?
         {
             break;
@@ -119,16 +129,8 @@ async fn obtain(
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let made = obtain_claimed(
-        state,
-        workspace_id,
-        machine_id,
-        target_user,
-        target_tenant,
-        context,
-    )
-    .await;
-    store::release_registration_claim(&state.db, workspace_id, target_user, claim).await?;
+    let made = obtain_claimed(state, registrant).await;
+    tokens::release_registration_claim(&state.db, workspace_id, target_user, claim).await?;
     made
 }
 
@@ -150,12 +152,15 @@ fn may_have_landed(error: &ConnectorError) -> bool {
 
 async fn obtain_claimed(
     state: &AppState,
-    workspace_id: Uuid,
-    machine_id: &str,
-    target_user: Uuid,
-    target_tenant: Uuid,
-    context: &str,
+    registrant: &Registrant<'_>,
 ) -> Result<(Vec<u8>, DateTime<Utc>), ApiError> {
+    let Registrant {
+        workspace_id,
+        machine_id,
+        target_user,
+        target_tenant,
+        context,
+    } = *registrant;
     // A check-in of this machine that held the claim before us may have made one.
     let machine = store::machine(&state.db, workspace_id, machine_id)
         .await?
@@ -192,7 +197,7 @@ async fn obtain_claimed(
     let scopes = vec![format!(
         "urn:acronis.com:tenant-id:{personal_tenant}:backup_agent_admin"
     )];
-    let held = store::held_registration_tokens(&state.db, target_user).await?;
+    let held = tokens::held_registration_tokens(&state.db, target_user).await?;
     let mut leftovers = leftovers_of(target, target_tenant, &scopes, &held)
         .await
         .map_err(|e| unavailable(machine_id, &e))?;
@@ -233,7 +238,7 @@ async fn obtain_claimed(
         .secrets
         .seal(token.token.expose_secret(), context)
         .map_err(|e| ApiError::Internal(e.into()))?;
-    store::keep_registration(
+    tokens::keep_registration(
         &state.db,
         workspace_id,
         machine_id,

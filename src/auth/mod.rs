@@ -1,26 +1,22 @@
 //! Who is calling: partner admins with the cloud's RS256 JWT, and agents with
-//! the token their machine enrolled for ([`agent`]).
+//! the token their machine enrolled for ([`agent`]). Verification only: the
+//! middlewares that apply it to routes are the API's (`api::guard`).
 
 pub mod agent;
 mod jwks;
+mod token;
 
-use std::future::{Ready, ready};
 use std::time::Duration;
 
-use actix_web::body::{BoxBody, MessageBody};
-use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::HttpRequest;
 use actix_web::http::header::AUTHORIZATION;
-use actix_web::middleware::Next;
-use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 use jsonwebtoken::{Algorithm, Validation, decode, decode_header};
 use serde::Deserialize;
 use uuid::Uuid;
 
-pub use agent::{Agent, require_agent};
+pub use agent::Agent;
 pub use jwks::{JwksCache, MissingKey};
-
-use crate::app::AppState;
-use crate::error::ApiError;
+pub use token::{constant_time_eq, digest, random_secret};
 
 /// The role that lets a cloud user or API client drive migrations for its tenant.
 pub const PARTNER_ROLE: &str = "partner_admin";
@@ -146,68 +142,6 @@ pub fn bearer_token(req: &HttpRequest) -> Option<&str> {
     let (scheme, token) = value.split_once(' ')?;
     let token = token.trim();
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
-}
-
-/// Authenticates every request of the scope it wraps before any extractor
-/// reads the body; handlers then take [`Partner`] from the request.
-pub async fn require_partner<B: MessageBody + 'static>(
-    req: ServiceRequest,
-    next: Next<B>,
-) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let state = req.app_data::<web::Data<AppState>>().cloned();
-    let result = match (state, bearer_token(req.request())) {
-        (None, _) => {
-            return Ok(req.error_response(ApiError::Internal(anyhow::anyhow!(
-                "application state missing"
-            ))));
-        }
-        (_, None) => Err(Rejection::Missing),
-        (Some(state), Some(token)) => state.auth.verify(token).await,
-    };
-    match result {
-        Ok(partner) => {
-            req.extensions_mut().insert(partner);
-            Ok(next.call(req).await?.map_into_boxed_body())
-        }
-        Err(rejection) => {
-            tracing::info!(reason = %rejection, "partner request refused");
-            let error = match rejection {
-                Rejection::NoPartnerScope => {
-                    ApiError::Forbidden("The token grants no partner administrator access.")
-                }
-                Rejection::SeveralPartnerTenants => ApiError::Forbidden(
-                    "The token grants partner administrator access on several tenants; use a token for one tenant.",
-                ),
-                Rejection::Missing => ApiError::Unauthorized {
-                    credentials_present: false,
-                },
-                Rejection::IssuerUnavailable { retry_after_secs } => {
-                    ApiError::IssuerUnavailable { retry_after_secs }
-                }
-                _ => ApiError::Unauthorized {
-                    credentials_present: true,
-                },
-            };
-            Ok(req.error_response(error))
-        }
-    }
-}
-
-impl FromRequest for Partner {
-    type Error = ApiError;
-    type Future = Ready<Result<Self, ApiError>>;
-
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        // Absent only on a route outside the `require_partner` scope: refuse, never serve.
-        ready(
-            req.extensions()
-                .get::<Partner>()
-                .cloned()
-                .ok_or(ApiError::Unauthorized {
-                    credentials_present: false,
-                }),
-        )
-    }
 }
 
 #[cfg(test)]

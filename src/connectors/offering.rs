@@ -10,14 +10,13 @@
 //! ([`ConnectorError::is_version_conflict`]), and the caller reads again.
 
 use chrono::{DateTime, Utc};
+use reqwest::Method;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
 
 use super::target::{TargetClient, TenantKind, cloud_time};
-use super::{ConnectorError, Replay, decode};
-
-const SYSTEM: &str = "cloud";
+use super::{ConnectorError, JsonApi, Replay};
 
 /// The document's `application`.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
@@ -167,15 +166,17 @@ impl TargetClient {
         tenant_id: Uuid,
         items: &[OfferingItemPut],
     ) -> Result<Vec<OfferingItem>, ConnectorError> {
-        let url = self.url(&format!("/api/2/tenants/{tenant_id}/offering_items"));
         let body = json!({ "offering_items": items });
         // The same states again are harmless; a quota's version refuses a replay (409 1001).
-        let reply = self
-            .call("set_offering_items", Replay::Safe, || {
-                self.http.put(&url).json(&body)
-            })
+        let list: Items<OfferingItem> = self
+            .send_json(
+                "set_offering_items",
+                Replay::Safe,
+                Method::PUT,
+                &format!("/api/2/tenants/{tenant_id}/offering_items"),
+                &body,
+            )
             .await?;
-        let list: Items<OfferingItem> = decode(SYSTEM, &reply.body)?;
         Ok(list.items)
     }
 
@@ -194,15 +195,16 @@ impl TargetClient {
         mode: PricingMode,
         version: i64,
     ) -> Result<Pricing, ConnectorError> {
-        let url = self.url(&format!("/api/2/tenants/{tenant_id}/pricing"));
         let body = json!({ "version": version, "mode": mode });
         // A replay after a write that happened meets a newer version (409 1001).
-        let reply = self
-            .call("set_pricing", Replay::Safe, || {
-                self.http.put(&url).json(&body)
-            })
-            .await?;
-        decode(SYSTEM, &reply.body)
+        self.send_json(
+            "set_pricing",
+            Replay::Safe,
+            Method::PUT,
+            &format!("/api/2/tenants/{tenant_id}/pricing"),
+            &body,
+        )
+        .await
     }
 }
 
@@ -340,7 +342,7 @@ mod tests {
     #[test]
     fn a_stale_version_is_recognisable() {
         let conflict = |code: Option<&str>| ConnectorError::Remote {
-            system: SYSTEM,
+            system: "cloud",
             status: 409,
             code: code.map(str::to_string),
             message: "Version mismatch".into(),

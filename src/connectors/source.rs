@@ -4,12 +4,11 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use url::Url;
 
-use super::{ConnectorError, HttpPolicy, Replay, Throttle, base_url, decode, send};
+use super::{ConnectorError, Credentials, Endpoint, HttpPolicy, JsonApi, Throttle};
 
 const SYSTEM: &str = "BackupAgent server";
 pub const MAX_PAGE: u32 = 5000;
@@ -135,12 +134,9 @@ pub trait SourceApi: Send + Sync {
 }
 
 pub struct SourceClient {
-    http: reqwest::Client,
-    base: Url,
+    endpoint: Endpoint,
     login: String,
     password: SecretString,
-    policy: HttpPolicy,
-    throttle: Throttle,
 }
 
 impl SourceClient {
@@ -150,44 +146,12 @@ impl SourceClient {
         password: SecretString,
         policy: HttpPolicy,
     ) -> Result<Self, ConnectorError> {
-        let base = base_url(SYSTEM, base)?;
-        let http = policy.client(SYSTEM, &base)?;
+        let throttle = Throttle::new(&policy);
         Ok(Self {
-            http,
-            base,
+            endpoint: Endpoint::new(SYSTEM, base, policy, throttle)?,
             login: login.to_string(),
             password,
-            throttle: Throttle::new(&policy),
-            policy,
         })
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base.as_str().trim_end_matches('/'))
-    }
-
-    async fn get<T: DeserializeOwned>(
-        &self,
-        operation: &'static str,
-        path: &str,
-        query: &[(&str, String)],
-    ) -> Result<T, ConnectorError> {
-        let url = self.url(path);
-        let reply = send(
-            SYSTEM,
-            operation,
-            &self.policy,
-            &self.throttle,
-            Replay::Safe,
-            || {
-                self.http
-                    .get(&url)
-                    .basic_auth(&self.login, Some(self.password.expose_secret()))
-                    .query(query)
-            },
-        )
-        .await?;
-        decode(SYSTEM, &reply.body)
     }
 
     async fn page<T: DeserializeOwned>(
@@ -200,15 +164,27 @@ impl SourceClient {
         if let Some(cursor) = cursor {
             query.push(("cursor", cursor.to_string()));
         }
-        self.get(kind, &format!("/api/source/v1/{kind}"), &query)
+        self.get_json(kind, &format!("/api/source/v1/{kind}"), &query)
             .await
+    }
+}
+
+impl JsonApi for SourceClient {
+    fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
+    /// The partner's login (HTTP Basic).
+    async fn credentials(&self) -> Result<Credentials<'_>, ConnectorError> {
+        Ok(Credentials::Basic(&self.login, &self.password))
     }
 }
 
 #[async_trait]
 impl SourceApi for SourceClient {
     async fn account(&self) -> Result<SourceAccount, ConnectorError> {
-        self.get("account", "/api/source/v1/account", &[]).await
+        self.get_json("account", "/api/source/v1/account", &[])
+            .await
     }
 
     async fn groups(
@@ -249,7 +225,7 @@ impl SourceApi for SourceClient {
             password: SecretString,
         }
         let path = format!("/api/source/v1/users/{}/password", urlencode(user_id));
-        let answer: Answer = self.get("user_password", &path, &[]).await?;
+        let answer: Answer = self.get_json("user_password", &path, &[]).await?;
         Ok(answer.password)
     }
 }

@@ -17,17 +17,16 @@ use async_trait::async_trait;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
-use reqwest::RequestBuilder;
+use reqwest::Method;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use url::Url;
 use uuid::Uuid;
 
 pub use super::offering::{
     Application, OfferingItem, OfferingItemPut, Pricing, PricingMode, Quota,
 };
-use super::{ConnectorError, HttpPolicy, Replay, Reply, Throttle, base_url, decode, send};
+use super::{ConnectorError, Credentials, Endpoint, HttpPolicy, JsonApi, Replay, Throttle, decode};
 
 const SYSTEM: &str = "cloud";
 /// A token is renewed when less than this is left of its life.
@@ -277,12 +276,9 @@ struct CachedToken {
 }
 
 pub struct TargetClient {
-    pub(super) http: reqwest::Client,
-    base: Url,
+    endpoint: Endpoint,
     client_id: String,
     client_secret: SecretString,
-    policy: HttpPolicy,
-    throttle: Throttle,
     token: tokio::sync::Mutex<Option<CachedToken>>,
 }
 
@@ -317,24 +313,16 @@ impl TargetClient {
         policy: HttpPolicy,
         throttle: Throttle,
     ) -> Result<Self, ConnectorError> {
-        let base = base_url(SYSTEM, base)?;
         Ok(Self {
-            http: policy.client(SYSTEM, &base)?,
-            base,
+            endpoint: Endpoint::new(SYSTEM, base, policy, throttle)?,
             client_id: client_id.to_string(),
             client_secret,
-            throttle,
-            policy,
             token: tokio::sync::Mutex::new(None),
         })
     }
 
     pub fn throttle(&self) -> &Throttle {
-        &self.throttle
-    }
-
-    pub(super) fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base.as_str().trim_end_matches('/'))
+        &self.endpoint.throttle
     }
 
     /// A token with at least [`TOKEN_MARGIN`] to live, fetched once for concurrent callers.
@@ -351,20 +339,15 @@ impl TargetClient {
             expires_in: Option<i64>,
         }
         let url = self.url("/api/2/idp/token");
-        let reply = send(
-            SYSTEM,
-            "get_token",
-            &self.policy,
-            &self.throttle,
-            Replay::Safe,
-            || {
-                self.http
+        let reply = self
+            .endpoint
+            .send("get_token", Replay::Safe, || {
+                self.http()
                     .post(&url)
                     .basic_auth(&self.client_id, Some(self.client_secret.expose_secret()))
                     .form(&[("grant_type", "client_credentials")])
-            },
-        )
-        .await?;
+            })
+            .await?;
         let answer: Answer = decode(SYSTEM, &reply.body)?;
         let exp = token_claims(&answer.access_token).and_then(|c| c["exp"].as_i64());
         let lifetime = token_lifetime(
@@ -392,52 +375,22 @@ impl TargetClient {
         }
     }
 
-    /// Sends with a bearer token; a 401 renews the token once. `operation` names the call in metrics.
-    pub(super) async fn call(
-        &self,
-        operation: &'static str,
-        replay: Replay,
-        build: impl Fn() -> RequestBuilder,
-    ) -> Result<Reply, ConnectorError> {
-        let token = self.access_token().await?;
-        match send(
-            SYSTEM,
-            operation,
-            &self.policy,
-            &self.throttle,
-            replay,
-            || build().bearer_auth(token.expose_secret()),
-        )
-        .await
-        {
-            Err(e) if e.is_status(401) => {
-                self.forget_token(&token).await;
-                let token = self.access_token().await?;
-                send(
-                    SYSTEM,
-                    operation,
-                    &self.policy,
-                    &self.throttle,
-                    replay,
-                    || build().bearer_auth(token.expose_secret()),
-                )
-                .await
-            }
-            other => other,
-        }
-    }
-
-    pub(super) async fn get_json<T: serde::de::DeserializeOwned>(
+    /// One create attempt: POSTed, and sent again only when the cloud surely
+    /// did nothing (a lost answer is found by a look-up instead).
+    async fn create<T: serde::de::DeserializeOwned, B: Serialize + ?Sized>(
         &self,
         operation: &'static str,
         path: &str,
-        query: &[(&str, String)],
+        body: &B,
     ) -> Result<T, ConnectorError> {
-        let url = self.url(path);
-        let reply = self
-            .call(operation, Replay::Safe, || self.http.get(&url).query(query))
-            .await?;
-        decode(SYSTEM, &reply.body)
+        self.send_json(
+            operation,
+            Replay::OnlyIfNotProcessed,
+            Method::POST,
+            path,
+            body,
+        )
+        .await
     }
 
     async fn users_by_ids(&self, ids: &[Uuid]) -> Result<Vec<User>, ConnectorError> {
@@ -473,7 +426,7 @@ impl TargetClient {
         Create: Fn() -> CreateFut,
         CreateFut: Future<Output = Result<T, ConnectorError>>,
     {
-        let mut delays = self.policy.backoff();
+        let mut delays = self.endpoint.policy.backoff();
         let mut last = None;
         loop {
             if let Some(found) = find().await? {
@@ -495,6 +448,21 @@ impl TargetClient {
                 Err(e) => return Err(e),
             }
         }
+    }
+}
+
+impl JsonApi for TargetClient {
+    fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
+    /// An access token of the API client, fetched when none is cached or it runs out.
+    async fn credentials(&self) -> Result<Credentials<'_>, ConnectorError> {
+        Ok(Credentials::Bearer(self.access_token().await?))
+    }
+
+    async fn forget(&self, token: &SecretString) {
+        self.forget_token(token).await
     }
 }
 
@@ -606,13 +574,7 @@ impl TargetApi for TargetClient {
     }
 
     async fn create_tenant(&self, new: &NewTenant) -> Result<Tenant, ConnectorError> {
-        let url = self.url("/api/2/tenants");
-        let reply = self
-            .call("create_tenant", Replay::OnlyIfNotProcessed, || {
-                self.http.post(&url).json(new)
-            })
-            .await?;
-        decode(SYSTEM, &reply.body)
+        self.create("create_tenant", "/api/2/tenants", new).await
     }
 
     async fn ensure_tenant(&self, new: &NewTenant) -> Result<Tenant, ConnectorError> {
@@ -629,7 +591,7 @@ impl TargetApi for TargetClient {
         // any other success counts as taken (a changed login is safe, a conflict is not).
         match self
             .call("check_login", Replay::Safe, || {
-                self.http.get(&url).query(&[("username", login)])
+                self.http().get(&url).query(&[("username", login)])
             })
             .await
         {
@@ -672,13 +634,7 @@ impl TargetApi for TargetClient {
     }
 
     async fn create_user(&self, new: &NewUser) -> Result<User, ConnectorError> {
-        let url = self.url("/api/2/users");
-        let reply = self
-            .call("create_user", Replay::OnlyIfNotProcessed, || {
-                self.http.post(&url).json(new)
-            })
-            .await?;
-        decode(SYSTEM, &reply.body)
+        self.create("create_user", "/api/2/users", new).await
     }
 
     async fn ensure_user(&self, new: &NewUser) -> Result<User, ConnectorError> {
@@ -741,7 +697,7 @@ impl TargetApi for TargetClient {
         let body =
             json!({ "timestamp": current["timestamp"].as_str().unwrap_or(&now), "items": items });
         self.call("set_access_policies", Replay::Safe, || {
-            self.http.put(&url).json(&body)
+            self.http().put(&url).json(&body)
         })
         .await
         .map(drop)
@@ -751,7 +707,7 @@ impl TargetApi for TargetClient {
         let url = self.url(&format!("/api/2/users/{user_id}/send-activation-email"));
         // The document declares no body for it.
         self.call("send_activation_email", Replay::OnlyIfNotProcessed, || {
-            self.http.post(&url)
+            self.http().post(&url)
         })
         .await
         .map(drop)
@@ -765,7 +721,7 @@ impl TargetApi for TargetClient {
         let url = self.url(&format!("/api/2/users/{user_id}/password"));
         // Setting the same password twice is harmless.
         self.call("set_password", Replay::Safe, || {
-            self.http
+            self.http()
                 .post(&url)
                 .json(&json!({"password": password.expose_secret()}))
         })
@@ -779,17 +735,10 @@ impl TargetApi for TargetClient {
         expires_in: Duration,
         scopes: &[String],
     ) -> Result<RegistrationToken, ConnectorError> {
-        let url = self.url(&format!("/api/2/tenants/{tenant_id}/registration_tokens"));
         let body = json!({"expires_in": expires_in.as_secs(), "scopes": scopes});
         // A lost answer would leave a live token nobody knows of: never sent twice blindly.
-        let reply = self
-            .call(
-                "create_registration_token",
-                Replay::OnlyIfNotProcessed,
-                || self.http.post(&url).json(&body),
-            )
-            .await?;
-        decode(SYSTEM, &reply.body)
+        let path = format!("/api/2/tenants/{tenant_id}/registration_tokens");
+        self.create("create_registration_token", &path, &body).await
     }
 
     async fn registration_tokens(
@@ -815,7 +764,7 @@ impl TargetApi for TargetClient {
         // Revoking twice is harmless: retried on any transient failure, and a 404 means it is gone.
         match self
             .call("revoke_registration_token", Replay::Safe, || {
-                self.http.delete(&url)
+                self.http().delete(&url)
             })
             .await
         {
@@ -826,13 +775,12 @@ impl TargetApi for TargetClient {
     }
 
     async fn create_protection_plan(&self, policy: &Value) -> Result<Value, ConnectorError> {
-        let url = self.url("/api/policy_management/v4/policies");
-        let reply = self
-            .call("create_protection_plan", Replay::OnlyIfNotProcessed, || {
-                self.http.post(&url).json(policy)
-            })
-            .await?;
-        decode(SYSTEM, &reply.body)
+        self.create(
+            "create_protection_plan",
+            "/api/policy_management/v4/policies",
+            policy,
+        )
+        .await
     }
 
     async fn applications(&self) -> Result<Vec<Application>, ConnectorError> {
@@ -938,7 +886,7 @@ mod tests {
         let root: Tenant = serde_json::from_value(json!({"id": Uuid::nil(), "version": 3, "name": "Platform", "kind": "root", "parent_id": "", "internal_tag": null}))
             .expect("root tenant");
         assert_eq!((root.kind, root.parent_id), (TenantKind::Root, None));
-        let refused = super::super::remote_error(
+        let refused = super::super::error::remote_error(
             SYSTEM,
             reqwest::StatusCode::UNAUTHORIZED,
             br#"{"error": "access_denied", "error_description": "wrong secret"}"#,

@@ -4,35 +4,58 @@
 
 use chrono::{DateTime, Utc};
 use entity::agent::{self, Entity as Agents};
+use entity::workspace::{Column as WorkspaceColumn, Entity as Workspaces};
 use sea_orm::sea_query::OnConflict;
-use sea_orm::{ActiveValue::Set, ConnectionTrait, DbErr, EntityTrait};
-use sha2::{Digest, Sha256};
+use sea_orm::{
+    ActiveValue::Set, ConnectionTrait, DbErr, EntityTrait, FromQueryResult, QuerySelect,
+};
 use uuid::Uuid;
 
 use super::events::{self, NewEvent};
+use super::webhooks::NewDeliveries;
 use super::{execute, query, statement};
 use crate::domain::agent::{Phase, Status};
 use crate::domain::machines::MachineState;
 
-/// SHA-256 of a secret or token, hex: what is stored and compared.
-pub fn digest(secret: &str) -> String {
-    Sha256::digest(secret.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+/// The digest of the workspace's enrollment secret; `None` for an unknown
+/// workspace or one without a secret.
+pub async fn enrollment_secret(
+    db: &impl ConnectionTrait,
+    workspace_id: Uuid,
+) -> Result<Option<String>, DbErr> {
+    let hash: Option<Option<String>> = Workspaces::find_by_id(workspace_id)
+        .select_only()
+        .column(WorkspaceColumn::EnrollmentSecretHash)
+        .into_tuple()
+        .one(db)
+        .await?;
+    Ok(hash.flatten())
 }
 
+/// Sets the workspace's enrollment secret (its digest), logged as `actor`'s.
 pub async fn set_enrollment_secret(
     db: &impl ConnectionTrait,
     workspace_id: Uuid,
     hash: &str,
-) -> Result<(), DbErr> {
+    actor: String,
+) -> Result<NewDeliveries, DbErr> {
     execute(
         db,
         "UPDATE workspaces SET enrollment_secret_hash = $1 WHERE id = $2",
         vec![hash.into(), workspace_id.into()],
     )
-    .await
+    .await?;
+    let event = NewEvent {
+        actor,
+        subject_kind: "workspace",
+        subject_id: workspace_id.to_string(),
+        migration_id: None,
+        kind: "workspace.enrollment_secret_rotated".into(),
+        message: "a new enrollment secret was set; the previous one no longer enrolls agents"
+            .into(),
+        data: None,
+    };
+    events::record(db, workspace_id, vec![event]).await
 }
 
 /// Enrolls (or re-enrolls, replacing the token) the agent of a machine.
@@ -41,7 +64,7 @@ pub async fn enroll(
     workspace_id: Uuid,
     machine_id: &str,
     token_hash: &str,
-) -> Result<(), DbErr> {
+) -> Result<NewDeliveries, DbErr> {
     Agents::insert(agent::ActiveModel {
         workspace_id: Set(workspace_id),
         machine_id: Set(machine_id.to_string()),
@@ -54,8 +77,30 @@ pub async fn enroll(
             .to_owned(),
     )
     .exec_without_returning(db)
-    .await
-    .map(drop)
+    .await?;
+    let event = agent_event(
+        machine_id,
+        "agent.enrolled",
+        "the agent enrolled; an earlier token of this machine no longer works",
+    );
+    events::record(db, workspace_id, vec![event]).await
+}
+
+/// An event of a machine told by its agent.
+pub(super) fn agent_event(
+    machine_id: &str,
+    kind: impl Into<String>,
+    message: impl Into<String>,
+) -> NewEvent {
+    NewEvent {
+        actor: format!("agent:{machine_id}"),
+        subject_kind: "machine",
+        subject_id: machine_id.to_string(),
+        migration_id: None,
+        kind: kind.into(),
+        message: message.into(),
+        data: None,
+    }
 }
 
 /// What the agent API needs of a machine.
@@ -93,124 +138,62 @@ const MACHINE_COLUMNS: &str = "SELECT m.workspace_id, w.target_url, m.source_id,
      FROM source_machines m JOIN workspaces w ON w.id = m.workspace_id \
      LEFT JOIN machine_assignments a ON a.workspace_id = m.workspace_id AND a.machine_id = m.source_id";
 
+/// The columns of [`MACHINE_COLUMNS`] as stored.
+#[derive(FromQueryResult)]
+struct MachineColumns {
+    workspace_id: Uuid,
+    target_url: String,
+    source_id: String,
+    parent_source_id: Option<String>,
+    data: String,
+    readiness: Option<String>,
+    migration_state: String,
+    migration_phase: Option<String>,
+    last_report_seq: i64,
+    error_code: Option<String>,
+    error_message: Option<String>,
+    state_changed_at: Option<DateTime<Utc>>,
+    last_check_in_at: Option<DateTime<Utc>>,
+    reported_client_version: Option<String>,
+    not_seen_at: Option<DateTime<Utc>>,
+    plans: Option<String>,
+    target_user_id: Option<Uuid>,
+    target_tenant_id: Option<Uuid>,
+    registration_token: Option<Vec<u8>>,
+    registration_expires_at: Option<DateTime<Utc>>,
+    registration_token_id: Option<String>,
+}
+
+impl From<MachineColumns> for MachineRow {
+    fn from(m: MachineColumns) -> Self {
+        Self {
+            workspace_id: m.workspace_id,
+            target_url: m.target_url,
+            machine_id: m.source_id,
+            user_id: m.parent_source_id,
+            data: serde_json::from_str(&m.data).unwrap_or_default(),
+            readiness: m.readiness,
+            status: Status {
+                state: MachineState::parse(&m.migration_state).unwrap_or(MachineState::Idle),
+                phase: m.migration_phase.as_deref().and_then(Phase::parse),
+                last_seq: m.last_report_seq,
+            },
+            error_code: m.error_code,
+            error_message: m.error_message,
+            state_changed_at: m.state_changed_at,
+            last_check_in_at: m.last_check_in_at,
+            reported_client_version: m.reported_client_version,
+            not_seen_at: m.not_seen_at,
+            plans: m.plans.and_then(|p| serde_json::from_str(&p).ok()),
+            target: m.target_user_id.zip(m.target_tenant_id),
+            registration: m.registration_token.zip(m.registration_expires_at),
+            registration_token_id: m.registration_token_id,
+        }
+    }
+}
+
 fn parse(row: sea_orm::QueryResult) -> Result<MachineRow, DbErr> {
-    let state: String = row.try_get("", "migration_state")?;
-    let phase: Option<String> = row.try_get("", "migration_phase")?;
-    let data: String = row.try_get("", "data")?;
-    let plans: Option<String> = row.try_get("", "plans")?;
-    Ok(MachineRow {
-        workspace_id: row.try_get("", "workspace_id")?,
-        target_url: row.try_get("", "target_url")?,
-        machine_id: row.try_get("", "source_id")?,
-        user_id: row.try_get("", "parent_source_id")?,
-        data: serde_json::from_str(&data).unwrap_or_default(),
-        readiness: row.try_get("", "readiness")?,
-        status: Status {
-            state: MachineState::parse(&state).unwrap_or(MachineState::Idle),
-            phase: phase.as_deref().and_then(Phase::parse),
-            last_seq: row.try_get("", "last_report_seq")?,
-        },
-        error_code: row.try_get("", "error_code")?,
-        error_message: row.try_get("", "error_message")?,
-        state_changed_at: row.try_get("", "state_changed_at")?,
-        last_check_in_at: row.try_get("", "last_check_in_at")?,
-        reported_client_version: row.try_get("", "reported_client_version")?,
-        not_seen_at: row.try_get("", "not_seen_at")?,
-        plans: plans.and_then(|p| serde_json::from_str(&p).ok()),
-        target: row
-            .try_get::<Option<Uuid>>("", "target_user_id")?
-            .zip(row.try_get::<Option<Uuid>>("", "target_tenant_id")?),
-        registration: row
-            .try_get::<Option<Vec<u8>>>("", "registration_token")?
-            .zip(row.try_get::<Option<DateTime<Utc>>>("", "registration_expires_at")?),
-        registration_token_id: row.try_get("", "registration_token_id")?,
-    })
-}
-
-/// Keeps the client version a machine's agent reported and the readiness it makes.
-pub async fn client_reported(
-    db: &impl ConnectionTrait,
-    workspace_id: Uuid,
-    machine_id: &str,
-    version: &str,
-    readiness: Option<&str>,
-) -> Result<(), DbErr> {
-    execute(
-        db,
-        "UPDATE source_machines SET reported_client_version = $1, readiness = $2 WHERE workspace_id = $3 AND source_id = $4",
-        vec![version.into(), readiness.map(str::to_string).into(), workspace_id.into(), machine_id.into()],
-    )
-    .await
-}
-
-/// Keeps a machine's sealed registration token, its expiry and the cloud's id of
-/// it, replacing the one it held (made under [`claim_registration`]).
-pub async fn keep_registration(
-    db: &impl ConnectionTrait,
-    workspace_id: Uuid,
-    machine_id: &str,
-    sealed: Vec<u8>,
-    expires_at: DateTime<Utc>,
-    token_id: &str,
-) -> Result<(), DbErr> {
-    execute(
-        db,
-        "UPDATE machine_assignments SET registration_token = $1, registration_expires_at = $2, registration_token_id = $3 WHERE workspace_id = $4 AND machine_id = $5",
-        vec![sealed.into(), expires_at.into(), token_id.into(), workspace_id.into(), machine_id.into()],
-    )
-    .await
-}
-
-/// Claims the making of registration tokens for a cloud user's machines: true when
-/// `claim` holds it now (no one did, or the holder's claim is older than `stale_before`).
-pub async fn claim_registration(
-    db: &impl ConnectionTrait,
-    workspace_id: Uuid,
-    target_user_id: Uuid,
-    claim: Uuid,
-    stale_before: DateTime<Utc>,
-) -> Result<bool, DbErr> {
-    let sql = "INSERT INTO registration_claims (workspace_id, target_user_id, claim, claimed_at) VALUES ($1, $2, $3, $4) \
-               ON CONFLICT (workspace_id, target_user_id) DO UPDATE SET claim = excluded.claim, claimed_at = excluded.claimed_at \
-               WHERE registration_claims.claimed_at < $5";
-    let values = vec![
-        workspace_id.into(),
-        target_user_id.into(),
-        claim.into(),
-        Utc::now().into(),
-        stale_before.into(),
-    ];
-    let result = db
-        .execute_raw(statement(db.get_database_backend(), sql, values))
-        .await?;
-    Ok(result.rows_affected() > 0)
-}
-
-/// Gives up a claim of [`claim_registration`] (one taken over meanwhile is left alone).
-pub async fn release_registration_claim(
-    db: &impl ConnectionTrait,
-    workspace_id: Uuid,
-    target_user_id: Uuid,
-    claim: Uuid,
-) -> Result<(), DbErr> {
-    execute(
-        db,
-        "DELETE FROM registration_claims WHERE workspace_id = $1 AND target_user_id = $2 AND claim = $3",
-        vec![workspace_id.into(), target_user_id.into(), claim.into()],
-    )
-    .await
-}
-
-/// The cloud's ids of the registration tokens the machines of a cloud user hold, in any workspace.
-pub async fn held_registration_tokens(
-    db: &impl ConnectionTrait,
-    target_user_id: Uuid,
-) -> Result<std::collections::HashSet<String>, DbErr> {
-    let sql = "SELECT registration_token_id FROM machine_assignments WHERE target_user_id = $1 AND registration_token_id IS NOT NULL";
-    let rows = query(db, sql, vec![target_user_id.into()]).await?;
-    rows.into_iter()
-        .map(|row| row.try_get::<String>("", "registration_token_id"))
-        .collect()
+    MachineColumns::from_query_result(&row, "").map(MachineRow::from)
 }
 
 /// The machine an agent token belongs to, in one query (the check-in path).
@@ -227,80 +210,6 @@ pub async fn machine_of_token(
         .next()
         .map(parse)
         .transpose()
-}
-
-/// Check-in times are written in batches: one statement per workspace and
-/// second instead of a write per check-in (SQLite writers queue). A crash loses
-/// at most the last second's times; nothing else depends on them.
-#[derive(Default)]
-pub struct CheckIns {
-    pending: std::sync::Mutex<std::collections::HashMap<Uuid, Vec<String>>>,
-}
-
-impl CheckIns {
-    pub fn record(&self, workspace_id: Uuid, machine_id: &str) {
-        self.pending
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(workspace_id)
-            .or_default()
-            .push(machine_id.to_string());
-    }
-
-    /// Writes what was recorded since the last flush, stamped now, with a
-    /// `machine.seen_again` event for each machine that had not been seen; answers
-    /// how many were written and the webhook deliveries whose jobs are to be queued.
-    pub async fn flush(
-        &self,
-        db: &impl ConnectionTrait,
-    ) -> Result<(usize, super::webhooks::NewDeliveries), DbErr> {
-        let pending = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
-        let now = Utc::now();
-        let mut written = 0;
-        let mut deliveries = super::webhooks::NewDeliveries::default();
-        for (workspace_id, mut machines) in pending {
-            machines.sort();
-            machines.dedup();
-            for batch in machines.chunks(500) {
-                let placeholders: Vec<String> =
-                    (0..batch.len()).map(|i| format!("${}", i + 3)).collect();
-                let sql = format!(
-                    "UPDATE source_machines SET last_check_in_at = $1 WHERE workspace_id = $2 AND source_id IN ({})",
-                    placeholders.join(", ")
-                );
-                let mut values: Vec<sea_orm::Value> = vec![now.into(), workspace_id.into()];
-                values.extend(batch.iter().map(|m| sea_orm::Value::from(m.as_str())));
-                execute(db, &sql, values).await?;
-                // A machine flagged as not seen is back: clear the flag (so a next absence is told again) and say so.
-                let sql = format!(
-                    "UPDATE source_machines SET not_seen_at = NULL WHERE workspace_id = $1 AND not_seen_at IS NOT NULL AND source_id IN ({}) RETURNING source_id",
-                    (0..batch.len())
-                        .map(|i| format!("${}", i + 2))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                );
-                let mut values: Vec<sea_orm::Value> = vec![workspace_id.into()];
-                values.extend(batch.iter().map(|m| sea_orm::Value::from(m.as_str())));
-                let back = query(db, &sql, values).await?;
-                let back: Vec<NewEvent> = back
-                    .into_iter()
-                    .filter_map(|row| row.try_get::<String>("", "source_id").ok())
-                    .map(|machine_id| NewEvent {
-                        actor: format!("agent:{machine_id}"),
-                        subject_kind: "machine",
-                        subject_id: machine_id,
-                        migration_id: None,
-                        kind: "machine.seen_again".into(),
-                        message: "the agent checked in again after it had not been seen".into(),
-                        data: None,
-                    })
-                    .collect();
-                deliveries.add(events::record(db, workspace_id, back).await?);
-                written += batch.len();
-            }
-        }
-        Ok((written, deliveries))
-    }
 }
 
 pub async fn machine(

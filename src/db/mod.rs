@@ -244,11 +244,15 @@ mod tests {
     }
 }
 
+pub mod agent_reports;
 pub mod agents;
+pub mod check_ins;
 pub mod events;
 pub mod idempotency;
 pub mod migrations;
 pub mod prechecks;
+pub mod registration;
 pub mod snapshot;
+pub mod subscriptions;
 pub mod webhooks;
 pub mod workspaces;

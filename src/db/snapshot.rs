@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DbErr, QueryResult, Value};
+use sea_orm::{ConnectionTrait, DbErr, FromQueryResult, QueryResult, Value};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -90,23 +90,38 @@ pub struct Row {
     pub synced_at: DateTime<Utc>,
 }
 
+/// The columns of [`Kind::row_columns`] as stored.
+#[derive(FromQueryResult)]
+struct RowColumns {
+    source_id: String,
+    parent_source_id: Option<String>,
+    group_source_id: Option<String>,
+    search: String,
+    data: String,
+    size_bytes: i64,
+    readiness: Option<String>,
+    storage_quota_bytes: Option<i64>,
+    migration_state: String,
+    removed_at: Option<DateTime<Utc>>,
+    synced_at: DateTime<Utc>,
+}
+
 impl Row {
     fn read(kind: Kind, r: &QueryResult) -> Result<Self, DbErr> {
+        let c = RowColumns::from_query_result(r, "")?;
         Ok(Self {
             kind,
-            id: r.try_get("", "source_id")?,
-            parent_id: r.try_get("", "parent_source_id")?,
-            group_id: r.try_get("", "group_source_id")?,
-            search: r.try_get("", "search")?,
-            data: r.try_get("", "data")?,
-            size_bytes: r.try_get("", "size_bytes")?,
-            readiness: r.try_get("", "readiness")?,
-            storage_quota_bytes: r
-                .try_get::<Option<i64>>("", "storage_quota_bytes")?
-                .map(|q| q.max(0) as u64),
-            migration_state: r.try_get("", "migration_state")?,
-            removed_at: r.try_get("", "removed_at")?,
-            synced_at: r.try_get("", "synced_at")?,
+            id: c.source_id,
+            parent_id: c.parent_source_id,
+            group_id: c.group_source_id,
+            search: c.search,
+            data: c.data,
+            size_bytes: c.size_bytes,
+            readiness: c.readiness,
+            storage_quota_bytes: c.storage_quota_bytes.map(|q| q.max(0) as u64),
+            migration_state: c.migration_state,
+            removed_at: c.removed_at,
+            synced_at: c.synced_at,
         })
     }
 }

@@ -18,10 +18,7 @@ use uuid::Uuid;
 use super::{Page, execute};
 use crate::domain::webhooks::EventType;
 
-pub const PENDING: &str = "pending";
-pub const DELIVERED: &str = "delivered";
-pub const FAILED: &str = "failed";
-pub const CANCELLED: &str = "cancelled";
+pub use crate::domain::webhooks::{CANCELLED, DELIVERED, FAILED, PENDING};
 
 /// Deliveries just written, by workspace: each wants its job queued in the
 /// same transaction, or it is never sent.
@@ -147,29 +144,51 @@ pub async fn subscription(
         .await
 }
 
-pub async fn subscriptions(
-    db: &impl ConnectionTrait,
-    workspace_id: Uuid,
-    after: Option<Uuid>,
-    limit: u64,
-) -> Result<Vec<webhook_subscription::Model>, DbErr> {
-    let mut query =
-        Subscriptions::find().filter(webhook_subscription::Column::WorkspaceId.eq(workspace_id));
-    if let Some(after) = after {
-        query = query.filter(webhook_subscription::Column::Id.gt(after));
-    }
-    query
-        .order_by_asc(webhook_subscription::Column::Id)
-        .limit(limit + 1)
-        .all(db)
-        .await
-}
-
 pub async fn delivery(
     db: &impl ConnectionTrait,
     id: Uuid,
 ) -> Result<Option<webhook_delivery::Model>, DbErr> {
     Deliveries::find_by_id(id).one(db).await
+}
+
+/// Keeps a delivery sent once, outside the queue (a test delivery), as its attempt went.
+pub async fn insert_sent(
+    db: &impl ConnectionTrait,
+    delivery: webhook_delivery::Model,
+    attempt: &Attempt,
+) -> Result<(), DbErr> {
+    let status = if attempt.succeeded() {
+        DELIVERED
+    } else {
+        FAILED
+    };
+    let model = webhook_delivery::Model {
+        status: status.into(),
+        attempts: 1,
+        last_status_code: attempt.status_code.map(i32::from),
+        last_error: attempt.error.clone(),
+        last_attempt_at: Some(attempt.at),
+        next_attempt_at: None,
+        delivered_at: attempt.succeeded().then_some(attempt.at),
+        ..delivery
+    };
+    webhook_delivery::ActiveModel::from(model)
+        .reset_all()
+        .insert(db)
+        .await
+        .map(drop)
+}
+
+/// Makes a delivery pending again with a fresh retry schedule (its job is the caller's to queue).
+pub async fn redeliver(
+    db: &impl ConnectionTrait,
+    delivery: webhook_delivery::Model,
+) -> Result<webhook_delivery::Model, DbErr> {
+    let mut model: webhook_delivery::ActiveModel = delivery.into();
+    model.status = Set(PENDING.into());
+    model.attempts = Set(0);
+    model.next_attempt_at = Set(Some(Utc::now()));
+    model.update(db).await
 }
 
 /// A subscription's deliveries, newest first, optionally in one status.

@@ -112,6 +112,18 @@ impl Report {
         }
     }
 
+    /// The error a report leaves on the machine: a failure's code and message, or
+    /// why registration needs someone's hands.
+    pub fn error(&self) -> Option<(&str, &str)> {
+        match self {
+            Report::Failed { code, message } => Some((code.as_str(), message.as_str())),
+            Report::RegistrationManual { message } => {
+                Some(("registration_manual", message.as_str()))
+            }
+            _ => None,
+        }
+    }
+
     /// The phase a report puts a migrating machine in.
     fn phase(&self) -> Option<Phase> {
         match self {
@@ -179,6 +191,21 @@ pub fn report(status: Status, seq: i64, report: &Report) -> Outcome {
             state.as_str()
         )),
     }
+}
+
+/// The operations-log line of a move a report made: `pending -> migrating
+/// (downloading)`, with the error the report carries.
+pub fn moved_message(from: Status, to: Status, error: Option<(&str, &str)>) -> String {
+    let moved = match to.phase {
+        Some(phase) if to.state == MachineState::Migrating => {
+            format!("{} -> migrating ({})", from.state.as_str(), phase.as_str())
+        }
+        _ => format!("{} -> {}", from.state.as_str(), to.state.as_str()),
+    };
+    let detail = error
+        .map(|(code, text)| format!(": {code}: {text}"))
+        .unwrap_or_default();
+    format!("{moved}{detail}")
 }
 
 /// What the partner (or the engine) does to a machine.
@@ -458,6 +485,48 @@ mod tests {
                     "{from:?} + {report_:?}: {outcome:?}"
                 ),
             }
+        }
+    }
+
+    #[test]
+    fn a_move_is_logged_with_its_phase_and_the_error_it_carries() {
+        let manual = Report::RegistrationManual {
+            message: "SQL Server".into(),
+        };
+        let cases = [
+            (
+                at(Pending, None, 0),
+                at(Migrating, Some(Downloading), 1),
+                Report::Downloading,
+                "pending -> migrating (downloading)",
+            ),
+            (
+                at(Migrating, Some(Installing), 2),
+                at(Migrating, Some(Registering), 3),
+                Report::Registering,
+                "migrating -> migrating (registering)",
+            ),
+            (
+                at(Migrating, Some(TransferringPlans), 4),
+                at(Migrated, None, 5),
+                Report::RestoreOnly,
+                "migrating -> migrated",
+            ),
+            (
+                at(Migrating, Some(Installing), 2),
+                at(Failed, Some(Installing), 3),
+                failed(),
+                "migrating -> failed: install_error: msiexec exited with 1603",
+            ),
+            (
+                at(Migrating, Some(Registering), 3),
+                at(ManualActionRequired, Some(Registering), 4),
+                manual,
+                "migrating -> manual_action_required: registration_manual: SQL Server",
+            ),
+        ];
+        for (from, to, report, expected) in cases {
+            assert_eq!(moved_message(from, to, report.error()), expected);
         }
     }
 

@@ -4,6 +4,7 @@
 pub mod agent;
 pub mod decommission;
 pub mod initial_backup;
+pub mod instructions;
 pub mod logins;
 pub mod machines;
 pub mod migration;

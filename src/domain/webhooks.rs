@@ -11,8 +11,11 @@ use base64::engine::general_purpose::STANDARD;
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 use sha2::Sha256;
+use url::Url;
 use utoipa::ToSchema;
+use uuid::Uuid;
 
 /// What a subscription can be told of.
 #[derive(
@@ -87,6 +90,90 @@ impl EventType {
 
 /// The type of the event a test delivery sends.
 pub const TEST_EVENT: &str = "webhook.test";
+
+/// Where a delivery is: retries left,
+pub const PENDING: &str = "pending";
+/// sent and answered with a 2xx,
+pub const DELIVERED: &str = "delivered";
+/// retries exhausted,
+pub const FAILED: &str = "failed";
+/// or its subscription was deleted.
+pub const CANCELLED: &str = "cancelled";
+
+/// Whether a delivery may be sent again: a failed or cancelled one, never a test.
+pub fn redeliverable(event_type: &str, status: &str) -> bool {
+    event_type != TEST_EVENT && matches!(status, FAILED | CANCELLED)
+}
+
+/// The body of a test delivery, asked for by `actor`.
+pub fn test_payload(
+    workspace_id: Uuid,
+    subscription_id: Uuid,
+    actor: &str,
+    at: DateTime<Utc>,
+) -> String {
+    json!({
+        "type": TEST_EVENT,
+        "timestamp": at,
+        "data": {"workspace_id": workspace_id, "subscription_id": subscription_id, "message": format!("a test delivery asked for by {actor}")},
+    })
+    .to_string()
+}
+
+/// The longest grace a rotated secret may keep signing.
+const MAX_GRACE_SECS: u64 = 7 * 86_400;
+const DEFAULT_GRACE_SECS: u64 = 86_400;
+
+/// How long the secret before a rotation keeps signing: a day unless asked,
+/// never more than a week.
+pub fn rotation_grace(requested_secs: Option<u64>) -> chrono::Duration {
+    let secs = requested_secs
+        .unwrap_or(DEFAULT_GRACE_SECS)
+        .min(MAX_GRACE_SECS);
+    chrono::Duration::seconds(secs as i64)
+}
+
+/// What a partner's `enabled` does to a subscription.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Switch {
+    /// Enabled, its run of failures forgotten (also when it already was enabled).
+    Enable,
+    /// Disabled, saying by whom.
+    Disable {
+        reason: String,
+    },
+    Keep,
+}
+
+impl Switch {
+    /// `requested` by `actor` of a subscription that is `enabled` now.
+    pub fn of(requested: Option<bool>, enabled: bool, actor: &str) -> Self {
+        match requested {
+            Some(true) => Switch::Enable,
+            Some(false) if enabled => Switch::Disable {
+                reason: format!("disabled by {actor}"),
+            },
+            _ => Switch::Keep,
+        }
+    }
+}
+
+/// A receiver's URL, or why it cannot receive webhooks: `http` or `https`, a
+/// host, and no credentials (receivers verify the signature instead). Whether
+/// its address may be contacted is the sender's policy to say.
+pub fn receiver_url(text: &str) -> Result<Url, String> {
+    let url = Url::parse(text.trim()).map_err(|e| format!("not a URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err("only http and https URLs receive webhooks".into());
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("credentials do not belong in the URL: verify the signature instead".into());
+    }
+    if url.host().is_none() {
+        return Err("the URL names no host".into());
+    }
+    Ok(url)
+}
 
 const SECRET_PREFIX: &str = "whsec_";
 
@@ -301,6 +388,88 @@ mod tests {
                 disabled,
                 "{failures} since {since}"
             );
+        }
+    }
+
+    #[test]
+    fn only_failed_or_cancelled_deliveries_are_sent_again_and_never_a_test() {
+        let cases = [
+            ("machine.failed", FAILED, true),
+            ("machine.failed", CANCELLED, true),
+            ("machine.failed", PENDING, false),
+            ("machine.failed", DELIVERED, false),
+            (TEST_EVENT, FAILED, false),
+            (TEST_EVENT, CANCELLED, false),
+        ];
+        for (event_type, status, expected) in cases {
+            assert_eq!(
+                redeliverable(event_type, status),
+                expected,
+                "{event_type} {status}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_rotated_secret_signs_a_day_unless_asked_and_never_more_than_a_week() {
+        let cases = [
+            (None, 86_400),
+            (Some(0), 0),
+            (Some(3_600), 3_600),
+            (Some(604_800), 604_800),
+            (Some(604_801), 604_800),
+            (Some(u64::MAX), 604_800),
+        ];
+        for (requested, secs) in cases {
+            assert_eq!(
+                rotation_grace(requested).num_seconds(),
+                secs,
+                "{requested:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn enabling_forgets_failures_and_only_an_enabled_subscription_is_disabled() {
+        let disabled = Switch::Disable {
+            reason: "disabled by partner:alice".into(),
+        };
+        let cases = [
+            (Some(true), false, Switch::Enable),
+            (Some(true), true, Switch::Enable),
+            (Some(false), true, disabled),
+            (Some(false), false, Switch::Keep),
+            (None, true, Switch::Keep),
+            (None, false, Switch::Keep),
+        ];
+        for (requested, enabled, expected) in cases {
+            assert_eq!(
+                Switch::of(requested, enabled, "partner:alice"),
+                expected,
+                "{requested:?} {enabled}"
+            );
+        }
+    }
+
+    #[test]
+    fn receivers_are_http_urls_with_a_host_and_no_credentials() {
+        let cases = [
+            (
+                "https://psa.example.com/hooks",
+                Ok("https://psa.example.com/hooks"),
+            ),
+            (" http://10.0.0.5:8080/x ", Ok("http://10.0.0.5:8080/x")),
+            ("ftp://psa.example.com/", Err("only http and https")),
+            ("https://user:pw@psa.example.com/", Err("credentials")),
+            ("https://token@psa.example.com/", Err("credentials")),
+            ("psa.example.com/hooks", Err("not a URL")),
+        ];
+        for (text, expected) in cases {
+            match (receiver_url(text), expected) {
+                (Ok(url), Ok(want)) => assert_eq!(url.as_str(), want),
+                (Err(reason), Err(want)) => assert!(reason.contains(want), "{text}: {reason}"),
+                (got, want) => panic!("{text}: {got:?}, expected {want:?}"),
+            }
         }
     }
 }

@@ -15,7 +15,7 @@ use crate::api::docs;
 use crate::api::extract::ValidJson;
 use crate::api::idempotency::{self, Created, IdempotencyKey};
 use crate::api::paging::{PageParams, Paged, encode_key};
-use crate::app::AppState;
+use crate::api::state::AppState;
 use crate::auth::Partner;
 use crate::db::events::{self as log, NewEvent};
 use crate::db::migrations::{self as store, ItemFilter};

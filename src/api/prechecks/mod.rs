@@ -18,7 +18,7 @@ use crate::api::docs;
 use crate::api::extract::ValidJson;
 use crate::api::idempotency::{self, Created, IdempotencyKey};
 use crate::api::paging::{PageParams, Paged, encode_cursor, invalid_cursor};
-use crate::app::AppState;
+use crate::api::state::AppState;
 use crate::auth::Partner;
 use crate::db::prechecks as store;
 use crate::db::workspaces;

@@ -7,7 +7,8 @@ use actix_web::{post, web};
 use uuid::Uuid;
 
 use crate::api::docs;
-use crate::app::AppState;
+use crate::api::guard::partner_workspace;
+use crate::api::state::AppState;
 use crate::auth::Partner;
 use crate::connectors::HttpPolicy;
 use crate::connectors::check::{ConnectionCheck, WantedItem, WantedServices, check_connection};
@@ -102,8 +103,7 @@ fn wanted(profile: &Profile) -> WantedServices {
     params(("id" = Uuid, Path, description = "Workspace id")),
     responses(
         (status = 200, description = "The checks, each passed, failed or skipped, with a reason", body = ConnectionCheck),
-        (status = 404, response = docs::NotFound),
-        docs::PartnerErrors,
+        docs::WorkspaceErrors,
     ),
     security(("bearer_auth" = []))
 )]
@@ -114,9 +114,7 @@ pub async fn check_workspace(
     state: web::Data<AppState>,
     id: web::Path<Uuid>,
 ) -> Result<web::Json<ConnectionCheck>, ApiError> {
-    let workspace = store::find(&state.db, partner.tenant_id, *id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
+    let workspace = partner_workspace(&state, &partner, *id).await?;
     let password = store::source_password(&state.secrets, &workspace)
         .map_err(|e| ApiError::Internal(e.into()))?;
     let secret = store::target_client_secret(&state.secrets, &workspace)

@@ -11,9 +11,10 @@ use uuid::Uuid;
 
 use crate::api::docs;
 use crate::api::extract::ValidJson;
+use crate::api::guard::partner_workspace;
 use crate::api::idempotency::{self, CreateRequest, Created, IdempotencyKey, Start};
 use crate::api::paging::{PageParams, Paged};
-use crate::app::AppState;
+use crate::api::state::AppState;
 use crate::auth::Partner;
 use crate::db::workspaces::{
     self as store, CloudClient, NewWorkspace, SourceLogin, StoreError, WorkspaceChanges,
@@ -195,8 +196,7 @@ async fn list_workspaces(
     params(("id" = Uuid, Path, description = "Workspace id")),
     responses(
         (status = 200, body = Workspace, headers(("ETag" = String, description = "The version, for If-Match"))),
-        (status = 404, response = docs::NotFound),
-        docs::PartnerErrors,
+        docs::WorkspaceErrors,
     ),
     security(("bearer_auth" = []))
 )]
@@ -206,9 +206,7 @@ async fn get_workspace(
     state: web::Data<AppState>,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    let workspace = store::find(&state.db, partner.tenant_id, *id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
+    let workspace = partner_workspace(&state, &partner, *id).await?;
     Ok(HttpResponse::Ok()
         .insert_header(etag(workspace.version))
         .json(Workspace::from(workspace)))
@@ -273,8 +271,7 @@ async fn update_workspace(
     params(("id" = Uuid, Path, description = "Workspace id")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 404, response = docs::NotFound),
-        docs::PartnerErrors,
+        docs::WorkspaceErrors,
     ),
     security(("bearer_auth" = []))
 )]

@@ -5,10 +5,10 @@ use actix_web::{HttpResponse, post, web};
 use uuid::Uuid;
 
 use crate::api::docs;
+use crate::api::guard::partner_workspace;
 use crate::api::operations::Operation;
-use crate::app::AppState;
+use crate::api::state::AppState;
 use crate::auth::Partner;
-use crate::db::workspaces as store;
 use crate::error::ApiError;
 use crate::jobs::SyncWorkspace;
 use crate::queue::store as queue;
@@ -24,8 +24,7 @@ use crate::queue::store as queue;
     responses(
         (status = 202, description = "Started (or already under way)", body = Operation,
             headers(("Location" = String, description = "The operation"))),
-        (status = 404, response = docs::NotFound),
-        docs::PartnerErrors,
+        docs::WorkspaceErrors,
     ),
     security(("bearer_auth" = []))
 )]
@@ -36,9 +35,7 @@ pub async fn start_sync(
     state: web::Data<AppState>,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    let workspace = store::find(&state.db, partner.tenant_id, *id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
+    let workspace = partner_workspace(&state, &partner, *id).await?;
     let enqueued = queue::enqueue(
         &state.db,
         SyncWorkspace::of(partner.tenant_id, workspace.id),
