@@ -103,12 +103,7 @@ async fn obtain(
     state: &AppState,
     registrant: &Registrant<'_>,
 ) -> Result<(Vec<u8>, DateTime<Utc>), ApiError> {
-    let Registrant {
-        workspace_id,
-        machine_id,
-        target_user,
-        ..
-    } = *registrant;
+    let (workspace_id, target_user) = (registrant.workspace_id, registrant.target_user);
     let claim = Uuid::new_v4();
     let waited_since = Instant::now();
     loop {
@@ -119,7 +114,7 @@ async fn obtain(
             break;
         }
         // Another request makes a token of this user now: it may be this machine's.
-        if let Some(kept) = kept_fresh(state, workspace_id, machine_id).await? {
+        if let Some(kept) = kept_fresh(state, workspace_id, registrant.machine_id).await? {
             return Ok(kept);
         }
         if waited_since.elapsed() > CLAIM_WAIT {

@@ -44,9 +44,8 @@ pub async fn find(
     workspace_id: Uuid,
     id: Uuid,
 ) -> Result<Option<migration::Model>, DbErr> {
-    Migrations::find_by_id(id)
-        .filter(migration::Column::TenantId.eq(tenant_id))
-        .filter(migration::Column::WorkspaceId.eq(workspace_id))
+    of_workspace(tenant_id, workspace_id)
+        .filter(migration::Column::Id.eq(id))
         .one(db)
         .await
 }
@@ -57,10 +56,17 @@ pub async fn list(
     workspace_id: Uuid,
     page: Page,
 ) -> Result<Vec<migration::Model>, DbErr> {
-    let query = Migrations::find()
-        .filter(migration::Column::TenantId.eq(tenant_id))
-        .filter(migration::Column::WorkspaceId.eq(workspace_id));
+    let query = of_workspace(tenant_id, workspace_id);
     page.of(db, query, migration::Column::Id).await
+}
+
+fn of_workspace(tenant_id: Uuid, workspace_id: Uuid) -> sea_orm::Select<Migrations> {
+    super::in_workspace(
+        migration::Column::TenantId,
+        migration::Column::WorkspaceId,
+        tenant_id,
+        workspace_id,
+    )
 }
 
 /// Moves the migration from one of `from` to `to`; false when it was in none of

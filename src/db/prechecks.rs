@@ -210,9 +210,8 @@ pub async fn find(
     workspace_id: Uuid,
     id: Uuid,
 ) -> Result<Option<precheck::Model>, DbErr> {
-    Prechecks::find_by_id(id)
-        .filter(precheck::Column::TenantId.eq(tenant_id))
-        .filter(precheck::Column::WorkspaceId.eq(workspace_id))
+    of_workspace(tenant_id, workspace_id)
+        .filter(precheck::Column::Id.eq(id))
         .one(db)
         .await
 }
@@ -224,10 +223,17 @@ pub async fn list(
     workspace_id: Uuid,
     page: Page,
 ) -> Result<Vec<precheck::Model>, DbErr> {
-    let query = Prechecks::find()
-        .filter(precheck::Column::TenantId.eq(tenant_id))
-        .filter(precheck::Column::WorkspaceId.eq(workspace_id));
+    let query = of_workspace(tenant_id, workspace_id);
     page.of(db, query, precheck::Column::Id).await
+}
+
+fn of_workspace(tenant_id: Uuid, workspace_id: Uuid) -> sea_orm::Select<Prechecks> {
+    super::in_workspace(
+        precheck::Column::TenantId,
+        precheck::Column::WorkspaceId,
+        tenant_id,
+        workspace_id,
+    )
 }
 
 /// The completed pre-check of the workspace made just before `id`.
