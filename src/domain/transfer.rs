@@ -4,12 +4,15 @@
 //! backup users. Each item waits for the tenant it goes into; the key of an item
 //! is also the key of its source -> target mapping, kept across waves.
 
+mod planned;
+
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use utoipa::ToSchema;
 
 use super::plan::{AdminRole, Plan, TenantKind};
 use super::support::Readiness;
+pub use planned::{Planned, PlannedAdmin, PlannedTenant, PlannedUser, UserMachine};
 
 #[derive(
     Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
