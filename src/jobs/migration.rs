@@ -31,7 +31,7 @@ use crate::db::prechecks;
 use crate::domain::plan::Selection;
 use crate::domain::provisioning::{self as provisioning, Profile};
 use crate::domain::report::{self, Section, compare_entries};
-use crate::domain::transfer::{self, ItemKind, ItemState};
+use crate::domain::transfer::{self, ItemKind, ItemState, Planned};
 use crate::queue::{Job, JobError, JobHandler, JobRun, NewJob, database};
 
 /// Plans a migration, then looks at it every second while its items are
@@ -283,17 +283,17 @@ impl MigrationHandler {
             .await
             .map_err(database)?;
         // Users an earlier wave migrated may have new machines since: released now.
-        for spec in specs.iter().filter(|s| s.kind == ItemKind::User) {
+        for spec in &specs {
+            let Planned::User(planned) = &spec.planned else {
+                continue;
+            };
             let (Some(user), Some(tenant)) = (
                 known.get(&spec.key),
                 spec.parent_key.as_ref().and_then(|p| known.get(p)),
             ) else {
                 continue;
             };
-            let machines = spec.planned["machines"]
-                .as_array()
-                .map(Vec::as_slice)
-                .unwrap_or_default();
+            let machines = &planned.machines;
             store::release_machines(&txn, migration, &spec.source_id, *user, *tenant, machines)
                 .await
                 .map_err(database)?;
@@ -313,7 +313,7 @@ impl MigrationHandler {
             // Cancelled while planning: nothing is written.
             return Ok(());
         }
-        let count = |kind: ItemKind| specs.iter().filter(|s| s.kind == kind).count();
+        let count = |kind: ItemKind| specs.iter().filter(|s| s.planned.kind() == kind).count();
         let message = format!(
             "planned {} tenants, {} admins, {} backup users; {} already mapped by an earlier wave; {scheduled} ready to start",
             count(ItemKind::Tenant),
