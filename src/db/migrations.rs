@@ -19,7 +19,7 @@ use uuid::Uuid;
 
 use super::Page;
 use crate::domain::migration::MigrationStatus;
-use crate::domain::transfer::{ItemKind, ItemSpec, ItemState};
+use crate::domain::transfer::{ItemKind, ItemSpec, ItemState, UserMachine};
 use crate::queue::store as queue;
 
 fn states(states: &[ItemState]) -> Vec<&'static str> {
@@ -180,7 +180,7 @@ pub async fn insert_items(
             let state = match (mapped, parent_known) {
                 (Some(_), _) => ItemState::Done,
                 (None, true) => {
-                    ready.push((spec.key.clone(), spec.kind));
+                    ready.push((spec.key.clone(), spec.planned.kind()));
                     ItemState::Waiting
                 }
                 (None, false) => ItemState::Waiting,
@@ -189,13 +189,13 @@ pub async fn insert_items(
                 migration_id: Set(migration.id),
                 key: Set(spec.key.clone()),
                 workspace_id: Set(migration.workspace_id),
-                kind: Set(spec.kind.as_str().to_string()),
+                kind: Set(spec.planned.kind().as_str().to_string()),
                 seq: Set(spec.seq),
                 source_id: Set(spec.source_id.clone()),
                 parent_key: Set(spec.parent_key.clone()),
                 state: Set(state.as_str().to_string()),
                 step: Set(mapped.map(|_| "mapped_earlier".to_string())),
-                planned: Set(spec.planned.to_string()),
+                planned: Set(spec.planned.to_json()),
                 target_id: Set(mapped),
                 job_id: Set(None),
                 attempts: Set(0),
@@ -516,14 +516,12 @@ pub async fn release_machines(
     user_id: &str,
     target_user_id: Uuid,
     target_tenant_id: Uuid,
-    machines: &[serde_json::Value],
+    machines: &[UserMachine],
 ) -> Result<Vec<String>, DbErr> {
     let now = Utc::now();
     let mut released = Vec::new();
     for machine in machines {
-        let Some(id) = machine["machine_id"].as_str() else {
-            continue;
-        };
+        let id = machine.machine_id.as_str();
         let sql = "UPDATE source_machines SET migration_state = 'pending', state_changed_at = $1 WHERE workspace_id = $2 AND source_id = $3 AND migration_state = 'idle'";
         let result = db
             .execute_raw(super::statement(
@@ -542,7 +540,7 @@ pub async fn release_machines(
             user_id: Set(user_id.to_string()),
             target_user_id: Set(target_user_id),
             target_tenant_id: Set(target_tenant_id),
-            plans: Set(machine["plans"].to_string()),
+            plans: Set(serde_json::Value::from(machine.plans.clone()).to_string()),
             released_at: Set(now),
             registration_token: Set(None),
             registration_expires_at: Set(None),

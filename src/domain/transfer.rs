@@ -4,12 +4,15 @@
 //! backup users. Each item waits for the tenant it goes into; the key of an item
 //! is also the key of its source -> target mapping, kept across waves.
 
+mod planned;
+
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::json;
 use utoipa::ToSchema;
 
-use super::plan::{AdminRole, Plan, TenantKind};
+use super::plan::{Plan, TenantKind};
 use super::support::Readiness;
+pub use planned::{Planned, PlannedAdmin, PlannedTenant, PlannedUser, UserMachine};
 
 #[derive(
     Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
@@ -123,12 +126,12 @@ pub fn open_items(
 #[derive(Clone, Debug, PartialEq)]
 pub struct ItemSpec {
     pub key: String,
-    pub kind: ItemKind,
     pub seq: i32,
     pub source_id: String,
     /// The tenant item this one goes into; `None`: the workspace's own tenant.
     pub parent_key: Option<String>,
-    pub planned: Value,
+    /// Says the item's kind too.
+    pub planned: Planned,
 }
 
 pub fn tenant_key(key: &str) -> String {
@@ -147,33 +150,35 @@ pub fn items(plan: &Plan) -> Vec<ItemSpec> {
     for tenant in &plan.tenants {
         out.push(ItemSpec {
             key: tenant_key(&tenant.key),
-            kind: ItemKind::Tenant,
             seq: next(),
             source_id: tenant.group_id.clone(),
             parent_key: tenant.parent_key.as_deref().map(tenant_key),
-            planned: json!({
-                "tenant_key": tenant.key,
-                "name": tenant.name.target,
-                "kind": match tenant.kind { TenantKind::Partner => "partner", TenantKind::Customer => "customer" },
-                "direct_users": tenant.direct_users,
+            planned: Planned::Tenant(PlannedTenant {
+                tenant_key: tenant.key.clone(),
+                name: tenant.name.target.clone(),
+                kind: tenant.kind,
+                direct_users: tenant.direct_users,
+                // Set by `add_services`.
+                services: Vec::new(),
+                pricing_mode: None,
+                existing_customers: Default::default(),
             }),
         });
     }
     for admin in &plan.admins {
         out.push(ItemSpec {
             key: format!("admin:{}", admin.group_id),
-            kind: ItemKind::Admin,
             seq: next(),
             source_id: admin.group_id.clone(),
             parent_key: Some(tenant_key(&admin.tenant_key)),
-            planned: json!({
-                "login": admin.login.target,
-                "role": match admin.role { AdminRole::PartnerAdmin => "partner_admin", AdminRole::CompanyAdmin => "company_admin" },
-                "contact": admin.contact,
+            planned: Planned::Admin(PlannedAdmin {
+                login: admin.login.target.clone(),
+                role: admin.role,
+                contact: admin.contact.clone(),
             }),
         });
     }
-    let mut machines: std::collections::HashMap<&str, Vec<Value>> =
+    let mut machines: std::collections::HashMap<&str, Vec<UserMachine>> =
         std::collections::HashMap::new();
     for machine in plan
         .machines
@@ -183,23 +188,24 @@ pub fn items(plan: &Plan) -> Vec<ItemSpec> {
         machines
             .entry(machine.user_id.as_str())
             .or_default()
-            .push(json!({
-                "machine_id": machine.machine_id,
-                "readiness": machine.readiness.as_str(),
-                "plans": machine.plans,
-            }));
+            .push(UserMachine {
+                machine_id: machine.machine_id.clone(),
+                readiness: machine.readiness,
+                plans: machine.plans.iter().map(|plan| json!(plan)).collect(),
+            });
     }
     for user in &plan.users {
         out.push(ItemSpec {
             key: format!("user:{}", user.user_id),
-            kind: ItemKind::User,
             seq: next(),
             source_id: user.user_id.clone(),
             parent_key: Some(tenant_key(&user.tenant_key)),
-            planned: json!({
-                "login": user.login.target,
-                "contact": user.contact,
-                "machines": machines.remove(user.user_id.as_str()).unwrap_or_default(),
+            planned: Planned::User(PlannedUser {
+                login: user.login.target.clone(),
+                contact: user.contact.clone(),
+                machines: machines.remove(user.user_id.as_str()).unwrap_or_default(),
+                // Set by `add_services`.
+                personal_quota: None,
             }),
         });
     }
@@ -226,17 +232,16 @@ pub fn add_services(
         .map(|r| r.key())
         .collect();
     for spec in specs.iter_mut() {
-        match spec.kind {
-            ItemKind::Tenant => {
-                let wants = by_key
+        match &mut spec.planned {
+            Planned::Tenant(tenant) => {
+                tenant.services = by_key
                     .get(&spec.key)
-                    .map(|s| s.wants.as_slice())
+                    .map(|s| s.wants.clone())
                     .unwrap_or_default();
-                spec.planned["services"] = json!(wants);
-                spec.planned["pricing_mode"] = json!(profile.pricing_mode);
-                spec.planned["existing_customers"] = json!(profile.existing_customers);
+                tenant.pricing_mode = Some(profile.pricing_mode);
+                tenant.existing_customers = profile.existing_customers;
             }
-            ItemKind::User => {
+            Planned::User(planned) => {
                 let Some(bytes) = user_quotas.get(spec.source_id.as_str()) else {
                     continue;
                 };
@@ -252,10 +257,10 @@ pub fn add_services(
                             overage: None,
                         },
                     };
-                    spec.planned["personal_quota"] = json!(want);
+                    planned.personal_quota = Some(Box::new(want));
                 }
             }
-            ItemKind::Admin => {}
+            Planned::Admin(_) => {}
         }
     }
 }

@@ -27,7 +27,7 @@ use crate::domain::migration::MigrationStatus;
 use crate::domain::plan::Selection;
 use crate::domain::provisioning;
 use crate::domain::report::{self, Section, compare_entries};
-use crate::domain::transfer::{self, ItemKind, ItemState};
+use crate::domain::transfer::{self, ItemKind, ItemState, Planned};
 use crate::planning::MigrationOptions;
 use crate::planning::{self, Planning, Settled, Timer, offer};
 use crate::queue::{Job, JobError, JobHandler, JobRun, NewJob, database};
@@ -252,17 +252,17 @@ impl MigrationHandler {
             .await
             .map_err(database)?;
         // Users an earlier wave migrated may have new machines since: released now.
-        for spec in specs.iter().filter(|s| s.kind == ItemKind::User) {
+        for spec in &specs {
+            let Planned::User(planned) = &spec.planned else {
+                continue;
+            };
             let (Some(user), Some(tenant)) = (
                 known.get(&spec.key),
                 spec.parent_key.as_ref().and_then(|p| known.get(p)),
             ) else {
                 continue;
             };
-            let machines = spec.planned["machines"]
-                .as_array()
-                .map(Vec::as_slice)
-                .unwrap_or_default();
+            let machines = &planned.machines;
             store::release_machines(&txn, migration, &spec.source_id, *user, *tenant, machines)
                 .await
                 .map_err(database)?;
@@ -288,7 +288,7 @@ impl MigrationHandler {
             // Cancelled while planning: nothing is written.
             return Ok(());
         }
-        let count = |kind: ItemKind| specs.iter().filter(|s| s.kind == kind).count();
+        let count = |kind: ItemKind| specs.iter().filter(|s| s.planned.kind() == kind).count();
         let message = format!(
             "planned {} tenants, {} admins, {} backup users; {} already mapped by an earlier wave; {scheduled} ready to start",
             count(ItemKind::Tenant),

@@ -35,8 +35,11 @@ use crate::crypto::SecretBox;
 use crate::db::events::NewEvent;
 use crate::db::migrations::{self as store, ItemProgress, Reached};
 use crate::domain::migration::MigrationStatus;
-use crate::domain::provisioning::{ExistingCustomers, Origin, PricingMode, Want};
-use crate::domain::transfer::ItemKind;
+use crate::domain::plan::{self, AdminRole, input::Contact};
+use crate::domain::provisioning::{ExistingCustomers, Origin, Want};
+use crate::domain::transfer::{
+    ItemKind, Planned, PlannedAdmin, PlannedTenant, PlannedUser, UserMachine,
+};
 use crate::planning::MigrationOptions;
 use crate::queue::{self, Job, JobError, JobHandler, JobRun, NewJob, database};
 
@@ -196,17 +199,21 @@ impl TransferHandler {
             // Its items stay queued: the supervisor schedules them again on resume.
             return Ok(json!({"skipped": migration.status}));
         }
-        let items = store::items_of_job(db, id, run.job.id)
+        let rows = store::items_of_job(db, id, run.job.id)
             .await
             .map_err(database)?;
-        if items.is_empty() {
+        if rows.is_empty() {
             return Ok(json!({"items": 0}));
         }
+        let items: Vec<BatchItem> = rows.iter().map(BatchItem::read).collect();
         let options = options(&migration)?;
         let clients = self
             .pool
             .clients_paced(&workspace, &self.secrets, options.target)?;
-        let parent_keys: Vec<String> = items.iter().filter_map(|i| i.parent_key.clone()).collect();
+        let parent_keys: Vec<String> = items
+            .iter()
+            .filter_map(|i| i.item.parent_key.clone())
+            .collect();
         let parents = store::mappings(db, workspace.id, &parent_keys)
             .await
             .map_err(database)?;
@@ -214,8 +221,11 @@ impl TransferHandler {
         // look-up of every create in it (later ones, after a lost answer, ask again).
         let people_tenants: std::collections::BTreeSet<Uuid> = items
             .iter()
-            .filter(|i| i.kind != ItemKind::Tenant.as_str())
-            .filter_map(|i| i.parent_key.as_ref().and_then(|k| parents.get(k)).copied())
+            .filter(|i| matches!(i.planned, Ok(Planned::Admin(_) | Planned::User(_))))
+            .filter_map(|i| {
+                let key = i.item.parent_key.as_ref()?;
+                parents.get(key).copied()
+            })
             .collect();
         let mut listed = HashMap::new();
         for tenant_id in people_tenants {
@@ -224,8 +234,10 @@ impl TransferHandler {
             }
         }
         // Application ids by type, to name the cloud's items as the plan does.
-        let applications = if items.iter().any(|i| {
-            i.kind == ItemKind::Tenant.as_str() || i.planned.contains("\"personal_quota\"")
+        let applications = if items.iter().any(|i| match &i.planned {
+            Ok(Planned::Tenant(_)) => true,
+            Ok(Planned::User(user)) => user.personal_quota.is_some(),
+            _ => false,
         }) {
             provision::applications(clients.target.as_ref())
                 .await
@@ -332,10 +344,36 @@ struct Context<'a> {
     run: &'a JobRun,
 }
 
+/// An item of the batch with its plan, read once: an unreadable plan fails the
+/// item, never runs it on defaults.
+struct BatchItem<'a> {
+    item: &'a Item,
+    kind: Option<ItemKind>,
+    /// Or why it does not read (serde's message).
+    planned: Result<Planned, String>,
+}
+
+impl<'a> BatchItem<'a> {
+    fn read(item: &'a Item) -> Self {
+        let kind = ItemKind::parse(&item.kind);
+        let planned = match kind {
+            Some(kind) => Planned::parse(kind, &item.planned).map_err(|e| e.to_string()),
+            None => Err(format!("unknown item kind {}", item.kind)),
+        };
+        Self {
+            item,
+            kind,
+            planned,
+        }
+    }
+}
+
 /// The events of one item's attempt, recorded with its outcome.
 struct Log<'a> {
     context: &'a Context<'a>,
     item: &'a Item,
+    /// The events' subject kind.
+    subject: &'static str,
     events: Vec<NewEvent>,
 }
 
@@ -343,11 +381,7 @@ impl Log<'_> {
     fn push(&mut self, kind: &str, message: String, data: Option<Value>) {
         self.events.push(NewEvent {
             actor: self.context.actor.clone(),
-            subject_kind: match self.item.kind.as_str() {
-                "tenant" => "tenant",
-                "admin" => "admin",
-                _ => "user",
-            },
+            subject_kind: self.subject,
             subject_id: self.item.source_id.clone(),
             migration_id: Some(self.context.migration.id),
             kind: kind.to_string(),
@@ -380,6 +414,8 @@ impl Log<'_> {
 /// Why an item's attempt ended early.
 enum Stop {
     Final(ConnectorError),
+    /// Its plan does not read: serde's message.
+    Unreadable(String),
     Unavailable(String),
     Stopped,
 }
@@ -413,25 +449,23 @@ impl Context<'_> {
         }
     }
 
-    async fn carry_out(&self, item: &Item) -> Outcome {
+    async fn carry_out(&self, batched: &BatchItem<'_>) -> Outcome {
         if self.stopping() {
             return Outcome::Stopped;
         }
+        let item = batched.item;
         let mut log = Log {
             context: self,
             item,
+            subject: batched.kind.map_or("user", ItemKind::as_str),
             events: Vec::new(),
         };
-        let planned: Value = serde_json::from_str(&item.planned).unwrap_or_default();
         let work = async {
-            match ItemKind::parse(&item.kind) {
-                Some(ItemKind::Tenant) => self.tenant(item, &planned, &mut log).await,
-                Some(ItemKind::Admin) => self.admin(item, &planned, &mut log).await,
-                Some(ItemKind::User) => self.user(item, &planned, &mut log).await,
-                None => Err(Stop::Final(ConnectorError::Decode(
-                    format!("unknown item kind {}", item.kind),
-                    "migration",
-                ))),
+            match &batched.planned {
+                Ok(Planned::Tenant(planned)) => self.tenant(planned, &mut log).await,
+                Ok(Planned::Admin(planned)) => self.admin(planned, &mut log).await,
+                Ok(Planned::User(planned)) => self.user(planned, &mut log).await,
+                Err(message) => Err(Stop::Unreadable(message.clone())),
             }
         };
         // A pause or cancel drops the call in flight too (with its retries): the
@@ -440,7 +474,7 @@ impl Context<'_> {
             result = work => result,
             () = self.stopped() => Err(Stop::Stopped),
         };
-        let outcome = match result {
+        let (code, message) = match result {
             Ok(()) => return Outcome::Done,
             Err(Stop::Stopped) => return Outcome::Stopped,
             Err(Stop::Unavailable(reason)) => {
@@ -449,7 +483,7 @@ impl Context<'_> {
                     format!("the target is unavailable; the item will be tried again: {reason}"),
                     None,
                 );
-                Outcome::Unavailable(reason)
+                return self.note_retry(item, log, reason).await;
             }
             Err(Stop::Final(error)) => {
                 let code = error
@@ -457,34 +491,37 @@ impl Context<'_> {
                     .map(str::to_string)
                     .or_else(|| error.status().map(|s| s.to_string()))
                     .unwrap_or_else(|| "error".into());
-                log.push("item.failed", format!("failed: {error}"), None);
-                let events = std::mem::take(&mut log.events);
-                let recorded = async {
-                    let txn = self.db.begin().await?;
-                    store::record_failed(&txn, item.migration_id, item, &code, &error.to_string())
-                        .await?;
-                    super::record_events(&txn, self.migration.workspace_id, events).await?;
-                    txn.commit().await
-                };
-                if let Err(e) = recorded.await {
-                    return Outcome::Unavailable(format!("database: {e}"));
-                }
-                return Outcome::Failed;
+                (code, error.to_string())
             }
+            Err(Stop::Unreadable(message)) => ("unreadable_plan".to_string(), message),
         };
+        log.push("item.failed", format!("failed: {message}"), None);
+        let events = std::mem::take(&mut log.events);
+        let recorded = async {
+            let txn = self.db.begin().await?;
+            store::record_failed(&txn, item.migration_id, item, &code, &message).await?;
+            super::record_events(&txn, self.migration.workspace_id, events).await?;
+            txn.commit().await
+        };
+        if let Err(e) = recorded.await {
+            return Outcome::Unavailable(format!("database: {e}"));
+        }
+        Outcome::Failed
+    }
+
+    /// Keeps the attempt and its events of an item that stays queued.
+    async fn note_retry(&self, item: &Item, mut log: Log<'_>, reason: String) -> Outcome {
         let events = std::mem::take(&mut log.events);
         let noted = async {
             let txn = self.db.begin().await?;
-            if let Outcome::Unavailable(reason) = &outcome {
-                store::record_attempt(&txn, item.migration_id, &item.key, reason).await?;
-            }
+            store::record_attempt(&txn, item.migration_id, &item.key, &reason).await?;
             super::record_events(&txn, self.migration.workspace_id, events).await?;
             txn.commit().await
         };
         if let Err(e) = noted.await {
             tracing::warn!(error = %e, "could not record an item's attempt");
         }
-        outcome
+        Outcome::Unavailable(reason)
     }
 
     /// Records the item's step (and, when finished, its end) with its mapping and
@@ -493,7 +530,7 @@ impl Context<'_> {
         &self,
         log: &mut Log<'_>,
         done: ItemProgress<'_>,
-        release: Option<(Uuid, &[Value])>,
+        release: Option<(Uuid, &[UserMachine])>,
     ) -> Result<(), Stop> {
         let migration = self.migration;
         let target_user_id = done.target_id;
@@ -569,21 +606,17 @@ impl Context<'_> {
         }
     }
 
-    async fn tenant(&self, item: &Item, planned: &Value, log: &mut Log<'_>) -> Result<(), Stop> {
+    async fn tenant(&self, planned: &PlannedTenant, log: &mut Log<'_>) -> Result<(), Stop> {
+        let item = log.item;
         let parent_id = self.parent(item)?;
-        let kind = if planned["kind"] == "customer" {
-            TenantKind::Customer
-        } else {
-            TenantKind::Partner
-        };
         let new = NewTenant {
-            name: planned["name"].as_str().unwrap_or_default().to_string(),
+            name: planned.name.clone(),
             parent_id,
-            kind,
-            internal_tag: planned["tenant_key"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string(),
+            kind: match planned.kind {
+                plan::TenantKind::Customer => TenantKind::Customer,
+                plan::TenantKind::Partner => TenantKind::Partner,
+            },
+            internal_tag: planned.tenant_key.clone(),
         };
         let (tenant, origin) = self.find_or_create(item, &new, log).await?;
         let verb = match origin {
@@ -598,20 +631,15 @@ impl Context<'_> {
         // Its services before its users and agents: a machine registering into a
         // tenant without the backup service is refused.
         self.check()?;
-        let wants: Vec<Want> =
-            serde_json::from_value(planned["services"].clone()).unwrap_or_default();
-        let policy: ExistingCustomers =
-            serde_json::from_value(planned["existing_customers"].clone()).unwrap_or_default();
-        let pricing: Option<PricingMode> =
-            serde_json::from_value(planned["pricing_mode"].clone()).ok();
+        let wants = &planned.services;
         let (mut done, result) = provision::tenant(
             self.clients.target.as_ref(),
             self.applications,
             tenant.id,
-            &wants,
+            wants,
             origin,
-            policy,
-            pricing,
+            planned.existing_customers,
+            planned.pricing_mode,
         )
         .await;
         log.calls(std::mem::take(&mut done.calls));
@@ -729,15 +757,16 @@ impl Context<'_> {
         tenant_id: Uuid,
         login: &str,
         external_id: &str,
-        contact: &Value,
+        contact: &Contact,
     ) -> NewUser {
-        let contact = contact["email"]
-            .as_str()
+        let contact = contact
+            .email
+            .as_deref()
             .filter(|e| !e.is_empty())
             .map(|email| UserContact {
                 email: email.to_string(),
-                firstname: contact["first_name"].as_str().map(str::to_string),
-                lastname: contact["last_name"].as_str().map(str::to_string),
+                firstname: contact.first_name.clone(),
+                lastname: contact.last_name.clone(),
             });
         NewUser {
             tenant_id,
@@ -747,18 +776,13 @@ impl Context<'_> {
         }
     }
 
-    async fn admin(&self, item: &Item, planned: &Value, log: &mut Log<'_>) -> Result<(), Stop> {
+    async fn admin(&self, planned: &PlannedAdmin, log: &mut Log<'_>) -> Result<(), Stop> {
+        let item = log.item;
         let tenant_id = self.parent(item)?;
-        let new = self.new_user(
-            tenant_id,
-            planned["login"].as_str().unwrap_or_default(),
-            &item.source_id,
-            &planned["contact"],
-        );
-        let role = if planned["role"] == "partner_admin" {
-            Role::PartnerAdmin
-        } else {
-            Role::CompanyAdmin
+        let new = self.new_user(tenant_id, &planned.login, &item.source_id, &planned.contact);
+        let role = match planned.role {
+            AdminRole::PartnerAdmin => Role::PartnerAdmin,
+            AdminRole::CompanyAdmin => Role::CompanyAdmin,
         };
         self.check()?;
         let result = self.ensure_user(&new).await;
@@ -838,14 +862,10 @@ impl Context<'_> {
         .await
     }
 
-    async fn user(&self, item: &Item, planned: &Value, log: &mut Log<'_>) -> Result<(), Stop> {
+    async fn user(&self, planned: &PlannedUser, log: &mut Log<'_>) -> Result<(), Stop> {
+        let item = log.item;
         let tenant_id = self.parent(item)?;
-        let new = self.new_user(
-            tenant_id,
-            planned["login"].as_str().unwrap_or_default(),
-            &item.source_id,
-            &planned["contact"],
-        );
+        let new = self.new_user(tenant_id, &planned.login, &item.source_id, &planned.contact);
         self.check()?;
         let result = self.ensure_user(&new).await;
         log.call("ensure_user", &result, serde_json::to_value(&new).ok());
@@ -864,7 +884,8 @@ impl Context<'_> {
             ),
         );
         result?;
-        self.personal_quota(&user, planned, log).await?;
+        self.personal_quota(&user, planned.personal_quota.as_deref(), log)
+            .await?;
         self.check()?;
         // Read at this moment, sent on, never kept or logged.
         let password = self.clients.source.user_password(&item.source_id).await;
@@ -886,7 +907,6 @@ impl Context<'_> {
         );
         result?;
         drop(password);
-        let machines = planned["machines"].as_array().cloned().unwrap_or_default();
         log.push(
             "item.done",
             format!("backup user {} is {}; password set", new.login, user.id),
@@ -898,7 +918,8 @@ impl Context<'_> {
             step: "password_set",
             reached: Reached::Done,
         };
-        self.commit(log, done, Some((tenant_id, &machines))).await
+        self.commit(log, done, Some((tenant_id, &planned.machines)))
+            .await
     }
 }
 
@@ -908,13 +929,10 @@ impl Context<'_> {
     async fn personal_quota(
         &self,
         user: &User,
-        planned: &Value,
+        want: Option<&Want>,
         log: &mut Log<'_>,
     ) -> Result<(), Stop> {
-        let Some(want) = planned
-            .get("personal_quota")
-            .and_then(|v| serde_json::from_value::<Want>(v.clone()).ok())
-        else {
+        let Some(want) = want else {
             return Ok(());
         };
         let Some(personal) = user.personal_tenant_id else {
@@ -930,7 +948,7 @@ impl Context<'_> {
             self.clients.target.as_ref(),
             self.applications,
             personal,
-            std::slice::from_ref(&want),
+            std::slice::from_ref(want),
             Origin::Created,
             ExistingCustomers::AddMissing,
             None,

@@ -509,7 +509,7 @@ fn plans_need_the_current_client_for_filters_and_one_time_schedules() {
 
 #[test]
 fn transfer_items_are_tenants_parent_first_then_admins_then_users_each_waiting_for_its_tenant() {
-    use crate::domain::transfer::{ItemKind, items};
+    use crate::domain::transfer::{ItemKind, Planned, items};
     let plan = plan(&snapshot(), &whole(), &settings(), &free).expect("plan");
     let items = items(&plan);
     let position = |key: &str| {
@@ -518,7 +518,7 @@ fn transfer_items_are_tenants_parent_first_then_admins_then_users_each_waiting_f
             .position(|i| i.key == key)
             .unwrap_or_else(|| panic!("{key}"))
     };
-    let kinds: Vec<ItemKind> = items.iter().map(|i| i.kind).collect();
+    let kinds: Vec<ItemKind> = items.iter().map(|i| i.planned.kind()).collect();
     let mut sorted = kinds.clone();
     sorted.sort();
     assert_eq!(kinds, sorted, "tenants, then admins, then users");
@@ -552,33 +552,29 @@ fn transfer_items_are_tenants_parent_first_then_admins_then_users_each_waiting_f
             .any(|i| i.key == "admin:g3" || i.key == "admin:g0" || i.key.contains("g4")),
         "no admin without one, none for the root, nothing for an empty group"
     );
-    let machines = |key: &str| {
-        items[position(key)].planned["machines"]
-            .as_array()
-            .map(|m| {
-                m.iter()
-                    .map(|m| m["machine_id"].clone())
-                    .collect::<Vec<_>>()
-            })
+    let machines = |key: &str| match &items[position(key)].planned {
+        Planned::User(user) => user.machines.clone(),
+        other => panic!("{key}: {other:?}"),
     };
+    let ids = |key: &str| {
+        machines(key)
+            .into_iter()
+            .map(|m| m.machine_id)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(ids("user:u2"), ["m1"], "released with its converted plans");
     assert_eq!(
-        machines("user:u2"),
-        Some(vec![json!("m1")]),
-        "released with its converted plans"
-    );
-    assert_eq!(
-        machines("user:u4"),
-        Some(vec![]),
+        ids("user:u4"),
+        Vec::<String>::new(),
         "an unsupported machine is not released to an agent"
     );
-    assert_eq!(
-        items[position("user:u2")].planned["machines"][0]["plans"]
-            .as_array()
-            .map(Vec::len),
-        Some(2)
-    );
-    assert_eq!(items[position("admin:g2")].planned["role"], "company_admin");
-    assert_eq!(items[position("admin:g1")].planned["role"], "partner_admin");
+    assert_eq!(machines("user:u2")[0].plans.len(), 2);
+    let role = |key: &str| match &items[position(key)].planned {
+        Planned::Admin(admin) => admin.role,
+        other => panic!("{key}: {other:?}"),
+    };
+    assert_eq!(role("admin:g2"), AdminRole::CompanyAdmin);
+    assert_eq!(role("admin:g1"), AdminRole::PartnerAdmin);
 }
 
 #[test]
