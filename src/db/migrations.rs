@@ -371,7 +371,7 @@ pub async fn record_progress(
     )
     .exec_without_returning(db)
     .await?;
-    if done.item.kind == ItemKind::Tenant.as_str() {
+    if ItemKind::parse(&done.item.kind) == Some(ItemKind::Tenant) {
         let children = Items::find()
             .select_only()
             .columns([ItemColumn::Key, ItemColumn::Kind])
@@ -439,7 +439,7 @@ pub async fn record_failed(
             .await?;
         parents = blocked
             .into_iter()
-            .filter(|(_, kind)| kind == ItemKind::Tenant.as_str())
+            .filter(|(_, kind)| ItemKind::parse(kind) == Some(ItemKind::Tenant))
             .map(|(k, _)| k)
             .collect();
     }

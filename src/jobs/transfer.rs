@@ -55,6 +55,26 @@ impl Job for TransferItems {
     const MAX_ATTEMPTS: i32 = 12;
 }
 
+/// Fails, with `code` and `reason`, the items of this job still open.
+async fn fail_open_items(
+    run: &JobRun,
+    migration_id: Uuid,
+    code: &str,
+    reason: &str,
+) -> Result<(), JobError> {
+    let db = run.db();
+    let left = store::items_of_job(db, migration_id, run.job.id)
+        .await
+        .map_err(database)?;
+    let txn = db.begin().await.map_err(database)?;
+    for item in &left {
+        store::record_failed(&txn, migration_id, item, code, reason)
+            .await
+            .map_err(database)?;
+    }
+    txn.commit().await.map_err(database)
+}
+
 /// Items per transfer job: tenants wait for their parents, so their batches are small.
 const TENANT_BATCH: usize = 10;
 const USER_BATCH: usize = 25;
@@ -173,17 +193,7 @@ impl JobHandler for TransferHandler {
             // Items of a job that cannot run (credentials that no longer open, a deleted
             // workspace) fail with the reason, instead of being scheduled again for ever.
             Err(JobError::Fatal(reason)) => {
-                let db = run.db();
-                let left = store::items_of_job(db, id, run.job.id)
-                    .await
-                    .map_err(database)?;
-                let txn = db.begin().await.map_err(database)?;
-                for item in &left {
-                    store::record_failed(&txn, id, item, "job_failed", &reason)
-                        .await
-                        .map_err(database)?;
-                }
-                txn.commit().await.map_err(database)?;
+                fail_open_items(run, id, "job_failed", &reason).await?;
                 Err(JobError::Fatal(reason))
             }
             other => other,
@@ -296,16 +306,7 @@ impl TransferHandler {
                 return Err(JobError::Retry(reason));
             }
             // The last attempt: what is still open fails with the error, and can be retried.
-            let left = store::items_of_job(db, id, run.job.id)
-                .await
-                .map_err(database)?;
-            let txn = db.begin().await.map_err(database)?;
-            for item in &left {
-                store::record_failed(&txn, id, item, "target_unavailable", &reason)
-                    .await
-                    .map_err(database)?;
-            }
-            txn.commit().await.map_err(database)?;
+            fail_open_items(run, id, "target_unavailable", &reason).await?;
         }
         Ok(json!({"items": items.len(), "outcomes": tally}))
     }
