@@ -17,7 +17,6 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::Page;
 use crate::domain::migration::MigrationStatus;
 use crate::domain::transfer::{ItemKind, ItemSpec, ItemState, UserMachine};
 use crate::queue::store as queue;
@@ -35,38 +34,6 @@ pub async fn insert(db: &impl ConnectionTrait, model: migration::Model) -> Resul
 
 pub async fn get(db: &impl ConnectionTrait, id: Uuid) -> Result<Option<migration::Model>, DbErr> {
     Migrations::find_by_id(id).one(db).await
-}
-
-/// The migration of this tenant's workspace; another tenant's is not found.
-pub async fn find(
-    db: &impl ConnectionTrait,
-    tenant_id: Uuid,
-    workspace_id: Uuid,
-    id: Uuid,
-) -> Result<Option<migration::Model>, DbErr> {
-    of_workspace(tenant_id, workspace_id)
-        .filter(migration::Column::Id.eq(id))
-        .one(db)
-        .await
-}
-
-pub async fn list(
-    db: &impl ConnectionTrait,
-    tenant_id: Uuid,
-    workspace_id: Uuid,
-    page: Page,
-) -> Result<Vec<migration::Model>, DbErr> {
-    let query = of_workspace(tenant_id, workspace_id);
-    page.of(db, query, migration::Column::Id).await
-}
-
-fn of_workspace(tenant_id: Uuid, workspace_id: Uuid) -> sea_orm::Select<Migrations> {
-    super::in_workspace(
-        migration::Column::TenantId,
-        migration::Column::WorkspaceId,
-        tenant_id,
-        workspace_id,
-    )
 }
 
 /// Moves the migration from one of `from` to `to`; false when it was in none of

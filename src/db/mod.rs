@@ -141,19 +141,6 @@ pub struct Page {
     pub after: Option<uuid::Uuid>,
 }
 
-/// The rows of `E` in one of a tenant's workspaces: what a partner may reach.
-pub fn in_workspace<E: sea_orm::EntityTrait>(
-    tenant: E::Column,
-    workspace: E::Column,
-    tenant_id: uuid::Uuid,
-    workspace_id: uuid::Uuid,
-) -> sea_orm::Select<E> {
-    use sea_orm::{ColumnTrait, QueryFilter};
-    E::find()
-        .filter(tenant.eq(tenant_id))
-        .filter(workspace.eq(workspace_id))
-}
-
 impl Page {
     /// Up to `limit + 1` rows of `query` after the cursor, by `id` (UUIDv7:
     /// creation order); the one over the limit tells that there are more.
@@ -265,6 +252,7 @@ pub mod idempotency;
 pub mod migrations;
 pub mod prechecks;
 pub mod registration;
+pub mod scoped;
 pub mod snapshot;
 pub mod subscriptions;
 pub mod webhooks;

@@ -17,7 +17,6 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::Page;
 use crate::domain::plan::Snapshot;
 use crate::domain::report::{Entry, Report, Section};
 
@@ -202,38 +201,6 @@ pub async fn store_report(
         .exec(&txn)
         .await?;
     txn.commit().await
-}
-
-pub async fn find(
-    db: &impl ConnectionTrait,
-    tenant_id: Uuid,
-    workspace_id: Uuid,
-    id: Uuid,
-) -> Result<Option<precheck::Model>, DbErr> {
-    of_workspace(tenant_id, workspace_id)
-        .filter(precheck::Column::Id.eq(id))
-        .one(db)
-        .await
-}
-
-/// Up to `page.limit + 1` pre-checks after the cursor, oldest first.
-pub async fn list(
-    db: &impl ConnectionTrait,
-    tenant_id: Uuid,
-    workspace_id: Uuid,
-    page: Page,
-) -> Result<Vec<precheck::Model>, DbErr> {
-    let query = of_workspace(tenant_id, workspace_id);
-    page.of(db, query, precheck::Column::Id).await
-}
-
-fn of_workspace(tenant_id: Uuid, workspace_id: Uuid) -> sea_orm::Select<Prechecks> {
-    super::in_workspace(
-        precheck::Column::TenantId,
-        precheck::Column::WorkspaceId,
-        tenant_id,
-        workspace_id,
-    )
 }
 
 /// The completed pre-check of the workspace made just before `id`.

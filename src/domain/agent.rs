@@ -1,5 +1,5 @@
 //! A machine's migration as its agent reports it, and as the partner steers it
-//! (DESIGN.md, Machine states). Reports carry the agent's sequence number: a
+//! (docs/ARCHITECTURE.md, Machine states). Reports carry the agent's sequence number: a
 //! repeated or older one changes nothing, so replays and reordering on the way
 //! cannot move a machine backwards. Anything the table does not allow is refused
 //! (and logged by the caller), never applied.

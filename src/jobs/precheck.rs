@@ -71,10 +71,15 @@ impl JobHandler for PrecheckHandler {
             precheck_id,
         } = job;
         let workspace = super::workspace_of(run, workspace_id).await?;
-        let precheck = store::find(run.db(), workspace.tenant_id, workspace.id, precheck_id)
-            .await
-            .map_err(database)?
-            .ok_or_else(|| JobError::Fatal("the pre-check no longer exists".into()))?;
+        let precheck = crate::db::scoped::find::<entity::precheck::Entity>(
+            run.db(),
+            workspace.tenant_id,
+            workspace.id,
+            precheck_id,
+        )
+        .await
+        .map_err(database)?
+        .ok_or_else(|| JobError::Fatal("the pre-check no longer exists".into()))?;
         let target = if precheck.check_logins {
             Some(self.pool.clients(&workspace, &self.secrets)?.target)
         } else {

@@ -19,7 +19,8 @@ use crate::api::state::AppState;
 use crate::auth::Partner;
 use crate::db::events::{self as log, NewEvent};
 use crate::db::migrations::{self as store, ItemFilter};
-use crate::db::{prechecks, workspaces};
+use crate::db::scoped;
+use crate::db::workspaces;
 use crate::domain::migration::MigrationStatus;
 use crate::error::{ApiError, FieldError};
 use crate::jobs::SuperviseMigration;
@@ -147,15 +148,20 @@ async fn create_migration(
                 pointer: "/precheck_id".into(),
                 detail: "No such pre-check in this workspace.".into(),
             };
-            let precheck = prechecks::find(&state.db, partner.tenant_id, workspace.id, precheck_id)
-                .await?
-                .ok_or_else(|| {
-                    ApiError::conflict_at(
-                        "unknown_precheck",
-                        "The workspace has no such pre-check.",
-                        vec![unknown()],
-                    )
-                })?;
+            let precheck = scoped::find::<entity::precheck::Entity>(
+                &state.db,
+                partner.tenant_id,
+                workspace.id,
+                precheck_id,
+            )
+            .await?
+            .ok_or_else(|| {
+                ApiError::conflict_at(
+                    "unknown_precheck",
+                    "The workspace has no such pre-check.",
+                    vec![unknown()],
+                )
+            })?;
             if precheck.completed_at.is_none() {
                 return Err(ApiError::conflict(
                     "precheck_not_ready",
@@ -268,7 +274,9 @@ async fn list_migrations(
     let workspace = workspaces::find(&state.db, partner.tenant_id, *id)
         .await?
         .ok_or(ApiError::NotFound)?;
-    let rows = store::list(&state.db, partner.tenant_id, workspace.id, page).await?;
+    let rows =
+        scoped::list::<entity::migration::Entity>(&state.db, partner.tenant_id, workspace.id, page)
+            .await?;
     let mut counts = std::collections::HashMap::new();
     // One page's worth; the extra row only tells whether another page follows.
     for row in rows.iter().take(page.limit as usize) {
@@ -300,7 +308,7 @@ async fn find(
     let workspace = workspaces::find(&state.db, partner.tenant_id, workspace_id)
         .await?
         .ok_or(ApiError::NotFound)?;
-    store::find(&state.db, partner.tenant_id, workspace.id, id)
+    scoped::find::<entity::migration::Entity>(&state.db, partner.tenant_id, workspace.id, id)
         .await?
         .ok_or(ApiError::NotFound)
 }

@@ -21,6 +21,7 @@ use crate::api::paging::{PageParams, Paged, encode_cursor, invalid_cursor};
 use crate::api::state::AppState;
 use crate::auth::Partner;
 use crate::db::prechecks as store;
+use crate::db::scoped;
 use crate::db::workspaces;
 use crate::domain::report::{Section, compare_entries};
 use crate::error::{ApiError, FieldError};
@@ -170,7 +171,9 @@ async fn list_prechecks(
     let workspace = workspaces::find(&state.db, partner.tenant_id, *id)
         .await?
         .ok_or(ApiError::NotFound)?;
-    let rows = store::list(&state.db, partner.tenant_id, workspace.id, page).await?;
+    let rows =
+        scoped::list::<entity::precheck::Entity>(&state.db, partner.tenant_id, workspace.id, page)
+            .await?;
     let mut statuses = std::collections::HashMap::new();
     for row in &rows {
         statuses.insert(row.id, job_status(&state, row).await?);
@@ -208,9 +211,10 @@ async fn find(
     let workspace = workspaces::find(&state.db, partner.tenant_id, workspace_id)
         .await?
         .ok_or(ApiError::NotFound)?;
-    let precheck = store::find(&state.db, partner.tenant_id, workspace.id, id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
+    let precheck =
+        scoped::find::<entity::precheck::Entity>(&state.db, partner.tenant_id, workspace.id, id)
+            .await?
+            .ok_or(ApiError::NotFound)?;
     Ok((workspace, precheck))
 }
 
@@ -418,9 +422,14 @@ async fn get_changes(
     let (workspace, later) = find(&state, &partner, path.0, path.1).await?;
     let after = completed(&later)?;
     let earlier = match params.since {
-        Some(since) => store::find(&state.db, partner.tenant_id, workspace.id, since)
-            .await?
-            .ok_or(ApiError::NotFound)?,
+        Some(since) => scoped::find::<entity::precheck::Entity>(
+            &state.db,
+            partner.tenant_id,
+            workspace.id,
+            since,
+        )
+        .await?
+        .ok_or(ApiError::NotFound)?,
         None => store::previous(&state.db, workspace.id, later.id)
             .await?
             .ok_or_else(|| {
