@@ -50,17 +50,15 @@ pub struct Provisioned {
     pub calls: Vec<Call>,
 }
 
-fn record<T>(
-    calls: &mut Vec<Call>,
-    name: &'static str,
-    result: &Result<T, ConnectorError>,
-    data: Value,
-) {
-    calls.push(Call {
-        name,
-        outcome: result.as_ref().map(|_| ()).map_err(ToString::to_string),
-        data,
-    });
+impl Provisioned {
+    /// Keeps a call to the cloud and its outcome for the operations log.
+    fn record<T>(&mut self, name: &'static str, result: &Result<T, ConnectorError>, data: Value) {
+        self.calls.push(Call {
+            name,
+            outcome: result.as_ref().map(|_| ()).map_err(ToString::to_string),
+            data,
+        });
+    }
 }
 
 /// Sets `tenant_id`'s offering items to `wants` (as `origin` and `policy` allow)
@@ -108,12 +106,7 @@ async fn items(
 ) -> Result<(), ConnectorError> {
     for attempt in 1..=ATTEMPTS {
         let listed = target.offering_items(tenant_id).await;
-        record(
-            &mut done.calls,
-            "offering_items",
-            &listed,
-            json!({"tenant_id": tenant_id}),
-        );
+        done.record("offering_items", &listed, json!({"tenant_id": tenant_id}));
         let current = cloud_items(&listed?, applications);
         let writes = rules::writes(&current, wants, origin, policy);
         let missing = rules::missing(&current, wants, origin);
@@ -122,8 +115,7 @@ async fn items(
         }
         let body: Vec<OfferingItemPut> = writes.iter().map(put).collect();
         let result = target.set_offering_items(tenant_id, &body).await;
-        record(
-            &mut done.calls,
+        done.record(
             "set_offering_items",
             &result,
             json!({"tenant_id": tenant_id, "offering_items": body}),
@@ -153,20 +145,14 @@ async fn pricing_mode(
     };
     for attempt in 1..=ATTEMPTS {
         let read = target.pricing(tenant_id).await;
-        record(
-            &mut done.calls,
-            "pricing",
-            &read,
-            json!({"tenant_id": tenant_id}),
-        );
+        done.record("pricing", &read, json!({"tenant_id": tenant_id}));
         let current = read?;
         // Production is one-way: a tenant already there stays (and trial is where a new one starts).
         if current.mode == wanted || wanted != CloudPricing::Production {
             return Ok(());
         }
         let result = target.set_pricing(tenant_id, wanted, current.version).await;
-        record(
-            &mut done.calls,
+        done.record(
             "set_pricing",
             &result,
             json!({"tenant_id": tenant_id, "mode": wanted, "version": current.version}),
