@@ -78,6 +78,35 @@ impl MigrationStatus {
     }
 }
 
+/// What a partner asks of a migration, and from where it may be asked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Command {
+    Pause,
+    Resume,
+    Cancel,
+}
+
+impl Command {
+    /// The statuses the command applies to, and the one it leads to.
+    pub fn moves(self) -> (&'static [MigrationStatus], MigrationStatus) {
+        use MigrationStatus::*;
+        match self {
+            Command::Pause => (&[Running], Paused),
+            Command::Resume => (&[Paused], Running),
+            Command::Cancel => (&[Planning, Running, Paused], Cancelled),
+        }
+    }
+
+    /// Why the command was refused, after "The migration is {status}: ".
+    pub fn refusal(self) -> &'static str {
+        match self {
+            Command::Pause => "only a running migration can be paused.",
+            Command::Resume => "only a paused migration can be resumed.",
+            Command::Cancel => "it is over already.",
+        }
+    }
+}
+
 impl std::fmt::Display for MigrationStatus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
@@ -86,7 +115,38 @@ impl std::fmt::Display for MigrationStatus {
 
 #[cfg(test)]
 mod tests {
+    use super::Command;
     use super::MigrationStatus::{self, *};
+
+    #[test]
+    fn a_partner_command_applies_where_the_table_allows_it() {
+        // status, command, what it becomes (None: refused)
+        let table: &[(MigrationStatus, Command, Option<MigrationStatus>)] = &[
+            (Running, Command::Pause, Some(Paused)),
+            (Paused, Command::Pause, None),
+            (Planning, Command::Pause, None),
+            (Paused, Command::Resume, Some(Running)),
+            (Running, Command::Resume, None),
+            (Planning, Command::Resume, None),
+            (CompletedWithFailures, Command::Resume, None),
+            (Planning, Command::Cancel, Some(Cancelled)),
+            (Running, Command::Cancel, Some(Cancelled)),
+            (Paused, Command::Cancel, Some(Cancelled)),
+            (Completed, Command::Cancel, None),
+            (CompletedWithFailures, Command::Cancel, None),
+            (Failed, Command::Cancel, None),
+            (Cancelled, Command::Cancel, None),
+        ];
+        for (status, command, expected) in table {
+            let (from, to) = command.moves();
+            let applies = from.contains(status);
+            assert_eq!(applies.then_some(to), *expected, "{status} {command:?}");
+            assert!(
+                !applies || status.can_become(to),
+                "{status} -> {to} is in the table"
+            );
+        }
+    }
 
     #[test]
     fn migration_moves_follow_the_table() {

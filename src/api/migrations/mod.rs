@@ -21,7 +21,7 @@ use crate::db::events::{self as log, NewEvent};
 use crate::db::migrations::{self as store, ItemFilter};
 use crate::db::scoped;
 use crate::db::workspaces;
-use crate::domain::migration::MigrationStatus;
+use crate::domain::migration::{Command, MigrationStatus};
 use crate::error::{ApiError, FieldError};
 use crate::jobs::SuperviseMigration;
 use crate::queue::store as queue;
@@ -377,15 +377,16 @@ async fn list_items(
     }))
 }
 
-/// Moves a migration between statuses with an event; 409 when it is in none of `from`.
+/// Carries out a partner's command with an event; 409 when the migration's status
+/// does not allow it.
 async fn transition(
     state: &AppState,
     partner: &Partner,
     path: &(Uuid, Uuid),
-    from: &[MigrationStatus],
-    to: MigrationStatus,
-    refusal: &'static str,
+    command: Command,
 ) -> Result<web::Json<Migration>, ApiError> {
+    let (from, to) = command.moves();
+    let refusal = command.refusal();
     let migration = find(state, partner, path.0, path.1).await?;
     let txn = state.db.begin().await?;
     store::lock(&txn, migration.id).await?;
@@ -437,15 +438,7 @@ async fn pause_migration(
     state: web::Data<AppState>,
     path: web::Path<(Uuid, Uuid)>,
 ) -> Result<web::Json<Migration>, ApiError> {
-    transition(
-        &state,
-        &partner,
-        &path,
-        &[MigrationStatus::Running],
-        MigrationStatus::Paused,
-        "only a running migration can be paused.",
-    )
-    .await
+    transition(&state, &partner, &path, Command::Pause).await
 }
 
 /// Resume a paused migration where it stopped.
@@ -461,15 +454,7 @@ async fn resume_migration(
     state: web::Data<AppState>,
     path: web::Path<(Uuid, Uuid)>,
 ) -> Result<web::Json<Migration>, ApiError> {
-    transition(
-        &state,
-        &partner,
-        &path,
-        &[MigrationStatus::Paused],
-        MigrationStatus::Running,
-        "only a paused migration can be resumed.",
-    )
-    .await
+    transition(&state, &partner, &path, Command::Resume).await
 }
 
 /// Cancel a migration: what is not done is cancelled, no new target call starts
@@ -487,20 +472,7 @@ async fn cancel_migration(
     state: web::Data<AppState>,
     path: web::Path<(Uuid, Uuid)>,
 ) -> Result<web::Json<Migration>, ApiError> {
-    let from = [
-        MigrationStatus::Planning,
-        MigrationStatus::Running,
-        MigrationStatus::Paused,
-    ];
-    transition(
-        &state,
-        &partner,
-        &path,
-        &from,
-        MigrationStatus::Cancelled,
-        "it is over already.",
-    )
-    .await
+    transition(&state, &partner, &path, Command::Cancel).await
 }
 
 /// Retry the failed items (and what waited for them). Items already done are
