@@ -61,33 +61,30 @@ impl Provisioned {
     }
 }
 
-/// Sets `tenant_id`'s offering items to `wants` (as `origin` and `policy` allow)
+/// What one tenant is to get: its offering items, and for a tenant the
+/// migration created, its pricing mode.
+pub struct Provision<'a> {
+    pub tenant_id: Uuid,
+    pub wants: &'a [Want],
+    pub origin: Origin,
+    pub policy: ExistingCustomers,
+    pub pricing: Option<PricingMode>,
+}
+
+/// Sets the tenant's offering items to `wants` (as `origin` and `policy` allow)
 /// and, for a tenant the migration created, its pricing mode. Safe to repeat.
 pub async fn tenant(
     target: &dyn TargetApi,
     applications: &Applications,
-    tenant_id: Uuid,
-    wants: &[Want],
-    origin: Origin,
-    policy: ExistingCustomers,
-    pricing: Option<PricingMode>,
+    order: Provision<'_>,
 ) -> (Provisioned, Result<(), ConnectorError>) {
     let mut done = Provisioned::default();
     let result = async {
-        items(
-            target,
-            applications,
-            tenant_id,
-            wants,
-            origin,
-            policy,
-            &mut done,
-        )
-        .await?;
-        if origin == Origin::Created
-            && let Some(mode) = pricing
+        items(target, applications, &order, &mut done).await?;
+        if order.origin == Origin::Created
+            && let Some(mode) = order.pricing
         {
-            pricing_mode(target, tenant_id, mode, &mut done).await?;
+            pricing_mode(target, order.tenant_id, mode, &mut done).await?;
         }
         Ok(())
     }
@@ -98,12 +95,16 @@ pub async fn tenant(
 async fn items(
     target: &dyn TargetApi,
     applications: &Applications,
-    tenant_id: Uuid,
-    wants: &[Want],
-    origin: Origin,
-    policy: ExistingCustomers,
+    order: &Provision<'_>,
     done: &mut Provisioned,
 ) -> Result<(), ConnectorError> {
+    let Provision {
+        tenant_id,
+        wants,
+        origin,
+        policy,
+        ..
+    } = *order;
     for attempt in 1..=ATTEMPTS {
         let listed = target.offering_items(tenant_id).await;
         done.record("offering_items", &listed, json!({"tenant_id": tenant_id}));

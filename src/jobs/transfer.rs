@@ -24,7 +24,7 @@ use uuid::Uuid;
 
 use super::clients::{ClientPool, Clients};
 use super::migration::{migration_of, options};
-use super::provision::{self, Applications};
+use super::provision::{self, Applications, Provision};
 use super::{connector, worker_actor};
 use crate::connectors::ConnectorError;
 use crate::connectors::source::SourceApi;
@@ -633,16 +633,15 @@ impl Context<'_> {
         // tenant without the backup service is refused.
         self.check()?;
         let wants = &planned.services;
-        let (mut done, result) = provision::tenant(
-            self.clients.target.as_ref(),
-            self.applications,
-            tenant.id,
+        let order = Provision {
+            tenant_id: tenant.id,
             wants,
             origin,
-            planned.existing_customers,
-            planned.pricing_mode,
-        )
-        .await;
+            policy: planned.existing_customers,
+            pricing: planned.pricing_mode,
+        };
+        let (mut done, result) =
+            provision::tenant(self.clients.target.as_ref(), self.applications, order).await;
         log.calls(std::mem::take(&mut done.calls));
         result?;
         let services: Vec<String> = wants.iter().map(|w| w.item.key.to_string()).collect();
@@ -945,16 +944,15 @@ impl Context<'_> {
             return Ok(());
         };
         self.check()?;
-        let (mut done, result) = provision::tenant(
-            self.clients.target.as_ref(),
-            self.applications,
-            personal,
-            std::slice::from_ref(want),
-            Origin::Created,
-            ExistingCustomers::AddMissing,
-            None,
-        )
-        .await;
+        let order = Provision {
+            tenant_id: personal,
+            wants: std::slice::from_ref(want),
+            origin: Origin::Created,
+            policy: ExistingCustomers::AddMissing,
+            pricing: None,
+        };
+        let (mut done, result) =
+            provision::tenant(self.clients.target.as_ref(), self.applications, order).await;
         log.calls(std::mem::take(&mut done.calls));
         result?;
         Ok(())
