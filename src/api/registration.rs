@@ -77,7 +77,7 @@ pub async fn machine_registration(
         .filter(|(_, expires)| fresh(expires))
     {
         Some(kept) => kept,
-        None => obtain(state, &registrant).await?,
+        None => registrant.obtain(state).await?,
     };
     let token = state
         .secrets
@@ -98,35 +98,142 @@ struct Registrant<'a> {
     context: &'a str,
 }
 
-/// A fresh token for the machine, under the claim of its user.
-async fn obtain(
-    state: &AppState,
-    registrant: &Registrant<'_>,
-) -> Result<(Vec<u8>, DateTime<Utc>), ApiError> {
-    let (workspace_id, target_user) = (registrant.workspace_id, registrant.target_user);
-    let claim = Uuid::new_v4();
-    let waited_since = Instant::now();
-    loop {
-        let stale_before = Utc::now() - chrono::Duration::seconds(CLAIM_LEASE_SECS);
-        if tokens::claim_registration(&state.db, workspace_id, target_user, claim, stale_before)
-            .await?
-        {
-            break;
+impl Registrant<'_> {
+    /// A fresh token for the machine, under the claim of its user.
+    async fn obtain(&self, state: &AppState) -> Result<(Vec<u8>, DateTime<Utc>), ApiError> {
+        let (workspace, user) = (self.workspace_id, self.target_user);
+        let claim = Uuid::new_v4();
+        let waited_since = Instant::now();
+        loop {
+            let stale_before = Utc::now() - chrono::Duration::seconds(CLAIM_LEASE_SECS);
+            if tokens::claim_registration(&state.db, workspace, user, claim, stale_before).await? {
+                break;
+            }
+            // Another request makes a token of this user now: it may be this machine's.
+            if let Some(kept) = kept_fresh(state, workspace, self.machine_id).await? {
+                return Ok(kept);
+            }
+            if waited_since.elapsed() > CLAIM_WAIT {
+                return Err(ApiError::Unavailable(
+                    "Another registration token of this user is being made: check in again later.",
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        // Another request makes a token of this user now: it may be this machine's.
-        if let Some(kept) = kept_fresh(state, workspace_id, registrant.machine_id).await? {
+        let made = self.obtain_claimed(state).await;
+        tokens::release_registration_claim(&state.db, workspace, user, claim).await?;
+        made
+    }
+
+    /// A fresh token made (or found again) while holding the claim of its user.
+    async fn obtain_claimed(&self, state: &AppState) -> Result<(Vec<u8>, DateTime<Utc>), ApiError> {
+        let Registrant {
+            workspace_id,
+            machine_id,
+            target_user,
+            target_tenant,
+            context,
+        } = *self;
+        // A check-in of this machine that held the claim before us may have made one.
+        let machine = store::machine(&state.db, workspace_id, machine_id)
+            .await?
+            .ok_or(ApiError::NotFound)?;
+        if let Some(kept) = machine
+            .registration
+            .clone()
+            .filter(|(_, expires)| fresh(expires))
+        {
             return Ok(kept);
         }
-        if waited_since.elapsed() > CLAIM_WAIT {
+        // The workspace is read only to make a token, not on every poll.
+        let workspace = entity::workspace::Entity::find_by_id(workspace_id)
+            .one(&state.db)
+            .await?
+            .ok_or(ApiError::NotFound)?;
+        let clients = state
+            .clients
+            .clients(&workspace, &state.secrets)
+            .map_err(|e| unavailable(machine_id, &e))?;
+        let target: &dyn TargetApi = clients.target.as_ref();
+        let user = target
+            .user(target_user)
+            .await
+            .map_err(|e| unavailable(machine_id, &e))?;
+        // The document binds an agent to a user by the user's personal tenant; without one
+        // there is nothing to bind to (never the customer tenant: the machine would be no one's).
+        let Some(personal_tenant) = user.personal_tenant_id else {
+            tracing::warn!(machine = machine_id, user = %target_user, "the cloud user has no personal tenant: no registration token yet");
             return Err(ApiError::Unavailable(
-                "Another registration token of this user is being made: check in again later.",
+                "The machine's cloud user has no personal tenant yet: check in again later.",
             ));
+        };
+        let scopes = vec![format!(
+            "urn:acronis.com:tenant-id:{personal_tenant}:backup_agent_admin"
+        )];
+        let held = tokens::held_registration_tokens(&state.db, target_user).await?;
+        let mut leftovers = leftovers_of(target, target_tenant, &scopes, &held)
+            .await
+            .map_err(|e| unavailable(machine_id, &e))?;
+        let token = match leftovers.iter().rposition(|t| fresh(&t.expires_at)) {
+            Some(newest) => leftovers.remove(newest),
+            None => {
+                let lifetime = Duration::from_secs(REGISTRATION_DAYS as u64 * 86_400);
+                match target
+                    .create_registration_token(target_tenant, lifetime, &scopes)
+                    .await
+                {
+                    Ok(token) => token,
+                    Err(e) if may_have_landed(&e) => {
+                        // Its answer may be lost, not the token: a new leftover is the one it made.
+                        let known: HashSet<String> =
+                            leftovers.iter().map(|t| t.id.clone()).collect();
+                        let mut found: Vec<RegistrationToken> =
+                            leftovers_of(target, target_tenant, &scopes, &held)
+                                .await
+                                .map_err(|_| unavailable(machine_id, &e))?
+                                .into_iter()
+                                .filter(|t| !known.contains(&t.id))
+                                .collect();
+                        let Some(made) = found.pop() else {
+                            return Err(unavailable(machine_id, &e));
+                        };
+                        leftovers.extend(found);
+                        tracing::info!(
+                            machine = machine_id,
+                            "a registration token whose answer was lost was found again"
+                        );
+                        made
+                    }
+                    Err(e) => return Err(unavailable(machine_id, &e)),
+                }
+            }
+        };
+        let sealed = state
+            .secrets
+            .seal(token.token.expose_secret(), context)
+            .map_err(|e| ApiError::Internal(e.into()))?;
+        tokens::keep_registration(
+            &state.db,
+            workspace_id,
+            machine_id,
+            sealed.clone(),
+            token.expires_at,
+            &token.id,
+        )
+        .await?;
+        // Once the new token is kept: the one it replaces and every leftover go.
+        let replaced = machine.registration_token_id.filter(|id| *id != token.id);
+        for id in replaced
+            .into_iter()
+            .chain(leftovers.into_iter().map(|t| t.id))
+        {
+            if let Err(e) = target.revoke_registration_token(&id).await {
+                // Not held by any machine, it is revoked by the next token made for this user.
+                tracing::warn!(error = %e, machine = machine_id, token_id = %id, "a registration token could not be revoked yet");
+            }
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        Ok((sealed, token.expires_at))
     }
-    let made = obtain_claimed(state, registrant).await;
-    tokens::release_registration_claim(&state.db, workspace_id, target_user, claim).await?;
-    made
 }
 
 async fn kept_fresh(
@@ -143,117 +250,6 @@ async fn kept_fresh(
 /// Whether a failed create may still have made its token (the request reached the cloud).
 fn may_have_landed(error: &ConnectorError) -> bool {
     error.is_transient()
-}
-
-async fn obtain_claimed(
-    state: &AppState,
-    registrant: &Registrant<'_>,
-) -> Result<(Vec<u8>, DateTime<Utc>), ApiError> {
-    let Registrant {
-        workspace_id,
-        machine_id,
-        target_user,
-        target_tenant,
-        context,
-    } = *registrant;
-    // A check-in of this machine that held the claim before us may have made one.
-    let machine = store::machine(&state.db, workspace_id, machine_id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
-    if let Some(kept) = machine
-        .registration
-        .clone()
-        .filter(|(_, expires)| fresh(expires))
-    {
-        return Ok(kept);
-    }
-    // The workspace is read only to make a token, not on every poll.
-    let workspace = entity::workspace::Entity::find_by_id(workspace_id)
-        .one(&state.db)
-        .await?
-        .ok_or(ApiError::NotFound)?;
-    let clients = state
-        .clients
-        .clients(&workspace, &state.secrets)
-        .map_err(|e| unavailable(machine_id, &e))?;
-    let target: &dyn TargetApi = clients.target.as_ref();
-    let user = target
-        .user(target_user)
-        .await
-        .map_err(|e| unavailable(machine_id, &e))?;
-    // The document binds an agent to a user by the user's personal tenant; without one
-    // there is nothing to bind to (never the customer tenant: the machine would be no one's).
-    let Some(personal_tenant) = user.personal_tenant_id else {
-        tracing::warn!(machine = machine_id, user = %target_user, "the cloud user has no personal tenant: no registration token yet");
-        return Err(ApiError::Unavailable(
-            "The machine's cloud user has no personal tenant yet: check in again later.",
-        ));
-    };
-    let scopes = vec![format!(
-        "urn:acronis.com:tenant-id:{personal_tenant}:backup_agent_admin"
-    )];
-    let held = tokens::held_registration_tokens(&state.db, target_user).await?;
-    let mut leftovers = leftovers_of(target, target_tenant, &scopes, &held)
-        .await
-        .map_err(|e| unavailable(machine_id, &e))?;
-    let token = match leftovers.iter().rposition(|t| fresh(&t.expires_at)) {
-        Some(newest) => leftovers.remove(newest),
-        None => {
-            let lifetime = Duration::from_secs(REGISTRATION_DAYS as u64 * 86_400);
-            match target
-                .create_registration_token(target_tenant, lifetime, &scopes)
-                .await
-            {
-                Ok(token) => token,
-                Err(e) if may_have_landed(&e) => {
-                    // Its answer may be lost, not the token: a new leftover is the one it made.
-                    let known: HashSet<String> = leftovers.iter().map(|t| t.id.clone()).collect();
-                    let mut found: Vec<RegistrationToken> =
-                        leftovers_of(target, target_tenant, &scopes, &held)
-                            .await
-                            .map_err(|_| unavailable(machine_id, &e))?
-                            .into_iter()
-                            .filter(|t| !known.contains(&t.id))
-                            .collect();
-                    let Some(made) = found.pop() else {
-                        return Err(unavailable(machine_id, &e));
-                    };
-                    leftovers.extend(found);
-                    tracing::info!(
-                        machine = machine_id,
-                        "a registration token whose answer was lost was found again"
-                    );
-                    made
-                }
-                Err(e) => return Err(unavailable(machine_id, &e)),
-            }
-        }
-    };
-    let sealed = state
-        .secrets
-        .seal(token.token.expose_secret(), context)
-        .map_err(|e| ApiError::Internal(e.into()))?;
-    tokens::keep_registration(
-        &state.db,
-        workspace_id,
-        machine_id,
-        sealed.clone(),
-        token.expires_at,
-        &token.id,
-    )
-    .await?;
-    // Once the new token is kept: the one it replaces and every leftover go.
-    let replaced = machine.registration_token_id.filter(|id| *id != token.id);
-    for id in replaced
-        .into_iter()
-        .chain(leftovers.into_iter().map(|t| t.id))
-    {
-        if let Err(e) = target.revoke_registration_token(&id).await {
-            // Not held by any machine, it is revoked by the next token made for this user.
-            tracing::warn!(error = %e, machine = machine_id, token_id = %id, "a registration token could not be revoked yet");
-        }
-    }
-    Ok((sealed, token.expires_at))
 }
 
 /// The tenant's tokens that are ours and held by no machine, oldest first: exactly

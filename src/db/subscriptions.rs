@@ -13,7 +13,7 @@ use super::webhooks::cancel_pending;
 use crate::domain::webhooks::{EventType, Switch};
 
 /// The workspace's subscriptions by id; `limit + 1` rows.
-pub async fn subscriptions(
+pub async fn list(
     db: &impl ConnectionTrait,
     workspace_id: Uuid,
     after: Option<Uuid>,
@@ -42,7 +42,7 @@ pub struct NewSubscription {
     pub secret: Vec<u8>,
 }
 
-pub async fn create_subscription(
+pub async fn create(
     db: &impl ConnectionTrait,
     new: NewSubscription,
 ) -> Result<webhook_subscription::Model, DbErr> {
@@ -75,7 +75,7 @@ pub struct SubscriptionChanges {
     pub switch: Switch,
 }
 
-pub async fn update_subscription(
+pub async fn update(
     db: &impl ConnectionTrait,
     current: &webhook_subscription::Model,
     changes: SubscriptionChanges,
@@ -108,7 +108,7 @@ pub async fn update_subscription(
 }
 
 /// Deletes a subscription; its deliveries still to send are cancelled.
-pub async fn delete_subscription(db: &impl ConnectionTrait, id: Uuid) -> Result<(), DbErr> {
+pub async fn delete(db: &impl ConnectionTrait, id: Uuid) -> Result<(), DbErr> {
     cancel_pending(db, id).await?;
     Subscriptions::delete_by_id(id).exec(db).await.map(drop)
 }

@@ -62,7 +62,7 @@ pub async fn create_webhook(
         event_types: request.event_types,
         secret: seal(&state, &secret, subscription_id)?,
     };
-    let created = subscriptions::create_subscription(&state.db, new).await?;
+    let created = subscriptions::create(&state.db, new).await?;
     let location = format!(
         "/api/v1/workspaces/{}/webhooks/{}",
         workspace.id, created.id
@@ -95,8 +95,7 @@ pub async fn list_webhooks(
 ) -> Result<web::Json<Paged<Webhook>>, ApiError> {
     let page = paging.page()?;
     let workspace = partner_workspace(&state, &partner, *id).await?;
-    let rows =
-        subscriptions::subscriptions(&state.db, workspace.id, page.after, page.limit).await?;
+    let rows = subscriptions::list(&state.db, workspace.id, page.after, page.limit).await?;
     Ok(web::Json(Paged::from_rows(
         rows,
         page,
@@ -155,7 +154,7 @@ pub async fn update_webhook(
         switch,
     };
     let txn = state.db.begin().await?;
-    let updated = subscriptions::update_subscription(&txn, &current, changes).await?;
+    let updated = subscriptions::update(&txn, &current, changes).await?;
     // The deliveries that waited while it was disabled are sent now.
     if enabling {
         for delivery in store::pending_ids(&txn, updated.id).await? {
@@ -181,7 +180,7 @@ pub async fn delete_webhook(
 ) -> Result<HttpResponse, ApiError> {
     let current = find(&state, &partner, path.0, path.1).await?;
     let txn = state.db.begin().await?;
-    subscriptions::delete_subscription(&txn, current.id).await?;
+    subscriptions::delete(&txn, current.id).await?;
     txn.commit().await?;
     Ok(HttpResponse::NoContent().finish())
 }
