@@ -11,6 +11,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
 use crate::api::docs;
+use crate::api::guard::partner_workspace;
 use crate::api::paging::{PageParams, Paged, encode_key};
 use crate::api::state::AppState;
 use crate::auth::Partner;
@@ -111,9 +112,7 @@ async fn list_machines(
         cursor: query.cursor,
     }
     .keyed::<String>()?;
-    let workspace = workspaces::find(&state.db, partner.tenant_id, *id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
+    let workspace = partner_workspace(&state, &partner, *id).await?;
     let mut rows = store::machines(
         &state.db,
         workspace.id,
@@ -146,9 +145,7 @@ async fn operate_on(
     machine_id: &str,
     operation: Operation,
 ) -> Result<web::Json<MachineStatus>, ApiError> {
-    let workspace = workspaces::find(&state.db, partner.tenant_id, workspace_id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
+    let workspace = partner_workspace(&state, &partner, workspace_id).await?;
     let machine = store::machine(&state.db, workspace.id, machine_id)
         .await?
         .ok_or(ApiError::NotFound)?;
@@ -238,9 +235,7 @@ async fn list_logs(
 ) -> Result<web::Json<Vec<MachineLog>>, ApiError> {
     use entity::machine_log::{Column, Entity};
     use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
-    let workspace = workspaces::find(&state.db, partner.tenant_id, path.0)
-        .await?
-        .ok_or(ApiError::NotFound)?;
+    let workspace = partner_workspace(&state, &partner, path.0).await?;
     store::machine(&state.db, workspace.id, &path.1)
         .await?
         .ok_or(ApiError::NotFound)?;
@@ -281,9 +276,7 @@ async fn get_log(
     use entity::machine_log::{Column, Entity};
     use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
     use std::io::Read;
-    let workspace = workspaces::find(&state.db, partner.tenant_id, path.0)
-        .await?
-        .ok_or(ApiError::NotFound)?;
+    let workspace = partner_workspace(&state, &partner, path.0).await?;
     let log = Entity::find_by_id(path.2)
         .filter(Column::WorkspaceId.eq(workspace.id))
         .filter(Column::MachineId.eq(path.1.as_str()))

@@ -11,6 +11,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
 use crate::api::docs;
+use crate::api::guard::partner_workspace;
 use crate::api::paging::{PageParams, Paged, encode_key};
 use crate::api::state::AppState;
 use crate::auth::Partner;
@@ -41,9 +42,7 @@ pub(crate) async fn synced(
     partner: &Partner,
     id: Uuid,
 ) -> Result<entity::workspace::Model, ApiError> {
-    let workspace = workspaces::find(&state.db, partner.tenant_id, id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
+    let workspace = partner_workspace(&state, &partner, id).await?;
     if workspace.snapshot_synced_at.is_none() {
         return Err(ApiError::conflict(
             "not_synced",

@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use crate::api::docs;
 use crate::api::extract::ValidJson;
+use crate::api::guard::partner_workspace;
 use crate::api::idempotency::{self, Created, IdempotencyKey};
 use crate::api::paging::{PageParams, Paged, encode_key};
 use crate::api::state::AppState;
@@ -271,9 +272,7 @@ async fn list_migrations(
     params: web::Query<PageParams>,
 ) -> Result<web::Json<Paged<Migration>>, ApiError> {
     let page = params.page()?;
-    let workspace = workspaces::find(&state.db, partner.tenant_id, *id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
+    let workspace = partner_workspace(&state, &partner, *id).await?;
     let rows =
         scoped::list::<entity::migration::Entity>(&state.db, partner.tenant_id, workspace.id, page)
             .await?;
@@ -305,9 +304,7 @@ async fn find(
     workspace_id: Uuid,
     id: Uuid,
 ) -> Result<entity::migration::Model, ApiError> {
-    let workspace = workspaces::find(&state.db, partner.tenant_id, workspace_id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
+    let workspace = partner_workspace(&state, &partner, workspace_id).await?;
     scoped::find::<entity::migration::Entity>(&state.db, partner.tenant_id, workspace.id, id)
         .await?
         .ok_or(ApiError::NotFound)
@@ -554,9 +551,7 @@ async fn list_events(
     }
     .page()?;
     let filter = query.filter()?;
-    let workspace = workspaces::find(&state.db, partner.tenant_id, *id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
+    let workspace = partner_workspace(&state, &partner, *id).await?;
     let rows = log::list(&state.db, workspace.id, &filter, page).await?;
     Ok(web::Json(Paged::from_rows(
         rows,

@@ -16,6 +16,7 @@ use uuid::Uuid;
 
 use crate::api::docs;
 use crate::api::extract::ValidJson;
+use crate::api::guard::partner_workspace;
 use crate::api::idempotency::{self, Created, IdempotencyKey};
 use crate::api::paging::{PageParams, Paged, encode_cursor, invalid_cursor};
 use crate::api::state::AppState;
@@ -168,9 +169,7 @@ async fn list_prechecks(
     params: web::Query<PageParams>,
 ) -> Result<web::Json<Paged<Precheck>>, ApiError> {
     let page = params.page()?;
-    let workspace = workspaces::find(&state.db, partner.tenant_id, *id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
+    let workspace = partner_workspace(&state, &partner, *id).await?;
     let rows =
         scoped::list::<entity::precheck::Entity>(&state.db, partner.tenant_id, workspace.id, page)
             .await?;
@@ -208,9 +207,7 @@ async fn find(
     workspace_id: Uuid,
     id: Uuid,
 ) -> Result<(entity::workspace::Model, entity::precheck::Model), ApiError> {
-    let workspace = workspaces::find(&state.db, partner.tenant_id, workspace_id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
+    let workspace = partner_workspace(&state, &partner, workspace_id).await?;
     let precheck =
         scoped::find::<entity::precheck::Entity>(&state.db, partner.tenant_id, workspace.id, id)
             .await?
