@@ -17,7 +17,6 @@ use crate::api::state::AppState;
 use crate::auth::Partner;
 use crate::db::agents::{self as store, MachineRow};
 use crate::db::events::NewEvent;
-use crate::db::workspaces;
 use crate::domain::agent::{Operation, Outcome, Phase, Waiting, operate, waiting_reason};
 use crate::domain::machines::MachineState;
 use crate::error::ApiError;

@@ -16,7 +16,6 @@ use crate::api::paging::{PageParams, Paged, encode_key};
 use crate::api::state::AppState;
 use crate::auth::Partner;
 use crate::db::snapshot::{self, Child, Key, Kind, Row};
-use crate::db::workspaces;
 use crate::domain::machines::{Clock, MachineFacts, MachineState, OFFLINE_AFTER_DAYS};
 use crate::domain::plan::backup_plan;
 use crate::domain::plan::input::{BackupPlan, Group, Machine, User};

@@ -23,7 +23,6 @@ use crate::api::state::AppState;
 use crate::auth::Partner;
 use crate::db::prechecks as store;
 use crate::db::scoped;
-use crate::db::workspaces;
 use crate::domain::report::{Section, compare_entries};
 use crate::error::{ApiError, FieldError};
 use crate::jobs::RunPrecheck;
