@@ -144,7 +144,7 @@ async fn operate_on(
     machine_id: &str,
     operation: Operation,
 ) -> Result<web::Json<MachineStatus>, ApiError> {
-    let workspace = partner_workspace(&state, &partner, workspace_id).await?;
+    let workspace = partner_workspace(state, partner, workspace_id).await?;
     let machine = store::machine(&state.db, workspace.id, machine_id)
         .await?
         .ok_or(ApiError::NotFound)?;

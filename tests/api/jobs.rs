@@ -306,7 +306,7 @@ async fn the_worker_retries_transient_failures_and_discards_after_max_attempts()
                     &db,
                     NewJob {
                         max_attempts: 3,
-                        ..NewJob::new(FlakyJob { n: n })
+                        ..NewJob::new(FlakyJob { n })
                     },
                 )
                 .await

@@ -41,7 +41,7 @@ pub(crate) async fn synced(
     partner: &Partner,
     id: Uuid,
 ) -> Result<entity::workspace::Model, ApiError> {
-    let workspace = partner_workspace(&state, &partner, id).await?;
+    let workspace = partner_workspace(state, partner, id).await?;
     if workspace.snapshot_synced_at.is_none() {
         return Err(ApiError::conflict(
             "not_synced",

@@ -304,7 +304,7 @@ async fn find(
     workspace_id: Uuid,
     id: Uuid,
 ) -> Result<entity::migration::Model, ApiError> {
-    let workspace = partner_workspace(&state, &partner, workspace_id).await?;
+    let workspace = partner_workspace(state, partner, workspace_id).await?;
     scoped::find::<entity::migration::Entity>(&state.db, partner.tenant_id, workspace.id, id)
         .await?
         .ok_or(ApiError::NotFound)

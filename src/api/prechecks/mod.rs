@@ -206,7 +206,7 @@ async fn find(
     workspace_id: Uuid,
     id: Uuid,
 ) -> Result<(entity::workspace::Model, entity::precheck::Model), ApiError> {
-    let workspace = partner_workspace(&state, &partner, workspace_id).await?;
+    let workspace = partner_workspace(state, partner, workspace_id).await?;
     let precheck =
         scoped::find::<entity::precheck::Entity>(&state.db, partner.tenant_id, workspace.id, id)
             .await?
