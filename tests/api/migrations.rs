@@ -903,3 +903,86 @@ async fn a_second_wave_reuses_what_the_first_created_and_the_cloud_ends_as_one_p
         worker.stop().await;
     }
 }
+
+/// An item whose stored plan is not one of its kind (a row written by another
+/// version, or by hand) fails alone with `unreadable_plan`, saying why; nothing is
+/// created for it from defaults, and the rest of the migration goes on.
+#[tokio::test]
+async fn an_item_whose_plan_is_unreadable_fails_alone_saying_so() {
+    use entity::migration_item::{Column, Entity as Items};
+    use migration_portal::jobs::clients::ClientPool;
+    use migration_portal::jobs::migration::MigrationHandler;
+    use migration_portal::queue::Handler;
+    use sea_orm::sea_query::Expr;
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+
+    for backend in Backend::enabled() {
+        let base = small();
+        let world = fast_world(backend, base.clone()).await;
+        world.sync().await;
+        let precheck = world.whole_precheck(&base).await;
+        let location = world
+            .start_migration(json!({"precheck_id": precheck["id"]}))
+            .await;
+        // The supervisor alone: it plans, writes the items and queues their transfer
+        // jobs, which no handler here runs.
+        let secrets = SecretBox::from_base64(&world.app.secret_key).expect("key");
+        let supervisor = MigrationHandler::new(secrets, std::sync::Arc::new(ClientPool::new(true)));
+        Worker::new(
+            world.db.clone(),
+            WorkerConfig::default(),
+            vec![Handler::new(supervisor)],
+        )
+        .run_until_idle()
+        .await;
+        let migration = world
+            .wait_for(&location, |m| m["status"] == "running")
+            .await;
+        let migration_id = migration["id"].as_str().expect("id").to_string();
+        let users = world.all(&format!("{location}/items?kind=user")).await;
+        let spoiled = users[0]["key"].as_str().expect("key").to_string();
+        let changed = Items::update_many()
+            .col_expr(Column::Planned, Expr::value(r#"{"login": 7}"#))
+            .filter(Column::MigrationId.eq(uuid::Uuid::parse_str(&migration_id).expect("uuid")))
+            .filter(Column::Key.eq(spoiled.as_str()))
+            .exec(&world.db)
+            .await
+            .expect("spoil the plan");
+        assert_eq!(changed.rows_affected, 1, "{backend:?}");
+
+        let worker = world.run_worker();
+        let migration = world.wait_over(&location).await;
+        worker.stop().await;
+        assert_eq!(
+            migration["status"], "completed_with_failures",
+            "{backend:?}: {migration}"
+        );
+        let failed = world.all(&format!("{location}/items?state=failed")).await;
+        assert_eq!(
+            failed.len(),
+            1,
+            "{backend:?}: only the spoiled item: {failed:?}"
+        );
+        assert_eq!(failed[0]["key"], spoiled.as_str());
+        assert_eq!(failed[0]["error_code"], "unreadable_plan", "{backend:?}");
+        let reason = failed[0]["reason"].as_str().unwrap_or_default();
+        assert!(
+            reason.contains("invalid type: integer `7`, expected a string"),
+            "{backend:?}: says what is wrong: {reason}"
+        );
+        let done = world.all(&format!("{location}/items?state=done")).await;
+        assert_eq!(
+            done.len() + 1,
+            migration["items"].as_u64().unwrap_or_default() as usize,
+            "{backend:?}: every other item was carried out: {migration}"
+        );
+        let login_of_spoiled = users[0]["planned"]["login"].as_str().expect("login");
+        let state = world.cloud.inspect();
+        assert!(
+            !state
+                .to_string()
+                .contains(&format!("\"{login_of_spoiled}\"")),
+            "{backend:?}: nothing was created for the spoiled item"
+        );
+    }
+}
