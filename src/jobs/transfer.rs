@@ -314,11 +314,8 @@ impl TransferHandler {
 
 /// Sets `stop` once the migration is no longer running.
 async fn watch(db: DatabaseConnection, id: Uuid, stop: Arc<AtomicBool>) {
-    // Looks at once, then every 200 ms: a pause that came while the batch was being
-    // prepared (listings, applications) stops it before its first call.
-    let mut every = tokio::time::interval(WATCH_EVERY);
     loop {
-        every.tick().await;
+        tokio::time::sleep(WATCH_EVERY).await;
         match store::get(&db, id).await {
             Ok(Some(m)) if m.status == MigrationStatus::Running.as_str() => {}
             Ok(_) => {
