@@ -91,7 +91,13 @@ pub fn job_handlers_with(
             secrets.clone(),
             pool.clone(),
         )),
-        Handler::new(crate::jobs::transfer::TransferHandler::new(secrets, pool)),
+        Handler::new(crate::jobs::transfer::TransferHandler::new(
+            secrets.clone(),
+            pool.clone(),
+        )),
+        Handler::new(crate::jobs::registration::RegistrationHandler::new(
+            secrets, pool,
+        )),
         Handler::new(crate::jobs::webhook::WebhookHandler::new(sender, webhooks)),
     ]
 }

@@ -107,6 +107,8 @@ pub(super) fn agent_event(
 #[derive(Clone, Debug)]
 pub struct MachineRow {
     pub workspace_id: Uuid,
+    /// The partner tenant the workspace belongs to.
+    pub tenant_id: Uuid,
     /// The workspace's cloud: where the machine's agent registers.
     pub target_url: String,
     pub machine_id: String,
@@ -132,7 +134,7 @@ pub struct MachineRow {
     pub registration_token_id: Option<String>,
 }
 
-const MACHINE_COLUMNS: &str = "SELECT m.workspace_id, w.target_url, m.source_id, m.parent_source_id, m.data, m.readiness, m.migration_state, m.migration_phase, m.last_report_seq, \
+const MACHINE_COLUMNS: &str = "SELECT m.workspace_id, w.tenant_id, w.target_url, m.source_id, m.parent_source_id, m.data, m.readiness, m.migration_state, m.migration_phase, m.last_report_seq, \
      m.error_code, m.error_message, m.state_changed_at, m.last_check_in_at, m.reported_client_version, m.not_seen_at, a.plans, \
      a.target_user_id, a.target_tenant_id, a.registration_token, a.registration_expires_at, a.registration_token_id \
      FROM source_machines m JOIN workspaces w ON w.id = m.workspace_id \
@@ -142,6 +144,7 @@ const MACHINE_COLUMNS: &str = "SELECT m.workspace_id, w.target_url, m.source_id,
 #[derive(FromQueryResult)]
 struct MachineColumns {
     workspace_id: Uuid,
+    tenant_id: Uuid,
     target_url: String,
     source_id: String,
     parent_source_id: Option<String>,
@@ -168,6 +171,7 @@ impl From<MachineColumns> for MachineRow {
     fn from(m: MachineColumns) -> Self {
         Self {
             workspace_id: m.workspace_id,
+            tenant_id: m.tenant_id,
             target_url: m.target_url,
             machine_id: m.source_id,
             user_id: m.parent_source_id,

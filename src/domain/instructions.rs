@@ -17,6 +17,15 @@ pub fn poll_after() -> u64 {
     POLL_SECS - JITTER_SECS + rand::rng().random_range(0..=2 * JITTER_SECS)
 }
 
+/// Why a machine told to migrate waits instead: its registration token is being made.
+pub const REGISTRATION_PENDING: &str = "registration_pending: the machine's registration with the cloud is being prepared; check in again soon";
+
+/// Seconds until a check-in that waits for something about to happen (a
+/// registration token being made): a minute or so, jittered.
+pub fn poll_soon() -> u64 {
+    rand::rng().random_range(30..=90)
+}
+
 /// What the agent is to do now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Action {

@@ -263,9 +263,16 @@ impl MigrationHandler {
                 continue;
             };
             let machines = &planned.machines;
-            store::release_machines(&txn, migration, &spec.source_id, *user, *tenant, machines)
-                .await
-                .map_err(database)?;
+            let released =
+                store::release_machines(&txn, migration, &spec.source_id, *user, *tenant, machines)
+                    .await
+                    .map_err(database)?;
+            if !released.is_empty() {
+                let (tenant_id, workspace_id) = (migration.tenant_id, migration.workspace_id);
+                super::registration::schedule(&txn, tenant_id, workspace_id, *user)
+                    .await
+                    .map_err(database)?;
+            }
         }
         let scheduled = super::transfer::schedule(&txn, migration, ready)
             .await

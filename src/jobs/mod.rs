@@ -8,6 +8,7 @@ pub mod clients;
 pub mod migration;
 pub mod precheck;
 pub mod provision;
+pub mod registration;
 pub mod sync;
 pub mod transfer;
 pub mod watch;
@@ -17,6 +18,7 @@ use uuid::Uuid;
 
 pub use migration::SuperviseMigration;
 pub use precheck::RunPrecheck;
+pub use registration::IssueRegistration;
 pub use sync::SyncWorkspace;
 pub use transfer::TransferItems;
 pub use webhook::DeliverWebhook;
@@ -24,12 +26,13 @@ pub use webhook::DeliverWebhook;
 use crate::queue::{Job, JobError, JobRun, database};
 
 /// The job kinds this build runs.
-pub const KINDS: [&str; 5] = [
+pub const KINDS: [&str; 6] = [
     SyncWorkspace::KIND,
     RunPrecheck::KIND,
     SuperviseMigration::KIND,
     TransferItems::KIND,
     DeliverWebhook::KIND,
+    IssueRegistration::KIND,
 ];
 
 /// A transient failure of another system is tried again; any other ends the job.

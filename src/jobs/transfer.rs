@@ -574,6 +574,17 @@ impl Context<'_> {
             )
             .await
             .map_err(db_stop)?;
+            // Their agents find their registration tokens made when they check in.
+            if !released.is_empty() {
+                super::registration::schedule(
+                    &txn,
+                    migration.tenant_id,
+                    migration.workspace_id,
+                    target_user_id,
+                )
+                .await
+                .map_err(db_stop)?;
+            }
             for machine in released {
                 log.events.push(NewEvent {
                     actor: self.actor.clone(),

@@ -489,16 +489,26 @@ async fn after_a_migration_with_agents_the_metrics_equal_the_api_and_the_simulat
             .as_array()
             .expect("tokens")
             .len();
-        assert_eq!(
+        // Made by the worker while the cloud lost some answers (a token whose answer was
+        // lost is found again in the listing, not made twice): every one was asked for,
+        // and every answered one is there.
+        let answered = scrape.sum(
+            "mp_target_requests_total",
+            &[
+                ("operation", "create_registration_token"),
+                ("outcome", "ok"),
+            ],
+        );
+        assert!(
+            answered > 0.0 && answered <= tokens as f64,
+            "{answered} answered creates, {tokens} tokens"
+        );
+        assert!(
             scrape.sum(
                 "mp_target_requests_total",
-                &[
-                    ("operation", "create_registration_token"),
-                    ("outcome", "ok")
-                ]
-            ),
-            tokens as f64,
-            "made at check-ins"
+                &[("operation", "create_registration_token")]
+            ) >= tokens as f64,
+            "every token made was asked for"
         );
         assert!(
             scrape.sum(

@@ -1,7 +1,8 @@
-//! Registration tokens: at most one live token per machine, with `sim cloud`
-//! losing answers after commit, first check-ins of one machine arriving at once,
-//! and renewals. Afterwards the cloud holds exactly one live token per machine
-//! that asked, the one that machine was handed.
+//! Registration tokens: made ahead when a migration releases a machine, at most
+//! one live token per machine, with `sim cloud` losing answers after commit,
+//! check-ins of one machine arriving at once, workers side by side, expiries and
+//! renewals. Afterwards the cloud holds exactly one live token per released
+//! machine, the one that machine holds (and was handed).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -15,7 +16,7 @@ use crate::world::World;
 
 /// Check-ins of one machine sent at once.
 const AT_ONCE: usize = 3;
-/// Rounds of check-ins before a machine must have its token (a 503 asks it to come back).
+/// Rounds of check-ins (and of the worker) before a machine must have its token.
 const ROUNDS: usize = 40;
 
 /// Up to `n` released machines that migrate unattended (no client update awaited).
@@ -34,9 +35,11 @@ pub(crate) async fn released_machines(world: &World, n: usize) -> Vec<String> {
         .collect()
 }
 
-/// Checks a machine's agent in `AT_ONCE` times at once, round after round, until
-/// every answer of a round hands a registration token; answers that token (every
-/// answer of the machine hands the same one).
+/// Checks a machine's agent in `AT_ONCE` times at once, round after round (the
+/// worker runs between rounds: it makes the tokens), until every answer of a
+/// round hands a registration token; answers that token (every answer of the
+/// machine hands the same one). A check-in never waits on the cloud: until its
+/// token is made, the machine is told to come back soon.
 pub(crate) async fn check_in_until_registered(world: &World, agent_token: &str) -> String {
     let url = world.app.url("/agent/v1/instructions");
     for _ in 0..ROUNDS {
@@ -54,10 +57,20 @@ pub(crate) async fn check_in_until_registered(world: &World, agent_token: &str) 
         });
         let answers = futures_util::future::join_all(calls).await;
         for (status, body) in &answers {
-            assert!(
-                *status == 200 || *status == 503,
-                "a check-in answers its instructions or asks to come back: {status} {body}"
-            );
+            assert_eq!(*status, 200, "a check-in answers its instructions: {body}");
+            if body["registration"].is_null() {
+                assert_eq!(body["action"], "none", "no token, no migration: {body}");
+                assert!(
+                    body["reason"]
+                        .as_str()
+                        .is_some_and(|r| r.starts_with("registration_pending:")),
+                    "the machine is told why it waits: {body}"
+                );
+                assert!(
+                    (30..=90).contains(&body["poll_after_secs"].as_u64().unwrap_or(0)),
+                    "and to come back soon: {body}"
+                );
+            }
         }
         let handed: BTreeSet<String> = answers
             .iter()
@@ -67,12 +80,14 @@ pub(crate) async fn check_in_until_registered(world: &World, agent_token: &str) 
             handed.len() <= 1,
             "one machine is handed one token: {handed:?}"
         );
-        if answers.iter().all(|(status, _)| *status == 200)
+        if answers
+            .iter()
+            .all(|(_, body)| !body["registration"].is_null())
             && let Some(token) = handed.into_iter().next()
         {
             return token;
         }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        world.work().await;
     }
     panic!("no registration token after {ROUNDS} rounds of check-ins");
 }
@@ -126,8 +141,55 @@ fn assert_one_live_token_per_machine(
     );
 }
 
+/// Every machine the migration released (assigned to a cloud user).
+async fn assigned_machines(world: &World) -> Vec<String> {
+    let rows = migration_portal::db::query(
+        &world.db,
+        "SELECT machine_id FROM machine_assignments WHERE workspace_id = $1 ORDER BY machine_id",
+        vec![world.workspace.into()],
+    )
+    .await
+    .expect("query");
+    rows.iter()
+        .map(|r| r.try_get::<String>("", "machine_id").expect("id"))
+        .collect()
+}
+
+/// The tokens the machines hold now: machine -> token, opened from their seal.
+async fn held_tokens(world: &World, machines: &[String]) -> BTreeMap<String, String> {
+    let mut held = BTreeMap::new();
+    for machine in machines {
+        let row = migration_portal::db::agents::machine(&world.db, world.workspace, machine)
+            .await
+            .expect("machine")
+            .expect("known");
+        let (sealed, _) = row.registration.expect("a token is kept");
+        let context =
+            migration_portal::jobs::registration::sealing_context(world.workspace, machine);
+        let token = world.secrets().open(&sealed, &context).expect("opens");
+        held.insert(
+            machine.clone(),
+            secrecy::ExposeSecret::expose_secret(&token).to_string(),
+        );
+    }
+    held
+}
+
+/// Sets the expiry of the machines' kept tokens to `left` from now.
+async fn expire_in(world: &World, machines: &[&String], left: chrono::Duration) {
+    for machine in machines {
+        migration_portal::db::execute(
+            &world.db,
+            "UPDATE machine_assignments SET registration_expires_at = $1 WHERE workspace_id = $2 AND machine_id = $3",
+            vec![(chrono::Utc::now() + left).into(), world.workspace.into(), machine.as_str().into()],
+        )
+        .await
+        .expect("expiring");
+    }
+}
+
 #[tokio::test]
-async fn lost_answers_and_concurrent_check_ins_leave_one_live_token_per_machine_and_a_renewal_revokes_the_old_one()
+async fn tokens_are_made_ahead_and_lost_answers_and_concurrent_workers_leave_one_live_token_per_machine()
  {
     for backend in Backend::enabled() {
         let base = small();
@@ -138,55 +200,73 @@ async fn lost_answers_and_concurrent_check_ins_leave_one_live_token_per_machine_
             machines.len() >= 12,
             "{backend:?}: enough released machines: {machines:?}"
         );
+        // Made when the migration released the machines, before any agent asked (the
+        // worker stopped with the migration: the last ones are made now).
+        world.work().await;
+        let released = assigned_machines(&world).await;
+        let ahead = held_tokens(&world, &released).await;
+        assert_one_live_token_per_machine(&world, &ahead, backend);
         let mut agents = BTreeMap::new();
         for machine in &machines {
             agents.insert(machine.clone(), world.agent_token(&secret, machine).await);
         }
+        let handed = register_all(&world, &agents).await;
+        for machine in &machines {
+            assert_eq!(
+                handed[machine], ahead[machine],
+                "{backend:?}: {machine}'s first check-in hands the token made ahead"
+            );
+        }
 
-        // Half the creates (and revokes) lose their answer; some requests fail outright.
+        // Expired for a third of them (pending until remade), less than a day left for
+        // another third (handed, and renewed meanwhile); half the cloud's creates and
+        // revokes lose their answer, some requests fail outright, workers run side by side.
+        let expired: Vec<&String> = machines.iter().step_by(3).collect();
+        let renewing: Vec<&String> = machines.iter().skip(1).step_by(3).collect();
+        expire_in(&world, &expired, chrono::Duration::minutes(-5)).await;
+        expire_in(&world, &renewing, chrono::Duration::hours(3)).await;
         world.cloud.set_faults(Faults {
             fail_after_commit_rate: 0.5,
             fail_rate: 0.1,
             ..Faults::default()
         });
-        let handed = register_all(&world, &agents).await;
+        let first = register_all(&world, &agents).await;
+        for machine in &renewing {
+            assert_eq!(
+                first[*machine], handed[*machine],
+                "{backend:?}: {machine}'s token, a day from its end, is handed while it is renewed"
+            );
+        }
+        // Every renewal made: the check-ins now hand the new tokens.
+        for _ in 0..ROUNDS {
+            world.work().await;
+            if held_tokens(&world, &machines)
+                .await
+                .iter()
+                .all(|(machine, token)| !renewing.contains(&machine) || *token != handed[machine])
+            {
+                break;
+            }
+            // A renewal whose job ran out of attempts is scheduled again by a check-in.
+            register_all(&world, &agents).await;
+        }
+        let renewed = register_all(&world, &agents).await;
         let counters = world.cloud.inspect()["counters"].clone();
         world.cloud.set_faults(Faults::default());
         assert!(
             counters["failed_after_commit"].as_u64() > Some(0),
             "{backend:?}: answers were lost: {counters}"
         );
-        assert_one_live_token_per_machine(&world, &handed, backend);
-        // Checked in again: the same token, nothing made.
-        let again = register_all(&world, &agents).await;
-        assert_eq!(again, handed, "{backend:?}: a kept token is handed again");
-
-        // Less than a day left for half of them: renewed, and the old one revoked once the new one is kept.
-        let renewing: Vec<&String> = machines.iter().step_by(2).collect();
-        for machine in &renewing {
-            migration_portal::db::execute(
-                &world.db,
-                "UPDATE machine_assignments SET registration_expires_at = $1 WHERE workspace_id = $2 AND machine_id = $3",
-                vec![(chrono::Utc::now() + chrono::Duration::hours(3)).into(), world.workspace.into(), machine.as_str().into()],
-            )
-            .await
-            .expect("expiring");
-        }
-        world.cloud.set_faults(Faults {
-            fail_after_commit_rate: 0.5,
-            fail_rate: 0.1,
-            ..Faults::default()
-        });
-        let renewed = register_all(&world, &agents).await;
-        world.cloud.set_faults(Faults::default());
         for machine in &machines {
             let changed = renewed[machine] != handed[machine];
             assert_eq!(
                 changed,
-                renewing.contains(&machine),
-                "{backend:?}: {machine} is renewed only when its token expires within a day"
+                expired.contains(&machine) || renewing.contains(&machine),
+                "{backend:?}: {machine} gets a new token only when its own expired or ends within a day"
             );
         }
-        assert_one_live_token_per_machine(&world, &renewed, backend);
+        let mut holding = held_tokens(&world, &released).await;
+        holding.extend(renewed);
+        assert_one_live_token_per_machine(&world, &holding, backend);
     }
 }

@@ -90,9 +90,14 @@ impl World {
         format!("/api/v1/workspaces/{}{rest}", self.workspace)
     }
 
+    /// The key the app seals secrets with.
+    pub fn secrets(&self) -> SecretBox {
+        SecretBox::from_base64(&self.app.secret_key).expect("key")
+    }
+
     /// Runs the worker until no job is left.
     pub async fn work(&self) {
-        let secrets = SecretBox::from_base64(&self.app.secret_key).expect("key");
+        let secrets = self.secrets();
         let config = WorkerConfig {
             min_backoff: Duration::ZERO,
             max_backoff: Duration::from_millis(1),

@@ -9,13 +9,14 @@ use serde_json::{Value, json};
 use super::dto::Instructions;
 use crate::api::docs;
 use crate::api::guard::require_agent;
-use crate::api::registration::machine_registration;
+use crate::api::registration::{Registration, machine_registration};
 use crate::api::state::AppState;
 use crate::auth::{Agent, digest};
 use crate::db::agent_reports;
 use crate::db::agents::MachineRow;
 use crate::domain::instructions::{
-    Action, installer, instruction, poll_after, readiness_with_client, stated_client_version,
+    Action, REGISTRATION_PENDING, installer, instruction, poll_after, poll_soon,
+    readiness_with_client, stated_client_version,
 };
 use crate::error::ApiError;
 use crate::jobs::webhook;
@@ -60,14 +61,21 @@ pub async fn instructions(
     {
         client_reported(&state, &mut machine, version).await?;
     }
-    let (action, reason) = instruction(machine.status.state, machine.readiness.as_deref());
-    let migrate = action == Action::Migrate;
-    // The registration token is made at the first `migrate` (see `api::registration`).
-    let registration = if migrate {
-        machine_registration(&state, workspace_id, &machine).await?
-    } else {
-        None
+    let (mut action, mut reason) = instruction(machine.status.state, machine.readiness.as_deref());
+    // The registration token is made ahead by a job (see `api::registration`); until
+    // it is there, the agent waits and comes back soon.
+    let registration = match action {
+        Action::Migrate => match machine_registration(&state, &machine).await? {
+            Some(Registration::Ready(registration)) => Some(registration),
+            Some(Registration::Pending) => {
+                (action, reason) = (Action::None, Some(REGISTRATION_PENDING));
+                None
+            }
+            None => None,
+        },
+        _ => None,
     };
+    let migrate = action == Action::Migrate;
     let body = Instructions {
         registration,
         reason: reason.map(str::to_string),
@@ -80,7 +88,11 @@ pub async fn instructions(
         poll_after_secs: 0,
     };
     let etag = etag(&body)?;
-    let poll = poll_after();
+    let poll = if reason == Some(REGISTRATION_PENDING) {
+        poll_soon()
+    } else {
+        poll_after()
+    };
     let matches = req
         .headers()
         .get(header::IF_NONE_MATCH)

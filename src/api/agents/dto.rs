@@ -39,7 +39,9 @@ pub struct Instructions {
     /// switch to restore-only, reporting each step) or `stop` (the migration is over
     /// for this machine: migrated, failed or waiting for someone).
     pub action: String,
-    /// Why a released machine is told to do nothing yet (`update_pending: …`, `update_required: …`).
+    /// Why a released machine is told to do nothing yet (`update_pending: …`, `update_required: …`,
+    /// `registration_pending: …` while its registration with the cloud is prepared: check in again
+    /// after `poll_after_secs`, about a minute).
     pub reason: Option<String>,
     pub machine_id: String,
     /// The machine's migration state as the portal sees it.

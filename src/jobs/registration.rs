@@ -1,0 +1,332 @@
+//! The `registration` job: makes a released machine's registration token, the
+//! one-time code its cloud agent registers with, bound to the machine's cloud
+//! user. No agent request waits on the cloud for it: the transfer schedules the
+//! job when it releases a machine, and a check-in that finds no live token (or
+//! one to renew) schedules it again and is told to come back soon. At most one
+//! live token per machine:
+//!
+//! - One job per cloud user at a time (its unique key) makes the tokens of that
+//!   user's machines one after another, under a claim in the database per user
+//!   (a job that finds it held, by a job whose lease lapsed, snoozes and looks again).
+//! - Under that claim, the tenant's listing tells our leftovers apart: a token with
+//!   exactly our scope and our lifetime that no machine holds was made by a request
+//!   of ours whose answer was lost (or a renewal whose revoke failed). A fresh one
+//!   is adopted instead of making another; the others are revoked.
+//! - A create that fails in a way that may hide a token made is followed by the
+//!   listing again, which finds it.
+//! - A renewal (less than a day left) revokes the old token once the new one is kept.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sea_orm::ConnectionTrait;
+use secrecy::ExposeSecret;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::clients::ClientPool;
+use super::{connector, workspace_of};
+use crate::connectors::ConnectorError;
+use crate::connectors::target::{RegistrationToken, TargetApi};
+use crate::crypto::SecretBox;
+use crate::db::agents as machines;
+use crate::db::registration as tokens;
+use crate::domain::migration::MigrationStatus;
+use crate::queue::{self, Job, JobError, JobHandler, JobRun, NewJob, database};
+
+/// How long a registration token lives.
+pub const REGISTRATION_DAYS: i64 = 7;
+/// A token with less than this left is renewed.
+const RENEW_WITHIN_DAYS: i64 = 1;
+/// A claim older than this is taken over (its holder died or hangs).
+const CLAIM_LEASE_SECS: i64 = 300;
+/// How long a job whose user's claim is held waits before it looks again.
+const CLAIM_HELD_SNOOZE: Duration = Duration::from_millis(500);
+/// How long a job whose migration is paused waits before it looks again.
+const PAUSED_SNOOZE: Duration = Duration::from_secs(5);
+/// Slack between our clock and the cloud's when a token's lifetime is read.
+const LIFETIME_SLACK_SECS: i64 = 120;
+
+/// Whether a kept token is still good for a while (more than a day left): older
+/// ones are renewed.
+pub fn fresh(expires_at: &DateTime<Utc>) -> bool {
+    *expires_at > Utc::now() + chrono::Duration::days(RENEW_WITHIN_DAYS)
+}
+
+/// The sealing context of a machine's registration token.
+pub fn sealing_context(workspace_id: Uuid, machine_id: &str) -> String {
+    format!("machine_assignments:{workspace_id}:{machine_id}:registration_token")
+}
+
+/// Makes (or renews) the registration tokens of a cloud user's released machines.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct IssueRegistration {
+    pub workspace_id: Uuid,
+    pub target_user_id: Uuid,
+}
+
+impl Job for IssueRegistration {
+    const KIND: &'static str = "registration";
+    /// The cloud unavailable for a while: tried again with backoff; a machine's
+    /// next check-in schedules it anew after that.
+    const MAX_ATTEMPTS: i32 = 8;
+}
+
+impl IssueRegistration {
+    /// The job of a cloud user's machines in `tenant_id`'s workspace; one at a
+    /// time per user, so that a user's tokens are made one after another.
+    pub fn of(tenant_id: Uuid, workspace_id: Uuid, target_user_id: Uuid) -> NewJob<Self> {
+        NewJob {
+            unique_key: Some(format!("registration:{workspace_id}:{target_user_id}")),
+            tenant_id: Some(tenant_id),
+            workspace_id: Some(workspace_id),
+            ..NewJob::new(Self {
+                workspace_id,
+                target_user_id,
+            })
+        }
+    }
+}
+
+/// Schedules the registration tokens of a user's machines just released, in
+/// the caller's transaction.
+pub async fn schedule(
+    db: &impl ConnectionTrait,
+    tenant_id: Uuid,
+    workspace_id: Uuid,
+    target_user_id: Uuid,
+) -> Result<(), sea_orm::DbErr> {
+    queue::enqueue(
+        db,
+        IssueRegistration::of(tenant_id, workspace_id, target_user_id),
+    )
+    .await
+    .map(drop)
+}
+
+pub struct RegistrationHandler {
+    secrets: SecretBox,
+    pool: Arc<ClientPool>,
+}
+
+impl RegistrationHandler {
+    pub fn new(secrets: SecretBox, pool: Arc<ClientPool>) -> Self {
+        Self { secrets, pool }
+    }
+}
+
+#[async_trait]
+impl JobHandler for RegistrationHandler {
+    type Job = IssueRegistration;
+
+    async fn run(&self, job: IssueRegistration, run: &JobRun) -> Result<Value, JobError> {
+        let workspace = workspace_of(run, job.workspace_id).await?;
+        let (db, user) = (run.db(), job.target_user_id);
+        let claim = Uuid::new_v4();
+        let stale_before = Utc::now() - chrono::Duration::seconds(CLAIM_LEASE_SECS);
+        if !tokens::claim_registration(db, workspace.id, user, claim, stale_before)
+            .await
+            .map_err(database)?
+        {
+            // Another job makes a token of this user now (one whose lease lapsed).
+            return Err(JobError::Snooze(CLAIM_HELD_SNOOZE));
+        }
+        let made = self.under_claim(run, &workspace, user).await;
+        tokens::release_registration_claim(db, workspace.id, user, claim)
+            .await
+            .map_err(database)?;
+        made
+    }
+}
+
+impl RegistrationHandler {
+    /// The tokens of the user's machines that hold none fresh, made one after
+    /// another while holding the claim of the user.
+    async fn under_claim(
+        &self,
+        run: &JobRun,
+        workspace: &entity::workspace::Model,
+        target_user: Uuid,
+    ) -> Result<Value, JobError> {
+        let db = run.db();
+        let released = tokens::machines_of_user(db, workspace.id, target_user)
+            .await
+            .map_err(database)?;
+        let mut made = 0;
+        let mut paused = false;
+        for (machine_id, status) in &released {
+            // A paused migration makes no call to the cloud, these neither: made on resume.
+            if status == MigrationStatus::Paused.as_str() {
+                paused = true;
+                continue;
+            }
+            // Read under the claim: a job that held it before (its lease lapsed) may have made it.
+            let Some(machine) = machines::machine(db, workspace.id, machine_id)
+                .await
+                .map_err(database)?
+            else {
+                continue;
+            };
+            let Some((user, target_tenant)) = machine.target else {
+                continue;
+            };
+            if user != target_user || holds_fresh(&machine) {
+                continue;
+            }
+            let clients = self.pool.clients(workspace, &self.secrets)?;
+            Registrant {
+                workspace_id: workspace.id,
+                machine_id,
+                target_user,
+                target_tenant,
+                replaces: machine.registration_token_id.as_deref(),
+            }
+            .obtain_claimed(db, &self.secrets, clients.target.as_ref())
+            .await?;
+            made += 1;
+        }
+        if paused {
+            return Err(JobError::Snooze(PAUSED_SNOOZE));
+        }
+        Ok(json!({"machines": released.len(), "tokens_made": made}))
+    }
+}
+
+fn holds_fresh(machine: &machines::MachineRow) -> bool {
+    machine
+        .registration
+        .as_ref()
+        .is_some_and(|(_, expires)| fresh(expires))
+}
+
+/// The machine a registration token is made for: its cloud user and tenant,
+/// and the token it replaces.
+struct Registrant<'a> {
+    workspace_id: Uuid,
+    machine_id: &'a str,
+    target_user: Uuid,
+    target_tenant: Uuid,
+    replaces: Option<&'a str>,
+}
+
+impl Registrant<'_> {
+    /// A fresh token made (or found again) and kept, while holding the claim of its user.
+    async fn obtain_claimed(
+        &self,
+        db: &impl ConnectionTrait,
+        secrets: &SecretBox,
+        target: &dyn TargetApi,
+    ) -> Result<DateTime<Utc>, JobError> {
+        let user = target.user(self.target_user).await.map_err(connector)?;
+        // The document binds an agent to a user by the user's personal tenant; without one
+        // there is nothing to bind to (never the customer tenant: the machine would be no one's).
+        let Some(personal_tenant) = user.personal_tenant_id else {
+            tracing::warn!(machine = self.machine_id, user = %self.target_user, "the cloud user has no personal tenant: no registration token yet");
+            return Err(JobError::Retry(
+                "the machine's cloud user has no personal tenant yet".into(),
+            ));
+        };
+        let scopes = vec![format!(
+            "urn:acronis.com:tenant-id:{personal_tenant}:backup_agent_admin"
+        )];
+        let held = tokens::held_registration_tokens(db, self.target_user)
+            .await
+            .map_err(database)?;
+        let mut leftovers = leftovers_of(target, self.target_tenant, &scopes, &held)
+            .await
+            .map_err(connector)?;
+        let token = match leftovers.iter().rposition(|t| fresh(&t.expires_at)) {
+            Some(newest) => leftovers.remove(newest),
+            None => {
+                let lifetime = Duration::from_secs(REGISTRATION_DAYS as u64 * 86_400);
+                match target
+                    .create_registration_token(self.target_tenant, lifetime, &scopes)
+                    .await
+                {
+                    Ok(token) => token,
+                    Err(e) if may_have_landed(&e) => {
+                        // Its answer may be lost, not the token: a new leftover is the one it made.
+                        let known: HashSet<String> =
+                            leftovers.iter().map(|t| t.id.clone()).collect();
+                        let mut found: Vec<RegistrationToken> =
+                            leftovers_of(target, self.target_tenant, &scopes, &held)
+                                .await
+                                .map_err(|_| connector(e.clone()))?
+                                .into_iter()
+                                .filter(|t| !known.contains(&t.id))
+                                .collect();
+                        let Some(made) = found.pop() else {
+                            return Err(connector(e));
+                        };
+                        leftovers.extend(found);
+                        tracing::info!(
+                            machine = self.machine_id,
+                            "a registration token whose answer was lost was found again"
+                        );
+                        made
+                    }
+                    Err(e) => return Err(connector(e)),
+                }
+            }
+        };
+        let context = sealing_context(self.workspace_id, self.machine_id);
+        let sealed = secrets
+            .seal(token.token.expose_secret(), &context)
+            .map_err(|e| JobError::Fatal(format!("sealing the registration token: {e}")))?;
+        tokens::keep_registration(
+            db,
+            self.workspace_id,
+            self.machine_id,
+            sealed,
+            token.expires_at,
+            &token.id,
+        )
+        .await
+        .map_err(database)?;
+        // Once the new token is kept: the one it replaces and every leftover go.
+        let replaced = self
+            .replaces
+            .filter(|id| *id != token.id)
+            .map(str::to_string);
+        for id in replaced
+            .into_iter()
+            .chain(leftovers.into_iter().map(|t| t.id))
+        {
+            if let Err(e) = target.revoke_registration_token(&id).await {
+                // Not held by any machine, it is revoked by the next token made for this user.
+                tracing::warn!(error = %e, machine = self.machine_id, token_id = %id, "a registration token could not be revoked yet");
+            }
+        }
+        Ok(token.expires_at)
+    }
+}
+
+/// Whether a failed create may still have made its token (the request reached the cloud).
+fn may_have_landed(error: &ConnectorError) -> bool {
+    error.is_transient()
+}
+
+/// The tenant's tokens that are ours and held by no machine, oldest first: exactly
+/// our scopes and our lifetime.
+async fn leftovers_of(
+    target: &dyn TargetApi,
+    tenant: Uuid,
+    scopes: &[String],
+    held: &HashSet<String>,
+) -> Result<Vec<RegistrationToken>, ConnectorError> {
+    let lifetime = REGISTRATION_DAYS * 86_400;
+    let mut ours: Vec<RegistrationToken> = target
+        .registration_tokens(tenant)
+        .await?
+        .into_iter()
+        .filter(|t| t.scopes == scopes && !held.contains(&t.id))
+        .filter(|t| {
+            ((t.expires_at - t.created_at).num_seconds() - lifetime).abs() <= LIFETIME_SLACK_SECS
+        })
+        .collect();
+    ours.sort_by_key(|t| t.created_at);
+    Ok(ours)
+}
