@@ -21,6 +21,7 @@ mod m20261129_000016_add_precheck_options;
 mod m20261201_000017_add_registration_claims;
 mod m20261206_000018_add_source_quotas;
 mod m20261206_000019_add_provisioning_profile;
+mod m20261206_000020_precheck_chunks_lz4;
 
 pub struct Migrator;
 
@@ -47,6 +48,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000017_add_registration_claims::Migration),
             Box::new(m20261206_000018_add_source_quotas::Migration),
             Box::new(m20261206_000019_add_provisioning_profile::Migration),
+            Box::new(m20261206_000020_precheck_chunks_lz4::Migration),
         ]
     }
 }

@@ -18,7 +18,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::domain::plan::Snapshot;
-use crate::domain::report::{Entry, Report, Section};
+use crate::domain::report::{EncodedEntry, EncodedReport, Entry, Section};
 
 /// Entries per stored chunk: a page read decodes at most two chunks.
 const CHUNK: usize = 500;
@@ -133,10 +133,11 @@ pub async fn insert(db: &impl ConnectionTrait, model: precheck::Model) -> Result
 }
 
 /// Stores the report's entries and its planning section, in one transaction.
+/// Each section's text is let go of as its chunks are written.
 pub async fn store_report(
     db: &DatabaseConnection,
     id: Uuid,
-    report: &Report,
+    report: EncodedReport,
     snapshot_synced_at: Option<DateTime<Utc>>,
 ) -> Result<(), DbErr> {
     let txn = db.begin().await?;
@@ -144,53 +145,34 @@ pub async fn store_report(
         .filter(precheck_chunk::Column::PrecheckId.eq(id))
         .exec(&txn)
         .await?;
-    let chunks: Vec<(Section, usize, &[Entry])> = report
-        .sections
-        .iter()
-        .flat_map(|(section, entries)| {
-            entries
-                .chunks(CHUNK)
+    let EncodedReport { planning, sections } = report;
+    for (section, entries) in sections {
+        let chunks: Vec<&[EncodedEntry]> = entries.chunks(CHUNK).collect();
+        for (batch_no, batch) in chunks.chunks(ROWS_PER_INSERT).enumerate() {
+            let models = batch
+                .iter()
                 .enumerate()
-                .map(|(n, chunk)| (*section, n, chunk))
-        })
-        .collect();
-    // Encoding is most of the work: half the chunks on a second core.
-    let encode =
-        |part: &[(Section, usize, &[Entry])]| -> Result<Vec<precheck_chunk::ActiveModel>, DbErr> {
-            part.iter()
-                .map(|(section, n, chunk)| {
-                    let pairs: Vec<(&str, &Value)> =
-                        chunk.iter().map(|e| (e.key.as_str(), &e.value)).collect();
+                .map(|(i, chunk)| {
+                    let n = batch_no * ROWS_PER_INSERT + i;
                     Ok(precheck_chunk::ActiveModel {
                         precheck_id: Set(id),
                         section: Set(section.as_str().to_string()),
-                        chunk: Set(*n as i32),
+                        chunk: Set(n as i32),
                         first_entry: Set((n * CHUNK) as i32),
                         entries: Set(chunk.len() as i32),
-                        data: Set(serde_json::to_string(&pairs)
-                            .map_err(|e| DbErr::Custom(e.to_string()))?),
+                        data: Set(chunk_text(chunk)?),
                     })
                 })
-                .collect()
-        };
-    let (first, second) = chunks.split_at(chunks.len() / 2);
-    let (first, second) = std::thread::scope(|scope| {
-        let second = scope.spawn(|| encode(second));
-        (
-            encode(first),
-            second.join().expect("encoding report chunks"),
-        )
-    });
-    let models: Vec<precheck_chunk::ActiveModel> = first?.into_iter().chain(second?).collect();
-    for batch in models.chunks(50) {
-        Chunks::insert_many(batch.to_vec())
-            .exec_without_returning(&txn)
-            .await?;
+                .collect::<Result<Vec<_>, DbErr>>()?;
+            Chunks::insert_many(models)
+                .exec_without_returning(&txn)
+                .await?;
+        }
     }
     Prechecks::update_many()
         .col_expr(
             precheck::Column::Planning,
-            Expr::value(report.planning.to_string()),
+            Expr::value(planning.to_string()),
         )
         .col_expr(
             precheck::Column::SnapshotSyncedAt,
@@ -201,6 +183,31 @@ pub async fn store_report(
         .exec(&txn)
         .await?;
     txn.commit().await
+}
+
+/// Chunks written by one statement.
+const ROWS_PER_INSERT: usize = 50;
+
+/// A chunk as stored: `[[key, value], ...]`, as `serde_json` writes a list of pairs.
+fn chunk_text(entries: &[EncodedEntry]) -> Result<String, DbErr> {
+    let size: usize = entries
+        .iter()
+        .map(|e| e.key.len() + e.value.len() + 8)
+        .sum();
+    let mut text = String::with_capacity(size + 2);
+    text.push('[');
+    for (i, e) in entries.iter().enumerate() {
+        if i > 0 {
+            text.push(',');
+        }
+        text.push('[');
+        text.push_str(&serde_json::to_string(&e.key).map_err(|e| DbErr::Custom(e.to_string()))?);
+        text.push(',');
+        text.push_str(&e.value);
+        text.push(']');
+    }
+    text.push(']');
+    Ok(text)
 }
 
 /// The completed pre-check of the workspace made just before `id`.
@@ -262,6 +269,32 @@ pub async fn all_entries(
     let mut out = Vec::new();
     for chunk in chunks {
         out.extend(decode(&chunk)?);
+    }
+    Ok(out)
+}
+
+/// Every entry of a section, in order, as JSON text (as [`EncodedReport`] holds it).
+pub async fn all_entries_encoded(
+    db: &(impl ConnectionTrait + StreamTrait),
+    id: Uuid,
+    section: Section,
+) -> Result<Vec<EncodedEntry>, DbErr> {
+    let mut chunks = Chunks::find()
+        .filter(precheck_chunk::Column::PrecheckId.eq(id))
+        .filter(precheck_chunk::Column::Section.eq(section.as_str()))
+        .order_by_asc(precheck_chunk::Column::Chunk)
+        .stream(db)
+        .await?;
+    let mut out = Vec::new();
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk?;
+        let pairs: Vec<(String, Box<serde_json::value::RawValue>)> =
+            serde_json::from_str(&chunk.data)
+                .map_err(|e| DbErr::Custom(format!("a report chunk does not parse: {e}")))?;
+        out.extend(pairs.into_iter().map(|(key, value)| EncodedEntry {
+            key,
+            value: value.get().to_owned(),
+        }));
     }
     Ok(out)
 }

@@ -429,7 +429,7 @@ mod tests {
     }
 
     fn plan(id: &str, machine: &str, retention_days: Option<u32>) -> BackupPlan {
-        let schedule = serde_json::json!({"kind": "daily", "times": ["09:00"]});
+        let schedule = serde_json::json!({"kind": "daily", "times": ["09:00"]}).into();
         BackupPlan {
             id: id.into(),
             machine_id: machine.into(),

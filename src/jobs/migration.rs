@@ -26,7 +26,7 @@ use crate::db::prechecks;
 use crate::domain::migration::MigrationStatus;
 use crate::domain::plan::Selection;
 use crate::domain::provisioning;
-use crate::domain::report::{self, Section, compare_entries};
+use crate::domain::report::{self, Section, compare_encoded};
 use crate::domain::transfer::{self, ItemKind, ItemState, Planned};
 use crate::planning::MigrationOptions;
 use crate::planning::{self, Planning, Settled, Timer, offer};
@@ -223,8 +223,12 @@ impl MigrationHandler {
                 let logins = planning::login_answers(&plan, &answers);
                 // Only the target tree, the logins and what the tenants get are compared:
                 // the estimates' options do not matter.
-                let mut report = report::build(&snapshot, &plan, &logins, &Default::default());
-                report::add_provisioning(&mut report, &snapshot, &profile, &services, true);
+                let view = report::ProvisioningView {
+                    profile: &profile,
+                    services: &services,
+                    verified: true,
+                };
+                let report = report::encode(&snapshot, &plan, &logins, &Default::default(), &view);
                 Some(replan_changes(db, precheck_id, report).await?)
             }
             None => None,
@@ -415,7 +419,7 @@ impl MigrationHandler {
 async fn replan_changes(
     db: &DatabaseConnection,
     precheck_id: Uuid,
-    report: report::Report,
+    report: report::EncodedReport,
 ) -> Result<Value, JobError> {
     let mut sections = serde_json::Map::new();
     let mut changed = false;
@@ -426,10 +430,10 @@ async fn replan_changes(
         ) {
             continue;
         }
-        let before = prechecks::all_entries(db, precheck_id, section)
+        let before = prechecks::all_entries_encoded(db, precheck_id, section)
             .await
             .map_err(database)?;
-        let changes = compare_entries(before, entries, REPLAN_LISTED);
+        let changes = compare_encoded(before, entries, REPLAN_LISTED);
         changed |= changes.added + changes.removed + changes.changed > 0;
         sections.insert(
             section.as_str().to_string(),

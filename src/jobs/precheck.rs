@@ -161,7 +161,6 @@ where
         asked,
     } = settle(planning, &progress, &stop, &mut timer).await?;
     let logins = login_answers(&plan, &answers);
-    let mut report = report::build(&snapshot, &plan, &logins, &request.options.initial_backup);
     // What the workspace's tenant offers its children, when the cloud is asked.
     let (offer, services) = offer::services(
         request.target,
@@ -172,21 +171,29 @@ where
     )
     .await
     .map_err(connector)?;
-    report::add_provisioning(
-        &mut report,
+    let view = report::ProvisioningView {
+        profile: &request.profile,
+        services: &services,
+        verified: offer.is_some(),
+    };
+    let report = report::encode(
         &snapshot,
-        &request.profile,
-        &services,
-        offer.is_some(),
+        &plan,
+        &logins,
+        &request.options.initial_backup,
+        &view,
     );
     timer.lap("report");
+    let counts = report.planning["counts"].clone();
+    // Freeing millions of small values takes a while: not on the job's time,
+    // and before the report is stored, so that both are not held at once.
+    tokio::task::spawn_blocking(move || drop((snapshot, plan, answers, services)));
     progress(json!({"phase": "storing", "asked_target": asked})).await?;
-    store::store_report(db, request.precheck_id, &report, request.snapshot_synced_at)
+    store::store_report(db, request.precheck_id, report, request.snapshot_synced_at)
         .await
         .map_err(database)?;
     timer.lap("store");
     tracing::info!(precheck = %request.precheck_id, seconds = %timer.0, "pre-check done");
-    let counts = report.planning["counts"].clone();
     let event = crate::db::events::NewEvent {
         actor: "portal:precheck".into(),
         subject_kind: "precheck",
@@ -199,8 +206,6 @@ where
     super::record_events(db, request.workspace_id, vec![event])
         .await
         .map_err(database)?;
-    // Freeing millions of small values takes a while: not on the job's time.
-    tokio::task::spawn_blocking(move || drop((snapshot, plan, report, answers)));
     Ok(json!({
         "precheck_id": request.precheck_id,
         "asked_target": asked,

@@ -22,7 +22,7 @@ use crate::connectors::target::{LoginStatus, TargetApi};
 use crate::db::prechecks as store;
 use crate::domain::machines::{Clock, OFFLINE_AFTER_DAYS};
 use crate::domain::names::NameRules;
-use crate::domain::plan::{Plan, Selection, Settings, Snapshot, plan};
+use crate::domain::plan::{Plan, Selection, Settings, Snapshot, plan_machines, plan_people};
 use crate::domain::report::LoginAnswers;
 use crate::domain::support::SupportMatrix;
 
@@ -60,6 +60,8 @@ pub struct Planning<'a> {
 
 /// A plan whose logins all have an answer from the target (when it was asked).
 pub struct Settled {
+    /// The snapshot's groups and users; its machines and backup plans moved
+    /// into the plan's machines (held once, not twice).
     pub snapshot: Snapshot,
     pub plan: Plan,
     pub answers: HashMap<String, (bool, DateTime<Utc>)>,
@@ -87,7 +89,7 @@ where
         store::load_snapshot(db, request.workspace_id),
         store::login_answers(db, request.workspace_id, since)
     );
-    let (snapshot, mut answers) = (
+    let (mut snapshot, mut answers) = (
         snapshot.map_err(Error::Database)?,
         answers.map_err(Error::Database)?,
     );
@@ -102,11 +104,37 @@ where
     };
     let mut asked = 0usize;
     let mut planned: Option<Plan> = None;
+    // The machines and backup plans move into the plan's machines, so that they
+    // are not held twice. Machines do not depend on logins: they are planned
+    // once, on a second core beside the first round.
+    let mut machines_to_plan = Some((
+        std::mem::take(&mut snapshot.machines),
+        std::mem::take(&mut snapshot.plans),
+    ));
+    let mut planned_machines = Vec::new();
     for _ in 0..MAX_ROUNDS {
         progress(json!({"phase": "planning", "asked_target": asked})).await?;
         let lookup = |login: &str| answers.get(&login.to_lowercase()).map(|(taken, _)| *taken);
-        let plan = plan(&snapshot, request.selection, &settings, &lookup)
-            .map_err(|e| Error::Unplannable(e.to_string()))?;
+        let people = match machines_to_plan.take() {
+            Some((machines, plans)) => {
+                let (people, machines) = std::thread::scope(|scope| {
+                    let machines = scope.spawn(|| {
+                        plan_machines(&snapshot, request.selection, &settings, machines, plans)
+                    });
+                    let people = plan_people(&snapshot, request.selection, &settings, &lookup);
+                    (
+                        people,
+                        machines
+                            .join()
+                            .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+                    )
+                });
+                planned_machines = machines.map_err(|e| Error::Unplannable(e.to_string()))?;
+                people
+            }
+            None => plan_people(&snapshot, request.selection, &settings, &lookup),
+        };
+        let plan = people.map_err(|e| Error::Unplannable(e.to_string()))?;
         let unknown = unknown_logins(&plan);
         let Some(target) = request.target.filter(|_| !unknown.is_empty()) else {
             planned = Some(plan);
@@ -151,9 +179,10 @@ where
             progress(json!({"phase": "asking_target", "asked_target": asked, "to_ask_this_round": total})).await?;
         }
     }
-    let plan = planned.ok_or_else(|| {
+    let mut plan = planned.ok_or_else(|| {
         Error::Unplannable("logins did not settle: the target keeps answering taken".into())
     })?;
+    plan.machines = planned_machines;
     timer.lap("plan");
     Ok(Settled {
         snapshot,

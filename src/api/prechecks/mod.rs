@@ -23,7 +23,7 @@ use crate::api::state::AppState;
 use crate::auth::Partner;
 use crate::db::prechecks as store;
 use crate::db::scoped;
-use crate::domain::report::{Section, compare_entries};
+use crate::domain::report::{Section, compare_encoded};
 use crate::error::{ApiError, FieldError};
 use crate::jobs::RunPrecheck;
 use crate::queue::store as queue;
@@ -438,9 +438,10 @@ async fn get_changes(
     let before = completed(&earlier)?;
     let mut sections = std::collections::BTreeMap::new();
     for section in Section::ALL {
-        let old = store::all_entries(&state.db, earlier.id, section).await?;
-        let new = store::all_entries(&state.db, later.id, section).await?;
-        sections.insert(section, compare_entries(old, new, MAX_CHANGES_LISTED));
+        // As text: a large report's sections as JSON trees, twice, took gigabytes.
+        let old = store::all_entries_encoded(&state.db, earlier.id, section).await?;
+        let new = store::all_entries_encoded(&state.db, later.id, section).await?;
+        sections.insert(section, compare_encoded(old, new, MAX_CHANGES_LISTED));
     }
     let mut planning = serde_json::Map::new();
     diff_figures("", &before, &after, &mut planning);

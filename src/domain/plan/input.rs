@@ -96,8 +96,26 @@ pub struct BackupPlan {
     pub kind: String,
     #[serde(default)]
     pub inclusion_filters: Vec<String>,
-    pub schedule: serde_json::Value,
+    pub schedule: Schedule,
     pub retention_days: Option<u32>,
+}
+
+/// A backup plan's schedule, read when the row is parsed: the planner needs only
+/// what [`source_schedule`] makes of it, and a large install base's hundreds of
+/// thousands of schedules kept as JSON trees took most of the snapshot's memory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Schedule(pub Option<(SourceSchedule, usize)>);
+
+impl From<serde_json::Value> for Schedule {
+    fn from(value: serde_json::Value) -> Self {
+        Self(source_schedule(&value))
+    }
+}
+
+impl<'de> Deserialize<'de> for Schedule {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        serde_json::Value::deserialize(deserializer).map(Self::from)
+    }
 }
 
 /// The source's schedule (`{"kind": "daily", "times": ["09:00"]}` and so on) in the

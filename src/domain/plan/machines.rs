@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::input::{BackupPlan, source_schedule};
+use super::input::{BackupPlan, Machine};
 use super::selection::Chosen;
 use super::{Settings, Tree};
 use crate::domain::machines::{ActionCause, ContactReason, MachineFacts};
@@ -67,17 +67,19 @@ pub(crate) fn plan_machines(
     tree: &Tree<'_>,
     chosen: &Chosen,
     settings: &Settings,
+    machines: Vec<Machine>,
+    plans: Vec<BackupPlan>,
 ) -> Vec<PlannedMachine> {
     let snapshot = tree.snapshot;
-    let mut plans_of: HashMap<&str, Vec<&BackupPlan>> = HashMap::new();
-    for plan in &snapshot.plans {
+    let mut plans_of: HashMap<String, Vec<BackupPlan>> = HashMap::new();
+    for mut plan in plans {
         plans_of
-            .entry(plan.machine_id.as_str())
+            .entry(std::mem::take(&mut plan.machine_id))
             .or_default()
             .push(plan);
     }
     let mut out = Vec::new();
-    for machine in &snapshot.machines {
+    for machine in machines {
         let Some(u) = tree
             .user_index
             .get(machine.user_id.as_str())
@@ -99,21 +101,25 @@ pub(crate) fn plan_machines(
         };
         let assessed = settings.matrix.assess(&facts, settings.clock);
         let current = assessed.client == ClientStatus::Current;
+        // The machine's texts move into the plan: the snapshot's machines are not kept.
         out.push(PlannedMachine {
-            machine_id: machine.id.clone(),
+            machine_id: machine.id,
             user_id: user.id.clone(),
             group_id: user.group_id.clone(),
-            hostname: machine.hostname.clone(),
+            hostname: machine.hostname,
             platform,
-            os_name: machine.os.name.clone(),
-            client_version: machine.client_version.clone(),
+            os_name: machine.os.name,
+            client_version: machine.client_version,
             client: assessed.client,
             last_seen_at: machine.last_seen_at,
             data_size_bytes: machine.data_size_bytes,
             readiness: assessed.readiness,
             actions: assessed.actions,
             contact: assessed.contact,
-            plans: plans.into_iter().map(|p| backup_plan(p, current)).collect(),
+            plans: plans
+                .into_iter()
+                .map(|p| planned_backup_plan(p, current))
+                .collect(),
         });
     }
     out
@@ -121,9 +127,13 @@ pub(crate) fn plan_machines(
 
 /// One backup plan in cloud terms. `current`: the machine runs the 5.5 client.
 pub fn backup_plan(plan: &BackupPlan, current: bool) -> PlannedBackupPlan {
+    planned_backup_plan(plan.clone(), current)
+}
+
+fn planned_backup_plan(plan: BackupPlan, current: bool) -> PlannedBackupPlan {
     let support = plan_support(&plan.kind);
     let mut warnings = Vec::new();
-    let schedule = match source_schedule(&plan.schedule) {
+    let schedule = match plan.schedule.0 {
         Some((source, left_out)) => {
             let one_time = matches!(
                 source,
@@ -158,9 +168,9 @@ pub fn backup_plan(plan: &BackupPlan, current: bool) -> PlannedBackupPlan {
         PlanSupport::Manual => warnings.push(PlanWarning::NotTransferred),
     }
     PlannedBackupPlan {
-        plan_id: plan.id.clone(),
-        name: plan.name.clone(),
-        kind: plan.kind.clone(),
+        plan_id: plan.id,
+        name: plan.name,
+        kind: plan.kind,
         support,
         schedule,
         retention_days: plan.retention_days,

@@ -142,6 +142,24 @@ pub fn plan(
     settings: &Settings,
     in_target: &dyn Fn(&str) -> Option<bool>,
 ) -> Result<Plan, SelectionError> {
+    let mut plan = plan_people(snapshot, selection, settings, in_target)?;
+    plan.machines = plan_machines(
+        snapshot,
+        selection,
+        settings,
+        snapshot.machines.clone(),
+        snapshot.plans.clone(),
+    )?;
+    Ok(plan)
+}
+
+/// [`plan`] without the machines: what depends on the target's answers on logins.
+pub fn plan_people(
+    snapshot: &Snapshot,
+    selection: &Selection,
+    settings: &Settings,
+    in_target: &dyn Fn(&str) -> Option<bool>,
+) -> Result<Plan, SelectionError> {
     let tree = Tree::new(snapshot);
     let chosen = selection.expand(&tree)?;
     let names = tenant_names(&tree, &settings.names);
@@ -198,8 +216,23 @@ pub fn plan(
         }
     }
     plan_logins(&tree, &chosen, in_target, &mut plan);
-    plan.machines = machines::plan_machines(&tree, &chosen, settings);
     Ok(plan)
+}
+
+/// The machines of [`plan`], planned from `machines` and `plans` (the snapshot's,
+/// whose texts move into the plan; `snapshot`'s own are not read), in source-id order.
+pub fn plan_machines(
+    snapshot: &Snapshot,
+    selection: &Selection,
+    settings: &Settings,
+    machines: Vec<input::Machine>,
+    plans: Vec<input::BackupPlan>,
+) -> Result<Vec<PlannedMachine>, SelectionError> {
+    let tree = Tree::new(snapshot);
+    let chosen = selection.expand(&tree)?;
+    Ok(machines::plan_machines(
+        &tree, &chosen, settings, machines, plans,
+    ))
 }
 
 /// A customer tenant of the whole install base, as [`plan`] makes it: the

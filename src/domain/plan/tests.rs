@@ -78,7 +78,7 @@ fn backup(id: &str, machine: &str, kind: &str, schedule: serde_json::Value) -> B
         name: format!("plan {id}"),
         kind: kind.into(),
         inclusion_filters: vec![],
-        schedule,
+        schedule: schedule.into(),
         retention_days: Some(30),
     }
 }

@@ -6,7 +6,7 @@ use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use super::Entry;
+use super::{EncodedEntry, Entry};
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, ToSchema)]
 pub struct SectionChanges {
@@ -39,45 +39,66 @@ pub enum Change {
 
 /// Compares a section of an earlier report with the same section of a later one.
 pub fn compare_entries(before: Vec<Entry>, after: Vec<Entry>, max_items: usize) -> SectionChanges {
-    let mut earlier: HashMap<String, Value> =
-        before.into_iter().map(|e| (e.key, e.value)).collect();
-    let mut changes = Vec::new();
+    compare(
+        before.into_iter().map(|e| (e.key, e.value)),
+        after.into_iter().map(|e| (e.key, e.value)),
+        max_items,
+        Some,
+    )
+}
+
+/// [`compare_entries`] on entries as JSON text: equal trees are equal text, as
+/// `serde_json` writes a tree one way; only the changes listed are read back.
+pub fn compare_encoded(
+    before: Vec<EncodedEntry>,
+    after: Vec<EncodedEntry>,
+    max_items: usize,
+) -> SectionChanges {
+    compare(
+        before.into_iter().map(|e| (e.key, e.value)),
+        after.into_iter().map(|e| (e.key, e.value)),
+        max_items,
+        |text| serde_json::from_str(&text).ok(),
+    )
+}
+
+fn compare<V: PartialEq>(
+    before: impl Iterator<Item = (String, V)>,
+    after: impl Iterator<Item = (String, V)>,
+    max_items: usize,
+    read: impl Fn(V) -> Option<Value>,
+) -> SectionChanges {
+    let mut earlier: HashMap<String, V> = before.collect();
+    let mut changes: Vec<(String, Change, Option<V>, Option<V>)> = Vec::new();
     let mut out = SectionChanges::default();
-    for Entry { key, value } in after {
+    for (key, value) in after {
         match earlier.remove(&key) {
             None => {
                 out.added += 1;
-                changes.push(EntryChange {
-                    key,
-                    change: Change::Added,
-                    before: None,
-                    after: Some(value),
-                });
+                changes.push((key, Change::Added, None, Some(value)));
             }
             Some(old) if old != value => {
                 out.changed += 1;
-                changes.push(EntryChange {
-                    key,
-                    change: Change::Changed,
-                    before: Some(old),
-                    after: Some(value),
-                });
+                changes.push((key, Change::Changed, Some(old), Some(value)));
             }
             Some(_) => {}
         }
     }
     for (key, value) in earlier {
         out.removed += 1;
-        changes.push(EntryChange {
-            key,
-            change: Change::Removed,
-            before: Some(value),
-            after: None,
-        });
+        changes.push((key, Change::Removed, Some(value), None));
     }
-    changes.sort_by(|a, b| a.key.cmp(&b.key));
+    changes.sort_by(|a, b| a.0.cmp(&b.0));
     out.truncated = changes.len() > max_items;
     changes.truncate(max_items);
-    out.items = changes;
+    out.items = changes
+        .into_iter()
+        .map(|(key, change, before, after)| EntryChange {
+            key,
+            change,
+            before: before.and_then(&read),
+            after: after.and_then(&read),
+        })
+        .collect();
     out
 }

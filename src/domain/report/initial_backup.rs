@@ -53,26 +53,39 @@ pub(super) fn entries(
         .collect()
 }
 
-/// The options it was computed with and its totals.
-pub(super) fn summary(entries: &[Entry], options: &InitialBackupOptions) -> Value {
-    let shipped: Vec<&Entry> = entries
-        .iter()
-        .filter(|e| e.value["physical_data_shipping"] == true)
-        .collect();
-    let bytes = |list: &mut dyn Iterator<Item = &Entry>| -> u64 {
-        list.map(|e| e.value["data_size_bytes"].as_u64().unwrap_or_default())
-            .fold(0, u64::saturating_add)
-    };
-    let longest = entries
-        .iter()
-        .filter_map(|e| e.value["duration_days"].as_f64())
-        .fold(0.0, f64::max);
-    json!({
-        "bandwidth_mbps": options.bandwidth_mbps,
-        "physical_shipping_after_days": options.physical_shipping_after_days,
-        "customers": entries.len(),
-        "data_size_bytes": bytes(&mut entries.iter()),
-        "longest_duration_days": longest,
-        "physical_data_shipping": {"customers": shipped.len(), "data_size_bytes": bytes(&mut shipped.into_iter())},
-    })
+/// The section's totals, added up entry by entry.
+#[derive(Default)]
+pub(super) struct Totals {
+    customers: usize,
+    bytes: u64,
+    shipped: usize,
+    shipped_bytes: u64,
+    longest_days: f64,
+}
+
+impl Totals {
+    pub(super) fn add(&mut self, e: &Entry) {
+        let bytes = e.value["data_size_bytes"].as_u64().unwrap_or_default();
+        self.customers += 1;
+        self.bytes = self.bytes.saturating_add(bytes);
+        if e.value["physical_data_shipping"] == true {
+            self.shipped += 1;
+            self.shipped_bytes = self.shipped_bytes.saturating_add(bytes);
+        }
+        if let Some(days) = e.value["duration_days"].as_f64() {
+            self.longest_days = self.longest_days.max(days);
+        }
+    }
+
+    /// The options it was computed with and its totals.
+    pub(super) fn summary(&self, options: &InitialBackupOptions) -> Value {
+        json!({
+            "bandwidth_mbps": options.bandwidth_mbps,
+            "physical_shipping_after_days": options.physical_shipping_after_days,
+            "customers": self.customers,
+            "data_size_bytes": self.bytes,
+            "longest_duration_days": self.longest_days,
+            "physical_data_shipping": {"customers": self.shipped, "data_size_bytes": self.shipped_bytes},
+        })
+    }
 }

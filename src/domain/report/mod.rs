@@ -19,8 +19,7 @@ use super::machines::{ActionCause, ContactReason};
 use super::plan::{Plan, PlannedMachine, PlannedTenant, Snapshot, TenantKind};
 use super::support::{ClientStatus, Readiness};
 use super::tenants::GroupPlan;
-pub use compare::{SectionChanges, compare_entries};
-pub use provisioning::add_provisioning;
+pub use compare::{SectionChanges, compare_encoded, compare_entries};
 
 /// The sections that list entries (the planning section is the summary).
 #[derive(
@@ -107,12 +106,98 @@ pub struct LoginAnswers {
     pub oldest_answer_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
+/// A report's entry as JSON text, as it is stored and compared.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EncodedEntry {
+    pub key: String,
+    /// The entry's value, as `serde_json` writes it.
+    pub value: String,
+}
+
+/// A report whose entries are JSON text: built entry by entry, each entry's
+/// JSON tree dropped once written, so that a large install base's report holds
+/// its text (a tenth of the trees' size) and nothing else.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EncodedReport {
+    /// The planning section.
+    pub planning: Value,
+    pub sections: BTreeMap<Section, Vec<EncodedEntry>>,
+}
+
+/// What the report shows of provisioning: the profile, what each tenant gets,
+/// and whether the cloud was asked what the workspace's tenant offers (else
+/// every item is taken as offered).
+pub struct ProvisioningView<'a> {
+    pub profile: &'a super::provisioning::Profile,
+    pub services: &'a [super::provisioning::TenantServices],
+    pub verified: bool,
+}
+
+/// The report with its entries as JSON trees, without the provisioning view.
 pub fn build(
     snapshot: &Snapshot,
     plan: &Plan,
     logins: &LoginAnswers,
     initial_backup: &InitialBackupOptions,
 ) -> Report {
+    let (planning, sections) = assemble::<Vec<Entry>>(snapshot, plan, logins, initial_backup, None);
+    Report { planning, sections }
+}
+
+/// The report with the provisioning view, its entries as JSON text.
+/// `snapshot` needs its groups and users only.
+pub fn encode(
+    snapshot: &Snapshot,
+    plan: &Plan,
+    logins: &LoginAnswers,
+    initial_backup: &InitialBackupOptions,
+    provisioning: &ProvisioningView<'_>,
+) -> EncodedReport {
+    let (planning, sections) =
+        assemble::<Vec<EncodedEntry>>(snapshot, plan, logins, initial_backup, Some(provisioning));
+    EncodedReport { planning, sections }
+}
+
+/// Where a section's entries go, one by one.
+trait Collect: Default + Send {
+    fn push(&mut self, entry: Entry);
+    fn count(&self) -> usize;
+}
+
+impl Collect for Vec<Entry> {
+    fn push(&mut self, entry: Entry) {
+        Vec::push(self, entry);
+    }
+    fn count(&self) -> usize {
+        self.len()
+    }
+}
+
+impl Collect for Vec<EncodedEntry> {
+    fn push(&mut self, entry: Entry) {
+        Vec::push(
+            self,
+            EncodedEntry {
+                value: entry.value.to_string(),
+                key: entry.key,
+            },
+        );
+    }
+    fn count(&self) -> usize {
+        self.len()
+    }
+}
+
+/// Builds every section entry by entry (the provisioning view added to each
+/// hierarchy and users entry), tallies what the planning section reads of them,
+/// and builds the planning section.
+fn assemble<C: Collect>(
+    snapshot: &Snapshot,
+    plan: &Plan,
+    logins: &LoginAnswers,
+    initial_backup: &InitialBackupOptions,
+    provisioning: Option<&ProvisioningView<'_>>,
+) -> (Value, BTreeMap<Section, C>) {
     let names: HashMap<&str, &str> = snapshot
         .groups
         .iter()
@@ -126,7 +211,9 @@ pub fn build(
         .iter()
         .map(|a| (a.group_id.as_str(), a))
         .collect();
-    let groups = || -> Vec<Entry> {
+    let view = provisioning.map(|p| provisioning::Provisioning::new(p, snapshot, plan));
+    let view = view.as_ref();
+    let groups = || {
         plan.groups
             .iter()
             .filter(|g| g.selected && matches!(g.plan, GroupPlan::Partner | GroupPlan::Customer | GroupPlan::PartnerWithCustomer))
@@ -145,59 +232,109 @@ pub fn build(
                 };
                 entry(g.group_id.clone(), value)
             })
-            .collect()
     };
-    let users_section = || -> Vec<Entry> {
-        plan.users
-            .iter()
-            .map(|u| {
-                entry(
-                    u.user_id.clone(),
-                    json!({
-                        "user_id": u.user_id, "group_id": u.group_id, "group_name": group_name(&u.group_id), "tenant_key": u.tenant_key,
-                        "source_login": u.login.source, "target_login": u.login.target, "segments": u.login.segments,
-                        "changes": u.changes, "unverified": u.unverified, "contact": u.contact,
-                    }),
-                )
-            })
-            .collect()
+    let users_section = || {
+        let mut out = C::default();
+        let mut tally = Tally::default();
+        for u in &plan.users {
+            let mut e = entry(
+                u.user_id.clone(),
+                json!({
+                    "user_id": u.user_id, "group_id": u.group_id, "group_name": group_name(&u.group_id), "tenant_key": u.tenant_key,
+                    "source_login": u.login.source, "target_login": u.login.target, "segments": u.login.segments,
+                    "changes": u.changes, "unverified": u.unverified, "contact": u.contact,
+                }),
+            );
+            if let Some(view) = view {
+                tally.users_over_quota += usize::from(view.user(&mut e));
+            }
+            out.push(e);
+        }
+        (out, tally)
     };
     // The users section is the largest: it is built beside the others, on a second core.
-    let (users_entries, others) = std::thread::scope(|scope| {
+    let ((users_entries, users_tally), (mut sections, mut tally)) = std::thread::scope(|scope| {
         let users_entries = scope.spawn(users_section);
-        let others = [
-            (Section::Contacts, contacts(plan, &users, &group_name)),
-            (Section::Actions, actions(plan, &users, &group_name)),
-            (Section::Hierarchy, hierarchy(plan, &group_name)),
-            (Section::Groups, groups()),
-            (
-                Section::InitialBackup,
-                initial_backup::entries(plan, initial_backup, &group_name),
-            ),
-        ];
+        let mut tally = Tally::default();
+        let mut sections: BTreeMap<Section, C> = BTreeMap::new();
+        let mut collect = |section: Section, entries: &mut dyn Iterator<Item = Entry>| {
+            let out = sections.entry(section).or_default();
+            for mut e in entries {
+                if section == Section::Hierarchy
+                    && let Some(view) = view
+                {
+                    tally.tenants_over_quota += view.hierarchy(&mut e);
+                }
+                tally.add(section, &e);
+                out.push(e);
+            }
+        };
+        collect(Section::Contacts, &mut contacts(plan, &users, &group_name));
+        collect(Section::Actions, &mut actions(plan, &users, &group_name));
+        collect(Section::Hierarchy, &mut hierarchy(plan, &group_name));
+        collect(Section::Groups, &mut groups());
+        collect(
+            Section::InitialBackup,
+            &mut initial_backup::entries(plan, initial_backup, &group_name).into_iter(),
+        );
         (
             users_entries.join().expect("building the users section"),
-            others,
+            (sections, tally),
         )
     });
-    let mut sections: BTreeMap<Section, Vec<Entry>> = others.into_iter().collect();
     sections.insert(Section::Users, users_entries);
-    let planning = planning(plan, &sections, logins, initial_backup);
-    Report { planning, sections }
+    tally.users_over_quota += users_tally.users_over_quota;
+    let lengths: BTreeMap<Section, usize> = sections.iter().map(|(s, c)| (*s, c.count())).collect();
+    let mut planning = planning(plan, &tally, &lengths, logins, initial_backup);
+    if let Some(view) = view {
+        planning["provisioning"] = view.summary(tally.tenants_over_quota, tally.users_over_quota);
+    }
+    (planning, sections)
 }
 
-fn contacts(
-    plan: &Plan,
-    users: &HashMap<&str, &super::plan::input::User>,
-    group_name: &dyn Fn(&str) -> String,
-) -> Vec<Entry> {
+/// What the planning section reads of the other sections' entries.
+#[derive(Default)]
+struct Tally {
+    /// Contacts' reasons, each counted once per user.
+    contact_reasons: BTreeMap<String, usize>,
+    groups_without_admin: usize,
+    initial_backup: initial_backup::Totals,
+    tenants_over_quota: usize,
+    users_over_quota: usize,
+}
+
+impl Tally {
+    fn add(&mut self, section: Section, e: &Entry) {
+        match section {
+            Section::Contacts => {
+                for reason in e.value["reasons"].as_array().into_iter().flatten() {
+                    *self
+                        .contact_reasons
+                        .entry(reason.as_str().unwrap_or_default().to_string())
+                        .or_default() += 1;
+                }
+            }
+            Section::Groups => {
+                self.groups_without_admin += usize::from(e.value["target_login"].is_null());
+            }
+            Section::InitialBackup => self.initial_backup.add(e),
+            _ => {}
+        }
+    }
+}
+
+fn contacts<'a>(
+    plan: &'a Plan,
+    users: &'a HashMap<&str, &super::plan::input::User>,
+    group_name: &'a dyn Fn(&str) -> String,
+) -> impl Iterator<Item = Entry> + 'a {
     let mut by_user: BTreeMap<&str, Vec<&PlannedMachine>> = BTreeMap::new();
     for m in plan.machines.iter().filter(|m| !m.contact.is_empty()) {
         by_user.entry(m.user_id.as_str()).or_default().push(m);
     }
     by_user
         .into_iter()
-        .filter_map(|(user_id, machines)| {
+        .filter_map(move |(user_id, machines)| {
             let user = users.get(user_id)?;
             let mut reasons: Vec<ContactReason> = machines.iter().flat_map(|m| m.contact.iter().copied()).collect();
             reasons.sort();
@@ -214,42 +351,42 @@ fn contacts(
                 }),
             ))
         })
-        .collect()
 }
 
-fn actions(
-    plan: &Plan,
-    users: &HashMap<&str, &super::plan::input::User>,
-    group_name: &dyn Fn(&str) -> String,
-) -> Vec<Entry> {
-    let mut out = Vec::new();
-    for cause in ActionCause::ALL {
-        for m in plan.machines.iter().filter(|m| m.actions.contains(&cause)) {
-            let user = users.get(m.user_id.as_str());
-            let plans: Vec<Value> = m
-                .plans
-                .iter()
-                .filter(|p| match cause {
-                    ActionCause::UnsupportedOs => true,
-                    ActionCause::SqlServerRegistration => p.kind == "sql_server",
-                    ActionCause::ExchangeRegistration => p.kind == "exchange",
-                    ActionCause::UnsupportedPlanType => {
-                        p.support == super::support::PlanSupport::Manual
-                    }
-                })
-                .map(|p| json!({"plan_id": p.plan_id, "name": p.name, "type": p.kind}))
-                .collect();
-            out.push(entry(
-                format!("{}/{}", serde_plain(&cause), m.machine_id),
-                json!({
-                    "cause": cause, "machine_id": m.machine_id, "hostname": m.hostname, "os_name": m.os_name, "readiness": m.readiness,
-                    "user_id": m.user_id, "login": user.map(|u| &u.login), "email": user.and_then(|u| u.email.as_ref()),
-                    "group_id": m.group_id, "group_name": group_name(&m.group_id), "plans": plans,
-                }),
-            ));
-        }
-    }
-    out
+fn actions<'a>(
+    plan: &'a Plan,
+    users: &'a HashMap<&str, &super::plan::input::User>,
+    group_name: &'a dyn Fn(&str) -> String,
+) -> impl Iterator<Item = Entry> + 'a {
+    ActionCause::ALL.into_iter().flat_map(move |cause| {
+        plan.machines
+            .iter()
+            .filter(move |m| m.actions.contains(&cause))
+            .map(move |m| {
+                let user = users.get(m.user_id.as_str());
+                let plans: Vec<Value> = m
+                    .plans
+                    .iter()
+                    .filter(|p| match cause {
+                        ActionCause::UnsupportedOs => true,
+                        ActionCause::SqlServerRegistration => p.kind == "sql_server",
+                        ActionCause::ExchangeRegistration => p.kind == "exchange",
+                        ActionCause::UnsupportedPlanType => {
+                            p.support == super::support::PlanSupport::Manual
+                        }
+                    })
+                    .map(|p| json!({"plan_id": p.plan_id, "name": p.name, "type": p.kind}))
+                    .collect();
+                entry(
+                    format!("{}/{}", serde_plain(&cause), m.machine_id),
+                    json!({
+                        "cause": cause, "machine_id": m.machine_id, "hostname": m.hostname, "os_name": m.os_name, "readiness": m.readiness,
+                        "user_id": m.user_id, "login": user.map(|u| &u.login), "email": user.and_then(|u| u.email.as_ref()),
+                        "group_id": m.group_id, "group_name": group_name(&m.group_id), "plans": plans,
+                    }),
+                )
+            })
+    })
 }
 
 fn serde_plain<T: Serialize>(value: &T) -> String {
@@ -259,10 +396,13 @@ fn serde_plain<T: Serialize>(value: &T) -> String {
         .unwrap_or_default()
 }
 
-fn hierarchy(plan: &Plan, group_name: &dyn Fn(&str) -> String) -> Vec<Entry> {
+fn hierarchy<'a>(
+    plan: &'a Plan,
+    group_name: &'a dyn Fn(&str) -> String,
+) -> impl Iterator<Item = Entry> + 'a {
     let tenants: HashMap<&str, &PlannedTenant> =
         plan.tenants.iter().map(|t| (t.key.as_str(), t)).collect();
-    let tenant = |key: &Option<String>| -> Value {
+    let tenant = move |key: &Option<String>| -> Value {
         match key.as_deref().and_then(|k| tenants.get(k)) {
             Some(t) => {
                 json!({"key": t.key, "kind": t.kind, "parent_key": t.parent_key, "name": t.name.target, "segments": t.name.segments})
@@ -272,7 +412,7 @@ fn hierarchy(plan: &Plan, group_name: &dyn Fn(&str) -> String) -> Vec<Entry> {
     };
     plan.groups
         .iter()
-        .map(|g| {
+        .map(move |g| {
             // A customer's users live in the group's own tenant: no second row.
             let users_tenant = if g.users_tenant_key == g.tenant_key { Value::Null } else { tenant(&g.users_tenant_key) };
             entry(
@@ -283,12 +423,12 @@ fn hierarchy(plan: &Plan, group_name: &dyn Fn(&str) -> String) -> Vec<Entry> {
                 }),
             )
         })
-        .collect()
 }
 
 fn planning(
     plan: &Plan,
-    sections: &BTreeMap<Section, Vec<Entry>>,
+    tally: &Tally,
+    lengths: &BTreeMap<Section, usize>,
     logins: &LoginAnswers,
     initial_backup: &InitialBackupOptions,
 ) -> Value {
@@ -323,17 +463,12 @@ fn planning(
     ] {
         clients.entry(serde_plain(&status)).or_default();
     }
-    let contacts = &sections[&Section::Contacts];
     let mut to_contact: BTreeMap<String, usize> = ["auto_update_off", "never_reported", "offline"]
         .into_iter()
         .map(|r| (r.to_string(), 0))
         .collect();
-    for c in contacts {
-        for reason in c.value["reasons"].as_array().into_iter().flatten() {
-            *to_contact
-                .entry(reason.as_str().unwrap_or_default().to_string())
-                .or_default() += 1;
-        }
+    for (reason, users) in &tally.contact_reasons {
+        *to_contact.entry(reason.clone()).or_default() += users;
     }
     let actions: Vec<Value> = ActionCause::ALL
         .into_iter()
@@ -353,7 +488,7 @@ fn planning(
             "partners": count_tenants(TenantKind::Partner),
             "groups": groups.len(),
             "empty_groups": groups.iter().filter(|g| g.plan == GroupPlan::Empty).count(),
-            "groups_without_admin": sections[&Section::Groups].iter().filter(|e| e.value["target_login"].is_null()).count(),
+            "groups_without_admin": tally.groups_without_admin,
             "admins": plan.admins.len(),
             "users": plan.users.len(),
             "machines": plan.machines.len(),
@@ -364,10 +499,10 @@ fn planning(
         "clients": clients,
         "clients_that_will_auto_update": clients.get("will_auto_update").copied().unwrap_or_default(),
         "client_versions": versions.into_iter().map(|((platform, version), machines)| json!({"platform": platform, "version": version, "machines": machines})).collect::<Vec<_>>(),
-        "users_to_contact": {"total": contacts.len(), "by_reason": to_contact},
+        "users_to_contact": {"total": lengths[&Section::Contacts], "by_reason": to_contact},
         "actions": actions,
         "logins": logins,
-        "initial_backup": initial_backup::summary(&sections[&Section::InitialBackup], initial_backup),
-        "sections": Section::ALL.iter().map(|s| (s.as_str().to_string(), json!(sections[s].len()))).collect::<serde_json::Map<_, _>>(),
+        "initial_backup": tally.initial_backup.summary(initial_backup),
+        "sections": Section::ALL.iter().map(|s| (s.as_str().to_string(), json!(lengths[s]))).collect::<serde_json::Map<_, _>>(),
     })
 }

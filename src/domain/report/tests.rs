@@ -65,6 +65,11 @@ mod initial_backup {
 
     /// The root's direct users (2 TB), a customer of two users (1.5 TB + 0.5 TB + 10 GB), a customer without machines.
     fn report_at(options: &InitialBackupOptions) -> Report {
+        let (snapshot, plan) = planned();
+        build(&snapshot, &plan, &LoginAnswers::default(), options)
+    }
+
+    fn planned() -> (Snapshot, crate::domain::plan::Plan) {
         let snapshot = Snapshot {
             groups: vec![
                 group("g0", None),
@@ -100,7 +105,69 @@ mod initial_backup {
             &|_| Some(false),
         )
         .expect("plan");
-        build(&snapshot, &plan, &LoginAnswers::default(), options)
+        (snapshot, plan)
+    }
+
+    /// The stored report is the built one written as text, with the
+    /// provisioning view added to each users entry (and the planning section).
+    #[test]
+    fn the_encoded_report_is_the_built_one_as_text_with_the_provisioning_view() {
+        let (snapshot, plan) = planned();
+        let options = InitialBackupOptions::default();
+        let built = build(&snapshot, &plan, &LoginAnswers::default(), &options);
+        let profile = crate::domain::provisioning::Profile::standard();
+        let view = ProvisioningView {
+            profile: &profile,
+            services: &[],
+            verified: false,
+        };
+        let mut without_machines = snapshot.clone();
+        without_machines.machines.clear();
+        let encoded = encode(
+            &without_machines,
+            &plan,
+            &LoginAnswers::default(),
+            &options,
+            &view,
+        );
+        assert_eq!(
+            encoded.sections.keys().collect::<Vec<_>>(),
+            built.sections.keys().collect::<Vec<_>>()
+        );
+        for (section, entries) in &built.sections {
+            let texts = &encoded.sections[section];
+            assert_eq!(texts.len(), entries.len(), "{section:?}");
+            for (e, text) in entries.iter().zip(texts) {
+                let mut expected = e.value.clone();
+                if *section == Section::Users {
+                    let data: u64 = snapshot
+                        .machines
+                        .iter()
+                        .filter(|m| m.user_id == e.key)
+                        .map(|m| m.data_size_bytes)
+                        .sum();
+                    expected["storage_quota_bytes"] = Value::Null;
+                    expected["data_size_bytes"] = json!(data);
+                    expected["data_exceeds_quota"] = json!(false);
+                }
+                assert_eq!(text.key, e.key);
+                assert_eq!(text.value, expected.to_string(), "{section:?} {}", e.key);
+            }
+        }
+        let users = &encoded.sections[&Section::Users];
+        assert!(
+            users
+                .iter()
+                .any(|u| u.value.contains("\"data_size_bytes\":2000000000000"))
+        );
+        let mut planning = encoded.planning.clone();
+        let provisioning = planning
+            .as_object_mut()
+            .and_then(|p| p.remove("provisioning"))
+            .expect("a provisioning summary");
+        assert_eq!(planning, built.planning);
+        assert_eq!(provisioning["verified"], false);
+        assert_eq!(provisioning["users_over_quota"], 0);
     }
 
     #[test]
