@@ -82,6 +82,7 @@ pub async fn settle(
             printed = Instant::now();
         }
         if deadline.passed() {
+            println!("{label}: the service so far: {:?}", api.served().await?);
             println!("{}", api.queue().await);
             anyhow::bail!(
                 "{}: {} machines not settled after {:?}",
