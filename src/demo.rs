@@ -17,6 +17,9 @@ use crate::sim::cloud::{CloudSim, CloudSimConfig};
 use crate::sim::fleet::{Fleet, FleetConfig, FleetMachine};
 use crate::sim::idp::generate_key;
 use crate::sim::install_base::{GenSpec, Size, generate};
+use crate::sim::partner::{
+    all_machines, client_credentials_token, compare_with_truth, progress_bar,
+};
 
 const DEMO_DB: &str = "migration-portal-demo.db";
 const AUDIENCE: &str = "migration-portal";
@@ -294,7 +297,7 @@ pub async fn run(mut config: Config, options: DemoOptions) -> anyhow::Result<()>
     };
     let truth = fleet.truth();
     fleet.stop().await;
-    let shown = walk.all_machines(&id, &token).await?;
+    let shown = all_machines(&walk.http, &base, &id, &token).await?;
     let (checked, mismatched) = compare_with_truth(&shown, &truth);
     println!("\n== Summary: machines of the migration ==");
     for state in [
@@ -466,49 +469,6 @@ fn write_postman_env(path: &Path, values: &PostmanValues) -> anyhow::Result<()> 
     Ok(())
 }
 
-async fn client_credentials_token(
-    http: &Client,
-    issuer: &str,
-    id: &str,
-    secret: &str,
-) -> anyhow::Result<String> {
-    let answer: Value = http
-        .post(format!("{issuer}/api/2/idp/token"))
-        .basic_auth(id, Some(secret))
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
-    answer["access_token"]
-        .as_str()
-        .map(str::to_string)
-        .context("the token endpoint answered no access_token")
-}
-
-/// `[#####+++!!......] 120 migrated, 30 migrating, 4 failed, 2 manual, 240 waiting` over the
-/// migration's machines: `#` migrated, `+` migrating, `!` failed or manual, `.` waiting.
-fn progress_bar(machines: &Value) -> String {
-    let n = |state: &str| machines[state].as_u64().unwrap_or(0);
-    let (done, moving, stuck, waiting) = (
-        n("migrated"),
-        n("migrating"),
-        n("failed") + n("manual_action_required"),
-        n("pending"),
-    );
-    let total = (done + moving + stuck + waiting).max(1);
-    let width = 40;
-    let cells = |count: u64| (count * width / total) as usize;
-    let (d, m, s) = (cells(done), cells(moving), cells(stuck));
-    let bar = format!("{}{}{}", "#".repeat(d), "+".repeat(m), "!".repeat(s));
-    format!(
-        "[{bar:.<40}] {done} migrated, {moving} migrating, {} failed, {} manual, {waiting} waiting",
-        n("failed"),
-        n("manual_action_required"),
-    )
-}
-
 /// An agent the demo enrolled.
 struct Enrolled {
     machine_id: String,
@@ -593,35 +553,6 @@ impl Walk {
             tokio::time::sleep(std::time::Duration::from_millis(250)).await;
         }
         anyhow::bail!("the machines did not settle within five minutes")
-    }
-
-    /// Every machine of the workspace, page by page (not printed).
-    async fn all_machines(&self, workspace: &str, token: &str) -> anyhow::Result<Vec<Value>> {
-        let mut machines = Vec::new();
-        let mut cursor: Option<String> = None;
-        loop {
-            let mut url = format!(
-                "{}/api/v1/workspaces/{workspace}/machines?limit=500",
-                self.base
-            );
-            if let Some(cursor) = &cursor {
-                url.push_str(&format!("&cursor={cursor}"));
-            }
-            let page: Value = self
-                .http
-                .get(url)
-                .bearer_auth(token)
-                .send()
-                .await?
-                .error_for_status()?
-                .json()
-                .await?;
-            machines.extend(page["items"].as_array().cloned().unwrap_or_default());
-            match page["next_cursor"].as_str() {
-                Some(next) => cursor = Some(next.to_string()),
-                None => return Ok(machines),
-            }
-        }
     }
 
     /// Enrolls, once the fleet has stopped, the agent of a pending machine whose
@@ -777,27 +708,4 @@ fn compact(value: &Value) -> String {
         Some((cut, _)) => format!("{}…", &text[..cut]),
         None => text,
     }
-}
-
-/// The machines whose state differs from what the fleet's ground truth says
-/// (only those the fleet can tell about: it never hears of a machine whose
-/// agent never came online, or that was never released), and how many were checked.
-fn compare_with_truth(
-    shown: &[Value],
-    truth: &std::collections::BTreeMap<String, crate::sim::fleet::Truth>,
-) -> (usize, Vec<String>) {
-    let mut checked = 0;
-    let mut mismatched = Vec::new();
-    for machine in shown {
-        let id = machine["machine_id"].as_str().unwrap_or_default();
-        let Some(expected) = truth.get(id).and_then(|t| t.expected_state()) else {
-            continue;
-        };
-        checked += 1;
-        let state = machine["state"].as_str().unwrap_or_default();
-        if state != expected {
-            mismatched.push(format!("{id} is {state}, expected {expected}"));
-        }
-    }
-    (checked, mismatched)
 }

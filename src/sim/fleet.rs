@@ -409,6 +409,9 @@ impl Agent {
                     .send()
                     .await;
                 if !sent.is_ok_and(|r| r.status().is_success()) {
+                    // Unreported, the step is done again: the next check-in must read
+                    // the instructions anew, not be told they have not changed (304).
+                    etag.clear();
                     break;
                 }
                 match kind.as_str() {

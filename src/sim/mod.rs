@@ -6,6 +6,7 @@ pub mod cloud;
 pub mod fleet;
 pub mod idp;
 pub mod install_base;
+pub mod partner;
 
 /// Runs a simulator's server (bound, signals left to its owner) in the background;
 /// the handle stops it.

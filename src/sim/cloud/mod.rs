@@ -281,6 +281,11 @@ impl CloudSim {
         self.cloud.faults.get()
     }
 
+    /// The request counters of [`CloudSim::inspect`] alone (cheap: nothing held is copied).
+    pub fn counters(&self) -> Value {
+        self.cloud.faults.counters.to_json()
+    }
+
     /// Everything held, the request counters and the duplicates (`GET /sim/cloud/state`).
     pub fn inspect(&self) -> Value {
         inspect::inspect(&self.cloud.store(), &self.cloud.faults.counters)

@@ -1,0 +1,175 @@
+//! The partner's calls to the service's API instances, what they served (from
+//! `/metrics`), and the time each phase has.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use reqwest::Client;
+use serde_json::Value;
+
+/// A partner driving the service through its API instances.
+pub struct Api {
+    pub http: Client,
+    /// Every API instance, `http://127.0.0.1:PORT`; calls go to the first.
+    pub bases: Vec<String>,
+    pub token: String,
+}
+
+/// What the API instances served so far, summed over them.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Served {
+    /// Every request but the scrapes of `/metrics`.
+    pub requests: u64,
+    /// Answered 429 or 503: turned away.
+    pub turned_away: u64,
+    /// Answered another 5xx.
+    pub server_errors: u64,
+    pub check_ins: u64,
+}
+
+impl Api {
+    pub fn base(&self) -> &str {
+        &self.bases[0]
+    }
+
+    pub async fn get(&self, path: &str) -> anyhow::Result<Value> {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base()))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .with_context(|| format!("GET {path}"))?;
+        answer(response, "GET", path).await
+    }
+
+    /// A POST with an optional JSON body and `Idempotency-Key`.
+    pub async fn post(
+        &self,
+        path: &str,
+        body: Option<&Value>,
+        key: Option<&str>,
+    ) -> anyhow::Result<Value> {
+        let mut request = self
+            .http
+            .post(format!("{}{path}", self.base()))
+            .bearer_auth(&self.token);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        if let Some(key) = key {
+            request = request.header("Idempotency-Key", key);
+        }
+        let response = request
+            .send()
+            .await
+            .with_context(|| format!("POST {path}"))?;
+        answer(response, "POST", path).await
+    }
+
+    /// Polls an operation until it is done; answers it, or fails at the deadline
+    /// saying where it stood and what the job queue holds.
+    pub async fn wait_for(&self, operation: &str, deadline: &Deadline) -> anyhow::Result<Value> {
+        loop {
+            let value = self.get(operation).await?;
+            if value["done"] == true {
+                if value["error"].is_object() {
+                    anyhow::bail!("{operation} failed: {}", value["error"]);
+                }
+                return Ok(value);
+            }
+            if deadline.passed() {
+                println!("{operation}: {}", value["metadata"]);
+                println!("{}", self.queue().await);
+                anyhow::bail!("{}: not done after {:?}", deadline.phase, deadline.within);
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// The text of `/metrics` of every instance.
+    async fn metrics(&self) -> anyhow::Result<Vec<String>> {
+        let mut texts = Vec::new();
+        for base in &self.bases {
+            let text = self
+                .http
+                .get(format!("{base}/metrics"))
+                .send()
+                .await?
+                .error_for_status()?
+                .text()
+                .await?;
+            texts.push(text);
+        }
+        Ok(texts)
+    }
+
+    pub async fn served(&self) -> anyhow::Result<Served> {
+        let mut served = Served::default();
+        for text in self.metrics().await? {
+            for line in text.lines() {
+                let value = || {
+                    line.rsplit(' ')
+                        .next()
+                        .and_then(|v| v.parse::<f64>().ok())
+                        .unwrap_or(0.0) as u64
+                };
+                if line.starts_with("mp_http_requests_total{") && !line.contains("route=\"/metrics\"")
+                {
+                    served.requests += value();
+                    if line.contains("status=\"429\"") || line.contains("status=\"503\"") {
+                        served.turned_away += value();
+                    } else if line.contains("status=\"5") {
+                        served.server_errors += value();
+                    }
+                } else if line.starts_with("mp_agent_check_ins_total{") {
+                    served.check_ins += value();
+                }
+            }
+        }
+        Ok(served)
+    }
+
+    /// The job queue's gauges, as the first instance reads them from the database.
+    pub async fn queue(&self) -> String {
+        match self.metrics().await {
+            Ok(texts) => texts[0]
+                .lines()
+                .filter(|l| l.starts_with("mp_jobs_"))
+                .collect::<Vec<_>>()
+                .join("\n"),
+            Err(e) => format!("/metrics did not answer: {e}"),
+        }
+    }
+}
+
+async fn answer(response: reqwest::Response, method: &str, path: &str) -> anyhow::Result<Value> {
+    let status = response.status();
+    let text = response.text().await.unwrap_or_default();
+    anyhow::ensure!(
+        status.is_success(),
+        "{method} {path} answered {status}: {text}"
+    );
+    Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+/// How long a phase may take.
+pub struct Deadline {
+    pub phase: &'static str,
+    pub within: Duration,
+    started: Instant,
+}
+
+impl Deadline {
+    pub fn new(phase: &'static str, within: Duration) -> Self {
+        Self {
+            phase,
+            within,
+            started: Instant::now(),
+        }
+    }
+
+    pub fn passed(&self) -> bool {
+        self.started.elapsed() > self.within
+    }
+}

@@ -1,0 +1,5 @@
+//! What the end-to-end benchmark (`e2e_large`) is made of.
+
+pub mod api;
+pub mod processes;
+pub mod truth;
