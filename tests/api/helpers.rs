@@ -155,8 +155,11 @@ pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Config
     tokio::spawn(app.run_until_stopped());
     let tenant = Uuid::new_v4();
     let token = idp.partner_token(tenant);
+    // Idle connections are dropped well before the server's keep-alive (5 s) closes
+    // them: a request sent on one the server is closing fails with IncompleteMessage.
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
+        .pool_idle_timeout(std::time::Duration::from_secs(2))
         .build()
         .expect("client");
     TestApp {
