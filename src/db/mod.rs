@@ -31,7 +31,7 @@ pub async fn connect(config: &DatabaseConfig) -> Result<DatabaseConnection, DbSe
     let mut options = ConnectOptions::new(config.url.clone());
     options
         .max_connections(config.max_connections)
-        .acquire_timeout(Duration::from_secs(10))
+        .acquire_timeout(Duration::from_millis(config.acquire_timeout_ms))
         .sqlx_logging(false)
         .map_sqlx_sqlite_opts(move |o| {
             o.create_if_missing(true)
