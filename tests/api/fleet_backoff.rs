@@ -8,9 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
-use migration_portal::sim::fleet::{
-    Fleet, FleetConfig, FleetMachine, Mix, REAL_CHECK_IN_INTERVAL,
-};
+use migration_portal::sim::fleet::{Fleet, FleetConfig, FleetMachine, Mix, REAL_CHECK_IN_INTERVAL};
 use serde_json::{Value, json};
 use uuid::Uuid;
 

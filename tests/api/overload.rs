@@ -312,7 +312,11 @@ async fn a_request_that_finds_no_database_connection_in_time_is_503_overloaded_o
         assert_overloaded(&assert_problem(check_in, 503).await, told);
         lock.release().await;
         let enrolled = stuck.await.expect("task").expect("enroll");
-        assert_eq!(enrolled.status(), 201, "{backend:?}: served once the lock is gone");
+        assert_eq!(
+            enrolled.status(),
+            201,
+            "{backend:?}: served once the lock is gone"
+        );
         let served = world
             .app
             .http
