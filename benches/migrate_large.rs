@@ -102,6 +102,7 @@ async fn main() -> anyhow::Result<()> {
             url,
             max_connections: 8,
             busy_timeout_ms: 30_000,
+            acquire_timeout_ms: 10_000,
         })
         .await?;
         let source_password = SecretString::from(password.clone());

@@ -109,6 +109,7 @@ async fn main() -> anyhow::Result<()> {
             url,
             max_connections: 4,
             busy_timeout_ms: 30_000,
+            acquire_timeout_ms: 10_000,
         })
         .await?;
         let reused = std::fs::read_to_string(&kept)

@@ -69,6 +69,7 @@ async fn main() -> anyhow::Result<()> {
             url,
             max_connections: connections,
             busy_timeout_ms: 30_000,
+            acquire_timeout_ms: 10_000,
         })
         .await?;
         // The floor: the same number of bare reads, one by one, on the same pool.

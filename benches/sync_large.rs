@@ -44,6 +44,7 @@ async fn main() -> anyhow::Result<()> {
             url,
             max_connections: 4,
             busy_timeout_ms: 30_000,
+            acquire_timeout_ms: 10_000,
         })
         .await?;
         let workspace = Uuid::now_v7();

@@ -227,9 +227,8 @@ impl Application {
                 "connectors may contact loopback and private addresses (connectors.allow_private_networks)"
             );
         }
-        let agent_slots = std::sync::Arc::new(tokio::sync::Semaphore::new(
-            config.http.agent_max_in_flight.max(1),
-        ));
+        let agent_slots =
+            std::sync::Arc::new(tokio::sync::Semaphore::new(config.agent_max_in_flight()));
         let agent_max_log_bytes = config.http.agent_max_log_bytes;
         let check_ins = std::sync::Arc::new(crate::db::check_ins::CheckIns::default());
         tokio::spawn(flush_check_ins(

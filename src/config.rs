@@ -40,6 +40,8 @@ pub struct DatabaseConfig {
     pub max_connections: u32,
     /// How long a SQLite writer waits for the lock before failing.
     pub busy_timeout_ms: u64,
+    /// How long a request waits for a pooled connection; past it, 503 `overloaded`.
+    pub acquire_timeout_ms: u64,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -65,7 +67,8 @@ pub struct HttpConfig {
     pub max_body_bytes: usize,
     /// Actix worker threads; 0 means one per core.
     pub workers: usize,
-    /// Agent requests handled at once; more answer 429 with `Retry-After`.
+    /// Agent requests handled at once; more answer 429 with `Retry-After`. 0: four per
+    /// database connection ([`Config::agent_max_in_flight`]).
     pub agent_max_in_flight: usize,
     /// Largest client log an agent may upload.
     pub agent_max_log_bytes: usize,
@@ -162,6 +165,7 @@ impl Default for Config {
                 url: "sqlite://migration-portal.db".into(),
                 max_connections: 10,
                 busy_timeout_ms: 5_000,
+                acquire_timeout_ms: 10_000,
             },
             auth: AuthConfig {
                 issuer: None,
@@ -173,7 +177,7 @@ impl Default for Config {
             http: HttpConfig {
                 max_body_bytes: 256 * 1024,
                 workers: 0,
-                agent_max_in_flight: 512,
+                agent_max_in_flight: 0,
                 agent_max_log_bytes: 1 << 20,
             },
             connectors: ConnectorsConfig {
@@ -193,6 +197,10 @@ impl Default for Config {
         }
     }
 }
+
+/// Admitted agent requests per pooled connection, when `http.agent_max_in_flight` is 0: a
+/// request holds its connection for part of its time only (reading the body, answering).
+const AGENT_REQUESTS_PER_CONNECTION: usize = 4;
 
 #[derive(Debug, thiserror::Error)]
 #[error("configuration: {0}")]
@@ -259,6 +267,16 @@ impl Config {
         }
     }
 
+    /// Agent requests handled at once: `http.agent_max_in_flight`, or when it is 0 four per
+    /// pooled connection, so that the admitted ones get a connection well within the
+    /// acquire timeout and a herd beyond them is refused at once (429), not queued.
+    pub fn agent_max_in_flight(&self) -> usize {
+        match self.http.agent_max_in_flight {
+            0 => (self.database.max_connections as usize).max(1) * AGENT_REQUESTS_PER_CONNECTION,
+            n => n,
+        }
+    }
+
     pub fn jwks_refresh_cooldown(&self) -> Duration {
         Duration::from_secs(self.auth.jwks_refresh_cooldown_secs)
     }
@@ -292,6 +310,19 @@ mod tests {
         assert_eq!(c.bind.to_string(), "127.0.0.1:8080");
         assert_eq!(c.database.url, "sqlite://migration-portal.db");
         assert_eq!(c.log_format, LogFormat::Pretty);
+        assert_eq!(c.database.max_connections, 10);
+        assert_eq!(c.database.acquire_timeout_ms, 10_000);
+        assert_eq!(c.http.agent_max_in_flight, 0);
+    }
+
+    #[test]
+    fn agent_admission_follows_the_pool_unless_it_is_set() {
+        let mut c = Config::default();
+        assert_eq!(c.agent_max_in_flight(), 40);
+        c.database.max_connections = 2;
+        assert_eq!(c.agent_max_in_flight(), 8);
+        c.http.agent_max_in_flight = 3;
+        assert_eq!(c.agent_max_in_flight(), 3);
     }
 
     #[test]

@@ -7,17 +7,27 @@
 //! - [`ApiError::conflict`]: the request clashes with the current state, e.g. it names
 //!   something the workspace does not have (now); [`ApiError::conflict_at`] points at it.
 //! - `?` on a database or `anyhow` error: a plain 500; the cause is logged, never shown.
+//!   Except overload: no pool connection came free in time, or SQLite stayed busy past
+//!   its `busy_timeout` ([`is_overload`]): 503 `overloaded` with a jittered `Retry-After`,
+//!   logged as a warning.
 
 use actix_web::dev::ServiceResponse;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::ErrorHandlerResponse;
 use actix_web::{HttpResponse, ResponseError};
-use sea_orm::DbErr;
+use rand::Rng;
+use sea_orm::{DbErr, RuntimeErr};
 use serde::Serialize;
 use utoipa::ToSchema;
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// Seconds an overloaded service tells a caller to wait, drawn anew for each answer
+/// so that a herd refused together comes back spread out.
+pub fn retry_after_secs() -> u64 {
+    rand::rng().random_range(30..=90)
+}
 
 /// An RFC 9457 problem document.
 #[derive(Debug, Serialize, ToSchema)]
@@ -89,10 +99,79 @@ pub enum ApiError {
     /// Overloaded: come back after this many seconds.
     #[error("too many requests")]
     TooManyRequests { retry_after_secs: u64 },
+    /// No database connection in time (see [`is_overload`]): come back after this many seconds.
+    #[error("overloaded: {cause}")]
+    Overloaded { retry_after_secs: u64, cause: DbErr },
+    /// Any other database error (`?` on an overload gives [`ApiError::Overloaded`]).
     #[error("database: {0}")]
-    Database(#[from] DbErr),
+    Database(DbErr),
     #[error(transparent)]
-    Internal(#[from] anyhow::Error),
+    Internal(anyhow::Error),
+}
+
+impl From<DbErr> for ApiError {
+    fn from(e: DbErr) -> Self {
+        if is_overload(&e) {
+            Self::Overloaded {
+                retry_after_secs: retry_after_secs(),
+                cause: e,
+            }
+        } else {
+            Self::Database(e)
+        }
+    }
+}
+
+/// An overload anywhere in the error's chain is still an overload.
+impl From<anyhow::Error> for ApiError {
+    fn from(e: anyhow::Error) -> Self {
+        let overload = e
+            .chain()
+            .filter_map(|cause| cause.downcast_ref::<DbErr>())
+            .find(|db| is_overload(db))
+            .cloned();
+        match overload {
+            Some(cause) => cause.into(),
+            None => Self::Internal(e),
+        }
+    }
+}
+
+/// Whether the database could not take the request now, rather than failed it: no
+/// pooled connection came free within the acquire timeout (or the pool is closing),
+/// SQLite stayed busy or locked past `busy_timeout`, or PostgreSQL refuses new
+/// connections (too many, or starting up or shutting down).
+pub fn is_overload(e: &DbErr) -> bool {
+    match e {
+        DbErr::ConnectionAcquire(_) => true,
+        DbErr::Conn(runtime) | DbErr::Exec(runtime) | DbErr::Query(runtime) => {
+            runtime_overload(runtime)
+        }
+        _ => false,
+    }
+}
+
+fn runtime_overload(runtime: &RuntimeErr) -> bool {
+    use sea_orm::sqlx::Error;
+    let RuntimeErr::SqlxError(e) = runtime else {
+        return false;
+    };
+    match e.as_ref() {
+        Error::PoolTimedOut | Error::PoolClosed => true,
+        Error::Database(db) => {
+            if db.try_downcast_ref::<sea_orm::SqlxSqliteError>().is_some() {
+                // The primary result code is the low byte of the extended one.
+                const SQLITE_BUSY: i32 = 5;
+                const SQLITE_LOCKED: i32 = 6;
+                let code = db.code().and_then(|c| c.parse::<i32>().ok());
+                code.is_some_and(|c| matches!(c & 0xff, SQLITE_BUSY | SQLITE_LOCKED))
+            } else {
+                // too_many_connections, cannot_connect_now
+                db.code().is_some_and(|c| matches!(&*c, "53300" | "57P03"))
+            }
+        }
+        _ => false,
+    }
 }
 
 impl ApiError {
@@ -147,6 +226,7 @@ impl ApiError {
             Self::Unavailable(_) => "unavailable",
             Self::IssuerUnavailable { .. } => "issuer_unavailable",
             Self::TooManyRequests { .. } => "too_many_requests",
+            Self::Overloaded { .. } => "overloaded",
             Self::Database(_) | Self::Internal(_) => "internal",
         }
     }
@@ -186,6 +266,11 @@ impl ApiError {
             Self::TooManyRequests { retry_after_secs } => {
                 format!("The service is busy: try again in {retry_after_secs} seconds.")
             }
+            Self::Overloaded {
+                retry_after_secs, ..
+            } => format!(
+                "The service is overloaded: no database connection came free in time. Send the request again in {retry_after_secs} seconds."
+            ),
             Self::Database(_) | Self::Internal(_) => {
                 "An internal error occurred; it has been logged.".into()
             }
@@ -215,7 +300,7 @@ impl ResponseError for ApiError {
             Self::PreconditionRequired => StatusCode::PRECONDITION_REQUIRED,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::Unavailable(_) | Self::IssuerUnavailable { .. } => {
+            Self::Unavailable(_) | Self::IssuerUnavailable { .. } | Self::Overloaded { .. } => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -227,6 +312,9 @@ impl ResponseError for ApiError {
         if matches!(self, Self::Database(_) | Self::Internal(_)) {
             // Inside the request span, so the line carries the request id.
             tracing::error!(error = %format!("{self:#}"), "internal error");
+        }
+        if let Self::Overloaded { cause, .. } = self {
+            tracing::warn!(error = %cause, "overloaded: answered 503");
         }
         let status = self.status_code();
         let errors = match self {
@@ -263,7 +351,10 @@ impl ResponseError for ApiError {
                 }
             }
             Self::TooManyRequests { retry_after_secs }
-            | Self::IssuerUnavailable { retry_after_secs } => {
+            | Self::IssuerUnavailable { retry_after_secs }
+            | Self::Overloaded {
+                retry_after_secs, ..
+            } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
             }
             _ => {}
@@ -325,4 +416,92 @@ pub fn problem_safety_net<B>(
     Ok(ErrorHandlerResponse::Response(
         ServiceResponse::new(req, new).map_into_right_body(),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use actix_web::body::to_bytes;
+    use sea_orm::ConnAcquireErr;
+
+    use super::*;
+
+    async fn answer(error: ApiError) -> (StatusCode, Option<u64>, serde_json::Value) {
+        let response = error.error_response();
+        let status = response.status();
+        assert_eq!(
+            response
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .map(HeaderValue::as_bytes),
+            Some(PROBLEM_JSON.as_bytes())
+        );
+        let retry_after = response
+            .headers()
+            .get(header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok()?.parse().ok());
+        let body = to_bytes(response.into_body()).await.expect("body");
+        (
+            status,
+            retry_after,
+            serde_json::from_slice(&body).expect("json"),
+        )
+    }
+
+    #[tokio::test]
+    async fn no_connection_in_time_is_503_overloaded_with_a_jittered_retry_after() {
+        let overloads = [
+            // What sea-orm answers when the pool's acquire timeout runs out (seen under a herd).
+            DbErr::ConnectionAcquire(ConnAcquireErr::Timeout),
+            DbErr::ConnectionAcquire(ConnAcquireErr::ConnectionClosed),
+            DbErr::Conn(RuntimeErr::SqlxError(Arc::new(
+                sea_orm::sqlx::Error::PoolTimedOut,
+            ))),
+        ];
+        for cause in overloads {
+            let mut told = std::collections::BTreeSet::new();
+            for _ in 0..50 {
+                let (status, retry_after, body) = answer(cause.clone().into()).await;
+                assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{cause}");
+                assert_eq!(body["code"], "overloaded");
+                assert_eq!(body["status"], 503);
+                let retry_after = retry_after.expect("Retry-After");
+                assert!((30..=90).contains(&retry_after), "{retry_after}");
+                assert!(
+                    body["detail"]
+                        .as_str()
+                        .is_some_and(|d| d.contains(&format!("again in {retry_after} seconds"))),
+                    "{body}"
+                );
+                told.insert(retry_after);
+            }
+            assert!(told.len() > 1, "jittered: {told:?}");
+        }
+        // Wrapped on its way up, it is still an overload.
+        let wrapped = anyhow::Error::new(DbErr::ConnectionAcquire(ConnAcquireErr::Timeout))
+            .context("scheduling the deliveries");
+        assert_eq!(
+            answer(wrapped.into()).await.0,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+    }
+
+    #[tokio::test]
+    async fn other_database_errors_stay_internal_errors() {
+        for cause in [
+            DbErr::Custom("boom".into()),
+            DbErr::RecordNotFound("gone".into()),
+            DbErr::Query(RuntimeErr::Internal("syntax".into())),
+            DbErr::Conn(RuntimeErr::SqlxError(Arc::new(
+                sea_orm::sqlx::Error::RowNotFound,
+            ))),
+        ] {
+            let (status, retry_after, body) = answer(cause.into()).await;
+            assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+            assert_eq!((retry_after, &body["code"]), (None, &"internal".into()));
+        }
+        let (status, _, _) = answer(anyhow::anyhow!("not a database error").into()).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    }
 }

@@ -87,7 +87,8 @@ enum SimCommand {
         /// (auto-update `true` when left out).
         #[arg(long)]
         machines: PathBuf,
-        /// Between check-ins (30 minutes for real clients).
+        /// Between check-ins: stands for the real 30 minutes, and the `Poll-After` and
+        /// `Retry-After` the service tells are scaled alike.
         #[arg(long, default_value_t = 1000)]
         interval_ms: u64,
         #[arg(long, default_value_t = 1)]
@@ -223,10 +224,17 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             };
             let fleet = sim::fleet::Fleet::start(config);
             println!(
-                "{count} simulated agents checking in every {interval_ms} ms; Ctrl-C stops and prints their ground truth"
+                "{count} simulated agents checking in about every {interval_ms} ms (standing for 30 minutes: the Poll-After and Retry-After they are told are scaled alike); Ctrl-C stops and prints their ground truth"
             );
             tokio::signal::ctrl_c().await?;
-            println!("{}", serde_json::to_string_pretty(&fleet.truth())?);
+            let truth = fleet.truth();
+            println!("{}", serde_json::to_string_pretty(&truth)?);
+            let throttled: Vec<u32> = truth.values().map(|t| t.observed.throttled).collect();
+            println!(
+                "told to back off (429 or 503) {} times, {} of {count} agents at least once",
+                throttled.iter().map(|&n| u64::from(n)).sum::<u64>(),
+                throttled.iter().filter(|&&n| n > 0).count()
+            );
             fleet.stop().await;
         }
         Command::Demo {

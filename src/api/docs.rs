@@ -43,7 +43,7 @@ and every such string declares the matching `pattern`."
     ),
     components(
         schemas(Problem, FieldError),
-        responses(BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PreconditionFailed, PayloadTooLarge, UnsupportedMediaType, Unprocessable, TooManyRequests, Internal, Unavailable, IssuerUnavailable)
+        responses(BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PreconditionFailed, PayloadTooLarge, UnsupportedMediaType, Unprocessable, TooManyRequests, Internal, Unavailable, PartnerUnavailable)
     ),
     modifiers(&BearerAuth)
 )]
@@ -116,48 +116,41 @@ problem_responses! {
     UnsupportedMediaType => "The request body is not application/json.",
     Unprocessable => "The request was read, but values break the rules; `errors` lists each with a JSON Pointer.",
     Internal => "An internal error; the cause is logged with the request id.",
-    Unavailable => "A dependency (the database, or the cloud for an agent's registration) cannot be reached now: try again later.",
 }
 
-/// Overloaded (the agent API's in-flight cap), with when to come back.
-pub struct TooManyRequests;
-
-impl<'r> ToResponse<'r> for TooManyRequests {
-    fn response() -> (&'r str, RefOr<Response>) {
-        let retry_after = HeaderBuilder::new()
-            .schema(Some(
-                ObjectBuilder::new()
-                    .schema_type(Type::Integer)
-                    .minimum(Some(0)),
-            ))
-            .description(Some("Seconds to wait"));
-        let response = problem("Overloaded: send again after `Retry-After` seconds.")
-            .header("Retry-After", retry_after.build());
-        ("TooManyRequests", response.build().into())
-    }
+/// The `Retry-After` header of a refusal: whole seconds.
+fn retry_after(description: &str) -> utoipa::openapi::header::Header {
+    let seconds = ObjectBuilder::new()
+        .schema_type(Type::Integer)
+        .minimum(Some(1));
+    HeaderBuilder::new()
+        .schema(Some(seconds))
+        .description(Some(description))
+        .build()
 }
 
-/// 503 on the partner API: the token's signing key is not cached and the
-/// issuer's key set cannot be fetched now.
-pub struct IssuerUnavailable;
+/// A problem response that tells when to send the request again.
+macro_rules! retry_responses {
+    ($($(#[$doc:meta])* $name:ident => $description:literal, $header:literal;)*) => {$(
+        $(#[$doc])*
+        pub struct $name;
+        impl<'r> ToResponse<'r> for $name {
+            fn response() -> (&'r str, RefOr<Response>) {
+                let response = problem($description).header("Retry-After", retry_after($header));
+                (stringify!($name), response.build().into())
+            }
+        }
+    )*};
+}
 
-impl<'r> ToResponse<'r> for IssuerUnavailable {
-    fn response() -> (&'r str, RefOr<Response>) {
-        let seconds = ObjectBuilder::new()
-            .schema_type(Type::Integer)
-            .minimum(Some(1));
-        let retry_after = HeaderBuilder::new()
-            .schema(Some(seconds))
-            .description(Some("Seconds to wait before sending the request again"))
-            .build();
-        let response = problem(
-            "The identity provider cannot be reached to fetch the key that signed the token (tokens signed with a key already known keep working); send the request again after `Retry-After` seconds.",
-        );
-        (
-            "IssuerUnavailable",
-            response.header("Retry-After", retry_after).build().into(),
-        )
-    }
+retry_responses! {
+    /// Overloaded (the agent API's in-flight cap), with when to come back.
+    TooManyRequests => "Overloaded: more agent requests at once than the service admits (`too_many_requests`); send the request again after `Retry-After` seconds.", "Seconds to wait (drawn at random, so that refused agents come back spread out)";
+    /// 503 beside the partner API's: the database, or a dependency of the operation.
+    Unavailable => "The service cannot answer now: no database connection came free in time (`overloaded`, with `Retry-After`), or a dependency cannot be reached (the database; the cloud, for an agent's registration token: `unavailable`). Send the request again later, after `Retry-After` seconds when it is given.", "Seconds to wait (drawn at random, so that refused callers come back spread out)";
+    /// 503 on the partner API: the database is overloaded, or the token's signing key is
+    /// not cached and the issuer's key set cannot be fetched now.
+    PartnerUnavailable => "The service cannot answer now; send the request again after `Retry-After` seconds. Either no database connection came free in time (`overloaded`), or the identity provider cannot be reached to fetch the key that signed the token (`issuer_unavailable`; tokens signed with a key already known keep working).", "Seconds to wait before sending the request again";
 }
 
 /// A set of the responses above, listed by status, for `responses(...)` of a path.
@@ -175,15 +168,15 @@ macro_rules! response_sets {
 
 response_sets! {
     /// What any partner operation may answer.
-    PartnerErrors { "400" => BadRequest, "401" => Unauthorized, "403" => Forbidden, "500" => Internal, "503" => IssuerUnavailable }
-    /// What any agent operation after enrollment may answer.
-    AgentErrors { "401" => Unauthorized, "429" => TooManyRequests, "500" => Internal }
+    PartnerErrors { "400" => BadRequest, "401" => Unauthorized, "403" => Forbidden, "500" => Internal, "503" => PartnerUnavailable }
+    /// What any agent operation may answer: it is admitted (429), then reaches the database (503).
+    AgentErrors { "401" => Unauthorized, "429" => TooManyRequests, "500" => Internal, "503" => Unavailable }
     /// What an operation on what a workspace may not hold yet may answer besides: none
     /// for the caller (404), or not yet (409: no snapshot synced, a pre-check not completed).
     NotReadyErrors { "404" => NotFound, "409" => Conflict }
     /// What a partner operation on one workspace may answer: a partner operation's
     /// errors, and 404 for a workspace the caller's tenant does not have.
-    WorkspaceErrors { "400" => BadRequest, "401" => Unauthorized, "403" => Forbidden, "404" => NotFound, "500" => Internal, "503" => IssuerUnavailable }
+    WorkspaceErrors { "400" => BadRequest, "401" => Unauthorized, "403" => Forbidden, "404" => NotFound, "500" => Internal, "503" => PartnerUnavailable }
     /// What an operation with a JSON body may answer besides (400: malformed JSON, unknown fields).
     BodyErrors { "400" => BadRequest, "413" => PayloadTooLarge, "415" => UnsupportedMediaType, "422" => Unprocessable }
 }

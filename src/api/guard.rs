@@ -1,24 +1,26 @@
 //! Who may call which routes: [`require_partner`] wraps `/api/v1`,
-//! [`require_agent`] every agent route that takes a token. Each authenticates
+//! [`require_agent`] every agent route that takes a token, [`admit_agent`] the one
+//! that does not (enrollment). Agent requests are admitted first, a bounded number
+//! at once (`http.agent_max_in_flight`). Each authenticates
 //! before any extractor reads the body and leaves the caller on the request,
 //! where handlers take it as [`Partner`] or [`Agent`]; a partner then reaches
 //! its own workspaces only ([`partner_workspace`]).
 
 use std::future::{Ready, ready};
+use std::time::Duration;
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 use entity::workspace;
-use rand::Rng;
 use tokio::sync::OwnedSemaphorePermit;
 use uuid::Uuid;
 
 use crate::api::state::AppState;
 use crate::auth::{self, Agent, Partner, Rejection, bearer_token};
 use crate::db::workspaces;
-use crate::error::ApiError;
+use crate::error::{ApiError, retry_after_secs};
 
 /// Authenticates every request of the scope it wraps; handlers then take
 /// [`Partner`] from the request.
@@ -94,8 +96,24 @@ pub async fn require_agent<B: MessageBody + 'static>(
 async fn agent(req: &ServiceRequest) -> Result<(Agent, OwnedSemaphorePermit), ApiError> {
     let state = state_of(req)?;
     // Before the token's query: an overloaded service refuses without touching the database.
-    let slot = admit(&state)?;
+    let slot = admit(&state).await?;
     Ok((authenticate(&state, req.request()).await?, slot))
+}
+
+/// Admits an agent request that carries no token yet (enrollment): like
+/// [`require_agent`], it holds a slot until the handler has answered.
+pub async fn admit_agent<B: MessageBody + 'static>(
+    req: ServiceRequest,
+    next: Next<B>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let slot = match state_of(&req) {
+        Ok(state) => admit(&state).await,
+        Err(e) => Err(e),
+    };
+    match slot {
+        Ok(_slot) => Ok(next.call(req).await?.map_into_boxed_body()),
+        Err(refused) => Ok(req.error_response(refused)),
+    }
 }
 
 /// The request on to its handler with the authenticated `caller` on it, or the refusal as the answer.
@@ -119,15 +137,21 @@ fn state_of(req: &ServiceRequest) -> Result<web::Data<AppState>, ApiError> {
         .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("application state missing")))
 }
 
-/// A slot among the agent requests handled at once, or 429 with a jittered `Retry-After`.
-fn admit(state: &AppState) -> Result<OwnedSemaphorePermit, ApiError> {
-    state
-        .agent_slots
-        .clone()
-        .try_acquire_owned()
-        .map_err(|_| ApiError::TooManyRequests {
-            retry_after_secs: rand::rng().random_range(30..=90),
-        })
+/// How long an agent request waits for a slot before it is refused: long enough to
+/// ride out a burst (slots turn over in milliseconds), short enough that a herd is
+/// told to come back at once instead of queueing.
+const ADMISSION_WAIT: Duration = Duration::from_millis(200);
+
+/// A slot among the agent requests handled at once (waiting up to [`ADMISSION_WAIT`]
+/// for one, first come first served), or 429 with a jittered `Retry-After`.
+async fn admit(state: &AppState) -> Result<OwnedSemaphorePermit, ApiError> {
+    let slot = tokio::time::timeout(ADMISSION_WAIT, state.agent_slots.clone().acquire_owned());
+    match slot.await {
+        Ok(Ok(slot)) => Ok(slot),
+        _ => Err(ApiError::TooManyRequests {
+            retry_after_secs: retry_after_secs(),
+        }),
+    }
 }
 
 async fn authenticate(state: &AppState, req: &HttpRequest) -> Result<Agent, ApiError> {

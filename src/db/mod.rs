@@ -23,6 +23,12 @@ pub enum DbSetupError {
 }
 
 pub async fn connect(config: &DatabaseConfig) -> Result<DatabaseConnection, DbSetupError> {
+    open(config, false).await
+}
+
+/// A pool over `config`'s database; `lazy`: its connections are opened when first
+/// needed, not one at once.
+async fn open(config: &DatabaseConfig, lazy: bool) -> Result<DatabaseConnection, DbSetupError> {
     let scheme = config.url.split(':').next().unwrap_or_default();
     if !matches!(scheme, "sqlite" | "postgres" | "postgresql") {
         return Err(DbSetupError::UnsupportedUrl(scheme.to_string()));
@@ -31,8 +37,12 @@ pub async fn connect(config: &DatabaseConfig) -> Result<DatabaseConnection, DbSe
     let mut options = ConnectOptions::new(config.url.clone());
     options
         .max_connections(config.max_connections)
-        .acquire_timeout(Duration::from_secs(10))
+        .acquire_timeout(Duration::from_millis(config.acquire_timeout_ms))
+        // One connection kept open: the first request after a quiet spell does not
+        // spend its acquire timeout opening one.
+        .min_connections(1)
         .sqlx_logging(false)
+        .connect_lazy(lazy)
         .map_sqlx_sqlite_opts(move |o| {
             o.create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
@@ -65,12 +75,26 @@ fn is_busy(e: &DbErr) -> bool {
 /// Upgrades the schema on a pool of its own, then opens the pool to serve from. Pooled
 /// SQLite connections that lived through a schema change were seen to keep the
 /// old schema (an upsert then missed an index the migration had just created).
+/// Start-up waits for its connections at least [`STARTUP_ACQUIRE_TIMEOUT`]; the pool
+/// that serves opens its connections as requests need them, within
+/// `database.acquire_timeout_ms` (which may be short: a request that waits longer is
+/// told to come back), the upgrade having shown the database reachable.
 pub async fn connect_upgraded(config: &DatabaseConfig) -> Result<DatabaseConnection, DbSetupError> {
-    let migrating = connect(config).await?;
+    // On PostgreSQL the upgrade holds one connection for its lock and migrates on another.
+    let startup = DatabaseConfig {
+        max_connections: config.max_connections.max(2),
+        acquire_timeout_ms: config
+            .acquire_timeout_ms
+            .max(STARTUP_ACQUIRE_TIMEOUT.as_millis() as u64),
+        ..config.clone()
+    };
+    let migrating = connect(&startup).await?;
     upgrade_schema(&migrating).await?;
     migrating.close().await?;
-    connect(config).await
+    open(config, true).await
 }
+
+const STARTUP_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Applies pending schema migrations. On PostgreSQL, instances starting together take
 /// turns under an advisory lock. On SQLite each migration is one transaction and

@@ -7,6 +7,9 @@
 //! show for every machine. Each client states its version at check-in; an
 //! outdated one whose user has automatic updates on updates itself a few
 //! check-ins after it is told to wait for its update, one with them off never does.
+//! Like a real client it checks in again when the service says (`Poll-After`) and,
+//! told to back off (429 or 503), waits `Retry-After` before its next request and
+//! then sends the same request again.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -135,6 +138,13 @@ pub const UPDATED_CLIENT_VERSION: &str = "5.6.0.100";
 /// Check-ins between being told to wait for its update and updating itself.
 const UPDATE_AFTER_CHECK_INS: u32 = 2;
 
+/// How often a real client checks in (the service's `domain::agent::CHECK_IN_INTERVAL_MINUTES`),
+/// which [`FleetConfig::interval`] stands for.
+pub const REAL_CHECK_IN_INTERVAL: Duration = Duration::from_secs(30 * 60);
+
+/// How long a client waits when told to back off without a readable `Retry-After`.
+const DEFAULT_RETRY_AFTER_SECS: u64 = 60;
+
 #[derive(Clone, Debug)]
 pub struct FleetConfig {
     /// The service, e.g. `http://127.0.0.1:8080`.
@@ -142,10 +152,22 @@ pub struct FleetConfig {
     pub workspace_id: Uuid,
     pub enrollment_secret: String,
     pub machines: Vec<FleetMachine>,
-    /// Between check-ins (30 minutes for real; sped up in tests and the demo).
+    /// The fleet's check-in interval: it stands for the real one ([`REAL_CHECK_IN_INTERVAL`],
+    /// 30 minutes), sped up in tests and the demo. Every wait the service asks for in
+    /// seconds (`Poll-After` between check-ins, `Retry-After` after a 429 or 503) is
+    /// scaled by `interval / 30 minutes` ([`FleetConfig::scaled`]): at 300 ms, the
+    /// 30 minutes of `Poll-After` take about 300 ms, a `Retry-After` of 60 s takes 10 ms.
     pub interval: Duration,
     pub seed: u64,
     pub mix: Mix,
+}
+
+impl FleetConfig {
+    /// `secs` of the service's time in the fleet's sped-up time.
+    pub fn scaled(&self, secs: u64) -> Duration {
+        self.interval
+            .mul_f64(secs as f64 / REAL_CHECK_IN_INTERVAL.as_secs_f64())
+    }
 }
 
 /// What happened to one machine, as the fleet saw it.
@@ -168,6 +190,8 @@ pub struct Observed {
     pub registration_refused: Option<String>,
     pub migrated: bool,
     pub logs_uploaded: u32,
+    /// Times the service told it to back off (429 or 503 with `Retry-After`).
+    pub throttled: u32,
 }
 
 /// The machine's ground truth: its behaviour and what happened.
@@ -302,13 +326,14 @@ impl Agent {
         let mut failed_once = false;
         // Check-ins since it was first told to wait for its update.
         let mut waiting_for_update: Option<u32> = None;
+        // The first check-in about an interval from now, with jitter so the fleet spreads out.
+        let mut wait = self.about_an_interval();
         loop {
-            // A check-in every interval, with jitter so the fleet spreads out.
-            let jitter = self.rng.random_range(0.5..1.5);
-            tokio::select! {
-                _ = tokio::time::sleep(self.config.interval.mul_f64(jitter)) => {}
-                _ = stopped.changed() => return,
+            if !pause(&mut stopped, wait).await {
+                return;
             }
+            // Unless the service says when (offline, or no answer): about an interval.
+            wait = self.about_an_interval();
             check_ins += 1;
             if let Behaviour::OfflineFor(missed) = self.behaviour
                 && check_ins <= missed
@@ -316,7 +341,9 @@ impl Agent {
                 continue;
             }
             let Some(current) = token.clone() else {
-                token = self.enroll().await;
+                let (enrolled, told) = self.enroll().await;
+                token = enrolled;
+                wait = told.unwrap_or(wait);
                 continue;
             };
             self.observe(|o| o.check_ins += 1);
@@ -336,10 +363,18 @@ impl Agent {
             if let Some(version) = &self.client_version {
                 request = request.header("X-Client-Version", version);
             }
-            let response = match request.send().await {
-                Ok(response) => response,
-                Err(_) => continue,
+            let response = match self.send(request).await {
+                Answer::Given(response) => response,
+                Answer::BackOff(told) => {
+                    wait = told;
+                    continue;
+                }
+                Answer::Lost => continue,
             };
+            // 200 and 304 say when to check in again.
+            if let Some(poll) = seconds(&response, "poll-after") {
+                wait = self.config.scaled(poll);
+            }
             if response.status() != reqwest::StatusCode::OK {
                 continue;
             }
@@ -401,14 +436,18 @@ impl Agent {
                 seq += 1;
                 step["seq"] = json!(seq);
                 let kind = step["kind"].as_str().unwrap_or_default().to_string();
+                // Refused for now, the same report (same `seq`) goes again after the wait:
+                // the service applies a number once and acknowledges a repeat.
                 let sent = self
-                    .http
-                    .post(self.url("/agent/v1/events"))
-                    .bearer_auth(&current)
-                    .json(&step)
-                    .send()
+                    .send_until_answered(&mut stopped, |agent| {
+                        agent
+                            .http
+                            .post(agent.url("/agent/v1/events"))
+                            .bearer_auth(&current)
+                            .json(&step)
+                    })
                     .await;
-                if !sent.is_ok_and(|r| r.status().is_success()) {
+                if !sent.is_some_and(|r| r.status().is_success()) {
                     // Unreported, the step is done again: the next check-in must read
                     // the instructions anew, not be told they have not changed (304).
                     etag.clear();
@@ -424,14 +463,16 @@ impl Agent {
                             step["message"].as_str().unwrap_or_default()
                         );
                         let uploaded = self
-                            .http
-                            .post(self.url("/agent/v1/logs"))
-                            .bearer_auth(&current)
-                            .header("content-type", "text/plain")
-                            .body(log)
-                            .send()
+                            .send_until_answered(&mut stopped, |agent| {
+                                agent
+                                    .http
+                                    .post(agent.url("/agent/v1/logs"))
+                                    .bearer_auth(&current)
+                                    .header("content-type", "text/plain")
+                                    .body(log.clone())
+                            })
                             .await;
-                        if uploaded.is_ok_and(|r| r.status().is_success()) {
+                        if uploaded.is_some_and(|r| r.status().is_success()) {
                             self.observe(|o| o.logs_uploaded += 1);
                         }
                     }
@@ -447,6 +488,53 @@ impl Agent {
                     "registration_manual" => self.observe(|o| o.manual = true),
                     "restore_only" => self.observe(|o| o.migrated = true),
                     _ => {}
+                }
+            }
+        }
+    }
+
+    /// The fleet's interval with jitter, for waits the service did not set.
+    fn about_an_interval(&mut self) -> Duration {
+        self.config
+            .interval
+            .mul_f64(self.rng.random_range(0.5..1.5))
+    }
+
+    /// Sends `request`; a 429 or 503 is counted and becomes the wait it asks for.
+    async fn send(&mut self, request: reqwest::RequestBuilder) -> Answer {
+        let Ok(response) = request.send().await else {
+            return Answer::Lost;
+        };
+        if !matches!(
+            response.status(),
+            reqwest::StatusCode::TOO_MANY_REQUESTS | reqwest::StatusCode::SERVICE_UNAVAILABLE
+        ) {
+            return Answer::Given(response);
+        }
+        self.observe(|o| o.throttled += 1);
+        let told = seconds(&response, "retry-after").unwrap_or(DEFAULT_RETRY_AFTER_SECS);
+        // At least what it was told, up to a quarter more so that a refused herd spreads out.
+        let jitter = self.rng.random_range(1.0..1.25);
+        Answer::BackOff(self.config.scaled(told).mul_f64(jitter))
+    }
+
+    /// Sends the request `build` makes until the service answers it otherwise than
+    /// with 429 or 503, waiting as told before each new attempt; `None` when the
+    /// connection failed or the fleet is stopping.
+    async fn send_until_answered(
+        &mut self,
+        stopped: &mut watch::Receiver<bool>,
+        build: impl Fn(&Self) -> reqwest::RequestBuilder,
+    ) -> Option<reqwest::Response> {
+        loop {
+            let request = build(self);
+            match self.send(request).await {
+                Answer::Given(response) => return Some(response),
+                Answer::Lost => return None,
+                Answer::BackOff(wait) => {
+                    if !pause(stopped, wait).await {
+                        return None;
+                    }
                 }
             }
         }
@@ -492,21 +580,57 @@ impl Agent {
         Err(("registration_refused", message))
     }
 
-    async fn enroll(&self) -> Option<String> {
+    /// Enrolls: the agent's token, if it got one, and the wait before its next request
+    /// that the service asked for (`poll_after_secs`, or `Retry-After` when refused).
+    async fn enroll(&mut self) -> (Option<String>, Option<Duration>) {
         let body = json!({"workspace_id": self.config.workspace_id, "enrollment_secret": self.config.enrollment_secret, "machine_id": self.machine});
-        let response = self
-            .http
-            .post(self.url("/agent/v1/enroll"))
-            .json(&body)
-            .send()
-            .await
-            .ok()?;
-        if !response.status().is_success() {
-            return None;
-        }
-        let enrolled: Value = response.json().await.ok()?;
+        let request = self.http.post(self.url("/agent/v1/enroll")).json(&body);
+        let response = match self.send(request).await {
+            Answer::Given(response) if response.status().is_success() => response,
+            Answer::BackOff(wait) => return (None, Some(wait)),
+            Answer::Given(_) | Answer::Lost => return (None, None),
+        };
+        let Ok(enrolled) = response.json::<Value>().await else {
+            return (None, None);
+        };
         self.observe(|o| o.enrolled = true);
-        enrolled["token"].as_str().map(str::to_string)
+        let poll = enrolled["poll_after_secs"]
+            .as_u64()
+            .map(|secs| self.config.scaled(secs));
+        (enrolled["token"].as_str().map(str::to_string), poll)
+    }
+}
+
+/// What became of a request, as a client acts on it.
+enum Answer {
+    /// The service's answer, anything but 429 and 503.
+    Given(reqwest::Response),
+    /// Told to back off (429 or 503): the wait before the next request, scaled.
+    BackOff(Duration),
+    /// No answer: the connection failed or timed out.
+    Lost,
+}
+
+/// A header of whole seconds (`Retry-After`, `Poll-After`); an HTTP date is not read.
+fn seconds(response: &reqwest::Response, header: &str) -> Option<u64> {
+    response
+        .headers()
+        .get(header)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Waits `wait`; false when the fleet is stopping (before or during the wait).
+async fn pause(stopped: &mut watch::Receiver<bool>, wait: Duration) -> bool {
+    if *stopped.borrow() {
+        return false;
+    }
+    tokio::select! {
+        _ = tokio::time::sleep(wait) => !*stopped.borrow(),
+        _ = stopped.changed() => false,
     }
 }
 

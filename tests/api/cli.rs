@@ -198,6 +198,7 @@ async fn concurrent_migrations_all_succeed() {
             url,
             max_connections: 4,
             busy_timeout_ms: 30_000,
+            acquire_timeout_ms: 10_000,
         };
         let runs = (0..4).map(|_| async {
             let db = migration_portal::db::connect(&config)

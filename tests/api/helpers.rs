@@ -332,6 +332,7 @@ pub async fn fresh_db(backend: Backend) -> (sea_orm::DatabaseConnection, tempfil
         url,
         max_connections: 8,
         busy_timeout_ms: 10_000,
+        acquire_timeout_ms: 10_000,
     };
     let db = migration_portal::db::connect_upgraded(&config)
         .await

@@ -1,11 +1,13 @@
 //! Enrollment: an agent trades its workspace's enrollment secret for a token of
 //! its own.
 
+use actix_web::middleware::from_fn;
 use actix_web::{HttpResponse, post, web};
 
 use super::dto::{Enrolled, Enrollment};
 use crate::api::docs;
 use crate::api::extract::ValidJson;
+use crate::api::guard::admit_agent;
 use crate::api::state::AppState;
 use crate::auth::{constant_time_eq, digest, random_secret};
 use crate::db::agents as store;
@@ -19,13 +21,12 @@ use crate::jobs::webhook;
     request_body = Enrollment,
     responses(
         (status = 201, description = "Enrolled", body = Enrolled),
-        (status = 401, response = docs::Unauthorized),
         (status = 404, response = docs::NotFound),
-        (status = 500, response = docs::Internal),
+        docs::AgentErrors,
         docs::BodyErrors,
     )
 )]
-#[post("/enroll")]
+#[post("/enroll", wrap = "from_fn(admit_agent)")]
 pub async fn enroll(
     state: web::Data<AppState>,
     body: ValidJson<Enrollment>,

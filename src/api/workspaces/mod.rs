@@ -38,7 +38,7 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NotFound => ApiError::NotFound,
             StoreError::VersionMismatch => ApiError::PreconditionFailed,
-            StoreError::Db(e) => ApiError::Database(e),
+            StoreError::Db(e) => e.into(),
             StoreError::Crypto(e) => ApiError::Internal(e.into()),
         }
     }
