@@ -40,7 +40,11 @@ impl AgentTokens {
 
     /// The machine `token` reaches (with its status as read after the request
     /// arrived); `None` for a token no agent holds.
-    pub async fn verify(&self, db: &DatabaseConnection, token: &str) -> Result<Option<Agent>, DbErr> {
+    pub async fn verify(
+        &self,
+        db: &DatabaseConnection,
+        token: &str,
+    ) -> Result<Option<Agent>, DbErr> {
         let (reply, answer) = oneshot::channel();
         self.waiting
             .lock()

@@ -14,9 +14,9 @@ use chrono::Utc;
 use entity::job::{self, ActiveModel, Column, Entity as Jobs, Model};
 use sea_orm::sea_query::{CaseStatement, Expr, OnConflict, Query};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, DbErr,
-    EntityTrait, ExprTrait, FromQueryResult, QueryFilter, QueryOrder, QuerySelect, Statement,
-    TryInsertResult, Value,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, DbErr, EntityTrait,
+    ExprTrait, FromQueryResult, QueryFilter, QueryOrder, QuerySelect, Statement, TryInsertResult,
+    Value,
 };
 use uuid::Uuid;
 
@@ -127,9 +127,7 @@ pub async fn enqueue<J: Job>(db: &impl ConnectionTrait, new: NewJob<J>) -> Resul
 /// The database's clock in epoch milliseconds, as an SQL expression.
 fn clock(backend: DatabaseBackend) -> &'static str {
     match backend {
-        DatabaseBackend::Postgres => {
-            "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)"
-        }
+        DatabaseBackend::Postgres => "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)",
         _ => "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)",
     }
 }

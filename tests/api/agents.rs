@@ -254,15 +254,19 @@ async fn agents_checking_in_together_each_reach_their_own_machine() {
         agents.push((None, replaced));
         agents.push((None, "mpa_forged".to_string()));
         // Every token four times, all at once: their look-ups share queries.
-        let checks = agents.iter().cycle().take(agents.len() * 4).map(|(machine, token)| {
-            let world = &world;
-            async move {
-                let response = world.instructions(token).send().await.expect("get");
-                let status = response.status().as_u16();
-                let body: Value = response.json().await.expect("json");
-                (machine, status, body)
-            }
-        });
+        let checks = agents
+            .iter()
+            .cycle()
+            .take(agents.len() * 4)
+            .map(|(machine, token)| {
+                let world = &world;
+                async move {
+                    let response = world.instructions(token).send().await.expect("get");
+                    let status = response.status().as_u16();
+                    let body: Value = response.json().await.expect("json");
+                    (machine, status, body)
+                }
+            });
         for (machine, status, body) in futures_util::future::join_all(checks).await {
             match machine {
                 Some(machine) => assert_eq!(

@@ -225,7 +225,11 @@ async fn completing_many_at_once_records_each_attempt_still_ours_with_its_own_re
         let mut ours = queue::claim(&db, "b", &["work"], 10, LEASE)
             .await
             .expect("claim");
-        assert_eq!(ours.len(), 4, "{backend:?}: the lapsed one first, then the due ones");
+        assert_eq!(
+            ours.len(),
+            4,
+            "{backend:?}: the lapsed one first, then the due ones"
+        );
         assert_eq!((ours[0].id, ours[0].attempt), (lapsed.id, 2), "{backend:?}");
         // One more is cancelled before it completes.
         let cancelled = ours.pop().expect("a job");
@@ -241,15 +245,25 @@ async fn completing_many_at_once_records_each_attempt_still_ours_with_its_own_re
         let mut got: Vec<_> = recorded.into_iter().collect();
         expected.sort();
         got.sort();
-        assert_eq!(got, expected, "{backend:?}: the late attempt and the cancelled job are fenced off");
+        assert_eq!(
+            got, expected,
+            "{backend:?}: the late attempt and the cancelled job are fenced off"
+        );
         for job in &ours {
             let row = queue::get(&db, job.id).await.expect("get").expect("job");
             assert_eq!(row.status, SUCCEEDED, "{backend:?}");
             let result: serde_json::Value =
                 serde_json::from_str(row.result.as_deref().unwrap_or_default()).expect("json");
-            assert_eq!(result, json!({"by": "b", "id": job.id}), "{backend:?}: its own result");
+            assert_eq!(
+                result,
+                json!({"by": "b", "id": job.id}),
+                "{backend:?}: its own result"
+            );
         }
-        let row = queue::get(&db, cancelled.id).await.expect("get").expect("job");
+        let row = queue::get(&db, cancelled.id)
+            .await
+            .expect("get")
+            .expect("job");
         assert_eq!(row.status, CANCELLED, "{backend:?}");
     }
 }
@@ -285,7 +299,11 @@ async fn jobs_finishing_together_are_each_recorded_with_their_own_result() {
         for (n, id) in ids {
             let row = queue::get(&db, id).await.expect("get").expect("job");
             assert_eq!(
-                (row.status.as_str(), row.result.as_deref(), row.locked_until_ms),
+                (
+                    row.status.as_str(),
+                    row.result.as_deref(),
+                    row.locked_until_ms
+                ),
                 (SUCCEEDED, Some(json!({"n": n}).to_string().as_str()), None),
                 "{backend:?}"
             );
