@@ -200,34 +200,20 @@ fn parse(row: sea_orm::QueryResult) -> Result<MachineRow, DbErr> {
     MachineColumns::from_query_result(&row, "").map(MachineRow::from)
 }
 
-/// The machines of agent tokens (digests), in one query (the check-in path;
-/// see `auth::agent::AgentTokens`): each found token's digest with its
-/// machine; a token no agent holds is absent.
-pub async fn machines_of_tokens(
+/// The machine an agent token belongs to, in one query (the check-in path).
+pub async fn machine_of_token(
     db: &impl ConnectionTrait,
-    token_hashes: &[&str],
-) -> Result<Vec<(String, MachineRow)>, DbErr> {
-    if token_hashes.is_empty() {
-        return Ok(Vec::new());
-    }
-    let placeholders = (1..=token_hashes.len())
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    // The machine's columns with the token's digest in front.
-    let columns = MACHINE_COLUMNS.replacen("SELECT ", "SELECT g.token_hash, ", 1);
+    token_hash: &str,
+) -> Result<Option<MachineRow>, DbErr> {
     let sql = format!(
-        "{columns} JOIN agents g ON g.workspace_id = m.workspace_id AND g.machine_id = m.source_id WHERE g.token_hash IN ({placeholders})"
+        "{MACHINE_COLUMNS} JOIN agents g ON g.workspace_id = m.workspace_id AND g.machine_id = m.source_id WHERE g.token_hash = $1"
     );
-    let values = token_hashes.iter().map(|h| (*h).into()).collect();
-    query(db, &sql, values)
+    query(db, &sql, vec![token_hash.into()])
         .await?
         .into_iter()
-        .map(|row| {
-            let hash = row.try_get::<String>("", "token_hash")?;
-            Ok((hash, parse(row)?))
-        })
-        .collect()
+        .next()
+        .map(parse)
+        .transpose()
 }
 
 pub async fn machine(
