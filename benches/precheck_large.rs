@@ -29,21 +29,6 @@ use sea_orm::{ConnectionTrait, DatabaseConnection};
 use secrecy::SecretString;
 use uuid::Uuid;
 
-fn status_kib(field: &str) -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with(field))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0)
-}
-
-/// Resets the peak resident set to the current one (Linux 4.0+), so a peak is one step's.
-fn reset_peak() {
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
-}
-
 async fn bare_read(db: &DatabaseConnection, workspace: Uuid) -> anyhow::Result<(usize, usize)> {
     let (mut rows, mut bytes) = (0, 0);
     for table in [
@@ -137,8 +122,8 @@ async fn main() -> anyhow::Result<()> {
             let (rows, bytes) = bare_read(&database, workspace).await?;
             let floor = started.elapsed().as_secs_f64();
             let precheck_id = Uuid::now_v7();
-            let rss = status_kib("VmRSS:");
-            reset_peak();
+            let rss = common::status_kib("VmRSS:");
+            common::reset_peak();
             let started = Instant::now();
             let request = PrecheckRun {
                 db: &database,
@@ -157,14 +142,14 @@ async fn main() -> anyhow::Result<()> {
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             let seconds = started.elapsed().as_secs_f64();
-            let peak = status_kib("VmHWM:").saturating_sub(rss) / 1024;
+            let peak = common::status_kib("VmHWM:").saturating_sub(rss) / 1024;
             println!(
                 "precheck_large: {backend}, run {run}: pre-check {seconds:.2} s, phases {}; bare read of the same {rows} rows ({} MiB) {floor:.2} s; ratio {:.1}; RSS {} MiB before, peak +{peak} MiB, {} MiB after; {} machines planned",
                 report["seconds"],
                 bytes / (1 << 20),
                 seconds / floor,
                 rss / 1024,
-                status_kib("VmRSS:") / 1024,
+                common::status_kib("VmRSS:") / 1024,
                 report["counts"]["machines"]
             );
         }
@@ -181,8 +166,8 @@ async fn sync_and_answer(
     logins: &[String],
     backend: &str,
 ) -> anyhow::Result<Option<chrono::DateTime<chrono::Utc>>> {
-    let rss = status_kib("VmRSS:");
-    reset_peak();
+    let rss = common::status_kib("VmRSS:");
+    common::reset_peak();
     let started = Instant::now();
     let result = sync::sync(database, Uuid::now_v7(), workspace, source, |_| async {
         Ok(())
@@ -198,8 +183,8 @@ async fn sync_and_answer(
         "precheck_large: {backend}: sync {total} entities in {seconds:.1} s = {:.0} entities/s; RSS {} MiB before, peak +{} MiB, {} MiB after",
         total as f64 / seconds,
         rss / 1024,
-        status_kib("VmHWM:").saturating_sub(rss) / 1024,
-        status_kib("VmRSS:") / 1024
+        common::status_kib("VmHWM:").saturating_sub(rss) / 1024,
+        common::status_kib("VmRSS:") / 1024
     );
     let checked = chrono::Utc::now();
     let answers: Vec<(String, bool)> = logins.iter().map(|l| (l.clone(), false)).collect();

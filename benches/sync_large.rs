@@ -28,21 +28,6 @@ use uuid::Uuid;
 /// The sync's page size.
 const PAGE: u32 = 1000;
 
-fn status_kib(field: &str) -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with(field))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0)
-}
-
-/// Resets the peak resident set to the current one (Linux 4.0+), so a peak is one step's.
-fn reset_peak() {
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
-}
-
 /// Every entity read through the source client, one page at a time, nothing kept.
 async fn bare_read(source: &SourceClient) -> anyhow::Result<u64> {
     let mut total = 0;
@@ -91,9 +76,9 @@ async fn main() -> anyhow::Result<()> {
         .await?;
         let workspace = Uuid::now_v7();
         for run in ["first sync", "re-sync, nothing changed"] {
-            let hwm_before = status_kib("VmHWM:");
-            reset_peak();
-            let rss_before = status_kib("VmRSS:");
+            let hwm_before = common::status_kib("VmHWM:");
+            common::reset_peak();
+            let rss_before = common::status_kib("VmRSS:");
             let phases = Mutex::new(Vec::new());
             let started = Instant::now();
             let result = sync::sync(&database, Uuid::now_v7(), workspace, &source, |p| {
@@ -141,9 +126,9 @@ async fn main() -> anyhow::Result<()> {
                 spans.join(", "),
                 rss_before / 1024,
                 hwm_before / 1024,
-                status_kib("VmHWM:") / 1024,
-                status_kib("RssAnon:") / 1024,
-                status_kib("RssFile:") / 1024,
+                common::status_kib("VmHWM:") / 1024,
+                common::status_kib("RssAnon:") / 1024,
+                common::status_kib("RssFile:") / 1024,
             );
         }
     }

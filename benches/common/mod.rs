@@ -32,3 +32,21 @@ pub async fn backends(
     }
     Ok(backends)
 }
+
+/// A field of this process's `/proc/self/status` in KiB (`VmRSS:`, `VmHWM:`), 0 when unknown.
+#[allow(dead_code)] // not every benchmark reads its memory
+pub fn status_kib(field: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Resets the peak resident set to the current one (Linux 4.0+), so a peak is one step's.
+#[allow(dead_code)]
+pub fn reset_peak() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
