@@ -103,7 +103,11 @@ async fn main() -> anyhow::Result<()> {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(16);
     let mut sample = |ids: Vec<&String>| -> Vec<String> {
         (0..2000)
-            .map(|_| ids.choose(&mut rng).map(|s| s.to_string()).unwrap_or_default())
+            .map(|_| {
+                ids.choose(&mut rng)
+                    .map(|s| s.to_string())
+                    .unwrap_or_default()
+            })
             .collect()
     };
     let groups = sample(base.groups.iter().map(|g| &g.id).collect());
@@ -136,7 +140,11 @@ async fn main() -> anyhow::Result<()> {
             ..HttpPolicy::default()
         },
     )?;
-    let idp = IdentityProvider::start(SocketAddr::from(([127, 0, 0, 1], 0)), AUDIENCE, &generate_key())?;
+    let idp = IdentityProvider::start(
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+        AUDIENCE,
+        &generate_key(),
+    )?;
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(CLIENTS)
         .build()?;
@@ -238,7 +246,10 @@ async fn main() -> anyhow::Result<()> {
             ),
             (
                 "machine detail",
-                machines.iter().map(|m| format!("{ws}/machines/{m}")).collect(),
+                machines
+                    .iter()
+                    .map(|m| format!("{ws}/machines/{m}"))
+                    .collect(),
             ),
             (
                 "a group's children",

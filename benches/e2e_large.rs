@@ -68,7 +68,8 @@ fn options() -> anyhow::Result<Options> {
     };
     let number = |name: &str, default: u64| -> anyhow::Result<u64> {
         std::env::var(name).map_or(Ok(default), |v| {
-            v.parse().with_context(|| format!("{name}={v}: a whole number"))
+            v.parse()
+                .with_context(|| format!("{name}={v}: a whole number"))
         })
     };
     Ok(Options {
@@ -203,7 +204,10 @@ async fn main() -> anyhow::Result<()> {
 
 async fn drop_database(url: &str) -> anyhow::Result<()> {
     use sea_orm::ConnectionTrait;
-    let name = url::Url::parse(url)?.path().trim_start_matches('/').to_string();
+    let name = url::Url::parse(url)?
+        .path()
+        .trim_start_matches('/')
+        .to_string();
     let admin = sea_orm::Database::connect(std::env::var("MP_TEST_POSTGRES_URL")?).await?;
     admin
         .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name}"))
@@ -245,7 +249,11 @@ async fn run(world: &World<'_>, url: &str, binary: &Path, work: &Path) -> anyhow
     outcome
 }
 
-async fn drive(world: &World<'_>, service: &mut Service, http: reqwest::Client) -> anyhow::Result<()> {
+async fn drive(
+    world: &World<'_>,
+    service: &mut Service,
+    http: reqwest::Client,
+) -> anyhow::Result<()> {
     let backend = world.backend;
     let phase = world.options.phase;
     let partner = world.cloud.root_client();
@@ -292,7 +300,8 @@ async fn drive(world: &World<'_>, service: &mut Service, http: reqwest::Client) 
         "/api/v1/operations/{}",
         sync["id"].as_str().context("the sync is an operation")?
     );
-    api.wait_for(&operation, &Deadline::new("sync", phase)).await?;
+    api.wait_for(&operation, &Deadline::new("sync", phase))
+        .await?;
     meter.report(world, &api, "sync").await?;
 
     let meter = Meter::start(world, &api).await?;
@@ -315,7 +324,9 @@ async fn drive(world: &World<'_>, service: &mut Service, http: reqwest::Client) 
         .context("the pre-check has an operation")?;
     api.wait_for(operation, &Deadline::new("pre-check", phase))
         .await?;
-    meter.report(world, &api, "pre-check of the whole base").await?;
+    meter
+        .report(world, &api, "pre-check of the whole base")
+        .await?;
 
     let meter = Meter::start(world, &api).await?;
     let precheck_id = precheck["id"].as_str().context("the pre-check has an id")?;
@@ -374,7 +385,9 @@ async fn drive(world: &World<'_>, service: &mut Service, http: reqwest::Client) 
         .collect();
     let label = format!("e2e_large: {backend}: fleet");
     let shown = truth::settle(&api, &id, &fleets, &Deadline::new("fleet", phase), &label).await?;
-    meter.report(world, &api, "fleet until every machine settled").await?;
+    meter
+        .report(world, &api, "fleet until every machine settled")
+        .await?;
     println!(
         "e2e_large: {backend}: machines by state {:?}",
         truth::by_state(&shown)
@@ -393,7 +406,9 @@ async fn drive(world: &World<'_>, service: &mut Service, http: reqwest::Client) 
     );
     let label = format!("e2e_large: {backend}: retried");
     let shown = truth::settle(&api, &id, &fleets, &Deadline::new("retry", phase), &label).await?;
-    meter.report(world, &api, "retries until every machine settled").await?;
+    meter
+        .report(world, &api, "retries until every machine settled")
+        .await?;
     println!(
         "e2e_large: {backend}: machines by state {:?}",
         truth::by_state(&shown)
@@ -424,7 +439,14 @@ async fn migrate(
             value["finished"].as_u64().unwrap_or(0),
         );
         let status = value["status"].as_str().unwrap_or_default();
-        if ["completed", "completed_with_failures", "failed", "cancelled"].contains(&status) {
+        if [
+            "completed",
+            "completed_with_failures",
+            "failed",
+            "cancelled",
+        ]
+        .contains(&status)
+        {
             return Ok(value);
         }
         if !crashed && items > 0 && finished * 3 >= items {

@@ -31,11 +31,26 @@ const PAGE: u32 = 1000;
 /// Every entity read through the source client, one page at a time, nothing kept.
 async fn bare_read(source: &SourceClient) -> anyhow::Result<u64> {
     let mut total = 0;
-    total += for_each_page(|c| async move { source.groups(c.as_deref(), PAGE).await }, drop).await?;
-    total += for_each_page(|c| async move { source.users(c.as_deref(), PAGE).await }, drop).await?;
-    total += for_each_page(|c| async move { source.plans(c.as_deref(), PAGE).await }, drop).await?;
-    total +=
-        for_each_page(|c| async move { source.machines(c.as_deref(), PAGE).await }, drop).await?;
+    total += for_each_page(
+        |c| async move { source.groups(c.as_deref(), PAGE).await },
+        drop,
+    )
+    .await?;
+    total += for_each_page(
+        |c| async move { source.users(c.as_deref(), PAGE).await },
+        drop,
+    )
+    .await?;
+    total += for_each_page(
+        |c| async move { source.plans(c.as_deref(), PAGE).await },
+        drop,
+    )
+    .await?;
+    total += for_each_page(
+        |c| async move { source.machines(c.as_deref(), PAGE).await },
+        drop,
+    )
+    .await?;
     Ok(total)
 }
 

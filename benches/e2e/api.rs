@@ -114,7 +114,8 @@ impl Api {
                         .and_then(|v| v.parse::<f64>().ok())
                         .unwrap_or(0.0) as u64
                 };
-                if line.starts_with("mp_http_requests_total{") && !line.contains("route=\"/metrics\"")
+                if line.starts_with("mp_http_requests_total{")
+                    && !line.contains("route=\"/metrics\"")
                 {
                     served.requests += value();
                     if line.contains("status=\"429\"") || line.contains("status=\"503\"") {

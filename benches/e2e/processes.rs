@@ -137,7 +137,11 @@ impl Process {
         let started = Instant::now();
         while started.elapsed() < within {
             if let Some(status) = self.exited() {
-                anyhow::bail!("{} stopped at start ({status}): {}", self.name, self.log_tail(20));
+                anyhow::bail!(
+                    "{} stopped at start ({status}): {}",
+                    self.name,
+                    self.log_tail(20)
+                );
             }
             match &self.base_url {
                 Some(base) => {
@@ -151,7 +155,11 @@ impl Process {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        anyhow::bail!("{} not ready within {within:?}: {}", self.name, self.log_tail(20))
+        anyhow::bail!(
+            "{} not ready within {within:?}: {}",
+            self.name,
+            self.log_tail(20)
+        )
     }
 
     /// The peak resident memory in KiB: read now, or the largest seen while it ran.
@@ -185,7 +193,10 @@ impl Process {
                 std::thread::sleep(Duration::from_millis(100));
             }
             if self.exited().is_none() {
-                println!("e2e_large: {} did not stop within {grace:?}: killed", self.name);
+                println!(
+                    "e2e_large: {} did not stop within {grace:?}: killed",
+                    self.name
+                );
                 self.child.kill()?;
                 self.child.wait()?;
             }
@@ -229,7 +240,8 @@ impl Service {
     pub fn start(several: bool, settings: Settings) -> anyhow::Result<Service> {
         let (apis, workers) = if several {
             let apis = ["api-1", "api-2"].map(|n| Process::spawn(n, Role::Api, &settings));
-            let workers = ["worker-1", "worker-2"].map(|n| Process::spawn(n, Role::Worker, &settings));
+            let workers =
+                ["worker-1", "worker-2"].map(|n| Process::spawn(n, Role::Worker, &settings));
             (
                 apis.into_iter().collect::<anyhow::Result<Vec<_>>>()?,
                 workers.into_iter().collect::<anyhow::Result<Vec<_>>>()?,
@@ -256,7 +268,10 @@ impl Service {
     }
 
     pub fn bases(&self) -> Vec<String> {
-        self.apis.iter().filter_map(|p| p.base_url.clone()).collect()
+        self.apis
+            .iter()
+            .filter_map(|p| p.base_url.clone())
+            .collect()
     }
 
     /// How many processes run jobs.
@@ -271,7 +286,11 @@ impl Service {
         let peak = killed.kill()?;
         self.gone.push((format!("{name} (SIGKILLed)"), peak));
         let again = Process::spawn(&format!("{name}-restarted"), Role::Worker, &self.settings)?;
-        let line = format!("{name} (pid {pid}) SIGKILLed; {} (pid {}) started", again.name, again.pid());
+        let line = format!(
+            "{name} (pid {pid}) SIGKILLed; {} (pid {}) started",
+            again.name,
+            again.pid()
+        );
         self.workers.insert(0, again);
         Ok(line)
     }
@@ -283,7 +302,11 @@ impl Service {
             .chain(self.workers.iter_mut())
             .filter_map(|p| {
                 let status = p.exited()?;
-                Some(format!("{} stopped ({status}):\n{}", p.name, p.log_tail(30)))
+                Some(format!(
+                    "{} stopped ({status}):\n{}",
+                    p.name,
+                    p.log_tail(30)
+                ))
             })
             .collect()
     }

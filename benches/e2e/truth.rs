@@ -100,7 +100,9 @@ pub async fn settle(
 pub async fn migration_counts(api: &Api, workspace: &str) -> anyhow::Result<Vec<String>> {
     let mut differences = Vec::new();
     let listed = api
-        .get(&format!("/api/v1/workspaces/{workspace}/migrations?limit=100"))
+        .get(&format!(
+            "/api/v1/workspaces/{workspace}/migrations?limit=100"
+        ))
         .await?;
     for migration in listed["items"].as_array().into_iter().flatten() {
         let id = migration["id"].as_str().unwrap_or_default();

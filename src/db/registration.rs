@@ -81,16 +81,21 @@ pub async fn held_registration_tokens(
 }
 
 /// The machines of a workspace released to a cloud user, by id, with the
-/// status of the migration that released each.
+/// migration that released each.
 pub async fn machines_of_user(
     db: &impl ConnectionTrait,
     workspace_id: Uuid,
     target_user_id: Uuid,
-) -> Result<Vec<(String, String)>, DbErr> {
-    let sql = "SELECT a.machine_id, g.status FROM machine_assignments a JOIN migrations g ON g.id = a.migration_id \
-               WHERE a.workspace_id = $1 AND a.target_user_id = $2 ORDER BY a.machine_id";
+) -> Result<Vec<(String, Uuid)>, DbErr> {
+    let sql = "SELECT machine_id, migration_id FROM machine_assignments \
+               WHERE workspace_id = $1 AND target_user_id = $2 ORDER BY machine_id";
     let rows = query(db, sql, vec![workspace_id.into(), target_user_id.into()]).await?;
     rows.into_iter()
-        .map(|row| Ok((row.try_get("", "machine_id")?, row.try_get("", "status")?)))
+        .map(|row| {
+            Ok((
+                row.try_get("", "machine_id")?,
+                row.try_get("", "migration_id")?,
+            ))
+        })
         .collect()
 }

@@ -157,9 +157,14 @@ impl RegistrationHandler {
             .map_err(database)?;
         let mut made = 0;
         let mut paused = false;
-        for (machine_id, status) in &released {
+        for (machine_id, migration_id) in &released {
             // A paused migration makes no call to the cloud, these neither: made on resume.
-            if status == MigrationStatus::Paused.as_str() {
+            // Read before each machine, so a pause stops the job between two of them.
+            let status = crate::db::migrations::get(db, *migration_id)
+                .await
+                .map_err(database)?
+                .map(|m| m.status);
+            if status.as_deref() == Some(MigrationStatus::Paused.as_str()) {
                 paused = true;
                 continue;
             }

@@ -66,7 +66,10 @@ pub async fn all_machines(
 /// The machines whose state differs from what the fleet's ground truth says
 /// (only those the fleet can tell about: it never hears of a machine whose
 /// agent never came online, or that was never released), and how many were checked.
-pub fn compare_with_truth(shown: &[Value], truth: &BTreeMap<String, Truth>) -> (usize, Vec<String>) {
+pub fn compare_with_truth(
+    shown: &[Value],
+    truth: &BTreeMap<String, Truth>,
+) -> (usize, Vec<String>) {
     let mut checked = 0;
     let mut mismatched = Vec::new();
     for machine in shown {

@@ -16,8 +16,10 @@ use crate::world::World;
 
 /// Check-ins of one machine sent at once.
 const AT_ONCE: usize = 3;
-/// Rounds of check-ins (and of the worker) before a machine must have its token.
-const ROUNDS: usize = 40;
+/// Rounds of check-ins (and of the worker), 100 ms apart, before a machine must have
+/// its token: enough for a job whose completion could not be written under load
+/// (its lease lapses, another worker runs it again).
+const ROUNDS: usize = 1_500;
 
 /// Up to `n` released machines that migrate unattended (no client update awaited).
 pub(crate) async fn released_machines(world: &World, n: usize) -> Vec<String> {
@@ -88,8 +90,29 @@ pub(crate) async fn check_in_until_registered(world: &World, agent_token: &str) 
             return token;
         }
         world.work().await;
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    panic!("no registration token after {ROUNDS} rounds of check-ins");
+    let jobs = migration_portal::db::query(
+        &world.db,
+        "SELECT status, attempt, last_error FROM jobs WHERE kind = 'registration' AND status <> 'succeeded'",
+        vec![],
+    )
+    .await
+    .expect("jobs");
+    let jobs: Vec<String> = jobs
+        .iter()
+        .map(|j| {
+            format!(
+                "{:?} attempt {:?}: {:?}",
+                j.try_get::<String>("", "status"),
+                j.try_get::<i32>("", "attempt"),
+                j.try_get::<Option<String>>("", "last_error")
+            )
+        })
+        .collect();
+    panic!(
+        "no registration token after {ROUNDS} rounds of check-ins; registration jobs not done: {jobs:?}"
+    );
 }
 
 /// Every machine's agent checks in (machines side by side) until registered: machine -> token.
