@@ -101,7 +101,8 @@ struct Meter {
 }
 
 impl Meter {
-    async fn start(world: &World<'_>, api: &Api) -> anyhow::Result<Meter> {
+    async fn start(world: &World<'_>, api: &Api, service: &Service) -> anyhow::Result<Meter> {
+        service.start_phase();
         Ok(Meter {
             started: Instant::now(),
             served: api.served().await?,
@@ -111,7 +112,13 @@ impl Meter {
     }
 
     /// Prints the phase's time and what was asked of whom, per second.
-    async fn report(self, world: &World<'_>, api: &Api, phase: &str) -> anyhow::Result<()> {
+    async fn report(
+        self,
+        world: &World<'_>,
+        api: &Api,
+        service: &Service,
+        phase: &str,
+    ) -> anyhow::Result<()> {
         let secs = self.started.elapsed().as_secs_f64();
         let served = api.served().await?;
         let counters = world.cloud.counters();
@@ -129,6 +136,16 @@ impl Meter {
             rate(check_ins),
             rate(cloud),
             rate(source),
+        );
+        let peaks: Vec<String> = service
+            .phase_peaks_mib()
+            .into_iter()
+            .map(|(name, mib)| format!("{name} {mib} MiB"))
+            .collect();
+        println!(
+            "e2e_large: {}: {phase}: peak resident memory in the phase: {}",
+            world.backend,
+            peaks.join(", ")
         );
         Ok(())
     }
@@ -228,6 +245,9 @@ async fn run(world: &World<'_>, url: &str, binary: &Path, work: &Path) -> anyhow
     };
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(120))
+        // The service closes a connection idle for 5 s (actix's keep-alive): one reused
+        // just then fails with "unexpected message"; idle ones are dropped before that.
+        .pool_idle_timeout(Duration::from_secs(2))
         .build()?;
     let mut service = Service::start(world.backend == "postgres", settings)?;
     let outcome = match service.ready(&http).await {
@@ -270,7 +290,7 @@ async fn drive(
         token,
     };
 
-    let meter = Meter::start(world, &api).await?;
+    let meter = Meter::start(world, &api, service).await?;
     let (login, password) = world.source.credentials();
     // Each process keeps to the workspace's pace on its own: the workers share the cloud's.
     let target_rate = CLOUD_RATE_LIMIT / service.worker_count() as u32;
@@ -290,9 +310,11 @@ async fn drive(
         .as_str()
         .context("the workspace has an id")?
         .to_string();
-    meter.report(world, &api, "create the workspace").await?;
+    meter
+        .report(world, &api, service, "create the workspace")
+        .await?;
 
-    let meter = Meter::start(world, &api).await?;
+    let meter = Meter::start(world, &api, service).await?;
     let sync = api
         .post(&format!("/api/v1/workspaces/{id}/syncs"), None, None)
         .await?;
@@ -302,9 +324,9 @@ async fn drive(
     );
     api.wait_for(&operation, &Deadline::new("sync", phase))
         .await?;
-    meter.report(world, &api, "sync").await?;
+    meter.report(world, &api, service, "sync").await?;
 
-    let meter = Meter::start(world, &api).await?;
+    let meter = Meter::start(world, &api, service).await?;
     let hierarchy = api
         .get(&format!("/api/v1/workspaces/{id}/hierarchy"))
         .await?;
@@ -325,10 +347,10 @@ async fn drive(
     api.wait_for(operation, &Deadline::new("pre-check", phase))
         .await?;
     meter
-        .report(world, &api, "pre-check of the whole base")
+        .report(world, &api, service, "pre-check of the whole base")
         .await?;
 
-    let meter = Meter::start(world, &api).await?;
+    let meter = Meter::start(world, &api, service).await?;
     let precheck_id = precheck["id"].as_str().context("the pre-check has an id")?;
     let migration = api
         .post(
@@ -342,13 +364,15 @@ async fn drive(
         .context("the migration has an id")?;
     let migration = format!("/api/v1/workspaces/{id}/migrations/{migration_id}");
     let done = migrate(world, service, &api, &migration).await?;
-    meter.report(world, &api, "migration of everything").await?;
+    meter
+        .report(world, &api, service, "migration of everything")
+        .await?;
     println!(
         "e2e_large: {backend}: migration {}: {} items; by kind and state {}",
         done["status"], done["items"], done["counts"]
     );
 
-    let meter = Meter::start(world, &api).await?;
+    let meter = Meter::start(world, &api, service).await?;
     let secret = api
         .post(
             &format!("/api/v1/workspaces/{id}/enrollment-secret"),
@@ -386,14 +410,14 @@ async fn drive(
     let label = format!("e2e_large: {backend}: fleet");
     let shown = truth::settle(&api, &id, &fleets, &Deadline::new("fleet", phase), &label).await?;
     meter
-        .report(world, &api, "fleet until every machine settled")
+        .report(world, &api, service, "fleet until every machine settled")
         .await?;
     println!(
         "e2e_large: {backend}: machines by state {:?}",
         truth::by_state(&shown)
     );
 
-    let meter = Meter::start(world, &api).await?;
+    let meter = Meter::start(world, &api, service).await?;
     let failed: Vec<String> = shown
         .iter()
         .filter(|m| m["state"] == "failed")
@@ -407,7 +431,7 @@ async fn drive(
     let label = format!("e2e_large: {backend}: retried");
     let shown = truth::settle(&api, &id, &fleets, &Deadline::new("retry", phase), &label).await?;
     meter
-        .report(world, &api, "retries until every machine settled")
+        .report(world, &api, service, "retries until every machine settled")
         .await?;
     println!(
         "e2e_large: {backend}: machines by state {:?}",

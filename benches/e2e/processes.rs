@@ -170,6 +170,13 @@ impl Process {
         self.peak_kib.load(Ordering::Relaxed)
     }
 
+    /// Starts a phase: the kernel's high-water mark of its memory is set back to
+    /// what it holds now (the peak over the whole run is kept by the sampler).
+    fn start_phase(&self) {
+        let _ = self.peak_kib();
+        let _ = std::fs::write(format!("/proc/{}/clear_refs", self.pid()), "5");
+    }
+
     /// SIGKILL, as a crash would; answers its peak memory (KiB) as sampled.
     pub fn kill(mut self) -> anyhow::Result<u64> {
         let peak = self.peak_kib();
@@ -293,6 +300,22 @@ impl Service {
         );
         self.workers.insert(0, again);
         Ok(line)
+    }
+
+    /// Starts a phase: each process's peak memory from now on is the phase's.
+    pub fn start_phase(&self) {
+        for process in self.apis.iter().chain(&self.workers) {
+            process.start_phase();
+        }
+    }
+
+    /// Each running process's peak memory (MiB) since the phase started.
+    pub fn phase_peaks_mib(&self) -> Vec<(String, u64)> {
+        self.apis
+            .iter()
+            .chain(&self.workers)
+            .filter_map(|p| Some((p.name.clone(), peak_rss_kib(&p.pid().to_string())? / 1024)))
+            .collect()
     }
 
     /// The processes that stopped on their own, with the end of their output.

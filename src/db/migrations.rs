@@ -136,44 +136,46 @@ pub async fn insert_items(
 ) -> Result<Vec<(String, ItemKind)>, DbErr> {
     let now = Utc::now();
     let mut ready = Vec::new();
-    let models: Vec<migration_item::ActiveModel> = specs
-        .iter()
-        .map(|spec| {
-            let mapped = known.get(&spec.key).copied();
-            let parent_known = spec
-                .parent_key
-                .as_ref()
-                .is_none_or(|p| known.contains_key(p));
-            let state = match (mapped, parent_known) {
-                (Some(_), _) => ItemState::Done,
-                (None, true) => {
-                    ready.push((spec.key.clone(), spec.planned.kind()));
-                    ItemState::Waiting
+    // Built 400 at a time: at `large` every item at once would be another copy
+    // of the whole plan in memory.
+    for batch in specs.chunks(400) {
+        let models: Vec<migration_item::ActiveModel> = batch
+            .iter()
+            .map(|spec| {
+                let mapped = known.get(&spec.key).copied();
+                let parent_known = spec
+                    .parent_key
+                    .as_ref()
+                    .is_none_or(|p| known.contains_key(p));
+                let state = match (mapped, parent_known) {
+                    (Some(_), _) => ItemState::Done,
+                    (None, true) => {
+                        ready.push((spec.key.clone(), spec.planned.kind()));
+                        ItemState::Waiting
+                    }
+                    (None, false) => ItemState::Waiting,
+                };
+                migration_item::ActiveModel {
+                    migration_id: Set(migration.id),
+                    key: Set(spec.key.clone()),
+                    workspace_id: Set(migration.workspace_id),
+                    kind: Set(spec.planned.kind().as_str().to_string()),
+                    seq: Set(spec.seq),
+                    source_id: Set(spec.source_id.clone()),
+                    parent_key: Set(spec.parent_key.clone()),
+                    state: Set(state.as_str().to_string()),
+                    step: Set(mapped.map(|_| "mapped_earlier".to_string())),
+                    planned: Set(spec.planned.to_json()),
+                    target_id: Set(mapped),
+                    job_id: Set(None),
+                    attempts: Set(0),
+                    error_code: Set(None),
+                    error_message: Set(None),
+                    updated_at: Set(now),
                 }
-                (None, false) => ItemState::Waiting,
-            };
-            migration_item::ActiveModel {
-                migration_id: Set(migration.id),
-                key: Set(spec.key.clone()),
-                workspace_id: Set(migration.workspace_id),
-                kind: Set(spec.planned.kind().as_str().to_string()),
-                seq: Set(spec.seq),
-                source_id: Set(spec.source_id.clone()),
-                parent_key: Set(spec.parent_key.clone()),
-                state: Set(state.as_str().to_string()),
-                step: Set(mapped.map(|_| "mapped_earlier".to_string())),
-                planned: Set(spec.planned.to_json()),
-                target_id: Set(mapped),
-                job_id: Set(None),
-                attempts: Set(0),
-                error_code: Set(None),
-                error_message: Set(None),
-                updated_at: Set(now),
-            }
-        })
-        .collect();
-    for batch in models.chunks(400) {
-        Items::insert_many(batch.to_vec())
+            })
+            .collect();
+        Items::insert_many(models)
             .exec_without_returning(db)
             .await?;
     }

@@ -56,6 +56,8 @@ impl SuperviseMigration {
 }
 /// How often the supervisor looks at its migration.
 const LOOK_EVERY: Duration = Duration::from_secs(1);
+/// The report's sections re-planning compares with the pre-check's.
+const COMPARED: [Section; 3] = [Section::Hierarchy, Section::Groups, Section::Users];
 /// Changed entries per section that re-planning lists.
 const REPLAN_LISTED: usize = 50;
 
@@ -228,7 +230,14 @@ impl MigrationHandler {
                     services: &services,
                     verified: true,
                 };
-                let report = report::encode(&snapshot, &plan, &logins, &Default::default(), &view);
+                let report = report::encode_sections(
+                    &snapshot,
+                    &plan,
+                    &logins,
+                    &Default::default(),
+                    &view,
+                    &|section| COMPARED.contains(&section),
+                );
                 Some(replan_changes(db, precheck_id, report).await?)
             }
             None => None,
@@ -247,6 +256,10 @@ impl MigrationHandler {
             .filter_map(|u| Some((u.id.as_str(), u.storage_quota_bytes?)))
             .collect();
         transfer::add_services(&mut specs, &services, &profile, &user_quotas);
+        drop(user_quotas);
+        // The items hold what is left to do: the snapshot and the plan (the
+        // whole selection in memory) go before the items are written.
+        tokio::task::spawn_blocking(move || drop((snapshot, plan, answers, services)));
         let known = store::all_mappings(db, workspace.id)
             .await
             .map_err(database)?;
@@ -322,7 +335,7 @@ impl MigrationHandler {
         txn.commit().await.map_err(database)?;
         timer.lap("items");
         tracing::info!(migration = %migration.id, seconds = %timer.0, "migration planned");
-        tokio::task::spawn_blocking(move || drop((snapshot, plan, answers, specs)));
+        tokio::task::spawn_blocking(move || drop(specs));
         Ok(())
     }
 
@@ -424,12 +437,6 @@ async fn replan_changes(
     let mut sections = serde_json::Map::new();
     let mut changed = false;
     for (section, entries) in report.sections {
-        if !matches!(
-            section,
-            Section::Hierarchy | Section::Groups | Section::Users
-        ) {
-            continue;
-        }
         let before = prechecks::all_entries_encoded(db, precheck_id, section)
             .await
             .map_err(database)?;

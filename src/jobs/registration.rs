@@ -47,6 +47,12 @@ const CLAIM_LEASE_SECS: i64 = 300;
 const CLAIM_HELD_SNOOZE: Duration = Duration::from_millis(500);
 /// How long a job whose migration is paused waits before it looks again.
 const PAUSED_SNOOZE: Duration = Duration::from_secs(5);
+/// Registration jobs one process runs at once, in a lane of their own: a
+/// migration releases a user's machines with every user item it finishes, so
+/// these jobs come by the thousand, and in the worker's shared slots they held
+/// up the transfers that make the next tenants (measured at `medium` on
+/// PostgreSQL: 2,000 registration jobs queued ahead of 350 transfers).
+const LANE: usize = 8;
 /// Slack between our clock and the cloud's when a token's lifetime is read.
 const LIFETIME_SLACK_SECS: i64 = 120;
 
@@ -122,6 +128,10 @@ impl RegistrationHandler {
 impl JobHandler for RegistrationHandler {
     type Job = IssueRegistration;
 
+    fn lane(&self) -> Option<usize> {
+        Some(LANE)
+    }
+
     async fn run(&self, job: IssueRegistration, run: &JobRun) -> Result<Value, JobError> {
         let workspace = workspace_of(run, job.workspace_id).await?;
         let (db, user) = (run.db(), job.target_user_id);
@@ -160,11 +170,7 @@ impl RegistrationHandler {
         for (machine_id, migration_id) in &released {
             // A paused migration makes no call to the cloud, these neither: made on resume.
             // Read before each machine, so a pause stops the job between two of them.
-            let status = crate::db::migrations::get(db, *migration_id)
-                .await
-                .map_err(database)?
-                .map(|m| m.status);
-            if status.as_deref() == Some(MigrationStatus::Paused.as_str()) {
+            if is_paused(db, *migration_id).await? {
                 paused = true;
                 continue;
             }
@@ -182,8 +188,9 @@ impl RegistrationHandler {
                 continue;
             }
             let clients = self.pool.clients(workspace, &self.secrets)?;
-            Registrant {
+            let obtained = Registrant {
                 workspace_id: workspace.id,
+                migration_id: *migration_id,
                 machine_id,
                 target_user,
                 target_tenant,
@@ -191,13 +198,33 @@ impl RegistrationHandler {
             }
             .obtain_claimed(db, &self.secrets, clients.target.as_ref())
             .await?;
-            made += 1;
+            match obtained {
+                Obtained::Kept => made += 1,
+                Obtained::Paused => paused = true,
+            }
         }
         if paused {
             return Err(JobError::Snooze(PAUSED_SNOOZE));
         }
         Ok(json!({"machines": released.len(), "tokens_made": made}))
     }
+}
+
+/// Whether the migration that released a machine is paused: its machines'
+/// tokens are made on resume, and no call to the cloud is made meanwhile.
+async fn is_paused(db: &impl ConnectionTrait, migration_id: Uuid) -> Result<bool, JobError> {
+    let status = crate::db::migrations::get(db, migration_id)
+        .await
+        .map_err(database)?
+        .map(|m| m.status);
+    Ok(status.as_deref() == Some(MigrationStatus::Paused.as_str()))
+}
+
+/// How obtaining a machine's token ended.
+enum Obtained {
+    Kept,
+    /// The migration was paused before the next call: nothing more was asked.
+    Paused,
 }
 
 fn holds_fresh(machine: &machines::MachineRow) -> bool {
@@ -211,6 +238,8 @@ fn holds_fresh(machine: &machines::MachineRow) -> bool {
 /// and the token it replaces.
 struct Registrant<'a> {
     workspace_id: Uuid,
+    /// The migration that released the machine: a pause of it stops the calls.
+    migration_id: Uuid,
     machine_id: &'a str,
     target_user: Uuid,
     target_tenant: Uuid,
@@ -224,7 +253,12 @@ impl Registrant<'_> {
         db: &impl ConnectionTrait,
         secrets: &SecretBox,
         target: &dyn TargetApi,
-    ) -> Result<DateTime<Utc>, JobError> {
+    ) -> Result<Obtained, JobError> {
+        // A pause stops the calls between two of them: the wait for the workspace's
+        // pace before each may be long, and the partner was told the calls stop.
+        if is_paused(db, self.migration_id).await? {
+            return Ok(Obtained::Paused);
+        }
         let user = target.user(self.target_user).await.map_err(connector)?;
         // The document binds an agent to a user by the user's personal tenant; without one
         // there is nothing to bind to (never the customer tenant: the machine would be no one's).
@@ -240,11 +274,15 @@ impl Registrant<'_> {
         let held = tokens::held_registration_tokens(db, self.target_user)
             .await
             .map_err(database)?;
+        if is_paused(db, self.migration_id).await? {
+            return Ok(Obtained::Paused);
+        }
         let mut leftovers = leftovers_of(target, self.target_tenant, &scopes, &held)
             .await
             .map_err(connector)?;
         let token = match leftovers.iter().rposition(|t| fresh(&t.expires_at)) {
             Some(newest) => leftovers.remove(newest),
+            None if is_paused(db, self.migration_id).await? => return Ok(Obtained::Paused),
             None => {
                 let lifetime = Duration::from_secs(REGISTRATION_DAYS as u64 * 86_400);
                 match target
@@ -300,12 +338,16 @@ impl Registrant<'_> {
             .into_iter()
             .chain(leftovers.into_iter().map(|t| t.id))
         {
+            if is_paused(db, self.migration_id).await? {
+                // Held by no machine: revoked by the next token made for this user.
+                break;
+            }
             if let Err(e) = target.revoke_registration_token(&id).await {
                 // Not held by any machine, it is revoked by the next token made for this user.
                 tracing::warn!(error = %e, machine = self.machine_id, token_id = %id, "a registration token could not be revoked yet");
             }
         }
-        Ok(token.expires_at)
+        Ok(Obtained::Kept)
     }
 }
 

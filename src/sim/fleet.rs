@@ -232,6 +232,8 @@ impl Fleet {
     pub fn start(config: FleetConfig) -> Fleet {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
+            // The service closes connections idle for 5 s: one reused just then fails.
+            .pool_idle_timeout(Duration::from_secs(2))
             .build()
             .unwrap_or_default();
         let truth: BTreeMap<String, Truth> = config

@@ -140,7 +140,8 @@ pub fn build(
     logins: &LoginAnswers,
     initial_backup: &InitialBackupOptions,
 ) -> Report {
-    let (planning, sections) = assemble::<Vec<Entry>>(snapshot, plan, logins, initial_backup, None);
+    let (planning, sections) =
+        assemble::<Vec<Entry>>(snapshot, plan, logins, initial_backup, None, &|_| true);
     Report { planning, sections }
 }
 
@@ -153,8 +154,35 @@ pub fn encode(
     initial_backup: &InitialBackupOptions,
     provisioning: &ProvisioningView<'_>,
 ) -> EncodedReport {
-    let (planning, sections) =
-        assemble::<Vec<EncodedEntry>>(snapshot, plan, logins, initial_backup, Some(provisioning));
+    encode_sections(
+        snapshot,
+        plan,
+        logins,
+        initial_backup,
+        provisioning,
+        &|_| true,
+    )
+}
+
+/// As [`encode`], keeping the entries of the sections `keep` names only (the
+/// planning section still counts them all): a migration's re-planning compares
+/// three sections, and at `large` the others are hundreds of megabytes it never reads.
+pub fn encode_sections(
+    snapshot: &Snapshot,
+    plan: &Plan,
+    logins: &LoginAnswers,
+    initial_backup: &InitialBackupOptions,
+    provisioning: &ProvisioningView<'_>,
+    keep: &(dyn Fn(Section) -> bool + Sync),
+) -> EncodedReport {
+    let (planning, sections) = assemble::<Vec<EncodedEntry>>(
+        snapshot,
+        plan,
+        logins,
+        initial_backup,
+        Some(provisioning),
+        keep,
+    );
     EncodedReport { planning, sections }
 }
 
@@ -197,6 +225,7 @@ fn assemble<C: Collect>(
     logins: &LoginAnswers,
     initial_backup: &InitialBackupOptions,
     provisioning: Option<&ProvisioningView<'_>>,
+    keep: &(dyn Fn(Section) -> bool + Sync),
 ) -> (Value, BTreeMap<Section, C>) {
     let names: HashMap<&str, &str> = snapshot
         .groups
@@ -253,38 +282,48 @@ fn assemble<C: Collect>(
         (out, tally)
     };
     // The users section is the largest: it is built beside the others, on a second core.
-    let ((users_entries, users_tally), (mut sections, mut tally)) = std::thread::scope(|scope| {
-        let users_entries = scope.spawn(users_section);
-        let mut tally = Tally::default();
-        let mut sections: BTreeMap<Section, C> = BTreeMap::new();
-        let mut collect = |section: Section, entries: &mut dyn Iterator<Item = Entry>| {
-            let out = sections.entry(section).or_default();
-            for mut e in entries {
-                if section == Section::Hierarchy
-                    && let Some(view) = view
-                {
-                    tally.tenants_over_quota += view.hierarchy(&mut e);
+    let ((users_entries, users_tally), (mut sections, mut tally, lengths)) =
+        std::thread::scope(|scope| {
+            let users_entries = scope.spawn(users_section);
+            let mut tally = Tally::default();
+            let mut sections: BTreeMap<Section, C> = BTreeMap::new();
+            let mut lengths: BTreeMap<Section, usize> = BTreeMap::new();
+            let mut collect = |section: Section, entries: &mut dyn Iterator<Item = Entry>| {
+                let out = sections.entry(section).or_default();
+                let length = lengths.entry(section).or_default();
+                for mut e in entries {
+                    if section == Section::Hierarchy
+                        && let Some(view) = view
+                    {
+                        tally.tenants_over_quota += view.hierarchy(&mut e);
+                    }
+                    tally.add(section, &e);
+                    *length += 1;
+                    if keep(section) {
+                        out.push(e);
+                    }
                 }
-                tally.add(section, &e);
-                out.push(e);
-            }
-        };
-        collect(Section::Contacts, &mut contacts(plan, &users, &group_name));
-        collect(Section::Actions, &mut actions(plan, &users, &group_name));
-        collect(Section::Hierarchy, &mut hierarchy(plan, &group_name));
-        collect(Section::Groups, &mut groups());
-        collect(
-            Section::InitialBackup,
-            &mut initial_backup::entries(plan, initial_backup, &group_name).into_iter(),
-        );
-        (
-            users_entries.join().expect("building the users section"),
-            (sections, tally),
-        )
-    });
-    sections.insert(Section::Users, users_entries);
+            };
+            collect(Section::Contacts, &mut contacts(plan, &users, &group_name));
+            collect(Section::Actions, &mut actions(plan, &users, &group_name));
+            collect(Section::Hierarchy, &mut hierarchy(plan, &group_name));
+            collect(Section::Groups, &mut groups());
+            collect(
+                Section::InitialBackup,
+                &mut initial_backup::entries(plan, initial_backup, &group_name).into_iter(),
+            );
+            (
+                users_entries.join().expect("building the users section"),
+                (sections, tally, lengths),
+            )
+        });
+    let mut lengths = lengths;
+    lengths.insert(Section::Users, users_entries.count());
+    if keep(Section::Users) {
+        sections.insert(Section::Users, users_entries);
+    }
+    sections.retain(|section, _| keep(*section));
     tally.users_over_quota += users_tally.users_over_quota;
-    let lengths: BTreeMap<Section, usize> = sections.iter().map(|(s, c)| (*s, c.count())).collect();
     let mut planning = planning(plan, &tally, &lengths, logins, initial_backup);
     if let Some(view) = view {
         planning["provisioning"] = view.summary(tally.tenants_over_quota, tally.users_over_quota);
