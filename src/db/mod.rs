@@ -41,6 +41,11 @@ async fn open(config: &DatabaseConfig, lazy: bool) -> Result<DatabaseConnection,
         // One connection kept open: the first request after a quiet spell does not
         // spend its acquire timeout opening one.
         .min_connections(1)
+        // A connection is pinged before it is handed out only after 30 s idle (a server or
+        // a firewall may have dropped it), not on every acquire: the ping was a round trip
+        // more on every request, and a waiter that timed out during it dropped the
+        // connection, so that under a herd the pool kept opening connections it then lost.
+        .test_before_acquire_if_idle_for(Duration::from_secs(30))
         .sqlx_logging(false)
         .connect_lazy(lazy)
         .map_sqlx_sqlite_opts(move |o| {

@@ -119,11 +119,6 @@ async fn a_herd_on_a_tiny_pool_is_told_to_come_back_never_failed_and_every_machi
     ];
     for backend in Backend::enabled() {
         for (case, configure) in cases {
-            // The pool case on PostgreSQL was seen to stop making progress (the herd retrying,
-            // the pool's two connections idle); it runs on SQLite only until that is understood.
-            if backend == Backend::Postgres && case == "pool" {
-                continue;
-            }
             let base = small();
             let world = world_with(backend, base.clone(), configure).await;
             world.sync().await;
