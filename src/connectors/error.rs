@@ -60,7 +60,7 @@ impl ConnectorError {
     /// Worth trying again later: the remote did not give a final answer.
     pub fn is_transient(&self) -> bool {
         match self {
-            Self::Remote { status, .. } => *status == 429 || *status >= 500,
+            Self::Remote { status, .. } => matches!(*status, 408 | 429) || *status >= 500,
             Self::Unavailable { .. } => true,
             Self::Decode(..) | Self::NotAllowed { .. } => false,
         }
@@ -112,5 +112,29 @@ pub(super) fn remote_error(
         status: status.as_u16(),
         code,
         message,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ConnectorError;
+
+    fn remote(status: u16) -> ConnectorError {
+        ConnectorError::Remote {
+            system: "cloud",
+            status,
+            code: None,
+            message: "m".into(),
+        }
+    }
+
+    #[test]
+    fn answers_the_remote_did_not_act_on_are_transient_other_4xx_final() {
+        for status in [408, 429, 500, 502, 503, 504] {
+            assert!(remote(status).is_transient(), "{status}");
+        }
+        for status in [400, 401, 403, 404, 409, 422] {
+            assert!(!remote(status).is_transient(), "{status}");
+        }
     }
 }

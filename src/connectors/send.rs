@@ -162,10 +162,16 @@ pub(crate) async fn send(
                 retry_after,
                 error,
             } => {
-                if status != StatusCode::TOO_MANY_REQUESTS && !status.is_server_error() {
+                // 408: the remote did not receive the whole request in time (RFC 9110,
+                // 15.5.9) and so did not act on it; like 429, sent again whatever it was.
+                let not_acted_on = matches!(
+                    status,
+                    StatusCode::TOO_MANY_REQUESTS | StatusCode::REQUEST_TIMEOUT
+                );
+                if !not_acted_on && !status.is_server_error() {
                     return Err(error);
                 }
-                let may_replay = replay == Replay::Safe || status == StatusCode::TOO_MANY_REQUESTS;
+                let may_replay = replay == Replay::Safe || not_acted_on;
                 (error, retry_after, may_replay)
             }
             Attempt::Transport { not_sent, error } => {
