@@ -242,6 +242,7 @@ impl MigrationHandler {
             }
             None => None,
         };
+        timer.lap("replan");
         let flagged = provisioning::flag_summary(&services);
         if !flagged.is_empty() && !options.skip_unavailable_items {
             return Err(JobError::Fatal(format!(
@@ -257,6 +258,7 @@ impl MigrationHandler {
             .collect();
         transfer::add_services(&mut specs, &services, &profile, &user_quotas);
         drop(user_quotas);
+        timer.lap("specs");
         // The items hold what is left to do: the snapshot and the plan (the
         // whole selection in memory) go before the items are written.
         tokio::task::spawn_blocking(move || drop((snapshot, plan, answers, services)));

@@ -206,7 +206,22 @@ impl Timer {
         let now = std::time::Instant::now();
         self.0[phase] = json!(((now - self.1).as_secs_f64() * 1000.0).round() / 1000.0);
         self.1 = now;
+        tracing::debug!(phase, resident_mib = ?resident_mib(), "planning phase done");
     }
+}
+
+/// This process's resident memory now, where the system tells it (Linux).
+fn resident_mib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib / 1024)
 }
 
 /// The logins the plan hands out that the target was not asked about.

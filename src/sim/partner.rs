@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 
 use anyhow::Context;
+use backon::{ExponentialBuilder, Retryable};
 use reqwest::Client;
 use serde_json::Value;
 
@@ -47,13 +48,26 @@ pub async fn all_machines(
         if let Some(cursor) = &cursor {
             url.push_str(&format!("&cursor={cursor}"));
         }
-        let page: Value = http
-            .get(url)
-            .bearer_auth(token)
-            .send()
-            .await?
-            .error_for_status()?
-            .json()
+        // A page read again when the connection broke or the service was busy: the
+        // listing runs beside a whole fleet, whose load may close a connection under it.
+        let read = || async {
+            let answer = http.get(&url).bearer_auth(token).send().await?;
+            answer.error_for_status()?.json::<Value>().await
+        };
+        let page = read
+            .retry(
+                ExponentialBuilder::default()
+                    .with_min_delay(std::time::Duration::from_millis(200))
+                    .with_max_times(5),
+            )
+            .sleep(tokio::time::sleep)
+            .when(|e: &reqwest::Error| {
+                e.is_connect()
+                    || e.is_request()
+                    || e.is_timeout()
+                    || e.status()
+                        .is_some_and(|s| s.as_u16() == 429 || s.is_server_error())
+            })
             .await?;
         machines.extend(page["items"].as_array().cloned().unwrap_or_default());
         match page["next_cursor"].as_str() {
