@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
 
-use super::plan::{Plan, TenantKind};
+use super::plan::{Plan, PlannedMachine, TenantKind};
 use super::support::Readiness;
 pub use planned::{Planned, PlannedAdmin, PlannedTenant, PlannedUser, UserMachine};
 
@@ -140,45 +140,37 @@ pub fn tenant_key(key: &str) -> String {
 
 /// The items of a plan: tenants parent first, then admins, then users.
 /// Machines that cannot migrate at all (unsupported) are not released to agents.
-pub fn items(plan: &Plan) -> Vec<ItemSpec> {
-    let mut out = Vec::with_capacity(plan.tenants.len() + plan.admins.len() + plan.users.len());
-    let mut seq = 0;
-    let mut next = || {
-        seq += 1;
-        seq
-    };
-    for tenant in &plan.tenants {
-        out.push(ItemSpec {
-            key: tenant_key(&tenant.key),
-            seq: next(),
-            source_id: tenant.group_id.clone(),
-            parent_key: tenant.parent_key.as_deref().map(tenant_key),
-            planned: Planned::Tenant(PlannedTenant {
-                tenant_key: tenant.key.clone(),
-                name: tenant.name.target.clone(),
-                kind: tenant.kind,
-                direct_users: tenant.direct_users,
-                // Set by `add_services`.
-                services: Vec::new(),
-                pricing_mode: None,
-                existing_customers: Default::default(),
-            }),
-        });
-    }
-    for admin in &plan.admins {
-        out.push(ItemSpec {
-            key: format!("admin:{}", admin.group_id),
-            seq: next(),
-            source_id: admin.group_id.clone(),
-            parent_key: Some(tenant_key(&admin.tenant_key)),
-            planned: Planned::Admin(PlannedAdmin {
-                login: admin.login.target.clone(),
-                role: admin.role,
-                contact: admin.contact.clone(),
-            }),
-        });
-    }
-    let mut machines: std::collections::HashMap<&str, Vec<UserMachine>> =
+/// Made one by one as they are taken: a user's item holds its machines' plans,
+/// and at `large` all of them at once are hundreds of megabytes.
+pub fn items(plan: &Plan) -> impl Iterator<Item = ItemSpec> + Send + '_ {
+    let tenants = plan.tenants.iter().map(|tenant| ItemSpec {
+        key: tenant_key(&tenant.key),
+        seq: 0,
+        source_id: tenant.group_id.clone(),
+        parent_key: tenant.parent_key.as_deref().map(tenant_key),
+        planned: Planned::Tenant(PlannedTenant {
+            tenant_key: tenant.key.clone(),
+            name: tenant.name.target.clone(),
+            kind: tenant.kind,
+            direct_users: tenant.direct_users,
+            // Set by `add_services`.
+            services: Vec::new(),
+            pricing_mode: None,
+            existing_customers: Default::default(),
+        }),
+    });
+    let admins = plan.admins.iter().map(|admin| ItemSpec {
+        key: format!("admin:{}", admin.group_id),
+        seq: 0,
+        source_id: admin.group_id.clone(),
+        parent_key: Some(tenant_key(&admin.tenant_key)),
+        planned: Planned::Admin(PlannedAdmin {
+            login: admin.login.target.clone(),
+            role: admin.role,
+            contact: admin.contact.clone(),
+        }),
+    });
+    let mut machines: std::collections::HashMap<&str, Vec<&PlannedMachine>> =
         std::collections::HashMap::new();
     for machine in plan
         .machines
@@ -188,28 +180,38 @@ pub fn items(plan: &Plan) -> Vec<ItemSpec> {
         machines
             .entry(machine.user_id.as_str())
             .or_default()
-            .push(UserMachine {
+            .push(machine);
+    }
+    let users = plan.users.iter().map(move |user| {
+        let machines = machines
+            .remove(user.user_id.as_str())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|machine| UserMachine {
                 machine_id: machine.machine_id.clone(),
                 readiness: machine.readiness,
                 plans: machine.plans.iter().map(|plan| json!(plan)).collect(),
-            });
-    }
-    for user in &plan.users {
-        out.push(ItemSpec {
+            })
+            .collect();
+        ItemSpec {
             key: format!("user:{}", user.user_id),
-            seq: next(),
+            seq: 0,
             source_id: user.user_id.clone(),
             parent_key: Some(tenant_key(&user.tenant_key)),
             planned: Planned::User(PlannedUser {
                 login: user.login.target.clone(),
                 contact: user.contact.clone(),
-                machines: machines.remove(user.user_id.as_str()).unwrap_or_default(),
+                machines,
                 // Set by `add_services`.
                 personal_quota: None,
             }),
-        });
-    }
-    out
+        }
+    });
+    tenants
+        .chain(admins)
+        .chain(users)
+        .zip(1..)
+        .map(|(spec, seq)| ItemSpec { seq, ..spec })
 }
 
 /// Adds to each tenant item the services it gets (`services`, by tenant key) and

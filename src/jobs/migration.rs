@@ -56,6 +56,8 @@ impl SuperviseMigration {
 }
 /// How often the supervisor looks at its migration.
 const LOOK_EVERY: Duration = Duration::from_secs(1);
+/// Items made and written at a time when a migration is planned.
+const ITEMS_PER_WRITE: usize = 400;
 /// The report's sections re-planning compares with the pre-check's.
 const COMPARED: [Section; 3] = [Section::Hierarchy, Section::Groups, Section::Users];
 /// Changed entries per section that re-planning lists.
@@ -250,49 +252,43 @@ impl MigrationHandler {
                 flagged.join("; ")
             )));
         }
-        let mut specs = transfer::items(&plan);
         let user_quotas: std::collections::HashMap<&str, u64> = snapshot
             .users
             .iter()
             .filter_map(|u| Some((u.id.as_str(), u.storage_quota_bytes?)))
             .collect();
-        transfer::add_services(&mut specs, &services, &profile, &user_quotas);
-        drop(user_quotas);
-        timer.lap("specs");
-        // The items hold what is left to do: the snapshot and the plan (the
-        // whole selection in memory) go before the items are written.
-        tokio::task::spawn_blocking(move || drop((snapshot, plan, answers, services)));
         let known = store::all_mappings(db, workspace.id)
             .await
             .map_err(database)?;
         let actor = worker_actor(run);
         let txn = db.begin().await.map_err(database)?;
-        let ready = store::insert_items(&txn, migration, &specs, &known)
-            .await
-            .map_err(database)?;
-        // Users an earlier wave migrated may have new machines since: released now.
-        for spec in &specs {
-            let Planned::User(planned) = &spec.planned else {
-                continue;
-            };
-            let (Some(user), Some(tenant)) = (
-                known.get(&spec.key),
-                spec.parent_key.as_ref().and_then(|p| known.get(p)),
-            ) else {
-                continue;
-            };
-            let machines = &planned.machines;
-            let released =
-                store::release_machines(&txn, migration, &spec.source_id, *user, *tenant, machines)
-                    .await
-                    .map_err(database)?;
-            if !released.is_empty() {
-                let (tenant_id, workspace_id) = (migration.tenant_id, migration.workspace_id);
-                super::registration::schedule(&txn, tenant_id, workspace_id, *user)
-                    .await
-                    .map_err(database)?;
+        // The items are made and written a few hundred at a time: at `large` all of
+        // them at once (each user's machines with their plans) were 800 MiB more.
+        let mut items = transfer::items(&plan);
+        let mut ready = Vec::new();
+        let mut planned: std::collections::BTreeMap<ItemKind, usize> = Default::default();
+        let mut mapped_earlier = 0;
+        loop {
+            let mut specs: Vec<_> = items.by_ref().take(ITEMS_PER_WRITE).collect();
+            if specs.is_empty() {
+                break;
             }
+            transfer::add_services(&mut specs, &services, &profile, &user_quotas);
+            ready.extend(
+                store::insert_items(&txn, migration, &specs, &known)
+                    .await
+                    .map_err(database)?,
+            );
+            for spec in &specs {
+                *planned.entry(spec.planned.kind()).or_default() += 1;
+                mapped_earlier += usize::from(known.contains_key(&spec.key));
+            }
+            release_new_machines(&txn, migration, &specs, &known).await?;
         }
+        drop(items);
+        drop(user_quotas);
+        timer.lap("items_written");
+        tokio::task::spawn_blocking(move || drop((snapshot, plan, answers, services)));
         let scheduled = super::transfer::schedule(&txn, migration, ready)
             .await
             .map_err(database)?;
@@ -314,13 +310,12 @@ impl MigrationHandler {
             // Cancelled while planning: nothing is written.
             return Ok(());
         }
-        let count = |kind: ItemKind| specs.iter().filter(|s| s.planned.kind() == kind).count();
+        let count = |kind: ItemKind| planned.get(&kind).copied().unwrap_or_default();
         let message = format!(
-            "planned {} tenants, {} admins, {} backup users; {} already mapped by an earlier wave; {scheduled} ready to start",
+            "planned {} tenants, {} admins, {} backup users; {mapped_earlier} already mapped by an earlier wave; {scheduled} ready to start",
             count(ItemKind::Tenant),
             count(ItemKind::Admin),
             count(ItemKind::User),
-            specs.iter().filter(|s| known.contains_key(&s.key)).count()
         );
         let event = NewEvent {
             actor,
@@ -337,7 +332,6 @@ impl MigrationHandler {
         txn.commit().await.map_err(database)?;
         timer.lap("items");
         tracing::info!(migration = %migration.id, seconds = %timer.0, "migration planned");
-        tokio::task::spawn_blocking(move || drop(specs));
         Ok(())
     }
 
@@ -450,4 +444,37 @@ async fn replan_changes(
         );
     }
     Ok(json!({"precheck_id": precheck_id, "changed": changed, "sections": sections}))
+}
+
+/// Releases the machines of users an earlier wave migrated (they may have new
+/// machines since) and schedules their registration tokens, in `txn`.
+async fn release_new_machines(
+    txn: &sea_orm::DatabaseTransaction,
+    migration: &entity::migration::Model,
+    specs: &[transfer::ItemSpec],
+    known: &std::collections::HashMap<String, Uuid>,
+) -> Result<(), JobError> {
+    for spec in specs {
+        let Planned::User(planned) = &spec.planned else {
+            continue;
+        };
+        let (Some(user), Some(tenant)) = (
+            known.get(&spec.key),
+            spec.parent_key.as_ref().and_then(|p| known.get(p)),
+        ) else {
+            continue;
+        };
+        let machines = &planned.machines;
+        let released =
+            store::release_machines(txn, migration, &spec.source_id, *user, *tenant, machines)
+                .await
+                .map_err(database)?;
+        if !released.is_empty() {
+            let (tenant_id, workspace_id) = (migration.tenant_id, migration.workspace_id);
+            super::registration::schedule(txn, tenant_id, workspace_id, *user)
+                .await
+                .map_err(database)?;
+        }
+    }
+    Ok(())
 }

@@ -511,7 +511,7 @@ fn plans_need_the_current_client_for_filters_and_one_time_schedules() {
 fn transfer_items_are_tenants_parent_first_then_admins_then_users_each_waiting_for_its_tenant() {
     use crate::domain::transfer::{ItemKind, Planned, items};
     let plan = plan(&snapshot(), &whole(), &settings(), &free).expect("plan");
-    let items = items(&plan);
+    let items: Vec<_> = items(&plan).collect();
     let position = |key: &str| {
         items
             .iter()
