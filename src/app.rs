@@ -78,6 +78,10 @@ pub fn job_handlers_with(
         allow_private_networks,
     ));
     use crate::queue::Handler;
+    let transfer = std::sync::Arc::new(crate::jobs::transfer::TransferHandler::new(
+        secrets.clone(),
+        pool.clone(),
+    ));
     vec![
         Handler::new(crate::jobs::sync::SyncHandler::new(
             secrets.clone(),
@@ -91,10 +95,8 @@ pub fn job_handlers_with(
             secrets.clone(),
             pool.clone(),
         )),
-        Handler::new(crate::jobs::transfer::TransferHandler::new(
-            secrets.clone(),
-            pool.clone(),
-        )),
+        Handler::new(transfer.clone()),
+        Handler::new(crate::jobs::transfer::TenantTransfers(transfer)),
         Handler::new(crate::jobs::registration::RegistrationHandler::new(
             secrets, pool,
         )),

@@ -20,17 +20,18 @@ pub use migration::SuperviseMigration;
 pub use precheck::RunPrecheck;
 pub use registration::IssueRegistration;
 pub use sync::SyncWorkspace;
-pub use transfer::TransferItems;
+pub use transfer::{TransferItems, TransferTenants};
 pub use webhook::DeliverWebhook;
 
 use crate::queue::{Job, JobError, JobRun, database};
 
 /// The job kinds this build runs.
-pub const KINDS: [&str; 6] = [
+pub const KINDS: [&str; 7] = [
     SyncWorkspace::KIND,
     RunPrecheck::KIND,
     SuperviseMigration::KIND,
     TransferItems::KIND,
+    TransferTenants::KIND,
     DeliverWebhook::KIND,
     IssueRegistration::KIND,
 ];
@@ -85,10 +86,9 @@ pub async fn record_events(
 
 /// The name the operations log gives a job's worker.
 pub(crate) fn worker_actor(run: &JobRun) -> String {
-    format!(
-        "worker:{}",
-        run.job.locked_by.as_deref().unwrap_or("unknown")
-    )
+    // A lane's worker is named `<process's worker>/<kind>`: the actor is the process.
+    let worker = run.job.locked_by.as_deref().unwrap_or("unknown");
+    format!("worker:{}", worker.split('/').next().unwrap_or(worker))
 }
 
 /// Everything a worker of this build runs, and the machine watch beside it,
