@@ -58,16 +58,16 @@ pub async fn all_machines(
             .retry(
                 ExponentialBuilder::default()
                     .with_min_delay(std::time::Duration::from_millis(200))
-                    .with_max_times(5),
+                    .with_max_delay(std::time::Duration::from_secs(5))
+                    .with_max_times(10),
             )
             .sleep(tokio::time::sleep)
+            // Anything but a refusal of the request itself (a 4xx other than 429).
             .when(|e: &reqwest::Error| {
-                e.is_connect()
-                    || e.is_request()
-                    || e.is_timeout()
-                    || e.status()
-                        .is_some_and(|s| s.as_u16() == 429 || s.is_server_error())
+                !e.status()
+                    .is_some_and(|s| s.is_client_error() && s.as_u16() != 429)
             })
+            .notify(|e, wait| eprintln!("reading a page of machines again in {wait:?}: {e}"))
             .await?;
         machines.extend(page["items"].as_array().cloned().unwrap_or_default());
         match page["next_cursor"].as_str() {
