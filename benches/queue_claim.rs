@@ -1,7 +1,8 @@
 //! Job queue throughput: 20,000 no-op jobs enqueued, then claimed, run and
 //! completed by one worker (32 at a time), on SQLite and, when
-//! MP_TEST_POSTGRES_URL is set, PostgreSQL. Each job is one claim (shared by up
-//! to 32 jobs) and one fenced completion.
+//! MP_TEST_POSTGRES_URL is set, PostgreSQL, each with the default database
+//! settings. A claim takes up to 32 jobs in one statement; the jobs that
+//! finish together are completed together, in one fenced statement.
 //!
 //! Beside it, the floor: as many bare reads (the database's clock), one by one.
 //!
@@ -14,7 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use async_trait::async_trait;
-use migration_portal::config::DatabaseConfig;
+use migration_portal::config::{Config, DatabaseConfig};
 use migration_portal::db;
 use migration_portal::queue::store as queue;
 use migration_portal::queue::{
@@ -47,31 +48,21 @@ impl JobHandler for Noop {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    // SQLite serialises writers: a pool of 16 makes them wait on each other's lock
-    // (busy sleeps), a pool of 4 much less. Both are measured.
-    let mut targets = vec![
-        (
-            "sqlite",
-            format!("sqlite://{}", dir.path().join("queue16.db").display()),
-            16,
-        ),
-        (
-            "sqlite",
-            format!("sqlite://{}", dir.path().join("queue4.db").display()),
-            4,
-        ),
-    ];
+    // Each backend with the default settings (`database.*`), only the URL set.
+    let mut targets = vec![(
+        "sqlite",
+        format!("sqlite://{}", dir.path().join("queue.db").display()),
+    )];
     if let Some(url) = common::postgres_database().await? {
-        targets.push(("postgres", url, 16));
+        targets.push(("postgres", url));
     }
-    for (backend, url, connections) in targets {
-        let database = db::connect_upgraded(&DatabaseConfig {
+    for (backend, url) in targets {
+        let settings = DatabaseConfig {
             url,
-            max_connections: connections,
-            busy_timeout_ms: 30_000,
-            acquire_timeout_ms: 10_000,
-        })
-        .await?;
+            ..Config::default().database
+        };
+        let connections = settings.max_connections;
+        let database = db::connect_upgraded(&settings).await?;
         // The floor: the same number of bare reads, one by one, on the same pool.
         let started = Instant::now();
         for _ in 0..JOBS {

@@ -255,6 +255,9 @@ impl Application {
             allow_private_networks,
             agent_slots,
             agent_max_log_bytes,
+            agent_tokens: std::sync::Arc::new(crate::auth::agent::AgentTokens::new(
+                AGENT_TOKEN_QUERIES,
+            )),
             check_ins,
             clients,
             metrics,
@@ -356,6 +359,10 @@ async fn flush_check_ins(
 /// The request id of this request (from `X-Request-Id` when it is sane, else new).
 #[derive(Clone, Debug)]
 pub struct RequestId(pub String);
+
+/// Agent token look-up queries in flight at once, each for every token waiting
+/// (a few of the pool's connections; more only added waits on a 2-core machine).
+const AGENT_TOKEN_QUERIES: usize = 4;
 
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 

@@ -18,7 +18,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use uuid::Uuid;
 
 use crate::api::state::AppState;
-use crate::auth::{self, Agent, Partner, Rejection, bearer_token};
+use crate::auth::{Agent, Partner, Rejection, bearer_token};
 use crate::db::workspaces;
 use crate::error::{ApiError, retry_after_secs};
 
@@ -161,7 +161,7 @@ async fn authenticate(state: &AppState, req: &HttpRequest) -> Result<Agent, ApiE
             credentials_present: false,
         });
     };
-    let agent = auth::agent::verify(&state.db, token).await?;
+    let agent = state.agent_tokens.verify(&state.db, token).await?;
     agent.ok_or_else(|| {
         tracing::info!(reason = "unknown agent token", "agent request refused");
         ApiError::Unauthorized {

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use sea_orm::DatabaseConnection;
 
 use crate::auth::Authenticator;
+use crate::auth::agent::AgentTokens;
 use crate::crypto::SecretBox;
 use crate::db::check_ins::CheckIns;
 use crate::jobs::clients::ClientPool;
@@ -21,6 +22,8 @@ pub struct AppState {
     pub agent_slots: Arc<tokio::sync::Semaphore>,
     /// `http.agent_max_log_bytes`.
     pub agent_max_log_bytes: usize,
+    /// Agent token look-ups, made together for requests arriving together.
+    pub agent_tokens: Arc<AgentTokens>,
     /// Agents' check-in times, written once a second.
     pub check_ins: Arc<CheckIns>,
     /// Clients toward the workspaces' cloud (registration tokens for agents).

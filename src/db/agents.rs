@@ -200,20 +200,34 @@ fn parse(row: sea_orm::QueryResult) -> Result<MachineRow, DbErr> {
     MachineColumns::from_query_result(&row, "").map(MachineRow::from)
 }
 
-/// The machine an agent token belongs to, in one query (the check-in path).
-pub async fn machine_of_token(
+/// The machines of agent tokens (digests), in one query (the check-in path;
+/// see `auth::agent::AgentTokens`): each found token's digest with its
+/// machine; a token no agent holds is absent.
+pub async fn machines_of_tokens(
     db: &impl ConnectionTrait,
-    token_hash: &str,
-) -> Result<Option<MachineRow>, DbErr> {
+    token_hashes: &[&str],
+) -> Result<Vec<(String, MachineRow)>, DbErr> {
+    if token_hashes.is_empty() {
+        return Ok(Vec::new());
+    }
+    let placeholders = (1..=token_hashes.len())
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    // The machine's columns with the token's digest in front.
+    let columns = MACHINE_COLUMNS.replacen("SELECT ", "SELECT g.token_hash, ", 1);
     let sql = format!(
-        "{MACHINE_COLUMNS} JOIN agents g ON g.workspace_id = m.workspace_id AND g.machine_id = m.source_id WHERE g.token_hash = $1"
+        "{columns} JOIN agents g ON g.workspace_id = m.workspace_id AND g.machine_id = m.source_id WHERE g.token_hash IN ({placeholders})"
     );
-    query(db, &sql, vec![token_hash.into()])
+    let values = token_hashes.iter().map(|h| (*h).into()).collect();
+    query(db, &sql, values)
         .await?
         .into_iter()
-        .next()
-        .map(parse)
-        .transpose()
+        .map(|row| {
+            let hash = row.try_get::<String>("", "token_hash")?;
+            Ok((hash, parse(row)?))
+        })
+        .collect()
 }
 
 pub async fn machine(

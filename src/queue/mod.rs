@@ -5,6 +5,7 @@
 //! ([`JobHandler`]). Which work to schedule, in which kinds and batches, is
 //! decided by `jobs`.
 
+mod completions;
 pub mod store;
 pub mod worker;
 

@@ -7,14 +7,16 @@
 //! attempt it was claimed with: a worker whose lease lapsed and was taken over
 //! cannot complete, fail or release the newer attempt.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use chrono::Utc;
 use entity::job::{self, ActiveModel, Column, Entity as Jobs, Model};
-use sea_orm::sea_query::{Expr, LockBehavior, LockType, OnConflict, Query};
+use sea_orm::sea_query::{CaseStatement, Expr, OnConflict, Query};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, ExprTrait,
-    QueryFilter, QueryOrder, QuerySelect, TryInsertResult,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, DbErr, EntityTrait,
+    ExprTrait, FromQueryResult, QueryFilter, QueryOrder, QuerySelect, Statement, TryInsertResult,
+    Value,
 };
 use uuid::Uuid;
 
@@ -28,25 +30,6 @@ pub const CANCELLED: &str = "cancelled";
 
 /// The predicate of the `jobs_active_unique_key` partial index (see its migration).
 const ACTIVE_PREDICATE: &str = "status IN ('queued', 'running')";
-
-/// The database's clock, in epoch milliseconds. Every lease and due time is on
-/// it, so workers on machines whose clocks disagree still agree on leases.
-pub async fn now_ms(db: &impl ConnectionTrait) -> Result<i64, DbErr> {
-    let sql = match db.get_database_backend() {
-        sea_orm::DatabaseBackend::Postgres => {
-            "SELECT CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT) AS now_ms"
-        }
-        _ => "SELECT CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER) AS now_ms",
-    };
-    let row = db
-        .query_one_raw(sea_orm::Statement::from_string(
-            db.get_database_backend(),
-            sql,
-        ))
-        .await?;
-    row.ok_or_else(|| DbErr::RecordNotFound("the database has no clock".into()))?
-        .try_get::<i64>("", "now_ms")
-}
 
 fn ms(duration: Duration) -> i64 {
     i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
@@ -141,11 +124,32 @@ pub async fn enqueue<J: Job>(db: &impl ConnectionTrait, new: NewJob<J>) -> Resul
     })
 }
 
+/// The database's clock in epoch milliseconds, as an SQL expression.
+fn clock(backend: DatabaseBackend) -> &'static str {
+    match backend {
+        DatabaseBackend::Postgres => "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)",
+        _ => "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)",
+    }
+}
+
+/// The database's clock, in epoch milliseconds. Every lease and due time is on
+/// it, so workers on machines whose clocks disagree still agree on leases.
+pub async fn now_ms(db: &impl ConnectionTrait) -> Result<i64, DbErr> {
+    let backend = db.get_database_backend();
+    let sql = format!("SELECT {} AS now_ms", clock(backend));
+    let row = db
+        .query_one_raw(Statement::from_string(backend, sql))
+        .await?;
+    row.ok_or_else(|| DbErr::RecordNotFound("the database has no clock".into()))?
+        .try_get::<i64>("", "now_ms")
+}
+
 /// Claims up to `limit` jobs of `kinds`: first running ones whose lease lapsed
-/// (their worker died), then queued ones that are due, oldest first. Each is one
-/// statement whose sub-select walks the `(status, run_at_ms)` index in order, so
-/// a claim costs the same with 20 jobs queued or 20,000 (an `OR` of the two
-/// made SQLite read every due job and sort them, on every claim).
+/// (their worker died), then queued ones that are due, oldest first. One
+/// statement, the database's clock read once in it: each of the two sub-selects
+/// walks the `(status, run_at_ms)` index in order, so a claim costs the same
+/// with 20 jobs queued or 20,000 (an `OR` of the two made SQLite read every due
+/// job and sort them, on every claim).
 pub async fn claim(
     db: &impl ConnectionTrait,
     worker: &str,
@@ -153,52 +157,49 @@ pub async fn claim(
     limit: u64,
     lease: Duration,
 ) -> Result<Vec<Model>, DbErr> {
-    let now = now_ms(db).await?;
-    let lapsed = Condition::all()
-        .add(Column::Status.eq(RUNNING))
-        .add(Column::LockedUntilMs.lt(now));
-    let mut claimed = claim_where(db, worker, kinds, lapsed, limit, now, lease).await?;
-    let left = limit.saturating_sub(claimed.len() as u64);
-    if left > 0 {
-        let due = Condition::all()
-            .add(Column::Status.eq(QUEUED))
-            .add(Column::RunAtMs.lte(now));
-        claimed.extend(claim_where(db, worker, kinds, due, left, now, lease).await?);
+    if kinds.is_empty() || limit == 0 {
+        return Ok(Vec::new());
     }
+    let backend = db.get_database_backend();
+    let lock = match backend {
+        DatabaseBackend::Postgres => " FOR UPDATE SKIP LOCKED",
+        // SQLite serialises writers: the statement is atomic as it is.
+        _ => "",
+    };
+    let kind_params = (4..4 + kinds.len())
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql = format!(
+        "WITH clock AS MATERIALIZED (SELECT {clock} AS now_ms), \
+         lapsed AS (SELECT id, run_at_ms FROM jobs WHERE status = '{RUNNING}' AND locked_until_ms < (SELECT now_ms FROM clock) \
+           AND kind IN ({kind_params}) ORDER BY run_at_ms LIMIT {limit}{lock}), \
+         due AS (SELECT id, run_at_ms FROM jobs WHERE status = '{QUEUED}' AND run_at_ms <= (SELECT now_ms FROM clock) \
+           AND kind IN ({kind_params}) ORDER BY run_at_ms LIMIT {limit}{lock}) \
+         UPDATE jobs SET status = '{RUNNING}', attempt = attempt + 1, locked_by = $1, \
+           locked_until_ms = (SELECT now_ms FROM clock) + $2, updated_at = $3 \
+         WHERE id IN (SELECT id FROM (SELECT id, 0 AS taken_over, run_at_ms FROM lapsed \
+           UNION ALL SELECT id, 1 AS taken_over, run_at_ms FROM due) AS claimable \
+           ORDER BY taken_over, run_at_ms LIMIT {limit}) \
+         RETURNING *",
+        clock = clock(backend),
+    );
+    // SQLite's `?NNN` is PostgreSQL's `$NNN`.
+    let sql = match backend {
+        DatabaseBackend::Postgres => sql,
+        _ => sql.replace('$', "?"),
+    };
+    let mut values: Vec<Value> = vec![worker.into(), ms(lease).into(), Utc::now().into()];
+    values.extend(kinds.iter().map(|k| Value::from(*k)));
+    let rows = db
+        .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
+        .await?;
+    let mut claimed = rows
+        .iter()
+        .map(|row| Model::from_query_result(row, ""))
+        .collect::<Result<Vec<_>, _>>()?;
     claimed.sort_by_key(|j| j.run_at_ms);
     Ok(claimed)
-}
-
-async fn claim_where(
-    db: &impl ConnectionTrait,
-    worker: &str,
-    kinds: &[&str],
-    which: Condition,
-    limit: u64,
-    now: i64,
-    lease: Duration,
-) -> Result<Vec<Model>, DbErr> {
-    let eligible = Query::select()
-        .column(Column::Id)
-        .from(Jobs)
-        .cond_where(
-            Condition::all()
-                .add(which)
-                .add(Column::Kind.is_in(kinds.iter().copied())),
-        )
-        .order_by(Column::RunAtMs, sea_orm::Order::Asc)
-        .limit(limit)
-        .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
-        .to_owned();
-    Jobs::update_many()
-        .col_expr(Column::Status, Expr::value(RUNNING))
-        .col_expr(Column::Attempt, Expr::col(Column::Attempt).add(1))
-        .col_expr(Column::LockedBy, Expr::value(worker))
-        .col_expr(Column::LockedUntilMs, Expr::value(now + ms(lease)))
-        .col_expr(Column::UpdatedAt, Expr::value(Utc::now()))
-        .filter(Column::Id.in_subquery(eligible))
-        .exec_with_returning(db)
-        .await
 }
 
 /// The claimed attempt of a job: what every fenced change names.
@@ -262,7 +263,63 @@ pub async fn complete(
     job: &Model,
     result: &serde_json::Value,
 ) -> Result<bool, DbErr> {
-    finish(db, job, SUCCEEDED, Some(result.to_string()), None).await
+    let done = [(job, result.to_string())];
+    Ok(complete_many(db, &done).await?.contains(&job.id))
+}
+
+/// Most jobs one statement completes (within both backends' limits on bound values).
+pub const COMPLETE_AT_ONCE: usize = 200;
+
+/// Completes each attempt of `done` (a claimed job and its result) that is still
+/// ours, in one statement per [`COMPLETE_AT_ONCE`], each fenced like
+/// [`complete`]: answers the ids of the jobs recorded as succeeded.
+pub async fn complete_many(
+    db: &impl ConnectionTrait,
+    done: &[(&Model, String)],
+) -> Result<HashSet<Uuid>, DbErr> {
+    let mut recorded = HashSet::with_capacity(done.len());
+    for chunk in done.chunks(COMPLETE_AT_ONCE) {
+        let Some(((_, first), rest)) = chunk.split_first() else {
+            continue;
+        };
+        // Most jobs answer the same result (`{}`): one value then, else one per job.
+        let result: Expr = if rest.iter().all(|(_, r)| r == first) {
+            Expr::value(first.clone())
+        } else {
+            let mut case = CaseStatement::new();
+            for (job, result) in chunk {
+                case = case.case(Column::Id.eq(job.id), Expr::value(result.clone()));
+            }
+            case.into()
+        };
+        let attempts = chunk.iter().fold(Condition::any(), |any, (job, _)| {
+            any.add(
+                Condition::all()
+                    .add(Column::Id.eq(job.id))
+                    .add(Column::Attempt.eq(job.attempt)),
+            )
+        });
+        let now = Utc::now();
+        let update = Query::update()
+            .table(Jobs)
+            .value(Column::Status, SUCCEEDED)
+            .value(Column::LockedUntilMs, Option::<i64>::None)
+            .value(Column::UpdatedAt, now)
+            .value(Column::FinishedAt, Some(now))
+            .value(Column::Result, result)
+            .cond_where(
+                Condition::all()
+                    .add(Column::Id.is_in(chunk.iter().map(|(job, _)| job.id)))
+                    .add(Column::Status.eq(RUNNING))
+                    .add(attempts),
+            )
+            .returning_col(Column::Id)
+            .to_owned();
+        for row in db.query_all(&update).await? {
+            recorded.insert(row.try_get::<Uuid>("", "id")?);
+        }
+    }
+    Ok(recorded)
 }
 
 /// A failure: queued again after `retry_in`, or discarded with the error kept when `None`.

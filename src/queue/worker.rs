@@ -13,6 +13,7 @@ use sea_orm::DatabaseConnection;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use super::completions::Completions;
 use super::store::{self as queue, Lease};
 use crate::metrics::Metrics;
 
@@ -175,6 +176,8 @@ pub struct Worker {
     config: WorkerConfig,
     handlers: Arc<HashMap<&'static str, Handler>>,
     metrics: Option<Arc<Metrics>>,
+    /// Records of succeeded attempts, written together.
+    completions: Arc<Completions>,
 }
 
 impl Worker {
@@ -187,6 +190,7 @@ impl Worker {
             config,
             handlers: Arc::new(handlers),
             metrics: None,
+            completions: Arc::default(),
         }
     }
 
@@ -232,6 +236,7 @@ impl Worker {
                     config,
                     handlers: Arc::new(HashMap::from([(handler.kind(), handler)])),
                     metrics: self.metrics.clone(),
+                    completions: self.completions.clone(),
                 };
                 tokio::spawn(lane.run_lane(shutdown.clone()))
             })
@@ -368,7 +373,10 @@ impl Worker {
         let (counted_as, recorded) = match outcome {
             None if *shutdown.borrow() => ("released", queue::release(&self.db, &job).await),
             None => ("lost", Ok(false)),
-            Some(Ok(result)) => ("succeeded", queue::complete(&self.db, &job, &result).await),
+            Some(Ok(result)) => (
+                "succeeded",
+                self.completions.complete(&self.db, &job, &result).await,
+            ),
             Some(Err(JobError::Fatal(reason))) => {
                 ("failed", queue::fail(&self.db, &job, &reason, None).await)
             }

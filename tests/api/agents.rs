@@ -240,6 +240,50 @@ async fn agents_enroll_with_the_workspace_secret_and_reach_only_their_own_machin
 }
 
 #[tokio::test]
+async fn agents_checking_in_together_each_reach_their_own_machine() {
+    for backend in Backend::enabled() {
+        let base = small();
+        let world = fast_world(backend, base.clone()).await;
+        world.sync().await;
+        let secret = world.enrollment_secret().await;
+        let mut agents = Vec::new();
+        for machine in base.machines.iter().take(8) {
+            let token = world.agent_token(&secret, &machine.id).await;
+            agents.push((Some(machine.id.clone()), token));
+        }
+        // A replaced token among them: refused even while its machine's new one is looked up with it.
+        let replaced = agents[0].1.clone();
+        agents[0].1 = world.agent_token(&secret, &base.machines[0].id).await;
+        agents.push((None, replaced));
+        agents.push((None, "mpa_forged".to_string()));
+        // Every token four times, all at once: their look-ups share queries.
+        let checks = agents
+            .iter()
+            .cycle()
+            .take(agents.len() * 4)
+            .map(|(machine, token)| {
+                let world = &world;
+                async move {
+                    let response = world.instructions(token).send().await.expect("get");
+                    let status = response.status().as_u16();
+                    let body: Value = response.json().await.expect("json");
+                    (machine, status, body)
+                }
+            });
+        for (machine, status, body) in futures_util::future::join_all(checks).await {
+            match machine {
+                Some(machine) => assert_eq!(
+                    (status, body["machine_id"].as_str()),
+                    (200, Some(machine.as_str())),
+                    "{backend:?}: a token reaches its own machine"
+                ),
+                None => assert_eq!(status, 401, "{backend:?}: {body}"),
+            }
+        }
+    }
+}
+
+#[tokio::test]
 async fn a_released_machine_migrates_step_by_step_and_replayed_or_late_reports_do_not_corrupt_it() {
     for backend in Backend::enabled() {
         let base = small();

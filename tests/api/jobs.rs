@@ -210,6 +210,108 @@ async fn a_lapsed_lease_is_taken_over_and_the_old_attempt_is_fenced_off() {
 }
 
 #[tokio::test]
+async fn completing_many_at_once_records_each_attempt_still_ours_with_its_own_result() {
+    for backend in Backend::enabled() {
+        let (db, _dir) = fresh_db(backend).await;
+        for n in 0..4 {
+            queue::enqueue(&db, work(n)).await.expect("enqueue");
+        }
+        // The first job's lease lapses and another worker takes it over.
+        let lapsed = queue::claim(&db, "a", &["work"], 1, Duration::ZERO)
+            .await
+            .expect("claim")
+            .remove(0);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let mut ours = queue::claim(&db, "b", &["work"], 10, LEASE)
+            .await
+            .expect("claim");
+        assert_eq!(
+            ours.len(),
+            4,
+            "{backend:?}: the lapsed one first, then the due ones"
+        );
+        assert_eq!((ours[0].id, ours[0].attempt), (lapsed.id, 2), "{backend:?}");
+        // One more is cancelled before it completes.
+        let cancelled = ours.pop().expect("a job");
+        assert!(queue::cancel(&db, cancelled.id).await.expect("cancel"));
+        let mut done: Vec<_> = ours
+            .iter()
+            .map(|job| (job, json!({"by": "b", "id": job.id}).to_string()))
+            .collect();
+        done.push((&lapsed, json!({"by": "a"}).to_string()));
+        done.push((&cancelled, json!({"by": "b"}).to_string()));
+        let recorded = queue::complete_many(&db, &done).await.expect("complete");
+        let mut expected: Vec<_> = ours.iter().map(|j| j.id).collect();
+        let mut got: Vec<_> = recorded.into_iter().collect();
+        expected.sort();
+        got.sort();
+        assert_eq!(
+            got, expected,
+            "{backend:?}: the late attempt and the cancelled job are fenced off"
+        );
+        for job in &ours {
+            let row = queue::get(&db, job.id).await.expect("get").expect("job");
+            assert_eq!(row.status, SUCCEEDED, "{backend:?}");
+            let result: serde_json::Value =
+                serde_json::from_str(row.result.as_deref().unwrap_or_default()).expect("json");
+            assert_eq!(
+                result,
+                json!({"by": "b", "id": job.id}),
+                "{backend:?}: its own result"
+            );
+        }
+        let row = queue::get(&db, cancelled.id)
+            .await
+            .expect("get")
+            .expect("job");
+        assert_eq!(row.status, CANCELLED, "{backend:?}");
+    }
+}
+
+struct Echo;
+
+#[async_trait]
+impl JobHandler for Echo {
+    type Job = Other;
+
+    async fn run(&self, job: Other, _: &JobRun) -> Result<serde_json::Value, JobError> {
+        Ok(json!({"n": job.n}))
+    }
+}
+
+#[tokio::test]
+async fn jobs_finishing_together_are_each_recorded_with_their_own_result() {
+    for backend in Backend::enabled() {
+        let (db, _dir) = fresh_db(backend).await;
+        let mut ids = Vec::new();
+        for n in 0..50 {
+            let job = queue::enqueue(&db, NewJob::new(Other { n }))
+                .await
+                .expect("enqueue");
+            ids.push((n, job.id));
+        }
+        let config = WorkerConfig {
+            concurrency: 16,
+            ..fast()
+        };
+        let worker = Worker::new(db.clone(), config, vec![Handler::new(Echo)]);
+        assert_eq!(worker.run_until_idle().await, 50, "{backend:?}");
+        for (n, id) in ids {
+            let row = queue::get(&db, id).await.expect("get").expect("job");
+            assert_eq!(
+                (
+                    row.status.as_str(),
+                    row.result.as_deref(),
+                    row.locked_until_ms
+                ),
+                (SUCCEEDED, Some(json!({"n": n}).to_string().as_str()), None),
+                "{backend:?}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
 async fn cancellation_stops_queued_and_running_jobs() {
     for backend in Backend::enabled() {
         let (db, _dir) = fresh_db(backend).await;
