@@ -12,6 +12,7 @@ pub mod worker;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+pub use completions::Completions;
 pub use store::{Enqueued, Lease, NewJob, enqueue};
 pub use worker::{Handler, JobError, JobHandler, JobRun, Worker, WorkerConfig, database};
 

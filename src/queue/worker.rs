@@ -177,7 +177,7 @@ pub struct Worker {
     handlers: Arc<HashMap<&'static str, Handler>>,
     metrics: Option<Arc<Metrics>>,
     /// Records of succeeded attempts, written together.
-    completions: Arc<Completions>,
+    completions: Completions,
 }
 
 impl Worker {
@@ -185,12 +185,12 @@ impl Worker {
         let id = format!("{}-{}", hostname(), uuid::Uuid::new_v4().simple());
         let handlers = handlers.into_iter().map(|h| (h.kind(), h)).collect();
         Self {
+            completions: Completions::new(db.clone()),
             db,
             id,
             config,
             handlers: Arc::new(handlers),
             metrics: None,
-            completions: Arc::default(),
         }
     }
 
@@ -373,10 +373,7 @@ impl Worker {
         let (counted_as, recorded) = match outcome {
             None if *shutdown.borrow() => ("released", queue::release(&self.db, &job).await),
             None => ("lost", Ok(false)),
-            Some(Ok(result)) => (
-                "succeeded",
-                self.completions.complete(&self.db, &job, &result).await,
-            ),
+            Some(Ok(result)) => ("succeeded", self.completions.record(&job, &result).await),
             Some(Err(JobError::Fatal(reason))) => {
                 ("failed", queue::fail(&self.db, &job, &reason, None).await)
             }

@@ -9,7 +9,7 @@ use migration_portal::queue::store::{
     self as queue, CANCELLED, DISCARDED, Lease, QUEUED, RUNNING, SUCCEEDED,
 };
 use migration_portal::queue::{
-    Handler, Job, JobError, JobHandler, JobRun, NewJob, Worker, WorkerConfig,
+    Completions, Handler, Job, JobError, JobHandler, JobRun, NewJob, Worker, WorkerConfig,
 };
 use sea_orm::TransactionTrait;
 use serde::{Deserialize, Serialize};
@@ -772,4 +772,47 @@ async fn a_payload_that_is_not_of_its_kind_ends_the_job_saying_so() {
             "{backend:?}: the handler never saw it"
         );
     }
+}
+
+#[tokio::test]
+async fn a_completion_recorded_is_written_even_when_the_run_that_recorded_it_is_dropped() {
+    for backend in Backend::enabled() {
+        let (db, _dir) = fresh_db(backend).await;
+        for n in 0..2 {
+            queue::enqueue(&db, work(n)).await.expect("enqueue");
+        }
+        let claimed = queue::claim(&db, "w", &["work"], 2, LEASE)
+            .await
+            .expect("claim");
+        let (first, second) = (&claimed[0], &claimed[1]);
+        let completions = Completions::new(db.clone());
+        // The first run records its outcome and waits for the write; the second records
+        // its own, then is dropped (its task aborted) before anything was written. Both
+        // polled by hand: on this test's one thread nothing else runs meanwhile.
+        let (result_of_first, result_of_second) = (json!({"n": 0}), json!({"n": 1}));
+        let mut writing = std::pin::pin!(completions.record(first, &result_of_first));
+        for _ in 0..2 {
+            assert!(poll_once(&mut writing).await.is_pending(), "{backend:?}");
+        }
+        {
+            let mut dropped = std::pin::pin!(completions.record(second, &result_of_second));
+            for _ in 0..2 {
+                assert!(poll_once(&mut dropped).await.is_pending(), "{backend:?}");
+            }
+        }
+        assert!(writing.await.expect("recorded"), "{backend:?}");
+        // No other run records anything: the dropped run's record is written all the same.
+        let second = queue::get(&db, second.id).await.expect("get").expect("job");
+        assert_eq!(
+            (second.status.as_str(), second.result.as_deref()),
+            (SUCCEEDED, Some(r#"{"n":1}"#)),
+            "{backend:?}: a completion recorded is written"
+        );
+    }
+}
+
+/// Polls `future` once, from the calling task.
+async fn poll_once<F: Future + Unpin>(future: &mut F) -> std::task::Poll<F::Output> {
+    std::future::poll_fn(|cx| std::task::Poll::Ready(std::pin::Pin::new(&mut *future).poll(cx)))
+        .await
 }
