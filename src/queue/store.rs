@@ -146,10 +146,12 @@ pub async fn now_ms(db: &impl ConnectionTrait) -> Result<i64, DbErr> {
 
 /// Claims up to `limit` jobs of `kinds`: first running ones whose lease lapsed
 /// (their worker died), then queued ones that are due, oldest first. One
-/// statement, the database's clock read once in it: each of the two sub-selects
+/// statement, the database's clock read once in it: each of the two parts
 /// walks the `(status, run_at_ms)` index in order, so a claim costs the same
 /// with 20 jobs queued or 20,000 (an `OR` of the two made SQLite read every due
-/// job and sort them, on every claim).
+/// job and sort them, on every claim). PostgreSQL reads the two parts through
+/// `jobs_claimable` (see its migration), which keeps that plan when the table's
+/// statistics are stale.
 pub async fn claim(
     db: &impl ConnectionTrait,
     worker: &str,
@@ -161,26 +163,39 @@ pub async fn claim(
         return Ok(Vec::new());
     }
     let backend = db.get_database_backend();
-    let lock = match backend {
-        DatabaseBackend::Postgres => " FOR UPDATE SKIP LOCKED",
-        // SQLite serialises writers: the statement is atomic as it is.
-        _ => "",
-    };
     let kind_params = (4..4 + kinds.len())
         .map(|i| format!("${i}"))
         .collect::<Vec<_>>()
         .join(", ");
+    // The jobs to take (`claimable`), from the parts read before the update (`parts`).
+    let (parts, claimable) = match backend {
+        DatabaseBackend::Postgres => (
+            String::new(),
+            format!(
+                "SELECT id FROM jobs_claimable(ARRAY[{kind_params}]::text[], {limit}, (SELECT now_ms FROM clock)) \
+                 ORDER BY taken_over, run_at_ms LIMIT {limit}"
+            ),
+        ),
+        // SQLite serialises writers: the statement is atomic without row locks.
+        _ => (
+            format!(
+                ", lapsed AS (SELECT id, run_at_ms FROM jobs WHERE status = '{RUNNING}' AND locked_until_ms < (SELECT now_ms FROM clock) \
+                   AND kind IN ({kind_params}) ORDER BY run_at_ms LIMIT {limit}), \
+                 due AS (SELECT id, run_at_ms FROM jobs WHERE status = '{QUEUED}' AND run_at_ms <= (SELECT now_ms FROM clock) \
+                   AND kind IN ({kind_params}) ORDER BY run_at_ms LIMIT {limit})"
+            ),
+            format!(
+                "SELECT id FROM (SELECT id, 0 AS taken_over, run_at_ms FROM lapsed \
+                   UNION ALL SELECT id, 1 AS taken_over, run_at_ms FROM due) AS claimable \
+                 ORDER BY taken_over, run_at_ms LIMIT {limit}"
+            ),
+        ),
+    };
     let sql = format!(
-        "WITH clock AS MATERIALIZED (SELECT {clock} AS now_ms), \
-         lapsed AS (SELECT id, run_at_ms FROM jobs WHERE status = '{RUNNING}' AND locked_until_ms < (SELECT now_ms FROM clock) \
-           AND kind IN ({kind_params}) ORDER BY run_at_ms LIMIT {limit}{lock}), \
-         due AS (SELECT id, run_at_ms FROM jobs WHERE status = '{QUEUED}' AND run_at_ms <= (SELECT now_ms FROM clock) \
-           AND kind IN ({kind_params}) ORDER BY run_at_ms LIMIT {limit}{lock}) \
+        "WITH clock AS MATERIALIZED (SELECT {clock} AS now_ms){parts} \
          UPDATE jobs SET status = '{RUNNING}', attempt = attempt + 1, locked_by = $1, \
            locked_until_ms = (SELECT now_ms FROM clock) + $2, updated_at = $3 \
-         WHERE id IN (SELECT id FROM (SELECT id, 0 AS taken_over, run_at_ms FROM lapsed \
-           UNION ALL SELECT id, 1 AS taken_over, run_at_ms FROM due) AS claimable \
-           ORDER BY taken_over, run_at_ms LIMIT {limit}) \
+         WHERE id IN ({claimable}) \
          RETURNING *",
         clock = clock(backend),
     );
