@@ -13,6 +13,8 @@ pub struct Model {
     #[sea_orm(unique)]
     pub token_hash: String,
     pub enrolled_at: DateTimeUtc,
+    /// When the agent last checked in (written once a second for those that did).
+    pub last_check_in_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

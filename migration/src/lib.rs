@@ -23,6 +23,7 @@ mod m20261206_000018_add_source_quotas;
 mod m20261206_000019_add_provisioning_profile;
 mod m20261206_000020_precheck_chunks_lz4;
 mod m20261206_000021_jobs_claimable;
+mod m20261206_000022_check_ins_on_agents;
 
 pub struct Migrator;
 
@@ -51,6 +52,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000019_add_provisioning_profile::Migration),
             Box::new(m20261206_000020_precheck_chunks_lz4::Migration),
             Box::new(m20261206_000021_jobs_claimable::Migration),
+            Box::new(m20261206_000022_check_ins_on_agents::Migration),
         ]
     }
 }

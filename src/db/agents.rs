@@ -7,7 +7,8 @@ use entity::agent::{self, Entity as Agents};
 use entity::workspace::{Column as WorkspaceColumn, Entity as Workspaces};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
-    ActiveValue::Set, ConnectionTrait, DbErr, EntityTrait, FromQueryResult, QuerySelect,
+    ActiveValue::NotSet, ActiveValue::Set, ConnectionTrait, DbErr, EntityTrait, FromQueryResult,
+    QuerySelect,
 };
 use uuid::Uuid;
 
@@ -70,6 +71,8 @@ pub async fn enroll(
         machine_id: Set(machine_id.to_string()),
         token_hash: Set(token_hash.to_string()),
         enrolled_at: Set(Utc::now()),
+        // A re-enrolled agent keeps its last check-in.
+        last_check_in_at: NotSet,
     })
     .on_conflict(
         OnConflict::columns([agent::Column::WorkspaceId, agent::Column::MachineId])
@@ -135,10 +138,15 @@ pub struct MachineRow {
 }
 
 const MACHINE_COLUMNS: &str = "SELECT m.workspace_id, w.tenant_id, w.target_url, m.source_id, m.parent_source_id, m.data, m.readiness, m.migration_state, m.migration_phase, m.last_report_seq, \
-     m.error_code, m.error_message, m.state_changed_at, m.last_check_in_at, m.reported_client_version, m.not_seen_at, a.plans, \
+     m.error_code, m.error_message, m.state_changed_at, g.last_check_in_at, m.reported_client_version, m.not_seen_at, a.plans, \
      a.target_user_id, a.target_tenant_id, a.registration_token, a.registration_expires_at, a.registration_token_id \
      FROM source_machines m JOIN workspaces w ON w.id = m.workspace_id \
      LEFT JOIN machine_assignments a ON a.workspace_id = m.workspace_id AND a.machine_id = m.source_id";
+
+/// [`MACHINE_COLUMNS`]' join of the machine's agent (its last check-in), for a
+/// machine that may have none.
+const ANY_AGENT: &str =
+    "LEFT JOIN agents g ON g.workspace_id = m.workspace_id AND g.machine_id = m.source_id";
 
 /// The columns of [`MACHINE_COLUMNS`] as stored.
 #[derive(FromQueryResult)]
@@ -235,7 +243,8 @@ pub async fn machine(
     workspace_id: Uuid,
     machine_id: &str,
 ) -> Result<Option<MachineRow>, DbErr> {
-    let sql = format!("{MACHINE_COLUMNS} WHERE m.workspace_id = $1 AND m.source_id = $2");
+    let sql =
+        format!("{MACHINE_COLUMNS} {ANY_AGENT} WHERE m.workspace_id = $1 AND m.source_id = $2");
     let rows = query(db, &sql, vec![workspace_id.into(), machine_id.into()]).await?;
     rows.into_iter().next().map(parse).transpose()
 }
@@ -248,7 +257,7 @@ pub async fn machines(
     after: Option<&str>,
     limit: u64,
 ) -> Result<Vec<MachineRow>, DbErr> {
-    let mut sql = format!("{MACHINE_COLUMNS} WHERE m.workspace_id = $1");
+    let mut sql = format!("{MACHINE_COLUMNS} {ANY_AGENT} WHERE m.workspace_id = $1");
     let mut values: Vec<sea_orm::Value> = vec![workspace_id.into()];
     if let Some(state) = state {
         values.push(state.as_str().into());
@@ -314,6 +323,10 @@ pub async fn transition(
     Ok(result.rows_affected() > 0)
 }
 
+/// The last check-in of the agent of the `source_machines` row at hand.
+const LAST_CHECK_IN: &str = "SELECT g.last_check_in_at FROM agents g \
+     WHERE g.workspace_id = source_machines.workspace_id AND g.machine_id = source_machines.source_id";
+
 /// A pending or migrating machine just flagged as not seen.
 #[derive(Clone, Debug)]
 pub struct NotSeen {
@@ -334,10 +347,12 @@ pub async fn flag_not_seen(
     now: DateTime<Utc>,
     cutoff: DateTime<Utc>,
 ) -> Result<Vec<NotSeen>, DbErr> {
-    let sql = "UPDATE source_machines SET not_seen_at = $1 \
-               WHERE migration_state IN ('pending', 'migrating') AND not_seen_at IS NULL AND COALESCE(last_check_in_at, state_changed_at) < $2 \
-               RETURNING workspace_id, source_id, migration_state, last_check_in_at, state_changed_at";
-    let rows = query(db, sql, vec![now.into(), cutoff.into()]).await?;
+    let sql = format!(
+        "UPDATE source_machines SET not_seen_at = $1 \
+         WHERE migration_state IN ('pending', 'migrating') AND not_seen_at IS NULL AND COALESCE(({LAST_CHECK_IN}), state_changed_at) < $2 \
+         RETURNING workspace_id, source_id, migration_state, ({LAST_CHECK_IN}) AS last_check_in_at, state_changed_at"
+    );
+    let rows = query(db, &sql, vec![now.into(), cutoff.into()]).await?;
     rows.into_iter()
         .map(|row| {
             Ok(NotSeen {

@@ -46,7 +46,7 @@ impl CheckIns {
             for batch in machines.chunks(500) {
                 let machines = || batch.iter().map(|m| sea_orm::Value::from(m.as_str()));
                 let sql = format!(
-                    "UPDATE source_machines SET last_check_in_at = $1 WHERE workspace_id = $2 AND source_id IN ({})",
+                    "UPDATE agents SET last_check_in_at = $1 WHERE workspace_id = $2 AND machine_id IN ({})",
                     placeholders(3, batch.len())
                 );
                 let mut values: Vec<sea_orm::Value> = vec![now.into(), workspace_id.into()];
