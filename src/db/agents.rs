@@ -7,8 +7,8 @@ use entity::agent::{self, Entity as Agents};
 use entity::workspace::{Column as WorkspaceColumn, Entity as Workspaces};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
-    ActiveValue::NotSet, ActiveValue::Set, ConnectionTrait, DbErr, EntityTrait, FromQueryResult,
-    QuerySelect,
+    ActiveValue::NotSet, ActiveValue::Set, ConnectionTrait, DatabaseBackend, DbErr, EntityTrait,
+    FromQueryResult, QuerySelect,
 };
 use uuid::Uuid;
 
@@ -218,16 +218,29 @@ pub async fn machines_of_tokens(
     if token_hashes.is_empty() {
         return Ok(Vec::new());
     }
-    let placeholders = (1..=token_hashes.len())
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ");
+    // PostgreSQL: one statement whatever the number of tokens (the digests, hex, joined
+    // by commas), so that each connection plans it once, not once per number of tokens.
+    let (matching, values) = match db.get_database_backend() {
+        DatabaseBackend::Postgres => (
+            "= ANY (string_to_array($1, ','))".to_string(),
+            vec![token_hashes.join(",").into()],
+        ),
+        _ => (
+            format!(
+                "IN ({})",
+                (1..=token_hashes.len())
+                    .map(|i| format!("${i}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            token_hashes.iter().map(|h| (*h).into()).collect(),
+        ),
+    };
     // The machine's columns with the token's digest in front.
     let columns = MACHINE_COLUMNS.replacen("SELECT ", "SELECT g.token_hash, ", 1);
     let sql = format!(
-        "{columns} JOIN agents g ON g.workspace_id = m.workspace_id AND g.machine_id = m.source_id WHERE g.token_hash IN ({placeholders})"
+        "{columns} JOIN agents g ON g.workspace_id = m.workspace_id AND g.machine_id = m.source_id WHERE g.token_hash {matching}"
     );
-    let values = token_hashes.iter().map(|h| (*h).into()).collect();
     query(db, &sql, values)
         .await?
         .into_iter()
