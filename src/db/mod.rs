@@ -244,9 +244,74 @@ pub async fn query(
         .await
 }
 
+/// PostgreSQL: `COPY table (columns) FROM STDIN` with `rows`, each a list of
+/// fields (`None` is NULL), in COPY's text format. Many times faster than
+/// bound INSERTs: no parameters to bind, nothing to parse per row.
+pub async fn copy_in(
+    db: &DatabaseConnection,
+    statement: &str,
+    rows: impl IntoIterator<Item = Vec<Option<String>>>,
+) -> Result<u64, DbErr> {
+    use sea_orm::sqlx::postgres::PgPoolCopyExt;
+    let mut text = String::new();
+    for row in rows {
+        for (i, field) in row.iter().enumerate() {
+            if i > 0 {
+                text.push('\t');
+            }
+            copy_field(&mut text, field.as_deref());
+        }
+        text.push('\n');
+    }
+    let sqlx = |e: sea_orm::sqlx::Error| DbErr::Exec(sea_orm::RuntimeErr::SqlxError(e.into()));
+    let mut copy = db
+        .get_postgres_connection_pool()
+        .copy_in_raw(statement)
+        .await
+        .map_err(sqlx)?;
+    if let Err(e) = copy.send(text.as_bytes()).await {
+        // A COPY left open spoils its connection for the next user.
+        let _ = copy.abort("sending failed").await;
+        return Err(sqlx(e));
+    }
+    copy.finish().await.map_err(sqlx)
+}
+
+/// A field of COPY's text format: `\N` for NULL, the four characters that
+/// delimit fields and rows escaped. (U+0000 cannot be sent; callers keep it out.)
+fn copy_field(out: &mut String, value: Option<&str>) {
+    let Some(value) = value else {
+        out.push_str("\\N");
+        return;
+    };
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\t' => out.push_str("\\t"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            c => out.push(c),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn copy_fields_escape_what_delimits_and_mark_null() {
+        let field = |v: Option<&str>| {
+            let mut out = String::new();
+            copy_field(&mut out, v);
+            out
+        };
+        assert_eq!(field(None), "\\N");
+        assert_eq!(field(Some("")), "");
+        assert_eq!(field(Some("\\N")), "\\\\N");
+        assert_eq!(field(Some("a\tb\nc\rd\\e")), "a\\tb\\nc\\rd\\\\e");
+        assert_eq!(field(Some("{\"x\":\"\\u0000 é\"}")), "{\"x\":\"\\\\u0000 é\"}");
+    }
 
     #[test]
     fn sqlite_gets_bare_placeholders_only_when_they_run_in_order() {

@@ -313,7 +313,10 @@ fn search_text<'a>(values: impl IntoIterator<Item = Option<&'a String>>) -> Opti
 
 const STAGE_COLUMNS: usize = 10;
 
-/// Pages through one kind, writing each page to the staging area.
+const STAGE_INTO: &str = "sync_staging (job_id, kind, source_id, parent_source_id, data, group_source_id, search, size_bytes, readiness, storage_quota_bytes)";
+
+/// Pages through one kind, writing each page to the staging area while the
+/// next one is fetched.
 async fn stage<T, F, Fut>(
     db: &DatabaseConnection,
     job: Uuid,
@@ -327,67 +330,126 @@ where
     Fut: Future<Output = Result<SourcePage<T>, ConnectorError>>,
 {
     let mut cursor: Option<String> = None;
+    let mut page = fetch(None).await.map_err(remote)?;
     let mut seen = 0u64;
     loop {
-        let page = fetch(cursor.clone()).await.map_err(remote)?;
-        for chunk in page.items.chunks(STAGE_BATCH) {
-            let mut values = Vec::with_capacity(chunk.len() * STAGE_COLUMNS);
-            let mut rows = Vec::with_capacity(chunk.len());
-            for (i, item) in chunk.iter().enumerate() {
-                let staged = row(item);
-                // Text with U+0000 is kept (escaped in `data`, left out of `search`), but no
-                // database key can hold it: PostgreSQL refuses it, SQLite cuts comparisons at it.
-                if let Some(id) = [
-                    Some(&staged.id),
-                    staged.parent.as_ref(),
-                    staged.group.as_ref(),
-                ]
-                .into_iter()
-                .flatten()
-                .find(|id| id.contains('\0'))
-                {
-                    return Err(JobError::Fatal(format!(
-                        "the BackupAgent server sent a {} whose id or parent id {:?} holds U+0000, which cannot be stored: correct it there and sync again",
-                        kind.name().trim_end_matches('s'),
-                        id
-                    )));
-                }
-                let data = serde_json::to_string(item)
-                    .map_err(|e| JobError::Fatal(format!("encoding: {e}")))?;
-                let marks: Vec<String> = (1..=STAGE_COLUMNS)
-                    .map(|n| format!("${}", i * STAGE_COLUMNS + n))
-                    .collect();
-                rows.push(format!("({})", marks.join(", ")));
-                values.extend([
-                    job.into(),
-                    kind.name().into(),
-                    staged.id.into(),
-                    staged.parent.into(),
-                    data.into(),
-                    staged.group.into(),
-                    staged.search.into(),
-                    staged.size.into(),
-                    staged.readiness.map(str::to_string).into(),
-                    staged.quota.into(),
-                ]);
-            }
-            let sql = format!(
-                "INSERT INTO sync_staging (job_id, kind, source_id, parent_source_id, data, group_source_id, search, size_bytes, readiness, storage_quota_bytes) VALUES {}",
-                rows.join(", ")
-            );
-            execute(db, &sql, values).await.map_err(database)?;
+        let mut rows = Vec::with_capacity(page.items.len());
+        for item in &page.items {
+            rows.push(staged_row(kind, item, &mut row)?);
         }
-        seen += page.items.len() as u64;
-        match page.next_cursor {
+        seen += rows.len() as u64;
+        let next = match page.next_cursor.take() {
             Some(next) if cursor.as_deref() == Some(next.as_str()) => {
                 return Err(JobError::Fatal(
                     "the BackupAgent server handed back the same page cursor twice".into(),
                 ));
             }
-            Some(next) => cursor = Some(next),
+            next => next,
+        };
+        let fetch_next = async {
+            match &next {
+                Some(c) => Some(fetch(Some(c.clone())).await),
+                None => None,
+            }
+        };
+        let (written, fetched) = tokio::join!(write_staged(db, job, kind, rows), fetch_next);
+        written?;
+        match fetched {
+            Some(fetched) => page = fetched.map_err(remote)?,
             None => return Ok(seen),
         }
+        cursor = next;
     }
+}
+
+/// One staged row as its columns, `data` the object as the source sent it.
+fn staged_row<T: Serialize>(
+    kind: Kind,
+    item: &T,
+    row: &mut impl FnMut(&T) -> Staged,
+) -> Result<(Staged, String), JobError> {
+    let staged = row(item);
+    // Text with U+0000 is kept (escaped in `data`, left out of `search`), but no
+    // database key can hold it: PostgreSQL refuses it, SQLite cuts comparisons at it.
+    if let Some(id) = [
+        Some(&staged.id),
+        staged.parent.as_ref(),
+        staged.group.as_ref(),
+    ]
+    .into_iter()
+    .flatten()
+    .find(|id| id.contains('\0'))
+    {
+        return Err(JobError::Fatal(format!(
+            "the BackupAgent server sent a {} whose id or parent id {:?} holds U+0000, which cannot be stored: correct it there and sync again",
+            kind.name().trim_end_matches('s'),
+            id
+        )));
+    }
+    let data =
+        serde_json::to_string(item).map_err(|e| JobError::Fatal(format!("encoding: {e}")))?;
+    Ok((staged, data))
+}
+
+/// Writes a page's rows to the staging area: COPY on PostgreSQL, multi-row
+/// INSERTs of `STAGE_BATCH` rows on SQLite.
+async fn write_staged(
+    db: &DatabaseConnection,
+    job: Uuid,
+    kind: Kind,
+    rows: Vec<(Staged, String)>,
+) -> Result<(), JobError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    if db.get_database_backend() == sea_orm::DatabaseBackend::Postgres {
+        let job = job.to_string();
+        let fields = rows.into_iter().map(|(s, data)| {
+            vec![
+                Some(job.clone()),
+                Some(kind.name().to_string()),
+                Some(s.id),
+                s.parent,
+                Some(data),
+                s.group,
+                s.search,
+                Some(s.size.to_string()),
+                s.readiness.map(str::to_string),
+                s.quota.map(|q| q.to_string()),
+            ]
+        });
+        return crate::db::copy_in(db, &format!("COPY {STAGE_INTO} FROM STDIN"), fields)
+            .await
+            .map(drop)
+            .map_err(database);
+    }
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<(Staged, String)> = rows.by_ref().take(STAGE_BATCH).collect();
+        let mut values = Vec::with_capacity(chunk.len() * STAGE_COLUMNS);
+        let mut marks = Vec::with_capacity(chunk.len());
+        for (i, (staged, data)) in chunk.into_iter().enumerate() {
+            let row: Vec<String> = (1..=STAGE_COLUMNS)
+                .map(|n| format!("${}", i * STAGE_COLUMNS + n))
+                .collect();
+            marks.push(format!("({})", row.join(", ")));
+            values.extend([
+                job.into(),
+                kind.name().into(),
+                staged.id.into(),
+                staged.parent.into(),
+                data.into(),
+                staged.group.into(),
+                staged.search.into(),
+                staged.size.into(),
+                staged.readiness.map(str::to_string).into(),
+                staged.quota.into(),
+            ]);
+        }
+        let sql = format!("INSERT INTO {STAGE_INTO} VALUES {}", marks.join(", "));
+        execute(db, &sql, values).await.map_err(database)?;
+    }
+    Ok(())
 }
 
 /// The snapshot takes the staged install base, in one transaction.
@@ -492,7 +554,29 @@ async fn apply(
         .await
         .map_err(database)?;
     txn.commit().await.map_err(database)?;
+    refresh_statistics(db).await;
     Ok(Value::Object(result))
+}
+
+/// PostgreSQL: the apply rewrote the workspace's rows, so the planner's statistics
+/// and the visibility map (which lets a rollup read its indexes alone) are behind
+/// until autovacuum comes by; without them a rollup was seen to scan every
+/// machine, or to fetch every row its index named. VACUUM's work is bounded by
+/// the pages the apply touched, ANALYZE's by its sample. Plans are read by
+/// index scans that fetch their rows anyway: statistics only. A failure here
+/// leaves the sync done; autovacuum catches up later.
+async fn refresh_statistics(db: &DatabaseConnection) {
+    if db.get_database_backend() != sea_orm::DatabaseBackend::Postgres {
+        return;
+    }
+    for sql in [
+        "VACUUM (ANALYZE) source_groups, source_users, source_machines",
+        "ANALYZE source_plans",
+    ] {
+        if let Err(error) = execute(db, sql, vec![]).await {
+            tracing::warn!(%error, sql, "refreshing the snapshot's statistics failed");
+        }
+    }
 }
 
 async fn count(
