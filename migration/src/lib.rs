@@ -22,7 +22,7 @@ mod m20261201_000017_add_registration_claims;
 mod m20261206_000018_add_source_quotas;
 mod m20261206_000019_add_provisioning_profile;
 mod m20261206_000020_precheck_chunks_lz4;
-mod m20261206_000020_index_snapshot_reads;
+mod m20261206_000021_index_snapshot_reads;
 
 pub struct Migrator;
 
@@ -50,7 +50,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000018_add_source_quotas::Migration),
             Box::new(m20261206_000019_add_provisioning_profile::Migration),
             Box::new(m20261206_000020_precheck_chunks_lz4::Migration),
-            Box::new(m20261206_000020_index_snapshot_reads::Migration),
+            Box::new(m20261206_000021_index_snapshot_reads::Migration),
         ]
     }
 }
