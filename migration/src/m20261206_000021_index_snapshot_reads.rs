@@ -21,6 +21,13 @@ pub struct Migration;
 /// space, which a retry fills again, so writing it to the WAL buys nothing.
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
+    /// One transaction on SQLite too: run statement by statement on the pool, a
+    /// `DROP INDEX` on one connection was seen not to be there for the `CREATE INDEX`
+    /// of the same name on the next; and a failure leaves nothing half done.
+    fn use_transaction(&self) -> Option<bool> {
+        Some(true)
+    }
+
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         for (name, table) in [
             ("source_groups_group_idx", Snapshot::SourceGroups),
