@@ -310,7 +310,10 @@ mod tests {
         assert_eq!(field(Some("")), "");
         assert_eq!(field(Some("\\N")), "\\\\N");
         assert_eq!(field(Some("a\tb\nc\rd\\e")), "a\\tb\\nc\\rd\\\\e");
-        assert_eq!(field(Some("{\"x\":\"\\u0000 é\"}")), "{\"x\":\"\\\\u0000 é\"}");
+        assert_eq!(
+            field(Some("{\"x\":\"\\u0000 é\"}")),
+            "{\"x\":\"\\\\u0000 é\"}"
+        );
     }
 
     #[test]
@@ -343,6 +346,7 @@ pub mod prechecks;
 pub mod registration;
 pub mod scoped;
 pub mod snapshot;
+pub mod snapshot_tree;
 pub mod subscriptions;
 pub mod webhooks;
 pub mod workspaces;

@@ -61,10 +61,6 @@ impl Kind {
     fn rank(self) -> i32 {
         self as i32
     }
-
-    fn parse(text: &str) -> Option<Kind> {
-        Kind::ALL.into_iter().find(|k| k.as_str() == text)
-    }
 }
 
 /// A position in a listing ordered by kind, then search text (lowercase name
@@ -172,75 +168,115 @@ pub async fn rollups(
     workspace: Uuid,
     groups: &[String],
 ) -> Result<HashMap<String, Rollup>, DbErr> {
+    if groups.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let sql = format!(
+        "SELECT source_id, tree_lo, tree_hi FROM source_groups WHERE workspace_id = $1 AND source_id IN ({})",
+        marks(2, groups.len())
+    );
+    let mut values: Vec<Value> = vec![workspace.into()];
+    values.extend(groups.iter().map(|g| Value::from(g.clone())));
     let mut out = HashMap::new();
-    for group in groups {
-        if let Some(rollup) = rollup(db, workspace, group).await? {
-            out.insert(group.clone(), rollup);
-        }
+    for r in query(db, &sql, values).await? {
+        let group: String = r.try_get("", "source_id")?;
+        let lo: Option<i64> = r.try_get("", "tree_lo")?;
+        let hi: Option<i64> = r.try_get("", "tree_hi")?;
+        let rollup = match lo.zip(hi) {
+            Some((lo, hi)) => rollup(db, Subtree::Span(workspace, lo, hi)).await?,
+            None => rollup(db, Subtree::Walk(workspace, &group)).await?,
+        };
+        out.insert(group, rollup);
     }
     Ok(out)
 }
 
-/// One subtree's rollup, in one row: the walk down the group tree carries each
-/// group's removal; users and machines are summed from their indexes alone
-/// (`source_users_parent_idx`, `source_machines_group_idx` hold what is summed).
-///
-/// One subtree at a time and one row, with a count per readiness and state
+/// Where a subtree's groups, users and machines are found.
+enum Subtree<'a> {
+    /// Their positions, from the group's number to its subtree's last
+    /// (`snapshot_tree`): three range scans of the `*_tree_idx` indexes, which
+    /// hold what is summed.
+    Span(Uuid, i64, i64),
+    /// A walk down the group tree from the group, and each group's users and
+    /// machines by index: a snapshot not synced since positions came.
+    Walk(Uuid, &'a str),
+}
+
+/// One subtree's rollup, in one row, with a count per readiness and state
 /// (`FILTER`) rather than `GROUP BY`: SQLite groups by sorting, and sorting the
-/// 150,000 machines of `large` doubled the root's rollup. `CROSS JOIN` makes
-/// SQLite walk the subtree first and look up each group's users and machines by
-/// index (PostgreSQL plans it as the inner join it is); left to itself SQLite
-/// was seen to take the walk's groups as the outer loop and scan them all per step.
-async fn rollup(
-    db: &impl ConnectionTrait,
-    workspace: Uuid,
-    group: &str,
-) -> Result<Option<Rollup>, DbErr> {
-    let removed = |alias: &str| format!("SUM(CASE WHEN {alias}.removed_at IS NULL THEN 0 ELSE 1 END)");
+/// 150,000 machines of `large` doubled the root's rollup.
+async fn rollup(db: &impl ConnectionTrait, subtree: Subtree<'_>) -> Result<Rollup, DbErr> {
+    let removed =
+        |alias: &str| format!("SUM(CASE WHEN {alias}.removed_at IS NULL THEN 0 ELSE 1 END)");
     // Our own names, never input: safe to write into the statement.
-    let by_readiness: Vec<String> = Readiness::ALL
+    let by_readiness: String = Readiness::ALL
         .iter()
         .enumerate()
-        .map(|(i, r)| format!(", COUNT(*) FILTER (WHERE m.readiness = '{}') AS r{i}", r.as_str()))
+        .map(|(i, r)| {
+            format!(
+                ", COUNT(*) FILTER (WHERE m.readiness = '{}') AS r{i}",
+                r.as_str()
+            )
+        })
         .collect();
-    let by_state: Vec<String> = MachineState::ALL
+    let by_state: String = MachineState::ALL
         .iter()
         .enumerate()
-        .map(|(i, s)| format!(", COUNT(*) FILTER (WHERE m.migration_state = '{}') AS s{i}", s.as_str()))
+        .map(|(i, s)| {
+            format!(
+                ", COUNT(*) FILTER (WHERE m.migration_state = '{}') AS s{i}",
+                s.as_str()
+            )
+        })
+        .collect();
+    let (with, groups, users, machines, values) = match subtree {
+        Subtree::Span(workspace, lo, hi) => (
+            String::new(),
+            "source_groups g WHERE g.workspace_id = $1 AND g.tree_lo BETWEEN $2 AND $3",
+            "source_users u WHERE u.workspace_id = $1 AND u.tree_pos BETWEEN $2 AND $3",
+            "source_machines m WHERE m.workspace_id = $1 AND m.tree_pos BETWEEN $2 AND $3",
+            vec![workspace.into(), lo.into(), hi.into()],
+        ),
+        // `CROSS JOIN` makes SQLite walk the subtree first and look up each group's
+        // users and machines by index (PostgreSQL plans it as the inner join it is);
+        // left to itself SQLite was seen to take the walk's groups as the outer loop
+        // and scan them all per step.
+        Subtree::Walk(workspace, group) => (
+            "WITH RECURSIVE sub(id) AS ( \
+               SELECT source_id FROM source_groups WHERE workspace_id = $1 AND source_id = $2 \
+               UNION ALL \
+               SELECT g.source_id FROM sub CROSS JOIN source_groups g WHERE g.workspace_id = $1 AND g.parent_source_id = sub.id \
+             ) "
+            .to_string(),
+            "sub CROSS JOIN source_groups g WHERE g.workspace_id = $1 AND g.source_id = sub.id",
+            "sub CROSS JOIN source_users u WHERE u.workspace_id = $1 AND u.parent_source_id = sub.id",
+            "sub CROSS JOIN source_machines m WHERE m.workspace_id = $1 AND m.group_source_id = sub.id",
+            vec![workspace.into(), group.into()],
+        ),
+    };
+    let counts: String = (0..Readiness::ALL.len())
+        .map(|i| format!(", CAST(m_sum.r{i} AS BIGINT) AS r{i}"))
+        .chain(
+            (0..MachineState::ALL.len()).map(|i| format!(", CAST(m_sum.s{i} AS BIGINT) AS s{i}")),
+        )
         .collect();
     let sql = format!(
-        "WITH RECURSIVE sub(id, removed) AS ( \
-           SELECT source_id, CASE WHEN removed_at IS NULL THEN 0 ELSE 1 END FROM source_groups WHERE workspace_id = $1 AND source_id = $2 \
-           UNION ALL \
-           SELECT g.source_id, CASE WHEN g.removed_at IS NULL THEN 0 ELSE 1 END FROM sub CROSS JOIN source_groups g WHERE g.workspace_id = $1 AND g.parent_source_id = sub.id \
-         ), \
-         g_sum AS (SELECT COUNT(*) AS n, SUM(removed) AS removed FROM sub), \
-         u_sum AS (SELECT COUNT(*) AS n, {users_removed} AS removed FROM sub CROSS JOIN source_users u WHERE u.workspace_id = $1 AND u.parent_source_id = sub.id), \
-         m_sum AS (SELECT COUNT(*) AS n, SUM(m.size_bytes) AS size, {machines_removed} AS removed{readiness}{states} \
-           FROM sub CROSS JOIN source_machines m WHERE m.workspace_id = $1 AND m.group_source_id = sub.id) \
-         SELECT CAST(g_sum.n AS BIGINT) AS groups, CAST(g_sum.removed AS BIGINT) AS groups_removed, \
+        "{with}SELECT CAST(g_sum.n AS BIGINT) AS groups, CAST(g_sum.removed AS BIGINT) AS groups_removed, \
                 CAST(u_sum.n AS BIGINT) AS users, CAST(u_sum.removed AS BIGINT) AS users_removed, \
                 CAST(m_sum.n AS BIGINT) AS machines, CAST(m_sum.size AS BIGINT) AS size, CAST(m_sum.removed AS BIGINT) AS machines_removed{counts} \
-         FROM g_sum CROSS JOIN u_sum CROSS JOIN m_sum",
+         FROM (SELECT COUNT(*) AS n, {groups_removed} AS removed FROM {groups}) g_sum \
+         CROSS JOIN (SELECT COUNT(*) AS n, {users_removed} AS removed FROM {users}) u_sum \
+         CROSS JOIN (SELECT COUNT(*) AS n, SUM(m.size_bytes) AS size, {machines_removed} AS removed{by_readiness}{by_state} FROM {machines}) m_sum",
+        groups_removed = removed("g"),
         users_removed = removed("u"),
         machines_removed = removed("m"),
-        readiness = by_readiness.concat(),
-        states = by_state.concat(),
-        counts = (0..Readiness::ALL.len())
-            .map(|i| format!(", CAST(m_sum.r{i} AS BIGINT) AS r{i}"))
-            .chain((0..MachineState::ALL.len()).map(|i| format!(", CAST(m_sum.s{i} AS BIGINT) AS s{i}")))
-            .collect::<String>(),
     );
-    let rows = query(db, &sql, vec![workspace.into(), group.into()]).await?;
-    let Some(r) = rows.first() else {
-        return Ok(None);
-    };
-    let groups = count(r, "groups")?;
-    if groups == 0 {
-        return Ok(None);
-    }
+    let rows = query(db, &sql, values).await?;
+    let r = rows
+        .first()
+        .ok_or_else(|| DbErr::RecordNotFound("rollup".into()))?;
     let mut rollup = Rollup::empty();
-    rollup.groups = groups - 1;
+    rollup.groups = count(r, "groups")?.saturating_sub(1);
     rollup.users = count(r, "users")?;
     rollup.machines = count(r, "machines")?;
     rollup.data_size_bytes = count(r, "size")?;
@@ -256,7 +292,7 @@ async fn rollup(
             .machines_by_state
             .insert(state, count(r, &format!("s{i}"))?);
     }
-    Ok(Some(rollup))
+    Ok(rollup)
 }
 
 /// The root group: the one without a parent.
@@ -381,29 +417,29 @@ pub async fn children(
 ) -> Result<Vec<Child>, DbErr> {
     let mut branches = Vec::new();
     if kinds.contains(&Kind::Group) {
-        branches.push(format!(
+        branches.push((Kind::Group, format!(
             "SELECT {rank} AS rank, 'group' AS kind, source_id, COALESCE(search, '') AS search, \
                (SELECT COUNT(*) FROM source_groups x WHERE x.workspace_id = $1 AND x.parent_source_id = g.source_id) AS subgroups, \
                (SELECT COUNT(*) FROM source_users x WHERE x.workspace_id = $1 AND x.parent_source_id = g.source_id) AS users, \
                CAST(0 AS BIGINT) AS machines \
              FROM source_groups g WHERE g.workspace_id = $1 AND g.parent_source_id = $2",
             rank = Kind::Group.rank()
-        ));
+        )));
     }
     if kinds.contains(&Kind::User) {
-        branches.push(format!(
+        branches.push((Kind::User, format!(
             "SELECT {rank} AS rank, 'user' AS kind, source_id, COALESCE(search, '') AS search, CAST(0 AS BIGINT) AS subgroups, \
                CAST(0 AS BIGINT) AS users, \
                (SELECT COUNT(*) FROM source_machines x WHERE x.workspace_id = $1 AND x.parent_source_id = u.source_id) AS machines \
              FROM source_users u WHERE u.workspace_id = $1 AND u.parent_source_id = $2",
             rank = Kind::User.rank()
-        ));
+        )));
     }
     if branches.is_empty() {
         return Ok(Vec::new());
     }
-    let mut values: Vec<Value> = vec![workspace.into(), group.into()];
-    let keys = page(db, &branches, after, limit, &mut values).await?;
+    let values: Vec<Value> = vec![workspace.into(), group.into()];
+    let keys = page(db, branches, after, limit, values).await?;
     let mut counts = HashMap::new();
     for r in &keys.rows {
         counts.insert(
@@ -444,23 +480,21 @@ pub async fn search(
     limit: u64,
 ) -> Result<Vec<Row>, DbErr> {
     let escaped = super::like_literal(&text.to_lowercase());
-    let branches: Vec<String> = kinds
+    let branches: Vec<(Kind, String)> = kinds
         .iter()
         .map(|k| {
-            format!(
+            let sql = format!(
                 "SELECT {rank} AS rank, '{kind}' AS kind, source_id, search FROM {table} \
                  WHERE workspace_id = $1 AND search LIKE $2 ESCAPE '\\'",
                 rank = k.rank(),
                 kind = k.as_str(),
                 table = k.table()
-            )
+            );
+            (*k, sql)
         })
         .collect();
-    if branches.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut values: Vec<Value> = vec![workspace.into(), format!("%{escaped}%").into()];
-    page(db, &branches, after, limit, &mut values)
+    let values: Vec<Value> = vec![workspace.into(), format!("%{escaped}%").into()];
+    page(db, branches, after, limit, values)
         .await?
         .fetch(db, workspace)
         .await
@@ -499,45 +533,52 @@ impl Keys {
     }
 }
 
-/// Orders the union of `branches` (each selecting `rank, kind, source_id, search`
-/// first) by (rank, search, id) and takes `limit` rows after `after`.
+/// The page of `limit` rows after `after` in the listing that `branches` make
+/// (each selecting `rank, kind, source_id, search` first), ordered by (rank,
+/// search, id): one kind at a time, each read in (search, id) order from where
+/// the page stands and only as far as the page needs, so that a search whose
+/// page fills with groups or users scans no machines. `values` are the
+/// branches' parameters.
 async fn page(
     db: &impl ConnectionTrait,
-    branches: &[String],
+    mut branches: Vec<(Kind, String)>,
     after: Option<&Key>,
     limit: u64,
-    values: &mut Vec<Value>,
+    values: Vec<Value>,
 ) -> Result<Keys, DbErr> {
-    let n = values.len();
-    let (rank, search, id) = match after {
-        Some(Key(kind, search, id)) => (kind.rank(), search.clone(), id.clone()),
-        None => (-1, String::new(), String::new()),
-    };
-    values.extend([
-        Value::from(rank),
-        search.into(),
-        id.into(),
-        Value::from(i64::try_from(limit).unwrap_or(i64::MAX)),
-    ]);
-    let sql = format!(
-        "SELECT * FROM ({}) c WHERE c.rank > ${a} OR (c.rank = ${a} AND (c.search > ${b} OR (c.search = ${b} AND c.source_id > ${c}))) \
-         ORDER BY c.rank, c.search, c.source_id LIMIT ${d}",
-        branches.join(" UNION ALL "),
-        a = n + 1,
-        b = n + 2,
-        c = n + 3,
-        d = n + 4
-    );
+    branches.sort_by_key(|(kind, _)| kind.rank());
     let mut rows = Vec::new();
-    for result in query(db, &sql, std::mem::take(values)).await? {
-        let kind: String = result.try_get("", "kind")?;
-        let kind =
-            Kind::parse(&kind).ok_or_else(|| DbErr::Custom(format!("unknown kind {kind}")))?;
-        rows.push(Keyed {
-            kind,
-            id: result.try_get("", "source_id")?,
-            result,
-        });
+    for (kind, branch) in branches {
+        let left = limit.saturating_sub(rows.len() as u64);
+        if left == 0 {
+            break;
+        }
+        let mut values = values.clone();
+        let n = values.len();
+        let from = match after {
+            Some(Key(at, _, _)) if at.rank() > kind.rank() => continue,
+            Some(Key(at, search, id)) if *at == kind => {
+                values.extend([Value::from(search.clone()), id.clone().into()]);
+                format!(
+                    " WHERE b.search > ${a} OR (b.search = ${a} AND b.source_id > ${b})",
+                    a = n + 1,
+                    b = n + 2
+                )
+            }
+            _ => String::new(),
+        };
+        values.push(Value::from(i64::try_from(left).unwrap_or(i64::MAX)));
+        let sql = format!(
+            "SELECT * FROM ({branch}) b{from} ORDER BY b.search, b.source_id LIMIT ${}",
+            values.len()
+        );
+        for result in query(db, &sql, values).await? {
+            rows.push(Keyed {
+                kind,
+                id: result.try_get("", "source_id")?,
+                result,
+            });
+        }
     }
     Ok(Keys { rows })
 }

@@ -23,7 +23,7 @@ use super::connector as remote;
 use crate::connectors::ConnectorError;
 use crate::connectors::source::{SourceApi, SourcePage};
 use crate::crypto::SecretBox;
-use crate::db::{execute, statement};
+use crate::db::{execute, snapshot_tree, statement};
 use crate::domain::machines::{Clock, MachineFacts, OFFLINE_AFTER_DAYS};
 use crate::domain::support::{Platform, SupportMatrix};
 use crate::queue::{Job, JobError, JobHandler, JobRun, NewJob, database};
@@ -75,6 +75,11 @@ impl Kind {
     /// Groups and users carry a storage quota in a column of their own.
     fn has_quota(self) -> bool {
         matches!(self, Kind::Groups | Kind::Users)
+    }
+
+    /// Users and machines carry their group's position in the tree.
+    fn has_tree_pos(self) -> bool {
+        matches!(self, Kind::Users | Kind::Machines)
     }
 
     fn table(self) -> &'static str {
@@ -472,20 +477,14 @@ async fn apply(
     for kind in Kind::ALL {
         let table = kind.table();
         let args = || -> Vec<DbValue> { vec![workspace.into(), job.into(), kind.name().into()] };
-        let added = count(
+        // Every staged object ends up in the snapshot, not removed: they are its total.
+        let [total, added, changed] = counts(
             &txn,
             &format!(
-                "SELECT COUNT(*) AS n FROM sync_staging s WHERE s.job_id = $2 AND s.kind = $3 \
-             AND NOT EXISTS (SELECT 1 FROM {table} t WHERE t.workspace_id = $1 AND t.source_id = s.source_id)"
-            ),
-            args(),
-        )
-        .await?;
-        let changed = count(
-            &txn,
-            &format!(
-                "SELECT COUNT(*) AS n FROM sync_staging s JOIN {table} t ON t.workspace_id = $1 AND t.source_id = s.source_id \
-             WHERE s.job_id = $2 AND s.kind = $3 AND (t.data <> s.data OR t.removed_at IS NOT NULL)"
+                "SELECT COUNT(*) AS total, COUNT(*) FILTER (WHERE t.source_id IS NULL) AS added, \
+                   COUNT(*) FILTER (WHERE t.data <> s.data OR t.removed_at IS NOT NULL) AS changed \
+                 FROM sync_staging s LEFT JOIN {table} t ON t.workspace_id = $1 AND t.source_id = s.source_id \
+                 WHERE s.job_id = $2 AND s.kind = $3"
             ),
             args(),
         )
@@ -493,41 +492,65 @@ async fn apply(
         let mut upsert_args = args();
         upsert_args.push(now.into());
         // A changed quota is a changed `data` too, so `changed` above counts it.
-        let (quota_column, quota_set) = if kind.has_quota() {
-            (
-                ", storage_quota_bytes",
-                ", storage_quota_bytes = excluded.storage_quota_bytes",
-            )
-        } else {
-            ("", "")
-        };
+        let mut columns = String::new();
+        let mut values = String::new();
+        let mut set = String::new();
+        if kind.has_quota() {
+            columns.push_str(", storage_quota_bytes");
+            values.push_str(", storage_quota_bytes");
+            set.push_str(", storage_quota_bytes = excluded.storage_quota_bytes");
+        }
+        // The groups are numbered by now (below, in the first round).
+        if kind.has_tree_pos() {
+            columns.push_str(", tree_pos");
+            values.push_str(", ");
+            values.push_str(&snapshot_tree::position_of_group(
+                "sync_staging.group_source_id",
+            ));
+            set.push_str(", tree_pos = excluded.tree_pos");
+        }
         execute(&txn, &format!(
-            "INSERT INTO {table} (workspace_id, source_id, parent_source_id, data, group_source_id, search, size_bytes, readiness{quota_column}, migration_state, synced_at) \
-             SELECT $1, source_id, parent_source_id, data, group_source_id, search, size_bytes, readiness{quota_column}, 'idle', $4 FROM sync_staging WHERE job_id = $2 AND kind = $3 \
+            "INSERT INTO {table} (workspace_id, source_id, parent_source_id, data, group_source_id, search, size_bytes, readiness{columns}, migration_state, synced_at) \
+             SELECT $1, source_id, parent_source_id, data, group_source_id, search, size_bytes, readiness{values}, 'idle', $4 FROM sync_staging WHERE job_id = $2 AND kind = $3 \
              ON CONFLICT (workspace_id, source_id) DO UPDATE SET parent_source_id = excluded.parent_source_id, \
              data = excluded.data, group_source_id = excluded.group_source_id, search = excluded.search, \
-             size_bytes = excluded.size_bytes, readiness = excluded.readiness{quota_set}, removed_at = NULL, synced_at = excluded.synced_at"
+             size_bytes = excluded.size_bytes, readiness = excluded.readiness{set}, removed_at = NULL, synced_at = excluded.synced_at"
         ), upsert_args).await.map_err(database)?;
         // Every staged object now carries this sync's time; the others are gone from the
-        // source: forgotten, unless mid-migration (then flagged). (An anti-join against
-        // the staging area instead was seen to take minutes on PostgreSQL.)
+        // source: forgotten, unless mid-migration (then flagged). One scan finds whether
+        // there are any. (An anti-join against the staging area instead was seen to take
+        // minutes on PostgreSQL.)
         let this_sync = || -> Vec<DbValue> { vec![workspace.into(), now.into()] };
-        let removed =
-            count(&txn, &format!("SELECT COUNT(*) AS n FROM {table} WHERE workspace_id = $1 AND removed_at IS NULL AND synced_at <> $2"), this_sync()).await?;
-        execute(&txn, &format!("DELETE FROM {table} WHERE workspace_id = $1 AND migration_state = 'idle' AND synced_at <> $2"), this_sync())
-            .await
-            .map_err(database)?;
-        execute(&txn, &format!("UPDATE {table} SET removed_at = $2 WHERE workspace_id = $1 AND removed_at IS NULL AND synced_at <> $2"), this_sync())
-            .await
-            .map_err(database)?;
-        let total = count(
+        let [stale, removed] = counts(
             &txn,
             &format!(
-                "SELECT COUNT(*) AS n FROM {table} WHERE workspace_id = $1 AND removed_at IS NULL"
+                "SELECT COUNT(*) AS stale, COUNT(*) FILTER (WHERE removed_at IS NULL) AS removed \
+                 FROM {table} WHERE workspace_id = $1 AND synced_at <> $2"
             ),
-            vec![workspace.into()],
+            this_sync(),
         )
         .await?;
+        if stale > 0 {
+            execute(&txn, &format!("DELETE FROM {table} WHERE workspace_id = $1 AND migration_state = 'idle' AND synced_at <> $2"), this_sync())
+                .await
+                .map_err(database)?;
+            execute(&txn, &format!("UPDATE {table} SET removed_at = $2 WHERE workspace_id = $1 AND removed_at IS NULL AND synced_at <> $2"), this_sync())
+                .await
+                .map_err(database)?;
+            if kind.has_tree_pos() {
+                // What is kept follows its group's new number (or leaves the tree with it).
+                let position =
+                    snapshot_tree::position_of_group(&format!("{table}.group_source_id"));
+                execute(&txn, &format!("UPDATE {table} SET tree_pos = {position} WHERE workspace_id = $1 AND synced_at <> $2"), this_sync())
+                    .await
+                    .map_err(database)?;
+            }
+        }
+        if let Kind::Groups = kind {
+            snapshot_tree::renumber(&txn, workspace)
+                .await
+                .map_err(database)?;
+        }
         result.insert(
             kind.name().into(),
             json!({"total": total, "added": added, "changed": changed, "removed": removed}),
@@ -579,17 +602,23 @@ async fn refresh_statistics(db: &DatabaseConnection) {
     }
 }
 
-async fn count(
+/// The columns `N` counts of a one-row query, in the order they are selected.
+async fn counts<const N: usize>(
     db: &impl ConnectionTrait,
     sql: &str,
     values: Vec<DbValue>,
-) -> Result<i64, JobError> {
+) -> Result<[i64; N], JobError> {
     let row = db
         .query_one_raw(statement(db.get_database_backend(), sql, values))
         .await
-        .map_err(database)?;
-    row.map(|r| r.try_get::<i64>("", "n"))
-        .transpose()
-        .map_err(database)
-        .map(Option::unwrap_or_default)
+        .map_err(database)?
+        .ok_or_else(|| JobError::Fatal("a count answered no row".into()))?;
+    let mut out = [0; N];
+    for (i, n) in out.iter_mut().enumerate() {
+        *n = row
+            .try_get_by_index::<Option<i64>>(i)
+            .map_err(database)?
+            .unwrap_or_default();
+    }
+    Ok(out)
 }
