@@ -168,44 +168,65 @@ pub async fn rollups(
     workspace: Uuid,
     groups: &[String],
 ) -> Result<HashMap<String, Rollup>, DbErr> {
-    if groups.is_empty() {
-        return Ok(HashMap::new());
-    }
-    let sql = format!(
-        "SELECT source_id, tree_lo, tree_hi FROM source_groups WHERE workspace_id = $1 AND source_id IN ({})",
-        marks(2, groups.len())
-    );
-    let mut values: Vec<Value> = vec![workspace.into()];
-    values.extend(groups.iter().map(|g| Value::from(g.clone())));
     let mut out = HashMap::new();
-    for r in query(db, &sql, values).await? {
-        let group: String = r.try_get("", "source_id")?;
-        let lo: Option<i64> = r.try_get("", "tree_lo")?;
-        let hi: Option<i64> = r.try_get("", "tree_hi")?;
-        let rollup = match lo.zip(hi) {
-            Some((lo, hi)) => rollup(db, Subtree::Span(workspace, lo, hi)).await?,
-            None => rollup(db, Subtree::Walk(workspace, &group)).await?,
-        };
-        out.insert(group, rollup);
+    for group in groups {
+        if let Some(contents) = contents(db, workspace, group).await? {
+            out.insert(group.clone(), contents.rollup);
+        }
     }
     Ok(out)
 }
 
+/// What a group holds: directly, and in its whole subtree.
+#[derive(Clone, Debug)]
+pub struct Contents {
+    pub subgroups: u64,
+    pub users: u64,
+    pub rollup: Rollup,
+}
+
+/// A group's contents in one statement; `None` when the group is not in the snapshot.
+pub async fn contents(
+    db: &impl ConnectionTrait,
+    workspace: Uuid,
+    group: &str,
+) -> Result<Option<Contents>, DbErr> {
+    let values = || vec![Value::from(workspace), group.into()];
+    let rows = query(db, &contents_sql(Subtree::Span), values()).await?;
+    let Some(r) = rows.first() else {
+        return Ok(None);
+    };
+    if count(r, "found")? == 0 {
+        return Ok(None);
+    }
+    let lo: Option<i64> = r.try_get("", "lo")?;
+    if lo.is_some() {
+        return read_contents(r).map(Some);
+    }
+    let rows = query(db, &contents_sql(Subtree::Walk), values()).await?;
+    rows.first()
+        .ok_or_else(|| DbErr::RecordNotFound("contents".into()))
+        .and_then(read_contents)
+        .map(Some)
+}
+
 /// Where a subtree's groups, users and machines are found.
-enum Subtree<'a> {
+#[derive(Clone, Copy)]
+enum Subtree {
     /// Their positions, from the group's number to its subtree's last
     /// (`snapshot_tree`): three range scans of the `*_tree_idx` indexes, which
     /// hold what is summed.
-    Span(Uuid, i64, i64),
+    Span,
     /// A walk down the group tree from the group, and each group's users and
     /// machines by index: a snapshot not synced since positions came.
-    Walk(Uuid, &'a str),
+    Walk,
 }
 
-/// One subtree's rollup, in one row, with a count per readiness and state
-/// (`FILTER`) rather than `GROUP BY`: SQLite groups by sorting, and sorting the
-/// 150,000 machines of `large` doubled the root's rollup.
-async fn rollup(db: &impl ConnectionTrait, subtree: Subtree<'_>) -> Result<Rollup, DbErr> {
+/// A group's contents in one row (`$1` the workspace, `$2` the group), with a
+/// count per readiness and state (`FILTER`) rather than `GROUP BY`: SQLite
+/// groups by sorting, and sorting the 150,000 machines of `large` doubled the
+/// root's rollup.
+fn contents_sql(subtree: Subtree) -> String {
     let removed =
         |alias: &str| format!("SUM(CASE WHEN {alias}.removed_at IS NULL THEN 0 ELSE 1 END)");
     // Our own names, never input: safe to write into the statement.
@@ -229,29 +250,26 @@ async fn rollup(db: &impl ConnectionTrait, subtree: Subtree<'_>) -> Result<Rollu
             )
         })
         .collect();
-    let (with, groups, users, machines, values) = match subtree {
-        Subtree::Span(workspace, lo, hi) => (
-            String::new(),
-            "source_groups g WHERE g.workspace_id = $1 AND g.tree_lo BETWEEN $2 AND $3",
-            "source_users u WHERE u.workspace_id = $1 AND u.tree_pos BETWEEN $2 AND $3",
-            "source_machines m WHERE m.workspace_id = $1 AND m.tree_pos BETWEEN $2 AND $3",
-            vec![workspace.into(), lo.into(), hi.into()],
+    let (with, groups, users, machines) = match subtree {
+        Subtree::Span => (
+            "WITH span AS (SELECT tree_lo AS lo, tree_hi AS hi FROM source_groups WHERE workspace_id = $1 AND source_id = $2) ",
+            "span CROSS JOIN source_groups g WHERE g.workspace_id = $1 AND g.tree_lo BETWEEN span.lo AND span.hi",
+            "span CROSS JOIN source_users u WHERE u.workspace_id = $1 AND u.tree_pos BETWEEN span.lo AND span.hi",
+            "span CROSS JOIN source_machines m WHERE m.workspace_id = $1 AND m.tree_pos BETWEEN span.lo AND span.hi",
         ),
         // `CROSS JOIN` makes SQLite walk the subtree first and look up each group's
         // users and machines by index (PostgreSQL plans it as the inner join it is);
         // left to itself SQLite was seen to take the walk's groups as the outer loop
         // and scan them all per step.
-        Subtree::Walk(workspace, group) => (
+        Subtree::Walk => (
             "WITH RECURSIVE sub(id) AS ( \
                SELECT source_id FROM source_groups WHERE workspace_id = $1 AND source_id = $2 \
                UNION ALL \
                SELECT g.source_id FROM sub CROSS JOIN source_groups g WHERE g.workspace_id = $1 AND g.parent_source_id = sub.id \
-             ) "
-            .to_string(),
+             ), span(lo) AS (SELECT CAST(NULL AS BIGINT)) ",
             "sub CROSS JOIN source_groups g WHERE g.workspace_id = $1 AND g.source_id = sub.id",
             "sub CROSS JOIN source_users u WHERE u.workspace_id = $1 AND u.parent_source_id = sub.id",
             "sub CROSS JOIN source_machines m WHERE m.workspace_id = $1 AND m.group_source_id = sub.id",
-            vec![workspace.into(), group.into()],
         ),
     };
     let counts: String = (0..Readiness::ALL.len())
@@ -260,8 +278,11 @@ async fn rollup(db: &impl ConnectionTrait, subtree: Subtree<'_>) -> Result<Rollu
             (0..MachineState::ALL.len()).map(|i| format!(", CAST(m_sum.s{i} AS BIGINT) AS s{i}")),
         )
         .collect();
-    let sql = format!(
-        "{with}SELECT CAST(g_sum.n AS BIGINT) AS groups, CAST(g_sum.removed AS BIGINT) AS groups_removed, \
+    format!(
+        "{with}SELECT (SELECT COUNT(*) FROM source_groups WHERE workspace_id = $1 AND source_id = $2) AS found, (SELECT lo FROM span) AS lo, \
+                (SELECT COUNT(*) FROM source_groups WHERE workspace_id = $1 AND parent_source_id = $2) AS subgroups, \
+                (SELECT COUNT(*) FROM source_users WHERE workspace_id = $1 AND parent_source_id = $2) AS direct_users, \
+                CAST(g_sum.n AS BIGINT) AS groups, CAST(g_sum.removed AS BIGINT) AS groups_removed, \
                 CAST(u_sum.n AS BIGINT) AS users, CAST(u_sum.removed AS BIGINT) AS users_removed, \
                 CAST(m_sum.n AS BIGINT) AS machines, CAST(m_sum.size AS BIGINT) AS size, CAST(m_sum.removed AS BIGINT) AS machines_removed{counts} \
          FROM (SELECT COUNT(*) AS n, {groups_removed} AS removed FROM {groups}) g_sum \
@@ -270,11 +291,10 @@ async fn rollup(db: &impl ConnectionTrait, subtree: Subtree<'_>) -> Result<Rollu
         groups_removed = removed("g"),
         users_removed = removed("u"),
         machines_removed = removed("m"),
-    );
-    let rows = query(db, &sql, values).await?;
-    let r = rows
-        .first()
-        .ok_or_else(|| DbErr::RecordNotFound("rollup".into()))?;
+    )
+}
+
+fn read_contents(r: &QueryResult) -> Result<Contents, DbErr> {
     let mut rollup = Rollup::empty();
     rollup.groups = count(r, "groups")?.saturating_sub(1);
     rollup.users = count(r, "users")?;
@@ -292,7 +312,11 @@ async fn rollup(db: &impl ConnectionTrait, subtree: Subtree<'_>) -> Result<Rollu
             .machines_by_state
             .insert(state, count(r, &format!("s{i}"))?);
     }
-    Ok(rollup)
+    Ok(Contents {
+        subgroups: count(r, "subgroups")?,
+        users: count(r, "direct_users")?,
+        rollup,
+    })
 }
 
 /// The root group: the one without a parent.
@@ -342,7 +366,53 @@ pub async fn rows(
         .collect()
 }
 
-/// The rows of `kind` whose parent is `parent` (a user's machines, a machine's plans).
+/// A machine and its user (`None` when the user is not in the snapshot), in one
+/// statement; `None` when the machine is not in the snapshot.
+pub async fn machine_with_user(
+    db: &impl ConnectionTrait,
+    workspace: Uuid,
+    machine: &str,
+) -> Result<Option<(Row, Option<Row>)>, DbErr> {
+    let sql = format!(
+        "SELECT 'machine' AS kind, {} FROM source_machines WHERE workspace_id = $1 AND source_id = $2 \
+         UNION ALL \
+         SELECT 'user' AS kind, {} FROM source_users WHERE workspace_id = $1 AND source_id = \
+           (SELECT parent_source_id FROM source_machines WHERE workspace_id = $1 AND source_id = $2)",
+        Kind::Machine.row_columns(),
+        Kind::User.row_columns()
+    );
+    let (mut found, mut user) = (None, None);
+    for r in query(db, &sql, vec![workspace.into(), machine.into()]).await? {
+        let kind: String = r.try_get("", "kind")?;
+        if kind == "user" {
+            user = Some(Row::read(Kind::User, &r)?);
+        } else {
+            found = Some(Row::read(Kind::Machine, &r)?);
+        }
+    }
+    Ok(found.map(|m| (m, user)))
+}
+
+/// The rows of `kind` whose parent is `parent` (a user's machines), by id.
+pub async fn rows_of(
+    db: &impl ConnectionTrait,
+    workspace: Uuid,
+    kind: Kind,
+    parent: &str,
+) -> Result<Vec<Row>, DbErr> {
+    let sql = format!(
+        "SELECT {} FROM {} WHERE workspace_id = $1 AND parent_source_id = $2 ORDER BY source_id",
+        kind.row_columns(),
+        kind.table()
+    );
+    query(db, &sql, vec![workspace.into(), parent.into()])
+        .await?
+        .iter()
+        .map(|r| Row::read(kind, r))
+        .collect()
+}
+
+/// The rows of `kind` whose parent is `parent` (a machine's plans): id and data, by id.
 pub async fn rows_under(
     db: &impl ConnectionTrait,
     workspace: Uuid,
@@ -357,21 +427,6 @@ pub async fn rows_under(
         .iter()
         .map(|r| Ok((r.try_get("", "source_id")?, r.try_get("", "data")?)))
         .collect()
-}
-
-/// A group's direct subgroups and backup users.
-pub async fn direct_counts(
-    db: &impl ConnectionTrait,
-    workspace: Uuid,
-    group: &str,
-) -> Result<(u64, u64), DbErr> {
-    let sql = "SELECT (SELECT COUNT(*) FROM source_groups WHERE workspace_id = $1 AND parent_source_id = $2) AS subgroups, \
-                      (SELECT COUNT(*) FROM source_users WHERE workspace_id = $1 AND parent_source_id = $2) AS users";
-    let rows = query(db, sql, vec![workspace.into(), group.into()]).await?;
-    let row = rows
-        .first()
-        .ok_or_else(|| DbErr::RecordNotFound("counts".into()))?;
-    Ok((count(row, "subgroups")?, count(row, "users")?))
 }
 
 /// A group and its ancestors, root first: (id, data).

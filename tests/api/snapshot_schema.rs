@@ -234,6 +234,24 @@ async fn the_snapshot_read_migration_upgrades_a_synced_database_and_rolls_back()
             );
         }
 
+        for (group, subgroups, users) in [("b", 1, 0), ("l", 0, 1)] {
+            let contents = snapshot::contents(&db, workspace, group)
+                .await
+                .expect("contents")
+                .expect("the group is there");
+            assert_eq!(
+                (contents.subgroups, contents.users, contents.rollup.machines),
+                (subgroups, users, 1),
+                "{backend:?}: contents of {group}"
+            );
+        }
+        assert!(
+            snapshot::contents(&db, workspace, "nowhere")
+                .await
+                .expect("contents")
+                .is_none()
+        );
+
         Migrator::down(&db, Some(1)).await.expect("roll back");
         assert_eq!(
             indexes(&db).await,
