@@ -327,6 +327,27 @@ async fn stage<T, F, Fut>(
     job: Uuid,
     kind: Kind,
     fetch: F,
+    row: impl FnMut(&T) -> Staged,
+) -> Result<u64, JobError>
+where
+    T: Serialize,
+    F: Fn(Option<String>) -> Fut,
+    Fut: Future<Output = Result<SourcePage<T>, ConnectorError>>,
+{
+    let mut sink = Sink::open(db, job, kind).await?;
+    match stage_pages(&mut sink, kind, fetch, row).await {
+        Ok(seen) => sink.finish().await.map(|()| seen),
+        Err(e) => {
+            sink.abort().await;
+            Err(e)
+        }
+    }
+}
+
+async fn stage_pages<T, F, Fut>(
+    sink: &mut Sink<'_>,
+    kind: Kind,
+    fetch: F,
     mut row: impl FnMut(&T) -> Staged,
 ) -> Result<u64, JobError>
 where
@@ -357,7 +378,7 @@ where
                 None => None,
             }
         };
-        let (written, fetched) = tokio::join!(write_staged(db, job, kind, rows), fetch_next);
+        let (written, fetched) = tokio::join!(sink.write(rows), fetch_next);
         written?;
         match fetched {
             Some(fetched) => page = fetched.map_err(remote)?,
@@ -396,38 +417,80 @@ fn staged_row<T: Serialize>(
     Ok((staged, data))
 }
 
-/// Writes a page's rows to the staging area: COPY on PostgreSQL, multi-row
-/// INSERTs of `STAGE_BATCH` rows on SQLite.
-async fn write_staged(
+/// Where one kind's pages are staged: one COPY on PostgreSQL, multi-row INSERTs
+/// of `STAGE_BATCH` rows on SQLite.
+enum Sink<'a> {
+    Postgres {
+        copy: crate::db::CopyIn,
+        job: String,
+        kind: Kind,
+    },
+    Sqlite {
+        db: &'a DatabaseConnection,
+        job: Uuid,
+        kind: Kind,
+    },
+}
+
+impl<'a> Sink<'a> {
+    async fn open(db: &'a DatabaseConnection, job: Uuid, kind: Kind) -> Result<Self, JobError> {
+        if db.get_database_backend() == sea_orm::DatabaseBackend::Postgres {
+            let copy = crate::db::CopyIn::start(db, &format!("COPY {STAGE_INTO} FROM STDIN"))
+                .await
+                .map_err(database)?;
+            return Ok(Sink::Postgres {
+                copy,
+                job: job.to_string(),
+                kind,
+            });
+        }
+        Ok(Sink::Sqlite { db, job, kind })
+    }
+
+    async fn write(&mut self, rows: Vec<(Staged, String)>) -> Result<(), JobError> {
+        match self {
+            Sink::Postgres { copy, job, kind } => {
+                let fields = rows.into_iter().map(|(s, data)| {
+                    vec![
+                        Some(job.clone()),
+                        Some(kind.name().to_string()),
+                        Some(s.id),
+                        s.parent,
+                        Some(data),
+                        s.group,
+                        s.search,
+                        Some(s.size.to_string()),
+                        s.readiness.map(str::to_string),
+                        s.quota.map(|q| q.to_string()),
+                    ]
+                });
+                copy.send(fields).await.map_err(database)
+            }
+            Sink::Sqlite { db, job, kind } => insert_staged(db, *job, *kind, rows).await,
+        }
+    }
+
+    async fn finish(self) -> Result<(), JobError> {
+        match self {
+            Sink::Postgres { copy, .. } => copy.finish().await.map(drop).map_err(database),
+            Sink::Sqlite { .. } => Ok(()),
+        }
+    }
+
+    async fn abort(self) {
+        if let Sink::Postgres { copy, .. } = self {
+            copy.abort("the sync stopped staging").await;
+        }
+    }
+}
+
+/// SQLite: a page's rows as multi-row INSERTs of `STAGE_BATCH` rows.
+async fn insert_staged(
     db: &DatabaseConnection,
     job: Uuid,
     kind: Kind,
     rows: Vec<(Staged, String)>,
 ) -> Result<(), JobError> {
-    if rows.is_empty() {
-        return Ok(());
-    }
-    if db.get_database_backend() == sea_orm::DatabaseBackend::Postgres {
-        let job = job.to_string();
-        let fields = rows.into_iter().map(|(s, data)| {
-            vec![
-                Some(job.clone()),
-                Some(kind.name().to_string()),
-                Some(s.id),
-                s.parent,
-                Some(data),
-                s.group,
-                s.search,
-                Some(s.size.to_string()),
-                s.readiness.map(str::to_string),
-                s.quota.map(|q| q.to_string()),
-            ]
-        });
-        return crate::db::copy_in(db, &format!("COPY {STAGE_INTO} FROM STDIN"), fields)
-            .await
-            .map(drop)
-            .map_err(database);
-    }
     let mut rows = rows.into_iter().peekable();
     while rows.peek().is_some() {
         let chunk: Vec<(Staged, String)> = rows.by_ref().take(STAGE_BATCH).collect();
