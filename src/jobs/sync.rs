@@ -580,20 +580,26 @@ async fn apply(
              size_bytes = excluded.size_bytes, readiness = excluded.readiness{set}, removed_at = NULL, synced_at = excluded.synced_at"
         ), upsert_args).await.map_err(database)?;
         // Every staged object now carries this sync's time; the others are gone from the
-        // source: forgotten, unless mid-migration (then flagged). One scan finds whether
-        // there are any. (An anti-join against the staging area instead was seen to take
-        // minutes on PostgreSQL.)
+        // source: forgotten, unless mid-migration (then flagged). Whether there are any is
+        // a count that an index answers; the rows are read only when there are. (An
+        // anti-join against the staging area instead was seen to take minutes on
+        // PostgreSQL.)
         let this_sync = || -> Vec<DbValue> { vec![workspace.into(), now.into()] };
-        let [stale, removed] = counts(
+        let [in_snapshot] = counts(
             &txn,
-            &format!(
-                "SELECT COUNT(*) AS stale, COUNT(*) FILTER (WHERE removed_at IS NULL) AS removed \
-                 FROM {table} WHERE workspace_id = $1 AND synced_at <> $2"
-            ),
-            this_sync(),
+            &format!("SELECT COUNT(*) FROM {table} WHERE workspace_id = $1"),
+            vec![workspace.into()],
         )
         .await?;
+        let stale = in_snapshot - total;
+        let mut removed = 0;
         if stale > 0 {
+            [removed] = counts(
+                &txn,
+                &format!("SELECT COUNT(*) FROM {table} WHERE workspace_id = $1 AND removed_at IS NULL AND synced_at <> $2"),
+                this_sync(),
+            )
+            .await?;
             execute(&txn, &format!("DELETE FROM {table} WHERE workspace_id = $1 AND migration_state = 'idle' AND synced_at <> $2"), this_sync())
                 .await
                 .map_err(database)?;
