@@ -11,9 +11,9 @@ use uuid::Uuid;
 
 use super::{execute, query};
 
-/// What a user's or machine's `tree_pos` is, in an `INSERT … SELECT` from the
-/// staging area or an `UPDATE` of its table: the number of its group (`$1` the
-/// workspace), NULL when the group is not in the snapshot.
+/// What a user's or machine's `tree_pos` is in an `UPDATE` of its table: the
+/// number of its group (`$1` the workspace), NULL when the group is not in the
+/// snapshot.
 pub fn position_of_group(group_column: &str) -> String {
     format!(
         "(SELECT g.tree_lo FROM source_groups g WHERE g.workspace_id = $1 AND g.source_id = {group_column})"

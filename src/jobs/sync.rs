@@ -558,26 +558,35 @@ async fn apply(
         let mut columns = String::new();
         let mut values = String::new();
         let mut set = String::new();
+        let mut join = "";
         if kind.has_quota() {
             columns.push_str(", storage_quota_bytes");
-            values.push_str(", storage_quota_bytes");
+            values.push_str(", s.storage_quota_bytes");
             set.push_str(", storage_quota_bytes = excluded.storage_quota_bytes");
         }
-        // The groups are numbered by now (below, in the first round).
+        // The groups are numbered by now (below, in the first round). A join, which
+        // PostgreSQL hashes, rather than a subquery that probes the groups per row.
         if kind.has_tree_pos() {
             columns.push_str(", tree_pos");
-            values.push_str(", ");
-            values.push_str(&snapshot_tree::position_of_group(
-                "sync_staging.group_source_id",
-            ));
+            values.push_str(", g.tree_lo");
             set.push_str(", tree_pos = excluded.tree_pos");
+            join = " LEFT JOIN source_groups g ON g.workspace_id = $1 AND g.source_id = s.group_source_id";
         }
+        // Nothing staged is in the snapshot yet (a first sync): a plain INSERT, without
+        // PostgreSQL's speculative insertion per row.
+        let on_conflict = if added == total {
+            String::new()
+        } else {
+            format!(
+                " ON CONFLICT (workspace_id, source_id) DO UPDATE SET parent_source_id = excluded.parent_source_id, \
+                 data = excluded.data, group_source_id = excluded.group_source_id, search = excluded.search, \
+                 size_bytes = excluded.size_bytes, readiness = excluded.readiness{set}, removed_at = NULL, synced_at = excluded.synced_at"
+            )
+        };
         execute(&txn, &format!(
             "INSERT INTO {table} (workspace_id, source_id, parent_source_id, data, group_source_id, search, size_bytes, readiness{columns}, migration_state, synced_at) \
-             SELECT $1, source_id, parent_source_id, data, group_source_id, search, size_bytes, readiness{values}, 'idle', $4 FROM sync_staging WHERE job_id = $2 AND kind = $3 \
-             ON CONFLICT (workspace_id, source_id) DO UPDATE SET parent_source_id = excluded.parent_source_id, \
-             data = excluded.data, group_source_id = excluded.group_source_id, search = excluded.search, \
-             size_bytes = excluded.size_bytes, readiness = excluded.readiness{set}, removed_at = NULL, synced_at = excluded.synced_at"
+             SELECT $1, s.source_id, s.parent_source_id, s.data, s.group_source_id, s.search, s.size_bytes, s.readiness{values}, 'idle', $4 \
+             FROM sync_staging s{join} WHERE s.job_id = $2 AND s.kind = $3{on_conflict}"
         ), upsert_args).await.map_err(database)?;
         // Every staged object now carries this sync's time; the others are gone from the
         // source: forgotten, unless mid-migration (then flagged). Whether there are any is
