@@ -24,6 +24,7 @@ mod m20261206_000019_add_provisioning_profile;
 mod m20261206_000020_precheck_chunks_lz4;
 mod m20261206_000021_jobs_claimable;
 mod m20261206_000022_check_ins_on_agents;
+mod m20261206_000023_index_snapshot_reads;
 
 pub struct Migrator;
 
@@ -53,6 +54,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000020_precheck_chunks_lz4::Migration),
             Box::new(m20261206_000021_jobs_claimable::Migration),
             Box::new(m20261206_000022_check_ins_on_agents::Migration),
+            Box::new(m20261206_000023_index_snapshot_reads::Migration),
         ]
     }
 }

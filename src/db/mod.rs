@@ -249,9 +249,103 @@ pub async fn query(
         .await
 }
 
+/// PostgreSQL: one `COPY table (columns) FROM STDIN`, its rows sent in parts,
+/// each row a list of fields (`None` is NULL) in COPY's text format. Many times
+/// faster than bound INSERTs (no parameters to bind, nothing to parse per row);
+/// one statement for all the parts, because a COPY per part stalled some 40 ms
+/// at its end each time: sqlx leaves Nagle's algorithm on, and the end of a COPY
+/// is a small write right after a large one. It holds a pooled connection until
+/// [`CopyIn::finish`] or [`CopyIn::abort`].
+pub struct CopyIn(
+    sea_orm::sqlx::postgres::PgCopyIn<sea_orm::sqlx::pool::PoolConnection<sea_orm::sqlx::Postgres>>,
+);
+
+fn sqlx_error(e: sea_orm::sqlx::Error) -> DbErr {
+    DbErr::Exec(sea_orm::RuntimeErr::SqlxError(e.into()))
+}
+
+impl CopyIn {
+    pub async fn start(db: &DatabaseConnection, statement: &str) -> Result<Self, DbErr> {
+        use sea_orm::sqlx::postgres::PgPoolCopyExt;
+        db.get_postgres_connection_pool()
+            .copy_in_raw(statement)
+            .await
+            .map(Self)
+            .map_err(sqlx_error)
+    }
+
+    /// Sends `rows`; after a failure the COPY is only good for [`CopyIn::abort`].
+    pub async fn send(
+        &mut self,
+        rows: impl IntoIterator<Item = Vec<Option<String>>>,
+    ) -> Result<(), DbErr> {
+        let mut text = String::new();
+        for row in rows {
+            for (i, field) in row.iter().enumerate() {
+                if i > 0 {
+                    text.push('\t');
+                }
+                copy_field(&mut text, field.as_deref());
+            }
+            text.push('\n');
+        }
+        self.0
+            .send(text.as_bytes())
+            .await
+            .map(drop)
+            .map_err(sqlx_error)
+    }
+
+    /// Ends the COPY: its rows are written. The number of rows.
+    pub async fn finish(self) -> Result<u64, DbErr> {
+        self.0.finish().await.map_err(sqlx_error)
+    }
+
+    /// Gives the COPY up, writing none of its rows. Best effort: a COPY left open
+    /// would spoil its connection for the next user, and sqlx fails one it drops.
+    pub async fn abort(self, why: &str) {
+        let _ = self.0.abort(why).await;
+    }
+}
+
+/// A field of COPY's text format: `\N` for NULL, the four characters that
+/// delimit fields and rows escaped. (U+0000 cannot be sent; callers keep it out.)
+fn copy_field(out: &mut String, value: Option<&str>) {
+    let Some(value) = value else {
+        out.push_str("\\N");
+        return;
+    };
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\t' => out.push_str("\\t"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            c => out.push(c),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn copy_fields_escape_what_delimits_and_mark_null() {
+        let field = |v: Option<&str>| {
+            let mut out = String::new();
+            copy_field(&mut out, v);
+            out
+        };
+        assert_eq!(field(None), "\\N");
+        assert_eq!(field(Some("")), "");
+        assert_eq!(field(Some("\\N")), "\\\\N");
+        assert_eq!(field(Some("a\tb\nc\rd\\e")), "a\\tb\\nc\\rd\\\\e");
+        assert_eq!(
+            field(Some("{\"x\":\"\\u0000 é\"}")),
+            "{\"x\":\"\\\\u0000 é\"}"
+        );
+    }
 
     #[test]
     fn sqlite_gets_bare_placeholders_only_when_they_run_in_order() {
@@ -283,6 +377,7 @@ pub mod prechecks;
 pub mod registration;
 pub mod scoped;
 pub mod snapshot;
+pub mod snapshot_tree;
 pub mod subscriptions;
 pub mod webhooks;
 pub mod workspaces;

@@ -61,10 +61,6 @@ impl Kind {
     fn rank(self) -> i32 {
         self as i32
     }
-
-    fn parse(text: &str) -> Option<Kind> {
-        Kind::ALL.into_iter().find(|k| k.as_str() == text)
-    }
 }
 
 /// A position in a listing ordered by kind, then search text (lowercase name
@@ -167,69 +163,160 @@ fn count(r: &QueryResult, column: &str) -> Result<u64, DbErr> {
 
 /// The rollup of each group's subtree (the group included, its own row not
 /// counted in `groups`); groups not in the snapshot are left out.
-///
-/// `CROSS JOIN` makes SQLite walk the subtree first and look up each group's
-/// users and machines by index (PostgreSQL plans it as the inner join it is);
-/// left to itself SQLite was seen to take the walk's groups as the outer loop
-/// and scan them all per step (30 s on `large` instead of a fraction of one).
 pub async fn rollups(
     db: &impl ConnectionTrait,
     workspace: Uuid,
     groups: &[String],
 ) -> Result<HashMap<String, Rollup>, DbErr> {
-    if groups.is_empty() {
-        return Ok(HashMap::new());
-    }
-    let sql = format!(
-        "WITH RECURSIVE sub(top, id) AS ( \
-           SELECT source_id, source_id FROM source_groups WHERE workspace_id = $1 AND source_id IN ({}) \
-           UNION ALL \
-           SELECT sub.top, g.source_id FROM sub CROSS JOIN source_groups g WHERE g.workspace_id = $1 AND g.parent_source_id = sub.id \
-         ) \
-         SELECT sub.top AS top, 'group' AS part, NULL AS readiness, NULL AS state, CAST(COUNT(*) AS BIGINT) AS n, \
-                CAST(0 AS BIGINT) AS size, CAST(SUM(CASE WHEN g.removed_at IS NULL THEN 0 ELSE 1 END) AS BIGINT) AS removed \
-           FROM sub CROSS JOIN source_groups g WHERE g.workspace_id = $1 AND g.source_id = sub.id GROUP BY sub.top \
-         UNION ALL \
-         SELECT sub.top, 'user', NULL, NULL, CAST(COUNT(*) AS BIGINT), CAST(0 AS BIGINT), \
-                CAST(SUM(CASE WHEN u.removed_at IS NULL THEN 0 ELSE 1 END) AS BIGINT) \
-           FROM sub CROSS JOIN source_users u WHERE u.workspace_id = $1 AND u.parent_source_id = sub.id GROUP BY sub.top \
-         UNION ALL \
-         SELECT sub.top, 'machine', m.readiness, m.migration_state, CAST(COUNT(*) AS BIGINT), CAST(SUM(m.size_bytes) AS BIGINT), \
-                CAST(SUM(CASE WHEN m.removed_at IS NULL THEN 0 ELSE 1 END) AS BIGINT) \
-           FROM sub CROSS JOIN source_machines m WHERE m.workspace_id = $1 AND m.group_source_id = sub.id \
-           GROUP BY sub.top, m.readiness, m.migration_state",
-        marks(2, groups.len())
-    );
-    let mut values: Vec<Value> = vec![workspace.into()];
-    values.extend(groups.iter().map(|g| Value::from(g.clone())));
-    let mut out: HashMap<String, Rollup> = HashMap::new();
-    for r in query(db, &sql, values).await? {
-        let top: String = r.try_get("", "top")?;
-        let part: String = r.try_get("", "part")?;
-        let (n, removed) = (count(&r, "n")?, count(&r, "removed")?);
-        let rollup = out.entry(top).or_insert_with(Rollup::empty);
-        rollup.removed_from_source += removed;
-        match part.as_str() {
-            "group" => rollup.groups += n.saturating_sub(1),
-            "user" => rollup.users += n,
-            _ => {
-                rollup.machines += n;
-                rollup.data_size_bytes += count(&r, "size")?;
-                let readiness: Option<String> = r.try_get("", "readiness")?;
-                if let Some(readiness) = readiness
-                    .as_deref()
-                    .and_then(|t| Readiness::ALL.into_iter().find(|r| r.as_str() == t))
-                {
-                    *rollup.machines_by_readiness.entry(readiness).or_default() += n;
-                }
-                let state: Option<String> = r.try_get("", "state")?;
-                if let Some(state) = state.as_deref().and_then(MachineState::parse) {
-                    *rollup.machines_by_state.entry(state).or_default() += n;
-                }
-            }
+    let mut out = HashMap::new();
+    for group in groups {
+        if let Some(contents) = contents(db, workspace, group).await? {
+            out.insert(group.clone(), contents.rollup);
         }
     }
     Ok(out)
+}
+
+/// What a group holds: directly, and in its whole subtree.
+#[derive(Clone, Debug)]
+pub struct Contents {
+    pub subgroups: u64,
+    pub users: u64,
+    pub rollup: Rollup,
+}
+
+/// A group's contents in one statement; `None` when the group is not in the snapshot.
+pub async fn contents(
+    db: &impl ConnectionTrait,
+    workspace: Uuid,
+    group: &str,
+) -> Result<Option<Contents>, DbErr> {
+    let values = || vec![Value::from(workspace), group.into()];
+    let rows = query(db, &contents_sql(Subtree::Span), values()).await?;
+    let Some(r) = rows.first() else {
+        return Ok(None);
+    };
+    if count(r, "found")? == 0 {
+        return Ok(None);
+    }
+    let lo: Option<i64> = r.try_get("", "lo")?;
+    if lo.is_some() {
+        return read_contents(r).map(Some);
+    }
+    let rows = query(db, &contents_sql(Subtree::Walk), values()).await?;
+    rows.first()
+        .ok_or_else(|| DbErr::RecordNotFound("contents".into()))
+        .and_then(read_contents)
+        .map(Some)
+}
+
+/// Where a subtree's groups, users and machines are found.
+#[derive(Clone, Copy)]
+enum Subtree {
+    /// Their positions, from the group's number to its subtree's last
+    /// (`snapshot_tree`): three range scans of the `*_tree_idx` indexes, which
+    /// hold what is summed.
+    Span,
+    /// A walk down the group tree from the group, and each group's users and
+    /// machines by index: a snapshot not synced since positions came.
+    Walk,
+}
+
+/// A group's contents in one row (`$1` the workspace, `$2` the group), with a
+/// count per readiness and state (`FILTER`) rather than `GROUP BY`: SQLite
+/// groups by sorting, and sorting the 150,000 machines of `large` doubled the
+/// root's rollup.
+fn contents_sql(subtree: Subtree) -> String {
+    let removed =
+        |alias: &str| format!("SUM(CASE WHEN {alias}.removed_at IS NULL THEN 0 ELSE 1 END)");
+    // Our own names, never input: safe to write into the statement.
+    let by_readiness: String = Readiness::ALL
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            format!(
+                ", COUNT(*) FILTER (WHERE m.readiness = '{}') AS r{i}",
+                r.as_str()
+            )
+        })
+        .collect();
+    let by_state: String = MachineState::ALL
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            format!(
+                ", COUNT(*) FILTER (WHERE m.migration_state = '{}') AS s{i}",
+                s.as_str()
+            )
+        })
+        .collect();
+    let (with, groups, users, machines) = match subtree {
+        Subtree::Span => (
+            "WITH span AS (SELECT tree_lo AS lo, tree_hi AS hi FROM source_groups WHERE workspace_id = $1 AND source_id = $2) ",
+            "span CROSS JOIN source_groups g WHERE g.workspace_id = $1 AND g.tree_lo BETWEEN span.lo AND span.hi",
+            "span CROSS JOIN source_users u WHERE u.workspace_id = $1 AND u.tree_pos BETWEEN span.lo AND span.hi",
+            "span CROSS JOIN source_machines m WHERE m.workspace_id = $1 AND m.tree_pos BETWEEN span.lo AND span.hi",
+        ),
+        // `CROSS JOIN` makes SQLite walk the subtree first and look up each group's
+        // users and machines by index (PostgreSQL plans it as the inner join it is);
+        // left to itself SQLite was seen to take the walk's groups as the outer loop
+        // and scan them all per step.
+        Subtree::Walk => (
+            "WITH RECURSIVE sub(id) AS ( \
+               SELECT source_id FROM source_groups WHERE workspace_id = $1 AND source_id = $2 \
+               UNION ALL \
+               SELECT g.source_id FROM sub CROSS JOIN source_groups g WHERE g.workspace_id = $1 AND g.parent_source_id = sub.id \
+             ), span(lo) AS (SELECT CAST(NULL AS BIGINT)) ",
+            "sub CROSS JOIN source_groups g WHERE g.workspace_id = $1 AND g.source_id = sub.id",
+            "sub CROSS JOIN source_users u WHERE u.workspace_id = $1 AND u.parent_source_id = sub.id",
+            "sub CROSS JOIN source_machines m WHERE m.workspace_id = $1 AND m.group_source_id = sub.id",
+        ),
+    };
+    let counts: String = (0..Readiness::ALL.len())
+        .map(|i| format!(", CAST(m_sum.r{i} AS BIGINT) AS r{i}"))
+        .chain(
+            (0..MachineState::ALL.len()).map(|i| format!(", CAST(m_sum.s{i} AS BIGINT) AS s{i}")),
+        )
+        .collect();
+    format!(
+        "{with}SELECT (SELECT COUNT(*) FROM source_groups WHERE workspace_id = $1 AND source_id = $2) AS found, (SELECT lo FROM span) AS lo, \
+                (SELECT COUNT(*) FROM source_groups WHERE workspace_id = $1 AND parent_source_id = $2) AS subgroups, \
+                (SELECT COUNT(*) FROM source_users WHERE workspace_id = $1 AND parent_source_id = $2) AS direct_users, \
+                CAST(g_sum.n AS BIGINT) AS groups, CAST(g_sum.removed AS BIGINT) AS groups_removed, \
+                CAST(u_sum.n AS BIGINT) AS users, CAST(u_sum.removed AS BIGINT) AS users_removed, \
+                CAST(m_sum.n AS BIGINT) AS machines, CAST(m_sum.size AS BIGINT) AS size, CAST(m_sum.removed AS BIGINT) AS machines_removed{counts} \
+         FROM (SELECT COUNT(*) AS n, {groups_removed} AS removed FROM {groups}) g_sum \
+         CROSS JOIN (SELECT COUNT(*) AS n, {users_removed} AS removed FROM {users}) u_sum \
+         CROSS JOIN (SELECT COUNT(*) AS n, SUM(m.size_bytes) AS size, {machines_removed} AS removed{by_readiness}{by_state} FROM {machines}) m_sum",
+        groups_removed = removed("g"),
+        users_removed = removed("u"),
+        machines_removed = removed("m"),
+    )
+}
+
+fn read_contents(r: &QueryResult) -> Result<Contents, DbErr> {
+    let mut rollup = Rollup::empty();
+    rollup.groups = count(r, "groups")?.saturating_sub(1);
+    rollup.users = count(r, "users")?;
+    rollup.machines = count(r, "machines")?;
+    rollup.data_size_bytes = count(r, "size")?;
+    rollup.removed_from_source =
+        count(r, "groups_removed")? + count(r, "users_removed")? + count(r, "machines_removed")?;
+    for (i, readiness) in Readiness::ALL.into_iter().enumerate() {
+        rollup
+            .machines_by_readiness
+            .insert(readiness, count(r, &format!("r{i}"))?);
+    }
+    for (i, state) in MachineState::ALL.into_iter().enumerate() {
+        rollup
+            .machines_by_state
+            .insert(state, count(r, &format!("s{i}"))?);
+    }
+    Ok(Contents {
+        subgroups: count(r, "subgroups")?,
+        users: count(r, "direct_users")?,
+        rollup,
+    })
 }
 
 /// The root group: the one without a parent.
@@ -279,7 +366,53 @@ pub async fn rows(
         .collect()
 }
 
-/// The rows of `kind` whose parent is `parent` (a user's machines, a machine's plans).
+/// A machine and its user (`None` when the user is not in the snapshot), in one
+/// statement; `None` when the machine is not in the snapshot.
+pub async fn machine_with_user(
+    db: &impl ConnectionTrait,
+    workspace: Uuid,
+    machine: &str,
+) -> Result<Option<(Row, Option<Row>)>, DbErr> {
+    let sql = format!(
+        "SELECT 'machine' AS kind, {} FROM source_machines WHERE workspace_id = $1 AND source_id = $2 \
+         UNION ALL \
+         SELECT 'user' AS kind, {} FROM source_users WHERE workspace_id = $1 AND source_id = \
+           (SELECT parent_source_id FROM source_machines WHERE workspace_id = $1 AND source_id = $2)",
+        Kind::Machine.row_columns(),
+        Kind::User.row_columns()
+    );
+    let (mut found, mut user) = (None, None);
+    for r in query(db, &sql, vec![workspace.into(), machine.into()]).await? {
+        let kind: String = r.try_get("", "kind")?;
+        if kind == "user" {
+            user = Some(Row::read(Kind::User, &r)?);
+        } else {
+            found = Some(Row::read(Kind::Machine, &r)?);
+        }
+    }
+    Ok(found.map(|m| (m, user)))
+}
+
+/// The rows of `kind` whose parent is `parent` (a user's machines), by id.
+pub async fn rows_of(
+    db: &impl ConnectionTrait,
+    workspace: Uuid,
+    kind: Kind,
+    parent: &str,
+) -> Result<Vec<Row>, DbErr> {
+    let sql = format!(
+        "SELECT {} FROM {} WHERE workspace_id = $1 AND parent_source_id = $2 ORDER BY source_id",
+        kind.row_columns(),
+        kind.table()
+    );
+    query(db, &sql, vec![workspace.into(), parent.into()])
+        .await?
+        .iter()
+        .map(|r| Row::read(kind, r))
+        .collect()
+}
+
+/// The rows of `kind` whose parent is `parent` (a machine's plans): id and data, by id.
 pub async fn rows_under(
     db: &impl ConnectionTrait,
     workspace: Uuid,
@@ -294,21 +427,6 @@ pub async fn rows_under(
         .iter()
         .map(|r| Ok((r.try_get("", "source_id")?, r.try_get("", "data")?)))
         .collect()
-}
-
-/// A group's direct subgroups and backup users.
-pub async fn direct_counts(
-    db: &impl ConnectionTrait,
-    workspace: Uuid,
-    group: &str,
-) -> Result<(u64, u64), DbErr> {
-    let sql = "SELECT (SELECT COUNT(*) FROM source_groups WHERE workspace_id = $1 AND parent_source_id = $2) AS subgroups, \
-                      (SELECT COUNT(*) FROM source_users WHERE workspace_id = $1 AND parent_source_id = $2) AS users";
-    let rows = query(db, sql, vec![workspace.into(), group.into()]).await?;
-    let row = rows
-        .first()
-        .ok_or_else(|| DbErr::RecordNotFound("counts".into()))?;
-    Ok((count(row, "subgroups")?, count(row, "users")?))
 }
 
 /// A group and its ancestors, root first: (id, data).
@@ -354,29 +472,29 @@ pub async fn children(
 ) -> Result<Vec<Child>, DbErr> {
     let mut branches = Vec::new();
     if kinds.contains(&Kind::Group) {
-        branches.push(format!(
+        branches.push((Kind::Group, format!(
             "SELECT {rank} AS rank, 'group' AS kind, source_id, COALESCE(search, '') AS search, \
                (SELECT COUNT(*) FROM source_groups x WHERE x.workspace_id = $1 AND x.parent_source_id = g.source_id) AS subgroups, \
                (SELECT COUNT(*) FROM source_users x WHERE x.workspace_id = $1 AND x.parent_source_id = g.source_id) AS users, \
                CAST(0 AS BIGINT) AS machines \
              FROM source_groups g WHERE g.workspace_id = $1 AND g.parent_source_id = $2",
             rank = Kind::Group.rank()
-        ));
+        )));
     }
     if kinds.contains(&Kind::User) {
-        branches.push(format!(
+        branches.push((Kind::User, format!(
             "SELECT {rank} AS rank, 'user' AS kind, source_id, COALESCE(search, '') AS search, CAST(0 AS BIGINT) AS subgroups, \
                CAST(0 AS BIGINT) AS users, \
                (SELECT COUNT(*) FROM source_machines x WHERE x.workspace_id = $1 AND x.parent_source_id = u.source_id) AS machines \
              FROM source_users u WHERE u.workspace_id = $1 AND u.parent_source_id = $2",
             rank = Kind::User.rank()
-        ));
+        )));
     }
     if branches.is_empty() {
         return Ok(Vec::new());
     }
-    let mut values: Vec<Value> = vec![workspace.into(), group.into()];
-    let keys = page(db, &branches, after, limit, &mut values).await?;
+    let values: Vec<Value> = vec![workspace.into(), group.into()];
+    let keys = page(db, branches, after, limit, values).await?;
     let mut counts = HashMap::new();
     for r in &keys.rows {
         counts.insert(
@@ -417,23 +535,21 @@ pub async fn search(
     limit: u64,
 ) -> Result<Vec<Row>, DbErr> {
     let escaped = super::like_literal(&text.to_lowercase());
-    let branches: Vec<String> = kinds
+    let branches: Vec<(Kind, String)> = kinds
         .iter()
         .map(|k| {
-            format!(
+            let sql = format!(
                 "SELECT {rank} AS rank, '{kind}' AS kind, source_id, search FROM {table} \
                  WHERE workspace_id = $1 AND search LIKE $2 ESCAPE '\\'",
                 rank = k.rank(),
                 kind = k.as_str(),
                 table = k.table()
-            )
+            );
+            (*k, sql)
         })
         .collect();
-    if branches.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut values: Vec<Value> = vec![workspace.into(), format!("%{escaped}%").into()];
-    page(db, &branches, after, limit, &mut values)
+    let values: Vec<Value> = vec![workspace.into(), format!("%{escaped}%").into()];
+    page(db, branches, after, limit, values)
         .await?
         .fetch(db, workspace)
         .await
@@ -472,45 +588,52 @@ impl Keys {
     }
 }
 
-/// Orders the union of `branches` (each selecting `rank, kind, source_id, search`
-/// first) by (rank, search, id) and takes `limit` rows after `after`.
+/// The page of `limit` rows after `after` in the listing that `branches` make
+/// (each selecting `rank, kind, source_id, search` first), ordered by (rank,
+/// search, id): one kind at a time, each read in (search, id) order from where
+/// the page stands and only as far as the page needs, so that a search whose
+/// page fills with groups or users scans no machines. `values` are the
+/// branches' parameters.
 async fn page(
     db: &impl ConnectionTrait,
-    branches: &[String],
+    mut branches: Vec<(Kind, String)>,
     after: Option<&Key>,
     limit: u64,
-    values: &mut Vec<Value>,
+    values: Vec<Value>,
 ) -> Result<Keys, DbErr> {
-    let n = values.len();
-    let (rank, search, id) = match after {
-        Some(Key(kind, search, id)) => (kind.rank(), search.clone(), id.clone()),
-        None => (-1, String::new(), String::new()),
-    };
-    values.extend([
-        Value::from(rank),
-        search.into(),
-        id.into(),
-        Value::from(i64::try_from(limit).unwrap_or(i64::MAX)),
-    ]);
-    let sql = format!(
-        "SELECT * FROM ({}) c WHERE c.rank > ${a} OR (c.rank = ${a} AND (c.search > ${b} OR (c.search = ${b} AND c.source_id > ${c}))) \
-         ORDER BY c.rank, c.search, c.source_id LIMIT ${d}",
-        branches.join(" UNION ALL "),
-        a = n + 1,
-        b = n + 2,
-        c = n + 3,
-        d = n + 4
-    );
+    branches.sort_by_key(|(kind, _)| kind.rank());
     let mut rows = Vec::new();
-    for result in query(db, &sql, std::mem::take(values)).await? {
-        let kind: String = result.try_get("", "kind")?;
-        let kind =
-            Kind::parse(&kind).ok_or_else(|| DbErr::Custom(format!("unknown kind {kind}")))?;
-        rows.push(Keyed {
-            kind,
-            id: result.try_get("", "source_id")?,
-            result,
-        });
+    for (kind, branch) in branches {
+        let left = limit.saturating_sub(rows.len() as u64);
+        if left == 0 {
+            break;
+        }
+        let mut values = values.clone();
+        let n = values.len();
+        let from = match after {
+            Some(Key(at, _, _)) if at.rank() > kind.rank() => continue,
+            Some(Key(at, search, id)) if *at == kind => {
+                values.extend([Value::from(search.clone()), id.clone().into()]);
+                format!(
+                    " WHERE b.search > ${a} OR (b.search = ${a} AND b.source_id > ${b})",
+                    a = n + 1,
+                    b = n + 2
+                )
+            }
+            _ => String::new(),
+        };
+        values.push(Value::from(i64::try_from(left).unwrap_or(i64::MAX)));
+        let sql = format!(
+            "SELECT * FROM ({branch}) b{from} ORDER BY b.search, b.source_id LIMIT ${}",
+            values.len()
+        );
+        for result in query(db, &sql, values).await? {
+            rows.push(Keyed {
+                kind,
+                id: result.try_get("", "source_id")?,
+                result,
+            });
+        }
     }
     Ok(Keys { rows })
 }

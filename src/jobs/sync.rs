@@ -23,7 +23,7 @@ use super::connector as remote;
 use crate::connectors::ConnectorError;
 use crate::connectors::source::{SourceApi, SourcePage};
 use crate::crypto::SecretBox;
-use crate::db::{execute, statement};
+use crate::db::{execute, snapshot_tree, statement};
 use crate::domain::machines::{Clock, MachineFacts, OFFLINE_AFTER_DAYS};
 use crate::domain::support::{Platform, SupportMatrix};
 use crate::queue::{Job, JobError, JobHandler, JobRun, NewJob, database};
@@ -75,6 +75,11 @@ impl Kind {
     /// Groups and users carry a storage quota in a column of their own.
     fn has_quota(self) -> bool {
         matches!(self, Kind::Groups | Kind::Users)
+    }
+
+    /// Users and machines carry their group's position in the tree.
+    fn has_tree_pos(self) -> bool {
+        matches!(self, Kind::Users | Kind::Machines)
     }
 
     fn table(self) -> &'static str {
@@ -313,10 +318,34 @@ fn search_text<'a>(values: impl IntoIterator<Item = Option<&'a String>>) -> Opti
 
 const STAGE_COLUMNS: usize = 10;
 
-/// Pages through one kind, writing each page to the staging area.
+const STAGE_INTO: &str = "sync_staging (job_id, kind, source_id, parent_source_id, data, group_source_id, search, size_bytes, readiness, storage_quota_bytes)";
+
+/// Pages through one kind, writing each page to the staging area while the
+/// next one is fetched.
 async fn stage<T, F, Fut>(
     db: &DatabaseConnection,
     job: Uuid,
+    kind: Kind,
+    fetch: F,
+    row: impl FnMut(&T) -> Staged,
+) -> Result<u64, JobError>
+where
+    T: Serialize,
+    F: Fn(Option<String>) -> Fut,
+    Fut: Future<Output = Result<SourcePage<T>, ConnectorError>>,
+{
+    let mut sink = Sink::open(db, job, kind).await?;
+    match stage_pages(&mut sink, kind, fetch, row).await {
+        Ok(seen) => sink.finish().await.map(|()| seen),
+        Err(e) => {
+            sink.abort().await;
+            Err(e)
+        }
+    }
+}
+
+async fn stage_pages<T, F, Fut>(
+    sink: &mut Sink<'_>,
     kind: Kind,
     fetch: F,
     mut row: impl FnMut(&T) -> Staged,
@@ -327,67 +356,168 @@ where
     Fut: Future<Output = Result<SourcePage<T>, ConnectorError>>,
 {
     let mut cursor: Option<String> = None;
+    let mut page = fetch(None).await.map_err(remote)?;
     let mut seen = 0u64;
     loop {
-        let page = fetch(cursor.clone()).await.map_err(remote)?;
-        for chunk in page.items.chunks(STAGE_BATCH) {
-            let mut values = Vec::with_capacity(chunk.len() * STAGE_COLUMNS);
-            let mut rows = Vec::with_capacity(chunk.len());
-            for (i, item) in chunk.iter().enumerate() {
-                let staged = row(item);
-                // Text with U+0000 is kept (escaped in `data`, left out of `search`), but no
-                // database key can hold it: PostgreSQL refuses it, SQLite cuts comparisons at it.
-                if let Some(id) = [
-                    Some(&staged.id),
-                    staged.parent.as_ref(),
-                    staged.group.as_ref(),
-                ]
-                .into_iter()
-                .flatten()
-                .find(|id| id.contains('\0'))
-                {
-                    return Err(JobError::Fatal(format!(
-                        "the BackupAgent server sent a {} whose id or parent id {:?} holds U+0000, which cannot be stored: correct it there and sync again",
-                        kind.name().trim_end_matches('s'),
-                        id
-                    )));
-                }
-                let data = serde_json::to_string(item)
-                    .map_err(|e| JobError::Fatal(format!("encoding: {e}")))?;
-                let marks: Vec<String> = (1..=STAGE_COLUMNS)
-                    .map(|n| format!("${}", i * STAGE_COLUMNS + n))
-                    .collect();
-                rows.push(format!("({})", marks.join(", ")));
-                values.extend([
-                    job.into(),
-                    kind.name().into(),
-                    staged.id.into(),
-                    staged.parent.into(),
-                    data.into(),
-                    staged.group.into(),
-                    staged.search.into(),
-                    staged.size.into(),
-                    staged.readiness.map(str::to_string).into(),
-                    staged.quota.into(),
-                ]);
-            }
-            let sql = format!(
-                "INSERT INTO sync_staging (job_id, kind, source_id, parent_source_id, data, group_source_id, search, size_bytes, readiness, storage_quota_bytes) VALUES {}",
-                rows.join(", ")
-            );
-            execute(db, &sql, values).await.map_err(database)?;
+        let mut rows = Vec::with_capacity(page.items.len());
+        for item in &page.items {
+            rows.push(staged_row(kind, item, &mut row)?);
         }
-        seen += page.items.len() as u64;
-        match page.next_cursor {
+        seen += rows.len() as u64;
+        let next = match page.next_cursor.take() {
             Some(next) if cursor.as_deref() == Some(next.as_str()) => {
                 return Err(JobError::Fatal(
                     "the BackupAgent server handed back the same page cursor twice".into(),
                 ));
             }
-            Some(next) => cursor = Some(next),
+            next => next,
+        };
+        let fetch_next = async {
+            match &next {
+                Some(c) => Some(fetch(Some(c.clone())).await),
+                None => None,
+            }
+        };
+        let (written, fetched) = tokio::join!(sink.write(rows), fetch_next);
+        written?;
+        match fetched {
+            Some(fetched) => page = fetched.map_err(remote)?,
             None => return Ok(seen),
         }
+        cursor = next;
     }
+}
+
+/// One staged row as its columns, `data` the object as the source sent it.
+fn staged_row<T: Serialize>(
+    kind: Kind,
+    item: &T,
+    row: &mut impl FnMut(&T) -> Staged,
+) -> Result<(Staged, String), JobError> {
+    let staged = row(item);
+    // Text with U+0000 is kept (escaped in `data`, left out of `search`), but no
+    // database key can hold it: PostgreSQL refuses it, SQLite cuts comparisons at it.
+    if let Some(id) = [
+        Some(&staged.id),
+        staged.parent.as_ref(),
+        staged.group.as_ref(),
+    ]
+    .into_iter()
+    .flatten()
+    .find(|id| id.contains('\0'))
+    {
+        return Err(JobError::Fatal(format!(
+            "the BackupAgent server sent a {} whose id or parent id {:?} holds U+0000, which cannot be stored: correct it there and sync again",
+            kind.name().trim_end_matches('s'),
+            id
+        )));
+    }
+    let data =
+        serde_json::to_string(item).map_err(|e| JobError::Fatal(format!("encoding: {e}")))?;
+    Ok((staged, data))
+}
+
+/// Where one kind's pages are staged: one COPY on PostgreSQL, multi-row INSERTs
+/// of `STAGE_BATCH` rows on SQLite.
+enum Sink<'a> {
+    Postgres {
+        copy: crate::db::CopyIn,
+        job: String,
+        kind: Kind,
+    },
+    Sqlite {
+        db: &'a DatabaseConnection,
+        job: Uuid,
+        kind: Kind,
+    },
+}
+
+impl<'a> Sink<'a> {
+    async fn open(db: &'a DatabaseConnection, job: Uuid, kind: Kind) -> Result<Self, JobError> {
+        if db.get_database_backend() == sea_orm::DatabaseBackend::Postgres {
+            let copy = crate::db::CopyIn::start(db, &format!("COPY {STAGE_INTO} FROM STDIN"))
+                .await
+                .map_err(database)?;
+            return Ok(Sink::Postgres {
+                copy,
+                job: job.to_string(),
+                kind,
+            });
+        }
+        Ok(Sink::Sqlite { db, job, kind })
+    }
+
+    async fn write(&mut self, rows: Vec<(Staged, String)>) -> Result<(), JobError> {
+        match self {
+            Sink::Postgres { copy, job, kind } => {
+                let fields = rows.into_iter().map(|(s, data)| {
+                    vec![
+                        Some(job.clone()),
+                        Some(kind.name().to_string()),
+                        Some(s.id),
+                        s.parent,
+                        Some(data),
+                        s.group,
+                        s.search,
+                        Some(s.size.to_string()),
+                        s.readiness.map(str::to_string),
+                        s.quota.map(|q| q.to_string()),
+                    ]
+                });
+                copy.send(fields).await.map_err(database)
+            }
+            Sink::Sqlite { db, job, kind } => insert_staged(db, *job, *kind, rows).await,
+        }
+    }
+
+    async fn finish(self) -> Result<(), JobError> {
+        match self {
+            Sink::Postgres { copy, .. } => copy.finish().await.map(drop).map_err(database),
+            Sink::Sqlite { .. } => Ok(()),
+        }
+    }
+
+    async fn abort(self) {
+        if let Sink::Postgres { copy, .. } = self {
+            copy.abort("the sync stopped staging").await;
+        }
+    }
+}
+
+/// SQLite: a page's rows as multi-row INSERTs of `STAGE_BATCH` rows.
+async fn insert_staged(
+    db: &DatabaseConnection,
+    job: Uuid,
+    kind: Kind,
+    rows: Vec<(Staged, String)>,
+) -> Result<(), JobError> {
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<(Staged, String)> = rows.by_ref().take(STAGE_BATCH).collect();
+        let mut values = Vec::with_capacity(chunk.len() * STAGE_COLUMNS);
+        let mut marks = Vec::with_capacity(chunk.len());
+        for (i, (staged, data)) in chunk.into_iter().enumerate() {
+            let row: Vec<String> = (1..=STAGE_COLUMNS)
+                .map(|n| format!("${}", i * STAGE_COLUMNS + n))
+                .collect();
+            marks.push(format!("({})", row.join(", ")));
+            values.extend([
+                job.into(),
+                kind.name().into(),
+                staged.id.into(),
+                staged.parent.into(),
+                data.into(),
+                staged.group.into(),
+                staged.search.into(),
+                staged.size.into(),
+                staged.readiness.map(str::to_string).into(),
+                staged.quota.into(),
+            ]);
+        }
+        let sql = format!("INSERT INTO {STAGE_INTO} VALUES {}", marks.join(", "));
+        execute(db, &sql, values).await.map_err(database)?;
+    }
+    Ok(())
 }
 
 /// The snapshot takes the staged install base, in one transaction.
@@ -410,20 +540,14 @@ async fn apply(
     for kind in Kind::ALL {
         let table = kind.table();
         let args = || -> Vec<DbValue> { vec![workspace.into(), job.into(), kind.name().into()] };
-        let added = count(
+        // Every staged object ends up in the snapshot, not removed: they are its total.
+        let [total, added, changed] = counts(
             &txn,
             &format!(
-                "SELECT COUNT(*) AS n FROM sync_staging s WHERE s.job_id = $2 AND s.kind = $3 \
-             AND NOT EXISTS (SELECT 1 FROM {table} t WHERE t.workspace_id = $1 AND t.source_id = s.source_id)"
-            ),
-            args(),
-        )
-        .await?;
-        let changed = count(
-            &txn,
-            &format!(
-                "SELECT COUNT(*) AS n FROM sync_staging s JOIN {table} t ON t.workspace_id = $1 AND t.source_id = s.source_id \
-             WHERE s.job_id = $2 AND s.kind = $3 AND (t.data <> s.data OR t.removed_at IS NOT NULL)"
+                "SELECT COUNT(*) AS total, COUNT(*) FILTER (WHERE t.source_id IS NULL) AS added, \
+                   COUNT(*) FILTER (WHERE t.data <> s.data OR t.removed_at IS NOT NULL) AS changed \
+                 FROM sync_staging s LEFT JOIN {table} t ON t.workspace_id = $1 AND t.source_id = s.source_id \
+                 WHERE s.job_id = $2 AND s.kind = $3"
             ),
             args(),
         )
@@ -431,41 +555,80 @@ async fn apply(
         let mut upsert_args = args();
         upsert_args.push(now.into());
         // A changed quota is a changed `data` too, so `changed` above counts it.
-        let (quota_column, quota_set) = if kind.has_quota() {
-            (
-                ", storage_quota_bytes",
-                ", storage_quota_bytes = excluded.storage_quota_bytes",
-            )
+        let mut columns = String::new();
+        let mut values = String::new();
+        let mut set = String::new();
+        let mut join = "";
+        if kind.has_quota() {
+            columns.push_str(", storage_quota_bytes");
+            values.push_str(", s.storage_quota_bytes");
+            set.push_str(", storage_quota_bytes = excluded.storage_quota_bytes");
+        }
+        // The groups are numbered by now (below, in the first round). A join, which
+        // PostgreSQL hashes, rather than a subquery that probes the groups per row.
+        if kind.has_tree_pos() {
+            columns.push_str(", tree_pos");
+            values.push_str(", g.tree_lo");
+            set.push_str(", tree_pos = excluded.tree_pos");
+            join = " LEFT JOIN source_groups g ON g.workspace_id = $1 AND g.source_id = s.group_source_id";
+        }
+        // Nothing staged is in the snapshot yet (a first sync): a plain INSERT, without
+        // PostgreSQL's speculative insertion per row.
+        let on_conflict = if added == total {
+            String::new()
         } else {
-            ("", "")
+            format!(
+                " ON CONFLICT (workspace_id, source_id) DO UPDATE SET parent_source_id = excluded.parent_source_id, \
+                 data = excluded.data, group_source_id = excluded.group_source_id, search = excluded.search, \
+                 size_bytes = excluded.size_bytes, readiness = excluded.readiness{set}, removed_at = NULL, synced_at = excluded.synced_at"
+            )
         };
         execute(&txn, &format!(
-            "INSERT INTO {table} (workspace_id, source_id, parent_source_id, data, group_source_id, search, size_bytes, readiness{quota_column}, migration_state, synced_at) \
-             SELECT $1, source_id, parent_source_id, data, group_source_id, search, size_bytes, readiness{quota_column}, 'idle', $4 FROM sync_staging WHERE job_id = $2 AND kind = $3 \
-             ON CONFLICT (workspace_id, source_id) DO UPDATE SET parent_source_id = excluded.parent_source_id, \
-             data = excluded.data, group_source_id = excluded.group_source_id, search = excluded.search, \
-             size_bytes = excluded.size_bytes, readiness = excluded.readiness{quota_set}, removed_at = NULL, synced_at = excluded.synced_at"
+            "INSERT INTO {table} (workspace_id, source_id, parent_source_id, data, group_source_id, search, size_bytes, readiness{columns}, migration_state, synced_at) \
+             SELECT $1, s.source_id, s.parent_source_id, s.data, s.group_source_id, s.search, s.size_bytes, s.readiness{values}, 'idle', $4 \
+             FROM sync_staging s{join} WHERE s.job_id = $2 AND s.kind = $3{on_conflict}"
         ), upsert_args).await.map_err(database)?;
         // Every staged object now carries this sync's time; the others are gone from the
-        // source: forgotten, unless mid-migration (then flagged). (An anti-join against
-        // the staging area instead was seen to take minutes on PostgreSQL.)
+        // source: forgotten, unless mid-migration (then flagged). Whether there are any is
+        // a count that an index answers; the rows are read only when there are. (An
+        // anti-join against the staging area instead was seen to take minutes on
+        // PostgreSQL.)
         let this_sync = || -> Vec<DbValue> { vec![workspace.into(), now.into()] };
-        let removed =
-            count(&txn, &format!("SELECT COUNT(*) AS n FROM {table} WHERE workspace_id = $1 AND removed_at IS NULL AND synced_at <> $2"), this_sync()).await?;
-        execute(&txn, &format!("DELETE FROM {table} WHERE workspace_id = $1 AND migration_state = 'idle' AND synced_at <> $2"), this_sync())
-            .await
-            .map_err(database)?;
-        execute(&txn, &format!("UPDATE {table} SET removed_at = $2 WHERE workspace_id = $1 AND removed_at IS NULL AND synced_at <> $2"), this_sync())
-            .await
-            .map_err(database)?;
-        let total = count(
+        let [in_snapshot] = counts(
             &txn,
-            &format!(
-                "SELECT COUNT(*) AS n FROM {table} WHERE workspace_id = $1 AND removed_at IS NULL"
-            ),
+            &format!("SELECT COUNT(*) FROM {table} WHERE workspace_id = $1"),
             vec![workspace.into()],
         )
         .await?;
+        let stale = in_snapshot - total;
+        let mut removed = 0;
+        if stale > 0 {
+            [removed] = counts(
+                &txn,
+                &format!("SELECT COUNT(*) FROM {table} WHERE workspace_id = $1 AND removed_at IS NULL AND synced_at <> $2"),
+                this_sync(),
+            )
+            .await?;
+            execute(&txn, &format!("DELETE FROM {table} WHERE workspace_id = $1 AND migration_state = 'idle' AND synced_at <> $2"), this_sync())
+                .await
+                .map_err(database)?;
+            execute(&txn, &format!("UPDATE {table} SET removed_at = $2 WHERE workspace_id = $1 AND removed_at IS NULL AND synced_at <> $2"), this_sync())
+                .await
+                .map_err(database)?;
+            if kind.has_tree_pos() {
+                // What is kept follows its group's new number (or leaves the tree with it).
+                let position =
+                    snapshot_tree::position_of_group(&format!("{table}.group_source_id"));
+                execute(&txn, &format!("UPDATE {table} SET tree_pos = {position} WHERE workspace_id = $1 AND synced_at <> $2"), this_sync())
+                    .await
+                    .map_err(database)?;
+            }
+        }
+        if let Kind::Groups = kind {
+            snapshot_tree::renumber(&txn, workspace)
+                .await
+                .map_err(database)?;
+        }
         result.insert(
             kind.name().into(),
             json!({"total": total, "added": added, "changed": changed, "removed": removed}),
@@ -492,20 +655,48 @@ async fn apply(
         .await
         .map_err(database)?;
     txn.commit().await.map_err(database)?;
+    refresh_statistics(db).await;
     Ok(Value::Object(result))
 }
 
-async fn count(
+/// PostgreSQL: the apply rewrote the workspace's rows, so the planner's statistics
+/// and the visibility map (which lets a rollup read its indexes alone) are behind
+/// until autovacuum comes by; without them a rollup was seen to scan every
+/// machine, or to fetch every row its index named. VACUUM's work is bounded by
+/// the pages the apply touched, ANALYZE's by its sample. Plans are read by
+/// index scans that fetch their rows anyway: statistics only. A failure here
+/// leaves the sync done; autovacuum catches up later.
+async fn refresh_statistics(db: &DatabaseConnection) {
+    if db.get_database_backend() != sea_orm::DatabaseBackend::Postgres {
+        return;
+    }
+    for sql in [
+        "VACUUM (ANALYZE) source_groups, source_users, source_machines",
+        "ANALYZE source_plans",
+    ] {
+        if let Err(error) = execute(db, sql, vec![]).await {
+            tracing::warn!(%error, sql, "refreshing the snapshot's statistics failed");
+        }
+    }
+}
+
+/// The columns `N` counts of a one-row query, in the order they are selected.
+async fn counts<const N: usize>(
     db: &impl ConnectionTrait,
     sql: &str,
     values: Vec<DbValue>,
-) -> Result<i64, JobError> {
+) -> Result<[i64; N], JobError> {
     let row = db
         .query_one_raw(statement(db.get_database_backend(), sql, values))
         .await
-        .map_err(database)?;
-    row.map(|r| r.try_get::<i64>("", "n"))
-        .transpose()
-        .map_err(database)
-        .map(Option::unwrap_or_default)
+        .map_err(database)?
+        .ok_or_else(|| JobError::Fatal("a count answered no row".into()))?;
+    let mut out = [0; N];
+    for (i, n) in out.iter_mut().enumerate() {
+        *n = row
+            .try_get_by_index::<Option<i64>>(i)
+            .map_err(database)?
+            .unwrap_or_default();
+    }
+    Ok(out)
 }

@@ -558,3 +558,171 @@ async fn a_machine_mid_migration_stays_in_the_rollup_flagged_after_its_user_leav
         assert_eq!(detail["migration_state"], "migrating");
     }
 }
+
+/// The groups under `top`, itself included.
+fn subtree(base: &InstallBase, top: &str) -> BTreeSet<String> {
+    let mut inside = BTreeSet::from([top.to_string()]);
+    loop {
+        let before = inside.len();
+        for g in &base.groups {
+            if g.parent_id.as_ref().is_some_and(|p| inside.contains(p)) {
+                inside.insert(g.id.clone());
+            }
+        }
+        if inside.len() == before {
+            return inside;
+        }
+    }
+}
+
+/// Removes the users `users` from the source with their machines and plans:
+/// the machines removed, each with its data size and group.
+fn remove_users(b: &mut InstallBase, users: &BTreeSet<String>) -> Vec<(u64, String)> {
+    let groups: std::collections::BTreeMap<String, String> = b
+        .users
+        .iter()
+        .map(|u| (u.id.clone(), u.group_id.clone()))
+        .collect();
+    let machines: Vec<(String, u64, String)> = b
+        .machines
+        .iter()
+        .filter(|m| users.contains(&m.user_id))
+        .map(|m| (m.id.clone(), m.data_size_bytes, groups[&m.user_id].clone()))
+        .collect();
+    let ids: BTreeSet<&String> = machines.iter().map(|(id, _, _)| id).collect();
+    b.users.retain(|u| !users.contains(&u.id));
+    b.machines.retain(|m| !ids.contains(&m.id));
+    b.plans.retain(|p| !ids.contains(&p.machine_id));
+    machines
+        .into_iter()
+        .map(|(_, size, group)| (size, group))
+        .collect()
+}
+
+#[tokio::test]
+async fn rollups_follow_the_group_tree_as_a_re_sync_changes_it() {
+    for backend in Backend::enabled() {
+        let base = generate(&GenSpec::sized(Size::Small, 7));
+        let world = world(backend, base.clone()).await;
+        world.sync().await;
+        // Every machine mid-migration: those that leave the source stay, flagged, in their group.
+        world
+            .db
+            .execute_unprepared("UPDATE source_machines SET migration_state = 'migrating'")
+            .await
+            .expect("mark");
+        let root = base.truth.root_group_id.clone();
+        let (kept, gone) = world.source.edit(|b| {
+            // A branch with groups below it moves under a group outside it.
+            let (moved, to, inside) =
+                b.groups
+                    .iter()
+                    .filter(|g| g.parent_id.is_some())
+                    .find_map(|g| {
+                        let inside = subtree(b, &g.id);
+                        let to = b.groups.iter().rev().find(|t| {
+                            !inside.contains(&t.id) && Some(&t.id) != g.parent_id.as_ref()
+                        })?;
+                        (inside.len() > 1).then(|| (g.id.clone(), to.id.clone(), inside))
+                    })
+                    .expect("a branch that can move");
+            for g in b.groups.iter_mut().filter(|g| g.id == moved) {
+                g.parent_id = Some(to.clone());
+            }
+            // A user with machines in the branch leaves the source: its machines stay in the branch.
+            let leaver = b
+                .machines
+                .iter()
+                .filter_map(|m| b.users.iter().find(|u| u.id == m.user_id))
+                .find(|u| inside.contains(&u.group_id))
+                .expect("a user with machines in the branch")
+                .id
+                .clone();
+            let mut kept = remove_users(b, &BTreeSet::from([leaver]));
+            // A leaf group goes with its users: their machines stay, in no group of the tree.
+            let gone = b
+                .groups
+                .iter()
+                .find(|g| {
+                    !inside.contains(&g.id)
+                        && g.parent_id.is_some()
+                        && !b.groups.iter().any(|c| c.parent_id.as_ref() == Some(&g.id))
+                })
+                .expect("a leaf group")
+                .id
+                .clone();
+            let users: BTreeSet<String> = b
+                .users
+                .iter()
+                .filter(|u| u.group_id == gone)
+                .map(|u| u.id.clone())
+                .collect();
+            kept.extend(remove_users(b, &users));
+            b.groups.retain(|g| g.id != gone);
+            // A new group arrives inside the branch, and a user from elsewhere moves into it.
+            let mut added = b
+                .groups
+                .iter()
+                .find(|g| g.id == to)
+                .expect("target")
+                .clone();
+            added.id = "g-added".into();
+            added.name = "added group".into();
+            added.parent_id = Some(moved.clone());
+            let user = b
+                .users
+                .iter_mut()
+                .find(|u| !inside.contains(&u.group_id))
+                .expect("a user outside the branch");
+            user.group_id = added.id.clone();
+            b.groups.push(added);
+            (kept, gone)
+        });
+        world.source.mutate(Mutations {
+            seed: 9,
+            add_users: 5,
+            move_users: 10,
+            ..Mutations::default()
+        });
+        world.sync().await;
+        let changed = world.source.with_base(InstallBase::clone);
+        for group in &changed.groups {
+            let detail = world
+                .get(&world.path(&format!("/groups/{}", group.id)))
+                .await;
+            let inside = subtree(&changed, &group.id);
+            let mut expected = expected_rollup(&changed, &group.id);
+            for (size, _) in kept.iter().filter(|(_, g)| inside.contains(g)) {
+                expected.machines += 1;
+                expected.data_size_bytes += size;
+            }
+            assert_eq!(
+                actual(&detail["rollup"]),
+                expected,
+                "{backend:?}: rollup of {}",
+                group.id
+            );
+        }
+        let hierarchy = world.get(&world.path("/hierarchy")).await;
+        assert_eq!(
+            hierarchy["root"]["rollup"]["machines"].as_u64(),
+            Some((changed.machines.len() + kept.iter().filter(|(_, g)| *g != gone).count()) as u64),
+            "{backend:?}: the root's machines, those kept in a group still there included"
+        );
+        assert_eq!(
+            root,
+            hierarchy["root"]["id"].as_str().expect("root").to_string()
+        );
+        let response = world
+            .app
+            .get(&world.path(&format!("/groups/{gone}")), &world.token)
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(
+            response.status(),
+            404,
+            "{backend:?}: a group gone from the source"
+        );
+    }
+}

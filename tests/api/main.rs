@@ -27,6 +27,7 @@ mod registration_tokens;
 mod secrets;
 mod sim_backupagent;
 mod sim_cloud;
+mod snapshot_schema;
 mod source_client;
 mod source_quotas;
 mod sync;

@@ -293,7 +293,8 @@ async fn a_sync_copies_the_source_and_a_re_sync_follows_its_changes() {
 }
 
 /// A source that fails at the plans: the sync dies after staging most of it.
-struct FailingAtPlans<'a>(&'a dyn SourceApi);
+/// With `true`, the first page of plans comes (and is staged) and the next fails.
+struct FailingAtPlans<'a>(&'a dyn SourceApi, bool);
 
 #[async_trait]
 impl SourceApi for FailingAtPlans<'_> {
@@ -323,9 +324,14 @@ impl SourceApi for FailingAtPlans<'_> {
     }
     async fn plans(
         &self,
-        _: Option<&str>,
-        _: u32,
+        c: Option<&str>,
+        l: u32,
     ) -> Result<SourcePage<SourcePlan>, ConnectorError> {
+        if self.1 && c.is_none() {
+            let mut page = self.0.plans(None, l).await?;
+            page.next_cursor = Some("more".into());
+            return Ok(page);
+        }
         Err(ConnectorError::Remote {
             system: "test",
             status: 500,
@@ -365,33 +371,51 @@ async fn a_failed_sync_leaves_the_snapshot_as_it_was() {
             policy,
         )
         .expect("client");
-        let result = sync::sync(
+        // At the first page of plans, and at the second (the first one staged).
+        for after_a_page in [false, true] {
+            let result = sync::sync(
+                &world.db,
+                Uuid::now_v7(),
+                world.workspace,
+                &FailingAtPlans(&client, after_a_page),
+                |_| async { Ok(()) },
+            )
+            .await;
+            assert!(result.is_err(), "{backend:?}: the sync failed");
+            assert_eq!(
+                world.snapshot().await,
+                before,
+                "{backend:?}: nothing of the failed sync reached the snapshot"
+            );
+            let staged = world
+                .db
+                .query_one_raw(Statement::from_string(
+                    world.db.get_database_backend(),
+                    "SELECT COUNT(*) AS n FROM sync_staging".to_string(),
+                ))
+                .await
+                .expect("count")
+                .expect("row");
+            assert_eq!(
+                staged.try_get::<i64>("", "n").expect("n"),
+                0,
+                "{backend:?}: the staging area is cleared"
+            );
+        }
+        // The connections the failed syncs staged on serve the next one.
+        sync::sync(
             &world.db,
             Uuid::now_v7(),
             world.workspace,
-            &FailingAtPlans(&client),
+            &client,
             |_| async { Ok(()) },
         )
-        .await;
-        assert!(result.is_err(), "{backend:?}: the sync failed");
-        assert_eq!(
+        .await
+        .unwrap_or_else(|e| panic!("{backend:?}: the next sync: {e}"));
+        assert_ne!(
             world.snapshot().await,
             before,
-            "{backend:?}: nothing of the failed sync reached the snapshot"
-        );
-        let staged = world
-            .db
-            .query_one_raw(Statement::from_string(
-                world.db.get_database_backend(),
-                "SELECT COUNT(*) AS n FROM sync_staging".to_string(),
-            ))
-            .await
-            .expect("count")
-            .expect("row");
-        assert_eq!(
-            staged.try_get::<i64>("", "n").expect("n"),
-            0,
-            "{backend:?}: the staging area is cleared"
+            "{backend:?}: the next sync applies"
         );
     }
 }

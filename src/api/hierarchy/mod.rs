@@ -98,10 +98,9 @@ async fn get_hierarchy(
     let root = snapshot::root(&state.db, workspace.id)
         .await?
         .ok_or(ApiError::NotFound)?;
-    let (subgroups, users) = snapshot::direct_counts(&state.db, workspace.id, &root.id).await?;
-    let rollup = snapshot::rollups(&state.db, workspace.id, std::slice::from_ref(&root.id))
-        .await?
-        .remove(&root.id);
+    let contents = snapshot::contents(&state.db, workspace.id, &root.id).await?;
+    let (subgroups, users) = contents.as_ref().map_or((0, 0), |c| (c.subgroups, c.users));
+    let rollup = contents.map(|c| c.rollup);
     Ok(web::Json(Hierarchy {
         workspace_id: workspace.id,
         snapshot_synced_at: workspace.snapshot_synced_at,
@@ -276,11 +275,13 @@ async fn get_group(
         .await?
         .ok_or(ApiError::NotFound)?;
     let group: Group = parse(&row)?;
-    let (subgroups, users) = snapshot::direct_counts(&state.db, workspace.id, &row.id).await?;
-    let rollup = snapshot::rollups(&state.db, workspace.id, std::slice::from_ref(&row.id))
+    let snapshot::Contents {
+        subgroups,
+        users,
+        rollup,
+    } = snapshot::contents(&state.db, workspace.id, &row.id)
         .await?
-        .remove(&row.id)
-        .unwrap_or_default();
+        .ok_or(ApiError::NotFound)?;
     let path = path_entries(snapshot::path(&state.db, workspace.id, &row.id).await?);
     Ok(web::Json(GroupDetail {
         target_kind: GroupPlan::of(group.parent_id.is_none(), subgroups > 0, users > 0),
@@ -322,13 +323,7 @@ async fn get_user(
         .await?
         .ok_or(ApiError::NotFound)?;
     let user: User = parse(&row)?;
-    let machine_ids: Vec<String> =
-        snapshot::rows_under(&state.db, workspace.id, Kind::Machine.table(), &row.id)
-            .await?
-            .into_iter()
-            .map(|(id, _)| id)
-            .collect();
-    let mut machines = snapshot::rows(&state.db, workspace.id, Kind::Machine, &machine_ids).await?;
+    let mut machines = snapshot::rows_of(&state.db, workspace.id, Kind::Machine, &row.id).await?;
     machines.sort_by(|a, b| (&a.search, &a.id).cmp(&(&b.search, &b.id)));
     let machines: Vec<MachineSummary> = machines
         .iter()
@@ -387,11 +382,12 @@ async fn get_machine(
 ) -> Result<web::Json<MachineDetail>, ApiError> {
     let (id, machine_id) = path.into_inner();
     let workspace = synced(&state, &partner, id).await?;
-    let row = snapshot::find(&state.db, workspace.id, Kind::Machine, &machine_id)
+    let (row, user_row) = snapshot::machine_with_user(&state.db, workspace.id, &machine_id)
         .await?
         .ok_or(ApiError::NotFound)?;
     let machine: Machine = parse(&row)?;
-    let user_row = snapshot::find(&state.db, workspace.id, Kind::User, &machine.user_id).await?;
+    // Its user is its parent: the sync stores `user_id` there.
+    let user_row = user_row.filter(|u| u.id == machine.user_id);
     let user: Option<User> = user_row.as_ref().map(parse).transpose()?;
     let plans = snapshot::rows_under(&state.db, workspace.id, "source_plans", &row.id).await?;
     let plans: Vec<(Value, BackupPlan)> = plans
