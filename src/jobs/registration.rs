@@ -47,6 +47,9 @@ const CLAIM_LEASE_SECS: i64 = 300;
 const CLAIM_HELD_SNOOZE: Duration = Duration::from_millis(500);
 /// How long a job whose migration is paused waits before it looks again.
 const PAUSED_SNOOZE: Duration = Duration::from_secs(5);
+/// How often a registration job reads whether its migration was paused while a
+/// call waits or runs (a pause stops the calls within about a second).
+const PAUSE_WATCH: Duration = Duration::from_millis(200);
 /// Registration jobs one process runs at once, in a lane of their own: a
 /// migration releases a user's machines with every user item it finishes, so
 /// these jobs come by the thousand, and in the worker's shared slots they held
@@ -188,16 +191,21 @@ impl RegistrationHandler {
                 continue;
             }
             let clients = self.pool.clients(workspace, &self.secrets)?;
-            let obtained = Registrant {
+            let registrant = Registrant {
                 workspace_id: workspace.id,
                 migration_id: *migration_id,
                 machine_id,
                 target_user,
                 target_tenant,
                 replaces: machine.registration_token_id.as_deref(),
-            }
-            .obtain_claimed(db, &self.secrets, clients.target.as_ref())
-            .await?;
+            };
+            let obtained = registrant.obtain_claimed(db, &self.secrets, clients.target.as_ref());
+            // A call may wait long for the workspace's pace: a pause drops it there (or
+            // in flight; a token it made is found again as a leftover on resume).
+            let obtained = tokio::select! {
+                obtained = obtained => obtained?,
+                () = until_paused(db, *migration_id) => Obtained::Paused,
+            };
             match obtained {
                 Obtained::Kept => made += 1,
                 Obtained::Paused => paused = true,
@@ -218,6 +226,16 @@ async fn is_paused(db: &impl ConnectionTrait, migration_id: Uuid) -> Result<bool
         .map_err(database)?
         .map(|m| m.status);
     Ok(status.as_deref() == Some(MigrationStatus::Paused.as_str()))
+}
+
+/// Returns once the migration is paused, read every [`PAUSE_WATCH`].
+async fn until_paused(db: &impl ConnectionTrait, migration_id: Uuid) {
+    loop {
+        tokio::time::sleep(PAUSE_WATCH).await;
+        if matches!(is_paused(db, migration_id).await, Ok(true)) {
+            return;
+        }
+    }
 }
 
 /// How obtaining a machine's token ended.
