@@ -256,6 +256,17 @@ impl TransferHandler {
         if rows.is_empty() {
             return Ok(json!({"items": 0}));
         }
+        // Watched from here: a pause stops the listings below too, whose calls may wait
+        // long for the workspace's pace.
+        let stop = Arc::new(AtomicBool::new(false));
+        let watcher = Watcher(tokio::spawn(watch(db.clone(), id, stop.clone())));
+        let stopping = || stop.load(Ordering::SeqCst) || run.should_stop();
+        let until_stopped = async {
+            while !stopping() {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        };
+        tokio::pin!(until_stopped);
         let items: Vec<BatchItem> = rows.iter().map(BatchItem::read).collect();
         let options = options(&migration)?;
         let clients = self
@@ -280,7 +291,11 @@ impl TransferHandler {
             .collect();
         let mut listed = HashMap::new();
         for tenant_id in people_tenants {
-            if let Some(users) = self.tenant_users(clients.target.as_ref(), tenant_id).await {
+            let users = tokio::select! {
+                users = self.tenant_users(clients.target.as_ref(), tenant_id) => users,
+                () = &mut until_stopped => return Ok(json!({"skipped": "stopped"})),
+            };
+            if let Some(users) = users {
                 listed.insert(tenant_id, users);
             }
         }
@@ -290,14 +305,13 @@ impl TransferHandler {
             Ok(Planned::User(user)) => user.personal_quota.is_some(),
             _ => false,
         }) {
-            provision::applications(clients.target.as_ref())
-                .await
-                .map_err(connector)?
+            tokio::select! {
+                applications = provision::applications(clients.target.as_ref()) => applications.map_err(connector)?,
+                () = &mut until_stopped => return Ok(json!({"skipped": "stopped"})),
+            }
         } else {
             Applications::new()
         };
-        let stop = Arc::new(AtomicBool::new(false));
-        let watcher = tokio::spawn(watch(db.clone(), id, stop.clone()));
         let concurrency = options
             .target
             .map_or(workspace.target_concurrency as usize, |l| {
@@ -324,7 +338,7 @@ impl TransferHandler {
             .buffer_unordered(concurrency)
             .collect()
             .await;
-        watcher.abort();
+        drop(watcher);
         self.remember(std::mem::take(
             &mut *context.ensured.lock().unwrap_or_else(|e| e.into_inner()),
         ));
@@ -353,10 +367,10 @@ impl TransferHandler {
     }
 }
 
-/// Sets `stop` once the migration is no longer running.
+/// Sets `stop` once the migration is no longer running, read at once and then
+/// every [`WATCH_EVERY`].
 async fn watch(db: DatabaseConnection, id: Uuid, stop: Arc<AtomicBool>) {
     loop {
-        tokio::time::sleep(WATCH_EVERY).await;
         match store::get(&db, id).await {
             Ok(Some(m)) if m.status == MigrationStatus::Running.as_str() => {}
             Ok(_) => {
@@ -365,6 +379,16 @@ async fn watch(db: DatabaseConnection, id: Uuid, stop: Arc<AtomicBool>) {
             }
             Err(error) => tracing::warn!(%error, "could not read the migration's status"),
         }
+        tokio::time::sleep(WATCH_EVERY).await;
+    }
+}
+
+/// The task of [`watch`], stopped however the batch ends.
+struct Watcher(tokio::task::JoinHandle<()>);
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
