@@ -12,8 +12,8 @@ use entity::migration_item::{self, Column as ItemColumn, Entity as Items};
 use entity::target_mapping::{self, Entity as Mappings};
 use sea_orm::sea_query::{Expr, OnConflict, Query};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, ExprTrait,
-    QueryFilter, QueryOrder, QuerySelect,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, DbErr, EntityTrait,
+    ExprTrait, QueryFilter, QueryOrder, QuerySelect, Statement,
 };
 use uuid::Uuid;
 
@@ -70,16 +70,51 @@ pub async fn set_status(
     Ok(result.rows_affected > 0)
 }
 
-/// Takes the migration's row lock for the rest of the transaction (PostgreSQL;
-/// SQLite serialises writers anyway), so that finishing and retrying a migration
-/// see each other's changes instead of interleaving.
+/// Takes the migration's lock alone for the rest of the transaction, so that
+/// finishing, retrying and cancelling a migration, and the item commits that
+/// release machines ([`lock_shared`]), see each other's changes instead of
+/// interleaving. On PostgreSQL the lock is an advisory one (waiting its turn
+/// behind the shared holders) with the row's own; SQLite serialises writers, and
+/// the row's update takes the database's write lock at once.
 pub async fn lock(db: &impl ConnectionTrait, id: Uuid) -> Result<(), DbErr> {
+    if db.get_database_backend() == DatabaseBackend::Postgres {
+        advisory(db, "pg_advisory_xact_lock", id).await?;
+    }
     Migrations::update_many()
         .col_expr(migration::Column::UpdatedAt, Expr::value(Utc::now()))
         .filter(migration::Column::Id.eq(id))
         .exec(db)
         .await
         .map(drop)
+}
+
+/// Takes the migration's lock beside other holders of it shared, for the rest of
+/// the transaction: the item commits that release machines hold it so that a
+/// cancel ([`lock`]) comes wholly before or after each of them, while they do not
+/// wait for each other. At `large` they took the migration's row lock instead
+/// (an update of it), and 27,000 such commits waited 86 ms each on average for
+/// one another, the migration's throughput (pg_stat_statements).
+pub async fn lock_shared(db: &impl ConnectionTrait, id: Uuid) -> Result<(), DbErr> {
+    match db.get_database_backend() {
+        DatabaseBackend::Postgres => advisory(db, "pg_advisory_xact_lock_shared", id).await,
+        _ => lock(db, id).await,
+    }
+}
+
+/// The class of PostgreSQL's two-key advisory locks that are migrations' locks,
+/// the second key the hash of the migration's id (a collision only makes two
+/// migrations wait for each other). The two-key space is apart from the schema
+/// upgrade's one-key lock.
+const MIGRATION_LOCK_CLASS: i32 = 0x4D49_4752;
+
+async fn advisory(db: &impl ConnectionTrait, function: &str, id: Uuid) -> Result<(), DbErr> {
+    db.execute_raw(Statement::from_sql_and_values(
+        DatabaseBackend::Postgres,
+        format!("SELECT {function}($1, hashtext($2))"),
+        [MIGRATION_LOCK_CLASS.into(), id.to_string().into()],
+    ))
+    .await
+    .map(drop)
 }
 
 pub async fn set_replan(
@@ -204,18 +239,23 @@ pub async fn queue_items(
 }
 
 /// Waiting or failed items, or queued ones whose job is over (never one a live job holds).
+/// The item's job is looked up by its key (`NOT EXISTS`): a `NOT IN` of the live jobs
+/// made PostgreSQL hash every queued job on each call, 50 to 60 ms with a large
+/// migration's thousands of batches queued.
 fn schedulable() -> Condition {
-    let live_jobs = Query::select()
-        .column(entity::job::Column::Id)
-        .from(entity::job::Entity)
-        .and_where(entity::job::Column::Status.is_in([queue::QUEUED, queue::RUNNING]))
+    use entity::job::{Column as JobColumn, Entity as Jobs};
+    let live_job = Query::select()
+        .expr(Expr::value(1))
+        .from(Jobs)
+        .and_where(Expr::col((Jobs, JobColumn::Id)).equals((Items, ItemColumn::JobId)))
+        .and_where(Expr::col((Jobs, JobColumn::Status)).is_in([queue::QUEUED, queue::RUNNING]))
         .to_owned();
     Condition::any()
         .add(ItemColumn::State.is_in(states(&[ItemState::Waiting, ItemState::Failed])))
         .add(
             Condition::all()
                 .add(ItemColumn::State.eq(ItemState::Queued.as_str()))
-                .add(ItemColumn::JobId.not_in_subquery(live_jobs)),
+                .add(Expr::exists(live_job).not()),
         )
 }
 

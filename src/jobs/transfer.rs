@@ -602,11 +602,14 @@ impl Context<'_> {
         let target_user_id = done.target_id;
         let txn = self.db.begin().await.map_err(db_stop)?;
         // A user created while the migration was being cancelled is kept, but its
-        // machines are not released: under the migration's row lock, either the cancel
-        // came first (seen here) or it takes back what this releases.
+        // machines are not released: under the migration's lock (shared with other
+        // commits), either the cancel came first (seen here) or it takes back what
+        // this releases.
         let cancelled = match release {
             Some(_) => {
-                store::lock(&txn, migration.id).await.map_err(db_stop)?;
+                store::lock_shared(&txn, migration.id)
+                    .await
+                    .map_err(db_stop)?;
                 store::get(&txn, migration.id)
                     .await
                     .map_err(db_stop)?
