@@ -221,6 +221,15 @@ impl Truth {
     }
 }
 
+/// Requests the whole fleet has in flight at once, each on a connection of its
+/// own (a call to `sim cloud` in the same process holds two descriptors): beyond
+/// it an agent waits for one to end. At `large`, 150,000 agents on one client
+/// held 20,000 descriptors when the service slowed, the process's limit, and
+/// every request of the process failed ("Too many open files", then hyper's
+/// "received unexpected message from connection"). Real agents each have their
+/// own machine; this bounds the simulator, not what the service is offered.
+const MAX_IN_FLIGHT: usize = 3_000;
+
 pub struct Fleet {
     truth: Arc<Mutex<BTreeMap<String, Truth>>>,
     stop: watch::Sender<bool>,
@@ -252,6 +261,7 @@ impl Fleet {
             })
             .collect();
         let truth = Arc::new(Mutex::new(truth));
+        let in_flight = Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT));
         let (stop, stopped) = watch::channel(false);
         let config = Arc::new(config);
         let tasks = config
@@ -261,6 +271,7 @@ impl Fleet {
             .map(|(i, machine)| {
                 let agent = Agent {
                     http: http.clone(),
+                    in_flight: in_flight.clone(),
                     config: config.clone(),
                     machine: machine.id.clone(),
                     client_version: machine.client_version.clone(),
@@ -292,6 +303,8 @@ impl Fleet {
 
 struct Agent {
     http: reqwest::Client,
+    /// The fleet's requests in flight ([`MAX_IN_FLIGHT`]).
+    in_flight: Arc<tokio::sync::Semaphore>,
     config: Arc<FleetConfig>,
     machine: String,
     client_version: Option<String>,
@@ -504,7 +517,7 @@ impl Agent {
 
     /// Sends `request`; a 429 or 503 is counted and becomes the wait it asks for.
     async fn send(&mut self, request: reqwest::RequestBuilder) -> Answer {
-        let Ok(response) = request.send().await else {
+        let Ok(response) = self.sent(request).await else {
             return Answer::Lost;
         };
         if !matches!(
@@ -518,6 +531,13 @@ impl Agent {
         // At least what it was told, up to a quarter more so that a refused herd spreads out.
         let jitter = self.rng.random_range(1.0..1.25);
         Answer::BackOff(self.config.scaled(told).mul_f64(jitter))
+    }
+
+    /// Sends `request` once one of the fleet's [`MAX_IN_FLIGHT`] is free, until
+    /// its answer's head is in (the small bodies that follow are read at once).
+    async fn sent(&self, request: reqwest::RequestBuilder) -> reqwest::Result<reqwest::Response> {
+        let _permit = self.in_flight.acquire().await;
+        request.send().await
     }
 
     /// Sends the request `build` makes until the service answers it otherwise than
@@ -560,12 +580,15 @@ impl Agent {
             address.trim_end_matches('/')
         );
         let body = json!({"token": token, "machine_id": self.machine});
-        let response = self.http.post(url).json(&body).send().await.map_err(|e| {
-            (
-                "registration_error",
-                format!("the cloud is unreachable: {e}"),
-            )
-        })?;
+        let response = self
+            .sent(self.http.post(url).json(&body))
+            .await
+            .map_err(|e| {
+                (
+                    "registration_error",
+                    format!("the cloud is unreachable: {e}"),
+                )
+            })?;
         let status = response.status();
         if status.is_success() {
             self.observe(|o| o.registered = true);
