@@ -260,12 +260,7 @@ impl TransferHandler {
         // long for the workspace's pace.
         let stop = Arc::new(AtomicBool::new(false));
         let watcher = Watcher(tokio::spawn(watch(db.clone(), id, stop.clone())));
-        let stopping = || stop.load(Ordering::SeqCst) || run.should_stop();
-        let until_stopped = async {
-            while !stopping() {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        };
+        let until_stopped = stopped(&stop, run);
         tokio::pin!(until_stopped);
         let items: Vec<BatchItem> = rows.iter().map(BatchItem::read).collect();
         let options = options(&migration)?;
@@ -380,6 +375,18 @@ async fn watch(db: DatabaseConnection, id: Uuid, stop: Arc<AtomicBool>) {
             Err(error) => tracing::warn!(%error, "could not read the migration's status"),
         }
         tokio::time::sleep(WATCH_EVERY).await;
+    }
+}
+
+/// The migration is no longer running (see [`watch`]) or the worker is stopping.
+fn stopping(stop: &AtomicBool, run: &JobRun) -> bool {
+    stop.load(Ordering::SeqCst) || run.should_stop()
+}
+
+/// Returns once [`stopping`], looked at every 50 ms.
+async fn stopped(stop: &AtomicBool, run: &JobRun) {
+    while !stopping(stop, run) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -498,13 +505,11 @@ impl From<ConnectorError> for Stop {
 
 impl Context<'_> {
     fn stopping(&self) -> bool {
-        self.stop.load(Ordering::SeqCst) || self.run.should_stop()
+        stopping(self.stop, self.run)
     }
 
     async fn stopped(&self) {
-        while !self.stopping() {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        stopped(self.stop, self.run).await
     }
 
     fn check(&self) -> Result<(), Stop> {
