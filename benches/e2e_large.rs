@@ -408,7 +408,15 @@ async fn drive(
         })
         .collect();
     let label = format!("e2e_large: {backend}: fleet");
-    let shown = truth::settle(&api, &id, &fleets, &Deadline::new("fleet", phase), &label).await?;
+    let shown = truth::settle(
+        &api,
+        &id,
+        &migration,
+        &fleets,
+        &Deadline::new("fleet", phase),
+        &label,
+    )
+    .await?;
     meter
         .report(world, &api, service, "fleet until every machine settled")
         .await?;
@@ -429,7 +437,15 @@ async fn drive(
         failed.len()
     );
     let label = format!("e2e_large: {backend}: retried");
-    let shown = truth::settle(&api, &id, &fleets, &Deadline::new("retry", phase), &label).await?;
+    let shown = truth::settle(
+        &api,
+        &id,
+        &migration,
+        &fleets,
+        &Deadline::new("retry", phase),
+        &label,
+    )
+    .await?;
     meter
         .report(world, &api, service, "retries until every machine settled")
         .await?;

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use migration_portal::sim::fleet::{Behaviour, Fleet, Truth};
-use migration_portal::sim::partner::all_machines;
+use migration_portal::sim::partner::{all_machines, progress_bar};
 use serde_json::Value;
 
 use super::api::{Api, Deadline};
@@ -52,32 +52,62 @@ pub fn by_state(shown: &[Value]) -> BTreeMap<String, usize> {
     counts
 }
 
-/// Polls every machine until all have settled; answers them as shown. At the
-/// deadline, prints the counts by state and some of the open ones and fails.
+/// Whether the migration's machine counts (`GET` of the migration, one cheap read)
+/// can already be those of a settled fleet: none migrating, and as many migrated,
+/// failed and waiting for a manual action as the fleet's ground truth says, with no
+/// agent still in the middle of its steps. Only then is every machine listed (at
+/// `large` 300 pages, which beside the whole fleet take minutes).
+pub fn may_have_settled(machines: &Value, truth: &BTreeMap<String, Truth>) -> bool {
+    let mut expected: BTreeMap<&str, u64> = BTreeMap::new();
+    for t in truth.values() {
+        if let Some(state) = t.expected_state() {
+            *expected.entry(state).or_default() += 1;
+        }
+    }
+    let shown = |state: &str| machines[state].as_u64().unwrap_or(0);
+    expected.get("migrating").is_none()
+        && shown("migrating") == 0
+        && ["migrated", "failed", "manual_action_required"]
+            .iter()
+            .all(|s| shown(s) == expected.get(s).copied().unwrap_or(0))
+}
+
+/// Polls until every machine has settled; answers them as shown. The migration's
+/// counts are read every 2 s and the machines listed only when those counts allow
+/// (see [`may_have_settled`]). At the deadline, prints where it stands and fails.
 pub async fn settle(
     api: &Api,
     workspace: &str,
+    migration: &str,
     fleets: &[Fleet],
     deadline: &Deadline,
     label: &str,
 ) -> anyhow::Result<Vec<Value>> {
     let mut printed = Instant::now();
+    let mut listed = None;
     loop {
-        let scan = Instant::now();
         let truth = truth_of(fleets);
-        let shown = all_machines(&api.http, api.base(), workspace, &api.token).await?;
-        let open = unsettled(&shown, &truth);
-        if open.is_empty() {
-            return Ok(shown);
+        let counts = api.get(migration).await?["machines"].clone();
+        if may_have_settled(&counts, &truth) {
+            let scan = Instant::now();
+            let shown = all_machines(&api.http, api.base(), workspace, &api.token).await?;
+            let open = unsettled(&shown, &truth_of(fleets));
+            if open.is_empty() {
+                return Ok(shown);
+            }
+            listed = Some(format!(
+                "the last listing ({:.1} s) found {} of {} not settled, e.g. {}",
+                scan.elapsed().as_secs_f64(),
+                open.len(),
+                shown.len(),
+                open.iter().take(3).cloned().collect::<Vec<_>>().join("; ")
+            ));
         }
         if deadline.passed() || printed.elapsed() > Duration::from_secs(15) {
             println!(
-                "{label}: {} of {} machines not settled (listing took {:.1} s): {:?}; e.g. {}",
-                open.len(),
-                shown.len(),
-                scan.elapsed().as_secs_f64(),
-                by_state(&shown),
-                open.iter().take(3).cloned().collect::<Vec<_>>().join("; ")
+                "{label}: {}; {}",
+                progress_bar(&counts),
+                listed.as_deref().unwrap_or("not listed yet")
             );
             printed = Instant::now();
         }
@@ -85,9 +115,8 @@ pub async fn settle(
             println!("{label}: the service so far: {:?}", api.served().await?);
             println!("{}", api.queue().await);
             anyhow::bail!(
-                "{}: {} machines not settled after {:?}",
+                "{}: not settled after {:?}",
                 deadline.phase,
-                open.len(),
                 deadline.within
             );
         }

@@ -53,6 +53,21 @@ pub async fn claim_registration(
     Ok(result.rows_affected() > 0)
 }
 
+/// Renews a claim of [`claim_registration`] that `claim` still holds.
+pub async fn renew_registration_claim(
+    db: &impl ConnectionTrait,
+    workspace_id: Uuid,
+    target_user_id: Uuid,
+    claim: Uuid,
+) -> Result<(), DbErr> {
+    execute(
+        db,
+        "UPDATE registration_claims SET claimed_at = $1 WHERE workspace_id = $2 AND target_user_id = $3 AND claim = $4",
+        vec![Utc::now().into(), workspace_id.into(), target_user_id.into(), claim.into()],
+    )
+    .await
+}
+
 /// Gives up a claim of [`claim_registration`] (one taken over meanwhile is left alone).
 pub async fn release_registration_claim(
     db: &impl ConnectionTrait,

@@ -41,8 +41,13 @@ use crate::queue::{self, Job, JobError, JobHandler, JobRun, NewJob, database};
 pub const REGISTRATION_DAYS: i64 = 7;
 /// A token with less than this left is renewed.
 const RENEW_WITHIN_DAYS: i64 = 1;
-/// A claim older than this is taken over (its holder died or hangs).
-const CLAIM_LEASE_SECS: i64 = 300;
+/// A claim not renewed for this long is taken over (its holder died or hangs).
+/// Its holder renews it every [`CLAIM_RENEWAL`]: a SIGKILLed worker held its
+/// users' machines back for five minutes with a lease of 300 s that nobody
+/// renewed (seen at `medium`: 186 machines told `registration_pending` meanwhile).
+const CLAIM_LEASE_SECS: i64 = 30;
+/// How often a job renews the claim it holds.
+const CLAIM_RENEWAL: Duration = Duration::from_secs(10);
 /// How long a job whose user's claim is held waits before it looks again.
 const CLAIM_HELD_SNOOZE: Duration = Duration::from_millis(500);
 /// How long a job whose migration is paused waits before it looks again.
@@ -147,7 +152,25 @@ impl JobHandler for RegistrationHandler {
             // Another job makes a token of this user now (one whose lease lapsed).
             return Err(JobError::Snooze(CLAIM_HELD_SNOOZE));
         }
-        let made = self.under_claim(run, &workspace, user).await;
+        // Renewed while the tokens are made, until the run ends or is told to stop
+        // (its lease lost): then the claim lapses and another attempt takes it over.
+        let renew = async {
+            loop {
+                tokio::time::sleep(CLAIM_RENEWAL).await;
+                if run.should_stop() {
+                    std::future::pending::<()>().await;
+                }
+                if let Err(e) =
+                    tokens::renew_registration_claim(db, workspace.id, user, claim).await
+                {
+                    tracing::warn!(error = %e, "a registration claim could not be renewed");
+                }
+            }
+        };
+        let made = tokio::select! {
+            made = self.under_claim(run, &workspace, user) => made,
+            never = renew => never,
+        };
         tokens::release_registration_claim(db, workspace.id, user, claim)
             .await
             .map_err(database)?;

@@ -293,3 +293,92 @@ async fn tokens_are_made_ahead_and_lost_answers_and_concurrent_workers_leave_one
         assert_one_live_token_per_machine(&world, &holding, backend);
     }
 }
+
+/// Whether the machine keeps a registration token.
+async fn holds_token(world: &World, machine: &str) -> bool {
+    migration_portal::db::agents::machine(&world.db, world.workspace, machine)
+        .await
+        .expect("machine")
+        .expect("known")
+        .registration
+        .is_some()
+}
+
+/// Sets when the claim on the machine's cloud user was last renewed: `ago` before now.
+async fn claim_renewed(world: &World, machine: &str, ago: chrono::Duration) {
+    let sql = "INSERT INTO registration_claims (workspace_id, target_user_id, claim, claimed_at) \
+               SELECT workspace_id, target_user_id, $1, $2 FROM machine_assignments WHERE workspace_id = $3 AND machine_id = $4 \
+               ON CONFLICT (workspace_id, target_user_id) DO UPDATE SET claimed_at = excluded.claimed_at";
+    migration_portal::db::execute(
+        &world.db,
+        sql,
+        vec![
+            uuid::Uuid::new_v4().into(),
+            (chrono::Utc::now() - ago).into(),
+            world.workspace.into(),
+            machine.into(),
+        ],
+    )
+    .await
+    .expect("claim");
+}
+
+/// A worker killed while making a user's tokens leaves its claim behind; nobody
+/// renews it, and another worker takes it over within the claim's lease (30 s),
+/// not minutes later with the user's machines told to wait all along.
+#[tokio::test]
+async fn a_claim_its_dead_holder_no_longer_renews_is_taken_over_within_half_a_minute() {
+    for backend in Backend::enabled() {
+        let base = small();
+        let (world, _) = migrated(backend, &base).await;
+        world.work().await;
+        let machine = released_machines(&world, 1).await.remove(0);
+        let secret = world.enrollment_secret().await;
+        let agent = world.agent_token(&secret, &machine).await;
+        migration_portal::db::execute(
+            &world.db,
+            "UPDATE machine_assignments SET registration_token = NULL, registration_expires_at = NULL, registration_token_id = NULL \
+             WHERE workspace_id = $1 AND machine_id = $2",
+            vec![world.workspace.into(), machine.as_str().into()],
+        )
+        .await
+        .expect("token dropped");
+        // Renewed 20 s ago: its holder may be alive, between two renewals.
+        claim_renewed(&world, &machine, chrono::Duration::seconds(20)).await;
+        let check_in = world
+            .app
+            .http
+            .get(world.app.url("/agent/v1/instructions"))
+            .bearer_auth(&agent)
+            .send()
+            .await
+            .expect("check in")
+            .json::<Value>()
+            .await
+            .expect("instructions");
+        assert!(
+            check_in["reason"]
+                .as_str()
+                .is_some_and(|r| r.starts_with("registration_pending:")),
+            "{backend:?}: without a token the machine waits: {check_in}"
+        );
+        world.work().await;
+        assert!(
+            !holds_token(&world, &machine).await,
+            "{backend:?}: no token is made under a claim another job may still hold"
+        );
+        // Not renewed for 31 s: its holder is gone.
+        claim_renewed(&world, &machine, chrono::Duration::seconds(31)).await;
+        for _ in 0..50 {
+            world.work().await;
+            if holds_token(&world, &machine).await {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert!(
+            holds_token(&world, &machine).await,
+            "{backend:?}: the lapsed claim is taken over and the token made"
+        );
+    }
+}
