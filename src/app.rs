@@ -229,8 +229,9 @@ impl Application {
                 "connectors may contact loopback and private addresses (connectors.allow_private_networks)"
             );
         }
-        let agent_slots =
-            std::sync::Arc::new(tokio::sync::Semaphore::new(config.agent_max_in_flight()));
+        let admission = std::sync::Arc::new(crate::api::admission::Admission::new(
+            config.agent_max_in_flight(),
+        ));
         let agent_max_log_bytes = config.http.agent_max_log_bytes;
         let check_ins = std::sync::Arc::new(crate::db::check_ins::CheckIns::default());
         tokio::spawn(flush_check_ins(
@@ -253,7 +254,7 @@ impl Application {
             secrets,
             auth,
             allow_private_networks,
-            agent_slots,
+            admission,
             agent_max_log_bytes,
             agent_tokens: std::sync::Arc::new(crate::auth::agent::AgentTokens::new(
                 AGENT_TOKEN_QUERIES,

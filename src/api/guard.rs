@@ -1,13 +1,13 @@
 //! Who may call which routes: [`require_partner`] wraps `/api/v1`,
 //! [`require_agent`] every agent route that takes a token, [`admit_agent`] the one
-//! that does not (enrollment). Agent requests are admitted first, a bounded number
-//! at once (`http.agent_max_in_flight`). Each authenticates
+//! that does not (enrollment), [`require_reporting_agent`] the reports of a
+//! machine's steps. Agent requests are admitted first, a bounded number at once
+//! (`http.agent_max_in_flight`, see [`crate::api::admission`]). Each authenticates
 //! before any extractor reads the body and leaves the caller on the request,
 //! where handlers take it as [`Partner`] or [`Agent`]; a partner then reaches
 //! its own workspaces only ([`partner_workspace`]).
 
 use std::future::{Ready, ready};
-use std::time::Duration;
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
@@ -17,10 +17,11 @@ use entity::workspace;
 use tokio::sync::OwnedSemaphorePermit;
 use uuid::Uuid;
 
+use crate::api::admission::Request;
 use crate::api::state::AppState;
 use crate::auth::{Agent, Partner, Rejection, bearer_token};
 use crate::db::workspaces;
-use crate::error::{ApiError, retry_after_secs};
+use crate::error::ApiError;
 
 /// Authenticates every request of the scope it wraps; handlers then take
 /// [`Partner`] from the request.
@@ -79,24 +80,44 @@ impl From<Rejection> for ApiError {
     }
 }
 
-/// Admits and authenticates an agent request: it takes a slot among the agent
+/// Admits and authenticates an agent's check-in: it takes a slot among the agent
 /// requests handled at once, held until the handler has answered, then finds the
 /// token's machine.
 pub async fn require_agent<B: MessageBody + 'static>(
     req: ServiceRequest,
     next: Next<B>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let (agent, _slot) = match agent(&req).await {
+    agent_request(req, next, Request::Routine).await
+}
+
+/// Like [`require_agent`], for a report of a machine's step (an event, a log),
+/// which may also take the slots held back for reports.
+pub async fn require_reporting_agent<B: MessageBody + 'static>(
+    req: ServiceRequest,
+    next: Next<B>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    agent_request(req, next, Request::Report).await
+}
+
+async fn agent_request<B: MessageBody + 'static>(
+    req: ServiceRequest,
+    next: Next<B>,
+    request: Request,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let (agent, _slot) = match agent(&req, request).await {
         Ok((agent, slot)) => (Ok(agent), Some(slot)),
         Err(refused) => (Err(refused), None),
     };
     pass(req, next, agent).await
 }
 
-async fn agent(req: &ServiceRequest) -> Result<(Agent, OwnedSemaphorePermit), ApiError> {
+async fn agent(
+    req: &ServiceRequest,
+    request: Request,
+) -> Result<(Agent, OwnedSemaphorePermit), ApiError> {
     let state = state_of(req)?;
     // Before the token's query: an overloaded service refuses without touching the database.
-    let slot = admit(&state).await?;
+    let slot = admit(&state, request).await?;
     Ok((authenticate(&state, req.request()).await?, slot))
 }
 
@@ -107,7 +128,7 @@ pub async fn admit_agent<B: MessageBody + 'static>(
     next: Next<B>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let slot = match state_of(&req) {
-        Ok(state) => admit(&state).await,
+        Ok(state) => admit(&state, Request::Routine).await,
         Err(e) => Err(e),
     };
     match slot {
@@ -137,21 +158,14 @@ fn state_of(req: &ServiceRequest) -> Result<web::Data<AppState>, ApiError> {
         .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("application state missing")))
 }
 
-/// How long an agent request waits for a slot before it is refused: long enough to
-/// ride out a burst (slots turn over in milliseconds), short enough that a herd is
-/// told to come back at once instead of queueing.
-const ADMISSION_WAIT: Duration = Duration::from_millis(200);
-
-/// A slot among the agent requests handled at once (waiting up to [`ADMISSION_WAIT`]
-/// for one, first come first served), or 429 with a jittered `Retry-After`.
-async fn admit(state: &AppState) -> Result<OwnedSemaphorePermit, ApiError> {
-    let slot = tokio::time::timeout(ADMISSION_WAIT, state.agent_slots.clone().acquire_owned());
-    match slot.await {
-        Ok(Ok(slot)) => Ok(slot),
-        _ => Err(ApiError::TooManyRequests {
-            retry_after_secs: retry_after_secs(),
-        }),
-    }
+/// A slot among the agent requests handled at once (see [`crate::api::admission`]),
+/// or 429 with a `Retry-After` that grows with the overload.
+async fn admit(state: &AppState, request: Request) -> Result<OwnedSemaphorePermit, ApiError> {
+    state
+        .admission
+        .admit(request)
+        .await
+        .map_err(|retry_after_secs| ApiError::TooManyRequests { retry_after_secs })
 }
 
 async fn authenticate(state: &AppState, req: &HttpRequest) -> Result<Agent, ApiError> {

@@ -1,6 +1,7 @@
 //! HTTP resources under `/api/v1`, the operations endpoints, and the OpenAPI
 //! document that is generated from the same route list.
 
+pub mod admission;
 mod agents;
 mod decommission;
 pub mod docs;

@@ -19,7 +19,7 @@ pub struct AppState {
     /// `connectors.allow_private_networks`.
     pub allow_private_networks: bool,
     /// Agent requests in flight (`http.agent_max_in_flight`): past it, 429.
-    pub agent_slots: Arc<tokio::sync::Semaphore>,
+    pub admission: Arc<crate::api::admission::Admission>,
     /// `http.agent_max_log_bytes`.
     pub agent_max_log_bytes: usize,
     /// Agent token look-ups, made together for requests arriving together.

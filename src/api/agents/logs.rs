@@ -8,7 +8,7 @@ use futures_util::StreamExt;
 
 use super::dto::{ClientLog, LogUploaded};
 use crate::api::docs;
-use crate::api::guard::require_agent;
+use crate::api::guard::require_reporting_agent;
 use crate::api::state::AppState;
 use crate::auth::Agent;
 use crate::db::agent_reports;
@@ -29,7 +29,7 @@ use crate::error::ApiError;
     ),
     security(("agent_token" = []))
 )]
-#[post("/logs", wrap = "from_fn(require_agent)")]
+#[post("/logs", wrap = "from_fn(require_reporting_agent)")]
 pub async fn upload_log(
     state: web::Data<AppState>,
     Agent(machine): Agent,

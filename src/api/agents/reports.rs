@@ -7,7 +7,7 @@ use sea_orm::TransactionTrait;
 use super::dto::{AgentEvent, Reported};
 use crate::api::docs;
 use crate::api::extract::ValidJson;
-use crate::api::guard::require_agent;
+use crate::api::guard::require_reporting_agent;
 use crate::api::state::AppState;
 use crate::auth::Agent;
 use crate::db::{agent_reports, agents as store};
@@ -32,7 +32,7 @@ use crate::jobs::webhook;
     ),
     security(("agent_token" = []))
 )]
-#[post("/events", wrap = "from_fn(require_agent)")]
+#[post("/events", wrap = "from_fn(require_reporting_agent)")]
 pub async fn report_event(
     state: web::Data<AppState>,
     Agent(mut machine): Agent,
