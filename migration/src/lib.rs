@@ -25,6 +25,7 @@ mod m20261206_000020_precheck_chunks_lz4;
 mod m20261206_000021_jobs_claimable;
 mod m20261206_000022_check_ins_on_agents;
 mod m20261206_000023_index_snapshot_reads;
+mod m20261207_000024_claim_by_kind;
 
 pub struct Migrator;
 
@@ -55,6 +56,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000021_jobs_claimable::Migration),
             Box::new(m20261206_000022_check_ins_on_agents::Migration),
             Box::new(m20261206_000023_index_snapshot_reads::Migration),
+            Box::new(m20261207_000024_claim_by_kind::Migration),
         ]
     }
 }

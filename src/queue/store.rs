@@ -146,11 +146,13 @@ pub async fn now_ms(db: &impl ConnectionTrait) -> Result<i64, DbErr> {
 
 /// Claims up to `limit` jobs of `kinds`: first running ones whose lease lapsed
 /// (their worker died), then queued ones that are due, oldest first. One
-/// statement, the database's clock read once in it: each of the two parts
-/// walks the `(status, run_at_ms)` index in order, so a claim costs the same
-/// with 20 jobs queued or 20,000 (an `OR` of the two made SQLite read every due
-/// job and sort them, on every claim). PostgreSQL reads the two parts through
-/// `jobs_claimable` (see its migration), which keeps that plan when the table's
+/// statement, the database's clock read once in it: the due jobs of each kind
+/// are read in the order of the `(status, kind, run_at_ms)` index, so a claim
+/// costs the same with 20 jobs queued or 20,000, of its kinds or of others (an
+/// `OR` of the two parts made SQLite read every due job and sort them, on every
+/// claim; one walk of `(status, run_at_ms)` for all kinds went past every due job
+/// of the other lanes' kinds). PostgreSQL reads the parts through
+/// `jobs_claimable` (see its migrations), which keeps that plan when the table's
 /// statistics are stale.
 pub async fn claim(
     db: &impl ConnectionTrait,
@@ -181,8 +183,14 @@ pub async fn claim(
             format!(
                 ", lapsed AS (SELECT id, run_at_ms FROM jobs WHERE status = '{RUNNING}' AND locked_until_ms < (SELECT now_ms FROM clock) \
                    AND kind IN ({kind_params}) ORDER BY run_at_ms LIMIT {limit}), \
-                 due AS (SELECT id, run_at_ms FROM jobs WHERE status = '{QUEUED}' AND run_at_ms <= (SELECT now_ms FROM clock) \
-                   AND kind IN ({kind_params}) ORDER BY run_at_ms LIMIT {limit})"
+                 due AS ({due})",
+                due = (4..4 + kinds.len())
+                    .map(|i| format!(
+                        "SELECT * FROM (SELECT id, run_at_ms FROM jobs WHERE status = '{QUEUED}' AND kind = ${i} \
+                         AND run_at_ms <= (SELECT now_ms FROM clock) ORDER BY run_at_ms LIMIT {limit})"
+                    ))
+                    .collect::<Vec<_>>()
+                    .join(" UNION ALL ")
             ),
             format!(
                 "SELECT id FROM (SELECT id, 0 AS taken_over, run_at_ms FROM lapsed \
