@@ -6,7 +6,9 @@
 //! the failed ones are retried until every machine has settled. Each phase is timed
 //! with the request rates; each process's peak memory is shown; the truth check
 //! (machines against the fleet's ground truth, each migration's counts against its
-//! items, no duplicates in the cloud) makes the run fail when it does not hold.
+//! items, no duplicates in the cloud) makes the run fail when it does not hold. Status
+//! propagation is timed: each step report the service answered, and each webhook
+//! delivery of a machine's outcome to a receiver of the bench's.
 //!
 //! The simulators (`sim backupagent` with the install base, `sim cloud` at 5 ms and
 //! 5,000 req/s so that the service's own cost is measured) and the fleet run in this
@@ -41,7 +43,7 @@ use serde_json::{Value, json};
 
 use e2e::api::{Api, Deadline, Served};
 use e2e::processes::{BINARY, Service, Settings, peak_rss_kib};
-use e2e::truth;
+use e2e::{propagation, truth};
 
 const AUDIENCE: &str = "migration-portal";
 /// The cloud's pace: high enough that the service, not the cloud, sets the speed.
@@ -383,6 +385,19 @@ async fn drive(
     let secret = secret["enrollment_secret"]
         .as_str()
         .context("an enrollment secret")?;
+    // The partner's webhook receiver, told of every machine that settles.
+    let receiver = propagation::Receiver::start()?;
+    let types = [
+        "machine.migrated",
+        "machine.failed",
+        "machine.manual_action_required",
+    ];
+    api.post(
+        &format!("/api/v1/workspaces/{id}/webhooks"),
+        Some(&json!({"url": receiver.url, "event_types": types})),
+        Some("e2e-webhook"),
+    )
+    .await?;
     // The machines dealt out to the API instances in turn, a fleet for each.
     let fleets: Vec<Fleet> = api
         .bases
@@ -454,6 +469,16 @@ async fn drive(
         truth::by_state(&shown)
     );
 
+    let reports: Vec<u32> = fleets.iter().flat_map(Fleet::report_times_ms).collect();
+    println!(
+        "e2e_large: {backend}: propagation: step reports answered (the machine's new state is in `GET …/machines` from then on), {}",
+        propagation::percentiles(reports)
+    );
+    println!(
+        "e2e_large: {backend}: propagation: webhook deliveries of machine.migrated, .failed and .manual_action_required, from the event to its arrival, {}",
+        propagation::percentiles(receiver.delays_ms())
+    );
+    receiver.stop().await;
     let mut truth = std::collections::BTreeMap::new();
     for fleet in fleets {
         truth.extend(fleet.stop().await);

@@ -2,4 +2,5 @@
 
 pub mod api;
 pub mod processes;
+pub mod propagation;
 pub mod truth;

@@ -53,20 +53,26 @@ pub fn by_state(shown: &[Value]) -> BTreeMap<String, usize> {
 }
 
 /// Whether the migration's machine counts (`GET` of the migration, one cheap read)
-/// can already be those of a settled fleet: none migrating, and as many migrated,
-/// failed and waiting for a manual action as the fleet's ground truth says, with no
-/// agent still in the middle of its steps. Only then is every machine listed (at
-/// `large` 300 pages, which beside the whole fleet take minutes).
+/// can already be those of a settled fleet: none migrating, as many migrated,
+/// failed and waiting for a manual action as the fleet's ground truth says, no
+/// agent in the middle of its steps, and no more pending than the truth's plus the
+/// machines whose agents never come online. Only then is every machine listed (at
+/// `large` 300 pages, which beside the whole fleet take about a minute).
 pub fn may_have_settled(machines: &Value, truth: &BTreeMap<String, Truth>) -> bool {
     let mut expected: BTreeMap<&str, u64> = BTreeMap::new();
+    let mut never_online = 0;
     for t in truth.values() {
         if let Some(state) = t.expected_state() {
             *expected.entry(state).or_default() += 1;
+        }
+        if t.behaviour == Behaviour::NeverOnline {
+            never_online += 1;
         }
     }
     let shown = |state: &str| machines[state].as_u64().unwrap_or(0);
     expected.get("migrating").is_none()
         && shown("migrating") == 0
+        && shown("pending") <= expected.get("pending").copied().unwrap_or(0) + never_online
         && ["migrated", "failed", "manual_action_required"]
             .iter()
             .all(|s| shown(s) == expected.get(s).copied().unwrap_or(0))

@@ -232,6 +232,7 @@ const MAX_IN_FLIGHT: usize = 3_000;
 
 pub struct Fleet {
     truth: Arc<Mutex<BTreeMap<String, Truth>>>,
+    reports: Arc<Mutex<Vec<u32>>>,
     stop: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -261,6 +262,7 @@ impl Fleet {
             })
             .collect();
         let truth = Arc::new(Mutex::new(truth));
+        let reports = Arc::new(Mutex::new(Vec::new()));
         let in_flight = Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT));
         let (stop, stopped) = watch::channel(false);
         let config = Arc::new(config);
@@ -278,12 +280,29 @@ impl Fleet {
                     auto_update: machine.auto_update,
                     behaviour: behaviour(config.seed, i, config.mix),
                     truth: truth.clone(),
+                    reports: reports.clone(),
                     rng: ChaCha8Rng::seed_from_u64(config.seed.wrapping_add(i as u64)),
                 };
                 tokio::spawn(agent.run(stopped.clone()))
             })
             .collect();
-        Fleet { truth, stop, tasks }
+        Fleet {
+            truth,
+            reports,
+            stop,
+            tasks,
+        }
+    }
+
+    /// How long each step report the service accepted took, in milliseconds, from
+    /// the request sent to its answer: the machine's new state is visible in the
+    /// API from the answer on (it is committed before). Reports refused for now
+    /// (429, 503) are not counted: they are sent again.
+    pub fn report_times_ms(&self) -> Vec<u32> {
+        self.reports
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Every machine's ground truth now.
@@ -311,6 +330,8 @@ struct Agent {
     auto_update: bool,
     behaviour: Behaviour,
     truth: Arc<Mutex<BTreeMap<String, Truth>>>,
+    /// [`Fleet::report_times_ms`].
+    reports: Arc<Mutex<Vec<u32>>>,
     rng: ChaCha8Rng,
 }
 
@@ -462,6 +483,17 @@ impl Agent {
                             .json(&step)
                     })
                     .await;
+                let sent = match sent {
+                    Some((response, took)) if response.status().is_success() => {
+                        let took = took.as_millis().min(u128::from(u32::MAX)) as u32;
+                        self.reports
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .push(took);
+                        Some(response)
+                    }
+                    other => other.map(|(response, _)| response),
+                };
                 if !sent.is_some_and(|r| r.status().is_success()) {
                     // Unreported, the step is done again: the next check-in must read
                     // the instructions anew, not be told they have not changed (304).
@@ -487,7 +519,7 @@ impl Agent {
                                     .body(log.clone())
                             })
                             .await;
-                        if uploaded.is_some_and(|r| r.status().is_success()) {
+                        if uploaded.is_some_and(|(r, _)| r.status().is_success()) {
                             self.observe(|o| o.logs_uploaded += 1);
                         }
                     }
@@ -542,16 +574,18 @@ impl Agent {
 
     /// Sends the request `build` makes until the service answers it otherwise than
     /// with 429 or 503, waiting as told before each new attempt; `None` when the
-    /// connection failed or the fleet is stopping.
+    /// connection failed or the fleet is stopping. With the answer, how long its
+    /// request took.
     async fn send_until_answered(
         &mut self,
         stopped: &mut watch::Receiver<bool>,
         build: impl Fn(&Self) -> reqwest::RequestBuilder,
-    ) -> Option<reqwest::Response> {
+    ) -> Option<(reqwest::Response, Duration)> {
         loop {
             let request = build(self);
+            let sent = std::time::Instant::now();
             match self.send(request).await {
-                Answer::Given(response) => return Some(response),
+                Answer::Given(response) => return Some((response, sent.elapsed())),
                 Answer::Lost => return None,
                 Answer::BackOff(wait) => {
                     if !pause(stopped, wait).await {

@@ -144,7 +144,9 @@ async fn a_herd_on_a_tiny_pool_is_told_to_come_back_never_failed_and_every_machi
                     // check-in interval), see `api::admission`.
                     assert!(
                         answer.problem
-                            && answer.retry_after.is_some_and(|s| (30..=1_800).contains(&s)),
+                            && answer
+                                .retry_after
+                                .is_some_and(|s| (30..=1_800).contains(&s)),
                         "{backend:?} {case}: a refusal is problem+json with Retry-After: {answer:?}"
                     );
                 }
