@@ -282,7 +282,11 @@ pub async fn record_outcome(
     at: DateTime<Utc>,
 ) -> Result<Option<webhook_subscription::Model>, DbErr> {
     if succeeded {
-        execute(db, "UPDATE webhook_subscriptions SET consecutive_failures = 0, failing_since = NULL WHERE id = $1", vec![subscription_id.into()]).await?;
+        // Written only when there is a run to reset: every delivery of a subscription
+        // wrote its row, and at `large` its deliveries queued on that one row's lock.
+        let sql = "UPDATE webhook_subscriptions SET consecutive_failures = 0, failing_since = NULL \
+                   WHERE id = $1 AND (consecutive_failures <> 0 OR failing_since IS NOT NULL)";
+        execute(db, sql, vec![subscription_id.into()]).await?;
     } else {
         let sql = "UPDATE webhook_subscriptions SET consecutive_failures = consecutive_failures + 1, failing_since = COALESCE(failing_since, $2) WHERE id = $1";
         execute(db, sql, vec![subscription_id.into(), at.into()]).await?;
