@@ -422,23 +422,17 @@ async fn drive(
             })
         })
         .collect();
-    let label = format!("e2e_large: {backend}: fleet");
-    let shown = truth::settle(
-        &api,
-        &id,
-        &migration,
-        &fleets,
-        &Deadline::new("fleet", phase),
-        &label,
-    )
-    .await?;
-    meter
-        .report(world, &api, service, "fleet until every machine settled")
+    let settled = Settling {
+        world,
+        api: &api,
+        service,
+        workspace: &id,
+        migration: &migration,
+        fleets: &fleets,
+    };
+    let shown = settled
+        .until(meter, "fleet", "fleet until every machine settled")
         .await?;
-    println!(
-        "e2e_large: {backend}: machines by state {:?}",
-        truth::by_state(&shown)
-    );
 
     let meter = Meter::start(world, &api, service).await?;
     let failed: Vec<String> = shown
@@ -451,23 +445,9 @@ async fn drive(
         "e2e_large: {backend}: POST …/machines/{{machine_id}}/retry (no bulk form) for {} failed machines: {retried} back to pending",
         failed.len()
     );
-    let label = format!("e2e_large: {backend}: retried");
-    let shown = truth::settle(
-        &api,
-        &id,
-        &migration,
-        &fleets,
-        &Deadline::new("retry", phase),
-        &label,
-    )
-    .await?;
-    meter
-        .report(world, &api, service, "retries until every machine settled")
+    settled
+        .until(meter, "retry", "retries until every machine settled")
         .await?;
-    println!(
-        "e2e_large: {backend}: machines by state {:?}",
-        truth::by_state(&shown)
-    );
 
     let reports: Vec<u32> = fleets.iter().flat_map(Fleet::report_times_ms).collect();
     println!(
@@ -484,6 +464,46 @@ async fn drive(
         truth.extend(fleet.stop().await);
     }
     check_truth(world, &api, &id, &truth).await
+}
+
+/// What a phase that waits for the fleet to settle needs.
+struct Settling<'a> {
+    world: &'a World<'a>,
+    api: &'a Api,
+    service: &'a Service,
+    workspace: &'a str,
+    migration: &'a str,
+    fleets: &'a [Fleet],
+}
+
+impl Settling<'_> {
+    /// Waits until every machine has settled (at most the phase's time), prints the
+    /// phase's figures and the machines by state; answers the machines as shown.
+    async fn until(
+        &self,
+        meter: Meter,
+        phase: &'static str,
+        title: &str,
+    ) -> anyhow::Result<Vec<Value>> {
+        let backend = self.world.backend;
+        let shown = truth::settle(
+            self.api,
+            self.workspace,
+            self.migration,
+            self.fleets,
+            &Deadline::new(phase, self.world.options.phase),
+            &format!("e2e_large: {backend}: {phase}"),
+        )
+        .await?;
+        meter
+            .report(self.world, self.api, self.service, title)
+            .await?;
+        println!(
+            "e2e_large: {backend}: machines by state {:?}",
+            truth::by_state(&shown)
+        );
+        Ok(shown)
+    }
 }
 
 /// Polls the migration until it is final; on PostgreSQL SIGKILLs a worker once a

@@ -81,7 +81,7 @@ impl Admission {
 
     /// A slot, held until the request is answered (waiting up to [`ADMISSION_WAIT`]
     /// for one, first come first served); refused, the seconds to wait before
-    /// coming back ([`Admission::retry_after_secs`]).
+    /// coming back.
     pub async fn admit(&self, request: Request) -> Result<OwnedSemaphorePermit, u64> {
         let shared = self.shared.clone().acquire_owned();
         let slot = match request {
@@ -109,19 +109,15 @@ impl Admission {
         }
     }
 
-    /// What a refusal asks for now: a minute or so times the overload, at most
-    /// the check-in interval.
-    pub fn retry_after_secs(&self) -> u64 {
-        Self::wait_secs(self.count_nothing())
+    /// What a routine request's refusal would ask for now: a minute or so times
+    /// the overload, at most the check-in interval.
+    #[cfg(test)]
+    fn retry_after_secs(&self) -> u64 {
+        Self::wait_secs(self.tally(|_| {}))
     }
 
     fn wait_secs(overload: f64) -> u64 {
         ((retry_after_secs() as f64 * overload) as u64).min(LONGEST_WAIT_SECS)
-    }
-
-    /// The overload now.
-    fn count_nothing(&self) -> f64 {
-        self.tally(|_| {})
     }
 
     /// Counts a request admitted or refused; answers the overload.

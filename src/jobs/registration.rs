@@ -294,9 +294,11 @@ struct Registrant<'a> {
 
 /// What a job reads once for all the machines of its user: the scopes of the
 /// user's tokens, the tokens machines hold, and the leftovers in the tenant (ours,
-/// held by none). Under the user's claim nobody else makes tokens with these scopes,
-/// so what was read stays true as the job goes on, but for what the job itself
-/// makes, adopts and revokes, which it keeps up to date. Read per machine, it was
+/// held by none). Under the user's claim no other job of the workspace makes tokens
+/// with these scopes, so what was read stays true as the job goes on, but for what
+/// the job itself makes, adopts and revokes, which it keeps up to date. (The claim is
+/// per workspace: two workspaces migrating to the same cloud user would race here,
+/// as they did between a listing and a revoke when each machine listed anew.) Read per machine, it was
 /// two more calls to the cloud for each: registration tokens were made at about
 /// 100 a second at `large`, and machines waited for them.
 struct UserTokens {
