@@ -78,9 +78,11 @@ pub fn job_handlers_with(
         allow_private_networks,
     ));
     use crate::queue::Handler;
+    let statuses = std::sync::Arc::new(crate::jobs::statuses::MigrationStatuses::default());
     let transfer = std::sync::Arc::new(crate::jobs::transfer::TransferHandler::new(
         secrets.clone(),
         pool.clone(),
+        statuses.clone(),
     ));
     vec![
         Handler::new(crate::jobs::sync::SyncHandler::new(
@@ -98,7 +100,7 @@ pub fn job_handlers_with(
         Handler::new(transfer.clone()),
         Handler::new(crate::jobs::transfer::TenantTransfers(transfer)),
         Handler::new(crate::jobs::registration::RegistrationHandler::new(
-            secrets, pool,
+            secrets, pool, statuses,
         )),
         Handler::new(crate::jobs::webhook::WebhookHandler::new(sender, webhooks)),
     ]

@@ -9,6 +9,7 @@ pub mod migration;
 pub mod precheck;
 pub mod provision;
 pub mod registration;
+pub mod statuses;
 pub mod sync;
 pub mod transfer;
 pub mod watch;

@@ -16,7 +16,7 @@
 //!   listing again, which finds it.
 //! - A renewal (less than a day left) revokes the old token once the new one is kept.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,6 +28,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::clients::ClientPool;
+use super::statuses::{MigrationStatuses, Watch};
 use super::{connector, workspace_of};
 use crate::connectors::ConnectorError;
 use crate::connectors::target::{RegistrationToken, TargetApi};
@@ -52,9 +53,6 @@ const CLAIM_RENEWAL: Duration = Duration::from_secs(10);
 const CLAIM_HELD_SNOOZE: Duration = Duration::from_millis(500);
 /// How long a job whose migration is paused waits before it looks again.
 const PAUSED_SNOOZE: Duration = Duration::from_secs(5);
-/// How often a registration job reads whether its migration was paused while a
-/// call waits or runs (a pause stops the calls within about a second).
-const PAUSE_WATCH: Duration = Duration::from_millis(200);
 /// Registration jobs one process runs at once, in a lane of their own: a
 /// migration releases a user's machines with every user item it finishes, so
 /// these jobs come by the thousand, and in the worker's shared slots they held
@@ -127,11 +125,21 @@ pub async fn schedule(
 pub struct RegistrationHandler {
     secrets: SecretBox,
     pool: Arc<ClientPool>,
+    /// The migrations this process's jobs watch for a pause.
+    statuses: Arc<MigrationStatuses>,
 }
 
 impl RegistrationHandler {
-    pub fn new(secrets: SecretBox, pool: Arc<ClientPool>) -> Self {
-        Self { secrets, pool }
+    pub fn new(
+        secrets: SecretBox,
+        pool: Arc<ClientPool>,
+        statuses: Arc<MigrationStatuses>,
+    ) -> Self {
+        Self {
+            secrets,
+            pool,
+            statuses,
+        }
     }
 }
 
@@ -197,10 +205,15 @@ impl RegistrationHandler {
         let mut made = 0;
         let mut paused = false;
         let mut known = None;
+        let mut watched: HashMap<Uuid, Arc<Watch>> = HashMap::new();
         for (machine_id, migration_id) in &released {
+            let migration = watched
+                .entry(*migration_id)
+                .or_insert_with(|| self.statuses.watch(db, *migration_id))
+                .clone();
             // A paused migration makes no call to the cloud, these neither: made on resume.
-            // Read before each machine, so a pause stops the job between two of them.
-            if is_paused(db, *migration_id).await? {
+            // Looked at before each machine, so a pause stops the job between two of them.
+            if is_paused(&migration).await {
                 paused = true;
                 continue;
             }
@@ -220,7 +233,7 @@ impl RegistrationHandler {
             let clients = self.pool.clients(workspace, &self.secrets)?;
             let registrant = Registrant {
                 workspace_id: workspace.id,
-                migration_id: *migration_id,
+                migration: &migration,
                 machine_id,
                 target_user,
                 target_tenant,
@@ -232,7 +245,7 @@ impl RegistrationHandler {
             // in flight; a token it made is found again as a leftover on resume).
             let obtained = tokio::select! {
                 obtained = obtained => obtained?,
-                () = until_paused(db, *migration_id) => Obtained::Paused,
+                () = migration.until(|status| status == Some(MigrationStatus::Paused.as_str())) => Obtained::Paused,
             };
             match obtained {
                 Obtained::Kept => made += 1,
@@ -246,24 +259,11 @@ impl RegistrationHandler {
     }
 }
 
-/// Whether the migration that released a machine is paused: its machines'
-/// tokens are made on resume, and no call to the cloud is made meanwhile.
-async fn is_paused(db: &impl ConnectionTrait, migration_id: Uuid) -> Result<bool, JobError> {
-    let status = crate::db::migrations::get(db, migration_id)
-        .await
-        .map_err(database)?
-        .map(|m| m.status);
-    Ok(status.as_deref() == Some(MigrationStatus::Paused.as_str()))
-}
-
-/// Returns once the migration is paused, read every [`PAUSE_WATCH`].
-async fn until_paused(db: &impl ConnectionTrait, migration_id: Uuid) {
-    loop {
-        tokio::time::sleep(PAUSE_WATCH).await;
-        if matches!(is_paused(db, migration_id).await, Ok(true)) {
-            return;
-        }
-    }
+/// Whether the migration that released a machine is paused (as last read by
+/// the process's task for it): its machines' tokens are made on resume, and no
+/// call to the cloud is made meanwhile.
+async fn is_paused(migration: &Watch) -> bool {
+    migration.status().await.as_deref() == Some(MigrationStatus::Paused.as_str())
 }
 
 /// How obtaining a machine's token ended.
@@ -285,7 +285,7 @@ fn holds_fresh(machine: &machines::MachineRow) -> bool {
 struct Registrant<'a> {
     workspace_id: Uuid,
     /// The migration that released the machine: a pause of it stops the calls.
-    migration_id: Uuid,
+    migration: &'a Watch,
     machine_id: &'a str,
     target_user: Uuid,
     target_tenant: Uuid,
@@ -331,7 +331,7 @@ impl Registrant<'_> {
             let held = tokens::held_registration_tokens(db, self.target_user)
                 .await
                 .map_err(database)?;
-            if is_paused(db, self.migration_id).await? {
+            if is_paused(self.migration).await {
                 return Ok(None);
             }
             let leftovers = leftovers_of(target, self.target_tenant, &scopes, &held)
@@ -356,7 +356,7 @@ impl Registrant<'_> {
     ) -> Result<Obtained, JobError> {
         // A pause stops the calls between two of them: the wait for the workspace's
         // pace before each may be long, and the partner was told the calls stop.
-        if is_paused(db, self.migration_id).await? {
+        if is_paused(self.migration).await {
             return Ok(Obtained::Paused);
         }
         let Some(UserTokens {
@@ -369,7 +369,7 @@ impl Registrant<'_> {
         };
         let token = match leftovers.iter().rposition(|t| fresh(&t.expires_at)) {
             Some(newest) => leftovers.remove(newest),
-            None if is_paused(db, self.migration_id).await? => return Ok(Obtained::Paused),
+            None if is_paused(self.migration).await => return Ok(Obtained::Paused),
             None => {
                 let lifetime = Duration::from_secs(REGISTRATION_DAYS as u64 * 86_400);
                 match target
@@ -433,7 +433,7 @@ impl Registrant<'_> {
         for (id, leftover) in going {
             // Held by no machine, one not revoked now is revoked (or adopted) with the
             // next token made for this user.
-            if is_paused(db, self.migration_id).await? {
+            if is_paused(self.migration).await {
                 leftovers.extend(leftover);
                 continue;
             }

@@ -5,7 +5,7 @@
 //! any point leaves either nothing or the whole step, and the next attempt finds
 //! what the target already holds.
 //!
-//! A watcher reads the migration's status every 200 ms: a pause or cancel stops
+//! The migration's status is watched (read every 200 ms, `jobs::statuses`): a pause or cancel stops
 //! new target calls within that. A target that stays unavailable makes the job
 //! retry later; on its last attempt the items still open fail with the error.
 
@@ -25,6 +25,7 @@ use uuid::Uuid;
 use super::clients::{ClientPool, Clients};
 use super::migration::{migration_of, options};
 use super::provision::{self, Applications, Provision};
+use super::statuses::{MigrationStatuses, Watch};
 use super::{connector, worker_actor};
 use crate::connectors::ConnectorError;
 use crate::connectors::source::SourceApi;
@@ -149,7 +150,6 @@ fn batch_of<J: Job>(migration: &Migration, job: J) -> NewJob<J> {
         ..NewJob::new(job)
     }
 }
-const WATCH_EVERY: Duration = Duration::from_millis(200);
 
 /// A tenant's users listed by this process is trusted this long as the first
 /// look-up of a create. Stale is safe: a user created meanwhile elsewhere makes
@@ -161,14 +161,21 @@ pub struct TransferHandler {
     pool: Arc<ClientPool>,
     /// By target tenant: when listed, and its users (with those created since added).
     listings: std::sync::Mutex<HashMap<Uuid, (std::time::Instant, Vec<User>)>>,
+    /// The migrations this process's batches watch for a pause.
+    statuses: Arc<MigrationStatuses>,
 }
 
 impl TransferHandler {
-    pub fn new(secrets: SecretBox, pool: Arc<ClientPool>) -> Self {
+    pub fn new(
+        secrets: SecretBox,
+        pool: Arc<ClientPool>,
+        statuses: Arc<MigrationStatuses>,
+    ) -> Self {
         Self {
             secrets,
             pool,
             listings: std::sync::Mutex::new(HashMap::new()),
+            statuses,
         }
     }
 
@@ -259,7 +266,10 @@ impl TransferHandler {
         // Watched from here: a pause stops the listings below too, whose calls may wait
         // long for the workspace's pace.
         let stop = Arc::new(AtomicBool::new(false));
-        let watcher = Watcher(tokio::spawn(watch(db.clone(), id, stop.clone())));
+        let watcher = Watcher(tokio::spawn(watch(
+            self.statuses.watch(db, id),
+            stop.clone(),
+        )));
         let until_stopped = stopped(&stop, run);
         tokio::pin!(until_stopped);
         let items: Vec<BatchItem> = rows.iter().map(BatchItem::read).collect();
@@ -362,20 +372,13 @@ impl TransferHandler {
     }
 }
 
-/// Sets `stop` once the migration is no longer running, read at once and then
-/// every [`WATCH_EVERY`].
-async fn watch(db: DatabaseConnection, id: Uuid, stop: Arc<AtomicBool>) {
-    loop {
-        match store::get(&db, id).await {
-            Ok(Some(m)) if m.status == MigrationStatus::Running.as_str() => {}
-            Ok(_) => {
-                stop.store(true, Ordering::SeqCst);
-                return;
-            }
-            Err(error) => tracing::warn!(%error, "could not read the migration's status"),
-        }
-        tokio::time::sleep(WATCH_EVERY).await;
-    }
+/// Sets `stop` once the migration is no longer running (as read by the
+/// process's task for it, every [`super::statuses::EVERY`]).
+async fn watch(migration: Arc<Watch>, stop: Arc<AtomicBool>) {
+    migration
+        .until(|status| status != Some(MigrationStatus::Running.as_str()))
+        .await;
+    stop.store(true, Ordering::SeqCst);
 }
 
 /// The migration is no longer running (see [`watch`]) or the worker is stopping.
