@@ -79,7 +79,15 @@ pub struct IdpState {
     discovery_requests: AtomicU64,
     next_tid: AtomicU64,
     faults: FaultState,
+    /// Tokens verified, with their claims: an RS256 verification took about a
+    /// quarter of the simulator's time at `large` (every request to `sim cloud`
+    /// verifies its bearer token; a client reuses one for an hour). A hit is still
+    /// checked for expiry; a key rotation empties it.
+    verified: std::sync::Mutex<HashMap<String, Value>>,
 }
+
+/// The most verified tokens kept (then the cache starts again).
+const VERIFIED_KEPT: usize = 10_000;
 
 #[derive(Clone, Debug)]
 pub struct ClientCredentials {
@@ -99,6 +107,7 @@ impl IdpState {
             discovery_requests: AtomicU64::new(0),
             next_tid: AtomicU64::new(1000),
             faults: FaultState::default(),
+            verified: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
@@ -189,11 +198,33 @@ impl IdpState {
             keys.clear();
         }
         keys.push(SigningKey::new(key));
+        self.verified_tokens().clear();
     }
 
     /// The claims of `token` when one of the published keys signed it (RS256) and
     /// `exp`, `iss` and `aud` hold; `None` otherwise, whatever the reason.
     pub fn verify(&self, token: &str) -> Option<Value> {
+        if let Some(claims) = self.verified_tokens().get(token)
+            && claims["exp"]
+                .as_i64()
+                .is_some_and(|exp| exp > chrono::Utc::now().timestamp())
+        {
+            return Some(claims.clone());
+        }
+        let claims = self.verify_signed(token)?;
+        let mut verified = self.verified_tokens();
+        if verified.len() >= VERIFIED_KEPT {
+            verified.clear();
+        }
+        verified.insert(token.to_string(), claims.clone());
+        Some(claims)
+    }
+
+    fn verified_tokens(&self) -> std::sync::MutexGuard<'_, HashMap<String, Value>> {
+        self.verified.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn verify_signed(&self, token: &str) -> Option<Value> {
         let header = decode_header(token).ok()?;
         if header.alg != Algorithm::RS256 {
             return None;

@@ -130,8 +130,7 @@ async fn register(cloud: web::Data<Cloud>, registration: JsonBody<Registration>)
     store.drop_expired_tokens(now);
     let (token_tenant, scopes) = store
         .registration_tokens
-        .values()
-        .find(|t| t.token == registration.token.trim())
+        .by_code(registration.token.trim())
         .map(|t| (t.tenant_id, t.scopes.clone()))
         .ok_or_else(|| {
             CloudError::new(

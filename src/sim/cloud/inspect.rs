@@ -25,7 +25,7 @@ pub fn inspect(store: &Store, counters: &Counters) -> Value {
     let now = chrono::Utc::now();
     let mut tokens: Vec<_> = store
         .registration_tokens
-        .values()
+        .all()
         .filter(|t| t.expires_at > now)
         .collect();
     tokens.sort_by_key(|t| (t.created_at, t.id));

@@ -68,20 +68,13 @@ async fn create(
         scopes: new.scopes,
     };
     let answer = token.to_json();
-    store.registration_tokens.insert(token.id, token);
+    store.registration_tokens.insert(token);
     Ok(HttpResponse::Ok().json(answer))
 }
 
-/// A `registrationTokensList` of the live tokens that `keep` selects, oldest first.
-fn listing(store: &mut Store, keep: impl Fn(&Store, &RegistrationToken) -> bool) -> HttpResponse {
-    store.drop_expired_tokens(Utc::now());
-    let mut tokens: Vec<&RegistrationToken> = store
-        .registration_tokens
-        .values()
-        .filter(|t| keep(store, t))
-        .collect();
-    tokens.sort_by_key(|t| t.id);
-    let items: Vec<Value> = tokens.iter().map(|t| t.to_json()).collect();
+/// A `registrationTokensList` of `tokens` (live, oldest first).
+fn listing<'a>(tokens: impl Iterator<Item = &'a RegistrationToken>) -> HttpResponse {
+    let items: Vec<Value> = tokens.map(RegistrationToken::to_json).collect();
     HttpResponse::Ok().json(json!({ "items": items }))
 }
 
@@ -96,14 +89,16 @@ async fn list_of_tenant(
     if !store.tenants.contains_key(&tenant_id) || !store.in_subtree(caller.tenant_id, tenant_id) {
         return Err(CloudError::access_denied());
     }
-    Ok(listing(&mut store, |_, t| t.tenant_id == tenant_id))
+    store.drop_expired_tokens(Utc::now());
+    Ok(listing(store.registration_tokens.of_tenant(tenant_id)))
 }
 
 async fn list_all(cloud: web::Data<Cloud>, caller: Caller) -> CloudResult {
     let mut store = cloud.store();
-    Ok(listing(&mut store, |store, t| {
+    store.drop_expired_tokens(Utc::now());
+    Ok(listing(store.registration_tokens.all().filter(|t| {
         store.in_subtree(caller.tenant_id, t.tenant_id)
-    }))
+    })))
 }
 
 async fn revoke(cloud: web::Data<Cloud>, caller: Caller, path: web::Path<String>) -> CloudResult {
@@ -113,12 +108,12 @@ async fn revoke(cloud: web::Data<Cloud>, caller: Caller, path: web::Path<String>
     store.drop_expired_tokens(Utc::now());
     let tenant_id = store
         .registration_tokens
-        .get(&id)
+        .get(id)
         .map(|t| t.tenant_id)
         .ok_or_else(not_found)?;
     if !store.in_subtree(caller.tenant_id, tenant_id) {
         return Err(CloudError::access_denied());
     }
-    store.registration_tokens.remove(&id);
+    store.registration_tokens.remove(id);
     Ok(HttpResponse::NoContent().finish())
 }

@@ -1,7 +1,7 @@
 //! The cloud's objects, in memory behind one lock: tenants, users with their
 //! access policies, agent registration tokens and protection plans.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use rand::{Rng, SeedableRng};
@@ -278,6 +278,97 @@ impl RegistrationToken {
     }
 }
 
+/// The live registration tokens, by id (creation order), owner tenant and code.
+/// Each operation of the routes is a look-up: scanned whole, 133,000 tokens at
+/// `large` made each create, listing and agent registration cost milliseconds of
+/// the simulator, which ran in the bench's process beside the fleet.
+#[derive(Default)]
+pub struct RegistrationTokens {
+    by_id: BTreeMap<u64, RegistrationToken>,
+    by_tenant: HashMap<Uuid, BTreeSet<u64>>,
+    by_code: HashMap<String, u64>,
+    /// No token expires before this (`None`: there is none).
+    earliest_expiry: Option<DateTime<Utc>>,
+}
+
+impl RegistrationTokens {
+    pub fn insert(&mut self, token: RegistrationToken) {
+        self.remove(token.id);
+        self.earliest_expiry = Some(
+            self.earliest_expiry
+                .map_or(token.expires_at, |e| e.min(token.expires_at)),
+        );
+        self.by_tenant
+            .entry(token.tenant_id)
+            .or_default()
+            .insert(token.id);
+        self.by_code.insert(token.token.clone(), token.id);
+        self.by_id.insert(token.id, token);
+    }
+
+    pub fn remove(&mut self, id: u64) -> Option<RegistrationToken> {
+        let token = self.by_id.remove(&id)?;
+        if let Some(ids) = self.by_tenant.get_mut(&token.tenant_id) {
+            ids.remove(&id);
+            if ids.is_empty() {
+                self.by_tenant.remove(&token.tenant_id);
+            }
+        }
+        if self.by_code.get(&token.token) == Some(&id) {
+            self.by_code.remove(&token.token);
+        }
+        Some(token)
+    }
+
+    pub fn get(&self, id: u64) -> Option<&RegistrationToken> {
+        self.by_id.get(&id)
+    }
+
+    /// The token whose code is `code`.
+    pub fn by_code(&self, code: &str) -> Option<&RegistrationToken> {
+        self.by_code.get(code).and_then(|id| self.by_id.get(id))
+    }
+
+    /// Every token, oldest first.
+    pub fn all(&self) -> impl Iterator<Item = &RegistrationToken> {
+        self.by_id.values()
+    }
+
+    /// The tokens of `tenant_id`, oldest first.
+    pub fn of_tenant(&self, tenant_id: Uuid) -> impl Iterator<Item = &RegistrationToken> {
+        self.by_tenant
+            .get(&tenant_id)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.by_id.get(id))
+    }
+
+    /// Drops the tokens expired at `now` (a look at one time when none is).
+    pub fn drop_expired(&mut self, now: DateTime<Utc>) {
+        if self.earliest_expiry.is_none_or(|e| e > now) {
+            return;
+        }
+        let expired: Vec<u64> = self
+            .by_id
+            .values()
+            .filter(|t| t.expires_at <= now)
+            .map(|t| t.id)
+            .collect();
+        for id in expired {
+            self.remove(id);
+        }
+        self.earliest_expiry = self.by_id.values().map(|t| t.expires_at).min();
+    }
+
+    /// Drops the tokens of `tenant_id` (a deleted tenant).
+    pub fn drop_tenant(&mut self, tenant_id: Uuid) {
+        let ids: Vec<u64> = self.of_tenant(tenant_id).map(|t| t.id).collect();
+        for id in ids {
+            self.remove(id);
+        }
+    }
+}
+
 pub struct ProtectionPlan {
     pub id: Uuid,
     pub seq: u64,
@@ -306,7 +397,7 @@ pub struct Store {
     /// Lower-cased login -> user.
     pub logins: HashMap<String, Uuid>,
     /// Live registration tokens by id (expired ones are dropped, see [`Store::drop_expired_tokens`]).
-    pub registration_tokens: HashMap<u64, RegistrationToken>,
+    pub registration_tokens: RegistrationTokens,
     pub policies: HashMap<Uuid, ProtectionPlan>,
     /// Offering item settings of tenants and personal tenants (see [`super::offering`]).
     pub offering: Offerings,
@@ -329,7 +420,7 @@ impl Store {
             children: HashMap::new(),
             users: HashMap::new(),
             logins: HashMap::new(),
-            registration_tokens: HashMap::new(),
+            registration_tokens: RegistrationTokens::default(),
             policies: HashMap::new(),
             offering: HashMap::new(),
             pricing: HashMap::new(),
@@ -360,7 +451,7 @@ impl Store {
 
     /// Registration tokens live until they expire; then they are gone.
     pub fn drop_expired_tokens(&mut self, now: DateTime<Utc>) {
-        self.registration_tokens.retain(|_, t| t.expires_at > now);
+        self.registration_tokens.drop_expired(now);
     }
 
     /// A v4 uuid from the seeded generator, so a run is reproducible.
@@ -494,7 +585,7 @@ impl Store {
         self.offering.remove(&id);
         self.pricing.remove(&id);
         self.agents.retain(|_, a| a.tenant_id != id);
-        self.registration_tokens.retain(|_, t| t.tenant_id != id);
+        self.registration_tokens.drop_tenant(id);
     }
 
     /// `root` and its descendants, in creation order.
@@ -524,5 +615,48 @@ impl Store {
         self.personal_tenants
             .insert(user.personal_tenant_id, user.id);
         self.users.insert(user.id, user);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token(id: u64, tenant_id: Uuid, code: &str, expires_at: DateTime<Utc>) -> RegistrationToken {
+        RegistrationToken {
+            id,
+            token: code.into(),
+            tenant_id,
+            tenant_number: 1,
+            created_at: expires_at - chrono::Duration::days(7),
+            expires_at,
+            scopes: vec![],
+        }
+    }
+
+    #[test]
+    fn registration_tokens_are_found_by_tenant_and_code_and_dropped_when_expired_or_revoked() {
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        let now = Utc::now();
+        let mut tokens = RegistrationTokens::default();
+        tokens.insert(token(3, a, "CODE-3", now + chrono::Duration::days(7)));
+        tokens.insert(token(1, a, "CODE-1", now + chrono::Duration::seconds(5)));
+        tokens.insert(token(2, b, "CODE-2", now + chrono::Duration::days(7)));
+        let ids = |it: &RegistrationTokens, t| it.of_tenant(t).map(|t| t.id).collect::<Vec<_>>();
+        assert_eq!(ids(&tokens, a), [1, 3]);
+        assert_eq!(tokens.all().map(|t| t.id).collect::<Vec<_>>(), [1, 2, 3]);
+        assert_eq!(tokens.by_code("CODE-2").map(|t| t.id), Some(2));
+
+        tokens.drop_expired(now);
+        assert_eq!(ids(&tokens, a), [1, 3], "none expired yet");
+        tokens.drop_expired(now + chrono::Duration::seconds(6));
+        assert_eq!(ids(&tokens, a), [3]);
+        assert!(tokens.by_code("CODE-1").is_none());
+
+        assert_eq!(tokens.remove(2).map(|t| t.id), Some(2));
+        assert!(tokens.by_code("CODE-2").is_none());
+        assert!(ids(&tokens, b).is_empty());
+        tokens.drop_tenant(a);
+        assert_eq!(tokens.all().count(), 0);
     }
 }
