@@ -54,6 +54,10 @@ struct Options {
     size: Size,
     phase: Duration,
     interval: Duration,
+    /// How often the bench reads the migration while it waits: at `large` one read
+    /// (its item and machine counts) costs the database about half a second, and
+    /// read twice a second it took half a core from the service it measures.
+    poll: Duration,
 }
 
 fn options() -> anyhow::Result<Options> {
@@ -63,10 +67,10 @@ fn options() -> anyhow::Result<Options> {
         Ok("large") | Err(_) => Size::Large,
         Ok(other) => anyhow::bail!("MP_E2E_SIZE={other}: small, medium or large"),
     };
-    let (phase_secs, interval_ms) = match size {
-        Size::Small => (300, 500),
-        Size::Medium => (900, 10_000),
-        Size::Large => (1_800, 60_000),
+    let (phase_secs, interval_ms, poll_ms) = match size {
+        Size::Small => (300, 500, 500),
+        Size::Medium => (900, 10_000, 2_000),
+        Size::Large => (1_800, 60_000, 5_000),
     };
     let number = |name: &str, default: u64| -> anyhow::Result<u64> {
         std::env::var(name).map_or(Ok(default), |v| {
@@ -78,6 +82,7 @@ fn options() -> anyhow::Result<Options> {
         size,
         phase: Duration::from_secs(number("MP_E2E_PHASE_SECS", phase_secs)?),
         interval: Duration::from_millis(number("MP_E2E_INTERVAL_MS", interval_ms)?),
+        poll: Duration::from_millis(poll_ms),
     })
 }
 
@@ -492,6 +497,7 @@ impl Settling<'_> {
             self.migration,
             self.fleets,
             &Deadline::new(phase, self.world.options.phase),
+            self.world.options.poll,
             &format!("e2e_large: {backend}: {phase}"),
         )
         .await?;
@@ -555,7 +561,7 @@ async fn migrate(
         }
         let gone = service.stopped_on_their_own();
         anyhow::ensure!(gone.is_empty(), "{}", gone.join("\n"));
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        tokio::time::sleep(world.options.poll).await;
     }
 }
 

@@ -32,14 +32,20 @@ impl Api {
         &self.bases[0]
     }
 
+    /// A GET; one whose connection failed under it is sent once more (seen at
+    /// `large` beside the whole fleet: "received unexpected message from connection").
     pub async fn get(&self, path: &str) -> anyhow::Result<Value> {
-        let response = self
-            .http
-            .get(format!("{}{path}", self.base()))
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .with_context(|| format!("GET {path}"))?;
+        let send = || {
+            self.http
+                .get(format!("{}{path}", self.base()))
+                .bearer_auth(&self.token)
+                .send()
+        };
+        let response = match send().await {
+            Err(e) if e.is_request() || e.is_connect() => send().await,
+            sent => sent,
+        }
+        .with_context(|| format!("GET {path}"))?;
         answer(response, "GET", path).await
     }
 

@@ -79,7 +79,7 @@ pub fn may_have_settled(machines: &Value, truth: &BTreeMap<String, Truth>) -> bo
 }
 
 /// Polls until every machine has settled; answers them as shown. The migration's
-/// counts are read every 2 s and the machines listed only when those counts allow
+/// counts are read every `poll` and the machines listed only when those counts allow
 /// (see [`may_have_settled`]). At the deadline, prints where it stands and fails.
 pub async fn settle(
     api: &Api,
@@ -87,6 +87,7 @@ pub async fn settle(
     migration: &str,
     fleets: &[Fleet],
     deadline: &Deadline,
+    poll: Duration,
     label: &str,
 ) -> anyhow::Result<Vec<Value>> {
     let mut printed = Instant::now();
@@ -126,7 +127,7 @@ pub async fn settle(
                 deadline.within
             );
         }
-        tokio::time::sleep(Duration::from_secs(2)).await;
+        tokio::time::sleep(poll).await;
     }
 }
 
