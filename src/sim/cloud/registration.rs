@@ -15,7 +15,7 @@ use uuid::Uuid;
 use super::Cloud;
 use super::auth::Caller;
 use super::errors::{CloudError, CloudResult, JsonBody};
-use super::state::{RegistrationToken, Store};
+use super::state::RegistrationToken;
 use super::tenants;
 
 /// One year, the longest a registration token may live.
