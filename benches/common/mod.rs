@@ -20,7 +20,7 @@ pub async fn postgres_database() -> anyhow::Result<Option<String>> {
         .await?
         .and_then(|row| row.try_get::<String>("", "s").ok())
         .unwrap_or_default();
-    println!("postgres: the server's settings: {settings} (shared_buffers in 8 kB pages)");
+    println!("postgres: the server's settings: {settings}");
     let name = format!("mp_bench_{}", Uuid::new_v4().simple());
     conn.execute_unprepared(&format!("CREATE DATABASE {name}"))
         .await?;

@@ -109,9 +109,11 @@ mod tests {
         let other = statuses.watch(&db, Uuid::new_v4());
         assert!(!Arc::ptr_eq(&first, &other));
         drop((first, second));
-        // The next watcher of that migration starts a new task.
-        let again = statuses.watch(&db, id);
+        // Its last watcher gone, nothing holds the migration's watch any more.
+        assert!(statuses.watched.lock().unwrap()[&id].upgrade().is_none());
+        // The next watcher of that migration starts a new one, in place of the old.
+        let _again = statuses.watch(&db, id);
         assert_eq!(statuses.watched.lock().unwrap().len(), 2);
-        assert!(again.task.id() != other.task.id());
+        assert!(statuses.watched.lock().unwrap()[&id].upgrade().is_some());
     }
 }
