@@ -983,6 +983,7 @@ async fn an_outdated_client_migrates_at_the_check_in_that_states_its_update_and_
         }
         assert!(updated_events().await.is_empty());
         // The client updated itself: the check-in that says so gets the migration.
+        let last_check_in = chrono::Utc::now();
         for _ in 0..2 {
             let body: Value = check_in("5.6.0.100")
                 .await
@@ -1008,8 +1009,33 @@ async fn an_outdated_client_migrates_at_the_check_in_that_states_its_update_and_
             "{shown}"
         );
 
-        // The check-ins above are written within a second (clearing a flag set meanwhile): let them land first.
-        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+        // Check-in times are written in batches: wait until the last one above has landed
+        // (written after it, it would clear a flag set meanwhile).
+        let checked_in = |after: chrono::DateTime<chrono::Utc>| {
+            let world = &world;
+            let machine = machine.clone();
+            async move {
+                let sql = "SELECT a.last_check_in_at FROM agents a WHERE a.workspace_id = $1 AND a.machine_id = $2";
+                for _ in 0..600 {
+                    let rows = migration_portal::db::query(
+                        &world.db,
+                        sql,
+                        vec![world.workspace.into(), machine.as_str().into()],
+                    )
+                    .await
+                    .expect("query");
+                    let at: Option<chrono::DateTime<chrono::Utc>> = rows
+                        .first()
+                        .and_then(|row| row.try_get("", "last_check_in_at").ok());
+                    if at.is_some_and(|at| at >= after) {
+                        return;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+                panic!("the check-in of {machine} was never written");
+            }
+        };
+        checked_in(last_check_in).await;
         // Two check-in intervals without a word: each pending machine is flagged once.
         let later = chrono::Utc::now() + chrono::Duration::hours(2);
         let flagged = migration_portal::jobs::watch::not_seen(&world.db, later)
@@ -1035,10 +1061,15 @@ async fn an_outdated_client_migrates_at_the_check_in_that_states_its_update_and_
         assert_eq!(about["migration_id"], migration_id.as_str(), "{about}");
         // Its agent checks in again: the flag clears, which is told too, and a next absence is told again.
         check_in("5.6.0.100").await.expect("get");
-        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
-        let back = world
-            .all(&world.path("/events?kind=machine.seen_again"))
-            .await;
+        let seen_again = world.path("/events?kind=machine.seen_again");
+        let mut back = world.all(&seen_again).await;
+        for _ in 0..600 {
+            if !back.is_empty() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            back = world.all(&seen_again).await;
+        }
         assert_eq!(
             back.iter()
                 .map(|e| e["subject_id"].as_str().unwrap_or_default())
