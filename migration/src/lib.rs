@@ -26,6 +26,7 @@ mod m20261206_000021_jobs_claimable;
 mod m20261206_000022_check_ins_on_agents;
 mod m20261206_000023_index_snapshot_reads;
 mod m20261207_000024_claim_by_kind;
+mod m20261207_000025_item_counts;
 
 pub struct Migrator;
 
@@ -57,6 +58,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000022_check_ins_on_agents::Migration),
             Box::new(m20261206_000023_index_snapshot_reads::Migration),
             Box::new(m20261207_000024_claim_by_kind::Migration),
+            Box::new(m20261207_000025_item_counts::Migration),
         ]
     }
 }

@@ -576,32 +576,43 @@ pub async fn release_machines(
     Ok(released)
 }
 
-/// Items by kind and state (every pair present, zeros included).
+/// Items by kind and state (every pair present, zeros included), as the
+/// database's triggers keep them in `migration_item_counts` (migration
+/// m20261207_000025): the sum of each pair's parts, never a count of the items.
 pub async fn counts(
     db: &impl ConnectionTrait,
     migration_id: Uuid,
 ) -> Result<BTreeMap<ItemKind, BTreeMap<ItemState, u64>>, DbErr> {
-    let rows = Items::find()
-        .select_only()
-        .column(ItemColumn::Kind)
-        .column(ItemColumn::State)
-        .column_as(Expr::cust("COUNT(*)"), "n")
-        .filter(ItemColumn::MigrationId.eq(migration_id))
-        .group_by(ItemColumn::Kind)
-        .group_by(ItemColumn::State)
-        .into_tuple::<(String, String, i64)>()
-        .all(db)
-        .await?;
+    let sql = "SELECT kind, state, CAST(SUM(n) AS BIGINT) AS n FROM migration_item_counts \
+               WHERE migration_id = $1 GROUP BY kind, state";
     let mut out: BTreeMap<ItemKind, BTreeMap<ItemState, u64>> = ItemKind::ALL
         .into_iter()
         .map(|k| (k, ItemState::ALL.into_iter().map(|s| (s, 0)).collect()))
         .collect();
-    for (kind, state, n) in rows {
+    for row in super::query(db, sql, vec![migration_id.into()]).await? {
+        let kind: String = row.try_get("", "kind")?;
+        let state: String = row.try_get("", "state")?;
+        let n: i64 = row.try_get("", "n")?;
         if let (Some(kind), Some(state)) = (ItemKind::parse(&kind), ItemState::parse(&state)) {
-            out.entry(kind).or_default().insert(state, n as u64);
+            out.entry(kind).or_default().insert(state, u64::try_from(n).unwrap_or(0));
         }
     }
     Ok(out)
+}
+
+/// Folds the rows of changes that PostgreSQL's statements added to the
+/// migration's counts into one row per kind and state (`part` 0), in one
+/// statement; the sums stay what they were. SQLite keeps no such rows.
+pub async fn fold_counts(db: &impl ConnectionTrait, migration_id: Uuid) -> Result<(), DbErr> {
+    let sql = "WITH folded AS (DELETE FROM migration_item_counts WHERE migration_id = $1 AND part <> 0 \
+               RETURNING kind, state, n) \
+               INSERT INTO migration_item_counts (migration_id, kind, state, part, n) \
+               SELECT $1, kind, state, 0, SUM(n) FROM folded GROUP BY kind, state \
+               ON CONFLICT (migration_id, kind, state, part) DO UPDATE SET n = migration_item_counts.n + excluded.n";
+    if db.get_database_backend() == DatabaseBackend::Postgres {
+        super::execute(db, sql, vec![migration_id.into()]).await?;
+    }
+    Ok(())
 }
 
 #[derive(Clone, Debug, Default)]

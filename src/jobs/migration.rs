@@ -132,6 +132,7 @@ impl JobHandler for MigrationHandler {
             },
             MigrationStatus::Running => {
                 self.adopt_orphans(run, &migration).await?;
+                store::fold_counts(db, id).await.map_err(database)?;
                 let counts = store::counts(db, id).await.map_err(database)?;
                 if transfer::open_items(&counts) == 0 {
                     return match self.finish(run, &migration).await? {
@@ -144,6 +145,7 @@ impl JobHandler for MigrationHandler {
                 Err(JobError::Snooze(LOOK_EVERY))
             }
             MigrationStatus::Paused => {
+                store::fold_counts(db, id).await.map_err(database)?;
                 let counts = store::counts(db, id).await.map_err(database)?;
                 run.progress(progress(&migration.status, &counts)).await?;
                 Err(JobError::Snooze(LOOK_EVERY))

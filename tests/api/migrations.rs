@@ -191,6 +191,49 @@ impl World {
     }
 }
 
+/// The migration's counts are its items' states: every kind and state counted
+/// from the listing equals the count the migration shows (kept by the database's
+/// triggers as items change, on either database).
+pub(crate) async fn assert_counts_are_the_items(world: &World, location: &str) {
+    let migration = world.get(location).await;
+    let mut listed: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+    for item in world.all(&format!("{location}/items")).await {
+        let kind = item["kind"].as_str().expect("kind").to_string();
+        let state = item["state"].as_str().expect("state").to_string();
+        *listed.entry(kind).or_default().entry(state).or_default() += 1;
+    }
+    let counts = migration["counts"].as_object().expect("counts");
+    for (kind, states) in counts {
+        for (state, n) in states.as_object().expect("states") {
+            let seen = listed
+                .get(kind)
+                .and_then(|s| s.get(state))
+                .copied()
+                .unwrap_or(0);
+            assert_eq!(n.as_u64(), Some(seen), "{kind} {state}: {counts:?}");
+        }
+    }
+    let total: u64 = listed.values().flat_map(|s| s.values()).sum();
+    assert_eq!(migration["items"].as_u64(), Some(total), "{migration}");
+    assert!(total > 0, "a migration with items");
+    // Folding PostgreSQL's rows of changes leaves one row per kind and state, and the same sums.
+    let id: uuid::Uuid = migration["id"].as_str().expect("id").parse().expect("uuid");
+    let store = migration_portal::db::migrations::counts;
+    let before = store(&world.db, id).await.expect("counts");
+    migration_portal::db::migrations::fold_counts(&world.db, id)
+        .await
+        .expect("fold");
+    assert_eq!(store(&world.db, id).await.expect("counts"), before);
+    let parts = migration_portal::db::query(
+        &world.db,
+        "SELECT COUNT(*) AS n FROM migration_item_counts WHERE migration_id = $1 AND part <> 0",
+        vec![id.into()],
+    )
+    .await
+    .expect("parts");
+    assert_eq!(parts[0].try_get::<i64>("", "n").expect("n"), 0);
+}
+
 /// The cloud holds exactly what the pre-check planned: every planned tenant once,
 /// under its planned parent, with its name and kind; every admin and backup user
 /// once, with the planned login and role; activation emails for admins only;
@@ -201,6 +244,7 @@ async fn assert_cloud_is_the_plan(
     location: &str,
     emails_exactly_once: bool,
 ) {
+    assert_counts_are_the_items(world, location).await;
     let cloud = world.cloud.inspect();
     for (kind, twins) in cloud["duplicates"].as_object().expect("duplicates") {
         assert_eq!(twins, &json!([]), "duplicates by {kind}");
@@ -628,6 +672,8 @@ async fn pause_and_cancel_stop_target_calls_within_a_second_resume_continues_and
         );
         let over = world.wait_over(&second).await;
         assert_eq!(over["status"], "cancelled");
+        assert_counts_are_the_items(&world, &location).await;
+        assert_counts_are_the_items(&world, &second).await;
         worker.stop().await;
     }
 }
