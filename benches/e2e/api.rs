@@ -32,8 +32,9 @@ impl Api {
         &self.bases[0]
     }
 
-    /// A GET; one whose connection failed under it is sent once more (seen at
-    /// `large` beside the whole fleet: "received unexpected message from connection").
+    /// A GET; one whose connection failed under it is sent again, up to three
+    /// times a second apart, each failure printed (seen at `large` beside the
+    /// whole fleet, twice in a row: "received unexpected message from connection").
     pub async fn get(&self, path: &str) -> anyhow::Result<Value> {
         let send = || {
             self.http
@@ -41,9 +42,16 @@ impl Api {
                 .bearer_auth(&self.token)
                 .send()
         };
-        let response = match send().await {
-            Err(e) if e.is_request() || e.is_connect() => send().await,
-            sent => sent,
+        let mut failed = 0;
+        let response = loop {
+            match send().await {
+                Err(e) if (e.is_request() || e.is_connect()) && failed < 3 => {
+                    failed += 1;
+                    println!("GET {path}: {:#}; sent again", anyhow::Error::from(e));
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                sent => break sent,
+            }
         }
         .with_context(|| format!("GET {path}"))?;
         answer(response, "GET", path).await
