@@ -331,6 +331,13 @@ fn run(
             .default_service(web::to(api::fallback))
             .into_app()
     })
+    // A new connection's first request head must arrive within this time (actix:
+    // 5 s, then a 408 written on the connection). Actix measures it from its worker's
+    // cached clock: at `large`, with the whole fleet checking in, that clock lagged
+    // enough that fresh connections of the partner's client got the 408 before their
+    // request was written ("received unexpected message from connection", four times
+    // in a row). Slow-header clients are still cut off, after half a minute.
+    .client_request_timeout(Duration::from_secs(30))
     .listen(listener)?;
     if config.http.workers > 0 {
         server = server.workers(config.http.workers);

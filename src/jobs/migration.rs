@@ -56,6 +56,12 @@ impl SuperviseMigration {
 }
 /// How often the supervisor looks at its migration.
 const LOOK_EVERY: Duration = Duration::from_secs(1);
+/// Supervisors run in a lane of their own, this many at once per process: in the
+/// shared lane, a supervisor that looked again in a second queued behind every
+/// transfer batch due before it (at `large` on PostgreSQL it ran once in several
+/// minutes, and with it the adoption of a dead worker's items and the folding
+/// of the counts).
+const SUPERVISORS: usize = 4;
 /// Items made and written at a time when a migration is planned.
 const ITEMS_PER_WRITE: usize = 400;
 /// The report's sections re-planning compares with the pre-check's.
@@ -98,6 +104,10 @@ pub(crate) async fn migration_of(
 #[async_trait]
 impl JobHandler for MigrationHandler {
     type Job = SuperviseMigration;
+
+    fn lane(&self) -> Option<usize> {
+        Some(SUPERVISORS)
+    }
 
     async fn run(&self, job: SuperviseMigration, run: &JobRun) -> Result<Value, JobError> {
         let id = job.migration_id;
