@@ -594,7 +594,9 @@ pub async fn counts(
         let state: String = row.try_get("", "state")?;
         let n: i64 = row.try_get("", "n")?;
         if let (Some(kind), Some(state)) = (ItemKind::parse(&kind), ItemState::parse(&state)) {
-            out.entry(kind).or_default().insert(state, u64::try_from(n).unwrap_or(0));
+            out.entry(kind)
+                .or_default()
+                .insert(state, u64::try_from(n).unwrap_or(0));
         }
     }
     Ok(out)
