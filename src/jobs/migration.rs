@@ -62,6 +62,11 @@ const LOOK_EVERY: Duration = Duration::from_secs(1);
 /// minutes, and with it the adoption of a dead worker's items and the folding
 /// of the counts).
 const SUPERVISORS: usize = 4;
+/// How often a supervisor looks for items whose job ended without them: the
+/// look reads every queued item of the migration (286 ms on average at `large` on
+/// PostgreSQL, once a second in the supervisor's lane), and orphans come only
+/// from jobs that gave up or ended early, after leases of minutes.
+const ADOPT_EVERY: Duration = Duration::from_secs(15);
 /// Items made and written at a time when a migration is planned.
 const ITEMS_PER_WRITE: usize = 400;
 /// The report's sections re-planning compares with the pre-check's.
@@ -72,11 +77,30 @@ const REPLAN_LISTED: usize = 50;
 pub struct MigrationHandler {
     secrets: SecretBox,
     pool: Arc<ClientPool>,
+    /// When this process last looked for each running migration's orphans.
+    adopted: std::sync::Mutex<std::collections::HashMap<Uuid, std::time::Instant>>,
 }
 
 impl MigrationHandler {
     pub fn new(secrets: SecretBox, pool: Arc<ClientPool>) -> Self {
-        Self { secrets, pool }
+        Self {
+            secrets,
+            pool,
+            adopted: Default::default(),
+        }
+    }
+
+    /// True at most once per [`ADOPT_EVERY`] for a migration in this process.
+    fn adoption_due(&self, migration_id: Uuid) -> bool {
+        let mut adopted = self.adopted.lock().unwrap_or_else(|e| e.into_inner());
+        let now = std::time::Instant::now();
+        match adopted.get(&migration_id) {
+            Some(last) if now.duration_since(*last) < ADOPT_EVERY => false,
+            _ => {
+                adopted.insert(migration_id, now);
+                true
+            }
+        }
     }
 }
 
@@ -141,12 +165,20 @@ impl JobHandler for MigrationHandler {
                 Err(other) => Err(other),
             },
             MigrationStatus::Running => {
-                self.adopt_orphans(run, &migration).await?;
+                if self.adoption_due(id) {
+                    self.adopt_orphans(run, &migration).await?;
+                }
                 store::fold_counts(db, id).await.map_err(database)?;
                 let counts = store::counts(db, id).await.map_err(database)?;
                 if transfer::open_items(&counts) == 0 {
                     return match self.finish(run, &migration).await? {
-                        Some(result) => Ok(result),
+                        Some(result) => {
+                            self.adopted
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .remove(&id);
+                            Ok(result)
+                        }
                         // Paused, retried or cancelled meanwhile: look again.
                         None => Err(JobError::Snooze(Duration::ZERO)),
                     };
