@@ -1,6 +1,7 @@
 //! The partner's calls to the service's API instances, what they served (from
 //! `/metrics`), and the time each phase has.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -16,7 +17,7 @@ pub struct Api {
 }
 
 /// What the API instances served so far, summed over them.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Served {
     /// Every request but the scrapes of `/metrics`.
     pub requests: u64,
@@ -25,6 +26,30 @@ pub struct Served {
     /// Answered another 5xx.
     pub server_errors: u64,
     pub check_ins: u64,
+    /// Per agent route (`/agent/v1/…`): answered otherwise, turned away.
+    pub agent_routes: BTreeMap<String, [u64; 2]>,
+}
+
+impl Served {
+    /// The agent requests per second of each route since `before`, `secs` ago:
+    /// `route answered/s (+turned away/s)`.
+    pub fn agent_rates_since(&self, before: &Served, secs: f64) -> String {
+        let secs = secs.max(0.001);
+        self.agent_routes
+            .iter()
+            .map(|(route, [answered, refused])| {
+                let [was_answered, was_refused] =
+                    before.agent_routes.get(route).copied().unwrap_or_default();
+                format!(
+                    "{} {:.0}/s (+{:.0}/s turned away)",
+                    route.trim_start_matches("/agent/v1/"),
+                    (answered - was_answered) as f64 / secs,
+                    (refused - was_refused) as f64 / secs
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
 }
 
 impl Api {
@@ -132,10 +157,21 @@ impl Api {
                     && !line.contains("route=\"/metrics\"")
                 {
                     served.requests += value();
-                    if line.contains("status=\"429\"") || line.contains("status=\"503\"") {
+                    let refused =
+                        line.contains("status=\"429\"") || line.contains("status=\"503\"");
+                    if refused {
                         served.turned_away += value();
                     } else if line.contains("status=\"5") {
                         served.server_errors += value();
+                    }
+                    if let Some(route) = line
+                        .split("route=\"")
+                        .nth(1)
+                        .and_then(|rest| rest.split('"').next())
+                        .filter(|route| route.starts_with("/agent/"))
+                    {
+                        served.agent_routes.entry(route.to_string()).or_default()
+                            [usize::from(refused)] += value();
                     }
                 } else if line.starts_with("mp_agent_check_ins_total{") {
                     served.check_ins += value();

@@ -91,6 +91,7 @@ pub async fn settle(
     label: &str,
 ) -> anyhow::Result<Vec<Value>> {
     let mut printed = Instant::now();
+    let mut served = api.served().await?;
     let mut listed = None;
     loop {
         let truth = truth_of(fleets);
@@ -116,6 +117,14 @@ pub async fn settle(
                 progress_bar(&counts),
                 listed.as_deref().unwrap_or("not listed yet")
             );
+            let now = api.served().await?;
+            let throttled: u32 = truth.values().map(|t| t.observed.throttled).sum();
+            println!(
+                "{label}: agents in the last {:.0} s: {}; the fleet was told to back off {throttled} times so far",
+                printed.elapsed().as_secs_f64(),
+                now.agent_rates_since(&served, printed.elapsed().as_secs_f64())
+            );
+            served = now;
             printed = Instant::now();
         }
         if deadline.passed() {

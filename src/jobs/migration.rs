@@ -97,6 +97,9 @@ impl MigrationHandler {
         match adopted.get(&migration_id) {
             Some(last) if now.duration_since(*last) < ADOPT_EVERY => false,
             _ => {
+                // A migration finished by another process, or cancelled, is looked at
+                // here no more: its entry goes once it is older than the look's period.
+                adopted.retain(|_, last| now.duration_since(*last) < 4 * ADOPT_EVERY);
                 adopted.insert(migration_id, now);
                 true
             }
