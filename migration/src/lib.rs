@@ -27,6 +27,7 @@ mod m20261206_000022_check_ins_on_agents;
 mod m20261206_000023_index_snapshot_reads;
 mod m20261207_000024_claim_by_kind;
 mod m20261207_000025_item_counts;
+mod m20261207_000026_assignments_by_user;
 
 pub struct Migrator;
 
@@ -59,6 +60,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000023_index_snapshot_reads::Migration),
             Box::new(m20261207_000024_claim_by_kind::Migration),
             Box::new(m20261207_000025_item_counts::Migration),
+            Box::new(m20261207_000026_assignments_by_user::Migration),
         ]
     }
 }

@@ -32,10 +32,15 @@ impl World {
     }
 
     pub(crate) async fn agent_token(&self, secret: &str, machine: &str) -> String {
+        let body = self.enrolled(secret, machine).await;
+        body["token"].as_str().expect("token").to_string()
+    }
+
+    /// The enrollment's answer (201).
+    async fn enrolled(&self, secret: &str, machine: &str) -> Value {
         let response = self.enroll(secret, machine).send().await.expect("enroll");
         assert_eq!(response.status(), 201);
-        let body: Value = response.json().await.expect("json");
-        body["token"].as_str().expect("token").to_string()
+        response.json().await.expect("json")
     }
 
     fn instructions(&self, token: &str) -> reqwest::RequestBuilder {
@@ -129,7 +134,15 @@ async fn agents_enroll_with_the_workspace_secret_and_reach_only_their_own_machin
             404,
         )
         .await;
-        let token_x = world.agent_token(&secret, &x).await;
+        // Not released: the first check-in comes at the regular interval.
+        let enrolled_x = world.enrolled(&secret, &x).await;
+        assert!(
+            enrolled_x["poll_after_secs"]
+                .as_u64()
+                .is_some_and(|s| (25 * 60..=35 * 60).contains(&s)),
+            "{enrolled_x}"
+        );
+        let token_x = enrolled_x["token"].as_str().expect("token").to_string();
         let token_y = world.agent_token(&secret, &y).await;
         for (token, machine) in [(&token_x, &x), (&token_y, &y)] {
             let body: Value = world
@@ -311,7 +324,15 @@ async fn a_released_machine_migrates_step_by_step_and_replayed_or_late_reports_d
                 row.try_get("", "source_id").expect("id"),
                 row.try_get("", "readiness").expect("readiness"),
             );
-            let token = world.agent_token(&secret, &id).await;
+            // Released, but waiting for its update: the regular interval.
+            let enrolled = world.enrolled(&secret, &id).await;
+            assert!(
+                enrolled["poll_after_secs"]
+                    .as_u64()
+                    .is_some_and(|s| (25 * 60..=35 * 60).contains(&s)),
+                "{id}: {enrolled}"
+            );
+            let token = enrolled["token"].as_str().expect("token").to_string();
             let body: Value = world
                 .instructions(&token)
                 .send()
@@ -339,7 +360,16 @@ async fn a_released_machine_migrates_step_by_step_and_replayed_or_late_reports_d
             .as_array()
             .expect("tokens")
             .clone();
-        let token = world.agent_token(&secret, &machine).await;
+        // Released to migrate: told to check in again within a minute or so, not to
+        // wait half an hour to start.
+        let enrolled = world.enrolled(&secret, &machine).await;
+        assert!(
+            enrolled["poll_after_secs"]
+                .as_u64()
+                .is_some_and(|s| (30..=90).contains(&s)),
+            "{enrolled}"
+        );
+        let token = enrolled["token"].as_str().expect("token").to_string();
         let response = world.instructions(&token).send().await.expect("get");
         assert_eq!(response.status(), 200);
         let etag = response.headers()["etag"]

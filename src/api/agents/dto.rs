@@ -29,6 +29,8 @@ pub struct Enrolled {
     /// The agent's token for every later call (`Authorization: Bearer`). Shown once;
     /// enrolling again replaces it.
     pub token: String,
+    /// When to check in first, in seconds (jittered): about a minute for a machine
+    /// released to migrate, the regular interval otherwise.
     pub poll_after_secs: u64,
 }
 

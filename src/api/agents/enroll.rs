@@ -11,7 +11,7 @@ use crate::api::guard::admit_agent;
 use crate::api::state::AppState;
 use crate::auth::{constant_time_eq, digest, random_secret};
 use crate::db::agents as store;
-use crate::domain::instructions::poll_after;
+use crate::domain::instructions::{Action, instruction, poll_after, poll_soon};
 use crate::error::ApiError;
 use crate::jobs::webhook;
 
@@ -46,12 +46,16 @@ pub async fn enroll(
             credentials_present: true,
         });
     }
-    if store::machine(&state.db, request.workspace_id, &request.machine_id)
+    let machine = store::machine(&state.db, request.workspace_id, &request.machine_id)
         .await?
-        .is_none()
-    {
-        return Err(ApiError::NotFound);
-    }
+        .ok_or(ApiError::NotFound)?;
+    // A machine released to migrate checks in again within a minute or so, not at the
+    // regular interval: enrolled when its migration is already under way, it would
+    // otherwise wait half an hour to start.
+    let poll = match instruction(machine.status.state, machine.readiness.as_deref()) {
+        (Action::Migrate, _) => poll_soon(),
+        _ => poll_after(),
+    };
     let token = random_secret("mpa_", 32);
     let deliveries = store::enroll(
         &state.db,
@@ -64,6 +68,6 @@ pub async fn enroll(
     Ok(HttpResponse::Created().json(Enrolled {
         machine_id: request.machine_id.clone(),
         token,
-        poll_after_secs: poll_after(),
+        poll_after_secs: poll,
     }))
 }
