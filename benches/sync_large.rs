@@ -134,7 +134,7 @@ async fn main() -> anyhow::Result<()> {
             }
             spans.push(format!("applying {:.1} s", seconds - from));
             println!(
-                "sync_large: {backend}, {run}: {total} entities in {seconds:.1} s = {:.0} entities/s (floor {:.0}/s, the database's share {:.0}%); {}; RSS {} MiB before, peak {} MiB before, {} MiB during; now {} MiB anonymous, {} MiB file-backed (SQLite's memory map)",
+                "sync_large: {backend}, {run}: {total} entities in {seconds:.1} s = {:.0} entities/s (floor {:.0}/s, the database's share {:.0}%); {}; RSS {} MiB before, peak {} MiB before, {} MiB during; now {} MiB anonymous, {} MiB file-backed",
                 total as f64 / seconds,
                 read as f64 / floor_seconds,
                 100.0 * (1.0 - floor_seconds / seconds).max(0.0),
