@@ -43,8 +43,9 @@ impl Served {
                 format!(
                     "{} {:.0}/s (+{:.0}/s turned away)",
                     route.trim_start_matches("/agent/v1/"),
-                    (answered - was_answered) as f64 / secs,
-                    (refused - was_refused) as f64 / secs
+                    // An instance started again counts from 0.
+                    answered.saturating_sub(was_answered) as f64 / secs,
+                    refused.saturating_sub(was_refused) as f64 / secs
                 )
             })
             .collect::<Vec<_>>()

@@ -43,6 +43,24 @@ impl World {
         response.json().await.expect("json")
     }
 
+    /// Enrolls, asserting that the first check-in is asked for within `poll` seconds;
+    /// answers the token.
+    async fn token_polling(
+        &self,
+        secret: &str,
+        machine: &str,
+        poll: std::ops::RangeInclusive<u64>,
+    ) -> String {
+        let enrolled = self.enrolled(secret, machine).await;
+        assert!(
+            enrolled["poll_after_secs"]
+                .as_u64()
+                .is_some_and(|s| poll.contains(&s)),
+            "{machine}: {enrolled}"
+        );
+        enrolled["token"].as_str().expect("token").to_string()
+    }
+
     fn instructions(&self, token: &str) -> reqwest::RequestBuilder {
         self.app
             .http
@@ -135,14 +153,7 @@ async fn agents_enroll_with_the_workspace_secret_and_reach_only_their_own_machin
         )
         .await;
         // Not released: the first check-in comes at the regular interval.
-        let enrolled_x = world.enrolled(&secret, &x).await;
-        assert!(
-            enrolled_x["poll_after_secs"]
-                .as_u64()
-                .is_some_and(|s| (25 * 60..=35 * 60).contains(&s)),
-            "{enrolled_x}"
-        );
-        let token_x = enrolled_x["token"].as_str().expect("token").to_string();
+        let token_x = world.token_polling(&secret, &x, 25 * 60..=35 * 60).await;
         let token_y = world.agent_token(&secret, &y).await;
         for (token, machine) in [(&token_x, &x), (&token_y, &y)] {
             let body: Value = world
@@ -325,14 +336,7 @@ async fn a_released_machine_migrates_step_by_step_and_replayed_or_late_reports_d
                 row.try_get("", "readiness").expect("readiness"),
             );
             // Released, but waiting for its update: the regular interval.
-            let enrolled = world.enrolled(&secret, &id).await;
-            assert!(
-                enrolled["poll_after_secs"]
-                    .as_u64()
-                    .is_some_and(|s| (25 * 60..=35 * 60).contains(&s)),
-                "{id}: {enrolled}"
-            );
-            let token = enrolled["token"].as_str().expect("token").to_string();
+            let token = world.token_polling(&secret, &id, 25 * 60..=35 * 60).await;
             let body: Value = world
                 .instructions(&token)
                 .send()
@@ -362,14 +366,7 @@ async fn a_released_machine_migrates_step_by_step_and_replayed_or_late_reports_d
             .clone();
         // Released to migrate: told to check in again within a minute or so, not to
         // wait half an hour to start.
-        let enrolled = world.enrolled(&secret, &machine).await;
-        assert!(
-            enrolled["poll_after_secs"]
-                .as_u64()
-                .is_some_and(|s| (30..=90).contains(&s)),
-            "{enrolled}"
-        );
-        let token = enrolled["token"].as_str().expect("token").to_string();
+        let token = world.token_polling(&secret, &machine, 30..=90).await;
         let response = world.instructions(&token).send().await.expect("get");
         assert_eq!(response.status(), 200);
         let etag = response.headers()["etag"]
