@@ -19,8 +19,10 @@
 //! MP_E2E_SIZE=small|medium|large (default large); MP_E2E_PHASE_SECS, the time each
 //! phase may take (default 300, 900, 1800 by size); MP_E2E_INTERVAL_MS, between an
 //! agent's check-ins (default 500, 10000, 60000 by size); MP_E2E_SERVICE_<KEY> is
-//! passed to the service as MP_<KEY>. SQLite, and PostgreSQL when MP_TEST_POSTGRES_URL
-//! is set (MP_BENCH_BACKENDS=sqlite or postgres picks one).
+//! passed to the service as MP_<KEY>; MP_E2E_KEEP=1 keeps the service's output, the SQLite
+//! file and the PostgreSQL database after a run that passed (a failed run keeps them anyway).
+//! SQLite, and PostgreSQL when MP_TEST_POSTGRES_URL is set (MP_BENCH_BACKENDS=sqlite or
+//! postgres picks one).
 //!
 //! cargo bench --bench e2e_large
 
@@ -180,6 +182,7 @@ async fn main() -> anyhow::Result<()> {
     let binary = work.path().join("migration-portal");
     std::fs::copy(BINARY, &binary)?;
     let key = generate_key();
+    let keep = std::env::var("MP_E2E_KEEP").is_ok_and(|v| v == "1");
     let mut failed = Vec::new();
     for (backend, url) in common::backends(&work.path().join("e2e.db")).await? {
         let faults = Faults {
@@ -204,7 +207,7 @@ async fn main() -> anyhow::Result<()> {
         let outcome = run(&world, &url, &binary, work.path()).await;
         cloud.stop().await;
         match outcome {
-            Ok(()) if backend == "postgres" => drop_database(&url).await?,
+            Ok(()) if backend == "postgres" && !keep => drop_database(&url).await?,
             Ok(()) => {}
             Err(e) => {
                 println!("e2e_large: {backend}: FAILED: {e:#}");
@@ -216,7 +219,9 @@ async fn main() -> anyhow::Result<()> {
         "e2e_large: this process (simulators and fleet): peak RSS {}",
         mib(peak_rss_kib("self").unwrap_or(0))
     );
-    if !failed.is_empty() {
+    if keep && failed.is_empty() {
+        println!("e2e_large: kept in {}", work.keep().display());
+    } else if !failed.is_empty() {
         let kept = work.keep();
         anyhow::bail!(
             "failed on {failed:?}; the service's output is in {} (the PostgreSQL database is kept)",
@@ -434,6 +439,7 @@ async fn drive(
         workspace: &id,
         migration: &migration,
         fleets: &fleets,
+        webhooks: &receiver,
     };
     let shown = settled
         .until(meter, "fleet", "fleet until every machine settled")
@@ -479,6 +485,7 @@ struct Settling<'a> {
     workspace: &'a str,
     migration: &'a str,
     fleets: &'a [Fleet],
+    webhooks: &'a propagation::Receiver,
 }
 
 impl Settling<'_> {
@@ -496,6 +503,7 @@ impl Settling<'_> {
             self.workspace,
             self.migration,
             self.fleets,
+            self.webhooks,
             &Deadline::new(phase, self.world.options.phase),
             self.world.options.poll,
             &format!("e2e_large: {backend}: {phase}"),

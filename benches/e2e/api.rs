@@ -184,13 +184,34 @@ impl Api {
 
     /// The job queue's gauges, as the first instance reads them from the database.
     pub async fn queue(&self) -> String {
+        self.queue_gauges(|_| true).await.join("\n")
+    }
+
+    /// The job queue's gauges of one kind of job, on a line: `state=n …, oldest due n s`.
+    pub async fn queue_of(&self, kind: &str) -> String {
+        let label = format!("kind=\"{kind}\"");
+        let gauges = self.queue_gauges(|l| l.contains(&label)).await;
+        let shown: Vec<String> = gauges
+            .iter()
+            .map(|line| {
+                let value = line.rsplit(' ').next().unwrap_or_default();
+                match line.split("state=\"").nth(1) {
+                    Some(state) => format!("{} {value}", state.split('"').next().unwrap_or_default()),
+                    None => format!("oldest due {value} s"),
+                }
+            })
+            .collect();
+        format!("{kind} jobs: {}", shown.join(", "))
+    }
+
+    async fn queue_gauges(&self, keep: impl Fn(&str) -> bool) -> Vec<String> {
         match self.metrics().await {
             Ok(texts) => texts[0]
                 .lines()
-                .filter(|l| l.starts_with("mp_jobs_"))
-                .collect::<Vec<_>>()
-                .join("\n"),
-            Err(e) => format!("/metrics did not answer: {e}"),
+                .filter(|l| l.starts_with("mp_jobs_") && keep(l))
+                .map(str::to_string)
+                .collect(),
+            Err(e) => vec![format!("/metrics did not answer: {e}")],
         }
     }
 }

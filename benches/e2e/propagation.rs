@@ -54,12 +54,15 @@ impl Receiver {
         })
     }
 
-    /// Every delivery's delay so far, in milliseconds.
+    /// Every delivery's delay so far, in milliseconds, in the order they arrived.
     pub fn delays_ms(&self) -> Vec<u32> {
-        self.delays_ms
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.delays_since(0)
+    }
+
+    /// The delays of the deliveries that arrived after the first `seen`.
+    pub fn delays_since(&self, seen: usize) -> Vec<u32> {
+        let delays = self.delays_ms.lock().unwrap_or_else(|e| e.into_inner());
+        delays.get(seen..).unwrap_or_default().to_vec()
     }
 
     pub async fn stop(self) {

@@ -10,6 +10,7 @@ use migration_portal::sim::partner::{all_machines, progress_bar};
 use serde_json::Value;
 
 use super::api::{Api, Deadline};
+use super::propagation::{self, Receiver};
 
 /// The ground truth of every machine of the fleets (each runs some of the machines).
 pub fn truth_of(fleets: &[Fleet]) -> BTreeMap<String, Truth> {
@@ -86,12 +87,14 @@ pub async fn settle(
     workspace: &str,
     migration: &str,
     fleets: &[Fleet],
+    webhooks: &Receiver,
     deadline: &Deadline,
     poll: Duration,
     label: &str,
 ) -> anyhow::Result<Vec<Value>> {
     let mut printed = Instant::now();
     let mut served = api.served().await?;
+    let mut delivered = webhooks.delays_ms().len();
     let mut listed = None;
     loop {
         let truth = truth_of(fleets);
@@ -123,6 +126,14 @@ pub async fn settle(
                 "{label}: agents in the last {:.0} s: {}; the fleet was told to back off {throttled} times so far",
                 printed.elapsed().as_secs_f64(),
                 now.agent_rates_since(&served, printed.elapsed().as_secs_f64())
+            );
+            let delays = webhooks.delays_since(delivered);
+            delivered += delays.len();
+            println!(
+                "{label}: webhook deliveries in the last {:.0} s: {}; {}",
+                printed.elapsed().as_secs_f64(),
+                propagation::percentiles(delays),
+                api.queue_of("webhook").await
             );
             served = now;
             printed = Instant::now();

@@ -77,6 +77,11 @@ pub trait JobHandler: Send + Sync + 'static {
     fn lane(&self) -> Option<usize> {
         None
     }
+    /// How often an idle lane of this kind looks for due jobs, when someone waits
+    /// for them sooner than the worker's poll interval (never less often than that).
+    fn lane_poll(&self) -> Option<Duration> {
+        None
+    }
     async fn run(&self, job: Self::Job, run: &JobRun) -> Result<serde_json::Value, JobError>;
 }
 
@@ -86,6 +91,9 @@ impl<H: JobHandler> JobHandler for Arc<H> {
     type Job = H::Job;
     fn lane(&self) -> Option<usize> {
         H::lane(self)
+    }
+    fn lane_poll(&self) -> Option<Duration> {
+        H::lane_poll(self)
     }
     async fn run(&self, job: Self::Job, run: &JobRun) -> Result<serde_json::Value, JobError> {
         H::run(self, job, run).await
@@ -111,6 +119,7 @@ impl Handler {
 trait Erased: Send + Sync {
     fn kind(&self) -> &'static str;
     fn lane(&self) -> Option<usize>;
+    fn lane_poll(&self) -> Option<Duration>;
     async fn run(&self, run: &JobRun) -> Result<serde_json::Value, JobError>;
 }
 
@@ -121,6 +130,9 @@ impl<H: JobHandler> Erased for H {
     }
     fn lane(&self) -> Option<usize> {
         JobHandler::lane(self)
+    }
+    fn lane_poll(&self) -> Option<Duration> {
+        JobHandler::lane_poll(self)
     }
     async fn run(&self, run: &JobRun) -> Result<serde_json::Value, JobError> {
         let job = serde_json::from_str::<H::Job>(&run.job.payload).map_err(|e| {
@@ -228,6 +240,10 @@ impl Worker {
             .map(|handler| {
                 let config = WorkerConfig {
                     concurrency: handler.0.lane().unwrap_or(1).max(1),
+                    poll_interval: handler
+                        .0
+                        .lane_poll()
+                        .map_or(self.config.poll_interval, |p| p.min(self.config.poll_interval)),
                     ..self.config.clone()
                 };
                 let lane = Worker {

@@ -37,7 +37,8 @@ test_jobs!(
     Work = "work",
     Other = "other",
     FlakyJob = "flaky",
-    SlowJob = "slow"
+    SlowJob = "slow",
+    PromptJob = "prompt"
 );
 
 fn work(n: u64) -> NewJob<Work> {
@@ -528,6 +529,65 @@ async fn shutdown_gives_unfinished_jobs_back_to_the_queue() {
             ),
             (QUEUED, 0, None),
             "{backend:?}: given back, attempt not counted"
+        );
+    }
+}
+
+/// A lane whose jobs someone waits for (as the webhook deliveries' lane).
+struct Prompt;
+
+#[async_trait]
+impl JobHandler for Prompt {
+    type Job = PromptJob;
+
+    fn lane(&self) -> Option<usize> {
+        Some(1)
+    }
+
+    fn lane_poll(&self) -> Option<Duration> {
+        Some(Duration::from_millis(20))
+    }
+
+    async fn run(&self, job: PromptJob, _: &JobRun) -> Result<serde_json::Value, JobError> {
+        Ok(json!({"n": job.n}))
+    }
+}
+
+#[tokio::test]
+async fn an_idle_lane_looks_for_due_jobs_as_often_as_its_kind_asks() {
+    for backend in Backend::enabled() {
+        let (db, _dir) = fresh_db(backend).await;
+        // Not due when the worker first looks; due long before the worker's own next look.
+        let id = queue::enqueue(
+            &db,
+            NewJob {
+                delay: Duration::from_secs(1),
+                ..NewJob::new(PromptJob { n: 1 })
+            },
+        )
+        .await
+        .expect("enqueue")
+        .id;
+        let config = WorkerConfig {
+            poll_interval: Duration::from_secs(3600),
+            ..fast()
+        };
+        let (shutdown, signal) = tokio::sync::watch::channel(false);
+        let running =
+            tokio::spawn(Worker::new(db.clone(), config, vec![Handler::new(Prompt)]).run(signal));
+        let mut status = String::new();
+        for _ in 0..1500 {
+            status = queue::get(&db, id).await.expect("get").expect("job").status;
+            if status == SUCCEEDED {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        shutdown.send(true).expect("signal");
+        running.await.expect("worker stops");
+        assert_eq!(
+            status, SUCCEEDED,
+            "{backend:?}: the lane looked again within its own interval, not the worker's hour"
         );
     }
 }
