@@ -102,8 +102,11 @@ pub struct WebhookSettings {
     /// Deliveries one process sends at once, in a lane of their own: slow
     /// receivers never hold up the other jobs.
     pub concurrency: usize,
-    /// Deliveries to one subscription at once in one process, so that one slow
-    /// receiver cannot take the whole lane.
+    /// Requests to one subscription's receiver at once in one process, so that one
+    /// slow receiver cannot take the whole lane. At 4, one receiver on loopback took
+    /// about 185 deliveries a second at `medium` and `large` on SQLite (each send
+    /// about 20 ms on the loaded machine), and the machines' outcomes queued at
+    /// their peak (p99 1.2 s); at 8, 229 a second and p99 0.5 s at `medium`.
     pub per_subscription: usize,
     /// The wait before each retry of a failed delivery, in seconds.
     pub retry_schedule_secs: Vec<f64>,
@@ -133,7 +136,7 @@ impl Default for WebhookSettings {
         Self {
             timeout_ms: 10_000,
             concurrency: 16,
-            per_subscription: 4,
+            per_subscription: 8,
             retry_schedule_secs: policy.schedule.iter().map(Duration::as_secs_f64).collect(),
             disable_after_failures: policy.disable_after_failures,
             disable_after_secs: policy.disable_after.as_secs(),

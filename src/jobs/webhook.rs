@@ -296,9 +296,8 @@ impl JobHandler for WebhookHandler {
             .sender
             .send(&subscription, delivery.id, &delivery.payload)
             .await;
-        // The slot bounds what the receiver is sent at once, not the writes after: at
-        // `medium` on SQLite, recording under it held each slot on the database's lock
-        // and capped a subscription at about 200 deliveries a second.
+        // The slot bounds what the receiver is sent at once, not the writes after (on
+        // SQLite they wait for the database's lock, and a slot held through them sends nothing).
         drop(slot);
         self.record(run, &delivery, &subscription, &attempt).await
     }
