@@ -59,6 +59,11 @@ impl Receiver {
         self.delays_since(0)
     }
 
+    /// How many deliveries arrived so far.
+    pub fn delivered(&self) -> usize {
+        self.delays_ms.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
     /// The delays of the deliveries that arrived after the first `seen`.
     pub fn delays_since(&self, seen: usize) -> Vec<u32> {
         let delays = self.delays_ms.lock().unwrap_or_else(|e| e.into_inner());

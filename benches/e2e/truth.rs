@@ -94,7 +94,7 @@ pub async fn settle(
 ) -> anyhow::Result<Vec<Value>> {
     let mut printed = Instant::now();
     let mut served = api.served().await?;
-    let mut delivered = webhooks.delays_ms().len();
+    let mut delivered = webhooks.delivered();
     let mut listed = None;
     loop {
         let truth = truth_of(fleets);

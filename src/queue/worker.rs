@@ -77,7 +77,8 @@ pub trait JobHandler: Send + Sync + 'static {
     fn lane(&self) -> Option<usize> {
         None
     }
-    /// How often an idle lane of this kind looks for due jobs, when someone waits
+    /// How often this kind's lane (see [`JobHandler::lane`]; a kind without one
+    /// shares the worker's interval) looks for due jobs when idle, when someone waits
     /// for them sooner than the worker's poll interval (never less often than that).
     fn lane_poll(&self) -> Option<Duration> {
         None
