@@ -196,7 +196,9 @@ impl Api {
             .map(|line| {
                 let value = line.rsplit(' ').next().unwrap_or_default();
                 match line.split("state=\"").nth(1) {
-                    Some(state) => format!("{} {value}", state.split('"').next().unwrap_or_default()),
+                    Some(state) => {
+                        format!("{} {value}", state.split('"').next().unwrap_or_default())
+                    }
                     None => format!("oldest due {value} s"),
                 }
             })

@@ -61,7 +61,10 @@ impl Receiver {
 
     /// How many deliveries arrived so far.
     pub fn delivered(&self) -> usize {
-        self.delays_ms.lock().unwrap_or_else(|e| e.into_inner()).len()
+        self.delays_ms
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .len()
     }
 
     /// The delays of the deliveries that arrived after the first `seen`.

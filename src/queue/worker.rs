@@ -244,7 +244,9 @@ impl Worker {
                     poll_interval: handler
                         .0
                         .lane_poll()
-                        .map_or(self.config.poll_interval, |p| p.min(self.config.poll_interval)),
+                        .map_or(self.config.poll_interval, |p| {
+                            p.min(self.config.poll_interval)
+                        }),
                     ..self.config.clone()
                 };
                 let lane = Worker {
