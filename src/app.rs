@@ -199,6 +199,15 @@ impl ShutdownSignals {
     }
 }
 
+/// What the first requests would otherwise wait for, done at start: the pool's
+/// first connections ([`db::warm_up`]). Nothing waits for it; a failure here is a
+/// request's failure later.
+async fn warm_up(state: web::Data<AppState>) {
+    if let Err(error) = db::warm_up(&state.db).await {
+        tracing::warn!(%error, "could not open database connections at start");
+    }
+}
+
 impl Application {
     pub async fn build(config: &Config, key_policy: KeyPolicy) -> anyhow::Result<Self> {
         let secrets = secret_box(config, key_policy)?;
@@ -267,6 +276,7 @@ impl Application {
             metrics_token,
             webhooks,
         });
+        tokio::spawn(warm_up(state.clone()));
         let server = run(listener, state.clone(), config, &spec)?;
         Ok(Self {
             port,
