@@ -83,6 +83,8 @@ pub struct Row {
     pub storage_quota_bytes: Option<u64>,
     pub migration_state: String,
     pub removed_at: Option<DateTime<Utc>>,
+    /// The sync that last changed the object (or added it); for an object gone
+    /// from the source, the last sync that saw it. See [`Row::seen_at`].
     pub synced_at: DateTime<Utc>,
 }
 
@@ -103,6 +105,16 @@ struct RowColumns {
 }
 
 impl Row {
+    /// The last sync that found the object in the source: `snapshot_synced_at`, the
+    /// workspace's last sync, for every object still there (a sync forgets or flags
+    /// every object it does not find), and the stored time for one gone since.
+    pub fn seen_at(&self, snapshot_synced_at: Option<DateTime<Utc>>) -> DateTime<Utc> {
+        match (self.removed_at, snapshot_synced_at) {
+            (None, Some(last_sync)) => last_sync,
+            _ => self.synced_at,
+        }
+    }
+
     fn read(kind: Kind, r: &QueryResult) -> Result<Self, DbErr> {
         let c = RowColumns::from_query_result(r, "")?;
         Ok(Self {

@@ -536,6 +536,19 @@ async fn apply(
     let txn = db.begin().await.map_err(database)?;
     // Whole microseconds: both databases store it exactly, so equality holds.
     let now = Utc::now().trunc_subsecs(6);
+    // The sync before this one: the last that saw what this one finds gone.
+    let previous_sync: Option<DateTime<Utc>> = txn
+        .query_one_raw(statement(
+            txn.get_database_backend(),
+            "SELECT snapshot_synced_at FROM workspaces WHERE id = $1",
+            vec![workspace.into()],
+        ))
+        .await
+        .map_err(database)?
+        .map(|row| row.try_get_by_index(0))
+        .transpose()
+        .map_err(database)?
+        .flatten();
     let mut result = serde_json::Map::new();
     for kind in Kind::ALL {
         let table = kind.table();
@@ -559,10 +572,19 @@ async fn apply(
         let mut values = String::new();
         let mut set = String::new();
         let mut join = "";
+        let mut updated: Vec<&str> = vec![
+            "parent_source_id",
+            "data",
+            "group_source_id",
+            "search",
+            "size_bytes",
+            "readiness",
+        ];
         if kind.has_quota() {
             columns.push_str(", storage_quota_bytes");
             values.push_str(", s.storage_quota_bytes");
             set.push_str(", storage_quota_bytes = excluded.storage_quota_bytes");
+            updated.push("storage_quota_bytes");
         }
         // The groups are numbered by now (below, in the first round). A join, which
         // PostgreSQL hashes, rather than a subquery that probes the groups per row.
@@ -570,17 +592,28 @@ async fn apply(
             columns.push_str(", tree_pos");
             values.push_str(", g.tree_lo");
             set.push_str(", tree_pos = excluded.tree_pos");
+            updated.push("tree_pos");
             join = " LEFT JOIN source_groups g ON g.workspace_id = $1 AND g.source_id = s.group_source_id";
         }
         // Nothing staged is in the snapshot yet (a first sync): a plain INSERT, without
-        // PostgreSQL's speculative insertion per row.
+        // PostgreSQL's speculative insertion per row. Otherwise only what differs is
+        // written: on PostgreSQL every update is a new row version with its index
+        // entries, and rewriting the whole unchanged snapshot took twice the first
+        // sync's time. A row's `synced_at` is therefore the sync that last changed it
+        // (see `Row::seen_at` for the sync that last saw it).
         let on_conflict = if added == total {
             String::new()
         } else {
+            let differs = updated
+                .iter()
+                .map(|c| format!("{table}.{c} IS DISTINCT FROM excluded.{c}"))
+                .collect::<Vec<_>>()
+                .join(" OR ");
             format!(
                 " ON CONFLICT (workspace_id, source_id) DO UPDATE SET parent_source_id = excluded.parent_source_id, \
                  data = excluded.data, group_source_id = excluded.group_source_id, search = excluded.search, \
-                 size_bytes = excluded.size_bytes, readiness = excluded.readiness{set}, removed_at = NULL, synced_at = excluded.synced_at"
+                 size_bytes = excluded.size_bytes, readiness = excluded.readiness{set}, removed_at = NULL, synced_at = excluded.synced_at \
+                 WHERE {differs} OR {table}.removed_at IS NOT NULL"
             )
         };
         execute(&txn, &format!(
@@ -588,12 +621,15 @@ async fn apply(
              SELECT $1, s.source_id, s.parent_source_id, s.data, s.group_source_id, s.search, s.size_bytes, s.readiness{values}, 'idle', $4 \
              FROM sync_staging s{join} WHERE s.job_id = $2 AND s.kind = $3{on_conflict}"
         ), upsert_args).await.map_err(database)?;
-        // Every staged object now carries this sync's time; the others are gone from the
-        // source: forgotten, unless mid-migration (then flagged). Whether there are any is
-        // a count that an index answers; the rows are read only when there are. (An
-        // anti-join against the staging area instead was seen to take minutes on
-        // PostgreSQL.)
-        let this_sync = || -> Vec<DbValue> { vec![workspace.into(), now.into()] };
+        // The objects not staged are gone from the source: forgotten, unless
+        // mid-migration (then flagged, and their `synced_at` becomes the last sync that
+        // saw them). Whether there are any is a count that an index answers; only then
+        // are they looked for, each row against the staging area's key (the staging
+        // area has its statistics by now: without them PostgreSQL was seen to take
+        // minutes over this anti-join).
+        let unseen = format!(
+            "NOT EXISTS (SELECT 1 FROM sync_staging s WHERE s.job_id = $2 AND s.kind = $3 AND s.source_id = {table}.source_id)"
+        );
         let [in_snapshot] = counts(
             &txn,
             &format!("SELECT COUNT(*) FROM {table} WHERE workspace_id = $1"),
@@ -605,21 +641,23 @@ async fn apply(
         if stale > 0 {
             [removed] = counts(
                 &txn,
-                &format!("SELECT COUNT(*) FROM {table} WHERE workspace_id = $1 AND removed_at IS NULL AND synced_at <> $2"),
-                this_sync(),
+                &format!("SELECT COUNT(*) FROM {table} WHERE workspace_id = $1 AND removed_at IS NULL AND {unseen}"),
+                args(),
             )
             .await?;
-            execute(&txn, &format!("DELETE FROM {table} WHERE workspace_id = $1 AND migration_state = 'idle' AND synced_at <> $2"), this_sync())
+            execute(&txn, &format!("DELETE FROM {table} WHERE workspace_id = $1 AND migration_state = 'idle' AND {unseen}"), args())
                 .await
                 .map_err(database)?;
-            execute(&txn, &format!("UPDATE {table} SET removed_at = $2 WHERE workspace_id = $1 AND removed_at IS NULL AND synced_at <> $2"), this_sync())
+            let mut flag_args = args();
+            flag_args.extend([now.into(), previous_sync.into()]);
+            execute(&txn, &format!("UPDATE {table} SET removed_at = $4, synced_at = COALESCE($5, synced_at) WHERE workspace_id = $1 AND removed_at IS NULL AND {unseen}"), flag_args)
                 .await
                 .map_err(database)?;
             if kind.has_tree_pos() {
                 // What is kept follows its group's new number (or leaves the tree with it).
                 let position =
                     snapshot_tree::position_of_group(&format!("{table}.group_source_id"));
-                execute(&txn, &format!("UPDATE {table} SET tree_pos = {position} WHERE workspace_id = $1 AND synced_at <> $2"), this_sync())
+                execute(&txn, &format!("UPDATE {table} SET tree_pos = {position} WHERE workspace_id = $1 AND {unseen}"), args())
                     .await
                     .map_err(database)?;
             }

@@ -69,6 +69,59 @@ impl World {
     }
 }
 
+impl World {
+    /// The workspace's resource at `path` (below `/api/v1/workspaces/{id}`), as JSON.
+    async fn answer(&self, path: &str) -> Value {
+        let response = self
+            .app
+            .get(
+                &format!("/api/v1/workspaces/{}{path}", self.workspace),
+                &self.token,
+            )
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(response.status(), 200, "GET {path}");
+        response.json().await.expect("json")
+    }
+
+    /// When the last sync ended, as the API says.
+    async fn last_sync(&self) -> chrono::DateTime<chrono::Utc> {
+        time(&self.answer("/hierarchy").await["snapshot_synced_at"])
+    }
+
+    /// Per table, the rows the last sync wrote (their `synced_at` is its time).
+    async fn written_by_last_sync(&self) -> BTreeMap<&'static str, i64> {
+        let mut written = BTreeMap::new();
+        for table in TABLES {
+            let sql = format!(
+                "SELECT COUNT(*) AS n FROM {table} t JOIN workspaces w ON w.id = t.workspace_id \
+                 WHERE w.id = $1 AND t.synced_at = w.snapshot_synced_at"
+            );
+            let row = self
+                .db
+                .query_one_raw(Statement::from_sql_and_values(
+                    self.db.get_database_backend(),
+                    sql,
+                    [self.workspace.into()],
+                ))
+                .await
+                .expect("query")
+                .expect("a count");
+            written.insert(table, row.try_get::<i64>("", "n").expect("n"));
+        }
+        written
+    }
+}
+
+fn time(value: &Value) -> chrono::DateTime<chrono::Utc> {
+    value
+        .as_str()
+        .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+        .unwrap_or_else(|| panic!("a time: {value}"))
+        .to_utc()
+}
+
 /// The fields a sync must carry over, with the parent, as one comparable string.
 fn fingerprint(table: &str, parent: Option<String>, data: &Value) -> String {
     let fields: &[&str] = match table {
@@ -227,6 +280,7 @@ async fn a_sync_copies_the_source_and_a_re_sync_follows_its_changes() {
             (report, victim_machine)
         };
         let report = report.expect("some seed removes the chosen user");
+        let first_sync = world.last_sync().await;
         assert!(
             report.removed_machines.contains(&migrating),
             "its machine goes with it"
@@ -273,6 +327,49 @@ async fn a_sync_copies_the_source_and_a_re_sync_follows_its_changes() {
                 "{backend:?}: flagged as removed from the source"
             );
         }
+        // What a re-sync finds unchanged it does not write, yet every object still
+        // there was found by it, and the one gone since was last found by the first.
+        let second_sync = world.last_sync().await;
+        let written = world.written_by_last_sync().await;
+        assert!(
+            written["source_plans"] < expected["source_plans"].len() as i64
+                && written["source_users"] < expected["source_users"].len() as i64,
+            "{backend:?}: the re-sync rewrote only what changed: {written:?}"
+        );
+        let kept_user = world
+            .source
+            .with_base(|b| b.users.first().map(|u| u.id.clone()))
+            .expect("a user");
+        assert_eq!(
+            time(&world.answer(&format!("/users/{kept_user}")).await["synced_at"]),
+            second_sync,
+            "{backend:?}: a user still in the source was seen by the last sync"
+        );
+        assert_eq!(
+            time(&world.answer(&format!("/machines/{migrating}")).await["synced_at"]),
+            first_sync,
+            "{backend:?}: a machine gone from the source was last seen by the sync before"
+        );
+        // Nothing changed: nothing written, the snapshot as it was, the objects seen now.
+        world.sync().await;
+        let third_sync = world.last_sync().await;
+        assert!(third_sync > second_sync);
+        assert!(
+            world.written_by_last_sync().await.values().all(|n| *n == 0),
+            "{backend:?}: a re-sync of an unchanged source writes no row: {:?}",
+            world.written_by_last_sync().await
+        );
+        assert_eq!(world.snapshot().await, expected, "{backend:?}");
+        assert_eq!(
+            time(&world.answer(&format!("/users/{kept_user}")).await["synced_at"]),
+            third_sync,
+            "{backend:?}"
+        );
+        assert_eq!(
+            time(&world.answer(&format!("/machines/{migrating}")).await["synced_at"]),
+            first_sync,
+            "{backend:?}"
+        );
         // Deleting the workspace takes its snapshot with it.
         let path = format!("/api/v1/workspaces/{}", world.workspace);
         assert_eq!(

@@ -234,6 +234,7 @@ pub struct GroupDetail {
     /// The storage BackupAgent lets the group use (its users together), in bytes; null: no quota.
     pub storage_quota_bytes: Option<u64>,
     pub removed_from_source: bool,
+    /// The last sync that found it in the source (the workspace's last sync unless it is gone since).
     pub synced_at: DateTime<Utc>,
     /// The group as the BackupAgent server gave it.
     #[schema(value_type = Object)]
@@ -271,6 +272,7 @@ pub struct UserDetail {
     /// Whether `data_size_bytes` is more than the quota already (false without one).
     pub data_exceeds_quota: bool,
     pub removed_from_source: bool,
+    /// The last sync that found it in the source (the workspace's last sync unless it is gone since).
     pub synced_at: DateTime<Utc>,
     #[schema(value_type = Object)]
     pub source: Value,
@@ -317,6 +319,7 @@ pub struct MachineDetail {
     pub backup_plans: Vec<MachineBackupPlan>,
     pub migration_state: MachineState,
     pub removed_from_source: bool,
+    /// The last sync that found it in the source (the workspace's last sync unless it is gone since).
     pub synced_at: DateTime<Utc>,
     #[schema(value_type = Object)]
     pub source: Value,

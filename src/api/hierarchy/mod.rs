@@ -295,7 +295,7 @@ async fn get_group(
         rollup,
         storage_quota_bytes: row.storage_quota_bytes,
         removed_from_source: row.removed_at.is_some(),
-        synced_at: row.synced_at,
+        synced_at: row.seen_at(workspace.snapshot_synced_at),
         source: source(&row),
     }))
 }
@@ -357,7 +357,7 @@ async fn get_user(
         storage_quota_bytes,
         data_exceeds_quota: storage_quota_bytes.is_some_and(|quota| data_size_bytes > quota),
         removed_from_source: row.removed_at.is_some(),
-        synced_at: row.synced_at,
+        synced_at: row.seen_at(workspace.snapshot_synced_at),
         source: source(&row),
     }))
 }
@@ -454,7 +454,7 @@ async fn get_machine(
         backup_plans,
         migration_state: MachineState::parse(&row.migration_state).unwrap_or(MachineState::Idle),
         removed_from_source: row.removed_at.is_some(),
-        synced_at: row.synced_at,
+        synced_at: row.seen_at(workspace.snapshot_synced_at),
         source: source(&row),
     }))
 }
