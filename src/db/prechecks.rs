@@ -18,10 +18,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::domain::plan::Snapshot;
-use crate::domain::report::{EncodedEntry, EncodedReport, Entry, Section};
-
-/// Entries per stored chunk: a page read decodes at most two chunks.
-const CHUNK: usize = 500;
+use crate::domain::report::{EncodedEntry, Entry, Section};
 
 /// The live rows of a workspace's snapshot, in source-id order. The four
 /// tables are read and parsed at once, each on a pooled connection of its own.
@@ -132,43 +129,74 @@ pub async fn insert(db: &impl ConnectionTrait, model: precheck::Model) -> Result
         .map(drop)
 }
 
-/// Stores the report's entries and its planning section, in one transaction.
-/// Each section's text is let go of as its chunks are written.
-pub async fn store_report(
+/// A stored piece of a report's section: `entries` entries from the section's
+/// `first_entry`, as the JSON text of [`chunk_text`].
+pub struct ChunkRow {
+    pub section: Section,
+    pub first_entry: usize,
+    pub entries: usize,
+    pub data: String,
+}
+
+/// Entries per stored chunk: a page read decodes at most two chunks.
+pub const CHUNK: usize = 500;
+
+/// Writes a pre-check's report chunks as they come, until `rows` closes. The
+/// pre-check first loses its report (any chunks of an earlier attempt, and its
+/// completion, so that nobody reads a report half written); it shows again when
+/// [`complete_report`] names it complete. Chunks are written a statement at a time,
+/// not in one transaction: on SQLite one transaction would hold the database's
+/// write lock for as long as the report takes to build.
+pub async fn write_report_chunks(
     db: &DatabaseConnection,
     id: Uuid,
-    report: EncodedReport,
-    snapshot_synced_at: Option<DateTime<Utc>>,
+    mut rows: tokio::sync::mpsc::Receiver<ChunkRow>,
 ) -> Result<(), DbErr> {
+    forget_report(db, id).await?;
+    let mut batch = Vec::with_capacity(ROWS_PER_INSERT);
+    while rows.recv_many(&mut batch, ROWS_PER_INSERT).await > 0 {
+        let models = batch.drain(..).map(|row| precheck_chunk::ActiveModel {
+            precheck_id: Set(id),
+            section: Set(row.section.as_str().to_string()),
+            chunk: Set((row.first_entry / CHUNK) as i32),
+            first_entry: Set(row.first_entry as i32),
+            entries: Set(row.entries as i32),
+            data: Set(row.data),
+        });
+        Chunks::insert_many(models)
+            .exec_without_returning(db)
+            .await?;
+    }
+    Ok(())
+}
+
+/// The pre-check without a report: not complete, and no chunks.
+pub async fn forget_report(db: &DatabaseConnection, id: Uuid) -> Result<(), DbErr> {
     let txn = db.begin().await?;
+    Prechecks::update_many()
+        .col_expr(precheck::Column::Planning, Expr::value(None::<String>))
+        .col_expr(
+            precheck::Column::CompletedAt,
+            Expr::value(None::<DateTime<Utc>>),
+        )
+        .filter(precheck::Column::Id.eq(id))
+        .exec(&txn)
+        .await?;
     Chunks::delete_many()
         .filter(precheck_chunk::Column::PrecheckId.eq(id))
         .exec(&txn)
         .await?;
-    let EncodedReport { planning, sections } = report;
-    for (section, entries) in sections {
-        let chunks: Vec<&[EncodedEntry]> = entries.chunks(CHUNK).collect();
-        for (batch_no, batch) in chunks.chunks(ROWS_PER_INSERT).enumerate() {
-            let models = batch
-                .iter()
-                .enumerate()
-                .map(|(i, chunk)| {
-                    let n = batch_no * ROWS_PER_INSERT + i;
-                    Ok(precheck_chunk::ActiveModel {
-                        precheck_id: Set(id),
-                        section: Set(section.as_str().to_string()),
-                        chunk: Set(n as i32),
-                        first_entry: Set((n * CHUNK) as i32),
-                        entries: Set(chunk.len() as i32),
-                        data: Set(chunk_text(chunk)?),
-                    })
-                })
-                .collect::<Result<Vec<_>, DbErr>>()?;
-            Chunks::insert_many(models)
-                .exec_without_returning(&txn)
-                .await?;
-        }
-    }
+    txn.commit().await
+}
+
+/// The report's chunks are written ([`write_report_chunks`]): its planning section
+/// and its completion make it visible.
+pub async fn complete_report(
+    db: &DatabaseConnection,
+    id: Uuid,
+    planning: &Value,
+    snapshot_synced_at: Option<DateTime<Utc>>,
+) -> Result<(), DbErr> {
     Prechecks::update_many()
         .col_expr(
             precheck::Column::Planning,
@@ -180,16 +208,16 @@ pub async fn store_report(
         )
         .col_expr(precheck::Column::CompletedAt, Expr::value(Utc::now()))
         .filter(precheck::Column::Id.eq(id))
-        .exec(&txn)
-        .await?;
-    txn.commit().await
+        .exec(db)
+        .await
+        .map(drop)
 }
 
 /// Chunks written by one statement.
 const ROWS_PER_INSERT: usize = 50;
 
 /// A chunk as stored: `[[key, value], ...]`, as `serde_json` writes a list of pairs.
-fn chunk_text(entries: &[EncodedEntry]) -> Result<String, DbErr> {
+pub fn chunk_text(entries: &[EncodedEntry]) -> Result<String, DbErr> {
     let size: usize = entries
         .iter()
         .map(|e| e.key.len() + e.value.len() + 8)

@@ -117,6 +117,9 @@ impl JobHandler for PrecheckHandler {
     }
 }
 
+/// Report chunks built and not yet written, at most (about 0.5 MB each at `large`).
+const REPORT_ROWS_IN_FLIGHT: usize = 64;
+
 /// One pre-check, with what it needs from outside.
 pub struct PrecheckRun<'a> {
     pub db: &'a DatabaseConnection,
@@ -171,27 +174,63 @@ where
     )
     .await
     .map_err(connector)?;
-    let view = report::ProvisioningView {
-        profile: &request.profile,
-        services: &services,
-        verified: offer.is_some(),
-    };
-    let report = report::encode(
-        &snapshot,
-        &plan,
-        &logins,
-        &request.options.initial_backup,
-        &view,
-    );
+    // The report is written while it is built (on a blocking thread, and a second
+    // for its users section): at `large` it is hundreds of megabytes of JSON text,
+    // never held whole, and storing it no longer waits for the whole of it.
+    progress(json!({"phase": "reporting", "asked_target": asked})).await?;
+    let (rows, received) = tokio::sync::mpsc::channel(REPORT_ROWS_IN_FLIGHT);
+    let writing = store::write_report_chunks(db, request.precheck_id, received);
+    let verified = offer.is_some();
+    let (profile, initial_backup) = (request.profile, request.options.initial_backup);
+    let building = tokio::task::spawn_blocking(move || {
+        let view = report::ProvisioningView {
+            profile: &profile,
+            services: &services,
+            verified,
+        };
+        let send = |section, first_entry, entries: Vec<report::EncodedEntry>| {
+            let row = store::chunk_text(&entries).map(|data| store::ChunkRow {
+                section,
+                first_entry,
+                entries: entries.len(),
+                data,
+            });
+            // Closed: the writer failed, and its error is the pre-check's.
+            if let Ok(row) = row {
+                let _ = rows.blocking_send(row);
+            }
+        };
+        let planning = report::stream(
+            &snapshot,
+            &plan,
+            &logins,
+            &initial_backup,
+            &view,
+            store::CHUNK,
+            &send,
+        );
+        (planning, (snapshot, plan, answers, services))
+    });
+    let (written, built) = tokio::join!(writing, building);
+    let (planning, used) =
+        built.map_err(|e| JobError::Fatal(format!("building the report: {e}")))?;
+    // Freeing millions of small values takes a while: not on the job's time.
+    tokio::task::spawn_blocking(move || drop(used));
+    if let Err(error) = written {
+        // Best effort: the next attempt starts by forgetting them anyway.
+        let _ = store::forget_report(db, request.precheck_id).await;
+        return Err(database(error));
+    }
     timer.lap("report");
-    let counts = report.planning["counts"].clone();
-    // Freeing millions of small values takes a while: not on the job's time,
-    // and before the report is stored, so that both are not held at once.
-    tokio::task::spawn_blocking(move || drop((snapshot, plan, answers, services)));
-    progress(json!({"phase": "storing", "asked_target": asked})).await?;
-    store::store_report(db, request.precheck_id, report, request.snapshot_synced_at)
-        .await
-        .map_err(database)?;
+    let counts = planning["counts"].clone();
+    store::complete_report(
+        db,
+        request.precheck_id,
+        &planning,
+        request.snapshot_synced_at,
+    )
+    .await
+    .map_err(database)?;
     timer.lap("store");
     tracing::info!(precheck = %request.precheck_id, seconds = %timer.0, "pre-check done");
     let event = crate::db::events::NewEvent {

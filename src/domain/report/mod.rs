@@ -140,8 +140,15 @@ pub fn build(
     logins: &LoginAnswers,
     initial_backup: &InitialBackupOptions,
 ) -> Report {
-    let (planning, sections) =
-        assemble::<Vec<Entry>>(snapshot, plan, logins, initial_backup, None, &|_| true);
+    let (planning, sections) = assemble(
+        snapshot,
+        plan,
+        logins,
+        initial_backup,
+        None,
+        &|_| true,
+        &|_| Vec::<Entry>::new(),
+    );
     Report { planning, sections }
 }
 
@@ -175,21 +182,94 @@ pub fn encode_sections(
     provisioning: &ProvisioningView<'_>,
     keep: &(dyn Fn(Section) -> bool + Sync),
 ) -> EncodedReport {
-    let (planning, sections) = assemble::<Vec<EncodedEntry>>(
+    let (planning, sections) = assemble(
         snapshot,
         plan,
         logins,
         initial_backup,
         Some(provisioning),
         keep,
+        &|_| Vec::<EncodedEntry>::new(),
     );
     EncodedReport { planning, sections }
 }
 
+/// As [`encode`], but each section's entries are handed to `send` as they are
+/// built, `chunk` at a time with the place of the first in its section (the last
+/// of a section may be shorter), rather than kept: the report can be written while
+/// it is built, and is never held whole. Answers the planning section. `send` is
+/// called from two threads at once (the users section is built beside the others).
+pub fn stream(
+    snapshot: &Snapshot,
+    plan: &Plan,
+    logins: &LoginAnswers,
+    initial_backup: &InitialBackupOptions,
+    provisioning: &ProvisioningView<'_>,
+    chunk: usize,
+    send: &(dyn Fn(Section, usize, Vec<EncodedEntry>) + Sync),
+) -> Value {
+    let chunk = chunk.max(1);
+    let (planning, _) = assemble(
+        snapshot,
+        plan,
+        logins,
+        initial_backup,
+        Some(provisioning),
+        &|_| true,
+        &|section| Streamed {
+            section,
+            chunk,
+            buffer: Vec::with_capacity(chunk),
+            count: 0,
+            send,
+        },
+    );
+    planning
+}
+
 /// Where a section's entries go, one by one.
-trait Collect: Default + Send {
+trait Collect: Send {
     fn push(&mut self, entry: Entry);
     fn count(&self) -> usize;
+    /// Every entry is in.
+    fn finish(&mut self) {}
+}
+
+/// Entries encoded and handed on a chunk at a time ([`stream`]).
+struct Streamed<'a> {
+    section: Section,
+    chunk: usize,
+    buffer: Vec<EncodedEntry>,
+    count: usize,
+    send: &'a (dyn Fn(Section, usize, Vec<EncodedEntry>) + Sync),
+}
+
+impl Streamed<'_> {
+    fn flush(&mut self) {
+        if !self.buffer.is_empty() {
+            let entries = std::mem::replace(&mut self.buffer, Vec::with_capacity(self.chunk));
+            (self.send)(self.section, self.count - entries.len(), entries);
+        }
+    }
+}
+
+impl Collect for Streamed<'_> {
+    fn push(&mut self, entry: Entry) {
+        self.buffer.push(EncodedEntry {
+            value: entry.value.to_string(),
+            key: entry.key,
+        });
+        self.count += 1;
+        if self.buffer.len() >= self.chunk {
+            self.flush();
+        }
+    }
+    fn count(&self) -> usize {
+        self.count
+    }
+    fn finish(&mut self) {
+        self.flush();
+    }
 }
 
 impl Collect for Vec<Entry> {
@@ -226,6 +306,7 @@ fn assemble<C: Collect>(
     initial_backup: &InitialBackupOptions,
     provisioning: Option<&ProvisioningView<'_>>,
     keep: &(dyn Fn(Section) -> bool + Sync),
+    collector: &(dyn Fn(Section) -> C + Sync),
 ) -> (Value, BTreeMap<Section, C>) {
     let names: HashMap<&str, &str> = snapshot
         .groups
@@ -263,7 +344,7 @@ fn assemble<C: Collect>(
             })
     };
     let users_section = || {
-        let mut out = C::default();
+        let mut out = collector(Section::Users);
         let mut tally = Tally::default();
         for u in &plan.users {
             let mut e = entry(
@@ -279,6 +360,7 @@ fn assemble<C: Collect>(
             }
             out.push(e);
         }
+        out.finish();
         (out, tally)
     };
     // The users section is the largest: it is built beside the others, on a second core.
@@ -289,7 +371,9 @@ fn assemble<C: Collect>(
             let mut sections: BTreeMap<Section, C> = BTreeMap::new();
             let mut lengths: BTreeMap<Section, usize> = BTreeMap::new();
             let mut collect = |section: Section, entries: &mut dyn Iterator<Item = Entry>| {
-                let out = sections.entry(section).or_default();
+                let out = sections
+                    .entry(section)
+                    .or_insert_with(|| collector(section));
                 let length = lengths.entry(section).or_default();
                 for mut e in entries {
                     if section == Section::Hierarchy
@@ -312,6 +396,7 @@ fn assemble<C: Collect>(
                 Section::InitialBackup,
                 &mut initial_backup::entries(plan, initial_backup, &group_name).into_iter(),
             );
+            sections.values_mut().for_each(Collect::finish);
             (
                 users_entries.join().expect("building the users section"),
                 (sections, tally, lengths),

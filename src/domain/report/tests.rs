@@ -170,6 +170,51 @@ mod initial_backup {
         assert_eq!(provisioning["users_over_quota"], 0);
     }
 
+    /// Streamed, the report is the encoded one cut into chunks: every entry once,
+    /// in order, each chunk but a section's last full, the same planning section.
+    #[test]
+    fn the_streamed_report_is_the_encoded_one_in_chunks() {
+        let (snapshot, plan) = planned();
+        let options = InitialBackupOptions::default();
+        let profile = crate::domain::provisioning::Profile::standard();
+        let view = ProvisioningView {
+            profile: &profile,
+            services: &[],
+            verified: false,
+        };
+        let logins = LoginAnswers::default();
+        let encoded = encode(&snapshot, &plan, &logins, &options, &view);
+        let chunks = std::sync::Mutex::new(Vec::new());
+        let planning = stream(
+            &snapshot,
+            &plan,
+            &logins,
+            &options,
+            &view,
+            3,
+            &|section, first, entries| chunks.lock().unwrap().push((section, first, entries)),
+        );
+        assert_eq!(planning, encoded.planning);
+        let mut chunks = chunks.into_inner().unwrap();
+        chunks.sort_by_key(|(section, first, _)| (*section, *first));
+        let mut streamed: BTreeMap<Section, Vec<EncodedEntry>> = BTreeMap::new();
+        for (section, first, entries) in chunks {
+            let so_far = streamed.entry(section).or_default();
+            assert_eq!(first, so_far.len(), "{section:?}: chunks follow each other");
+            assert!(!entries.is_empty() && entries.len() <= 3, "{section:?}");
+            so_far.extend(entries);
+        }
+        for (section, entries) in &encoded.sections {
+            let got = streamed.remove(section).unwrap_or_default();
+            assert_eq!(&got, entries, "{section:?}");
+        }
+        assert!(streamed.is_empty(), "no section but the encoded ones");
+        assert!(
+            encoded.sections.values().any(|e| e.len() > 3),
+            "some section spans several chunks"
+        );
+    }
+
     #[test]
     fn each_customer_sends_its_machines_data_at_the_bandwidth() {
         let options = InitialBackupOptions {
