@@ -23,12 +23,16 @@ pub enum DbSetupError {
 }
 
 pub async fn connect(config: &DatabaseConfig) -> Result<DatabaseConnection, DbSetupError> {
-    open(config, false).await
+    open(config, false, 1).await
 }
 
-/// A pool over `config`'s database; `lazy`: its connections are opened when first
-/// needed, not one at once.
-async fn open(config: &DatabaseConfig, lazy: bool) -> Result<DatabaseConnection, DbSetupError> {
+/// A pool over `config`'s database that keeps `kept` connections open; `lazy`: its
+/// connections are opened when first needed, not one at once.
+async fn open(
+    config: &DatabaseConfig,
+    lazy: bool,
+    kept: u32,
+) -> Result<DatabaseConnection, DbSetupError> {
     let scheme = config.url.split(':').next().unwrap_or_default();
     if !matches!(scheme, "sqlite" | "postgres" | "postgresql") {
         return Err(DbSetupError::UnsupportedUrl(scheme.to_string()));
@@ -39,8 +43,8 @@ async fn open(config: &DatabaseConfig, lazy: bool) -> Result<DatabaseConnection,
         .max_connections(config.max_connections)
         .acquire_timeout(Duration::from_millis(config.acquire_timeout_ms))
         // Connections kept open: the first requests after a quiet spell do not spend
-        // their time opening them (see `warm_up`).
-        .min_connections(kept_open(config))
+        // their time opening them (see `KEPT_OPEN`).
+        .min_connections(kept)
         // A connection is pinged before it is handed out only after 30 s idle (a server or
         // a firewall may have dropped it), not on every acquire: the ping was a round trip
         // more on every request, and a waiter that timed out during it dropped the
@@ -77,21 +81,28 @@ async fn open(config: &DatabaseConfig, lazy: bool) -> Result<DatabaseConnection,
     }
 }
 
-/// Connections a pool keeps open, idle or not.
+/// Connections the serving pool keeps open, idle or not: on PostgreSQL up to
+/// [`KEPT_OPEN`], and never more than half the pool (so that opening them at start
+/// leaves connections for the first requests); one on SQLite, whose connections
+/// open in well under a millisecond and each hold a page cache of their own.
 fn kept_open(config: &DatabaseConfig) -> u32 {
-    config.max_connections.clamp(1, KEPT_OPEN)
+    let postgres = config.url.starts_with("postgres");
+    if postgres {
+        (config.max_connections / 2).clamp(1, KEPT_OPEN)
+    } else {
+        1
+    }
 }
 
 /// Opening a PostgreSQL connection over TLS took 90 ms on loopback here (sqlx with
 /// rustls; 5 ms without TLS, 7 ms for `psql` with it), and a pool opens one whenever
 /// none is idle, which a handler's second query can find as the first's connection
 /// goes back to the pool in a task of its own: the root's rollup, two queries, took
-/// 150-180 ms instead of 50 the first time, and again now and then. Four kept open.
+/// 150-180 ms instead of 50 the first time, and again now and then.
 const KEPT_OPEN: u32 = 4;
 
 /// Opens the pool's kept connections now, at once (see [`KEPT_OPEN`]), rather
-/// than in the first requests. PostgreSQL only: a SQLite connection opens in
-/// well under a millisecond.
+/// than in the first requests. PostgreSQL only ([`kept_open`]).
 pub async fn warm_up(db: &DatabaseConnection) -> Result<(), DbErr> {
     if db.get_database_backend() != DatabaseBackend::Postgres {
         return Ok(());
@@ -129,7 +140,7 @@ pub async fn connect_upgraded(config: &DatabaseConfig) -> Result<DatabaseConnect
     let migrating = connect(&startup).await?;
     upgrade_schema(&migrating).await?;
     migrating.close().await?;
-    open(config, true).await
+    open(config, true, kept_open(config)).await
 }
 
 const STARTUP_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);

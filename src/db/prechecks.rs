@@ -155,13 +155,20 @@ pub async fn write_report_chunks(
     forget_report(db, id).await?;
     let mut batch = Vec::with_capacity(ROWS_PER_INSERT);
     while rows.recv_many(&mut batch, ROWS_PER_INSERT).await > 0 {
-        let models = batch.drain(..).map(|row| precheck_chunk::ActiveModel {
-            precheck_id: Set(id),
-            section: Set(row.section.as_str().to_string()),
-            chunk: Set((row.first_entry / CHUNK) as i32),
-            first_entry: Set(row.first_entry as i32),
-            entries: Set(row.entries as i32),
-            data: Set(row.data),
+        let models = batch.drain(..).map(|row| {
+            debug_assert_eq!(
+                row.first_entry % CHUNK,
+                0,
+                "chunks start at a multiple of CHUNK"
+            );
+            precheck_chunk::ActiveModel {
+                precheck_id: Set(id),
+                section: Set(row.section.as_str().to_string()),
+                chunk: Set((row.first_entry / CHUNK) as i32),
+                first_entry: Set(row.first_entry as i32),
+                entries: Set(row.entries as i32),
+                data: Set(row.data),
+            }
         });
         Chunks::insert_many(models)
             .exec_without_returning(db)
@@ -190,13 +197,56 @@ pub async fn forget_report(db: &DatabaseConnection, id: Uuid) -> Result<(), DbEr
 }
 
 /// The report's chunks are written ([`write_report_chunks`]): its planning section
-/// and its completion make it visible.
+/// and its completion make it visible, once the stored chunks are checked to hold
+/// each section whole (the number of entries `planning.sections` names, in
+/// consecutive full chunks), so that a report whose writing another attempt of the
+/// job interfered with is never shown (its job is retried).
 pub async fn complete_report(
-    db: &DatabaseConnection,
+    db: &impl ConnectionTrait,
     id: Uuid,
     planning: &Value,
     snapshot_synced_at: Option<DateTime<Utc>>,
 ) -> Result<(), DbErr> {
+    let stored = db
+        .query_all_raw(crate::db::statement(
+            db.get_database_backend(),
+            "SELECT section, COUNT(*) AS chunks, MAX(chunk) AS last, SUM(entries) AS entries \
+             FROM precheck_chunks WHERE precheck_id = $1 GROUP BY section",
+            vec![id.into()],
+        ))
+        .await?;
+    let mut found: HashMap<String, (i64, i64, i64)> = HashMap::new();
+    for row in stored {
+        found.insert(
+            row.try_get("", "section")?,
+            (
+                row.try_get("", "chunks")?,
+                row.try_get::<Option<i32>>("", "last")?
+                    .map_or(-1, i64::from),
+                row.try_get::<Option<i64>>("", "entries")?.unwrap_or(0),
+            ),
+        );
+    }
+    let lengths = planning["sections"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    for (section, length) in &lengths {
+        let length = length.as_u64().unwrap_or(0) as i64;
+        let chunks = (length + CHUNK as i64 - 1) / CHUNK as i64;
+        let expected = (chunks, chunks - 1, length);
+        let got = found.remove(section).unwrap_or((0, -1, 0));
+        if got != expected {
+            return Err(DbErr::Custom(format!(
+                "the report's {section} section is stored as {got:?} (chunks, last chunk, entries), expected {expected:?}"
+            )));
+        }
+    }
+    if let Some(section) = found.keys().next() {
+        return Err(DbErr::Custom(format!(
+            "the report has chunks of a section its planning does not name: {section}"
+        )));
+    }
     Prechecks::update_many()
         .col_expr(
             precheck::Column::Planning,
@@ -217,7 +267,7 @@ pub async fn complete_report(
 const ROWS_PER_INSERT: usize = 50;
 
 /// A chunk as stored: `[[key, value], ...]`, as `serde_json` writes a list of pairs.
-pub fn chunk_text(entries: &[EncodedEntry]) -> Result<String, DbErr> {
+pub fn chunk_text(entries: &[EncodedEntry]) -> String {
     let size: usize = entries
         .iter()
         .map(|e| e.key.len() + e.value.len() + 8)
@@ -229,13 +279,14 @@ pub fn chunk_text(entries: &[EncodedEntry]) -> Result<String, DbErr> {
             text.push(',');
         }
         text.push('[');
-        text.push_str(&serde_json::to_string(&e.key).map_err(|e| DbErr::Custom(e.to_string()))?);
+        // A JSON string's text (its `Display`), which cannot fail.
+        text.push_str(&Value::from(e.key.as_str()).to_string());
         text.push(',');
         text.push_str(&e.value);
         text.push(']');
     }
     text.push(']');
-    Ok(text)
+    text
 }
 
 /// The completed pre-check of the workspace made just before `id`.

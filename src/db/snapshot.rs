@@ -107,10 +107,11 @@ struct RowColumns {
 impl Row {
     /// The last sync that found the object in the source: `snapshot_synced_at`, the
     /// workspace's last sync, for every object still there (a sync forgets or flags
-    /// every object it does not find), and the stored time for one gone since.
+    /// every object it does not find), and the stored time for one gone since. (A
+    /// sync that committed after the workspace was read and changed the row: its time.)
     pub fn seen_at(&self, snapshot_synced_at: Option<DateTime<Utc>>) -> DateTime<Utc> {
         match (self.removed_at, snapshot_synced_at) {
-            (None, Some(last_sync)) => last_sync,
+            (None, Some(last_sync)) => last_sync.max(self.synced_at),
             _ => self.synced_at,
         }
     }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sea_orm::DatabaseConnection;
+use sea_orm::{DatabaseConnection, TransactionTrait};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -80,6 +80,11 @@ impl JobHandler for PrecheckHandler {
         .await
         .map_err(database)?
         .ok_or_else(|| JobError::Fatal("the pre-check no longer exists".into()))?;
+        if precheck.completed_at.is_some() {
+            // An earlier attempt finished it (its completion and event are one
+            // transaction): building it again would hide a finished report meanwhile.
+            return Ok(json!({"precheck_id": precheck_id, "already_completed": true}));
+        }
         let target = if precheck.check_logins {
             Some(self.pool.clients(&workspace, &self.secrets)?.target)
         } else {
@@ -189,16 +194,14 @@ where
             verified,
         };
         let send = |section, first_entry, entries: Vec<report::EncodedEntry>| {
-            let row = store::chunk_text(&entries).map(|data| store::ChunkRow {
+            let row = store::ChunkRow {
                 section,
                 first_entry,
                 entries: entries.len(),
-                data,
-            });
+                data: store::chunk_text(&entries),
+            };
             // Closed: the writer failed, and its error is the pre-check's.
-            if let Ok(row) = row {
-                let _ = rows.blocking_send(row);
-            }
+            let _ = rows.blocking_send(row);
         };
         let planning = report::stream(
             &snapshot,
@@ -212,27 +215,32 @@ where
         (planning, (snapshot, plan, answers, services))
     });
     let (written, built) = tokio::join!(writing, building);
-    let (planning, used) =
-        built.map_err(|e| JobError::Fatal(format!("building the report: {e}")))?;
-    // Freeing millions of small values takes a while: not on the job's time.
-    tokio::task::spawn_blocking(move || drop(used));
-    if let Err(error) = written {
-        // Best effort: the next attempt starts by forgetting them anyway.
-        let _ = store::forget_report(db, request.precheck_id).await;
-        return Err(database(error));
+    let built = built.map(|(planning, used)| {
+        // Freeing millions of small values takes a while: not on the job's time.
+        tokio::task::spawn_blocking(move || drop(used));
+        planning
+    });
+    let outcome = match (written, built) {
+        (Ok(()), Ok(planning)) => Ok(planning),
+        (Err(error), _) => Err(database(error)),
+        (_, Err(error)) => Err(JobError::Fatal(format!("building the report: {error}"))),
+    };
+    if stop() {
+        // Cancelled, or the lease lost (another attempt may be writing): leave it as it is.
+        return Err(JobError::Retry(
+            "stopped before completing the report".into(),
+        ));
     }
+    let planning = match outcome {
+        Ok(planning) => planning,
+        Err(error) => {
+            // Best effort: what was written is not a report (a retry forgets it anyway).
+            let _ = store::forget_report(db, request.precheck_id).await;
+            return Err(error);
+        }
+    };
     timer.lap("report");
     let counts = planning["counts"].clone();
-    store::complete_report(
-        db,
-        request.precheck_id,
-        &planning,
-        request.snapshot_synced_at,
-    )
-    .await
-    .map_err(database)?;
-    timer.lap("store");
-    tracing::info!(precheck = %request.precheck_id, seconds = %timer.0, "pre-check done");
     let event = crate::db::events::NewEvent {
         actor: "portal:precheck".into(),
         subject_kind: "precheck",
@@ -242,9 +250,22 @@ where
         message: "the pre-check report is ready".into(),
         data: Some(json!({"precheck_id": request.precheck_id, "counts": counts})),
     };
-    super::record_events(db, request.workspace_id, vec![event])
+    // The completion and its event together: a retry finds the pre-check complete.
+    let txn = db.begin().await.map_err(database)?;
+    store::complete_report(
+        &txn,
+        request.precheck_id,
+        &planning,
+        request.snapshot_synced_at,
+    )
+    .await
+    .map_err(database)?;
+    super::record_events(&txn, request.workspace_id, vec![event])
         .await
         .map_err(database)?;
+    txn.commit().await.map_err(database)?;
+    timer.lap("store");
+    tracing::info!(precheck = %request.precheck_id, seconds = %timer.0, "pre-check done");
     Ok(json!({
         "precheck_id": request.precheck_id,
         "asked_target": asked,

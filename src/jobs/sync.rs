@@ -657,7 +657,7 @@ async fn apply(
                 // What is kept follows its group's new number (or leaves the tree with it).
                 let position =
                     snapshot_tree::position_of_group(&format!("{table}.group_source_id"));
-                execute(&txn, &format!("UPDATE {table} SET tree_pos = {position} WHERE workspace_id = $1 AND {unseen}"), args())
+                execute(&txn, &format!("UPDATE {table} SET tree_pos = {position} WHERE workspace_id = $1 AND tree_pos IS DISTINCT FROM {position} AND {unseen}"), args())
                     .await
                     .map_err(database)?;
             }

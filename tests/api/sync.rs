@@ -85,6 +85,30 @@ impl World {
         response.json().await.expect("json")
     }
 
+    /// Users and machines still in the source whose tree position is not their group's.
+    async fn misplaced(&self) -> i64 {
+        let mut misplaced = 0;
+        for table in ["source_users", "source_machines"] {
+            let sql = format!(
+                "SELECT COUNT(*) AS n FROM {table} t LEFT JOIN source_groups g \
+                 ON g.workspace_id = t.workspace_id AND g.source_id = t.group_source_id \
+                 WHERE t.workspace_id = $1 AND t.removed_at IS NULL AND t.tree_pos IS DISTINCT FROM g.tree_lo"
+            );
+            let row = self
+                .db
+                .query_one_raw(Statement::from_sql_and_values(
+                    self.db.get_database_backend(),
+                    sql,
+                    [self.workspace.into()],
+                ))
+                .await
+                .expect("query")
+                .expect("a count");
+            misplaced += row.try_get::<i64>("", "n").expect("n");
+        }
+        misplaced
+    }
+
     /// When the last sync ended, as the API says.
     async fn last_sync(&self) -> chrono::DateTime<chrono::Utc> {
         time(&self.answer("/hierarchy").await["snapshot_synced_at"])
@@ -225,6 +249,10 @@ async fn a_sync_copies_the_source_and_a_re_sync_follows_its_changes() {
             Some(expected["source_users"].len() as u64),
             "{first}"
         );
+        // A sync that finds nothing changed: it writes no row, and is the last to see
+        // what the source then drops (a stored time that only a removal's flag sets).
+        world.sync().await;
+        let unchanged_sync = world.last_sync().await;
 
         // A machine of a user about to be removed is mid-migration: it must survive, flagged.
         let removed_user = world
@@ -280,7 +308,6 @@ async fn a_sync_copies_the_source_and_a_re_sync_follows_its_changes() {
             (report, victim_machine)
         };
         let report = report.expect("some seed removes the chosen user");
-        let first_sync = world.last_sync().await;
         assert!(
             report.removed_machines.contains(&migrating),
             "its machine goes with it"
@@ -328,13 +355,18 @@ async fn a_sync_copies_the_source_and_a_re_sync_follows_its_changes() {
             );
         }
         // What a re-sync finds unchanged it does not write, yet every object still
-        // there was found by it, and the one gone since was last found by the first.
+        // there was found by it, and the one gone since was last found by the one before.
         let second_sync = world.last_sync().await;
         let written = world.written_by_last_sync().await;
         assert!(
             written["source_plans"] < expected["source_plans"].len() as i64
                 && written["source_users"] < expected["source_users"].len() as i64,
             "{backend:?}: the re-sync rewrote only what changed: {written:?}"
+        );
+        assert_eq!(
+            world.misplaced().await,
+            0,
+            "{backend:?}: every user and machine at its group's position after moves"
         );
         let kept_user = world
             .source
@@ -347,7 +379,7 @@ async fn a_sync_copies_the_source_and_a_re_sync_follows_its_changes() {
         );
         assert_eq!(
             time(&world.answer(&format!("/machines/{migrating}")).await["synced_at"]),
-            first_sync,
+            unchanged_sync,
             "{backend:?}: a machine gone from the source was last seen by the sync before"
         );
         // Nothing changed: nothing written, the snapshot as it was, the objects seen now.
@@ -367,7 +399,7 @@ async fn a_sync_copies_the_source_and_a_re_sync_follows_its_changes() {
         );
         assert_eq!(
             time(&world.answer(&format!("/machines/{migrating}")).await["synced_at"]),
-            first_sync,
+            unchanged_sync,
             "{backend:?}"
         );
         // Deleting the workspace takes its snapshot with it.

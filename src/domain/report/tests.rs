@@ -201,6 +201,11 @@ mod initial_backup {
         for (section, first, entries) in chunks {
             let so_far = streamed.entry(section).or_default();
             assert_eq!(first, so_far.len(), "{section:?}: chunks follow each other");
+            assert_eq!(
+                first % 3,
+                0,
+                "{section:?}: every chunk but the last is full"
+            );
             assert!(!entries.is_empty() && entries.len() <= 3, "{section:?}");
             so_far.extend(entries);
         }
