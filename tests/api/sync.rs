@@ -85,26 +85,32 @@ impl World {
         response.json().await.expect("json")
     }
 
+    /// `sql`'s `COUNT(*) AS n`, with the workspace as `$1`.
+    async fn count(&self, sql: String) -> i64 {
+        self.db
+            .query_one_raw(Statement::from_sql_and_values(
+                self.db.get_database_backend(),
+                sql,
+                [self.workspace.into()],
+            ))
+            .await
+            .expect("query")
+            .expect("a count")
+            .try_get::<i64>("", "n")
+            .expect("n")
+    }
+
     /// Users and machines still in the source whose tree position is not their group's.
     async fn misplaced(&self) -> i64 {
         let mut misplaced = 0;
         for table in ["source_users", "source_machines"] {
-            let sql = format!(
-                "SELECT COUNT(*) AS n FROM {table} t LEFT JOIN source_groups g \
-                 ON g.workspace_id = t.workspace_id AND g.source_id = t.group_source_id \
-                 WHERE t.workspace_id = $1 AND t.removed_at IS NULL AND t.tree_pos IS DISTINCT FROM g.tree_lo"
-            );
-            let row = self
-                .db
-                .query_one_raw(Statement::from_sql_and_values(
-                    self.db.get_database_backend(),
-                    sql,
-                    [self.workspace.into()],
+            misplaced += self
+                .count(format!(
+                    "SELECT COUNT(*) AS n FROM {table} t LEFT JOIN source_groups g \
+                     ON g.workspace_id = t.workspace_id AND g.source_id = t.group_source_id \
+                     WHERE t.workspace_id = $1 AND t.removed_at IS NULL AND t.tree_pos IS DISTINCT FROM g.tree_lo"
                 ))
-                .await
-                .expect("query")
-                .expect("a count");
-            misplaced += row.try_get::<i64>("", "n").expect("n");
+                .await;
         }
         misplaced
     }
@@ -118,21 +124,13 @@ impl World {
     async fn written_by_last_sync(&self) -> BTreeMap<&'static str, i64> {
         let mut written = BTreeMap::new();
         for table in TABLES {
-            let sql = format!(
-                "SELECT COUNT(*) AS n FROM {table} t JOIN workspaces w ON w.id = t.workspace_id \
-                 WHERE w.id = $1 AND t.synced_at = w.snapshot_synced_at"
-            );
-            let row = self
-                .db
-                .query_one_raw(Statement::from_sql_and_values(
-                    self.db.get_database_backend(),
-                    sql,
-                    [self.workspace.into()],
+            let n = self
+                .count(format!(
+                    "SELECT COUNT(*) AS n FROM {table} t JOIN workspaces w ON w.id = t.workspace_id \
+                     WHERE w.id = $1 AND t.synced_at = w.snapshot_synced_at"
                 ))
-                .await
-                .expect("query")
-                .expect("a count");
-            written.insert(table, row.try_get::<i64>("", "n").expect("n"));
+                .await;
+            written.insert(table, n);
         }
         written
     }
