@@ -115,6 +115,11 @@ impl World {
         misplaced
     }
 
+    /// The `synced_at` the API answers for the object at `path`.
+    async fn seen_at(&self, path: &str) -> chrono::DateTime<chrono::Utc> {
+        time(&self.answer(path).await["synced_at"])
+    }
+
     /// When the last sync ended, as the API says.
     async fn last_sync(&self) -> chrono::DateTime<chrono::Utc> {
         time(&self.answer("/hierarchy").await["snapshot_synced_at"])
@@ -370,13 +375,17 @@ async fn a_sync_copies_the_source_and_a_re_sync_follows_its_changes() {
             .source
             .with_base(|b| b.users.first().map(|u| u.id.clone()))
             .expect("a user");
+        let (user, machine) = (
+            format!("/users/{kept_user}"),
+            format!("/machines/{migrating}"),
+        );
         assert_eq!(
-            time(&world.answer(&format!("/users/{kept_user}")).await["synced_at"]),
+            world.seen_at(&user).await,
             second_sync,
             "{backend:?}: a user still in the source was seen by the last sync"
         );
         assert_eq!(
-            time(&world.answer(&format!("/machines/{migrating}")).await["synced_at"]),
+            world.seen_at(&machine).await,
             unchanged_sync,
             "{backend:?}: a machine gone from the source was last seen by the sync before"
         );
@@ -384,22 +393,14 @@ async fn a_sync_copies_the_source_and_a_re_sync_follows_its_changes() {
         world.sync().await;
         let third_sync = world.last_sync().await;
         assert!(third_sync > second_sync);
+        let written = world.written_by_last_sync().await;
         assert!(
-            world.written_by_last_sync().await.values().all(|n| *n == 0),
-            "{backend:?}: a re-sync of an unchanged source writes no row: {:?}",
-            world.written_by_last_sync().await
+            written.values().all(|n| *n == 0),
+            "{backend:?}: a re-sync of an unchanged source writes no row: {written:?}"
         );
         assert_eq!(world.snapshot().await, expected, "{backend:?}");
-        assert_eq!(
-            time(&world.answer(&format!("/users/{kept_user}")).await["synced_at"]),
-            third_sync,
-            "{backend:?}"
-        );
-        assert_eq!(
-            time(&world.answer(&format!("/machines/{migrating}")).await["synced_at"]),
-            unchanged_sync,
-            "{backend:?}"
-        );
+        assert_eq!(world.seen_at(&user).await, third_sync, "{backend:?}");
+        assert_eq!(world.seen_at(&machine).await, unchanged_sync, "{backend:?}");
         // Deleting the workspace takes its snapshot with it.
         let path = format!("/api/v1/workspaces/{}", world.workspace);
         assert_eq!(

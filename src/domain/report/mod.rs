@@ -152,8 +152,10 @@ pub fn build(
     Report { planning, sections }
 }
 
-/// The report with the provisioning view, its entries as JSON text.
-/// `snapshot` needs its groups and users only.
+/// The report with the provisioning view, its entries as JSON text, every section
+/// kept (what [`stream`] hands over, whole: the tests compare them). `snapshot`
+/// needs its groups and users only.
+#[cfg(test)]
 pub fn encode(
     snapshot: &Snapshot,
     plan: &Plan,
@@ -171,7 +173,7 @@ pub fn encode(
     )
 }
 
-/// As [`encode`], keeping the entries of the sections `keep` names only (the
+/// The report with the provisioning view, its entries as JSON text, keeping the entries of the sections `keep` names only (the
 /// planning section still counts them all): a migration's re-planning compares
 /// three sections, and at `large` the others are hundreds of megabytes it never reads.
 pub fn encode_sections(
@@ -194,7 +196,7 @@ pub fn encode_sections(
     EncodedReport { planning, sections }
 }
 
-/// As [`encode`], but each section's entries are handed to `send` as they are
+/// As [`encode_sections`] with every section, but each section's entries are handed to `send` as they are
 /// built, `chunk` at a time with the place of the first in its section (the last
 /// of a section may be shorter), rather than kept: the report can be written while
 /// it is built, and is never held whole. Answers the planning section. `send` is
@@ -255,10 +257,7 @@ impl Streamed<'_> {
 
 impl Collect for Streamed<'_> {
     fn push(&mut self, entry: Entry) {
-        self.buffer.push(EncodedEntry {
-            value: entry.value.to_string(),
-            key: entry.key,
-        });
+        self.buffer.push(entry.into());
         self.count += 1;
         if self.buffer.len() >= self.chunk {
             self.flush();
@@ -281,15 +280,18 @@ impl Collect for Vec<Entry> {
     }
 }
 
+impl From<Entry> for EncodedEntry {
+    fn from(entry: Entry) -> Self {
+        EncodedEntry {
+            value: entry.value.to_string(),
+            key: entry.key,
+        }
+    }
+}
+
 impl Collect for Vec<EncodedEntry> {
     fn push(&mut self, entry: Entry) {
-        Vec::push(
-            self,
-            EncodedEntry {
-                value: entry.value.to_string(),
-                key: entry.key,
-            },
-        );
+        Vec::push(self, entry.into());
     }
     fn count(&self) -> usize {
         self.len()
