@@ -10,7 +10,7 @@ use entity::webhook_delivery::{self, Entity as Deliveries};
 use entity::webhook_subscription::{self, Entity as Subscriptions};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect,
+    QueryFilter, QueryOrder, QuerySelect, TransactionTrait, sea_query::Expr,
 };
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -253,7 +253,8 @@ impl Attempt {
     }
 }
 
-/// Records an attempt on the delivery: its new status and when it is tried next.
+/// Records an attempt on the delivery: its new status and when it is tried next
+/// (nothing, when the delivery was deleted meanwhile).
 pub async fn record_attempt(
     db: &impl ConnectionTrait,
     delivery: &webhook_delivery::Model,
@@ -261,36 +262,68 @@ pub async fn record_attempt(
     status: &str,
     next: Option<DateTime<Utc>>,
 ) -> Result<(), DbErr> {
-    let mut model: webhook_delivery::ActiveModel = delivery.clone().into();
-    model.attempts = Set(delivery.attempts + 1);
-    model.status = Set(status.to_string());
-    model.last_status_code = Set(attempt.status_code.map(i32::from));
-    model.last_error = Set(attempt.error.clone());
-    model.last_attempt_at = Set(Some(attempt.at));
-    model.next_attempt_at = Set(next);
-    if attempt.succeeded() {
-        model.delivered_at = Set(Some(attempt.at));
-    }
-    Deliveries::update(model).exec(db).await.map(drop)
+    use webhook_delivery::Column;
+    Deliveries::update_many()
+        .col_expr(Column::Attempts, Expr::value(delivery.attempts + 1))
+        .col_expr(Column::Status, Expr::value(status))
+        .col_expr(
+            Column::LastStatusCode,
+            Expr::value(attempt.status_code.map(i32::from)),
+        )
+        .col_expr(Column::LastError, Expr::value(attempt.error.clone()))
+        .col_expr(Column::LastAttemptAt, Expr::value(Some(attempt.at)))
+        .col_expr(Column::NextAttemptAt, Expr::value(next))
+        .col_expr(
+            Column::DeliveredAt,
+            match attempt.succeeded() {
+                true => Expr::value(Some(attempt.at)),
+                false => Expr::col(Column::DeliveredAt).into(),
+            },
+        )
+        .filter(Column::Id.eq(delivery.id))
+        .exec(db)
+        .await
+        .map(drop)
 }
 
-/// A subscription's run of failures: reset by a success, counted otherwise.
-pub async fn record_outcome(
+/// Records deliveries that succeeded, each at its first attempt or after failed
+/// ones, and their subscriptions as no longer failing, in one transaction.
+pub async fn record_delivered(
+    db: &sea_orm::DatabaseConnection,
+    delivered: &[(webhook_delivery::Model, Attempt)],
+) -> Result<(), DbErr> {
+    let txn = db.begin().await?;
+    for (delivery, attempt) in delivered {
+        record_attempt(&txn, delivery, attempt, DELIVERED, None).await?;
+    }
+    let subscriptions: std::collections::BTreeSet<Uuid> =
+        delivered.iter().map(|(d, _)| d.subscription_id).collect();
+    for subscription_id in subscriptions {
+        reset_failures(&txn, subscription_id).await?;
+    }
+    txn.commit().await
+}
+
+/// A subscription delivered to again: its run of failures, if any, ends.
+async fn reset_failures(db: &impl ConnectionTrait, subscription_id: Uuid) -> Result<(), DbErr> {
+    // Written only when there is a run to reset: every delivery of a subscription
+    // wrote its row, and at `large` its deliveries queued on that one row's lock.
+    let sql = "UPDATE webhook_subscriptions SET consecutive_failures = 0, failing_since = NULL \
+               WHERE id = $1 AND (consecutive_failures <> 0 OR failing_since IS NOT NULL)";
+    execute(db, sql, vec![subscription_id.into()])
+        .await
+        .map(drop)
+}
+
+/// Records a failed attempt against its subscription: the subscription as it
+/// is now, with its run of failures, to decide whether it is disabled.
+pub async fn record_failure(
     db: &impl ConnectionTrait,
     subscription_id: Uuid,
-    succeeded: bool,
     at: DateTime<Utc>,
 ) -> Result<Option<webhook_subscription::Model>, DbErr> {
-    if succeeded {
-        // Written only when there is a run to reset: every delivery of a subscription
-        // wrote its row, and at `large` its deliveries queued on that one row's lock.
-        let sql = "UPDATE webhook_subscriptions SET consecutive_failures = 0, failing_since = NULL \
-                   WHERE id = $1 AND (consecutive_failures <> 0 OR failing_since IS NOT NULL)";
-        execute(db, sql, vec![subscription_id.into()]).await?;
-    } else {
-        let sql = "UPDATE webhook_subscriptions SET consecutive_failures = consecutive_failures + 1, failing_since = COALESCE(failing_since, $2) WHERE id = $1";
-        execute(db, sql, vec![subscription_id.into(), at.into()]).await?;
-    }
+    let sql = "UPDATE webhook_subscriptions SET consecutive_failures = consecutive_failures + 1, failing_since = COALESCE(failing_since, $2) WHERE id = $1";
+    execute(db, sql, vec![subscription_id.into(), at.into()]).await?;
     Subscriptions::find_by_id(subscription_id).one(db).await
 }
 

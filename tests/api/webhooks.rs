@@ -377,6 +377,19 @@ async fn deliveries_are_signed_retried_under_one_id_until_answered_and_verify_wi
             log[0]
         );
         assert_eq!(log[0]["webhook_id"], got[0].id());
+        assert!(log[0]["delivered_at"].is_string(), "{}", log[0]);
+        // Delivered at last: the subscription's run of failures is over.
+        let flaky_now = world
+            .get(&world.path(&format!("/webhooks/{}", flaky["id"].as_str().expect("id"))))
+            .await;
+        assert_eq!(
+            (
+                flaky_now["consecutive_failures"].as_i64(),
+                flaky_now["failing_since"].is_null()
+            ),
+            (Some(0), true),
+            "{flaky_now}"
+        );
         let log = world.deliveries(&redirect).await;
         assert_eq!(
             (
