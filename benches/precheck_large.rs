@@ -118,13 +118,14 @@ async fn main() -> anyhow::Result<()> {
             }
         };
         for run in 1..=3 {
-            let started = Instant::now();
+            let (started, cpu) = (Instant::now(), common::cpu());
             let (rows, bytes) = bare_read(&database, workspace).await?;
             let floor = started.elapsed().as_secs_f64();
+            let floor_cpu = common::cpu() - cpu;
             let precheck_id = Uuid::now_v7();
             let rss = common::status_kib("VmRSS:");
             common::reset_peak();
-            let started = Instant::now();
+            let (started, cpu) = (Instant::now(), common::cpu());
             let request = PrecheckRun {
                 db: &database,
                 workspace_id: workspace,
@@ -142,12 +143,17 @@ async fn main() -> anyhow::Result<()> {
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             let seconds = started.elapsed().as_secs_f64();
+            let used = common::cpu() - cpu;
             let peak = common::status_kib("VmHWM:").saturating_sub(rss) / 1024;
             println!(
-                "precheck_large: {backend}, run {run}: pre-check {seconds:.2} s, phases {}; bare read of the same {rows} rows ({} MiB) {floor:.2} s; ratio {:.1}; RSS {} MiB before, peak +{peak} MiB, {} MiB after; {} machines planned",
+                "precheck_large: {backend}, run {run}: pre-check {seconds:.2} s, phases {}; bare read of the same {rows} rows ({} MiB) {floor:.2} s; ratio {:.1}; CPU seconds (this process / the whole machine): pre-check {:.2} / {:.2}, bare read {:.2} / {:.2}; RSS {} MiB before, peak +{peak} MiB, {} MiB after; {} machines planned",
                 report["seconds"],
                 bytes / (1 << 20),
                 seconds / floor,
+                used.process,
+                used.machine,
+                floor_cpu.process,
+                floor_cpu.machine,
                 rss / 1024,
                 common::status_kib("VmRSS:") / 1024,
                 report["counts"]["machines"]

@@ -62,3 +62,59 @@ pub fn status_kib(field: &str) -> u64 {
 pub fn reset_peak() {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
+
+/// CPU time spent so far, in seconds: this process's (all its threads, user and
+/// system) and the whole machine's busy time (every process and the kernel: a
+/// database server on the same machine included), from `/proc` (0 when unknown).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Cpu {
+    pub process: f64,
+    pub machine: f64,
+}
+
+/// The clock ticks `/proc` counts in (`USER_HZ`, 100 on Linux everywhere).
+const TICKS_PER_SECOND: f64 = 100.0;
+
+#[allow(dead_code)]
+pub fn cpu() -> Cpu {
+    let process = std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|stat| {
+            // Fields after the command's closing parenthesis: utime and stime are the 12th and 13th.
+            let rest = stat.rsplit_once(')')?.1;
+            let fields: Vec<f64> = rest
+                .split_whitespace()
+                .map(|f| f.parse().unwrap_or(0.0))
+                .collect();
+            Some(fields.get(11)? + fields.get(12)?)
+        })
+        .unwrap_or(0.0);
+    let machine = std::fs::read_to_string("/proc/stat")
+        .ok()
+        .and_then(|stat| {
+            // cpu user nice system idle iowait irq softirq steal ...: all but idle and iowait.
+            let fields: Vec<f64> = stat
+                .lines()
+                .next()?
+                .split_whitespace()
+                .skip(1)
+                .map(|f| f.parse().unwrap_or(0.0))
+                .collect();
+            Some(fields.iter().take(8).sum::<f64>() - fields.get(3)? - fields.get(4)?)
+        })
+        .unwrap_or(0.0);
+    Cpu {
+        process: process / TICKS_PER_SECOND,
+        machine: machine / TICKS_PER_SECOND,
+    }
+}
+
+impl std::ops::Sub for Cpu {
+    type Output = Cpu;
+    fn sub(self, earlier: Cpu) -> Cpu {
+        Cpu {
+            process: self.process - earlier.process,
+            machine: self.machine - earlier.machine,
+        }
+    }
+}

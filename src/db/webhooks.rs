@@ -10,7 +10,7 @@ use entity::webhook_delivery::{self, Entity as Deliveries};
 use entity::webhook_subscription::{self, Entity as Subscriptions};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect, TransactionTrait, sea_query::Expr,
+    QueryFilter, QueryOrder, QuerySelect, sea_query::Expr,
 };
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -286,22 +286,15 @@ pub async fn record_attempt(
         .map(drop)
 }
 
-/// Records deliveries that succeeded, each at its first attempt or after failed
-/// ones, and their subscriptions as no longer failing, in one transaction.
+/// Records a delivery that succeeded (at its first attempt or after failed
+/// ones), and its subscription as no longer failing.
 pub async fn record_delivered(
-    db: &sea_orm::DatabaseConnection,
-    delivered: &[(webhook_delivery::Model, Attempt)],
+    db: &impl ConnectionTrait,
+    delivery: &webhook_delivery::Model,
+    attempt: &Attempt,
 ) -> Result<(), DbErr> {
-    let txn = db.begin().await?;
-    for (delivery, attempt) in delivered {
-        record_attempt(&txn, delivery, attempt, DELIVERED, None).await?;
-    }
-    let subscriptions: std::collections::BTreeSet<Uuid> =
-        delivered.iter().map(|(d, _)| d.subscription_id).collect();
-    for subscription_id in subscriptions {
-        reset_failures(&txn, subscription_id).await?;
-    }
-    txn.commit().await
+    record_attempt(db, delivery, attempt, DELIVERED, None).await?;
+    reset_failures(db, delivery.subscription_id).await
 }
 
 /// A subscription delivered to again: its run of failures, if any, ends.

@@ -5,7 +5,7 @@
 //! followed; receivers at private addresses are refused unless allowed.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::Utc;
@@ -18,10 +18,9 @@ use uuid::Uuid;
 use crate::config::WebhookSettings;
 use crate::connectors::HttpPolicy;
 use crate::crypto::SecretBox;
-use crate::db::group_commit::{GroupCommit, GroupWrite};
 use crate::db::webhooks::{self as store, Attempt};
 use crate::domain::webhooks::{AfterFailure, RetryPolicy, Secret, signature_header};
-use crate::queue::{Job, JobError, JobHandler, JobRun, NewJob, database};
+use crate::queue::{Effect, Job, JobError, JobHandler, JobRun, NewJob, database};
 
 /// Sends one webhook delivery (one attempt; the schedule snoozes it between attempts).
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
@@ -210,29 +209,22 @@ pub struct WebhookHandler {
     /// Each subscription's share of the lane (one entry per subscription this
     /// process has sent to: a handful per partner).
     in_flight: Mutex<HashMap<Uuid, Arc<tokio::sync::Semaphore>>>,
-    /// Deliveries that succeeded, recorded together (on the first run's database).
-    delivered: OnceLock<GroupCommit<Delivered>>,
 }
 
-/// Successful attempts, recorded together ([`store::record_delivered`]): at the
-/// fleet's peaks on SQLite, a record each (a write behind the database's one lock,
-/// shared with thousands of agent requests a second) held the lane's slots, and
-/// deliveries waited seconds for a slot while their receiver sat idle.
-pub struct Delivered;
+/// A successful attempt, recorded with the job's success ([`Effect`]): the
+/// worker writes the outcomes of the runs that end together in one transaction.
+/// At the fleet's peaks on SQLite, a record each (a write behind the database's
+/// one lock, shared with thousands of agent requests a second) before the job's
+/// own held the lane's slots, and deliveries waited seconds for a slot.
+struct Delivered {
+    delivery: webhook_delivery::Model,
+    attempt: Attempt,
+}
 
 #[async_trait::async_trait]
-impl GroupWrite for Delivered {
-    type Record = (webhook_delivery::Model, Attempt);
-    type Answer = ();
-    const WHAT: &'static str = "delivered webhooks";
-
-    async fn write(
-        &self,
-        db: &sea_orm::DatabaseConnection,
-        records: &[Self::Record],
-    ) -> Result<Vec<()>, sea_orm::DbErr> {
-        store::record_delivered(db, records).await?;
-        Ok(vec![(); records.len()])
+impl Effect for Delivered {
+    async fn apply(&self, txn: &sea_orm::DatabaseTransaction) -> Result<(), sea_orm::DbErr> {
+        store::record_delivered(txn, &self.delivery, &self.attempt).await
     }
 }
 
@@ -258,7 +250,6 @@ impl WebhookHandler {
             concurrency: settings.concurrency.max(1),
             per_subscription: settings.per_subscription.max(1),
             in_flight: Mutex::new(HashMap::new()),
-            delivered: OnceLock::new(),
         }
     }
 
@@ -340,11 +331,10 @@ impl WebhookHandler {
     ) -> Result<Value, JobError> {
         let attempts = u32::try_from(delivery.attempts).unwrap_or(0) + 1;
         if attempt.succeeded() {
-            self.delivered
-                .get_or_init(|| GroupCommit::new(run.db().clone(), Delivered))
-                .record((delivery.clone(), attempt.clone()))
-                .await
-                .map_err(database)?;
+            run.on_success(Delivered {
+                delivery: delivery.clone(),
+                attempt: attempt.clone(),
+            });
             return Ok(
                 json!({"delivered": true, "attempts": attempts, "status_code": attempt.status_code}),
             );

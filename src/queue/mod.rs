@@ -14,7 +14,7 @@ use serde::de::DeserializeOwned;
 
 pub use completions::Completions;
 pub use store::{Enqueued, Lease, NewJob, enqueue};
-pub use worker::{Handler, JobError, JobHandler, JobRun, Worker, WorkerConfig, database};
+pub use worker::{Effect, Handler, JobError, JobHandler, JobRun, Worker, WorkerConfig, database};
 
 /// A kind of job: its payload as a type, its name beside it.
 pub trait Job: Serialize + DeserializeOwned + Send + Sync + 'static {

@@ -3,7 +3,7 @@
 //! at-least-once: handlers must be idempotent.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -42,11 +42,28 @@ pub struct JobRun {
     pub job: Job,
     db: DatabaseConnection,
     stop: watch::Receiver<bool>,
+    on_success: Mutex<Option<Box<dyn Effect>>>,
+}
+
+/// A change a handler wants written with its success: in the transaction that
+/// records the attempt as succeeded, and only if the attempt was still ours
+/// (an attempt taken over writes nothing; the one that took it over writes its own).
+#[async_trait]
+pub trait Effect: Send + Sync + 'static {
+    async fn apply(&self, txn: &sea_orm::DatabaseTransaction) -> Result<(), sea_orm::DbErr>;
 }
 
 impl JobRun {
     pub fn db(&self) -> &DatabaseConnection {
         &self.db
+    }
+
+    /// Has `effect` written with this attempt's success ([`Effect`]), the job's
+    /// outcome and its effect one write: with the worker's completions grouped,
+    /// many runs' effects and outcomes are one transaction. Ignored unless the
+    /// handler then succeeds; a second call replaces the first.
+    pub fn on_success(&self, effect: impl Effect) {
+        *self.on_success.lock().unwrap_or_else(|e| e.into_inner()) = Some(Box::new(effect));
     }
 
     /// Records progress; an error when the attempt is no longer ours.
@@ -374,6 +391,7 @@ impl Worker {
             job: job.clone(),
             db: self.db.clone(),
             stop: stop_rx,
+            on_success: Mutex::new(None),
         };
         let heartbeat = self.heartbeat(job.clone(), stop_tx, shutdown.clone());
         let handling = handler.0.run(&run);
@@ -392,7 +410,17 @@ impl Worker {
         let (counted_as, recorded) = match outcome {
             None if *shutdown.borrow() => ("released", queue::release(&self.db, &job).await),
             None => ("lost", Ok(false)),
-            Some(Ok(result)) => ("succeeded", self.completions.record(&job, &result).await),
+            Some(Ok(result)) => {
+                let effect = run
+                    .on_success
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .take();
+                (
+                    "succeeded",
+                    self.completions.record(&job, &result, effect).await,
+                )
+            }
             Some(Err(JobError::Fatal(reason))) => {
                 ("failed", queue::fail(&self.db, &job, &reason, None).await)
             }

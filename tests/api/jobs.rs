@@ -9,7 +9,7 @@ use migration_portal::queue::store::{
     self as queue, CANCELLED, DISCARDED, Lease, QUEUED, RUNNING, SUCCEEDED,
 };
 use migration_portal::queue::{
-    Completions, Handler, Job, JobError, JobHandler, JobRun, NewJob, Worker, WorkerConfig,
+    Completions, Effect, Handler, Job, JobError, JobHandler, JobRun, NewJob, Worker, WorkerConfig,
 };
 use sea_orm::TransactionTrait;
 use serde::{Deserialize, Serialize};
@@ -38,7 +38,9 @@ test_jobs!(
     Other = "other",
     FlakyJob = "flaky",
     SlowJob = "slow",
-    PromptJob = "prompt"
+    PromptJob = "prompt",
+    Marked = "marked",
+    Mark = "mark"
 );
 
 fn work(n: u64) -> NewJob<Work> {
@@ -850,12 +852,12 @@ async fn a_completion_recorded_is_written_even_when_the_run_that_recorded_it_is_
         // its own, then is dropped (its task aborted) before anything was written. Both
         // polled by hand: on this test's one thread nothing else runs meanwhile.
         let (result_of_first, result_of_second) = (json!({"n": 0}), json!({"n": 1}));
-        let mut writing = std::pin::pin!(completions.record(first, &result_of_first));
+        let mut writing = std::pin::pin!(completions.record(first, &result_of_first, None));
         for _ in 0..2 {
             assert!(poll_once(&mut writing).await.is_pending(), "{backend:?}");
         }
         {
-            let mut dropped = std::pin::pin!(completions.record(second, &result_of_second));
+            let mut dropped = std::pin::pin!(completions.record(second, &result_of_second, None));
             for _ in 0..2 {
                 assert!(poll_once(&mut dropped).await.is_pending(), "{backend:?}");
             }
@@ -868,6 +870,105 @@ async fn a_completion_recorded_is_written_even_when_the_run_that_recorded_it_is_
             (SUCCEEDED, Some(r#"{"n":1}"#)),
             "{backend:?}: a completion recorded is written"
         );
+    }
+}
+
+/// Writes a `mark` job numbered `n` (a row to look for) with a success.
+struct Marking(u64);
+
+#[async_trait]
+impl Effect for Marking {
+    async fn apply(&self, txn: &sea_orm::DatabaseTransaction) -> Result<(), sea_orm::DbErr> {
+        queue::enqueue(txn, NewJob::new(Mark { n: self.0 }))
+            .await
+            .map(drop)
+    }
+}
+
+/// Asks for a mark with its success; odd numbers then fail.
+struct MarksThenMaybeFails;
+
+#[async_trait]
+impl JobHandler for MarksThenMaybeFails {
+    type Job = Marked;
+
+    async fn run(&self, job: Marked, run: &JobRun) -> Result<serde_json::Value, JobError> {
+        run.on_success(Marking(job.n));
+        match job.n % 2 {
+            0 => Ok(json!({})),
+            _ => Err(JobError::Fatal("odd".into())),
+        }
+    }
+}
+
+/// The numbers of the `mark` jobs written.
+async fn marks(db: &sea_orm::DatabaseConnection) -> Vec<u64> {
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    let mut marks: Vec<u64> = entity::job::Entity::find()
+        .filter(entity::job::Column::Kind.eq("mark"))
+        .all(db)
+        .await
+        .expect("marks")
+        .into_iter()
+        .map(|j| serde_json::from_str::<Mark>(&j.payload).expect("a mark").n)
+        .collect();
+    marks.sort_unstable();
+    marks
+}
+
+#[tokio::test]
+async fn a_runs_effect_is_written_with_its_success_only_and_only_while_the_attempt_is_ours() {
+    for backend in Backend::enabled() {
+        let (db, _dir) = fresh_db(backend).await;
+        for n in 0..20 {
+            queue::enqueue(&db, NewJob::new(Marked { n }))
+                .await
+                .expect("enqueue");
+        }
+        let worker = Worker::new(
+            db.clone(),
+            WorkerConfig {
+                concurrency: 8,
+                ..fast()
+            },
+            vec![Handler::new(MarksThenMaybeFails)],
+        );
+        assert_eq!(worker.run_until_idle().await, 20, "{backend:?}");
+        assert_eq!(
+            marks(&db).await,
+            (0..20).step_by(2).collect::<Vec<_>>(),
+            "{backend:?}: the runs that succeeded wrote their marks, the failed ones none"
+        );
+
+        // An attempt taken over writes neither its outcome nor its effect; the one
+        // that took it over writes both.
+        let job = queue::enqueue(&db, work(1)).await.expect("enqueue");
+        let first = queue::claim(&db, "a", &["work"], 1, Duration::ZERO)
+            .await
+            .expect("claim")
+            .remove(0);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let second = queue::claim(&db, "b", &["work"], 1, LEASE)
+            .await
+            .expect("claim")
+            .remove(0);
+        assert_eq!((first.id, second.id), (job.id, job.id), "{backend:?}");
+        let completions = Completions::new(db.clone());
+        let late = completions
+            .record(&first, &json!({"by": "a"}), Some(Box::new(Marking(100))))
+            .await
+            .expect("recorded");
+        assert!(!late, "{backend:?}: fenced");
+        assert!(
+            !marks(&db).await.contains(&100),
+            "{backend:?}: the lost attempt's effect is not written"
+        );
+        let ours = completions
+            .record(&second, &json!({"by": "b"}), Some(Box::new(Marking(200))))
+            .await
+            .expect("recorded");
+        assert!(ours, "{backend:?}");
+        assert!(marks(&db).await.contains(&200), "{backend:?}");
     }
 }
 
