@@ -85,6 +85,29 @@ impl World {
         response.json().await.expect("json")
     }
 
+    /// The source ids of `table`'s live rows, in source-id order.
+    async fn live_ids(&self, table: &str) -> Vec<String> {
+        let sql = format!(
+            "SELECT source_id FROM {table} WHERE workspace_id = $1 AND removed_at IS NULL ORDER BY source_id"
+        );
+        let backend = self.db.get_database_backend();
+        let sql = match backend {
+            sea_orm::DatabaseBackend::Sqlite => sql.replace('$', "?"),
+            _ => sql,
+        };
+        self.db
+            .query_all_raw(Statement::from_sql_and_values(
+                backend,
+                sql,
+                [self.workspace.into()],
+            ))
+            .await
+            .expect("query")
+            .iter()
+            .map(|r| r.try_get::<String>("", "source_id").expect("id"))
+            .collect()
+    }
+
     /// `sql`'s `COUNT(*) AS n`, with the workspace as `$1`.
     async fn count(&self, sql: String) -> i64 {
         self.db
@@ -322,6 +345,32 @@ async fn a_sync_copies_the_source_and_a_re_sync_follows_its_changes() {
             expected,
             "{backend:?}: the re-synced snapshot equals the changed source"
         );
+        // What the planner reads: every live row once, in source-id order (SQLite reads
+        // them hundreds at a time, each read picking up after the last).
+        let read = migration_portal::db::prechecks::load_snapshot(&world.db, world.workspace)
+            .await
+            .expect("snapshot");
+        let ids = |ids: Vec<&String>| ids.into_iter().cloned().collect::<Vec<_>>();
+        for (table, read) in [
+            (
+                "source_groups",
+                ids(read.groups.iter().map(|g| &g.id).collect()),
+            ),
+            (
+                "source_users",
+                ids(read.users.iter().map(|u| &u.id).collect()),
+            ),
+            (
+                "source_machines",
+                ids(read.machines.iter().map(|m| &m.id).collect()),
+            ),
+            (
+                "source_plans",
+                ids(read.plans.iter().map(|p| &p.id).collect()),
+            ),
+        ] {
+            assert_eq!(read, world.live_ids(table).await, "{backend:?}: {table}");
+        }
         let users = &second["response"]["users"];
         assert_eq!(
             users["added"].as_u64(),
