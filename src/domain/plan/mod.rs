@@ -10,7 +10,7 @@ pub mod input;
 mod machines;
 mod selection;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::collections::HashMap;
 

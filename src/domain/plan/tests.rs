@@ -12,7 +12,7 @@ fn now() -> DateTime<chrono::Utc> {
     DateTime::from_timestamp(1_800_000_000, 0).unwrap_or_default()
 }
 
-fn settings() -> Settings {
+pub(crate) fn settings() -> Settings {
     Settings {
         names: NameRules::default(),
         matrix: SupportMatrix::default(),
@@ -85,7 +85,7 @@ fn backup(id: &str, machine: &str, kind: &str, schedule: serde_json::Value) -> B
 
 /// Root with direct users; a reseller with two customers whose names collide
 /// once cleaned, and an empty group; a mixed group with a customer below it.
-fn snapshot() -> Snapshot {
+pub(crate) fn snapshot() -> Snapshot {
     Snapshot {
         groups: vec![
             group("g0", None, "Root", true),
@@ -124,11 +124,11 @@ fn snapshot() -> Snapshot {
     }
 }
 
-fn whole() -> Selection {
+pub(crate) fn whole() -> Selection {
     Selection(vec![Node::Group("g0".into())])
 }
 
-fn free(_: &str) -> Option<bool> {
+pub(crate) fn free(_: &str) -> Option<bool> {
     Some(false)
 }
 

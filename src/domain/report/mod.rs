@@ -232,6 +232,8 @@ pub fn stream(
 /// Where a section's entries go, one by one.
 trait Collect: Send {
     fn push(&mut self, entry: Entry);
+    /// An entry written as JSON text already.
+    fn push_encoded(&mut self, entry: EncodedEntry);
     fn count(&self) -> usize;
     /// Every entry is in.
     fn finish(&mut self) {}
@@ -257,7 +259,10 @@ impl Streamed<'_> {
 
 impl Collect for Streamed<'_> {
     fn push(&mut self, entry: Entry) {
-        self.buffer.push(entry.into());
+        self.push_encoded(entry.into());
+    }
+    fn push_encoded(&mut self, entry: EncodedEntry) {
+        self.buffer.push(entry);
         self.count += 1;
         if self.buffer.len() >= self.chunk {
             self.flush();
@@ -274,6 +279,16 @@ impl Collect for Streamed<'_> {
 impl Collect for Vec<Entry> {
     fn push(&mut self, entry: Entry) {
         Vec::push(self, entry);
+    }
+    fn push_encoded(&mut self, entry: EncodedEntry) {
+        let value = serde_json::from_str(&entry.value).expect("an encoded entry is JSON");
+        Vec::push(
+            self,
+            Entry {
+                key: entry.key,
+                value,
+            },
+        );
     }
     fn count(&self) -> usize {
         self.len()
@@ -292,6 +307,9 @@ impl From<Entry> for EncodedEntry {
 impl Collect for Vec<EncodedEntry> {
     fn push(&mut self, entry: Entry) {
         Vec::push(self, entry.into());
+    }
+    fn push_encoded(&mut self, entry: EncodedEntry) {
+        Vec::push(self, entry);
     }
     fn count(&self) -> usize {
         self.len()
@@ -349,18 +367,29 @@ fn assemble<C: Collect>(
         let mut out = collector(Section::Users);
         let mut tally = Tally::default();
         for u in &plan.users {
-            let mut e = entry(
-                u.user_id.clone(),
-                json!({
-                    "user_id": u.user_id, "group_id": u.group_id, "group_name": group_name(&u.group_id), "tenant_key": u.tenant_key,
-                    "source_login": u.login.source, "target_login": u.login.target, "segments": u.login.segments,
-                    "changes": u.changes, "unverified": u.unverified, "contact": u.contact,
-                }),
-            );
-            if let Some(view) = view {
-                tally.users_over_quota += usize::from(view.user(&mut e));
-            }
-            out.push(e);
+            let quota = view.map(|view| view.user(&u.user_id));
+            tally.users_over_quota += usize::from(quota.is_some_and(|q| q.data_exceeds_quota));
+            let name = names.get(u.group_id.as_str()).copied().unwrap_or_default();
+            let value = serde_json::to_string(&UserEntry {
+                changes: &u.changes,
+                contact: (&u.contact).into(),
+                data_exceeds_quota: quota.map(|q| q.data_exceeds_quota),
+                data_size_bytes: quota.map(|q| q.data_size_bytes),
+                group_id: &u.group_id,
+                group_name: name,
+                segments: &u.login.segments,
+                storage_quota_bytes: quota.map(|q| q.storage_quota_bytes),
+                source_login: &u.login.source,
+                target_login: &u.login.target,
+                tenant_key: &u.tenant_key,
+                unverified: u.unverified,
+                user_id: &u.user_id,
+            })
+            .expect("a users entry is JSON");
+            out.push_encoded(EncodedEntry {
+                key: u.user_id.clone(),
+                value,
+            });
         }
         out.finish();
         (out, tally)
@@ -372,6 +401,23 @@ fn assemble<C: Collect>(
             let mut tally = Tally::default();
             let mut sections: BTreeMap<Section, C> = BTreeMap::new();
             let mut lengths: BTreeMap<Section, usize> = BTreeMap::new();
+            // Written as text (no tree), and not at all when not kept (only counted).
+            let actions_kept = keep(Section::Actions).then(|| {
+                sections
+                    .entry(Section::Actions)
+                    .or_insert_with(|| collector(Section::Actions))
+            });
+            let mut length = 0;
+            match actions_kept {
+                Some(out) => {
+                    for e in actions(plan, &users, &group_name) {
+                        length += 1;
+                        out.push_encoded(e);
+                    }
+                }
+                None => length = actions_count(plan),
+            }
+            lengths.insert(Section::Actions, length);
             let mut collect = |section: Section, entries: &mut dyn Iterator<Item = Entry>| {
                 let out = sections
                     .entry(section)
@@ -391,7 +437,6 @@ fn assemble<C: Collect>(
                 }
             };
             collect(Section::Contacts, &mut contacts(plan, &users, &group_name));
-            collect(Section::Actions, &mut actions(plan, &users, &group_name));
             collect(Section::Hierarchy, &mut hierarchy(plan, &group_name));
             collect(Section::Groups, &mut groups());
             collect(
@@ -416,6 +461,53 @@ fn assemble<C: Collect>(
         planning["provisioning"] = view.summary(tally.tenants_over_quota, tally.users_over_quota);
     }
     (planning, sections)
+}
+
+/// An entry of the users section, written as JSON text without a JSON tree
+/// between (the largest section: 100,000 entries at `large`, where building
+/// and then writing a tree per entry was most of the report's time). Its text is
+/// the tree's: the same fields, in the tree's (alphabetical) order.
+#[derive(Serialize)]
+struct UserEntry<'a> {
+    changes: &'a [super::logins::LoginChange],
+    contact: SortedContact<'a>,
+    /// This and the other two quota fields: with the provisioning view only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data_exceeds_quota: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data_size_bytes: Option<u64>,
+    group_id: &'a str,
+    group_name: &'a str,
+    segments: &'a [super::segments::Segment],
+    source_login: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    storage_quota_bytes: Option<Option<u64>>,
+    target_login: &'a str,
+    tenant_key: &'a str,
+    unverified: bool,
+    user_id: &'a str,
+}
+
+/// A contact's fields in alphabetical order (as in a JSON tree).
+#[derive(Serialize)]
+struct SortedContact<'a> {
+    email: &'a Option<String>,
+    first_name: &'a Option<String>,
+    last_name: &'a Option<String>,
+    login: &'a str,
+    phone: &'a Option<String>,
+}
+
+impl<'a> From<&'a super::plan::input::Contact> for SortedContact<'a> {
+    fn from(c: &'a super::plan::input::Contact) -> Self {
+        Self {
+            email: &c.email,
+            first_name: &c.first_name,
+            last_name: &c.last_name,
+            login: &c.login,
+            phone: &c.phone,
+        }
+    }
 }
 
 /// What the planning section reads of the other sections' entries.
@@ -483,14 +575,14 @@ fn actions<'a>(
     plan: &'a Plan,
     users: &'a HashMap<&str, &super::plan::input::User>,
     group_name: &'a dyn Fn(&str) -> String,
-) -> impl Iterator<Item = Entry> + 'a {
+) -> impl Iterator<Item = EncodedEntry> + 'a {
     ActionCause::ALL.into_iter().flat_map(move |cause| {
         plan.machines
             .iter()
             .filter(move |m| m.actions.contains(&cause))
             .map(move |m| {
                 let user = users.get(m.user_id.as_str());
-                let plans: Vec<Value> = m
+                let plans: Vec<ActionPlan> = m
                     .plans
                     .iter()
                     .filter(|p| match cause {
@@ -501,18 +593,69 @@ fn actions<'a>(
                             p.support == super::support::PlanSupport::Manual
                         }
                     })
-                    .map(|p| json!({"plan_id": p.plan_id, "name": p.name, "type": p.kind}))
+                    .map(|p| ActionPlan {
+                        name: &p.name,
+                        plan_id: &p.plan_id,
+                        kind: &p.kind,
+                    })
                     .collect();
-                entry(
-                    format!("{}/{}", serde_plain(&cause), m.machine_id),
-                    json!({
-                        "cause": cause, "machine_id": m.machine_id, "hostname": m.hostname, "os_name": m.os_name, "readiness": m.readiness,
-                        "user_id": m.user_id, "login": user.map(|u| &u.login), "email": user.and_then(|u| u.email.as_ref()),
-                        "group_id": m.group_id, "group_name": group_name(&m.group_id), "plans": plans,
-                    }),
-                )
+                let value = serde_json::to_string(&ActionEntry {
+                    cause,
+                    email: user.and_then(|u| u.email.as_deref()),
+                    group_id: &m.group_id,
+                    group_name: group_name(&m.group_id),
+                    hostname: &m.hostname,
+                    login: user.map(|u| u.login.as_str()),
+                    machine_id: &m.machine_id,
+                    os_name: &m.os_name,
+                    plans,
+                    readiness: m.readiness,
+                    user_id: &m.user_id,
+                })
+                .expect("an actions entry is JSON");
+                EncodedEntry {
+                    key: format!("{}/{}", serde_plain(&cause), m.machine_id),
+                    value,
+                }
             })
     })
+}
+
+/// The actions section's length: a machine once per cause it needs action for.
+fn actions_count(plan: &Plan) -> usize {
+    ActionCause::ALL
+        .iter()
+        .map(|cause| {
+            plan.machines
+                .iter()
+                .filter(|m| m.actions.contains(cause))
+                .count()
+        })
+        .sum()
+}
+
+/// An entry of the actions section, written as JSON text (as [`UserEntry`]).
+#[derive(Serialize)]
+struct ActionEntry<'a> {
+    cause: ActionCause,
+    email: Option<&'a str>,
+    group_id: &'a str,
+    group_name: String,
+    hostname: &'a str,
+    login: Option<&'a str>,
+    machine_id: &'a str,
+    os_name: &'a str,
+    plans: Vec<ActionPlan<'a>>,
+    readiness: Readiness,
+    user_id: &'a str,
+}
+
+#[derive(Serialize)]
+struct ActionPlan<'a> {
+    name: &'a str,
+    plan_id: &'a str,
+    #[serde(rename = "type")]
+    kind: &'a str,
 }
 
 fn serde_plain<T: Serialize>(value: &T) -> String {

@@ -11,6 +11,14 @@ use super::{Entry, ProvisioningView};
 use crate::domain::plan::{Plan, Snapshot};
 use crate::domain::provisioning::{QuotaRule, TenantServices, flag_summary};
 
+/// What the provisioning view adds to a users entry.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct UserQuota {
+    pub data_exceeds_quota: bool,
+    pub data_size_bytes: u64,
+    pub storage_quota_bytes: Option<u64>,
+}
+
 /// What the provisioning view adds to entries, read once from the plan.
 pub(super) struct Provisioning<'a> {
     view: &'a ProvisioningView<'a>,
@@ -108,23 +116,15 @@ impl<'a> Provisioning<'a> {
         over_quota
     }
 
-    /// Adds a user's quota in the cloud, its data and whether that exceeds it;
-    /// answers whether it does.
-    pub(super) fn user(&self, entry: &mut Entry) -> bool {
-        let Some(user) = entry.value["user_id"].as_str().map(str::to_string) else {
-            return false;
-        };
-        let quota = self.quotas.get(user.as_str()).copied();
-        let data = self
-            .data_by_user
-            .get(user.as_str())
-            .copied()
-            .unwrap_or_default();
-        let over = quota.is_some_and(|q| data > q);
-        entry.value["storage_quota_bytes"] = json!(quota);
-        entry.value["data_size_bytes"] = json!(data);
-        entry.value["data_exceeds_quota"] = json!(over);
-        over
+    /// A user's quota in the cloud, its data and whether that exceeds it.
+    pub(super) fn user(&self, user_id: &str) -> UserQuota {
+        let quota = self.quotas.get(user_id).copied();
+        let data = self.data_by_user.get(user_id).copied().unwrap_or_default();
+        UserQuota {
+            storage_quota_bytes: quota,
+            data_size_bytes: data,
+            data_exceeds_quota: quota.is_some_and(|q| data > q),
+        }
     }
 
     /// The planning section's summary.

@@ -272,3 +272,81 @@ mod initial_backup {
         );
     }
 }
+
+/// The actions entries are written without JSON trees: their text is the one a
+/// tree of the same fields writes (what the report stored before, and compares with).
+#[test]
+fn the_actions_entries_are_the_text_of_the_json_tree_of_their_fields() {
+    use crate::domain::plan::tests::{free, settings, snapshot, whole};
+    let snapshot = snapshot();
+    let plan = crate::domain::plan::plan(&snapshot, &whole(), &settings(), &free).expect("plan");
+    let profile = crate::domain::provisioning::Profile::standard();
+    let view = ProvisioningView {
+        profile: &profile,
+        services: &[],
+        verified: false,
+    };
+    let encoded = encode(
+        &snapshot,
+        &plan,
+        &LoginAnswers::default(),
+        &Default::default(),
+        &view,
+    );
+    let users: HashMap<&str, _> = snapshot.users.iter().map(|u| (u.id.as_str(), u)).collect();
+    let group_name = |id: &str| {
+        snapshot
+            .groups
+            .iter()
+            .find(|g| g.id == id)
+            .map(|g| g.name.clone())
+            .unwrap_or_default()
+    };
+    let mut expected = Vec::new();
+    for cause in ActionCause::ALL {
+        for m in plan.machines.iter().filter(|m| m.actions.contains(&cause)) {
+            let user = users.get(m.user_id.as_str());
+            let plans: Vec<Value> = m
+                .plans
+                .iter()
+                .filter(|p| match cause {
+                    ActionCause::UnsupportedOs => true,
+                    ActionCause::SqlServerRegistration => p.kind == "sql_server",
+                    ActionCause::ExchangeRegistration => p.kind == "exchange",
+                    ActionCause::UnsupportedPlanType => {
+                        p.support == crate::domain::support::PlanSupport::Manual
+                    }
+                })
+                .map(|p| json!({"plan_id": p.plan_id, "name": p.name, "type": p.kind}))
+                .collect();
+            let tree = json!({
+                "cause": cause, "machine_id": m.machine_id, "hostname": m.hostname, "os_name": m.os_name, "readiness": m.readiness,
+                "user_id": m.user_id, "login": user.map(|u| &u.login), "email": user.and_then(|u| u.email.as_ref()),
+                "group_id": m.group_id, "group_name": group_name(&m.group_id), "plans": plans,
+            });
+            expected.push((
+                format!("{}/{}", serde_plain(&cause), m.machine_id),
+                tree.to_string(),
+            ));
+        }
+    }
+    let written: Vec<(String, String)> = encoded.sections[&Section::Actions]
+        .iter()
+        .map(|e| (e.key.clone(), e.value.clone()))
+        .collect();
+    assert_eq!(written, expected);
+    let causes: Vec<&str> = written
+        .iter()
+        .map(|(k, _)| k.split('/').next().unwrap_or_default())
+        .collect();
+    assert!(
+        causes.contains(&"unsupported_os") && causes.contains(&"sql_server_registration"),
+        "{causes:?}"
+    );
+    assert!(
+        written
+            .iter()
+            .any(|(_, text)| text.contains("\"type\":\"sql_server\"")),
+        "{written:?}"
+    );
+}
