@@ -415,7 +415,6 @@ pub mod agent_reports;
 pub mod agents;
 pub mod check_ins;
 pub mod events;
-pub mod group_commit;
 pub mod idempotency;
 pub mod migrations;
 pub mod prechecks;

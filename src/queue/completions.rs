@@ -7,9 +7,9 @@
 use entity::job::Model as Job;
 use sea_orm::{DatabaseConnection, DbErr, TransactionTrait};
 
+use super::group_commit::{GroupCommit, GroupWrite};
 use super::store;
 use super::worker::Effect;
-use crate::db::group_commit::{GroupCommit, GroupWrite};
 
 /// The succeeded attempts of one worker, written together.
 #[derive(Clone)]

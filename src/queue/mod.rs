@@ -6,6 +6,7 @@
 //! decided by `jobs`.
 
 mod completions;
+pub mod group_commit;
 pub mod store;
 pub mod worker;
 

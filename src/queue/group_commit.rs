@@ -1,4 +1,4 @@
-//! Group commit: records that many tasks finish together are written together.
+//! Group commit: records that many tasks make together are written together.
 //! A task hands its record to the writer and waits for its answer; the writer
 //! writes every record waiting in one go ([`GroupWrite::write`]) and answers
 //! each. One record alone waits for nothing; many finishing together cost one
