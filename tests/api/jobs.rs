@@ -158,20 +158,27 @@ async fn concurrent_claims_split_the_jobs_without_overlap() {
     }
 }
 
+/// The `work` job queued last claimed by worker "a" under a lease that lapses at
+/// once, then taken over by worker "b": both attempts.
+async fn taken_over(db: &sea_orm::DatabaseConnection) -> (entity::job::Model, entity::job::Model) {
+    let first = queue::claim(db, "a", &["work"], 1, Duration::ZERO)
+        .await
+        .expect("claim")
+        .remove(0);
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let second = queue::claim(db, "b", &["work"], 1, LEASE)
+        .await
+        .expect("claim")
+        .remove(0);
+    (first, second)
+}
+
 #[tokio::test]
 async fn a_lapsed_lease_is_taken_over_and_the_old_attempt_is_fenced_off() {
     for backend in Backend::enabled() {
         let (db, _dir) = fresh_db(backend).await;
         queue::enqueue(&db, work(1)).await.expect("enqueue");
-        let first = queue::claim(&db, "a", &["work"], 1, Duration::ZERO)
-            .await
-            .expect("claim")
-            .remove(0);
-        tokio::time::sleep(Duration::from_millis(5)).await;
-        let second = queue::claim(&db, "b", &["work"], 1, LEASE)
-            .await
-            .expect("claim")
-            .remove(0);
+        let (first, second) = taken_over(&db).await;
         assert_eq!(
             (first.id, first.attempt, second.attempt),
             (second.id, 1, 2),
@@ -943,15 +950,7 @@ async fn a_runs_effect_is_written_with_its_success_only_and_only_while_the_attem
         // An attempt taken over writes neither its outcome nor its effect; the one
         // that took it over writes both.
         let job = queue::enqueue(&db, work(1)).await.expect("enqueue");
-        let first = queue::claim(&db, "a", &["work"], 1, Duration::ZERO)
-            .await
-            .expect("claim")
-            .remove(0);
-        tokio::time::sleep(Duration::from_millis(5)).await;
-        let second = queue::claim(&db, "b", &["work"], 1, LEASE)
-            .await
-            .expect("claim")
-            .remove(0);
+        let (first, second) = taken_over(&db).await;
         assert_eq!((first.id, second.id), (job.id, job.id), "{backend:?}");
         let completions = Completions::new(db.clone());
         let late = completions
