@@ -84,7 +84,8 @@ const SQLITE_ROWS_AT_ONCE: usize = 500;
 const RECORD_SEPARATOR: char = '\u{1e}';
 
 /// As [`rows`], on SQLite: [`SQLITE_ROWS_AT_ONCE`] rows in one, joined by a
-/// [`RECORD_SEPARATOR`], each read picking up after the last one's source id.
+/// [`RECORD_SEPARATOR`], each read picking up after the last one's source id,
+/// all in one read transaction.
 /// SQLite runs on a thread of its own per connection, which hands each row to
 /// the reading task in a message of its own: read a row at a time, the two
 /// threads spent more time waking each other than reading or parsing (at
@@ -95,6 +96,8 @@ async fn sqlite_rows<T: DeserializeOwned>(
     table: &str,
     workspace_id: Uuid,
 ) -> Result<Vec<T>, DbErr> {
+    // The reads of one table see one state of it, as one statement would.
+    let txn = db.begin().await?;
     let mut out = Vec::new();
     let mut after: Option<String> = None;
     loop {
@@ -111,7 +114,7 @@ async fn sqlite_rows<T: DeserializeOwned>(
                    ORDER BY source_id LIMIT {SQLITE_ROWS_AT_ONCE})"
         )
         .replace('$', "?");
-        let row = db
+        let row = txn
             .query_one_raw(Statement::from_sql_and_values(
                 DatabaseBackend::Sqlite,
                 sql,
@@ -120,14 +123,14 @@ async fn sqlite_rows<T: DeserializeOwned>(
             .await?
             .ok_or_else(|| DbErr::Custom(format!("{table}: an aggregate answered no row")))?;
         let read: i64 = row.try_get("", "n")?;
-        if read == 0 {
-            return Ok(out);
-        }
-        let data: String = row.try_get("", "data")?;
-        for text in data.split(RECORD_SEPARATOR) {
-            out.push(parse(table, text)?);
+        if read > 0 {
+            let data: String = row.try_get("", "data")?;
+            for text in data.split(RECORD_SEPARATOR) {
+                out.push(parse(table, text)?);
+            }
         }
         if (read as usize) < SQLITE_ROWS_AT_ONCE {
+            txn.commit().await?;
             return Ok(out);
         }
         after = Some(row.try_get("", "last")?);
