@@ -3,7 +3,8 @@
 //! (and PostgreSQL when MP_TEST_POSTGRES_URL is set): the whole job's work
 //! (read and parse the snapshot, plan, build the report, store it), with every
 //! login already answered by the target, as on a pre-check after the first. The
-//! floor beside it is a bare read of the same rows from the same database.
+//! floors beside it are a bare read of the same rows from the same database and a
+//! bare write of the report it stored.
 //! Per run: the time, its phases, the floor and the ratio, the resident set
 //! before, its peak during the pre-check and after. (Browsing has a benchmark
 //! of its own.)
@@ -20,6 +21,7 @@ use migration_portal::connectors::HttpPolicy;
 use migration_portal::connectors::source::SourceClient;
 use migration_portal::db::{self, prechecks};
 use migration_portal::domain::plan::{Node, Selection};
+use migration_portal::domain::report::Section;
 use migration_portal::jobs::precheck::{PrecheckRun, precheck_run};
 use migration_portal::jobs::sync;
 use migration_portal::sim::backupagent::SourceSim;
@@ -50,6 +52,48 @@ async fn bare_read(db: &DatabaseConnection, workspace: Uuid) -> anyhow::Result<(
         }
     }
     Ok((rows, bytes))
+}
+
+/// The pre-check's second floor: its report's chunks, as stored, written again
+/// under another id the way the pre-check writes them (then both are removed, so
+/// that the database does not grow from run to run). Answers the seconds, the
+/// chunks and their bytes.
+async fn bare_write(
+    db: &DatabaseConnection,
+    precheck: Uuid,
+) -> anyhow::Result<(f64, usize, usize)> {
+    let query = Query::select()
+        .columns(["section", "first_entry", "entries", "data"].map(Alias::new))
+        .from(Alias::new("precheck_chunks"))
+        .and_where(Expr::col(Alias::new("precheck_id")).eq(precheck))
+        .to_owned();
+    let mut rows = Vec::new();
+    for row in db.query_all(&query).await? {
+        let name: String = row.try_get("", "section")?;
+        let section = Section::ALL
+            .into_iter()
+            .find(|s| s.as_str() == name)
+            .ok_or_else(|| anyhow::anyhow!("unknown section {name}"))?;
+        rows.push(prechecks::ChunkRow {
+            section,
+            first_entry: row.try_get::<i32>("", "first_entry")? as usize,
+            entries: row.try_get::<i32>("", "entries")? as usize,
+            data: row.try_get("", "data")?,
+        });
+    }
+    let (chunks, bytes) = (rows.len(), rows.iter().map(|r| r.data.len()).sum());
+    let copy = Uuid::now_v7();
+    let (send, received) = tokio::sync::mpsc::channel(rows.len().max(1));
+    for row in rows {
+        send.send(row).await?;
+    }
+    drop(send);
+    let started = Instant::now();
+    prechecks::write_report_chunks(db, copy, received).await?;
+    let seconds = started.elapsed().as_secs_f64();
+    prechecks::forget_report(db, copy).await?;
+    prechecks::forget_report(db, precheck).await?;
+    Ok((seconds, chunks, bytes))
 }
 
 #[tokio::main]
@@ -145,11 +189,14 @@ async fn main() -> anyhow::Result<()> {
             let seconds = started.elapsed().as_secs_f64();
             let used = common::cpu() - cpu;
             let peak = common::status_kib("VmHWM:").saturating_sub(rss) / 1024;
+            let (write, chunks, written) = bare_write(&database, precheck_id).await?;
             println!(
-                "precheck_large: {backend}, run {run}: pre-check {seconds:.2} s, phases {}; bare read of the same {rows} rows ({} MiB) {floor:.2} s; ratio {:.1}; CPU seconds (this process / the whole machine): pre-check {:.2} / {:.2}, bare read {:.2} / {:.2}; RSS {} MiB before, peak +{peak} MiB, {} MiB after; {} machines planned",
+                "precheck_large: {backend}, run {run}: pre-check {seconds:.2} s, phases {}; bare read of the same {rows} rows ({} MiB) {floor:.2} s; ratio {:.1}; bare write of its report ({chunks} chunks, {} MiB) {write:.2} s, ratio to read and write {:.1}; CPU seconds (this process / the whole machine): pre-check {:.2} / {:.2}, bare read {:.2} / {:.2}; RSS {} MiB before, peak +{peak} MiB, {} MiB after; {} machines planned",
                 report["seconds"],
                 bytes / (1 << 20),
                 seconds / floor,
+                written / (1 << 20),
+                seconds / (floor + write),
                 used.process,
                 used.machine,
                 floor_cpu.process,

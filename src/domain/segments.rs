@@ -19,10 +19,12 @@ pub enum SegmentKind {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, ToSchema)]
 pub struct Segment {
     pub kind: SegmentKind,
-    pub text: String,
     /// The source text a substitution replaces.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub original: Option<String>,
+    /// (The fields are in alphabetical order: the report writes segments
+    /// straight to text, which must be the text a JSON tree of them gives.)
+    pub text: String,
 }
 
 /// Segments built left to right; neighbours of the same kind merge.

@@ -5,18 +5,33 @@
 
 use std::collections::HashMap;
 
+use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::{Entry, entry};
 use crate::domain::initial_backup::{InitialBackupOptions, estimate};
 use crate::domain::plan::{Plan, TenantKind};
 
+/// An entry of the section, written as JSON text (the fields in alphabetical
+/// order, as a JSON tree writes them).
+#[derive(Serialize)]
+pub(super) struct Customer<'a> {
+    pub data_size_bytes: u64,
+    pub duration_days: f64,
+    pub duration_seconds: u64,
+    group_id: &'a str,
+    group_name: &'a str,
+    machines: usize,
+    pub physical_data_shipping: bool,
+    tenant_key: &'a str,
+    tenant_name: &'a str,
+}
+
 /// One entry per customer tenant, the largest volume first.
-pub(super) fn entries(
-    plan: &Plan,
+pub(super) fn entries<'a>(
+    plan: &'a Plan,
     options: &InitialBackupOptions,
-    group_name: &dyn Fn(&str) -> String,
-) -> Vec<Entry> {
+    group_name: &dyn Fn(&str) -> &'a str,
+) -> Vec<Customer<'a>> {
     let customer_of: HashMap<&str, &str> = plan
         .users
         .iter()
@@ -31,26 +46,38 @@ pub(super) fn entries(
             v.1 = v.1.saturating_add(m.data_size_bytes);
         }
     }
-    let mut customers: Vec<(u64, &str, Value)> = plan
+    let mut customers: Vec<Customer<'a>> = plan
         .tenants
         .iter()
         .filter(|t| t.kind == TenantKind::Customer)
         .map(|t| {
             let (machines, bytes) = volume.get(t.key.as_str()).copied().unwrap_or_default();
             let e = estimate(bytes, options);
-            let value = json!({
-                "tenant_key": t.key, "tenant_name": t.name.target, "group_id": t.group_id, "group_name": group_name(&t.group_id),
-                "machines": machines, "data_size_bytes": bytes, "duration_seconds": e.duration_seconds, "duration_days": e.duration_days,
-                "physical_data_shipping": e.physical_data_shipping,
-            });
-            (bytes, t.key.as_str(), value)
+            Customer {
+                data_size_bytes: bytes,
+                duration_days: e.duration_days,
+                duration_seconds: e.duration_seconds,
+                group_id: &t.group_id,
+                group_name: group_name(&t.group_id),
+                machines,
+                physical_data_shipping: e.physical_data_shipping,
+                tenant_key: &t.key,
+                tenant_name: &t.name.target,
+            }
         })
         .collect();
-    customers.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(b.1)));
+    customers.sort_by(|a, b| {
+        b.data_size_bytes
+            .cmp(&a.data_size_bytes)
+            .then_with(|| a.tenant_key.cmp(b.tenant_key))
+    });
     customers
-        .into_iter()
-        .map(|(_, key, value)| entry(key.to_string(), value))
-        .collect()
+}
+
+impl Customer<'_> {
+    pub(super) fn key(&self) -> &str {
+        self.tenant_key
+    }
 }
 
 /// The section's totals, added up entry by entry.
@@ -64,16 +91,17 @@ pub(super) struct Totals {
 }
 
 impl Totals {
-    pub(super) fn add(&mut self, e: &Entry) {
-        let bytes = e.value["data_size_bytes"].as_u64().unwrap_or_default();
+    pub(super) fn add(&mut self, e: &Customer<'_>) {
+        let bytes = e.data_size_bytes;
         self.customers += 1;
         self.bytes = self.bytes.saturating_add(bytes);
-        if e.value["physical_data_shipping"] == true {
+        if e.physical_data_shipping {
             self.shipped += 1;
             self.shipped_bytes = self.shipped_bytes.saturating_add(bytes);
         }
-        if let Some(days) = e.value["duration_days"].as_f64() {
-            self.longest_days = self.longest_days.max(days);
+        // As a JSON tree read it: a duration that is not a number (none here) is left out.
+        if e.duration_days.is_finite() {
+            self.longest_days = self.longest_days.max(e.duration_days);
         }
     }
 

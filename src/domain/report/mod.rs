@@ -92,10 +92,6 @@ pub struct Report {
     pub sections: BTreeMap<Section, Vec<Entry>>,
 }
 
-fn entry(key: String, value: Value) -> Entry {
-    Entry { key, value }
-}
-
 /// What the report says about the target's answers on logins.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, ToSchema)]
 pub struct LoginAnswers {
@@ -231,7 +227,6 @@ pub fn stream(
 
 /// Where a section's entries go, one by one.
 trait Collect: Send {
-    fn push(&mut self, entry: Entry);
     /// An entry written as JSON text already.
     fn push_encoded(&mut self, entry: EncodedEntry);
     fn count(&self) -> usize;
@@ -258,9 +253,6 @@ impl Streamed<'_> {
 }
 
 impl Collect for Streamed<'_> {
-    fn push(&mut self, entry: Entry) {
-        self.push_encoded(entry.into());
-    }
     fn push_encoded(&mut self, entry: EncodedEntry) {
         self.buffer.push(entry);
         self.count += 1;
@@ -277,9 +269,6 @@ impl Collect for Streamed<'_> {
 }
 
 impl Collect for Vec<Entry> {
-    fn push(&mut self, entry: Entry) {
-        Vec::push(self, entry);
-    }
     fn push_encoded(&mut self, entry: EncodedEntry) {
         let value = serde_json::from_str(&entry.value).expect("an encoded entry is JSON");
         Vec::push(
@@ -305,9 +294,6 @@ impl From<Entry> for EncodedEntry {
 }
 
 impl Collect for Vec<EncodedEntry> {
-    fn push(&mut self, entry: Entry) {
-        Vec::push(self, entry.into());
-    }
     fn push_encoded(&mut self, entry: EncodedEntry) {
         Vec::push(self, entry);
     }
@@ -333,43 +319,20 @@ fn assemble<C: Collect>(
         .iter()
         .map(|g| (g.id.as_str(), g.name.as_str()))
         .collect();
-    let group_name = |id: &str| names.get(id).copied().unwrap_or_default().to_string();
+    let group_name = |id: &str| -> &str { names.get(id).copied().unwrap_or_default() };
     let users: HashMap<&str, &super::plan::input::User> =
         snapshot.users.iter().map(|u| (u.id.as_str(), u)).collect();
-    let admins: HashMap<&str, &super::plan::PlannedAdmin> = plan
-        .admins
-        .iter()
-        .map(|a| (a.group_id.as_str(), a))
-        .collect();
+    let tenants: HashMap<&str, &PlannedTenant> =
+        plan.tenants.iter().map(|t| (t.key.as_str(), t)).collect();
     let view = provisioning.map(|p| provisioning::Provisioning::new(p, snapshot, plan));
     let view = view.as_ref();
-    let groups = || {
-        plan.groups
-            .iter()
-            .filter(|g| g.selected && matches!(g.plan, GroupPlan::Partner | GroupPlan::Customer | GroupPlan::PartnerWithCustomer))
-            .map(|g| {
-                let value = match admins.get(g.group_id.as_str()) {
-                    Some(a) => json!({
-                        "group_id": g.group_id, "group_name": group_name(&g.group_id), "tenant_key": a.tenant_key, "role": a.role,
-                        "source_login": a.contact.login, "target_login": a.login.target, "segments": a.login.segments,
-                        "changes": a.changes, "unverified": a.unverified, "activation_required": true,
-                        "contact": a.contact,
-                    }),
-                    None => json!({
-                        "group_id": g.group_id, "group_name": group_name(&g.group_id), "tenant_key": g.tenant_key,
-                        "source_login": null, "target_login": null, "note": "no_admin",
-                    }),
-                };
-                entry(g.group_id.clone(), value)
-            })
-    };
     let users_section = || {
         let mut out = collector(Section::Users);
         let mut tally = Tally::default();
         for u in &plan.users {
             let quota = view.map(|view| view.user(&u.user_id));
             tally.users_over_quota += usize::from(quota.is_some_and(|q| q.data_exceeds_quota));
-            let name = names.get(u.group_id.as_str()).copied().unwrap_or_default();
+            let name = group_name(&u.group_id);
             let value = serde_json::to_string(&UserEntry {
                 changes: &u.changes,
                 contact: (&u.contact).into(),
@@ -418,31 +381,51 @@ fn assemble<C: Collect>(
                 None => length = actions_count(plan),
             }
             lengths.insert(Section::Actions, length);
-            let mut collect = |section: Section, entries: &mut dyn Iterator<Item = Entry>| {
-                let out = sections
-                    .entry(section)
-                    .or_insert_with(|| collector(section));
-                let length = lengths.entry(section).or_default();
-                for mut e in entries {
-                    if section == Section::Hierarchy
-                        && let Some(view) = view
-                    {
-                        tally.tenants_over_quota += view.hierarchy(&mut e);
-                    }
-                    tally.add(section, &e);
-                    *length += 1;
-                    if keep(section) {
-                        out.push(e);
-                    }
+            for section in [
+                Section::Contacts,
+                Section::Hierarchy,
+                Section::Groups,
+                Section::InitialBackup,
+            ] {
+                lengths.insert(section, 0);
+                sections.insert(section, collector(section));
+            }
+            // Each entry is tallied, and written as text only when its section is kept.
+            let mut collect = |section: Section, key: &str, text: &dyn Fn() -> String| {
+                *lengths.entry(section).or_default() += 1;
+                if keep(section)
+                    && let Some(out) = sections.get_mut(&section)
+                {
+                    let value = text();
+                    out.push_encoded(EncodedEntry {
+                        key: key.to_string(),
+                        value,
+                    });
                 }
             };
-            collect(Section::Contacts, &mut contacts(plan, &users, &group_name));
-            collect(Section::Hierarchy, &mut hierarchy(plan, &group_name));
-            collect(Section::Groups, &mut groups());
-            collect(
-                Section::InitialBackup,
-                &mut initial_backup::entries(plan, initial_backup, &group_name).into_iter(),
-            );
+            for (user_id, e) in contacts(plan, &users, &group_name) {
+                for reason in &e.reasons {
+                    *tally.contact_reasons.entry(*reason).or_default() += 1;
+                }
+                collect(Section::Contacts, user_id, &|| json_text(&e));
+            }
+            for g in &plan.groups {
+                let e = hierarchy_entry(g, &tenants, &group_name, view);
+                tally.tenants_over_quota += [&e.tenant, &e.users_tenant]
+                    .into_iter()
+                    .flatten()
+                    .filter(|t| t.over_quota)
+                    .count();
+                collect(Section::Hierarchy, &g.group_id, &|| json_text(&e));
+            }
+            for (group_id, e) in groups(plan, &group_name) {
+                tally.groups_without_admin += usize::from(matches!(e, GroupEntry::NoAdmin { .. }));
+                collect(Section::Groups, group_id, &|| json_text(&e));
+            }
+            for e in initial_backup::entries(plan, initial_backup, &group_name) {
+                tally.initial_backup.add(&e);
+                collect(Section::InitialBackup, e.key(), &|| json_text(&e));
+            }
             sections.values_mut().for_each(Collect::finish);
             (
                 users_entries.join().expect("building the users section"),
@@ -514,67 +497,93 @@ impl<'a> From<&'a super::plan::input::Contact> for SortedContact<'a> {
 #[derive(Default)]
 struct Tally {
     /// Contacts' reasons, each counted once per user.
-    contact_reasons: BTreeMap<String, usize>,
+    contact_reasons: BTreeMap<ContactReason, usize>,
     groups_without_admin: usize,
     initial_backup: initial_backup::Totals,
     tenants_over_quota: usize,
     users_over_quota: usize,
 }
 
-impl Tally {
-    fn add(&mut self, section: Section, e: &Entry) {
-        match section {
-            Section::Contacts => {
-                for reason in e.value["reasons"].as_array().into_iter().flatten() {
-                    *self
-                        .contact_reasons
-                        .entry(reason.as_str().unwrap_or_default().to_string())
-                        .or_default() += 1;
-                }
-            }
-            Section::Groups => {
-                self.groups_without_admin += usize::from(e.value["target_login"].is_null());
-            }
-            Section::InitialBackup => self.initial_backup.add(e),
-            _ => {}
-        }
-    }
+/// An entry's JSON text. Entries are written straight to text, without a JSON
+/// tree between (at `large` the report is about 100 MB, and a tree per entry
+/// was most of its time); each entry's fields are in alphabetical order, as a
+/// tree writes them, so that the text is the one a tree of the same fields gives.
+fn json_text(entry: &impl Serialize) -> String {
+    serde_json::to_string(entry).expect("a report entry is JSON")
 }
 
+/// An entry of the contacts section: a user to contact, why, and the machines why.
+#[derive(Serialize)]
+struct ContactEntry<'a> {
+    email: &'a Option<String>,
+    first_name: &'a Option<String>,
+    group_id: &'a str,
+    group_name: &'a str,
+    last_name: &'a Option<String>,
+    login: &'a str,
+    machines: Vec<ContactMachine<'a>>,
+    reasons: Vec<ContactReason>,
+    user_id: &'a str,
+}
+
+#[derive(Serialize)]
+struct ContactMachine<'a> {
+    client_version: &'a Option<String>,
+    hostname: &'a str,
+    last_seen_at: Option<chrono::DateTime<chrono::Utc>>,
+    machine_id: &'a str,
+    reasons: &'a [ContactReason],
+}
+
+/// The contacts section, by user id.
 fn contacts<'a>(
     plan: &'a Plan,
     users: &'a HashMap<&str, &super::plan::input::User>,
-    group_name: &'a dyn Fn(&str) -> String,
-) -> impl Iterator<Item = Entry> + 'a {
+    group_name: &'a dyn Fn(&str) -> &'a str,
+) -> impl Iterator<Item = (&'a str, ContactEntry<'a>)> + 'a {
     let mut by_user: BTreeMap<&str, Vec<&PlannedMachine>> = BTreeMap::new();
     for m in plan.machines.iter().filter(|m| !m.contact.is_empty()) {
         by_user.entry(m.user_id.as_str()).or_default().push(m);
     }
-    by_user
-        .into_iter()
-        .filter_map(move |(user_id, machines)| {
-            let user = users.get(user_id)?;
-            let mut reasons: Vec<ContactReason> = machines.iter().flat_map(|m| m.contact.iter().copied()).collect();
-            reasons.sort();
-            reasons.dedup();
-            let machines: Vec<Value> = machines
-                .iter()
-                .map(|m| json!({"machine_id": m.machine_id, "hostname": m.hostname, "client_version": m.client_version, "last_seen_at": m.last_seen_at, "reasons": m.contact}))
-                .collect();
-            Some(entry(
-                user_id.to_string(),
-                json!({
-                    "user_id": user_id, "login": user.login, "email": user.email, "first_name": user.first_name, "last_name": user.last_name,
-                    "group_id": user.group_id, "group_name": group_name(&user.group_id), "reasons": reasons, "machines": machines,
-                }),
-            ))
-        })
+    by_user.into_iter().filter_map(move |(user_id, machines)| {
+        let user = users.get(user_id)?;
+        let mut reasons: Vec<ContactReason> = machines
+            .iter()
+            .flat_map(|m| m.contact.iter().copied())
+            .collect();
+        reasons.sort();
+        reasons.dedup();
+        let machines = machines
+            .iter()
+            .map(|m| ContactMachine {
+                client_version: &m.client_version,
+                hostname: &m.hostname,
+                last_seen_at: m.last_seen_at,
+                machine_id: &m.machine_id,
+                reasons: &m.contact,
+            })
+            .collect();
+        Some((
+            user_id,
+            ContactEntry {
+                email: &user.email,
+                first_name: &user.first_name,
+                group_id: &user.group_id,
+                group_name: group_name(&user.group_id),
+                last_name: &user.last_name,
+                login: &user.login,
+                machines,
+                reasons,
+                user_id,
+            },
+        ))
+    })
 }
 
 fn actions<'a>(
     plan: &'a Plan,
     users: &'a HashMap<&str, &super::plan::input::User>,
-    group_name: &'a dyn Fn(&str) -> String,
+    group_name: &'a dyn Fn(&str) -> &'a str,
 ) -> impl Iterator<Item = EncodedEntry> + 'a {
     ActionCause::ALL.into_iter().flat_map(move |cause| {
         plan.machines
@@ -640,7 +649,7 @@ struct ActionEntry<'a> {
     cause: ActionCause,
     email: Option<&'a str>,
     group_id: &'a str,
-    group_name: String,
+    group_name: &'a str,
     hostname: &'a str,
     login: Option<&'a str>,
     machine_id: &'a str,
@@ -665,32 +674,162 @@ fn serde_plain<T: Serialize>(value: &T) -> String {
         .unwrap_or_default()
 }
 
-fn hierarchy<'a>(
-    plan: &'a Plan,
-    group_name: &'a dyn Fn(&str) -> String,
-) -> impl Iterator<Item = Entry> + 'a {
-    let tenants: HashMap<&str, &PlannedTenant> =
-        plan.tenants.iter().map(|t| (t.key.as_str(), t)).collect();
-    let tenant = move |key: &Option<String>| -> Value {
-        match key.as_deref().and_then(|k| tenants.get(k)) {
-            Some(t) => {
-                json!({"key": t.key, "kind": t.kind, "parent_key": t.parent_key, "name": t.name.target, "segments": t.name.segments})
-            }
-            None => Value::Null,
-        }
+/// An entry of the hierarchy section: a source group beside what it becomes.
+#[derive(Serialize)]
+struct HierarchyEntry<'a> {
+    depth: usize,
+    group_id: &'a str,
+    parent_id: &'a Option<String>,
+    plan: GroupPlan,
+    selected: bool,
+    source_name: &'a str,
+    tenant: Option<TenantEntry<'a>>,
+    /// A customer's users live in the group's own tenant: no second one then.
+    users_tenant: Option<TenantEntry<'a>>,
+}
+
+/// A tenant of the hierarchy section, with the provisioning view's fields when
+/// the view has services for it.
+#[derive(Serialize)]
+struct TenantEntry<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data_exceeds_quota: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data_size_bytes: Option<u64>,
+    key: &'a str,
+    kind: TenantKind,
+    name: &'a str,
+    parent_key: &'a Option<String>,
+    segments: &'a [super::segments::Segment],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    services: Option<Vec<provisioning::Service>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unavailable: Option<Vec<provisioning::Unavailable<'a>>>,
+    /// Not written: what the tally reads.
+    #[serde(skip)]
+    over_quota: bool,
+}
+
+fn hierarchy_entry<'a>(
+    g: &'a super::plan::PlannedGroup,
+    tenants: &HashMap<&str, &'a PlannedTenant>,
+    group_name: &dyn Fn(&str) -> &'a str,
+    view: Option<&provisioning::Provisioning<'a>>,
+) -> HierarchyEntry<'a> {
+    let tenant = |key: &Option<String>| {
+        let t = tenants.get(key.as_deref()?)?;
+        let quota = view.and_then(|view| view.tenant(&t.key));
+        let (data_exceeds_quota, data_size_bytes, services, unavailable) = match quota {
+            Some(q) => (
+                Some(q.data_exceeds_quota),
+                Some(q.data_size_bytes),
+                Some(q.services),
+                Some(q.unavailable),
+            ),
+            None => (None, None, None, None),
+        };
+        Some(TenantEntry {
+            over_quota: data_exceeds_quota == Some(true),
+            data_exceeds_quota,
+            data_size_bytes,
+            key: &t.key,
+            kind: t.kind,
+            name: &t.name.target,
+            parent_key: &t.parent_key,
+            segments: &t.name.segments,
+            services,
+            unavailable,
+        })
     };
+    HierarchyEntry {
+        depth: g.depth,
+        group_id: &g.group_id,
+        parent_id: &g.parent_id,
+        plan: g.plan,
+        selected: g.selected,
+        source_name: group_name(&g.group_id),
+        tenant: tenant(&g.tenant_key),
+        users_tenant: if g.users_tenant_key == g.tenant_key {
+            None
+        } else {
+            tenant(&g.users_tenant_key)
+        },
+    }
+}
+
+/// An entry of the groups section: a selected group that becomes a tenant, and
+/// its admin's login in the cloud (or none).
+#[derive(Serialize)]
+#[serde(untagged)]
+enum GroupEntry<'a> {
+    Admin {
+        activation_required: bool,
+        changes: &'a [super::logins::LoginChange],
+        contact: SortedContact<'a>,
+        group_id: &'a str,
+        group_name: &'a str,
+        role: super::plan::AdminRole,
+        segments: &'a [super::segments::Segment],
+        source_login: &'a str,
+        target_login: &'a str,
+        tenant_key: &'a str,
+        unverified: bool,
+    },
+    NoAdmin {
+        group_id: &'a str,
+        group_name: &'a str,
+        note: &'static str,
+        source_login: Option<&'a str>,
+        target_login: Option<&'a str>,
+        tenant_key: &'a Option<String>,
+    },
+}
+
+/// The groups section, by group id.
+fn groups<'a>(
+    plan: &'a Plan,
+    group_name: &'a dyn Fn(&str) -> &'a str,
+) -> impl Iterator<Item = (&'a str, GroupEntry<'a>)> + 'a {
+    let admins: HashMap<&str, &super::plan::PlannedAdmin> = plan
+        .admins
+        .iter()
+        .map(|a| (a.group_id.as_str(), a))
+        .collect();
     plan.groups
         .iter()
+        .filter(|g| {
+            g.selected
+                && matches!(
+                    g.plan,
+                    GroupPlan::Partner | GroupPlan::Customer | GroupPlan::PartnerWithCustomer
+                )
+        })
         .map(move |g| {
-            // A customer's users live in the group's own tenant: no second row.
-            let users_tenant = if g.users_tenant_key == g.tenant_key { Value::Null } else { tenant(&g.users_tenant_key) };
-            entry(
-                g.group_id.clone(),
-                json!({
-                    "group_id": g.group_id, "parent_id": g.parent_id, "depth": g.depth, "source_name": group_name(&g.group_id),
-                    "plan": g.plan, "selected": g.selected, "tenant": tenant(&g.tenant_key), "users_tenant": users_tenant,
-                }),
-            )
+            let name = group_name(&g.group_id);
+            let entry = match admins.get(g.group_id.as_str()) {
+                Some(a) => GroupEntry::Admin {
+                    activation_required: true,
+                    changes: &a.changes,
+                    contact: (&a.contact).into(),
+                    group_id: &g.group_id,
+                    group_name: name,
+                    role: a.role,
+                    segments: &a.login.segments,
+                    source_login: &a.contact.login,
+                    target_login: &a.login.target,
+                    tenant_key: &a.tenant_key,
+                    unverified: a.unverified,
+                },
+                None => GroupEntry::NoAdmin {
+                    group_id: &g.group_id,
+                    group_name: name,
+                    note: "no_admin",
+                    source_login: None,
+                    target_login: None,
+                    tenant_key: &g.tenant_key,
+                },
+            };
+            (g.group_id.as_str(), entry)
         })
 }
 
@@ -737,7 +876,7 @@ fn planning(
         .map(|r| (r.to_string(), 0))
         .collect();
     for (reason, users) in &tally.contact_reasons {
-        *to_contact.entry(reason.clone()).or_default() += users;
+        *to_contact.entry(serde_plain(reason)).or_default() += users;
     }
     let actions: Vec<Value> = ActionCause::ALL
         .into_iter()

@@ -7,9 +7,11 @@ use std::collections::HashMap;
 
 use serde_json::{Value, json};
 
-use super::{Entry, ProvisioningView};
+use serde::Serialize;
+
+use super::ProvisioningView;
 use crate::domain::plan::{Plan, Snapshot};
-use crate::domain::provisioning::{QuotaRule, TenantServices, flag_summary};
+use crate::domain::provisioning::{Flag, QuotaRule, TenantServices, flag_summary};
 
 /// What the provisioning view adds to a users entry.
 #[derive(Clone, Copy, Debug)]
@@ -17,6 +19,44 @@ pub(super) struct UserQuota {
     pub data_exceeds_quota: bool,
     pub data_size_bytes: u64,
     pub storage_quota_bytes: Option<u64>,
+}
+
+/// What the provisioning view adds to a tenant of the hierarchy section.
+pub(super) struct TenantQuota<'a> {
+    pub data_exceeds_quota: bool,
+    pub data_size_bytes: u64,
+    pub services: Vec<Service>,
+    pub unavailable: Vec<Unavailable<'a>>,
+}
+
+/// One of a tenant's services, as the hierarchy section writes it (the fields in
+/// alphabetical order, as a JSON tree writes them).
+#[derive(Serialize)]
+pub(super) struct Service {
+    item: String,
+    quota: SortedQuota,
+}
+
+#[derive(Serialize)]
+struct SortedQuota {
+    overage: Option<u64>,
+    value: Option<u64>,
+}
+
+/// An item a tenant cannot have, as the hierarchy section writes it.
+#[derive(Serialize)]
+pub(super) struct Unavailable<'a> {
+    item: String,
+    reason: &'a crate::domain::provisioning::Unavailable,
+}
+
+impl<'a> From<&'a Flag> for Unavailable<'a> {
+    fn from(flag: &'a Flag) -> Self {
+        Self {
+            item: flag.item.to_string(),
+            reason: &flag.reason,
+        }
+    }
 }
 
 /// What the provisioning view adds to entries, read once from the plan.
@@ -71,49 +111,34 @@ impl<'a> Provisioning<'a> {
         }
     }
 
-    /// Adds each tenant's services, the items it cannot have, its data and
-    /// whether that exceeds its storage quota; answers how many tenants do.
-    pub(super) fn hierarchy(&self, entry: &mut Entry) -> usize {
-        let mut over_quota = 0;
-        for field in ["tenant", "users_tenant"] {
-            let Some(key) = entry.value[field]["key"].as_str().map(str::to_string) else {
-                continue;
-            };
-            let Some(tenant) = self.by_key.get(key.as_str()) else {
-                continue;
-            };
-            let storage = tenant
+    /// What a tenant of the hierarchy section shows: its services, the items it
+    /// cannot have, its data and whether that exceeds its storage quota (`None`
+    /// for a tenant the view has no services for).
+    pub(super) fn tenant(&self, key: &str) -> Option<TenantQuota<'a>> {
+        let tenant = self.by_key.get(key)?;
+        let storage = tenant
+            .wants
+            .iter()
+            .filter(|w| w.item.measurement_unit == "bytes")
+            .filter_map(|w| w.quota.value)
+            .min();
+        let data = self.data_by_tenant.get(key).copied().unwrap_or_default();
+        Some(TenantQuota {
+            data_exceeds_quota: storage.is_some_and(|quota| data > quota),
+            data_size_bytes: data,
+            services: tenant
                 .wants
                 .iter()
-                .filter(|w| w.item.measurement_unit == "bytes")
-                .filter_map(|w| w.quota.value)
-                .min();
-            let data = self
-                .data_by_tenant
-                .get(key.as_str())
-                .copied()
-                .unwrap_or_default();
-            let over = storage.is_some_and(|quota| data > quota);
-            over_quota += usize::from(over);
-            let value = &mut entry.value[field];
-            value["services"] = json!(
-                tenant
-                    .wants
-                    .iter()
-                    .map(|w| json!({"item": w.item.key.to_string(), "quota": w.quota}))
-                    .collect::<Vec<_>>()
-            );
-            value["unavailable"] = json!(
-                tenant
-                    .flags
-                    .iter()
-                    .map(|f| json!({"item": f.item.to_string(), "reason": f.reason}))
-                    .collect::<Vec<_>>()
-            );
-            value["data_size_bytes"] = json!(data);
-            value["data_exceeds_quota"] = json!(over);
-        }
-        over_quota
+                .map(|w| Service {
+                    item: w.item.key.to_string(),
+                    quota: SortedQuota {
+                        overage: w.quota.overage,
+                        value: w.quota.value,
+                    },
+                })
+                .collect(),
+            unavailable: tenant.flags.iter().map(Unavailable::from).collect(),
+        })
     }
 
     /// A user's quota in the cloud, its data and whether that exceeds it.

@@ -273,6 +273,31 @@ mod initial_backup {
     }
 }
 
+/// The report with the provisioning view of the standard profile, every item
+/// taken as offered.
+fn encode_standard(snapshot: &Snapshot, plan: &crate::domain::plan::Plan) -> EncodedReport {
+    let profile = crate::domain::provisioning::Profile::standard();
+    let quotas = snapshot.group_quotas();
+    let services = crate::domain::provisioning::for_tenants(
+        &profile,
+        &crate::domain::provisioning::Offer::assumed(&profile),
+        &plan.tenants,
+        |group| quotas.get(group).copied(),
+    );
+    let view = ProvisioningView {
+        profile: &profile,
+        services: &services,
+        verified: true,
+    };
+    encode(
+        snapshot,
+        plan,
+        &LoginAnswers::default(),
+        &Default::default(),
+        &view,
+    )
+}
+
 /// The actions entries are written without JSON trees: their text is the one a
 /// tree of the same fields writes (what the report stored before, and compares with).
 #[test]
@@ -280,19 +305,7 @@ fn the_actions_entries_are_the_text_of_the_json_tree_of_their_fields() {
     use crate::domain::plan::tests::{free, settings, snapshot, whole};
     let snapshot = snapshot();
     let plan = crate::domain::plan::plan(&snapshot, &whole(), &settings(), &free).expect("plan");
-    let profile = crate::domain::provisioning::Profile::standard();
-    let view = ProvisioningView {
-        profile: &profile,
-        services: &[],
-        verified: false,
-    };
-    let encoded = encode(
-        &snapshot,
-        &plan,
-        &LoginAnswers::default(),
-        &Default::default(),
-        &view,
-    );
+    let encoded = encode_standard(&snapshot, &plan);
     let users: HashMap<&str, _> = snapshot.users.iter().map(|u| (u.id.as_str(), u)).collect();
     let group_name = |id: &str| {
         snapshot
@@ -348,5 +361,81 @@ fn the_actions_entries_are_the_text_of_the_json_tree_of_their_fields() {
             .iter()
             .any(|(_, text)| text.contains("\"type\":\"sql_server\"")),
         "{written:?}"
+    );
+}
+
+/// Every section's entries are written straight to text (no JSON tree between):
+/// each entry's text is the one a JSON tree of it writes (its fields, nested
+/// ones too, in alphabetical order), which is what reports stored before hold
+/// and are compared with. With the provisioning view, on a base where every
+/// section and each kind of nested field has entries.
+#[test]
+fn every_entry_is_the_text_a_json_tree_of_it_writes() {
+    use crate::domain::plan::tests::{settings, snapshot, whole};
+    let mut snapshot = snapshot();
+    // A login with a character substituted (a segment with its original), a
+    // machine that never reported and one offline (users to contact), and source
+    // quotas below the data (tenants over quota).
+    let mut user = snapshot.users[1].clone();
+    (user.id, user.login) = ("u6".into(), "first last".into());
+    snapshot.users.push(user);
+    let mut never = snapshot.machines[0].clone();
+    (
+        never.id,
+        never.user_id,
+        never.client_version,
+        never.last_seen_at,
+    ) = ("m3".into(), "u6".into(), None, None);
+    let mut offline = snapshot.machines[0].clone();
+    (offline.id, offline.user_id) = ("m4".into(), "u1".into());
+    offline.last_seen_at = Some(chrono::Utc::now() - chrono::Duration::days(60));
+    snapshot.machines.extend([never, offline]);
+    for g in &mut snapshot.groups {
+        g.storage_quota_bytes = Some(10);
+    }
+    let plan = crate::domain::plan::plan(&snapshot, &whole(), &settings(), &|_| Some(false))
+        .expect("plan");
+    let encoded = encode_standard(&snapshot, &plan);
+    for section in Section::ALL {
+        let entries = &encoded.sections[&section];
+        assert!(!entries.is_empty(), "{section:?} has entries");
+        for e in entries {
+            let tree: Value = serde_json::from_str(&e.value).expect("an entry is JSON");
+            assert_eq!(tree.to_string(), e.value, "{section:?} {}", e.key);
+        }
+    }
+    let text = |section: Section| {
+        encoded.sections[&section]
+            .iter()
+            .map(|e| e.value.as_str())
+            .collect::<String>()
+    };
+    // What the nested fields look like, so that the test sees each kind of them.
+    for (section, part, what) in [
+        (
+            Section::Users,
+            "\"original\":\" \"",
+            "a substituted segment",
+        ),
+        (Section::Hierarchy, "\"services\":[{\"item\":", "services"),
+        (
+            Section::Groups,
+            "\"note\":\"no_admin\"",
+            "a group without admin",
+        ),
+        (
+            Section::Contacts,
+            "\"machines\":[{\"client_version\":",
+            "machines",
+        ),
+    ] {
+        assert!(text(section).contains(part), "{section:?}: {what}");
+    }
+    assert_eq!(
+        encoded.planning["provisioning"]["tenants_over_quota"]
+            .as_u64()
+            .map(|n| n > 0),
+        Some(text(Section::Hierarchy).contains("\"data_exceeds_quota\":true")),
+        "the planning section counts the tenants over quota the hierarchy shows"
     );
 }
