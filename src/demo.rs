@@ -101,6 +101,8 @@ pub async fn run(mut config: Config, options: DemoOptions) -> anyhow::Result<()>
     )
     .await?;
     let other_tenant = cloud.idp().partner_token(Uuid::new_v4());
+    // The partner's staff who watch: the cloud's read-only administrator role.
+    let read_only = cloud.idp().read_only_token(partner.tenant_id);
     let (source_login, source_password) = source.credentials();
     let walk = Walk {
         http,
@@ -372,6 +374,7 @@ pub async fn run(mut config: Config, options: DemoOptions) -> anyhow::Result<()>
             base_url: &base,
             partner_token: &token,
             other_tenant_token: &other_tenant,
+            read_only_token: &read_only,
             workspace_id: &id,
             precheck_id,
             migration_id,
@@ -394,6 +397,7 @@ pub async fn run(mut config: Config, options: DemoOptions) -> anyhow::Result<()>
         "\nSwagger UI: {base}/swagger-ui/   (Authorize with the token below; it lasts 2 hours)"
     );
     println!("token: {token}");
+    println!("read-only token (readonly_admin: every GET, no write): {read_only}");
     println!(
         "more tokens: curl -s -u {}:{} -d grant_type=client_credentials {}/api/2/idp/token",
         partner.client_id,
@@ -414,6 +418,8 @@ pub struct PostmanValues<'a> {
     pub base_url: &'a str,
     pub partner_token: &'a str,
     pub other_tenant_token: &'a str,
+    /// A `readonly_admin` token of the partner's tenant: reads, never writes.
+    pub read_only_token: &'a str,
     pub workspace_id: &'a str,
     pub precheck_id: &'a str,
     pub migration_id: &'a str,
@@ -441,6 +447,7 @@ pub fn postman_environment(v: &PostmanValues) -> Value {
             plain("baseUrl", v.base_url),
             secret("partnerToken", v.partner_token),
             secret("otherTenantToken", v.other_tenant_token),
+            secret("readOnlyToken", v.read_only_token),
             plain("workspaceId", v.workspace_id),
             plain("demoPrecheckId", v.precheck_id),
             plain("demoMigrationId", v.migration_id),

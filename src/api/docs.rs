@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use actix_web::http::StatusCode;
+use actix_web::http::{Method, StatusCode};
 use utoipa::openapi::content::Content;
 use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::path::Operation;
@@ -12,11 +12,12 @@ use utoipa::openapi::response::{Response, ResponseBuilder};
 use utoipa::openapi::schema::{
     AdditionalProperties, AllOfBuilder, AnyOfBuilder, ObjectBuilder, Schema, Type,
 };
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{Ref, RefOr};
 
 use utoipa::{IntoResponses, Modify, OpenApi, ToResponse};
 
+use crate::auth::Access;
 use crate::error::{FieldError, PROBLEM_JSON, Problem};
 
 #[derive(OpenApi)]
@@ -60,7 +61,7 @@ impl Modify for BearerAuth {
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
                     .bearer_format("JWT")
-                    .description(Some("The cloud's RS256 access token for a user or API client with the partner_admin role."))
+                    .description(Some("The cloud's RS256 access token for a user or API client with the partner_admin role (every operation) or the readonly_admin role (reads only); each operation's security names the roles it accepts."))
                     .build(),
             ),
         );
@@ -108,7 +109,7 @@ macro_rules! problem_responses {
 problem_responses! {
     BadRequest => "The request cannot be read: malformed JSON, wrong types, missing or unknown fields, bad path or query parameters.",
     Unauthorized => "No bearer token, or one that is not valid: expired, not yet valid, for another issuer or audience, badly signed, or an agent token that no enrolled machine holds.",
-    Forbidden => "The token is valid but grants no partner administrator access (`WWW-Authenticate: Bearer error=\"insufficient_scope\"`).",
+    Forbidden => "The token is valid but grants neither role this operation accepts (a `readonly_admin` token on a write, or no administrator role of the tenant): `WWW-Authenticate: Bearer error=\"insufficient_scope\"`.",
     NotFound => "No such resource for the caller's tenant.",
     Conflict => "The request clashes with the current state: e.g. an Idempotency-Key reused with another body, or a value naming what the workspace does not have (`errors` points at it).",
     PreconditionFailed => "If-Match names a version that is no longer current.",
@@ -219,6 +220,7 @@ pub fn complete(spec: &mut utoipa::openapi::OpenApi) {
         }
         operation.security.get_or_insert_with(Vec::new);
     }
+    partner_roles(spec);
     crate::api::paging::declare(spec);
     // Rules across fields, each a validator's: `some_change`, and a migration names a pre-check or a selection.
     at_least_one(
@@ -240,6 +242,46 @@ pub fn complete(spec: &mut utoipa::openapi::OpenApi) {
     // Tagged enums that deny unknown fields: utoipa closes structs, not their variants.
     for name in ["AgentEvent", "SelectionNode", "QuotaRule"] {
         closed_variants(spec, name);
+    }
+}
+
+/// The roles each partner operation accepts ([`Access::roles_for`], the rule the
+/// guard applies): one security alternative per role, the role named in the
+/// bearer scheme's list (OpenAPI 3.1 lets a scheme other than OAuth list the
+/// roles an operation needs), and said in the operation's description.
+fn partner_roles(spec: &mut utoipa::openapi::OpenApi) {
+    for item in spec.paths.paths.values_mut() {
+        for (operation, method) in [
+            (&mut item.get, Method::GET),
+            (&mut item.put, Method::PUT),
+            (&mut item.post, Method::POST),
+            (&mut item.delete, Method::DELETE),
+            (&mut item.patch, Method::PATCH),
+            (&mut item.head, Method::HEAD),
+        ] {
+            let Some(operation) = operation.as_mut() else {
+                continue;
+            };
+            let partner = serde_json::to_value(&operation.security)
+                .ok()
+                .and_then(|security| security.get(0)?.get("bearer_auth").cloned())
+                .is_some();
+            if !partner {
+                continue;
+            }
+            let roles = Access::roles_for(&method);
+            operation.security = Some(
+                roles
+                    .iter()
+                    .map(|role| SecurityRequirement::new("bearer_auth", [*role]))
+                    .collect(),
+            );
+            let line = format!("Roles: `{}`.", roles.join("` or `"));
+            operation.description = Some(match operation.description.take() {
+                Some(text) if !text.is_empty() => format!("{text}\n\n{line}"),
+                _ => line,
+            });
+        }
     }
 }
 

@@ -39,10 +39,19 @@ async fn partner(req: &ServiceRequest) -> Result<Partner, ApiError> {
         None => Err(Rejection::Missing),
         Some(token) => state.auth.verify(token).await,
     };
-    verified.map_err(|rejection| {
+    let partner = verified.map_err(|rejection| {
         tracing::info!(reason = %rejection, "partner request refused");
         ApiError::from(rejection)
-    })
+    })?;
+    // Before any extractor reads the body: a read-only token's write is refused
+    // whatever it sends.
+    if !partner.access.allows(req.method()) {
+        tracing::info!(method = %req.method(), "a read-only partner's write refused");
+        return Err(ApiError::Forbidden(
+            "The token grants read-only access (readonly_admin); this operation needs partner_admin.",
+        ));
+    }
+    Ok(partner)
 }
 
 /// The partner's workspace `id`: a partner reaches its own tenant's workspaces
@@ -61,11 +70,11 @@ pub async fn partner_workspace(
 impl From<Rejection> for ApiError {
     fn from(rejection: Rejection) -> Self {
         match rejection {
-            Rejection::NoPartnerScope => {
-                ApiError::Forbidden("The token grants no partner administrator access.")
-            }
+            Rejection::NoPartnerScope => ApiError::Forbidden(
+                "The token grants no partner administrator (partner_admin) or read-only administrator (readonly_admin) access.",
+            ),
             Rejection::SeveralPartnerTenants => ApiError::Forbidden(
-                "The token grants partner administrator access on several tenants; use a token for one tenant.",
+                "The token grants administrator access on several tenants; use a token for one tenant.",
             ),
             Rejection::Missing => ApiError::Unauthorized {
                 credentials_present: false,

@@ -9,6 +9,7 @@ mod token;
 use std::time::Duration;
 
 use actix_web::HttpRequest;
+use actix_web::http::Method;
 use actix_web::http::header::AUTHORIZATION;
 use jsonwebtoken::{Algorithm, Validation, decode, decode_header};
 use serde::Deserialize;
@@ -21,11 +22,56 @@ pub use token::{constant_time_eq, digest, random_secret};
 /// The role that lets a cloud user or API client drive migrations for its tenant.
 pub const PARTNER_ROLE: &str = "partner_admin";
 
-/// An authenticated partner admin; every query is scoped by `tenant_id`.
+/// The cloud's read-only administrator role (`userRole` in its Account Management
+/// API): sees every migration of its tenant, changes nothing.
+pub const READ_ONLY_ROLE: &str = "readonly_admin";
+
+/// What a partner's token lets it do on its tenant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Access {
+    /// `readonly_admin`: every read (GET, HEAD), no write.
+    ReadOnly,
+    /// `partner_admin`: everything.
+    Administer,
+}
+
+impl Access {
+    /// The roles that may call an operation of `method`, the one rule the guard
+    /// applies and the OpenAPI document states: a read either role, anything else
+    /// the partner administrator's only.
+    pub fn roles_for(method: &Method) -> &'static [&'static str] {
+        if Access::is_read(method) {
+            &[PARTNER_ROLE, READ_ONLY_ROLE]
+        } else {
+            &[PARTNER_ROLE]
+        }
+    }
+
+    /// Whether this access may call an operation of `method`.
+    pub fn allows(self, method: &Method) -> bool {
+        self == Access::Administer || Access::is_read(method)
+    }
+
+    fn is_read(method: &Method) -> bool {
+        matches!(*method, Method::GET | Method::HEAD)
+    }
+
+    fn of_role(role: &str) -> Option<Access> {
+        match role {
+            PARTNER_ROLE => Some(Access::Administer),
+            READ_ONLY_ROLE => Some(Access::ReadOnly),
+            _ => None,
+        }
+    }
+}
+
+/// An authenticated partner administrator (or read-only administrator, by its
+/// `access`); every query is scoped by `tenant_id`.
 #[derive(Clone, Debug)]
 pub struct Partner {
     pub tenant_id: Uuid,
     pub subject: String,
+    pub access: Access,
 }
 
 pub struct Authenticator {
@@ -50,9 +96,9 @@ pub enum Rejection {
     IssuerUnavailable { retry_after_secs: u64 },
     #[error("token refused: {0}")]
     Invalid(String),
-    #[error("token grants no partner_admin scope")]
+    #[error("token grants neither partner_admin nor readonly_admin")]
     NoPartnerScope,
-    #[error("token grants partner_admin on several tenants")]
+    #[error("token grants partner_admin or readonly_admin on several tenants")]
     SeveralPartnerTenants,
 }
 
@@ -100,7 +146,7 @@ impl Authenticator {
         })?;
         let data = decode::<Claims>(token, &key, &self.validation)
             .map_err(|e| Rejection::Invalid(format!("{:?}", e.kind())))?;
-        let tenant_id = match partner_tenants(&data.claims.scope).as_slice() {
+        let (tenant_id, access) = match partner_tenants(&data.claims.scope).as_slice() {
             [] => return Err(Rejection::NoPartnerScope),
             [tenant] => *tenant,
             _ => return Err(Rejection::SeveralPartnerTenants),
@@ -108,6 +154,7 @@ impl Authenticator {
         Ok(Partner {
             tenant_id,
             subject: data.claims.sub.unwrap_or_default(),
+            access,
         })
     }
 }
@@ -115,21 +162,27 @@ impl Authenticator {
 /// The resource the partner role must be granted on.
 pub const ACCOUNT_SERVER: &str = "account-server";
 
-/// The distinct tenants (`tuid`) on which the token grants the partner-admin
-/// role of the account server, in order of appearance.
-fn partner_tenants(scope: &serde_json::Value) -> Vec<Uuid> {
-    let mut tenants = Vec::new();
+/// The distinct tenants (`tuid`) on which the token grants the partner-admin or
+/// the read-only admin role of the account server, in order of appearance, each
+/// with the most its roles there allow.
+fn partner_tenants(scope: &serde_json::Value) -> Vec<(Uuid, Access)> {
+    let mut tenants: Vec<(Uuid, Access)> = Vec::new();
     for entry in scope.as_array().into_iter().flatten() {
-        let partner = entry.get("role").and_then(|r| r.as_str()) == Some(PARTNER_ROLE)
-            && entry.get("rn").and_then(|r| r.as_str()) == Some(ACCOUNT_SERVER);
+        let access = entry
+            .get("role")
+            .and_then(|r| r.as_str())
+            .and_then(Access::of_role)
+            .filter(|_| entry.get("rn").and_then(|r| r.as_str()) == Some(ACCOUNT_SERVER));
         let tenant = entry
             .get("tuid")
             .and_then(|t| t.as_str())
             .and_then(|t| Uuid::parse_str(t).ok());
-        if let (true, Some(tenant)) = (partner, tenant)
-            && !tenants.contains(&tenant)
-        {
-            tenants.push(tenant);
+        let (Some(access), Some(tenant)) = (access, tenant) else {
+            continue;
+        };
+        match tenants.iter_mut().find(|(t, _)| *t == tenant) {
+            Some((_, known)) => *known = (*known).max(access),
+            None => tenants.push((tenant, access)),
         }
     }
     tenants
@@ -150,34 +203,60 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn the_partner_tenants_are_the_tuids_of_account_server_partner_admin_scopes() {
+    fn the_partner_tenants_are_the_tuids_of_account_server_partner_or_read_only_admin_scopes() {
+        use Access::{Administer, ReadOnly};
         let t = "0b6e7d2a-1c1e-4d0e-9a55-7a8f6f1e2b3c";
         let u = "1c7f8e3b-2d2f-4e1f-8b66-8b9f7f2f3c4d";
         let rn = "account-server";
-        let cases: Vec<(serde_json::Value, Vec<&str>)> = vec![
+        let cases: Vec<(serde_json::Value, Vec<(&str, Access)>)> = vec![
             (
                 json!([{"tid": 1, "tuid": t, "rs": "", "rn": rn, "role": "partner_admin"}]),
-                vec![t],
+                vec![(t, Administer)],
             ),
             (
                 json!([{"tuid": "not-a-uuid", "rn": rn, "role": "partner_admin"}, {"tuid": t, "rn": rn, "role": "partner_admin"}]),
-                vec![t],
+                vec![(t, Administer)],
             ),
             (
                 json!([{"tuid": t, "rn": rn, "role": "partner_admin"}, {"tuid": t, "rn": rn, "role": "partner_admin"}]),
-                vec![t],
+                vec![(t, Administer)],
             ),
             (
                 json!([{"tuid": t, "rn": rn, "role": "partner_admin"}, {"tuid": u, "rn": rn, "role": "partner_admin"}]),
-                vec![t, u],
+                vec![(t, Administer), (u, Administer)],
+            ),
+            (
+                json!([{"tuid": t, "rn": rn, "role": "readonly_admin"}]),
+                vec![(t, ReadOnly)],
+            ),
+            // Both roles on one tenant: the more it allows, whatever the order.
+            (
+                json!([{"tuid": t, "rn": rn, "role": "readonly_admin"}, {"tuid": t, "rn": rn, "role": "partner_admin"}]),
+                vec![(t, Administer)],
+            ),
+            (
+                json!([{"tuid": t, "rn": rn, "role": "partner_admin"}, {"tuid": t, "rn": rn, "role": "readonly_admin"}]),
+                vec![(t, Administer)],
+            ),
+            (
+                json!([{"tuid": t, "rn": rn, "role": "readonly_admin"}, {"tuid": u, "rn": rn, "role": "partner_admin"}]),
+                vec![(t, ReadOnly), (u, Administer)],
             ),
             (
                 json!([{"tuid": t, "rn": "other-service", "role": "partner_admin"}]),
                 vec![],
             ),
+            (
+                json!([{"tuid": t, "rn": "other-service", "role": "readonly_admin"}]),
+                vec![],
+            ),
             (json!([{"tuid": t, "role": "partner_admin"}]), vec![]),
             (
                 json!([{"tuid": t, "rn": rn, "role": "company_admin"}]),
+                vec![],
+            ),
+            (
+                json!([{"tuid": t, "rn": rn, "role": "protection_ro_admin"}]),
                 vec![],
             ),
             (
@@ -190,11 +269,31 @@ mod tests {
             (json!([]), vec![]),
         ];
         for (scope, expected) in cases {
-            let expected: Vec<Uuid> = expected
+            let expected: Vec<(Uuid, Access)> = expected
                 .into_iter()
-                .map(|s| Uuid::parse_str(s).expect("uuid"))
+                .map(|(s, access)| (Uuid::parse_str(s).expect("uuid"), access))
                 .collect();
             assert_eq!(partner_tenants(&scope), expected, "{scope}");
+        }
+    }
+
+    #[test]
+    fn a_read_only_token_may_read_and_nothing_else() {
+        for method in [Method::GET, Method::HEAD] {
+            assert!(Access::ReadOnly.allows(&method));
+            assert!(Access::Administer.allows(&method));
+            assert_eq!(Access::roles_for(&method), [PARTNER_ROLE, READ_ONLY_ROLE]);
+        }
+        for method in [
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+            Method::OPTIONS,
+        ] {
+            assert!(!Access::ReadOnly.allows(&method), "{method}");
+            assert!(Access::Administer.allows(&method), "{method}");
+            assert_eq!(Access::roles_for(&method), [PARTNER_ROLE], "{method}");
         }
     }
 

@@ -67,6 +67,8 @@ struct ApiClient {
     secret: String,
     tenant_id: Uuid,
     tid: i64,
+    /// The role its tokens grant on its tenant (`partner_admin`, `readonly_admin`).
+    role: &'static str,
 }
 
 pub struct IdpState {
@@ -121,6 +123,15 @@ impl IdpState {
 
     /// An API client with the partner-admin role on `tenant_id`.
     pub fn register_client(&self, tenant_id: Uuid) -> ClientCredentials {
+        self.register_client_with_role(tenant_id, "partner_admin")
+    }
+
+    /// An API client whose tokens grant `role` (a `userRole` of the cloud) on `tenant_id`.
+    pub fn register_client_with_role(
+        &self,
+        tenant_id: Uuid,
+        role: &'static str,
+    ) -> ClientCredentials {
         let client_id = Uuid::new_v4().to_string();
         let mut secret = [0u8; 24];
         getrandom::fill(&mut secret).expect("OS random generator");
@@ -135,6 +146,7 @@ impl IdpState {
                     secret: client_secret.clone(),
                     tenant_id,
                     tid,
+                    role,
                 },
             );
         ClientCredentials {
@@ -146,6 +158,11 @@ impl IdpState {
 
     /// The claims the cloud puts in a partner admin's access token.
     pub fn partner_claims(&self, tenant_id: Uuid, subject: &str) -> Value {
+        self.claims_with_role(tenant_id, subject, "partner_admin")
+    }
+
+    /// The claims of an access token that grants `role` on `tenant_id`.
+    pub fn claims_with_role(&self, tenant_id: Uuid, subject: &str, role: &str) -> Value {
         let now = chrono::Utc::now().timestamp();
         json!({
             "iss": self.issuer,
@@ -157,13 +174,19 @@ impl IdpState {
             "jti": Uuid::new_v4().to_string(),
             "client_id": subject,
             "sub_type": "api_client",
-            "scope": [{"tid": 1, "tuid": tenant_id.to_string(), "rs": "", "rn": "account-server", "role": "partner_admin"}],
+            "scope": [{"tid": 1, "tuid": tenant_id.to_string(), "rs": "", "rn": "account-server", "role": role}],
         })
     }
 
     /// A valid partner-admin token for `tenant_id`.
     pub fn partner_token(&self, tenant_id: Uuid) -> String {
         self.sign(&self.partner_claims(tenant_id, &Uuid::new_v4().to_string()))
+    }
+
+    /// A valid token of the cloud's read-only administrator (`readonly_admin`) of `tenant_id`.
+    pub fn read_only_token(&self, tenant_id: Uuid) -> String {
+        let subject = Uuid::new_v4().to_string();
+        self.sign(&self.claims_with_role(tenant_id, &subject, "readonly_admin"))
     }
 
     /// Signs any claims with the active key, `kid` set.
@@ -268,12 +291,12 @@ impl IdpState {
 
     /// An access token and an ID token (the document requires both in the answer) and their expiry.
     fn client_token(&self, client_id: &str, secret: &str) -> Option<(String, String, i64)> {
-        let (tenant_id, tid) = {
+        let (tenant_id, tid, role) = {
             let clients = self.clients.read().unwrap_or_else(|e| e.into_inner());
             let client = clients.get(client_id).filter(|c| c.secret == secret)?;
-            (client.tenant_id, client.tid)
+            (client.tenant_id, client.tid, client.role)
         };
-        let mut claims = self.partner_claims(tenant_id, client_id);
+        let mut claims = self.claims_with_role(tenant_id, client_id, role);
         claims["scope"][0]["tid"] = json!(tid);
         let expires_on = claims["exp"].as_i64().unwrap_or_default();
         let id_claims = json!({"iss": self.issuer, "sub": client_id, "aud": client_id, "exp": expires_on, "iat": claims["iat"]});

@@ -24,6 +24,7 @@ mod postman;
 mod prechecks;
 mod provisioning;
 mod registration_tokens;
+mod roles;
 mod secrets;
 mod sim_backupagent;
 mod sim_cloud;

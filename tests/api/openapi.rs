@@ -114,10 +114,25 @@ fn every_api_operation_documents_its_security_and_error_answers() {
                 continue;
             }
             operations += 1;
-            assert_eq!(
-                operation["security"],
-                serde_json::json!([{"bearer_auth": []}]),
-                "{method} {path} security"
+            // The roles each accepts (`auth::Access::roles_for`): reads either administrator role.
+            let roles = if method == "get" {
+                serde_json::json!([{"bearer_auth": ["partner_admin"]}, {"bearer_auth": ["readonly_admin"]}])
+            } else {
+                serde_json::json!([{"bearer_auth": ["partner_admin"]}])
+            };
+            assert_eq!(operation["security"], roles, "{method} {path} security");
+            assert!(
+                operation["description"]
+                    .as_str()
+                    .is_some_and(|d| d.ends_with(&format!(
+                        "Roles: `{}`.",
+                        if method == "get" {
+                            "partner_admin` or `readonly_admin"
+                        } else {
+                            "partner_admin"
+                        }
+                    ))),
+                "{method} {path}: the description names the roles"
             );
             for status in ["400", "401", "403", "500"] {
                 let response = &responses[status];

@@ -184,6 +184,7 @@ fn every_variable_the_collection_uses_is_defined_and_the_demo_writes_the_environ
         base_url: "",
         partner_token: "",
         other_tenant_token: "",
+        read_only_token: "",
         workspace_id: "",
         precheck_id: "",
         migration_id: "",

@@ -137,7 +137,12 @@ impl World {
 
     /// GET that must answer 200; the JSON body.
     pub async fn get(&self, path: &str) -> Value {
-        let response = self.app.get(path, &self.token).send().await.expect("get");
+        self.get_with(path, &self.token).await
+    }
+
+    /// [`World::get`] with another token.
+    pub async fn get_with(&self, path: &str, token: &str) -> Value {
+        let response = self.app.get(path, token).send().await.expect("get");
         assert_eq!(response.status(), 200, "{path}");
         response.json().await.expect("json")
     }
