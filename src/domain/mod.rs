@@ -18,3 +18,4 @@ pub mod support;
 pub mod tenants;
 pub mod transfer;
 pub mod webhooks;
+pub mod windows;
