@@ -70,10 +70,8 @@ async fn bare_write(
     let mut rows = Vec::new();
     for row in db.query_all(&query).await? {
         let name: String = row.try_get("", "section")?;
-        let section = Section::ALL
-            .into_iter()
-            .find(|s| s.as_str() == name)
-            .ok_or_else(|| anyhow::anyhow!("unknown section {name}"))?;
+        let section =
+            Section::parse(&name).ok_or_else(|| anyhow::anyhow!("unknown section {name}"))?;
         rows.push(prechecks::ChunkRow {
             section,
             first_entry: row.try_get::<i32>("", "first_entry")? as usize,

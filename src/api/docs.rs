@@ -184,19 +184,26 @@ response_sets! {
 
 /// Every operation of the document.
 pub fn operations_mut(spec: &mut utoipa::openapi::OpenApi) -> impl Iterator<Item = &mut Operation> {
+    methods_mut(spec).map(|(_, operation)| operation)
+}
+
+/// Every operation of the document with its method.
+fn methods_mut(
+    spec: &mut utoipa::openapi::OpenApi,
+) -> impl Iterator<Item = (Method, &mut Operation)> {
     spec.paths.paths.values_mut().flat_map(|item| {
         [
-            &mut item.get,
-            &mut item.put,
-            &mut item.post,
-            &mut item.delete,
-            &mut item.options,
-            &mut item.head,
-            &mut item.patch,
-            &mut item.trace,
+            (Method::GET, &mut item.get),
+            (Method::PUT, &mut item.put),
+            (Method::POST, &mut item.post),
+            (Method::DELETE, &mut item.delete),
+            (Method::OPTIONS, &mut item.options),
+            (Method::HEAD, &mut item.head),
+            (Method::PATCH, &mut item.patch),
+            (Method::TRACE, &mut item.trace),
         ]
         .into_iter()
-        .filter_map(Option::as_mut)
+        .filter_map(|(method, operation)| Some((method, operation.as_mut()?)))
     })
 }
 
@@ -250,38 +257,27 @@ pub fn complete(spec: &mut utoipa::openapi::OpenApi) {
 /// bearer scheme's list (OpenAPI 3.1 lets a scheme other than OAuth list the
 /// roles an operation needs), and said in the operation's description.
 fn partner_roles(spec: &mut utoipa::openapi::OpenApi) {
-    for item in spec.paths.paths.values_mut() {
-        for (operation, method) in [
-            (&mut item.get, Method::GET),
-            (&mut item.put, Method::PUT),
-            (&mut item.post, Method::POST),
-            (&mut item.delete, Method::DELETE),
-            (&mut item.patch, Method::PATCH),
-            (&mut item.head, Method::HEAD),
-        ] {
-            let Some(operation) = operation.as_mut() else {
-                continue;
-            };
-            let partner = serde_json::to_value(&operation.security)
-                .ok()
-                .and_then(|security| security.get(0)?.get("bearer_auth").cloned())
-                .is_some();
-            if !partner {
-                continue;
-            }
-            let roles = Access::roles_for(&method);
-            operation.security = Some(
-                roles
-                    .iter()
-                    .map(|role| SecurityRequirement::new("bearer_auth", [*role]))
-                    .collect(),
-            );
-            let line = format!("Roles: `{}`.", roles.join("` or `"));
-            operation.description = Some(match operation.description.take() {
-                Some(text) if !text.is_empty() => format!("{text}\n\n{line}"),
-                _ => line,
-            });
+    for (method, operation) in methods_mut(spec) {
+        // The security the route's annotation names (`bearer_auth`), read as the document writes it.
+        let partner = serde_json::to_value(&operation.security)
+            .ok()
+            .and_then(|security| security.get(0)?.get("bearer_auth").cloned())
+            .is_some();
+        if !partner {
+            continue;
         }
+        let roles = Access::roles_for(&method);
+        operation.security = Some(
+            roles
+                .iter()
+                .map(|role| SecurityRequirement::new("bearer_auth", [*role]))
+                .collect(),
+        );
+        let line = format!("Roles: `{}`.", roles.join("` or `"));
+        operation.description = Some(match operation.description.take() {
+            Some(text) if !text.is_empty() => format!("{text}\n\n{line}"),
+            _ => line,
+        });
     }
 }
 

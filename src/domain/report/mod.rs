@@ -227,8 +227,8 @@ pub fn stream(
 
 /// Where a section's entries go, one by one.
 trait Collect: Send {
-    /// An entry written as JSON text already.
-    fn push_encoded(&mut self, entry: EncodedEntry);
+    /// An entry, as JSON text.
+    fn push(&mut self, entry: EncodedEntry);
     fn count(&self) -> usize;
     /// Every entry is in.
     fn finish(&mut self) {}
@@ -253,7 +253,7 @@ impl Streamed<'_> {
 }
 
 impl Collect for Streamed<'_> {
-    fn push_encoded(&mut self, entry: EncodedEntry) {
+    fn push(&mut self, entry: EncodedEntry) {
         self.buffer.push(entry);
         self.count += 1;
         if self.buffer.len() >= self.chunk {
@@ -269,7 +269,7 @@ impl Collect for Streamed<'_> {
 }
 
 impl Collect for Vec<Entry> {
-    fn push_encoded(&mut self, entry: EncodedEntry) {
+    fn push(&mut self, entry: EncodedEntry) {
         let value = serde_json::from_str(&entry.value).expect("an encoded entry is JSON");
         Vec::push(
             self,
@@ -284,17 +284,8 @@ impl Collect for Vec<Entry> {
     }
 }
 
-impl From<Entry> for EncodedEntry {
-    fn from(entry: Entry) -> Self {
-        EncodedEntry {
-            value: entry.value.to_string(),
-            key: entry.key,
-        }
-    }
-}
-
 impl Collect for Vec<EncodedEntry> {
-    fn push_encoded(&mut self, entry: EncodedEntry) {
+    fn push(&mut self, entry: EncodedEntry) {
         Vec::push(self, entry);
     }
     fn count(&self) -> usize {
@@ -333,7 +324,7 @@ fn assemble<C: Collect>(
             let quota = view.map(|view| view.user(&u.user_id));
             tally.users_over_quota += usize::from(quota.is_some_and(|q| q.data_exceeds_quota));
             let name = group_name(&u.group_id);
-            let value = serde_json::to_string(&UserEntry {
+            let value = json_text(&UserEntry {
                 changes: &u.changes,
                 contact: (&u.contact).into(),
                 data_exceeds_quota: quota.map(|q| q.data_exceeds_quota),
@@ -347,9 +338,8 @@ fn assemble<C: Collect>(
                 tenant_key: &u.tenant_key,
                 unverified: u.unverified,
                 user_id: &u.user_id,
-            })
-            .expect("a users entry is JSON");
-            out.push_encoded(EncodedEntry {
+            });
+            out.push(EncodedEntry {
                 key: u.user_id.clone(),
                 value,
             });
@@ -375,7 +365,7 @@ fn assemble<C: Collect>(
                 Some(out) => {
                     for e in actions(plan, &users, &group_name) {
                         length += 1;
-                        out.push_encoded(e);
+                        out.push(e);
                     }
                 }
                 None => length = actions_count(plan),
@@ -388,18 +378,17 @@ fn assemble<C: Collect>(
                 Section::InitialBackup,
             ] {
                 lengths.insert(section, 0);
-                sections.insert(section, collector(section));
+                if keep(section) {
+                    sections.insert(section, collector(section));
+                }
             }
-            // Each entry is tallied, and written as text only when its section is kept.
+            // Each entry is counted, and written as text only when its section is kept.
             let mut collect = |section: Section, key: &str, text: &dyn Fn() -> String| {
                 *lengths.entry(section).or_default() += 1;
-                if keep(section)
-                    && let Some(out) = sections.get_mut(&section)
-                {
-                    let value = text();
-                    out.push_encoded(EncodedEntry {
+                if let Some(out) = sections.get_mut(&section) {
+                    out.push(EncodedEntry {
                         key: key.to_string(),
-                        value,
+                        value: text(),
                     });
                 }
             };
@@ -414,7 +403,7 @@ fn assemble<C: Collect>(
                 tally.tenants_over_quota += [&e.tenant, &e.users_tenant]
                     .into_iter()
                     .flatten()
-                    .filter(|t| t.over_quota)
+                    .filter(|t| t.data_exceeds_quota == Some(true))
                     .count();
                 collect(Section::Hierarchy, &g.group_id, &|| json_text(&e));
             }
@@ -437,7 +426,6 @@ fn assemble<C: Collect>(
     if keep(Section::Users) {
         sections.insert(Section::Users, users_entries);
     }
-    sections.retain(|section, _| keep(*section));
     tally.users_over_quota += users_tally.users_over_quota;
     let mut planning = planning(plan, &tally, &lengths, logins, initial_backup);
     if let Some(view) = view {
@@ -594,21 +582,14 @@ fn actions<'a>(
                 let plans: Vec<ActionPlan> = m
                     .plans
                     .iter()
-                    .filter(|p| match cause {
-                        ActionCause::UnsupportedOs => true,
-                        ActionCause::SqlServerRegistration => p.kind == "sql_server",
-                        ActionCause::ExchangeRegistration => p.kind == "exchange",
-                        ActionCause::UnsupportedPlanType => {
-                            p.support == super::support::PlanSupport::Manual
-                        }
-                    })
+                    .filter(|p| concerns(cause, p))
                     .map(|p| ActionPlan {
                         name: &p.name,
                         plan_id: &p.plan_id,
                         kind: &p.kind,
                     })
                     .collect();
-                let value = serde_json::to_string(&ActionEntry {
+                let value = json_text(&ActionEntry {
                     cause,
                     email: user.and_then(|u| u.email.as_deref()),
                     group_id: &m.group_id,
@@ -620,14 +601,24 @@ fn actions<'a>(
                     plans,
                     readiness: m.readiness,
                     user_id: &m.user_id,
-                })
-                .expect("an actions entry is JSON");
+                });
                 EncodedEntry {
                     key: format!("{}/{}", serde_plain(&cause), m.machine_id),
                     value,
                 }
             })
     })
+}
+
+/// Whether a machine's backup plan is one `cause` asks action for (every plan of
+/// a machine whose system is unsupported).
+pub(super) fn concerns(cause: ActionCause, plan: &super::plan::PlannedBackupPlan) -> bool {
+    match cause {
+        ActionCause::UnsupportedOs => true,
+        ActionCause::SqlServerRegistration => plan.kind == "sql_server",
+        ActionCause::ExchangeRegistration => plan.kind == "exchange",
+        ActionCause::UnsupportedPlanType => plan.support == super::support::PlanSupport::Manual,
+    }
 }
 
 /// The actions section's length: a machine once per cause it needs action for.
@@ -705,9 +696,6 @@ struct TenantEntry<'a> {
     services: Option<Vec<provisioning::Service>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     unavailable: Option<Vec<provisioning::Unavailable<'a>>>,
-    /// Not written: what the tally reads.
-    #[serde(skip)]
-    over_quota: bool,
 }
 
 fn hierarchy_entry<'a>(
@@ -729,7 +717,6 @@ fn hierarchy_entry<'a>(
             None => (None, None, None, None),
         };
         Some(TenantEntry {
-            over_quota: data_exceeds_quota == Some(true),
             data_exceeds_quota,
             data_size_bytes,
             key: &t.key,

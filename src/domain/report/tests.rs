@@ -322,14 +322,7 @@ fn the_actions_entries_are_the_text_of_the_json_tree_of_their_fields() {
             let plans: Vec<Value> = m
                 .plans
                 .iter()
-                .filter(|p| match cause {
-                    ActionCause::UnsupportedOs => true,
-                    ActionCause::SqlServerRegistration => p.kind == "sql_server",
-                    ActionCause::ExchangeRegistration => p.kind == "exchange",
-                    ActionCause::UnsupportedPlanType => {
-                        p.support == crate::domain::support::PlanSupport::Manual
-                    }
-                })
+                .filter(|p| concerns(cause, p))
                 .map(|p| json!({"plan_id": p.plan_id, "name": p.name, "type": p.kind}))
                 .collect();
             let tree = json!({
@@ -371,7 +364,7 @@ fn the_actions_entries_are_the_text_of_the_json_tree_of_their_fields() {
 /// section and each kind of nested field has entries.
 #[test]
 fn every_entry_is_the_text_a_json_tree_of_it_writes() {
-    use crate::domain::plan::tests::{settings, snapshot, whole};
+    use crate::domain::plan::tests::{free, settings, snapshot, whole};
     let mut snapshot = snapshot();
     // A login with a character substituted (a segment with its original), a
     // machine that never reported and one offline (users to contact), and source
@@ -388,13 +381,12 @@ fn every_entry_is_the_text_a_json_tree_of_it_writes() {
     ) = ("m3".into(), "u6".into(), None, None);
     let mut offline = snapshot.machines[0].clone();
     (offline.id, offline.user_id) = ("m4".into(), "u1".into());
-    offline.last_seen_at = Some(chrono::Utc::now() - chrono::Duration::days(60));
+    offline.last_seen_at = Some(settings().clock.now - chrono::Duration::days(60));
     snapshot.machines.extend([never, offline]);
     for g in &mut snapshot.groups {
         g.storage_quota_bytes = Some(10);
     }
-    let plan = crate::domain::plan::plan(&snapshot, &whole(), &settings(), &|_| Some(false))
-        .expect("plan");
+    let plan = crate::domain::plan::plan(&snapshot, &whole(), &settings(), &free).expect("plan");
     let encoded = encode_standard(&snapshot, &plan);
     for section in Section::ALL {
         let entries = &encoded.sections[&section];
